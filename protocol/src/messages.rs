@@ -1,0 +1,145 @@
+//! mesh's extension messages: the closed sets of what a client may say and what the server
+//! may answer. They travel as JSON inside a y-protocols custom message
+//! ([`crate::MESH_MESSAGE_TAG`]); see [`crate::codec`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorCode;
+
+/// A participant's role in a room. The server checks it on every message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// May read the room and chat, not edit.
+    Reader,
+    /// May edit files, chat and (later) run.
+    Writer,
+    /// Created the room: may do all a writer does, and delete the room.
+    Host,
+}
+
+impl Role {
+    /// Whether this role may change the room's document.
+    pub fn can_write(self) -> bool {
+        matches!(self, Role::Writer | Role::Host)
+    }
+}
+
+/// Messages a client sends to the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// The first mesh message of a mesh client: announces its protocol version and who it is.
+    /// Clients that never send it (stock Yjs clients) still sync, as anonymous participants.
+    Hello {
+        /// The [`crate::PROTOCOL_VERSION`] the client speaks.
+        version: u32,
+        /// Display name.
+        name: String,
+        /// Colour as `#rrggbb`; the server picks one when absent.
+        #[serde(default)]
+        color: Option<String>,
+        /// What kind of client this is (`mesh-proxy`, `neovim`, `vscode`...), for display.
+        #[serde(default)]
+        client: Option<String>,
+        /// The Yjs client id this connection's document uses, so that awareness states can be
+        /// tied to a participant.
+        #[serde(default)]
+        doc_client_id: Option<u64>,
+    },
+    /// A chat message to everyone in the room.
+    Chat {
+        /// The text, at most [`crate::MAX_CHAT_BYTES`] bytes.
+        text: String,
+    },
+    /// Asks for the current participant list (answered with [`ServerMessage::Participants`]).
+    ListParticipants,
+    /// A liveness check, answered with [`ServerMessage::Pong`] carrying the same nonce.
+    Ping {
+        /// Echoed back.
+        nonce: u64,
+    },
+}
+
+/// A person (or bot) connected to a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Participant {
+    /// The server's id of this connection, unique within the server's lifetime.
+    pub conn_id: u64,
+    /// Display name (`anonymous` for stock Yjs clients).
+    pub name: String,
+    /// Colour as `#rrggbb`.
+    pub color: String,
+    /// The participant's role.
+    pub role: Role,
+    /// The kind of client, as it announced itself (`yjs` for clients that did not).
+    pub client: String,
+    /// The Yjs client id of the participant's document, when announced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub doc_client_id: Option<u64>,
+}
+
+/// One chat message, as kept in the room (the shared `chat` array holds the same fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ChatEntry {
+    /// Unique id of the message within the room.
+    pub id: String,
+    /// The author's display name.
+    pub author: String,
+    /// The author's connection id.
+    pub conn_id: u64,
+    /// The text.
+    pub text: String,
+    /// When the server accepted it, in milliseconds since the Unix epoch.
+    pub ts: u64,
+}
+
+/// Messages the server sends to mesh clients (those that said `Hello`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The answer to `Hello`.
+    Welcome {
+        /// The server's [`crate::PROTOCOL_VERSION`].
+        version: u32,
+        /// This connection's id.
+        conn_id: u64,
+        /// The role the client's token grants.
+        role: Role,
+        /// Everyone in the room, this client included.
+        participants: Vec<Participant>,
+    },
+    /// Someone joined.
+    ParticipantJoined {
+        /// Who.
+        participant: Participant,
+    },
+    /// Someone left.
+    ParticipantLeft {
+        /// Their connection id.
+        conn_id: u64,
+    },
+    /// The answer to `ListParticipants`.
+    Participants {
+        /// Everyone in the room.
+        participants: Vec<Participant>,
+    },
+    /// A new chat message (history reaches joiners through the document's `chat` array).
+    Chat {
+        /// The message.
+        entry: ChatEntry,
+    },
+    /// The answer to `Ping`.
+    Pong {
+        /// The nonce of the ping.
+        nonce: u64,
+    },
+    /// Something the client sent was refused. The connection stays open unless the server
+    /// also closes it.
+    Error {
+        /// What went wrong.
+        code: ErrorCode,
+        /// What happened and what to do, for humans.
+        message: String,
+    },
+}

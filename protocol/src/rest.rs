@@ -1,0 +1,107 @@
+//! Request and response bodies of the REST API (`/api/...`). The server documents them as
+//! OpenAPI; the CLI uses the same types to read the answers.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorCode;
+use crate::messages::{Participant, Role};
+use crate::room_id::RoomId;
+
+/// The body of every REST error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ApiError {
+    /// What went wrong, machine-readable.
+    pub code: ErrorCode,
+    /// What went wrong and what to do, for humans.
+    pub message: String,
+}
+
+/// `POST /api/sessions`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    /// A human name for the room (at most 100 characters); defaults to "untitled".
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// The answer to `POST /api/sessions`: the new room and the tokens that open it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CreatedSession {
+    /// The room id.
+    #[schema(value_type = String)]
+    pub id: RoomId,
+    /// The room's name.
+    pub name: String,
+    /// A link that lets a colleague join as a writer (it carries a writer token).
+    pub join_link: String,
+    /// A link that lets someone join as a reader.
+    pub read_link: String,
+    /// The WebSocket URL of the room (add `?token=`).
+    pub ws_url: String,
+    /// Token with the host role: keep it; it deletes the room.
+    pub host_token: String,
+    /// Token with the writer role (the one in `join_link`).
+    pub writer_token: String,
+    /// Token with the reader role (the one in `read_link`).
+    pub reader_token: String,
+}
+
+/// One file of a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FileInfo {
+    /// Relative path with `/` separators.
+    pub path: String,
+    /// Length in UTF-16 code units.
+    pub len_utf16: u32,
+}
+
+/// `GET /api/sessions/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SessionInfo {
+    /// The room id.
+    #[schema(value_type = String)]
+    pub id: RoomId,
+    /// The room's name.
+    pub name: String,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_at: u64,
+    /// The role of the token used to ask.
+    pub your_role: Role,
+    /// Who is connected now.
+    pub participants: Vec<Participant>,
+    /// The room's files, sorted by path.
+    pub files: Vec<FileInfo>,
+}
+
+/// One line of `GET /api/sessions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SessionSummary {
+    /// The room id.
+    #[schema(value_type = String)]
+    pub id: RoomId,
+    /// The room's name.
+    pub name: String,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_at: u64,
+    /// How many participants are connected now (0 when the room is not loaded).
+    pub participants: u32,
+}
+
+/// A language that runs can use (`GET /api/languages`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LanguageInfo {
+    /// Registry key, e.g. `python`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// File extensions that select this language.
+    pub extensions: Vec<String>,
+}
+
+/// `GET /livez` and `GET /readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`, or what is wrong.
+    pub status: String,
+}
