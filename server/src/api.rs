@@ -1,0 +1,225 @@
+//! The REST API (`/api/...`, `/livez`, `/readyz`, `/metrics`) and its OpenAPI description.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use mesh_protocol::messages::Role;
+use mesh_protocol::rest::{ApiError, CreateSession, CreatedSession, FileInfo, Health, LanguageInfo, SessionInfo, SessionSummary};
+use mesh_protocol::{ErrorCode, RoomId};
+use utoipa::OpenApi;
+
+use crate::app::AppState;
+use crate::room::core::RoomCore;
+use crate::store::sqlite::now_ms;
+use crate::store::RoomRecord;
+
+/// The longest room name, in characters.
+const MAX_ROOM_NAME_CHARS: usize = 100;
+
+/// The OpenAPI document of the REST API, served at `/api/openapi.json`.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "mesh-server", description = "REST API of the mesh sync server. Rooms themselves are reached over the WebSocket at /ws/{id}?token=..., which speaks the Yjs sync and awareness protocol."),
+    paths(create_session, get_session, delete_session, list_sessions, languages, livez, readyz),
+    components(schemas(ApiError, CreateSession, CreatedSession, SessionInfo, SessionSummary, FileInfo, LanguageInfo, Health, ErrorCode, Role, mesh_protocol::messages::Participant)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("room_token", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()));
+    }
+}
+
+/// A JSON error response with the status that matches its code.
+pub fn api_error(code: ErrorCode, message: String) -> Response {
+    let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, Json(ApiError { code, message })).into_response()
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "request failed");
+    api_error(ErrorCode::Internal, "the server failed to handle the request; try again".into())
+}
+
+/// The token of an `Authorization: Bearer` header.
+pub fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(|t| t.trim().to_string())
+}
+
+fn parse_room(id: &str) -> Result<RoomId, Response> {
+    id.parse().map_err(|e| api_error(ErrorCode::BadRequest, format!("{e}")))
+}
+
+/// Create a room.
+#[utoipa::path(post, path = "/api/sessions", request_body = CreateSession,
+    responses((status = 201, body = CreatedSession), (status = 400, body = ApiError)))]
+pub async fn create_session(State(app): State<AppState>, body: Option<Json<CreateSession>>) -> Response {
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let name = req.name.unwrap_or_default();
+    let name = name.trim();
+    if name.chars().count() > MAX_ROOM_NAME_CHARS || name.chars().any(char::is_control) {
+        return api_error(ErrorCode::BadRequest, format!("a room name must be at most {MAX_ROOM_NAME_CHARS} printable characters"));
+    }
+    let name = if name.is_empty() { "untitled".to_string() } else { name.to_string() };
+    let id = RoomId::random();
+    if let Err(e) = app.store.create_room(RoomRecord { id, name: name.clone(), created_at: now_ms() }).await {
+        return internal(e);
+    }
+    let writer_token = app.auth.issue(id, Role::Writer);
+    let reader_token = app.auth.issue(id, Role::Reader);
+    let base = app.public_url();
+    let ws_base = base.replacen("http", "ws", 1);
+    tracing::info!(room = %id, "room created");
+    metrics::counter!("mesh_rooms_created_total").increment(1);
+    let created = CreatedSession {
+        id,
+        name,
+        join_link: format!("{base}/join/{id}?token={writer_token}"),
+        read_link: format!("{base}/join/{id}?token={reader_token}"),
+        ws_url: format!("{ws_base}/ws/{id}"),
+        host_token: app.auth.issue(id, Role::Host),
+        writer_token,
+        reader_token,
+    };
+    (StatusCode::CREATED, Json(created)).into_response()
+}
+
+/// Metadata, participants and files of a room. Any token of the room may ask.
+#[utoipa::path(get, path = "/api/sessions/{id}", params(("id" = String, Path, description = "room id")),
+    security(("room_token" = [])),
+    responses((status = 200, body = SessionInfo), (status = 401, body = ApiError), (status = 404, body = ApiError)))]
+pub async fn get_session(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let id = match parse_room(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    let role = match app.auth.check(bearer(&headers).as_deref(), id) {
+        Ok(role) => role,
+        Err(e) => return api_error(ErrorCode::Unauthorized, e.to_string()),
+    };
+    let record = match app.store.get_room(id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return api_error(ErrorCode::NotFound, format!("room {id} does not exist")),
+        Err(e) => return internal(e),
+    };
+    let (participants, files) = match app.rooms.info(id).await {
+        Some(info) => (info.participants, info.files),
+        None => match app.store.load(id).await {
+            Ok(state) => (Vec::new(), RoomCore::load(state.snapshot.as_deref(), &state.updates).0.files()),
+            Err(e) => return internal(e),
+        },
+    };
+    let files = files.into_iter().map(|(path, len_utf16)| FileInfo { path, len_utf16 }).collect();
+    Json(SessionInfo { id, name: record.name, created_at: record.created_at, your_role: role, participants, files }).into_response()
+}
+
+/// Delete a room and everything in it. Needs the host token.
+#[utoipa::path(delete, path = "/api/sessions/{id}", params(("id" = String, Path, description = "room id")),
+    security(("room_token" = [])),
+    responses((status = 204), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+pub async fn delete_session(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let id = match parse_room(&id) {
+        Ok(id) => id,
+        Err(r) => return r,
+    };
+    match app.auth.check(bearer(&headers).as_deref(), id) {
+        Ok(Role::Host) => {}
+        Ok(_) => return api_error(ErrorCode::Forbidden, "only the host may delete a room".into()),
+        Err(e) => return api_error(ErrorCode::Unauthorized, e.to_string()),
+    }
+    app.rooms.deleted(id).await;
+    match app.store.delete_room(id).await {
+        Ok(true) => {
+            tracing::info!(room = %id, "room deleted");
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(false) => api_error(ErrorCode::NotFound, format!("room {id} does not exist")),
+        Err(e) => internal(e),
+    }
+}
+
+/// List every room. Open to clients on loopback; elsewhere it needs the admin token.
+#[utoipa::path(get, path = "/api/sessions", security(("room_token" = [])),
+    responses((status = 200, body = Vec<SessionSummary>), (status = 401, body = ApiError)))]
+pub async fn list_sessions(State(app): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+    let allowed = match &app.settings.admin_token {
+        Some(admin) => bearer(&headers).is_some_and(|t| constant_time_eq(t.as_bytes(), admin.as_bytes())),
+        None => peer.ip().is_loopback(),
+    };
+    if !allowed {
+        return api_error(ErrorCode::Unauthorized, "listing rooms needs the admin token (Authorization: Bearer ...)".into());
+    }
+    let rooms = match app.store.list_rooms().await {
+        Ok(r) => r,
+        Err(e) => return internal(e),
+    };
+    let mut out = Vec::with_capacity(rooms.len());
+    for r in rooms {
+        let participants = match app.rooms.info(r.id).await {
+            Some(info) => info.participants.len() as u32,
+            None => 0,
+        };
+        out.push(SessionSummary { id: r.id, name: r.name, created_at: r.created_at, participants });
+    }
+    Json(out).into_response()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Languages that runs can use (none until the run service is configured).
+#[utoipa::path(get, path = "/api/languages", responses((status = 200, body = Vec<LanguageInfo>)))]
+pub async fn languages() -> Json<Vec<LanguageInfo>> {
+    Json(Vec::new())
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/livez", responses((status = 200, body = Health)))]
+pub async fn livez() -> Json<Health> {
+    Json(Health { status: "ok".into() })
+}
+
+/// Readiness: the store answers.
+#[utoipa::path(get, path = "/readyz", responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn readyz(State(app): State<AppState>) -> Response {
+    match app.store.get_room(RoomId::random()).await {
+        Ok(_) => Json(Health { status: "ok".into() }).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: format!("store unavailable: {e}") })).into_response(),
+    }
+}
+
+/// Prometheus metrics.
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    metrics::gauge!("mesh_rooms_in_registry").set(app.rooms.loaded_count() as f64);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response()
+}
+
+/// The OpenAPI document.
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// What a browser shows for a join link: how to join.
+pub async fn join_page(Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<RoomId>() else {
+        return (StatusCode::BAD_REQUEST, Html("<p>This is not a mesh join link: the room id is malformed.</p>".to_string())).into_response();
+    };
+    Html(format!(
+        "<!doctype html><meta charset=utf-8><title>mesh session</title>\
+         <h1>mesh session {id}</h1>\
+         <p>Join from a terminal with <code>mesh-proxy join '&lt;this link&gt;' DIR</code>, \
+         from VS Code with <em>Mesh: Join Session</em>, or from Neovim with <code>:Mesh join &lt;this link&gt;</code>.</p>"
+    ))
+    .into_response()
+}

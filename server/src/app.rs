@@ -1,0 +1,130 @@
+//! The server: shared state, the router, and the run loop with graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
+
+use axum::routing::get;
+use axum::Router;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+
+use crate::auth::Auth;
+use crate::config::Settings;
+use crate::room::Rooms;
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
+use crate::{api, ws};
+
+/// Largest REST request body: room creation and similar calls are tiny.
+const MAX_REST_BODY: usize = 64 * 1024;
+
+/// Name of the database file inside the data directory.
+pub const DB_FILE: &str = "mesh.db";
+
+/// State shared by every request.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Loaded rooms.
+    pub rooms: Arc<Rooms>,
+    /// Token issuing and checking.
+    pub auth: Auth,
+    /// Settings.
+    pub settings: Arc<Settings>,
+    /// The address actually bound (port 0 resolved).
+    pub bound: SocketAddr,
+    /// Prometheus rendering.
+    pub metrics: PrometheusHandle,
+    /// Connection id counter.
+    pub next_conn: Arc<AtomicU64>,
+}
+
+impl AppState {
+    /// The URL used in join links.
+    pub fn public_url(&self) -> String {
+        self.settings.public_url.clone().unwrap_or_else(|| format!("http://{}", self.bound))
+    }
+}
+
+/// The process-wide metrics recorder (installed once, also when tests start several servers
+/// in one process).
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed by an embedding program; then our
+            // metrics render empty rather than failing startup.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// The router over a given state.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/ws/{room}", get(ws::upgrade))
+        .route("/api/sessions", get(api::list_sessions).post(api::create_session))
+        .route("/api/sessions/{id}", get(api::get_session).delete(api::delete_session))
+        .route("/api/languages", get(api::languages))
+        .route("/api/openapi.json", get(api::openapi))
+        .route("/join/{id}", get(api::join_page))
+        .route("/livez", get(api::livez))
+        .route("/readyz", get(api::readyz))
+        .route("/metrics", get(api::metrics))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_REST_BODY))
+        .with_state(state)
+}
+
+/// A server that is bound and ready to serve.
+pub struct Server {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Server {
+    /// Opens the store and binds the listener.
+    pub async fn bind(settings: Settings) -> anyhow::Result<Server> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .map_err(|e| anyhow::anyhow!("cannot create the data directory {}: {e}", settings.data_dir.display()))?;
+        let sqlite = SqliteStore::open(&settings.data_dir.join(DB_FILE), settings.durability)?;
+        let secret = sqlite.secret().await?;
+        let store: Arc<dyn Store> = Arc::new(sqlite);
+        let listener = TcpListener::bind(settings.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+        let bound = listener.local_addr()?;
+        let state = AppState {
+            rooms: Rooms::new(store.clone()),
+            store,
+            auth: Auth::new(&secret, settings.token_ttl),
+            settings: Arc::new(settings),
+            bound,
+            metrics: metrics_handle(),
+            next_conn: Arc::new(AtomicU64::new(1)),
+        };
+        Ok(Server { listener, state })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.state.bound
+    }
+
+    /// Serves until `shutdown` resolves, then closes every room (compacting it) and every
+    /// socket, and returns.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let rooms = self.state.rooms.clone();
+        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: closing rooms");
+                rooms.shutdown().await;
+            })
+            .await?;
+        Ok(())
+    }
+}

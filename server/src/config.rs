@@ -1,0 +1,133 @@
+//! Configuration: defaults, then a TOML file, then `MESH_*` environment variables, then
+//! command-line flags — each later source overriding the earlier ones.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+use crate::store::sqlite::Durability;
+
+/// The default address: loopback only, so a first start exposes nothing to the network.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7420";
+
+/// How long join links stay valid by default: a working week.
+pub const DEFAULT_TOKEN_TTL_HOURS: u64 = 7 * 24;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Command-line flags of `mesh-server`. Each also reads a `MESH_*` variable.
+#[derive(Debug, Default, Parser)]
+#[command(name = "mesh-server", version, about = "The mesh sync server: collaborative rooms over the Yjs protocol.")]
+pub struct Args {
+    /// A TOML configuration file (keys as the long flags, with underscores).
+    #[arg(long, env = "MESH_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7420]; use port 0 for any free port.
+    #[arg(long, env = "MESH_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the SQLite database [default: the XDG data dir, e.g. ~/.local/share/mesh].
+    #[arg(long, env = "MESH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The URL clients reach this server at, used in join links [default: http://LISTEN].
+    #[arg(long, env = "MESH_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// What a committed update survives [default: process].
+    #[arg(long, env = "MESH_DURABILITY", value_enum)]
+    pub durability: Option<Durability>,
+    /// How long issued tokens stay valid, in hours [default: 168].
+    #[arg(long, env = "MESH_TOKEN_TTL_HOURS")]
+    pub token_ttl_hours: Option<u64>,
+    /// A token that lets `GET /api/sessions` list every room. Without it, only clients on
+    /// loopback may list rooms.
+    #[arg(long, env = "MESH_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Log format [default: text].
+    #[arg(long, env = "MESH_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The same settings as read from a TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    public_url: Option<String>,
+    durability: Option<Durability>,
+    token_ttl_hours: Option<u64>,
+    admin_token: Option<String>,
+    log_format: Option<LogFormat>,
+}
+
+/// The settings the server runs with.
+#[derive(Clone)]
+pub struct Settings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Public URL, without a trailing slash; `None` means "derive from the bound address".
+    pub public_url: Option<String>,
+    /// Store durability.
+    pub durability: Durability,
+    /// Token lifetime.
+    pub token_ttl: Duration,
+    /// Admin token for listing rooms.
+    pub admin_token: Option<String>,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The admin token is a secret: never print it.
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("public_url", &self.public_url)
+            .field("durability", &self.durability)
+            .field("token_ttl", &self.token_ttl)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+impl Settings {
+    /// Settings from flags (and env) over a config file over defaults.
+    pub fn resolve(args: Args) -> anyhow::Result<Settings> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir);
+        Ok(Settings {
+            listen: args.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
+            data_dir,
+            public_url: args.public_url.or(file.public_url).map(|u| u.trim_end_matches('/').to_string()),
+            durability: args.durability.or(file.durability).unwrap_or(Durability::Process),
+            token_ttl: Duration::from_secs(3600 * args.token_ttl_hours.or(file.token_ttl_hours).unwrap_or(DEFAULT_TOKEN_TTL_HOURS)),
+            admin_token: args.admin_token.or(file.admin_token).filter(|t| !t.is_empty()),
+            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))
+}
+
+fn default_data_dir() -> PathBuf {
+    dirs::data_dir().map(|d| d.join("mesh")).unwrap_or_else(|| PathBuf::from(".mesh"))
+}

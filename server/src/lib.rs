@@ -1,0 +1,13 @@
+//! `mesh-server`: hosts rooms — shared projects as Yjs documents — over WebSocket, keeps them
+//! durable in a store, and serves a small REST API.
+//!
+//! Invariants: the server never speaks LSP or DAP to editors; a room's state is touched only
+//! by its own task; nothing is sent to a client before the update behind it is durable.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod room;
+pub mod store;
+pub mod ws;

@@ -1,0 +1,372 @@
+//! The task that owns one loaded room. It is the only code that touches the room's
+//! [`RoomCore`]: connections talk to it through a bounded inbox ([`RoomHandle`]).
+//!
+//! Each turn of the loop takes every command already waiting (up to [`MAX_BATCH`]), lets the
+//! core handle them, makes the resulting updates durable in one store call, and only then
+//! sends anything. So nothing reaches a client before it is on disk, and a busy room pays
+//! for one disk write per turn, not per keystroke.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mesh_protocol::codec::Frame;
+use mesh_protocol::messages::{Participant, Role};
+use mesh_protocol::{ClientMessage, ErrorCode, RoomId};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::core::{ConnId, Effects, RoomCore, Target};
+use crate::store::sqlite::now_ms;
+use crate::store::Store;
+
+/// Commands one turn may take; bounds the time between two sends of the room.
+const MAX_BATCH: usize = 256;
+
+/// Room inbox capacity: when it is full, connections wait (back-pressure on readers of the
+/// socket) instead of the server buffering without bound.
+pub const INBOX_CAPACITY: usize = 1024;
+
+/// How long a room with nobody in it stays loaded, so a quick reconnect finds it warm.
+pub const IDLE_UNLOAD: Duration = Duration::from_secs(30);
+
+/// Compact the log into a snapshot after this many appended updates, so a reload replays a
+/// bounded number of updates.
+pub const COMPACT_EVERY: u64 = 1_000;
+
+/// What the room sends to a connection's writer task.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A binary frame.
+    Frame(Bytes),
+    /// Close the socket with this code and reason.
+    Close(u16, String),
+}
+
+/// A connection's queue of outgoing frames. When it is full the client cannot keep up; the
+/// room drops it and it resyncs on reconnect.
+pub type OutboundTx = mpsc::Sender<Outbound>;
+
+/// What a room can be asked.
+pub enum Command {
+    /// A connection wants in.
+    Join { conn: ConnId, role: Role, tx: OutboundTx, reply: oneshot::Sender<Result<(), ErrorCode>> },
+    /// A connection is gone.
+    Leave { conn: ConnId },
+    /// Decoded messages of one frame.
+    Frames { conn: ConnId, frames: Vec<Frame<ClientMessage>> },
+    /// A frame that failed to decode: tell the sender.
+    Refuse { conn: ConnId, code: ErrorCode, message: String },
+    /// Participants and files, for REST.
+    Info { reply: oneshot::Sender<RoomInfo> },
+    /// The room was deleted: close every connection and stop, writing nothing.
+    Delete,
+    /// The server is stopping: compact, close every connection and stop.
+    Shutdown,
+}
+
+/// A loaded room's public state.
+#[derive(Debug, Clone)]
+pub struct RoomInfo {
+    /// Who is connected.
+    pub participants: Vec<Participant>,
+    /// Paths and UTF-16 lengths of the files.
+    pub files: Vec<(String, u32)>,
+}
+
+/// A cloneable handle to a room's task.
+#[derive(Clone)]
+pub struct RoomHandle {
+    tx: mpsc::Sender<Command>,
+    /// Tells handles of successive loads of the same room apart.
+    pub generation: u64,
+}
+
+/// The room's task is gone (unloaded or crashed); get a new handle from the registry.
+#[derive(Debug)]
+pub struct Gone;
+
+impl RoomHandle {
+    /// Sends a command, waiting for room in the inbox.
+    pub async fn send(&self, cmd: Command) -> Result<(), Gone> {
+        self.tx.send(cmd).await.map_err(|_| Gone)
+    }
+
+    /// Asks the room to admit a connection.
+    pub async fn join(&self, conn: ConnId, role: Role, tx: OutboundTx) -> Result<Result<(), ErrorCode>, Gone> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Join { conn, role, tx, reply }).await?;
+        rx.await.map_err(|_| Gone)
+    }
+
+    /// Participants and files of the room.
+    pub async fn info(&self) -> Result<RoomInfo, Gone> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Info { reply }).await?;
+        rx.await.map_err(|_| Gone)
+    }
+
+    /// Whether the task has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// Starts a room's task. `on_exit` runs when it stops, whatever the reason.
+pub fn spawn(id: RoomId, generation: u64, store: Arc<dyn Store>, on_exit: impl FnOnce() + Send + 'static) -> (RoomHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
+    let task = tokio::spawn(async move {
+        let mut rx = rx;
+        run(id, store, &mut rx).await;
+        // Whatever is still queued gets a clear "gone": joiners retry on a fresh load.
+        rx.close();
+        while rx.try_recv().is_ok() {}
+        on_exit();
+    });
+    (RoomHandle { tx, generation }, task)
+}
+
+struct Actor {
+    id: RoomId,
+    core: RoomCore,
+    store: Arc<dyn Store>,
+    senders: HashMap<ConnId, OutboundTx>,
+    last_seq: u64,
+    compacted_seq: u64,
+}
+
+async fn run(id: RoomId, store: Arc<dyn Store>, rx: &mut mpsc::Receiver<Command>) {
+    let exists = match store.get_room(id).await {
+        Ok(found) => found.is_some(),
+        Err(e) => {
+            tracing::error!(room = %id, error = %e, "cannot read the room from the store");
+            refuse_all(rx, ErrorCode::Internal).await;
+            return;
+        }
+    };
+    if !exists {
+        refuse_all(rx, ErrorCode::NotFound).await;
+        return;
+    }
+    let state = match store.load(id).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(room = %id, error = %e, "cannot load the room");
+            refuse_all(rx, ErrorCode::Internal).await;
+            return;
+        }
+    };
+    let started = Instant::now();
+    let (core, bad) = RoomCore::load(state.snapshot.as_deref(), &state.updates);
+    if bad > 0 {
+        tracing::error!(room = %id, bad, "stored updates failed to apply; the store may be damaged");
+        metrics::counter!("mesh_store_bad_updates_total").increment(bad as u64);
+    }
+    tracing::info!(room = %id, updates = state.updates.len(), ms = started.elapsed().as_millis() as u64, "room loaded");
+    metrics::gauge!("mesh_rooms_loaded").increment(1);
+    let compacted_seq = state.last_seq - state.updates.len() as u64;
+    let mut actor = Actor { id, core, store, senders: HashMap::new(), last_seq: state.last_seq, compacted_seq };
+    actor.main_loop(rx).await;
+    metrics::gauge!("mesh_rooms_loaded").decrement(1);
+}
+
+/// Answers every queued join with `code` (the room could not be opened).
+async fn refuse_all(rx: &mut mpsc::Receiver<Command>, code: ErrorCode) {
+    rx.close();
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            Command::Join { reply, .. } => {
+                let _ = reply.send(Err(code));
+            }
+            Command::Info { .. } | Command::Leave { .. } | Command::Frames { .. } | Command::Refuse { .. } | Command::Delete | Command::Shutdown => {}
+        }
+    }
+}
+
+enum Stop {
+    Idle,
+    Shutdown,
+    Deleted,
+    StoreFailed,
+}
+
+impl Actor {
+    async fn main_loop(&mut self, rx: &mut mpsc::Receiver<Command>) {
+        let mut idle_since = Some(Instant::now());
+        let stop = loop {
+            let idle_deadline = idle_since.map(|t| t + IDLE_UNLOAD);
+            let first = tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => cmd,
+                    None => break Stop::Shutdown,
+                },
+                _ = sleep_until_opt(idle_deadline) => break Stop::Idle,
+            };
+            let mut batch = Vec::with_capacity(8);
+            batch.push(first);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(cmd) => batch.push(cmd),
+                    Err(_) => break,
+                }
+            }
+            match self.turn(batch).await {
+                Ok(()) => {}
+                Err(stop) => break stop,
+            }
+            idle_since = if self.senders.is_empty() { idle_since.or(Some(Instant::now())) } else { None };
+        };
+        match stop {
+            Stop::Idle | Stop::Shutdown => {
+                self.compact().await;
+                let (code, reason) = match stop {
+                    Stop::Idle => (1001, "room unloaded"),
+                    _ => (1001, "server shutting down"),
+                };
+                self.close_all(code, reason);
+            }
+            Stop::Deleted => self.close_all(ErrorCode::NotFound.close_code(), "the room was deleted"),
+            Stop::StoreFailed => self.close_all(ErrorCode::Unavailable.close_code(), "storage failed; reconnect"),
+        }
+        tracing::info!(room = %self.id, "room unloaded");
+    }
+
+    /// One turn: handle the batch, persist, then send.
+    async fn turn(&mut self, batch: Vec<Command>) -> Result<(), Stop> {
+        let mut fx = Effects::default();
+        let mut stop = None;
+        for cmd in batch {
+            match cmd {
+                Command::Join { conn, role, tx, reply } => {
+                    self.senders.insert(conn, tx);
+                    merge(&mut fx, self.core.join(conn, role));
+                    metrics::gauge!("mesh_participants").increment(1);
+                    let _ = reply.send(Ok(()));
+                }
+                Command::Leave { conn } => {
+                    if self.senders.remove(&conn).is_some() {
+                        metrics::gauge!("mesh_participants").decrement(1);
+                    }
+                    merge(&mut fx, self.core.leave(conn));
+                }
+                Command::Frames { conn, frames } => {
+                    let now = now_ms();
+                    for frame in frames {
+                        merge(&mut fx, self.core.handle(conn, frame, now));
+                    }
+                }
+                Command::Refuse { conn, code, message } => merge(&mut fx, self.core.refuse(conn, code, message)),
+                Command::Info { reply } => {
+                    let _ = reply.send(RoomInfo { participants: self.core.participants(), files: self.core.files() });
+                }
+                Command::Delete => stop = Some(Stop::Deleted),
+                Command::Shutdown => stop = Some(Stop::Shutdown),
+            }
+        }
+        if !fx.persist.is_empty() {
+            let n = fx.persist.len() as u64;
+            let bytes: usize = fx.persist.iter().map(Vec::len).sum();
+            let started = Instant::now();
+            match self.store.append(self.id, std::mem::take(&mut fx.persist)).await {
+                Ok(seq) => self.last_seq = seq,
+                Err(e) => {
+                    // The updates are in memory but not on disk: send nothing, drop everyone.
+                    // Clients keep their edits and resend them when they resync.
+                    tracing::error!(room = %self.id, error = %e, "cannot persist updates; closing the room");
+                    metrics::counter!("mesh_store_errors_total").increment(1);
+                    return Err(Stop::StoreFailed);
+                }
+            }
+            metrics::histogram!("mesh_store_append_seconds").record(started.elapsed().as_secs_f64());
+            metrics::counter!("mesh_updates_total").increment(n);
+            metrics::counter!("mesh_update_bytes_total").increment(bytes as u64);
+        }
+        self.deliver(fx);
+        if let Some(stop) = stop {
+            return Err(stop);
+        }
+        if self.last_seq - self.compacted_seq >= COMPACT_EVERY {
+            self.compact().await;
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, fx: Effects) {
+        let mut dropped = Vec::new();
+        for (target, frame) in fx.send {
+            let ids: Vec<ConnId> = match target {
+                Target::One(id) => vec![id],
+                Target::AllBut(origin) => self.senders.keys().copied().filter(|id| *id != origin).collect(),
+                Target::All => self.senders.keys().copied().collect(),
+                Target::MeshClients => self.senders.keys().copied().filter(|id| self.core.is_mesh(*id)).collect(),
+            };
+            for id in ids {
+                if let Some(tx) = self.senders.get(&id) {
+                    match tx.try_send(Outbound::Frame(frame.clone())) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(_)) => dropped.push(id),
+                        // The socket is closing; its reader will send `Leave`.
+                        Err(mpsc::error::TrySendError::Closed(_)) => {}
+                    }
+                }
+            }
+        }
+        for (id, code, reason) in fx.close {
+            if let Some(tx) = self.senders.remove(&id) {
+                let _ = tx.try_send(Outbound::Close(code.close_code(), reason));
+                metrics::gauge!("mesh_participants").decrement(1);
+                let leave = self.core.leave(id);
+                self.deliver(leave);
+            }
+        }
+        dropped.sort_unstable();
+        dropped.dedup();
+        for id in dropped {
+            if self.senders.remove(&id).is_some() {
+                // Its queue is full, so it cannot even be told; its writer closes the socket
+                // when the queue's sender is dropped here.
+                tracing::warn!(room = %self.id, conn = id, "client too slow; dropped");
+                metrics::counter!("mesh_slow_clients_dropped_total").increment(1);
+                metrics::gauge!("mesh_participants").decrement(1);
+                let leave = self.core.leave(id);
+                self.deliver(leave);
+            }
+        }
+    }
+
+    async fn compact(&mut self) {
+        if self.last_seq == self.compacted_seq {
+            return;
+        }
+        let Some(snapshot) = self.core.snapshot() else { return };
+        let upto = self.last_seq;
+        match self.store.compact(self.id, snapshot, upto).await {
+            Ok(()) => {
+                self.compacted_seq = upto;
+                metrics::counter!("mesh_compactions_total").increment(1);
+            }
+            Err(e) => tracing::warn!(room = %self.id, error = %e, "compaction failed; the log is kept"),
+        }
+    }
+
+    fn close_all(&mut self, code: u16, reason: &str) {
+        for (_, tx) in self.senders.drain() {
+            let _ = tx.try_send(Outbound::Close(code, reason.to_string()));
+            metrics::gauge!("mesh_participants").decrement(1);
+        }
+    }
+}
+
+fn merge(into: &mut Effects, from: Effects) {
+    into.persist.extend(from.persist);
+    into.send.extend(from.send);
+    into.close.extend(from.close);
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}

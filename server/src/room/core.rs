@@ -1,0 +1,382 @@
+//! The sans-IO room: one shared document, its awareness and its participants. It takes a
+//! connection's decoded messages and returns what to persist and what to send to whom. It
+//! owns no socket, no store and no clock beyond the `now_ms` it is handed, so it is
+//! deterministic and tested directly.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use mesh_protocol::codec::{encode_mesh, encode_yjs, Frame};
+use mesh_protocol::messages::{ChatEntry, Participant, Role};
+use mesh_protocol::{doc as shape, ClientMessage, ErrorCode, ServerMessage, CHAT_HISTORY_LEN, MAX_CHAT_BYTES, MAX_NAME_CHARS, PROTOCOL_VERSION};
+use yrs::sync::awareness::AwarenessUpdate;
+use yrs::sync::{Awareness, Message, SyncMessage};
+use yrs::types::ToJson;
+use yrs::updates::decoder::Decode;
+use yrs::{Any, Array, ArrayRef, Doc, Map, ReadTxn, Transact, Update};
+
+/// The largest awareness state (JSON) one client may publish: names, colours and a few
+/// cursors fit in far less.
+pub const MAX_AWARENESS_STATE_BYTES: usize = 16 * 1024;
+
+/// Colours handed to participants that did not pick one, in join order.
+const PALETTE: [&str; 8] = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324"];
+
+/// A connection's id, unique for the life of the server process.
+pub type ConnId = u64;
+
+/// Who a message goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// One connection.
+    One(ConnId),
+    /// Every connection but one (the origin of an update).
+    AllBut(ConnId),
+    /// Every connection.
+    All,
+    /// Every connection that speaks mesh's extension messages.
+    MeshClients,
+}
+
+/// What the room wants done after handling an input.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Updates to make durable, in order, before any of `send` goes out.
+    pub persist: Vec<Vec<u8>>,
+    /// Frames to send, in order.
+    pub send: Vec<(Target, Bytes)>,
+    /// Connections to close, with the reason.
+    pub close: Vec<(ConnId, ErrorCode, String)>,
+}
+
+impl Effects {
+    fn to(&mut self, target: Target, frame: Vec<u8>) {
+        self.send.push((target, Bytes::from(frame)));
+    }
+
+    fn error(&mut self, conn: &Conn, id: ConnId, code: ErrorCode, message: String) {
+        tracing::debug!(conn = id, ?code, %message, "refused a client message");
+        if conn.mesh {
+            self.to(Target::One(id), encode_mesh(&ServerMessage::Error { code, message }));
+        } else if code == ErrorCode::Forbidden {
+            // Stock Yjs clients understand only the y-protocols permission-denied message.
+            self.to(Target::One(id), encode_yjs(&Message::Auth(Some(message))));
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Conn {
+    participant: Participant,
+    /// Said `Hello`: receives mesh messages.
+    mesh: bool,
+    /// Awareness client ids this connection published, removed when it leaves.
+    awareness_ids: BTreeSet<u64>,
+}
+
+/// One room's state.
+pub struct RoomCore {
+    awareness: Awareness,
+    conns: BTreeMap<ConnId, Conn>,
+    joined_total: u64,
+    chat_seq: u64,
+}
+
+impl RoomCore {
+    /// A room rebuilt from its snapshot and the updates after it. Updates that fail to apply
+    /// are skipped and counted in the returned number (they were validated when accepted,
+    /// so a non-zero count means the store was damaged).
+    pub fn load(snapshot: Option<&[u8]>, updates: &[Vec<u8>]) -> (Self, usize) {
+        let doc = Doc::new();
+        let mut bad = 0;
+        {
+            let mut txn = doc.transact_mut();
+            for u in snapshot.into_iter().chain(updates.iter().map(|u| u.as_slice())) {
+                match Update::decode_v1(u) {
+                    Ok(update) => {
+                        if txn.apply_update(update).is_err() {
+                            bad += 1;
+                        }
+                    }
+                    Err(_) => bad += 1,
+                }
+            }
+        }
+        let room = RoomCore { awareness: Awareness::new(doc), conns: BTreeMap::new(), joined_total: 0, chat_seq: 0 };
+        (room, bad)
+    }
+
+    /// The room's document.
+    pub fn doc(&self) -> &Doc {
+        self.awareness.doc()
+    }
+
+    /// How many connections are in the room.
+    pub fn conn_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Everyone in the room, in join order.
+    pub fn participants(&self) -> Vec<Participant> {
+        self.conns.values().map(|c| c.participant.clone()).collect()
+    }
+
+    /// Paths and UTF-16 lengths of the room's files, sorted by path.
+    pub fn files(&self) -> Vec<(String, u32)> {
+        let txn = self.doc().transact();
+        let Some(files) = txn.get_map(shape::FILES) else { return Vec::new() };
+        let mut out: Vec<(String, u32)> = files
+            .iter(&txn)
+            .filter_map(|(path, value)| match value {
+                yrs::Out::YText(text) => Some((path.to_string(), yrs::GetString::get_string(&text, &txn).encode_utf16().count() as u32)),
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The document's full state, for a snapshot. `None` while some update waits for a
+    /// missing dependency: the log must keep it until it can be integrated.
+    pub fn snapshot(&self) -> Option<Vec<u8>> {
+        let txn = self.doc().transact();
+        if txn.has_missing_updates() {
+            return None;
+        }
+        Some(txn.encode_state_as_update_v1(&yrs::StateVector::default()))
+    }
+
+    /// A connection joins with the role its token grants.
+    pub fn join(&mut self, id: ConnId, role: Role) -> Effects {
+        let color = PALETTE[(self.joined_total % PALETTE.len() as u64) as usize].to_string();
+        self.joined_total += 1;
+        let participant = Participant { conn_id: id, name: "anonymous".into(), color, role, client: "yjs".into(), doc_client_id: None };
+        self.conns.insert(id, Conn { participant: participant.clone(), mesh: false, awareness_ids: BTreeSet::new() });
+        let mut fx = Effects::default();
+        let sv = self.doc().transact().state_vector();
+        fx.to(Target::One(id), encode_yjs(&Message::Sync(SyncMessage::SyncStep1(sv))));
+        if let Ok(update) = self.awareness.update() {
+            if !update.clients.is_empty() {
+                fx.to(Target::One(id), encode_yjs(&Message::Awareness(update)));
+            }
+        }
+        fx.to(Target::MeshClients, encode_mesh(&ServerMessage::ParticipantJoined { participant }));
+        fx
+    }
+
+    /// A connection left (or was dropped).
+    pub fn leave(&mut self, id: ConnId) -> Effects {
+        let mut fx = Effects::default();
+        let Some(conn) = self.conns.remove(&id) else { return fx };
+        // Clear the awareness states the connection published, as y-websocket does, so
+        // everyone drops its cursors at once.
+        let mut removed = AwarenessUpdate { clients: Default::default() };
+        for client in conn.awareness_ids {
+            let cid = yrs::block::ClientID::new(client);
+            if let Some((clock, _)) = self.awareness.meta(cid) {
+                removed.clients.insert(cid, yrs::sync::awareness::AwarenessUpdateEntry { clock: clock + 1, json: "null".into() });
+            }
+        }
+        if !removed.clients.is_empty() {
+            let _ = self.awareness.apply_update(removed.clone());
+            fx.to(Target::All, encode_yjs(&Message::Awareness(removed)));
+        }
+        fx.to(Target::MeshClients, encode_mesh(&ServerMessage::ParticipantLeft { conn_id: id }));
+        fx
+    }
+
+    /// Handles one decoded message of a connection.
+    pub fn handle(&mut self, id: ConnId, frame: Frame<ClientMessage>, now_ms: u64) -> Effects {
+        let mut fx = Effects::default();
+        if !self.conns.contains_key(&id) {
+            return fx;
+        }
+        match frame {
+            Frame::Yjs(msg) => self.handle_yjs(id, msg, &mut fx),
+            Frame::Mesh(msg) => self.handle_mesh(id, msg, now_ms, &mut fx),
+        }
+        fx
+    }
+
+    /// Sends an error to a connection (used by the actor for frames that failed to decode).
+    pub fn refuse(&self, id: ConnId, code: ErrorCode, message: String) -> Effects {
+        let mut fx = Effects::default();
+        if let Some(conn) = self.conns.get(&id) {
+            fx.error(conn, id, code, message);
+        }
+        fx
+    }
+
+    fn handle_yjs(&mut self, id: ConnId, msg: Message, fx: &mut Effects) {
+        match msg {
+            Message::Sync(SyncMessage::SyncStep1(sv)) => {
+                let diff = self.doc().transact().encode_state_as_update_v1(&sv);
+                fx.to(Target::One(id), encode_yjs(&Message::Sync(SyncMessage::SyncStep2(diff))));
+            }
+            Message::Sync(SyncMessage::SyncStep2(update)) | Message::Sync(SyncMessage::Update(update)) => {
+                self.apply_client_update(id, update, fx);
+            }
+            Message::Awareness(update) => self.apply_awareness(id, update, fx),
+            Message::AwarenessQuery => {
+                if let Ok(update) = self.awareness.update() {
+                    fx.to(Target::One(id), encode_yjs(&Message::Awareness(update)));
+                }
+            }
+            // Authentication happens at the HTTP upgrade; nothing to do on the socket.
+            Message::Auth(_) => {}
+            Message::Custom(..) => {
+                let conn = &self.conns[&id];
+                fx.error(conn, id, ErrorCode::UnknownMessage, "unknown message tag".into());
+            }
+        }
+    }
+
+    fn apply_client_update(&mut self, id: ConnId, raw: Vec<u8>, fx: &mut Effects) {
+        let conn = &self.conns[&id];
+        let update = match Update::decode_v1(&raw) {
+            Ok(u) => u,
+            Err(e) => {
+                fx.error(conn, id, ErrorCode::InvalidUpdate, format!("cannot decode the update: {e}"));
+                return;
+            }
+        };
+        if update.is_empty() {
+            // Sync step 2 of a client that has nothing new: not an edit, allowed for readers.
+            return;
+        }
+        if !conn.participant.role.can_write() {
+            fx.error(conn, id, ErrorCode::Forbidden, "your role is reader: edits are not accepted; ask the host for write access".into());
+            return;
+        }
+        let result = self.doc().transact_mut().apply_update(update);
+        if let Err(e) = result {
+            let conn = &self.conns[&id];
+            fx.error(conn, id, ErrorCode::InvalidUpdate, format!("the update does not apply to this room: {e}"));
+            return;
+        }
+        fx.to(Target::AllBut(id), encode_yjs(&Message::Sync(SyncMessage::Update(raw.clone()))));
+        fx.persist.push(raw);
+    }
+
+    fn apply_awareness(&mut self, id: ConnId, update: AwarenessUpdate, fx: &mut Effects) {
+        let conn = self.conns.get_mut(&id).expect("checked by handle");
+        if let Some(entry) = update.clients.values().find(|e| e.json.len() > MAX_AWARENESS_STATE_BYTES) {
+            let len = entry.json.len();
+            fx.error(conn, id, ErrorCode::TooLarge, format!("awareness state of {len} bytes exceeds {MAX_AWARENESS_STATE_BYTES}"));
+            return;
+        }
+        for (client, entry) in &update.clients {
+            if &*entry.json == "null" {
+                conn.awareness_ids.remove(&client.get());
+            } else {
+                conn.awareness_ids.insert(client.get());
+            }
+        }
+        let frame = encode_yjs(&Message::Awareness(update.clone()));
+        if let Err(e) = self.awareness.apply_update(update) {
+            let conn = &self.conns[&id];
+            fx.error(conn, id, ErrorCode::BadRequest, format!("invalid awareness update: {e}"));
+            return;
+        }
+        fx.to(Target::AllBut(id), frame);
+    }
+
+    fn handle_mesh(&mut self, id: ConnId, msg: ClientMessage, now_ms: u64, fx: &mut Effects) {
+        match msg {
+            ClientMessage::Hello { version, name, color, client, doc_client_id } => {
+                let conn = self.conns.get_mut(&id).expect("checked by handle");
+                conn.mesh = true;
+                if version != PROTOCOL_VERSION {
+                    let message = format!("this server speaks mesh protocol {PROTOCOL_VERSION}, the client speaks {version}: update the client or the server");
+                    fx.error(conn, id, ErrorCode::UnsupportedVersion, message.clone());
+                    fx.close.push((id, ErrorCode::UnsupportedVersion, message));
+                    return;
+                }
+                let p = &mut conn.participant;
+                p.name = clean_name(&name);
+                if let Some(c) = color.filter(|c| is_color(c)) {
+                    p.color = c;
+                }
+                p.client = client.map(|c| clean_name(&c)).unwrap_or_else(|| "mesh".into());
+                p.doc_client_id = doc_client_id;
+                let (participant, role) = (p.clone(), p.role);
+                let welcome = ServerMessage::Welcome { version: PROTOCOL_VERSION, conn_id: id, role, participants: self.participants() };
+                fx.to(Target::One(id), encode_mesh(&welcome));
+                fx.to(Target::MeshClients, encode_mesh(&ServerMessage::ParticipantJoined { participant }));
+            }
+            ClientMessage::Chat { text } => self.chat(id, text, now_ms, fx),
+            ClientMessage::ListParticipants => {
+                let participants = self.participants();
+                fx.to(Target::One(id), encode_mesh(&ServerMessage::Participants { participants }));
+            }
+            ClientMessage::Ping { nonce } => fx.to(Target::One(id), encode_mesh(&ServerMessage::Pong { nonce })),
+        }
+    }
+
+    fn chat(&mut self, id: ConnId, text: String, now_ms: u64, fx: &mut Effects) {
+        let conn = &self.conns[&id];
+        if text.trim().is_empty() || text.len() > MAX_CHAT_BYTES {
+            let message = format!("a chat message must be 1 to {MAX_CHAT_BYTES} bytes, not {}", text.len());
+            fx.error(conn, id, ErrorCode::BadRequest, message);
+            return;
+        }
+        self.chat_seq += 1;
+        let entry = ChatEntry {
+            id: format!("{now_ms:x}-{}-{}", id, self.chat_seq),
+            author: conn.participant.name.clone(),
+            conn_id: id,
+            text,
+            ts: now_ms,
+        };
+        let update = {
+            let doc = self.awareness.doc();
+            let chat: ArrayRef = doc.get_or_insert_array(shape::CHAT);
+            let mut txn = doc.transact_mut();
+            let value = Any::from(std::collections::HashMap::from([
+                ("id".to_string(), Any::from(entry.id.clone())),
+                ("author".to_string(), Any::from(entry.author.clone())),
+                ("conn_id".to_string(), Any::from(entry.conn_id as f64)),
+                ("text".to_string(), Any::from(entry.text.clone())),
+                ("ts".to_string(), Any::from(entry.ts as f64)),
+            ]));
+            chat.push_back(&mut txn, value);
+            let len = chat.len(&txn);
+            if len > CHAT_HISTORY_LEN {
+                chat.remove_range(&mut txn, 0, len - CHAT_HISTORY_LEN);
+            }
+            txn.encode_update_v1()
+        };
+        fx.to(Target::All, encode_yjs(&Message::Sync(SyncMessage::Update(update.clone()))));
+        fx.persist.push(update);
+        fx.to(Target::MeshClients, encode_mesh(&ServerMessage::Chat { entry }));
+    }
+
+    /// The chat history as kept in the document, oldest first.
+    pub fn chat_history(&self) -> Vec<serde_json::Value> {
+        let txn = self.doc().transact();
+        let Some(chat) = txn.get_array(shape::CHAT) else { return Vec::new() };
+        let any = chat.to_json(&txn);
+        serde_json::to_value(&any).ok().and_then(|v| v.as_array().cloned()).unwrap_or_default()
+    }
+}
+
+fn clean_name(name: &str) -> String {
+    let cleaned: String = name.chars().filter(|c| !c.is_control()).take(MAX_NAME_CHARS).collect();
+    let cleaned = cleaned.trim();
+    if cleaned.is_empty() {
+        "anonymous".into()
+    } else {
+        cleaned.to_string()
+    }
+}
+
+fn is_color(c: &str) -> bool {
+    c.len() == 7 && c.starts_with('#') && c[1..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl RoomCore {
+    /// Whether a connection speaks mesh's extension messages.
+    pub fn is_mesh(&self, id: ConnId) -> bool {
+        self.conns.get(&id).is_some_and(|c| c.mesh)
+    }
+}

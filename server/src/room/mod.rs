@@ -1,0 +1,8 @@
+//! Rooms: the sans-IO [`core`], the task that owns each loaded room ([`actor`]) and the
+//! registry that loads rooms on first use ([`registry`]).
+
+pub mod actor;
+pub mod core;
+pub mod registry;
+
+pub use registry::Rooms;

@@ -1,0 +1,117 @@
+//! The loaded rooms. A room's task starts on first use and removes itself when it stops; the
+//! map's lock is never held across an `.await`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use mesh_protocol::messages::Role;
+use mesh_protocol::{ErrorCode, RoomId};
+use tokio::task::JoinHandle;
+
+use super::actor::{self, Command, OutboundTx, RoomHandle, RoomInfo};
+use super::core::ConnId;
+use crate::store::Store;
+
+/// How often a join retries when it races with the room unloading.
+const JOIN_ATTEMPTS: usize = 3;
+
+struct Loaded {
+    handle: RoomHandle,
+    task: Option<JoinHandle<()>>,
+}
+
+/// The registry of loaded rooms.
+pub struct Rooms {
+    store: Arc<dyn Store>,
+    loaded: Mutex<HashMap<RoomId, Loaded>>,
+    generation: AtomicU64,
+    me: Weak<Rooms>,
+}
+
+impl Rooms {
+    /// An empty registry over `store`.
+    pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
+        Arc::new_cyclic(|me| Rooms { store, loaded: Mutex::new(HashMap::new()), generation: AtomicU64::new(0), me: me.clone() })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, Loaded>> {
+        // The map holds only handles; a panic elsewhere cannot leave it inconsistent.
+        self.loaded.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The room's handle, starting its task if it is not loaded.
+    pub fn get_or_load(&self, id: RoomId) -> RoomHandle {
+        let mut loaded = self.lock();
+        if let Some(l) = loaded.get(&id) {
+            if !l.handle.is_closed() {
+                return l.handle.clone();
+            }
+        }
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        let me = self.me.clone();
+        let (handle, task) = actor::spawn(id, generation, self.store.clone(), move || {
+            if let Some(rooms) = me.upgrade() {
+                rooms.forget(id, generation);
+            }
+        });
+        loaded.insert(id, Loaded { handle: handle.clone(), task: Some(task) });
+        handle
+    }
+
+    /// The handle of a room only if it is loaded.
+    pub fn get_loaded(&self, id: RoomId) -> Option<RoomHandle> {
+        self.lock().get(&id).map(|l| l.handle.clone()).filter(|h| !h.is_closed())
+    }
+
+    fn forget(&self, id: RoomId, generation: u64) {
+        let mut loaded = self.lock();
+        if loaded.get(&id).is_some_and(|l| l.handle.generation == generation) {
+            loaded.remove(&id);
+        }
+    }
+
+    /// Admits a connection to a room, loading it if needed.
+    pub async fn join(&self, id: RoomId, conn: ConnId, role: Role, tx: OutboundTx) -> Result<RoomHandle, ErrorCode> {
+        for _ in 0..JOIN_ATTEMPTS {
+            let handle = self.get_or_load(id);
+            match handle.join(conn, role, tx.clone()).await {
+                Ok(Ok(())) => return Ok(handle),
+                Ok(Err(code)) => return Err(code),
+                Err(actor::Gone) => self.forget(id, handle.generation),
+            }
+        }
+        Err(ErrorCode::Unavailable)
+    }
+
+    /// Participants and files of a loaded room.
+    pub async fn info(&self, id: RoomId) -> Option<RoomInfo> {
+        self.get_loaded(id)?.info().await.ok()
+    }
+
+    /// How many rooms are loaded.
+    pub fn loaded_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Tells a loaded room it was deleted.
+    pub async fn deleted(&self, id: RoomId) {
+        if let Some(h) = self.get_loaded(id) {
+            let _ = h.send(Command::Delete).await;
+        }
+    }
+
+    /// Asks every room to compact and close its connections, and waits for them.
+    pub async fn shutdown(&self) {
+        let rooms: Vec<(RoomHandle, Option<JoinHandle<()>>)> =
+            self.lock().values_mut().map(|l| (l.handle.clone(), l.task.take())).collect();
+        for (handle, _) in &rooms {
+            let _ = handle.send(Command::Shutdown).await;
+        }
+        for (_, task) in rooms {
+            if let Some(task) = task {
+                let _ = task.await;
+            }
+        }
+    }
+}

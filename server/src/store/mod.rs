@@ -1,0 +1,73 @@
+//! Durable storage of rooms: metadata, the append-only log of accepted updates, and
+//! compacted snapshots.
+//!
+//! The [`Store`] trait is what the rest of the server sees. [`sqlite::SqliteStore`] is the
+//! embedded default (one file, no server); [`memory::MemoryStore`] serves tests of the room
+//! core. Every method may block on disk, so callers reach the store through its own thread.
+
+pub mod memory;
+pub mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use mesh_protocol::RoomId;
+
+/// A boxed future, as returned by [`Store`] methods (the trait is used as `dyn Store`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(String),
+    /// The store's worker thread is gone (the server is shutting down).
+    #[error("store is closed")]
+    Closed,
+}
+
+/// `Result` with a [`StoreError`].
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A room's row: what REST lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRecord {
+    /// The room id.
+    pub id: RoomId,
+    /// Human name.
+    pub name: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: u64,
+}
+
+/// Everything needed to rebuild a room's document: the latest snapshot and the updates
+/// appended after it, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomState {
+    /// The compacted state (`encode_state_as_update_v1`), if the room was ever compacted.
+    pub snapshot: Option<Vec<u8>>,
+    /// Updates accepted after the snapshot, oldest first.
+    pub updates: Vec<Vec<u8>>,
+    /// The sequence number of the last update in the log (0 when none ever was).
+    pub last_seq: u64,
+}
+
+/// Durable storage. Implementations must make [`Store::append`] durable against a process
+/// crash before its future resolves: the server broadcasts an update only after that.
+pub trait Store: Send + Sync + 'static {
+    /// Creates a room.
+    fn create_room(&self, room: RoomRecord) -> BoxFuture<'_, StoreResult<()>>;
+    /// Looks a room up.
+    fn get_room(&self, id: RoomId) -> BoxFuture<'_, StoreResult<Option<RoomRecord>>>;
+    /// All rooms, newest first.
+    fn list_rooms(&self) -> BoxFuture<'_, StoreResult<Vec<RoomRecord>>>;
+    /// Deletes a room and all its data. Returns whether it existed.
+    fn delete_room(&self, id: RoomId) -> BoxFuture<'_, StoreResult<bool>>;
+    /// Loads a room's document state.
+    fn load(&self, id: RoomId) -> BoxFuture<'_, StoreResult<RoomState>>;
+    /// Appends accepted updates to a room's log, durably; returns the last sequence number.
+    fn append(&self, id: RoomId, updates: Vec<Vec<u8>>) -> BoxFuture<'_, StoreResult<u64>>;
+    /// Replaces every update up to and including `upto_seq` by `snapshot`, atomically.
+    fn compact(&self, id: RoomId, snapshot: Vec<u8>, upto_seq: u64) -> BoxFuture<'_, StoreResult<()>>;
+}

@@ -1,0 +1,193 @@
+//! The room socket: `GET /ws/{room}?token=...` upgrades to a WebSocket that speaks the Yjs
+//! sync and awareness protocol plus mesh's extension messages.
+//!
+//! Each connection is two tasks: the reader decodes frames and hands them to the room; the
+//! writer drains the connection's bounded outbound queue and keeps the socket alive.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt, StreamExt};
+use mesh_protocol::codec::decode_frame;
+use mesh_protocol::messages::Role;
+use mesh_protocol::{ClientMessage, ErrorCode, RoomId, MAX_FRAME_BYTES};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::api::{api_error, bearer};
+use crate::app::AppState;
+use crate::room::actor::{Command, Outbound, RoomHandle};
+
+/// Outgoing frames queued per connection before the client counts as too slow and is
+/// dropped (it resyncs when it reconnects).
+const OUTBOUND_CAPACITY: usize = 4096;
+
+/// How often the server pings an idle client, so dead peers and NATs are noticed.
+const PING_INTERVAL: Duration = Duration::from_secs(20);
+
+/// A connection that sends nothing (not even a pong) for this long is closed.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Undecodable frames tolerated per connection before it is closed: a buggy client gets a
+/// few clear errors, a hostile one does not get to loop forever.
+const MAX_BAD_FRAMES: u32 = 16;
+
+/// Query string of the upgrade request.
+#[derive(Debug, Deserialize)]
+pub struct WsQuery {
+    token: Option<String>,
+}
+
+/// The upgrade handler.
+pub async fn upgrade(
+    State(app): State<AppState>,
+    Path(room): Path<String>,
+    Query(query): Query<WsQuery>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let room: RoomId = match room.parse() {
+        Ok(id) => id,
+        Err(e) => return api_error(ErrorCode::BadRequest, format!("{e}")),
+    };
+    let token = query.token.or_else(|| bearer(&headers));
+    let role = match app.auth.check(token.as_deref(), room) {
+        Ok(role) => role,
+        Err(e) => {
+            tracing::info!(%room, %peer, error = %e, "room socket refused");
+            return api_error(ErrorCode::Unauthorized, e.to_string());
+        }
+    };
+    match app.store.get_room(room).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return api_error(ErrorCode::NotFound, format!("room {room} does not exist (was it deleted?)")),
+        Err(e) => {
+            tracing::error!(error = %e, "store failed");
+            return api_error(ErrorCode::Internal, "storage failed; try again".into());
+        }
+    }
+    ws.max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| serve(socket, app, room, role, peer))
+        .into_response()
+}
+
+async fn serve(socket: WebSocket, app: AppState, room: RoomId, role: Role, peer: SocketAddr) {
+    let conn = app.next_conn.fetch_add(1, Ordering::Relaxed);
+    let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
+    let (sink, mut stream) = socket.split();
+    let writer = tokio::spawn(write_loop(sink, rx));
+    let handle = match app.rooms.join(room, conn, role, tx.clone()).await {
+        Ok(h) => h,
+        Err(code) => {
+            let _ = tx.send(Outbound::Close(code.close_code(), "cannot open the room".into())).await;
+            drop(tx);
+            let _ = writer.await;
+            return;
+        }
+    };
+    // From here on the room holds the only strong sender: when it drops this connection, the
+    // writer sees its queue end and closes the socket.
+    let weak = tx.downgrade();
+    drop(tx);
+    metrics::gauge!("mesh_ws_connections").increment(1);
+    tracing::debug!(%room, conn, %peer, ?role, "joined");
+    read_loop(&mut stream, &handle, &weak, conn).await;
+    let _ = handle.send(Command::Leave { conn }).await;
+    let _ = writer.await;
+    metrics::gauge!("mesh_ws_connections").decrement(1);
+    tracing::debug!(%room, conn, "left");
+}
+
+async fn read_loop(stream: &mut futures_util::stream::SplitStream<WebSocket>, handle: &RoomHandle, tx: &mpsc::WeakSender<Outbound>, conn: u64) {
+    let mut bad = 0u32;
+    loop {
+        let msg = match tokio::time::timeout(READ_TIMEOUT, stream.next()).await {
+            Err(_) => {
+                close(tx, Outbound::Close(1001, "idle timeout".into()));
+                return;
+            }
+            Ok(None) => return,
+            Ok(Some(Err(e))) => {
+                // Oversized frames and protocol violations end here; tell the peer if we can.
+                let text = e.to_string();
+                let (code, reason) = if text.contains("too long") || text.contains("Space limit") {
+                    (1009, format!("frame exceeds {MAX_FRAME_BYTES} bytes"))
+                } else {
+                    (1002, "websocket protocol error".to_string())
+                };
+                metrics::counter!("mesh_rejected_frames_total", "reason" => "transport").increment(1);
+                tracing::info!(conn, error = %text, "socket error");
+                close(tx, Outbound::Close(code, reason));
+                return;
+            }
+            Ok(Some(Ok(m))) => m,
+        };
+        let frames = match msg {
+            WsMessage::Binary(bytes) => decode_frame::<ClientMessage>(&bytes),
+            WsMessage::Text(_) => Err(mesh_protocol::FrameError::Malformed("text frames are not part of the protocol; send binary frames".into())),
+            WsMessage::Close(_) => return,
+            WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
+        };
+        let cmd = match frames {
+            Ok(frames) => Command::Frames { conn, frames },
+            Err(e) => {
+                bad += 1;
+                metrics::counter!("mesh_rejected_frames_total", "reason" => "decode").increment(1);
+                tracing::info!(conn, error = %e, "refused a frame");
+                if bad > MAX_BAD_FRAMES {
+                    close(tx, Outbound::Close(e.code().close_code(), format!("too many invalid frames; last: {e}")));
+                    return;
+                }
+                Command::Refuse { conn, code: e.code(), message: e.to_string() }
+            }
+        };
+        if handle.send(cmd).await.is_err() {
+            close(tx, Outbound::Close(ErrorCode::Unavailable.close_code(), "the room closed; reconnect".into()));
+            return;
+        }
+    }
+}
+
+async fn write_loop(mut sink: futures_util::stream::SplitSink<WebSocket, WsMessage>, mut rx: mpsc::Receiver<Outbound>) {
+    let mut ping = tokio::time::interval(PING_INTERVAL);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(Outbound::Frame(bytes)) => {
+                    if sink.send(WsMessage::Binary(bytes)).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Outbound::Close(code, reason)) => {
+                    let _ = sink.send(WsMessage::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                    return;
+                }
+                None => {
+                    // The room dropped us (too slow, or it stopped) without a word.
+                    let frame = CloseFrame { code: 1013, reason: "dropped by the room (too slow or unloading); reconnect".into() };
+                    let _ = sink.send(WsMessage::Close(Some(frame))).await;
+                    return;
+                }
+            },
+            _ = ping.tick() => {
+                if sink.send(WsMessage::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn close(tx: &mpsc::WeakSender<Outbound>, out: Outbound) {
+    if let Some(tx) = tx.upgrade() {
+        let _ = tx.try_send(out);
+    }
+}
