@@ -8,9 +8,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// Added to a client's index to form its Yjs client id: keeps ids away from 0 and small
 /// numbers a server might treat specially, and well below 2^53 as Yjs requires.

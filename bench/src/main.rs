@@ -1,1 +1,188 @@
-fn main(){}
+//! `mesh-bench`: drives N rooms × M clients with typing-like updates over the standard Yjs
+//! sync protocol against several servers in turn, with the same load, and prints one table
+//! per measurement with the servers side by side.
+//!
+//! Code map:
+//! - `run`: one run against one server (start, connect, the two phases, results); its doc
+//!   explains the phases and why the saturation phase is fair.
+//! - `client`: one simulated editor, a task owning one WebSocket.
+//! - `ledger`: who sent what when, shared by the clients (they all live in this process).
+//! - `wire`: y-protocols framing as the bench needs it (stock and Hocuspocus).
+//! - `servers`: starting, addressing and killing each server under test.
+//! - `report`: tables and JSON. `procstat`: RSS and CPU time from /proc. `http`: one POST.
+//!
+//! Invariants: all traffic goes to 127.0.0.1; every wait has a timeout and every loop a
+//! bound; the servers the bench starts are killed when their run ends, fails or panics.
+
+mod client;
+mod http;
+mod ledger;
+mod procstat;
+mod report;
+mod run;
+mod servers;
+mod wire;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::ensure;
+use clap::Parser;
+
+use crate::report::{Outcome, Style};
+use crate::run::Load;
+use crate::servers::{Programs, ServerKind};
+
+/// Most client connections per run: each costs a file descriptor on both sides, and the
+/// usual soft limit is 1024 per process.
+const MAX_CONNECTIONS: usize = 1000;
+/// Most clients per room: receipts per update grow with it, and rooms of editors are small.
+const MAX_CLIENTS_PER_ROOM: usize = 100;
+/// Longest phase: keeps a run bounded in time.
+const MAX_DURATION_SECS: f64 = 600.0;
+/// Highest typing rate per client: far above any typist, low enough to stay "typing".
+const MAX_RATE: f64 = 1000.0;
+/// Largest saturation window per client: bounds in-flight updates and bench memory.
+const MAX_WINDOW: u64 = 1024;
+/// Most bench worker threads: the machine has two cores, shared with the server.
+const MAX_THREADS: usize = 4;
+
+/// Benchmarks Yjs sync servers side by side: connect time, update latency while typing,
+/// throughput and latency under saturation, loss, and server memory per connection.
+///
+/// Human-readable tables go to stdout; with --json the tables go to stderr and stdout
+/// carries one JSON document. Progress lines go to stderr.
+#[derive(Debug, Parser)]
+#[command(name = "mesh-bench", version)]
+struct Args {
+    /// Servers to run, in order, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "mesh,y-websocket")]
+    servers: Vec<ServerKind>,
+    /// Rooms.
+    #[arg(long, default_value_t = 20)]
+    rooms: usize,
+    /// Clients per room (at least 2: updates go to the other clients).
+    #[arg(long, default_value_t = 5)]
+    clients: usize,
+    /// Seconds of load per phase.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Typing phase: updates per second per client.
+    #[arg(long, default_value_t = 10.0)]
+    rate: f64,
+    /// Saturation phase: updates per client sent but not yet received by all room-mates.
+    #[arg(long, default_value_t = 32)]
+    window: u64,
+    /// The mesh-server binary.
+    #[arg(long, default_value_os_t = servers::default_mesh_server())]
+    mesh_server: PathBuf,
+    /// Directory with the JS servers installed (`npm ci` there).
+    #[arg(long, default_value_os_t = servers::default_js_dir())]
+    js_dir: PathBuf,
+    /// The node executable.
+    #[arg(long, default_value = "node")]
+    node: PathBuf,
+    /// Bench worker threads. One leaves the other core to the server under test.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Seed of the clients' typing start offsets.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print the results as JSON on stdout (tables go to stderr).
+    #[arg(long)]
+    json: bool,
+    /// Print the tables as Markdown.
+    #[arg(long)]
+    markdown: bool,
+}
+
+impl Args {
+    fn validate(&self) -> anyhow::Result<()> {
+        ensure!(!self.servers.is_empty(), "--servers names no server");
+        ensure!(self.rooms >= 1, "--rooms must be at least 1");
+        ensure!((2..=MAX_CLIENTS_PER_ROOM).contains(&self.clients), "--clients must be 2..={MAX_CLIENTS_PER_ROOM}");
+        ensure!(
+            self.rooms * self.clients <= MAX_CONNECTIONS,
+            "--rooms x --clients must be at most {MAX_CONNECTIONS} connections"
+        );
+        ensure!(self.duration > 0.0 && self.duration <= MAX_DURATION_SECS, "--duration must be in (0, {MAX_DURATION_SECS}]");
+        ensure!(self.rate > 0.0 && self.rate <= MAX_RATE, "--rate must be in (0, {MAX_RATE}]");
+        ensure!((1..=MAX_WINDOW).contains(&self.window), "--window must be 1..={MAX_WINDOW}");
+        ensure!((1..=MAX_THREADS).contains(&self.threads), "--threads must be 1..={MAX_THREADS}");
+        Ok(())
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Err(e) = args.validate() {
+        eprintln!("mesh-bench: {e:#}");
+        return ExitCode::from(2);
+    }
+    let runtime = if args.threads == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads).enable_all().build()
+    };
+    let runtime = match runtime {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("mesh-bench: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcomes = runtime.block_on(run_all(&args));
+    // Client tasks of a run that failed or timed out were aborted with it; dropping the
+    // runtime here without waiting keeps the exit prompt.
+    runtime.shutdown_background();
+    if outcomes.iter().all(|o| o.result.is_ok()) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Runs every requested server in turn and prints the results.
+async fn run_all(args: &Args) -> Vec<Outcome> {
+    let load = Load {
+        rooms: args.rooms,
+        clients: args.clients,
+        duration_secs: args.duration,
+        rate: args.rate,
+        window: args.window,
+        seed: args.seed,
+    };
+    let programs = Programs { mesh_server: args.mesh_server.clone(), js_dir: args.js_dir.clone(), node: args.node.clone() };
+    let budget = run::budget(&load);
+    let mut outcomes = Vec::new();
+    for &kind in &args.servers {
+        // Dropping the run's future (timeout or Ctrl-C) drops its server guard, which kills
+        // the server, and its client set, which aborts the clients.
+        let result = tokio::select! {
+            result = tokio::time::timeout(budget, run::run_server(kind, &programs, &load)) => match result {
+                Ok(Ok(report)) => Ok(report),
+                Ok(Err(e)) => Err(format!("{e:#}")),
+                Err(_) => Err(format!("run did not finish within {budget:?}")),
+            },
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("mesh-bench: interrupted");
+                outcomes.push(Outcome { server: kind.name(), result: Err("interrupted".into()) });
+                break;
+            }
+        };
+        if let Err(e) = &result {
+            eprintln!("[{}] failed: {e}", kind.name());
+        }
+        outcomes.push(Outcome { server: kind.name(), result });
+    }
+    let style = if args.markdown { Style::Markdown } else { Style::Text };
+    let tables = report::render(&load, args.threads, &outcomes, style);
+    if args.json {
+        eprint!("\n{tables}");
+        let json = report::to_json(&load, args.threads, &outcomes);
+        println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+    } else {
+        print!("\n{tables}");
+    }
+    outcomes
+}

@@ -37,6 +37,12 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// few clear errors, a hostile one does not get to loop forever.
 const MAX_BAD_FRAMES: u32 = 16;
 
+/// The longest close reason a WebSocket control frame can carry.
+const MAX_CLOSE_REASON_BYTES: usize = 123;
+
+/// How long the server waits for the peer to answer its close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
 /// Query string of the upgrade request.
 #[derive(Debug, Deserialize)]
 pub struct WsQuery {
@@ -143,6 +149,7 @@ async fn read_loop(stream: &mut futures_util::stream::SplitStream<WebSocket>, ha
                 tracing::info!(conn, error = %e, "refused a frame");
                 if bad > MAX_BAD_FRAMES {
                     close(tx, Outbound::Close(e.code().close_code(), format!("too many invalid frames; last: {e}")));
+                    drain_until_close(stream).await;
                     return;
                 }
                 Command::Refuse { conn, code: e.code(), message: e.to_string() }
@@ -167,6 +174,7 @@ async fn write_loop(mut sink: futures_util::stream::SplitSink<WebSocket, WsMessa
                     }
                 }
                 Some(Outbound::Close(code, reason)) => {
+                    let reason = truncate_reason(&reason);
                     let _ = sink.send(WsMessage::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
                     return;
                 }
@@ -184,6 +192,28 @@ async fn write_loop(mut sink: futures_util::stream::SplitSink<WebSocket, WsMessa
             }
         }
     }
+}
+
+/// After the server sent a close frame, reads (and discards) until the peer answers it, so
+/// the socket is not reset with unread data and the peer actually sees our close reason.
+async fn drain_until_close(stream: &mut futures_util::stream::SplitStream<WebSocket>) {
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(msg)) = stream.next().await {
+            if matches!(msg, WsMessage::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// A close reason must fit a control frame (125 bytes including the 2-byte code).
+fn truncate_reason(reason: &str) -> &str {
+    let mut end = reason.len().min(MAX_CLOSE_REASON_BYTES);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    &reason[..end]
 }
 
 fn close(tx: &mpsc::WeakSender<Outbound>, out: Outbound) {

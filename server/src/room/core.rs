@@ -87,7 +87,7 @@ impl RoomCore {
     /// are skipped and counted in the returned number (they were validated when accepted,
     /// so a non-zero count means the store was damaged).
     pub fn load(snapshot: Option<&[u8]>, updates: &[Vec<u8>]) -> (Self, usize) {
-        let doc = Doc::new();
+        let doc = shape::new_doc();
         let mut bad = 0;
         {
             let mut txn = doc.transact_mut();

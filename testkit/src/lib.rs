@@ -1,0 +1,15 @@
+//! The test harness of mesh: a real `mesh-server` process on an ephemeral port, and real
+//! Yjs clients that speak the room protocol over real sockets. Every integration suite of
+//! the workspace uses these, so a test reads as a scenario, not as plumbing.
+
+pub mod client;
+pub mod server;
+
+pub use client::YClient;
+pub use server::{Session, TestServer};
+
+use std::time::Duration;
+
+/// How long a test waits for an expected event before failing. Generous, because CI
+/// machines are shared; a passing test never waits this long.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
