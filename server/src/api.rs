@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -63,8 +64,13 @@ fn parse_room(id: &str) -> Result<RoomId, Response> {
 /// Create a room.
 #[utoipa::path(post, path = "/api/sessions", request_body = CreateSession,
     responses((status = 201, body = CreatedSession), (status = 400, body = ApiError)))]
-pub async fn create_session(State(app): State<AppState>, body: Option<Json<CreateSession>>) -> Response {
-    let req = body.map(|Json(b)| b).unwrap_or_default();
+pub async fn create_session(State(app): State<AppState>, body: Result<Json<CreateSession>, JsonRejection>) -> Response {
+    let req = match body {
+        Ok(Json(b)) => b,
+        // No body at all (curl -X POST) means "all defaults".
+        Err(JsonRejection::MissingJsonContentType(_)) => CreateSession::default(),
+        Err(e) => return api_error(ErrorCode::BadRequest, format!("invalid request body: {}", e.body_text())),
+    };
     let name = req.name.unwrap_or_default();
     let name = name.trim();
     if name.chars().count() > MAX_ROOM_NAME_CHARS || name.chars().any(char::is_control) {

@@ -8,6 +8,7 @@ use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
 use crate::config::Settings;
@@ -18,6 +19,9 @@ use crate::{api, ws};
 
 /// Largest REST request body: room creation and similar calls are tiny.
 const MAX_REST_BODY: usize = 64 * 1024;
+
+/// How long shutdown waits for sockets to finish closing.
+const SOCKET_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Name of the database file inside the data directory.
 pub const DB_FILE: &str = "mesh.db";
@@ -39,6 +43,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Connection id counter.
     pub next_conn: Arc<AtomicU64>,
+    /// Live room sockets, so shutdown can wait for their close handshakes.
+    pub sockets: TaskTracker,
 }
 
 impl AppState {
@@ -104,6 +110,7 @@ impl Server {
             bound,
             metrics: metrics_handle(),
             next_conn: Arc::new(AtomicU64::new(1)),
+            sockets: TaskTracker::new(),
         };
         Ok(Server { listener, state })
     }
@@ -117,6 +124,7 @@ impl Server {
     /// socket, and returns.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let rooms = self.state.rooms.clone();
+        let sockets = self.state.sockets.clone();
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {
@@ -125,6 +133,12 @@ impl Server {
                 rooms.shutdown().await;
             })
             .await?;
+        // Upgraded sockets live outside the HTTP server's own bookkeeping: wait for them to
+        // finish their close handshakes, so clients see "going away" rather than a reset.
+        sockets.close();
+        if tokio::time::timeout(SOCKET_DRAIN, sockets.wait()).await.is_err() {
+            tracing::warn!("some sockets did not close in time");
+        }
         Ok(())
     }
 }

@@ -80,7 +80,10 @@ pub async fn upgrade(
     }
     ws.max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| serve(socket, app, room, role, peer))
+        .on_upgrade(move |socket| {
+            let sockets = app.sockets.clone();
+            sockets.track_future(serve(socket, app, room, role, peer))
+        })
         .into_response()
 }
 

@@ -227,8 +227,8 @@ async fn graceful_restart_keeps_every_room() {
     let code = server.terminate().unwrap();
     assert_eq!(code, Some(0), "SIGTERM should end the server cleanly");
     for (_, c) in &sessions {
-        let (close, _) = c.wait_closed().await.unwrap();
-        assert_eq!(close, 1001, "clients are told the server is going away");
+        let (close, reason) = c.wait_closed().await.unwrap();
+        assert_eq!(close, 1001, "clients are told the server is going away: {reason}");
     }
     server.restart().unwrap();
     for (i, (s, _)) in sessions.iter().enumerate() {
