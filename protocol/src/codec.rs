@@ -77,7 +77,10 @@ pub fn decode_frame<M: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<Frame<M>>, 
         }
         let mut decoder = DecoderV1::new(Cursor::new(rest));
         let msg = Message::decode(&mut decoder).map_err(|e| FrameError::Malformed(e.to_string()))?;
-        let remaining = decoder.read_to_end().map_err(|e| FrameError::Malformed(e.to_string()))?.len();
+        let remaining = decoder
+            .read_to_end()
+            .map_err(|e| FrameError::Malformed(e.to_string()))?
+            .len();
         rest = &rest[rest.len() - remaining..];
         out.push(match msg {
             Message::Custom(MESH_MESSAGE_TAG, payload) => Frame::Mesh(decode_mesh(&payload)?),
@@ -117,7 +120,9 @@ mod tests {
 
     #[test]
     fn mesh_messages_round_trip() {
-        let msg = ClientMessage::Chat { text: "héllo 👋".into() };
+        let msg = ClientMessage::Chat {
+            text: "héllo 👋".into(),
+        };
         let frame = encode_mesh(&msg);
         assert_eq!(frame[0], MESH_MESSAGE_TAG);
         assert_eq!(decode_frame::<ClientMessage>(&frame), Ok(vec![Frame::Mesh(msg)]));
@@ -135,11 +140,20 @@ mod tests {
         let unknown = Message::Custom(42, vec![1, 2]).encode_v1();
         assert_eq!(decode_frame::<ClientMessage>(&unknown), Err(FrameError::UnknownTag(42)));
         assert_eq!(decode_frame::<ClientMessage>(&[]), Err(FrameError::Empty));
-        assert!(matches!(decode_frame::<ClientMessage>(&[0, 9, 9]), Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            decode_frame::<ClientMessage>(&[0, 9, 9]),
+            Err(FrameError::Malformed(_))
+        ));
         let bad_json = Message::Custom(MESH_MESSAGE_TAG, b"{\"type\":\"launch_missiles\"}".to_vec()).encode_v1();
-        assert!(matches!(decode_frame::<ClientMessage>(&bad_json), Err(FrameError::BadMesh(_))));
+        assert!(matches!(
+            decode_frame::<ClientMessage>(&bad_json),
+            Err(FrameError::BadMesh(_))
+        ));
         let big = vec![0u8; MAX_FRAME_BYTES + 1];
-        assert_eq!(decode_frame::<ClientMessage>(&big), Err(FrameError::TooLarge(MAX_FRAME_BYTES + 1)));
+        assert_eq!(
+            decode_frame::<ClientMessage>(&big),
+            Err(FrameError::TooLarge(MAX_FRAME_BYTES + 1))
+        );
     }
 
     #[test]
@@ -152,7 +166,10 @@ mod tests {
             doc_client_id: Some(7),
         };
         insta::assert_snapshot!(serde_json::to_string(&hello).unwrap());
-        let err = ServerMessage::Error { code: crate::ErrorCode::Forbidden, message: "readers may not edit".into() };
+        let err = ServerMessage::Error {
+            code: crate::ErrorCode::Forbidden,
+            message: "readers may not edit".into(),
+        };
         insta::assert_snapshot!(serde_json::to_string(&err).unwrap());
     }
 }

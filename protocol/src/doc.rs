@@ -26,5 +26,8 @@ pub const BREAKPOINTS: &str = "breakpoints";
 /// A new document set up the way every mesh replica must be: offsets in UTF-16 code units
 /// (what LSP and Yjs in browsers use), with a random client id.
 pub fn new_doc() -> yrs::Doc {
-    yrs::Doc::with_options(yrs::Options { offset_kind: yrs::OffsetKind::Utf16, ..Default::default() })
+    yrs::Doc::with_options(yrs::Options {
+        offset_kind: yrs::OffsetKind::Utf16,
+        ..Default::default()
+    })
 }

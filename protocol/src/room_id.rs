@@ -87,7 +87,14 @@ mod tests {
     fn round_trips_and_rejects_bad_ids() {
         let id = RoomId::random();
         assert_eq!(id.to_string().parse::<RoomId>(), Ok(id));
-        for bad in ["", "abc", "../etc/passwd", &"A".repeat(32), &"g".repeat(32), &"0".repeat(33)] {
+        for bad in [
+            "",
+            "abc",
+            "../etc/passwd",
+            &"A".repeat(32),
+            &"g".repeat(32),
+            &"0".repeat(33),
+        ] {
             assert_eq!(bad.parse::<RoomId>(), Err(InvalidRoomId), "{bad}");
         }
     }

@@ -8,7 +8,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use mesh_protocol::messages::Role;
-use mesh_protocol::rest::{ApiError, CreateSession, CreatedSession, FileInfo, Health, LanguageInfo, SessionInfo, SessionSummary};
+use mesh_protocol::rest::{
+    ApiError, CreateSession, CreatedSession, FileInfo, Health, LanguageInfo, SessionInfo, SessionSummary,
+};
 use mesh_protocol::{ErrorCode, RoomId};
 use utoipa::OpenApi;
 
@@ -36,7 +38,15 @@ impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("room_token", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()));
+        components.add_security_scheme(
+            "room_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
     }
 }
 
@@ -48,7 +58,10 @@ pub fn api_error(code: ErrorCode, message: String) -> Response {
 
 fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "request failed");
-    api_error(ErrorCode::Internal, "the server failed to handle the request; try again".into())
+    api_error(
+        ErrorCode::Internal,
+        "the server failed to handle the request; try again".into(),
+    )
 }
 
 /// The token of an `Authorization: Bearer` header.
@@ -57,8 +70,17 @@ pub fn bearer(headers: &HeaderMap) -> Option<String> {
     value.strip_prefix("Bearer ").map(|t| t.trim().to_string())
 }
 
-fn parse_room(id: &str) -> Result<RoomId, Response> {
-    id.parse().map_err(|e| api_error(ErrorCode::BadRequest, format!("{e}")))
+/// A refused request: becomes a JSON [`ApiError`] with the matching status.
+pub struct ApiFailure(ErrorCode, String);
+
+impl IntoResponse for ApiFailure {
+    fn into_response(self) -> Response {
+        api_error(self.0, self.1)
+    }
+}
+
+fn parse_room(id: &str) -> Result<RoomId, ApiFailure> {
+    id.parse().map_err(|e| ApiFailure(ErrorCode::BadRequest, format!("{e}")))
 }
 
 /// Create a room.
@@ -69,16 +91,36 @@ pub async fn create_session(State(app): State<AppState>, body: Result<Json<Creat
         Ok(Json(b)) => b,
         // No body at all (curl -X POST) means "all defaults".
         Err(JsonRejection::MissingJsonContentType(_)) => CreateSession::default(),
-        Err(e) => return api_error(ErrorCode::BadRequest, format!("invalid request body: {}", e.body_text())),
+        Err(e) => {
+            return api_error(
+                ErrorCode::BadRequest,
+                format!("invalid request body: {}", e.body_text()),
+            )
+        }
     };
     let name = req.name.unwrap_or_default();
     let name = name.trim();
     if name.chars().count() > MAX_ROOM_NAME_CHARS || name.chars().any(char::is_control) {
-        return api_error(ErrorCode::BadRequest, format!("a room name must be at most {MAX_ROOM_NAME_CHARS} printable characters"));
+        return api_error(
+            ErrorCode::BadRequest,
+            format!("a room name must be at most {MAX_ROOM_NAME_CHARS} printable characters"),
+        );
     }
-    let name = if name.is_empty() { "untitled".to_string() } else { name.to_string() };
+    let name = if name.is_empty() {
+        "untitled".to_string()
+    } else {
+        name.to_string()
+    };
     let id = RoomId::random();
-    if let Err(e) = app.store.create_room(RoomRecord { id, name: name.clone(), created_at: now_ms() }).await {
+    if let Err(e) = app
+        .store
+        .create_room(RoomRecord {
+            id,
+            name: name.clone(),
+            created_at: now_ms(),
+        })
+        .await
+    {
         return internal(e);
     }
     let writer_token = app.auth.issue(id, Role::Writer);
@@ -107,7 +149,7 @@ pub async fn create_session(State(app): State<AppState>, body: Result<Json<Creat
 pub async fn get_session(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let id = match parse_room(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let role = match app.auth.check(bearer(&headers).as_deref(), id) {
         Ok(role) => role,
@@ -121,12 +163,26 @@ pub async fn get_session(State(app): State<AppState>, Path(id): Path<String>, he
     let (participants, files) = match app.rooms.info(id).await {
         Some(info) => (info.participants, info.files),
         None => match app.store.load(id).await {
-            Ok(state) => (Vec::new(), RoomCore::load(state.snapshot.as_deref(), &state.updates).0.files()),
+            Ok(state) => (
+                Vec::new(),
+                RoomCore::load(state.snapshot.as_deref(), &state.updates).0.files(),
+            ),
             Err(e) => return internal(e),
         },
     };
-    let files = files.into_iter().map(|(path, len_utf16)| FileInfo { path, len_utf16 }).collect();
-    Json(SessionInfo { id, name: record.name, created_at: record.created_at, your_role: role, participants, files }).into_response()
+    let files = files
+        .into_iter()
+        .map(|(path, len_utf16)| FileInfo { path, len_utf16 })
+        .collect();
+    Json(SessionInfo {
+        id,
+        name: record.name,
+        created_at: record.created_at,
+        your_role: role,
+        participants,
+        files,
+    })
+    .into_response()
 }
 
 /// Delete a room and everything in it. Needs the host token.
@@ -136,7 +192,7 @@ pub async fn get_session(State(app): State<AppState>, Path(id): Path<String>, he
 pub async fn delete_session(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let id = match parse_room(&id) {
         Ok(id) => id,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match app.auth.check(bearer(&headers).as_deref(), id) {
         Ok(Role::Host) => {}
@@ -157,13 +213,20 @@ pub async fn delete_session(State(app): State<AppState>, Path(id): Path<String>,
 /// List every room. Open to clients on loopback; elsewhere it needs the admin token.
 #[utoipa::path(get, path = "/api/sessions", security(("room_token" = [])),
     responses((status = 200, body = Vec<SessionSummary>), (status = 401, body = ApiError)))]
-pub async fn list_sessions(State(app): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+pub async fn list_sessions(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
     let allowed = match &app.settings.admin_token {
         Some(admin) => bearer(&headers).is_some_and(|t| constant_time_eq(t.as_bytes(), admin.as_bytes())),
         None => peer.ip().is_loopback(),
     };
     if !allowed {
-        return api_error(ErrorCode::Unauthorized, "listing rooms needs the admin token (Authorization: Bearer ...)".into());
+        return api_error(
+            ErrorCode::Unauthorized,
+            "listing rooms needs the admin token (Authorization: Bearer ...)".into(),
+        );
     }
     let rooms = match app.store.list_rooms().await {
         Ok(r) => r,
@@ -175,7 +238,12 @@ pub async fn list_sessions(State(app): State<AppState>, ConnectInfo(peer): Conne
             Some(info) => info.participants.len() as u32,
             None => 0,
         };
-        out.push(SessionSummary { id: r.id, name: r.name, created_at: r.created_at, participants });
+        out.push(SessionSummary {
+            id: r.id,
+            name: r.name,
+            created_at: r.created_at,
+            participants,
+        });
     }
     Json(out).into_response()
 }
@@ -201,14 +269,24 @@ pub async fn livez() -> Json<Health> {
 pub async fn readyz(State(app): State<AppState>) -> Response {
     match app.store.get_room(RoomId::random()).await {
         Ok(_) => Json(Health { status: "ok".into() }).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: format!("store unavailable: {e}") })).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: format!("store unavailable: {e}"),
+            }),
+        )
+            .into_response(),
     }
 }
 
 /// Prometheus metrics.
 pub async fn metrics(State(app): State<AppState>) -> Response {
     metrics::gauge!("mesh_rooms_in_registry").set(app.rooms.loaded_count() as f64);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
 }
 
 /// The OpenAPI document.
@@ -219,7 +297,11 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 /// What a browser shows for a join link: how to join.
 pub async fn join_page(Path(id): Path<String>) -> Response {
     let Ok(id) = id.parse::<RoomId>() else {
-        return (StatusCode::BAD_REQUEST, Html("<p>This is not a mesh join link: the room id is malformed.</p>".to_string())).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Html("<p>This is not a mesh join link: the room id is malformed.</p>".to_string()),
+        )
+            .into_response();
     };
     Html(format!(
         "<!doctype html><meta charset=utf-8><title>mesh session</title>\

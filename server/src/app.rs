@@ -50,7 +50,10 @@ pub struct AppState {
 impl AppState {
     /// The URL used in join links.
     pub fn public_url(&self) -> String {
-        self.settings.public_url.clone().unwrap_or_else(|| format!("http://{}", self.bound))
+        self.settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.bound))
     }
 }
 
@@ -100,7 +103,9 @@ impl Server {
         let sqlite = SqliteStore::open(&settings.data_dir.join(DB_FILE), settings.durability)?;
         let secret = sqlite.secret().await?;
         let store: Arc<dyn Store> = Arc::new(sqlite);
-        let listener = TcpListener::bind(settings.listen).await.map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let bound = listener.local_addr()?;
         let state = AppState {
             rooms: Rooms::new(store.clone()),

@@ -50,13 +50,22 @@ pub struct Auth {
 impl Auth {
     /// Tokens signed with `secret`, valid for `ttl`.
     pub fn new(secret: &[u8], ttl: Duration) -> Self {
-        Auth { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), ttl }
+        Auth {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            ttl,
+        }
     }
 
     /// A token granting `role` in `room`.
     pub fn issue(&self, room: RoomId, role: Role) -> String {
         let iat = now_ms() / 1000;
-        let claims = Claims { room: room.to_string(), role, exp: iat + self.ttl.as_secs(), iat };
+        let claims = Claims {
+            room: room.to_string(),
+            role,
+            exp: iat + self.ttl.as_secs(),
+            iat,
+        };
         // HS256 signing of a small struct with a valid key cannot fail.
         encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).expect("HS256 signing does not fail")
     }
@@ -93,7 +102,12 @@ mod tests {
         tampered.insert(tampered.len() / 2, 'x');
         assert_eq!(auth.check(Some(&tampered), room), Err(TokenError::Invalid));
         let expired = Auth::new(b"0123456789abcdef0123456789abcdef", Duration::ZERO);
-        let old = Claims { room: room.to_string(), role: Role::Host, exp: now_ms() / 1000 - 3600, iat: 0 };
+        let old = Claims {
+            room: room.to_string(),
+            role: Role::Host,
+            exp: now_ms() / 1000 - 3600,
+            iat: 0,
+        };
         let old = encode(&Header::new(Algorithm::HS256), &old, &expired.encoding).unwrap();
         assert_eq!(auth.check(Some(&old), room), Err(TokenError::Invalid));
     }

@@ -28,7 +28,11 @@ pub enum LogFormat {
 
 /// Command-line flags of `mesh-server`. Each also reads a `MESH_*` variable.
 #[derive(Debug, Default, Parser)]
-#[command(name = "mesh-server", version, about = "The mesh sync server: collaborative rooms over the Yjs protocol.")]
+#[command(
+    name = "mesh-server",
+    version,
+    about = "The mesh sync server: collaborative rooms over the Yjs protocol."
+)]
 pub struct Args {
     /// A TOML configuration file (keys as the long flags, with underscores).
     #[arg(long, env = "MESH_CONFIG")]
@@ -112,11 +116,22 @@ impl Settings {
         };
         let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir);
         Ok(Settings {
-            listen: args.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
             data_dir,
-            public_url: args.public_url.or(file.public_url).map(|u| u.trim_end_matches('/').to_string()),
+            public_url: args
+                .public_url
+                .or(file.public_url)
+                .map(|u| u.trim_end_matches('/').to_string()),
             durability: args.durability.or(file.durability).unwrap_or(Durability::Process),
-            token_ttl: Duration::from_secs(3600 * args.token_ttl_hours.or(file.token_ttl_hours).unwrap_or(DEFAULT_TOKEN_TTL_HOURS)),
+            token_ttl: Duration::from_secs(
+                3600 * args
+                    .token_ttl_hours
+                    .or(file.token_ttl_hours)
+                    .unwrap_or(DEFAULT_TOKEN_TTL_HOURS),
+            ),
             admin_token: args.admin_token.or(file.admin_token).filter(|t| !t.is_empty()),
             log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
         })
@@ -124,10 +139,13 @@ impl Settings {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
     toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))
 }
 
 fn default_data_dir() -> PathBuf {
-    dirs::data_dir().map(|d| d.join("mesh")).unwrap_or_else(|| PathBuf::from(".mesh"))
+    dirs::data_dir()
+        .map(|d| d.join("mesh"))
+        .unwrap_or_else(|| PathBuf::from(".mesh"))
 }

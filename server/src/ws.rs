@@ -72,7 +72,12 @@ pub async fn upgrade(
     };
     match app.store.get_room(room).await {
         Ok(Some(_)) => {}
-        Ok(None) => return api_error(ErrorCode::NotFound, format!("room {room} does not exist (was it deleted?)")),
+        Ok(None) => {
+            return api_error(
+                ErrorCode::NotFound,
+                format!("room {room} does not exist (was it deleted?)"),
+            )
+        }
         Err(e) => {
             tracing::error!(error = %e, "store failed");
             return api_error(ErrorCode::Internal, "storage failed; try again".into());
@@ -95,7 +100,9 @@ async fn serve(socket: WebSocket, app: AppState, room: RoomId, role: Role, peer:
     let handle = match app.rooms.join(room, conn, role, tx.clone()).await {
         Ok(h) => h,
         Err(code) => {
-            let _ = tx.send(Outbound::Close(code.close_code(), "cannot open the room".into())).await;
+            let _ = tx
+                .send(Outbound::Close(code.close_code(), "cannot open the room".into()))
+                .await;
             drop(tx);
             let _ = writer.await;
             return;
@@ -114,7 +121,12 @@ async fn serve(socket: WebSocket, app: AppState, room: RoomId, role: Role, peer:
     tracing::debug!(%room, conn, "left");
 }
 
-async fn read_loop(stream: &mut futures_util::stream::SplitStream<WebSocket>, handle: &RoomHandle, tx: &mpsc::WeakSender<Outbound>, conn: u64) {
+async fn read_loop(
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    handle: &RoomHandle,
+    tx: &mpsc::WeakSender<Outbound>,
+    conn: u64,
+) {
     let mut bad = 0u32;
     loop {
         let msg = match tokio::time::timeout(READ_TIMEOUT, stream.next()).await {
@@ -140,7 +152,9 @@ async fn read_loop(stream: &mut futures_util::stream::SplitStream<WebSocket>, ha
         };
         let frames = match msg {
             WsMessage::Binary(bytes) => decode_frame::<ClientMessage>(&bytes),
-            WsMessage::Text(_) => Err(mesh_protocol::FrameError::Malformed("text frames are not part of the protocol; send binary frames".into())),
+            WsMessage::Text(_) => Err(mesh_protocol::FrameError::Malformed(
+                "text frames are not part of the protocol; send binary frames".into(),
+            )),
             WsMessage::Close(_) => return,
             WsMessage::Ping(_) | WsMessage::Pong(_) => continue,
         };
@@ -151,15 +165,25 @@ async fn read_loop(stream: &mut futures_util::stream::SplitStream<WebSocket>, ha
                 metrics::counter!("mesh_rejected_frames_total", "reason" => "decode").increment(1);
                 tracing::info!(conn, error = %e, "refused a frame");
                 if bad > MAX_BAD_FRAMES {
-                    close(tx, Outbound::Close(e.code().close_code(), format!("too many invalid frames; last: {e}")));
+                    close(
+                        tx,
+                        Outbound::Close(e.code().close_code(), format!("too many invalid frames; last: {e}")),
+                    );
                     drain_until_close(stream).await;
                     return;
                 }
-                Command::Refuse { conn, code: e.code(), message: e.to_string() }
+                Command::Refuse {
+                    conn,
+                    code: e.code(),
+                    message: e.to_string(),
+                }
             }
         };
         if handle.send(cmd).await.is_err() {
-            close(tx, Outbound::Close(ErrorCode::Unavailable.close_code(), "the room closed; reconnect".into()));
+            close(
+                tx,
+                Outbound::Close(ErrorCode::Unavailable.close_code(), "the room closed; reconnect".into()),
+            );
             return;
         }
     }

@@ -21,7 +21,9 @@ async fn stock_yjs_client_interoperates_both_ways() {
     let server = TestServer::start().unwrap();
     let session = server.create_session("interop").await.unwrap();
     let token = &session.created.writer_token;
-    let rust = YClient::connect_mesh(&server.ws_url(&session, token), "rust").await.unwrap();
+    let rust = YClient::connect_mesh(&server.ws_url(&session, token), "rust")
+        .await
+        .unwrap();
     rust.wait_synced().await.unwrap();
     rust.insert("shared.txt", 0, "from rust");
 
@@ -35,9 +37,17 @@ async fn stock_yjs_client_interoperates_both_ways() {
         .spawn()
         .expect("node must be installed");
 
-    rust.wait_for("the yjs edit", |c| c.text("shared.txt").is_some_and(|t| t.ends_with(" from yjs 🎉"))).await.unwrap();
+    rust.wait_for("the yjs edit", |c| {
+        c.text("shared.txt").is_some_and(|t| t.ends_with(" from yjs 🎉"))
+    })
+    .await
+    .unwrap();
     rust.wait_for("the yjs awareness state", |c| {
-        c.awareness.lock().unwrap().iter().any(|(_, state)| state.data.as_deref().is_some_and(|d| d.contains("\"node\"")))
+        c.awareness
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(_, state)| state.data.as_deref().is_some_and(|d| d.contains("\"node\"")))
     })
     .await
     .unwrap();
@@ -50,5 +60,8 @@ async fn stock_yjs_client_interoperates_both_ways() {
     assert!(status.success(), "yjs peer failed: {out}");
     let reply: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(reply["text"], "from rust from yjs 🎉 rust again");
-    assert_eq!(rust.text("shared.txt").as_deref(), Some("from rust from yjs 🎉 rust again"));
+    assert_eq!(
+        rust.text("shared.txt").as_deref(),
+        Some("from rust from yjs 🎉 rust again")
+    );
 }

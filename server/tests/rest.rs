@@ -17,7 +17,13 @@ async fn get(server: &TestServer, path: &str, token: Option<&str>) -> (u16, Valu
 #[tokio::test]
 async fn rest_replies() {
     let server = TestServer::start().unwrap();
-    let resp = server.http().post(format!("{}/api/sessions", server.url)).json(&serde_json::json!({"name": "demo"})).send().await.unwrap();
+    let resp = server
+        .http()
+        .post(format!("{}/api/sessions", server.url))
+        .json(&serde_json::json!({"name": "demo"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 201);
     let created: Value = resp.json().await.unwrap();
     insta::assert_json_snapshot!("create", created, {
@@ -26,10 +32,20 @@ async fn rest_replies() {
     });
     let id = created["id"].as_str().unwrap().to_string();
     let writer = created["writer_token"].as_str().unwrap().to_string();
-    assert!(created["join_link"].as_str().unwrap().ends_with(&format!("/join/{id}?token={writer}")));
+    assert!(created["join_link"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/join/{id}?token={writer}")));
 
-    let c = YClient::connect_mesh(&format!("{}?token={writer}", created["ws_url"].as_str().unwrap()), "ada").await.unwrap();
-    c.wait_mesh("welcome", |m| matches!(m, mesh_protocol::ServerMessage::Welcome { .. })).await.unwrap();
+    let c = YClient::connect_mesh(
+        &format!("{}?token={writer}", created["ws_url"].as_str().unwrap()),
+        "ada",
+    )
+    .await
+    .unwrap();
+    c.wait_mesh("welcome", |m| matches!(m, mesh_protocol::ServerMessage::Welcome { .. }))
+        .await
+        .unwrap();
     c.insert("src/main.py", 0, "print('hi 👋')\n");
     c.insert("README.md", 0, "# demo\n");
     let reader = created["reader_token"].as_str().unwrap();
@@ -38,7 +54,10 @@ async fn rest_replies() {
     for _ in 0..200 {
         let (status, body) = get(&server, &format!("/api/sessions/{id}"), Some(reader)).await;
         assert_eq!(status, 200);
-        if body["files"].as_array().is_some_and(|f| f.len() == 2 && f[1]["len_utf16"] == 15) {
+        if body["files"]
+            .as_array()
+            .is_some_and(|f| f.len() == 2 && f[1]["len_utf16"] == 15)
+        {
             info = body;
             break;
         }
@@ -58,16 +77,37 @@ async fn rest_replies() {
     insta::assert_json_snapshot!("bad_id", get(&server, "/api/sessions/nope", Some(reader)).await);
     insta::assert_json_snapshot!("no_token", get(&server, &format!("/api/sessions/{id}"), None).await);
     let missing = mesh_protocol::RoomId::random();
-    let resp = server.http().post(format!("{}/api/sessions", server.url)).body("{\"name\": 5}").header("content-type", "application/json").send().await.unwrap();
+    let resp = server
+        .http()
+        .post(format!("{}/api/sessions", server.url))
+        .body("{\"name\": 5}")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     insta::assert_json_snapshot!("wrong_shape", (status, resp.json::<Value>().await.unwrap()));
-    let resp = server.http().post(format!("{}/api/sessions", server.url)).json(&serde_json::json!({"name": "x".repeat(101)})).send().await.unwrap();
+    let resp = server
+        .http()
+        .post(format!("{}/api/sessions", server.url))
+        .json(&serde_json::json!({"name": "x".repeat(101)}))
+        .send()
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     insta::assert_json_snapshot!("long_name", (status, resp.json::<Value>().await.unwrap()));
     let (status, _) = get(&server, &format!("/api/sessions/{missing}"), Some(reader)).await;
     assert_eq!(status, 401, "a token of one room opens no other");
 
-    let metrics = server.http().get(format!("{}/metrics", server.url)).send().await.unwrap().text().await.unwrap();
+    let metrics = server
+        .http()
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("mesh_rooms_created_total"), "{metrics}");
     assert!(metrics.contains("mesh_updates_total"), "{metrics}");
 }

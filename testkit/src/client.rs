@@ -51,7 +51,9 @@ impl YClient {
     }
 
     async fn connect_inner(url: &str, name: Option<&str>) -> anyhow::Result<YClient> {
-        let (ws, _) = tokio_tungstenite::connect_async(url).await.with_context(|| "websocket connect")?;
+        let (ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .with_context(|| "websocket connect")?;
         let (mut sink, mut stream) = ws.split();
         let doc = shape::new_doc();
         let awareness = Arc::new(Mutex::new(Awareness::new(doc.clone())));
@@ -80,7 +82,9 @@ impl YClient {
             out.send(WsMessage::Binary(encode_mesh(&hello).into()))?;
         }
         let sv = doc.transact().state_vector();
-        out.send(WsMessage::Binary(encode_yjs(&Message::Sync(SyncMessage::SyncStep1(sv))).into()))?;
+        out.send(WsMessage::Binary(
+            encode_yjs(&Message::Sync(SyncMessage::SyncStep1(sv))).into(),
+        ))?;
 
         tokio::spawn(async move {
             while let Some(msg) = out_rx.recv().await {
@@ -91,7 +95,13 @@ impl YClient {
             let _ = sink.close().await;
         });
 
-        let (doc2, aw2, sh2, n2, out2) = (doc.clone(), awareness.clone(), shared.clone(), notify.clone(), out.clone());
+        let (doc2, aw2, sh2, n2, out2) = (
+            doc.clone(),
+            awareness.clone(),
+            shared.clone(),
+            notify.clone(),
+            out.clone(),
+        );
         tokio::spawn(async move {
             while let Some(msg) = stream.next().await {
                 match msg {
@@ -99,7 +109,9 @@ impl YClient {
                         handle_frame(&bytes, &doc2, &aw2, &sh2, &out2);
                     }
                     Ok(WsMessage::Close(frame)) => {
-                        let f = frame.map(|f| (u16::from(f.code), f.reason.to_string())).unwrap_or((1005, String::new()));
+                        let f = frame
+                            .map(|f| (u16::from(f.code), f.reason.to_string()))
+                            .unwrap_or((1005, String::new()));
                         sh2.lock().unwrap().closed = Some(f);
                         break;
                     }
@@ -118,7 +130,13 @@ impl YClient {
             drop(sh);
             n2.notify_waiters();
         });
-        Ok(YClient { doc, awareness, out, shared, notify })
+        Ok(YClient {
+            doc,
+            awareness,
+            out,
+            shared,
+            notify,
+        })
     }
 
     /// Sends raw bytes as one binary frame (for bad-input tests).
@@ -141,7 +159,8 @@ impl YClient {
         let update = {
             let mut aw = self.awareness.lock().unwrap();
             aw.set_local_state(state).map_err(|e| anyhow::anyhow!("{e}"))?;
-            aw.update_with_clients([aw.client_id()]).map_err(|e| anyhow::anyhow!("{e}"))?
+            aw.update_with_clients([aw.client_id()])
+                .map_err(|e| anyhow::anyhow!("{e}"))?
         };
         self.send_raw(encode_yjs(&Message::Awareness(update)));
         Ok(())
@@ -221,7 +240,12 @@ impl YClient {
                 return Ok(());
             }
             // The periodic re-check also covers local changes, which notify nobody.
-            match tokio::time::timeout_at(deadline.min(tokio::time::Instant::now() + Duration::from_millis(50)), notified).await {
+            match tokio::time::timeout_at(
+                deadline.min(tokio::time::Instant::now() + Duration::from_millis(50)),
+                notified,
+            )
+            .await
+            {
                 _ if tokio::time::Instant::now() >= deadline => {
                     if cond(self) {
                         return Ok(());
@@ -251,7 +275,13 @@ impl YClient {
     }
 }
 
-fn handle_frame(bytes: &[u8], doc: &Doc, awareness: &Mutex<Awareness>, shared: &Mutex<Shared>, out: &mpsc::UnboundedSender<WsMessage>) {
+fn handle_frame(
+    bytes: &[u8],
+    doc: &Doc,
+    awareness: &Mutex<Awareness>,
+    shared: &Mutex<Shared>,
+    out: &mpsc::UnboundedSender<WsMessage>,
+) {
     let frames = match decode_frame::<ServerMessage>(bytes) {
         Ok(f) => f,
         Err(e) => panic!("server sent an undecodable frame: {e}"),
@@ -261,7 +291,9 @@ fn handle_frame(bytes: &[u8], doc: &Doc, awareness: &Mutex<Awareness>, shared: &
         match frame {
             Frame::Yjs(Message::Sync(SyncMessage::SyncStep1(sv))) => {
                 let diff = doc.transact().encode_state_as_update_v1(&sv);
-                let _ = out.send(WsMessage::Binary(encode_yjs(&Message::Sync(SyncMessage::SyncStep2(diff))).into()));
+                let _ = out.send(WsMessage::Binary(
+                    encode_yjs(&Message::Sync(SyncMessage::SyncStep2(diff))).into(),
+                ));
             }
             Frame::Yjs(Message::Sync(SyncMessage::SyncStep2(u))) => {
                 apply(doc, &u);
@@ -280,5 +312,6 @@ fn handle_frame(bytes: &[u8], doc: &Doc, awareness: &Mutex<Awareness>, shared: &
 fn apply(doc: &Doc, update: &[u8]) {
     let update = Update::decode_v1(update).expect("server sent an undecodable update");
     let mut txn = doc.transact_mut_with(REMOTE);
-    txn.apply_update(update).expect("server sent an update that does not apply");
+    txn.apply_update(update)
+        .expect("server sent an update that does not apply");
 }

@@ -94,8 +94,12 @@ impl TestServer {
             for _ in lines {}
         });
         let deadline = Instant::now() + START_TIMEOUT;
-        let line = rx.recv_timeout(deadline - Instant::now()).context("server did not print its listening line")?;
-        let Some(url) = line.strip_prefix("mesh-server listening on ") else { bail!("unexpected first line: {line}") };
+        let line = rx
+            .recv_timeout(deadline - Instant::now())
+            .context("server did not print its listening line")?;
+        let Some(url) = line.strip_prefix("mesh-server listening on ") else {
+            bail!("unexpected first line: {line}")
+        };
         self.url = url.to_string();
         self.port = url.rsplit(':').next().and_then(|p| p.parse().ok()).context("port")?;
         self.child = Some(child);
@@ -163,11 +167,18 @@ impl TestServer {
 
     /// Creates a room.
     pub async fn create_session(&self, name: &str) -> anyhow::Result<Session> {
-        let resp = self.http.post(format!("{}/api/sessions", self.url)).json(&serde_json::json!({ "name": name })).send().await?;
+        let resp = self
+            .http
+            .post(format!("{}/api/sessions", self.url))
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await?;
         if !resp.status().is_success() {
             bail!("create session: {} {}", resp.status(), resp.text().await?);
         }
-        Ok(Session { created: resp.json().await? })
+        Ok(Session {
+            created: resp.json().await?,
+        })
     }
 
     /// The room socket URL with a token.

@@ -51,13 +51,25 @@ pub type OutboundTx = mpsc::Sender<Outbound>;
 /// What a room can be asked.
 pub enum Command {
     /// A connection wants in.
-    Join { conn: ConnId, role: Role, tx: OutboundTx, reply: oneshot::Sender<Result<(), ErrorCode>> },
+    Join {
+        conn: ConnId,
+        role: Role,
+        tx: OutboundTx,
+        reply: oneshot::Sender<Result<(), ErrorCode>>,
+    },
     /// A connection is gone.
     Leave { conn: ConnId },
     /// Decoded messages of one frame.
-    Frames { conn: ConnId, frames: Vec<Frame<ClientMessage>> },
+    Frames {
+        conn: ConnId,
+        frames: Vec<Frame<ClientMessage>>,
+    },
     /// A frame that failed to decode: tell the sender.
-    Refuse { conn: ConnId, code: ErrorCode, message: String },
+    Refuse {
+        conn: ConnId,
+        code: ErrorCode,
+        message: String,
+    },
     /// Participants and files, for REST.
     Info { reply: oneshot::Sender<RoomInfo> },
     /// The room was deleted: close every connection and stop, writing nothing.
@@ -114,7 +126,12 @@ impl RoomHandle {
 }
 
 /// Starts a room's task. `on_exit` runs when it stops, whatever the reason.
-pub fn spawn(id: RoomId, generation: u64, store: Arc<dyn Store>, on_exit: impl FnOnce() + Send + 'static) -> (RoomHandle, tokio::task::JoinHandle<()>) {
+pub fn spawn(
+    id: RoomId,
+    generation: u64,
+    store: Arc<dyn Store>,
+    on_exit: impl FnOnce() + Send + 'static,
+) -> (RoomHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
     let task = tokio::spawn(async move {
         let mut rx = rx;
@@ -166,7 +183,14 @@ async fn run(id: RoomId, store: Arc<dyn Store>, rx: &mut mpsc::Receiver<Command>
     tracing::info!(room = %id, updates = state.updates.len(), ms = started.elapsed().as_millis() as u64, "room loaded");
     metrics::gauge!("mesh_rooms_loaded").increment(1);
     let compacted_seq = state.last_seq - state.updates.len() as u64;
-    let mut actor = Actor { id, core, store, senders: HashMap::new(), last_seq: state.last_seq, compacted_seq };
+    let mut actor = Actor {
+        id,
+        core,
+        store,
+        senders: HashMap::new(),
+        last_seq: state.last_seq,
+        compacted_seq,
+    };
     actor.main_loop(rx).await;
     metrics::gauge!("mesh_rooms_loaded").decrement(1);
 }
@@ -179,7 +203,12 @@ async fn refuse_all(rx: &mut mpsc::Receiver<Command>, code: ErrorCode) {
             Command::Join { reply, .. } => {
                 let _ = reply.send(Err(code));
             }
-            Command::Info { .. } | Command::Leave { .. } | Command::Frames { .. } | Command::Refuse { .. } | Command::Delete | Command::Shutdown => {}
+            Command::Info { .. }
+            | Command::Leave { .. }
+            | Command::Frames { .. }
+            | Command::Refuse { .. }
+            | Command::Delete
+            | Command::Shutdown => {}
         }
     }
 }
@@ -215,7 +244,11 @@ impl Actor {
                 Ok(()) => {}
                 Err(stop) => break stop,
             }
-            idle_since = if self.senders.is_empty() { idle_since.or(Some(Instant::now())) } else { None };
+            idle_since = if self.senders.is_empty() {
+                idle_since.or(Some(Instant::now()))
+            } else {
+                None
+            };
         };
         match stop {
             Stop::Idle | Stop::Shutdown => {
@@ -258,7 +291,10 @@ impl Actor {
                 }
                 Command::Refuse { conn, code, message } => merge(&mut fx, self.core.refuse(conn, code, message)),
                 Command::Info { reply } => {
-                    let _ = reply.send(RoomInfo { participants: self.core.participants(), files: self.core.files() });
+                    let _ = reply.send(RoomInfo {
+                        participants: self.core.participants(),
+                        files: self.core.files(),
+                    });
                 }
                 Command::Delete => stop = Some(Stop::Deleted),
                 Command::Shutdown => stop = Some(Stop::Shutdown),
@@ -299,7 +335,12 @@ impl Actor {
                 Target::One(id) => vec![id],
                 Target::AllBut(origin) => self.senders.keys().copied().filter(|id| *id != origin).collect(),
                 Target::All => self.senders.keys().copied().collect(),
-                Target::MeshClients => self.senders.keys().copied().filter(|id| self.core.is_mesh(*id)).collect(),
+                Target::MeshClients => self
+                    .senders
+                    .keys()
+                    .copied()
+                    .filter(|id| self.core.is_mesh(*id))
+                    .collect(),
             };
             for id in ids {
                 if let Some(tx) = self.senders.get(&id) {
@@ -368,5 +409,87 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+    use crate::store::{BoxFuture, RoomRecord, RoomState, StoreResult};
+    use mesh_protocol::codec::decode_frame;
+    use mesh_protocol::ServerMessage;
+    use yrs::sync::SyncMessage;
+    use yrs::{ReadTxn, Text, Transact};
+
+    /// A store whose appends wait until the test opens the gate.
+    struct GateStore {
+        inner: MemoryStore,
+        gate: tokio::sync::Semaphore,
+    }
+
+    impl Store for GateStore {
+        fn create_room(&self, room: RoomRecord) -> BoxFuture<'_, StoreResult<()>> {
+            self.inner.create_room(room)
+        }
+        fn get_room(&self, id: RoomId) -> BoxFuture<'_, StoreResult<Option<RoomRecord>>> {
+            self.inner.get_room(id)
+        }
+        fn list_rooms(&self) -> BoxFuture<'_, StoreResult<Vec<RoomRecord>>> {
+            self.inner.list_rooms()
+        }
+        fn delete_room(&self, id: RoomId) -> BoxFuture<'_, StoreResult<bool>> {
+            self.inner.delete_room(id)
+        }
+        fn load(&self, id: RoomId) -> BoxFuture<'_, StoreResult<RoomState>> {
+            self.inner.load(id)
+        }
+        fn append(&self, id: RoomId, updates: Vec<Vec<u8>>) -> BoxFuture<'_, StoreResult<u64>> {
+            Box::pin(async move {
+                self.gate.acquire().await.expect("gate open").forget();
+                self.inner.append(id, updates).await
+            })
+        }
+        fn compact(&self, id: RoomId, snapshot: Vec<u8>, upto_seq: u64) -> BoxFuture<'_, StoreResult<()>> {
+            self.inner.compact(id, snapshot, upto_seq)
+        }
+    }
+
+    fn update_frame(text: &str) -> Frame<ClientMessage> {
+        let doc = mesh_protocol::doc::new_doc();
+        let t = doc.get_or_insert_text("t");
+        t.insert(&mut doc.transact_mut(), 0, text);
+        let update = doc.transact().encode_state_as_update_v1(&yrs::StateVector::default());
+        Frame::Yjs(yrs::sync::Message::Sync(SyncMessage::Update(update)))
+    }
+
+    async fn next_update(rx: &mut mpsc::Receiver<Outbound>) -> Option<Vec<u8>> {
+        while let Ok(Some(out)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+            if let Outbound::Frame(bytes) = out {
+                for f in decode_frame::<ServerMessage>(&bytes).unwrap() {
+                    if let Frame::Yjs(yrs::sync::Message::Sync(SyncMessage::Update(u))) = f {
+                        return Some(u);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    #[tokio::test]
+    async fn nothing_is_broadcast_before_it_is_durable() {
+        let store = Arc::new(GateStore { inner: MemoryStore::new(), gate: tokio::sync::Semaphore::new(0) });
+        let id = RoomId::random();
+        store.create_room(RoomRecord { id, name: "gate".into(), created_at: 0 }).await.unwrap();
+        let (room, _task) = spawn(id, 0, store.clone(), || {});
+        let (a_tx, _a_rx) = mpsc::channel(64);
+        let (b_tx, mut b_rx) = mpsc::channel(64);
+        room.join(1, Role::Writer, a_tx).await.unwrap().unwrap();
+        room.join(2, Role::Writer, b_tx).await.unwrap().unwrap();
+        room.send(Command::Frames { conn: 1, frames: vec![update_frame("hello")] }).await.unwrap();
+        assert_eq!(next_update(&mut b_rx).await, None, "broadcast before the store acknowledged");
+        store.gate.add_permits(1);
+        assert!(next_update(&mut b_rx).await.is_some(), "broadcast after the store acknowledged");
+        assert_eq!(store.inner.load(id).await.unwrap().updates.len(), 1);
     }
 }

@@ -8,7 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use mesh_protocol::codec::{encode_mesh, encode_yjs, Frame};
 use mesh_protocol::messages::{ChatEntry, Participant, Role};
-use mesh_protocol::{doc as shape, ClientMessage, ErrorCode, ServerMessage, CHAT_HISTORY_LEN, MAX_CHAT_BYTES, MAX_NAME_CHARS, PROTOCOL_VERSION};
+use mesh_protocol::{
+    doc as shape, ClientMessage, ErrorCode, ServerMessage, CHAT_HISTORY_LEN, MAX_CHAT_BYTES, MAX_NAME_CHARS,
+    PROTOCOL_VERSION,
+};
 use yrs::sync::awareness::AwarenessUpdate;
 use yrs::sync::{Awareness, Message, SyncMessage};
 use yrs::types::ToJson;
@@ -20,7 +23,9 @@ use yrs::{Any, Array, ArrayRef, Doc, Map, ReadTxn, Transact, Update};
 pub const MAX_AWARENESS_STATE_BYTES: usize = 16 * 1024;
 
 /// Colours handed to participants that did not pick one, in join order.
-const PALETTE: [&str; 8] = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324"];
+const PALETTE: [&str; 8] = [
+    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324",
+];
 
 /// A connection's id, unique for the life of the server process.
 pub type ConnId = u64;
@@ -102,7 +107,12 @@ impl RoomCore {
                 }
             }
         }
-        let room = RoomCore { awareness: Awareness::new(doc), conns: BTreeMap::new(), joined_total: 0, chat_seq: 0 };
+        let room = RoomCore {
+            awareness: Awareness::new(doc),
+            conns: BTreeMap::new(),
+            joined_total: 0,
+            chat_seq: 0,
+        };
         (room, bad)
     }
 
@@ -124,11 +134,16 @@ impl RoomCore {
     /// Paths and UTF-16 lengths of the room's files, sorted by path.
     pub fn files(&self) -> Vec<(String, u32)> {
         let txn = self.doc().transact();
-        let Some(files) = txn.get_map(shape::FILES) else { return Vec::new() };
+        let Some(files) = txn.get_map(shape::FILES) else {
+            return Vec::new();
+        };
         let mut out: Vec<(String, u32)> = files
             .iter(&txn)
             .filter_map(|(path, value)| match value {
-                yrs::Out::YText(text) => Some((path.to_string(), yrs::GetString::get_string(&text, &txn).encode_utf16().count() as u32)),
+                yrs::Out::YText(text) => Some((
+                    path.to_string(),
+                    yrs::GetString::get_string(&text, &txn).encode_utf16().count() as u32,
+                )),
                 _ => None,
             })
             .collect();
@@ -150,8 +165,22 @@ impl RoomCore {
     pub fn join(&mut self, id: ConnId, role: Role) -> Effects {
         let color = PALETTE[(self.joined_total % PALETTE.len() as u64) as usize].to_string();
         self.joined_total += 1;
-        let participant = Participant { conn_id: id, name: "anonymous".into(), color, role, client: "yjs".into(), doc_client_id: None };
-        self.conns.insert(id, Conn { participant: participant.clone(), mesh: false, awareness_ids: BTreeSet::new() });
+        let participant = Participant {
+            conn_id: id,
+            name: "anonymous".into(),
+            color,
+            role,
+            client: "yjs".into(),
+            doc_client_id: None,
+        };
+        self.conns.insert(
+            id,
+            Conn {
+                participant: participant.clone(),
+                mesh: false,
+                awareness_ids: BTreeSet::new(),
+            },
+        );
         let mut fx = Effects::default();
         let sv = self.doc().transact().state_vector();
         fx.to(Target::One(id), encode_yjs(&Message::Sync(SyncMessage::SyncStep1(sv))));
@@ -160,7 +189,10 @@ impl RoomCore {
                 fx.to(Target::One(id), encode_yjs(&Message::Awareness(update)));
             }
         }
-        fx.to(Target::MeshClients, encode_mesh(&ServerMessage::ParticipantJoined { participant }));
+        fx.to(
+            Target::MeshClients,
+            encode_mesh(&ServerMessage::ParticipantJoined { participant }),
+        );
         fx
     }
 
@@ -170,18 +202,29 @@ impl RoomCore {
         let Some(conn) = self.conns.remove(&id) else { return fx };
         // Clear the awareness states the connection published, as y-websocket does, so
         // everyone drops its cursors at once.
-        let mut removed = AwarenessUpdate { clients: Default::default() };
+        let mut removed = AwarenessUpdate {
+            clients: Default::default(),
+        };
         for client in conn.awareness_ids {
             let cid = yrs::block::ClientID::new(client);
             if let Some((clock, _)) = self.awareness.meta(cid) {
-                removed.clients.insert(cid, yrs::sync::awareness::AwarenessUpdateEntry { clock: clock + 1, json: "null".into() });
+                removed.clients.insert(
+                    cid,
+                    yrs::sync::awareness::AwarenessUpdateEntry {
+                        clock: clock + 1,
+                        json: "null".into(),
+                    },
+                );
             }
         }
         if !removed.clients.is_empty() {
             let _ = self.awareness.apply_update(removed.clone());
             fx.to(Target::All, encode_yjs(&Message::Awareness(removed)));
         }
-        fx.to(Target::MeshClients, encode_mesh(&ServerMessage::ParticipantLeft { conn_id: id }));
+        fx.to(
+            Target::MeshClients,
+            encode_mesh(&ServerMessage::ParticipantLeft { conn_id: id }),
+        );
         fx
     }
 
@@ -211,7 +254,10 @@ impl RoomCore {
         match msg {
             Message::Sync(SyncMessage::SyncStep1(sv)) => {
                 let diff = self.doc().transact().encode_state_as_update_v1(&sv);
-                fx.to(Target::One(id), encode_yjs(&Message::Sync(SyncMessage::SyncStep2(diff))));
+                fx.to(
+                    Target::One(id),
+                    encode_yjs(&Message::Sync(SyncMessage::SyncStep2(diff))),
+                );
             }
             Message::Sync(SyncMessage::SyncStep2(update)) | Message::Sync(SyncMessage::Update(update)) => {
                 self.apply_client_update(id, update, fx);
@@ -236,7 +282,12 @@ impl RoomCore {
         let update = match Update::decode_v1(&raw) {
             Ok(u) => u,
             Err(e) => {
-                fx.error(conn, id, ErrorCode::InvalidUpdate, format!("cannot decode the update: {e}"));
+                fx.error(
+                    conn,
+                    id,
+                    ErrorCode::InvalidUpdate,
+                    format!("cannot decode the update: {e}"),
+                );
                 return;
             }
         };
@@ -245,24 +296,46 @@ impl RoomCore {
             return;
         }
         if !conn.participant.role.can_write() {
-            fx.error(conn, id, ErrorCode::Forbidden, "your role is reader: edits are not accepted; ask the host for write access".into());
+            fx.error(
+                conn,
+                id,
+                ErrorCode::Forbidden,
+                "your role is reader: edits are not accepted; ask the host for write access".into(),
+            );
             return;
         }
         let result = self.doc().transact_mut().apply_update(update);
         if let Err(e) = result {
             let conn = &self.conns[&id];
-            fx.error(conn, id, ErrorCode::InvalidUpdate, format!("the update does not apply to this room: {e}"));
+            fx.error(
+                conn,
+                id,
+                ErrorCode::InvalidUpdate,
+                format!("the update does not apply to this room: {e}"),
+            );
             return;
         }
-        fx.to(Target::AllBut(id), encode_yjs(&Message::Sync(SyncMessage::Update(raw.clone()))));
+        fx.to(
+            Target::AllBut(id),
+            encode_yjs(&Message::Sync(SyncMessage::Update(raw.clone()))),
+        );
         fx.persist.push(raw);
     }
 
     fn apply_awareness(&mut self, id: ConnId, update: AwarenessUpdate, fx: &mut Effects) {
         let conn = self.conns.get_mut(&id).expect("checked by handle");
-        if let Some(entry) = update.clients.values().find(|e| e.json.len() > MAX_AWARENESS_STATE_BYTES) {
+        if let Some(entry) = update
+            .clients
+            .values()
+            .find(|e| e.json.len() > MAX_AWARENESS_STATE_BYTES)
+        {
             let len = entry.json.len();
-            fx.error(conn, id, ErrorCode::TooLarge, format!("awareness state of {len} bytes exceeds {MAX_AWARENESS_STATE_BYTES}"));
+            fx.error(
+                conn,
+                id,
+                ErrorCode::TooLarge,
+                format!("awareness state of {len} bytes exceeds {MAX_AWARENESS_STATE_BYTES}"),
+            );
             return;
         }
         for (client, entry) in &update.clients {
@@ -275,7 +348,12 @@ impl RoomCore {
         let frame = encode_yjs(&Message::Awareness(update.clone()));
         if let Err(e) = self.awareness.apply_update(update) {
             let conn = &self.conns[&id];
-            fx.error(conn, id, ErrorCode::BadRequest, format!("invalid awareness update: {e}"));
+            fx.error(
+                conn,
+                id,
+                ErrorCode::BadRequest,
+                format!("invalid awareness update: {e}"),
+            );
             return;
         }
         fx.to(Target::AllBut(id), frame);
@@ -283,7 +361,13 @@ impl RoomCore {
 
     fn handle_mesh(&mut self, id: ConnId, msg: ClientMessage, now_ms: u64, fx: &mut Effects) {
         match msg {
-            ClientMessage::Hello { version, name, color, client, doc_client_id } => {
+            ClientMessage::Hello {
+                version,
+                name,
+                color,
+                client,
+                doc_client_id,
+            } => {
                 let conn = self.conns.get_mut(&id).expect("checked by handle");
                 conn.mesh = true;
                 if version != PROTOCOL_VERSION {
@@ -300,14 +384,25 @@ impl RoomCore {
                 p.client = client.map(|c| clean_name(&c)).unwrap_or_else(|| "mesh".into());
                 p.doc_client_id = doc_client_id;
                 let (participant, role) = (p.clone(), p.role);
-                let welcome = ServerMessage::Welcome { version: PROTOCOL_VERSION, conn_id: id, role, participants: self.participants() };
+                let welcome = ServerMessage::Welcome {
+                    version: PROTOCOL_VERSION,
+                    conn_id: id,
+                    role,
+                    participants: self.participants(),
+                };
                 fx.to(Target::One(id), encode_mesh(&welcome));
-                fx.to(Target::MeshClients, encode_mesh(&ServerMessage::ParticipantJoined { participant }));
+                fx.to(
+                    Target::MeshClients,
+                    encode_mesh(&ServerMessage::ParticipantJoined { participant }),
+                );
             }
             ClientMessage::Chat { text } => self.chat(id, text, now_ms, fx),
             ClientMessage::ListParticipants => {
                 let participants = self.participants();
-                fx.to(Target::One(id), encode_mesh(&ServerMessage::Participants { participants }));
+                fx.to(
+                    Target::One(id),
+                    encode_mesh(&ServerMessage::Participants { participants }),
+                );
             }
             ClientMessage::Ping { nonce } => fx.to(Target::One(id), encode_mesh(&ServerMessage::Pong { nonce })),
         }
@@ -346,7 +441,10 @@ impl RoomCore {
             }
             txn.encode_update_v1()
         };
-        fx.to(Target::All, encode_yjs(&Message::Sync(SyncMessage::Update(update.clone()))));
+        fx.to(
+            Target::All,
+            encode_yjs(&Message::Sync(SyncMessage::Update(update.clone()))),
+        );
         fx.persist.push(update);
         fx.to(Target::MeshClients, encode_mesh(&ServerMessage::Chat { entry }));
     }
@@ -354,9 +452,14 @@ impl RoomCore {
     /// The chat history as kept in the document, oldest first.
     pub fn chat_history(&self) -> Vec<serde_json::Value> {
         let txn = self.doc().transact();
-        let Some(chat) = txn.get_array(shape::CHAT) else { return Vec::new() };
+        let Some(chat) = txn.get_array(shape::CHAT) else {
+            return Vec::new();
+        };
         let any = chat.to_json(&txn);
-        serde_json::to_value(&any).ok().and_then(|v| v.as_array().cloned()).unwrap_or_default()
+        serde_json::to_value(&any)
+            .ok()
+            .and_then(|v| v.as_array().cloned())
+            .unwrap_or_default()
     }
 }
 

@@ -32,7 +32,12 @@ pub struct Rooms {
 impl Rooms {
     /// An empty registry over `store`.
     pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
-        Arc::new_cyclic(|me| Rooms { store, loaded: Mutex::new(HashMap::new()), generation: AtomicU64::new(0), me: me.clone() })
+        Arc::new_cyclic(|me| Rooms {
+            store,
+            loaded: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            me: me.clone(),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RoomId, Loaded>> {
@@ -55,13 +60,22 @@ impl Rooms {
                 rooms.forget(id, generation);
             }
         });
-        loaded.insert(id, Loaded { handle: handle.clone(), task: Some(task) });
+        loaded.insert(
+            id,
+            Loaded {
+                handle: handle.clone(),
+                task: Some(task),
+            },
+        );
         handle
     }
 
     /// The handle of a room only if it is loaded.
     pub fn get_loaded(&self, id: RoomId) -> Option<RoomHandle> {
-        self.lock().get(&id).map(|l| l.handle.clone()).filter(|h| !h.is_closed())
+        self.lock()
+            .get(&id)
+            .map(|l| l.handle.clone())
+            .filter(|h| !h.is_closed())
     }
 
     fn forget(&self, id: RoomId, generation: u64) {
@@ -103,8 +117,11 @@ impl Rooms {
 
     /// Asks every room to compact and close its connections, and waits for them.
     pub async fn shutdown(&self) {
-        let rooms: Vec<(RoomHandle, Option<JoinHandle<()>>)> =
-            self.lock().values_mut().map(|l| (l.handle.clone(), l.task.take())).collect();
+        let rooms: Vec<(RoomHandle, Option<JoinHandle<()>>)> = self
+            .lock()
+            .values_mut()
+            .map(|l| (l.handle.clone(), l.task.take()))
+            .collect();
         for (handle, _) in &rooms {
             let _ = handle.send(Command::Shutdown).await;
         }

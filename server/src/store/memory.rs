@@ -36,11 +36,11 @@ impl MemoryStore {
 
 impl Store for MemoryStore {
     fn create_room(&self, room: RoomRecord) -> BoxFuture<'_, StoreResult<()>> {
-        let out = self.with(|rooms| {
+        self.with(|rooms| {
             let id = room.id;
             rooms.entry(id).or_default().record = Some(room);
         });
-        Box::pin(async move { Ok(out) })
+        Box::pin(async move { Ok(()) })
     }
 
     fn get_room(&self, id: RoomId) -> BoxFuture<'_, StoreResult<Option<RoomRecord>>> {
@@ -50,7 +50,7 @@ impl Store for MemoryStore {
 
     fn list_rooms(&self) -> BoxFuture<'_, StoreResult<Vec<RoomRecord>>> {
         let mut out: Vec<RoomRecord> = self.with(|rooms| rooms.values().filter_map(|r| r.record.clone()).collect());
-        out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        out.sort_by_key(|r| std::cmp::Reverse(r.created_at));
         Box::pin(async move { Ok(out) })
     }
 

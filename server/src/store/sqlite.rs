@@ -211,7 +211,13 @@ fn serve(conn: &mut Connection, cmd: Command) {
                 .query_row(
                     "SELECT name, created_at FROM rooms WHERE id = ?1",
                     [id.to_string()],
-                    |r| Ok(RoomRecord { id, name: r.get(0)?, created_at: r.get(1)? }),
+                    |r| {
+                        Ok(RoomRecord {
+                            id,
+                            name: r.get(0)?,
+                            created_at: r.get(1)?,
+                        })
+                    },
                 )
                 .optional();
             let _ = reply.send(r.map_err(db_err));
@@ -220,7 +226,9 @@ fn serve(conn: &mut Connection, cmd: Command) {
             let _ = reply.send(list_rooms(conn).map_err(db_err));
         }
         Command::DeleteRoom(id, reply) => {
-            let r = conn.execute("DELETE FROM rooms WHERE id = ?1", [id.to_string()]).map(|n| n > 0);
+            let r = conn
+                .execute("DELETE FROM rooms WHERE id = ?1", [id.to_string()])
+                .map(|n| n > 0);
             let _ = reply.send(r.map_err(db_err));
         }
         Command::Load(id, reply) => {
@@ -242,7 +250,10 @@ fn serve(conn: &mut Connection, cmd: Command) {
                      ON CONFLICT(room_id) DO UPDATE SET data = excluded.data, upto_seq = excluded.upto_seq",
                     params![key, snapshot, upto],
                 )?;
-                tx.execute("DELETE FROM room_updates WHERE room_id = ?1 AND seq <= ?2", params![key, upto])?;
+                tx.execute(
+                    "DELETE FROM room_updates WHERE room_id = ?1 AND seq <= ?2",
+                    params![key, upto],
+                )?;
                 tx.commit()
             });
             let _ = reply.send(r.map_err(db_err));
@@ -273,23 +284,33 @@ fn list_rooms(conn: &Connection) -> rusqlite::Result<Vec<RoomRecord>> {
 fn load(conn: &Connection, id: RoomId) -> rusqlite::Result<RoomState> {
     let key = id.to_string();
     let snapshot: Option<(Vec<u8>, u64)> = conn
-        .query_row("SELECT data, upto_seq FROM room_snapshots WHERE room_id = ?1", [&key], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT data, upto_seq FROM room_snapshots WHERE room_id = ?1",
+            [&key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
     let upto = snapshot.as_ref().map_or(0, |(_, s)| *s);
     let mut stmt = conn.prepare_cached("SELECT data FROM room_updates WHERE room_id = ?1 AND seq > ?2 ORDER BY seq")?;
-    let updates = stmt.query_map(params![key, upto], |r| r.get(0))?.collect::<rusqlite::Result<Vec<Vec<u8>>>>()?;
+    let updates = stmt
+        .query_map(params![key, upto], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<Vec<u8>>>>()?;
     let last_seq: u64 = conn
         .query_row("SELECT last_seq FROM room_seq WHERE room_id = ?1", [&key], |r| r.get(0))
         .optional()?
         .unwrap_or(0);
-    Ok(RoomState { snapshot: snapshot.map(|(d, _)| d), updates, last_seq })
+    Ok(RoomState {
+        snapshot: snapshot.map(|(d, _)| d),
+        updates,
+        last_seq,
+    })
 }
 
 fn secret(conn: &Connection) -> rusqlite::Result<Vec<u8>> {
     let existing: Option<Vec<u8>> = conn
-        .query_row("SELECT value FROM server_meta WHERE key = 'token_secret'", [], |r| r.get(0))
+        .query_row("SELECT value FROM server_meta WHERE key = 'token_secret'", [], |r| {
+            r.get(0)
+        })
         .optional()?;
     if let Some(s) = existing {
         return Ok(s);
@@ -302,7 +323,9 @@ fn secret(conn: &Connection) -> rusqlite::Result<Vec<u8>> {
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Store for SqliteStore {
@@ -340,14 +363,28 @@ mod tests {
         let id = RoomId::random();
         {
             let store = SqliteStore::open(&path, Durability::Process).unwrap();
-            store.create_room(RoomRecord { id, name: "r".into(), created_at: 1 }).await.unwrap();
+            store
+                .create_room(RoomRecord {
+                    id,
+                    name: "r".into(),
+                    created_at: 1,
+                })
+                .await
+                .unwrap();
             assert_eq!(store.append(id, vec![vec![1], vec![2]]).await.unwrap(), 2);
             store.compact(id, vec![9], 1).await.unwrap();
             assert_eq!(store.append(id, vec![vec![3]]).await.unwrap(), 3);
         }
         let store = SqliteStore::open(&path, Durability::Process).unwrap();
         let state = store.load(id).await.unwrap();
-        assert_eq!(state, RoomState { snapshot: Some(vec![9]), updates: vec![vec![2], vec![3]], last_seq: 3 });
+        assert_eq!(
+            state,
+            RoomState {
+                snapshot: Some(vec![9]),
+                updates: vec![vec![2], vec![3]],
+                last_seq: 3
+            }
+        );
         let secret = store.secret().await.unwrap();
         assert_eq!(secret, store.secret().await.unwrap());
         assert!(store.delete_room(id).await.unwrap());
