@@ -80,7 +80,8 @@ impl IntoResponse for ApiFailure {
 }
 
 fn parse_room(id: &str) -> Result<RoomId, ApiFailure> {
-    id.parse().map_err(|e| ApiFailure(ErrorCode::BadRequest, format!("{e}")))
+    id.parse()
+        .map_err(|e| ApiFailure(ErrorCode::BadRequest, format!("{e}")))
 }
 
 /// Create a room.

@@ -478,18 +478,40 @@ mod tests {
 
     #[tokio::test]
     async fn nothing_is_broadcast_before_it_is_durable() {
-        let store = Arc::new(GateStore { inner: MemoryStore::new(), gate: tokio::sync::Semaphore::new(0) });
+        let store = Arc::new(GateStore {
+            inner: MemoryStore::new(),
+            gate: tokio::sync::Semaphore::new(0),
+        });
         let id = RoomId::random();
-        store.create_room(RoomRecord { id, name: "gate".into(), created_at: 0 }).await.unwrap();
+        store
+            .create_room(RoomRecord {
+                id,
+                name: "gate".into(),
+                created_at: 0,
+            })
+            .await
+            .unwrap();
         let (room, _task) = spawn(id, 0, store.clone(), || {});
         let (a_tx, _a_rx) = mpsc::channel(64);
         let (b_tx, mut b_rx) = mpsc::channel(64);
         room.join(1, Role::Writer, a_tx).await.unwrap().unwrap();
         room.join(2, Role::Writer, b_tx).await.unwrap().unwrap();
-        room.send(Command::Frames { conn: 1, frames: vec![update_frame("hello")] }).await.unwrap();
-        assert_eq!(next_update(&mut b_rx).await, None, "broadcast before the store acknowledged");
+        room.send(Command::Frames {
+            conn: 1,
+            frames: vec![update_frame("hello")],
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            next_update(&mut b_rx).await,
+            None,
+            "broadcast before the store acknowledged"
+        );
         store.gate.add_permits(1);
-        assert!(next_update(&mut b_rx).await.is_some(), "broadcast after the store acknowledged");
+        assert!(
+            next_update(&mut b_rx).await.is_some(),
+            "broadcast after the store acknowledged"
+        );
         assert_eq!(store.inner.load(id).await.unwrap().updates.len(), 1);
     }
 }
