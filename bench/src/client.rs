@@ -87,7 +87,8 @@ impl PhaseStats {
         self.receipts += 1;
         self.last_receipt = Some(now);
         if self.latencies_us.len() < MAX_SAMPLES {
-            self.latencies_us.push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
+            self.latencies_us
+                .push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
         }
     }
 }
@@ -198,7 +199,10 @@ impl Client {
         let mut connect_time = None;
         let mut synced = false;
         while !synced {
-            let msg = socket.next().await.ok_or_else(|| anyhow::anyhow!("server closed the socket during sync"))??;
+            let msg = socket
+                .next()
+                .await
+                .ok_or_else(|| anyhow::anyhow!("server closed the socket during sync"))??;
             connect_time.get_or_insert_with(|| start.elapsed());
             if let WsMessage::Binary(bytes) = msg {
                 let mut step1s = Vec::new();
@@ -218,7 +222,10 @@ impl Client {
     /// The answer to a SyncStep1: our state as an update relative to `sv`.
     fn sync_step2(&self, sv: &[u8]) -> anyhow::Result<Vec<u8>> {
         let sv = StateVector::decode_v1(sv)?;
-        Ok(self.config.framing.sync_step2(self.doc.transact().encode_state_as_update_v1(&sv)))
+        Ok(self
+            .config
+            .framing
+            .sync_step2(self.doc.transact().encode_state_as_update_v1(&sv)))
     }
 
     async fn main_loop(&mut self, socket: Socket, control_rx: &mut watch::Receiver<Control>) {
@@ -228,10 +235,7 @@ impl Client {
         let mut ticker = idle_ticker();
         let mut deadline = pin!(sleep_until(Instant::now() + FAR_FUTURE));
         loop {
-            let load = match control {
-                Control::Load { phase, until } if Instant::now() < until => Some(phase),
-                _ => None,
-            };
+            let load = active_phase(control);
             let window_full = load == Some(Phase::Saturation) && self.outstanding() >= self.config.window;
             let event = tokio::select! {
                 biased;
@@ -274,7 +278,8 @@ impl Client {
                 }
                 Event::Tick | Event::Delivered | Event::LoadOver => {}
             }
-            if open && load == Some(Phase::Saturation) {
+            // The event may have started the phase (or the window may have opened).
+            if open && active_phase(control) == Some(Phase::Saturation) {
                 open = self.fill_window(&mut sink).await;
             }
         }
@@ -342,7 +347,9 @@ impl Client {
             return;
         };
         for (client, ranges) in update.insertions(true).iter() {
-            let Some(sender) = self.ledger.index_of(client.get()) else { continue };
+            let Some(sender) = self.ledger.index_of(client.get()) else {
+                continue;
+            };
             // Some servers echo an update to its sender; only room-mates count.
             if sender == self.config.index || self.ledger.room_of(sender) != self.room {
                 continue;
@@ -370,6 +377,14 @@ impl Client {
     fn typed(&self) -> String {
         use yrs::GetString;
         self.text.get_string(&self.doc.transact())
+    }
+}
+
+/// The phase whose load is on now, if any.
+fn active_phase(control: Control) -> Option<Phase> {
+    match control {
+        Control::Load { phase, until } if Instant::now() < until => Some(phase),
+        _ => None,
     }
 }
 
@@ -430,7 +445,10 @@ mod tests {
         alice.on_frame(&frames[0]); // An echo to the sender does not count.
         other_room.on_frame(&frames[0]); // Nor does another room's traffic.
         assert_eq!(bob.outcome.phases[0].receipts, 3);
-        assert_eq!(alice.outcome.phases[0].receipts + other_room.outcome.phases[0].receipts, 0);
+        assert_eq!(
+            alice.outcome.phases[0].receipts + other_room.outcome.phases[0].receipts,
+            0
+        );
         assert_eq!((ledger.sent(Phase::Typing), ledger.receipts(Phase::Typing)), (3, 3));
     }
 }

@@ -12,7 +12,9 @@ const MAX_RESPONSE_BYTES: u64 = 1024 * 1024;
 
 /// Sends `POST path` with a JSON body to `addr`; returns the status code and the body.
 pub async fn post_json(addr: SocketAddr, path: &str, body: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
-    let mut stream = TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n",
@@ -27,7 +29,10 @@ pub async fn post_json(addr: SocketAddr, path: &str, body: &[u8]) -> anyhow::Res
 
 /// Splits a complete HTTP/1.1 response into status and body (de-chunking if needed).
 fn parse_response(response: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
-    let split = response.windows(4).position(|w| w == b"\r\n\r\n").context("HTTP response without a header end")?;
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("HTTP response without a header end")?;
     let head = std::str::from_utf8(&response[..split]).context("HTTP header is not UTF-8")?;
     let body = &response[split + 4..];
     let status = head
@@ -47,8 +52,15 @@ fn parse_response(response: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
 fn dechunk(mut body: &[u8]) -> anyhow::Result<Vec<u8>> {
     let mut out = Vec::new();
     loop {
-        let eol = body.windows(2).position(|w| w == b"\r\n").context("truncated chunk size")?;
-        let size_text = std::str::from_utf8(&body[..eol])?.split(';').next().unwrap_or("").trim();
+        let eol = body
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .context("truncated chunk size")?;
+        let size_text = std::str::from_utf8(&body[..eol])?
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim();
         let size = usize::from_str_radix(size_text, 16).with_context(|| format!("bad chunk size {size_text:?}"))?;
         body = &body[eol + 2..];
         if size == 0 {

@@ -96,7 +96,11 @@ impl Ledger {
                 delivered: Notify::new(),
             })
             .collect();
-        Ledger { senders, clients_per_room, totals: Default::default() }
+        Ledger {
+            senders,
+            clients_per_room,
+            totals: Default::default(),
+        }
     }
 
     /// The Yjs client id of the client with global index `index`.
@@ -120,7 +124,11 @@ impl Ledger {
     pub fn record_send(&self, sender: usize, clock: u32, phase: Phase) {
         let mut entries = lock(&self.senders[sender].entries);
         debug_assert_eq!(entries.len(), clock as usize, "sends are recorded in clock order");
-        entries.push(Entry { sent_at: Instant::now(), phase, receipts: 0 });
+        entries.push(Entry {
+            sent_at: Instant::now(),
+            phase,
+            receipts: 0,
+        });
         drop(entries);
         self.totals[phase.index()].sent.fetch_add(1, Ordering::Relaxed);
     }
@@ -134,9 +142,14 @@ impl Ledger {
         let entry = entries.get_mut(clock as usize)?;
         entry.receipts += 1;
         let all_received = entry.receipts as usize == self.clients_per_room - 1;
-        let receipt = Receipt { phase: entry.phase, latency: now.saturating_duration_since(entry.sent_at) };
+        let receipt = Receipt {
+            phase: entry.phase,
+            latency: now.saturating_duration_since(entry.sent_at),
+        };
         drop(entries);
-        self.totals[receipt.phase.index()].receipts.fetch_add(1, Ordering::Relaxed);
+        self.totals[receipt.phase.index()]
+            .receipts
+            .fetch_add(1, Ordering::Relaxed);
         if all_received {
             log.fully_delivered[receipt.phase.index()].fetch_add(1, Ordering::Release);
             log.delivered.notify_one();
@@ -194,7 +207,10 @@ mod tests {
         ledger.record_receipt(4, 0, now);
         assert_eq!(ledger.fully_delivered(4, Phase::Saturation), 1);
         assert!(ledger.record_receipt(4, 1, now).is_none());
-        assert_eq!((ledger.sent(Phase::Saturation), ledger.receipts(Phase::Saturation)), (1, 2));
+        assert_eq!(
+            (ledger.sent(Phase::Saturation), ledger.receipts(Phase::Saturation)),
+            (1, 2)
+        );
         assert_eq!(ledger.expected_receipts(Phase::Saturation), 2);
         assert_eq!(ledger.sent(Phase::Typing), 0);
     }

@@ -100,15 +100,30 @@ impl Args {
     fn validate(&self) -> anyhow::Result<()> {
         ensure!(!self.servers.is_empty(), "--servers names no server");
         ensure!(self.rooms >= 1, "--rooms must be at least 1");
-        ensure!((2..=MAX_CLIENTS_PER_ROOM).contains(&self.clients), "--clients must be 2..={MAX_CLIENTS_PER_ROOM}");
+        ensure!(
+            (2..=MAX_CLIENTS_PER_ROOM).contains(&self.clients),
+            "--clients must be 2..={MAX_CLIENTS_PER_ROOM}"
+        );
         ensure!(
             self.rooms * self.clients <= MAX_CONNECTIONS,
             "--rooms x --clients must be at most {MAX_CONNECTIONS} connections"
         );
-        ensure!(self.duration > 0.0 && self.duration <= MAX_DURATION_SECS, "--duration must be in (0, {MAX_DURATION_SECS}]");
-        ensure!(self.rate > 0.0 && self.rate <= MAX_RATE, "--rate must be in (0, {MAX_RATE}]");
-        ensure!((1..=MAX_WINDOW).contains(&self.window), "--window must be 1..={MAX_WINDOW}");
-        ensure!((1..=MAX_THREADS).contains(&self.threads), "--threads must be 1..={MAX_THREADS}");
+        ensure!(
+            self.duration > 0.0 && self.duration <= MAX_DURATION_SECS,
+            "--duration must be in (0, {MAX_DURATION_SECS}]"
+        );
+        ensure!(
+            self.rate > 0.0 && self.rate <= MAX_RATE,
+            "--rate must be in (0, {MAX_RATE}]"
+        );
+        ensure!(
+            (1..=MAX_WINDOW).contains(&self.window),
+            "--window must be 1..={MAX_WINDOW}"
+        );
+        ensure!(
+            (1..=MAX_THREADS).contains(&self.threads),
+            "--threads must be 1..={MAX_THREADS}"
+        );
         Ok(())
     }
 }
@@ -122,7 +137,10 @@ fn main() -> ExitCode {
     let runtime = if args.threads == 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()
     } else {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads).enable_all().build()
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()
     };
     let runtime = match runtime {
         Ok(runtime) => runtime,
@@ -152,7 +170,11 @@ async fn run_all(args: &Args) -> Vec<Outcome> {
         window: args.window,
         seed: args.seed,
     };
-    let programs = Programs { mesh_server: args.mesh_server.clone(), js_dir: args.js_dir.clone(), node: args.node.clone() };
+    let programs = Programs {
+        mesh_server: args.mesh_server.clone(),
+        js_dir: args.js_dir.clone(),
+        node: args.node.clone(),
+    };
     let budget = run::budget(&load);
     let mut outcomes = Vec::new();
     for &kind in &args.servers {
@@ -173,7 +195,10 @@ async fn run_all(args: &Args) -> Vec<Outcome> {
         if let Err(e) = &result {
             eprintln!("[{}] failed: {e}", kind.name());
         }
-        outcomes.push(Outcome { server: kind.name(), result });
+        outcomes.push(Outcome {
+            server: kind.name(),
+            result,
+        });
     }
     let style = if args.markdown { Style::Markdown } else { Style::Text };
     let tables = report::render(&load, args.threads, &outcomes, style);

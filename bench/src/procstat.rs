@@ -19,13 +19,20 @@ pub struct Memory {
 
 /// Reads `pid`'s resident memory.
 pub fn memory(pid: u32) -> anyhow::Result<Memory> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).with_context(|| format!("reading /proc/{pid}/status"))?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
     let field = |name: &str| -> anyhow::Result<u64> {
-        let line = status.lines().find(|l| l.starts_with(name)).with_context(|| format!("no {name} for pid {pid}"))?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .with_context(|| format!("no {name} for pid {pid}"))?;
         let kib = line[name.len()..].trim().trim_end_matches("kB").trim();
         kib.parse().with_context(|| format!("bad {name} line {line:?}"))
     };
-    Ok(Memory { rss_kib: field("VmRSS:")?, peak_kib: field("VmHWM:")? })
+    Ok(Memory {
+        rss_kib: field("VmRSS:")?,
+        peak_kib: field("VmHWM:")?,
+    })
 }
 
 /// CPU time (user + system, all threads) that `pid` has used; `None` for this process.
@@ -36,7 +43,13 @@ pub fn cpu_time(pid: Option<u32>) -> anyhow::Result<Duration> {
     // start with field 3 (state), so utime (field 14) and stime (field 15) are 11 and 12.
     let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).context("bad stat line")?;
     let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let ticks = |i: usize| -> anyhow::Result<u64> { fields.get(i).context("short stat line")?.parse().context("bad stat field") };
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        fields
+            .get(i)
+            .context("short stat line")?
+            .parse()
+            .context("bad stat field")
+    };
     let total = ticks(11)? + ticks(12)?;
     Ok(Duration::from_millis(total * 1000 / CLOCK_TICKS_PER_SEC))
 }

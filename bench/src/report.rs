@@ -27,7 +27,12 @@ impl Latency {
             let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
             f64::from(samples[rank - 1]) / 1000.0
         };
-        Some(Latency { samples: samples.len(), p50_ms: at(0.50), p99_ms: at(0.99), max_ms: f64::from(max) / 1000.0 })
+        Some(Latency {
+            samples: samples.len(),
+            p50_ms: at(0.50),
+            p99_ms: at(0.99),
+            max_ms: f64::from(max) / 1000.0,
+        })
     }
 }
 
@@ -55,7 +60,7 @@ pub struct PhaseReport {
     pub sent: u64,
     /// Receipts expected: each update by each of its sender's room-mates.
     pub expected: u64,
-    /// Receipts that arrived before the end of the drain.
+    /// Receipts that arrived by the end of the drain.
     pub received: u64,
     /// `expected − received`.
     pub lost: u64,
@@ -144,12 +149,43 @@ pub fn render(load: &Load, bench_threads: usize, outcomes: &[Outcome], style: St
         Style::Markdown => out.push_str(&format!("**{heading}**\n\n")),
     }
     let ok: Vec<&ServerReport> = outcomes.iter().filter_map(|o| o.result.as_ref().ok()).collect();
+    if !ok.is_empty() {
+        out.push_str(&tables(load, &ok, style));
+    }
+    for r in &ok {
+        if r.disconnected_clients > 0 || r.undecodable_updates > 0 {
+            out.push_str(&format!(
+                "note: {}: {} clients disconnected before the end, {} received updates did not decode\n",
+                r.server, r.disconnected_clients, r.undecodable_updates
+            ));
+        }
+    }
+    for o in outcomes {
+        if let Err(e) = &o.result {
+            out.push_str(&format!("{}: FAILED: {e}\n", o.server));
+        }
+    }
+    out
+}
+
+/// The tables of the servers that have results.
+fn tables(load: &Load, ok: &[&ServerReport], style: Style) -> String {
+    let mut out = String::new();
 
     let mut table = Table::new(
         "Connections and memory",
-        &["server", "conns", "connect p50 ms", "connect p99 ms", "RSS idle MiB", "RSS connected MiB", "KiB/conn", "peak RSS MiB"],
+        &[
+            "server",
+            "conns",
+            "connect p50 ms",
+            "connect p99 ms",
+            "RSS idle MiB",
+            "RSS connected MiB",
+            "KiB/conn",
+            "peak RSS MiB",
+        ],
     );
-    for r in &ok {
+    for r in ok {
         table.row(vec![
             r.server.to_string(),
             r.connections.to_string(),
@@ -162,7 +198,7 @@ pub fn render(load: &Load, bench_threads: usize, outcomes: &[Outcome], style: St
         ]);
     }
     out.push_str(&table.render(style));
-    out.push_str(&ratios(&ok, style, |r| {
+    out.push_str(&ratios(ok, style, |r| {
         vec![
             Ratio::lower("connect p50", r.connect.as_ref().map(|l| l.p50_ms)),
             Ratio::lower("connect p99", r.connect.as_ref().map(|l| l.p99_ms)),
@@ -170,21 +206,42 @@ pub fn render(load: &Load, bench_threads: usize, outcomes: &[Outcome], style: St
             Ratio::lower("peak RSS", Some(r.memory.peak_kib as f64)),
         ]
     }));
+    out.push('\n');
 
-    let phase_names: Vec<&str> = ok.first().map(|r| r.phases.iter().map(|p| p.phase).collect()).unwrap_or_default();
+    let phase_names: Vec<&str> = ok
+        .first()
+        .map(|r| r.phases.iter().map(|p| p.phase).collect())
+        .unwrap_or_default();
     for (i, name) in phase_names.iter().enumerate() {
         let title = match *name {
-            "typing" => format!("Typing: {} updates/s per client for {} s", load.rate, load.duration_secs),
-            _ => format!("Saturation: window {} per client for {} s", load.window, load.duration_secs),
+            "typing" => format!(
+                "Typing: {} updates/s per client for {} s",
+                load.rate, load.duration_secs
+            ),
+            _ => format!(
+                "Saturation: window {} per client for {} s",
+                load.window, load.duration_secs
+            ),
         };
         let mut table = Table::new(
             &title,
             &[
-                "server", "sent", "sent/s", "expected", "received", "lost", "delivered/s", "p50 ms", "p99 ms", "max ms",
-                "server CPU %", "CPU us/delivery", "bench CPU %",
+                "server",
+                "sent",
+                "sent/s",
+                "expected",
+                "received",
+                "lost",
+                "delivered/s",
+                "p50 ms",
+                "p99 ms",
+                "max ms",
+                "server CPU %",
+                "CPU us/delivery",
+                "bench CPU %",
             ],
         );
-        for r in &ok {
+        for r in ok {
             let p = &r.phases[i];
             table.row(vec![
                 r.server.to_string(),
@@ -203,7 +260,7 @@ pub fn render(load: &Load, bench_threads: usize, outcomes: &[Outcome], style: St
             ]);
         }
         out.push_str(&table.render(style));
-        out.push_str(&ratios(&ok, style, |r| {
+        out.push_str(&ratios(ok, style, |r| {
             let p = &r.phases[i];
             vec![
                 Ratio::lower("p50", p.latency.as_ref().map(|l| l.p50_ms)),
@@ -212,20 +269,7 @@ pub fn render(load: &Load, bench_threads: usize, outcomes: &[Outcome], style: St
                 Ratio::higher("delivered/s", Some(p.delivered_per_sec)),
             ]
         }));
-    }
-
-    for r in &ok {
-        if r.disconnected_clients > 0 || r.undecodable_updates > 0 {
-            out.push_str(&format!(
-                "note: {}: {} clients disconnected before the end, {} received updates did not decode\n",
-                r.server, r.disconnected_clients, r.undecodable_updates
-            ));
-        }
-    }
-    for o in outcomes {
-        if let Err(e) = &o.result {
-            out.push_str(&format!("{}: FAILED: {e}\n", o.server));
-        }
+        out.push('\n');
     }
     out
 }
@@ -239,11 +283,19 @@ struct Ratio {
 
 impl Ratio {
     fn lower(name: &'static str, value: Option<f64>) -> Self {
-        Ratio { name, value, lower_is_better: true }
+        Ratio {
+            name,
+            value,
+            lower_is_better: true,
+        }
     }
 
     fn higher(name: &'static str, value: Option<f64>) -> Self {
-        Ratio { name, value, lower_is_better: false }
+        Ratio {
+            name,
+            value,
+            lower_is_better: false,
+        }
     }
 }
 
@@ -255,24 +307,30 @@ fn ratios(reports: &[&ServerReport], style: Style, quantities: impl Fn(&ServerRe
     let ours = quantities(mesh);
     let mut out = String::new();
     for other in reports.iter().filter(|r| r.server != "mesh") {
-        let parts: Vec<String> = ours
-            .iter()
-            .zip(quantities(other))
-            .map(|(a, b)| {
-                let better = if a.lower_is_better { "lower is better" } else { "higher is better" };
-                match (a.value, b.value) {
-                    (Some(x), Some(y)) if y > 0.0 => format!("{} {:.2}x ({better})", a.name, x / y),
+        let theirs = quantities(other);
+        let group = |lower_is_better: bool| -> Vec<String> {
+            ours.iter()
+                .zip(&theirs)
+                .filter(|(a, _)| a.lower_is_better == lower_is_better)
+                .map(|(a, b)| match (a.value, b.value) {
+                    (Some(x), Some(y)) if y > 0.0 => format!("{} {:.2}x", a.name, x / y),
                     _ => format!("{} n/a", a.name),
-                }
-            })
-            .collect();
-        let line = format!("mesh / {}: {}", other.server, parts.join(", "));
+                })
+                .collect()
+        };
+        let mut parts = Vec::new();
+        for (lower_is_better, verdict) in [(true, "lower is better"), (false, "higher is better")] {
+            let group = group(lower_is_better);
+            if !group.is_empty() {
+                parts.push(format!("{} ({verdict})", group.join(", ")));
+            }
+        }
+        let line = format!("mesh / {}: {}", other.server, parts.join("; "));
         match style {
             Style::Text => out.push_str(&format!("{line}\n")),
             Style::Markdown => out.push_str(&format!("*{line}*\n")),
         }
     }
-    out.push('\n');
     out
 }
 
@@ -285,7 +343,11 @@ struct Table {
 
 impl Table {
     fn new(title: &str, header: &[&str]) -> Self {
-        Table { title: title.to_string(), header: header.iter().map(|h| h.to_string()).collect(), rows: Vec::new() }
+        Table {
+            title: title.to_string(),
+            header: header.iter().map(|h| h.to_string()).collect(),
+            rows: Vec::new(),
+        }
     }
 
     fn row(&mut self, cells: Vec<String>) {
@@ -301,14 +363,27 @@ impl Table {
 
     fn render_text(&self) -> String {
         let widths: Vec<usize> = (0..self.header.len())
-            .map(|c| self.rows.iter().map(|r| r[c].len()).chain([self.header[c].len()]).max().unwrap_or(0))
+            .map(|c| {
+                self.rows
+                    .iter()
+                    .map(|r| r[c].len())
+                    .chain([self.header[c].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
             .collect();
         let line = |cells: &[String]| {
             let padded: Vec<String> = cells
                 .iter()
                 .zip(&widths)
                 .enumerate()
-                .map(|(c, (cell, &w))| if c == 0 { format!("{cell:<w$}") } else { format!("{cell:>w$}") })
+                .map(|(c, (cell, &w))| {
+                    if c == 0 {
+                        format!("{cell:<w$}")
+                    } else {
+                        format!("{cell:>w$}")
+                    }
+                })
                 .collect();
             format!("{}\n", padded.join("  ").trim_end())
         };
@@ -324,7 +399,9 @@ impl Table {
 
     fn render_markdown(&self) -> String {
         let mut out = format!("### {}\n\n| {} |\n", self.title, self.header.join(" | "));
-        let align: Vec<&str> = (0..self.header.len()).map(|c| if c == 0 { ":---" } else { "---:" }).collect();
+        let align: Vec<&str> = (0..self.header.len())
+            .map(|c| if c == 0 { ":---" } else { "---:" })
+            .collect();
         out.push_str(&format!("| {} |\n", align.join(" | ")));
         for row in &self.rows {
             out.push_str(&format!("| {} |\n", row.join(" | ")));
@@ -358,7 +435,13 @@ mod tests {
     fn text_tables_align_and_markdown_tables_have_a_rule() {
         let mut table = Table::new("T", &["server", "n"]);
         table.row(vec!["mesh".into(), "1234".into()]);
-        assert_eq!(table.render(Style::Text), "T\nserver     n\n------  ----\nmesh    1234\n");
-        assert_eq!(table.render(Style::Markdown), "### T\n\n| server | n |\n| :--- | ---: |\n| mesh | 1234 |\n\n");
+        assert_eq!(
+            table.render(Style::Text),
+            "T\nserver     n\n------  ----\nmesh    1234\n"
+        );
+        assert_eq!(
+            table.render(Style::Markdown),
+            "### T\n\n| server | n |\n| :--- | ---: |\n| mesh | 1234 |\n\n"
+        );
     }
 }

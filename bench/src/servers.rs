@@ -7,7 +7,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
-use mesh_protocol::rest::{CreateSession, CreatedSession};
+use mesh_protocol::rest::CreateSession;
+use mesh_protocol::RoomId;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::{sleep, timeout};
@@ -18,6 +19,10 @@ use crate::wire::Framing;
 /// Time a server gets from spawn to accepting connections: mesh opens its database and
 /// node loads its modules, both well under this on an idle machine.
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest wait for a killed server to exit.
+const KILL_WAIT: Duration = Duration::from_secs(2);
+/// Interval between two checks whether a killed server has exited.
+const KILL_POLL_INTERVAL: Duration = Duration::from_millis(5);
 /// Interval between two checks whether a node server accepts connections.
 const PORT_POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Time allowed for one room-creation request.
@@ -95,6 +100,12 @@ impl Drop for ServerProcess {
         // SIGKILL: the server's state is throwaway. `kill_on_drop` on the child does the
         // same; this makes the intent explicit and independent of that setting.
         let _ = self.child.start_kill();
+        // Reap it, briefly and synchronously (Drop cannot await): a killed process exits
+        // within milliseconds, and the next server should not start beside a dying one.
+        let deadline = std::time::Instant::now() + KILL_WAIT;
+        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(KILL_POLL_INTERVAL);
+        }
     }
 }
 
@@ -117,7 +128,12 @@ impl ServerProcess {
                 let data = dir.path().join("data");
                 std::fs::create_dir(&data)?;
                 let mut command = Command::new(binary);
-                command.arg("--listen").arg("127.0.0.1:0").arg("--data-dir").arg(&data).stdout(Stdio::piped());
+                command
+                    .arg("--listen")
+                    .arg("127.0.0.1:0")
+                    .arg("--data-dir")
+                    .arg(&data)
+                    .stdout(Stdio::piped());
                 command
             }
             ServerKind::YWebsocket | ServerKind::Hocuspocus => {
@@ -168,7 +184,11 @@ impl ServerProcess {
         match ready {
             Ok(Ok(addr)) => server.addr = addr,
             Ok(Err(e)) => bail!("{} did not start: {e:#}\n{}", kind.name(), server.log_tail()),
-            Err(_) => bail!("{} did not start within {START_TIMEOUT:?}\n{}", kind.name(), server.log_tail()),
+            Err(_) => bail!(
+                "{} did not start within {START_TIMEOUT:?}\n{}",
+                kind.name(),
+                server.log_tail()
+            ),
         }
         Ok(server)
     }
@@ -179,8 +199,14 @@ impl ServerProcess {
         let mut lines = BufReader::new(stdout).lines();
         while let Some(line) = lines.next_line().await? {
             if let Some(rest) = line.trim().strip_prefix(MESH_READY_PREFIX) {
-                let addr: SocketAddr = rest.trim_end_matches('/').parse().with_context(|| format!("bad address in {line:?}"))?;
-                ensure!(addr.ip().is_loopback(), "mesh-server listens on {addr}, not on loopback");
+                let addr: SocketAddr = rest
+                    .trim_end_matches('/')
+                    .parse()
+                    .with_context(|| format!("bad address in {line:?}"))?;
+                ensure!(
+                    addr.ip().is_loopback(),
+                    "mesh-server listens on {addr}, not on loopback"
+                );
                 // Keep reading so the server never blocks on a full pipe; this ends when
                 // the server's stdout closes.
                 tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -225,7 +251,10 @@ impl ServerProcess {
         for i in 0..count {
             let room = match self.kind {
                 ServerKind::Mesh => self.create_mesh_room().await?,
-                ServerKind::YWebsocket => Room { url: format!("ws://{}/bench-{i}", self.addr), framing: Framing::Plain },
+                ServerKind::YWebsocket => Room {
+                    url: format!("ws://{}/bench-{i}", self.addr),
+                    framing: Framing::Plain,
+                },
                 ServerKind::Hocuspocus => Room {
                     url: format!("ws://{}/", self.addr),
                     framing: Framing::doc_prefixed(&format!("bench-{i}")),
@@ -237,7 +266,9 @@ impl ServerProcess {
     }
 
     async fn create_mesh_room(&self) -> anyhow::Result<Room> {
-        let body = serde_json::to_vec(&CreateSession { name: Some("bench".into()) })?;
+        let body = serde_json::to_vec(&CreateSession {
+            name: Some("bench".into()),
+        })?;
         let (status, reply) = timeout(HTTP_TIMEOUT, crate::http::post_json(self.addr, "/api/sessions", &body))
             .await
             .context("POST /api/sessions timed out")??;
@@ -246,9 +277,14 @@ impl ServerProcess {
             "POST /api/sessions answered {status}: {}",
             String::from_utf8_lossy(&reply)
         );
-        let created: CreatedSession = serde_json::from_slice(&reply).context("reading the POST /api/sessions answer")?;
+        let created: NewRoom = serde_json::from_slice(&reply).context("reading the POST /api/sessions answer")?;
         Ok(Room {
-            url: format!("ws://{}/ws/{}?token={}", self.addr, created.id, created.writer_token),
+            url: format!(
+                "ws://{}/ws/{}?token={}",
+                self.addr,
+                created.id,
+                percent_encode(&created.writer_token)
+            ),
             framing: Framing::Plain,
         })
     }
@@ -258,8 +294,29 @@ impl ServerProcess {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         let tail = lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n");
-        format!("--- last lines of {} ---\n{tail}", self.log.display())
+        format!("--- last lines of the server's output ---\n{tail}")
     }
+}
+
+/// The fields of mesh's `POST /api/sessions` answer (`mesh_protocol::rest::CreatedSession`)
+/// that the bench needs; the others are ignored, so the bench keeps working as they change.
+#[derive(serde::Deserialize)]
+struct NewRoom {
+    id: RoomId,
+    writer_token: String,
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, for a query value.
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// A loopback port that was free a moment ago (the OS picks it).
@@ -279,5 +336,19 @@ pub fn default_js_dir() -> PathBuf {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_escaped_in_urls() {
+        assert_eq!(percent_encode("a.b-c_d~e"), "a.b-c_d~e");
+        assert_eq!(percent_encode("a+b/c="), "a%2Bb%2Fc%3D");
+    }
 }

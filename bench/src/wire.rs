@@ -4,6 +4,8 @@
 //! Parsing is zero-copy: the update bytes handed to the caller borrow from the frame, so the
 //! hot receive path allocates only what `yrs::Update::decode_v1` needs.
 
+use std::sync::Arc;
+
 use yrs::sync::{Message, SyncMessage};
 use yrs::updates::encoder::Encode;
 use yrs::StateVector;
@@ -49,8 +51,8 @@ pub enum Framing {
     /// Stock y-websocket framing: each frame is y-protocols messages back to back.
     Plain,
     /// Hocuspocus framing: each frame is one message, prefixed by the document name as a
-    /// varstring (the encoded prefix is stored here).
-    DocPrefixed(Vec<u8>),
+    /// varstring (the encoded prefix is stored here, shared: clients clone the framing).
+    DocPrefixed(Arc<[u8]>),
 }
 
 impl Framing {
@@ -59,7 +61,7 @@ impl Framing {
         let mut prefix = Vec::with_capacity(name.len() + 2);
         write_var(&mut prefix, name.len() as u64);
         prefix.extend_from_slice(name.as_bytes());
-        Framing::DocPrefixed(prefix)
+        Framing::DocPrefixed(prefix.into())
     }
 
     fn prefix(&self) -> &[u8] {
@@ -84,7 +86,7 @@ impl Framing {
             // Hocuspocus waits for an auth message before it sets up the document
             // connection; with no auth hook configured any token (here: empty) passes.
             Framing::DocPrefixed(prefix) => {
-                let mut frame = prefix.clone();
+                let mut frame = prefix.to_vec();
                 write_var(&mut frame, TAG_AUTH);
                 write_var(&mut frame, HOCUSPOCUS_AUTH_TOKEN);
                 write_var(&mut frame, 0);
@@ -142,11 +144,7 @@ impl Framing {
 
 /// Parses one message off the front of `rest`. Returns `None` when the rest of the frame
 /// cannot be delimited.
-fn parse_one<'a>(
-    rest: &mut &'a [u8],
-    hocuspocus: bool,
-    on_message: &mut impl FnMut(Incoming<'a>),
-) -> Option<()> {
+fn parse_one<'a>(rest: &mut &'a [u8], hocuspocus: bool, on_message: &mut impl FnMut(Incoming<'a>)) -> Option<()> {
     let tag = read_var(rest)?;
     match tag {
         TAG_SYNC => parse_sync(rest, on_message),
@@ -233,7 +231,10 @@ mod tests {
 
     #[test]
     fn plain_frames_with_several_messages_are_all_read() {
-        let mut frame = Message::Awareness(AwarenessUpdate { clients: Default::default() }).encode_v1();
+        let mut frame = Message::Awareness(AwarenessUpdate {
+            clients: Default::default(),
+        })
+        .encode_v1();
         frame.extend(Message::Custom(100, b"{}".to_vec()).encode_v1());
         frame.extend(Message::Sync(SyncMessage::Update(vec![1, 2])).encode_v1());
         frame.extend(Message::Sync(SyncMessage::SyncStep2(vec![3])).encode_v1());

@@ -96,7 +96,8 @@ async fn serve(socket: WebSocket, app: AppState, room: RoomId, role: Role, peer:
     let conn = app.next_conn.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
     let (sink, mut stream) = socket.split();
-    let writer = tokio::spawn(write_loop(sink, rx));
+    let (closing_tx, closing) = tokio::sync::oneshot::channel();
+    let writer = tokio::spawn(write_loop(sink, rx, closing_tx));
     let handle = match app.rooms.join(room, conn, role, tx.clone()).await {
         Ok(h) => h,
         Err(code) => {
@@ -114,7 +115,11 @@ async fn serve(socket: WebSocket, app: AppState, room: RoomId, role: Role, peer:
     drop(tx);
     metrics::gauge!("mesh_ws_connections").increment(1);
     tracing::debug!(%room, conn, %peer, ?role, "joined");
-    read_loop(&mut stream, &handle, &weak, conn).await;
+    tokio::select! {
+        () = read_loop(&mut stream, &handle, &weak, conn) => {}
+        // We sent a close frame: give the peer a moment to answer it, then hang up.
+        Ok(()) = closing => drain_until_close(&mut stream).await,
+    }
     let _ = handle.send(Command::Leave { conn }).await;
     let _ = writer.await;
     metrics::gauge!("mesh_ws_connections").decrement(1);
@@ -189,7 +194,11 @@ async fn read_loop(
     }
 }
 
-async fn write_loop(mut sink: futures_util::stream::SplitSink<WebSocket, WsMessage>, mut rx: mpsc::Receiver<Outbound>) {
+async fn write_loop(
+    mut sink: futures_util::stream::SplitSink<WebSocket, WsMessage>,
+    mut rx: mpsc::Receiver<Outbound>,
+    closing: tokio::sync::oneshot::Sender<()>,
+) {
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.tick().await;
     loop {
@@ -203,12 +212,14 @@ async fn write_loop(mut sink: futures_util::stream::SplitSink<WebSocket, WsMessa
                 Some(Outbound::Close(code, reason)) => {
                     let reason = truncate_reason(&reason);
                     let _ = sink.send(WsMessage::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                    let _ = closing.send(());
                     return;
                 }
                 None => {
                     // The room dropped us (too slow, or it stopped) without a word.
                     let frame = CloseFrame { code: 1013, reason: "dropped by the room (too slow or unloading); reconnect".into() };
                     let _ = sink.send(WsMessage::Close(Some(frame))).await;
+                    let _ = closing.send(());
                     return;
                 }
             },

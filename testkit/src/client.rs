@@ -113,7 +113,8 @@ impl YClient {
                             .map(|f| (u16::from(f.code), f.reason.to_string()))
                             .unwrap_or((1005, String::new()));
                         sh2.lock().unwrap().closed = Some(f);
-                        break;
+                        // Keep polling so the close handshake completes.
+                        continue;
                     }
                     Ok(_) => {}
                     Err(e) => {
