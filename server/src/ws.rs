@@ -27,6 +27,10 @@ use crate::room::actor::{Command, Outbound, RoomHandle};
 /// dropped (it resyncs when it reconnects).
 const OUTBOUND_CAPACITY: usize = 4096;
 
+/// Initial read buffer per socket. Keystroke frames are tens of bytes; the buffer grows for
+/// the rare large frame, so a small start keeps memory per idle connection low.
+const READ_BUFFER_BYTES: usize = 1024;
+
 /// How often the server pings an idle client, so dead peers and NATs are noticed.
 const PING_INTERVAL: Duration = Duration::from_secs(20);
 
@@ -83,7 +87,9 @@ pub async fn upgrade(
             return api_error(ErrorCode::Internal, "storage failed; try again".into());
         }
     }
-    ws.max_message_size(MAX_FRAME_BYTES)
+    ws.read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| {
             let sockets = app.sockets.clone();

@@ -20,6 +20,10 @@ use super::{BoxFuture, RoomRecord, RoomState, Store, StoreError, StoreResult};
 /// one large batch can add to the commands queued behind it.
 const MAX_BATCH: usize = 512;
 
+/// How often the WAL is checkpointed into the main database file. Often enough to keep the
+/// WAL small under sustained typing, rarely enough to cost nothing when idle.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long SQLite waits on a lock held by another connection (e.g. an operator's `sqlite3`
 /// shell) before failing.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
@@ -61,6 +65,16 @@ impl SqliteStore {
     pub fn open(path: &Path, durability: Durability) -> StoreResult<Self> {
         let conn = Connection::open(path).map_err(db_err)?;
         init(&conn, durability).map_err(db_err)?;
+        // Checkpoints copy the WAL into the database and sync it; done by the writer they
+        // stall every room for the length of an fsync. A second connection does them
+        // instead, passively, so the writer never waits.
+        conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(db_err)?;
+        let checkpointer = Connection::open(path).map_err(db_err)?;
+        checkpointer.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS)).map_err(db_err)?;
+        std::thread::Builder::new()
+            .name("mesh-sqlite-ckpt".into())
+            .spawn(move || checkpoint_loop(checkpointer))
+            .map_err(|e| StoreError::Database(format!("cannot start the checkpoint thread: {e}")))?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("mesh-sqlite".into())
@@ -120,6 +134,17 @@ fn init(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
              value BLOB NOT NULL
          );",
     )
+}
+
+/// Checkpoints the WAL every [`CHECKPOINT_INTERVAL`] until the database cannot be reached
+/// (the process is exiting).
+fn checkpoint_loop(conn: Connection) {
+    loop {
+        std::thread::sleep(CHECKPOINT_INTERVAL);
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed");
+        }
+    }
 }
 
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Command>) {
