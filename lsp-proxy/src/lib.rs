@@ -1,5 +1,17 @@
 //! `mesh-proxy`: the local side of mesh. A Language Server that bridges an editor's buffers
 //! into a room, and the command line (`share`, `join`, `status`, ...).
+//!
+//! Invariant: only this crate knows editors; `sync` and `text` are sans-IO.
 
+pub mod config;
+pub mod link;
+pub mod lsp;
+pub mod lsp_ext;
+pub mod room;
+pub mod session;
 pub mod sync;
 pub mod text;
+pub mod workspace;
+
+/// How many times a buffer was found to differ from the proxy's shadow and was repaired.
+pub static DESYNCS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -1,1 +1,284 @@
-fn main() {}
+//! The `mesh-proxy` command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{CommandFactory, Parser, Subcommand};
+use mesh_proxy::config::{self, Config};
+use mesh_proxy::link::RoomTarget;
+use mesh_proxy::lsp_ext::ShareParams;
+use mesh_proxy::session::{self, Event, Identity, Request};
+use tokio::sync::oneshot;
+
+#[derive(Parser)]
+#[command(
+    name = "mesh-proxy",
+    version,
+    about = "Collaborate on code from your editor: the local side of mesh."
+)]
+struct Cli {
+    /// Server base URL (default: config file, $MESH_SERVER, or http://127.0.0.1:7420).
+    #[arg(long, global = true)]
+    server: Option<String>,
+    /// Your display name (default: config file, $MESH_NAME, or $USER).
+    #[arg(long, global = true)]
+    name: Option<String>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run as a Language Server on stdin/stdout (editors start this).
+    Lsp {
+        /// Accepted for editors that pass it; stdio is the only transport.
+        #[arg(long)]
+        stdio: bool,
+    },
+    /// Share a folder: create a room, upload the folder's text files, print the join link,
+    /// and keep the folder in sync until interrupted.
+    Share {
+        /// The folder (default: the current one).
+        dir: Option<PathBuf>,
+    },
+    /// Join a room into a folder and keep it in sync until interrupted.
+    Join {
+        /// The join link.
+        link: String,
+        /// The folder (default: the current one).
+        dir: Option<PathBuf>,
+    },
+    /// Show the room of a folder and who is in it.
+    Status {
+        /// The folder (default: the current one).
+        dir: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a chat message to the room of the current folder, or print the chat history.
+    Chat {
+        /// The message (none: print the history).
+        text: Option<String>,
+    },
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+fn identity(cli: &Cli, client: &str) -> anyhow::Result<Identity> {
+    let cfg = Config::load()?;
+    Ok(Identity {
+        name: cli.name.clone().unwrap_or_else(|| cfg.name()),
+        color: cfg.color.clone(),
+        client: client.into(),
+        server: cli
+            .server
+            .clone()
+            .map(|s| s.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| cfg.server()),
+    })
+}
+
+fn init_logs(lsp: bool) {
+    // stdout carries the protocol in `lsp` mode: logs always go to stderr (or a file).
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MESH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if lsp { "info" } else { "warn" }));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false);
+    match std::env::var_os("MESH_PROXY_LOG")
+        .and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok())
+    {
+        Some(file) => builder.with_writer(std::sync::Mutex::new(file)).init(),
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+}
+
+fn folder(dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let dir = match dir {
+        Some(d) => d,
+        None => std::env::current_dir()?,
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    dir.canonicalize()
+        .with_context(|| format!("cannot open {}", dir.display()))
+}
+
+/// Runs a session without an editor for a folder until Ctrl-C.
+async fn headless(
+    identity: Identity,
+    dir: PathBuf,
+    req: impl FnOnce(&tokio::sync::mpsc::UnboundedSender<Event>),
+) -> anyhow::Result<tokio::sync::mpsc::UnboundedSender<Event>> {
+    let (out_tx, mut out_rx) = tokio::sync::mpsc::unbounded_channel();
+    // No editor: show what the session wants to tell the user, drop the rest.
+    tokio::spawn(async move {
+        while let Some(out) = out_rx.recv().await {
+            if let session::EditorOut::Notify("mesh/notify", v) = out {
+                eprintln!("mesh: {}", v["message"].as_str().unwrap_or(""));
+            }
+        }
+    });
+    let (events, _task) = session::spawn(identity, out_tx);
+    events.send(Event::Initialize {
+        root: Some(dir),
+        encoding: mesh_proxy::text::Encoding::Utf16,
+    })?;
+    req(&events);
+    Ok(events)
+}
+
+async fn wait_for_interrupt() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logs(matches!(cli.command, Cmd::Lsp { .. }));
+    match &cli.command {
+        Cmd::Lsp { .. } => {
+            let client = std::env::var("MESH_CLIENT").unwrap_or_else(|_| "mesh-proxy".into());
+            mesh_proxy::lsp::serve(identity(&cli, &client)?).await;
+        }
+        Cmd::Share { dir } => {
+            let dir = folder(dir.clone())?;
+            let id = identity(&cli, "mesh-proxy")?;
+            let (tx, rx) = oneshot::channel();
+            let events = headless(id, dir.clone(), |e| {
+                let _ = e.send(Event::Request(Request::Share(ShareParams::default(), tx)));
+            })
+            .await?;
+            let shared = rx.await?.map_err(anyhow::Error::msg)?;
+            println!("Sharing {}", dir.display());
+            println!("Join link (writer): {}", shared.link);
+            println!("Read-only link:     {}", shared.read_link);
+            println!("Press Ctrl-C to stop.");
+            wait_for_interrupt().await;
+            let _ = events.send(Event::Shutdown);
+        }
+        Cmd::Join { link, dir } => {
+            RoomTarget::parse(link)?;
+            let dir = folder(dir.clone())?;
+            let id = identity(&cli, "mesh-proxy")?;
+            let (tx, rx) = oneshot::channel();
+            let link = link.clone();
+            let events = headless(id, dir.clone(), |e| {
+                let _ = e.send(Event::Request(Request::Join(link, tx)));
+            })
+            .await?;
+            let joined = rx.await?.map_err(anyhow::Error::msg)?;
+            println!(
+                "Joined room {} into {} ({} files)",
+                joined.room,
+                dir.display(),
+                joined.files
+            );
+            for c in &joined.conflicts {
+                println!("  kept your local version of {c} (it differs from the room's)");
+            }
+            println!("Press Ctrl-C to stop.");
+            wait_for_interrupt().await;
+            let _ = events.send(Event::Shutdown);
+        }
+        Cmd::Status { dir, json } => {
+            let dir = folder(dir.clone())?;
+            status(&dir, *json).await?;
+        }
+        Cmd::Chat { text } => {
+            let dir = folder(None)?;
+            let rec = config::session_for(&dir)
+                .context("this folder is not in a room: run `mesh-proxy share` or `mesh-proxy join` first")?;
+            let id = identity(&cli, "mesh-proxy")?;
+            let (tx, rx) = oneshot::channel();
+            let events = headless(id, dir.clone(), |_| {}).await?;
+            // Wait until the session is connected (it rejoins the folder's room).
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let (stx, srx) = oneshot::channel();
+                events.send(Event::Request(Request::Status(stx)))?;
+                if srx.await?.state == "connected" {
+                    break;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    bail!(
+                        "cannot reach the room of {} ({})",
+                        dir.display(),
+                        RoomTarget::parse(&rec.link).map(|t| t.server).unwrap_or_default()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            match text {
+                Some(t) => {
+                    events.send(Event::Request(Request::Chat(t.clone(), tx)))?;
+                    rx.await?.map_err(anyhow::Error::msg)?;
+                    // Give the frame a moment to leave before the process exits.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                None => {
+                    let (htx, hrx) = oneshot::channel();
+                    events.send(Event::Request(Request::ChatHistory(htx)))?;
+                    for m in hrx.await?.messages {
+                        println!("{}: {}", m.author, m.text);
+                    }
+                }
+            }
+        }
+        Cmd::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "mesh-proxy", &mut std::io::stdout());
+        }
+    }
+    Ok(())
+}
+
+async fn status(dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let Some(rec) = config::session_for(dir) else {
+        if json {
+            println!("{}", serde_json::json!({ "state": "idle", "dir": dir }));
+        } else {
+            println!("{} is not in a room.", dir.display());
+        }
+        return Ok(());
+    };
+    let target = RoomTarget::parse(&rec.link)?;
+    let url = format!("{}/api/sessions/{}", target.server, target.room);
+    let resp = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&target.token)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    let info: Option<mesh_protocol::rest::SessionInfo> = match resp {
+        Ok(r) if r.status().is_success() => r.json().await.ok(),
+        _ => None,
+    };
+    if json {
+        let v = serde_json::json!({
+            "state": if info.is_some() { "reachable" } else { "unreachable" },
+            "dir": rec.dir,
+            "server": target.server,
+            "room": target.room.to_string(),
+            "link": rec.link,
+            "info": info,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("Folder:  {}", rec.dir.display());
+    println!("Room:    {} on {}", target.room, target.server);
+    println!("Link:    {}", rec.link);
+    match info {
+        Some(info) => {
+            println!("Files:   {}", info.files.len());
+            println!("People:  {}", info.participants.len());
+            for p in info.participants {
+                println!("  - {} ({:?}, {})", p.name, p.role, p.client);
+            }
+        }
+        None => println!("Server:  unreachable right now"),
+    }
+    Ok(())
+}

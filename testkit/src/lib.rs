@@ -3,9 +3,11 @@
 //! the workspace uses these, so a test reads as a scenario, not as plumbing.
 
 pub mod client;
+pub mod lsp;
 pub mod server;
 
 pub use client::YClient;
+pub use lsp::LspClient;
 pub use server::{Session, TestServer};
 
 use std::time::Duration;

@@ -1,0 +1,186 @@
+//! Configuration and the registry of shared folders, in the XDG locations:
+//! `$XDG_CONFIG_HOME/mesh/config.toml` (server, name, colour) and
+//! `$XDG_STATE_HOME/mesh/sessions.json` (which folder is in which room, with its token; the
+//! file is readable by its owner only). `MESH_SERVER`, `MESH_NAME` and `MESH_COLOR`
+//! override the file; command-line flags override both.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The server used when nothing says otherwise: a local `mesh-server`.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7420";
+
+/// User settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Server base URL.
+    pub server: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Colour `#rrggbb`.
+    pub color: Option<String>,
+}
+
+impl Config {
+    /// Reads the config file (if any) and applies the environment.
+    pub fn load() -> anyhow::Result<Config> {
+        let mut cfg = match config_path() {
+            Some(p) if p.exists() => {
+                let text = std::fs::read_to_string(&p)?;
+                toml_lite(&text).map_err(|e| anyhow::anyhow!("invalid {}: {e}", p.display()))?
+            }
+            _ => Config::default(),
+        };
+        if let Ok(v) = std::env::var("MESH_SERVER") {
+            cfg.server = Some(v);
+        }
+        if let Ok(v) = std::env::var("MESH_NAME") {
+            cfg.name = Some(v);
+        }
+        if let Ok(v) = std::env::var("MESH_COLOR") {
+            cfg.color = Some(v);
+        }
+        Ok(cfg)
+    }
+
+    /// The server base URL.
+    pub fn server(&self) -> String {
+        self.server
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| DEFAULT_SERVER.into())
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// The display name: configured, else the login name.
+    pub fn name(&self) -> String {
+        self.name
+            .clone()
+            .filter(|s| !s.trim().is_empty())
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "anonymous".into())
+    }
+}
+
+/// A tiny reader for the three `key = "value"` lines the config file holds.
+fn toml_lite(text: &str) -> Result<Config, String> {
+    let mut cfg = Config::default();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = line
+            .split_once('=')
+            .ok_or_else(|| format!("line {}: expected key = \"value\"", n + 1))?;
+        let v = v.trim().trim_matches('"').to_string();
+        match k.trim() {
+            "server" => cfg.server = Some(v),
+            "name" => cfg.name = Some(v),
+            "color" => cfg.color = Some(v),
+            other => return Err(format!("line {}: unknown key {other}", n + 1)),
+        }
+    }
+    Ok(cfg)
+}
+
+fn config_path() -> Option<PathBuf> {
+    dirs::config_dir().map(|d| d.join("mesh").join("config.toml"))
+}
+
+fn registry_path() -> Option<PathBuf> {
+    dirs::state_dir()
+        .or_else(dirs::data_local_dir)
+        .map(|d| d.join("mesh").join("sessions.json"))
+}
+
+/// A folder that is in a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// The folder (absolute).
+    pub dir: PathBuf,
+    /// The join link with our token (a secret).
+    pub link: String,
+    /// The reader link, when we created the room.
+    #[serde(default)]
+    pub read_link: Option<String>,
+    /// Room name.
+    #[serde(default)]
+    pub name: String,
+}
+
+/// Loads the registry (empty when missing or unreadable).
+pub fn load_sessions() -> Vec<SessionRecord> {
+    registry_path()
+        .and_then(|p| std::fs::read(p).ok())
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Records that `record.dir` is in a room (replacing an older record for the same folder).
+pub fn save_session(record: SessionRecord) -> anyhow::Result<()> {
+    let Some(path) = registry_path() else {
+        anyhow::bail!("no state directory")
+    };
+    let mut all = load_sessions();
+    all.retain(|r| r.dir != record.dir);
+    all.push(record);
+    write_private(&path, &serde_json::to_vec_pretty(&all)?)
+}
+
+/// Forgets the record of a folder.
+pub fn forget_session(dir: &Path) -> anyhow::Result<()> {
+    let Some(path) = registry_path() else { return Ok(()) };
+    let mut all = load_sessions();
+    all.retain(|r| r.dir != dir);
+    write_private(&path, &serde_json::to_vec_pretty(&all)?)
+}
+
+/// The record for `dir` or its nearest parent that has one.
+pub fn session_for(dir: &Path) -> Option<SessionRecord> {
+    let all = load_sessions();
+    dir.ancestors().find_map(|d| all.iter().find(|r| r.dir == d).cloned())
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(tmp, path)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_lines_are_read_and_mistakes_named() {
+        let c = toml_lite("# mine\nserver = \"http://x:1\"\nname = \"ada\"\n").unwrap();
+        assert_eq!(
+            (c.server.as_deref(), c.name.as_deref()),
+            (Some("http://x:1"), Some("ada"))
+        );
+        assert!(toml_lite("colour = \"red\"")
+            .unwrap_err()
+            .contains("unknown key colour"));
+        assert!(toml_lite("nonsense").unwrap_err().contains("line 1"));
+    }
+}

@@ -1,0 +1,298 @@
+//! `mesh-proxy lsp`: the Language Server editors start. Its handlers only translate LSP
+//! messages into session [`Event`]s and hand them over *before any `.await`*, so the
+//! session sees `didChange`s in the order the editor sent them; the session never waits on
+//! the editor (the outbox task sends its requests and posts the answers back).
+
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
+use tower_lsp_server::lsp_types::notification::Notification;
+use tower_lsp_server::lsp_types::*;
+use tower_lsp_server::{Client, LanguageServer, LspService, Server, UriExt};
+
+use crate::lsp_ext::*;
+use crate::session::{self, EditorOut, Event, Identity, Request};
+use crate::text::Encoding;
+
+/// The LSP front of a session.
+pub struct Backend {
+    events: mpsc::UnboundedSender<Event>,
+}
+
+fn user_error(message: String) -> Error {
+    Error {
+        code: ErrorCode::ServerError(-32001),
+        message: message.into(),
+        data: None,
+    }
+}
+
+fn gone() -> Error {
+    Error {
+        code: ErrorCode::InternalError,
+        message: "the mesh session stopped; restart the language server".into(),
+        data: None,
+    }
+}
+
+impl Backend {
+    fn send(&self, ev: Event) {
+        // The session only stops at shutdown; a send after that has nobody to tell.
+        let _ = self.events.send(ev);
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Request) -> std::result::Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Event::Request(make(tx)));
+        rx.await.map_err(|_| gone())
+    }
+
+    async fn share(&self, params: Option<ShareParams>) -> Result<ShareResult> {
+        self.ask(|tx| Request::Share(params.unwrap_or_default(), tx))
+            .await?
+            .map_err(user_error)
+    }
+
+    async fn join(&self, params: JoinParams) -> Result<JoinResult> {
+        self.ask(|tx| Request::Join(params.link, tx)).await?.map_err(user_error)
+    }
+
+    async fn leave(&self, _params: Option<Value>) -> Result<Value> {
+        self.ask(Request::Leave).await?.map_err(user_error)?;
+        Ok(Value::Object(Default::default()))
+    }
+
+    async fn status(&self, _params: Option<Value>) -> Result<Status> {
+        self.ask(Request::Status).await
+    }
+
+    async fn chat(&self, params: ChatParams) -> Result<Value> {
+        self.ask(|tx| Request::Chat(params.text, tx))
+            .await?
+            .map_err(user_error)?;
+        Ok(Value::Object(Default::default()))
+    }
+
+    async fn chat_history(&self, _params: Option<Value>) -> Result<ChatHistory> {
+        self.ask(Request::ChatHistory).await
+    }
+
+    async fn follow(&self, params: FollowParams) -> Result<Value> {
+        self.ask(|tx| Request::Follow(params.conn_id, tx))
+            .await?
+            .map_err(user_error)?;
+        Ok(Value::Object(Default::default()))
+    }
+
+    async fn cursor(&self, params: CursorParams) {
+        self.send(Event::Cursor(params));
+    }
+
+    async fn active_editor(&self, params: ActiveEditorParams) {
+        self.send(Event::ActiveEditor(params));
+    }
+
+    async fn stop_following(&self, _params: Option<Value>) {
+        self.send(Event::StopFollowing);
+    }
+}
+
+fn negotiate(params: &InitializeParams) -> Encoding {
+    let offered = params
+        .capabilities
+        .general
+        .as_ref()
+        .and_then(|g| g.position_encodings.as_ref());
+    match offered {
+        Some(list) if list.contains(&PositionEncodingKind::UTF8) => Encoding::Utf8,
+        Some(list) if list.contains(&PositionEncodingKind::UTF32) => Encoding::Utf32,
+        _ => Encoding::Utf16,
+    }
+}
+
+fn workspace_root(params: &InitializeParams) -> Option<std::path::PathBuf> {
+    if let Some(folder) = params.workspace_folders.as_ref().and_then(|f| f.first()) {
+        return folder.uri.to_file_path().map(|p| p.into_owned());
+    }
+    #[allow(deprecated)]
+    params
+        .root_uri
+        .as_ref()
+        .and_then(|u| u.to_file_path().map(|p| p.into_owned()))
+}
+
+impl LanguageServer for Backend {
+    async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
+        let encoding = negotiate(&params);
+        let root = workspace_root(&params);
+        self.send(Event::Initialize { root, encoding });
+        let kind = match encoding {
+            Encoding::Utf8 => PositionEncodingKind::UTF8,
+            Encoding::Utf16 => PositionEncodingKind::UTF16,
+            Encoding::Utf32 => PositionEncodingKind::UTF32,
+        };
+        Ok(InitializeResult {
+            capabilities: ServerCapabilities {
+                position_encoding: Some(kind),
+                text_document_sync: Some(TextDocumentSyncCapability::Options(TextDocumentSyncOptions {
+                    open_close: Some(true),
+                    change: Some(TextDocumentSyncKind::INCREMENTAL),
+                    save: Some(TextDocumentSyncSaveOptions::SaveOptions(SaveOptions {
+                        include_text: Some(false),
+                    })),
+                    ..Default::default()
+                })),
+                experimental: Some(serde_json::json!({ "mesh": { "version": mesh_protocol::PROTOCOL_VERSION } })),
+                ..Default::default()
+            },
+            server_info: Some(ServerInfo {
+                name: "mesh-proxy".into(),
+                version: Some(env!("CARGO_PKG_VERSION").into()),
+            }),
+        })
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        self.send(Event::Shutdown);
+        Ok(())
+    }
+
+    async fn did_open(&self, params: DidOpenTextDocumentParams) {
+        let d = params.text_document;
+        self.send(Event::Open {
+            uri: d.uri.as_str().to_string(),
+            version: d.version,
+            text: d.text,
+        });
+    }
+
+    async fn did_change(&self, params: DidChangeTextDocumentParams) {
+        let uri = params.text_document.uri.as_str().to_string();
+        let changes = params.content_changes.into_iter().map(|c| (c.range, c.text)).collect();
+        self.send(Event::Change {
+            uri,
+            version: params.text_document.version,
+            changes,
+        });
+    }
+
+    async fn did_close(&self, params: DidCloseTextDocumentParams) {
+        self.send(Event::Close {
+            uri: params.text_document.uri.as_str().to_string(),
+        });
+    }
+}
+
+/// Proxy → editor notifications with untyped params, one type per method name.
+mod raw {
+    use tower_lsp_server::lsp_types::notification::Notification;
+
+    macro_rules! raw {
+        ($($name:ident = $method:literal),* $(,)?) => {
+            $(
+                pub enum $name {}
+                impl Notification for $name {
+                    type Params = serde_json::Value;
+                    const METHOD: &'static str = $method;
+                }
+            )*
+        };
+    }
+
+    raw!(
+        Status = "mesh/status",
+        Participants = "mesh/participants",
+        Cursors = "mesh/cursors",
+        Follow = "mesh/follow",
+        FollowStopped = "mesh/followStopped",
+        ChatMessage = "mesh/chatMessage",
+        Notify = "mesh/notify",
+    );
+}
+
+async fn send_raw(client: &Client, method: &'static str, params: Value) {
+    match method {
+        m if m == raw::Status::METHOD => client.send_notification::<raw::Status>(params).await,
+        m if m == raw::Participants::METHOD => client.send_notification::<raw::Participants>(params).await,
+        m if m == raw::Cursors::METHOD => client.send_notification::<raw::Cursors>(params).await,
+        m if m == raw::Follow::METHOD => client.send_notification::<raw::Follow>(params).await,
+        m if m == raw::FollowStopped::METHOD => client.send_notification::<raw::FollowStopped>(params).await,
+        m if m == raw::ChatMessage::METHOD => client.send_notification::<raw::ChatMessage>(params).await,
+        m if m == raw::Notify::METHOD => client.send_notification::<raw::Notify>(params).await,
+        other => tracing::error!(method = other, "no such notification"),
+    }
+}
+
+/// Carries the session's requests to the editor, one task per request so that nothing
+/// waits on the editor, and posts the answers back as events.
+async fn outbox(client: Client, mut rx: mpsc::UnboundedReceiver<EditorOut>, events: mpsc::UnboundedSender<Event>) {
+    while let Some(out) = rx.recv().await {
+        match out {
+            EditorOut::Notify(method, params) => send_raw(&client, method, params).await,
+            EditorOut::ApplyEdit { uri, batch } => {
+                let (client, events) = (client.clone(), events.clone());
+                let Ok(parsed) = uri.parse::<Uri>() else { continue };
+                tokio::spawn(async move {
+                    let edit = WorkspaceEdit {
+                        document_changes: Some(DocumentChanges::Edits(vec![TextDocumentEdit {
+                            text_document: OptionalVersionedTextDocumentIdentifier {
+                                uri: parsed,
+                                version: Some(batch.version),
+                            },
+                            edits: batch.edits.into_iter().map(OneOf::Left).collect(),
+                        }])),
+                        ..Default::default()
+                    };
+                    let applied = match client.apply_edit(edit).await {
+                        Ok(resp) => resp.applied,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "applyEdit failed");
+                            false
+                        }
+                    };
+                    let _ = events.send(Event::EditAnswered {
+                        uri,
+                        id: batch.id,
+                        applied,
+                    });
+                });
+            }
+            EditorOut::DocumentHash { uri } => {
+                let (client, events) = (client.clone(), events.clone());
+                tokio::spawn(async move {
+                    let result = client
+                        .send_request::<DocumentHash>(DocumentHashParams { uri: uri.clone() })
+                        .await
+                        .ok();
+                    let _ = events.send(Event::HashAnswered { uri, result });
+                });
+            }
+        }
+    }
+}
+
+/// Serves LSP on stdin/stdout until the editor exits.
+pub async fn serve(identity: Identity) {
+    let (out_tx, out_rx) = mpsc::unbounded_channel();
+    let (events, session_task) = session::spawn(identity, out_tx);
+    let events_for_outbox = events.clone();
+    let (service, socket) = LspService::build(move |client| {
+        tokio::spawn(outbox(client, out_rx, events_for_outbox));
+        Backend { events }
+    })
+    .custom_method("mesh/share", Backend::share)
+    .custom_method("mesh/join", Backend::join)
+    .custom_method("mesh/leave", Backend::leave)
+    .custom_method("mesh/status", Backend::status)
+    .custom_method("mesh/chat", Backend::chat)
+    .custom_method("mesh/chatHistory", Backend::chat_history)
+    .custom_method("mesh/follow", Backend::follow)
+    .custom_method("mesh/cursor", Backend::cursor)
+    .custom_method("mesh/activeEditor", Backend::active_editor)
+    .custom_method("mesh/stopFollowing", Backend::stop_following)
+    .finish();
+    Server::new(tokio::io::stdin(), tokio::io::stdout(), socket)
+        .serve(service)
+        .await;
+    session_task.abort();
+}

@@ -1,0 +1,310 @@
+//! mesh's LSP extensions (`mesh/*`), as documented in `docs/lsp-extensions.md`. One
+//! definition per method; the editor plugins mirror these.
+
+use serde::{Deserialize, Serialize};
+use tower_lsp_server::lsp_types::{notification::Notification, request::Request, Position, Range};
+
+/// A selection: where it started and where the caret is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Selection {
+    /// Where the selection started.
+    pub anchor: Position,
+    /// The caret.
+    pub head: Position,
+}
+
+/// A participant as editors see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Participant {
+    /// Connection id.
+    pub conn_id: u64,
+    /// Display name.
+    pub name: String,
+    /// Colour, `#rrggbb`.
+    pub color: String,
+    /// `host`, `writer` or `reader`.
+    pub role: String,
+    /// Kind of client.
+    pub client: String,
+    /// Whether this is the editor's own connection.
+    pub you: bool,
+}
+
+/// Connection state and room, for status bars.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    /// `idle`, `connecting`, `connected` or `offline`.
+    pub state: String,
+    /// Room id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room: Option<String>,
+    /// Join link (writer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// Read-only link, when known (the host has it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_link: Option<String>,
+    /// Our role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Server base URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// Our connection id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub you: Option<u64>,
+    /// Everyone in the room.
+    pub participants: Vec<Participant>,
+}
+
+/// `mesh/share` params.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ShareParams {
+    /// Server base URL; defaults to the configured one.
+    #[serde(default)]
+    pub server: Option<String>,
+    /// Room name; defaults to the folder's name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `mesh/share` result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShareResult {
+    /// Room id.
+    pub room: String,
+    /// Writer link to send to colleagues.
+    pub link: String,
+    /// Reader link.
+    pub read_link: String,
+}
+
+/// `mesh/join` params.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinParams {
+    /// The join link.
+    pub link: String,
+}
+
+/// `mesh/join` result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JoinResult {
+    /// Room id.
+    pub room: String,
+    /// How many files the room has.
+    pub files: usize,
+    /// Local files that differ from the room and were left alone.
+    pub conflicts: Vec<String>,
+}
+
+/// `mesh/chat` params.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatParams {
+    /// The message.
+    pub text: String,
+}
+
+/// A chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatEntry {
+    /// Unique id.
+    pub id: String,
+    /// Author's name.
+    pub author: String,
+    /// Author's connection id.
+    pub conn_id: u64,
+    /// Text.
+    pub text: String,
+    /// Milliseconds since the Unix epoch.
+    pub ts: u64,
+}
+
+/// `mesh/chatHistory` result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatHistory {
+    /// Oldest first.
+    pub messages: Vec<ChatEntry>,
+}
+
+/// `mesh/follow` (request) params.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FollowParams {
+    /// Whom to follow; `null` stops.
+    pub conn_id: Option<u64>,
+}
+
+/// `mesh/cursor` params.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CursorParams {
+    /// The document.
+    pub uri: String,
+    /// Its selections (the first is primary).
+    pub selections: Vec<Selection>,
+}
+
+/// `mesh/activeEditor` params.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActiveEditorParams {
+    /// The focused document, if any.
+    pub uri: Option<String>,
+    /// Its visible lines.
+    #[serde(default)]
+    pub visible_range: Option<Range>,
+}
+
+/// One remote cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteCursor {
+    /// Whose (connection id, or the Yjs client id for clients that did not say hello).
+    pub conn_id: u64,
+    /// Display name.
+    pub name: String,
+    /// Colour.
+    pub color: String,
+    /// Selections in the editor's text.
+    pub selections: Vec<Selection>,
+}
+
+/// `mesh/cursors` params.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CursorsParams {
+    /// The document.
+    pub uri: String,
+    /// Every remote cursor in it.
+    pub cursors: Vec<RemoteCursor>,
+}
+
+/// `mesh/follow` (notification) params.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FollowUpdate {
+    /// Who moved.
+    pub conn_id: u64,
+    /// Their name.
+    pub name: String,
+    /// The document they look at.
+    pub uri: String,
+    /// What they see.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub visible_range: Option<Range>,
+    /// Their selections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selections: Option<Vec<Selection>>,
+}
+
+/// `mesh/notify` params.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NotifyParams {
+    /// `info`, `warning` or `error`.
+    pub level: String,
+    /// For humans.
+    pub message: String,
+}
+
+/// `mesh/documentHash` params.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DocumentHashParams {
+    /// The document.
+    pub uri: String,
+}
+
+/// `mesh/documentHash` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentHashResult {
+    /// The version the editor last reported.
+    pub version: i32,
+    /// SHA-256 of the text as UTF-8, lower-case hex.
+    pub sha256: String,
+}
+
+macro_rules! notification {
+    ($name:ident, $method:literal, $params:ty) => {
+        #[doc = concat!("`", $method, "`")]
+        pub enum $name {}
+        impl Notification for $name {
+            type Params = $params;
+            const METHOD: &'static str = $method;
+        }
+    };
+}
+
+notification!(StatusNotification, "mesh/status", Status);
+notification!(ParticipantsNotification, "mesh/participants", ParticipantsParams);
+notification!(CursorsNotification, "mesh/cursors", CursorsParams);
+notification!(FollowNotification, "mesh/follow", FollowUpdate);
+notification!(FollowStoppedNotification, "mesh/followStopped", FollowStopped);
+notification!(ChatMessageNotification, "mesh/chatMessage", ChatMessageParams);
+notification!(NotifyNotification, "mesh/notify", NotifyParams);
+
+/// `mesh/participants` params.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantsParams {
+    /// Everyone.
+    pub participants: Vec<Participant>,
+}
+
+/// `mesh/followStopped` params.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FollowStopped {
+    /// Why.
+    pub reason: String,
+}
+
+/// `mesh/chatMessage` params.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatMessageParams {
+    /// The message.
+    pub entry: ChatEntry,
+}
+
+/// `mesh/documentHash`, a request from the proxy to the editor.
+pub enum DocumentHash {}
+impl Request for DocumentHash {
+    type Params = DocumentHashParams;
+    type Result = DocumentHashResult;
+    const METHOD: &'static str = "mesh/documentHash";
+}
+
+/// Every `mesh/*` method name, for the check against the documentation.
+pub const METHODS: &[&str] = &[
+    "mesh/share",
+    "mesh/join",
+    "mesh/leave",
+    "mesh/status",
+    "mesh/chat",
+    "mesh/chatHistory",
+    "mesh/follow",
+    "mesh/cursor",
+    "mesh/activeEditor",
+    "mesh/stopFollowing",
+    "mesh/participants",
+    "mesh/cursors",
+    "mesh/followStopped",
+    "mesh/chatMessage",
+    "mesh/notify",
+    "mesh/documentHash",
+];
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_documented_method_is_known_and_vice_versa() {
+        let doc = include_str!("../../docs/lsp-extensions.md");
+        let mut documented: Vec<&str> = doc
+            .split('`')
+            .filter(|s| s.starts_with("mesh/") && s.len() > 5 && s[5..].chars().all(|c| c.is_ascii_alphanumeric()))
+            .collect();
+        documented.sort_unstable();
+        documented.dedup();
+        let mut known = super::METHODS.to_vec();
+        known.sort_unstable();
+        assert_eq!(documented, known);
+    }
+}

@@ -1,0 +1,172 @@
+//! The connection to a room: one task that keeps a WebSocket open, reconnecting with
+//! exponential backoff and jitter, and reports what it receives as [`RoomEvent`]s. It knows
+//! nothing of documents: the session owns the replica and decides what to send.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use mesh_protocol::codec::{decode_frame, Frame};
+use mesh_protocol::ServerMessage;
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+
+use crate::link::RoomTarget;
+
+/// First reconnect delay; doubled per failed attempt.
+const BACKOFF_START: Duration = Duration::from_millis(100);
+
+/// Longest reconnect delay: a server back from a restart is found within this.
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// How long a connection attempt may take before it counts as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A server that sends nothing (it pings every 20 s) for this long is presumed gone.
+const READ_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// What the connection reports.
+#[derive(Debug)]
+pub enum RoomEvent {
+    /// The socket is open: send the handshake now.
+    Connected,
+    /// The socket closed; a reconnect is scheduled.
+    Disconnected {
+        /// Why, for humans.
+        reason: String,
+    },
+    /// Decoded messages of one frame.
+    Frames(Vec<Frame<ServerMessage>>),
+    /// The server refused us for good (bad token, deleted room): no more retries.
+    Fatal(String),
+}
+
+/// What the session sends to the connection.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// A frame; dropped while disconnected (the resync on reconnect covers it).
+    Frame(Vec<u8>),
+}
+
+/// Handle to the connection task; dropping it ends the task.
+pub struct RoomConn {
+    /// Frames to send.
+    pub tx: mpsc::UnboundedSender<Outgoing>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RoomConn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts the connection task.
+pub fn connect(target: RoomTarget, events: mpsc::UnboundedSender<RoomEvent>) -> RoomConn {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(run(target, events, rx));
+    RoomConn { tx, task }
+}
+
+async fn run(target: RoomTarget, events: mpsc::UnboundedSender<RoomEvent>, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
+    let mut backoff = BACKOFF_START;
+    loop {
+        // Drop what queued up while offline: the handshake resyncs everything.
+        while rx.try_recv().is_ok() {}
+        let config = WebSocketConfig::default().max_message_size(Some(mesh_protocol::MAX_FRAME_BYTES * 2));
+        let attempt = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio_tungstenite::connect_async_with_config(target.ws_url(), Some(config), true),
+        )
+        .await;
+        let reason = match attempt {
+            Err(_) => "connection attempt timed out".to_string(),
+            Ok(Err(WsError::Http(resp))) if matches!(resp.status().as_u16(), 400 | 401 | 403 | 404) => {
+                let body = resp
+                    .body()
+                    .as_ref()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
+                let message = body
+                    .and_then(|b| b["message"].as_str().map(String::from))
+                    .unwrap_or_default();
+                let _ = events.send(RoomEvent::Fatal(format!(
+                    "the server refused to open the room ({}): {message}",
+                    resp.status()
+                )));
+                return;
+            }
+            Ok(Err(e)) => format!("cannot reach {}: {e}", target.server),
+            Ok(Ok((ws, _))) => {
+                backoff = BACKOFF_START;
+                if events.send(RoomEvent::Connected).is_err() {
+                    return;
+                }
+                match serve(ws, &events, &mut rx).await {
+                    Ended::Fatal(reason) => {
+                        let _ = events.send(RoomEvent::Fatal(reason));
+                        return;
+                    }
+                    Ended::SessionGone => return,
+                    Ended::Retry(reason) => reason,
+                }
+            }
+        };
+        if events.send(RoomEvent::Disconnected { reason }).is_err() {
+            return;
+        }
+        let jitter = rand::rng().random_range(0.75..1.25);
+        tokio::time::sleep(backoff.mul_f64(jitter)).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+enum Ended {
+    Retry(String),
+    Fatal(String),
+    SessionGone,
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn serve(ws: Ws, events: &mpsc::UnboundedSender<RoomEvent>, rx: &mut mpsc::UnboundedReceiver<Outgoing>) -> Ended {
+    let (mut sink, mut stream) = ws.split();
+    loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(Outgoing::Frame(bytes)) => {
+                    if let Err(e) = sink.send(WsMessage::Binary(bytes.into())).await {
+                        return Ended::Retry(format!("send failed: {e}"));
+                    }
+                }
+                None => {
+                    let _ = sink.close().await;
+                    return Ended::SessionGone;
+                }
+            },
+            msg = tokio::time::timeout(READ_TIMEOUT, stream.next()) => match msg {
+                Err(_) => return Ended::Retry("the server stopped answering".into()),
+                Ok(None) => return Ended::Retry("connection closed".into()),
+                Ok(Some(Err(e))) => return Ended::Retry(format!("connection lost: {e}")),
+                Ok(Some(Ok(WsMessage::Binary(bytes)))) => match decode_frame::<ServerMessage>(&bytes) {
+                    Ok(frames) => {
+                        if events.send(RoomEvent::Frames(frames)).is_err() {
+                            return Ended::SessionGone;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "ignored an undecodable frame from the server"),
+                },
+                Ok(Some(Ok(WsMessage::Close(frame)))) => {
+                    let (code, reason) = frame.map(|f| (u16::from(f.code), f.reason.to_string())).unwrap_or((1005, String::new()));
+                    // Keep reading until the close handshake completes.
+                    let _ = tokio::time::timeout(Duration::from_secs(1), async { while stream.next().await.is_some() {} }).await;
+                    return match code {
+                        4401 | 4403 | 4404 | 4426 => Ended::Fatal(format!("the server closed the room connection: {reason} ({code})")),
+                        _ => Ended::Retry(format!("the server closed the connection: {reason} ({code})")),
+                    };
+                }
+                Ok(Some(Ok(_))) => {}
+            },
+        }
+    }
+}

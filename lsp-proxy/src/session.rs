@@ -1,0 +1,1298 @@
+//! The session: the one task that owns the proxy's replica of the room, the open documents
+//! and the connection. Everything reaches it as an [`Event`] through one channel, in order;
+//! it never waits on the editor (requests to the editor go through the outbox task, whose
+//! answers come back as events).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use mesh_protocol::codec::{encode_mesh, encode_yjs, Frame};
+use mesh_protocol::messages::Role;
+use mesh_protocol::rest::{CreateSession, CreatedSession};
+use mesh_protocol::{doc as shape, ClientMessage, ServerMessage, PROTOCOL_VERSION};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+use tower_lsp_server::lsp_types::{Position, Range};
+use yrs::sync::{Awareness, Message, SyncMessage};
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, GetString, Map, MapRef, Origin, ReadTxn, Text, TextPrelim, TextRef, Transact, Update};
+
+use crate::link::RoomTarget;
+use crate::lsp_ext::*;
+use crate::room::{self, Outgoing, RoomConn, RoomEvent};
+use crate::sync::{ChangeKind, DocSync, EditorBatch};
+use crate::text::Encoding;
+use crate::workspace;
+
+/// Origin of transactions that apply what the server sent (never sent back).
+const REMOTE: &str = "remote";
+
+/// How often the session looks at timers (batch timeouts, hash checks).
+const TICK: Duration = Duration::from_millis(250);
+
+/// A document is compared with the editor's text this long after its last change.
+const HASH_CHECK_AFTER: Duration = Duration::from_millis(1500);
+
+/// An edit batch the editor has not echoed after this long is given up on, and the
+/// editor's text is checked.
+const BATCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most bytes of file text put into one transaction while uploading a folder; keeps
+/// each update frame well under the server's frame limit.
+const UPLOAD_CHUNK_BYTES: usize = 2 * 1024 * 1024;
+
+/// A request from the editor (or the command line) that wants an answer.
+pub enum Request {
+    /// Share the workspace folder.
+    Share(ShareParams, oneshot::Sender<Result<ShareResult, String>>),
+    /// Join a room into the workspace folder.
+    Join(String, oneshot::Sender<Result<JoinResult, String>>),
+    /// Leave the room.
+    Leave(oneshot::Sender<Result<(), String>>),
+    /// Current status.
+    Status(oneshot::Sender<Status>),
+    /// Send a chat message.
+    Chat(String, oneshot::Sender<Result<(), String>>),
+    /// Chat history.
+    ChatHistory(oneshot::Sender<ChatHistory>),
+    /// Follow someone (or stop).
+    Follow(Option<u64>, oneshot::Sender<Result<(), String>>),
+}
+
+/// Everything the session reacts to.
+pub enum Event {
+    /// The editor started us.
+    Initialize {
+        /// The workspace folder.
+        root: Option<PathBuf>,
+        /// The negotiated position encoding.
+        encoding: Encoding,
+    },
+    /// A document was opened.
+    Open {
+        /// Its URI.
+        uri: String,
+        /// Version.
+        version: i32,
+        /// Text.
+        text: String,
+    },
+    /// A document changed.
+    Change {
+        /// Its URI.
+        uri: String,
+        /// New version.
+        version: i32,
+        /// The content changes, in order.
+        changes: Vec<(Option<Range>, String)>,
+    },
+    /// A document was closed.
+    Close {
+        /// Its URI.
+        uri: String,
+    },
+    /// The local cursor moved.
+    Cursor(CursorParams),
+    /// The focused editor changed or scrolled.
+    ActiveEditor(ActiveEditorParams),
+    /// The user took over while following.
+    StopFollowing,
+    /// A request wanting an answer.
+    Request(Request),
+    /// The editor answered an edit batch.
+    EditAnswered {
+        /// The document.
+        uri: String,
+        /// The batch id.
+        id: u64,
+        /// Whether it was applied.
+        applied: bool,
+    },
+    /// The editor answered a hash request.
+    HashAnswered {
+        /// The document.
+        uri: String,
+        /// The answer, if any.
+        result: Option<DocumentHashResult>,
+    },
+    /// The room was created on the server (for a share).
+    Created(
+        Result<CreatedSession, String>,
+        ShareParams,
+        oneshot::Sender<Result<ShareResult, String>>,
+    ),
+    /// Something from the room connection.
+    Room(RoomEvent),
+    /// The editor is going away.
+    Shutdown,
+}
+
+/// What the session asks of the editor; the outbox task carries it out.
+#[derive(Debug)]
+pub enum EditorOut {
+    /// A notification.
+    Notify(&'static str, serde_json::Value),
+    /// `workspace/applyEdit`; the answer comes back as [`Event::EditAnswered`].
+    ApplyEdit {
+        /// The document.
+        uri: String,
+        /// The batch.
+        batch: EditorBatch,
+    },
+    /// `mesh/documentHash`; the answer comes back as [`Event::HashAnswered`].
+    DocumentHash {
+        /// The document.
+        uri: String,
+    },
+}
+
+/// Who we are in rooms.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Display name.
+    pub name: String,
+    /// Colour, if chosen.
+    pub color: Option<String>,
+    /// The kind of client (`neovim`, `vscode`, `mesh-proxy`).
+    pub client: String,
+    /// The default server base URL.
+    pub server: String,
+}
+
+struct OpenDoc {
+    sync: DocSync,
+    /// Room path, when the document is inside the shared folder.
+    path: Option<String>,
+    last_change: Instant,
+    hash_checked: bool,
+    hash_pending: bool,
+    last_cursors: Option<Vec<RemoteCursor>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ConnState {
+    Connecting,
+    Connected,
+    Offline(String),
+}
+
+struct Room {
+    target: RoomTarget,
+    read_link: Option<String>,
+    doc: Doc,
+    awareness: Awareness,
+    conn: RoomConn,
+    state: ConnState,
+    synced: bool,
+    conn_id: Option<u64>,
+    role: Option<Role>,
+    participants: BTreeMap<u64, mesh_protocol::messages::Participant>,
+    /// Replies waiting for the first sync (a join).
+    on_synced: Vec<oneshot::Sender<Result<JoinResult, String>>>,
+    /// Files to upload once connected (a share), and the reply to send then.
+    pending_share: Option<(
+        Vec<(String, String)>,
+        ShareResult,
+        oneshot::Sender<Result<ShareResult, String>>,
+    )>,
+}
+
+/// The session's state.
+pub struct Session {
+    identity: Identity,
+    events_tx: mpsc::UnboundedSender<Event>,
+    out: mpsc::UnboundedSender<EditorOut>,
+    root: Option<PathBuf>,
+    enc: Encoding,
+    docs: HashMap<String, OpenDoc>,
+    room: Option<Room>,
+    next_batch: u64,
+    local_cursor: Option<(String, Vec<Selection>)>,
+    local_view: Option<(String, Option<Range>)>,
+    following: Option<u64>,
+    last_follow: Option<FollowUpdate>,
+    last_status: Option<Status>,
+    /// The writer link handed out when we shared (our own token is the host's).
+    share_link: Option<String>,
+}
+
+/// Starts a session task. Returns the sender for its events.
+pub fn spawn(
+    identity: Identity,
+    out: mpsc::UnboundedSender<EditorOut>,
+) -> (mpsc::UnboundedSender<Event>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let session = Session {
+        identity,
+        events_tx: tx.clone(),
+        out,
+        root: None,
+        enc: Encoding::Utf16,
+        docs: HashMap::new(),
+        room: None,
+        next_batch: 0,
+        local_cursor: None,
+        local_view: None,
+        following: None,
+        last_follow: None,
+        last_status: None,
+        share_link: None,
+    };
+    let task = tokio::spawn(session.run(rx));
+    (tx, task)
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+fn file_uri(root: &Path, path: &str) -> String {
+    let abs = root.join(path);
+    url::Url::from_file_path(&abs)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| format!("file://{}", abs.display()))
+}
+
+fn uri_to_path(uri: &str) -> Option<PathBuf> {
+    url::Url::parse(uri)
+        .ok()
+        .filter(|u| u.scheme() == "file")
+        .and_then(|u| u.to_file_path().ok())
+}
+
+impl Session {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Some(Event::Shutdown) | None => break,
+                    Some(ev) => self.handle(ev),
+                },
+                _ = tick.tick() => self.on_tick(),
+            }
+            // Drain whatever else is queued before rendering derived state once.
+            while let Ok(ev) = rx.try_recv() {
+                if matches!(ev, Event::Shutdown) {
+                    return;
+                }
+                self.handle(ev);
+            }
+            self.after_events();
+        }
+    }
+
+    fn notify<N: tower_lsp_server::lsp_types::notification::Notification>(&self, params: N::Params) {
+        if let Ok(v) = serde_json::to_value(params) {
+            let _ = self.out.send(EditorOut::Notify(N::METHOD, v));
+        }
+    }
+
+    fn tell(&self, level: &str, message: impl Into<String>) {
+        let message = message.into();
+        tracing::info!(level, %message, "notify editor");
+        self.notify::<NotifyNotification>(NotifyParams {
+            level: level.into(),
+            message,
+        });
+    }
+
+    fn handle(&mut self, ev: Event) {
+        match ev {
+            Event::Initialize { root, encoding } => {
+                self.enc = encoding;
+                self.root = root.clone();
+                if let Some(rec) = root.as_deref().and_then(crate::config::session_for) {
+                    // The folder (or a parent) is in a room: rejoin it.
+                    if let Ok(target) = RoomTarget::parse(&rec.link) {
+                        self.root = Some(rec.dir.clone());
+                        tracing::info!(room = %target.room, dir = %rec.dir.display(), "workspace is shared; joining");
+                        self.open_room(target, rec.read_link);
+                    }
+                }
+            }
+            Event::Open { uri, version, text } => self.on_open(uri, version, text),
+            Event::Change { uri, version, changes } => self.on_change(uri, version, changes),
+            Event::Close { uri } => {
+                self.docs.remove(&uri);
+            }
+            Event::Cursor(c) => {
+                self.local_cursor = Some((c.uri, c.selections));
+                self.publish_awareness();
+            }
+            Event::ActiveEditor(a) => {
+                self.local_view = a.uri.map(|u| (u, a.visible_range));
+                self.publish_awareness();
+            }
+            Event::StopFollowing => {
+                if self.following.take().is_some() {
+                    self.last_follow = None;
+                    self.notify::<FollowStoppedNotification>(FollowStopped {
+                        reason: "you took over".into(),
+                    });
+                }
+            }
+            Event::Request(req) => self.on_request(req),
+            Event::EditAnswered { uri, id, applied } => {
+                if let Some(d) = self.docs.get_mut(&uri) {
+                    if d.sync.batch_answered(id, applied) {
+                        tracing::debug!(%uri, id, "batch refused (stale version); re-basing");
+                    }
+                }
+                self.flush_doc(&uri);
+            }
+            Event::HashAnswered { uri, result } => self.on_hash(uri, result),
+            Event::Created(result, params, reply) => self.on_created(result, params, reply),
+            Event::Room(ev) => self.on_room(ev),
+            Event::Shutdown => {}
+        }
+    }
+
+    // ----- documents ----------------------------------------------------------------------
+
+    fn room_path(&self, uri: &str) -> Option<String> {
+        let root = self.root.as_deref()?;
+        workspace::rel_path(root, &uri_to_path(uri)?)
+    }
+
+    fn on_open(&mut self, uri: String, version: i32, text: String) {
+        let path = self.room_path(&uri);
+        let doc = OpenDoc {
+            sync: DocSync::new(version, &text),
+            path,
+            last_change: Instant::now(),
+            hash_checked: false,
+            hash_pending: false,
+            last_cursors: None,
+        };
+        self.docs.insert(uri.clone(), doc);
+        self.attach(&uri);
+    }
+
+    /// Ties an open document to the room: the room's text wins when the file exists there;
+    /// otherwise the editor's text creates it.
+    fn attach(&mut self, uri: &str) {
+        let Some(room) = self.room.as_ref().filter(|r| r.synced) else {
+            return;
+        };
+        let Some(doc) = self.docs.get(uri) else { return };
+        let Some(path) = doc.path.clone() else { return };
+        let files = room.doc.get_or_insert_map(shape::FILES);
+        let exists = matches!(files.get(&room.doc.transact(), path.as_str()), Some(yrs::Out::YText(_)));
+        if !exists {
+            if !self.can_write() {
+                return;
+            }
+            let text = doc.sync.shadow().text();
+            let mut txn = room.doc.transact_mut();
+            files.insert(&mut txn, path.as_str(), TextPrelim::new(text.as_str()));
+            tracing::info!(%path, "created in the room from the editor");
+        }
+        self.flush_doc(uri);
+    }
+
+    fn can_write(&self) -> bool {
+        self.room
+            .as_ref()
+            .is_some_and(|r| r.role.is_none_or(|role| role.can_write()))
+    }
+
+    fn text_ref(&self, path: &str) -> Option<TextRef> {
+        let room = self.room.as_ref()?;
+        let txn = room.doc.transact();
+        match txn.get_map(shape::FILES)?.get(&txn, path) {
+            Some(yrs::Out::YText(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn room_text(&self, path: &str) -> Option<String> {
+        let room = self.room.as_ref()?;
+        let t = self.text_ref(path)?;
+        let txn = room.doc.transact();
+        Some(t.get_string(&txn))
+    }
+
+    fn on_change(&mut self, uri: String, version: i32, changes: Vec<(Option<Range>, String)>) {
+        let enc = self.enc;
+        let path = self.docs.get(&uri).and_then(|d| d.path.clone());
+        let in_room = self.room.as_ref().is_some_and(|r| r.synced);
+        let room_text = match (&path, in_room) {
+            (Some(p), true) => self.room_text(p),
+            _ => None,
+        };
+        let writable = self.can_write();
+        let Some(doc) = self.docs.get_mut(&uri) else {
+            tracing::warn!(%uri, "change to a document that was never opened; ignored");
+            return;
+        };
+        doc.last_change = Instant::now();
+        doc.hash_checked = false;
+        let Some(room_text) = room_text else {
+            // Not in a room: just follow the editor.
+            let _ = doc
+                .sync
+                .editor_changed(version, changes, enc, &doc.sync.shadow().text());
+            return;
+        };
+        match doc.sync.editor_changed(version, changes, enc, &room_text) {
+            ChangeKind::Echo | ChangeKind::PartialEcho => {}
+            ChangeKind::OutOfOrder => {
+                tracing::error!(%uri, version, "didChange out of order; checking the buffer");
+                let _ = self.out.send(EditorOut::DocumentHash { uri: uri.clone() });
+            }
+            ChangeKind::Local(ops) => {
+                if !writable {
+                    doc.hash_checked = false;
+                    self.tell(
+                        "warning",
+                        "you joined as a reader: your edits stay local and will be replaced by the room's text",
+                    );
+                } else if let (Some(path), Some(room)) = (path, self.room.as_ref()) {
+                    let files = room.doc.get_or_insert_map(shape::FILES);
+                    let mut txn = room.doc.transact_mut();
+                    if let Some(yrs::Out::YText(t)) = files.get(&txn, path.as_str()) {
+                        for op in ops {
+                            if op.delete_utf16 > 0 {
+                                t.remove_range(&mut txn, op.start_utf16, op.delete_utf16);
+                            }
+                            if !op.insert.is_empty() {
+                                t.insert(&mut txn, op.start_utf16, &op.insert);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !self.can_write() {
+            // Bring a reader's buffer back to the room's text.
+            self.flush_doc(&uri);
+        }
+    }
+
+    /// Sends the next edit batch of a document, if the room has changes the editor lacks.
+    fn flush_doc(&mut self, uri: &str) {
+        let enc = self.enc;
+        let Some(path) = self.docs.get(uri).and_then(|d| d.path.clone()) else {
+            return;
+        };
+        let Some(room_text) = self.room_text(&path) else { return };
+        self.next_batch += 1;
+        let id = self.next_batch;
+        let Some(doc) = self.docs.get_mut(uri) else { return };
+        if let Some(batch) = doc.sync.next_batch(&room_text, enc, id) {
+            doc.hash_checked = false;
+            doc.last_change = Instant::now();
+            let _ = self.out.send(EditorOut::ApplyEdit {
+                uri: uri.to_string(),
+                batch,
+            });
+        }
+    }
+
+    fn flush_all(&mut self) {
+        let uris: Vec<String> = self.docs.keys().cloned().collect();
+        for uri in uris {
+            self.flush_doc(&uri);
+        }
+    }
+
+    fn on_hash(&mut self, uri: String, result: Option<DocumentHashResult>) {
+        let enc = self.enc;
+        let path = self.docs.get(&uri).and_then(|d| d.path.clone());
+        let room_text = path.as_deref().and_then(|p| self.room_text(p));
+        self.next_batch += 1;
+        let id = self.next_batch;
+        let Some(doc) = self.docs.get_mut(&uri) else { return };
+        doc.hash_pending = false;
+        let Some(result) = result else { return };
+        if result.version != doc.sync.version || doc.sync.has_inflight() {
+            // The buffer moved on meanwhile: check again later.
+            doc.hash_checked = false;
+            return;
+        }
+        doc.hash_checked = true;
+        if result.sha256 == sha256_hex(&doc.sync.shadow().text()) {
+            return;
+        }
+        // The editor's buffer is not what we believe it is. Repair it from the room.
+        tracing::error!(%uri, version = result.version, "DESYNC: the editor's buffer differs from the proxy's shadow; resyncing from the room");
+        crate::DESYNCS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(room_text) = room_text else { return };
+        let batch = doc.sync.full_batch(&room_text, enc, id);
+        let _ = self.out.send(EditorOut::ApplyEdit {
+            uri: uri.clone(),
+            batch,
+        });
+        self.tell(
+            "warning",
+            format!(
+                "{}: the buffer had drifted from the room and was resynced",
+                path.unwrap_or(uri)
+            ),
+        );
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        let mut ask = Vec::new();
+        let mut expired = Vec::new();
+        for (uri, d) in &mut self.docs {
+            if d.path.is_none() || !self.room.as_ref().is_some_and(|r| r.synced) {
+                continue;
+            }
+            if d.sync.inflight_age().is_some_and(|a| a > BATCH_TIMEOUT) {
+                expired.push(uri.clone());
+                continue;
+            }
+            if !d.sync.has_inflight()
+                && !d.hash_checked
+                && !d.hash_pending
+                && now.duration_since(d.last_change) > HASH_CHECK_AFTER
+            {
+                d.hash_pending = true;
+                ask.push(uri.clone());
+            }
+        }
+        for uri in expired {
+            tracing::warn!(%uri, "the editor never echoed an edit batch; checking its buffer");
+            if let Some(d) = self.docs.get_mut(&uri) {
+                d.sync.abandon_inflight();
+                d.hash_pending = true;
+            }
+            let _ = self.out.send(EditorOut::DocumentHash { uri });
+        }
+        for uri in ask {
+            let _ = self.out.send(EditorOut::DocumentHash { uri });
+        }
+    }
+
+    // ----- requests -----------------------------------------------------------------------
+
+    fn on_request(&mut self, req: Request) {
+        match req {
+            Request::Share(params, reply) => {
+                if self.room.is_some() {
+                    let _ = reply.send(Err("already in a room: leave it first".into()));
+                    return;
+                }
+                if self.root.is_none() {
+                    let _ = reply.send(Err("open a folder first: mesh shares the workspace folder".into()));
+                    return;
+                }
+                let server = params.server.clone().unwrap_or_else(|| self.identity.server.clone());
+                let name = params.name.clone().or_else(|| {
+                    self.root
+                        .as_ref()
+                        .and_then(|r| r.file_name())
+                        .map(|n| n.to_string_lossy().into_owned())
+                });
+                let tx = self.events_tx.clone();
+                tokio::spawn(async move {
+                    let result = create_room(&server, name).await;
+                    let _ = tx.send(Event::Created(
+                        result,
+                        ShareParams {
+                            server: Some(server),
+                            ..params
+                        },
+                        reply,
+                    ));
+                });
+            }
+            Request::Join(link, reply) => {
+                if self.room.is_some() {
+                    let _ = reply.send(Err("already in a room: leave it first".into()));
+                    return;
+                }
+                if self.root.is_none() {
+                    let _ = reply.send(Err("open a folder first: mesh joins into the workspace folder".into()));
+                    return;
+                }
+                let target = match RoomTarget::parse(&link) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let _ = reply.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                self.open_room(target, None);
+                if let Some(room) = self.room.as_mut() {
+                    room.on_synced.push(reply);
+                }
+            }
+            Request::Leave(reply) => {
+                self.leave();
+                let _ = reply.send(Ok(()));
+            }
+            Request::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Request::Chat(text, reply) => {
+                let result = match &self.room {
+                    Some(room) if room.state == ConnState::Connected => {
+                        let _ = room
+                            .conn
+                            .tx
+                            .send(Outgoing::Frame(encode_mesh(&ClientMessage::Chat { text })));
+                        Ok(())
+                    }
+                    Some(_) => Err("not connected to the room right now; try again when the connection is back".into()),
+                    None => Err("not in a room".into()),
+                };
+                let _ = reply.send(result);
+            }
+            Request::ChatHistory(reply) => {
+                let _ = reply.send(ChatHistory {
+                    messages: self.chat_history(),
+                });
+            }
+            Request::Follow(who, reply) => {
+                self.following = who;
+                self.last_follow = None;
+                let result = match who {
+                    Some(id) if !self.room.as_ref().is_some_and(|r| r.participants.contains_key(&id)) => {
+                        self.following = None;
+                        Err(format!("no participant with id {id} in the room"))
+                    }
+                    _ => Ok(()),
+                };
+                let _ = reply.send(result);
+                self.update_follow();
+            }
+        }
+    }
+
+    fn on_created(
+        &mut self,
+        result: Result<CreatedSession, String>,
+        params: ShareParams,
+        reply: oneshot::Sender<Result<ShareResult, String>>,
+    ) {
+        let created = match result {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let server = params.server.unwrap_or_else(|| self.identity.server.clone());
+        // The sharer connects as host; the link it hands out carries a writer token.
+        let target = RoomTarget {
+            server: server.clone(),
+            room: created.id,
+            token: created.host_token.clone(),
+        };
+        let root = self.root.clone().expect("checked before creating");
+        let scan = workspace::scan(&root);
+        let (files, skipped) = match scan {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = reply.send(Err(format!("cannot read {}: {e}", root.display())));
+                return;
+            }
+        };
+        if !skipped.binary.is_empty() || !skipped.too_large.is_empty() || !skipped.over_limit.is_empty() {
+            self.tell(
+                "info",
+                format!(
+                    "shared without {} binary, {} too large and {} over-limit files",
+                    skipped.binary.len(),
+                    skipped.too_large.len(),
+                    skipped.over_limit.len()
+                ),
+            );
+        }
+        self.open_room(target, Some(created.read_link.clone()));
+        let _ = crate::config::save_session(crate::config::SessionRecord {
+            dir: root,
+            link: created.join_link.clone(),
+            read_link: Some(created.read_link.clone()),
+            name: created.name.clone(),
+        });
+        self.share_link = Some(created.join_link.clone());
+        let result = ShareResult {
+            room: created.id.to_string(),
+            link: created.join_link,
+            read_link: created.read_link,
+        };
+        let files = files.into_iter().map(|f| (f.path, f.text)).collect();
+        if let Some(room) = self.room.as_mut() {
+            // The upload waits for the connection, so it goes out as a stream of modest
+            // updates rather than one huge sync message.
+            room.pending_share = Some((files, result, reply));
+        }
+    }
+
+    fn leave(&mut self) {
+        if let Some(room) = self.room.take() {
+            drop(room);
+            for d in self.docs.values_mut() {
+                d.last_cursors = None;
+            }
+            let uris: Vec<String> = self.docs.keys().cloned().collect();
+            for uri in uris {
+                self.notify::<CursorsNotification>(CursorsParams {
+                    uri,
+                    cursors: Vec::new(),
+                });
+            }
+            if let Some(root) = &self.root {
+                let _ = crate::config::forget_session(root);
+            }
+        }
+        self.following = None;
+        self.share_link = None;
+    }
+
+    // ----- the room -------------------------------------------------------------------------
+
+    fn open_room(&mut self, target: RoomTarget, read_link: Option<String>) {
+        let doc = shape::new_doc();
+        let events = self.events_tx.clone();
+        let (room_tx, mut room_rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(ev) = room_rx.recv().await {
+                if events.send(Event::Room(ev)).is_err() {
+                    break;
+                }
+            }
+        });
+        let conn = room::connect(target.clone(), room_tx);
+        let tx = conn.tx.clone();
+        doc.observe_update_v1("mesh-send", move |txn: &yrs::TransactionMut, e: &yrs::UpdateEvent| {
+            let remote = txn.origin().is_some_and(|o| *o == Origin::from(REMOTE));
+            if !remote {
+                let _ = tx.send(Outgoing::Frame(encode_yjs(&Message::Sync(SyncMessage::Update(
+                    e.update.clone(),
+                )))));
+            }
+        })
+        .expect("a fresh document accepts observers");
+        self.room = Some(Room {
+            target,
+            read_link,
+            awareness: Awareness::new(doc.clone()),
+            doc,
+            conn,
+            state: ConnState::Connecting,
+            synced: false,
+            conn_id: None,
+            role: None,
+            participants: BTreeMap::new(),
+            on_synced: Vec::new(),
+            pending_share: None,
+        });
+    }
+
+    fn on_room(&mut self, ev: RoomEvent) {
+        let Some(room) = self.room.as_mut() else { return };
+        match ev {
+            RoomEvent::Connected => {
+                room.state = ConnState::Connected;
+                let hello = ClientMessage::Hello {
+                    version: PROTOCOL_VERSION,
+                    name: self.identity.name.clone(),
+                    color: self.identity.color.clone(),
+                    client: Some(self.identity.client.clone()),
+                    doc_client_id: Some(room.doc.client_id().get()),
+                };
+                let _ = room.conn.tx.send(Outgoing::Frame(encode_mesh(&hello)));
+                let sv = room.doc.transact().state_vector();
+                let _ = room
+                    .conn
+                    .tx
+                    .send(Outgoing::Frame(encode_yjs(&Message::Sync(SyncMessage::SyncStep1(sv)))));
+                self.publish_awareness();
+            }
+            RoomEvent::Disconnected { reason } => {
+                if room.state != ConnState::Offline(reason.clone()) {
+                    tracing::warn!(%reason, "room connection lost; edits continue locally and merge on reconnect");
+                }
+                room.state = ConnState::Offline(reason);
+                room.participants.clear();
+            }
+            RoomEvent::Fatal(reason) => {
+                tracing::error!(%reason, "leaving the room");
+                for reply in room.on_synced.drain(..) {
+                    let _ = reply.send(Err(reason.clone()));
+                }
+                self.tell("error", reason);
+                self.leave();
+            }
+            RoomEvent::Frames(frames) => {
+                for f in frames {
+                    self.on_frame(f);
+                }
+            }
+        }
+    }
+
+    fn on_frame(&mut self, frame: Frame<ServerMessage>) {
+        let Some(room) = self.room.as_mut() else { return };
+        match frame {
+            Frame::Yjs(Message::Sync(SyncMessage::SyncStep1(sv))) => {
+                let diff = room.doc.transact().encode_state_as_update_v1(&sv);
+                let _ = room
+                    .conn
+                    .tx
+                    .send(Outgoing::Frame(encode_yjs(&Message::Sync(SyncMessage::SyncStep2(
+                        diff,
+                    )))));
+            }
+            Frame::Yjs(Message::Sync(SyncMessage::SyncStep2(u))) => {
+                apply_remote(&room.doc, &u);
+                if !room.synced {
+                    room.synced = true;
+                    self.on_first_sync();
+                }
+            }
+            Frame::Yjs(Message::Sync(SyncMessage::Update(u))) => apply_remote(&room.doc, &u),
+            Frame::Yjs(Message::Awareness(update)) => {
+                let _ = room.awareness.apply_update(update);
+            }
+            Frame::Yjs(Message::Auth(Some(reason))) => self.tell("warning", reason),
+            Frame::Yjs(_) => {}
+            Frame::Mesh(msg) => self.on_mesh(msg),
+        }
+    }
+
+    fn on_first_sync(&mut self) {
+        if let Some((files, result, reply)) = self.room.as_mut().and_then(|r| r.pending_share.take()) {
+            // Open buffers hold the editor's truth, which may be ahead of the disk.
+            let open: HashMap<String, String> = self
+                .docs
+                .values()
+                .filter_map(|d| Some((d.path.clone()?, d.sync.shadow().text())))
+                .collect();
+            let seen: std::collections::HashSet<String> = files.iter().map(|(p, _)| p.clone()).collect();
+            let mut merged: Vec<(String, String)> = files
+                .into_iter()
+                .map(|(path, text)| {
+                    let text = open.get(&path).cloned().unwrap_or(text);
+                    (path, text)
+                })
+                .collect();
+            merged.extend(
+                open.iter()
+                    .filter(|(p, _)| !seen.contains(*p))
+                    .map(|(p, t)| (p.clone(), t.clone())),
+            );
+            if let Some(room) = &self.room {
+                upload(&room.doc, merged);
+            }
+            let _ = reply.send(Ok(result));
+        }
+        let Some(room) = self.room.as_mut() else { return };
+        let replies: Vec<_> = room.on_synced.drain(..).collect();
+        let files = room_files(&room.doc);
+        let mut conflicts = Vec::new();
+        if !replies.is_empty() {
+            // A join: write the room's files into the folder, never over different local ones.
+            if let Some(root) = &self.root {
+                for (path, text) in &files {
+                    let Ok(abs) = workspace::safe_join(root, path) else {
+                        tracing::warn!(%path, "skipped a file with an unsafe path");
+                        continue;
+                    };
+                    match std::fs::read(&abs) {
+                        Ok(existing) if existing == text.as_bytes() => {}
+                        Ok(_) => conflicts.push(path.clone()),
+                        Err(_) => {
+                            if let Err(e) = workspace::write_file(&abs, text) {
+                                tracing::warn!(%path, error = %e, "cannot write");
+                            }
+                        }
+                    }
+                }
+                let _ = crate::config::save_session(crate::config::SessionRecord {
+                    dir: root.clone(),
+                    link: room.target.link(),
+                    read_link: room.read_link.clone(),
+                    name: String::new(),
+                });
+            }
+            let result = JoinResult {
+                room: room.target.room.to_string(),
+                files: files.len(),
+                conflicts,
+            };
+            for reply in replies {
+                let _ = reply.send(Ok(result.clone()));
+            }
+        }
+        let uris: Vec<String> = self.docs.keys().cloned().collect();
+        for uri in uris {
+            self.attach(&uri);
+        }
+    }
+
+    fn on_mesh(&mut self, msg: ServerMessage) {
+        let Some(room) = self.room.as_mut() else { return };
+        match msg {
+            ServerMessage::Welcome {
+                conn_id,
+                role,
+                participants,
+                ..
+            } => {
+                room.conn_id = Some(conn_id);
+                room.role = Some(role);
+                room.participants = participants.into_iter().map(|p| (p.conn_id, p)).collect();
+            }
+            ServerMessage::ParticipantJoined { participant } => {
+                room.participants.insert(participant.conn_id, participant);
+            }
+            ServerMessage::ParticipantLeft { conn_id } => {
+                room.participants.remove(&conn_id);
+                if self.following == Some(conn_id) {
+                    self.following = None;
+                    self.notify::<FollowStoppedNotification>(FollowStopped {
+                        reason: "they left the room".into(),
+                    });
+                }
+            }
+            ServerMessage::Participants { participants } => {
+                room.participants = participants.into_iter().map(|p| (p.conn_id, p)).collect();
+            }
+            ServerMessage::Chat { entry } => {
+                let entry = ChatEntry {
+                    id: entry.id,
+                    author: entry.author,
+                    conn_id: entry.conn_id,
+                    text: entry.text,
+                    ts: entry.ts,
+                };
+                self.notify::<ChatMessageNotification>(ChatMessageParams { entry });
+            }
+            ServerMessage::Error { code, message } => {
+                tracing::warn!(?code, %message, "the server refused something");
+                self.tell("warning", format!("server: {message}"));
+            }
+            ServerMessage::Pong { .. } => {}
+        }
+    }
+
+    fn chat_history(&self) -> Vec<ChatEntry> {
+        let Some(room) = &self.room else { return Vec::new() };
+        let txn = room.doc.transact();
+        let Some(chat) = txn.get_array(shape::CHAT) else {
+            return Vec::new();
+        };
+        yrs::Array::iter(&chat, &txn)
+            .filter_map(|v| {
+                let json = serde_json::to_value(yrs::types::ToJson::to_json(&v, &txn)).ok()?;
+                Some(ChatEntry {
+                    id: json["id"].as_str()?.to_string(),
+                    author: json["author"].as_str()?.to_string(),
+                    conn_id: json["conn_id"].as_f64()? as u64,
+                    text: json["text"].as_str()?.to_string(),
+                    ts: json["ts"].as_f64()? as u64,
+                })
+            })
+            .collect()
+    }
+
+    // ----- presence -----------------------------------------------------------------------
+
+    fn publish_awareness(&mut self) {
+        let enc = self.enc;
+        let cursor = self.local_cursor.as_ref().and_then(|(uri, sels)| {
+            let doc = self.docs.get(uri)?;
+            let path = doc.path.clone()?;
+            let room_text = self.room_text(&path)?;
+            let sels: Vec<(usize, usize)> = sels
+                .iter()
+                .map(|s| {
+                    (
+                        doc.sync.editor_pos_to_room(&room_text, s.anchor, enc),
+                        doc.sync.editor_pos_to_room(&room_text, s.head, enc),
+                    )
+                })
+                .collect();
+            let (anchor, head) = *sels.first()?;
+            Some(serde_json::json!({ "path": path, "anchor": anchor, "head": head, "selections": sels }))
+        });
+        let view = self.local_view.as_ref().and_then(|(uri, range)| {
+            let path = self.docs.get(uri).and_then(|d| d.path.clone()).or_else(|| self.room_path(uri))?;
+            Some(serde_json::json!({ "path": path, "start_line": range.map(|r| r.start.line), "end_line": range.map(|r| r.end.line) }))
+        });
+        let color = self.identity.color.clone().or_else(|| {
+            self.room.as_ref().and_then(|r| {
+                r.conn_id
+                    .and_then(|id| r.participants.get(&id))
+                    .map(|p| p.color.clone())
+            })
+        });
+        let state = serde_json::json!({
+            "user": { "name": self.identity.name, "color": color },
+            "cursor": cursor,
+            "view": view,
+        });
+        let Some(room) = self.room.as_mut() else { return };
+        if room.awareness.set_local_state(state).is_err() {
+            return;
+        }
+        if room.state != ConnState::Connected {
+            return;
+        }
+        if let Ok(update) = room.awareness.update_with_clients([room.awareness.client_id()]) {
+            let _ = room
+                .conn
+                .tx
+                .send(Outgoing::Frame(encode_yjs(&Message::Awareness(update))));
+        }
+    }
+
+    fn remote_states(&self) -> Vec<(u64, serde_json::Value)> {
+        let Some(room) = &self.room else { return Vec::new() };
+        let me = room.awareness.client_id();
+        room.awareness
+            .iter()
+            .filter(|(id, _)| *id != me)
+            .filter_map(|(id, state)| {
+                Some((
+                    id.get(),
+                    serde_json::from_str::<serde_json::Value>(state.data.as_deref()?).ok()?,
+                ))
+            })
+            .collect()
+    }
+
+    fn who(&self, client: u64, state: &serde_json::Value) -> (u64, String, String) {
+        let p = self
+            .room
+            .as_ref()
+            .and_then(|r| r.participants.values().find(|p| p.doc_client_id == Some(client)));
+        let name = state["user"]["name"]
+            .as_str()
+            .map(String::from)
+            .or_else(|| p.map(|p| p.name.clone()))
+            .unwrap_or_else(|| "anonymous".into());
+        let color = state["user"]["color"]
+            .as_str()
+            .map(String::from)
+            .or_else(|| p.map(|p| p.color.clone()))
+            .unwrap_or_else(|| "#888888".into());
+        (p.map(|p| p.conn_id).unwrap_or(client), name, color)
+    }
+
+    fn update_cursors(&mut self) {
+        let enc = self.enc;
+        let states = self.remote_states();
+        let uris: Vec<String> = self.docs.keys().cloned().collect();
+        for uri in uris {
+            let Some(path) = self.docs.get(&uri).and_then(|d| d.path.clone()) else {
+                continue;
+            };
+            let Some(room_text) = self.room_text(&path) else {
+                continue;
+            };
+            let mut cursors = Vec::new();
+            for (client, state) in &states {
+                let c = &state["cursor"];
+                if c["path"].as_str() != Some(path.as_str()) {
+                    continue;
+                }
+                let doc = &self.docs[&uri];
+                let to_pos = |off: &serde_json::Value| {
+                    off.as_u64()
+                        .map(|o| doc.sync.room_offset_to_editor(&room_text, o as usize, enc))
+                };
+                let mut selections = Vec::new();
+                if let Some(list) = c["selections"].as_array() {
+                    for pair in list {
+                        if let (Some(a), Some(h)) = (to_pos(&pair[0]), to_pos(&pair[1])) {
+                            selections.push(Selection { anchor: a, head: h });
+                        }
+                    }
+                }
+                if selections.is_empty() {
+                    if let (Some(a), Some(h)) = (to_pos(&c["anchor"]), to_pos(&c["head"])) {
+                        selections.push(Selection { anchor: a, head: h });
+                    }
+                }
+                if selections.is_empty() {
+                    continue;
+                }
+                let (conn_id, name, color) = self.who(*client, state);
+                cursors.push(RemoteCursor {
+                    conn_id,
+                    name,
+                    color,
+                    selections,
+                });
+            }
+            cursors.sort_by_key(|c| c.conn_id);
+            let doc = self.docs.get_mut(&uri).expect("listed above");
+            if doc.last_cursors.as_ref() != Some(&cursors) {
+                doc.last_cursors = Some(cursors.clone());
+                self.notify::<CursorsNotification>(CursorsParams { uri, cursors });
+            }
+        }
+    }
+
+    fn update_follow(&mut self) {
+        let Some(target) = self.following else { return };
+        let Some(root) = self.root.clone() else { return };
+        let Some(p) = self.room.as_ref().and_then(|r| r.participants.get(&target)).cloned() else {
+            return;
+        };
+        let Some(client) = p.doc_client_id else { return };
+        let Some((_, state)) = self.remote_states().into_iter().find(|(c, _)| *c == client) else {
+            return;
+        };
+        let view = &state["view"];
+        let Some(path) = view["path"].as_str().or(state["cursor"]["path"].as_str()) else {
+            return;
+        };
+        let visible_range = match (view["start_line"].as_u64(), view["end_line"].as_u64()) {
+            (Some(a), Some(b)) => Some(Range {
+                start: Position {
+                    line: a as u32,
+                    character: 0,
+                },
+                end: Position {
+                    line: b as u32,
+                    character: 0,
+                },
+            }),
+            _ => None,
+        };
+        let update = FollowUpdate {
+            conn_id: target,
+            name: p.name.clone(),
+            uri: file_uri(&root, path),
+            visible_range,
+            selections: None,
+        };
+        if self.last_follow.as_ref() != Some(&update) {
+            self.last_follow = Some(update.clone());
+            self.notify::<FollowNotification>(update);
+        }
+    }
+
+    fn status(&self) -> Status {
+        let Some(room) = &self.room else {
+            return Status {
+                state: "idle".into(),
+                ..Default::default()
+            };
+        };
+        let state = match &room.state {
+            ConnState::Connecting => "connecting",
+            ConnState::Connected if room.synced => "connected",
+            ConnState::Connected => "connecting",
+            ConnState::Offline(_) => "offline",
+        };
+        let participants = room
+            .participants
+            .values()
+            .map(|p| Participant {
+                conn_id: p.conn_id,
+                name: p.name.clone(),
+                color: p.color.clone(),
+                role: format!("{:?}", p.role).to_lowercase(),
+                client: p.client.clone(),
+                you: Some(p.conn_id) == room.conn_id,
+            })
+            .collect();
+        Status {
+            state: state.into(),
+            room: Some(room.target.room.to_string()),
+            link: Some(self.share_link.clone().unwrap_or_else(|| room.target.link())),
+            read_link: room.read_link.clone(),
+            role: room.role.map(|r| format!("{r:?}").to_lowercase()),
+            server: Some(room.target.server.clone()),
+            you: room.conn_id,
+            participants,
+        }
+    }
+
+    /// Derived state, recomputed once per batch of events.
+    fn after_events(&mut self) {
+        if self.room.as_ref().is_some_and(|r| r.synced) {
+            self.flush_all();
+            self.update_cursors();
+            self.update_follow();
+        }
+        let status = self.status();
+        if self.last_status.as_ref() != Some(&status) {
+            self.notify::<ParticipantsNotification>(ParticipantsParams {
+                participants: status.participants.clone(),
+            });
+            self.notify::<StatusNotification>(status.clone());
+            self.last_status = Some(status);
+        }
+    }
+}
+
+fn apply_remote(doc: &Doc, update: &[u8]) {
+    match Update::decode_v1(update) {
+        Ok(u) => {
+            let mut txn = doc.transact_mut_with(REMOTE);
+            if let Err(e) = txn.apply_update(u) {
+                tracing::error!(error = %e, "an update from the server does not apply");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "an update from the server does not decode"),
+    }
+}
+
+/// The room's files as (path, text), sorted.
+pub fn room_files(doc: &Doc) -> Vec<(String, String)> {
+    let txn = doc.transact();
+    let Some(files) = txn.get_map(shape::FILES) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String)> = files
+        .iter(&txn)
+        .filter_map(|(k, v)| match v {
+            yrs::Out::YText(t) => Some((k.to_string(), t.get_string(&txn))),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Puts files into the room's document, a few megabytes per transaction so each update
+/// frame stays small.
+pub fn upload(doc: &Doc, files: impl IntoIterator<Item = (String, String)>) {
+    let map: MapRef = doc.get_or_insert_map(shape::FILES);
+    let mut txn = doc.transact_mut();
+    let mut bytes = 0usize;
+    for (path, text) in files {
+        if bytes > 0 && bytes + text.len() > UPLOAD_CHUNK_BYTES {
+            drop(txn);
+            txn = doc.transact_mut();
+            bytes = 0;
+        }
+        bytes += text.len();
+        map.insert(&mut txn, path.as_str(), TextPrelim::new(text.as_str()));
+    }
+}
+
+/// Creates a room on the server.
+pub async fn create_room(server: &str, name: Option<String>) -> Result<CreatedSession, String> {
+    let url = format!("{server}/api/sessions");
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .json(&CreateSession { name })
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the server at {server}: {e}"))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        return Err(format!(
+            "the server refused to create a room ({status}): {}",
+            body["message"].as_str().unwrap_or("")
+        ));
+    }
+    resp.json()
+        .await
+        .map_err(|e| format!("unexpected answer from {server}: {e}"))
+}
