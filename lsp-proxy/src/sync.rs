@@ -14,13 +14,16 @@
 
 use similar::{capture_diff_slices_deadline, Algorithm, DiffOp};
 use std::time::{Duration, Instant};
-use tower_lsp_server::lsp_types::{Range, TextEdit};
+use tower_lsp_server::lsp_types::{Position, Range, TextEdit};
 
 use crate::text::{CharEdit, Encoding, Shadow};
 
 /// Longest time spent diffing two versions of a document; past it the whole differing
 /// middle becomes one replacement (still correct, just coarser).
 const DIFF_DEADLINE: Duration = Duration::from_millis(50);
+
+/// A line number past the end of any real buffer (editors clamp it to the end).
+const FAR_LINE: u32 = 1 << 30;
 
 /// More separate edits than this in one batch are merged into one replacement: editors
 /// apply a single edit faster than thousands of small ones.
@@ -395,7 +398,6 @@ impl DocSync {
 
     /// A batch that replaces the whole buffer with `room` (used to repair a desync).
     pub fn full_batch(&mut self, room: &str, enc: Encoding, id: u64) -> EditorBatch {
-        let len = self.shadow.len_chars();
         let base: Vec<char> = self.shadow.text().chars().collect();
         let regions = vec![Region {
             a_start: 0,
@@ -403,8 +405,17 @@ impl DocSync {
             b_start: 0,
             b_end: room.chars().count(),
         }];
+        // The editor's text is not what we believe, so its end is unknown: the range ends
+        // far past any real end, which editors clamp to the end of the buffer.
+        let range = Range {
+            start: Position { line: 0, character: 0 },
+            end: Position {
+                line: FAR_LINE,
+                character: 0,
+            },
+        };
         let edits = vec![TextEdit {
-            range: self.shadow.range(0, len, enc),
+            range,
             new_text: room.to_string(),
         }];
         self.inflight = Some(Inflight {
@@ -415,6 +426,7 @@ impl DocSync {
             sent: Instant::now(),
             accepted: false,
         });
+        let _ = enc;
         EditorBatch {
             id,
             version: self.version,
@@ -519,7 +531,6 @@ pub fn apply_text_edits(text: &str, edits: &[TextEdit], enc: Encoding) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tower_lsp_server::lsp_types::Position;
 
     fn range(s: &Shadow, a: usize, b: usize) -> Option<Range> {
         Some(s.range(a, b, Encoding::Utf16))
@@ -789,5 +800,23 @@ mod simulation {
         for seed in base..base + 600 {
             run(seed);
         }
+    }
+}
+
+#[cfg(test)]
+mod repair {
+    use super::*;
+
+    #[test]
+    fn a_full_batch_replaces_a_buffer_longer_than_the_shadow() {
+        let mut d = DocSync::new(3, "short");
+        let b = d.full_batch("room text", Encoding::Utf16, 1);
+        let editor = "short, but the editor had much more\nthan we knew\n";
+        assert_eq!(apply_text_edits(editor, &b.edits, Encoding::Utf16), "room text");
+        let echo = b.edits.into_iter().map(|e| (Some(e.range), e.new_text)).collect();
+        assert_eq!(
+            d.editor_changed(4, echo, Encoding::Utf16, "room text"),
+            ChangeKind::Echo
+        );
     }
 }

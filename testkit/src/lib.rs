@@ -4,10 +4,12 @@
 
 pub mod client;
 pub mod lsp;
+pub mod net;
 pub mod server;
 
 pub use client::YClient;
 pub use lsp::LspClient;
+pub use net::NetGate;
 pub use server::{Session, TestServer};
 
 use std::time::Duration;

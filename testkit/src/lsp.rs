@@ -62,8 +62,12 @@ pub struct LspClient {
 }
 
 async fn write_msg(stdin: &AsyncMutex<ChildStdin>, msg: &Value) -> anyhow::Result<()> {
-    let body = serde_json::to_vec(msg)?;
     let mut w = stdin.lock().await;
+    write_locked(&mut w, msg).await
+}
+
+async fn write_locked(w: &mut ChildStdin, msg: &Value) -> anyhow::Result<()> {
+    let body = serde_json::to_vec(msg)?;
     w.write_all(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes())
         .await?;
     w.write_all(&body).await?;
@@ -270,9 +274,23 @@ impl LspClient {
     /// The user replaces the bytes `start..end` of a buffer with `text` (one keystroke or
     /// paste), and the editor reports it.
     pub async fn edit(&self, uri: &str, start: usize, end: usize, text: &str) -> anyhow::Result<()> {
+        // Hold the pipe while the version is taken, so notifications leave in version
+        // order even when a remote edit is being applied at the same moment.
+        let mut w = self.stdin.lock().await;
         let msg = {
             let mut st = self.state.lock().unwrap();
             let buf = st.buffers.get_mut(uri).context("not open")?;
+            // The buffer may have changed (a remote edit) since the caller chose the offsets:
+            // keep them inside it and on character boundaries.
+            let floor = |t: &str, mut i: usize| {
+                i = i.min(t.len());
+                while !t.is_char_boundary(i) {
+                    i -= 1;
+                }
+                i
+            };
+            let (start, end) = (floor(&buf.text, start), floor(&buf.text, end));
+            let end = end.max(start);
             let (sl, sc) = position(&buf.text, start);
             let (el, ec) = position(&buf.text, end);
             buf.text.replace_range(start..end, text);
@@ -285,7 +303,7 @@ impl LspClient {
                 }
             })
         };
-        write_msg(&self.stdin, &msg).await
+        write_locked(&mut w, &msg).await
     }
 
     /// A buffer's text.
@@ -349,6 +367,7 @@ async fn handle(msg: &Value, st: &Mutex<State>, w: &AsyncMutex<ChildStdin>) {
             let uri = change["textDocument"]["uri"].as_str().unwrap_or_default().to_string();
             let version = change["textDocument"]["version"].as_i64().unwrap_or(-1) as i32;
             let edits = change["edits"].as_array().cloned().unwrap_or_default();
+            let mut pipe = w.lock().await;
             let (did_change, applied) = {
                 let mut s = st.lock().unwrap();
                 match s.buffers.get_mut(&uri) {
@@ -379,10 +398,10 @@ async fn handle(msg: &Value, st: &Mutex<State>, w: &AsyncMutex<ChildStdin>) {
                 }
             };
             if let Some(dc) = did_change {
-                let _ = write_msg(w, &dc).await;
+                let _ = write_locked(&mut pipe, &dc).await;
             }
-            let _ = write_msg(
-                w,
+            let _ = write_locked(
+                &mut pipe,
                 &json!({ "jsonrpc": "2.0", "id": id, "result": { "applied": applied } }),
             )
             .await;
