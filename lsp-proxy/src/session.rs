@@ -124,6 +124,8 @@ pub enum Event {
     ),
     /// Something from the room connection.
     Room(RoomEvent),
+    /// Files changed on disk in the shared folder.
+    Disk(Vec<PathBuf>),
     /// The editor is going away.
     Shutdown,
 }
@@ -215,6 +217,19 @@ pub struct Session {
     last_status: Option<Status>,
     /// The writer link handed out when we shared (our own token is the host's).
     share_link: Option<String>,
+    /// Files of the shared folder that no editor has open, kept in sync on disk. The
+    /// "editor" of each is the disk: its shadow is the content last read or written.
+    disk: HashMap<String, DocSync>,
+    /// Room paths changed by remote updates since the disk was last brought up to date.
+    remote_dirty: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Local files that differ from the room at join time: left alone, never synced.
+    conflicts: std::collections::HashSet<String>,
+    /// Disk paths reported by the watcher, handled once per turn.
+    disk_events: std::collections::BTreeSet<PathBuf>,
+    watcher: Option<notify::RecommendedWatcher>,
+    ignore: Option<ignore::gitignore::Gitignore>,
+    /// Whether disk sync runs (after the first sync of a shared or joined folder).
+    disk_sync: bool,
 }
 
 /// Starts a session task. Returns the sender for its events.
@@ -238,6 +253,13 @@ pub fn spawn(
         last_follow: None,
         last_status: None,
         share_link: None,
+        disk: HashMap::new(),
+        remote_dirty: Default::default(),
+        conflicts: Default::default(),
+        disk_events: Default::default(),
+        watcher: None,
+        ignore: None,
+        disk_sync: false,
     };
     let task = tokio::spawn(session.run(rx));
     (tx, task)
@@ -316,7 +338,20 @@ impl Session {
             Event::Open { uri, version, text } => self.on_open(uri, version, text),
             Event::Change { uri, version, changes } => self.on_change(uri, version, changes),
             Event::Close { uri } => {
-                self.docs.remove(&uri);
+                if let Some(doc) = self.docs.remove(&uri) {
+                    if let (Some(path), true) = (doc.path, self.disk_sync) {
+                        // Back to disk sync: what is on disk now is the baseline; the room's
+                        // text (which holds every edit made in the editor) is written over it.
+                        let on_disk = self
+                            .root
+                            .as_deref()
+                            .and_then(|r| workspace::safe_join(r, &path).ok())
+                            .and_then(|p| std::fs::read_to_string(p).ok());
+                        self.disk
+                            .insert(path.clone(), DocSync::new(0, &on_disk.unwrap_or_default()));
+                        self.remote_dirty.lock().expect("not poisoned").insert(path);
+                    }
+                }
             }
             Event::Cursor(c) => {
                 self.local_cursor = Some((c.uri, c.selections));
@@ -346,6 +381,7 @@ impl Session {
             Event::HashAnswered { uri, result } => self.on_hash(uri, result),
             Event::Created(result, params, reply) => self.on_created(result, params, reply),
             Event::Room(ev) => self.on_room(ev),
+            Event::Disk(paths) => self.disk_events.extend(paths),
             Event::Shutdown => {}
         }
     }
@@ -359,6 +395,10 @@ impl Session {
 
     fn on_open(&mut self, uri: String, version: i32, text: String) {
         let path = self.room_path(&uri);
+        if let Some(p) = &path {
+            // The editor owns this file now; the disk follows its saves.
+            self.disk.remove(p);
+        }
         let doc = OpenDoc {
             sync: DocSync::new(version, &text),
             path,
@@ -745,6 +785,10 @@ impl Session {
         }
         self.following = None;
         self.share_link = None;
+        self.disk_sync = false;
+        self.watcher = None;
+        self.disk.clear();
+        self.conflicts.clear();
     }
 
     // ----- the room -------------------------------------------------------------------------
@@ -771,6 +815,30 @@ impl Session {
             }
         })
         .expect("a fresh document accepts observers");
+        let dirty = self.remote_dirty.clone();
+        let files_map = doc.get_or_insert_map(shape::FILES);
+        yrs::DeepObservable::observe_deep(
+            &files_map,
+            "mesh-disk",
+            move |txn: &yrs::TransactionMut, events: &yrs::types::Events| {
+                if !txn.origin().is_some_and(|o| *o == Origin::from(REMOTE)) {
+                    return;
+                }
+                let mut dirty = dirty.lock().expect("not poisoned");
+                for e in events.iter() {
+                    match e.path().front() {
+                        Some(yrs::types::PathSegment::Key(k)) => {
+                            dirty.insert(k.to_string());
+                        }
+                        _ => {
+                            if let yrs::types::Event::Map(m) = e {
+                                dirty.extend(m.keys(txn).keys().map(|k| k.to_string()));
+                            }
+                        }
+                    }
+                }
+            },
+        );
         self.room = Some(Room {
             target,
             read_link,
@@ -889,6 +957,7 @@ impl Session {
         let replies: Vec<_> = room.on_synced.drain(..).collect();
         let files = room_files(&room.doc);
         let mut conflicts = Vec::new();
+        let mut conflicts_for_disk = Vec::new();
         if !replies.is_empty() {
             // A join: write the room's files into the folder, never over different local ones.
             if let Some(root) = &self.root {
@@ -914,6 +983,7 @@ impl Session {
                     name: String::new(),
                 });
             }
+            conflicts_for_disk = conflicts.clone();
             let result = JoinResult {
                 room: room.target.room.to_string(),
                 files: files.len(),
@@ -927,6 +997,8 @@ impl Session {
         for uri in uris {
             self.attach(&uri);
         }
+        self.conflicts.extend(conflicts_for_disk);
+        self.start_disk_sync();
     }
 
     fn on_mesh(&mut self, msg: ServerMessage) {
@@ -1214,6 +1286,7 @@ impl Session {
     /// Derived state, recomputed once per batch of events.
     fn after_events(&mut self) {
         if self.room.as_ref().is_some_and(|r| r.synced) {
+            self.sync_disk();
             self.flush_all();
             self.update_cursors();
             self.update_follow();
@@ -1295,4 +1368,193 @@ pub async fn create_room(server: &str, name: Option<String>) -> Result<CreatedSe
     resp.json()
         .await
         .map_err(|e| format!("unexpected answer from {server}: {e}"))
+}
+
+/// Keeping the shared folder's files that no editor has open in step with the room.
+impl Session {
+    fn start_disk_sync(&mut self) {
+        let Some(root) = self.root.clone() else { return };
+        if self.disk_sync {
+            return;
+        }
+        self.disk_sync = true;
+        self.ignore = Some(ignore::gitignore::Gitignore::new(root.join(".gitignore")).0);
+        // Every file of the room that no editor has open starts from its text on disk.
+        let open: std::collections::HashSet<String> = self.docs.values().filter_map(|d| d.path.clone()).collect();
+        if let Some(room) = &self.room {
+            for (path, text) in room_files(&room.doc) {
+                if open.contains(&path) || self.conflicts.contains(&path) {
+                    continue;
+                }
+                let on_disk = workspace::safe_join(&root, &path)
+                    .ok()
+                    .and_then(|p| std::fs::read_to_string(p).ok());
+                let baseline = on_disk.unwrap_or_default();
+                if baseline != text {
+                    self.remote_dirty.lock().expect("not poisoned").insert(path.clone());
+                }
+                self.disk.insert(path, DocSync::new(0, &baseline));
+            }
+        }
+        let events = self.events_tx.clone();
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res {
+                if matches!(ev.kind, notify::EventKind::Access(_)) {
+                    return;
+                }
+                let _ = events.send(Event::Disk(ev.paths));
+            }
+        });
+        match watcher {
+            Ok(mut w) => {
+                use notify::Watcher;
+                if let Err(e) = w.watch(&root, notify::RecursiveMode::Recursive) {
+                    tracing::warn!(error = %e, "cannot watch the folder; changes on disk will not be shared");
+                }
+                self.watcher = Some(w);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot watch the folder; changes on disk will not be shared"),
+        }
+    }
+
+    fn is_open(&self, path: &str) -> bool {
+        self.docs.values().any(|d| d.path.as_deref() == Some(path))
+    }
+
+    /// One turn of disk sync: remote changes to disk, then disk changes to the room.
+    fn sync_disk(&mut self) {
+        if !self.disk_sync {
+            return;
+        }
+        let Some(root) = self.root.clone() else { return };
+        let dirty: Vec<String> = std::mem::take(&mut *self.remote_dirty.lock().expect("not poisoned"))
+            .into_iter()
+            .collect();
+        for path in dirty {
+            if self.is_open(&path) || self.conflicts.contains(&path) {
+                continue;
+            }
+            let Ok(abs) = workspace::safe_join(&root, &path) else {
+                tracing::warn!(%path, "the room has a file with an unsafe path; not written");
+                continue;
+            };
+            match self.room_text(&path) {
+                Some(text) => {
+                    let entry = self.disk.entry(path.clone()).or_insert_with(|| DocSync::new(0, ""));
+                    if entry.shadow().eq_str(&text) && abs.exists() {
+                        continue;
+                    }
+                    match workspace::write_file(&abs, &text) {
+                        Ok(()) => entry.reset(entry.version + 1, &text),
+                        Err(e) => tracing::warn!(%path, error = %e, "cannot write"),
+                    }
+                }
+                None => {
+                    // Deleted in the room: delete here too, unless it changed locally since.
+                    if let Some(entry) = self.disk.remove(&path) {
+                        match std::fs::read_to_string(&abs) {
+                            Ok(t) if entry.shadow().eq_str(&t) => {
+                                let _ = std::fs::remove_file(&abs);
+                            }
+                            Ok(_) => tracing::warn!(%path, "deleted in the room but changed here; kept"),
+                            Err(_) => {}
+                        }
+                    }
+                }
+            }
+        }
+        let paths: Vec<PathBuf> = std::mem::take(&mut self.disk_events).into_iter().collect();
+        for abs in paths {
+            if abs.is_dir() {
+                if let Ok((files, _)) = workspace::scan(&abs) {
+                    for f in files {
+                        self.disk_changed(&root, &abs.join(&f.path));
+                    }
+                }
+            } else {
+                self.disk_changed(&root, &abs);
+            }
+        }
+    }
+
+    fn disk_changed(&mut self, root: &Path, abs: &Path) {
+        let Some(path) = workspace::rel_path(root, abs) else {
+            return;
+        };
+        if path.ends_with(".mesh-tmp") || self.is_open(&path) || self.conflicts.contains(&path) || !self.can_write() {
+            return;
+        }
+        if self
+            .ignore
+            .as_ref()
+            .is_some_and(|g| g.matched_path_or_any_parents(abs, false).is_ignore())
+        {
+            return;
+        }
+        let Some(room) = &self.room else { return };
+        let files = room.doc.get_or_insert_map(shape::FILES);
+        let content = match std::fs::metadata(abs) {
+            Ok(m) if m.len() > workspace::MAX_FILE_BYTES => return,
+            Ok(_) => std::fs::read(abs).ok(),
+            Err(_) => None,
+        };
+        match content {
+            None => {
+                // Deleted (or renamed away) on disk.
+                if self.disk.remove(&path).is_some() {
+                    let mut txn = room.doc.transact_mut();
+                    files.remove(&mut txn, path.as_str());
+                    tracing::info!(%path, "deleted on disk; removed from the room");
+                }
+            }
+            Some(bytes) if workspace::is_text(&bytes) => {
+                let text = String::from_utf8(bytes).expect("checked by is_text");
+                let room_text = self.room_text(&path);
+                match (self.disk.get_mut(&path), room_text) {
+                    (Some(entry), Some(room_text)) => {
+                        if entry.shadow().eq_str(&text) {
+                            return; // Our own write, or no change.
+                        }
+                        let base: Vec<char> = entry.shadow().text().chars().collect();
+                        let new: Vec<char> = text.chars().collect();
+                        let changes = crate::sync::diff_changes(entry.shadow(), &base, &new);
+                        let version = entry.version + 1;
+                        if let ChangeKind::Local(ops) =
+                            entry.editor_changed(version, changes, Encoding::Utf16, &room_text)
+                        {
+                            let room = self.room.as_ref().expect("checked above");
+                            let mut txn = room.doc.transact_mut();
+                            if let Some(yrs::Out::YText(t)) = files.get(&txn, path.as_str()) {
+                                for op in ops {
+                                    if op.delete_utf16 > 0 {
+                                        t.remove_range(&mut txn, op.start_utf16, op.delete_utf16);
+                                    }
+                                    if !op.insert.is_empty() {
+                                        t.insert(&mut txn, op.start_utf16, &op.insert);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    (None, None) => {
+                        // A new file.
+                        let mut txn = room.doc.transact_mut();
+                        files.insert(&mut txn, path.as_str(), TextPrelim::new(text.as_str()));
+                        drop(txn);
+                        self.disk.insert(path.clone(), DocSync::new(0, &text));
+                        tracing::info!(%path, "created on disk; added to the room");
+                    }
+                    (None, Some(room_text)) => {
+                        if room_text == text {
+                            self.disk.insert(path, DocSync::new(0, &text));
+                        }
+                    }
+                    (Some(_), None) => {
+                        // Deleted in the room meanwhile: the room's deletion wins on the next turn.
+                    }
+                }
+            }
+            Some(_) => {}
+        }
+    }
 }

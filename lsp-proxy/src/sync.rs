@@ -820,3 +820,18 @@ mod repair {
         );
     }
 }
+
+/// The LSP content changes that turn `shadow` (whose characters are `base`) into `new`,
+/// last region first so that each change's positions hold when applied in order.
+pub fn diff_changes(shadow: &Shadow, base: &[char], new: &[char]) -> Vec<(Option<Range>, String)> {
+    diff_regions(base, new)
+        .into_iter()
+        .rev()
+        .map(|r| {
+            (
+                Some(shadow.range(r.a_start, r.a_end, Encoding::Utf16)),
+                new[r.b_start..r.b_end].iter().collect(),
+            )
+        })
+        .collect()
+}

@@ -1,0 +1,161 @@
+//! `mesh-proxy share` and `mesh-proxy join` on real folders: the round trip, a 1 MB file,
+//! files created, changed, renamed and deleted on either side, and local work that joining
+//! must not overwrite.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use mesh_testkit::lsp::proxy_bin;
+use mesh_testkit::TestServer;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+struct Cli {
+    child: Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+}
+
+async fn cli(server: &TestServer, state: &Path, args: &[&str]) -> Cli {
+    let mut child = Command::new(proxy_bin())
+        .args(args)
+        .env("MESH_SERVER", &server.url)
+        .env("MESH_NAME", "cli")
+        .env("XDG_STATE_HOME", state)
+        .env("XDG_CONFIG_HOME", state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    Cli { child, lines }
+}
+
+impl Cli {
+    async fn line_starting(&mut self, prefix: &str) -> String {
+        let fut = async {
+            while let Some(line) = self.lines.next_line().await.unwrap() {
+                if line.starts_with(prefix) {
+                    return line;
+                }
+            }
+            panic!("process ended before printing {prefix:?}");
+        };
+        tokio::time::timeout(Duration::from_secs(20), fut)
+            .await
+            .expect("timed out")
+    }
+}
+
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn read(p: PathBuf) -> Option<String> {
+    std::fs::read_to_string(p).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_and_join_folders_round_trip() {
+    let server = TestServer::start().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b, c) = (tmp.path().join("a"), tmp.path().join("b"), tmp.path().join("c"));
+    std::fs::create_dir_all(a.join("src/deep")).unwrap();
+    std::fs::write(a.join(".gitignore"), "build/\n").unwrap();
+    std::fs::write(a.join("src/main.rs"), "fn main() {}\n").unwrap();
+    std::fs::write(a.join("src/deep/mod.rs"), "// 漢字 🎉\n").unwrap();
+    let big: String = (0..23_000)
+        .map(|i| format!("line {i:05} of a large file, padded to fifty b\n"))
+        .collect();
+    assert!(big.len() >= 1_000_000);
+    std::fs::write(a.join("big.txt"), &big).unwrap();
+    std::fs::create_dir_all(a.join("build")).unwrap();
+    std::fs::write(a.join("build/out.o"), "ignored").unwrap();
+    std::fs::write(a.join("logo.png"), [0x89u8, b'P', b'N', b'G', 0, 0, 1]).unwrap();
+
+    let mut share = cli(&server, &tmp.path().join("state-a"), &["share", a.to_str().unwrap()]).await;
+    let link = share.line_starting("Join link").await;
+    let link = link.rsplit(' ').next().unwrap().to_string();
+    let mut join = cli(
+        &server,
+        &tmp.path().join("state-b"),
+        &["join", &link, b.to_str().unwrap()],
+    )
+    .await;
+    let joined = join.line_starting("Joined").await;
+    assert!(joined.contains("(4 files)"), "{joined}");
+
+    assert_eq!(read(b.join("src/main.rs")).as_deref(), Some("fn main() {}\n"));
+    assert_eq!(read(b.join("src/deep/mod.rs")).as_deref(), Some("// 漢字 🎉\n"));
+    assert_eq!(
+        read(b.join("big.txt")).as_deref(),
+        Some(big.as_str()),
+        "the 1 MB file arrives intact"
+    );
+    assert!(!b.join("build/out.o").exists(), ".gitignore is honoured");
+    assert!(!b.join("logo.png").exists(), "binaries are skipped");
+
+    // Created on one side, appears on the other.
+    std::fs::write(a.join("src/new.rs"), "pub fn new() {}\n").unwrap();
+    eventually("a created file", || {
+        read(b.join("src/new.rs")).as_deref() == Some("pub fn new() {}\n")
+    })
+    .await;
+    // Changed on the other side, travels back.
+    std::fs::write(b.join("src/main.rs"), "fn main() { println!(\"hi\"); }\n").unwrap();
+    eventually("a changed file", || {
+        read(a.join("src/main.rs")).as_deref() == Some("fn main() { println!(\"hi\"); }\n")
+    })
+    .await;
+    // A change in the middle of the large file stays a small edit and arrives.
+    let big2 = big.replacen("line 10000 of", "LINE 10000 OF", 1);
+    std::fs::write(a.join("big.txt"), &big2).unwrap();
+    eventually("the large file's edit", || {
+        read(b.join("big.txt")).as_deref() == Some(big2.as_str())
+    })
+    .await;
+    // Renamed.
+    std::fs::rename(a.join("src/new.rs"), a.join("src/renamed.rs")).unwrap();
+    eventually("a renamed file", || {
+        read(b.join("src/renamed.rs")).is_some() && !b.join("src/new.rs").exists()
+    })
+    .await;
+    // Deleted.
+    std::fs::remove_file(b.join("src/deep/mod.rs")).unwrap();
+    eventually("a deleted file", || !a.join("src/deep/mod.rs").exists()).await;
+
+    // Joining into a folder with different local work keeps that work and says so.
+    std::fs::create_dir_all(c.join("src")).unwrap();
+    std::fs::write(c.join("src/main.rs"), "my local work\n").unwrap();
+    let mut join_c = cli(
+        &server,
+        &tmp.path().join("state-c"),
+        &["join", &link, c.to_str().unwrap()],
+    )
+    .await;
+    let kept = join_c.line_starting("  kept your local version").await;
+    assert!(kept.contains("src/main.rs"), "{kept}");
+    assert_eq!(read(c.join("src/main.rs")).as_deref(), Some("my local work\n"));
+    assert_eq!(read(c.join("src/renamed.rs")).as_deref(), Some("pub fn new() {}\n"));
+
+    // `status` knows the folder's room.
+    let out = Command::new(proxy_bin())
+        .args(["status", "--json", b.to_str().unwrap()])
+        .env("XDG_STATE_HOME", tmp.path().join("state-b"))
+        .env("XDG_CONFIG_HOME", tmp.path().join("state-b"))
+        .output()
+        .await
+        .unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["state"], "reachable", "{status}");
+    assert_eq!(status["info"]["participants"].as_array().map(Vec::len), Some(3));
+    for p in [&mut share, &mut join, &mut join_c] {
+        let _ = p.child.kill().await;
+    }
+}
