@@ -125,7 +125,12 @@ impl LanguageServer for Backend {
     async fn initialize(&self, params: InitializeParams) -> Result<InitializeResult> {
         let encoding = negotiate(&params);
         let root = workspace_root(&params);
-        self.send(Event::Initialize { root, encoding });
+        let client = params
+            .client_info
+            .as_ref()
+            .map(|c| c.name.clone())
+            .filter(|_| std::env::var_os("MESH_CLIENT").is_none());
+        self.send(Event::Initialize { root, encoding, client });
         let kind = match encoding {
             Encoding::Utf8 => PositionEncodingKind::UTF8,
             Encoding::Utf16 => PositionEncodingKind::UTF16,
@@ -291,8 +296,64 @@ pub async fn serve(identity: Identity) {
     .custom_method("mesh/activeEditor", Backend::active_editor)
     .custom_method("mesh/stopFollowing", Backend::stop_following)
     .finish();
-    Server::new(tokio::io::stdin(), tokio::io::stdout(), socket)
-        .serve(service)
-        .await;
+    // The LSP library stops reading at the first undecodable frame; a guard in front of it
+    // drops malformed frames (with a log line) so one bad message never ends the session.
+    let (guarded, feed) = tokio::io::duplex(GUARD_BUFFER);
+    tokio::spawn(guard_stdin(tokio::io::stdin(), feed));
+    Server::new(guarded, tokio::io::stdout(), socket).serve(service).await;
     session_task.abort();
+}
+
+/// Buffer between the stdin guard and the LSP library.
+const GUARD_BUFFER: usize = 1 << 20;
+
+/// The largest LSP message accepted from the editor; a whole large file in `didOpen` fits.
+const MAX_LSP_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// Copies LSP frames from `input` to `output`, dropping frames whose header or JSON body is
+/// malformed or too large.
+async fn guard_stdin(input: impl tokio::io::AsyncRead + Unpin, mut output: tokio::io::DuplexStream) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let mut reader = BufReader::new(input);
+    loop {
+        let mut length: Option<usize> = None;
+        let mut saw_header = false;
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                if saw_header {
+                    break;
+                }
+                continue;
+            }
+            saw_header = true;
+            if let Some((k, v)) = line.split_once(':') {
+                if k.trim().eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().ok();
+                }
+            }
+        }
+        let Some(len) = length.filter(|&l| l <= MAX_LSP_MESSAGE) else {
+            tracing::error!("dropped an LSP frame without a valid Content-Length (or over {MAX_LSP_MESSAGE} bytes)");
+            continue;
+        };
+        let mut body = vec![0u8; len];
+        if reader.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(v) if v.is_object() => {
+                let header = format!("Content-Length: {}\r\n\r\n", body.len());
+                if output.write_all(header.as_bytes()).await.is_err() || output.write_all(&body).await.is_err() {
+                    return;
+                }
+            }
+            _ => tracing::error!(bytes = len, "dropped a malformed LSP message (not a JSON object)"),
+        }
+    }
 }

@@ -125,6 +125,7 @@ async fn headless(
     events.send(Event::Initialize {
         root: Some(dir),
         encoding: mesh_proxy::text::Encoding::Utf16,
+        client: None,
     })?;
     req(&events);
     Ok(events)
@@ -134,14 +135,25 @@ async fn wait_for_interrupt() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    if let Err(e) = runtime.block_on(run()) {
+        // Errors are for humans: the message chain, no backtrace.
+        eprintln!("mesh-proxy: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logs(matches!(cli.command, Cmd::Lsp { .. }));
     match &cli.command {
         Cmd::Lsp { .. } => {
             let client = std::env::var("MESH_CLIENT").unwrap_or_else(|_| "mesh-proxy".into());
             mesh_proxy::lsp::serve(identity(&cli, &client)?).await;
+            // The stdin reader sits in a blocking read that the runtime would wait for; after
+            // `exit` the process must end now, not when the editor closes the pipe.
+            std::process::exit(0);
         }
         Cmd::Share { dir } => {
             let dir = folder(dir.clone())?;

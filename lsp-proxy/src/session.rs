@@ -68,6 +68,8 @@ pub enum Event {
         root: Option<PathBuf>,
         /// The negotiated position encoding.
         encoding: Encoding,
+        /// The editor's name from `clientInfo` (`Neovim`, `Visual Studio Code`, ...).
+        client: Option<String>,
     },
     /// A document was opened.
     Open {
@@ -192,6 +194,8 @@ struct Room {
     participants: BTreeMap<u64, mesh_protocol::messages::Participant>,
     /// Replies waiting for the first sync (a join).
     on_synced: Vec<oneshot::Sender<Result<JoinResult, String>>>,
+    /// A share's reply, sent when the server confirms it has the upload.
+    share_ack: Option<(ShareResult, oneshot::Sender<Result<ShareResult, String>>)>,
     /// Files to upload once connected (a share), and the reply to send then.
     pending_share: Option<(
         Vec<(String, String)>,
@@ -323,8 +327,18 @@ impl Session {
 
     fn handle(&mut self, ev: Event) {
         match ev {
-            Event::Initialize { root, encoding } => {
+            Event::Initialize { root, encoding, client } => {
                 self.enc = encoding;
+                if let Some(c) = client {
+                    let lower = c.to_lowercase();
+                    self.identity.client = if lower.contains("neovim") || lower == "nvim" {
+                        "neovim".into()
+                    } else if lower.contains("code") {
+                        "vscode".into()
+                    } else {
+                        lower
+                    };
+                }
                 self.root = root.clone();
                 if let Some(rec) = root.as_deref().and_then(crate::config::session_for) {
                     // The folder (or a parent) is in a room: rejoin it.
@@ -394,7 +408,16 @@ impl Session {
     }
 
     fn on_open(&mut self, uri: String, version: i32, text: String) {
-        let path = self.room_path(&uri);
+        let mut path = self.room_path(&uri);
+        if path.is_some() && (text.len() as u64 > workspace::MAX_FILE_BYTES || text.contains('\0')) {
+            let why = if text.contains('\0') {
+                "it is not text"
+            } else {
+                "it is larger than 4 MiB"
+            };
+            self.tell("info", format!("{uri} is not shared: {why}"));
+            path = None;
+        }
         if let Some(p) = &path {
             // The editor owns this file now; the disk follows its saves.
             self.disk.remove(p);
@@ -477,6 +500,26 @@ impl Session {
                 .editor_changed(version, changes, enc, &doc.sync.shadow().text());
             return;
         };
+        let size: usize = changes.iter().map(|(_, t)| t.len()).sum();
+        if size as u64 > workspace::MAX_FILE_BYTES {
+            // Too big to share in one go: refuse it, and bring the buffer back to the room's
+            // text so the two never silently diverge. The user can undo the revert.
+            let _ = doc.sync.editor_changed(version, changes, enc, &room_text);
+            self.tell(
+                "error",
+                format!(
+                    "a change of {} MiB is too large to share (limit 4 MiB); the buffer was reset to the shared text",
+                    size / (1024 * 1024)
+                ),
+            );
+            self.next_batch += 1;
+            let id = self.next_batch;
+            if let Some(doc) = self.docs.get_mut(&uri) {
+                let batch = doc.sync.full_batch(&room_text, enc, id);
+                let _ = self.out.send(EditorOut::ApplyEdit { uri, batch });
+            }
+            return;
+        }
         match doc.sync.editor_changed(version, changes, enc, &room_text) {
             ChangeKind::Echo | ChangeKind::PartialEcho => {}
             ChangeKind::OutOfOrder => {
@@ -643,6 +686,13 @@ impl Session {
                 });
             }
             Request::Join(link, reply) => {
+                let target = match RoomTarget::parse(&link) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let _ = reply.send(Err(e.to_string()));
+                        return;
+                    }
+                };
                 if self.room.is_some() {
                     let _ = reply.send(Err("already in a room: leave it first".into()));
                     return;
@@ -651,13 +701,6 @@ impl Session {
                     let _ = reply.send(Err("open a folder first: mesh joins into the workspace folder".into()));
                     return;
                 }
-                let target = match RoomTarget::parse(&link) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        let _ = reply.send(Err(e.to_string()));
-                        return;
-                    }
-                };
                 self.open_room(target, None);
                 if let Some(room) = self.room.as_mut() {
                     room.on_synced.push(reply);
@@ -852,6 +895,7 @@ impl Session {
             participants: BTreeMap::new(),
             on_synced: Vec::new(),
             pending_share: None,
+            share_ack: None,
         });
     }
 
@@ -915,6 +959,8 @@ impl Session {
                 if !room.synced {
                     room.synced = true;
                     self.on_first_sync();
+                } else if let Some((result, reply)) = room.share_ack.take() {
+                    let _ = reply.send(Ok(result));
                 }
             }
             Frame::Yjs(Message::Sync(SyncMessage::Update(u))) => apply_remote(&room.doc, &u),
@@ -948,10 +994,17 @@ impl Session {
                     .filter(|(p, _)| !seen.contains(*p))
                     .map(|(p, t)| (p.clone(), t.clone())),
             );
-            if let Some(room) = &self.room {
+            if let Some(room) = self.room.as_mut() {
                 upload(&room.doc, merged);
+                // The share is done when the server has the files: it answers a sync step 1
+                // only after everything sent before it is stored.
+                let sv = room.doc.transact().state_vector();
+                let _ = room
+                    .conn
+                    .tx
+                    .send(Outgoing::Frame(encode_yjs(&Message::Sync(SyncMessage::SyncStep1(sv)))));
+                room.share_ack = Some((result, reply));
             }
-            let _ = reply.send(Ok(result));
         }
         let Some(room) = self.room.as_mut() else { return };
         let replies: Vec<_> = room.on_synced.drain(..).collect();
@@ -1233,12 +1286,24 @@ impl Session {
             }),
             _ => None,
         };
+        let selections = state["cursor"]["path"].as_str().filter(|p| *p == path).and_then(|_| {
+            let room_text = self.room_text(path)?;
+            let text = crate::text::Shadow::new(&room_text);
+            let at = |v: &serde_json::Value| {
+                v.as_u64()
+                    .map(|o| text.char_to_pos(text.utf16_to_char(o as usize), self.enc))
+            };
+            Some(vec![Selection {
+                anchor: at(&state["cursor"]["anchor"])?,
+                head: at(&state["cursor"]["head"])?,
+            }])
+        });
         let update = FollowUpdate {
             conn_id: target,
             name: p.name.clone(),
             uri: file_uri(&root, path),
             visible_range,
-            selections: None,
+            selections,
         };
         if self.last_follow.as_ref() != Some(&update) {
             self.last_follow = Some(update.clone());

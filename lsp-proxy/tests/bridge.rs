@@ -107,3 +107,127 @@ async fn remote_cursors_arrive_with_names() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn a_drifted_buffer_is_detected_and_repaired() {
+    let server = TestServer::start().unwrap();
+    let (_tmp, a, b, _) = joined_pair(&server, &[("x.txt", "shared text\n")]).await;
+    let ua = a.open("x.txt").await.unwrap();
+    let ub = b.open("x.txt").await.unwrap();
+    // Something changes B's buffer behind the proxy's back.
+    b.corrupt(&ub, "shared text\nGARBAGE that nobody reported\n");
+    // The quiet-period hash check notices and restores the room's text, and says so.
+    b.wait_for("repair", |c| c.text(&ub).as_deref() == Some("shared text\n"))
+        .await
+        .unwrap();
+    b.wait_for("a message", |c| {
+        c.notifications("mesh/notify")
+            .iter()
+            .any(|n| n["message"].as_str().unwrap_or("").contains("resynced"))
+    })
+    .await
+    .unwrap();
+    // Editing goes on normally afterwards.
+    a.edit(&ua, 0, 0, ">").await.unwrap();
+    b.wait_for("edit after repair", |c| {
+        c.text(&ub).as_deref() == Some(">shared text\n")
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_errors_and_breaks_nothing() {
+    let server = TestServer::start().unwrap();
+    let (_tmp, a, b, _) = joined_pair(&server, &[("x.txt", "line one\nline two\n")]).await;
+    let ua = a.open("x.txt").await.unwrap();
+    let ub = b.open("x.txt").await.unwrap();
+
+    // A change to a document that was never opened, and positions far out of range.
+    a.notify_server(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": "file:///nowhere/ghost.txt", "version": 2 }, "contentChanges": [{ "text": "boo" }] }),
+    )
+    .await
+    .unwrap();
+    a.notify_server("mesh/cursor", json!({ "uri": ua, "selections": [{ "anchor": { "line": 999, "character": 999 }, "head": { "line": 0, "character": 99999 } }] }))
+        .await
+        .unwrap();
+    // Malformed requests get JSON-RPC errors that say what is wrong.
+    let err = a
+        .request("mesh/join", json!({ "link": "not a link" }))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not a mesh link"), "{err}");
+    let err = a
+        .request("mesh/join", json!({ "wrong": 1 }))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!err.is_empty());
+    let err = b.request("mesh/share", json!({})).await.unwrap_err().to_string();
+    assert!(err.contains("already in a room"), "{err}");
+
+    // A huge paste is refused with a message, and the buffer returns to the shared text.
+    let huge = "x".repeat(5 * 1024 * 1024);
+    a.edit(&ua, 0, 0, &huge).await.unwrap();
+    a.wait_for("refusal", |c| {
+        c.notifications("mesh/notify")
+            .iter()
+            .any(|n| n["message"].as_str().unwrap_or("").contains("too large"))
+    })
+    .await
+    .unwrap();
+    a.wait_for("reset", |c| c.text(&ua).as_deref() == Some("line one\nline two\n"))
+        .await
+        .unwrap();
+
+    // An insert at an out-of-range position lands at the end of the line, like LSP says.
+    a.notify_server(
+        "textDocument/didChange",
+        json!({ "textDocument": { "uri": ua, "version": 100 },
+                "contentChanges": [{ "range": { "start": { "line": 0, "character": 500 }, "end": { "line": 0, "character": 500 } }, "text": "!" }] }),
+    )
+    .await
+    .unwrap();
+    b.wait_for("clamped edit", |c| {
+        c.text(&ub).as_deref() == Some("line one!\nline two\n")
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn malformed_lsp_frames_do_not_kill_the_proxy() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(mesh_testkit::lsp::proxy_bin())
+        .args(["lsp", "--stdio"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let garbage = "Content-Length: 12\r\n\r\n{not json!!}";
+    stdin.write_all(garbage.as_bytes()).unwrap();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"capabilities":{}}}"#;
+    write!(stdin, "Content-Length: {}\r\n\r\n{}", body.len(), body).unwrap();
+    stdin.flush().unwrap();
+    // It drops the garbage (and logs it) and still initialises.
+    let mut out = child.stdout.take().unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !seen.contains("\"capabilities\"") && std::time::Instant::now() < deadline {
+        use std::io::Read;
+        let n = out.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains("\"capabilities\""), "{seen}");
+    let _ = child.kill();
+}
