@@ -1,0 +1,300 @@
+---@brief
+--- `:Mesh {subcommand} [args]`: the subcommands, their completion and what each does.
+
+local client = require("mesh.client")
+local protocol = require("mesh.protocol")
+
+local M = {}
+
+--- Puts text where a Neovim user pastes from: the unnamed register always, and the system
+--- clipboard when a provider is available (silently skipped otherwise).
+---@param text string
+local function copy(text)
+  vim.fn.setreg('"', text)
+  if vim.fn.has("clipboard") == 1 then
+    pcall(vim.fn.setreg, "+", text)
+  end
+end
+
+--- Merges what a share or join answered into the client's status, so the link is known
+--- even before the proxy's next `mesh/status`.
+---@param client_id integer
+---@param fields table
+local function remember(client_id, fields)
+  local status = require("mesh.status")
+  local current = status.get(client_id) or { state = "connecting", participants = {} }
+  status.set(client_id, vim.tbl_extend("force", current, fields))
+end
+
+--- Runs `fn` with the client of the current workspace, or says that mesh is not running.
+---@param fn fun(c: vim.lsp.Client)
+local function with_client(fn)
+  local c = client.current()
+  if not c then
+    vim.notify("mesh: not running for this folder; start with :Mesh share or :Mesh join {link}", vim.log.levels.WARN)
+    return
+  end
+  client.when_ready(c, function(ready, err)
+    if not ready then
+      vim.notify("mesh: " .. tostring(err), vim.log.levels.ERROR)
+      return
+    end
+    fn(ready)
+  end)
+end
+
+---@param status mesh.Status
+---@return string
+function M.format_status(status)
+  local lines = { ("mesh: %s"):format(status.state or "unknown") }
+  local function add(label, value)
+    if value ~= nil and value ~= vim.NIL then
+      lines[#lines + 1] = ("  %-9s %s"):format(label, tostring(value))
+    end
+  end
+  add("room", status.room)
+  add("role", status.role)
+  add("server", status.server)
+  add("link", status.link)
+  add("read link", status.readLink)
+  local people = status.participants or {}
+  if #people > 0 then
+    add("people", #people)
+  end
+  return table.concat(lines, "\n")
+end
+
+---@param participants mesh.Participant[]
+---@return string
+function M.format_participants(participants)
+  if #participants == 0 then
+    return "mesh: nobody is in the room"
+  end
+  local lines = { ("mesh: %d in the room"):format(#participants) }
+  for _, p in ipairs(participants) do
+    lines[#lines + 1] = ("  %s%s  (%s, %s)"):format(
+      tostring(p.name),
+      p.you and " (you)" or "",
+      tostring(p.role or "?"),
+      tostring(p.client or "?")
+    )
+  end
+  return table.concat(lines, "\n")
+end
+
+--- A light check of a join link before the proxy sees it, so an obvious slip (a room id
+--- alone, a stray word) gets an answer at once; the proxy checks the rest.
+---@param link string
+---@return boolean
+function M.looks_like_link(link)
+  return link:match("^https?://[^%s]+$") ~= nil
+end
+
+---@class mesh.Subcommand
+---@field run fun(args: string)
+---@field complete? fun(arglead: string): string[]
+---@field help string
+
+--- The server-side features that are announced but not built yet.
+---@param what string
+---@return fun(args: string)
+local function not_yet(what)
+  return function()
+    vim.notify(
+      ("mesh: %s is not supported by the mesh server yet; it will come in a later version"):format(what),
+      vim.log.levels.WARN
+    )
+  end
+end
+
+---@type table<string, mesh.Subcommand>
+M.subcommands = {
+  share = {
+    help = "share this folder; the join link is copied",
+    run = function()
+      client.ensure_current(function(c)
+        vim.notify("mesh: sharing " .. tostring(c.root_dir) .. " …", vim.log.levels.INFO)
+        -- `name` in mesh/share is the room's name, which the proxy takes from the folder when
+        -- left out; your own display name reaches the proxy through its environment.
+        local cfg = require("mesh.config").get()
+        client.request(c, protocol.request.share, { server = cfg.server }, function(result)
+          remember(c.id, { room = result.room, link = result.link, readLink = result.readLink })
+          copy(result.link)
+          vim.notify(
+            ("mesh: sharing %s\n  join link (copied): %s\n  read-only link: %s"):format(
+              tostring(c.root_dir),
+              tostring(result.link),
+              tostring(result.readLink)
+            ),
+            vim.log.levels.INFO
+          )
+        end)
+      end)
+    end,
+  },
+  join = {
+    help = "join a room into this folder",
+    run = function(args)
+      local link = vim.trim(args)
+      if link == "" then
+        vim.notify("mesh: which room? :Mesh join {link}", vim.log.levels.ERROR)
+        return
+      end
+      if not M.looks_like_link(link) then
+        vim.notify(
+          ("mesh: not a mesh link: %s (expected http(s)://HOST/join/ROOM?token=…)"):format(link),
+          vim.log.levels.ERROR
+        )
+        return
+      end
+      client.ensure_current(function(c)
+        vim.notify("mesh: joining …", vim.log.levels.INFO)
+        client.request(c, protocol.request.join, { link = link }, function(result)
+          remember(c.id, { room = result.room })
+          local msg = ("mesh: joined room %s into %s (%s files)"):format(
+            tostring(result.room),
+            tostring(c.root_dir),
+            tostring(result.files)
+          )
+          local conflicts = type(result.conflicts) == "table" and result.conflicts or {}
+          if #conflicts > 0 then
+            msg = msg
+              .. ("\n  kept your local version of %d files that differ from the room's: %s"):format(
+                #conflicts,
+                table.concat(conflicts, ", ")
+              )
+          end
+          vim.notify(msg, #conflicts > 0 and vim.log.levels.WARN or vim.log.levels.INFO)
+        end)
+      end)
+    end,
+  },
+  leave = {
+    help = "leave the room",
+    run = function()
+      with_client(function(c)
+        client.request(c, protocol.request.leave, vim.empty_dict(), function()
+          require("mesh.follow").forget(c.id)
+          vim.notify("mesh: left the room", vim.log.levels.INFO)
+        end)
+      end)
+    end,
+  },
+  status = {
+    help = "connection, room, links",
+    run = function()
+      with_client(function(c)
+        client.request(c, protocol.request.status, vim.empty_dict(), function(status)
+          require("mesh.status").set(c.id, status)
+          vim.notify(M.format_status(status), vim.log.levels.INFO)
+        end)
+      end)
+    end,
+  },
+  participants = {
+    help = "who is in the room",
+    run = function()
+      with_client(function(c)
+        client.request(c, protocol.request.status, vim.empty_dict(), function(status)
+          require("mesh.status").set(c.id, status)
+          vim.notify(M.format_participants(status.participants or {}), vim.log.levels.INFO)
+        end)
+      end)
+    end,
+  },
+  follow = {
+    help = "follow someone's view: :Mesh follow {name}",
+    run = function(args)
+      with_client(function(c)
+        require("mesh.follow").start(c, args)
+      end)
+    end,
+    complete = function(arglead)
+      local c = client.current()
+      local status = c and require("mesh.status").get(c.id) or nil
+      local names = {}
+      for _, p in ipairs(require("mesh.status").others(status)) do
+        local name = tostring(p.name)
+        if name:lower():sub(1, #arglead) == arglead:lower() then
+          names[#names + 1] = name
+        end
+      end
+      table.sort(names)
+      return names
+    end,
+  },
+  unfollow = {
+    help = "stop following",
+    run = function()
+      with_client(function(c)
+        require("mesh.follow").unfollow(c)
+      end)
+    end,
+  },
+  chat = {
+    help = "open the chat, or send :Mesh chat {text}",
+    run = function(args)
+      with_client(function(c)
+        if vim.trim(args) == "" then
+          require("mesh.chat").open(c)
+        else
+          require("mesh.chat").send(c, args)
+        end
+      end)
+    end,
+  },
+  run = { help = "run the project (not yet)", run = not_yet("`:Mesh run` (shared runs)") },
+  stop = { help = "stop the run (not yet)", run = not_yet("`:Mesh stop` (shared runs)") },
+  debug = { help = "debug together (not yet)", run = not_yet("`:Mesh debug` (shared debugging)") },
+}
+
+--- The subcommand names, sorted.
+---@return string[]
+function M.names()
+  local names = vim.tbl_keys(M.subcommands)
+  table.sort(names)
+  return names
+end
+
+--- Runs `:Mesh` with its argument string. No argument shows the status.
+---@param line string
+function M.run(line)
+  local name, rest = vim.trim(line):match("^(%S*)%s*(.*)$")
+  if name == "" then
+    name = "status"
+  end
+  local sub = M.subcommands[name]
+  if not sub then
+    vim.notify(
+      ("mesh: unknown subcommand %q; one of: %s"):format(name, table.concat(M.names(), ", ")),
+      vim.log.levels.ERROR
+    )
+    return
+  end
+  local ok, err = pcall(sub.run, rest or "")
+  if not ok then
+    vim.notify(("mesh: :Mesh %s failed: %s"):format(name, tostring(err)), vim.log.levels.ERROR)
+  end
+end
+
+--- Completion for `:Mesh`: subcommands first, then the subcommand's own arguments.
+---@param arglead string
+---@param cmdline string
+---@return string[]
+function M.complete(arglead, cmdline)
+  local rest = cmdline:gsub("^%s*%S+", "", 1)
+  local words = vim.split(vim.trim(rest), "%s+", { trimempty = true })
+  local completing_first = #words == 0 or (#words == 1 and arglead ~= "")
+  if completing_first then
+    return vim.tbl_filter(function(n)
+      return n:sub(1, #arglead) == arglead
+    end, M.names())
+  end
+  local sub = M.subcommands[words[1]]
+  if sub and sub.complete then
+    return sub.complete(arglead)
+  end
+  return {}
+end
+
+return M

@@ -1,0 +1,197 @@
+---@brief
+--- A typed mirror of mesh's LSP extensions, the contract between `mesh-proxy lsp` and editor
+--- plugins. The source of truth is `docs/lsp-extensions.md` at the root of the repository; a
+--- unit test parses it and fails when a method named there is missing here, or when this file
+--- names one that the contract does not. Everything else in the plugin refers to methods
+--- through this table, so a renamed method is a one-line change.
+
+local M = {}
+
+---@alias mesh.ConnId integer
+
+---@class mesh.Position
+---@field line integer zero-based line
+---@field character integer offset in the negotiated position encoding
+
+---@class mesh.Range
+---@field start mesh.Position
+---@field ["end"] mesh.Position
+
+---@class mesh.Selection
+---@field anchor mesh.Position where the selection started
+---@field head mesh.Position where the caret is
+
+---@alias mesh.State "idle"|"connecting"|"connected"|"offline"
+---@alias mesh.Role "host"|"writer"|"reader"
+
+---@class mesh.Participant
+---@field connId mesh.ConnId
+---@field name string
+---@field color string "#rrggbb"
+---@field role string
+---@field client string
+---@field you boolean
+
+---@class mesh.Status
+---@field state mesh.State
+---@field room? string
+---@field link? string
+---@field readLink? string
+---@field role? mesh.Role
+---@field server? string
+---@field you? mesh.ConnId
+---@field participants mesh.Participant[]
+
+---@class mesh.ChatEntry
+---@field id string
+---@field author string
+---@field connId mesh.ConnId
+---@field text string
+---@field ts number milliseconds since the Unix epoch
+
+-- Requests: editor → proxy ---------------------------------------------------------------
+
+---@class mesh.ShareParams
+---@field server? string
+---@field name? string
+
+---@class mesh.ShareResult
+---@field room string
+---@field link string
+---@field readLink string
+
+---@class mesh.JoinParams
+---@field link string
+
+---@class mesh.JoinResult
+---@field room string
+---@field files integer
+---@field conflicts string[]
+
+---@class mesh.LeaveParams
+---@class mesh.LeaveResult
+---@class mesh.StatusParams
+---@alias mesh.StatusResult mesh.Status
+
+---@class mesh.ChatParams
+---@field text string
+---@class mesh.ChatResult
+
+---@class mesh.ChatHistoryParams
+---@class mesh.ChatHistoryResult
+---@field messages mesh.ChatEntry[]
+
+---@class mesh.FollowParams
+---@field connId mesh.ConnId|vim.NIL `vim.NIL` stops following
+---@class mesh.FollowResult
+
+-- Notifications: editor → proxy ----------------------------------------------------------
+
+---@class mesh.CursorParams
+---@field uri string
+---@field selections mesh.Selection[]
+
+---@class mesh.ActiveEditorParams
+---@field uri string|vim.NIL
+---@field visibleRange? mesh.Range
+
+---@class mesh.StopFollowingParams
+
+-- Notifications: proxy → editor ----------------------------------------------------------
+
+---@alias mesh.StatusNotification mesh.Status
+
+---@class mesh.ParticipantsParams
+---@field participants mesh.Participant[]
+
+---@class mesh.RemoteCursor
+---@field connId mesh.ConnId
+---@field name string
+---@field color string
+---@field selections mesh.Selection[]
+
+---@class mesh.CursorsParams
+---@field uri string
+---@field cursors mesh.RemoteCursor[] the full set for `uri`; empty clears
+
+---@class mesh.FollowNotification
+---@field connId mesh.ConnId
+---@field name string
+---@field uri string
+---@field visibleRange? mesh.Range
+---@field selections? mesh.Selection[]
+
+---@class mesh.FollowStoppedParams
+---@field reason string
+
+---@class mesh.ChatMessageParams
+---@field entry mesh.ChatEntry
+
+---@class mesh.NotifyParams
+---@field level "info"|"warning"|"error"
+---@field message string
+
+-- Requests: proxy → editor ---------------------------------------------------------------
+
+---@class mesh.DocumentHashParams
+---@field uri string
+
+---@class mesh.DocumentHashResult
+---@field version integer the version Neovim last reported for the document
+---@field sha256 string lower-case hex digest of the buffer's LSP text as UTF-8
+
+--- Requests the editor sends to the proxy, keyed by a Lua-friendly name.
+M.request = {
+  share = "mesh/share", -- params: mesh.ShareParams; result: mesh.ShareResult
+  join = "mesh/join", -- params: mesh.JoinParams; result: mesh.JoinResult
+  leave = "mesh/leave", -- params: mesh.LeaveParams; result: mesh.LeaveResult
+  status = "mesh/status", -- params: mesh.StatusParams; result: mesh.StatusResult
+  chat = "mesh/chat", -- params: mesh.ChatParams; result: mesh.ChatResult
+  chat_history = "mesh/chatHistory", -- params: mesh.ChatHistoryParams; result: mesh.ChatHistoryResult
+  follow = "mesh/follow", -- params: mesh.FollowParams; result: mesh.FollowResult
+}
+
+--- Notifications the editor sends to the proxy.
+M.notify = {
+  cursor = "mesh/cursor", -- params: mesh.CursorParams
+  active_editor = "mesh/activeEditor", -- params: mesh.ActiveEditorParams
+  stop_following = "mesh/stopFollowing", -- params: mesh.StopFollowingParams
+}
+
+--- Notifications the proxy sends to the editor.
+M.notification = {
+  status = "mesh/status", -- params: mesh.StatusNotification
+  participants = "mesh/participants", -- params: mesh.ParticipantsParams
+  cursors = "mesh/cursors", -- params: mesh.CursorsParams
+  follow = "mesh/follow", -- params: mesh.FollowNotification
+  follow_stopped = "mesh/followStopped", -- params: mesh.FollowStoppedParams
+  chat_message = "mesh/chatMessage", -- params: mesh.ChatMessageParams
+  notify = "mesh/notify", -- params: mesh.NotifyParams
+}
+
+--- Requests the proxy sends to the editor.
+M.server_request = {
+  document_hash = "mesh/documentHash", -- params: mesh.DocumentHashParams; result: mesh.DocumentHashResult
+}
+
+--- The version of the extensions this plugin speaks; the proxy announces its own in
+--- `initialize`'s `capabilities.experimental.mesh.version`.
+M.VERSION = 1
+
+--- Every `mesh/*` method name this file knows, each once, sorted.
+---@return string[]
+function M.all_methods()
+  local seen, out = {}, {}
+  for _, group in ipairs({ M.request, M.notify, M.notification, M.server_request }) do
+    for _, method in pairs(group) do
+      if not seen[method] then
+        seen[method] = true
+        out[#out + 1] = method
+      end
+    end
+  end
+  table.sort(out)
+  return out
+end
+
+return M

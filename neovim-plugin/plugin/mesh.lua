@@ -1,0 +1,23 @@
+-- Registers the `:Mesh` command and nothing else: every module loads on first use, so having
+-- mesh installed costs nothing at startup. `require("mesh").setup()` is optional.
+if vim.g.loaded_mesh then
+  return
+end
+vim.g.loaded_mesh = true
+
+if vim.fn.has("nvim-0.10") ~= 1 then
+  vim.api.nvim_create_user_command("Mesh", function()
+    vim.notify("mesh needs Neovim 0.10 or later", vim.log.levels.ERROR)
+  end, { nargs = "*" })
+  return
+end
+
+vim.api.nvim_create_user_command("Mesh", function(cmd)
+  require("mesh").run(cmd.args)
+end, {
+  nargs = "*",
+  desc = "mesh: real-time collaboration (:help mesh)",
+  complete = function(arglead, cmdline)
+    return require("mesh.commands").complete(arglead, cmdline)
+  end,
+})

@@ -1,0 +1,234 @@
+/**
+ * The typed mirror of mesh's LSP extensions: every `mesh/*` method of
+ * `docs/lsp-extensions.md`, with its params and result. This file is the only place that
+ * names a method string; everything else goes through these descriptors, so a change to
+ * the contract is one edit here (and `test/unit/protocol.test.ts` fails until it is made).
+ *
+ * It imports nothing from `vscode` or the language client, so unit tests load it in plain
+ * Node.js.
+ */
+
+/** An LSP position in the negotiated encoding (UTF-16 for VS Code). */
+export interface Position {
+  line: number;
+  character: number;
+}
+
+/** An LSP range. */
+export interface Range {
+  start: Position;
+  end: Position;
+}
+
+/** One selection: `anchor` is where it started, `head` is where the caret is. */
+export interface Selection {
+  anchor: Position;
+  head: Position;
+}
+
+/** A participant's role in a room. */
+export type Role = 'host' | 'writer' | 'reader';
+
+/** Where the proxy stands with the room. */
+export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'offline';
+
+/** Someone in the room (the local user too, with `you: true`). */
+export interface Participant {
+  connId: number;
+  name: string;
+  /** `#rrggbb`. */
+  color: string;
+  role: string;
+  /** Which editor or client they use, e.g. `vscode`, `neovim`, `yjs`. */
+  client: string;
+  you: boolean;
+}
+
+/** The proxy's view of the session. */
+export interface Status {
+  state: ConnectionState;
+  room?: string;
+  link?: string;
+  readLink?: string;
+  role?: Role;
+  server?: string;
+  /** The local user's connection id. */
+  you?: number;
+  participants: Participant[];
+}
+
+/** One chat message. */
+export interface ChatEntry {
+  id: string;
+  author: string;
+  connId: number;
+  text: string;
+  /** Milliseconds since the Unix epoch. */
+  ts: number;
+}
+
+/** A remote participant's selections in one document. */
+export interface RemoteCursor {
+  connId: number;
+  name: string;
+  color: string;
+  selections: Selection[];
+}
+
+// --- params and results ----------------------------------------------------------------
+
+export interface ShareParams {
+  server?: string;
+  name?: string;
+}
+export interface ShareResult {
+  room: string;
+  link: string;
+  readLink: string;
+}
+export interface JoinParams {
+  link: string;
+}
+export interface JoinResult {
+  room: string;
+  files: number;
+  conflicts: string[];
+}
+/** The empty object that several methods take or return. */
+export type Empty = Record<string, never>;
+export interface ChatParams {
+  text: string;
+}
+export interface ChatHistoryResult {
+  messages: ChatEntry[];
+}
+export interface FollowParams {
+  /** Who to follow; `null` stops following. */
+  connId: number | null;
+}
+export interface CursorParams {
+  uri: string;
+  selections: Selection[];
+}
+export interface ActiveEditorParams {
+  uri: string | null;
+  visibleRange?: Range;
+}
+export interface ParticipantsParams {
+  participants: Participant[];
+}
+export interface CursorsParams {
+  uri: string;
+  cursors: RemoteCursor[];
+}
+export interface FollowNotification {
+  connId: number;
+  name: string;
+  uri: string;
+  visibleRange?: Range;
+  selections?: Selection[];
+}
+export interface FollowStoppedParams {
+  reason: string;
+}
+export interface ChatMessageParams {
+  entry: ChatEntry;
+}
+export type NotifyLevel = 'info' | 'warning' | 'error';
+export interface NotifyParams {
+  level: NotifyLevel;
+  message: string;
+}
+export interface DocumentHashParams {
+  uri: string;
+}
+export interface DocumentHashResult {
+  version: number;
+  /** SHA-256 of the buffer's text as UTF-8, lower-case hex. */
+  sha256: string;
+}
+
+// --- descriptors -----------------------------------------------------------------------
+
+/** Who sends a message, as the contract's tables are headed. */
+export type Direction = 'editor→proxy' | 'proxy→editor';
+
+/** A request; the phantom fields carry its params and result types. */
+export interface RequestDescriptor<P, R> {
+  readonly kind: 'request';
+  readonly method: string;
+  readonly direction: Direction;
+  /** Never set: it only carries the types. */
+  readonly _types?: { params: P; result: R };
+}
+
+/** A notification; the phantom field carries its params type. */
+export interface NotificationDescriptor<P> {
+  readonly kind: 'notification';
+  readonly method: string;
+  readonly direction: Direction;
+  /** Never set: it only carries the type. */
+  readonly _types?: { params: P };
+}
+
+/** Any descriptor. */
+export type Descriptor = RequestDescriptor<unknown, unknown> | NotificationDescriptor<unknown>;
+
+function request<P, R>(method: string, direction: Direction): RequestDescriptor<P, R> {
+  return { kind: 'request', method, direction };
+}
+
+function notification<P>(method: string, direction: Direction): NotificationDescriptor<P> {
+  return { kind: 'notification', method, direction };
+}
+
+/** Requests the editor sends to the proxy. */
+export const EditorRequests = {
+  share: request<ShareParams, ShareResult>('mesh/share', 'editor→proxy'),
+  join: request<JoinParams, JoinResult>('mesh/join', 'editor→proxy'),
+  leave: request<Empty, Empty>('mesh/leave', 'editor→proxy'),
+  status: request<Empty, Status>('mesh/status', 'editor→proxy'),
+  chat: request<ChatParams, Empty>('mesh/chat', 'editor→proxy'),
+  chatHistory: request<Empty, ChatHistoryResult>('mesh/chatHistory', 'editor→proxy'),
+  follow: request<FollowParams, Empty>('mesh/follow', 'editor→proxy'),
+} as const;
+
+/** Notifications the editor sends to the proxy. */
+export const EditorNotifications = {
+  cursor: notification<CursorParams>('mesh/cursor', 'editor→proxy'),
+  activeEditor: notification<ActiveEditorParams>('mesh/activeEditor', 'editor→proxy'),
+  stopFollowing: notification<Empty>('mesh/stopFollowing', 'editor→proxy'),
+} as const;
+
+/** Notifications the proxy sends to the editor. */
+export const ProxyNotifications = {
+  status: notification<Status>('mesh/status', 'proxy→editor'),
+  participants: notification<ParticipantsParams>('mesh/participants', 'proxy→editor'),
+  cursors: notification<CursorsParams>('mesh/cursors', 'proxy→editor'),
+  follow: notification<FollowNotification>('mesh/follow', 'proxy→editor'),
+  followStopped: notification<FollowStoppedParams>('mesh/followStopped', 'proxy→editor'),
+  chatMessage: notification<ChatMessageParams>('mesh/chatMessage', 'proxy→editor'),
+  notify: notification<NotifyParams>('mesh/notify', 'proxy→editor'),
+} as const;
+
+/** Requests the proxy sends to the editor. */
+export const ProxyRequests = {
+  documentHash: request<DocumentHashParams, DocumentHashResult>('mesh/documentHash', 'proxy→editor'),
+} as const;
+
+/** Every descriptor of the contract, for the mirror check and for logging. */
+export const ALL_DESCRIPTORS: readonly Descriptor[] = [
+  ...Object.values(EditorRequests),
+  ...Object.values(EditorNotifications),
+  ...Object.values(ProxyNotifications),
+  ...Object.values(ProxyRequests),
+] as Descriptor[];
+
+/** The version of the contract this mirror implements (`experimental.mesh.version`). */
+export const PROTOCOL_VERSION = 1;
+
+/** Params type of a descriptor. */
+export type ParamsOf<D> =
+  D extends RequestDescriptor<infer P, unknown> ? P : D extends NotificationDescriptor<infer P> ? P : never;
+/** Result type of a request descriptor. */
+export type ResultOf<D> = D extends RequestDescriptor<unknown, infer R> ? R : never;
