@@ -181,6 +181,12 @@ enum ConnState {
     Offline(String),
 }
 
+/// Where a share's answer goes.
+type ShareReply = oneshot::Sender<Result<ShareResult, String>>;
+
+/// A share waiting for the connection: the files to upload, the answer, where it goes.
+type PendingShare = (Vec<(String, String)>, ShareResult, ShareReply);
+
 struct Room {
     target: RoomTarget,
     read_link: Option<String>,
@@ -195,13 +201,9 @@ struct Room {
     /// Replies waiting for the first sync (a join).
     on_synced: Vec<oneshot::Sender<Result<JoinResult, String>>>,
     /// A share's reply, sent when the server confirms it has the upload.
-    share_ack: Option<(ShareResult, oneshot::Sender<Result<ShareResult, String>>)>,
+    share_ack: Option<(ShareResult, ShareReply)>,
     /// Files to upload once connected (a share), and the reply to send then.
-    pending_share: Option<(
-        Vec<(String, String)>,
-        ShareResult,
-        oneshot::Sender<Result<ShareResult, String>>,
-    )>,
+    pending_share: Option<PendingShare>,
 }
 
 /// The session's state.
@@ -864,7 +866,7 @@ impl Session {
             &files_map,
             "mesh-disk",
             move |txn: &yrs::TransactionMut, events: &yrs::types::Events| {
-                if !txn.origin().is_some_and(|o| *o == Origin::from(REMOTE)) {
+                if txn.origin().is_none_or(|o| *o != Origin::from(REMOTE)) {
                     return;
                 }
                 let mut dirty = dirty.lock().expect("not poisoned");

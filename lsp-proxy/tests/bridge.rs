@@ -230,4 +230,5 @@ async fn malformed_lsp_frames_do_not_kill_the_proxy() {
     }
     assert!(seen.contains("\"capabilities\""), "{seen}");
     let _ = child.kill();
+    let _ = child.wait();
 }

@@ -44,8 +44,10 @@ struct State {
     buffers: HashMap<String, Buffer>,
     notifications: Vec<(String, Value)>,
     pending: HashMap<u64, oneshot::Sender<Value>>,
-    /// When set, applyEdit requests are refused (simulates a busy editor).
+    /// How many applyEdit requests were applied.
     applied_edits: u64,
+    /// When each applied edit arrived, with the text it inserted (for latency benchmarks).
+    applied_log: Vec<(std::time::Instant, String)>,
 }
 
 /// A scripted editor connected to its own `mesh-proxy lsp`.
@@ -328,6 +330,11 @@ impl LspClient {
             .collect()
     }
 
+    /// When each applied remote edit arrived and what it inserted.
+    pub fn applied_log(&self) -> Vec<(std::time::Instant, String)> {
+        self.state.lock().unwrap().applied_log.clone()
+    }
+
     /// How many remote edit batches this editor applied.
     pub fn applied_edits(&self) -> u64 {
         self.state.lock().unwrap().applied_edits
@@ -362,6 +369,7 @@ async fn handle(msg: &Value, st: &Mutex<State>, w: &AsyncMutex<ChildStdin>) {
     let id = msg.get("id").cloned();
     match (method, id) {
         (Some("workspace/applyEdit"), Some(id)) => {
+            let arrived = std::time::Instant::now();
             // Like an editor: apply when the version matches, report the change first, then answer.
             let change = &msg["params"]["edit"]["documentChanges"][0];
             let uri = change["textDocument"]["uri"].as_str().unwrap_or_default().to_string();
@@ -383,6 +391,8 @@ async fn handle(msg: &Value, st: &Mutex<State>, w: &AsyncMutex<ChildStdin>) {
                         buf.version += 1;
                         let v = buf.version;
                         s.applied_edits += 1;
+                        let inserted: String = edits.iter().filter_map(|e| e["newText"].as_str()).collect();
+                        s.applied_log.push((arrived, inserted));
                         let changes: Vec<Value> = sorted
                             .iter()
                             .map(|e| json!({ "range": e["range"], "text": e["newText"] }))

@@ -70,7 +70,9 @@ impl SqliteStore {
         // instead, passively, so the writer never waits.
         conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(db_err)?;
         let checkpointer = Connection::open(path).map_err(db_err)?;
-        checkpointer.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS)).map_err(db_err)?;
+        checkpointer
+            .busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
+            .map_err(db_err)?;
         std::thread::Builder::new()
             .name("mesh-sqlite-ckpt".into())
             .spawn(move || checkpoint_loop(checkpointer))
