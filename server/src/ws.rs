@@ -44,6 +44,9 @@ const MAX_BAD_FRAMES: u32 = 16;
 /// The longest close reason a WebSocket control frame can carry.
 const MAX_CLOSE_REASON_BYTES: usize = 123;
 
+/// How long a connection that broke the protocol is held open after its close frame.
+const ERROR_CLOSE_HOLD: Duration = Duration::from_millis(500);
+
 /// How long the server waits for the peer to answer its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
@@ -157,6 +160,10 @@ async fn read_loop(
                 metrics::counter!("mesh_rejected_frames_total", "reason" => "transport").increment(1);
                 tracing::info!(conn, error = %text, "socket error");
                 close(tx, Outbound::Close(code, reason));
+                // The stream cannot be read past this error. Hold the connection open a
+                // moment without reading, so the peer receives the close frame before the
+                // socket goes (closing now would reset it with the rest of its frame unread).
+                tokio::time::sleep(ERROR_CLOSE_HOLD).await;
                 return;
             }
             Ok(Some(Ok(m))) => m,
