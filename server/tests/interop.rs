@@ -51,6 +51,12 @@ async fn stock_yjs_client_interoperates_both_ways() {
     })
     .await
     .unwrap();
+    // The stock client never said hello; its awareness name shows in the participant list.
+    rust.wait_mesh("the node participant's name", |m| {
+        matches!(m, mesh_protocol::ServerMessage::ParticipantJoined { participant } if participant.name == "node" && participant.client == "yjs")
+    })
+    .await
+    .unwrap();
     let len = rust.len("shared.txt");
     rust.insert("shared.txt", len, " rust again");
 

@@ -338,12 +338,31 @@ impl RoomCore {
             );
             return;
         }
+        let mut renamed = None;
         for (client, entry) in &update.clients {
             if &*entry.json == "null" {
                 conn.awareness_ids.remove(&client.get());
             } else {
                 conn.awareness_ids.insert(client.get());
+                // A stock Yjs client never says hello; its awareness `user` is the best name
+                // and colour it has, so the participant list shows them.
+                if !conn.mesh {
+                    if let Some((name, color)) = awareness_user(&entry.json) {
+                        let p = &mut conn.participant;
+                        let color = color.filter(|c| is_color(c)).unwrap_or_else(|| p.color.clone());
+                        let name = clean_name(&name);
+                        if p.name != name || p.color != color || p.doc_client_id != Some(client.get()) {
+                            p.name = name;
+                            p.color = color;
+                            p.doc_client_id = Some(client.get());
+                            renamed = Some(p.clone());
+                        }
+                    }
+                }
             }
+        }
+        if let Some(participant) = renamed {
+            fx.to(Target::MeshClients, encode_mesh(&ServerMessage::ParticipantJoined { participant }));
         }
         let frame = encode_yjs(&Message::Awareness(update.clone()));
         if let Err(e) = self.awareness.apply_update(update) {
@@ -461,6 +480,14 @@ impl RoomCore {
             .and_then(|v| v.as_array().cloned())
             .unwrap_or_default()
     }
+}
+
+/// The `user.name` and `user.color` of an awareness state, if it has them.
+fn awareness_user(json: &str) -> Option<(String, Option<String>)> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let user = v.get("user")?;
+    let name = user.get("name")?.as_str()?.to_string();
+    Some((name, user.get("color").and_then(|c| c.as_str()).map(String::from)))
 }
 
 fn clean_name(name: &str) -> String {
