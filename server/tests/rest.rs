@@ -129,3 +129,34 @@ async fn openapi_document() {
     assert_eq!(status, 200);
     insta::assert_json_snapshot!("openapi", doc, { ".info.version" => "[version]" });
 }
+
+#[tokio::test]
+async fn a_config_file_sets_what_flags_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mesh.toml");
+    std::fs::write(
+        &config,
+        "admin_token = \"from-the-file\"\npublic_url = \"https://mesh.example/\"\n",
+    )
+    .unwrap();
+    let server = TestServer::start_with(&["--config", config.to_str().unwrap()]).unwrap();
+    assert_eq!(get(&server, "/api/sessions", None).await.0, 401);
+    assert_eq!(get(&server, "/api/sessions", Some("from-the-file")).await.0, 200);
+    let created = server.create_session("cfg").await.unwrap();
+    assert!(
+        created.created.join_link.starts_with("https://mesh.example/join/"),
+        "{}",
+        created.created.join_link
+    );
+    // A flag beats the file.
+    let server =
+        TestServer::start_with(&["--config", config.to_str().unwrap(), "--admin-token", "from-the-flag"]).unwrap();
+    assert_eq!(get(&server, "/api/sessions", Some("from-the-file")).await.0, 401);
+    assert_eq!(get(&server, "/api/sessions", Some("from-the-flag")).await.0, 200);
+    // A bad file is a clear startup error.
+    std::fs::write(&config, "listen = 12\n").unwrap();
+    let err = TestServer::start_with(&["--config", config.to_str().unwrap()])
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("listening line"), "{err}");
+}

@@ -362,7 +362,10 @@ impl RoomCore {
             }
         }
         if let Some(participant) = renamed {
-            fx.to(Target::MeshClients, encode_mesh(&ServerMessage::ParticipantJoined { participant }));
+            fx.to(
+                Target::MeshClients,
+                encode_mesh(&ServerMessage::ParticipantJoined { participant }),
+            );
         }
         let frame = encode_yjs(&Message::Awareness(update.clone()));
         if let Err(e) = self.awareness.apply_update(update) {
