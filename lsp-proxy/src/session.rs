@@ -536,18 +536,7 @@ impl Session {
                         "you joined as a reader: your edits stay local and will be replaced by the room's text",
                     );
                 } else if let (Some(path), Some(room)) = (path, self.room.as_ref()) {
-                    let files = room.doc.get_or_insert_map(shape::FILES);
-                    let mut txn = room.doc.transact_mut();
-                    if let Some(yrs::Out::YText(t)) = files.get(&txn, path.as_str()) {
-                        for op in ops {
-                            if op.delete_utf16 > 0 {
-                                t.remove_range(&mut txn, op.start_utf16, op.delete_utf16);
-                            }
-                            if !op.insert.is_empty() {
-                                t.insert(&mut txn, op.start_utf16, &op.insert);
-                            }
-                        }
-                    }
+                    apply_ops(&room.doc, &path, ops);
                 }
             }
         }
@@ -1369,6 +1358,22 @@ impl Session {
     }
 }
 
+/// Applies a local change to a file of the room (one transaction: one update goes out).
+fn apply_ops(doc: &Doc, path: &str, ops: Vec<crate::sync::RoomOp>) {
+    let files = doc.get_or_insert_map(shape::FILES);
+    let mut txn = doc.transact_mut();
+    if let Some(yrs::Out::YText(t)) = files.get(&txn, path) {
+        for op in ops {
+            if op.delete_utf16 > 0 {
+                t.remove_range(&mut txn, op.start_utf16, op.delete_utf16);
+            }
+            if !op.insert.is_empty() {
+                t.insert(&mut txn, op.start_utf16, &op.insert);
+            }
+        }
+    }
+}
+
 fn apply_remote(doc: &Doc, update: &[u8]) {
     match Update::decode_v1(update) {
         Ok(u) => {
@@ -1590,17 +1595,7 @@ impl Session {
                             entry.editor_changed(version, changes, Encoding::Utf16, &room_text)
                         {
                             let room = self.room.as_ref().expect("checked above");
-                            let mut txn = room.doc.transact_mut();
-                            if let Some(yrs::Out::YText(t)) = files.get(&txn, path.as_str()) {
-                                for op in ops {
-                                    if op.delete_utf16 > 0 {
-                                        t.remove_range(&mut txn, op.start_utf16, op.delete_utf16);
-                                    }
-                                    if !op.insert.is_empty() {
-                                        t.insert(&mut txn, op.start_utf16, &op.insert);
-                                    }
-                                }
-                            }
+                            apply_ops(&room.doc, &path, ops);
                         }
                     }
                     (None, None) => {
