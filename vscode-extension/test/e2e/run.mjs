@@ -1,14 +1,17 @@
 // End-to-end test of the extension in a real VS Code (code-server, driven by Playwright and
-// Chromium) against a real mesh-server and mesh-proxy. Another participant, "Ada", is a
-// stock Yjs client (yjs + y-websocket) in this process: she creates the room and its file;
-// VS Code joins with the link through the command palette, a person's keystrokes travel
-// to her, her edits and cursor appear in VS Code, and after quiet both texts are equal.
+// Chromium) against a real mesh-server and mesh-proxy. The other participant, "Ada", is a
+// scripted editor (lspPeer.mjs) driving her own `mesh-proxy lsp --stdio` over LSP: she
+// shares a folder with main.py (`mesh/share`); VS Code joins with her link through the
+// command palette, a person's keystrokes reach her buffer through versioned applyEdits, her
+// keystrokes and cursor appear in VS Code, and after concurrent typing VS Code's buffer,
+// hers and the room's text (read by a stock Yjs client) are equal byte for byte.
 //
 // Run by scripts/test-vscode, which installs and builds what this needs. Environment:
 //   MESH_E2E_CODE_SERVER  code-server's out/node/entry.js                      (required)
 //   MESH_E2E_VSIX         the extension package                                (required)
 //   MESH_SERVER_BIN       mesh-server binary                                   (required)
-//   MESH_PROXY_BIN        mesh-proxy binary                                    (required)
+//   MESH_PROXY_BIN        mesh-proxy binary, for VS Code and for Ada (default:
+//                         target/debug/mesh-proxy in this repository)
 //   MESH_E2E_ARTIFACTS    where the screenshot and logs go (default: ./artifacts)
 //   MESH_E2E_PIDFILE      a file to append the pid of every process started, so the
 //                         calling script can clean up even if this one is killed
@@ -20,11 +23,14 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 
 import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
 import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
+
+import { LspPeer, positionAt } from './lspPeer.mjs';
 
 // --- settings --------------------------------------------------------------------------
 
@@ -36,7 +42,7 @@ const WORKBENCH_TIMEOUT_MS = 60_000;
 const SYNC_TIMEOUT_MS = 15_000;
 /** Joining: the proxy connects, syncs the room and writes its files. */
 const JOIN_TIMEOUT_MS = 30_000;
-const ADA = { name: 'Ada', color: '#e6194b' };
+const ADA = 'Ada';
 const FILE = 'main.py';
 const INITIAL = "def greet(name):\n    return f'hello {name}'\n\nprint(greet('mesh'))\n";
 
@@ -51,7 +57,11 @@ const env = (name, fallback) => {
 const CODE_SERVER = env('MESH_E2E_CODE_SERVER');
 const VSIX = env('MESH_E2E_VSIX');
 const SERVER_BIN = env('MESH_SERVER_BIN');
-const PROXY_BIN = env('MESH_PROXY_BIN');
+const PROXY_BIN = env('MESH_PROXY_BIN', fileURLToPath(new URL('../../../target/debug/mesh-proxy', import.meta.url)));
+if (!existsSync(PROXY_BIN)) {
+  console.error(`e2e: no mesh-proxy at ${PROXY_BIN} (cargo build -p mesh-proxy, or set MESH_PROXY_BIN)`);
+  process.exit(2);
+}
 const ARTIFACTS = path.resolve(env('MESH_E2E_ARTIFACTS', 'artifacts'));
 const PIDFILE = process.env.MESH_E2E_PIDFILE;
 const CHROMIUM = env('MESH_E2E_CHROMIUM', '/usr/bin/chromium');
@@ -72,11 +82,16 @@ function start(name, cmd, args, opts = {}) {
   child.stdout.pipe(out, { end: false });
   child.stderr.pipe(out, { end: false });
   child.on('error', (e) => out.write(`spawn error: ${e.message}\n`));
+  adopt(name, child);
+  return child;
+}
+
+/** Registers a child started elsewhere (it must lead its own process group) for the kill at the end. */
+function adopt(name, child) {
   children.push({ name, child });
   if (PIDFILE && child.pid !== undefined) {
     appendFileSync(PIDFILE, `${child.pid}\n`);
   }
-  return child;
 }
 
 async function stopAll() {
@@ -156,8 +171,9 @@ const EXT_DIR = path.join(WORK, 'extensions');
 for (const d of [WS, EXT_OUT, path.join(UD, 'User'), EXT_DIR]) mkdirSync(d, { recursive: true });
 
 let server; // { url }
-let room; // the REST answer
-let ada; // { doc, provider, files }
+let shared; // Ada's mesh/share answer: { room, link, readLink }
+/** @type {LspPeer | undefined} */
+let ada;
 let page;
 let browser;
 
@@ -187,14 +203,31 @@ async function vscodeDocument() {
   return { ...report, text: doc?.text ?? null };
 }
 
-const adaText = () => ada.files.get(FILE)?.toString() ?? null;
+const adaText = () => ada.text(FILE);
 
-/** UTF-16 offset of (line, character) in a text, as Yjs counts. */
-function offsetOf(text, line, character) {
-  let off = 0;
-  for (let l = 0; l < line; l++) off = text.indexOf('\n', off) + 1;
-  return off + character;
+/**
+ * Reads a file of a room as a stock Yjs client (yjs + y-websocket) joining with a mesh link
+ * sees it: the room's own text, independent of any proxy. Connects, waits for the sync and
+ * the file, disconnects.
+ */
+async function roomText(joinLink, file, ms = SYNC_TIMEOUT_MS) {
+  const link = new URL(joinLink);
+  const roomId = link.pathname.split('/').pop();
+  const wsBase = `${link.protocol === 'https:' ? 'wss' : 'ws'}://${link.host}${link.pathname.slice(0, link.pathname.lastIndexOf('/join/'))}/ws`;
+  const doc = new Y.Doc();
+  const provider = new WebsocketProvider(wsBase, roomId, doc, { WebSocketPolyfill: WebSocket, params: { token: link.searchParams.get('token') } });
+  try {
+    const files = doc.getMap('files');
+    await until(`${file} in the room (as a Yjs client sees it)`, () => provider.synced && files.get(file) !== undefined, ms, 100);
+    return files.get(file).toString();
+  } finally {
+    provider.destroy();
+    doc.destroy();
+  }
 }
+
+/** Names in Ada's latest mesh/participants notification. */
+const adaSees = () => (ada.last('mesh/participants')?.participants ?? []).map((p) => p.name);
 
 /** The extension's status bar item (VS Code gives it the id `<extension id>.<item id>`). */
 const statusBarItem = () => page.locator('[id="mesh.mesh-vscode.mesh.status"]');
@@ -237,21 +270,17 @@ async function main() {
     log(`mesh-server at ${url}`);
   });
 
-  await check('Ada (a stock Yjs client) creates a room with main.py', async () => {
-    const res = await fetch(`${server.url}/api/sessions`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'e2e' }),
+  await check('Ada (a scripted editor on her own mesh-proxy) shares a folder with main.py', async () => {
+    ada = await LspPeer.start({
+      bin: PROXY_BIN, server: server.url, name: ADA, files: { [FILE]: INITIAL }, logDir: LOGS,
+      onSpawn: (child) => adopt('ada-mesh-proxy', child),
     });
-    if (res.status !== 201 && res.status !== 200) throw new Error(`POST /api/sessions: ${res.status} ${await res.text()}`);
-    room = await res.json();
-    const doc = new Y.Doc();
-    const wsBase = room.ws_url.slice(0, room.ws_url.lastIndexOf('/'));
-    const provider = new WebsocketProvider(wsBase, room.id, doc, { WebSocketPolyfill: WebSocket, params: { token: room.host_token } });
-    await until('Ada to sync with the room', () => provider.synced, 10_000);
-    const files = doc.getMap('files');
-    files.set(FILE, new Y.Text(INITIAL));
-    provider.awareness.setLocalStateField('user', ADA);
-    ada = { doc, provider, files };
-    log(`room ${room.id}, link ${room.join_link}`);
+    shared = await ada.share();
+    for (const k of ['room', 'link', 'readLink']) {
+      if (typeof shared?.[k] !== 'string' || shared[k] === '') throw new Error(`mesh/share answered ${JSON.stringify(shared)}`);
+    }
+    ada.open(FILE);
+    log(`room ${shared.room}, link ${shared.link}`);
   });
 
   let port;
@@ -333,7 +362,7 @@ async function main() {
     await runCommand('Mesh: Join Session');
     const input = page.locator('.quick-input-widget input');
     await page.locator('.quick-input-widget', { hasText: 'Paste the join link' }).first().waitFor({ timeout: 10_000 });
-    await input.fill(room.join_link);
+    await input.fill(shared.link);
     await page.keyboard.press('Enter');
     await until(`${FILE} in the workspace folder`, () => existsSync(path.join(WS, FILE)) && readFileSync(path.join(WS, FILE), 'utf8') === INITIAL, JOIN_TIMEOUT_MS, 200).catch(async (e) => {
       const errors = await page.locator('.notifications-toasts .notification-list-item-message').allTextContents().catch(() => []);
@@ -341,9 +370,12 @@ async function main() {
     });
   });
 
-  await check('the status bar shows the session with 2 participants', async () => {
+  await check('the status bar shows the session with 2 participants; Ada sees Grace join', async () => {
     await until('"Mesh (2)" in the status bar', async () => (await statusBarText()).includes('Mesh (2)'), SYNC_TIMEOUT_MS, 200).catch(async (e) => {
       throw new Error(`${e.message}; it says "${await statusBarText().catch(() => '?')}"`);
+    });
+    await ada.waitFor('Grace in Ada\'s mesh/participants', () => adaSees().includes('Grace')).catch((e) => {
+      throw new Error(`${e.message}; Ada sees ${JSON.stringify(adaSees())}`);
     });
   }, { critical: false });
 
@@ -364,38 +396,32 @@ async function main() {
     await page.locator('.editor-instance .monaco-editor .view-lines').first().click();
     await page.keyboard.press('Control+End');
     await page.keyboard.type(`\n${typed}`, { delay: 15 });
-    await until('the typed line in Ada\'s copy', () => (adaText() ?? '').includes(typed)).catch((e) => {
+    await ada.waitFor('the typed line in Ada\'s buffer', () => (adaText() ?? '').includes(typed), SYNC_TIMEOUT_MS).catch((e) => {
       throw new Error(`${e.message}; Ada has ${JSON.stringify(adaText())}`);
     });
+    // It came as versioned workspace/applyEdits that her buffer took.
+    if (ada.stats.applied === 0) throw new Error('Ada\'s buffer changed without an applied workspace/applyEdit');
   });
 
-  await check('Ada\'s edit appears in VS Code', async () => {
-    const t = ada.files.get(FILE);
-    t.insert(0, '# edited by Ada 🎉\n');
+  await check('Ada\'s typing appears in VS Code', async () => {
+    // One didChange per keystroke, the emoji a single keystroke of two UTF-16 units.
+    await ada.type(FILE, '# edited by Ada 🎉\n', { at: { line: 0, character: 0 }, delay: 15 });
     await until('Ada\'s line in VS Code', async () => (await vscodeDocument()).text?.includes('# edited by Ada 🎉')).catch(async (e) => {
       throw new Error(`${e.message}; VS Code has ${JSON.stringify((await vscodeDocument().catch(() => ({}))).text)}`);
     });
   });
 
   await check('Ada\'s cursor is drawn in VS Code with her name', async () => {
-    const text = adaText();
-    const at = offsetOf(text, 2, 8); // in "    return ...", after "retu"
-    ada.provider.awareness.setLocalStateField('cursor', { path: FILE, anchor: at, head: at });
-    await until('a decoration showing "Ada"', () => decorationShown(ADA.name), SYNC_TIMEOUT_MS, 200);
+    // Line 2 is "    return ..." (Ada added a line at the top); the caret goes after "retu".
+    ada.setCursor(FILE, { line: 2, character: 8 });
+    await until('a decoration showing "Ada"', () => decorationShown(ADA), SYNC_TIMEOUT_MS, 200);
     await page.screenshot({ path: path.join(ARTIFACTS, 'vscode-remote-cursor.png') });
     log(`screenshot: ${path.join(ARTIFACTS, 'vscode-remote-cursor.png')}`);
   }, { critical: false });
 
-  await check('concurrent typing on both sides converges byte for byte', async () => {
-    const t = ada.files.get(FILE);
-    const remote = (async () => {
-      for (let i = 0; i < 8; i++) {
-        // Ada appends to the first line while the person types at the end of the file.
-        const firstLineEnd = t.toString().indexOf('\n');
-        t.insert(firstLineEnd, i % 2 ? ' ✓' : ' ada');
-        await sleep(40);
-      }
-    })();
+  await check('concurrent typing on both sides converges byte for byte (VS Code = Ada = room)', async () => {
+    // Ada types at the end of the first line while the person types at the end of the file.
+    const remote = ada.type(FILE, ' ada ✓'.repeat(4), { at: (text) => positionAt(text, text.indexOf('\n')), delay: 30 });
     await page.keyboard.type(' and more typing 𝒳 from VS Code', { delay: 20 });
     await remote;
     let last;
@@ -405,26 +431,41 @@ async function main() {
     }, SYNC_TIMEOUT_MS, 500).catch((e) => {
       throw new Error(`${e.message}: VS Code ${JSON.stringify(last?.text)} vs Ada ${JSON.stringify(adaText())}`);
     });
-    if (Buffer.compare(Buffer.from(last.text, 'utf8'), Buffer.from(adaText(), 'utf8')) !== 0) throw new Error('texts differ as bytes');
+    const room = await roomText(shared.link, FILE);
+    const [v, a, r] = [last.text, adaText(), room].map((t) => Buffer.from(t, 'utf8'));
+    if (Buffer.compare(v, a) !== 0 || Buffer.compare(a, r) !== 0) {
+      throw new Error(`texts differ as bytes:\n       VS Code: ${JSON.stringify(last.text)}\n       Ada:     ${JSON.stringify(adaText())}\n       room:    ${JSON.stringify(room)}`);
+    }
+    for (const part of [' ada ✓ ada ✓ ada ✓ ada ✓\n', ' and more typing 𝒳 from VS Code']) {
+      if (!room.includes(part)) throw new Error(`the room's text lacks ${JSON.stringify(part)}: ${JSON.stringify(room)}`);
+    }
   });
 
-  await check('the Mesh view lists both participants; a click on the other one follows them', async () => {
-    // The room names a stock Yjs client by its mesh Hello, which Ada never sends: find her
-    // row by being the one that is not "(you)", and follow whatever name the view shows.
+  await check('Ada\'s proxy checks her buffer after quiet and finds it in step (no resync)', async () => {
+    // The proxy asks for mesh/documentHash once a document has been quiet for a while; a
+    // mismatch would make it replace the buffer and say so with mesh/notify.
+    const quietSince = ada.changedAt(FILE);
+    await ada.waitFor('a mesh/documentHash request after the last change', () => ada.requests('mesh/documentHash').some((r) => r.at >= quietSince), SYNC_TIMEOUT_MS);
+    await sleep(500);
+    const resyncs = ada.notifications('mesh/notify').filter((n) => /resync|drift/i.test(n.params?.message ?? ''));
+    if (resyncs.length > 0) throw new Error(`Ada's proxy repaired her buffer: ${JSON.stringify(resyncs.map((n) => n.params))}`);
+    log(`Ada applied ${ada.stats.applied} edit batches, refused ${ada.stats.refused} stale ones, answered ${ada.stats.hashRequests} hash checks`);
+  }, { critical: false });
+
+  await check('the Mesh view lists Grace (you) and Ada; a click on Ada follows her', async () => {
+    // Ada's proxy says Hello with her name, so the view names her.
     await runCommand('View: Show Mesh');
     const view = page.locator('.pane', { hasText: 'Participants' }).first();
     await view.locator('.monaco-list-row', { hasText: 'Grace (you)' }).first().waitFor({ timeout: 10_000 });
-    const other = view.locator('.monaco-list-row').filter({ hasNotText: '(you)' }).first();
-    await other.waitFor({ timeout: 10_000 });
-    const name = (await other.locator('.label-name').first().textContent())?.trim() ?? '';
-    log(`the view shows "${name}" for Ada`);
+    const row = view.locator('.monaco-list-row').filter({ hasNotText: '(you)' }).filter({ hasText: ADA }).first();
+    await row.waitFor({ timeout: 10_000 });
     await page.screenshot({ path: path.join(LOGS, 'participants.png') });
-    await other.click();
-    await until(`"${name}" followed in the status bar`, async () => (await statusBarText()).includes(name), SYNC_TIMEOUT_MS, 200).catch(async (e) => {
+    await row.click();
+    await until(`"${ADA}" followed in the status bar`, async () => (await statusBarText()).includes(ADA), SYNC_TIMEOUT_MS, 200).catch(async (e) => {
       throw new Error(`${e.message}; it says "${await statusBarText().catch(() => '?')}"`);
     });
     await runCommand('Mesh: Stop Following');
-    await until('following to stop', async () => !(await statusBarText()).includes(name), SYNC_TIMEOUT_MS, 200);
+    await until('following to stop', async () => !(await statusBarText()).includes(ADA), SYNC_TIMEOUT_MS, 200);
   }, { critical: false });
 
   await check('a chat message sent from the chat panel reaches the room and comes back', async () => {
@@ -435,41 +476,38 @@ async function main() {
     const text = 'hello from <b>VS Code</b> 👋';
     await input.fill(text);
     await input.press('Enter');
-    const chat = ada.doc.getArray('chat');
-    await until('the message in the room\'s chat', () => chat.toArray().some((m) => m?.text === text || m?.get?.('text') === text)).catch((e) => {
-      throw new Error(`${e.message}; the room's chat holds ${JSON.stringify(chat.toJSON())}`);
+    const received = () => ada.notifications('mesh/chatMessage').map((n) => n.params?.entry);
+    await ada.waitFor('the message in Ada\'s mesh/chatMessage', () => received().some((e) => e?.text === text && e?.author === 'Grace')).catch((e) => {
+      throw new Error(`${e.message}; Ada received ${JSON.stringify(received())}`);
     });
     // The proxy's mesh/chatMessage comes back; the panel shows it as text, not as markup.
     await frame.locator('.entry .text', { hasText: text }).first().waitFor({ timeout: SYNC_TIMEOUT_MS });
+    // And the other way: Ada's message appears in the open panel.
+    const reply = 'hi Grace, from Ada\'s editor ✍️';
+    await ada.chat(reply);
+    await frame.locator('.entry', { hasText: reply }).first().waitFor({ timeout: SYNC_TIMEOUT_MS });
   }, { critical: false });
 
-  await check('"Mesh: Leave" ends the session', async () => {
+  await check('"Mesh: Leave" ends the session; Ada sees Grace go', async () => {
     await runCommand('Mesh: Leave');
     await until('the status bar to leave the session', async () => !(await statusBarText()).includes('Mesh ('), SYNC_TIMEOUT_MS, 200);
+    await ada.waitFor('Grace gone from Ada\'s mesh/participants', () => !adaSees().includes('Grace')).catch((e) => {
+      throw new Error(`${e.message}; Ada sees ${JSON.stringify(adaSees())}`);
+    });
   }, { critical: false });
 
   await check('"Mesh: Share Folder" shares the workspace; a Yjs client joining with its link gets main.py', async () => {
     await runCommand('Mesh: Share Folder');
-    const shared = await until('a session with a link', async () => {
+    const ours = await until('a session with a link', async () => {
       const d = await vscodeDocument();
       return d.state?.kind === 'running' && d.state.status.state === 'connected' && d.state.status.link ? d : false;
     }, JOIN_TIMEOUT_MS, 500);
-    const link = new URL(shared.state.status.link);
-    const roomId = link.pathname.split('/').pop();
-    const wsBase = `${link.protocol === 'https:' ? 'wss' : 'ws'}://${link.host}${link.pathname.slice(0, link.pathname.lastIndexOf('/join/'))}/ws`;
-    const doc = new Y.Doc();
-    const provider = new WebsocketProvider(wsBase, roomId, doc, { WebSocketPolyfill: WebSocket, params: { token: link.searchParams.get('token') } });
-    try {
-      const files = doc.getMap('files');
-      await until(`${FILE} in the shared room`, () => provider.synced && files.get(FILE) !== undefined, JOIN_TIMEOUT_MS, 100);
-      const roomText = files.get(FILE).toString();
-      if (roomText !== shared.text) {
-        const onDisk = readFileSync(path.join(WS, FILE), 'utf8');
-        const now = (await vscodeDocument()).text;
-        throw new Error(`the room's ${FILE} differs from the VS Code buffer${roomText === onDisk ? ' (it is the file on disk instead)' : ''}:\n       room:   ${JSON.stringify(roomText)}\n       buffer: ${JSON.stringify(shared.text)}\n       buffer now: ${JSON.stringify(now)}\n       disk:   ${JSON.stringify(onDisk)}`);
-      }
-    } finally {
-      provider.destroy();
+    // A stock Yjs client joining with the link: what anyone else would get.
+    const room = await roomText(ours.state.status.link, FILE, JOIN_TIMEOUT_MS);
+    if (room !== ours.text) {
+      const onDisk = readFileSync(path.join(WS, FILE), 'utf8');
+      const now = (await vscodeDocument()).text;
+      throw new Error(`the room's ${FILE} differs from the VS Code buffer${room === onDisk ? ' (it is the file on disk instead)' : ''}:\n       room:   ${JSON.stringify(room)}\n       buffer: ${JSON.stringify(ours.text)}\n       buffer now: ${JSON.stringify(now)}\n       disk:   ${JSON.stringify(onDisk)}`);
     }
   }, { critical: false });
 }
@@ -499,7 +537,8 @@ async function finish(code) {
   if (finishing) return;
   finishing = true;
   clearTimeout(overall);
-  try { ada?.provider.destroy(); } catch { /* closing anyway */ }
+  // Ada first, politely (shutdown/exit); stopAll below signals her group if she lingers.
+  await ada?.stop().catch(() => {});
   await browser?.close().catch(() => {});
   await stopAll();
   collectLogs();
