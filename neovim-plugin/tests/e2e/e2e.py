@@ -357,6 +357,10 @@ def check_cursor(watcher, mover, row, col):
     """`mover` puts its caret at (row, col) (zero-based, bytes); `watcher` must draw it there
     with mover's name."""
     mover.nvim.api.win_set_cursor(0, [row + 1, col])
+    # Neovim may clamp the caret (Normal mode cannot sit past the last character, nor inside
+    # a multibyte one): expect it where it really is.
+    actual_row, col = mover.nvim.api.win_get_cursor(0)
+    row = actual_row - 1
     # An explicit update: win_set_cursor from RPC does not fire CursorMoved by itself.
     mover.lua("require('mesh.presence').send_cursor()")
 

@@ -1,0 +1,759 @@
+//! Running one job: one fresh container, a supervisor task that owns it, a stream of events.
+//!
+//! [`Runner::run`] validates the job, creates the container, uploads the files, attaches and
+//! starts it; any failure there is an [`Error`] and the container is already gone. Then one
+//! task supervises the run: a single `select!` over the container's output, the wall-clock
+//! deadline and the consumer going away. It enforces the output cap on the stream, kills on
+//! the deadline, reads the verdict (exit code, OOM) once the container has stopped, removes
+//! the container, and only then sends the final [`RunEvent::Exited`], so a consumer that has
+//! seen `Exited` knows nothing of the run is left.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bollard::container::LogOutput;
+use bollard::errors::Error as DockerError;
+use bollard::models::ContainerUpdateBody;
+use bollard::query_parameters::{
+    AttachContainerOptionsBuilder, KillContainerOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder,
+    UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
+};
+use bollard::Docker;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::files::{self, JobFile};
+use crate::registry::{Language, Limits, LimitsOverride, Registry};
+use crate::sandbox::{self, MarkerScanner, Scan};
+use crate::{Error, Result};
+
+/// How long Docker may take to answer the first request before we call it unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Create + upload + attach + start: a few hundred ms normally; a daemon this slow is broken.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// After a kill (or the streams closing), how long to wait for Docker to report the stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// After a kill, how long the output may take to close before the supervisor stops reading.
+const KILL_DRAIN: Duration = Duration::from_secs(5);
+/// A one-shot stats read (pids count at a timeout); skipped if Docker is slower than this.
+const STATS_TIMEOUT: Duration = Duration::from_secs(2);
+/// Events buffered for a slow consumer before the supervisor waits for it (back-pressure,
+/// which in turn stops reading the container's output, which blocks its writes).
+const EVENT_BUFFER: usize = 64;
+
+/// Which image of a language to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageSource {
+    /// The public image (`image`), for machines that can pull from a registry.
+    Public,
+    /// The image built by `scripts/build-images` (`local_image`), for machines that cannot.
+    Local,
+}
+
+/// The step of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The language's compile command.
+    Compile,
+    /// The program itself.
+    Run,
+}
+
+/// A limit that ended a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// The wall-clock limit: the container was killed.
+    Time,
+    /// The memory limit: the kernel's OOM killer struck.
+    Memory,
+    /// The output cap: the container was killed, the output is cut at the cap.
+    Output,
+    /// The process limit was reached when the step ran out of time (a fork bomb).
+    Pids,
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    /// The step that ended the run: `Compile` means a compile error (or a limit hit while
+    /// compiling), `Run` that the program ran.
+    pub stage: Stage,
+    /// The exit status (128 + signal when killed), if Docker reported one.
+    pub code: Option<i64>,
+    /// Wall-clock time of the step.
+    pub duration: Duration,
+    /// The limit that ended it, if any.
+    pub limit_hit: Option<Limit>,
+}
+
+impl Exit {
+    /// True when the compiler rejected the program (not a limit).
+    pub fn is_compile_error(&self) -> bool {
+        self.stage == Stage::Compile && self.limit_hit.is_none()
+    }
+
+    /// True when the program ran and exited with status 0 within its limits.
+    pub fn is_success(&self) -> bool {
+        self.stage == Stage::Run && self.code == Some(0) && self.limit_hit.is_none()
+    }
+}
+
+/// What a run reports, in order: compiler output, `Compiled`, program output, then exactly
+/// one of `Exited` or `Failed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEvent {
+    /// Compiler output (its stdout and stderr, in order).
+    Compile(Bytes),
+    /// The compile step succeeded; the program starts now.
+    Compiled {
+        /// Wall-clock time of the compile step.
+        duration: Duration,
+    },
+    /// Program stdout.
+    Stdout(Bytes),
+    /// Program stderr.
+    Stderr(Bytes),
+    /// The run is over and its container removed.
+    Exited(Exit),
+    /// The run service itself failed mid-run (not the program); the container is removed.
+    Failed(String),
+}
+
+/// What goes to the program's stdin.
+#[derive(Debug, Default)]
+pub enum Stdin {
+    /// Nothing: the program reads end-of-file at once.
+    #[default]
+    Empty,
+    /// These bytes, then end-of-file.
+    Bytes(Bytes),
+    /// Whatever arrives on the channel (e.g. typed by participants); end-of-file when every
+    /// sender is dropped.
+    Channel(mpsc::Receiver<Bytes>),
+}
+
+/// One run request.
+#[derive(Debug)]
+pub struct Job {
+    /// Registry id of the language.
+    pub language: String,
+    /// The files; must include the language's `main_file`.
+    pub files: Vec<JobFile>,
+    /// The program's stdin.
+    pub stdin: Stdin,
+    /// Tightens the language's limits for this job (both steps); cannot loosen them.
+    pub limits: LimitsOverride,
+}
+
+impl Job {
+    /// A job of `language` with these files, no stdin and the registry's limits.
+    pub fn new(language: impl Into<String>, files: Vec<JobFile>) -> Self {
+        Self {
+            language: language.into(),
+            files,
+            stdin: Stdin::Empty,
+            limits: LimitsOverride::default(),
+        }
+    }
+
+    /// Sets the program's stdin.
+    pub fn stdin(mut self, stdin: Stdin) -> Self {
+        self.stdin = stdin;
+        self
+    }
+
+    /// Tightens the limits.
+    pub fn limits(mut self, limits: LimitsOverride) -> Self {
+        self.limits = limits;
+        self
+    }
+}
+
+/// Everything a run printed, and how it ended ([`Run::collect`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Collected {
+    /// Compiler output.
+    pub compile: Vec<u8>,
+    /// Program stdout.
+    pub stdout: Vec<u8>,
+    /// Program stderr.
+    pub stderr: Vec<u8>,
+    /// How it ended; `Err` with the message of a [`RunEvent::Failed`].
+    pub exit: std::result::Result<Exit, String>,
+}
+
+/// A started run: a stream of [`RunEvent`]s. Dropping it kills and removes the container.
+pub struct Run {
+    container_id: String,
+    events: mpsc::Receiver<RunEvent>,
+}
+
+impl Run {
+    /// The container's id (for logs; it is removed when the run ends).
+    pub fn container_id(&self) -> &str {
+        &self.container_id
+    }
+
+    /// The next event; `None` after the final one.
+    pub async fn next_event(&mut self) -> Option<RunEvent> {
+        self.events.recv().await
+    }
+
+    /// Waits for the end and gathers the output.
+    pub async fn collect(mut self) -> Collected {
+        let mut c = Collected {
+            compile: Vec::new(),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            exit: Err("the run ended without a verdict".into()),
+        };
+        while let Some(ev) = self.events.recv().await {
+            match ev {
+                RunEvent::Compile(b) => c.compile.extend_from_slice(&b),
+                RunEvent::Compiled { .. } => {}
+                RunEvent::Stdout(b) => c.stdout.extend_from_slice(&b),
+                RunEvent::Stderr(b) => c.stderr.extend_from_slice(&b),
+                RunEvent::Exited(exit) => c.exit = Ok(exit),
+                RunEvent::Failed(msg) => c.exit = Err(msg),
+            }
+        }
+        c
+    }
+}
+
+impl Stream for Run {
+    type Item = RunEvent;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<RunEvent>> {
+        self.events.poll_recv(cx)
+    }
+}
+
+/// The run service: a Docker connection and a registry. Cheap to clone.
+#[derive(Clone)]
+pub struct Runner {
+    docker: Docker,
+    registry: Arc<Registry>,
+    images: ImageSource,
+}
+
+impl Runner {
+    /// Connects to Docker the usual way (`DOCKER_HOST`, else the local socket) and checks
+    /// that it answers; [`Error::DockerUnreachable`] says how to fix it when it does not.
+    pub async fn connect(registry: Registry, images: ImageSource) -> Result<Self> {
+        let docker = Docker::connect_with_defaults().map_err(|e| Error::DockerUnreachable(e.to_string()))?;
+        Self::with_docker(docker, registry, images).await
+    }
+
+    /// Connects to the Docker engine at `host` (`unix:///path`, `tcp://host:port`, ...).
+    pub async fn connect_to(host: &str, registry: Registry, images: ImageSource) -> Result<Self> {
+        let docker = Docker::connect_with_host(host).map_err(|e| Error::DockerUnreachable(format!("{host}: {e}")))?;
+        Self::with_docker(docker, registry, images).await
+    }
+
+    /// Uses this Docker client; negotiates the API version (Debian's Docker 20.10 speaks
+    /// 1.41, older than bollard's default) and checks that it answers.
+    pub async fn with_docker(docker: Docker, registry: Registry, images: ImageSource) -> Result<Self> {
+        let docker = tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version())
+            .await
+            .map_err(|_| Error::DockerUnreachable(format!("no answer within {CONNECT_TIMEOUT:?}")))?
+            .map_err(|e| Error::DockerUnreachable(e.to_string()))?;
+        Ok(Self {
+            docker,
+            registry: Arc::new(registry),
+            images,
+        })
+    }
+
+    /// The Docker client.
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The image this runner uses for `lang`.
+    pub fn image_for<'a>(&self, lang: &'a Language) -> Result<&'a str> {
+        match self.images {
+            ImageSource::Public => Ok(&lang.image),
+            ImageSource::Local => lang.local_image.as_deref().ok_or_else(|| Error::ImageMissing {
+                image: "(none)".into(),
+                hint: format!("language {:?} has no local_image in the registry", lang.id),
+            }),
+        }
+    }
+
+    /// Starts a run. Everything about the job is checked before any container exists; a
+    /// failure while setting up removes the container before returning the error.
+    pub async fn run(&self, job: Job) -> Result<Run> {
+        let lang = self.registry.get(&job.language)?.clone();
+        files::validate(&job.files)?;
+        if !job.files.iter().any(|f| f.path == lang.main_file) {
+            return Err(Error::BadFile {
+                path: lang.main_file.clone(),
+                problem: format!("the {} entry file is missing", lang.name),
+            });
+        }
+        let run_limits = job.limits.tighten(lang.limits);
+        let compile_limits = job.limits.tighten(lang.compile_limits);
+        let archive = files::tar_archive(&job.files)?;
+        let image = self.image_for(&lang)?.to_owned();
+        let first = if lang.compile.is_some() {
+            compile_limits
+        } else {
+            run_limits
+        };
+        let config = sandbox::container_config(&lang, &image, &first);
+
+        let created = tokio::time::timeout(SETUP_TIMEOUT, self.docker.create_container(None, config))
+            .await
+            .map_err(|_| Error::Protocol(format!("Docker did not create a container within {SETUP_TIMEOUT:?}")))?
+            .map_err(|e| match e {
+                DockerError::DockerResponseServerError {
+                    status_code: 404,
+                    message,
+                } => Error::ImageMissing {
+                    image: image.clone(),
+                    hint: format!("{message}; build it with `scripts/build-images {}` or pull it", lang.id),
+                },
+                other => Error::from_docker(other),
+            })?;
+        let guard = ContainerGuard::new(self.docker.clone(), created.id.clone());
+        let setup = async {
+            let upload = UploadToContainerOptionsBuilder::new().path(sandbox::JOB_DIR).build();
+            self.docker
+                .upload_to_container(&guard.id, Some(upload), bollard::body_full(Bytes::from(archive)))
+                .await?;
+            let attach = AttachContainerOptionsBuilder::new()
+                .stream(true)
+                .stdin(true)
+                .stdout(true)
+                .stderr(true)
+                .build();
+            let attached = self.docker.attach_container(&guard.id, Some(attach)).await?;
+            self.docker.start_container(&guard.id, None).await?;
+            Ok::<_, DockerError>(attached)
+        };
+        let attached = match tokio::time::timeout(SETUP_TIMEOUT, setup).await {
+            Ok(Ok(attached)) => attached,
+            Ok(Err(e)) => {
+                guard.remove().await;
+                return Err(Error::from_docker(e));
+            }
+            Err(_) => {
+                guard.remove().await;
+                return Err(Error::Protocol(format!(
+                    "Docker did not start the container within {SETUP_TIMEOUT:?}"
+                )));
+            }
+        };
+
+        let nonce = new_nonce();
+        let (go_tx, go_rx) = match lang.compile {
+            Some(_) => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            }
+            None => (None, None),
+        };
+        let feeder = tokio::spawn(feed_stdin(attached.input, nonce.clone(), go_rx, job.stdin));
+        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+        let container_id = guard.id.clone();
+        let supervisor = Supervisor {
+            docker: self.docker.clone(),
+            guard,
+            tx,
+            scanner: MarkerScanner::new(&nonce),
+            stage: if lang.compile.is_some() {
+                Stage::Compile
+            } else {
+                Stage::Run
+            },
+            limits: first,
+            run_limits,
+            go: go_tx,
+            emitted: 0,
+            killed: None,
+            started: Instant::now(),
+            ended: None,
+            compile_status: None,
+        };
+        tokio::spawn(async move {
+            supervisor.supervise(attached.output).await;
+            feeder.abort();
+        });
+        Ok(Run {
+            container_id,
+            events: rx,
+        })
+    }
+}
+
+fn new_nonce() -> String {
+    let bits: u128 = rand::random();
+    format!("{bits:032x}")
+}
+
+/// Writes the runner's control lines, then the program's stdin, then closes stdin.
+async fn feed_stdin(
+    mut input: Pin<Box<dyn AsyncWrite + Send>>,
+    nonce: String,
+    go: Option<oneshot::Receiver<()>>,
+    stdin: Stdin,
+) {
+    // Write errors mean the container is gone; the supervisor reports that.
+    async fn write(input: &mut Pin<Box<dyn AsyncWrite + Send>>, bytes: &[u8]) -> std::io::Result<()> {
+        input.write_all(bytes).await?;
+        input.flush().await
+    }
+    if write(&mut input, format!("{nonce}\n").as_bytes()).await.is_err() {
+        return;
+    }
+    if let Some(go) = go {
+        // Dropped without a signal: the compile failed or the run was killed.
+        if go.await.is_err() || write(&mut input, b"run\n").await.is_err() {
+            return;
+        }
+    }
+    match stdin {
+        Stdin::Empty => {}
+        Stdin::Bytes(b) => {
+            if write(&mut input, &b).await.is_err() {
+                return;
+            }
+        }
+        Stdin::Channel(mut rx) => {
+            while let Some(b) = rx.recv().await {
+                if write(&mut input, &b).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    // Half-closes the attach connection; with `stdin_once` Docker closes the program's stdin.
+    let _ = input.shutdown().await;
+}
+
+/// Removes its container when dropped, unless [`ContainerGuard::remove`] did it already:
+/// a panic or a cancelled future never leaves a sandbox behind.
+struct ContainerGuard {
+    docker: Docker,
+    id: String,
+    armed: bool,
+}
+
+impl ContainerGuard {
+    fn new(docker: Docker, id: String) -> Self {
+        Self {
+            docker,
+            id,
+            armed: true,
+        }
+    }
+
+    /// Force-removes the container and its `/job` volume, and waits for Docker to confirm.
+    async fn remove(mut self) {
+        self.armed = false;
+        remove_container(&self.docker, &self.id).await;
+    }
+}
+
+async fn remove_container(docker: &Docker, id: &str) {
+    let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+    match docker.remove_container(id, Some(opts)).await {
+        Ok(()) | Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {}
+        Err(e) => tracing::error!(container = %id, error = %e, "could not remove a sandbox container"),
+    }
+}
+
+impl Drop for ContainerGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (docker, id) = (self.docker.clone(), std::mem::take(&mut self.id));
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move { remove_container(&docker, &id).await });
+            }
+            Err(_) => tracing::error!(container = %id, "sandbox container leaked: no runtime to remove it"),
+        }
+    }
+}
+
+/// The task that owns one run's container.
+struct Supervisor {
+    docker: Docker,
+    guard: ContainerGuard,
+    tx: mpsc::Sender<RunEvent>,
+    scanner: MarkerScanner,
+    stage: Stage,
+    /// Limits of the current step.
+    limits: Limits,
+    run_limits: Limits,
+    /// Tells the stdin feeder that the compile step succeeded.
+    go: Option<oneshot::Sender<()>>,
+    /// Output bytes of the current step so far.
+    emitted: u64,
+    /// Set once we kill the container, with the reason.
+    killed: Option<Limit>,
+    /// Start of the current step.
+    started: Instant,
+    /// End of the current step (kill, or the container's streams closing).
+    ended: Option<Instant>,
+    /// The compiler's status, once the marker was seen.
+    compile_status: Option<i64>,
+}
+
+/// What the supervisor's loop waits for.
+enum Event {
+    Output(Option<std::result::Result<LogOutput, DockerError>>),
+    Deadline,
+    ConsumerGone,
+}
+
+impl Supervisor {
+    async fn supervise(
+        mut self,
+        mut output: Pin<Box<dyn Stream<Item = std::result::Result<LogOutput, DockerError>> + Send>>,
+    ) {
+        let mut deadline = tokio::time::Instant::from_std(self.started + self.limits.wall());
+        let mut consumer_gone = false;
+        loop {
+            let event = tokio::select! {
+                item = output.next() => Event::Output(item),
+                _ = tokio::time::sleep_until(deadline) => Event::Deadline,
+                _ = self.tx.closed(), if !consumer_gone => Event::ConsumerGone,
+            };
+            // After a kill the loop keeps reading (and dropping) output until the stream ends:
+            // Docker finishes a kill only once the container's output is drained, so a
+            // supervisor that stopped reading a flood would wait for the client's timeout
+            // (measured: 120 s on Docker 20.10). KILL_DRAIN bounds that wait.
+            match event {
+                Event::Output(None) => break,
+                Event::Output(Some(Err(e))) => {
+                    tracing::warn!(container = %self.guard.id, error = %e, "attach stream failed");
+                    break;
+                }
+                Event::Output(Some(Ok(log))) => {
+                    let step_before = self.stage;
+                    self.on_output(log).await;
+                    if self.stage != step_before {
+                        deadline = tokio::time::Instant::from_std(self.started + self.limits.wall());
+                    }
+                }
+                Event::Deadline if self.killed.is_some() => {
+                    tracing::warn!(container = %self.guard.id, "output still open {KILL_DRAIN:?} after the kill");
+                    break;
+                }
+                Event::Deadline => {
+                    let limit = self.timeout_cause().await;
+                    self.kill(limit).await;
+                }
+                Event::ConsumerGone => {
+                    consumer_gone = true;
+                    self.kill(Limit::Time).await;
+                }
+            }
+            if self.killed.is_some() {
+                deadline = tokio::time::Instant::from_std(self.ended.unwrap_or_else(Instant::now) + KILL_DRAIN);
+            }
+        }
+        drop(output);
+        let ended = self.ended.unwrap_or_else(Instant::now);
+        let verdict = self.verdict().await;
+        let Supervisor {
+            guard,
+            tx,
+            stage,
+            started,
+            killed,
+            compile_status,
+            ..
+        } = self;
+        guard.remove().await;
+        if consumer_gone {
+            return;
+        }
+        let event = match verdict {
+            Ok((code, oom)) => {
+                // Our own kill names its reason; otherwise an OOM kill is the memory limit.
+                let limit_hit = match killed {
+                    Some(Limit::Output) => Some(Limit::Output),
+                    _ if oom => Some(Limit::Memory),
+                    k => k,
+                };
+                let code = match (stage, compile_status) {
+                    (Stage::Compile, Some(status)) if limit_hit.is_none() => Some(status),
+                    _ => code,
+                };
+                RunEvent::Exited(Exit {
+                    stage,
+                    code,
+                    duration: ended - started,
+                    limit_hit,
+                })
+            }
+            Err(e) => RunEvent::Failed(e),
+        };
+        let _ = tx.send(event).await;
+    }
+
+    async fn on_output(&mut self, log: LogOutput) {
+        let (is_stderr, bytes) = match log {
+            LogOutput::StdOut { message } => (false, message),
+            LogOutput::StdErr { message } => (true, message),
+            LogOutput::StdIn { .. } | LogOutput::Console { .. } => return,
+        };
+        if self.stage == Stage::Compile && self.compile_status.is_none() {
+            if !is_stderr {
+                // The runner folds compiler stdout into stderr; anything else is compiler
+                // output too.
+                self.emit(RunEvent::Compile(bytes)).await;
+                return;
+            }
+            for scan in self.scanner.push(&bytes) {
+                match scan {
+                    Scan::Output(b) => self.emit(RunEvent::Compile(b.into())).await,
+                    Scan::Marker { before, status } => {
+                        if !before.is_empty() {
+                            self.emit(RunEvent::Compile(before.into())).await;
+                        }
+                        self.compile_status = Some(status);
+                        if status == 0 && self.killed.is_none() {
+                            self.start_run_step().await;
+                        }
+                    }
+                }
+            }
+            if self.stage == Stage::Run {
+                let rest = self.scanner.finish();
+                if !rest.is_empty() {
+                    self.emit(RunEvent::Stderr(rest.into())).await;
+                }
+            }
+            return;
+        }
+        let event = if is_stderr {
+            RunEvent::Stderr(bytes)
+        } else {
+            RunEvent::Stdout(bytes)
+        };
+        self.emit(event).await;
+    }
+
+    /// After a successful compile: narrow the limits to the run step's, tell the runner to go.
+    async fn start_run_step(&mut self) {
+        let duration = self.started.elapsed();
+        if self.run_limits != self.limits {
+            let update = ContainerUpdateBody {
+                memory: Some(self.run_limits.memory_bytes()),
+                memory_swap: Some(self.run_limits.memory_bytes()),
+                pids_limit: Some(i64::from(self.run_limits.pids)),
+                nano_cpus: Some((self.run_limits.cpus * 1e9) as i64),
+                ..Default::default()
+            };
+            if let Err(e) = self.docker.update_container(&self.guard.id, update).await {
+                // Running with the compile step's wider limits would be a silent hole.
+                tracing::warn!(container = %self.guard.id, error = %e, "could not narrow limits for the run step");
+                let _ = self
+                    .tx
+                    .send(RunEvent::Failed(format!("could not apply the run limits: {e}")))
+                    .await;
+                self.kill(Limit::Time).await;
+                return;
+            }
+        }
+        let _ = self.tx.send(RunEvent::Compiled { duration }).await;
+        self.stage = Stage::Run;
+        self.limits = self.run_limits;
+        self.emitted = 0;
+        self.started = Instant::now();
+        if let Some(go) = self.go.take() {
+            let _ = go.send(());
+        }
+    }
+
+    /// Sends output, cut at the step's cap; reaching the cap kills the container.
+    async fn emit(&mut self, event: RunEvent) {
+        if self.killed.is_some() {
+            return;
+        }
+        let (bytes, rebuild): (&Bytes, fn(Bytes) -> RunEvent) = match &event {
+            RunEvent::Compile(b) => (b, RunEvent::Compile),
+            RunEvent::Stdout(b) => (b, RunEvent::Stdout),
+            RunEvent::Stderr(b) => (b, RunEvent::Stderr),
+            _ => unreachable!("emit is only called with output"),
+        };
+        let room = self.limits.output_bytes.saturating_sub(self.emitted);
+        if (bytes.len() as u64) <= room {
+            self.emitted += bytes.len() as u64;
+            let _ = self.tx.send(event).await;
+            return;
+        }
+        let cut = bytes.slice(..room as usize);
+        self.emitted += room;
+        if !cut.is_empty() {
+            let _ = self.tx.send(rebuild(cut)).await;
+        }
+        self.kill(Limit::Output).await;
+    }
+
+    /// At the deadline: a step that also exhausted its process limit is reported as `Pids`.
+    async fn timeout_cause(&self) -> Limit {
+        let opts = StatsOptionsBuilder::new().stream(false).one_shot(true).build();
+        let mut stats = self.docker.stats(&self.guard.id, Some(opts));
+        let pids = match tokio::time::timeout(STATS_TIMEOUT, stats.next()).await {
+            Ok(Some(Ok(s))) => s.pids_stats.and_then(|p| p.current),
+            _ => None,
+        };
+        // tini and the runner take a process or two; "near the limit" is a bomb.
+        match pids {
+            Some(n) if n + 2 >= u64::from(self.limits.pids) => Limit::Pids,
+            _ => Limit::Time,
+        }
+    }
+
+    async fn kill(&mut self, reason: Limit) {
+        if self.killed.is_some() {
+            return;
+        }
+        self.killed = Some(reason);
+        self.ended = Some(Instant::now());
+        self.go.take();
+        // Not awaited here: the kill completes only once the output is drained, which is
+        // the supervisor loop's job.
+        let (docker, id) = (self.docker.clone(), self.guard.id.clone());
+        tokio::spawn(async move {
+            let opts = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
+            if let Err(e) = docker.kill_container(&id, Some(opts)).await {
+                // 409: it stopped on its own meanwhile.
+                tracing::debug!(container = %id, error = %e, "kill");
+            }
+        });
+    }
+
+    /// Waits for the container to stop, then reads its exit code and OOM flag.
+    async fn verdict(&mut self) -> std::result::Result<(Option<i64>, bool), String> {
+        let opts = WaitContainerOptionsBuilder::new().condition("not-running").build();
+        let mut wait = self.docker.wait_container(&self.guard.id, Some(opts));
+        if tokio::time::timeout(STOP_TIMEOUT, wait.next()).await.is_err() {
+            tracing::warn!(container = %self.guard.id, "container did not stop; killing it");
+            self.kill(Limit::Time).await;
+        }
+        let inspect = self
+            .docker
+            .inspect_container(&self.guard.id, None)
+            .await
+            .map_err(|e| format!("inspect: {e}"))?;
+        let state = inspect.state.unwrap_or_default();
+        Ok((state.exit_code, state.oom_killed.unwrap_or(false)))
+    }
+}

@@ -1,0 +1,329 @@
+//! The shape of one sandbox container, and the tiny runner script that runs inside it.
+//!
+//! Everything here is pure (no Docker calls), so the hardening is unit-tested field by field.
+//!
+//! ## How files get in
+//!
+//! The root file system is read-only and the work dir is a tmpfs. Docker (20.10 and later)
+//! refuses an archive upload into a read-only root, and an upload into a tmpfs mount point
+//! lands under the mount, invisible to the container (measured; there is no copy-up). So the
+//! job's tar archive goes into `/job`, an anonymous volume owned by root that the sandbox
+//! user can read but not write (so no disk fill there), and the runner script copies it into
+//! the tmpfs work dir before anything runs. The volume is removed with the container.
+//!
+//! ## The runner protocol (stdin, then stderr)
+//!
+//! The container starts `sh -c RUNNER_SCRIPT` with the compile and run commands as
+//! arguments. It waits for one line on stdin: a random per-run nonce. Then it copies the
+//! files and, for compiled languages, runs the compiler with its stdout folded into stderr
+//! (so compiler output keeps its order on one stream) and writes a marker line to stderr:
+//! `\n<nonce> compiled <status>\n`. On failure it exits with the compiler's status. On
+//! success it waits for a second line on stdin (`run`), sent by the supervisor once it has
+//! read the marker, so no program output can overtake compiler output on the other stream.
+//! Then it `exec`s the program, whose stdin is the rest of the attached stdin.
+//!
+//! The nonce is never in argv or the environment, so the compiler (which can be made to
+//! print files, e.g. with `#include "/proc/1/cmdline"`) cannot forge the marker. A forged
+//! marker could only mislabel the user's own output anyway.
+//!
+//! The same protocol serves a warm pool: a container started ahead of time waits on stdin
+//! for the nonce, its files uploaded into `/job` just before.
+
+use std::collections::HashMap;
+
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType, ResourcesUlimits};
+
+use crate::registry::{Language, Limits};
+
+/// The uid and gid programs run as; the local images name it `runner`.
+pub const SANDBOX_UID: u32 = 10001;
+/// Where the program runs: a tmpfs, exec-able, owned by the sandbox user.
+pub const WORK_DIR: &str = "/work";
+/// Where the job's archive is uploaded (read-only to the sandbox user).
+pub const JOB_DIR: &str = "/job";
+/// The work dir's size: sources plus build output (a Rust or Go binary is a few MiB).
+pub const WORK_DIR_BYTES: u64 = 64 * 1024 * 1024;
+/// /tmp's size: compilers keep temporaries there and Go keeps its build cache there.
+pub const TMP_DIR_BYTES: u64 = 256 * 1024 * 1024;
+/// Open files per process: plenty for a program, a brake on descriptor exhaustion.
+const NOFILE: i64 = 1024;
+/// Label that marks mesh's sandboxes, so an operator (or a cleanup job) can find leftovers.
+pub const LABEL: &str = "org.mesh.runner";
+
+/// The script the container runs; see the module docs for the protocol.
+pub const RUNNER_SCRIPT: &str = r#"IFS= read -r nonce || exit 125
+cp -R /job/. /work/ || exit 125
+cd /work || exit 125
+if [ -n "$1" ]; then
+  (eval "exec $1") </dev/null 1>&2
+  status=$?
+  printf '\n%s compiled %s\n' "$nonce" "$status" >&2
+  [ "$status" -eq 0 ] || exit "$status"
+  IFS= read -r go || exit 125
+fi
+unset nonce status go
+eval "exec $2"
+"#;
+
+/// Quotes argv for `sh`, each word in single quotes.
+pub fn shell_words(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The container for one run of `lang` in `image` with `limits` (the first step's).
+pub fn container_config(lang: &Language, image: &str, limits: &Limits) -> ContainerCreateBody {
+    let compile = lang.compile.as_deref().map(shell_words).unwrap_or_default();
+    let run = shell_words(&lang.run);
+    let mut env = vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
+        format!("HOME={WORK_DIR}"),
+        "LANG=C.UTF-8".to_owned(),
+        "TMPDIR=/tmp".to_owned(),
+    ];
+    env.extend(lang.env.iter().map(|(k, v)| format!("{k}={v}")));
+    let uid = SANDBOX_UID;
+    ContainerCreateBody {
+        image: Some(image.to_owned()),
+        user: Some(format!("{uid}:{uid}")),
+        working_dir: Some(WORK_DIR.to_owned()),
+        // The entrypoint is cleared so public images' entrypoints (e.g. docker-entrypoint.sh)
+        // cannot get between us and the runner.
+        entrypoint: Some(vec![]),
+        cmd: Some(vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            RUNNER_SCRIPT.into(),
+            "mesh-run".into(),
+            compile,
+            run,
+        ]),
+        env: Some(env),
+        attach_stdin: Some(true),
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        open_stdin: Some(true),
+        // Closing our end of the attached stdin closes the program's stdin (EOF).
+        stdin_once: Some(true),
+        tty: Some(false),
+        network_disabled: Some(true),
+        labels: Some(HashMap::from([
+            (LABEL.to_owned(), "1".to_owned()),
+            ("org.mesh.language".to_owned(), lang.id.clone()),
+        ])),
+        host_config: Some(host_config(limits)),
+        ..Default::default()
+    }
+}
+
+fn host_config(limits: &Limits) -> HostConfig {
+    let uid = SANDBOX_UID;
+    HostConfig {
+        network_mode: Some("none".into()),
+        readonly_rootfs: Some(true),
+        cap_drop: Some(vec!["ALL".into()]),
+        // Docker's default seccomp profile applies because nothing here disables it.
+        security_opt: Some(vec!["no-new-privileges".into()]),
+        privileged: Some(false),
+        init: Some(true),
+        pids_limit: Some(i64::from(limits.pids)),
+        memory: Some(limits.memory_bytes()),
+        // Equal to memory: no swap, so the memory limit is a real limit.
+        memory_swap: Some(limits.memory_bytes()),
+        nano_cpus: Some((limits.cpus * 1e9) as i64),
+        ipc_mode: Some("private".into()),
+        shm_size: Some(16 * 1024 * 1024),
+        ulimits: Some(vec![
+            ResourcesUlimits {
+                name: Some("nofile".into()),
+                soft: Some(NOFILE),
+                hard: Some(NOFILE),
+            },
+            ResourcesUlimits {
+                name: Some("core".into()),
+                soft: Some(0),
+                hard: Some(0),
+            },
+        ]),
+        // tmpfs pages count against the memory limit, so a full work dir is bounded twice.
+        tmpfs: Some(HashMap::from([
+            (
+                WORK_DIR.to_owned(),
+                format!("rw,exec,nosuid,nodev,size={WORK_DIR_BYTES},uid={uid},gid={uid},mode=0700"),
+            ),
+            (
+                "/tmp".to_owned(),
+                format!("rw,exec,nosuid,nodev,size={TMP_DIR_BYTES},mode=1777"),
+            ),
+        ])),
+        mounts: Some(vec![Mount {
+            target: Some(JOB_DIR.into()),
+            typ: Some(MountType::VOLUME),
+            read_only: Some(false),
+            ..Default::default()
+        }]),
+        // Output reaches us through attach; a log driver would keep an unbounded copy of a
+        // flood on the host's disk.
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("none".into()),
+            config: None,
+        }),
+        auto_remove: Some(false),
+        ..Default::default()
+    }
+}
+
+/// What [`MarkerScanner::push`] found in compile-step stderr.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Scan {
+    /// Compiler output, safe to emit (the marker is not in it, nor a prefix of it).
+    Output(Vec<u8>),
+    /// The marker: compiler output before it, and the compiler's exit status.
+    Marker {
+        /// Compiler output before the marker.
+        before: Vec<u8>,
+        /// The compiler's exit status (-1 if unreadable).
+        status: i64,
+    },
+}
+
+/// Finds the runner's `\n<nonce> compiled <status>\n` line in a byte stream that arrives in
+/// arbitrary chunks, holding back only a tail that could be the start of the marker.
+pub struct MarkerScanner {
+    head: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+impl MarkerScanner {
+    /// A scanner for this run's nonce.
+    pub fn new(nonce: &str) -> Self {
+        Self {
+            head: format!("\n{nonce} compiled ").into_bytes(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Feeds a chunk; returns what can be emitted now.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<Scan> {
+        self.buf.extend_from_slice(chunk);
+        let mut out = Vec::new();
+        if let Some(at) = find(&self.buf, &self.head) {
+            let rest = &self.buf[at + self.head.len()..];
+            if let Some(nl) = rest.iter().position(|&b| b == b'\n') {
+                let status = std::str::from_utf8(&rest[..nl])
+                    .ok()
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or(-1);
+                let before = self.buf[..at].to_vec();
+                self.buf = rest[nl + 1..].to_vec();
+                out.push(Scan::Marker { before, status });
+                return out;
+            }
+            // The marker's status line is incomplete: emit what precedes it, keep the rest.
+            let before: Vec<u8> = self.buf.drain(..at).collect();
+            if !before.is_empty() {
+                out.push(Scan::Output(before));
+            }
+            return out;
+        }
+        // Hold back the longest suffix that is a prefix of the marker's head.
+        let keep = (1..=self.head.len().min(self.buf.len()))
+            .rev()
+            .find(|&n| self.buf.ends_with(&self.head[..n]))
+            .unwrap_or(0);
+        let emit: Vec<u8> = self.buf.drain(..self.buf.len() - keep).collect();
+        if !emit.is_empty() {
+            out.push(Scan::Output(emit));
+        }
+        out
+    }
+
+    /// Whatever is held back, when the stream ends without a marker.
+    pub fn finish(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.buf)
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Registry;
+
+    #[test]
+    fn the_container_is_hardened() {
+        let reg = Registry::builtin().unwrap();
+        let c = reg.get("c").unwrap();
+        let cfg = container_config(c, "img", &c.compile_limits);
+        let host = cfg.host_config.as_ref().unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("none"));
+        assert_eq!(cfg.network_disabled, Some(true));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(host.security_opt, Some(vec!["no-new-privileges".to_string()]));
+        assert_eq!(host.init, Some(true));
+        assert_eq!(host.privileged, Some(false));
+        assert_eq!(host.memory, host.memory_swap);
+        assert_eq!(host.memory, Some(i64::from(c.compile_limits.memory_mib) << 20));
+        assert_eq!(host.pids_limit, Some(i64::from(c.compile_limits.pids)));
+        assert_eq!(host.nano_cpus, Some(1_000_000_000));
+        assert!(host.binds.is_none(), "no host bind mounts");
+        let mounts = host.mounts.as_ref().unwrap();
+        assert!(mounts
+            .iter()
+            .all(|m| m.typ == Some(MountType::VOLUME) && m.source.is_none()));
+        assert!(host.tmpfs.as_ref().unwrap()["/work"].contains("exec,"));
+        assert_eq!(cfg.user.as_deref(), Some("10001:10001"));
+        assert_eq!(cfg.stdin_once, Some(true));
+        assert_eq!(host.log_config.as_ref().unwrap().typ.as_deref(), Some("none"));
+    }
+
+    #[test]
+    fn commands_are_quoted_for_the_shell() {
+        let argv = vec!["echo".to_string(), "it's $HOME".to_string(), "".to_string()];
+        assert_eq!(shell_words(&argv), r#"'echo' 'it'\''s $HOME' ''"#);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf '%s|' {}", shell_words(&argv[1..])))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "it's $HOME||");
+    }
+
+    #[test]
+    fn marker_found_across_chunks() {
+        let mut s = MarkerScanner::new("abc");
+        let stream = b"warning: x\nerror\n\nabc compiled 1\n";
+        let mut output = Vec::new();
+        let mut status = None;
+        for chunk in stream.chunks(3) {
+            for scan in s.push(chunk) {
+                match scan {
+                    Scan::Output(b) => output.extend(b),
+                    Scan::Marker { before, status: st } => {
+                        output.extend(before);
+                        status = Some(st);
+                    }
+                }
+            }
+        }
+        assert_eq!(status, Some(1));
+        assert_eq!(output, b"warning: x\nerror\n");
+    }
+
+    #[test]
+    fn a_wrong_nonce_is_just_output() {
+        let mut s = MarkerScanner::new("abc");
+        let scans = s.push(b"\nabd compiled 0\nmore");
+        assert_eq!(scans, vec![Scan::Output(b"\nabd compiled 0\nmore".to_vec())]);
+        assert!(s.finish().is_empty());
+        // A tail that might be the marker is held back until it is decided.
+        assert_eq!(s.push(b"x\nab"), vec![Scan::Output(b"x".to_vec())]);
+        assert_eq!(s.finish(), b"\nab");
+    }
+}
