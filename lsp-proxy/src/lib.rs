@@ -8,6 +8,7 @@ pub mod link;
 pub mod lsp;
 pub mod lsp_ext;
 pub mod room;
+pub mod run_cli;
 pub mod session;
 pub mod sync;
 pub mod text;

@@ -62,6 +62,15 @@ enum Cmd {
         /// The message (none: print the history).
         text: Option<String>,
     },
+    /// Run a file of the current folder's room in a sandbox and stream its output here.
+    /// Exits with the program's exit code (125 when the run could not happen).
+    Run {
+        /// The file, relative to the shared folder.
+        file: String,
+        /// Override the language (see GET /api/languages).
+        #[arg(long)]
+        language: Option<String>,
+    },
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -238,6 +247,18 @@ async fn run() -> anyhow::Result<()> {
                     }
                 }
             }
+        }
+        Cmd::Run { file, language } => {
+            let dir = folder(None)?;
+            let rec = config::session_for(&dir)
+                .context("this folder is not in a room: run `mesh-proxy share` or `mesh-proxy join` first")?;
+            let target = RoomTarget::parse(&rec.link)?;
+            // The file, as a room path relative to the shared folder.
+            let abs = dir.join(file);
+            let path = mesh_proxy::workspace::rel_path(&rec.dir, &abs).unwrap_or_else(|| file.replace('\\', "/"));
+            let code =
+                mesh_proxy::run_cli::run(target, path, language.clone(), identity(&cli, "mesh-proxy")?.name).await?;
+            std::process::exit(code);
         }
         Cmd::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "mesh-proxy", &mut std::io::stdout());

@@ -1088,6 +1088,9 @@ impl Session {
                 self.tell("warning", format!("server: {message}"));
             }
             ServerMessage::Pong { .. } => {}
+            // Runs are shown by `mesh-proxy run`; editors get them once the LSP extensions
+            // grow run notifications.
+            ServerMessage::RunStarted { .. } | ServerMessage::RunOutput { .. } | ServerMessage::RunExited { .. } => {}
         }
     }
 

@@ -59,6 +59,42 @@ pub enum ClientMessage {
         /// Echoed back.
         nonce: u64,
     },
+    /// Run the room's program whose entry file is `path` (the language follows from its
+    /// extension unless given). Everyone in the room sees the output.
+    Run {
+        /// The entry file, a path of the room.
+        path: String,
+        /// A registry language id, to override the extension.
+        #[serde(default)]
+        language: Option<String>,
+    },
+    /// Text for the program's stdin.
+    Input {
+        /// The run.
+        run_id: String,
+        /// The text (UTF-8).
+        data: String,
+        /// Close stdin after this text.
+        #[serde(default)]
+        eof: bool,
+    },
+    /// Stop a run.
+    Stop {
+        /// The run.
+        run_id: String,
+    },
+}
+
+/// Which stream a piece of run output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStream {
+    /// The compiler's output.
+    Compile,
+    /// The program's stdout.
+    Stdout,
+    /// The program's stderr.
+    Stderr,
 }
 
 /// A person (or bot) connected to a room.
@@ -133,6 +169,41 @@ pub enum ServerMessage {
     Pong {
         /// The nonce of the ping.
         nonce: u64,
+    },
+    /// A run started.
+    RunStarted {
+        /// Its id.
+        run_id: String,
+        /// The entry file.
+        path: String,
+        /// The language id.
+        language: String,
+        /// Who started it (connection id).
+        by: u64,
+    },
+    /// Output of a run, as produced (ANSI escapes kept; invalid UTF-8 replaced).
+    RunOutput {
+        /// The run.
+        run_id: String,
+        /// Which stream.
+        stream: RunStream,
+        /// The text.
+        data: String,
+    },
+    /// A run ended.
+    RunExited {
+        /// The run.
+        run_id: String,
+        /// `compile` (a compile error or a limit while compiling) or `run`.
+        stage: String,
+        /// Exit status, when there is one (128 + signal when killed).
+        code: Option<i64>,
+        /// Wall-clock time of the last step, in milliseconds.
+        duration_ms: u64,
+        /// The limit that ended it: `time`, `memory`, `output` or `pids`.
+        limit: Option<String>,
+        /// Set when the run service itself failed (not the program).
+        error: Option<String>,
     },
     /// Something the client sent was refused. The connection stays open unless the server
     /// also closes it.

@@ -253,10 +253,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Languages that runs can use (none until the run service is configured).
+/// Languages that runs can use, from the language registry.
 #[utoipa::path(get, path = "/api/languages", responses((status = 200, body = Vec<LanguageInfo>)))]
-pub async fn languages() -> Json<Vec<LanguageInfo>> {
-    Json(Vec::new())
+pub async fn languages(State(app): State<AppState>) -> Json<Vec<LanguageInfo>> {
+    Json(app.runs.languages())
 }
 
 /// Liveness: the process answers.

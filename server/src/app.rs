@@ -46,6 +46,8 @@ pub struct AppState {
     pub next_conn: Arc<AtomicU64>,
     /// Live room sockets, so shutdown can wait for their close handshakes.
     pub sockets: TaskTracker,
+    /// The run service.
+    pub runs: Arc<crate::runs::RunService>,
 }
 
 impl AppState {
@@ -108,8 +110,14 @@ impl Server {
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let bound = listener.local_addr()?;
+        let images = match settings.run_images {
+            crate::config::RunImages::Public => mesh_runner::ImageSource::Public,
+            crate::config::RunImages::Local => mesh_runner::ImageSource::Local,
+        };
+        let runs = Arc::new(crate::runs::RunService::new(images)?);
         let state = AppState {
-            rooms: Rooms::new(store.clone()),
+            rooms: Rooms::new(store.clone(), Some(runs.clone())),
+            runs,
             store,
             auth: Auth::new(&secret, settings.token_ttl),
             settings: Arc::new(settings),

@@ -59,6 +59,20 @@ pub struct Args {
     /// Log format [default: text].
     #[arg(long, env = "MESH_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+    /// Which images runs use: `public` (pulled from a registry) or `local` (built by
+    /// scripts/build-images) [default: public].
+    #[arg(long, env = "MESH_RUN_IMAGES", value_enum)]
+    pub run_images: Option<RunImages>,
+}
+
+/// Which container images runs use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum RunImages {
+    /// The public images named in the registry.
+    Public,
+    /// Images built locally from Debian packages.
+    Local,
 }
 
 /// The same settings as read from a TOML file.
@@ -72,6 +86,7 @@ struct FileConfig {
     token_ttl_hours: Option<u64>,
     admin_token: Option<String>,
     log_format: Option<LogFormat>,
+    run_images: Option<RunImages>,
 }
 
 /// The settings the server runs with.
@@ -91,6 +106,8 @@ pub struct Settings {
     pub admin_token: Option<String>,
     /// Log format.
     pub log_format: LogFormat,
+    /// Which images runs use.
+    pub run_images: RunImages,
 }
 
 impl std::fmt::Debug for Settings {
@@ -134,6 +151,7 @@ impl Settings {
             ),
             admin_token: args.admin_token.or(file.admin_token).filter(|t| !t.is_empty()),
             log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
+            run_images: args.run_images.or(file.run_images).unwrap_or(RunImages::Public),
         })
     }
 }

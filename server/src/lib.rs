@@ -9,5 +9,6 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod room;
+pub mod runs;
 pub mod store;
 pub mod ws;

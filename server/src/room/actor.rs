@@ -76,6 +76,13 @@ pub enum Command {
     Delete,
     /// The server is stopping: compact, close every connection and stop.
     Shutdown,
+    /// A run of this room reports.
+    Run {
+        /// The run.
+        run_id: String,
+        /// What happened.
+        notice: crate::runs::RunNotice,
+    },
 }
 
 /// A loaded room's public state.
@@ -126,22 +133,33 @@ impl RoomHandle {
 }
 
 /// Starts a room's task. `on_exit` runs when it stops, whatever the reason.
+pub fn spawn_with_runs(
+    id: RoomId,
+    generation: u64,
+    store: Arc<dyn Store>,
+    runs: Option<Arc<crate::runs::RunService>>,
+    on_exit: impl FnOnce() + Send + 'static,
+) -> (RoomHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
+    let weak = tx.downgrade();
+    let task = tokio::spawn(async move {
+        let mut rx = rx;
+        run(id, store, runs, weak, &mut rx).await;
+        rx.close();
+        while rx.try_recv().is_ok() {}
+        on_exit();
+    });
+    (RoomHandle { tx, generation }, task)
+}
+
+/// Starts a room's task without a run service (runs are refused).
 pub fn spawn(
     id: RoomId,
     generation: u64,
     store: Arc<dyn Store>,
     on_exit: impl FnOnce() + Send + 'static,
 ) -> (RoomHandle, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
-    let task = tokio::spawn(async move {
-        let mut rx = rx;
-        run(id, store, &mut rx).await;
-        // Whatever is still queued gets a clear "gone": joiners retry on a fresh load.
-        rx.close();
-        while rx.try_recv().is_ok() {}
-        on_exit();
-    });
-    (RoomHandle { tx, generation }, task)
+    spawn_with_runs(id, generation, store, None, on_exit)
 }
 
 struct Actor {
@@ -151,9 +169,18 @@ struct Actor {
     senders: HashMap<ConnId, OutboundTx>,
     last_seq: u64,
     compacted_seq: u64,
+    runs: Option<Arc<crate::runs::RunService>>,
+    me: mpsc::WeakSender<Command>,
+    active: HashMap<String, ActiveRun>,
 }
 
-async fn run(id: RoomId, store: Arc<dyn Store>, rx: &mut mpsc::Receiver<Command>) {
+async fn run(
+    id: RoomId,
+    store: Arc<dyn Store>,
+    runs: Option<Arc<crate::runs::RunService>>,
+    me: mpsc::WeakSender<Command>,
+    rx: &mut mpsc::Receiver<Command>,
+) {
     let exists = match store.get_room(id).await {
         Ok(found) => found.is_some(),
         Err(e) => {
@@ -190,6 +217,9 @@ async fn run(id: RoomId, store: Arc<dyn Store>, rx: &mut mpsc::Receiver<Command>
         senders: HashMap::new(),
         last_seq: state.last_seq,
         compacted_seq,
+        runs,
+        me,
+        active: HashMap::new(),
     };
     actor.main_loop(rx).await;
     metrics::gauge!("mesh_rooms_loaded").decrement(1);
@@ -208,6 +238,7 @@ async fn refuse_all(rx: &mut mpsc::Receiver<Command>, code: ErrorCode) {
             | Command::Frames { .. }
             | Command::Refuse { .. }
             | Command::Delete
+            | Command::Run { .. }
             | Command::Shutdown => {}
         }
     }
@@ -298,6 +329,7 @@ impl Actor {
                 }
                 Command::Delete => stop = Some(Stop::Deleted),
                 Command::Shutdown => stop = Some(Stop::Shutdown),
+                Command::Run { run_id, notice } => self.on_run_notice(&mut fx, run_id, notice),
             }
         }
         if !fx.persist.is_empty() {
@@ -317,6 +349,20 @@ impl Actor {
             metrics::histogram!("mesh_store_append_seconds").record(started.elapsed().as_secs_f64());
             metrics::counter!("mesh_updates_total").increment(n);
             metrics::counter!("mesh_update_bytes_total").increment(bytes as u64);
+        }
+        let (runs, inputs, stops) = (
+            std::mem::take(&mut fx.runs),
+            std::mem::take(&mut fx.run_inputs),
+            std::mem::take(&mut fx.run_stops),
+        );
+        for req in runs {
+            self.start_run(&mut fx, req);
+        }
+        for (conn, run_id, data, eof) in inputs {
+            self.run_input(&mut fx, conn, run_id, data, eof);
+        }
+        for (conn, run_id) in stops {
+            self.stop_run(&mut fx, conn, run_id);
         }
         self.deliver(fx);
         if let Some(stop) = stop {
@@ -403,12 +449,178 @@ fn merge(into: &mut Effects, from: Effects) {
     into.persist.extend(from.persist);
     into.send.extend(from.send);
     into.close.extend(from.close);
+    into.runs.extend(from.runs);
+    into.run_inputs.extend(from.run_inputs);
+    into.run_stops.extend(from.run_stops);
+}
+
+/// Runs one participant may have going at once in a room.
+const MAX_RUNS_PER_PARTICIPANT: usize = 1;
+
+/// A run in progress.
+struct ActiveRun {
+    by: ConnId,
+    stop: Option<oneshot::Sender<()>>,
+    stdin: Option<mpsc::Sender<bytes::Bytes>>,
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
+    }
+}
+
+/// Runs: started, fed and stopped here, reported back as [`Command::Run`].
+impl Actor {
+    fn start_run(&mut self, fx: &mut Effects, req: super::core::RunRequest) {
+        let Some(service) = self.runs.clone() else {
+            merge(
+                fx,
+                self.core.error_to(
+                    req.conn,
+                    ErrorCode::Unavailable,
+                    "this server does not run programs".into(),
+                ),
+            );
+            return;
+        };
+        if self.active.values().filter(|r| r.by == req.conn).count() >= MAX_RUNS_PER_PARTICIPANT {
+            merge(
+                fx,
+                self.core.error_to(
+                    req.conn,
+                    ErrorCode::RateLimited,
+                    "you already have a run going; stop it first".into(),
+                ),
+            );
+            return;
+        }
+        let lang = match service.language_for(&req.path, req.language.as_deref()) {
+            Ok(l) => l.clone(),
+            Err(e) => {
+                merge(fx, self.core.error_to(req.conn, ErrorCode::BadRequest, e));
+                return;
+            }
+        };
+        let Some(me) = self.me.upgrade() else { return };
+        let run_id = format!("{:016x}", rand::random::<u64>());
+        let (stdin_tx, stdin_rx) = mpsc::channel(crate::runs::STDIN_QUEUE);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let job = service.job(&lang, &req.path, req.files, stdin_rx);
+        self.active.insert(
+            run_id.clone(),
+            ActiveRun {
+                by: req.conn,
+                stop: Some(stop_tx),
+                stdin: Some(stdin_tx),
+            },
+        );
+        tracing::info!(room = %self.id, run = %run_id, language = %lang.id, path = %req.path, "run started");
+        metrics::counter!("mesh_runs_total", "language" => lang.id.clone()).increment(1);
+        fx.to(
+            Target::MeshClients,
+            mesh_protocol::encode_mesh(&mesh_protocol::ServerMessage::RunStarted {
+                run_id: run_id.clone(),
+                path: req.path,
+                language: lang.id.clone(),
+                by: req.conn,
+            }),
+        );
+        let id = run_id.clone();
+        let (notice_tx, mut notice_rx) = mpsc::channel(crate::runs::STDIN_QUEUE);
+        tokio::spawn(service.run(job, notice_tx, stop_rx));
+        tokio::spawn(async move {
+            // Hands the run's notices to the room, in order.
+            while let Some(notice) = notice_rx.recv().await {
+                if me
+                    .send(Command::Run {
+                        run_id: id.clone(),
+                        notice,
+                    })
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+    }
+
+    fn run_input(&mut self, fx: &mut Effects, conn: ConnId, run_id: String, data: String, eof: bool) {
+        let Some(run) = self.active.get_mut(&run_id) else {
+            merge(
+                fx,
+                self.core
+                    .error_to(conn, ErrorCode::NotFound, format!("no run {run_id} is going")),
+            );
+            return;
+        };
+        if let Some(tx) = &run.stdin {
+            if !data.is_empty() && tx.try_send(bytes::Bytes::from(data)).is_err() {
+                merge(
+                    fx,
+                    self.core.error_to(
+                        conn,
+                        ErrorCode::RateLimited,
+                        "the program is not reading its input fast enough".into(),
+                    ),
+                );
+            }
+        }
+        if eof {
+            run.stdin = None;
+        }
+    }
+
+    fn stop_run(&mut self, fx: &mut Effects, conn: ConnId, run_id: String) {
+        let host = self.core.role(conn) == Some(Role::Host);
+        match self.active.get_mut(&run_id) {
+            Some(run) if run.by == conn || host => {
+                if let Some(stop) = run.stop.take() {
+                    let _ = stop.send(());
+                }
+            }
+            Some(_) => merge(
+                fx,
+                self.core.error_to(
+                    conn,
+                    ErrorCode::Forbidden,
+                    "only who started a run (or the host) may stop it".into(),
+                ),
+            ),
+            None => merge(
+                fx,
+                self.core
+                    .error_to(conn, ErrorCode::NotFound, format!("no run {run_id} is going")),
+            ),
+        }
+    }
+
+    fn on_run_notice(&mut self, fx: &mut Effects, run_id: String, notice: crate::runs::RunNotice) {
+        use crate::runs::RunNotice;
+        let msg = match notice {
+            RunNotice::Output(stream, data) => mesh_protocol::ServerMessage::RunOutput { run_id, stream, data },
+            RunNotice::Exited {
+                stage,
+                code,
+                duration_ms,
+                limit,
+                error,
+            } => {
+                self.active.remove(&run_id);
+                tracing::info!(room = %self.id, run = %run_id, ?code, ?limit, "run ended");
+                mesh_protocol::ServerMessage::RunExited {
+                    run_id,
+                    stage: stage.into(),
+                    code,
+                    duration_ms,
+                    limit: limit.map(String::from),
+                    error,
+                }
+            }
+        };
+        fx.to(Target::MeshClients, mesh_protocol::encode_mesh(&msg));
     }
 }
 

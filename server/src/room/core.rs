@@ -52,10 +52,32 @@ pub struct Effects {
     pub send: Vec<(Target, Bytes)>,
     /// Connections to close, with the reason.
     pub close: Vec<(ConnId, ErrorCode, String)>,
+    /// Runs to start (the caller owns the run service).
+    pub runs: Vec<RunRequest>,
+    /// Stdin for runs: (connection, run id, text, close stdin after).
+    pub run_inputs: Vec<(ConnId, String, String, bool)>,
+    /// Stop requests: (connection, run id).
+    pub run_stops: Vec<(ConnId, String)>,
+}
+
+/// A participant asked to run the room's program.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// Who asked.
+    pub conn: ConnId,
+    /// Their role (the host may stop anyone's run).
+    pub role: Role,
+    /// The entry file.
+    pub path: String,
+    /// The language asked for, if any.
+    pub language: Option<String>,
+    /// Every file of the room, as it is now.
+    pub files: Vec<(String, String)>,
 }
 
 impl Effects {
-    fn to(&mut self, target: Target, frame: Vec<u8>) {
+    /// Queues a frame.
+    pub fn to(&mut self, target: Target, frame: Vec<u8>) {
         self.send.push((target, Bytes::from(frame)));
     }
 
@@ -149,6 +171,31 @@ impl RoomCore {
             .collect();
         out.sort();
         out
+    }
+
+    /// Every file of the room with its text.
+    pub fn file_texts(&self) -> Vec<(String, String)> {
+        let txn = self.doc().transact();
+        let Some(files) = txn.get_map(shape::FILES) else {
+            return Vec::new();
+        };
+        files
+            .iter(&txn)
+            .filter_map(|(path, value)| match value {
+                yrs::Out::YText(text) => Some((path.to_string(), yrs::GetString::get_string(&text, &txn))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The role of a connection.
+    pub fn role(&self, id: ConnId) -> Option<Role> {
+        self.conns.get(&id).map(|c| c.participant.role)
+    }
+
+    /// Sends an error to one connection.
+    pub fn error_to(&self, id: ConnId, code: ErrorCode, message: String) -> Effects {
+        self.refuse(id, code, message)
     }
 
     /// The document's full state, for a snapshot. `None` while some update waits for a
@@ -427,6 +474,40 @@ impl RoomCore {
                 );
             }
             ClientMessage::Ping { nonce } => fx.to(Target::One(id), encode_mesh(&ServerMessage::Pong { nonce })),
+            ClientMessage::Run { path, language } => {
+                let conn = &self.conns[&id];
+                if !conn.participant.role.can_write() {
+                    fx.error(
+                        conn,
+                        id,
+                        ErrorCode::Forbidden,
+                        "readers may watch runs but not start them".into(),
+                    );
+                    return;
+                }
+                let files = self.file_texts();
+                if !files.iter().any(|(p, _)| *p == path) {
+                    fx.error(conn, id, ErrorCode::NotFound, format!("no file {path:?} in this room"));
+                    return;
+                }
+                let role = conn.participant.role;
+                fx.runs.push(RunRequest {
+                    conn: id,
+                    role,
+                    path,
+                    language,
+                    files,
+                });
+            }
+            ClientMessage::Input { run_id, data, eof } => {
+                let conn = &self.conns[&id];
+                if !conn.participant.role.can_write() {
+                    fx.error(conn, id, ErrorCode::Forbidden, "readers may not type into a run".into());
+                    return;
+                }
+                fx.run_inputs.push((id, run_id, data, eof));
+            }
+            ClientMessage::Stop { run_id } => fx.run_stops.push((id, run_id)),
         }
     }
 

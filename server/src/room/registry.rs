@@ -24,6 +24,7 @@ struct Loaded {
 /// The registry of loaded rooms.
 pub struct Rooms {
     store: Arc<dyn Store>,
+    runs: Option<Arc<crate::runs::RunService>>,
     loaded: Mutex<HashMap<RoomId, Loaded>>,
     generation: AtomicU64,
     me: Weak<Rooms>,
@@ -31,9 +32,10 @@ pub struct Rooms {
 
 impl Rooms {
     /// An empty registry over `store`.
-    pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
+    pub fn new(store: Arc<dyn Store>, runs: Option<Arc<crate::runs::RunService>>) -> Arc<Self> {
         Arc::new_cyclic(|me| Rooms {
             store,
+            runs,
             loaded: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             me: me.clone(),
@@ -55,7 +57,7 @@ impl Rooms {
         }
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         let me = self.me.clone();
-        let (handle, task) = actor::spawn(id, generation, self.store.clone(), move || {
+        let (handle, task) = actor::spawn_with_runs(id, generation, self.store.clone(), self.runs.clone(), move || {
             if let Some(rooms) = me.upgrade() {
                 rooms.forget(id, generation);
             }

@@ -1,0 +1,110 @@
+//! `mesh-proxy run [FILE]`: runs the room's program and streams its output to this
+//! terminal (stdout to stdout, stderr and compiler output to stderr), forwards this
+//! terminal's stdin, and exits with the program's exit code.
+
+use std::io::Write;
+use std::time::Duration;
+
+use mesh_protocol::codec::{encode_mesh, Frame};
+use mesh_protocol::messages::RunStream;
+use mesh_protocol::{ClientMessage, ServerMessage, PROTOCOL_VERSION};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+
+use crate::link::RoomTarget;
+use crate::room::{self, Outgoing, RoomEvent};
+
+/// How long to wait for the room to answer before giving up.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Exit code when the run could not happen at all (not the program's own code).
+pub const EXIT_NO_RUN: i32 = 125;
+
+/// Runs `path` of the room at `target`; returns the process exit code to use.
+pub async fn run(target: RoomTarget, path: String, language: Option<String>, name: String) -> anyhow::Result<i32> {
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let conn = room::connect(target, events_tx);
+    let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
+    // Connect and say hello.
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(RoomEvent::Connected)) => break,
+            Ok(Some(RoomEvent::Fatal(e))) => anyhow::bail!(e),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => anyhow::bail!("cannot reach the room"),
+        }
+    }
+    let hello = ClientMessage::Hello {
+        version: PROTOCOL_VERSION,
+        name,
+        color: None,
+        client: Some("mesh-proxy run".into()),
+        doc_client_id: None,
+    };
+    conn.tx.send(Outgoing::Frame(encode_mesh(&hello)))?;
+    conn.tx.send(Outgoing::Frame(encode_mesh(&ClientMessage::Run {
+        path: path.clone(),
+        language,
+    })))?;
+
+    let mut run_id: Option<String> = None;
+    let mut stdin = tokio::io::stdin();
+    let mut buf = vec![0u8; 8192];
+    let mut stdin_open = true;
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(RoomEvent::Frames(frames)) => {
+                    for f in frames {
+                        let Frame::Mesh(msg) = f else { continue };
+                        match msg {
+                            ServerMessage::RunStarted { run_id: id, path: p, by, .. } if run_id.is_none() && p == path => {
+                                // The first run of this file started after our request is ours
+                                // only if we started it; the server tells us by our conn id, which we
+                                // do not track here, so take the first one.
+                                let _ = by;
+                                run_id = Some(id);
+                            }
+                            ServerMessage::RunOutput { run_id: id, stream, data } if Some(&id) == run_id.as_ref() => {
+                                match stream {
+                                    RunStream::Stdout => { print!("{data}"); let _ = std::io::stdout().flush(); }
+                                    _ => { eprint!("{data}"); }
+                                }
+                            }
+                            ServerMessage::RunExited { run_id: id, stage, code, limit, error, .. } if Some(&id) == run_id.as_ref() => {
+                                if let Some(e) = error {
+                                    eprintln!("mesh-proxy: the run failed: {e}");
+                                    return Ok(EXIT_NO_RUN);
+                                }
+                                if let Some(l) = limit {
+                                    eprintln!("mesh-proxy: the run hit its {l} limit");
+                                }
+                                if stage == "compile" {
+                                    eprintln!("mesh-proxy: compile error");
+                                }
+                                return Ok(code.unwrap_or(1) as i32);
+                            }
+                            ServerMessage::Error { message, .. } if run_id.is_none() => {
+                                anyhow::bail!("the server refused the run: {message}");
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                Some(RoomEvent::Fatal(e)) => anyhow::bail!(e),
+                Some(RoomEvent::Disconnected { reason }) => anyhow::bail!("lost the room during the run: {reason}"),
+                Some(RoomEvent::Connected) => {}
+                None => anyhow::bail!("the connection ended"),
+            },
+            n = stdin.read(&mut buf), if stdin_open && run_id.is_some() => {
+                let id = run_id.clone().expect("checked by the guard");
+                let (data, eof) = match n {
+                    Ok(0) | Err(_) => (String::new(), true),
+                    Ok(n) => (String::from_utf8_lossy(&buf[..n]).into_owned(), false),
+                };
+                stdin_open = !eof;
+                conn.tx.send(Outgoing::Frame(encode_mesh(&ClientMessage::Input { run_id: id, data, eof })))?;
+            }
+        }
+    }
+}

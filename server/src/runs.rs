@@ -1,0 +1,171 @@
+//! Runs: the room's program in a fresh hardened container (see `mesh-runner`), its output
+//! streamed to everyone in the room. A run is a task of its own; it reports to the room's
+//! task, which broadcasts. The Docker connection is made on the first run, so the rest of
+//! the server works without Docker.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mesh_protocol::messages::RunStream;
+use mesh_protocol::rest::LanguageInfo;
+use mesh_runner::{ImageSource, Job, JobFile, Language, Registry, RunEvent, Runner, Stage, Stdin};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+/// Stdin chunks queued for a run before typing blocks.
+pub const STDIN_QUEUE: usize = 64;
+
+/// What a run reports to its room.
+#[derive(Debug)]
+pub enum RunNotice {
+    /// Output.
+    Output(RunStream, String),
+    /// The end.
+    Exited {
+        /// `compile` or `run`.
+        stage: &'static str,
+        /// Exit status.
+        code: Option<i64>,
+        /// Milliseconds.
+        duration_ms: u64,
+        /// The limit hit, if any.
+        limit: Option<&'static str>,
+        /// A failure of the run service.
+        error: Option<String>,
+    },
+}
+
+/// The run service shared by all rooms.
+pub struct RunService {
+    registry: Registry,
+    images: ImageSource,
+    runner: Mutex<Option<Arc<Runner>>>,
+}
+
+impl RunService {
+    /// The service over the shipped registry.
+    pub fn new(images: ImageSource) -> anyhow::Result<Self> {
+        Ok(RunService {
+            registry: Registry::builtin()?,
+            images,
+            runner: Mutex::new(None),
+        })
+    }
+
+    /// Languages for `GET /api/languages`.
+    pub fn languages(&self) -> Vec<LanguageInfo> {
+        self.registry
+            .languages()
+            .map(|l| LanguageInfo {
+                id: l.id.clone(),
+                name: l.name.clone(),
+                extensions: l.extensions.clone(),
+            })
+            .collect()
+    }
+
+    /// The language of a run: the one asked for, else the entry file's extension.
+    pub fn language_for(&self, path: &str, asked: Option<&str>) -> Result<&Language, String> {
+        match asked {
+            Some(id) => self
+                .registry
+                .get(id)
+                .map_err(|_| format!("unknown language {id:?}; see GET /api/languages")),
+            None => self
+                .registry
+                .for_path(path)
+                .ok_or_else(|| format!("no language runs {path:?}; name one, or see GET /api/languages")),
+        }
+    }
+
+    async fn runner(&self) -> Result<Arc<Runner>, String> {
+        let mut slot = self.runner.lock().await;
+        if let Some(r) = slot.as_ref() {
+            return Ok(r.clone());
+        }
+        // Not cached on failure: Docker may come up later.
+        let r = Arc::new(
+            Runner::connect(self.registry.clone(), self.images)
+                .await
+                .map_err(|e| format!("runs are unavailable: {e}"))?,
+        );
+        *slot = Some(r.clone());
+        Ok(r)
+    }
+
+    /// Builds the job: the entry file becomes the language's main file; the room's other
+    /// files keep their paths, so imports between them work.
+    pub fn job(&self, lang: &Language, entry: &str, files: Vec<(String, String)>, stdin: mpsc::Receiver<Bytes>) -> Job {
+        let mut out = Vec::new();
+        for (path, text) in files {
+            if path == entry {
+                out.push(JobFile::new(lang.main_file.clone(), text.clone()));
+                if path != lang.main_file {
+                    out.push(JobFile::new(path, text));
+                }
+            } else if path != lang.main_file && out.len() < mesh_runner::files::MAX_FILES - 1 {
+                out.push(JobFile::new(path, text));
+            }
+        }
+        Job::new(lang.id.clone(), out).stdin(Stdin::Channel(stdin))
+    }
+
+    /// Runs a job to the end, reporting through `notify`; `stop` ends it early.
+    pub async fn run(self: Arc<Self>, job: Job, tx: mpsc::Sender<RunNotice>, mut stop: oneshot::Receiver<()>) {
+        // Every notice is delivered, in order: a room that is slow to take them slows the run.
+        let notify = |n: RunNotice| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(n).await;
+            }
+        };
+        let runner = match self.runner().await {
+            Ok(r) => r,
+            Err(e) => return notify(failed(e)).await,
+        };
+        let mut run = match runner.run(job).await {
+            Ok(r) => r,
+            Err(e) => return notify(failed(format!("the run could not start: {e}"))).await,
+        };
+        loop {
+            tokio::select! {
+                ev = run.next_event() => match ev {
+                    Some(RunEvent::Compile(b)) => notify(RunNotice::Output(RunStream::Compile, text(&b))).await,
+                    Some(RunEvent::Stdout(b)) => notify(RunNotice::Output(RunStream::Stdout, text(&b))).await,
+                    Some(RunEvent::Stderr(b)) => notify(RunNotice::Output(RunStream::Stderr, text(&b))).await,
+                    Some(RunEvent::Compiled { .. }) => {}
+                    Some(RunEvent::Exited(exit)) => {
+                        let limit = exit.limit_hit.map(|l| match l {
+                            mesh_runner::Limit::Time => "time",
+                            mesh_runner::Limit::Memory => "memory",
+                            mesh_runner::Limit::Output => "output",
+                            mesh_runner::Limit::Pids => "pids",
+                        });
+                        let stage = if exit.stage == Stage::Compile { "compile" } else { "run" };
+                        return notify(RunNotice::Exited { stage, code: exit.code, duration_ms: exit.duration.as_millis() as u64, limit, error: None }).await;
+                    }
+                    Some(RunEvent::Failed(msg)) => return notify(failed(msg)).await,
+                    None => return notify(failed("the run ended without an exit status".into())).await,
+                },
+                _ = &mut stop => {
+                    // Dropping the run removes its container.
+                    drop(run);
+                    return notify(RunNotice::Exited { stage: "run", code: None, duration_ms: 0, limit: None, error: Some("stopped".into()) }).await;
+                }
+            }
+        }
+    }
+}
+
+fn failed(error: String) -> RunNotice {
+    RunNotice::Exited {
+        stage: "run",
+        code: None,
+        duration_ms: 0,
+        limit: None,
+        error: Some(error),
+    }
+}
+
+fn text(b: &Bytes) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}

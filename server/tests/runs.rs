@@ -1,0 +1,199 @@
+//! Runs through the room socket, against real Docker and the locally built images
+//! (`scripts/install-docker`, `scripts/build-images python c`).
+
+use mesh_protocol::messages::RunStream;
+use mesh_protocol::{ClientMessage, ErrorCode, ServerMessage};
+use mesh_testkit::{TestServer, YClient};
+
+fn output(c: &YClient, run: &str) -> (String, String) {
+    let (mut out, mut err) = (String::new(), String::new());
+    for m in c.mesh_messages() {
+        if let ServerMessage::RunOutput { run_id, stream, data } = m {
+            if run_id == run {
+                match stream {
+                    RunStream::Stdout => out.push_str(&data),
+                    _ => err.push_str(&data),
+                }
+            }
+        }
+    }
+    (out, err)
+}
+
+fn exited(c: &YClient, run: &str) -> Option<ServerMessage> {
+    c.mesh_messages()
+        .into_iter()
+        .find(|m| matches!(m, ServerMessage::RunExited { run_id, .. } if run_id == run))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everyone_in_the_room_sees_one_run() {
+    let server = TestServer::start_with(&["--run-images", "local"]).unwrap();
+    let session = server.create_session("runs").await.unwrap();
+    let url = server.ws_url(&session, &session.created.writer_token);
+    let ada = YClient::connect_mesh(&url, "ada").await.unwrap();
+    let bob = YClient::connect_mesh(&url, "bob").await.unwrap();
+    ada.wait_synced().await.unwrap();
+    bob.wait_mesh("welcome", |m| matches!(m, ServerMessage::Welcome { .. }))
+        .await
+        .unwrap();
+    ada.insert(
+        "src/hello.py",
+        0,
+        "import sys\nname = input()\nprint('hello', name)\nprint('to stderr', file=sys.stderr)\nsys.exit(3)\n",
+    );
+    bob.wait_for("the file", |c| {
+        c.text("src/hello.py").is_some_and(|t| t.ends_with("sys.exit(3)\n"))
+    })
+    .await
+    .unwrap();
+
+    ada.send_mesh(&ClientMessage::Run {
+        path: "src/hello.py".into(),
+        language: None,
+    });
+    let started = bob
+        .wait_mesh("run started", |m| matches!(m, ServerMessage::RunStarted { .. }))
+        .await
+        .unwrap();
+    let ServerMessage::RunStarted { run_id, language, .. } = started else {
+        unreachable!()
+    };
+    assert_eq!(language, "python");
+    ada.send_mesh(&ClientMessage::Input {
+        run_id: run_id.clone(),
+        data: "mesh\n".into(),
+        eof: true,
+    });
+    for c in [&ada, &bob] {
+        c.wait_for("the exit", |c| exited(c, &run_id).is_some()).await.unwrap();
+        let (out, err) = output(c, &run_id);
+        assert_eq!(out, "hello mesh\n");
+        assert_eq!(err, "to stderr\n");
+        assert!(
+            matches!(exited(c, &run_id), Some(ServerMessage::RunExited { code: Some(3), ref stage, limit: None, error: None, .. }) if stage == "run")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compile_errors_limits_and_refusals() {
+    let server = TestServer::start_with(&["--run-images", "local"]).unwrap();
+    let session = server.create_session("runs").await.unwrap();
+    let ada = YClient::connect_mesh(&server.ws_url(&session, &session.created.writer_token), "ada")
+        .await
+        .unwrap();
+    let reader = YClient::connect_mesh(&server.ws_url(&session, &session.created.reader_token), "rita")
+        .await
+        .unwrap();
+    ada.wait_synced().await.unwrap();
+    ada.insert("main.c", 0, "int main(void) { return missing; }\n");
+    ada.insert("notes.xyz", 0, "?");
+    ada.insert("loop.py", 0, "while True: pass\n");
+    reader.wait_for("files", |c| c.text("loop.py").is_some()).await.unwrap();
+
+    // A compile error is reported as one.
+    ada.send_mesh(&ClientMessage::Run {
+        path: "main.c".into(),
+        language: None,
+    });
+    let started = ada
+        .wait_mesh(
+            "c run",
+            |m| matches!(m, ServerMessage::RunStarted { language, .. } if language == "c"),
+        )
+        .await
+        .unwrap();
+    let ServerMessage::RunStarted { run_id, .. } = started else {
+        unreachable!()
+    };
+    ada.wait_for("c exit", |c| exited(c, &run_id).is_some()).await.unwrap();
+    let Some(ServerMessage::RunExited { stage, code, .. }) = exited(&ada, &run_id) else {
+        unreachable!()
+    };
+    assert_eq!(stage, "compile");
+    assert_ne!(code, Some(0));
+    assert!(
+        output(&ada, &run_id).1.contains("missing"),
+        "the compiler's message reaches the room"
+    );
+
+    // Refusals name the problem and start nothing.
+    reader.send_mesh(&ClientMessage::Run {
+        path: "loop.py".into(),
+        language: None,
+    });
+    reader
+        .wait_mesh("reader refused", |m| {
+            matches!(
+                m,
+                ServerMessage::Error {
+                    code: ErrorCode::Forbidden,
+                    ..
+                }
+            )
+        })
+        .await
+        .unwrap();
+    ada.send_mesh(&ClientMessage::Run {
+        path: "notes.xyz".into(),
+        language: None,
+    });
+    ada.wait_mesh("no language", |m| matches!(m, ServerMessage::Error { code: ErrorCode::BadRequest, message } if message.contains("no language"))).await.unwrap();
+    ada.send_mesh(&ClientMessage::Run {
+        path: "nope.py".into(),
+        language: None,
+    });
+    ada.wait_mesh("no file", |m| {
+        matches!(
+            m,
+            ServerMessage::Error {
+                code: ErrorCode::NotFound,
+                ..
+            }
+        )
+    })
+    .await
+    .unwrap();
+
+    // One run per participant at a time; the endless one is stopped by its starter.
+    ada.send_mesh(&ClientMessage::Run {
+        path: "loop.py".into(),
+        language: None,
+    });
+    let started = ada
+        .wait_mesh(
+            "loop run",
+            |m| matches!(m, ServerMessage::RunStarted { path, .. } if path == "loop.py"),
+        )
+        .await
+        .unwrap();
+    let ServerMessage::RunStarted { run_id, .. } = started else {
+        unreachable!()
+    };
+    ada.send_mesh(&ClientMessage::Run {
+        path: "loop.py".into(),
+        language: None,
+    });
+    ada.wait_mesh("second run refused", |m| {
+        matches!(
+            m,
+            ServerMessage::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            }
+        )
+    })
+    .await
+    .unwrap();
+    reader.send_mesh(&ClientMessage::Stop { run_id: run_id.clone() });
+    reader
+        .wait_mesh(
+            "reader may not stop",
+            |m| matches!(m, ServerMessage::Error { code: ErrorCode::Forbidden, message } if message.contains("stop")),
+        )
+        .await
+        .unwrap();
+    ada.send_mesh(&ClientMessage::Stop { run_id: run_id.clone() });
+    reader.wait_for("stopped", |c| matches!(exited(c, &run_id), Some(ServerMessage::RunExited { error: Some(ref e), .. }) if e == "stopped")).await.unwrap();
+}
