@@ -105,3 +105,51 @@ pub struct Health {
     /// `ok`, or what is wrong.
     pub status: String,
 }
+
+/// `POST /api/sessions/{id}/runs`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartRun {
+    /// The entry file, a path of the room.
+    pub path: String,
+    /// A registry language id; by default the file's extension decides.
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+/// The answer to `POST /api/sessions/{id}/runs`: the run started; its output streams to the
+/// room (where participants can type its input), and `GET .../runs/{run}` has it once it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StartedRun {
+    /// The run's id.
+    pub run_id: String,
+}
+
+/// A run in the room's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RunRecord {
+    /// The run's id.
+    pub run_id: String,
+    /// The entry file.
+    pub path: String,
+    /// The language id.
+    pub language: String,
+    /// Who started it (display name).
+    pub by: String,
+    /// Start time, milliseconds since the Unix epoch.
+    pub started_at: u64,
+    /// `compile` or `run`.
+    pub stage: String,
+    /// Exit status, if any.
+    pub code: Option<i64>,
+    /// Wall-clock time of the last step, in milliseconds.
+    pub duration_ms: u64,
+    /// The limit that ended it, if any.
+    pub limit: Option<String>,
+    /// A failure of the run service (not the program), or `stopped`.
+    pub error: Option<String>,
+    /// Standard output (the first 64 KiB).
+    pub stdout: String,
+    /// Standard error and compiler output (the first 64 KiB).
+    pub stderr: String,
+}

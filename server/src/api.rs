@@ -9,7 +9,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use mesh_protocol::messages::Role;
 use mesh_protocol::rest::{
-    ApiError, CreateSession, CreatedSession, FileInfo, Health, LanguageInfo, SessionInfo, SessionSummary,
+    ApiError, CreateSession, CreatedSession, FileInfo, Health, LanguageInfo, RunRecord, SessionInfo, SessionSummary,
+    StartRun, StartedRun,
 };
 use mesh_protocol::{ErrorCode, RoomId};
 use utoipa::OpenApi;
@@ -26,8 +27,8 @@ const MAX_ROOM_NAME_CHARS: usize = 100;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "mesh-server", description = "REST API of the mesh sync server. Rooms themselves are reached over the WebSocket at /ws/{id}?token=..., which speaks the Yjs sync and awareness protocol."),
-    paths(create_session, get_session, delete_session, list_sessions, languages, livez, readyz),
-    components(schemas(ApiError, CreateSession, CreatedSession, SessionInfo, SessionSummary, FileInfo, LanguageInfo, Health, ErrorCode, Role, mesh_protocol::messages::Participant)),
+    paths(create_session, get_session, delete_session, list_sessions, start_run, list_runs, get_run, languages, livez, readyz),
+    components(schemas(ApiError, StartRun, StartedRun, RunRecord, CreateSession, CreatedSession, SessionInfo, SessionSummary, FileInfo, LanguageInfo, Health, ErrorCode, Role, mesh_protocol::messages::Participant)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -251,6 +252,102 @@ pub async fn list_sessions(
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks the token of a room request: the room id and the role it grants.
+fn authorize(app: &AppState, id: &str, headers: &HeaderMap) -> Result<(RoomId, Role), ApiFailure> {
+    let id = parse_room(id)?;
+    let role = app
+        .auth
+        .check(bearer(headers).as_deref(), id)
+        .map_err(|e| ApiFailure(ErrorCode::Unauthorized, e.to_string()))?;
+    Ok((id, role))
+}
+
+/// How many runs the history lists.
+const RUN_HISTORY_LEN: usize = 100;
+
+/// Run a file of the room. Writers and the host only. The output streams to everyone in the
+/// room; the finished run is in `GET .../runs/{run}`.
+#[utoipa::path(post, path = "/api/sessions/{id}/runs", params(("id" = String, Path, description = "room id")),
+    request_body = StartRun, security(("room_token" = [])),
+    responses((status = 202, body = StartedRun), (status = 400, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+pub async fn start_run(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<StartRun>, JsonRejection>,
+) -> Response {
+    let (id, role) = match authorize(&app, &id, &headers) {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    let request = match body {
+        Ok(Json(b)) => b,
+        Err(e) => {
+            return api_error(
+                ErrorCode::BadRequest,
+                format!("invalid request body: {}", e.body_text()),
+            )
+        }
+    };
+    match app.store.get_room(id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return api_error(ErrorCode::NotFound, format!("room {id} does not exist")),
+        Err(e) => return internal(e),
+    }
+    let (reply, rx) = tokio::sync::oneshot::channel();
+    let handle = app.rooms.get_or_load(id);
+    if handle
+        .send(crate::room::actor::Command::StartRun { request, role, reply })
+        .await
+        .is_err()
+    {
+        return api_error(ErrorCode::Unavailable, "the room is closing; try again".into());
+    }
+    match rx.await {
+        Ok(Ok(run_id)) => (StatusCode::ACCEPTED, Json(StartedRun { run_id })).into_response(),
+        Ok(Err((code, message))) => api_error(code, message),
+        Err(_) => api_error(ErrorCode::Unavailable, "the room is closing; try again".into()),
+    }
+}
+
+/// The room's finished runs, newest first (at most 100).
+#[utoipa::path(get, path = "/api/sessions/{id}/runs", params(("id" = String, Path, description = "room id")),
+    security(("room_token" = [])), responses((status = 200, body = Vec<RunRecord>), (status = 401, body = ApiError)))]
+pub async fn list_runs(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let (id, _) = match authorize(&app, &id, &headers) {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    match app.store.list_runs(id, RUN_HISTORY_LEN).await {
+        Ok(runs) => Json(runs).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+/// One finished run with its output.
+#[utoipa::path(get, path = "/api/sessions/{id}/runs/{run}", params(("id" = String, Path, description = "room id"), ("run" = String, Path, description = "run id")),
+    security(("room_token" = [])), responses((status = 200, body = RunRecord), (status = 404, body = ApiError)))]
+pub async fn get_run(
+    State(app): State<AppState>,
+    Path((id, run)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let (id, _) = match authorize(&app, &id, &headers) {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
+    };
+    match app.store.list_runs(id, RUN_HISTORY_LEN).await {
+        Ok(runs) => match runs.into_iter().find(|r| r.run_id == run) {
+            Some(r) => Json(r).into_response(),
+            None => api_error(
+                ErrorCode::NotFound,
+                format!("no finished run {run} in this room (it may still be going)"),
+            ),
+        },
+        Err(e) => internal(e),
+    }
 }
 
 /// Languages that runs can use, from the language registry.

@@ -82,6 +82,8 @@ pub fn router(state: AppState) -> Router {
         .route("/ws/{room}", get(ws::upgrade))
         .route("/api/sessions", get(api::list_sessions).post(api::create_session))
         .route("/api/sessions/{id}", get(api::get_session).delete(api::delete_session))
+        .route("/api/sessions/{id}/runs", get(api::list_runs).post(api::start_run))
+        .route("/api/sessions/{id}/runs/{run}", get(api::get_run))
         .route("/api/languages", get(api::languages))
         .route("/api/openapi.json", get(api::openapi))
         .route("/join/{id}", get(api::join_page))

@@ -197,3 +197,105 @@ async fn compile_errors_limits_and_refusals() {
     ada.send_mesh(&ClientMessage::Stop { run_id: run_id.clone() });
     reader.wait_for("stopped", |c| matches!(exited(c, &run_id), Some(ServerMessage::RunExited { error: Some(ref e), .. }) if e == "stopped")).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_over_rest_are_kept_in_the_history() {
+    let server = TestServer::start_with(&["--run-images", "local"]).unwrap();
+    let session = server.create_session("rest runs").await.unwrap();
+    let ada = YClient::connect_mesh(&server.ws_url(&session, &session.created.writer_token), "ada")
+        .await
+        .unwrap();
+    ada.wait_synced().await.unwrap();
+    ada.insert("echo.py", 0, "print('mesh')\n");
+    // The edit travels asynchronously (the file is created, then filled): wait until the
+    // server has the whole file before running it.
+    let info_url = format!("{}/api/sessions/{}", server.url, session.id());
+    loop {
+        let info: serde_json::Value = server
+            .http()
+            .get(&info_url)
+            .bearer_auth(&session.created.reader_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if info["files"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f["path"] == "echo.py" && f["len_utf16"] == 14))
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let base = format!("{}/api/sessions/{}/runs", server.url, session.id());
+    let http = server.http();
+    let started = loop {
+        let resp = http
+            .post(&base)
+            .bearer_auth(&session.created.writer_token)
+            .json(&serde_json::json!({ "path": "echo.py" }))
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 202 {
+            break resp.json::<serde_json::Value>().await.unwrap();
+        }
+        assert_eq!(resp.status(), 404, "{}", resp.text().await.unwrap());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let run_id = started["run_id"].as_str().unwrap().to_string();
+    // Connected participants watch it live.
+    ada.wait_for("the exit", |c| exited(c, &run_id).is_some())
+        .await
+        .unwrap();
+    // And the history has it, output included.
+    let mut record = serde_json::Value::Null;
+    for _ in 0..100 {
+        let resp = http
+            .get(format!("{base}/{run_id}"))
+            .bearer_auth(&session.created.reader_token)
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 200 {
+            record = resp.json().await.unwrap();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(record["stdout"], "mesh\n", "{record}");
+    assert_eq!(output(&ada, &run_id).0, "mesh\n", "the room saw the output live");
+    assert_eq!(record["code"], 0);
+    assert_eq!(record["language"], "python");
+    let list: serde_json::Value = http
+        .get(&base)
+        .bearer_auth(&session.created.reader_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    // Readers may read the history but not run.
+    let resp = http
+        .post(&base)
+        .bearer_auth(&session.created.reader_token)
+        .json(&serde_json::json!({ "path": "echo.py" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    // Unknown languages and missing files say so.
+    let resp = http
+        .post(&base)
+        .bearer_auth(&session.created.writer_token)
+        .json(&serde_json::json!({ "path": "echo.py", "language": "cobol" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("unknown language"));
+}

@@ -76,6 +76,15 @@ pub enum Command {
     Delete,
     /// The server is stopping: compact, close every connection and stop.
     Shutdown,
+    /// Start a run on behalf of a REST caller.
+    StartRun {
+        /// What to run.
+        request: mesh_protocol::rest::StartRun,
+        /// The caller's role.
+        role: Role,
+        /// The run id, or why not.
+        reply: oneshot::Sender<Result<String, (ErrorCode, String)>>,
+    },
     /// A run of this room reports.
     Run {
         /// The run.
@@ -240,6 +249,9 @@ async fn refuse_all(rx: &mut mpsc::Receiver<Command>, code: ErrorCode) {
             | Command::Delete
             | Command::Run { .. }
             | Command::Shutdown => {}
+            Command::StartRun { reply, .. } => {
+                let _ = reply.send(Err((code, "the room cannot be opened".into())));
+            }
         }
     }
 }
@@ -330,6 +342,26 @@ impl Actor {
                 Command::Delete => stop = Some(Stop::Deleted),
                 Command::Shutdown => stop = Some(Stop::Shutdown),
                 Command::Run { run_id, notice } => self.on_run_notice(&mut fx, run_id, notice),
+                Command::StartRun { request, role, reply } => {
+                    let result = if role.can_write() {
+                        let files = self.core.file_texts();
+                        if files.iter().any(|(p, _)| *p == request.path) {
+                            let req = super::core::RunRequest {
+                                conn: 0,
+                                role,
+                                path: request.path,
+                                language: request.language,
+                                files,
+                            };
+                            self.try_start_run(&mut fx, req, "REST".into())
+                        } else {
+                            Err((ErrorCode::NotFound, format!("no file {:?} in this room", request.path)))
+                        }
+                    } else {
+                        Err((ErrorCode::Forbidden, "readers may watch runs but not start them".into()))
+                    };
+                    let _ = reply.send(result);
+                }
             }
         }
         if !fx.persist.is_empty() {
@@ -457,11 +489,26 @@ fn merge(into: &mut Effects, from: Effects) {
 /// Runs one participant may have going at once in a room.
 const MAX_RUNS_PER_PARTICIPANT: usize = 1;
 
+/// How much of a run's output its history keeps, per stream.
+const HISTORY_OUTPUT_BYTES: usize = 64 * 1024;
+
 /// A run in progress.
 struct ActiveRun {
     by: ConnId,
     stop: Option<oneshot::Sender<()>>,
     stdin: Option<mpsc::Sender<bytes::Bytes>>,
+    /// For the history.
+    record: mesh_protocol::rest::RunRecord,
+}
+
+/// Appends to a history buffer, up to its cap, on a character boundary.
+fn keep(buf: &mut String, data: &str) {
+    let room = HISTORY_OUTPUT_BYTES.saturating_sub(buf.len());
+    let mut end = data.len().min(room);
+    while !data.is_char_boundary(end) {
+        end -= 1;
+    }
+    buf.push_str(&data[..end]);
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
@@ -474,46 +521,68 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 /// Runs: started, fed and stopped here, reported back as [`Command::Run`].
 impl Actor {
     fn start_run(&mut self, fx: &mut Effects, req: super::core::RunRequest) {
-        let Some(service) = self.runs.clone() else {
-            merge(
-                fx,
-                self.core.error_to(
-                    req.conn,
-                    ErrorCode::Unavailable,
-                    "this server does not run programs".into(),
-                ),
-            );
-            return;
-        };
-        if self.active.values().filter(|r| r.by == req.conn).count() >= MAX_RUNS_PER_PARTICIPANT {
-            merge(
-                fx,
-                self.core.error_to(
-                    req.conn,
-                    ErrorCode::RateLimited,
-                    "you already have a run going; stop it first".into(),
-                ),
-            );
-            return;
+        let conn = req.conn;
+        let by = self
+            .core
+            .participants()
+            .into_iter()
+            .find(|p| p.conn_id == conn)
+            .map(|p| p.name)
+            .unwrap_or_default();
+        if let Err((code, message)) = self.try_start_run(fx, req, by) {
+            merge(fx, self.core.error_to(conn, code, message));
         }
-        let lang = match service.language_for(&req.path, req.language.as_deref()) {
-            Ok(l) => l.clone(),
-            Err(e) => {
-                merge(fx, self.core.error_to(req.conn, ErrorCode::BadRequest, e));
-                return;
-            }
+    }
+
+    fn try_start_run(
+        &mut self,
+        fx: &mut Effects,
+        req: super::core::RunRequest,
+        by_name: String,
+    ) -> Result<String, (ErrorCode, String)> {
+        let Some(service) = self.runs.clone() else {
+            return Err((ErrorCode::Unavailable, "this server does not run programs".into()));
         };
-        let Some(me) = self.me.upgrade() else { return };
+        if req.conn != 0 && self.active.values().filter(|r| r.by == req.conn).count() >= MAX_RUNS_PER_PARTICIPANT {
+            return Err((
+                ErrorCode::RateLimited,
+                "you already have a run going; stop it first".into(),
+            ));
+        }
+        let lang = service
+            .language_for(&req.path, req.language.as_deref())
+            .map_err(|e| (ErrorCode::BadRequest, e))?
+            .clone();
+        let me = self
+            .me
+            .upgrade()
+            .ok_or((ErrorCode::Unavailable, "the room is closing".into()))?;
         let run_id = format!("{:016x}", rand::random::<u64>());
         let (stdin_tx, stdin_rx) = mpsc::channel(crate::runs::STDIN_QUEUE);
         let (stop_tx, stop_rx) = oneshot::channel();
         let job = service.job(&lang, &req.path, req.files, stdin_rx);
+        let stdin_tx = Some(stdin_tx);
+        let record = mesh_protocol::rest::RunRecord {
+            run_id: run_id.clone(),
+            path: req.path.clone(),
+            language: lang.id.clone(),
+            by: by_name,
+            started_at: now_ms(),
+            stage: String::new(),
+            code: None,
+            duration_ms: 0,
+            limit: None,
+            error: None,
+            stdout: String::new(),
+            stderr: String::new(),
+        };
         self.active.insert(
             run_id.clone(),
             ActiveRun {
                 by: req.conn,
                 stop: Some(stop_tx),
-                stdin: Some(stdin_tx),
+                stdin: stdin_tx,
+                record,
             },
         );
         tracing::info!(room = %self.id, run = %run_id, language = %lang.id, path = %req.path, "run started");
@@ -545,6 +614,7 @@ impl Actor {
                 }
             }
         });
+        Ok(run_id)
     }
 
     fn run_input(&mut self, fx: &mut Effects, conn: ConnId, run_id: String, data: String, eof: bool) {
@@ -600,7 +670,15 @@ impl Actor {
     fn on_run_notice(&mut self, fx: &mut Effects, run_id: String, notice: crate::runs::RunNotice) {
         use crate::runs::RunNotice;
         let msg = match notice {
-            RunNotice::Output(stream, data) => mesh_protocol::ServerMessage::RunOutput { run_id, stream, data },
+            RunNotice::Output(stream, data) => {
+                if let Some(run) = self.active.get_mut(&run_id) {
+                    match stream {
+                        mesh_protocol::messages::RunStream::Stdout => keep(&mut run.record.stdout, &data),
+                        _ => keep(&mut run.record.stderr, &data),
+                    }
+                }
+                mesh_protocol::ServerMessage::RunOutput { run_id, stream, data }
+            }
             RunNotice::Exited {
                 stage,
                 code,
@@ -608,7 +686,20 @@ impl Actor {
                 limit,
                 error,
             } => {
-                self.active.remove(&run_id);
+                if let Some(run) = self.active.remove(&run_id) {
+                    let mut record = run.record;
+                    record.stage = stage.into();
+                    record.code = code;
+                    record.duration_ms = duration_ms;
+                    record.limit = limit.map(String::from);
+                    record.error = error.clone();
+                    let (store, room) = (self.store.clone(), self.id);
+                    tokio::spawn(async move {
+                        if let Err(e) = store.put_run(room, record).await {
+                            tracing::warn!(%room, error = %e, "cannot keep the run in the history");
+                        }
+                    });
+                }
                 tracing::info!(room = %self.id, run = %run_id, ?code, ?limit, "run ended");
                 mesh_protocol::ServerMessage::RunExited {
                     run_id,
@@ -664,6 +755,12 @@ mod tests {
         }
         fn compact(&self, id: RoomId, snapshot: Vec<u8>, upto_seq: u64) -> BoxFuture<'_, StoreResult<()>> {
             self.inner.compact(id, snapshot, upto_seq)
+        }
+        fn put_run(&self, id: RoomId, run: crate::store::RunRecord) -> BoxFuture<'_, StoreResult<()>> {
+            self.inner.put_run(id, run)
+        }
+        fn list_runs(&self, id: RoomId, limit: usize) -> BoxFuture<'_, StoreResult<Vec<crate::store::RunRecord>>> {
+            self.inner.list_runs(id, limit)
         }
     }
 

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use mesh_protocol::RoomId;
 
-use super::{BoxFuture, RoomRecord, RoomState, Store, StoreResult};
+use super::{BoxFuture, RoomRecord, RoomState, RunRecord, Store, StoreResult};
 
 #[derive(Default)]
 struct Room {
@@ -13,6 +13,7 @@ struct Room {
     snapshot: Option<Vec<u8>>,
     log: Vec<(u64, Vec<u8>)>,
     last_seq: u64,
+    runs: Vec<RunRecord>,
 }
 
 /// Keeps everything in a map. The lock is never held across an `.await`.
@@ -92,5 +93,20 @@ impl Store for MemoryStore {
             room.log.retain(|(seq, _)| *seq > upto_seq);
         });
         Box::pin(async move { Ok(()) })
+    }
+
+    fn put_run(&self, id: RoomId, run: RunRecord) -> BoxFuture<'_, StoreResult<()>> {
+        self.with(|rooms| rooms.entry(id).or_default().runs.push(run));
+        Box::pin(async move { Ok(()) })
+    }
+
+    fn list_runs(&self, id: RoomId, limit: usize) -> BoxFuture<'_, StoreResult<Vec<RunRecord>>> {
+        let out = self.with(|rooms| {
+            rooms
+                .get(&id)
+                .map(|r| r.runs.iter().rev().take(limit).cloned().collect())
+                .unwrap_or_default()
+        });
+        Box::pin(async move { Ok(out) })
     }
 }

@@ -70,4 +70,10 @@ pub trait Store: Send + Sync + 'static {
     fn append(&self, id: RoomId, updates: Vec<Vec<u8>>) -> BoxFuture<'_, StoreResult<u64>>;
     /// Replaces every update up to and including `upto_seq` by `snapshot`, atomically.
     fn compact(&self, id: RoomId, snapshot: Vec<u8>, upto_seq: u64) -> BoxFuture<'_, StoreResult<()>>;
+    /// Adds a finished run to the room's history.
+    fn put_run(&self, id: RoomId, run: RunRecord) -> BoxFuture<'_, StoreResult<()>>;
+    /// The room's runs, newest first, at most `limit`.
+    fn list_runs(&self, id: RoomId, limit: usize) -> BoxFuture<'_, StoreResult<Vec<RunRecord>>>;
 }
+
+pub use mesh_protocol::rest::RunRecord;

@@ -14,7 +14,7 @@ use mesh_protocol::RoomId;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
-use super::{BoxFuture, RoomRecord, RoomState, Store, StoreError, StoreResult};
+use super::{BoxFuture, RoomRecord, RoomState, RunRecord, Store, StoreError, StoreResult};
 
 /// The most commands the writer thread folds into one transaction; bounds the latency that
 /// one large batch can add to the commands queued behind it.
@@ -49,6 +49,8 @@ enum Command {
     Append(RoomId, Vec<Vec<u8>>, Reply<u64>),
     Compact(RoomId, Vec<u8>, u64, Reply<()>),
     Secret(Reply<Vec<u8>>),
+    PutRun(RoomId, Box<RunRecord>, Reply<()>),
+    ListRuns(RoomId, usize, Reply<Vec<RunRecord>>),
 }
 
 /// A [`Store`] backed by one SQLite file.
@@ -130,6 +132,13 @@ fn init(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
          CREATE TABLE IF NOT EXISTS room_seq (
              room_id TEXT PRIMARY KEY REFERENCES rooms(id) ON DELETE CASCADE,
              last_seq INTEGER NOT NULL
+         );
+         CREATE TABLE IF NOT EXISTS room_runs (
+             room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+             run_id TEXT NOT NULL,
+             started_at INTEGER NOT NULL,
+             data TEXT NOT NULL,
+             PRIMARY KEY (room_id, run_id)
          );
          CREATE TABLE IF NOT EXISTS server_meta (
              key TEXT PRIMARY KEY,
@@ -285,6 +294,35 @@ fn serve(conn: &mut Connection, cmd: Command) {
             });
             let _ = reply.send(r.map_err(db_err));
         }
+        Command::PutRun(id, run, reply) => {
+            let r = serde_json::to_string(&run)
+                .map_err(|e| StoreError::Database(e.to_string()))
+                .and_then(|data| {
+                    conn.execute(
+                        "INSERT OR REPLACE INTO room_runs (room_id, run_id, started_at, data) VALUES (?1, ?2, ?3, ?4)",
+                        params![id.to_string(), run.run_id, run.started_at, data],
+                    )
+                    .map(|_| ())
+                    .map_err(db_err)
+                });
+            let _ = reply.send(r);
+        }
+        Command::ListRuns(id, limit, reply) => {
+            let r = (|| {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT data FROM room_runs WHERE room_id = ?1 ORDER BY started_at DESC, run_id LIMIT ?2",
+                )?;
+                let rows = stmt.query_map(params![id.to_string(), limit as i64], |r| r.get::<_, String>(0))?;
+                let mut out = Vec::new();
+                for row in rows {
+                    if let Ok(run) = serde_json::from_str(&row?) {
+                        out.push(run);
+                    }
+                }
+                Ok(out)
+            })();
+            let _ = reply.send(r.map_err(db_err));
+        }
         Command::Secret(reply) => {
             let _ = reply.send(secret(conn).map_err(db_err));
         }
@@ -376,6 +414,12 @@ impl Store for SqliteStore {
     }
     fn compact(&self, id: RoomId, snapshot: Vec<u8>, upto_seq: u64) -> BoxFuture<'_, StoreResult<()>> {
         self.call(|r| Command::Compact(id, snapshot, upto_seq, r))
+    }
+    fn put_run(&self, id: RoomId, run: RunRecord) -> BoxFuture<'_, StoreResult<()>> {
+        self.call(|r| Command::PutRun(id, Box::new(run), r))
+    }
+    fn list_runs(&self, id: RoomId, limit: usize) -> BoxFuture<'_, StoreResult<Vec<RunRecord>>> {
+        self.call(|r| Command::ListRuns(id, limit, r))
     }
 }
 
