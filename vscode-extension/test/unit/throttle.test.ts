@@ -33,7 +33,7 @@ class FakeTimers implements Timers {
     this.now = end;
   }
 
-  get pending(): number {
+  get scheduled(): number {
     return this.due.size;
   }
 }
@@ -64,7 +64,7 @@ describe('LatestThrottle', () => {
     assert.deepEqual(sent, [[0, 'a'], [50, 'd']]);
     timers.advance(1000);
     assert.deepEqual(sent, [[0, 'a'], [50, 'd']]);
-    assert.equal(timers.pending, 0);
+    assert.equal(timers.scheduled, 0);
   });
 
   it('sends a steady stream once per interval', () => {
@@ -104,6 +104,6 @@ describe('LatestThrottle', () => {
     timers.advance(100);
     t.push('c');
     assert.deepEqual(sent, [[0, 'a']]);
-    assert.equal(timers.pending, 0);
+    assert.equal(timers.scheduled, 0);
   });
 });
