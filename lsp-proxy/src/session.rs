@@ -236,6 +236,8 @@ pub struct Session {
     ignore: Option<ignore::gitignore::Gitignore>,
     /// Whether disk sync runs (after the first sync of a shared or joined folder).
     disk_sync: bool,
+    /// Remote cursors may have moved (awareness, text or open documents changed).
+    cursors_dirty: bool,
 }
 
 /// Starts a session task. Returns the sender for its events.
@@ -266,6 +268,7 @@ pub fn spawn(
         watcher: None,
         ignore: None,
         disk_sync: false,
+        cursors_dirty: false,
     };
     let task = tokio::spawn(session.run(rx));
     (tx, task)
@@ -351,8 +354,14 @@ impl Session {
                     }
                 }
             }
-            Event::Open { uri, version, text } => self.on_open(uri, version, text),
-            Event::Change { uri, version, changes } => self.on_change(uri, version, changes),
+            Event::Open { uri, version, text } => {
+                self.cursors_dirty = true;
+                self.on_open(uri, version, text)
+            }
+            Event::Change { uri, version, changes } => {
+                self.cursors_dirty = true;
+                self.on_change(uri, version, changes)
+            }
             Event::Close { uri } => {
                 if let Some(doc) = self.docs.remove(&uri) {
                     if let (Some(path), true) = (doc.path, self.disk_sync) {
@@ -482,6 +491,7 @@ impl Session {
 
     fn on_change(&mut self, uri: String, version: i32, changes: Vec<(Option<Range>, String)>) {
         let enc = self.enc;
+        let mut flush = !self.can_write();
         let path = self.docs.get(&uri).and_then(|d| d.path.clone());
         let in_room = self.room.as_ref().is_some_and(|r| r.synced);
         let room_text = match (&path, in_room) {
@@ -523,7 +533,9 @@ impl Session {
             return;
         }
         match doc.sync.editor_changed(version, changes, enc, &room_text) {
-            ChangeKind::Echo | ChangeKind::PartialEcho => {}
+            // Room changes that arrived while the batch was in flight go out now.
+            ChangeKind::Echo => flush = true,
+            ChangeKind::PartialEcho => {}
             ChangeKind::OutOfOrder => {
                 tracing::error!(%uri, version, "didChange out of order; checking the buffer");
                 let _ = self.out.send(EditorOut::DocumentHash { uri: uri.clone() });
@@ -540,8 +552,8 @@ impl Session {
                 }
             }
         }
-        if !self.can_write() {
-            // Bring a reader's buffer back to the room's text.
+        // A reader's buffer goes back to the room's text; an echo lets the next batch go.
+        if flush {
             self.flush_doc(&uri);
         }
     }
@@ -549,7 +561,13 @@ impl Session {
     /// Sends the next edit batch of a document, if the room has changes the editor lacks.
     fn flush_doc(&mut self, uri: &str) {
         let enc = self.enc;
-        let Some(path) = self.docs.get(uri).and_then(|d| d.path.clone()) else {
+        // One batch at a time: while one is in flight there is nothing to compute.
+        let Some(path) = self
+            .docs
+            .get(uri)
+            .filter(|d| !d.sync.has_inflight())
+            .and_then(|d| d.path.clone())
+        else {
             return;
         };
         let Some(room_text) = self.room_text(&path) else { return };
@@ -563,13 +581,6 @@ impl Session {
                 uri: uri.to_string(),
                 batch,
             });
-        }
-    }
-
-    fn flush_all(&mut self) {
-        let uris: Vec<String> = self.docs.keys().cloned().collect();
-        for uri in uris {
-            self.flush_doc(&uri);
         }
     }
 
@@ -589,6 +600,9 @@ impl Session {
         }
         doc.hash_checked = true;
         if result.sha256 == sha256_hex(&doc.sync.shadow().text()) {
+            // The buffer is what we believe; send what the room has that it lacks (after a
+            // batch was given up on, nothing else would).
+            self.flush_doc(&uri);
             return;
         }
         // The editor's buffer is not what we believe it is. Repair it from the room.
@@ -957,6 +971,7 @@ impl Session {
             Frame::Yjs(Message::Sync(SyncMessage::Update(u))) => apply_remote(&room.doc, &u),
             Frame::Yjs(Message::Awareness(update)) => {
                 let _ = room.awareness.apply_update(update);
+                self.cursors_dirty = true;
             }
             Frame::Yjs(Message::Auth(Some(reason))) => self.tell("warning", reason),
             Frame::Yjs(_) => {}
@@ -1345,9 +1360,25 @@ impl Session {
     /// Derived state, recomputed once per batch of events.
     fn after_events(&mut self) {
         if self.room.as_ref().is_some_and(|r| r.synced) {
-            self.sync_disk();
-            self.flush_all();
-            self.update_cursors();
+            // Only files the room changed need work: the disk copy and the editor's buffer.
+            let changed: std::collections::HashSet<String> =
+                std::mem::take(&mut *self.remote_dirty.lock().expect("not poisoned"));
+            if !changed.is_empty() {
+                self.cursors_dirty = true;
+            }
+            self.sync_disk(&changed);
+            let uris: Vec<String> = self
+                .docs
+                .iter()
+                .filter(|(_, d)| d.path.as_ref().is_some_and(|p| changed.contains(p)))
+                .map(|(u, _)| u.clone())
+                .collect();
+            for uri in uris {
+                self.flush_doc(&uri);
+            }
+            if std::mem::take(&mut self.cursors_dirty) {
+                self.update_cursors();
+            }
             self.update_follow();
         }
         let status = self.status();
@@ -1497,23 +1528,20 @@ impl Session {
     }
 
     /// One turn of disk sync: remote changes to disk, then disk changes to the room.
-    fn sync_disk(&mut self) {
+    fn sync_disk(&mut self, dirty: &std::collections::HashSet<String>) {
         if !self.disk_sync {
             return;
         }
         let Some(root) = self.root.clone() else { return };
-        let dirty: Vec<String> = std::mem::take(&mut *self.remote_dirty.lock().expect("not poisoned"))
-            .into_iter()
-            .collect();
         for path in dirty {
-            if self.is_open(&path) || self.conflicts.contains(&path) {
+            if self.is_open(path) || self.conflicts.contains(path) {
                 continue;
             }
-            let Ok(abs) = workspace::safe_join(&root, &path) else {
+            let Ok(abs) = workspace::safe_join(&root, path) else {
                 tracing::warn!(%path, "the room has a file with an unsafe path; not written");
                 continue;
             };
-            match self.room_text(&path) {
+            match self.room_text(path) {
                 Some(text) => {
                     let entry = self.disk.entry(path.clone()).or_insert_with(|| DocSync::new(0, ""));
                     if entry.shadow().eq_str(&text) && abs.exists() {
@@ -1526,7 +1554,7 @@ impl Session {
                 }
                 None => {
                     // Deleted in the room: delete here too, unless it changed locally since.
-                    if let Some(entry) = self.disk.remove(&path) {
+                    if let Some(entry) = self.disk.remove(path) {
                         match std::fs::read_to_string(&abs) {
                             Ok(t) if entry.shadow().eq_str(&t) => {
                                 let _ = std::fs::remove_file(&abs);
