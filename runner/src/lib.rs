@@ -5,6 +5,7 @@
 //! - [`files`]: a job's files, validated before anything starts, packed into a tar archive.
 //! - [`sandbox`]: the container's configuration and the tiny runner script inside it.
 //! - [`run`]: [`Runner::run`] and the supervisor task that owns each run's container.
+//! - [`pool`]: warm containers, started ahead of time, each used for one run.
 //!
 //! *Invariants:* a container is used for one run and removed when it ends, however it ends
 //! (a guard removes it on panic or cancellation); nothing from a job reaches Docker before
@@ -21,37 +22,23 @@
 //! # Ok(()) }
 //! ```
 //!
-//! # Warm pool (design; not built yet)
+//! # Warm pool
 //!
-//! A cold run costs a container create, an upload, an attach and a start (about 0.2-0.3 s
-//! on Docker 20.10). The pool takes those off the critical path, and the runner protocol
-//! (see [`sandbox`]) is already shaped for it:
-//!
-//! - `Pool` is an actor per language (bounded inbox, cloneable handle) holding `N` *warm*
-//!   containers: created with the language's configuration, attached, started, the runner
-//!   blocked on `read nonce`. Nothing of any job is in them yet.
-//! - `take()` pops one and hands it to the same `Supervisor` a cold run uses, after
-//!   uploading the job's archive into `/job` (uploads into a volume work on a running
-//!   container) and writing the nonce line. A job whose tightened limits differ from the
-//!   pool's gets a `docker update` first, or a cold container if that fails.
-//! - Each warm container is used once and removed like any other; the pool refills in the
-//!   background (one create at a time, so a burst cannot starve the machine), replaces a
-//!   container that dies while idle, and caps an idle container's age (e.g. 10 minutes) so
-//!   image updates are picked up. An empty pool falls back to a cold start, never waits.
-//! - Warm containers hold memory reservations only in name (limits, not reservations), so
-//!   the cost of idling is a few MiB each for tini and `sh`.
-//! - The wall clock starts when the nonce is written, not when the container was created.
+//! A cold run costs a container create, an attach, a start and an upload before the
+//! program can begin. [`Runner::with_pool`] takes the first three off the critical path:
+//! see [`pool`].
 
 #![warn(missing_docs)]
 
 pub mod files;
+pub mod pool;
 pub mod registry;
 pub mod run;
 pub mod sandbox;
 
 pub use files::JobFile;
-pub use registry::{Language, Limits, LimitsOverride, Registry};
-pub use run::{Collected, Exit, ImageSource, Job, Limit, Run, RunEvent, Runner, Stage, Stdin};
+pub use registry::{DebugSpec, Language, Limits, LimitsOverride, Registry};
+pub use run::{Collected, Exit, ImageSource, Job, Limit, Mode, Run, RunEvent, Runner, Stage, Stdin};
 
 /// Errors of the run service. Each message says what is wrong and, where it can, what to do.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +49,9 @@ pub enum Error {
     /// The job names a language the registry does not have.
     #[error("unknown language {0:?}")]
     UnknownLanguage(String),
+    /// The language has no debug adapter in the registry.
+    #[error("{0} cannot be debugged: its registry entry has no [debug] table")]
+    NotDebuggable(String),
     /// A job file is refused.
     #[error("file {path:?}: {problem}")]
     BadFile {

