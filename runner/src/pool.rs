@@ -108,7 +108,12 @@ impl Pool {
         }
         let notify = Arc::new(Notify::new());
         slot.refill = Some(notify.clone());
-        tokio::spawn(refill(Arc::downgrade(self), runner.clone(), key.clone(), notify.clone()));
+        tokio::spawn(refill(
+            Arc::downgrade(self),
+            runner.clone(),
+            key.clone(),
+            notify.clone(),
+        ));
         notify
     }
 

@@ -9,6 +9,7 @@
 //! the container, and only then sends the final [`RunEvent::Exited`], so a consumer that has
 //! seen `Exited` knows nothing of the run is left.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -18,8 +19,8 @@ use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
 use bollard::models::ContainerUpdateBody;
 use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, KillContainerOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder,
-    WaitContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder, StatsOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use bytes::Bytes;
@@ -41,6 +42,8 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// After a kill, how long the output may take to close before the supervisor stops reading.
 const KILL_DRAIN: Duration = Duration::from_secs(5);
+/// A stopped sandbox older than this belongs to no live run (see `sweep_leftovers`).
+const LEFTOVER_AGE: Duration = Duration::from_secs(3600);
 /// A one-shot stats read (pids count at a timeout); skipped if Docker is slower than this.
 const STATS_TIMEOUT: Duration = Duration::from_secs(2);
 /// Events buffered for a slow consumer before the supervisor waits for it (back-pressure,
@@ -310,6 +313,38 @@ impl Runner {
         self
     }
 
+    /// Removes sandboxes that a crashed or killed process left behind: stopped containers
+    /// with mesh's label created more than an hour ago (no run or debug session lasts that
+    /// long, so none is in use). Returns how many were removed.
+    pub async fn sweep_leftovers(&self) -> Result<usize> {
+        let filters = HashMap::from([
+            ("label".to_owned(), vec![sandbox::LABEL.to_owned()]),
+            (
+                "status".to_owned(),
+                vec!["exited".to_owned(), "created".to_owned(), "dead".to_owned()],
+            ),
+        ]);
+        let opts = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+        let list = self
+            .docker
+            .list_containers(Some(opts))
+            .await
+            .map_err(Error::from_docker)?;
+        let cutoff = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+            - LEFTOVER_AGE.as_secs() as i64;
+        let old: Vec<String> = list
+            .into_iter()
+            .filter(|c| c.created.is_some_and(|t| t < cutoff))
+            .filter_map(|c| c.id)
+            .collect();
+        for id in &old {
+            remove_container(&self.docker, id).await;
+        }
+        Ok(old.len())
+    }
+
     /// Warm containers idle right now for `language` in `mode` (0 without a pool).
     pub fn warm_count(&self, language: &str, mode: Mode) -> usize {
         self.pool
@@ -402,7 +437,9 @@ impl Runner {
             }
             false => (None, None),
         };
-        let Started { guard, input, output, .. } = container;
+        let Started {
+            guard, input, output, ..
+        } = container;
         let mut control = format!("{nonce}\n{}\n{}\n", job.mode.as_str(), archive.len()).into_bytes();
         control.extend_from_slice(&archive);
         let feeder = tokio::spawn(feed_stdin(input, control, go_rx, job.stdin));

@@ -20,7 +20,10 @@ async fn pooled() -> Runner {
 async fn until_warm(runner: &Runner, lang: &str, n: usize) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while runner.warm_count(lang, Mode::Run) < n {
-        assert!(tokio::time::Instant::now() < deadline, "the pool never held {n} {lang} container(s)");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the pool never held {n} {lang} container(s)"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -32,7 +35,8 @@ async fn sandboxes(runner: &Runner, lang: &str) -> Vec<String> {
     all.into_iter()
         .filter(|c| {
             c.labels.as_ref().is_some_and(|l| {
-                l.contains_key(mesh_runner::sandbox::LABEL) && l.get("org.mesh.language").map(String::as_str) == Some(lang)
+                l.contains_key(mesh_runner::sandbox::LABEL)
+                    && l.get("org.mesh.language").map(String::as_str) == Some(lang)
             })
         })
         .filter_map(|c| c.id)
@@ -82,7 +86,10 @@ async fn a_container_that_died_while_idle_is_not_used() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let run = runner.run(hello(3)).await.unwrap();
-    assert!(!idle.contains(&run.container_id().to_owned()), "a dead container was handed out");
+    assert!(
+        !idle.contains(&run.container_id().to_owned()),
+        "a dead container was handed out"
+    );
     let out = run.collect().await;
     assert_eq!(text(&out.stdout), "warm 3\n");
     assert!(out.exit.unwrap().is_success());
@@ -99,7 +106,11 @@ async fn a_tightened_job_starts_cold_and_stdin_reaches_a_warm_run() {
         ..Default::default()
     });
     let run = runner.run(job).await.unwrap();
-    assert_eq!(runner.warm_count("python", Mode::Run), 1, "the tightened job took the warm container");
+    assert_eq!(
+        runner.warm_count("python", Mode::Run),
+        1,
+        "the tightened job took the warm container"
+    );
     assert_eq!(text(&run.collect().await.stdout), "warm 4\n");
 
     let job = Job::new(

@@ -116,7 +116,15 @@ impl Server {
             crate::config::RunImages::Public => mesh_runner::ImageSource::Public,
             crate::config::RunImages::Local => mesh_runner::ImageSource::Local,
         };
-        let runs = Arc::new(crate::runs::RunService::new(images)?);
+        let runs = Arc::new(crate::runs::RunService::new(
+            images,
+            settings.run_pool,
+            settings.run_warm.clone(),
+        )?);
+        tokio::spawn({
+            let runs = runs.clone();
+            async move { runs.prewarm().await }
+        });
         let state = AppState {
             rooms: Rooms::new(store.clone(), Some(runs.clone())),
             runs,
@@ -140,6 +148,7 @@ impl Server {
     /// socket, and returns.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let rooms = self.state.rooms.clone();
+        let runs = self.state.runs.clone();
         let sockets = self.state.sockets.clone();
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         // Small frames (keystrokes) must not wait for Nagle's algorithm and delayed ACKs.
@@ -153,6 +162,7 @@ impl Server {
                 shutdown.await;
                 tracing::info!("shutting down: closing rooms");
                 rooms.shutdown().await;
+                runs.shutdown().await;
             })
             .await?;
         // Upgraded sockets live outside the HTTP server's own bookkeeping: wait for them to

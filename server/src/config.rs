@@ -63,6 +63,14 @@ pub struct Args {
     /// scripts/build-images) [default: public].
     #[arg(long, env = "MESH_RUN_IMAGES", value_enum)]
     pub run_images: Option<RunImages>,
+    /// Warm containers kept ready per language once it has run (0 turns the pool off)
+    /// [default: 1].
+    #[arg(long, env = "MESH_RUN_POOL")]
+    pub run_pool: Option<usize>,
+    /// Languages to keep warm from the start, e.g. `python,c` [default: none; a language
+    /// is warmed after its first run].
+    #[arg(long, env = "MESH_RUN_WARM", value_delimiter = ',')]
+    pub run_warm: Option<Vec<String>>,
 }
 
 /// Which container images runs use.
@@ -87,6 +95,8 @@ struct FileConfig {
     admin_token: Option<String>,
     log_format: Option<LogFormat>,
     run_images: Option<RunImages>,
+    run_pool: Option<usize>,
+    run_warm: Option<Vec<String>>,
 }
 
 /// The settings the server runs with.
@@ -108,6 +118,10 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Which images runs use.
     pub run_images: RunImages,
+    /// Warm containers per language (0: no pool).
+    pub run_pool: usize,
+    /// Languages warmed from the start.
+    pub run_warm: Vec<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -132,6 +146,10 @@ impl Settings {
             None => FileConfig::default(),
         };
         let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir);
+        let run_pool = args.run_pool.or(file.run_pool).unwrap_or(DEFAULT_RUN_POOL);
+        if run_pool > MAX_RUN_POOL {
+            anyhow::bail!("run_pool {run_pool} is over the limit of {MAX_RUN_POOL} warm containers per language");
+        }
         Ok(Settings {
             listen: args
                 .listen
@@ -152,9 +170,16 @@ impl Settings {
             admin_token: args.admin_token.or(file.admin_token).filter(|t| !t.is_empty()),
             log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Text),
             run_images: args.run_images.or(file.run_images).unwrap_or(RunImages::Public),
+            run_pool,
+            run_warm: args.run_warm.or(file.run_warm).unwrap_or_default(),
         })
     }
 }
+
+/// Warm containers per language: one covers runs seconds apart; a busy server raises it.
+const DEFAULT_RUN_POOL: usize = 1;
+/// The most warm containers per language a setting may ask for.
+const MAX_RUN_POOL: usize = 32;
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)

@@ -4,11 +4,12 @@
 //! the server works without Docker.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use mesh_protocol::messages::RunStream;
 use mesh_protocol::rest::LanguageInfo;
-use mesh_runner::{ImageSource, Job, JobFile, Language, Registry, RunEvent, Runner, Stage, Stdin};
+use mesh_runner::{ImageSource, Job, JobFile, Language, Mode, Registry, RunEvent, Runner, Stage, Stdin};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 /// Stdin chunks queued for a run before typing blocks.
@@ -34,21 +35,52 @@ pub enum RunNotice {
     },
 }
 
+/// How long a warm container may idle before it is replaced (so rebuilt images are used).
+const WARM_MAX_IDLE: Duration = Duration::from_secs(600);
+
 /// The run service shared by all rooms.
 pub struct RunService {
     registry: Registry,
     images: ImageSource,
+    pool: usize,
+    warm: Vec<String>,
     runner: Mutex<Option<Arc<Runner>>>,
 }
 
 impl RunService {
-    /// The service over the shipped registry.
-    pub fn new(images: ImageSource) -> anyhow::Result<Self> {
+    /// The service over the shipped registry, with `pool` warm containers per language that
+    /// has run, and the `warm` languages warmed as soon as Docker answers.
+    pub fn new(images: ImageSource, pool: usize, warm: Vec<String>) -> anyhow::Result<Self> {
+        let registry = Registry::builtin()?;
+        for id in &warm {
+            registry.get(id).map_err(|e| anyhow::anyhow!("run_warm: {e}"))?;
+        }
         Ok(RunService {
-            registry: Registry::builtin()?,
+            registry,
             images,
+            pool,
+            warm,
             runner: Mutex::new(None),
         })
+    }
+
+    /// Connects to Docker now when languages are to be warmed from the start; a failure is
+    /// logged, and runs try again later.
+    pub async fn prewarm(&self) {
+        if self.warm.is_empty() || self.pool == 0 {
+            return;
+        }
+        if let Err(e) = self.runner().await {
+            tracing::warn!(error = %e, "cannot warm run containers");
+        }
+    }
+
+    /// Removes idle warm containers (on shutdown).
+    pub async fn shutdown(&self) {
+        let runner = self.runner.lock().await.clone();
+        if let Some(r) = runner {
+            r.shutdown().await;
+        }
     }
 
     /// Languages for `GET /api/languages`.
@@ -86,8 +118,18 @@ impl RunService {
         let r = Arc::new(
             Runner::connect(self.registry.clone(), self.images)
                 .await
-                .map_err(|e| format!("runs are unavailable: {e}"))?,
+                .map_err(|e| format!("runs are unavailable: {e}"))?
+                .with_pool(self.pool, WARM_MAX_IDLE),
         );
+        match r.sweep_leftovers().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "removed stopped sandboxes left by an earlier process"),
+            Err(e) => tracing::warn!(error = %e, "could not look for leftover sandboxes"),
+        }
+        for id in &self.warm {
+            // Checked in `new`.
+            let _ = r.warm(id, Mode::Run);
+        }
         *slot = Some(r.clone());
         Ok(r)
     }

@@ -299,3 +299,104 @@ async fn runs_over_rest_are_kept_in_the_history() {
     assert_eq!(resp.status(), 400);
     assert!(resp.text().await.unwrap().contains("unknown language"));
 }
+
+/// The attack suite at the server level: four participants start a fork bomb, a memory
+/// bomb, an output flood and a SIGTERM-ignoring sleeper at once, while two others keep
+/// editing. Each attack ends with its limit; every edit still arrives (each within the
+/// event timeout), and the edit latency during the attacks is printed for the record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacks_are_contained_while_the_room_keeps_editing() {
+    let server = TestServer::start_with(&["--run-images", "local"]).unwrap();
+    let session = server.create_session("attacks").await.unwrap();
+    let url = server.ws_url(&session, &session.created.writer_token);
+    let ada = YClient::connect_mesh(&url, "ada").await.unwrap();
+    let bob = YClient::connect_mesh(&url, "bob").await.unwrap();
+    ada.wait_synced().await.unwrap();
+    let attacks = [
+        (
+            "fork.py",
+            "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass\n",
+            "pids",
+        ),
+        (
+            "memory.py",
+            "x = []\nwhile True:\n    x.append(' ' * 10**6)\n",
+            "memory",
+        ),
+        ("flood.py", "while True:\n    print('x' * 1000)\n", "output"),
+        (
+            "sleep.py",
+            "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(3600)\n",
+            "time",
+        ),
+    ];
+    let mut attackers = Vec::new();
+    for (i, (path, source, _)) in attacks.iter().enumerate() {
+        ada.insert(path, 0, source);
+        let c = YClient::connect_mesh(&url, &format!("mallory{i}")).await.unwrap();
+        c.wait_for("the attack file", |c| c.text(path).is_some()).await.unwrap();
+        attackers.push(c);
+    }
+    ada.insert("notes.txt", 0, "");
+    bob.wait_for("notes", |c| c.text("notes.txt").is_some()).await.unwrap();
+
+    let typing = |n: usize| {
+        let (ada, bob) = (&ada, &bob);
+        async move {
+            let mut samples = Vec::new();
+            for i in 0..n {
+                let t0 = std::time::Instant::now();
+                let len = ada.text("notes.txt").unwrap().len() as u32;
+                ada.insert("notes.txt", len, "k");
+                bob.wait_for("an edit", |c| c.text("notes.txt").is_some_and(|t| t.len() > i))
+                    .await
+                    .unwrap();
+                samples.push(t0.elapsed().as_secs_f64() * 1000.0);
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            samples.sort_by(f64::total_cmp);
+            samples
+        }
+    };
+    let quiet = typing(40).await;
+    for ((path, _, _), c) in attacks.iter().zip(&attackers) {
+        c.send_mesh(&ClientMessage::Run {
+            path: (*path).into(),
+            language: None,
+        });
+    }
+    let mut run_ids = Vec::new();
+    for ((path, _, _), c) in attacks.iter().zip(&attackers) {
+        let ServerMessage::RunStarted { run_id, .. } = c
+            .wait_mesh(
+                "attack started",
+                |m| matches!(m, ServerMessage::RunStarted { path: p, .. } if p == path),
+            )
+            .await
+            .unwrap()
+        else {
+            unreachable!()
+        };
+        run_ids.push(run_id);
+    }
+    let attacked = typing(120).await;
+    for ((path, _, limit), run_id) in attacks.iter().zip(&run_ids) {
+        bob.wait_for("the attack's end", |c| exited(c, run_id).is_some())
+            .await
+            .unwrap();
+        let Some(ServerMessage::RunExited { limit: got, error, .. }) = exited(&bob, run_id) else {
+            unreachable!()
+        };
+        assert_eq!(error, None, "{path}");
+        assert_eq!(got.as_deref(), Some(*limit), "{path} ended with the wrong limit");
+    }
+    assert_eq!(ada.text("notes.txt"), bob.text("notes.txt"));
+    let pct = |s: &[f64], q: f64| s[((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1];
+    eprintln!(
+        "edit round trip, ms: quiet p50 {:.2} p99 {:.2}; under attack p50 {:.2} p99 {:.2}",
+        pct(&quiet, 0.5),
+        pct(&quiet, 0.99),
+        pct(&attacked, 0.5),
+        pct(&attacked, 0.99)
+    );
+}

@@ -79,7 +79,17 @@ async fn through_docker_cli(image: &str, lang: &str) -> anyhow::Result<Sample> {
     let (_, text) = source(lang)?;
     let t0 = Instant::now();
     let mut child = tokio::process::Command::new("docker")
-        .args(["run", "--rm", "-i", "--network", "none", image, "sh", "-c", docker_run_script(lang)])
+        .args([
+            "run",
+            "--rm",
+            "-i",
+            "--network",
+            "none",
+            image,
+            "sh",
+            "-c",
+            docker_run_script(lang),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -138,11 +148,7 @@ async fn main() -> anyhow::Result<()> {
         .with_pool(1, Duration::from_secs(600));
     let mut rows = Vec::new();
     for lang in &args.languages {
-        let image = registry
-            .get(lang)?
-            .local_image
-            .clone()
-            .context("no local image")?;
+        let image = registry.get(lang)?.local_image.clone().context("no local image")?;
         warm.warm(lang, Mode::Run)?;
         // One untimed run of each way, so page caches are equally hot for all three.
         through_runner(&cold, lang).await?;
@@ -155,7 +161,11 @@ async fn main() -> anyhow::Result<()> {
             c.push(through_runner(&cold, lang).await?);
             d.push(through_docker_cli(&image, lang).await?);
         }
-        for (way, samples) in [("mesh, warm pool", w), ("mesh, cold container", c), ("plain docker run", d)] {
+        for (way, samples) in [
+            ("mesh, warm pool", w),
+            ("mesh, cold container", c),
+            ("plain docker run", d),
+        ] {
             let first: Vec<f64> = samples.iter().map(|s| s.first_ms).collect();
             let exit: Vec<f64> = samples.iter().map(|s| s.exit_ms).collect();
             rows.push([
@@ -170,7 +180,14 @@ async fn main() -> anyhow::Result<()> {
     }
     warm.shutdown().await;
     print_table(
-        &["language", "way", "first byte p50 ms", "first byte p99 ms", "exit p50 ms", "exit p99 ms"],
+        &[
+            "language",
+            "way",
+            "first byte p50 ms",
+            "first byte p99 ms",
+            "exit p50 ms",
+            "exit p99 ms",
+        ],
         &rows,
         args.markdown,
     );
@@ -180,7 +197,13 @@ async fn main() -> anyhow::Result<()> {
 
 fn print_table(head: &[&str], rows: &[[String; 6]], markdown: bool) {
     let widths: Vec<usize> = (0..head.len())
-        .map(|i| rows.iter().map(|r| r[i].len()).chain([head[i].len()]).max().unwrap_or(0))
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([head[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let line = |cells: Vec<&str>| {
         let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
@@ -192,7 +215,10 @@ fn print_table(head: &[&str], rows: &[[String; 6]], markdown: bool) {
     };
     println!("{}", line(head.to_vec()));
     if markdown {
-        println!("|{}|", widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("|"));
+        println!(
+            "|{}|",
+            widths.iter().map(|w| "-".repeat(w + 2)).collect::<Vec<_>>().join("|")
+        );
     }
     for r in rows {
         println!("{}", line(r.iter().map(String::as_str).collect()));
