@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use mesh_protocol::codec::{encode_mesh, encode_yjs, Frame};
 use mesh_protocol::messages::Role;
 use mesh_protocol::rest::{CreateSession, CreatedSession};
-use mesh_protocol::{doc as shape, ClientMessage, ServerMessage, PROTOCOL_VERSION};
+use mesh_protocol::{doc as shape, ClientMessage, ErrorCode, ServerMessage, PROTOCOL_VERSION};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 use tower_lsp_server::lsp_types::{Position, Range};
@@ -42,6 +42,24 @@ const BATCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// each update frame well under the server's frame limit.
 const UPLOAD_CHUNK_BYTES: usize = 2 * 1024 * 1024;
 
+/// How long the server may take to answer a run request; it answers before the container
+/// starts, so only a lost connection or a stuck room takes this long.
+const RUN_START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The most stdin text one `mesh/runInput` may carry: what a person types or pastes, not a
+/// file upload.
+pub const MAX_RUN_INPUT_BYTES: usize = 64 * 1024;
+
+/// Input goes to the server in pieces of at most this many bytes: even when every byte needs
+/// JSON's six-byte escape, a piece's message stays under the 64 KiB mesh message limit.
+const INPUT_CHUNK_BYTES: usize = 8 * 1024;
+
+/// Language ids are short words; a longer one is a mistake, refused before it travels.
+const MAX_LANGUAGE_BYTES: usize = 64;
+
+/// Where a run request's answer goes.
+type RunReply = oneshot::Sender<Result<RunResult, String>>;
+
 /// A request from the editor (or the command line) that wants an answer.
 pub enum Request {
     /// Share the workspace folder.
@@ -58,6 +76,12 @@ pub enum Request {
     ChatHistory(oneshot::Sender<ChatHistory>),
     /// Follow someone (or stop).
     Follow(Option<u64>, oneshot::Sender<Result<(), String>>),
+    /// Run a file of the room; answered once the server started it (or refused).
+    Run(RunParams, RunReply),
+    /// Text for a run's stdin.
+    RunInput(RunInputParams, oneshot::Sender<Result<(), String>>),
+    /// Stop a run.
+    RunStop(String, oneshot::Sender<Result<(), String>>),
 }
 
 /// Everything the session reacts to.
@@ -204,6 +228,35 @@ struct Room {
     share_ack: Option<(ShareResult, ShareReply)>,
     /// Files to upload once connected (a share), and the reply to send then.
     pending_share: Option<PendingShare>,
+    /// The room's runs as this proxy sees them.
+    runs: Runs,
+}
+
+/// A run the room announced and has not seen end.
+struct ActiveRun {
+    /// Who started it (connection id).
+    by: u64,
+    /// When its start arrived here.
+    started: Instant,
+}
+
+/// A run request sent to the server, waiting for its `RunStarted` or its refusal.
+struct PendingRun {
+    /// The room path asked for.
+    path: String,
+    /// Where the answer goes.
+    reply: RunReply,
+    /// When it was sent.
+    sent: Instant,
+}
+
+/// The room's runs: those going (seen starting since we joined) and our own request in flight.
+/// One request at a time: the server answers a refusal with a bare `Error`, which can only be
+/// tied to the request while no other one waits.
+#[derive(Default)]
+struct Runs {
+    active: HashMap<String, ActiveRun>,
+    pending: Option<PendingRun>,
 }
 
 /// The session's state.
@@ -625,6 +678,7 @@ impl Session {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        self.expire_run_request(now);
         let mut ask = Vec::new();
         let mut expired = Vec::new();
         for (uri, d) in &mut self.docs {
@@ -750,6 +804,13 @@ impl Session {
                 let _ = reply.send(result);
                 self.update_follow();
             }
+            Request::Run(params, reply) => self.on_run_request(params, reply),
+            Request::RunInput(params, reply) => {
+                let _ = reply.send(self.run_input(params));
+            }
+            Request::RunStop(run_id, reply) => {
+                let _ = reply.send(self.run_stop(&run_id));
+            }
         }
     }
 
@@ -815,6 +876,7 @@ impl Session {
     }
 
     fn leave(&mut self) {
+        self.abandon_runs("you left the room");
         if let Some(room) = self.room.take() {
             drop(room);
             for d in self.docs.values_mut() {
@@ -901,6 +963,7 @@ impl Session {
             on_synced: Vec::new(),
             pending_share: None,
             share_ack: None,
+            runs: Runs::default(),
         });
     }
 
@@ -930,6 +993,7 @@ impl Session {
                 }
                 room.state = ConnState::Offline(reason);
                 room.participants.clear();
+                self.abandon_runs("the connection to the room was lost");
             }
             RoomEvent::Fatal(reason) => {
                 tracing::error!(%reason, "leaving the room");
@@ -1100,12 +1164,60 @@ impl Session {
             }
             ServerMessage::Error { code, message } => {
                 tracing::warn!(?code, %message, "the server refused something");
-                self.tell("warning", format!("server: {message}"));
+                let answers_run = matches!(
+                    code,
+                    ErrorCode::BadRequest
+                        | ErrorCode::Forbidden
+                        | ErrorCode::NotFound
+                        | ErrorCode::RateLimited
+                        | ErrorCode::Unavailable
+                );
+                if let Some(pending) = room.runs.pending.take_if(|_| answers_run) {
+                    // While a run request waits, a refusal of the kinds a run gets is its answer.
+                    let _ = pending
+                        .reply
+                        .send(Err(format!("the server refused the run: {message}")));
+                } else {
+                    self.tell("warning", format!("server: {message}"));
+                }
             }
             ServerMessage::Pong { .. } => {}
-            // Runs are shown by `mesh-proxy run`; editors get them once the LSP extensions
-            // grow run notifications.
-            ServerMessage::RunStarted { .. } | ServerMessage::RunOutput { .. } | ServerMessage::RunExited { .. } => {}
+            ServerMessage::RunStarted {
+                run_id,
+                path,
+                language,
+                by,
+            } => self.on_run_started(run_id, path, language, by),
+            ServerMessage::RunOutput { run_id, stream, data } => {
+                if room.runs.active.contains_key(&run_id) {
+                    self.notify::<RunOutputNotification>(RunOutputParams { run_id, stream, data });
+                }
+            }
+            ServerMessage::RunExited {
+                run_id,
+                stage,
+                code,
+                duration_ms,
+                limit,
+                error,
+            } => {
+                if room.runs.active.remove(&run_id).is_some() {
+                    self.notify::<RunExitedNotification>(RunExitedParams {
+                        run_id,
+                        stage,
+                        code,
+                        duration_ms,
+                        limit,
+                        error,
+                    });
+                }
+            }
+            // Debug sessions are the business of `mesh-proxy dap`, which has its own connection.
+            ServerMessage::DebugStarted { .. }
+            | ServerMessage::DebugJoined { .. }
+            | ServerMessage::Dap { .. }
+            | ServerMessage::DebugBreakpoints { .. }
+            | ServerMessage::DebugEnded { .. } => {}
         }
     }
 
@@ -1648,6 +1760,240 @@ impl Session {
                 }
             }
             Some(_) => {}
+        }
+    }
+}
+
+/// Runs: the editor's `mesh/run*` requests go to the room; the room's run messages come back
+/// to the editor as notifications, for every run in the room.
+impl Session {
+    /// The room, when it is connected and synced; else what to tell the user.
+    fn connected_room(&self) -> Result<&Room, String> {
+        match &self.room {
+            None => Err("not in a room: share the folder or join a room first".into()),
+            Some(r) if r.state == ConnState::Connected && r.synced => Ok(r),
+            Some(_) => Err("not connected to the room right now; try again when the connection is back".into()),
+        }
+    }
+
+    fn on_run_request(&mut self, params: RunParams, reply: RunReply) {
+        let path = match self.check_run(&params) {
+            Ok(path) => path,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let Some(room) = self.room.as_mut() else { return };
+        let run = ClientMessage::Run {
+            path: path.clone(),
+            language: params.language,
+        };
+        let _ = room.conn.tx.send(Outgoing::Frame(encode_mesh(&run)));
+        room.runs.pending = Some(PendingRun {
+            path,
+            reply,
+            sent: Instant::now(),
+        });
+    }
+
+    /// Checks a run request before it travels; returns the room path to run.
+    fn check_run(&self, params: &RunParams) -> Result<String, String> {
+        let room = self.connected_room()?;
+        if !self.can_write() {
+            return Err("you joined as a reader: readers may watch runs but not start them".into());
+        }
+        if room.runs.pending.is_some() {
+            return Err("a run request is already waiting for the server's answer; wait for it".into());
+        }
+        if params.language.as_ref().is_some_and(|l| l.len() > MAX_LANGUAGE_BYTES) {
+            return Err(format!("a language id is at most {MAX_LANGUAGE_BYTES} bytes"));
+        }
+        let path = match (&params.uri, &params.path) {
+            (Some(uri), _) => self.room_path(uri).ok_or_else(|| match &self.root {
+                Some(root) => format!(
+                    "{uri} is not in the shared folder {}; only the room's files can run",
+                    root.display()
+                ),
+                None => "open the shared folder first: runs take files of the room".to_string(),
+            })?,
+            (None, Some(path)) => path.clone(),
+            (None, None) => return Err("say which file to run: mesh/run takes a `uri` or a `path`".into()),
+        };
+        if self.text_ref(&path).is_none() {
+            return Err(format!(
+                "no file {path:?} in this room; only files of the shared folder can run"
+            ));
+        }
+        Ok(path)
+    }
+
+    /// Checks a `mesh/runInput` and sends it in pieces the server accepts.
+    fn run_input(&self, params: RunInputParams) -> Result<(), String> {
+        if params.data.len() > MAX_RUN_INPUT_BYTES {
+            return Err(format!(
+                "{} bytes of input is too much at once: send at most {} KiB per mesh/runInput",
+                params.data.len(),
+                MAX_RUN_INPUT_BYTES / 1024
+            ));
+        }
+        let room = self.connected_room()?;
+        if !self.can_write() {
+            return Err("you joined as a reader: readers may not type into a run".into());
+        }
+        if !room.runs.active.contains_key(&params.run_id) {
+            return Err(format!("no run {} is going (it may have ended)", params.run_id));
+        }
+        for (data, eof) in input_chunks(&params.data, params.eof) {
+            let msg = ClientMessage::Input {
+                run_id: params.run_id.clone(),
+                data,
+                eof,
+            };
+            let _ = room.conn.tx.send(Outgoing::Frame(encode_mesh(&msg)));
+        }
+        Ok(())
+    }
+
+    /// Checks a `mesh/runStop` against what the server allows, then sends it.
+    fn run_stop(&self, run_id: &str) -> Result<(), String> {
+        let room = self.connected_room()?;
+        let Some(run) = room.runs.active.get(run_id) else {
+            return Err(format!("no run {run_id} is going (it may have ended)"));
+        };
+        if room.conn_id != Some(run.by) && room.role != Some(Role::Host) {
+            return Err("only who started a run (or the host) may stop it".into());
+        }
+        let msg = ClientMessage::Stop {
+            run_id: run_id.to_string(),
+        };
+        let _ = room.conn.tx.send(Outgoing::Frame(encode_mesh(&msg)));
+        Ok(())
+    }
+
+    fn on_run_started(&mut self, run_id: String, path: String, language: String, by: u64) {
+        let uri = self.root.as_deref().map(|root| file_uri(root, &path));
+        let Some(room) = self.room.as_mut() else { return };
+        room.runs.active.insert(
+            run_id.clone(),
+            ActiveRun {
+                by,
+                started: Instant::now(),
+            },
+        );
+        let you = room.conn_id == Some(by);
+        if you {
+            if let Some(pending) = room.runs.pending.take_if(|p| p.path == path) {
+                let _ = pending.reply.send(Ok(RunResult { run_id: run_id.clone() }));
+            }
+        }
+        let by_name = match room.participants.get(&by) {
+            Some(p) => p.name.clone(),
+            None if by == 0 => "the REST API".into(),
+            None => "someone who left".into(),
+        };
+        self.notify::<RunStartedNotification>(RunStartedParams {
+            run_id,
+            path,
+            uri,
+            language,
+            by,
+            by_name,
+            you,
+        });
+    }
+
+    /// Fails a run request the server has not answered in time.
+    fn expire_run_request(&mut self, now: Instant) {
+        let Some(room) = self.room.as_mut() else { return };
+        if let Some(pending) = room
+            .runs
+            .pending
+            .take_if(|p| now.duration_since(p.sent) > RUN_START_TIMEOUT)
+        {
+            let _ = pending.reply.send(Err(format!(
+                "the server did not start the run within {} s; check the connection and try again",
+                RUN_START_TIMEOUT.as_secs()
+            )));
+        }
+    }
+
+    /// Ends what this proxy tracks of the room's runs when it stops hearing about them: the
+    /// request in flight fails, and every run going ends for the editor with `why`, so no
+    /// output view waits forever for an exit it cannot see.
+    fn abandon_runs(&mut self, why: &str) {
+        let Some(room) = self.room.as_mut() else { return };
+        let runs = std::mem::take(&mut room.runs);
+        if let Some(pending) = runs.pending {
+            let _ = pending
+                .reply
+                .send(Err(format!("{why} before the run started; try again")));
+        }
+        for (run_id, run) in runs.active {
+            self.notify::<RunExitedNotification>(RunExitedParams {
+                run_id,
+                stage: "run".into(),
+                code: None,
+                duration_ms: run.started.elapsed().as_millis() as u64,
+                limit: None,
+                error: Some(format!("{why}; the rest of this run is not shown here")),
+            });
+        }
+    }
+}
+
+/// Splits stdin text into pieces of at most [`INPUT_CHUNK_BYTES`], on character boundaries;
+/// only the last piece carries `eof`. Empty text without `eof` sends nothing.
+fn input_chunks(data: &str, eof: bool) -> Vec<(String, bool)> {
+    let mut pieces = Vec::new();
+    let mut rest = data;
+    while !rest.is_empty() {
+        let mut end = rest.len().min(INPUT_CHUNK_BYTES);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        pieces.push((rest[..end].to_string(), false));
+        rest = &rest[end..];
+    }
+    match pieces.last_mut() {
+        Some(last) => last.1 = eof,
+        None if eof => pieces.push((String::new(), true)),
+        None => {}
+    }
+    pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_is_cut_on_character_boundaries_with_eof_on_the_last_piece() {
+        let text = "é".repeat(INPUT_CHUNK_BYTES); // two bytes each: twice the chunk size
+        let pieces = input_chunks(&text, true);
+        assert_eq!(pieces.len(), 2);
+        assert!(pieces.iter().all(|(p, _)| p.len() <= INPUT_CHUNK_BYTES));
+        assert_eq!(pieces.iter().map(|(p, _)| p.as_str()).collect::<String>(), text);
+        assert_eq!(pieces.iter().map(|(_, eof)| *eof).collect::<Vec<_>>(), [false, true]);
+    }
+
+    #[test]
+    fn empty_input_sends_only_an_eof() {
+        assert_eq!(input_chunks("", true), [(String::new(), true)]);
+        assert!(input_chunks("", false).is_empty());
+        assert_eq!(input_chunks("x\n", false), [("x\n".to_string(), false)]);
+    }
+
+    #[test]
+    fn the_largest_input_fits_the_mesh_message_limit_even_fully_escaped() {
+        let worst = "\u{1}".repeat(MAX_RUN_INPUT_BYTES);
+        for (data, eof) in input_chunks(&worst, true) {
+            let msg = ClientMessage::Input {
+                run_id: "f".repeat(16),
+                data,
+                eof,
+            };
+            assert!(serde_json::to_vec(&msg).unwrap().len() <= mesh_protocol::MAX_MESH_MESSAGE_BYTES);
         }
     }
 }

@@ -5,6 +5,7 @@
 //! returns bytes, so that the server, the proxy and the tests agree on one definition.
 
 pub mod codec;
+pub mod dap;
 pub mod doc;
 pub mod error;
 pub mod messages;

@@ -83,6 +83,25 @@ pub enum ClientMessage {
         /// The run.
         run_id: String,
     },
+    /// Start the room's debug session for the program whose entry file is `path`, or join
+    /// the one that is going (a room has at most one). Answered with
+    /// [`ServerMessage::DebugJoined`] once the debug adapter is ready, or an error.
+    DebugStart {
+        /// The entry file, a path of the room (ignored when joining).
+        path: String,
+        /// A registry language id, to override the extension.
+        #[serde(default)]
+        language: Option<String>,
+    },
+    /// A Debug Adapter Protocol message from this participant's editor to the session: a
+    /// request whose `seq` is the editor's own; the answer comes back with `request_seq`
+    /// set to it.
+    Dap {
+        /// The debug session.
+        debug_id: String,
+        /// The DAP message (an object with `type: "request"`).
+        message: serde_json::Value,
+    },
 }
 
 /// Which stream a piece of run output came from.
@@ -203,6 +222,62 @@ pub enum ServerMessage {
         /// The limit that ended it: `time`, `memory`, `output` or `pids`.
         limit: Option<String>,
         /// Set when the run service itself failed (not the program).
+        error: Option<String>,
+    },
+    /// A debug session started in the room (everyone is told, so editors can offer to join).
+    DebugStarted {
+        /// Its id.
+        debug_id: String,
+        /// The entry file.
+        path: String,
+        /// The language id.
+        language: String,
+        /// Who started it (connection id).
+        by: u64,
+    },
+    /// The answer to `DebugStart`: this participant is attached; DAP messages follow.
+    DebugJoined {
+        /// The session.
+        debug_id: String,
+        /// The entry file (a room path).
+        path: String,
+        /// The language id.
+        language: String,
+        /// Who started it.
+        by: u64,
+        /// The adapter's capabilities (the body of its `initialize` response).
+        capabilities: serde_json::Value,
+        /// The program's work dir in the container; a DAP path under it is a room path
+        /// below it, unless `aliases` names it.
+        work_dir: String,
+        /// Container paths that stand for another room path (the entry file is copied to
+        /// the language's main file name): container path → room path.
+        aliases: std::collections::BTreeMap<String, String>,
+    },
+    /// A DAP message from the session to this participant: a response to one of its
+    /// requests (`request_seq` is its own) or an event every attached participant gets.
+    Dap {
+        /// The session.
+        debug_id: String,
+        /// The DAP message.
+        message: serde_json::Value,
+    },
+    /// The breakpoints of one file changed (all participants' together), for editors to show.
+    DebugBreakpoints {
+        /// The session.
+        debug_id: String,
+        /// The room path of the file.
+        path: String,
+        /// 1-based lines with a breakpoint.
+        lines: Vec<u32>,
+    },
+    /// The debug session ended, for everyone.
+    DebugEnded {
+        /// The session.
+        debug_id: String,
+        /// The program's exit code, when it exited.
+        exit_code: Option<i64>,
+        /// Why it ended, when it was not the program's own exit.
         error: Option<String>,
     },
     /// Something the client sent was refused. The connection stays open unless the server

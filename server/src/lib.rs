@@ -8,6 +8,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod debug;
 pub mod room;
 pub mod runs;
 pub mod store;

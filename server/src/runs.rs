@@ -151,6 +151,12 @@ impl RunService {
         Job::new(lang.id.clone(), out).stdin(Stdin::Channel(stdin))
     }
 
+    /// Starts a job (a debug session's, say) and hands over its events.
+    pub async fn start(&self, job: Job) -> Result<mesh_runner::Run, String> {
+        let runner = self.runner().await?;
+        runner.run(job).await.map_err(|e| e.to_string())
+    }
+
     /// Runs a job to the end, reporting through `notify`; `stop` ends it early.
     pub async fn run(self: Arc<Self>, job: Job, tx: mpsc::Sender<RunNotice>, mut stop: oneshot::Receiver<()>) {
         // Every notice is delivered, in order: a room that is slow to take them slows the run.

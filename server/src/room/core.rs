@@ -58,6 +58,37 @@ pub struct Effects {
     pub run_inputs: Vec<(ConnId, String, String, bool)>,
     /// Stop requests: (connection, run id).
     pub run_stops: Vec<(ConnId, String)>,
+    /// Debug requests (the caller owns the debug sessions).
+    pub debug: Vec<DebugRequest>,
+}
+
+/// A participant's request about the room's debug session.
+#[derive(Debug, Clone)]
+pub enum DebugRequest {
+    /// Start the session, or join the one going.
+    Start {
+        /// Who asked.
+        conn: ConnId,
+        /// Their role.
+        role: Role,
+        /// The entry file.
+        path: String,
+        /// The language asked for, if any.
+        language: Option<String>,
+        /// Every file of the room, as it is now.
+        files: Vec<(String, String)>,
+    },
+    /// A DAP request for the session.
+    Dap {
+        /// Who sent it.
+        conn: ConnId,
+        /// Their role now.
+        role: Role,
+        /// The session it is for.
+        debug_id: String,
+        /// The message.
+        message: serde_json::Value,
+    },
 }
 
 /// A participant asked to run the room's program.
@@ -508,6 +539,26 @@ impl RoomCore {
                 fx.run_inputs.push((id, run_id, data, eof));
             }
             ClientMessage::Stop { run_id } => fx.run_stops.push((id, run_id)),
+            ClientMessage::DebugStart { path, language } => {
+                let role = self.conns[&id].participant.role;
+                let files = self.file_texts();
+                fx.debug.push(DebugRequest::Start {
+                    conn: id,
+                    role,
+                    path,
+                    language,
+                    files,
+                });
+            }
+            ClientMessage::Dap { debug_id, message } => {
+                let role = self.conns[&id].participant.role;
+                fx.debug.push(DebugRequest::Dap {
+                    conn: id,
+                    role,
+                    debug_id,
+                    message,
+                });
+            }
         }
     }
 

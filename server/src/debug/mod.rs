@@ -1,0 +1,200 @@
+//! Debug sessions: the language's debug adapter in a hardened container (a `mesh-runner`
+//! job in [`Mode::Debug`]: the same sandbox and limits as a run, the adapter's stdin and
+//! stdout carrying DAP), and the [`hub::Hub`] that shares it with the room.
+//!
+//! A session is a task of its own, like a run. The room's task sends it participants'
+//! joins, DAP requests and departures ([`Input`]); it reports back what to send whom
+//! ([`Notice`]), in order, and ends with [`Notice::Ended`] once the container is gone.
+
+pub mod hub;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mesh_protocol::dap::{encode_dap, DapDecoder};
+use mesh_protocol::messages::Role;
+use mesh_runner::{Language, Mode, RunEvent, Stage};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use self::hub::{ConnId, Hub, Out, REQUEST_TIMEOUT};
+use crate::runs::RunService;
+
+/// How long the adapter may take from the end of the build to `initialized`.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the adapter may take to exit after the session terminated.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// Inputs queued for a session before the room waits.
+pub const INPUT_QUEUE: usize = 256;
+
+/// What the room sends a session.
+#[derive(Debug)]
+pub enum Input {
+    /// A participant joins (the starter first).
+    Join(ConnId),
+    /// A participant's DAP request, with its role now.
+    Dap(ConnId, Role, Value),
+    /// A participant left the room.
+    Leave(ConnId),
+}
+
+/// What a session reports to its room.
+#[derive(Debug)]
+pub enum Notice {
+    /// The hub's output for participants.
+    Hub(Out),
+    /// Output of the build or of the adapter itself (compile, stderr).
+    Build {
+        /// From the compiler (else the adapter's stderr).
+        compile: bool,
+        /// The text.
+        text: String,
+    },
+    /// The session is over and its container removed.
+    Ended {
+        /// The program's exit code, if it exited.
+        exit_code: Option<i64>,
+        /// Why it ended, when not by the program's exit.
+        error: Option<String>,
+    },
+}
+
+/// Everything a session needs to start.
+pub struct Plan {
+    /// The language (it has a `[debug]` table).
+    pub language: Language,
+    /// The job (files, `Mode::Debug`, stdin set by [`run`]).
+    pub job: mesh_runner::Job,
+    /// Who started it.
+    pub starter: ConnId,
+    /// Container paths of the room's files.
+    pub files: BTreeSet<String>,
+}
+
+/// Container paths that stand for another room path: the entry file runs as the
+/// language's main file.
+pub fn aliases(lang: &Language, entry: &str) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    if entry != lang.main_file {
+        map.insert(
+            format!("{}/{}", mesh_runner::sandbox::WORK_DIR, lang.main_file),
+            entry.to_owned(),
+        );
+    }
+    map
+}
+
+/// Runs a session to its end.
+pub async fn run(
+    service: Arc<RunService>,
+    plan: Plan,
+    mut inputs: mpsc::Receiver<Input>,
+    notices: mpsc::Sender<Notice>,
+) {
+    let send = |n: Notice| {
+        let notices = notices.clone();
+        async move {
+            let _ = notices.send(n).await;
+        }
+    };
+    let (stdin_tx, stdin_rx) = mpsc::channel::<Bytes>(INPUT_QUEUE);
+    let job = plan.job.mode(Mode::Debug).stdin(mesh_runner::Stdin::Channel(stdin_rx));
+    let mut run = match service.start(job).await {
+        Ok(r) => r,
+        Err(e) => {
+            return send(Notice::Ended {
+                exit_code: None,
+                error: Some(format!("the debug session could not start: {e}")),
+            })
+            .await
+        }
+    };
+    let launch = Value::Object(
+        plan.language
+            .debug
+            .as_ref()
+            .map(|d| d.launch.clone())
+            .unwrap_or_default(),
+    );
+    let (mut hub, first) = Hub::new(plan.starter, launch, plan.files, &plan.language.id);
+    let mut decoder = DapDecoder::default();
+    let mut startup_deadline = Instant::now() + STARTUP_TIMEOUT;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut outs = first;
+    let mut error = None;
+    let mut terminated_at: Option<Instant> = None;
+    loop {
+        for out in outs.drain(..) {
+            match out {
+                Out::Adapter(msg) => {
+                    if stdin_tx.send(Bytes::from(encode_dap(&msg))).await.is_err() {
+                        break;
+                    }
+                }
+                Out::Fatal(why) => error = Some(why),
+                other => send(Notice::Hub(other)).await,
+            }
+        }
+        if error.is_some() {
+            break;
+        }
+        tokio::select! {
+            ev = run.next_event() => match ev {
+                Some(RunEvent::Stdout(b)) => match decoder.push(&b) {
+                    Ok(msgs) => outs.extend(msgs.into_iter().flat_map(|m| hub.from_adapter(m))),
+                    Err(e) => error = Some(format!("the debug adapter broke the protocol: {e}")),
+                },
+                Some(RunEvent::Compile(b)) => send(Notice::Build { compile: true, text: text(&b) }).await,
+                Some(RunEvent::Stderr(b)) => send(Notice::Build { compile: false, text: text(&b) }).await,
+                Some(RunEvent::Compiled { .. }) => startup_deadline = Instant::now() + STARTUP_TIMEOUT,
+                Some(RunEvent::Exited(exit)) => {
+                    let why = if exit.stage == Stage::Compile {
+                        Some("the program did not compile".to_owned())
+                    } else if exit.limit_hit.is_some() {
+                        Some(format!("the debug session hit a limit: {:?}", exit.limit_hit))
+                    } else if !hub.is_ready() {
+                        Some(format!("the debug adapter exited before it was ready (code {:?})", exit.code))
+                    } else {
+                        None
+                    };
+                    return send(Notice::Ended { exit_code: hub.exit_code(), error: why }).await;
+                }
+                Some(RunEvent::Failed(e)) => return send(Notice::Ended { exit_code: None, error: Some(e) }).await,
+                None => return send(Notice::Ended { exit_code: hub.exit_code(), error: Some("the debug session ended without a verdict".into()) }).await,
+            },
+            input = inputs.recv() => match input {
+                Some(Input::Join(conn)) => outs.extend(hub.join(conn)),
+                Some(Input::Dap(conn, role, msg)) => outs.extend(hub.from_client(conn, role, msg)),
+                Some(Input::Leave(conn)) => outs.extend(hub.leave(conn)),
+                // The room is gone: dropping the run removes the container.
+                None => return,
+            },
+            _ = tick.tick() => {
+                outs.extend(hub.expire(Instant::now(), REQUEST_TIMEOUT));
+                if !hub.is_ready() && Instant::now() > startup_deadline {
+                    error = Some(format!("the debug adapter did not get ready within {}s", STARTUP_TIMEOUT.as_secs()));
+                }
+                if hub.is_terminated() {
+                    let at = *terminated_at.get_or_insert_with(Instant::now);
+                    if at.elapsed() > EXIT_GRACE {
+                        // The adapter lingers: the session is over anyway.
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    // Dropping the run kills and removes the container.
+    drop(run);
+    send(Notice::Ended {
+        exit_code: hub.exit_code(),
+        error,
+    })
+    .await;
+}
+
+fn text(b: &Bytes) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}

@@ -1,0 +1,354 @@
+//! Debug sessions through the room socket, against real Docker and the local images: the
+//! server runs the language's debug adapter in a sandbox and shares it. The DAP traffic here
+//! is what `mesh-proxy dap` sends for an editor (container paths, the participant's seqs).
+
+use std::time::Duration;
+
+use mesh_protocol::{ClientMessage, ServerMessage};
+use mesh_testkit::{TestServer, YClient};
+use serde_json::{json, Value};
+
+/// A participant's view of the session: its DAP messages, in order.
+fn daps(c: &YClient) -> Vec<Value> {
+    c.mesh_messages()
+        .into_iter()
+        .filter_map(|m| match m {
+            ServerMessage::Dap { message, .. } => Some(message),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Sends a request and waits for its response.
+async fn request(c: &YClient, debug_id: &str, seq: i64, command: &str, args: Value) -> Value {
+    c.send_mesh(&ClientMessage::Dap {
+        debug_id: debug_id.into(),
+        message: json!({"type": "request", "seq": seq, "command": command, "arguments": args}),
+    });
+    let find = |c: &YClient| {
+        daps(c)
+            .into_iter()
+            .find(|m| m["type"] == "response" && m["request_seq"] == seq)
+    };
+    c.wait_for(command, |c| find(c).is_some()).await.unwrap();
+    find(c).unwrap()
+}
+
+/// Waits for the `n`th (1-based) event of this name and returns it.
+async fn event(c: &YClient, name: &str, n: usize) -> Value {
+    let find = |c: &YClient| {
+        daps(c)
+            .into_iter()
+            .filter(|m| m["type"] == "event" && m["event"] == name)
+            .nth(n - 1)
+    };
+    c.wait_for(name, |c| find(c).is_some()).await.unwrap();
+    find(c).unwrap()
+}
+
+async fn joined(c: &YClient) -> String {
+    let m = c
+        .wait_mesh("debug_joined", |m| matches!(m, ServerMessage::DebugJoined { .. }))
+        .await
+        .unwrap();
+    let ServerMessage::DebugJoined { debug_id, .. } = m else {
+        unreachable!()
+    };
+    debug_id
+}
+
+async fn top_frame(c: &YClient, id: &str, seq: i64) -> Value {
+    let threads = request(c, id, seq, "threads", json!({})).await;
+    let thread = threads["body"]["threads"][0]["id"].clone();
+    let stack = request(c, id, seq + 1, "stackTrace", json!({"threadId": thread})).await;
+    stack["body"]["stackFrames"][0].clone()
+}
+
+async fn ended(c: &YClient) -> (Option<i64>, Option<String>) {
+    let m = c
+        .wait_mesh("debug_ended", |m| matches!(m, ServerMessage::DebugEnded { .. }))
+        .await
+        .unwrap();
+    let ServerMessage::DebugEnded { exit_code, error, .. } = m else {
+        unreachable!()
+    };
+    (exit_code, error)
+}
+
+const PYTHON: &str =
+    "def double(n):\n    return n * 2\n\nx = 41\ny = double(x)\nprint('y is', y)\nraise SystemExit(y - 80)\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_participants_debug_one_python_program() {
+    let server = TestServer::start_with(&["--run-images", "local"]).unwrap();
+    let session = server.create_session("debug").await.unwrap();
+    let ada = YClient::connect_mesh(&server.ws_url(&session, &session.created.writer_token), "ada")
+        .await
+        .unwrap();
+    let bob = YClient::connect_mesh(&server.ws_url(&session, &session.created.writer_token), "bob")
+        .await
+        .unwrap();
+    let rita = YClient::connect_mesh(&server.ws_url(&session, &session.created.reader_token), "rita")
+        .await
+        .unwrap();
+    ada.wait_synced().await.unwrap();
+    ada.insert("src/app.py", 0, PYTHON);
+    bob.wait_for("the file", |c| {
+        c.text("src/app.py").is_some_and(|t| t.ends_with("80)\n"))
+    })
+    .await
+    .unwrap();
+
+    // A reader may not start a session.
+    rita.send_mesh(&ClientMessage::DebugStart {
+        path: "src/app.py".into(),
+        language: None,
+    });
+    rita.wait_mesh(
+        "refusal",
+        |m| matches!(m, ServerMessage::Error { message, .. } if message.contains("readers may join")),
+    )
+    .await
+    .unwrap();
+
+    ada.send_mesh(&ClientMessage::DebugStart {
+        path: "src/app.py".into(),
+        language: None,
+    });
+    let id = joined(&ada).await;
+    event(&ada, "initialized", 1).await;
+    // A second start joins the same session.
+    bob.send_mesh(&ClientMessage::DebugStart {
+        path: "src/app.py".into(),
+        language: None,
+    });
+    assert_eq!(joined(&bob).await, id);
+
+    // The entry file runs as /work/main.py; breakpoints go there.
+    let src = json!({"path": "/work/main.py"});
+    let bp = request(
+        &ada,
+        &id,
+        1,
+        "setBreakpoints",
+        json!({"source": src, "breakpoints": [{"line": 5}]}),
+    )
+    .await;
+    assert_eq!(bp["body"]["breakpoints"][0]["verified"], true, "{bp}");
+    let outside = request(
+        &bob,
+        &id,
+        1,
+        "setBreakpoints",
+        json!({"source": {"path": "/etc/passwd"}, "breakpoints": [{"line": 1}]}),
+    )
+    .await;
+    assert_eq!(outside["body"]["breakpoints"][0]["verified"], false);
+    assert_eq!(
+        request(&ada, &id, 2, "configurationDone", Value::Null).await["success"],
+        true
+    );
+    request(&bob, &id, 2, "configurationDone", json!({})).await;
+
+    // Both stop at line 5.
+    for c in [&ada, &bob] {
+        let stop = event(c, "stopped", 1).await;
+        assert_eq!(stop["body"]["reason"], "breakpoint");
+    }
+    let frame = top_frame(&ada, &id, 10).await;
+    assert_eq!(
+        (frame["line"].as_i64(), frame["source"]["path"].as_str()),
+        (Some(5), Some("/work/main.py"))
+    );
+    let scopes = request(&ada, &id, 12, "scopes", json!({"frameId": frame["id"]})).await;
+    let vars_ref = scopes["body"]["scopes"][0]["variablesReference"].clone();
+    let vars = request(&ada, &id, 13, "variables", json!({"variablesReference": vars_ref})).await;
+    let x = vars["body"]["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "x")
+        .cloned();
+    assert_eq!(x.map(|v| v["value"].clone()), Some(json!("41")), "{vars}");
+    let eval = request(
+        &ada,
+        &id,
+        14,
+        "evaluate",
+        json!({"expression": "x + 1", "frameId": frame["id"], "context": "repl"}),
+    )
+    .await;
+    assert_eq!(eval["body"]["result"], "42");
+
+    // A reader joins late: it sees the current stop, may inspect, may not continue.
+    rita.send_mesh(&ClientMessage::DebugStart {
+        path: String::new(),
+        language: None,
+    });
+    joined(&rita).await;
+    event(&rita, "initialized", 1).await;
+    request(&rita, &id, 1, "configurationDone", json!({})).await;
+    let stop = event(&rita, "stopped", 1).await;
+    assert_eq!(stop["body"]["reason"], "breakpoint");
+    assert_eq!(top_frame(&rita, &id, 2).await["line"], 5);
+    let refused = request(&rita, &id, 4, "continue", json!({"threadId": stop["body"]["threadId"]})).await;
+    assert_eq!(refused["success"], false);
+    assert!(refused["message"].as_str().unwrap().contains("readers may inspect"));
+
+    // Bob steps into double(); Ada sees the new place; then out again.
+    let thread = stop["body"]["threadId"].clone();
+    request(&bob, &id, 20, "stepIn", json!({"threadId": thread})).await;
+    event(&ada, "stopped", 2).await;
+    let frame = top_frame(&ada, &id, 30).await;
+    assert_eq!(
+        (frame["name"].as_str(), frame["line"].as_i64()),
+        (Some("double"), Some(2))
+    );
+    request(&bob, &id, 21, "stepOut", json!({"threadId": thread})).await;
+    event(&ada, "stopped", 3).await;
+    request(&ada, &id, 32, "next", json!({"threadId": thread})).await;
+    event(&bob, "stopped", 4).await;
+    assert_eq!(top_frame(&bob, &id, 40).await["line"], 6);
+
+    // Continue to the end: the program's output reached the room, and its exit code.
+    request(&ada, &id, 50, "continue", json!({"threadId": thread})).await;
+    let exited = event(&bob, "exited", 1).await;
+    assert_eq!(exited["body"]["exitCode"], 2);
+    for c in [&ada, &bob, &rita] {
+        assert_eq!(ended(c).await, (Some(2), None));
+    }
+    let printed: String = rita
+        .mesh_messages()
+        .into_iter()
+        .filter_map(|m| match m {
+            ServerMessage::RunOutput { run_id, data, .. } if run_id == id => Some(data),
+            _ => None,
+        })
+        .collect();
+    assert!(printed.contains("y is 82"), "{printed:?}");
+}
+
+const C: &str = "#include <stdio.h>\n\nint square(int n) {\n    return n * n;\n}\n\nint main(void) {\n    int a = 7;\n    int b = square(a);\n    printf(\"%d\\n\", b);\n    return b - 40;\n}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c_program_under_lldb() {
+    let server = TestServer::start_with(&["--run-images", "local"]).unwrap();
+    let session = server.create_session("debug-c").await.unwrap();
+    let ada = YClient::connect_mesh(&server.ws_url(&session, &session.created.writer_token), "ada")
+        .await
+        .unwrap();
+    ada.wait_synced().await.unwrap();
+    ada.insert("main.c", 0, C);
+    ada.send_mesh(&ClientMessage::DebugStart {
+        path: "main.c".into(),
+        language: None,
+    });
+    let id = joined(&ada).await;
+    event(&ada, "initialized", 1).await;
+    let bp = request(
+        &ada,
+        &id,
+        1,
+        "setBreakpoints",
+        json!({"source": {"path": "/work/main.c"}, "breakpoints": [{"line": 9}]}),
+    )
+    .await;
+    assert_eq!(bp["success"], true, "{bp}");
+    request(&ada, &id, 2, "configurationDone", json!({})).await;
+    let stop = event(&ada, "stopped", 1).await;
+    let thread = stop["body"]["threadId"].clone();
+    let frame = top_frame(&ada, &id, 3).await;
+    assert_eq!(
+        (frame["line"].as_i64(), frame["source"]["path"].as_str()),
+        (Some(9), Some("/work/main.c")),
+        "{frame}"
+    );
+    let scopes = request(&ada, &id, 5, "scopes", json!({"frameId": frame["id"]})).await;
+    let vars = request(
+        &ada,
+        &id,
+        6,
+        "variables",
+        json!({"variablesReference": scopes["body"]["scopes"][0]["variablesReference"]}),
+    )
+    .await;
+    let a = vars["body"]["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "a")
+        .cloned();
+    assert_eq!(a.map(|v| v["value"].clone()), Some(json!("7")), "{vars}");
+    let eval = request(
+        &ada,
+        &id,
+        7,
+        "evaluate",
+        json!({"expression": "a * 6", "frameId": frame["id"], "context": "repl"}),
+    )
+    .await;
+    assert_eq!(eval["body"]["result"], "42", "{eval}");
+    request(&ada, &id, 8, "stepIn", json!({"threadId": thread})).await;
+    event(&ada, "stopped", 2).await;
+    assert_eq!(
+        top_frame(&ada, &id, 9).await["name"]
+            .as_str()
+            .map(|n| n.contains("square")),
+        Some(true)
+    );
+    request(&ada, &id, 11, "stepOut", json!({"threadId": thread})).await;
+    event(&ada, "stopped", 3).await;
+    request(&ada, &id, 12, "next", json!({"threadId": thread})).await;
+    event(&ada, "stopped", 4).await;
+    request(&ada, &id, 13, "continue", json!({"threadId": thread})).await;
+    assert_eq!(ended(&ada).await.0, Some(9));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_debug_requests_are_refused_and_the_room_goes_on() {
+    let server = TestServer::start_with(&["--run-images", "local"]).unwrap();
+    let session = server.create_session("debug-bad").await.unwrap();
+    let ada = YClient::connect_mesh(&server.ws_url(&session, &session.created.writer_token), "ada")
+        .await
+        .unwrap();
+    ada.wait_synced().await.unwrap();
+    ada.insert("notes.txt", 0, "hi");
+    ada.insert("run.sh", 0, "echo hi\n");
+    ada.insert("broken.c", 0, "int main(void) { return nope; }\n");
+    for (path, want) in [
+        ("missing.py", "no file"),
+        ("notes.txt", "no language"),
+        ("run.sh", "cannot be debugged"),
+    ] {
+        ada.send_mesh(&ClientMessage::DebugStart {
+            path: path.into(),
+            language: None,
+        });
+        ada.wait_mesh(
+            want,
+            |m| matches!(m, ServerMessage::Error { message, .. } if message.contains(want)),
+        )
+        .await
+        .unwrap();
+    }
+    ada.send_mesh(&ClientMessage::Dap {
+        debug_id: "0123".into(),
+        message: json!({"type": "request", "seq": 1, "command": "threads"}),
+    });
+    ada.wait_mesh(
+        "no session",
+        |m| matches!(m, ServerMessage::Error { message, .. } if message.contains("no debug session")),
+    )
+    .await
+    .unwrap();
+    // A compile error ends the session with a clear reason, and a new one can start.
+    ada.send_mesh(&ClientMessage::DebugStart {
+        path: "broken.c".into(),
+        language: None,
+    });
+    let (_, error) = ended(&ada).await;
+    assert!(error.unwrap().contains("did not compile"));
+    ada.insert("notes.txt", 2, "!");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(ada.text("notes.txt").as_deref(), Some("hi!"));
+}
