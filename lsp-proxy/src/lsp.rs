@@ -84,6 +84,24 @@ impl Backend {
         Ok(Value::Object(Default::default()))
     }
 
+    async fn run(&self, params: RunParams) -> Result<RunResult> {
+        self.ask(|tx| Request::Run(params, tx)).await?.map_err(user_error)
+    }
+
+    async fn run_input(&self, params: RunInputParams) -> Result<Value> {
+        self.ask(|tx| Request::RunInput(params, tx))
+            .await?
+            .map_err(user_error)?;
+        Ok(Value::Object(Default::default()))
+    }
+
+    async fn run_stop(&self, params: RunStopParams) -> Result<Value> {
+        self.ask(|tx| Request::RunStop(params.run_id, tx))
+            .await?
+            .map_err(user_error)?;
+        Ok(Value::Object(Default::default()))
+    }
+
     async fn cursor(&self, params: CursorParams) {
         self.send(Event::Cursor(params));
     }
@@ -212,6 +230,9 @@ mod raw {
         FollowStopped = "mesh/followStopped",
         ChatMessage = "mesh/chatMessage",
         Notify = "mesh/notify",
+        RunStarted = "mesh/runStarted",
+        RunOutput = "mesh/runOutput",
+        RunExited = "mesh/runExited",
     );
 }
 
@@ -224,6 +245,9 @@ async fn send_raw(client: &Client, method: &'static str, params: Value) {
         m if m == raw::FollowStopped::METHOD => client.send_notification::<raw::FollowStopped>(params).await,
         m if m == raw::ChatMessage::METHOD => client.send_notification::<raw::ChatMessage>(params).await,
         m if m == raw::Notify::METHOD => client.send_notification::<raw::Notify>(params).await,
+        m if m == raw::RunStarted::METHOD => client.send_notification::<raw::RunStarted>(params).await,
+        m if m == raw::RunOutput::METHOD => client.send_notification::<raw::RunOutput>(params).await,
+        m if m == raw::RunExited::METHOD => client.send_notification::<raw::RunExited>(params).await,
         other => tracing::error!(method = other, "no such notification"),
     }
 }
@@ -292,6 +316,9 @@ pub async fn serve(identity: Identity) {
     .custom_method("mesh/chat", Backend::chat)
     .custom_method("mesh/chatHistory", Backend::chat_history)
     .custom_method("mesh/follow", Backend::follow)
+    .custom_method("mesh/run", Backend::run)
+    .custom_method("mesh/runInput", Backend::run_input)
+    .custom_method("mesh/runStop", Backend::run_stop)
     .custom_method("mesh/cursor", Backend::cursor)
     .custom_method("mesh/activeEditor", Backend::active_editor)
     .custom_method("mesh/stopFollowing", Backend::stop_following)

@@ -1,6 +1,7 @@
 //! mesh's LSP extensions (`mesh/*`), as documented in `docs/lsp-extensions.md`. One
 //! definition per method; the editor plugins mirror these.
 
+use mesh_protocol::messages::RunStream;
 use serde::{Deserialize, Serialize};
 use tower_lsp_server::lsp_types::{notification::Notification, request::Request, Position, Range};
 
@@ -224,6 +225,101 @@ pub struct DocumentHashResult {
     pub sha256: String,
 }
 
+/// `mesh/run` params: which file of the room to run. `uri` (a file of the shared folder) or
+/// `path` (a room path, relative to the folder) names it; `uri` wins when both are given.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunParams {
+    /// The file, as the editor names it.
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// The file, as the room names it.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// A registry language id, to override the file's extension.
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+/// `mesh/run` result: the run the server started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunResult {
+    /// The run's id, as in the `mesh/run*` notifications.
+    pub run_id: String,
+}
+
+/// `mesh/runInput` params.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunInputParams {
+    /// The run.
+    pub run_id: String,
+    /// Text for the program's stdin.
+    pub data: String,
+    /// Close stdin after this text.
+    #[serde(default)]
+    pub eof: bool,
+}
+
+/// `mesh/runStop` params.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStopParams {
+    /// The run.
+    pub run_id: String,
+}
+
+/// `mesh/runStarted` params: someone in the room (maybe you) started a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunStartedParams {
+    /// The run's id.
+    pub run_id: String,
+    /// The entry file, as the room names it.
+    pub path: String,
+    /// The entry file in the local folder, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// The language id.
+    pub language: String,
+    /// Who started it (connection id; 0 for a run started through the REST API).
+    pub by: u64,
+    /// Their name.
+    pub by_name: String,
+    /// Whether this editor's own connection started it.
+    pub you: bool,
+}
+
+/// `mesh/runOutput` params: output of a run, as produced (ANSI escapes kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunOutputParams {
+    /// The run.
+    pub run_id: String,
+    /// `compile`, `stdout` or `stderr`.
+    pub stream: RunStream,
+    /// The text.
+    pub data: String,
+}
+
+/// `mesh/runExited` params: a run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunExitedParams {
+    /// The run.
+    pub run_id: String,
+    /// `compile` (it ended while compiling) or `run`.
+    pub stage: String,
+    /// Exit status, when there is one (128 + signal when killed).
+    pub code: Option<i64>,
+    /// Wall-clock time of the last step, in milliseconds.
+    pub duration_ms: u64,
+    /// The limit that ended it: `time`, `memory`, `output` or `pids`.
+    pub limit: Option<String>,
+    /// Set when the run could not be carried out or followed (not the program's fault).
+    pub error: Option<String>,
+}
+
 macro_rules! notification {
     ($name:ident, $method:literal, $params:ty) => {
         #[doc = concat!("`", $method, "`")]
@@ -242,6 +338,9 @@ notification!(FollowNotification, "mesh/follow", FollowUpdate);
 notification!(FollowStoppedNotification, "mesh/followStopped", FollowStopped);
 notification!(ChatMessageNotification, "mesh/chatMessage", ChatMessageParams);
 notification!(NotifyNotification, "mesh/notify", NotifyParams);
+notification!(RunStartedNotification, "mesh/runStarted", RunStartedParams);
+notification!(RunOutputNotification, "mesh/runOutput", RunOutputParams);
+notification!(RunExitedNotification, "mesh/runExited", RunExitedParams);
 
 /// `mesh/participants` params.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -281,6 +380,9 @@ pub const METHODS: &[&str] = &[
     "mesh/chat",
     "mesh/chatHistory",
     "mesh/follow",
+    "mesh/run",
+    "mesh/runInput",
+    "mesh/runStop",
     "mesh/cursor",
     "mesh/activeEditor",
     "mesh/stopFollowing",
@@ -289,6 +391,9 @@ pub const METHODS: &[&str] = &[
     "mesh/followStopped",
     "mesh/chatMessage",
     "mesh/notify",
+    "mesh/runStarted",
+    "mesh/runOutput",
+    "mesh/runExited",
     "mesh/documentHash",
 ];
 

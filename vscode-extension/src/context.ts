@@ -99,6 +99,7 @@ export class Ctx implements vscode.Disposable {
     const wasInSession = inSession(this.currentState);
     this.currentState = state;
     void vscode.commands.executeCommand('setContext', 'mesh.inSession', inSession(state));
+    void vscode.commands.executeCommand('setContext', 'mesh.connected', state.kind === 'running' && state.status.state === 'connected');
     if (wasInSession && !inSession(state)) {
       this.setFollowing(undefined);
     }

@@ -14,14 +14,15 @@ import { registerDocumentHash } from './documentHash';
 import { FollowMode } from './follow';
 import { LocalPresence } from './localPresence';
 import { ParticipantsView } from './participants';
+import { Runs } from './run';
 import { Session } from './session';
 import { StatusBar } from './statusBar';
 
 let ctx: Ctx | undefined;
 
-/** What Run, Stop and Debug say until the server runs programs. */
-const RUNS_NOT_SUPPORTED =
-  'Mesh: shared runs and debugging are not supported by the mesh server yet. They will run the project in a container every participant watches live.';
+/** What Debug says until the server debugs programs. */
+const DEBUG_NOT_SUPPORTED =
+  'Mesh: shared debugging is not supported by the mesh server yet. It will debug the project in a container every participant watches live.';
 
 export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('Mesh', { log: true });
@@ -34,6 +35,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const statusBar = new StatusBar(c);
   const follow = new FollowMode(c);
   const chat = new Chat(c);
+  const runs = new Runs(c);
   new RemoteCursors(c);
   new LocalPresence(c);
   new ParticipantsView(c);
@@ -52,9 +54,9 @@ export function activate(context: vscode.ExtensionContext): void {
   command('mesh.showLog', () => log.show());
   command('mesh.retry', () => session.retry());
   command('mesh.openSettings', () => vscode.commands.executeCommand('workbench.action.openSettings', '@ext:' + context.extension.id));
-  for (const id of ['mesh.run', 'mesh.stop', 'mesh.debug']) {
-    command(id, () => vscode.window.showInformationMessage(RUNS_NOT_SUPPORTED));
-  }
+  command('mesh.run', (uri?: unknown) => runs.run(uri instanceof vscode.Uri ? uri : undefined));
+  command('mesh.stop', () => runs.stop());
+  command('mesh.debug', () => vscode.window.showInformationMessage(DEBUG_NOT_SUPPORTED));
   registerTestHooks(c);
 
   // vscode://mesh.mesh-vscode/join?link=...

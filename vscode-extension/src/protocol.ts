@@ -139,6 +139,58 @@ export interface NotifyParams {
   level: NotifyLevel;
   message: string;
 }
+export interface RunParams {
+  /** A file of the shared folder (wins over `path`). */
+  uri?: string;
+  /** A room path, relative to the shared folder. */
+  path?: string;
+  /** A language id, to override the file's extension. */
+  language?: string;
+}
+export interface RunResult {
+  runId: string;
+}
+export interface RunInputParams {
+  runId: string;
+  /** Text for the program's stdin, at most 64 KiB. */
+  data: string;
+  /** Close stdin after `data`. */
+  eof?: boolean;
+}
+export interface RunStopParams {
+  runId: string;
+}
+/** Which stream a piece of run output came from. */
+export type RunStream = 'compile' | 'stdout' | 'stderr';
+export interface RunStartedParams {
+  runId: string;
+  /** The entry file's room path. */
+  path: string;
+  /** The entry file in the local folder. */
+  uri?: string;
+  language: string;
+  /** Who started it (connection id; 0 for the REST API). */
+  by: number;
+  byName: string;
+  /** Whether this editor's own connection started it. */
+  you: boolean;
+}
+export interface RunOutputParams {
+  runId: string;
+  stream: RunStream;
+  /** As produced, ANSI escapes kept. */
+  data: string;
+}
+export interface RunExitedParams {
+  runId: string;
+  stage: 'compile' | 'run';
+  /** Exit status (128 + signal when killed). */
+  code: number | null;
+  durationMs: number;
+  limit: 'time' | 'memory' | 'output' | 'pids' | null;
+  /** Set when the run could not be carried out, or this editor stopped hearing about it. */
+  error: string | null;
+}
 export interface DocumentHashParams {
   uri: string;
 }
@@ -191,6 +243,9 @@ export const EditorRequests = {
   chat: request<ChatParams, Empty>('mesh/chat', 'editor→proxy'),
   chatHistory: request<Empty, ChatHistoryResult>('mesh/chatHistory', 'editor→proxy'),
   follow: request<FollowParams, Empty>('mesh/follow', 'editor→proxy'),
+  run: request<RunParams, RunResult>('mesh/run', 'editor→proxy'),
+  runInput: request<RunInputParams, Empty>('mesh/runInput', 'editor→proxy'),
+  runStop: request<RunStopParams, Empty>('mesh/runStop', 'editor→proxy'),
 } as const;
 
 /** Notifications the editor sends to the proxy. */
@@ -209,6 +264,9 @@ export const ProxyNotifications = {
   followStopped: notification<FollowStoppedParams>('mesh/followStopped', 'proxy→editor'),
   chatMessage: notification<ChatMessageParams>('mesh/chatMessage', 'proxy→editor'),
   notify: notification<NotifyParams>('mesh/notify', 'proxy→editor'),
+  runStarted: notification<RunStartedParams>('mesh/runStarted', 'proxy→editor'),
+  runOutput: notification<RunOutputParams>('mesh/runOutput', 'proxy→editor'),
+  runExited: notification<RunExitedParams>('mesh/runExited', 'proxy→editor'),
 } as const;
 
 /** Requests the proxy sends to the editor. */

@@ -95,7 +95,7 @@ end
 ---@field complete? fun(arglead: string): string[]
 ---@field help string
 
---- The server-side features that are announced but not built yet.
+--- The features that are announced but not built yet.
 ---@param what string
 ---@return fun(args: string)
 local function not_yet(what)
@@ -243,8 +243,37 @@ M.subcommands = {
       end)
     end,
   },
-  run = { help = "run the project (not yet)", run = not_yet("`:Mesh run` (shared runs)") },
-  stop = { help = "stop the run (not yet)", run = not_yet("`:Mesh stop` (shared runs)") },
+  run = {
+    help = "run a file in the room, everyone watches: :Mesh run [file]",
+    run = function(args)
+      with_client(function(c)
+        require("mesh.run").start(c, args)
+      end)
+    end,
+    complete = function(arglead)
+      return vim.fn.getcompletion(arglead, "file")
+    end,
+  },
+  stop = {
+    help = "stop the current run",
+    run = function()
+      with_client(function(c)
+        require("mesh.run").stop(c)
+      end)
+    end,
+  },
+  input = {
+    help = "type a line into the current run: :Mesh input [text]",
+    run = function(args)
+      with_client(function(c)
+        if args == "" then
+          require("mesh.run").prompt_input(c)
+        else
+          require("mesh.run").input(c, nil, args .. "\n", false)
+        end
+      end)
+    end,
+  },
   debug = { help = "debug together (not yet)", run = not_yet("`:Mesh debug` (shared debugging)") },
 }
 

@@ -18,6 +18,8 @@ local M = {}
 ---@field name_position "eol"|"inline"|"none" where remote participants' names are drawn
 ---@field chat_notify boolean show chat messages from others with `vim.notify` while the chat window is closed
 ---@field chat_height integer height of the chat split
+---@field run_height integer height of the run output split
+---@field run_open_others boolean show runs that others start in the output split (else only a notification)
 
 ---@type mesh.Config
 local defaults = {
@@ -33,6 +35,8 @@ local defaults = {
   name_position = "eol",
   chat_notify = true,
   chat_height = 12,
+  run_height = 12,
+  run_open_others = true,
 }
 
 ---@type mesh.Config?
@@ -99,6 +103,8 @@ function M.resolve(opts)
   end
   check("chat_notify", cfg.chat_notify, "boolean")
   check("chat_height", cfg.chat_height, "number")
+  check("run_height", cfg.run_height, "number")
+  check("run_open_others", cfg.run_open_others, "boolean")
   if cfg.name == "" then
     cfg.name = default_name()
   end

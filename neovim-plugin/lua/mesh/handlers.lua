@@ -83,6 +83,18 @@ function M.table()
     require("mesh.chat").on_message(ctx.client_id, params and params.entry)
   end)
 
+  handlers[n.run_started] = guarded(n.run_started, function(_, params, ctx)
+    require("mesh.run").on_started(ctx.client_id, params)
+  end)
+
+  handlers[n.run_output] = guarded(n.run_output, function(_, params)
+    require("mesh.run").on_output(params)
+  end)
+
+  handlers[n.run_exited] = guarded(n.run_exited, function(_, params)
+    require("mesh.run").on_exited(params)
+  end)
+
   handlers[n.notify] = guarded(n.notify, function(_, params)
     if type(params) ~= "table" or params.message == nil then
       return

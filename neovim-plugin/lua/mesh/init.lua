@@ -89,6 +89,7 @@ local function start()
     require("mesh.follow").forget(client_id)
     require("mesh.presence").forget(client_id)
     require("mesh.chat").forget(client_id)
+    require("mesh.run").forget(client_id)
   end)
   create_autocmds()
   -- Files that were open before mesh started.

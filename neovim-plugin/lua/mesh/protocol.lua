@@ -85,6 +85,23 @@ local M = {}
 ---@field connId mesh.ConnId|vim.NIL `vim.NIL` stops following
 ---@class mesh.FollowResult
 
+---@class mesh.RunParams
+---@field uri? string a file of the shared folder (wins over `path`)
+---@field path? string a room path, relative to the shared folder
+---@field language? string a language id, to override the file's extension
+---@class mesh.RunResult
+---@field runId string
+
+---@class mesh.RunInputParams
+---@field runId string
+---@field data string at most 64 KiB
+---@field eof? boolean close stdin after `data`
+---@class mesh.RunInputResult
+
+---@class mesh.RunStopParams
+---@field runId string
+---@class mesh.RunStopResult
+
 -- Notifications: editor → proxy ----------------------------------------------------------
 
 ---@class mesh.CursorParams
@@ -131,6 +148,30 @@ local M = {}
 ---@field level "info"|"warning"|"error"
 ---@field message string
 
+---@alias mesh.RunStream "compile"|"stdout"|"stderr"
+
+---@class mesh.RunStartedParams
+---@field runId string
+---@field path string the entry file's room path
+---@field uri? string the entry file in the local folder
+---@field language string
+---@field by mesh.ConnId who started it (0: the REST API)
+---@field byName string
+---@field you boolean whether this editor's own connection started it
+
+---@class mesh.RunOutputParams
+---@field runId string
+---@field stream mesh.RunStream
+---@field data string as produced, ANSI escapes kept
+
+---@class mesh.RunExitedParams
+---@field runId string
+---@field stage "compile"|"run"
+---@field code integer|vim.NIL exit status (128 + signal when killed)
+---@field durationMs integer
+---@field limit "time"|"memory"|"output"|"pids"|vim.NIL the limit that ended it
+---@field error string|vim.NIL set when the run could not be carried out or followed
+
 -- Requests: proxy → editor ---------------------------------------------------------------
 
 ---@class mesh.DocumentHashParams
@@ -149,6 +190,9 @@ M.request = {
   chat = "mesh/chat", -- params: mesh.ChatParams; result: mesh.ChatResult
   chat_history = "mesh/chatHistory", -- params: mesh.ChatHistoryParams; result: mesh.ChatHistoryResult
   follow = "mesh/follow", -- params: mesh.FollowParams; result: mesh.FollowResult
+  run = "mesh/run", -- params: mesh.RunParams; result: mesh.RunResult
+  run_input = "mesh/runInput", -- params: mesh.RunInputParams; result: mesh.RunInputResult
+  run_stop = "mesh/runStop", -- params: mesh.RunStopParams; result: mesh.RunStopResult
 }
 
 --- Notifications the editor sends to the proxy.
@@ -167,6 +211,9 @@ M.notification = {
   follow_stopped = "mesh/followStopped", -- params: mesh.FollowStoppedParams
   chat_message = "mesh/chatMessage", -- params: mesh.ChatMessageParams
   notify = "mesh/notify", -- params: mesh.NotifyParams
+  run_started = "mesh/runStarted", -- params: mesh.RunStartedParams
+  run_output = "mesh/runOutput", -- params: mesh.RunOutputParams
+  run_exited = "mesh/runExited", -- params: mesh.RunExitedParams
 }
 
 --- Requests the proxy sends to the editor.

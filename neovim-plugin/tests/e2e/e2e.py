@@ -7,7 +7,9 @@ third participant. Alice shares a folder, Bob joins into an empty one and opens 
 both type at random (real keys through nvim_input, at random places and at one spot,
 multibyte text included) while the Yjs peer types too. Once quiet, both buffers and the
 room's copy must be byte-equal, each editor must show the other's cursor, with the right
-name, exactly where it is, and Bob can follow Alice until he moves on his own.
+name, exactly where it is, and Bob can follow Alice until he moves on his own. Last, Alice
+runs a Python file of the room (real Docker, the images scripts/build-images builds), Bob
+types its input, and both see the same output and exit line in their output buffers.
 
     python e2e.py            (scripts/test-neovim runs it with the right environment)
 
@@ -45,11 +47,20 @@ START_S = 20  # a process (server, Neovim, proxy) that is not up by then will no
 ROOM_S = 30  # sharing, joining and the first sync on a loaded two-core machine
 CONVERGE_S = 45  # after typing stops, every replica must agree within this
 CURSOR_S = 15  # a cursor update crosses two proxies and the server
+RUN_S = 60  # a run's container starts, the program runs, its output crosses the server
 POLL_S = 0.1
 STABLE_POLLS = 3  # texts equal this many polls in a row count as quiet
 
 INITIAL_TEXT = "mesh e2e\nline two é\n漢字 and 🎉\nlast line\n"
 FILE = "shared.txt"
+RUN_FILE = "greet.py"
+RUN_TEXT = (
+    "import sys\n"
+    "print('ready', flush=True)\n"
+    "name = sys.stdin.readline().strip()\n"
+    "print('hello', name)\n"
+    "print('bye', file=sys.stderr)\n"
+)
 
 
 def log(msg):
@@ -112,7 +123,7 @@ def start_server(procs, tmp, binary):
     stderr = open(os.path.join(tmp, "server.log"), "wb")
     proc = procs.start(
         "mesh-server",
-        [binary, "--listen", "127.0.0.1:0", "--data-dir", os.path.join(tmp, "server-data")],
+        [binary, "--listen", "127.0.0.1:0", "--data-dir", os.path.join(tmp, "server-data"), "--run-images", "local"],
         stdout=subprocess.PIPE,
         stderr=stderr,
     )
@@ -173,6 +184,9 @@ function MeshE2E.state()
 end
 function MeshE2E.marks()
   return require("mesh.cursors").describe(vim.api.nvim_get_current_buf())
+end
+function MeshE2E.runs()
+  return require("mesh.run").describe()
 end
 function MeshE2E.errors()
   local out = {}
@@ -404,6 +418,36 @@ def check_follow(follower, leader):
     wait_for(f"{follower.name} to stop following", CURSOR_S, lambda: follower.lua(following) is None)
 
 
+def check_run(runner, watcher):
+    """`runner` runs a Python file of the room; `watcher` sees it start in its output split,
+    types the line the program waits for, and both see the same output and exit line."""
+    runner.open(RUN_FILE)
+    runner.nvim.command("Mesh run")
+
+    def run_in(ed, want_line=None):
+        runs = ed.lua("return MeshE2E.runs()")
+        run = next((r for r in runs if r["path"] == RUN_FILE), None)
+        if run and (want_line is None or want_line in run["lines"]):
+            return run
+        ed.fail_on_errors()
+        return None
+
+    seen = wait_for(f"{watcher.name}'s output buffer to show the program's first line", RUN_S, lambda: run_in(watcher, "ready"))
+    if not seen["shown"] or seen["you"] or seen["by"] != runner.name:
+        raise Failure(f"{watcher.name}'s output buffer: {seen}")
+    watcher.nvim.command("Mesh input mesh")
+    outputs = {}
+    for ed in (runner, watcher):
+        run = wait_for(f"{ed.name}'s run to end", RUN_S, lambda: (r := run_in(ed)) and r["exited"] and r)
+        outputs[ed.name] = run["lines"][1:]
+    got = outputs[watcher.name]
+    # stdout and stderr are separate streams: their lines may interleave either way.
+    if len(got) != 4 or got[0] != "ready" or sorted(got[1:3]) != ["bye", "hello mesh"] or not re.match(r"^■ exit 0 · \d", got[3]):
+        raise Failure(f"{watcher.name}'s output buffer holds {got}")
+    if outputs[runner.name] != got:
+        raise Failure(f"the output buffers differ: {outputs}")
+
+
 def main():
     seed = int(os.environ.get("MESH_E2E_SEED") or random.SystemRandom().randrange(1, 2**31))
     steps = int(os.environ.get("MESH_E2E_STEPS") or 60)
@@ -429,6 +473,8 @@ def main():
         os.makedirs(dir_b)
         with open(os.path.join(dir_a, FILE), "w", encoding="utf-8") as f:
             f.write(INITIAL_TEXT)
+        with open(os.path.join(dir_a, RUN_FILE), "w", encoding="utf-8") as f:
+            f.write(RUN_TEXT)
 
         alice = Editor(procs, tmp, "alice", dir_a, nvim, proxy, url)
         bob = Editor(procs, tmp, "bob", dir_b, nvim, proxy, url)
@@ -482,6 +528,8 @@ def main():
         log("alice draws bob's caret with his name")
         check_follow(bob, alice)
         log("bob followed alice's view, and stopped following when he moved")
+        check_run(alice, bob)
+        log("alice ran greet.py; bob watched it in his output buffer and typed its input")
         ok = True
     finally:
         if not ok:

@@ -4,7 +4,9 @@
 // shares a folder with main.py (`mesh/share`); VS Code joins with her link through the
 // command palette, a person's keystrokes reach her buffer through versioned applyEdits, her
 // keystrokes and cursor appear in VS Code, and after concurrent typing VS Code's buffer,
-// hers and the room's text (read by a stock Yjs client) are equal byte for byte.
+// hers and the room's text (read by a stock Yjs client) are equal byte for byte. Then
+// "Mesh: Run" runs a Python file of the room in real Docker: its prompt appears in a VS Code
+// terminal, a line typed there reaches the program's stdin, and Ada sees the same output.
 //
 // Run by scripts/test-vscode, which installs and builds what this needs. Environment:
 //   MESH_E2E_CODE_SERVER  code-server's out/node/entry.js                      (required)
@@ -45,6 +47,11 @@ const JOIN_TIMEOUT_MS = 30_000;
 const ADA = 'Ada';
 const FILE = 'main.py';
 const INITIAL = "def greet(name):\n    return f'hello {name}'\n\nprint(greet('mesh'))\n";
+/** A program that asks for a line: run from VS Code, answered in its terminal. */
+const RUN_FILE = 'ask.py';
+const ASK = "name = input('name? ')\nprint('hi', name)\n";
+/** A run: Docker starts a fresh container, Python runs, the output crosses the server. */
+const RUN_TIMEOUT_MS = 60_000;
 
 const env = (name, fallback) => {
   const v = process.env[name] ?? fallback;
@@ -237,6 +244,16 @@ async function statusBarText() {
   return (await statusBarItem().textContent({ timeout: 2000 })) ?? '';
 }
 
+/** The text of the terminal panel as xterm's DOM renderer draws it ('' when none is shown). */
+async function terminalText() {
+  const rows = page.locator('.terminal-wrapper.active .xterm-rows');
+  if ((await rows.count()) === 0) return '';
+  return (await rows.first().innerText()).replace(/\u00a0/g, ' ');
+}
+
+/** Ada's mesh/runOutput for a run, joined. */
+const adaRunOutput = (runId) => ada.notifications('mesh/runOutput').filter((n) => n.params?.runId === runId).map((n) => n.params.data).join('');
+
 /** True when a decoration drawing `name` (CSS generated content or injected text) is in the editor. */
 function decorationShown(name) {
   return page.evaluate((n) => {
@@ -255,7 +272,7 @@ async function main() {
   console.log(`mesh VS Code e2e (work dir ${WORK})`);
 
   await check('mesh-server starts on an ephemeral port', async () => {
-    const child = start('mesh-server', SERVER_BIN, ['--listen', '127.0.0.1:0', '--data-dir', path.join(WORK, 'server-data')]);
+    const child = start('mesh-server', SERVER_BIN, ['--listen', '127.0.0.1:0', '--data-dir', path.join(WORK, 'server-data'), '--run-images', 'local']);
     const url = await new Promise((resolve, reject) => {
       let buf = '';
       const timer = setTimeout(() => reject(new Error(`no "listening" line; see ${LOGS}/mesh-server.log`)), 20_000);
@@ -272,7 +289,7 @@ async function main() {
 
   await check('Ada (a scripted editor on her own mesh-proxy) shares a folder with main.py', async () => {
     ada = await LspPeer.start({
-      bin: PROXY_BIN, server: server.url, name: ADA, files: { [FILE]: INITIAL }, logDir: LOGS,
+      bin: PROXY_BIN, server: server.url, name: ADA, files: { [FILE]: INITIAL, [RUN_FILE]: ASK }, logDir: LOGS,
       onSpawn: (child) => adopt('ada-mesh-proxy', child),
     });
     shared = await ada.share();
@@ -317,6 +334,8 @@ async function main() {
           'mesh.serverUrl': server.url,
           'mesh.displayName': 'Grace',
           'mesh.proxyPath': PROXY_BIN,
+          // xterm's DOM renderer: the test reads a run's terminal as text.
+          'terminal.integrated.gpuAcceleration': 'off',
           // Every LSP message in the Mesh log (artifacts/vscode-e2e/vscode-Mesh.log).
           'mesh.trace.server': 'verbose',
         },
@@ -486,6 +505,37 @@ async function main() {
     const reply = 'hi Grace, from Ada\'s editor ✍️';
     await ada.chat(reply);
     await frame.locator('.entry', { hasText: reply }).first().waitFor({ timeout: SYNC_TIMEOUT_MS });
+  }, { critical: false });
+
+  await check(`${RUN_FILE} opens; the editor title offers Mesh: Run`, async () => {
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('Control+P');
+    await page.locator('.quick-input-widget input').fill(RUN_FILE);
+    await page.locator('.quick-input-list .monaco-list-row.focused', { hasText: RUN_FILE }).first().waitFor({ timeout: 15_000 });
+    await page.keyboard.press('Enter');
+    await page.locator('.tab.active', { hasText: RUN_FILE }).first().waitFor({ timeout: 10_000 });
+    await page.locator('.editor-actions .codicon-play').first().waitFor({ timeout: 10_000 });
+  }, { critical: false });
+
+  await check('"Mesh: Run" runs the file in the room: output in a terminal, typed input reaches the program, Ada watches', async () => {
+    await runCommand('Mesh: Run');
+    await until('the program\'s prompt in a terminal', async () => (await terminalText()).includes('name? '), RUN_TIMEOUT_MS, 200).catch(async (e) => {
+      const errors = await page.locator('.notifications-toasts .notification-list-item-message').allTextContents().catch(() => []);
+      throw new Error(`${e.message}; terminal: ${JSON.stringify(await terminalText())}${errors.length ? `; VS Code shows: ${errors.join(' | ')}` : ''}`);
+    });
+    const started = ada.notifications('mesh/runStarted').map((n) => n.params).find((p) => p?.path === RUN_FILE);
+    if (started?.byName !== 'Grace' || started.you !== false) throw new Error(`Ada's mesh/runStarted: ${JSON.stringify(started)}`);
+    await page.locator('.terminal-wrapper.active .xterm').first().click();
+    await page.keyboard.type('Grace', { delay: 20 });
+    await page.keyboard.press('Enter');
+    await until('the answer and the exit line in the terminal', async () => /hi Grace[\s\S]*■ exit 0/.test(await terminalText()), RUN_TIMEOUT_MS, 200).catch(async (e) => {
+      throw new Error(`${e.message}; terminal: ${JSON.stringify(await terminalText())}`);
+    });
+    await ada.waitFor('the same output in Ada\'s mesh/runOutput', () => adaRunOutput(started.runId) === 'name? hi Grace\n').catch((e) => {
+      throw new Error(`${e.message}; Ada has ${JSON.stringify(adaRunOutput(started.runId))}`);
+    });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'vscode-run-terminal.png') });
+    log(`screenshot: ${path.join(ARTIFACTS, 'vscode-run-terminal.png')}`);
   }, { critical: false });
 
   await check('"Mesh: Leave" ends the session; Ada sees Grace go', async () => {
