@@ -50,7 +50,7 @@ async fn joined(c: &YClient) -> String {
     let m = c
         .wait_mesh("debug_joined", |m| matches!(m, ServerMessage::DebugJoined { .. }))
         .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("{e}: {:#?}", c.mesh_messages()));
     let ServerMessage::DebugJoined { debug_id, .. } = m else {
         unreachable!()
     };
