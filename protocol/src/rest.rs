@@ -115,7 +115,14 @@ pub struct StartRun {
     /// A registry language id; by default the file's extension decides.
     #[serde(default)]
     pub language: Option<String>,
+    /// The program's whole stdin (at most 64 KiB), closed after it; without it, participants
+    /// in the room may type the input.
+    #[serde(default)]
+    pub stdin: Option<String>,
 }
+
+/// The most stdin a REST run may carry.
+pub const MAX_REST_STDIN_BYTES: usize = 64 * 1024;
 
 /// The answer to `POST /api/sessions/{id}/runs`: the run started; its output streams to the
 /// room (where participants can type its input), and `GET .../runs/{run}` has it once it ended.

@@ -291,6 +291,16 @@ pub async fn start_run(
             )
         }
     };
+    if request
+        .stdin
+        .as_ref()
+        .is_some_and(|s| s.len() > mesh_protocol::rest::MAX_REST_STDIN_BYTES)
+    {
+        return api_error(
+            ErrorCode::TooLarge,
+            format!("stdin is over {} bytes", mesh_protocol::rest::MAX_REST_STDIN_BYTES),
+        );
+    }
     match app.store.get_room(id).await {
         Ok(Some(_)) => {}
         Ok(None) => return api_error(ErrorCode::NotFound, format!("room {id} does not exist")),

@@ -18,8 +18,8 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use crate::{api, ws};
 
-/// Largest REST request body: room creation and similar calls are tiny.
-const MAX_REST_BODY: usize = 64 * 1024;
+/// Largest REST request body: most calls are tiny; a run may carry 64 KiB of stdin.
+const MAX_REST_BODY: usize = 128 * 1024;
 
 /// How long shutdown waits for sockets to finish closing.
 const SOCKET_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);

@@ -206,7 +206,7 @@ async fn runs_over_rest_are_kept_in_the_history() {
         .await
         .unwrap();
     ada.wait_synced().await.unwrap();
-    ada.insert("echo.py", 0, "print('mesh')\n");
+    ada.insert("echo.py", 0, "import sys\nprint('mesh', sys.stdin.read())\n");
     // The edit travels asynchronously (the file is created, then filled): wait until the
     // server has the whole file before running it.
     let info_url = format!("{}/api/sessions/{}", server.url, session.id());
@@ -223,7 +223,7 @@ async fn runs_over_rest_are_kept_in_the_history() {
             .unwrap();
         if info["files"]
             .as_array()
-            .is_some_and(|f| f.iter().any(|f| f["path"] == "echo.py" && f["len_utf16"] == 14))
+            .is_some_and(|f| f.iter().any(|f| f["path"] == "echo.py" && f["len_utf16"] == 43))
         {
             break;
         }
@@ -235,7 +235,7 @@ async fn runs_over_rest_are_kept_in_the_history() {
         let resp = http
             .post(&base)
             .bearer_auth(&session.created.writer_token)
-            .json(&serde_json::json!({ "path": "echo.py" }))
+            .json(&serde_json::json!({ "path": "echo.py", "stdin": "typed" }))
             .send()
             .await
             .unwrap();
@@ -265,8 +265,17 @@ async fn runs_over_rest_are_kept_in_the_history() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert_eq!(record["stdout"], "mesh\n", "{record}");
-    assert_eq!(output(&ada, &run_id).0, "mesh\n", "the room saw the output live");
+    assert_eq!(record["stdout"], "mesh typed\n", "{record}");
+    assert_eq!(output(&ada, &run_id).0, "mesh typed\n", "the room saw the output live");
+    // Stdin over the limit is refused before anything starts.
+    let resp = http
+        .post(&base)
+        .bearer_auth(&session.created.writer_token)
+        .json(&serde_json::json!({ "path": "echo.py", "stdin": "x".repeat(mesh_protocol::rest::MAX_REST_STDIN_BYTES + 1) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 413, "{}", resp.text().await.unwrap());
     assert_eq!(record["code"], 0);
     assert_eq!(record["language"], "python");
     let list: serde_json::Value = http

@@ -367,7 +367,11 @@ impl Actor {
                                 language: request.language,
                                 files,
                             };
-                            self.try_start_run(&mut fx, req, "REST".into())
+                            let started = self.try_start_run(&mut fx, req, "REST".into());
+                            if let (Ok(run_id), Some(stdin)) = (&started, request.stdin) {
+                                self.run_input(&mut fx, 0, run_id.clone(), stdin, true);
+                            }
+                            started
                         } else {
                             Err((ErrorCode::NotFound, format!("no file {:?} in this room", request.path)))
                         }
