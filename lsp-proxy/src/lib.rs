@@ -1,9 +1,11 @@
 //! `mesh-proxy`: the local side of mesh. A Language Server that bridges an editor's buffers
-//! into a room, and the command line (`share`, `join`, `status`, ...).
+//! into a room, a Debug Adapter that bridges an editor's debugger into the room's shared
+//! debug session, and the command line (`share`, `join`, `status`, ...).
 //!
 //! Invariant: only this crate knows editors; `sync` and `text` are sans-IO.
 
 pub mod config;
+pub mod dap;
 pub mod link;
 pub mod lsp;
 pub mod lsp_ext;

@@ -36,6 +36,13 @@ enum Cmd {
         #[arg(long)]
         stdio: bool,
     },
+    /// Run as a Debug Adapter on stdin/stdout (editors start this): the editor's debugger
+    /// joins the room's shared debug session.
+    Dap {
+        /// A folder in the room (default: the current one).
+        #[arg(long)]
+        folder: Option<PathBuf>,
+    },
     /// Share a folder: create a room, upload the folder's text files, print the join link,
     /// and keep the folder in sync until interrupted.
     Share {
@@ -93,7 +100,7 @@ fn identity(cli: &Cli, client: &str) -> anyhow::Result<Identity> {
 }
 
 fn init_logs(lsp: bool) {
-    // stdout carries the protocol in `lsp` mode: logs always go to stderr (or a file).
+    // stdout carries the protocol in `lsp` and `dap` modes: logs always go to stderr (or a file).
     let filter = tracing_subscriber::EnvFilter::try_from_env("MESH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if lsp { "info" } else { "warn" }));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false);
@@ -155,13 +162,24 @@ fn main() {
 
 async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logs(matches!(cli.command, Cmd::Lsp { .. }));
+    init_logs(matches!(cli.command, Cmd::Lsp { .. } | Cmd::Dap { .. }));
     match &cli.command {
         Cmd::Lsp { .. } => {
             let client = std::env::var("MESH_CLIENT").unwrap_or_else(|_| "mesh-proxy".into());
             mesh_proxy::lsp::serve(identity(&cli, &client)?).await;
             // The stdin reader sits in a blocking read that the runtime would wait for; after
             // `exit` the process must end now, not when the editor closes the pipe.
+            std::process::exit(0);
+        }
+        Cmd::Dap { folder } => {
+            let dir = match folder {
+                Some(d) => d.clone(),
+                None => std::env::current_dir()?,
+            };
+            // A folder that cannot be resolved is reported to the editor when it launches.
+            let dir = dir.canonicalize().unwrap_or(dir);
+            mesh_proxy::dap::serve(&dir, identity(&cli, "mesh-proxy dap")?.name).await?;
+            // As for `lsp`: the stdin reader may sit in a blocking read; end now.
             std::process::exit(0);
         }
         Cmd::Share { dir } => {

@@ -41,6 +41,49 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// few clear errors, a hostile one does not get to loop forever.
 const MAX_BAD_FRAMES: u32 = 16;
 
+/// Per connection, frames per second a client may send on average, and the burst above it.
+/// Over it, the server stops reading the socket until the budget refills: nothing is lost
+/// (TCP pushes back on the client) but one connection cannot monopolise its room's task.
+/// A person types tens of frames a second; the benchmark's busiest client sends about 800.
+const FRAME_RATE: f64 = 2000.0;
+const FRAME_BURST: f64 = 4000.0;
+/// The same for bytes: a paste of a few MiB passes at once, a stream of them is slowed.
+const BYTE_RATE: f64 = 8.0 * 1024.0 * 1024.0;
+const BYTE_BURST: f64 = 32.0 * 1024.0 * 1024.0;
+
+/// A token bucket: `take` waits until the cost fits.
+struct Budget {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    at: tokio::time::Instant,
+}
+
+impl Budget {
+    fn new(rate: f64, burst: f64) -> Self {
+        Self {
+            rate,
+            burst,
+            tokens: burst,
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Takes `cost` tokens, sleeping first if they are not there yet. Returns whether it had
+    /// to wait.
+    async fn take(&mut self, cost: f64) -> bool {
+        let now = tokio::time::Instant::now();
+        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
+        self.at = now;
+        self.tokens -= cost.min(self.burst);
+        if self.tokens >= 0.0 {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_secs_f64(-self.tokens / self.rate)).await;
+        true
+    }
+}
+
 /// The longest close reason a WebSocket control frame can carry.
 const MAX_CLOSE_REASON_BYTES: usize = 123;
 
@@ -142,6 +185,8 @@ async fn read_loop(
     conn: u64,
 ) {
     let mut bad = 0u32;
+    let mut frames_budget = Budget::new(FRAME_RATE, FRAME_BURST);
+    let mut bytes_budget = Budget::new(BYTE_RATE, BYTE_BURST);
     loop {
         let msg = match tokio::time::timeout(READ_TIMEOUT, stream.next()).await {
             Err(_) => {
@@ -168,6 +213,15 @@ async fn read_loop(
             }
             Ok(Some(Ok(m))) => m,
         };
+        let size = match &msg {
+            WsMessage::Binary(b) => b.len(),
+            WsMessage::Text(t) => t.len(),
+            _ => 0,
+        };
+        let slowed = frames_budget.take(1.0).await | bytes_budget.take(size as f64).await;
+        if slowed {
+            metrics::counter!("mesh_rate_limited_frames_total").increment(1);
+        }
         let frames = match msg {
             WsMessage::Binary(bytes) => decode_frame::<ClientMessage>(&bytes),
             WsMessage::Text(_) => Err(mesh_protocol::FrameError::Malformed(
@@ -270,5 +324,27 @@ fn truncate_reason(reason: &str) -> &str {
 fn close(tx: &mpsc::WeakSender<Outbound>, out: Outbound) {
     if let Some(tx) = tx.upgrade() {
         let _ = tx.try_send(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_budget_lets_a_burst_through_then_paces() {
+        let mut b = Budget::new(10.0, 5.0);
+        let t0 = tokio::time::Instant::now();
+        for _ in 0..5 {
+            assert!(!b.take(1.0).await, "the burst passes without waiting");
+        }
+        assert!(b.take(1.0).await, "the sixth waits");
+        assert_eq!(tokio::time::Instant::now() - t0, Duration::from_millis(100));
+        // Idle time refills up to the burst, no more.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        for _ in 0..5 {
+            assert!(!b.take(1.0).await);
+        }
+        assert!(b.take(1.0).await);
     }
 }

@@ -92,6 +92,8 @@ enum Phase {
 struct Client {
     /// Attached: it has been told `initialized`.
     ready: bool,
+    /// It has been sent the current stop (live or replayed).
+    saw_stop: bool,
     /// Its next `seq`.
     seq: i64,
 }
@@ -204,7 +206,11 @@ impl Hub {
 
     /// A participant joins (the starter too); attached at once when the adapter is ready.
     pub fn join(&mut self, conn: ConnId) -> Vec<Out> {
-        self.clients.entry(conn).or_insert(Client { ready: false, seq: 1 });
+        self.clients.entry(conn).or_insert(Client {
+            ready: false,
+            saw_stop: false,
+            seq: 1,
+        });
         if self.phase == Phase::Ready {
             self.attach(conn)
         } else {
@@ -340,7 +346,7 @@ impl Hub {
         let event = json!({ "type": "event", "event": "initialized" });
         vec![
             Out::Joined(conn, self.capabilities.clone()),
-            self.to_client(conn, event),
+            self.for_client(conn, event),
         ]
     }
 
@@ -352,8 +358,12 @@ impl Hub {
             return vec![self.forward(conn, seq, "configurationDone".into(), msg)];
         }
         let mut out = vec![self.respond(conn, seq, "configurationDone", Ok(json!({})))];
-        if let Some(stopped) = self.stopped.clone() {
-            out.push(self.to_client(conn, stopped));
+        let unseen = self
+            .clients
+            .get_mut(&conn)
+            .is_some_and(|c| !std::mem::replace(&mut c.saw_stop, true));
+        if let Some(stopped) = self.stopped.clone().filter(|_| unseen) {
+            out.push(self.for_client(conn, stopped));
         }
         out
     }
@@ -484,7 +494,7 @@ impl Hub {
                     return Vec::new();
                 }
                 msg["request_seq"] = json!(seq);
-                vec![self.to_client(conn, msg)]
+                vec![self.for_client(conn, msg)]
             }
             Pending::Breakpoints { sent, reply } => {
                 let Some((conn, seq, asked)) = reply else {
@@ -504,17 +514,13 @@ impl Hub {
                             .unwrap_or_else(|| json!({ "verified": false, "line": line, "message": message_of(&msg) }))
                     })
                     .collect();
+                let failure = message_of(&msg);
                 let body = if success {
                     Ok(json!({ "breakpoints": mine }))
                 } else {
-                    Err(message_of(&msg))
+                    Err(failure.as_str())
                 };
-                vec![self.respond(
-                    conn,
-                    seq,
-                    "setBreakpoints",
-                    body.as_ref().map(Clone::clone).map_err(String::as_str),
-                )]
+                vec![self.respond(conn, seq, "setBreakpoints", body)]
             }
         }
     }
@@ -536,7 +542,12 @@ impl Hub {
                 }
                 return out;
             }
-            "stopped" => self.stopped = Some(msg.clone()),
+            "stopped" => {
+                self.stopped = Some(msg.clone());
+                for c in self.clients.values_mut() {
+                    c.saw_stop = c.ready;
+                }
+            }
             "continued" => self.stopped = None,
             "exited" => self.exit_code = msg.pointer("/body/exitCode").and_then(Value::as_i64),
             "terminated" if !self.terminated => {
@@ -570,7 +581,7 @@ impl Hub {
             .map(|(id, _)| *id)
             .collect();
         for conn in ready {
-            out.push(self.to_client(conn, msg.clone()));
+            out.push(self.for_client(conn, msg.clone()));
         }
         out
     }
@@ -580,16 +591,18 @@ impl Hub {
             Ok(body) => json!({
                 "type": "response", "request_seq": request_seq, "command": command, "success": true, "body": body,
             }),
+            // The message alone: editors show it as is (a `body.error.format` would be a
+            // template, with `{...}` taken for placeholders).
             Err(message) => json!({
                 "type": "response", "request_seq": request_seq, "command": command, "success": false,
-                "message": message, "body": { "error": { "id": 1, "format": message, "showUser": true } },
+                "message": message,
             }),
         };
-        self.to_client(conn, msg)
+        self.for_client(conn, msg)
     }
 
     /// Stamps the participant's next `seq` on a message for it.
-    fn to_client(&mut self, conn: ConnId, mut msg: Value) -> Out {
+    fn for_client(&mut self, conn: ConnId, mut msg: Value) -> Out {
         if let Some(c) = self.clients.get_mut(&conn) {
             msg["seq"] = json!(c.seq);
             c.seq += 1;
@@ -895,5 +908,16 @@ mod tests {
         let out = hub.from_client(BOB, Role::Writer, req(3, "disconnect", json!({})));
         assert!(adapter_msgs(&out).is_empty());
         assert_eq!(to(&out, BOB)[0]["success"], true);
+    }
+
+    #[test]
+    fn a_participant_attached_at_the_stop_does_not_get_it_twice() {
+        let mut hub = ready_hub();
+        let up = adapter_msgs(&hub.from_client(ADA, Role::Writer, req(1, "configurationDone", json!({}))))[0].clone();
+        hub.from_adapter(respond_to(&up, json!({})));
+        let out = hub.from_adapter(json!({"type": "event", "seq": 9, "event": "stopped", "body": {"threadId": 1}}));
+        assert_eq!(to(&out, BOB)[0]["event"], "stopped");
+        let out = hub.from_client(BOB, Role::Writer, req(1, "configurationDone", json!({})));
+        assert_eq!(to(&out, BOB).len(), 1, "only the response: Bob saw the stop live");
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mesh_protocol::dap::{encode_dap, DapDecoder};
+use mesh_protocol::dap::{encode, Decoder};
 use mesh_protocol::messages::Role;
 use mesh_runner::{Language, Mode, RunEvent, Stage};
 use serde_json::Value;
@@ -119,7 +119,7 @@ pub async fn run(
             .unwrap_or_default(),
     );
     let (mut hub, first) = Hub::new(plan.starter, launch, plan.files, &plan.language.id);
-    let mut decoder = DapDecoder::default();
+    let mut decoder = Decoder::default();
     let mut startup_deadline = Instant::now() + STARTUP_TIMEOUT;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut outs = first;
@@ -129,7 +129,7 @@ pub async fn run(
         for out in outs.drain(..) {
             match out {
                 Out::Adapter(msg) => {
-                    if stdin_tx.send(Bytes::from(encode_dap(&msg))).await.is_err() {
+                    if stdin_tx.send(Bytes::from(encode(&msg))).await.is_err() {
                         break;
                     }
                 }
@@ -142,10 +142,16 @@ pub async fn run(
         }
         tokio::select! {
             ev = run.next_event() => match ev {
-                Some(RunEvent::Stdout(b)) => match decoder.push(&b) {
-                    Ok(msgs) => outs.extend(msgs.into_iter().flat_map(|m| hub.from_adapter(m))),
-                    Err(e) => error = Some(format!("the debug adapter broke the protocol: {e}")),
-                },
+                Some(RunEvent::Stdout(b)) => {
+                    decoder.push(&b);
+                    for item in decoder.by_ref() {
+                        match item {
+                            Ok(m) => outs.extend(hub.from_adapter(m)),
+                            // The decoder resynchronises; the session goes on.
+                            Err(e) => tracing::warn!(error = %e, "the debug adapter sent a bad DAP message"),
+                        }
+                    }
+                }
                 Some(RunEvent::Compile(b)) => send(Notice::Build { compile: true, text: text(&b) }).await,
                 Some(RunEvent::Stderr(b)) => send(Notice::Build { compile: false, text: text(&b) }).await,
                 Some(RunEvent::Compiled { .. }) => startup_deadline = Instant::now() + STARTUP_TIMEOUT,
