@@ -79,9 +79,11 @@ impl Pool {
         {
             let mut slots = self.slots.lock().expect("pool lock");
             let slot = slots.entry(key.clone()).or_default();
-            while let Some(mut c) = slot.idle.pop_front() {
+            // A job with other limits (a tightened one) leaves the pool alone: every container
+            // of a key has the key's limits.
+            let fits = slot.idle.front().is_none_or(|c| c.limits == *limits);
+            while let Some(mut c) = fits.then(|| slot.idle.pop_front()).flatten() {
                 let healthy = c.created.elapsed() < self.max_idle
-                    && c.limits == *limits
                     // Pending: the runner is still waiting. Anything else (end of stream,
                     // output) means the container died or misbehaved while idle.
                     && c.output.next().now_or_never().is_none();
@@ -115,6 +117,14 @@ impl Pool {
             notify.clone(),
         ));
         notify
+    }
+
+    pub(crate) fn idle_ids(&self, key: &PoolKey) -> Vec<String> {
+        self.slots
+            .lock()
+            .expect("pool lock")
+            .get(key)
+            .map_or(Vec::new(), |s| s.idle.iter().map(|c| c.guard.id.clone()).collect())
     }
 
     pub(crate) fn idle_count(&self, key: &PoolKey) -> usize {

@@ -345,6 +345,13 @@ impl Runner {
         Ok(old.len())
     }
 
+    /// The ids of the warm containers idle right now for `language` in `mode`.
+    pub fn warm_ids(&self, language: &str, mode: Mode) -> Vec<String> {
+        self.pool
+            .as_ref()
+            .map_or(Vec::new(), |p| p.idle_ids(&PoolKey::new(language, mode)))
+    }
+
     /// Warm containers idle right now for `language` in `mode` (0 without a pool).
     pub fn warm_count(&self, language: &str, mode: Mode) -> usize {
         self.pool

@@ -72,6 +72,89 @@ unset nonce status go mode size compile
 eval "exec $run"
 "#;
 
+/// Where a debugged program reads its stdin: a FIFO the stdin demultiplexer feeds.
+pub const DEBUG_STDIN_FIFO: &str = "/tmp/mesh-stdin";
+
+/// Runs in front of a debug adapter (`python3 -c DEBUG_STDIN_DEMUX ADAPTER...`): the
+/// container's stdin carries DAP frames (`Content-Length: N`) for the adapter and the
+/// program's input as `Mesh-Stdin: N` frames (N = 0 closes it), which go to
+/// [`DEBUG_STDIN_FIFO`]. Debug adapters keep the program's stdin off their own (it is the
+/// DAP channel), so this is how participants' typing reaches a debugged program. The FIFO
+/// is held open read-write, so the program's open never blocks, and closed for end-of-file
+/// only once the program has it open and has read what is buffered (closing the last writer
+/// earlier would lose the input). Beside it, `<fifo>-python3` is a `python3` reading that FIFO, for
+/// debug adapters that take an interpreter to start the program with (debugpy's `python`). Writes go through a thread, so a program that does not read its
+/// input never holds up the protocol. Needs `python3` in the image (debugpy is Python;
+/// lldb's packages depend on it).
+pub const DEBUG_STDIN_DEMUX: &str = r#"import fcntl, os, queue, struct, subprocess, sys, termios, threading, time
+fifo = sys.argv[1]
+os.mkfifo(fifo, 0o600)
+hold = os.open(fifo, os.O_RDWR)
+with open(fifo + "-python3", "w") as f:
+    f.write('#!/bin/sh\nexec python3 "$@" < %s\n' % fifo)
+os.chmod(fifo + "-python3", 0o700)
+adapter = subprocess.Popen(sys.argv[2:], stdin=subprocess.PIPE)
+chunks = queue.Queue()
+def reader_has_it():
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                fds = os.listdir("/proc/%s/fd" % pid)
+                if any(os.readlink("/proc/%s/fd/%s" % (pid, fd)) == fifo for fd in fds):
+                    return True
+            except OSError:
+                pass
+    return False
+def unread():
+    return struct.unpack("i", fcntl.ioctl(hold, termios.FIONREAD, b"\0\0\0\0"))[0]
+def feed():
+    while True:
+        data = chunks.get()
+        if data is None:
+            # Closing the last writer before the program opened the FIFO, or before it read
+            # what is buffered, would lose the input: wait for both.
+            while not (reader_has_it() and unread() == 0):
+                time.sleep(0.05)
+            os.close(hold)
+            return
+        try:
+            os.write(hold, data)
+        except OSError:
+            return
+threading.Thread(target=feed, daemon=True).start()
+src = sys.stdin.buffer
+while True:
+    head = {}
+    while True:
+        line = src.readline()
+        if not line:
+            head = None
+            break
+        line = line.strip()
+        if not line:
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        head[name.strip().lower()] = value.strip()
+    if head is None:
+        break
+    if "mesh-stdin" in head:
+        n = int(head["mesh-stdin"])
+        chunks.put(src.read(n) if n else None)
+        continue
+    n = int(head.get("content-length", "0"))
+    adapter.stdin.write(b"Content-Length: %d\r\n\r\n" % n + src.read(n))
+    adapter.stdin.flush()
+adapter.stdin.close()
+sys.exit(adapter.wait())
+"#;
+
+/// The container's stdin frame that carries `data` to a debugged program (empty: close it).
+pub fn debug_stdin_frame(data: &[u8]) -> Vec<u8> {
+    let mut out = format!("Mesh-Stdin: {}\r\n\r\n", data.len()).into_bytes();
+    out.extend_from_slice(data);
+    out
+}
+
 /// Quotes argv for `sh`, each word in single quotes.
 pub fn shell_words(argv: &[String]) -> String {
     argv.iter()
@@ -85,10 +168,19 @@ pub fn container_config(lang: &Language, image: &str, limits: &Limits) -> Contai
     let compile = lang.compile.as_deref().map(shell_words).unwrap_or_default();
     let run = shell_words(&lang.run);
     let (debug_compile, debug_adapter) = match &lang.debug {
-        Some(d) => (
-            d.compile.as_deref().map(shell_words).unwrap_or_default(),
-            shell_words(&d.adapter),
-        ),
+        Some(d) => {
+            let mut argv = vec![
+                "python3".to_owned(),
+                "-c".to_owned(),
+                DEBUG_STDIN_DEMUX.to_owned(),
+                DEBUG_STDIN_FIFO.to_owned(),
+            ];
+            argv.extend(d.adapter.iter().cloned());
+            (
+                d.compile.as_deref().map(shell_words).unwrap_or_default(),
+                shell_words(&argv),
+            )
+        }
         // No adapter: a debug session is refused before it gets here; `false` fails loudly.
         None => (String::new(), "false".to_owned()),
     };

@@ -52,7 +52,7 @@ async fn a_warm_container_serves_one_run_and_is_replaced() {
     let runner = pooled().await;
     runner.warm("python", Mode::Run).unwrap();
     until_warm(&runner, "python", 1).await;
-    let before = sandboxes(&runner, "python").await;
+    let before = runner.warm_ids("python", Mode::Run);
 
     let run = runner.run(hello(1)).await.unwrap();
     let first = run.container_id().to_owned();
@@ -69,9 +69,14 @@ async fn a_warm_container_serves_one_run_and_is_replaced() {
     assert_ne!(first, second, "a warm container was reused");
     assert_eq!(text(&run.collect().await.stdout), "warm 2\n");
 
+    let idle = runner.warm_ids("python", Mode::Run);
     runner.shutdown().await;
     assert_eq!(runner.warm_count("python", Mode::Run), 0);
-    assert!(sandboxes(&runner, "python").await.iter().all(|id| !before.contains(id)));
+    let left = sandboxes(&runner, "python").await;
+    assert!(
+        idle.iter().all(|id| !left.contains(id)),
+        "shutdown left a warm container"
+    );
 }
 
 #[tokio::test]
@@ -79,7 +84,7 @@ async fn a_container_that_died_while_idle_is_not_used() {
     let runner = pooled().await;
     runner.warm("python", Mode::Run).unwrap();
     until_warm(&runner, "python", 1).await;
-    let idle = sandboxes(&runner, "python").await;
+    let idle = runner.warm_ids("python", Mode::Run);
     for id in &idle {
         let opts = KillContainerOptionsBuilder::new().signal("SIGKILL").build();
         let _ = runner.docker().kill_container(id, Some(opts)).await;

@@ -42,7 +42,9 @@ async fn event(c: &YClient, name: &str, n: usize) -> Value {
             .filter(|m| m["type"] == "event" && m["event"] == name)
             .nth(n - 1)
     };
-    c.wait_for(name, |c| find(c).is_some()).await.unwrap();
+    c.wait_for(name, |c| find(c).is_some())
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {:#?}", c.mesh_messages()));
     find(c).unwrap()
 }
 

@@ -38,6 +38,8 @@ pub enum Input {
     Dap(ConnId, Role, Value),
     /// A participant left the room.
     Leave(ConnId),
+    /// Input for the debugged program (typed by a writer); `true` closes it after.
+    Stdin(String, bool),
 }
 
 /// What a session reports to its room.
@@ -174,6 +176,20 @@ pub async fn run(
                 Some(Input::Join(conn)) => outs.extend(hub.join(conn)),
                 Some(Input::Dap(conn, role, msg)) => outs.extend(hub.from_client(conn, role, msg)),
                 Some(Input::Leave(conn)) => outs.extend(hub.leave(conn)),
+                Some(Input::Stdin(data, eof)) => {
+                    let mut frames = Vec::new();
+                    if !data.is_empty() {
+                        frames.push(mesh_runner::sandbox::debug_stdin_frame(data.as_bytes()));
+                    }
+                    if eof {
+                        frames.push(mesh_runner::sandbox::debug_stdin_frame(b""));
+                    }
+                    for f in frames {
+                        if stdin_tx.send(Bytes::from(f)).await.is_err() {
+                            break;
+                        }
+                    }
+                }
                 // The room is gone: dropping the run removes the container.
                 None => return,
             },

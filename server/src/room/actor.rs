@@ -643,6 +643,20 @@ impl Actor {
     }
 
     fn run_input(&mut self, fx: &mut Effects, conn: ConnId, run_id: String, data: String, eof: bool) {
+        if let Some(d) = self.debug.as_ref().filter(|d| d.id == run_id) {
+            // A debug session's program reads its input like a run's.
+            if d.input.try_send(crate::debug::Input::Stdin(data, eof)).is_err() {
+                merge(
+                    fx,
+                    self.core.error_to(
+                        conn,
+                        ErrorCode::Unavailable,
+                        "the debug session is busy; type again".into(),
+                    ),
+                );
+            }
+            return;
+        }
         let Some(run) = self.active.get_mut(&run_id) else {
             merge(
                 fx,

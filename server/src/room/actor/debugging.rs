@@ -9,7 +9,7 @@ use super::{merge, Actor, Command};
 use crate::room::core::{ConnId, Effects, Target};
 /// The room's debug session (at most one).
 pub(super) struct ActiveDebug {
-    id: String,
+    pub(super) id: String,
     pub(super) input: mpsc::Sender<crate::debug::Input>,
     path: String,
     language: String,
