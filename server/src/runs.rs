@@ -127,8 +127,11 @@ impl RunService {
             Err(e) => tracing::warn!(error = %e, "could not look for leftover sandboxes"),
         }
         for id in &self.warm {
-            // Checked in `new`.
+            // Checked in `new`. A debuggable language is warmed for debugging too.
             let _ = r.warm(id, Mode::Run);
+            if self.registry.get(id).is_ok_and(|l| l.debug.is_some()) {
+                let _ = r.warm(id, Mode::Debug);
+            }
         }
         *slot = Some(r.clone());
         Ok(r)

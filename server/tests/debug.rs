@@ -343,13 +343,36 @@ async fn bad_debug_requests_are_refused_and_the_room_goes_on() {
     )
     .await
     .unwrap();
+    // An adapter that dies mid-session (the program kills every process it can) ends the
+    // session with a clear reason, for everyone.
+    ada.insert("killer.py", 0, "import os, signal\nos.kill(-1, signal.SIGKILL)\n");
+    ada.send_mesh(&ClientMessage::DebugStart {
+        path: "killer.py".into(),
+        language: None,
+    });
+    let id = joined(&ada).await;
+    event(&ada, "initialized", 1).await;
+    // Its answer may never come: the program kills the adapter as it starts.
+    ada.send_mesh(&ClientMessage::Dap {
+        debug_id: id,
+        message: json!({"type": "request", "seq": 1, "command": "configurationDone"}),
+    });
+    let (_, error) = ended(&ada).await;
+    assert!(
+        error.as_deref().is_some_and(|e| e.contains("stopped unexpectedly")),
+        "{error:?}"
+    );
     // A compile error ends the session with a clear reason, and a new one can start.
     ada.send_mesh(&ClientMessage::DebugStart {
         path: "broken.c".into(),
         language: None,
     });
-    let (_, error) = ended(&ada).await;
-    assert!(error.unwrap().contains("did not compile"));
+    ada.wait_mesh(
+        "a compile error",
+        |m| matches!(m, ServerMessage::DebugEnded { error: Some(e), .. } if e.contains("did not compile")),
+    )
+    .await
+    .unwrap();
     ada.insert("notes.txt", 2, "!");
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(ada.text("notes.txt").as_deref(), Some("hi!"));

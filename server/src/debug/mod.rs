@@ -164,6 +164,8 @@ pub async fn run(
                         Some(format!("the debug session hit a limit: {:?}", exit.limit_hit))
                     } else if !hub.is_ready() {
                         Some(format!("the debug adapter exited before it was ready (code {:?})", exit.code))
+                    } else if !hub.is_terminated() {
+                        Some(format!("the debug adapter stopped unexpectedly (code {:?})", exit.code))
                     } else {
                         None
                     };
