@@ -321,6 +321,8 @@ function M.reset()
   vim.cmd.cd(vim.fn.fnameescape(M.start_dir))
   M.messages = {}
   require("mesh.config").set({})
+  -- A test's stub nvim-dap must not leak into the next test.
+  package.loaded.dap = nil
 end
 
 M.start_dir = vim.fn.getcwd()

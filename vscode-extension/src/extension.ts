@@ -10,6 +10,7 @@ import * as vscode from 'vscode';
 import { Chat } from './chat';
 import { Ctx } from './context';
 import { RemoteCursors } from './cursors';
+import { Debugging } from './debug';
 import { registerDocumentHash } from './documentHash';
 import { FollowMode } from './follow';
 import { LocalPresence } from './localPresence';
@@ -19,10 +20,6 @@ import { Session } from './session';
 import { StatusBar } from './statusBar';
 
 let ctx: Ctx | undefined;
-
-/** What Debug says until the server debugs programs. */
-const DEBUG_NOT_SUPPORTED =
-  'Mesh: shared debugging is not supported by the mesh server yet. It will debug the project in a container every participant watches live.';
 
 export function activate(context: vscode.ExtensionContext): void {
   const log = vscode.window.createOutputChannel('Mesh', { log: true });
@@ -36,6 +33,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const follow = new FollowMode(c);
   const chat = new Chat(c);
   const runs = new Runs(c);
+  const debugging = new Debugging(c);
   new RemoteCursors(c);
   new LocalPresence(c);
   new ParticipantsView(c);
@@ -56,7 +54,7 @@ export function activate(context: vscode.ExtensionContext): void {
   command('mesh.openSettings', () => vscode.commands.executeCommand('workbench.action.openSettings', '@ext:' + context.extension.id));
   command('mesh.run', (uri?: unknown) => runs.run(uri instanceof vscode.Uri ? uri : undefined));
   command('mesh.stop', () => runs.stop());
-  command('mesh.debug', () => vscode.window.showInformationMessage(DEBUG_NOT_SUPPORTED));
+  command('mesh.debug', (uri?: unknown) => debugging.debug(uri instanceof vscode.Uri ? uri : undefined));
   registerTestHooks(c);
 
   // vscode://mesh.mesh-vscode/join?link=...
@@ -99,7 +97,8 @@ export async function deactivate(): Promise<void> {
 /**
  * Hooks for the end-to-end test, active only when the extension host's environment has
  * `MESH_TEST_OUT` (a directory): `mesh._test.documentText` writes the text of every open
- * file and the session state to `MESH_TEST_OUT/document.json`.
+ * file, the session state, the breakpoints (1-based lines) and the active debug session to
+ * `MESH_TEST_OUT/document.json`. `mesh-proxy dap` then logs to `MESH_TEST_OUT` too (debug.ts).
  */
 function registerTestHooks(c: Ctx): void {
   const out = process.env.MESH_TEST_OUT;
@@ -116,6 +115,10 @@ function registerTestHooks(c: Ctx): void {
           .map((d) => ({ uri: d.uri.toString(), path: d.uri.fsPath, version: d.version, dirty: d.isDirty, text: d.getText() })),
         state: c.state,
         following: c.following ?? null,
+        breakpoints: vscode.debug.breakpoints
+          .filter((b): b is vscode.SourceBreakpoint => b instanceof vscode.SourceBreakpoint)
+          .map((b) => ({ path: b.location.uri.fsPath, line: b.location.range.start.line + 1, enabled: b.enabled })),
+        debugSession: vscode.debug.activeDebugSession === undefined ? null : { type: vscode.debug.activeDebugSession.type, name: vscode.debug.activeDebugSession.name },
         writtenAt: Date.now(),
       };
       const file = path.join(out, 'document.json');

@@ -95,18 +95,6 @@ end
 ---@field complete? fun(arglead: string): string[]
 ---@field help string
 
---- The features that are announced but not built yet.
----@param what string
----@return fun(args: string)
-local function not_yet(what)
-  return function()
-    vim.notify(
-      ("mesh: %s is not supported by the mesh server yet; it will come in a later version"):format(what),
-      vim.log.levels.WARN
-    )
-  end
-end
-
 ---@type table<string, mesh.Subcommand>
 M.subcommands = {
   share = {
@@ -274,7 +262,15 @@ M.subcommands = {
       end)
     end,
   },
-  debug = { help = "debug together (not yet)", run = not_yet("`:Mesh debug` (shared debugging)") },
+  debug = {
+    help = "debug a file of the room together, with nvim-dap: :Mesh debug [file]",
+    run = function(args)
+      require("mesh.debug").start(args)
+    end,
+    complete = function(arglead)
+      return vim.fn.getcompletion(arglead, "file")
+    end,
+  },
 }
 
 --- The subcommand names, sorted.

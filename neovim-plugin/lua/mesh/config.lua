@@ -20,6 +20,7 @@ local M = {}
 ---@field chat_height integer height of the chat split
 ---@field run_height integer height of the run output split
 ---@field run_open_others boolean show runs that others start in the output split (else only a notification)
+---@field dap_configurations boolean add "debug this file together" to nvim-dap's python, c and cpp configurations
 
 ---@type mesh.Config
 local defaults = {
@@ -37,6 +38,7 @@ local defaults = {
   chat_height = 12,
   run_height = 12,
   run_open_others = true,
+  dap_configurations = false,
 }
 
 ---@type mesh.Config?
@@ -105,6 +107,7 @@ function M.resolve(opts)
   check("chat_height", cfg.chat_height, "number")
   check("run_height", cfg.run_height, "number")
   check("run_open_others", cfg.run_open_others, "boolean")
+  check("dap_configurations", cfg.dap_configurations, "boolean")
   if cfg.name == "" then
     cfg.name = default_name()
   end

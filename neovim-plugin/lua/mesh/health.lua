@@ -1,7 +1,8 @@
 ---@brief
 --- `:checkhealth mesh`: the Neovim version, the proxy (found? which version?), the server
---- (does `GET /livez` answer?) and the running proxies. The checks are collected as plain
---- data first (`collect`), which the tests read, then reported through `vim.health`.
+--- (does `GET /livez` answer?), nvim-dap for debugging, and the running proxies. The checks
+--- are collected as plain data first (`collect`), which the tests read, then reported
+--- through `vim.health`.
 
 local config = require("mesh.config")
 local proxy = require("mesh.proxy")
@@ -142,6 +143,19 @@ function M.collect(cfg)
     add("server", "error", ("cannot reach the server at %s: %s"):format(cfg.server, detail), {
       'Start one (mesh-server) or set the `server` option: require("mesh").setup({ server = "http://HOST:PORT" })',
       "Joining by link uses the link's server; this matters for :Mesh share.",
+    })
+  end
+
+  local dap = require("mesh.debug").load_dap()
+  if not dap then
+    add("debugging", "info", "nvim-dap is not installed; :Mesh debug needs it", {
+      "Install https://github.com/mfussenegger/nvim-dap to debug together (:help mesh-debug)",
+    })
+  elseif type(dap.adapters) == "table" and dap.adapters.mesh ~= nil then
+    add("debugging", "ok", "nvim-dap is installed and the `mesh` adapter is registered")
+  else
+    add("debugging", "warn", "nvim-dap is installed but the `mesh` adapter is not registered", {
+      'Call require("mesh").setup(), or define dap.adapters.mesh yourself (:help mesh-debug)',
     })
   end
 

@@ -109,6 +109,8 @@ function M.setup(opts)
     return
   end
   start()
+  -- With nvim-dap installed, `type = "mesh"` works in its configurations from now on.
+  require("mesh.debug").setup()
 end
 
 --- Starts mesh with the defaults unless `setup()` already ran (the `:Mesh` command calls it).

@@ -22,6 +22,23 @@ function M.lsp_command(cfg)
   return { cfg.proxy, "lsp" }, env
 end
 
+--- The command and environment that start the proxy as a Debug Adapter on stdio for the
+--- shared folder `root` (`mesh-proxy dap --folder ROOT`; the current directory when nil).
+--- Same environment as the Language Server. `cmd` (the tests' in-process fake) does not
+--- apply: nvim-dap starts a real executable.
+---@param cfg mesh.Config
+---@param root? string
+---@return string[] cmd
+---@return table<string,string> env
+function M.dap_command(cfg, root)
+  local _, env = M.lsp_command(cfg)
+  local cmd = { cfg.proxy, "dap" }
+  if root then
+    vim.list_extend(cmd, { "--folder", root })
+  end
+  return cmd, env
+end
+
 --- The command that prints the proxy's version, for `:checkhealth mesh`.
 ---@param cfg mesh.Config
 ---@return string[]

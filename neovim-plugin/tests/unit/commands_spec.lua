@@ -54,11 +54,6 @@ test("an unknown subcommand lists the right ones", function()
   h.contains(h.all_messages(), "share")
 end)
 
-test(":Mesh debug says clearly that it is not built yet", function()
-  vim.cmd("Mesh debug")
-  h.contains(h.all_messages(), "not supported by the mesh server yet")
-  h.eq(vim.log.levels.WARN, h.messages[1].level)
-end)
 
 test(":Mesh join checks for a link before starting anything", function()
   vim.cmd("Mesh join")

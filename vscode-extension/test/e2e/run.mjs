@@ -7,6 +7,10 @@
 // hers and the room's text (read by a stock Yjs client) are equal byte for byte. Then
 // "Mesh: Run" runs a Python file of the room in real Docker: its prompt appears in a VS Code
 // terminal, a line typed there reaches the program's stdin, and Ada sees the same output.
+// Then "Mesh: Debug" debugs a Python file of the room (debugpy in real Docker, through
+// `mesh-proxy dap`): a breakpoint set in VS Code's gutter stops the program on its line, the
+// Call Stack and Variables views show the stop and a variable's value, Continue ends the
+// session, and the program's output reaches Ada as well.
 //
 // Run by scripts/test-vscode, which installs and builds what this needs. Environment:
 //   MESH_E2E_CODE_SERVER  code-server's out/node/entry.js                      (required)
@@ -37,7 +41,7 @@ import { LspPeer, positionAt } from './lspPeer.mjs';
 // --- settings --------------------------------------------------------------------------
 
 /** The whole run; past it everything is torn down and the run fails. */
-const OVERALL_TIMEOUT_MS = 240_000;
+const OVERALL_TIMEOUT_MS = 360_000;
 /** code-server's workbench in a cold browser: measured at about 4 s, with room to spare. */
 const WORKBENCH_TIMEOUT_MS = 60_000;
 /** One edit or cursor travelling between VS Code and Ada: normally well under a second. */
@@ -52,6 +56,12 @@ const RUN_FILE = 'ask.py';
 const ASK = "name = input('name? ')\nprint('hi', name)\n";
 /** A run: Docker starts a fresh container, Python runs, the output crosses the server. */
 const RUN_TIMEOUT_MS = 60_000;
+/** A program debugged from VS Code: a breakpoint on DEBUG_LINE, where `x` is 41. */
+const DEBUG_FILE = 'debug.py';
+const DEBUG_SRC = "x = 41\ny = x + 1\nprint('y is', y)\n";
+const DEBUG_LINE = 2;
+/** A debug session: a fresh container, debugpy's adapter, the program up to the breakpoint. */
+const DEBUG_TIMEOUT_MS = 90_000;
 
 const env = (name, fallback) => {
   const v = process.env[name] ?? fallback;
@@ -251,6 +261,41 @@ async function terminalText() {
   return (await rows.first().innerText()).replace(/\u00a0/g, ' ');
 }
 
+/** Text of the notifications VS Code shows (for failure messages). */
+const notificationTexts = () => page.locator('.notifications-toasts .notification-list-item-message').allTextContents().catch(() => []);
+
+/** The debug toolbar's buttons that are shown (e.g. ['debug-continue', 'debug-step-over', ...]). */
+function debugToolbarButtons() {
+  return page.evaluate(() => {
+    const bar = document.querySelector('.debug-toolbar');
+    if (!bar || bar.getBoundingClientRect().height === 0 || getComputedStyle(bar).display === 'none') return [];
+    return [...bar.querySelectorAll('.action-label.codicon')].map((el) => [...el.classList].find((c) => c.startsWith('codicon-debug'))?.slice('codicon-'.length)).filter(Boolean);
+  });
+}
+
+/** What the Run and Debug view shows: the call stack's state and frames, and the variables (name → value). */
+function debugViews() {
+  return page.evaluate(() => {
+    const text = (el) => (el?.textContent ?? '').replace(/\u00a0/g, ' ').trim();
+    const stack = document.querySelector('.debug-call-stack');
+    const frames = stack ? [...stack.querySelectorAll('.monaco-list-row .stack-frame')].map((f) => ({
+      name: text(f.querySelector('.expression')), file: text(f.querySelector('.file-name')), line: text(f.querySelector('.line-number')),
+    })) : [];
+    // One session with one thread: the state ("Paused on breakpoint") is in the view's title.
+    const states = [...document.querySelectorAll('.call-stack-state-message:not([hidden]) .label, .debug-call-stack .state')].map(text);
+    const variables = [...document.querySelectorAll('.debug-variables .monaco-list-row')].map((row) => ({
+      name: text(row.querySelector('.name')).replace(/\s*[=:]$/, ''), value: text(row.querySelector('.value')),
+    }));
+    const topLine = document.querySelectorAll('.monaco-editor .debug-top-stack-frame-line').length > 0;
+    return { states, frames, variables, topLine };
+  });
+}
+
+/** The Debug Console's text. */
+function debugConsoleText() {
+  return page.evaluate(() => [...document.querySelectorAll('.repl .monaco-list-row')].map((r) => r.textContent ?? '').join('\n'));
+}
+
 /** Ada's mesh/runOutput for a run, joined. */
 const adaRunOutput = (runId) => ada.notifications('mesh/runOutput').filter((n) => n.params?.runId === runId).map((n) => n.params.data).join('');
 
@@ -289,7 +334,7 @@ async function main() {
 
   await check('Ada (a scripted editor on her own mesh-proxy) shares a folder with main.py', async () => {
     ada = await LspPeer.start({
-      bin: PROXY_BIN, server: server.url, name: ADA, files: { [FILE]: INITIAL, [RUN_FILE]: ASK }, logDir: LOGS,
+      bin: PROXY_BIN, server: server.url, name: ADA, files: { [FILE]: INITIAL, [RUN_FILE]: ASK, [DEBUG_FILE]: DEBUG_SRC }, logDir: LOGS,
       onSpawn: (child) => adopt('ada-mesh-proxy', child),
     });
     shared = await ada.share();
@@ -343,6 +388,11 @@ async function main() {
         2,
       ),
     );
+    // mesh.proxyPath is machine-scoped: once the browser's configuration reaches the extension
+    // host, a remote window (code-server is one) drops machine settings of the user file and
+    // keeps the remote machine's. Set there, it holds for the whole run, debug adapter included.
+    mkdirSync(path.join(UD, 'Machine'), { recursive: true });
+    writeFileSync(path.join(UD, 'Machine', 'settings.json'), JSON.stringify({ 'mesh.proxyPath': PROXY_BIN }, null, 2));
     port = await freePort();
     start('code-server', process.execPath, [
       CODE_SERVER, ...cs, '--auth', 'none', '--bind-addr', `127.0.0.1:${port}`, '--disable-telemetry',
@@ -538,7 +588,101 @@ async function main() {
     log(`screenshot: ${path.join(ARTIFACTS, 'vscode-run-terminal.png')}`);
   }, { critical: false });
 
+  await check(`${DEBUG_FILE} opens; "Debug: Toggle Breakpoint" sets a breakpoint on line ${DEBUG_LINE}`, async () => {
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('Control+P');
+    await page.locator('.quick-input-widget input').fill(DEBUG_FILE);
+    await page.locator('.quick-input-list .monaco-list-row.focused', { hasText: DEBUG_FILE }).first().waitFor({ timeout: 15_000 });
+    await page.keyboard.press('Enter');
+    await page.locator('.tab.active', { hasText: DEBUG_FILE }).first().waitFor({ timeout: 10_000 });
+    const editor = page.locator('.editor-instance .monaco-editor .view-lines', { hasText: 'y = x + 1' }).first();
+    await editor.waitFor({ timeout: 10_000 });
+    await editor.click();
+    await page.keyboard.press('Control+Home');
+    for (let i = 1; i < DEBUG_LINE; i++) await page.keyboard.press('ArrowDown');
+    await runCommand('Debug: Toggle Breakpoint');
+    await page.locator('.editor-instance .monaco-editor .codicon-debug-breakpoint').first().waitFor({ timeout: 10_000 });
+    const want = { path: path.join(WS, DEBUG_FILE), line: DEBUG_LINE, enabled: true };
+    const report = await until('the breakpoint in VS Code', async () => {
+      const d = await vscodeDocument();
+      return d.breakpoints?.length === 1 ? d : false;
+    }, 10_000, 200);
+    if (JSON.stringify(report.breakpoints[0]) !== JSON.stringify(want)) throw new Error(`breakpoints ${JSON.stringify(report.breakpoints)}, expected ${JSON.stringify([want])}`);
+  }, { critical: false });
+
+  let debugStopped = false;
+  await check(`"Mesh: Debug" stops at the breakpoint on line ${DEBUG_LINE}; the Variables view shows x = 41`, async () => {
+    await runCommand('Mesh: Debug');
+    await until('the debug toolbar with Continue (the program stopped)', async () => (await debugToolbarButtons()).includes('debug-continue'), DEBUG_TIMEOUT_MS, 250).catch(async (e) => {
+      const notes = await notificationTexts();
+      throw new Error(`${e.message}; toolbar: ${JSON.stringify(await debugToolbarButtons())}${notes.length ? `; VS Code shows: ${notes.join(' | ')}` : ''}`);
+    });
+    await runCommand('View: Show Run and Debug');
+    let views;
+    await until(`the call stack paused on ${DEBUG_FILE}:${DEBUG_LINE}, the current line drawn, x = 41 among the variables`, async () => {
+      views = await debugViews();
+      const top = views.frames[0];
+      return views.states.some((s) => /paused on breakpoint/i.test(s))
+        && top?.file === DEBUG_FILE && top.line.startsWith(`${DEBUG_LINE}:`)
+        && views.topLine
+        && views.variables.some((v) => v.name === 'x' && v.value === '41');
+    }, SYNC_TIMEOUT_MS, 250).catch((e) => {
+      throw new Error(`${e.message}; the views show ${JSON.stringify(views)}`);
+    });
+    // y is not assigned yet: the program stopped before line 2 ran.
+    if (views.variables.some((v) => v.name === 'y')) throw new Error(`y is already defined: ${JSON.stringify(views.variables)}`);
+    debugStopped = true;
+    await page.screenshot({ path: path.join(ARTIFACTS, 'vscode-debug-stop.png') });
+    log(`screenshot: ${path.join(ARTIFACTS, 'vscode-debug-stop.png')}`);
+  }, { critical: false });
+
+  await check('"Debug: Continue" runs the program to its end; the session ends; Ada sees its output and its end', async () => {
+    if (!debugStopped) throw new Error('not reached: the program did not stop at the breakpoint');
+    await runCommand('Debug: Continue');
+    await until('the debug session to end', async () => (await vscodeDocument()).debugSession === null && (await debugToolbarButtons()).length === 0, DEBUG_TIMEOUT_MS, 500).catch(async (e) => {
+      throw new Error(`${e.message}; toolbar: ${JSON.stringify(await debugToolbarButtons())}; console: ${JSON.stringify(await debugConsoleText())}`);
+    });
+    // The run's terminal (the server reports the debugged program as a run too) may cover it.
+    await page.getByRole('tab', { name: /debug console/i }).first().click();
+    await until('the program\'s output in the Debug Console', async () => (await debugConsoleText()).includes('y is 42'), 10_000, 250).catch(async (e) => {
+      throw new Error(`${e.message}; it shows ${JSON.stringify(await debugConsoleText())}`);
+    });
+    // Back to the editor: F1 from the Debug Console's input does not always open the palette.
+    await page.locator('.editor-instance .monaco-editor .view-lines').first().click();
+    const started = ada.notifications('mesh/runStarted').map((n) => n.params).find((p) => p?.path === DEBUG_FILE);
+    if (!started) throw new Error(`Ada was not told of the debugged program: ${JSON.stringify(ada.notifications('mesh/runStarted').map((n) => n.params))}`);
+    await ada.waitFor('the program\'s output in Ada\'s mesh/runOutput', () => adaRunOutput(started.runId).includes('y is 42')).catch((e) => {
+      throw new Error(`${e.message}; Ada has ${JSON.stringify(adaRunOutput(started.runId))}`);
+    });
+    // The server's end of the session (it lets the adapter exit first): everyone is told.
+    const exited = await ada.waitFor('the session\'s end in Ada\'s mesh/runExited', () => ada.notifications('mesh/runExited').find((n) => n.params?.runId === started.runId), DEBUG_TIMEOUT_MS);
+    if (exited.params.code !== 0 || exited.params.error) throw new Error(`Ada's mesh/runExited: ${JSON.stringify(exited.params)}`);
+  }, { critical: false });
+
+  await check('F5 without a launch.json debugs the active file with the mesh debug type and stops again', async () => {
+    if (!debugStopped) throw new Error('not reached: the program did not stop at the breakpoint');
+    await page.locator('.editor-instance .monaco-editor .view-lines', { hasText: 'y = x + 1' }).first().click();
+    await page.keyboard.press('F5');
+    let views;
+    await until(`a stop on ${DEBUG_FILE}:${DEBUG_LINE}`, async () => {
+      views = await debugViews();
+      return (await debugToolbarButtons()).includes('debug-continue') && views.frames[0]?.line.startsWith(`${DEBUG_LINE}:`);
+    }, DEBUG_TIMEOUT_MS, 250).catch(async (e) => {
+      const notes = await notificationTexts();
+      throw new Error(`${e.message}; the views show ${JSON.stringify(views)}${notes.length ? `; VS Code shows: ${notes.join(' | ')}` : ''}`);
+    });
+    const session = (await vscodeDocument()).debugSession;
+    if (session?.type !== 'mesh' || session.name !== 'Mesh: Debug') throw new Error(`the session is ${JSON.stringify(session)}`);
+    await runCommand('Debug: Continue');
+    await until('the debug session to end', async () => (await vscodeDocument()).debugSession === null, DEBUG_TIMEOUT_MS, 500);
+  }, { critical: false });
+
   await check('"Mesh: Leave" ends the session; Ada sees Grace go', async () => {
+    // A debug session left over by a failed check above holds its own room connection as Grace.
+    if ((await vscodeDocument()).debugSession !== null) {
+      await runCommand('Debug: Stop');
+      await until('the leftover debug session to end', async () => (await vscodeDocument()).debugSession === null, SYNC_TIMEOUT_MS, 500);
+    }
     await runCommand('Mesh: Leave');
     await until('the status bar to leave the session', async () => !(await statusBarText()).includes('Mesh ('), SYNC_TIMEOUT_MS, 200);
     await ada.waitFor('Grace gone from Ada\'s mesh/participants', () => !adaSees().includes('Grace')).catch((e) => {
@@ -572,6 +716,10 @@ function collectLogs() {
     }
   };
   try { walk(path.join(UD, 'logs')); } catch (e) { console.log(`  (could not collect VS Code logs: ${e.message})`); }
+  // What the extension's test hooks wrote: mesh-proxy dap's own log among them.
+  for (const e of existsSync(EXT_OUT) ? readdirSync(EXT_OUT) : []) {
+    if (e.endsWith('.log')) copyFileSync(path.join(EXT_OUT, e), path.join(LOGS, e));
+  }
 }
 
 let interrupted = false;

@@ -1,0 +1,204 @@
+---@brief
+--- Shared debugging through nvim-dap (optional). `mesh-proxy dap` is a Debug Adapter on
+--- stdio: it answers `initialize`, turns `launch` into starting (or joining) the room's one
+--- debug session on the mesh server, maps paths between this folder and the container, and
+--- forwards everything else. nvim-dap is the client: its breakpoints, stepping, scopes and
+--- REPL drive the session every participant shares.
+---
+--- This module builds nvim-dap's adapter and configurations (pure functions, which the unit
+--- tests check against a stub `dap` table), registers them, and runs `:Mesh debug`.
+
+local config = require("mesh.config")
+local proxy = require("mesh.proxy")
+
+local M = {}
+
+--- The debug type (`dap.adapters.mesh`, `type = "mesh"` in configurations).
+M.TYPE = "mesh"
+
+--- The name of the configuration `:Mesh debug` runs.
+M.NAME = "Mesh: Debug"
+
+--- Neovim filetype → the mesh server's language id, for the languages the server debugs.
+---@type table<string, string>
+M.LANGUAGES = { python = "python", c = "c", cpp = "cpp" }
+
+--- What to say when nvim-dap is missing.
+M.NO_DAP = "mesh: :Mesh debug needs nvim-dap (https://github.com/mfussenegger/nvim-dap), "
+  .. "which is not installed. Install it, then run :Mesh debug again (see :help mesh-debug)"
+
+---@class mesh.DapAdapter
+---@field type "executable"
+---@field command string
+---@field args string[]
+---@field options { env: table<string,string>, cwd?: string }
+
+---@class mesh.DapConfiguration
+---@field type string
+---@field request "launch"
+---@field name string
+---@field program string
+---@field language? string
+
+--- nvim-dap's module, or nil when it is not installed.
+---@return table?
+function M.load_dap()
+  local ok, dap = pcall(require, "dap")
+  if ok and type(dap) == "table" then
+    return dap
+  end
+  return nil
+end
+
+--- The folder `mesh-proxy dap` serves for `program`: its mesh workspace (the running proxy's
+--- root, else the current directory or a root marker, as for editing), else its directory.
+--- Without an absolute program, the current buffer's workspace or the current directory.
+---@param program? string
+---@return string
+function M.folder_for(program)
+  local client = require("mesh.client")
+  local path = nil
+  if type(program) == "string" and program ~= "" and not program:find("${", 1, true) then
+    path = vim.fs.normalize(vim.fn.fnamemodify(program, ":p"))
+  elseif vim.bo.buftype == "" and vim.api.nvim_buf_get_name(0) ~= "" then
+    path = vim.fs.normalize(vim.api.nvim_buf_get_name(0))
+  end
+  local root = path and client.root_for_path(path)
+  if root then
+    return root
+  end
+  if path then
+    return vim.fs.dirname(path)
+  end
+  return vim.fs.normalize(vim.fn.getcwd())
+end
+
+--- The nvim-dap adapter that starts `mesh-proxy dap --folder {root}`, with the server and
+--- name in its environment on top of `base_env` (Neovim's environment when nil: nvim-dap
+--- may pass `env` to the process as the whole environment).
+---@param cfg mesh.Config
+---@param root? string
+---@param base_env? table<string,string>
+---@return mesh.DapAdapter
+function M.adapter(cfg, root, base_env)
+  local cmd, env = proxy.dap_command(cfg, root)
+  local options = { env = vim.tbl_extend("force", base_env or vim.fn.environ(), env) }
+  if root then
+    options.cwd = root
+  end
+  return {
+    type = "executable",
+    command = cmd[1],
+    args = vim.list_slice(cmd, 2),
+    options = options,
+  }
+end
+
+--- `dap.adapters.mesh`: a function, so the folder follows the program being debugged (and
+--- the options in force when it starts) instead of wherever Neovim was at setup time.
+---@param callback fun(adapter: mesh.DapAdapter)
+---@param dap_config table the configuration being run
+function M.resolve_adapter(callback, dap_config)
+  callback(M.adapter(config.get(), M.folder_for(dap_config and dap_config.program)))
+end
+
+--- The configuration that debugs `program` (language from `filetype` when mesh debugs it;
+--- otherwise the server goes by the file's extension).
+---@param program string
+---@param filetype? string
+---@return mesh.DapConfiguration
+function M.configuration(program, filetype)
+  local c = { type = M.TYPE, request = "launch", name = M.NAME, program = program }
+  if filetype and M.LANGUAGES[filetype] then
+    c.language = M.LANGUAGES[filetype]
+  end
+  return c
+end
+
+--- The entry added to `dap.configurations.{python,c,cpp}` with the `dap_configurations`
+--- option: debug the current file in the room.
+---@return mesh.DapConfiguration
+function M.file_configuration()
+  return { type = M.TYPE, request = "launch", name = "Mesh: debug this file together", program = "${file}" }
+end
+
+--- Registers the adapter in `dap`, and with `cfg.dap_configurations` a configuration per
+--- language mesh debugs (once; the user's own configurations stay first).
+---@param dap table nvim-dap's module (or a stub)
+---@param cfg? mesh.Config
+function M.register(dap, cfg)
+  cfg = cfg or config.get()
+  dap.adapters = dap.adapters or {}
+  dap.adapters[M.TYPE] = M.resolve_adapter
+  if not cfg.dap_configurations then
+    return
+  end
+  dap.configurations = dap.configurations or {}
+  local entry = M.file_configuration()
+  local filetypes = vim.tbl_keys(M.LANGUAGES)
+  table.sort(filetypes)
+  for _, ft in ipairs(filetypes) do
+    local list = dap.configurations[ft] or {}
+    local present = false
+    for _, c in ipairs(list) do
+      if c.type == entry.type and c.name == entry.name then
+        present = true
+      end
+    end
+    if not present then
+      list[#list + 1] = vim.deepcopy(entry)
+    end
+    dap.configurations[ft] = list
+  end
+end
+
+--- Registers with nvim-dap when it is installed; says nothing otherwise (it is optional).
+---@return boolean registered
+function M.setup()
+  local dap = M.load_dap()
+  if not dap then
+    return false
+  end
+  M.register(dap)
+  return true
+end
+
+--- The file `:Mesh debug [file]` debugs and its filetype, or nil and what is wrong.
+---@param arg string
+---@return string? path
+---@return string? filetype_or_error
+function M.target(arg)
+  arg = vim.trim(arg or "")
+  if arg ~= "" then
+    local path = vim.fs.normalize(vim.fn.fnamemodify(vim.fn.expand(arg), ":p"))
+    if vim.fn.filereadable(path) ~= 1 then
+      return nil, ("mesh: no such file: %s"):format(path)
+    end
+    return path, vim.filetype.match({ filename = path })
+  end
+  local name = vim.api.nvim_buf_get_name(0)
+  if name == "" or vim.bo.buftype ~= "" then
+    return nil, "mesh: which file? Open a file of the shared folder, or :Mesh debug {file}"
+  end
+  return vim.fs.normalize(name), vim.bo.filetype
+end
+
+--- `:Mesh debug [file]`: debugs `file` (default: the current buffer's) in the room's shared
+--- debug session through nvim-dap, which must be installed.
+---@param arg string
+function M.start(arg)
+  local dap = M.load_dap()
+  if not dap then
+    vim.notify(M.NO_DAP, vim.log.levels.ERROR)
+    return
+  end
+  local program, filetype = M.target(arg)
+  if not program then
+    vim.notify(filetype, vim.log.levels.ERROR)
+    return
+  end
+  M.register(dap)
+  dap.run(M.configuration(program, filetype))
+end
+
+return M
