@@ -228,6 +228,27 @@ async fn two_participants_debug_one_python_program() {
         })
         .collect();
     assert!(printed.contains("y is 82"), "{printed:?}");
+
+    // The session is over at once: a new start is a new session, not a join of the old one.
+    let before = bob
+        .mesh_messages()
+        .iter()
+        .filter(|m| matches!(m, ServerMessage::DebugJoined { .. }))
+        .count();
+    bob.send_mesh(&ClientMessage::DebugStart {
+        path: "src/app.py".into(),
+        language: None,
+    });
+    bob.wait_for("a second session", |c| {
+        c.mesh_messages()
+            .iter()
+            .filter(|m| matches!(m, ServerMessage::DebugJoined { debug_id, .. } if *debug_id != id))
+            .count()
+            > 0
+    })
+    .await
+    .unwrap();
+    assert!(before >= 1);
 }
 
 const C: &str = "#include <stdio.h>\n\nint square(int n) {\n    return n * n;\n}\n\nint main(void) {\n    int a = 7;\n    int b = square(a);\n    printf(\"%d\\n\", b);\n    return b - 40;\n}\n";

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use mesh_protocol::messages::Role;
 use mesh_protocol::{ClientMessage, ServerMessage, MAX_MESH_MESSAGE_BYTES};
 use serde_json::{json, Map, Value};
 
@@ -88,6 +89,8 @@ pub struct Bridge {
     exited: bool,
     /// Whether the editor was told `terminated`.
     terminated: bool,
+    /// This participant's connection id and role, from the room's welcome.
+    me: Option<(u64, Role)>,
 }
 
 impl Bridge {
@@ -103,6 +106,7 @@ impl Bridge {
             disconnect: None,
             exited: false,
             terminated: false,
+            me: None,
         }
     }
 
@@ -253,13 +257,24 @@ impl Bridge {
 
     fn room(&mut self, msg: ServerMessage, out: &mut Vec<Output>) {
         match msg {
+            ServerMessage::Welcome { conn_id, role, .. } => self.me = Some((conn_id, role)),
             ServerMessage::DebugJoined {
                 debug_id,
                 capabilities,
                 work_dir,
                 aliases,
+                by,
                 ..
-            } => self.joined(debug_id, &capabilities, &work_dir, aliases, out),
+            } => {
+                // Only the starter or the host may end the session for everyone: anyone else's
+                // Stop button must send `disconnect` (which detaches), not `terminate`.
+                let may_end = self.me.is_none_or(|(conn, role)| conn == by || role == Role::Host);
+                let mut capabilities = capabilities;
+                if let Some(caps) = capabilities.as_object_mut().filter(|_| !may_end) {
+                    caps.insert("supportsTerminateRequest".into(), Value::Bool(false));
+                }
+                self.joined(debug_id, &capabilities, &work_dir, aliases, out)
+            }
             ServerMessage::Dap { debug_id, message } if self.is_ours(&debug_id) => self.hub_message(message, out),
             ServerMessage::DebugEnded {
                 debug_id,
@@ -803,5 +818,30 @@ mod tests {
         assert_eq!(msgs[1]["event"], "terminated");
         let msgs = to_editor(&b.handle(request(9, "threads", Value::Null)));
         assert_eq!(msgs[0]["message"], "the debug session has ended");
+    }
+
+    #[test]
+    fn only_the_starter_or_the_host_is_offered_terminate() {
+        let welcome = |conn_id, role| {
+            Input::Room(ServerMessage::Welcome {
+                version: 1,
+                conn_id,
+                role,
+                participants: vec![],
+            })
+        };
+        let terminate_offered = |me: u64, role: Role| {
+            let mut b = bridge();
+            b.handle(welcome(me, role));
+            b.handle(request(1, "initialize", json!({})));
+            b.handle(request(2, "launch", json!({"program": format!("{ROOT}/src/app.py")})));
+            let out = b.handle(joined(capabilities::initial()));
+            !to_editor(&out)
+                .iter()
+                .any(|m| m["event"] == "capabilities" && m["body"]["capabilities"]["supportsTerminateRequest"] == false)
+        };
+        assert!(terminate_offered(1, Role::Writer), "the starter (by = 1)");
+        assert!(terminate_offered(2, Role::Host), "the host");
+        assert!(!terminate_offered(2, Role::Writer), "another writer detaches instead");
     }
 }

@@ -4,7 +4,9 @@
 //!
 //! A session is a task of its own, like a run. The room's task sends it participants'
 //! joins, DAP requests and departures ([`Input`]); it reports back what to send whom
-//! ([`Notice`]), in order, and ends with [`Notice::Ended`] once the container is gone.
+//! ([`Notice`]), in order, and [`Notice::Ended`] once: when the adapter says the session
+//! terminated, or when the container ends, whichever is first (the container is removed in
+//! the background, after the adapter's own exit or a grace period).
 
 pub mod hub;
 
@@ -25,7 +27,7 @@ use crate::runs::RunService;
 /// How long the adapter may take from the end of the build to `initialized`.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the adapter may take to exit after the session terminated.
-const EXIT_GRACE: Duration = Duration::from_secs(5);
+const EXIT_GRACE: Duration = Duration::from_secs(3);
 /// Inputs queued for a session before the room waits.
 pub const INPUT_QUEUE: usize = 256;
 
@@ -127,6 +129,9 @@ pub async fn run(
     let mut outs = first;
     let mut error = None;
     let mut terminated_at: Option<Instant> = None;
+    // The room is told the session ended once: when the adapter says so (`terminated`), or
+    // when the container ends, whichever comes first. A new session may start from then on.
+    let mut reported = false;
     loop {
         for out in outs.drain(..) {
             match out {
@@ -141,6 +146,14 @@ pub async fn run(
         }
         if error.is_some() {
             break;
+        }
+        if hub.is_terminated() && !reported {
+            reported = true;
+            send(Notice::Ended {
+                exit_code: hub.exit_code(),
+                error: None,
+            })
+            .await;
         }
         tokio::select! {
             ev = run.next_event() => match ev {
@@ -169,10 +182,17 @@ pub async fn run(
                     } else {
                         None
                     };
-                    return send(Notice::Ended { exit_code: hub.exit_code(), error: why }).await;
+                    error = why;
+                    break;
                 }
-                Some(RunEvent::Failed(e)) => return send(Notice::Ended { exit_code: None, error: Some(e) }).await,
-                None => return send(Notice::Ended { exit_code: hub.exit_code(), error: Some("the debug session ended without a verdict".into()) }).await,
+                Some(RunEvent::Failed(e)) => {
+                    error = Some(e);
+                    break;
+                }
+                None => {
+                    error = Some("the debug session ended without a verdict".into());
+                    break;
+                }
             },
             input = inputs.recv() => match input {
                 Some(Input::Join(conn)) => outs.extend(hub.join(conn)),
@@ -210,13 +230,15 @@ pub async fn run(
             }
         }
     }
-    // Dropping the run kills and removes the container.
+    // Dropping the run kills and removes the container (if it is still there).
     drop(run);
-    send(Notice::Ended {
-        exit_code: hub.exit_code(),
-        error,
-    })
-    .await;
+    if !reported {
+        send(Notice::Ended {
+            exit_code: hub.exit_code(),
+            error,
+        })
+        .await;
+    }
 }
 
 fn text(b: &Bytes) -> String {
