@@ -32,6 +32,7 @@ local STREAM_HL = { compile = "MeshRunCompile", stderr = "MeshRunStderr" }
 ---@field you boolean
 ---@field bufnr integer
 ---@field partial boolean the buffer's last line is still open (output without a newline yet)
+---@field partial_stream? string the stream that left it open
 ---@field exited? mesh.RunExitedParams
 ---@field seq integer order of arrival
 
@@ -304,8 +305,12 @@ function M.on_output(params)
   if not run or type(params.data) ~= "string" then
     return
   end
-  local change = M.split_output(run.partial, M.strip_ansi(params.data))
+  -- Only the stream that left the last line open continues it: stdout and stderr arrive
+  -- interleaved, and a stderr line must not be glued to half a stdout line.
+  local open = run.partial and run.partial_stream == params.stream
+  local change = M.split_output(open, M.strip_ansi(params.data))
   run.partial = change.partial
+  run.partial_stream = params.stream
   write(run, change.extend, change.lines, STREAM_HL[params.stream])
 end
 

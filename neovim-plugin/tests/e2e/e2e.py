@@ -58,7 +58,9 @@ RUN_TEXT = (
     "import sys\n"
     "print('ready', flush=True)\n"
     "name = sys.stdin.readline().strip()\n"
-    "print('hello', name)\n"
+    # One write: `python3 -u` writes each of print's pieces on its own, and the two streams
+    # may interleave between them.
+    "sys.stdout.write('hello %s\\n' % name)\n"
     "print('bye', file=sys.stderr)\n"
 )
 
