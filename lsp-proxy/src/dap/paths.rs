@@ -139,11 +139,18 @@ fn map_sources(v: &mut Value, map: &dyn Fn(&str) -> Option<String>) {
     }
 }
 
+/// Maps a `Source`'s `path`; its `name`, when it is the old path's file name, follows (the
+/// entry file runs as `main.py` but is `app.py` here).
 fn map_path(source: &mut Value, map: &dyn Fn(&str) -> Option<String>) {
-    let Some(path) = source.get_mut("path") else { return };
-    if let Some(mapped) = path.as_str().and_then(map) {
-        *path = Value::String(mapped);
+    let Some(old) = source.get("path").and_then(Value::as_str).map(str::to_owned) else {
+        return;
+    };
+    let Some(mapped) = map(&old) else { return };
+    let file_name = |p: &str| p.rsplit('/').next().unwrap_or(p).to_owned();
+    if source.get("name").and_then(Value::as_str) == Some(file_name(&old).as_str()) {
+        source["name"] = Value::String(file_name(&mapped));
     }
+    source["path"] = Value::String(mapped);
 }
 
 #[cfg(test)]
@@ -217,7 +224,7 @@ mod tests {
         let frames = &msg["body"]["stackFrames"];
         assert_eq!(
             frames[0]["source"],
-            json!({"name": "main.py", "path": "/home/ada/proj/src/app.py"})
+            json!({"name": "app.py", "path": "/home/ada/proj/src/app.py"})
         );
         assert_eq!(frames[1]["source"]["path"], "/home/ada/proj/lib/util.py");
         assert_eq!(frames[1]["source"]["sources"][0]["path"], "/home/ada/proj/lib/gen.py");
