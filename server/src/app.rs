@@ -44,6 +44,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Connection id counter.
     pub next_conn: Arc<AtomicU64>,
+    /// Room socket joins per client address.
+    pub joins: Arc<crate::limits::JoinLimiter>,
     /// Live room sockets, so shutdown can wait for their close handshakes.
     pub sockets: TaskTracker,
     /// The run service.
@@ -134,6 +136,7 @@ impl Server {
             bound,
             metrics: metrics_handle(),
             next_conn: Arc::new(AtomicU64::new(1)),
+            joins: Arc::new(crate::limits::JoinLimiter::default()),
             sockets: TaskTracker::new(),
         };
         Ok(Server { listener, state })

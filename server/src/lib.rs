@@ -9,6 +9,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod debug;
+pub mod limits;
 pub mod room;
 pub mod runs;
 pub mod store;

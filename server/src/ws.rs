@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::api::{api_error, bearer};
 use crate::app::AppState;
+use crate::limits::Budget;
 use crate::room::actor::{Command, Outbound, RoomHandle};
 
 /// Outgoing frames queued per connection before the client counts as too slow and is
@@ -51,39 +52,6 @@ const FRAME_BURST: f64 = 4000.0;
 const BYTE_RATE: f64 = 8.0 * 1024.0 * 1024.0;
 const BYTE_BURST: f64 = 32.0 * 1024.0 * 1024.0;
 
-/// A token bucket: `take` waits until the cost fits.
-struct Budget {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    at: tokio::time::Instant,
-}
-
-impl Budget {
-    fn new(rate: f64, burst: f64) -> Self {
-        Self {
-            rate,
-            burst,
-            tokens: burst,
-            at: tokio::time::Instant::now(),
-        }
-    }
-
-    /// Takes `cost` tokens, sleeping first if they are not there yet. Returns whether it had
-    /// to wait.
-    async fn take(&mut self, cost: f64) -> bool {
-        let now = tokio::time::Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst);
-        self.at = now;
-        self.tokens -= cost.min(self.burst);
-        if self.tokens >= 0.0 {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_secs_f64(-self.tokens / self.rate)).await;
-        true
-    }
-}
-
 /// The longest close reason a WebSocket control frame can carry.
 const MAX_CLOSE_REASON_BYTES: usize = 123;
 
@@ -112,6 +80,17 @@ pub async fn upgrade(
         Ok(id) => id,
         Err(e) => return api_error(ErrorCode::BadRequest, format!("{e}")),
     };
+    if let Err(wait) = app.joins.admit(peer.ip()) {
+        tracing::info!(%room, %peer, "too many joins from one address");
+        metrics::counter!("mesh_joins_rate_limited_total").increment(1);
+        return api_error(
+            ErrorCode::RateLimited,
+            format!(
+                "too many connections from your address; retry in {} ms",
+                wait.as_millis().max(1)
+            ),
+        );
+    }
     let token = query.token.or_else(|| bearer(&headers));
     let role = match app.auth.check(token.as_deref(), room) {
         Ok(role) => role,
@@ -324,27 +303,5 @@ fn truncate_reason(reason: &str) -> &str {
 fn close(tx: &mpsc::WeakSender<Outbound>, out: Outbound) {
     if let Some(tx) = tx.upgrade() {
         let _ = tx.try_send(out);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn a_budget_lets_a_burst_through_then_paces() {
-        let mut b = Budget::new(10.0, 5.0);
-        let t0 = tokio::time::Instant::now();
-        for _ in 0..5 {
-            assert!(!b.take(1.0).await, "the burst passes without waiting");
-        }
-        assert!(b.take(1.0).await, "the sixth waits");
-        assert_eq!(tokio::time::Instant::now() - t0, Duration::from_millis(100));
-        // Idle time refills up to the burst, no more.
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        for _ in 0..5 {
-            assert!(!b.take(1.0).await);
-        }
-        assert!(b.take(1.0).await);
     }
 }
