@@ -255,25 +255,37 @@ const C: &str = "#include <stdio.h>\n\nint square(int n) {\n    return n * n;\n}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_c_program_under_lldb() {
+    debug_native("main.c").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cpp_program_under_lldb() {
+    // The same program is valid C++; it is built with g++ and run as /work/main.cpp.
+    debug_native("main.cpp").await;
+}
+
+/// Breakpoint, variables, evaluate, stepping and exit code of the C program as `file`.
+async fn debug_native(file: &str) {
     let server = TestServer::start_with(&["--run-images", "local"]).unwrap();
-    let session = server.create_session("debug-c").await.unwrap();
+    let session = server.create_session("debug-native").await.unwrap();
     let ada = YClient::connect_mesh(&server.ws_url(&session, &session.created.writer_token), "ada")
         .await
         .unwrap();
     ada.wait_synced().await.unwrap();
-    ada.insert("main.c", 0, C);
+    ada.insert(file, 0, C);
     ada.send_mesh(&ClientMessage::DebugStart {
-        path: "main.c".into(),
+        path: file.into(),
         language: None,
     });
     let id = joined(&ada).await;
     event(&ada, "initialized", 1).await;
+    let container_path = format!("/work/{file}");
     let bp = request(
         &ada,
         &id,
         1,
         "setBreakpoints",
-        json!({"source": {"path": "/work/main.c"}, "breakpoints": [{"line": 9}]}),
+        json!({"source": {"path": container_path}, "breakpoints": [{"line": 9}]}),
     )
     .await;
     assert_eq!(bp["success"], true, "{bp}");
@@ -283,7 +295,7 @@ async fn a_c_program_under_lldb() {
     let frame = top_frame(&ada, &id, 3).await;
     assert_eq!(
         (frame["line"].as_i64(), frame["source"]["path"].as_str()),
-        (Some(9), Some("/work/main.c")),
+        (Some(9), Some(container_path.as_str())),
         "{frame}"
     );
     let scopes = request(&ada, &id, 5, "scopes", json!({"frameId": frame["id"]})).await;
