@@ -233,6 +233,7 @@ mod raw {
         RunStarted = "mesh/runStarted",
         RunOutput = "mesh/runOutput",
         RunExited = "mesh/runExited",
+        DebugStarted = "mesh/debugStarted",
     );
 }
 
@@ -248,6 +249,7 @@ async fn send_raw(client: &Client, method: &'static str, params: Value) {
         m if m == raw::RunStarted::METHOD => client.send_notification::<raw::RunStarted>(params).await,
         m if m == raw::RunOutput::METHOD => client.send_notification::<raw::RunOutput>(params).await,
         m if m == raw::RunExited::METHOD => client.send_notification::<raw::RunExited>(params).await,
+        m if m == raw::DebugStarted::METHOD => client.send_notification::<raw::DebugStarted>(params).await,
         other => tracing::error!(method = other, "no such notification"),
     }
 }

@@ -290,6 +290,28 @@ pub struct RunStartedParams {
     pub you: bool,
 }
 
+/// `mesh/debugStarted` params: someone in the room (maybe you) started a debug session,
+/// which other editors may offer to join.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DebugStartedParams {
+    /// The session's id.
+    pub debug_id: String,
+    /// The entry file, as the room names it.
+    pub path: String,
+    /// The entry file in the local folder, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// The language id.
+    pub language: String,
+    /// Who started it (connection id).
+    pub by: u64,
+    /// Their name.
+    pub by_name: String,
+    /// Whether this editor's own connection started it.
+    pub you: bool,
+}
+
 /// `mesh/runOutput` params: output of a run, as produced (ANSI escapes kept).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -341,6 +363,7 @@ notification!(NotifyNotification, "mesh/notify", NotifyParams);
 notification!(RunStartedNotification, "mesh/runStarted", RunStartedParams);
 notification!(RunOutputNotification, "mesh/runOutput", RunOutputParams);
 notification!(RunExitedNotification, "mesh/runExited", RunExitedParams);
+notification!(DebugStartedNotification, "mesh/debugStarted", DebugStartedParams);
 
 /// `mesh/participants` params.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -394,6 +417,7 @@ pub const METHODS: &[&str] = &[
     "mesh/runStarted",
     "mesh/runOutput",
     "mesh/runExited",
+    "mesh/debugStarted",
     "mesh/documentHash",
 ];
 
@@ -411,5 +435,25 @@ mod tests {
         let mut known = super::METHODS.to_vec();
         known.sort_unstable();
         assert_eq!(documented, known);
+    }
+
+    #[test]
+    fn debug_started_is_camel_case_and_leaves_out_a_missing_uri() {
+        let params = super::DebugStartedParams {
+            debug_id: "d1".into(),
+            path: "src/app.py".into(),
+            uri: None,
+            language: "python".into(),
+            by: 7,
+            by_name: "Grace".into(),
+            you: false,
+        };
+        assert_eq!(
+            serde_json::to_value(&params).unwrap(),
+            serde_json::json!({
+                "debugId": "d1", "path": "src/app.py", "language": "python",
+                "by": 7, "byName": "Grace", "you": false,
+            })
+        );
     }
 }

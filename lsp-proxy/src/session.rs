@@ -338,6 +338,16 @@ fn file_uri(root: &Path, path: &str) -> String {
         .unwrap_or_else(|_| format!("file://{}", abs.display()))
 }
 
+/// The name to show for connection `by`: who started a run or a debug session. Connection 0
+/// is the REST API; someone missing from the list has left since.
+fn participant_name(room: &Room, by: u64) -> String {
+    match room.participants.get(&by) {
+        Some(p) => p.name.clone(),
+        None if by == 0 => "the REST API".into(),
+        None => "someone who left".into(),
+    }
+}
+
 fn uri_to_path(uri: &str) -> Option<PathBuf> {
     url::Url::parse(uri)
         .ok()
@@ -1212,9 +1222,16 @@ impl Session {
                     });
                 }
             }
-            // Debug sessions are the business of `mesh-proxy dap`, which has its own connection.
-            ServerMessage::DebugStarted { .. }
-            | ServerMessage::DebugJoined { .. }
+            ServerMessage::DebugStarted {
+                debug_id,
+                path,
+                language,
+                by,
+            } => self.on_debug_started(debug_id, path, language, by),
+            // Debug sessions themselves are the business of `mesh-proxy dap`, which has its own
+            // connection; this one only tells the editor that a session started, so it can offer
+            // to join.
+            ServerMessage::DebugJoined { .. }
             | ServerMessage::Dap { .. }
             | ServerMessage::DebugBreakpoints { .. }
             | ServerMessage::DebugEnded { .. } => {}
@@ -1887,13 +1904,26 @@ impl Session {
                 let _ = pending.reply.send(Ok(RunResult { run_id: run_id.clone() }));
             }
         }
-        let by_name = match room.participants.get(&by) {
-            Some(p) => p.name.clone(),
-            None if by == 0 => "the REST API".into(),
-            None => "someone who left".into(),
-        };
+        let by_name = participant_name(room, by);
         self.notify::<RunStartedNotification>(RunStartedParams {
             run_id,
+            path,
+            uri,
+            language,
+            by,
+            by_name,
+            you,
+        });
+    }
+
+    /// Tells the editor of a debug session in the room, so that it can offer to join it.
+    fn on_debug_started(&self, debug_id: String, path: String, language: String, by: u64) {
+        let uri = self.root.as_deref().map(|root| file_uri(root, &path));
+        let Some(room) = self.room.as_ref() else { return };
+        let you = room.conn_id == Some(by);
+        let by_name = participant_name(room, by);
+        self.notify::<DebugStartedNotification>(DebugStartedParams {
+            debug_id,
             path,
             uri,
             language,

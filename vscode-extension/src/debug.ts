@@ -18,8 +18,12 @@ import {
   adapterFolder,
   checkConfiguration,
   configurationFor,
+  joinConfiguration,
+  joinOffer,
   resolveConfiguration,
 } from './debugConfig';
+import { ProxyNotifications } from './protocol';
+import type { DebugStartedParams } from './protocol';
 import { checkProxy, proxyEnvironment, resolveProxy } from './proxyBinary';
 import { inSession } from './status';
 
@@ -27,10 +31,39 @@ import { inSession } from './status';
 const LOGGED_MESSAGE_CHARS = 2000;
 
 export class Debugging {
+  /** The ids of the mesh debug sessions going in this window. */
+  private readonly sessions = new Set<string>();
+
   constructor(private readonly ctx: Ctx) {
     ctx.own(vscode.debug.registerDebugConfigurationProvider(DEBUG_TYPE, this.provider()));
     ctx.own(vscode.debug.registerDebugAdapterDescriptorFactory(DEBUG_TYPE, { createDebugAdapterDescriptor: (s) => this.adapter(s) }));
     ctx.own(vscode.debug.registerDebugAdapterTrackerFactory(DEBUG_TYPE, { createDebugAdapterTracker: (s) => this.tracker(s) }));
+    // The session is created before its adapter starts the room's session, so the starter's
+    // own window knows of it by the time `mesh/debugStarted` arrives.
+    ctx.own(
+      vscode.debug.onDidStartDebugSession((s) => {
+        if (s.type === DEBUG_TYPE) {
+          this.sessions.add(s.id);
+        }
+      }),
+    );
+    ctx.own(vscode.debug.onDidTerminateDebugSession((s) => this.sessions.delete(s.id)));
+    ctx.on(ProxyNotifications.debugStarted, (p) => void this.offerToJoin(p));
+  }
+
+  /** Someone started debugging in the room: offers to join, unless this window is in it already. */
+  private async offerToJoin(started: DebugStartedParams): Promise<void> {
+    const text = joinOffer(started, this.sessions.size > 0 || vscode.debug.activeDebugSession?.type === DEBUG_TYPE);
+    if (text === undefined) {
+      return;
+    }
+    const choice = await vscode.window.showInformationMessage(text, 'Join');
+    if (choice !== 'Join') {
+      return;
+    }
+    const program = started.uri === undefined ? undefined : vscode.Uri.parse(started.uri);
+    const folder = program === undefined ? vscode.workspace.workspaceFolders?.[0] : vscode.workspace.getWorkspaceFolder(program);
+    await vscode.debug.startDebugging(folder, joinConfiguration(program?.fsPath) as vscode.DebugConfiguration);
   }
 
   /** "Mesh: Debug": debugs a file (default: the active editor's) in the room's shared session. */

@@ -44,6 +44,9 @@ export interface ActiveFile {
 /** A configuration to start, or what to tell the user instead. */
 export type Resolved = { ok: true; config: MeshDebugConfiguration } | { ok: false; message: string };
 
+/** The name of the configuration that joins the room's session ("Join" on the offer). */
+export const JOIN_NAME = 'Mesh: Join';
+
 /** The message when there is nothing to debug. */
 export const NO_FILE = 'Mesh: open a Python, C or C++ file of the shared folder to debug it.';
 
@@ -83,7 +86,8 @@ export function resolveConfiguration(config: MeshDebugConfiguration, active: Act
   resolved.type ??= DEBUG_TYPE;
   resolved.request ??= 'launch';
   resolved.name ??= DEBUG_NAME;
-  if (resolved.program === undefined || resolved.program === '') {
+  // An `attach` without a program joins whatever session is going.
+  if (resolved.request === 'launch' && (resolved.program === undefined || resolved.program === '')) {
     resolved.program = '${file}';
   }
   return { ok: true, config: resolved };
@@ -95,10 +99,16 @@ export function resolveConfiguration(config: MeshDebugConfiguration, active: Act
  * checks that the file is in the shared folder and says so when it is not.
  */
 export function checkConfiguration(config: MeshDebugConfiguration, folder: string | undefined): Resolved {
-  if (config.request !== 'launch') {
-    return { ok: false, message: `Mesh: a mesh debug configuration has "request": "launch", not ${JSON.stringify(config.request)}.` };
+  if (config.request !== 'launch' && config.request !== 'attach') {
+    return {
+      ok: false,
+      message: `Mesh: a mesh debug configuration has "request": "launch" or "attach", not ${JSON.stringify(config.request)}.`,
+    };
   }
   const program = config.program;
+  if (config.request === 'attach' && (program === undefined || program === '')) {
+    return { ok: true, config: { ...config } };
+  }
   if (typeof program !== 'string' || program.trim() === '' || program.includes('${')) {
     return {
       ok: false,
@@ -113,6 +123,35 @@ export function checkConfiguration(config: MeshDebugConfiguration, folder: strin
   }
   const absolute = path.isAbsolute(program) ? program : path.resolve(folder ?? process.cwd(), program);
   return { ok: true, config: { ...config, program: absolute } };
+}
+
+/** What `mesh/debugStarted` says, as far as the offer to join cares. */
+export interface DebugStarted {
+  path: string;
+  byName: string;
+  you: boolean;
+}
+
+/**
+ * The text of the offer to join a debug session someone started, or undefined when there is
+ * nothing to offer: this editor's own connection started it, or a mesh debug session is
+ * going in this window already (the starter's own session is one, as it comes through its
+ * own `mesh-proxy dap`).
+ */
+export function joinOffer(started: DebugStarted, meshSessionActive: boolean): string | undefined {
+  if (started.you || meshSessionActive) {
+    return undefined;
+  }
+  return `${started.byName} started debugging ${started.path}`;
+}
+
+/** The configuration "Join" starts: an `attach`, naming the local entry file when there is one. */
+export function joinConfiguration(program: string | undefined): MeshDebugConfiguration {
+  const config: MeshDebugConfiguration = { type: DEBUG_TYPE, request: 'attach', name: JOIN_NAME };
+  if (program !== undefined) {
+    config.program = program;
+  }
+  return config;
 }
 
 /**

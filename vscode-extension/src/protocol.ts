@@ -162,6 +162,21 @@ export interface RunStopParams {
 }
 /** Which stream a piece of run output came from. */
 export type RunStream = 'compile' | 'stdout' | 'stderr';
+/** `mesh/debugStarted`: a debug session started in the room; other editors offer to join it. */
+export interface DebugStartedParams {
+  debugId: string;
+  /** The entry file's room path. */
+  path: string;
+  /** The entry file in the local folder. */
+  uri?: string;
+  language: string;
+  /** Who started it (connection id: the starter's `mesh-proxy dap`). */
+  by: number;
+  byName: string;
+  /** Whether this editor's own language-server connection started it (never, for a session started through `mesh-proxy dap`). */
+  you: boolean;
+}
+
 export interface RunStartedParams {
   runId: string;
   /** The entry file's room path. */
@@ -267,6 +282,7 @@ export const ProxyNotifications = {
   runStarted: notification<RunStartedParams>('mesh/runStarted', 'proxy→editor'),
   runOutput: notification<RunOutputParams>('mesh/runOutput', 'proxy→editor'),
   runExited: notification<RunExitedParams>('mesh/runExited', 'proxy→editor'),
+  debugStarted: notification<DebugStartedParams>('mesh/debugStarted', 'proxy→editor'),
 } as const;
 
 /** Requests the proxy sends to the editor. */

@@ -183,6 +183,43 @@ function M.target(arg)
   return vim.fs.normalize(name), vim.bo.filetype
 end
 
+--- What to tell the user when someone started a debug session in the room, or nil when
+--- there is nothing to offer: this editor's own connection started it, or a mesh session of
+--- nvim-dap is going here already (the starter's own one comes through its own
+--- `mesh-proxy dap`, so `you` is false for it).
+---@param params mesh.DebugStartedParams
+---@param session_active boolean
+---@return string?
+function M.join_offer(params, session_active)
+  if params.you == true or session_active then
+    return nil
+  end
+  return ("mesh: %s started debugging %s; :Mesh debug to join"):format(
+    tostring(params.byName or "someone"),
+    tostring(params.path or "a file")
+  )
+end
+
+--- Whether nvim-dap, when it is loaded already, has a `mesh` session going.
+---@return boolean
+local function mesh_session_active()
+  local dap = package.loaded.dap
+  local session = type(dap) == "table" and type(dap.session) == "function" and dap.session() or nil
+  return type(session) == "table" and type(session.config) == "table" and session.config.type == M.TYPE
+end
+
+--- `mesh/debugStarted`: someone started a debug session in the room; says how to join it.
+---@param params mesh.DebugStartedParams?
+function M.on_started(params)
+  if type(params) ~= "table" then
+    return
+  end
+  local text = M.join_offer(params, mesh_session_active())
+  if text then
+    vim.notify(text, vim.log.levels.INFO)
+  end
+end
+
 --- `:Mesh debug [file]`: debugs `file` (default: the current buffer's) in the room's shared
 --- debug session through nvim-dap, which must be installed.
 ---@param arg string

@@ -95,6 +95,10 @@ function M.table()
     require("mesh.run").on_exited(params)
   end)
 
+  handlers[n.debug_started] = guarded(n.debug_started, function(_, params)
+    require("mesh.debug").on_started(params)
+  end)
+
   handlers[n.notify] = guarded(n.notify, function(_, params)
     if type(params) ~= "table" or params.message == nil then
       return

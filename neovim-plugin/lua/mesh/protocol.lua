@@ -159,6 +159,15 @@ local M = {}
 ---@field byName string
 ---@field you boolean whether this editor's own connection started it
 
+---@class mesh.DebugStartedParams
+---@field debugId string
+---@field path string the entry file's room path
+---@field uri? string the entry file in the local folder
+---@field language string
+---@field by mesh.ConnId who started it (the starter's `mesh-proxy dap` connection)
+---@field byName string
+---@field you boolean whether this editor's own connection started it
+
 ---@class mesh.RunOutputParams
 ---@field runId string
 ---@field stream mesh.RunStream
@@ -214,6 +223,7 @@ M.notification = {
   run_started = "mesh/runStarted", -- params: mesh.RunStartedParams
   run_output = "mesh/runOutput", -- params: mesh.RunOutputParams
   run_exited = "mesh/runExited", -- params: mesh.RunExitedParams
+  debug_started = "mesh/debugStarted", -- params: mesh.DebugStartedParams
 }
 
 --- Requests the proxy sends to the editor.

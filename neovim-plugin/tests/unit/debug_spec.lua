@@ -157,3 +157,40 @@ test("the dap_configurations option must be a boolean", function()
   h.contains(err, "`dap_configurations`")
   h.eq(false, config.resolve({}).dap_configurations)
 end)
+
+--- Sends `mesh/debugStarted` from the fake proxy, as the server's `DebugStarted` arrives.
+local function debug_started(fake, fields)
+  local params = { debugId = "d1", path = "main.py", language = "python", by = 7, byName = "Grace", you = false }
+  fake.dispatchers.notification("mesh/debugStarted", vim.tbl_extend("force", params, fields or {}))
+end
+
+test("someone else's debug session is announced with how to join it", function()
+  package.loaded.dap = nil
+  local fake = h.start_with_file("print('hi')\n", { name = "main.py" })
+  h.messages = {}
+  debug_started(fake)
+  h.wait(function()
+    return #h.messages > 0
+  end, "the announcement")
+  h.eq(
+    { { msg = "mesh: Grace started debugging main.py; :Mesh debug to join", level = vim.log.levels.INFO } },
+    h.messages
+  )
+end)
+
+test("no announcement for your own session, or while a mesh session is going", function()
+  h.eq(nil, debug.join_offer({ path = "main.py", byName = "Ana", you = true }, false))
+  h.eq(nil, debug.join_offer({ path = "main.py", byName = "Grace", you = false }, true))
+  local dap = stub_dap()
+  function dap.session()
+    return { config = { type = "mesh" } }
+  end
+  local fake = h.start_with_file("print('hi')\n", { name = "main.py" })
+  h.messages = {}
+  debug_started(fake)
+  debug_started(fake, { you = true, byName = "Ana" })
+  -- Nothing to wait for when nothing is shown: give the dispatch (scheduled or not) a turn.
+  vim.wait(50)
+  h.eq({}, h.messages)
+  package.loaded.dap = nil
+end)

@@ -8,11 +8,14 @@ import {
   DEBUG_LANGUAGES,
   DEBUG_NAME,
   DEBUG_TYPE,
+  JOIN_NAME,
   NO_FILE,
   adapterArgs,
   adapterFolder,
   checkConfiguration,
   configurationFor,
+  joinConfiguration,
+  joinOffer,
   meshLanguage,
   resolveConfiguration,
 } from '../../src/debugConfig';
@@ -86,12 +89,44 @@ describe('checkConfiguration (after substitution)', () => {
       [{ ...base, program: '${file}' }, NO_FILE],
       [{ ...base, program: '${command:pick}' }, '"program" must name'],
       [{ ...base, program: '/p/a.py', language: 3 }, '"language" must be a language id'],
-      [{ ...base, request: 'attach', program: '/p/a.py' }, '"request": "launch", not "attach"'],
+      [{ ...base, request: 'attach', program: 42 }, 'it is 42'],
+      [{ ...base, request: 'restart', program: '/p/a.py' }, '"request": "launch" or "attach", not "restart"'],
     ] as const) {
       const r = checkConfiguration(config, '/p');
       assert.equal(r.ok, false, JSON.stringify(config));
       assert.ok(!r.ok && r.message.includes(words), `${JSON.stringify(config)}: ${!r.ok ? r.message : ''}`);
     }
+  });
+});
+
+describe('joining a debug session someone started', () => {
+  const started = { path: 'src/app.py', byName: 'Grace', you: false };
+
+  it('offers to join when no mesh session is going here', () => {
+    assert.equal(joinOffer(started, false), 'Grace started debugging src/app.py');
+  });
+
+  it('offers nothing for its own session or while one is going', () => {
+    assert.equal(joinOffer({ ...started, you: true }, false), undefined);
+    assert.equal(joinOffer(started, true), undefined);
+  });
+
+  it('joins with an attach that names the local file when there is one', () => {
+    assert.deepEqual(joinConfiguration('/home/ada/proj/src/app.py'), {
+      type: DEBUG_TYPE,
+      request: 'attach',
+      name: JOIN_NAME,
+      program: '/home/ada/proj/src/app.py',
+    });
+    assert.deepEqual(joinConfiguration(undefined), { type: DEBUG_TYPE, request: 'attach', name: JOIN_NAME });
+  });
+
+  it('lets an attach through resolution with or without a program', () => {
+    const bare = joinConfiguration(undefined);
+    assert.deepEqual(resolveConfiguration(bare, py), { ok: true, config: bare });
+    assert.deepEqual(checkConfiguration(bare, '/p'), { ok: true, config: bare });
+    const r = checkConfiguration({ ...bare, program: 'src/app.py' }, '/home/ada/proj');
+    assert.deepEqual(r, { ok: true, config: { ...bare, program: '/home/ada/proj/src/app.py' } });
   });
 });
 
