@@ -234,6 +234,8 @@ mod raw {
         RunOutput = "mesh/runOutput",
         RunExited = "mesh/runExited",
         DebugStarted = "mesh/debugStarted",
+        DebugBreakpoints = "mesh/debugBreakpoints",
+        DebugEnded = "mesh/debugEnded",
     );
 }
 
@@ -250,6 +252,8 @@ async fn send_raw(client: &Client, method: &'static str, params: Value) {
         m if m == raw::RunOutput::METHOD => client.send_notification::<raw::RunOutput>(params).await,
         m if m == raw::RunExited::METHOD => client.send_notification::<raw::RunExited>(params).await,
         m if m == raw::DebugStarted::METHOD => client.send_notification::<raw::DebugStarted>(params).await,
+        m if m == raw::DebugBreakpoints::METHOD => client.send_notification::<raw::DebugBreakpoints>(params).await,
+        m if m == raw::DebugEnded::METHOD => client.send_notification::<raw::DebugEnded>(params).await,
         other => tracing::error!(method = other, "no such notification"),
     }
 }

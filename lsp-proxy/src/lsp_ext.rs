@@ -312,6 +312,36 @@ pub struct DebugStartedParams {
     pub you: bool,
 }
 
+/// `mesh/debugBreakpoints` params: the room's breakpoints in one file of a debug session,
+/// everyone's merged; the full set for that file (an empty list clears it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DebugBreakpointsParams {
+    /// The session's id.
+    pub debug_id: String,
+    /// The file, as the room names it.
+    pub path: String,
+    /// The file in the local folder, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// 1-based lines with a breakpoint.
+    pub lines: Vec<u32>,
+}
+
+/// `mesh/debugEnded` params: a debug session in the room ended, for everyone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DebugEndedParams {
+    /// The session's id.
+    pub debug_id: String,
+    /// The program's exit code, when it exited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    /// Why it ended, when it was not the program's own exit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// `mesh/runOutput` params: output of a run, as produced (ANSI escapes kept).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -364,6 +394,12 @@ notification!(RunStartedNotification, "mesh/runStarted", RunStartedParams);
 notification!(RunOutputNotification, "mesh/runOutput", RunOutputParams);
 notification!(RunExitedNotification, "mesh/runExited", RunExitedParams);
 notification!(DebugStartedNotification, "mesh/debugStarted", DebugStartedParams);
+notification!(
+    DebugBreakpointsNotification,
+    "mesh/debugBreakpoints",
+    DebugBreakpointsParams
+);
+notification!(DebugEndedNotification, "mesh/debugEnded", DebugEndedParams);
 
 /// `mesh/participants` params.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -418,6 +454,8 @@ pub const METHODS: &[&str] = &[
     "mesh/runOutput",
     "mesh/runExited",
     "mesh/debugStarted",
+    "mesh/debugBreakpoints",
+    "mesh/debugEnded",
     "mesh/documentHash",
 ];
 
@@ -454,6 +492,31 @@ mod tests {
                 "debugId": "d1", "path": "src/app.py", "language": "python",
                 "by": 7, "byName": "Grace", "you": false,
             })
+        );
+    }
+
+    #[test]
+    fn debug_breakpoints_and_ended_are_camel_case_and_leave_out_what_is_missing() {
+        let breakpoints = super::DebugBreakpointsParams {
+            debug_id: "d1".into(),
+            path: "src/app.py".into(),
+            uri: Some("file:///work/src/app.py".into()),
+            lines: vec![3, 12],
+        };
+        assert_eq!(
+            serde_json::to_value(&breakpoints).unwrap(),
+            serde_json::json!({
+                "debugId": "d1", "path": "src/app.py", "uri": "file:///work/src/app.py", "lines": [3, 12],
+            })
+        );
+        let ended = super::DebugEndedParams {
+            debug_id: "d1".into(),
+            exit_code: Some(0),
+            error: None,
+        };
+        assert_eq!(
+            serde_json::to_value(&ended).unwrap(),
+            serde_json::json!({ "debugId": "d1", "exitCode": 0 })
         );
     }
 }

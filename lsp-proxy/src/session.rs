@@ -1228,13 +1228,29 @@ impl Session {
                 language,
                 by,
             } => self.on_debug_started(debug_id, path, language, by),
+            ServerMessage::DebugBreakpoints { debug_id, path, lines } => {
+                let uri = self.root.as_deref().map(|root| file_uri(root, &path));
+                self.notify::<DebugBreakpointsNotification>(DebugBreakpointsParams {
+                    debug_id,
+                    path,
+                    uri,
+                    lines,
+                });
+            }
+            ServerMessage::DebugEnded {
+                debug_id,
+                exit_code,
+                error,
+            } => self.notify::<DebugEndedNotification>(DebugEndedParams {
+                debug_id,
+                exit_code,
+                error,
+            }),
             // Debug sessions themselves are the business of `mesh-proxy dap`, which has its own
-            // connection; this one only tells the editor that a session started, so it can offer
-            // to join.
-            ServerMessage::DebugJoined { .. }
-            | ServerMessage::Dap { .. }
-            | ServerMessage::DebugBreakpoints { .. }
-            | ServerMessage::DebugEnded { .. } => {}
+            // connection; this one only tells the editor that a session started (so it can offer
+            // to join), where the room's breakpoints are (so every editor shows them) and when
+            // it ended.
+            ServerMessage::DebugJoined { .. } | ServerMessage::Dap { .. } => {}
         }
     }
 

@@ -17,6 +17,7 @@ import { LocalPresence } from './localPresence';
 import { ParticipantsView } from './participants';
 import { Runs } from './run';
 import { Session } from './session';
+import { SharedBreakpointMarks } from './sharedBreakpoints';
 import { StatusBar } from './statusBar';
 
 let ctx: Ctx | undefined;
@@ -35,6 +36,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const runs = new Runs(c);
   const debugging = new Debugging(c);
   new RemoteCursors(c);
+  new SharedBreakpointMarks(c);
   new LocalPresence(c);
   new ParticipantsView(c);
 

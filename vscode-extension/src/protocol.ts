@@ -176,6 +176,27 @@ export interface DebugStartedParams {
   /** Whether this editor's own language-server connection started it (never, for a session started through `mesh-proxy dap`). */
   you: boolean;
 }
+/**
+ * `mesh/debugBreakpoints`: the room's breakpoints in one file of a debug session, everyone's
+ * merged; the full set for that file (an empty list clears it).
+ */
+export interface DebugBreakpointsParams {
+  debugId: string;
+  /** The file's room path. */
+  path: string;
+  /** The file in the local folder. */
+  uri?: string;
+  /** 1-based lines with a breakpoint. */
+  lines: number[];
+}
+/** `mesh/debugEnded`: a debug session in the room ended, for everyone. */
+export interface DebugEndedParams {
+  debugId: string;
+  /** The program's exit code, when it exited. */
+  exitCode?: number;
+  /** Why it ended, when it was not the program's own exit. */
+  error?: string;
+}
 
 export interface RunStartedParams {
   runId: string;
@@ -283,6 +304,8 @@ export const ProxyNotifications = {
   runOutput: notification<RunOutputParams>('mesh/runOutput', 'proxy→editor'),
   runExited: notification<RunExitedParams>('mesh/runExited', 'proxy→editor'),
   debugStarted: notification<DebugStartedParams>('mesh/debugStarted', 'proxy→editor'),
+  debugBreakpoints: notification<DebugBreakpointsParams>('mesh/debugBreakpoints', 'proxy→editor'),
+  debugEnded: notification<DebugEndedParams>('mesh/debugEnded', 'proxy→editor'),
 } as const;
 
 /** Requests the proxy sends to the editor. */

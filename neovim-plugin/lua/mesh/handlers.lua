@@ -99,6 +99,14 @@ function M.table()
     require("mesh.debug").on_started(params)
   end)
 
+  handlers[n.debug_breakpoints] = guarded(n.debug_breakpoints, function(_, params, ctx)
+    require("mesh.breakpoints").on_breakpoints(ctx.client_id, params)
+  end)
+
+  handlers[n.debug_ended] = guarded(n.debug_ended, function(_, params, ctx)
+    require("mesh.breakpoints").on_ended(ctx.client_id, params)
+  end)
+
   handlers[n.notify] = guarded(n.notify, function(_, params)
     if type(params) ~= "table" or params.message == nil then
       return

@@ -26,11 +26,13 @@ local function create_autocmds()
     end,
   })
 
-  -- Remote cursors of a document that arrived before its buffer was loaded or shown.
+  -- Remote cursors and shared breakpoints of a document that arrived before its buffer was
+  -- loaded or shown.
   api.nvim_create_autocmd({ "BufWinEnter", "LspAttach" }, {
     group = group,
     callback = function(ev)
       require("mesh.cursors").render(ev.buf)
+      require("mesh.breakpoints").render(ev.buf)
     end,
   })
 
@@ -69,6 +71,7 @@ local function create_autocmds()
     group = group,
     callback = function()
       require("mesh.cursors").redefine_all()
+      require("mesh.breakpoints").define()
     end,
   })
 end
@@ -86,6 +89,7 @@ local function start()
   table.insert(require("mesh.client").on_exit, function(client_id)
     require("mesh.status").clear(client_id)
     require("mesh.cursors").clear_client(client_id)
+    require("mesh.breakpoints").clear_client(client_id)
     require("mesh.follow").forget(client_id)
     require("mesh.presence").forget(client_id)
     require("mesh.chat").forget(client_id)

@@ -168,6 +168,17 @@ local M = {}
 ---@field byName string
 ---@field you boolean whether this editor's own connection started it
 
+---@class mesh.DebugBreakpointsParams
+---@field debugId string
+---@field path string the file's room path
+---@field uri? string the file in the local folder
+---@field lines integer[] 1-based lines with a breakpoint, everyone's merged (the full set; empty clears)
+
+---@class mesh.DebugEndedParams
+---@field debugId string
+---@field exitCode? integer the program's exit code, when it exited
+---@field error? string why it ended, when it was not the program's own exit
+
 ---@class mesh.RunOutputParams
 ---@field runId string
 ---@field stream mesh.RunStream
@@ -224,6 +235,8 @@ M.notification = {
   run_output = "mesh/runOutput", -- params: mesh.RunOutputParams
   run_exited = "mesh/runExited", -- params: mesh.RunExitedParams
   debug_started = "mesh/debugStarted", -- params: mesh.DebugStartedParams
+  debug_breakpoints = "mesh/debugBreakpoints", -- params: mesh.DebugBreakpointsParams
+  debug_ended = "mesh/debugEnded", -- params: mesh.DebugEndedParams
 }
 
 --- Requests the proxy sends to the editor.

@@ -156,7 +156,10 @@ describe('package.json agrees with the code', () => {
   interface Debugger {
     type: string;
     languages: string[];
-    configurationAttributes: { launch: { required: string[]; properties: Record<string, { default?: string }> } };
+    configurationAttributes: {
+      launch: { required: string[]; properties: Record<string, { default?: string }> };
+      attach?: { required?: string[]; properties: Record<string, unknown> };
+    };
     initialConfigurations: Record<string, unknown>[];
   }
   interface Manifest {
@@ -184,6 +187,17 @@ describe('package.json agrees with the code', () => {
     assert.deepEqual(d.configurationAttributes.launch.required, ['program']);
     assert.equal(d.configurationAttributes.launch.properties.program?.default, '${file}');
     assert.deepEqual(d.initialConfigurations, [{ type: DEBUG_TYPE, request: 'launch', name: DEBUG_NAME, program: '${file}' }]);
+  });
+
+  it('declares the attach that "Join" starts, with nothing required', () => {
+    const attach = debuggers[0]?.configurationAttributes.attach;
+    assert.ok(attach !== undefined, 'no attach configuration');
+    assert.equal(attach.required, undefined);
+    assert.deepEqual(Object.keys(attach.properties).sort(), ['language', 'program']);
+    const join = joinConfiguration('/home/ada/proj/src/app.py');
+    for (const key of Object.keys(join).filter((k) => !['type', 'request', 'name'].includes(k))) {
+      assert.ok(key in attach.properties, `"Join" sets ${key}, which the attach configuration does not declare`);
+    }
   });
 
   it('maps VS Code language ids to mesh languages', () => {
