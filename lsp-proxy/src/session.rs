@@ -1481,6 +1481,8 @@ impl Session {
         let participants = room
             .participants
             .values()
+            // A debug adapter's connection is its person's second one, not another person.
+            .filter(|p| p.client != crate::dap::CLIENT)
             .map(|p| Participant {
                 conn_id: p.conn_id,
                 name: p.name.clone(),

@@ -31,8 +31,7 @@ local STREAM_HL = { compile = "MeshRunCompile", stderr = "MeshRunStderr" }
 ---@field by_name string
 ---@field you boolean
 ---@field bufnr integer
----@field partial boolean the buffer's last line is still open (output without a newline yet)
----@field partial_stream? string the stream that left it open
+---@field open table<string, integer> per stream, the 0-based row of its line still open (output without a newline yet)
 ---@field exited? mesh.RunExitedParams
 ---@field seq integer order of arrival
 
@@ -127,23 +126,24 @@ end
 --- Appends lines to a run's buffer (modifiable only while writing), highlighting each new
 --- stretch of text with `hl` when given.
 ---@param run mesh.Run
----@param extend? string text for the open last line
+---@param extend? string text for an open line
+---@param row? integer that open line (0-based)
 ---@param lines string[]
 ---@param hl? string
-local function write(run, extend, lines, hl)
+local function write(run, extend, row, lines, hl)
   local bufnr = run.bufnr
   if not api.nvim_buf_is_valid(bufnr) then
     return
   end
   vim.bo[bufnr].modifiable = true
-  local last = api.nvim_buf_line_count(bufnr) - 1
-  if extend and extend ~= "" then
-    local col = #(api.nvim_buf_get_lines(bufnr, last, last + 1, false)[1] or "")
-    api.nvim_buf_set_text(bufnr, last, col, last, col, { extend })
+  if extend and extend ~= "" and row then
+    local col = #(api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or "")
+    api.nvim_buf_set_text(bufnr, row, col, row, col, { extend })
     if hl then
-      api.nvim_buf_set_extmark(bufnr, ns, last, col, { end_col = col + #extend, hl_group = hl })
+      api.nvim_buf_set_extmark(bufnr, ns, row, col, { end_col = col + #extend, hl_group = hl })
     end
   end
+  local last = api.nvim_buf_line_count(bufnr) - 1
   if #lines > 0 then
     api.nvim_buf_set_lines(bufnr, last + 1, last + 1, false, lines)
     for i, line in ipairs(lines) do
@@ -279,7 +279,7 @@ function M.on_started(client_id, params)
     by_name = tostring(params.byName or "someone"),
     you = params.you == true,
     bufnr = -1,
-    partial = false,
+    open = {},
     seq = next_seq,
   }
   create_buffer(run)
@@ -305,13 +305,16 @@ function M.on_output(params)
   if not run or type(params.data) ~= "string" then
     return
   end
-  -- Only the stream that left the last line open continues it: stdout and stderr arrive
-  -- interleaved, and a stderr line must not be glued to half a stdout line.
-  local open = run.partial and run.partial_stream == params.stream
-  local change = M.split_output(open, M.strip_ansi(params.data))
-  run.partial = change.partial
-  run.partial_stream = params.stream
-  write(run, change.extend, change.lines, STREAM_HL[params.stream])
+  -- Each stream continues its own open line: stdout and stderr arrive interleaved, and
+  -- half a stdout line must neither swallow a stderr line nor be split by one.
+  local row = run.open[params.stream]
+  local change = M.split_output(row ~= nil, M.strip_ansi(params.data))
+  write(run, change.extend, row, change.lines, STREAM_HL[params.stream])
+  if not change.partial then
+    run.open[params.stream] = nil
+  elseif #change.lines > 0 then
+    run.open[params.stream] = api.nvim_buf_line_count(run.bufnr) - 1
+  end
 end
 
 --- `mesh/runExited`: the run ended; its exit line closes the buffer's output.
@@ -322,9 +325,9 @@ function M.on_exited(params)
     return
   end
   run.exited = params
-  run.partial = false
+  run.open = {}
   local line, ok = M.format_exit(params)
-  write(run, nil, { line }, ok and "MeshRunExitOk" or "MeshRunExitFail")
+  write(run, nil, nil, { line }, ok and "MeshRunExitOk" or "MeshRunExitFail")
   if run.you and #vim.fn.win_findbuf(run.bufnr) == 0 then
     vim.notify(("mesh: %s ended: %s"):format(run.path, line:sub(#"■ " + 1)), vim.log.levels.INFO)
   end
