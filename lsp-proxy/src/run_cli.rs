@@ -20,15 +20,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Exit code when the run could not happen at all (not the program's own code).
 pub const EXIT_NO_RUN: i32 = 125;
 
-/// The first frame of a command's room connection: `Hello` with the user's name and what
-/// kind of client this is (`mesh-proxy run`, `mesh-proxy dap`).
-pub fn hello(name: String, client: &str) -> Vec<u8> {
+/// The first frame of a command's room connection: `Hello` with the user's name, what kind
+/// of client this is (`mesh-proxy run`, `mesh-proxy dap`), and whether it is a companion of
+/// the user's editor (not listed as another person).
+pub fn hello(name: String, client: &str, companion: bool) -> Vec<u8> {
     encode_mesh(&ClientMessage::Hello {
         version: PROTOCOL_VERSION,
         name,
         color: None,
         client: Some(client.into()),
         doc_client_id: None,
+        companion,
     })
 }
 
@@ -46,7 +48,7 @@ pub async fn run(target: RoomTarget, path: String, language: Option<String>, nam
             Ok(None) | Err(_) => anyhow::bail!("cannot reach the room"),
         }
     }
-    conn.tx.send(Outgoing::Frame(hello(name, "mesh-proxy run")))?;
+    conn.tx.send(Outgoing::Frame(hello(name, "mesh-proxy run", false)))?;
     conn.tx.send(Outgoing::Frame(encode_mesh(&ClientMessage::Run {
         path: path.clone(),
         language,

@@ -988,6 +988,7 @@ impl Session {
                     color: self.identity.color.clone(),
                     client: Some(self.identity.client.clone()),
                     doc_client_id: Some(room.doc.client_id().get()),
+                    companion: false,
                 };
                 let _ = room.conn.tx.send(Outgoing::Frame(encode_mesh(&hello)));
                 let sv = room.doc.transact().state_vector();
@@ -1481,8 +1482,8 @@ impl Session {
         let participants = room
             .participants
             .values()
-            // A debug adapter's connection is its person's second one, not another person.
-            .filter(|p| p.client != crate::dap::CLIENT)
+            // A companion (a debug adapter's connection) is its person's second one.
+            .filter(|p| !p.companion)
             .map(|p| Participant {
                 conn_id: p.conn_id,
                 name: p.name.clone(),

@@ -164,6 +164,7 @@ mod tests {
             color: Some("#ff8800".into()),
             client: Some("mesh-proxy".into()),
             doc_client_id: Some(7),
+            companion: false,
         };
         insta::assert_snapshot!(serde_json::to_string(&hello).unwrap());
         let err = ServerMessage::Error {

@@ -46,6 +46,10 @@ pub enum ClientMessage {
         /// tied to a participant.
         #[serde(default)]
         doc_client_id: Option<u64>,
+        /// A second connection of someone already in the room (their debug adapter), which
+        /// editors do not list as another person.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        companion: bool,
     },
     /// A chat message to everyone in the room.
     Chat {
@@ -132,6 +136,9 @@ pub struct Participant {
     /// The Yjs client id of the participant's document, when announced.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub doc_client_id: Option<u64>,
+    /// A second connection of someone already in the room (see `hello`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub companion: bool,
 }
 
 /// One chat message, as kept in the room (the shared `chat` array holds the same fields).

@@ -78,6 +78,7 @@ impl YClient {
                 color: None,
                 client: Some("testkit".into()),
                 doc_client_id: Some(doc.client_id().get()),
+                companion: false,
             };
             out.send(WsMessage::Binary(encode_mesh(&hello).into()))?;
         }

@@ -16,7 +16,7 @@ pub mod capabilities;
 pub use mesh_protocol::dap as codec;
 
 /// How the debug adapter's room connection introduces itself. It belongs to a person who is
-/// in the room through their editor already, so editors do not list it as one more.
+/// in the room through their editor already, so it says it is a companion connection.
 pub const CLIENT: &str = "mesh-proxy dap";
 pub mod paths;
 
@@ -217,7 +217,7 @@ impl RoomLink {
         match ev {
             RoomEvent::Connected => {
                 let Some(conn) = &self.conn else { return Vec::new() };
-                let hello = crate::run_cli::hello(self.name.clone(), CLIENT);
+                let hello = crate::run_cli::hello(self.name.clone(), CLIENT, true);
                 let _ = conn.tx.send(Outgoing::Frame(hello));
                 for msg in self.queue.drain(..) {
                     let _ = conn.tx.send(Outgoing::Frame(mesh_protocol::encode_mesh(&msg)));

@@ -250,6 +250,7 @@ impl RoomCore {
             role,
             client: "yjs".into(),
             doc_client_id: None,
+            companion: false,
         };
         self.conns.insert(
             id,
@@ -467,6 +468,7 @@ impl RoomCore {
                 color,
                 client,
                 doc_client_id,
+                companion,
             } => {
                 let conn = self.conns.get_mut(&id).expect("checked by handle");
                 conn.mesh = true;
@@ -483,6 +485,7 @@ impl RoomCore {
                 }
                 p.client = client.map(|c| clean_name(&c)).unwrap_or_else(|| "mesh".into());
                 p.doc_client_id = doc_client_id;
+                p.companion = companion;
                 let (participant, role) = (p.clone(), p.role);
                 let welcome = ServerMessage::Welcome {
                     version: PROTOCOL_VERSION,
@@ -643,5 +646,31 @@ impl RoomCore {
     /// Whether a connection speaks mesh's extension messages.
     pub fn is_mesh(&self, id: ConnId) -> bool {
         self.conns.get(&id).is_some_and(|c| c.mesh)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_companion_connection_says_so_in_the_participant_list() {
+        let (mut core, _) = RoomCore::load(None, &[]);
+        let hello = |companion| {
+            Frame::Mesh(ClientMessage::Hello {
+                version: PROTOCOL_VERSION,
+                name: "ada".into(),
+                color: None,
+                client: Some("mesh-proxy".into()),
+                doc_client_id: None,
+                companion,
+            })
+        };
+        for (conn, companion) in [(1, false), (2, true)] {
+            core.join(conn, Role::Writer);
+            core.handle(conn, hello(companion), 0);
+        }
+        let flags: Vec<(ConnId, bool)> = core.participants().iter().map(|p| (p.conn_id, p.companion)).collect();
+        assert_eq!(flags, vec![(1, false), (2, true)]);
     }
 }
