@@ -47,6 +47,16 @@ impl Backend {
         rx.await.map_err(|_| gone())
     }
 
+    /// Asks the session to do something that answers only "done" or why not; the editor gets
+    /// `{}` or the reason as an error.
+    async fn act(
+        &self,
+        make: impl FnOnce(oneshot::Sender<std::result::Result<(), String>>) -> Request,
+    ) -> Result<Value> {
+        self.ask(make).await?.map_err(user_error)?;
+        Ok(Value::Object(Default::default()))
+    }
+
     async fn share(&self, params: Option<ShareParams>) -> Result<ShareResult> {
         self.ask(|tx| Request::Share(params.unwrap_or_default(), tx))
             .await?
@@ -58,8 +68,7 @@ impl Backend {
     }
 
     async fn leave(&self, _params: Option<Value>) -> Result<Value> {
-        self.ask(Request::Leave).await?.map_err(user_error)?;
-        Ok(Value::Object(Default::default()))
+        self.act(Request::Leave).await
     }
 
     async fn status(&self, _params: Option<Value>) -> Result<Status> {
@@ -67,10 +76,7 @@ impl Backend {
     }
 
     async fn chat(&self, params: ChatParams) -> Result<Value> {
-        self.ask(|tx| Request::Chat(params.text, tx))
-            .await?
-            .map_err(user_error)?;
-        Ok(Value::Object(Default::default()))
+        self.act(|tx| Request::Chat(params.text, tx)).await
     }
 
     async fn chat_history(&self, _params: Option<Value>) -> Result<ChatHistory> {
@@ -78,10 +84,7 @@ impl Backend {
     }
 
     async fn follow(&self, params: FollowParams) -> Result<Value> {
-        self.ask(|tx| Request::Follow(params.conn_id, tx))
-            .await?
-            .map_err(user_error)?;
-        Ok(Value::Object(Default::default()))
+        self.act(|tx| Request::Follow(params.conn_id, tx)).await
     }
 
     async fn run(&self, params: RunParams) -> Result<RunResult> {
@@ -89,17 +92,11 @@ impl Backend {
     }
 
     async fn run_input(&self, params: RunInputParams) -> Result<Value> {
-        self.ask(|tx| Request::RunInput(params, tx))
-            .await?
-            .map_err(user_error)?;
-        Ok(Value::Object(Default::default()))
+        self.act(|tx| Request::RunInput(params, tx)).await
     }
 
     async fn run_stop(&self, params: RunStopParams) -> Result<Value> {
-        self.ask(|tx| Request::RunStop(params.run_id, tx))
-            .await?
-            .map_err(user_error)?;
-        Ok(Value::Object(Default::default()))
+        self.act(|tx| Request::RunStop(params.run_id, tx)).await
     }
 
     async fn cursor(&self, params: CursorParams) {

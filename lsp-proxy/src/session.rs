@@ -1230,7 +1230,7 @@ impl Session {
                 by,
             } => self.on_debug_started(debug_id, path, language, by),
             ServerMessage::DebugBreakpoints { debug_id, path, lines } => {
-                let uri = self.root.as_deref().map(|root| file_uri(root, &path));
+                let uri = self.local_uri(&path);
                 self.notify::<DebugBreakpointsNotification>(DebugBreakpointsParams {
                     debug_id,
                     path,
@@ -1908,7 +1908,7 @@ impl Session {
     }
 
     fn on_run_started(&mut self, run_id: String, path: String, language: String, by: u64) {
-        let uri = self.root.as_deref().map(|root| file_uri(root, &path));
+        let uri = self.local_uri(&path);
         let Some(room) = self.room.as_mut() else { return };
         room.runs.active.insert(
             run_id.clone(),
@@ -1935,9 +1935,14 @@ impl Session {
         });
     }
 
+    /// The `file://` URI of a room path in the shared folder, when there is a folder.
+    fn local_uri(&self, path: &str) -> Option<String> {
+        self.root.as_deref().map(|root| file_uri(root, path))
+    }
+
     /// Tells the editor of a debug session in the room, so that it can offer to join it.
     fn on_debug_started(&self, debug_id: String, path: String, language: String, by: u64) {
-        let uri = self.root.as_deref().map(|root| file_uri(root, &path));
+        let uri = self.local_uri(&path);
         let Some(room) = self.room.as_ref() else { return };
         let you = room.conn_id == Some(by);
         let by_name = participant_name(room, by);

@@ -154,7 +154,8 @@ impl RunService {
         Job::new(lang.id.clone(), out).stdin(Stdin::Channel(stdin))
     }
 
-    /// Starts a job (a debug session's, say) and hands over its events.
+    /// Starts a job (a run's or a debug session's) and hands over its events; the error
+    /// says why it could not start.
     pub async fn start(&self, job: Job) -> Result<mesh_runner::Run, String> {
         let runner = self.runner().await?;
         runner.run(job).await.map_err(|e| e.to_string())
@@ -169,11 +170,7 @@ impl RunService {
                 let _ = tx.send(n).await;
             }
         };
-        let runner = match self.runner().await {
-            Ok(r) => r,
-            Err(e) => return notify(failed(e)).await,
-        };
-        let mut run = match runner.run(job).await {
+        let mut run = match self.start(job).await {
             Ok(r) => r,
             Err(e) => return notify(failed(format!("the run could not start: {e}"))).await,
         };

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
+use mesh_bench::percentile;
 use mesh_protocol::{ClientMessage, ServerMessage};
 use mesh_testkit::{TestServer, YClient};
 use serde_json::{json, Value};
@@ -130,12 +131,6 @@ async fn measure(pool: &str, lang: &str, iterations: usize) -> anyhow::Result<Ve
     Ok(samples)
 }
 
-fn pct(values: &[f64], q: f64) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -145,9 +140,9 @@ async fn main() -> anyhow::Result<()> {
             let s = measure(pool, lang, args.iterations).await?;
             rows.push(format!(
                 "{lang} | {way} | {:.0} | {:.0} | {:.0}",
-                pct(&s, 0.5),
-                pct(&s, 0.99),
-                pct(&s, 1.0)
+                percentile(&s, 0.5),
+                percentile(&s, 0.99),
+                percentile(&s, 1.0)
             ));
         }
     }

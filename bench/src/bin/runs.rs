@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use mesh_bench::percentile;
 use mesh_runner::{ImageSource, Job, JobFile, Mode, Registry, RunEvent, Runner};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -119,14 +120,6 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Nearest-rank percentile of unsorted values.
-fn pct(values: &[f64], q: f64) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v[rank - 1]
-}
-
 async fn wait_warm(runner: &Runner, lang: &str) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while runner.warm_count(lang, Mode::Run) == 0 {
@@ -171,10 +164,10 @@ async fn main() -> anyhow::Result<()> {
             rows.push([
                 lang.clone(),
                 way.to_owned(),
-                format!("{:.1}", pct(&first, 0.5)),
-                format!("{:.1}", pct(&first, 0.99)),
-                format!("{:.1}", pct(&exit, 0.5)),
-                format!("{:.1}", pct(&exit, 0.99)),
+                format!("{:.1}", percentile(&first, 0.5)),
+                format!("{:.1}", percentile(&first, 0.99)),
+                format!("{:.1}", percentile(&exit, 0.5)),
+                format!("{:.1}", percentile(&exit, 0.99)),
             ]);
         }
     }
