@@ -75,6 +75,7 @@ pub fn decode_frame<M: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<Frame<M>>, 
         if out.len() == MAX_MESSAGES_PER_FRAME {
             return Err(FrameError::TooManyMessages);
         }
+        precheck_counts(rest)?;
         let mut decoder = DecoderV1::new(Cursor::new(rest));
         let msg = Message::decode(&mut decoder).map_err(|e| FrameError::Malformed(e.to_string()))?;
         let remaining = decoder
@@ -89,6 +90,40 @@ pub fn decode_frame<M: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<Frame<M>>, 
         });
     }
     Ok(out)
+}
+
+/// yrs reserves room for a state vector's or an awareness update's entries by the count the
+/// message declares, before reading them: a few bytes could ask for gigabytes. Each entry
+/// takes at least two bytes (a state vector's) or three (an awareness entry's), so a count
+/// larger than the bytes allow is refused here, before yrs sees it.
+fn precheck_counts(message: &[u8]) -> Result<(), FrameError> {
+    use yrs::encoding::read::Read;
+    const MSG_SYNC: u8 = 0;
+    const MSG_AWARENESS: u8 = 1;
+    const SYNC_STEP_1: u8 = 0;
+    let bad = |e: yrs::encoding::read::Error| FrameError::Malformed(e.to_string());
+    let mut cursor = Cursor::new(message);
+    let tag: u8 = cursor.read_var().map_err(bad)?;
+    let (payload, min_entry) = match tag {
+        MSG_SYNC => {
+            let sub: u8 = cursor.read_var().map_err(bad)?;
+            if sub != SYNC_STEP_1 {
+                return Ok(());
+            }
+            (cursor.read_buf().map_err(bad)?, 2)
+        }
+        MSG_AWARENESS => (cursor.read_buf().map_err(bad)?, 3),
+        _ => return Ok(()),
+    };
+    let mut inner = Cursor::new(payload);
+    let count: u64 = inner.read_var().map_err(bad)?;
+    if count > (payload.len() / min_entry) as u64 {
+        return Err(FrameError::Malformed(format!(
+            "the message declares {count} entries in {} bytes",
+            payload.len()
+        )));
+    }
+    Ok(())
 }
 
 fn decode_mesh<M: DeserializeOwned>(payload: &[u8]) -> Result<M, FrameError> {

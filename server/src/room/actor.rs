@@ -17,7 +17,7 @@ use mesh_protocol::{ClientMessage, ErrorCode, RoomId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::core::{ConnId, Effects, RoomCore, Target};
+use super::core::{ConnId, Effects, RoomCore, RoomLimits, Target};
 
 mod debugging;
 use crate::store::sqlite::now_ms;
@@ -157,13 +157,14 @@ pub fn spawn_with_runs(
     generation: u64,
     store: Arc<dyn Store>,
     runs: Option<Arc<crate::runs::RunService>>,
+    limits: RoomLimits,
     on_exit: impl FnOnce() + Send + 'static,
 ) -> (RoomHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
     let weak = tx.downgrade();
     let task = tokio::spawn(async move {
         let mut rx = rx;
-        run(id, store, runs, weak, &mut rx).await;
+        run(id, store, runs, limits, weak, &mut rx).await;
         rx.close();
         while rx.try_recv().is_ok() {}
         on_exit();
@@ -178,12 +179,13 @@ pub fn spawn(
     store: Arc<dyn Store>,
     on_exit: impl FnOnce() + Send + 'static,
 ) -> (RoomHandle, tokio::task::JoinHandle<()>) {
-    spawn_with_runs(id, generation, store, None, on_exit)
+    spawn_with_runs(id, generation, store, None, RoomLimits::default(), on_exit)
 }
 
 struct Actor {
     id: RoomId,
     core: RoomCore,
+    limits: RoomLimits,
     store: Arc<dyn Store>,
     senders: HashMap<ConnId, OutboundTx>,
     last_seq: u64,
@@ -198,6 +200,7 @@ async fn run(
     id: RoomId,
     store: Arc<dyn Store>,
     runs: Option<Arc<crate::runs::RunService>>,
+    limits: RoomLimits,
     me: mpsc::WeakSender<Command>,
     rx: &mut mpsc::Receiver<Command>,
 ) {
@@ -222,7 +225,7 @@ async fn run(
         }
     };
     let started = Instant::now();
-    let (core, bad) = RoomCore::load(state.snapshot.as_deref(), &state.updates);
+    let (core, bad) = RoomCore::load_with(limits, state.snapshot.as_deref(), &state.updates);
     if bad > 0 {
         tracing::error!(room = %id, bad, "stored updates failed to apply; the store may be damaged");
         metrics::counter!("mesh_store_bad_updates_total").increment(bad as u64);
@@ -233,6 +236,7 @@ async fn run(
     let mut actor = Actor {
         id,
         core,
+        limits,
         store,
         senders: HashMap::new(),
         last_seq: state.last_seq,
@@ -325,6 +329,7 @@ impl Actor {
     async fn turn(&mut self, batch: Vec<Command>) -> Result<(), Stop> {
         let mut fx = Effects::default();
         let mut stop = None;
+        let mut poisoned = false;
         for cmd in batch {
             match cmd {
                 Command::Join { conn, role, tx, reply } => {
@@ -345,7 +350,20 @@ impl Actor {
                 Command::Frames { conn, frames } => {
                     let now = now_ms();
                     for frame in frames {
-                        merge(&mut fx, self.core.handle(conn, frame, now));
+                        // A panic while handling one client's input ends that input, not the
+                        // room: the document is rebuilt from the store after this turn.
+                        let core = &mut self.core;
+                        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.handle(conn, frame, now)));
+                        match handled {
+                            Ok(out) => merge(&mut fx, out),
+                            Err(_) => {
+                                tracing::error!(room = %self.id, conn, "handling a client's message panicked; the message is refused and the room reloads its document");
+                                metrics::counter!("mesh_room_panics_total").increment(1);
+                                poisoned = true;
+                                fx.close.push((conn, ErrorCode::InvalidUpdate, "your message could not be handled and was refused".into()));
+                                break;
+                            }
+                        }
                     }
                 }
                 Command::Refuse { conn, code, message } => merge(&mut fx, self.core.refuse(conn, code, message)),
@@ -402,6 +420,20 @@ impl Actor {
             metrics::histogram!("mesh_store_append_seconds").record(started.elapsed().as_secs_f64());
             metrics::counter!("mesh_updates_total").increment(n);
             metrics::counter!("mesh_update_bytes_total").increment(bytes as u64);
+        }
+        if poisoned {
+            // Everything accepted before the panic is durable now; the document is rebuilt
+            // from exactly that, so whatever the failed message half-did is gone.
+            match self.store.load(self.id).await {
+                Ok(state) => {
+                    let (fresh, _) = RoomCore::load_with(self.limits, state.snapshot.as_deref(), &state.updates);
+                    self.core.replace_document(fresh);
+                }
+                Err(e) => {
+                    tracing::error!(room = %self.id, error = %e, "cannot reload the room after a panic");
+                    return Err(Stop::StoreFailed);
+                }
+            }
         }
         let (runs, inputs, stops) = (
             std::mem::take(&mut fx.runs),

@@ -18,9 +18,55 @@ use yrs::types::ToJson;
 use yrs::updates::decoder::Decode;
 use yrs::{Any, Array, ArrayRef, Doc, Map, ReadTxn, Transact, Update};
 
+use super::guard::{self, TypeIndex};
+
 /// The largest awareness state (JSON) one client may publish: names, colours and a few
 /// cursors fit in far less.
 pub const MAX_AWARENESS_STATE_BYTES: usize = 16 * 1024;
+
+/// Default largest document a room may hold, in bytes of its encoded updates: a large
+/// source tree's text fits; a client cannot fill the disk or memory through one room.
+pub const DEFAULT_MAX_DOC_BYTES: usize = 64 * 1024 * 1024;
+
+/// Default most files a room may hold (a shared folder of a big project fits).
+pub const DEFAULT_MAX_FILES: usize = 10_000;
+
+/// Default awareness updates per second a connection may send on average: cursors move at
+/// typing speed, tens a second at most.
+pub const DEFAULT_AWARENESS_RATE: f64 = 60.0;
+
+/// Default awareness updates a connection may send in a burst above the rate.
+pub const DEFAULT_AWARENESS_BURST: f64 = 240.0;
+
+/// What one room may be made to hold, and how fast awareness may change. Configurable; each
+/// refusal names the limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RoomLimits {
+    /// The document's size, in bytes of accepted updates since the last compaction plus the
+    /// snapshot (deletions shrink it at the next compaction).
+    pub max_doc_bytes: usize,
+    /// Entries of the `files` map.
+    pub max_files: usize,
+    /// Awareness updates per second per connection.
+    pub awareness_rate: f64,
+    /// Awareness burst per connection.
+    pub awareness_burst: f64,
+}
+
+impl Default for RoomLimits {
+    fn default() -> Self {
+        RoomLimits {
+            max_doc_bytes: DEFAULT_MAX_DOC_BYTES,
+            max_files: DEFAULT_MAX_FILES,
+            awareness_rate: DEFAULT_AWARENESS_RATE,
+            awareness_burst: DEFAULT_AWARENESS_BURST,
+        }
+    }
+}
+
+/// The encoding of an update that carries nothing (no blocks, no deletes): what an
+/// up-to-date client answers a sync step 1 with. Readers may send it.
+const EMPTY_UPDATE: [u8; 2] = [0, 0];
 
 /// Colours handed to participants that did not pick one, in join order.
 const PALETTE: [&str; 8] = [
@@ -128,8 +174,14 @@ struct Conn {
     participant: Participant,
     /// Said `Hello`: receives mesh messages.
     mesh: bool,
-    /// Awareness client ids this connection published, removed when it leaves.
+    /// Awareness client ids this connection published, removed when it leaves. A
+    /// connection owns the first id it publishes and may set or clear no other.
     awareness_ids: BTreeSet<u64>,
+    /// The awareness client id this connection owns, once it published one.
+    awareness_owned: Option<u64>,
+    /// Awareness updates left in the connection's budget, and when it was last refilled.
+    awareness_tokens: f64,
+    awareness_at_ms: u64,
 }
 
 /// One room's state.
@@ -138,6 +190,14 @@ pub struct RoomCore {
     conns: BTreeMap<ConnId, Conn>,
     joined_total: u64,
     chat_seq: u64,
+    limits: RoomLimits,
+    /// Which items hold shared types: what the update guard accepts as parents.
+    types: TypeIndex,
+    /// Bytes of the snapshot and every update applied since: the document's size as the
+    /// limit counts it.
+    doc_bytes: usize,
+    /// Which connection owns each awareness client id.
+    awareness_owner: BTreeMap<u64, ConnId>,
 }
 
 impl RoomCore {
@@ -145,11 +205,20 @@ impl RoomCore {
     /// are skipped and counted in the returned number (they were validated when accepted,
     /// so a non-zero count means the store was damaged).
     pub fn load(snapshot: Option<&[u8]>, updates: &[Vec<u8>]) -> (Self, usize) {
+        Self::load_with(RoomLimits::default(), snapshot, updates)
+    }
+
+    /// [`RoomCore::load`] with the given limits.
+    pub fn load_with(limits: RoomLimits, snapshot: Option<&[u8]>, updates: &[Vec<u8>]) -> (Self, usize) {
         let doc = shape::new_doc();
         let mut bad = 0;
+        let mut types = TypeIndex::default();
+        let mut doc_bytes = 0;
         {
             let mut txn = doc.transact_mut();
             for u in snapshot.into_iter().chain(updates.iter().map(|u| u.as_slice())) {
+                types.record_bytes(u);
+                doc_bytes += u.len();
                 match Update::decode_v1(u) {
                     Ok(update) => {
                         if txn.apply_update(update).is_err() {
@@ -165,6 +234,10 @@ impl RoomCore {
             conns: BTreeMap::new(),
             joined_total: 0,
             chat_seq: 0,
+            limits,
+            types,
+            doc_bytes,
+            awareness_owner: BTreeMap::new(),
         };
         (room, bad)
     }
@@ -258,6 +331,9 @@ impl RoomCore {
                 participant: participant.clone(),
                 mesh: false,
                 awareness_ids: BTreeSet::new(),
+                awareness_owned: None,
+                awareness_tokens: self.limits.awareness_burst,
+                awareness_at_ms: 0,
             },
         );
         let mut fx = Effects::default();
@@ -279,6 +355,9 @@ impl RoomCore {
     pub fn leave(&mut self, id: ConnId) -> Effects {
         let mut fx = Effects::default();
         let Some(conn) = self.conns.remove(&id) else { return fx };
+        if let Some(owned) = conn.awareness_owned {
+            self.awareness_owner.remove(&owned);
+        }
         // Clear the awareness states the connection published, as y-websocket does, so
         // everyone drops its cursors at once.
         let mut removed = AwarenessUpdate {
@@ -314,7 +393,7 @@ impl RoomCore {
             return fx;
         }
         match frame {
-            Frame::Yjs(msg) => self.handle_yjs(id, msg, &mut fx),
+            Frame::Yjs(msg) => self.handle_yjs(id, msg, now_ms, &mut fx),
             Frame::Mesh(msg) => self.handle_mesh(id, msg, now_ms, &mut fx),
         }
         fx
@@ -329,7 +408,7 @@ impl RoomCore {
         fx
     }
 
-    fn handle_yjs(&mut self, id: ConnId, msg: Message, fx: &mut Effects) {
+    fn handle_yjs(&mut self, id: ConnId, msg: Message, now_ms: u64, fx: &mut Effects) {
         match msg {
             Message::Sync(SyncMessage::SyncStep1(sv)) => {
                 let diff = self.doc().transact().encode_state_as_update_v1(&sv);
@@ -341,7 +420,7 @@ impl RoomCore {
             Message::Sync(SyncMessage::SyncStep2(update)) | Message::Sync(SyncMessage::Update(update)) => {
                 self.apply_client_update(id, update, fx);
             }
-            Message::Awareness(update) => self.apply_awareness(id, update, fx),
+            Message::Awareness(update) => self.apply_awareness(id, update, now_ms, fx),
             Message::AwarenessQuery => {
                 if let Ok(update) = self.awareness.update() {
                     fx.to(Target::One(id), encode_yjs(&Message::Awareness(update)));
@@ -356,8 +435,65 @@ impl RoomCore {
         }
     }
 
+    /// A client's update, in the order the design asks for: the role first, then the size,
+    /// then mesh's own bounded parse and the guard's checks against the document, and only
+    /// then yrs.
     fn apply_client_update(&mut self, id: ConnId, raw: Vec<u8>, fx: &mut Effects) {
         let conn = &self.conns[&id];
+        if !conn.participant.role.can_write() {
+            // Sync step 2 of a reader that has nothing new is not an edit.
+            if raw != EMPTY_UPDATE {
+                fx.error(
+                    conn,
+                    id,
+                    ErrorCode::Forbidden,
+                    "your role is reader: edits are not accepted; ask the host for write access".into(),
+                );
+            }
+            return;
+        }
+        let max = self.limits.max_doc_bytes;
+        if self.doc_bytes + raw.len() > max {
+            metrics::counter!("mesh_updates_refused_total", "reason" => "doc_size").increment(1);
+            fx.error(
+                conn,
+                id,
+                ErrorCode::TooLarge,
+                format!(
+                    "the room's document would exceed its size limit of {max} bytes (max_doc_bytes); delete files or ask the operator to raise it"
+                ),
+            );
+            return;
+        }
+        let refused = |fx: &mut Effects, conn: &Conn, refusal: guard::Refusal| {
+            let reason = match refusal {
+                guard::Refusal::Limit(_) => "limit",
+                guard::Refusal::MissingDependency(_) => "missing_dependency",
+                _ => "invalid",
+            };
+            metrics::counter!("mesh_updates_refused_total", "reason" => reason).increment(1);
+            let code = match refusal {
+                guard::Refusal::Limit(_) => ErrorCode::TooLarge,
+                _ => ErrorCode::InvalidUpdate,
+            };
+            fx.error(conn, id, code, refusal.to_string());
+        };
+        let parsed = match guard::parse(&raw) {
+            Ok(p) => p,
+            Err(r) => return refused(fx, conn, r),
+        };
+        if parsed.is_empty() {
+            return;
+        }
+        let sv = self.doc().transact().state_vector();
+        if let Err(r) = guard::check(&parsed, &sv, &self.types) {
+            return refused(fx, conn, r);
+        }
+        if let Err(message) = self.check_file_count(&parsed) {
+            metrics::counter!("mesh_updates_refused_total", "reason" => "files").increment(1);
+            fx.error(conn, id, ErrorCode::TooLarge, message);
+            return;
+        }
         let update = match Update::decode_v1(&raw) {
             Ok(u) => u,
             Err(e) => {
@@ -370,19 +506,6 @@ impl RoomCore {
                 return;
             }
         };
-        if update.is_empty() {
-            // Sync step 2 of a client that has nothing new: not an edit, allowed for readers.
-            return;
-        }
-        if !conn.participant.role.can_write() {
-            fx.error(
-                conn,
-                id,
-                ErrorCode::Forbidden,
-                "your role is reader: edits are not accepted; ask the host for write access".into(),
-            );
-            return;
-        }
         let result = self.doc().transact_mut().apply_update(update);
         if let Err(e) = result {
             let conn = &self.conns[&id];
@@ -394,6 +517,8 @@ impl RoomCore {
             );
             return;
         }
+        self.types.record(&parsed);
+        self.doc_bytes += raw.len();
         fx.to(
             Target::AllBut(id),
             encode_yjs(&Message::Sync(SyncMessage::Update(raw.clone()))),
@@ -401,7 +526,55 @@ impl RoomCore {
         fx.persist.push(raw);
     }
 
-    fn apply_awareness(&mut self, id: ConnId, update: AwarenessUpdate, fx: &mut Effects) {
+    /// Refuses an update that would add files past the room's limit.
+    fn check_file_count(&self, parsed: &guard::Parsed) -> Result<(), String> {
+        let txn = self.doc().transact();
+        let files = txn.get_map(shape::FILES);
+        let have = files.as_ref().map_or(0, |f| f.len(&txn) as usize);
+        let mut new_keys: Vec<&str> = parsed
+            .keys_set_in_root(shape::FILES)
+            .filter(|k| files.as_ref().is_none_or(|f| !f.contains_key(&txn, k)))
+            .collect();
+        new_keys.sort_unstable();
+        new_keys.dedup();
+        let max = self.limits.max_files;
+        if have + new_keys.len() > max {
+            return Err(format!(
+                "the room would hold {} files, over its limit of {max} (max_files); delete files or ask the operator to raise it",
+                have + new_keys.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes the document (and what is derived from it) of `fresh`, keeping the connections,
+    /// their roles and awareness: the room goes on with a document rebuilt from the store.
+    pub fn replace_document(&mut self, fresh: RoomCore) {
+        let states: Vec<_> = self.awareness.iter().map(|(id, state)| (id, state.clone())).collect();
+        self.awareness = fresh.awareness;
+        for (id, state) in states {
+            if let Some(json) = state.data {
+                let _ = self.awareness.apply_update(AwarenessUpdate {
+                    clients: [(id, yrs::sync::awareness::AwarenessUpdateEntry { clock: state.clock, json })].into(),
+                });
+            }
+        }
+        self.types = fresh.types;
+        self.doc_bytes = fresh.doc_bytes;
+    }
+
+    /// The document's size as the limit counts it, in bytes.
+    pub fn doc_bytes(&self) -> usize {
+        self.doc_bytes
+    }
+
+    /// After a compaction the document's size is the snapshot's.
+    pub fn compacted(&mut self, snapshot_bytes: usize) {
+        self.doc_bytes = snapshot_bytes;
+    }
+
+    fn apply_awareness(&mut self, id: ConnId, update: AwarenessUpdate, now_ms: u64, fx: &mut Effects) {
+        let limits = self.limits;
         let conn = self.conns.get_mut(&id).expect("checked by handle");
         if let Some(entry) = update
             .clients
@@ -416,6 +589,48 @@ impl RoomCore {
                 format!("awareness state of {len} bytes exceeds {MAX_AWARENESS_STATE_BYTES}"),
             );
             return;
+        }
+        // A token bucket on the room's clock: cursors at typing speed pass, a flood is
+        // refused (and its states never reach the others).
+        let elapsed_s = now_ms.saturating_sub(conn.awareness_at_ms) as f64 / 1000.0;
+        conn.awareness_at_ms = conn.awareness_at_ms.max(now_ms);
+        conn.awareness_tokens = (conn.awareness_tokens + elapsed_s * limits.awareness_rate).min(limits.awareness_burst);
+        if conn.awareness_tokens < 1.0 {
+            metrics::counter!("mesh_awareness_refused_total", "reason" => "rate").increment(1);
+            fx.error(
+                conn,
+                id,
+                ErrorCode::RateLimited,
+                format!(
+                    "awareness updates over {} per second (awareness_rate); slow down",
+                    limits.awareness_rate
+                ),
+            );
+            return;
+        }
+        conn.awareness_tokens -= 1.0;
+        // A connection owns the first client id it publishes; it may not touch any other,
+        // nor claim one another connection owns.
+        for client in update.clients.keys() {
+            let client = client.get();
+            let owned_by_other = self.awareness_owner.get(&client).is_some_and(|owner| *owner != id);
+            let other_than_own = conn.awareness_owned.is_some_and(|own| own != client);
+            if owned_by_other || other_than_own || (conn.awareness_owned.is_none() && update.clients.len() > 1) {
+                metrics::counter!("mesh_awareness_refused_total", "reason" => "not_own").increment(1);
+                let message = if owned_by_other {
+                    format!("awareness client id {client} belongs to another connection; publish your own")
+                } else {
+                    "a connection may publish and clear only its own awareness client id (the first it used)".to_string()
+                };
+                fx.error(conn, id, ErrorCode::Forbidden, message);
+                return;
+            }
+        }
+        if conn.awareness_owned.is_none() {
+            if let Some(client) = update.clients.keys().next() {
+                conn.awareness_owned = Some(client.get());
+                self.awareness_owner.insert(client.get(), id);
+            }
         }
         let mut renamed = None;
         for (client, entry) in &update.clients {
@@ -598,6 +813,7 @@ impl RoomCore {
             }
             txn.encode_update_v1()
         };
+        self.doc_bytes += update.len();
         fx.to(
             Target::All,
             encode_yjs(&Message::Sync(SyncMessage::Update(update.clone()))),

@@ -3,6 +3,7 @@
 
 pub mod actor;
 pub mod core;
+pub mod guard;
 pub mod registry;
 
 pub use registry::Rooms;

@@ -25,6 +25,7 @@ struct Loaded {
 pub struct Rooms {
     store: Arc<dyn Store>,
     runs: Option<Arc<crate::runs::RunService>>,
+    limits: super::core::RoomLimits,
     loaded: Mutex<HashMap<RoomId, Loaded>>,
     generation: AtomicU64,
     me: Weak<Rooms>,
@@ -33,9 +34,19 @@ pub struct Rooms {
 impl Rooms {
     /// An empty registry over `store`.
     pub fn new(store: Arc<dyn Store>, runs: Option<Arc<crate::runs::RunService>>) -> Arc<Self> {
+        Self::with_limits(store, runs, super::core::RoomLimits::default())
+    }
+
+    /// An empty registry whose rooms enforce `limits`.
+    pub fn with_limits(
+        store: Arc<dyn Store>,
+        runs: Option<Arc<crate::runs::RunService>>,
+        limits: super::core::RoomLimits,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|me| Rooms {
             store,
             runs,
+            limits,
             loaded: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             me: me.clone(),
@@ -57,7 +68,7 @@ impl Rooms {
         }
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         let me = self.me.clone();
-        let (handle, task) = actor::spawn_with_runs(id, generation, self.store.clone(), self.runs.clone(), move || {
+        let (handle, task) = actor::spawn_with_runs(id, generation, self.store.clone(), self.runs.clone(), self.limits, move || {
             if let Some(rooms) = me.upgrade() {
                 rooms.forget(id, generation);
             }
