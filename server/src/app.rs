@@ -105,8 +105,12 @@ pub struct Server {
 impl Server {
     /// Opens the store and binds the listener.
     pub async fn bind(settings: Settings) -> anyhow::Result<Server> {
-        std::fs::create_dir_all(&settings.data_dir)
-            .map_err(|e| anyhow::anyhow!("cannot create the data directory {}: {e}", settings.data_dir.display()))?;
+        crate::store::private::ensure_dir(&settings.data_dir).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot create the data directory {} (owner-only): {e}; check that the server's user may write there, or pick another with --data-dir",
+                settings.data_dir.display()
+            )
+        })?;
         let sqlite = SqliteStore::open(&settings.data_dir.join(DB_FILE), settings.durability)?;
         let secret = sqlite.secret().await?;
         let store: Arc<dyn Store> = Arc::new(sqlite);
@@ -152,6 +156,7 @@ impl Server {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let rooms = self.state.rooms.clone();
         let runs = self.state.runs.clone();
+        let store = self.state.store.clone();
         let sockets = self.state.sockets.clone();
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         // Small frames (keystrokes) must not wait for Nagle's algorithm and delayed ACKs.
@@ -166,6 +171,11 @@ impl Server {
                 tracing::info!("shutting down: closing rooms");
                 rooms.shutdown().await;
                 runs.shutdown().await;
+                // Every room is compacted now: leave the store's files small (the WAL
+                // checkpointed and truncated).
+                if let Err(e) = store.close().await {
+                    tracing::warn!(error = %e, "cannot close the store cleanly; the next start checkpoints it");
+                }
             })
             .await?;
         // Upgraded sockets live outside the HTTP server's own bookkeeping: wait for them to

@@ -6,6 +6,7 @@ pub mod client;
 pub mod lsp;
 pub mod net;
 pub mod server;
+pub mod soak;
 
 pub use client::YClient;
 pub use lsp::LspClient;

@@ -194,6 +194,8 @@ struct Actor {
     me: mpsc::WeakSender<Command>,
     active: HashMap<String, ActiveRun>,
     debug: Option<ActiveDebug>,
+    /// Bytes of updates waiting for a missing dependency that the last compaction kept.
+    pending_kept_bytes: u64,
 }
 
 async fn run(
@@ -245,6 +247,7 @@ async fn run(
         me,
         active: HashMap::new(),
         debug: None,
+        pending_kept_bytes: 0,
     };
     actor.main_loop(rx).await;
     metrics::gauge!("mesh_rooms_loaded").decrement(1);
@@ -510,16 +513,48 @@ impl Actor {
         }
     }
 
+    /// Replaces the room's log by a snapshot of the integrated document. Updates waiting for
+    /// a missing dependency are appended again after the snapshot (in the same store
+    /// transaction), so compaction always proceeds; a room whose waiting updates grow from
+    /// one compaction to the next is reported (log and metrics), as its log cannot shrink.
     async fn compact(&mut self) {
         if self.last_seq == self.compacted_seq {
             return;
         }
-        let Some(snapshot) = self.core.snapshot() else { return };
+        let snapshot = self.core.snapshot();
+        let (waiting, waiting_bytes) = (
+            snapshot.pending.len() as u64,
+            snapshot.pending.iter().map(Vec::len).sum::<usize>() as u64,
+        );
+        // Nothing new since the last compaction but the waiting updates themselves: writing
+        // the same snapshot again would gain nothing.
+        if waiting > 0 && self.last_seq - self.compacted_seq <= waiting && waiting_bytes == self.pending_kept_bytes {
+            return;
+        }
         let upto = self.last_seq;
-        match self.store.compact(self.id, snapshot, upto).await {
-            Ok(()) => {
+        match self
+            .store
+            .compact(self.id, snapshot.state, upto, snapshot.pending)
+            .await
+        {
+            Ok(last_seq) => {
                 self.compacted_seq = upto;
+                self.last_seq = last_seq;
                 metrics::counter!("mesh_compactions_total").increment(1);
+                if waiting > 0 {
+                    metrics::counter!("mesh_compaction_pending_kept_total").increment(waiting);
+                    metrics::counter!("mesh_compaction_pending_kept_bytes_total").increment(waiting_bytes);
+                    if waiting_bytes > self.pending_kept_bytes {
+                        metrics::counter!("mesh_rooms_pending_growing_total").increment(1);
+                        tracing::warn!(
+                            room = %self.id,
+                            waiting_bytes,
+                            before = self.pending_kept_bytes,
+                            "updates waiting for a missing dependency keep growing; they stay in the log after each snapshot until a client sends what they depend on"
+                        );
+                    }
+                }
+                self.pending_kept_bytes = waiting_bytes;
             }
             Err(e) => tracing::warn!(room = %self.id, error = %e, "compaction failed; the log is kept"),
         }
@@ -824,8 +859,14 @@ mod tests {
                 self.inner.append(id, updates).await
             })
         }
-        fn compact(&self, id: RoomId, snapshot: Vec<u8>, upto_seq: u64) -> BoxFuture<'_, StoreResult<()>> {
-            self.inner.compact(id, snapshot, upto_seq)
+        fn compact(
+            &self,
+            id: RoomId,
+            snapshot: Vec<u8>,
+            upto_seq: u64,
+            keep: Vec<Vec<u8>>,
+        ) -> BoxFuture<'_, StoreResult<u64>> {
+            self.inner.compact(id, snapshot, upto_seq, keep)
         }
         fn put_run(&self, id: RoomId, run: crate::store::RunRecord) -> BoxFuture<'_, StoreResult<()>> {
             self.inner.put_run(id, run)
@@ -893,5 +934,42 @@ mod tests {
             "broadcast after the store acknowledged"
         );
         assert_eq!(store.inner.load(id).await.unwrap().updates.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn compaction_proceeds_past_an_update_waiting_for_its_dependency() {
+        use crate::room::core::tests::{text_t, three_edits};
+        let store = Arc::new(MemoryStore::new());
+        let id = RoomId::random();
+        store
+            .create_room(RoomRecord {
+                id,
+                name: "pending".into(),
+                created_at: 0,
+            })
+            .await
+            .unwrap();
+        let [a, b, c] = three_edits();
+        // "c" waits for "b", which no client has sent yet.
+        store.append(id, vec![a, c.clone()]).await.unwrap();
+        for round in 0..2 {
+            let (room, task) = spawn(id, round, store.clone(), || {});
+            room.send(Command::Shutdown).await.unwrap();
+            task.await.unwrap();
+            let state = store.load(id).await.unwrap();
+            assert!(state.snapshot.is_some(), "round {round}: the room was compacted");
+            assert_eq!(state.updates.len(), 1, "round {round}: only the waiting update is left");
+            let (core, _) = RoomCore::load(state.snapshot.as_deref(), &state.updates);
+            assert_eq!(text_t(&core), "a");
+        }
+        // The dependency arrives: the kept update integrates.
+        store.append(id, vec![b]).await.unwrap();
+        let (room, task) = spawn(id, 2, store.clone(), || {});
+        room.send(Command::Shutdown).await.unwrap();
+        task.await.unwrap();
+        let state = store.load(id).await.unwrap();
+        assert!(state.updates.is_empty(), "nothing waits any more: {:?}", state.updates);
+        let (core, _) = RoomCore::load(state.snapshot.as_deref(), &[]);
+        assert_eq!(text_t(&core), "abc");
     }
 }

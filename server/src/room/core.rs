@@ -73,6 +73,15 @@ const PALETTE: [&str; 8] = [
     "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#9a6324",
 ];
 
+/// A room compacted (see [`RoomCore::snapshot`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The integrated document (`encode_diff_v1` from an empty state vector).
+    pub state: Vec<u8>,
+    /// Updates (v1) waiting for a missing dependency; empty when nothing waits.
+    pub pending: Vec<Vec<u8>>,
+}
+
 /// A connection's id, unique for the life of the server process.
 pub type ConnId = u64;
 
@@ -302,14 +311,32 @@ impl RoomCore {
         self.refuse(id, code, message)
     }
 
-    /// The document's full state, for a snapshot. `None` while some update waits for a
-    /// missing dependency: the log must keep it until it can be integrated.
-    pub fn snapshot(&self) -> Option<Vec<u8>> {
+    /// The room compacted: the integrated state, and apart from it whatever waits for a
+    /// missing dependency. The caller stores the state as the snapshot and keeps `pending` in
+    /// the log after it, so compaction never stops for a dependency that may never come,
+    /// while the waiting updates are retried at every load and integrate once it arrives.
+    pub fn snapshot(&self) -> Snapshot {
+        use yrs::encoding::write::Write;
+        use yrs::updates::encoder::{Encode, Encoder, EncoderV1};
         let txn = self.doc().transact();
-        if txn.has_missing_updates() {
-            return None;
+        // `encode_diff_v1` from an empty state vector is the whole integrated document with
+        // its delete set. `encode_state_as_update_v1` would merge the pending updates in, and
+        // a merge that fails panics inside yrs: an update that never integrates must not be
+        // able to spoil (or stop) the room's snapshot.
+        let state = txn.encode_diff_v1(&yrs::StateVector::default());
+        let store = txn.store();
+        let mut pending = Vec::new();
+        if let Some(update) = store.pending_update() {
+            pending.push(update.update.encode_v1());
         }
-        Some(txn.encode_state_as_update_v1(&yrs::StateVector::default()))
+        if let Some(ds) = store.pending_ds() {
+            // An update with no blocks and only this delete set.
+            let mut enc = EncoderV1::new();
+            enc.write_var(0u32);
+            ds.encode(&mut enc);
+            pending.push(enc.to_vec());
+        }
+        Snapshot { state, pending }
     }
 
     /// A connection joins with the role its token grants.
@@ -866,7 +893,7 @@ impl RoomCore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -888,5 +915,61 @@ mod tests {
         }
         let flags: Vec<(ConnId, bool)> = core.participants().iter().map(|p| (p.conn_id, p.companion)).collect();
         assert_eq!(flags, vec![(1, false), (2, true)]);
+    }
+
+    /// Three successive edits of one client ("a", "b", "c" appended to text `t`): the third
+    /// depends on the second.
+    pub(crate) fn three_edits() -> [Vec<u8>; 3] {
+        use yrs::Text;
+        let doc = shape::new_doc();
+        let t = doc.get_or_insert_text("t");
+        ["a", "b", "c"].map(|s| {
+            let mut txn = doc.transact_mut();
+            let len = t.len(&txn);
+            t.insert(&mut txn, len, s);
+            txn.encode_update_v1()
+        })
+    }
+
+    pub(crate) fn text_t(core: &RoomCore) -> String {
+        let t = core.doc().get_or_insert_text("t");
+        let txn = core.doc().transact();
+        yrs::GetString::get_string(&t, &txn)
+    }
+
+    #[test]
+    fn a_snapshot_holds_the_integrated_state_and_keeps_waiting_updates_apart() {
+        let [a, b, c] = three_edits();
+        // "c" waits for "b", which is withheld.
+        let (core, bad) = RoomCore::load(None, &[a, c]);
+        assert_eq!((bad, text_t(&core)), (0, "a".to_string()));
+        let snap = core.snapshot();
+        assert_eq!(snap.pending.len(), 1, "the waiting update is kept apart");
+        let (state_only, _) = RoomCore::load(Some(&snap.state), &[]);
+        assert_eq!(text_t(&state_only), "a");
+        assert!(
+            !state_only.doc().transact().has_missing_updates(),
+            "the snapshot itself holds only integrated state"
+        );
+        // Reloaded from the snapshot and the kept update, the room still waits; once the
+        // dependency arrives, everything integrates.
+        let (reloaded, _) = RoomCore::load(Some(&snap.state), &snap.pending);
+        assert_eq!(text_t(&reloaded), "a");
+        assert!(reloaded.doc().transact().has_missing_updates());
+        let mut tail = snap.pending.clone();
+        tail.push(b);
+        let (complete, bad) = RoomCore::load(Some(&snap.state), &tail);
+        assert_eq!((bad, text_t(&complete)), (0, "abc".to_string()));
+        assert_eq!(complete.snapshot().pending, Vec::<Vec<u8>>::new());
+    }
+
+    #[test]
+    fn a_room_with_nothing_waiting_snapshots_to_its_whole_state() {
+        let [a, b, c] = three_edits();
+        let (core, _) = RoomCore::load(None, &[a, b, c]);
+        let snap = core.snapshot();
+        assert!(snap.pending.is_empty());
+        let (reloaded, bad) = RoomCore::load(Some(&snap.state), &[]);
+        assert_eq!((bad, text_t(&reloaded)), (0, "abc".to_string()));
     }
 }

@@ -86,13 +86,24 @@ impl Store for MemoryStore {
         Box::pin(async move { Ok(out) })
     }
 
-    fn compact(&self, id: RoomId, snapshot: Vec<u8>, upto_seq: u64) -> BoxFuture<'_, StoreResult<()>> {
-        self.with(|rooms| {
+    fn compact(
+        &self,
+        id: RoomId,
+        snapshot: Vec<u8>,
+        upto_seq: u64,
+        keep: Vec<Vec<u8>>,
+    ) -> BoxFuture<'_, StoreResult<u64>> {
+        let out = self.with(|rooms| {
             let room = rooms.entry(id).or_default();
             room.snapshot = Some(snapshot);
             room.log.retain(|(seq, _)| *seq > upto_seq);
+            for u in keep {
+                room.last_seq += 1;
+                room.log.push((room.last_seq, u));
+            }
+            room.last_seq
         });
-        Box::pin(async move { Ok(()) })
+        Box::pin(async move { Ok(out) })
     }
 
     fn put_run(&self, id: RoomId, run: RunRecord) -> BoxFuture<'_, StoreResult<()>> {

@@ -6,6 +6,7 @@
 //! core. Every method may block on disk, so callers reach the store through its own thread.
 
 pub mod memory;
+pub mod private;
 pub mod sqlite;
 
 use std::future::Future;
@@ -68,12 +69,27 @@ pub trait Store: Send + Sync + 'static {
     fn load(&self, id: RoomId) -> BoxFuture<'_, StoreResult<RoomState>>;
     /// Appends accepted updates to a room's log, durably; returns the last sequence number.
     fn append(&self, id: RoomId, updates: Vec<Vec<u8>>) -> BoxFuture<'_, StoreResult<u64>>;
-    /// Replaces every update up to and including `upto_seq` by `snapshot`, atomically.
-    fn compact(&self, id: RoomId, snapshot: Vec<u8>, upto_seq: u64) -> BoxFuture<'_, StoreResult<()>>;
+    /// Replaces every update up to and including `upto_seq` by `snapshot` and appends `keep`
+    /// after it, atomically; returns the last sequence number. `keep` carries what the
+    /// snapshot cannot hold yet (updates waiting for a missing dependency), so they are
+    /// retried at every load and integrate once their dependency arrives.
+    fn compact(
+        &self,
+        id: RoomId,
+        snapshot: Vec<u8>,
+        upto_seq: u64,
+        keep: Vec<Vec<u8>>,
+    ) -> BoxFuture<'_, StoreResult<u64>>;
     /// Adds a finished run to the room's history.
     fn put_run(&self, id: RoomId, run: RunRecord) -> BoxFuture<'_, StoreResult<()>>;
     /// The room's runs, newest first, at most `limit`.
     fn list_runs(&self, id: RoomId, limit: usize) -> BoxFuture<'_, StoreResult<Vec<RunRecord>>>;
+    /// Leaves the files tidy for a stop (the server calls it last, after every room was
+    /// compacted): for SQLite, the WAL is checkpointed and truncated. Later calls fail with
+    /// [`StoreError::Closed`]. Stores with nothing to tidy keep the default.
+    fn close(&self) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 pub use mesh_protocol::rest::RunRecord;

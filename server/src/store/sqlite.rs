@@ -2,13 +2,35 @@
 //!
 //! One OS thread owns the connection and serves commands from a channel. Appends that arrive
 //! together are written in one transaction (group commit), so many rooms typing at once cost
-//! one disk sync, not one each. WAL mode with `synchronous=NORMAL` makes a committed
+//! one commit, not one each. WAL mode with `synchronous=NORMAL` makes a committed
 //! transaction survive a crash of the process (`kill -9`); `Durability::Full` also survives
 //! power loss, at the price of an fsync per commit.
+//!
+//! **What a keystroke costs on disk.** SQLite writes whole pages to the WAL, at least one per
+//! commit, so the bytes written per update are about `page size × pages touched per commit ÷
+//! updates per commit`. Three choices keep that small (the first design wrote ~9 KiB per
+//! three-character update, see `docs/decisions/003-store-write-cost.md`):
+//! - Appends go to one global log, `room_log`, keyed by a global sequence: every commit
+//!   touches its rightmost page only, whichever rooms it carries. (A table clustered by room
+//!   touches one page per room per commit.) Every [`FOLD_ROWS`] rows the log is folded into
+//!   `room_updates`, clustered by room, in one transaction, so a room's load reads a bounded
+//!   hot log plus its own range, and compacted rows are dropped on the way.
+//! - Pages are [`PAGE_SIZE`] bytes (older databases are converted once at open).
+//! - Under load, commits are at most one per [`MIN_COMMIT_INTERVAL`]: appends arriving in the
+//!   meantime share the commit (and its page). An idle store commits at once.
+//!
+//! **The WAL stays bounded.** A second connection checkpoints it passively every
+//! [`CHECKPOINT_INTERVAL`] (never stalling the writer); when it has grown past
+//! [`WAL_TRUNCATE_BYTES`] anyway (continuous writing can starve passive checkpoints of the
+//! moment when the WAL could restart) it runs a TRUNCATE checkpoint, which waits for the
+//! writer. `journal_size_limit` trims the file whenever the WAL restarts, and [`Store::close`]
+//! (graceful shutdown) and [`SqliteStore::open`] truncate it completely.
 
+use std::cell::Cell;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::mpsc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mesh_protocol::RoomId;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -20,12 +42,46 @@ use super::{BoxFuture, RoomRecord, RoomState, RunRecord, Store, StoreError, Stor
 /// one large batch can add to the commands queued behind it.
 const MAX_BATCH: usize = 512;
 
-/// How often the WAL is checkpointed into the main database file. Often enough to keep the
-/// WAL small under sustained typing, rarely enough to cost nothing when idle.
-const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Database page size of new databases (older ones are converted at open). Every commit
+/// writes at least one page to the WAL, so the page is the floor of a keystroke's cost;
+/// 1 KiB still holds a dozen log rows, and snapshots spill into overflow pages either way.
+pub const PAGE_SIZE: u32 = 1024;
+
+/// Under load, at most one commit per this interval: appends that arrive meanwhile share it,
+/// so one WAL page carries several keystrokes. Short enough to be invisible next to a
+/// network round trip; an idle store commits at once.
+pub const MIN_COMMIT_INTERVAL: Duration = Duration::from_millis(3);
+
+/// Rows of the global log after which it is folded into the per-room table. A room's load
+/// scans at most this many hot rows (about 2 MiB at typing load, a few milliseconds from
+/// the page cache); a fold writes each busy room's pages once per this many updates, and
+/// the rows of rooms compacted meanwhile not at all. Folding every 2,048 rows instead
+/// doubled the bytes the process wrote per update.
+pub const FOLD_ROWS: u64 = 32_768;
+
+/// How often the WAL is checkpointed (passively) into the main database file. Often enough
+/// to keep the WAL small under sustained typing, rarely enough to cost nothing when idle.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A WAL larger than this is checkpointed with TRUNCATE, which waits for the writer (a stall
+/// of a few milliseconds: the passive checkpoint just before it copied nearly everything);
+/// below it, passive checkpoints never stall anyone. At 1,000 updates/s the WAL reaches it
+/// about every 10 s.
+pub const WAL_TRUNCATE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// `journal_size_limit`: the size the WAL file is cut back to when it restarts, so a burst
+/// does not leave a large file behind.
+const JOURNAL_SIZE_LIMIT: u64 = WAL_TRUNCATE_BYTES;
+
+/// Bytes of the header SQLite puts before each page in the WAL.
+const WAL_FRAME_HEADER: u64 = 24;
+
+/// The schema this code writes (`PRAGMA user_version`). 1: per-room log only; 2: the global
+/// hot log `room_log` beside it.
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long SQLite waits on a lock held by another connection (e.g. an operator's `sqlite3`
-/// shell) before failing.
+/// shell, or the checkpointer) before failing.
 const BUSY_TIMEOUT_MS: u64 = 5_000;
 
 /// How hard SQLite works to keep committed data.
@@ -47,10 +103,11 @@ enum Command {
     DeleteRoom(RoomId, Reply<bool>),
     Load(RoomId, Reply<RoomState>),
     Append(RoomId, Vec<Vec<u8>>, Reply<u64>),
-    Compact(RoomId, Vec<u8>, u64, Reply<()>),
+    Compact(RoomId, Vec<u8>, u64, Vec<Vec<u8>>, Reply<u64>),
     Secret(Reply<Vec<u8>>),
     PutRun(RoomId, Box<RunRecord>, Reply<()>),
     ListRuns(RoomId, usize, Reply<Vec<RunRecord>>),
+    Close(Reply<()>),
 }
 
 /// A [`Store`] backed by one SQLite file.
@@ -63,26 +120,40 @@ fn db_err(e: rusqlite::Error) -> StoreError {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and starts its writer thread.
+    /// Opens (creating if needed) the database at `path` and starts its writer thread. The
+    /// file and its WAL are made private (0600), a leftover hot log is folded and the WAL
+    /// truncated, so a start always begins from a small WAL.
     pub fn open(path: &Path, durability: Durability) -> StoreResult<Self> {
+        super::private::ensure_db_files(path)
+            .map_err(|e| StoreError::Database(format!("cannot make {} private: {e}", path.display())))?;
         let conn = Connection::open(path).map_err(db_err)?;
-        init(&conn, durability).map_err(db_err)?;
-        // Checkpoints copy the WAL into the database and sync it; done by the writer they
-        // stall every room for the length of an fsync. A second connection does them
-        // instead, passively, so the writer never waits.
-        conn.pragma_update(None, "wal_autocheckpoint", 0).map_err(db_err)?;
+        let page_size = init(&conn, durability).map_err(db_err)?;
+        super::private::tighten_companions(path)
+            .map_err(|e| StoreError::Database(format!("cannot make the files of {} private: {e}", path.display())))?;
+        let mut writer = Writer::new(conn, page_size).map_err(db_err)?;
+        writer.fold().map_err(db_err)?;
+        checkpoint(&writer.conn, Checkpoint::Truncate).map_err(db_err)?;
         let checkpointer = Connection::open(path).map_err(db_err)?;
         checkpointer
-            .busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
+            .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
             .map_err(db_err)?;
+        checkpointer
+            .pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT as i64)
+            .map_err(db_err)?;
+        // The checkpointer stops when this sender is dropped (the writer thread ends).
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("mesh-sqlite-ckpt".into())
-            .spawn(move || checkpoint_loop(checkpointer))
+            .spawn(move || checkpoint_loop(checkpointer, page_size, stop_rx))
             .map_err(|e| StoreError::Database(format!("cannot start the checkpoint thread: {e}")))?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("mesh-sqlite".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || {
+                WAL_PAGE_BYTES.with(|b| b.set(u64::from(page_size) + WAL_FRAME_HEADER));
+                writer.run(rx);
+                drop(stop_tx);
+            })
             .map_err(|e| StoreError::Database(format!("cannot start the store thread: {e}")))?;
         Ok(SqliteStore { tx })
     }
@@ -103,8 +174,10 @@ impl SqliteStore {
     }
 }
 
-fn init(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
-    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
+/// Sets the connection up and creates or upgrades the schema; returns the page size.
+fn init(conn: &Connection, durability: Durability) -> rusqlite::Result<u32> {
+    conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    let page_size = set_page_size(conn)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     let sync = match durability {
         Durability::Process => "NORMAL",
@@ -112,6 +185,10 @@ fn init(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
     };
     conn.pragma_update(None, "synchronous", sync)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT as i64)?;
+    // Checkpoints copy the WAL into the database and sync it; done by the writer they
+    // stall every room for the length of an fsync. A second connection does them instead.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS rooms (
              id TEXT PRIMARY KEY,
@@ -129,6 +206,15 @@ fn init(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
              data BLOB NOT NULL,
              PRIMARY KEY (room_id, seq)
          ) WITHOUT ROWID;
+         -- The hot log: every append lands at its end (see the module doc). No index and no
+         -- foreign key, so an append writes this table's last page and nothing else; rows
+         -- of deleted rooms are deleted with the room and skipped by the fold.
+         CREATE TABLE IF NOT EXISTS room_log (
+             seq INTEGER PRIMARY KEY,
+             room_id TEXT NOT NULL,
+             room_seq INTEGER NOT NULL,
+             data BLOB NOT NULL
+         );
          CREATE TABLE IF NOT EXISTS room_seq (
              room_id TEXT PRIMARY KEY REFERENCES rooms(id) ON DELETE CASCADE,
              last_seq INTEGER NOT NULL
@@ -144,187 +230,414 @@ fn init(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
              key TEXT PRIMARY KEY,
              value BLOB NOT NULL
          );",
-    )
+    )?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    Ok(page_size)
 }
 
-/// Checkpoints the WAL every [`CHECKPOINT_INTERVAL`] until the database cannot be reached
-/// (the process is exiting).
-fn checkpoint_loop(conn: Connection) {
-    loop {
-        std::thread::sleep(CHECKPOINT_INTERVAL);
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+/// Gives a new database [`PAGE_SIZE`] pages, and converts an older one with larger pages
+/// (a `VACUUM` outside WAL mode, once). Returns the page size in effect.
+fn set_page_size(conn: &Connection) -> rusqlite::Result<u32> {
+    let current: u32 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+    if current == PAGE_SIZE {
+        return Ok(current);
+    }
+    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+    if tables == 0 {
+        // A new database: the page size applies when the first table is written.
+        conn.pragma_update(None, "page_size", PAGE_SIZE)?;
+    } else {
+        let started = Instant::now();
+        conn.pragma_update(None, "journal_mode", "DELETE")?;
+        conn.pragma_update(None, "page_size", PAGE_SIZE)?;
+        conn.execute_batch("VACUUM")?;
+        tracing::info!(
+            from = current,
+            to = PAGE_SIZE,
+            ms = started.elapsed().as_millis() as u64,
+            "converted the database to smaller pages (once); small updates now cost less to write"
+        );
+    }
+    conn.pragma_query_value(None, "page_size", |r| r.get(0))
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Checkpoint {
+    /// Copy what it can without waiting for anyone.
+    Passive,
+    /// Wait for the writer, copy everything, and truncate the WAL to zero bytes.
+    Truncate,
+}
+
+/// Runs a checkpoint; returns the frames in the WAL before it (`log` of the pragma).
+fn checkpoint(conn: &Connection, mode: Checkpoint) -> rusqlite::Result<u64> {
+    let sql = match mode {
+        Checkpoint::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
+        Checkpoint::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
+    };
+    let (busy, frames): (i64, i64) = conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let label = match mode {
+        Checkpoint::Passive => "passive",
+        Checkpoint::Truncate => "truncate",
+    };
+    metrics::counter!("mesh_store_checkpoints_total", "mode" => label).increment(1);
+    if busy != 0 {
+        tracing::debug!(?mode, "WAL checkpoint could not finish (busy)");
+    }
+    Ok(frames.max(0) as u64)
+}
+
+/// Checkpoints the WAL every [`CHECKPOINT_INTERVAL`] until `stop` is dropped: passively,
+/// and with TRUNCATE when the WAL holds more than [`WAL_TRUNCATE_BYTES`].
+fn checkpoint_loop(conn: Connection, page_size: u32, stop: mpsc::Receiver<()>) {
+    let frame = u64::from(page_size) + WAL_FRAME_HEADER;
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_INTERVAL) {
+        let result = checkpoint(&conn, Checkpoint::Passive).and_then(|frames| {
+            let bytes = frames * frame;
+            metrics::gauge!("mesh_store_wal_bytes").set(bytes as f64);
+            if bytes > WAL_TRUNCATE_BYTES {
+                tracing::info!(wal_bytes = bytes, "WAL over its bound; truncating it");
+                checkpoint(&conn, Checkpoint::Truncate)?;
+                metrics::gauge!("mesh_store_wal_bytes").set(0.0);
+            }
+            Ok(())
+        });
+        if let Err(e) = result {
             tracing::warn!(error = %e, "WAL checkpoint failed");
         }
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Command>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(cmd) => batch.push(cmd),
-                Err(_) => break,
+thread_local! {
+    /// Bytes of one WAL frame of the writer's database (set on the writer thread).
+    static WAL_PAGE_BYTES: Cell<u64> = const { Cell::new(0) };
+    /// Frames in the WAL after the writer's previous commit.
+    static WAL_FRAMES: Cell<i32> = const { Cell::new(0) };
+}
+
+/// Called by SQLite on the writer thread after each commit with the frames now in the WAL:
+/// counts the bytes the commit wrote (`mesh_store_wal_bytes_written_total`).
+fn count_wal_frames(_wal: &rusqlite::hooks::Wal, frames: std::os::raw::c_int) -> rusqlite::Result<()> {
+    let before = WAL_FRAMES.with(|f| f.replace(frames));
+    // Fewer frames than before: the WAL restarted from its beginning during this commit.
+    let new = if frames >= before { frames - before } else { frames };
+    let bytes = new.max(0) as u64 * WAL_PAGE_BYTES.with(Cell::get);
+    metrics::counter!("mesh_store_wal_bytes_written_total").increment(bytes);
+    Ok(())
+}
+
+/// The writer thread's state: the connection, each room's last sequence number once known,
+/// and the hot log's length.
+struct Writer {
+    conn: Connection,
+    last_seq: HashMap<RoomId, u64>,
+    log_rows: u64,
+    page_size: u32,
+}
+
+impl Writer {
+    fn new(conn: Connection, page_size: u32) -> rusqlite::Result<Writer> {
+        conn.wal_hook(Some(count_wal_frames));
+        let log_rows: u64 = conn.query_row("SELECT count(*) FROM room_log", [], |r| r.get(0))?;
+        Ok(Writer {
+            conn,
+            last_seq: HashMap::new(),
+            log_rows,
+            page_size,
+        })
+    }
+
+    fn run(mut self, rx: mpsc::Receiver<Command>) {
+        // Long enough ago that the first commit does not wait.
+        let mut last_commit: Option<Instant> = None;
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            // Under load (the previous commit was recent), collect what arrives until the
+            // commit interval is over, so the appends share one commit.
+            let due = last_commit.map(|t| t + MIN_COMMIT_INTERVAL);
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(cmd) => batch.push(cmd),
+                    Err(mpsc::TryRecvError::Disconnected) => break,
+                    Err(mpsc::TryRecvError::Empty) => {
+                        let wait = due.map_or(Duration::ZERO, |d| d.saturating_duration_since(Instant::now()));
+                        if wait.is_zero() || !batch.iter().any(|c| matches!(c, Command::Append(..))) {
+                            break;
+                        }
+                        match rx.recv_timeout(wait) {
+                            Ok(cmd) => batch.push(cmd),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            let appended = batch.iter().any(|c| matches!(c, Command::Append(..)));
+            if self.run_batch(batch) {
+                return;
+            }
+            if appended {
+                last_commit = Some(Instant::now());
+            }
+            if self.log_rows >= FOLD_ROWS {
+                if let Err(e) = self.fold() {
+                    tracing::error!(error = %e, "cannot fold the store's log; it keeps growing until this works");
+                }
             }
         }
-        run_batch(&mut conn, batch);
+    }
+
+    /// Runs a batch: all appends in one transaction first (their callers wait on the disk),
+    /// then everything else in order. Returns true when the store was closed.
+    fn run_batch(&mut self, batch: Vec<Command>) -> bool {
+        let (appends, others): (Vec<_>, Vec<_>) = batch.into_iter().partition(|c| matches!(c, Command::Append(..)));
+        if !appends.is_empty() {
+            let mut work: Vec<(RoomId, Vec<Vec<u8>>, Reply<u64>)> = appends
+                .into_iter()
+                .filter_map(|c| match c {
+                    Command::Append(id, updates, reply) => Some((id, updates, reply)),
+                    _ => None,
+                })
+                .collect();
+            let before = self.last_seq.clone();
+            let rows = self.log_rows;
+            let result = (|| {
+                let tx = self.conn.transaction()?;
+                let mut seqs = Vec::with_capacity(work.len());
+                for (id, updates, _) in &work {
+                    seqs.push(append_in(&tx, &mut self.last_seq, &mut self.log_rows, *id, updates)?);
+                }
+                tx.commit()?;
+                Ok::<_, rusqlite::Error>(seqs)
+            })();
+            match result {
+                Ok(seqs) => {
+                    for ((_, _, reply), seq) in work.drain(..).zip(seqs) {
+                        let _ = reply.send(Ok(seq));
+                    }
+                }
+                Err(e) => {
+                    // Nothing was written: forget the sequence numbers handed out.
+                    self.last_seq = before;
+                    self.log_rows = rows;
+                    // `rusqlite::Error` is not `Clone`; one failure answers every caller.
+                    let text = e.to_string();
+                    for (_, _, reply) in work.drain(..) {
+                        let _ = reply.send(Err(StoreError::Database(text.clone())));
+                    }
+                }
+            }
+        }
+        for cmd in others {
+            if let Command::Close(reply) = cmd {
+                let _ = reply.send(self.close());
+                return true;
+            }
+            self.serve(cmd);
+        }
+        false
+    }
+
+    /// Moves the hot log into the per-room table, dropping rows a snapshot already holds and
+    /// rows of deleted rooms, in one transaction.
+    fn fold(&mut self) -> rusqlite::Result<()> {
+        if self.log_rows == 0 {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let tx = self.conn.transaction()?;
+        let upto: Option<i64> = tx.query_row("SELECT max(seq) FROM room_log", [], |r| r.get(0))?;
+        let Some(upto) = upto else {
+            self.log_rows = 0;
+            return Ok(());
+        };
+        let moved = tx.execute(
+            "INSERT OR IGNORE INTO room_updates (room_id, seq, data)
+             SELECT l.room_id, l.room_seq, l.data FROM room_log l
+             JOIN rooms r ON r.id = l.room_id
+             LEFT JOIN room_snapshots s ON s.room_id = l.room_id
+             WHERE l.seq <= ?1 AND l.room_seq > coalesce(s.upto_seq, 0)
+             ORDER BY l.room_id, l.room_seq",
+            [upto],
+        )?;
+        tx.execute(
+            "INSERT INTO room_seq (room_id, last_seq)
+             SELECT l.room_id, max(l.room_seq) FROM room_log l JOIN rooms r ON r.id = l.room_id
+             WHERE l.seq <= ?1 GROUP BY l.room_id
+             ON CONFLICT(room_id) DO UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+            [upto],
+        )?;
+        let removed = tx.execute("DELETE FROM room_log WHERE seq <= ?1", [upto])?;
+        tx.commit()?;
+        self.log_rows = self.log_rows.saturating_sub(removed as u64);
+        metrics::counter!("mesh_store_folds_total").increment(1);
+        tracing::debug!(
+            removed,
+            moved,
+            ms = started.elapsed().as_millis() as u64,
+            "folded the store's log"
+        );
+        Ok(())
+    }
+
+    /// Folds the log and truncates the WAL, for a stop.
+    fn close(&mut self) -> StoreResult<()> {
+        self.fold().map_err(db_err)?;
+        let frames = checkpoint(&self.conn, Checkpoint::Truncate).map_err(db_err)?;
+        tracing::info!(
+            wal_frames = frames,
+            page_size = self.page_size,
+            "store closed: WAL checkpointed and truncated"
+        );
+        Ok(())
     }
 }
 
-/// Runs a batch: all appends in one transaction first (their callers wait on the disk), then
-/// everything else in order.
-fn run_batch(conn: &mut Connection, batch: Vec<Command>) {
-    let (appends, others): (Vec<_>, Vec<_>) = batch.into_iter().partition(|c| matches!(c, Command::Append(..)));
-    if !appends.is_empty() {
-        let mut work: Vec<(RoomId, Vec<Vec<u8>>, Reply<u64>)> = appends
-            .into_iter()
-            .filter_map(|c| match c {
-                Command::Append(id, updates, reply) => Some((id, updates, reply)),
-                _ => None,
-            })
-            .collect();
-        let result = conn.transaction().and_then(|tx| {
-            let mut seqs = Vec::with_capacity(work.len());
-            for (id, updates, _) in &work {
-                seqs.push(append_in(&tx, *id, updates)?);
-            }
-            tx.commit()?;
-            Ok(seqs)
-        });
-        match result {
-            Ok(seqs) => {
-                for ((_, _, reply), seq) in work.drain(..).zip(seqs) {
-                    let _ = reply.send(Ok(seq));
-                }
-            }
-            Err(e) => {
-                // `rusqlite::Error` is not `Clone`; one failure answers every caller.
-                let text = e.to_string();
-                for (_, _, reply) in work.drain(..) {
-                    let _ = reply.send(Err(StoreError::Database(text.clone())));
-                }
-            }
-        }
-    }
-    for cmd in others {
-        serve(conn, cmd);
-    }
+/// The last sequence number of a room, from whatever holds it (the hot log, the per-room
+/// table, the folded counter, the snapshot).
+fn stored_last_seq(conn: &Connection, key: &str) -> rusqlite::Result<u64> {
+    conn.query_row(
+        "SELECT max(coalesce((SELECT max(room_seq) FROM room_log WHERE room_id = ?1), 0),
+                    coalesce((SELECT max(seq) FROM room_updates WHERE room_id = ?1), 0),
+                    coalesce((SELECT last_seq FROM room_seq WHERE room_id = ?1), 0),
+                    coalesce((SELECT upto_seq FROM room_snapshots WHERE room_id = ?1), 0))",
+        [key],
+        |r| r.get(0),
+    )
 }
 
-fn append_in(tx: &rusqlite::Transaction<'_>, id: RoomId, updates: &[Vec<u8>]) -> rusqlite::Result<u64> {
+fn append_in(
+    tx: &rusqlite::Transaction<'_>,
+    last_seq: &mut HashMap<RoomId, u64>,
+    log_rows: &mut u64,
+    id: RoomId,
+    updates: &[Vec<u8>],
+) -> rusqlite::Result<u64> {
     let key = id.to_string();
-    let last: u64 = tx
-        .query_row("SELECT last_seq FROM room_seq WHERE room_id = ?1", [&key], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0);
-    let mut insert = tx.prepare_cached("INSERT INTO room_updates (room_id, seq, data) VALUES (?1, ?2, ?3)")?;
-    let mut seq = last;
+    let mut seq = match last_seq.get(&id) {
+        Some(s) => *s,
+        None => stored_last_seq(tx, &key)?,
+    };
+    let mut insert = tx.prepare_cached("INSERT INTO room_log (room_id, room_seq, data) VALUES (?1, ?2, ?3)")?;
     for u in updates {
         seq += 1;
         insert.execute(params![key, seq, u])?;
     }
-    tx.execute(
-        "INSERT INTO room_seq (room_id, last_seq) VALUES (?1, ?2)
-         ON CONFLICT(room_id) DO UPDATE SET last_seq = excluded.last_seq",
-        params![key, seq],
-    )?;
+    *log_rows += updates.len() as u64;
+    last_seq.insert(id, seq);
     Ok(seq)
 }
 
-fn serve(conn: &mut Connection, cmd: Command) {
-    match cmd {
-        Command::CreateRoom(room, reply) => {
-            let r = conn
-                .execute(
-                    "INSERT INTO rooms (id, name, created_at) VALUES (?1, ?2, ?3)",
-                    params![room.id.to_string(), room.name, room.created_at],
-                )
-                .map(|_| ());
-            let _ = reply.send(r.map_err(db_err));
-        }
-        Command::GetRoom(id, reply) => {
-            let r = conn
-                .query_row(
-                    "SELECT name, created_at FROM rooms WHERE id = ?1",
-                    [id.to_string()],
-                    |r| {
-                        Ok(RoomRecord {
-                            id,
-                            name: r.get(0)?,
-                            created_at: r.get(1)?,
-                        })
-                    },
-                )
-                .optional();
-            let _ = reply.send(r.map_err(db_err));
-        }
-        Command::ListRooms(reply) => {
-            let _ = reply.send(list_rooms(conn).map_err(db_err));
-        }
-        Command::DeleteRoom(id, reply) => {
-            let r = conn
-                .execute("DELETE FROM rooms WHERE id = ?1", [id.to_string()])
-                .map(|n| n > 0);
-            let _ = reply.send(r.map_err(db_err));
-        }
-        Command::Load(id, reply) => {
-            let _ = reply.send(load(conn, id).map_err(db_err));
-        }
-        Command::Append(id, updates, reply) => {
-            let r = conn.transaction().and_then(|tx| {
-                let seq = append_in(&tx, id, &updates)?;
-                tx.commit()?;
-                Ok(seq)
-            });
-            let _ = reply.send(r.map_err(db_err));
-        }
-        Command::Compact(id, snapshot, upto, reply) => {
-            let r = conn.transaction().and_then(|tx| {
+impl Writer {
+    fn serve(&mut self, cmd: Command) {
+        let conn = &mut self.conn;
+        match cmd {
+            Command::CreateRoom(room, reply) => {
+                let r = conn
+                    .execute(
+                        "INSERT INTO rooms (id, name, created_at) VALUES (?1, ?2, ?3)",
+                        params![room.id.to_string(), room.name, room.created_at],
+                    )
+                    .map(|_| ());
+                let _ = reply.send(r.map_err(db_err));
+            }
+            Command::GetRoom(id, reply) => {
+                let r = conn
+                    .query_row(
+                        "SELECT name, created_at FROM rooms WHERE id = ?1",
+                        [id.to_string()],
+                        |r| {
+                            Ok(RoomRecord {
+                                id,
+                                name: r.get(0)?,
+                                created_at: r.get(1)?,
+                            })
+                        },
+                    )
+                    .optional();
+                let _ = reply.send(r.map_err(db_err));
+            }
+            Command::ListRooms(reply) => {
+                let _ = reply.send(list_rooms(conn).map_err(db_err));
+            }
+            Command::DeleteRoom(id, reply) => {
                 let key = id.to_string();
-                tx.execute(
-                    "INSERT INTO room_snapshots (room_id, data, upto_seq) VALUES (?1, ?2, ?3)
+                let r = conn.transaction().and_then(|tx| {
+                    let n = tx.execute("DELETE FROM rooms WHERE id = ?1", [&key])?;
+                    self.log_rows = self
+                        .log_rows
+                        .saturating_sub(tx.execute("DELETE FROM room_log WHERE room_id = ?1", [&key])? as u64);
+                    tx.commit()?;
+                    Ok(n > 0)
+                });
+                self.last_seq.remove(&id);
+                let _ = reply.send(r.map_err(db_err));
+            }
+            Command::Load(id, reply) => {
+                let _ = reply.send(load(conn, id).map_err(db_err));
+            }
+            Command::Append(id, updates, reply) => {
+                // Appends are batched by `run_batch`; one arriving here is served the same way.
+                self.run_batch(vec![Command::Append(id, updates, reply)]);
+            }
+            Command::Close(reply) => {
+                let _ = reply.send(self.close());
+            }
+            Command::Compact(id, snapshot, upto, keep, reply) => {
+                let before = (self.last_seq.clone(), self.log_rows);
+                let r = conn.transaction().and_then(|tx| {
+                    let key = id.to_string();
+                    tx.execute(
+                        "INSERT INTO room_snapshots (room_id, data, upto_seq) VALUES (?1, ?2, ?3)
                      ON CONFLICT(room_id) DO UPDATE SET data = excluded.data, upto_seq = excluded.upto_seq",
-                    params![key, snapshot, upto],
-                )?;
-                tx.execute(
-                    "DELETE FROM room_updates WHERE room_id = ?1 AND seq <= ?2",
-                    params![key, upto],
-                )?;
-                tx.commit()
-            });
-            let _ = reply.send(r.map_err(db_err));
-        }
-        Command::PutRun(id, run, reply) => {
-            let r = serde_json::to_string(&run)
-                .map_err(|e| StoreError::Database(e.to_string()))
-                .and_then(|data| {
-                    conn.execute(
+                        params![key, snapshot, upto],
+                    )?;
+                    // Rows of the hot log up to `upto` stay until the next fold, which drops
+                    // them; loads skip them meanwhile.
+                    tx.execute(
+                        "DELETE FROM room_updates WHERE room_id = ?1 AND seq <= ?2",
+                        params![key, upto],
+                    )?;
+                    let seq = append_in(&tx, &mut self.last_seq, &mut self.log_rows, id, &keep)?;
+                    tx.commit()?;
+                    Ok(seq)
+                });
+                if r.is_err() {
+                    (self.last_seq, self.log_rows) = before;
+                }
+                let _ = reply.send(r.map_err(db_err));
+            }
+            Command::PutRun(id, run, reply) => {
+                let r = serde_json::to_string(&run)
+                    .map_err(|e| StoreError::Database(e.to_string()))
+                    .and_then(|data| {
+                        conn.execute(
                         "INSERT OR REPLACE INTO room_runs (room_id, run_id, started_at, data) VALUES (?1, ?2, ?3, ?4)",
                         params![id.to_string(), run.run_id, run.started_at, data],
                     )
                     .map(|_| ())
                     .map_err(db_err)
-                });
-            let _ = reply.send(r);
-        }
-        Command::ListRuns(id, limit, reply) => {
-            let r = (|| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT data FROM room_runs WHERE room_id = ?1 ORDER BY started_at DESC, run_id LIMIT ?2",
-                )?;
-                let rows = stmt.query_map(params![id.to_string(), limit as i64], |r| r.get::<_, String>(0))?;
-                let mut out = Vec::new();
-                for row in rows {
-                    if let Ok(run) = serde_json::from_str(&row?) {
-                        out.push(run);
+                    });
+                let _ = reply.send(r);
+            }
+            Command::ListRuns(id, limit, reply) => {
+                let r = (|| {
+                    let mut stmt = conn.prepare_cached(
+                        "SELECT data FROM room_runs WHERE room_id = ?1 ORDER BY started_at DESC, run_id LIMIT ?2",
+                    )?;
+                    let rows = stmt.query_map(params![id.to_string(), limit as i64], |r| r.get::<_, String>(0))?;
+                    let mut out = Vec::new();
+                    for row in rows {
+                        if let Ok(run) = serde_json::from_str(&row?) {
+                            out.push(run);
+                        }
                     }
-                }
-                Ok(out)
-            })();
-            let _ = reply.send(r.map_err(db_err));
-        }
-        Command::Secret(reply) => {
-            let _ = reply.send(secret(conn).map_err(db_err));
+                    Ok(out)
+                })();
+                let _ = reply.send(r.map_err(db_err));
+            }
+            Command::Secret(reply) => {
+                let _ = reply.send(secret(conn).map_err(db_err));
+            }
         }
     }
 }
@@ -357,13 +670,17 @@ fn load(conn: &Connection, id: RoomId) -> rusqlite::Result<RoomState> {
         .optional()?;
     let upto = snapshot.as_ref().map_or(0, |(_, s)| *s);
     let mut stmt = conn.prepare_cached("SELECT data FROM room_updates WHERE room_id = ?1 AND seq > ?2 ORDER BY seq")?;
-    let updates = stmt
+    let mut updates = stmt
         .query_map(params![key, upto], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<Vec<u8>>>>()?;
-    let last_seq: u64 = conn
-        .query_row("SELECT last_seq FROM room_seq WHERE room_id = ?1", [&key], |r| r.get(0))
-        .optional()?
-        .unwrap_or(0);
+    // The hot log has no index by room: a scan of at most about `FOLD_ROWS` rows. Its rows
+    // are all newer than the folded ones.
+    let mut stmt =
+        conn.prepare_cached("SELECT data FROM room_log WHERE room_id = ?1 AND room_seq > ?2 ORDER BY room_seq")?;
+    for row in stmt.query_map(params![key, upto], |r| r.get(0))? {
+        updates.push(row?);
+    }
+    let last_seq = stored_last_seq(conn, &key)?;
     Ok(RoomState {
         snapshot: snapshot.map(|(d, _)| d),
         updates,
@@ -412,14 +729,23 @@ impl Store for SqliteStore {
     fn append(&self, id: RoomId, updates: Vec<Vec<u8>>) -> BoxFuture<'_, StoreResult<u64>> {
         self.call(|r| Command::Append(id, updates, r))
     }
-    fn compact(&self, id: RoomId, snapshot: Vec<u8>, upto_seq: u64) -> BoxFuture<'_, StoreResult<()>> {
-        self.call(|r| Command::Compact(id, snapshot, upto_seq, r))
+    fn compact(
+        &self,
+        id: RoomId,
+        snapshot: Vec<u8>,
+        upto_seq: u64,
+        keep: Vec<Vec<u8>>,
+    ) -> BoxFuture<'_, StoreResult<u64>> {
+        self.call(|r| Command::Compact(id, snapshot, upto_seq, keep, r))
     }
     fn put_run(&self, id: RoomId, run: RunRecord) -> BoxFuture<'_, StoreResult<()>> {
         self.call(|r| Command::PutRun(id, Box::new(run), r))
     }
     fn list_runs(&self, id: RoomId, limit: usize) -> BoxFuture<'_, StoreResult<Vec<RunRecord>>> {
         self.call(|r| Command::ListRuns(id, limit, r))
+    }
+    fn close(&self) -> BoxFuture<'_, StoreResult<()>> {
+        self.call(Command::Close)
     }
 }
 
@@ -443,7 +769,7 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(store.append(id, vec![vec![1], vec![2]]).await.unwrap(), 2);
-            store.compact(id, vec![9], 1).await.unwrap();
+            store.compact(id, vec![9], 1, Vec::new()).await.unwrap();
             assert_eq!(store.append(id, vec![vec![3]]).await.unwrap(), 3);
         }
         let store = SqliteStore::open(&path, Durability::Process).unwrap();
@@ -459,6 +785,148 @@ mod tests {
         let secret = store.secret().await.unwrap();
         assert_eq!(secret, store.secret().await.unwrap());
         assert!(store.delete_room(id).await.unwrap());
+        assert_eq!(store.load(id).await.unwrap(), RoomState::default());
+    }
+
+    async fn store_with_room(path: &Path) -> (SqliteStore, RoomId) {
+        let store = SqliteStore::open(path, Durability::Process).unwrap();
+        let id = RoomId::random();
+        store
+            .create_room(RoomRecord {
+                id,
+                name: "r".into(),
+                created_at: 1,
+            })
+            .await
+            .unwrap();
+        (store, id)
+    }
+
+    fn count(path: &Path, sql: &str) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_hot_log_folds_into_room_ranges_and_loads_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mesh.db");
+        let (store, a) = store_with_room(&path).await;
+        let b = RoomId::random();
+        store
+            .create_room(RoomRecord {
+                id: b,
+                name: "b".into(),
+                created_at: 2,
+            })
+            .await
+            .unwrap();
+        // Interleaved appends, as rooms typing at once produce them.
+        for i in 0..10u8 {
+            store.append(a, vec![vec![i]]).await.unwrap();
+            store.append(b, vec![vec![100 + i]]).await.unwrap();
+        }
+        assert_eq!(store.compact(a, vec![42], 6, Vec::new()).await.unwrap(), 10);
+        let (before_a, before_b) = (store.load(a).await.unwrap(), store.load(b).await.unwrap());
+        assert_eq!(before_a.updates, (6..10u8).map(|i| vec![i]).collect::<Vec<_>>());
+        store.close().await.unwrap();
+        drop(store);
+        // Close folded the log: it is empty, and the compacted rows of `a` were dropped.
+        assert_eq!(count(&path, "SELECT count(*) FROM room_log"), 0);
+        assert_eq!(count(&path, "SELECT count(*) FROM room_updates"), 4 + 10);
+        let store = SqliteStore::open(&path, Durability::Process).unwrap();
+        assert_eq!(store.load(a).await.unwrap(), before_a);
+        assert_eq!(store.load(b).await.unwrap(), before_b);
+        // Sequence numbers continue where they were.
+        assert_eq!(store.append(a, vec![vec![10]]).await.unwrap(), 11);
+    }
+
+    #[tokio::test]
+    async fn updates_kept_at_compaction_follow_the_snapshot_across_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mesh.db");
+        let (store, id) = store_with_room(&path).await;
+        store.append(id, vec![vec![1], vec![2], vec![3]]).await.unwrap();
+        let last = store.compact(id, vec![9], 3, vec![vec![7]]).await.unwrap();
+        assert_eq!(last, 4, "the kept update gets the next sequence number");
+        let want = RoomState {
+            snapshot: Some(vec![9]),
+            updates: vec![vec![7]],
+            last_seq: 4,
+        };
+        assert_eq!(store.load(id).await.unwrap(), want);
+        drop(store);
+        // Reopened without a clean close (as after a crash), and again after a clean one.
+        let store = SqliteStore::open(&path, Durability::Process).unwrap();
+        assert_eq!(store.load(id).await.unwrap(), want);
+        store.close().await.unwrap();
+        let store = SqliteStore::open(&path, Durability::Process).unwrap();
+        assert_eq!(store.load(id).await.unwrap(), want);
+    }
+
+    #[tokio::test]
+    async fn close_leaves_an_empty_wal_and_refuses_later_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mesh.db");
+        let (store, id) = store_with_room(&path).await;
+        for i in 0..200u32 {
+            store.append(id, vec![i.to_le_bytes().to_vec()]).await.unwrap();
+        }
+        let wal = dir.path().join("mesh.db-wal");
+        assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+        store.close().await.unwrap();
+        assert_eq!(std::fs::metadata(&wal).map_or(0, |m| m.len()), 0);
+        assert!(matches!(store.load(id).await, Err(StoreError::Closed)));
+    }
+
+    #[tokio::test]
+    async fn a_database_with_large_pages_is_converted_and_keeps_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mesh.db");
+        let id = RoomId::random();
+        {
+            // What the first version of this store left behind: 4 KiB pages, no hot log.
+            let conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "page_size", 4096).unwrap();
+            conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+            conn.execute_batch(
+                "CREATE TABLE rooms (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at INTEGER NOT NULL);
+                 CREATE TABLE room_updates (room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+                     seq INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (room_id, seq)) WITHOUT ROWID;
+                 CREATE TABLE room_seq (room_id TEXT PRIMARY KEY REFERENCES rooms(id) ON DELETE CASCADE,
+                     last_seq INTEGER NOT NULL);",
+            )
+            .unwrap();
+            let key = id.to_string();
+            conn.execute("INSERT INTO rooms VALUES (?1, 'old', 1)", [&key]).unwrap();
+            conn.execute("INSERT INTO room_updates VALUES (?1, 1, x'01'), (?1, 2, x'02')", [&key])
+                .unwrap();
+            conn.execute("INSERT INTO room_seq VALUES (?1, 2)", [&key]).unwrap();
+        }
+        let store = SqliteStore::open(&path, Durability::Process).unwrap();
+        assert_eq!(
+            store.load(id).await.unwrap(),
+            RoomState {
+                snapshot: None,
+                updates: vec![vec![1], vec![2]],
+                last_seq: 2
+            }
+        );
+        assert_eq!(store.append(id, vec![vec![3]]).await.unwrap(), 3);
+        assert_eq!(count(&path, "PRAGMA page_size"), i64::from(PAGE_SIZE));
+        assert_eq!(count(&path, "PRAGMA user_version"), SCHEMA_VERSION);
+    }
+
+    #[tokio::test]
+    async fn deleting_a_room_drops_its_hot_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mesh.db");
+        let (store, id) = store_with_room(&path).await;
+        store.append(id, vec![vec![1], vec![2]]).await.unwrap();
+        assert!(store.delete_room(id).await.unwrap());
+        assert_eq!(count(&path, "SELECT count(*) FROM room_log"), 0);
         assert_eq!(store.load(id).await.unwrap(), RoomState::default());
     }
 }
