@@ -276,7 +276,11 @@ impl EdgeSettings {
         let rate = |name: &str, flag: Option<f64>, file: Option<f64>, default: f64, min: f64| {
             let v = flag.or(file).unwrap_or(default);
             if !v.is_finite() || v < min || v <= 0.0 {
-                anyhow::bail!("{name} must be a number of at least {min} (got {v})");
+                // Rates are per second and may be fractions; bursts are whole requests.
+                if min > 0.0 {
+                    anyhow::bail!("{name} must be at least {min} (got {v})");
+                }
+                anyhow::bail!("{name} must be a positive number per second (got {v})");
             }
             Ok(v)
         };
@@ -424,4 +428,57 @@ fn default_data_dir() -> PathBuf {
     dirs::data_dir()
         .map(|d| d.join("mesh"))
         .unwrap_or_else(|| PathBuf::from(".mesh"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(file: &str, flags: &[&str]) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mesh.toml");
+        std::fs::write(&path, file).unwrap();
+        let mut argv = vec!["mesh-server", "--config", path.to_str().unwrap()];
+        argv.extend_from_slice(flags);
+        Settings::resolve(Args::try_parse_from(argv).unwrap())
+    }
+
+    #[test]
+    fn edge_limits_come_from_the_file_and_flags_override_it() {
+        let s = resolve(
+            "trusted_proxy = [\"10.0.0.0/8\", \"192.0.2.1\"]\nforwarded_header = \"forwarded\"\n\
+             create_rate = 2\ncreate_burst = 5\nmax_rooms = 100\ncreate_token = \"t\"\n\
+             header_read_timeout_secs = 3\nmax_connections_per_address = 7\n",
+            &["--create-rate", "0.25", "--join-burst", "10"],
+        )
+        .unwrap();
+        let e = &s.edge;
+        assert!(e.proxies.is_trusted("10.9.8.7".parse().unwrap()));
+        assert!(e.proxies.is_trusted("192.0.2.1".parse().unwrap()));
+        assert!(!e.proxies.is_trusted("192.0.2.2".parse().unwrap()));
+        assert_eq!((e.create_rate, e.create_burst), (0.25, 5.0));
+        assert_eq!((e.join_rate, e.join_burst), (crate::limits::JOIN_RATE, 10.0));
+        assert_eq!(e.max_rooms, Some(100));
+        assert_eq!(e.create_token.as_deref(), Some("t"));
+        assert_eq!(e.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(e.max_connections_per_address, 7);
+        assert!(
+            !format!("{s:?}").contains("\"t\""),
+            "the creation token is never printed"
+        );
+    }
+
+    #[test]
+    fn bad_edge_settings_are_refused_by_name() {
+        let e = resolve("trusted_proxy = [\"proxy.local\"]\n", &[]).err().unwrap();
+        assert!(e.to_string().contains("trusted_proxy"), "{e}");
+        let e = resolve("", &["--header-read-timeout-secs", "0"]).err().unwrap();
+        assert!(e.to_string().contains("header_read_timeout_secs"), "{e}");
+        let e = resolve("", &["--create-rate", "0"]).err().unwrap();
+        assert!(e.to_string().contains("create_rate"), "{e}");
+        let e = resolve("", &["--max-connections", "0"]).err().unwrap();
+        assert!(e.to_string().contains("max_connections"), "{e}");
+        // Zero rooms means "no cap", as the README says.
+        assert_eq!(resolve("", &["--max-rooms", "0"]).unwrap().edge.max_rooms, None);
+    }
 }
