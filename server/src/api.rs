@@ -180,7 +180,7 @@ fn admit_creation(app: &AppState, client: &ClientAddr) -> Result<(), Refusal> {
     let edge = &app.settings.edge;
     let refused = |message: String, retry_after: Option<Duration>, code: ErrorCode| {
         metrics::counter!("mesh_rooms_refused_total").increment(1);
-        tracing::info!(client = %client.ip, "room creation refused: {message}");
+        tracing::debug!(client = %client.ip, "room creation refused: {message}");
         Refusal {
             code,
             message,

@@ -122,6 +122,8 @@ pub async fn serve(
             stop_rx.clone(),
         ));
     }
+    // New connections are refused from here on, not left waiting in the backlog.
+    drop(listener);
     let _ = stop_tx.send(true);
     tracker.close();
     tracker.wait().await;

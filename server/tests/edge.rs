@@ -530,3 +530,90 @@ async fn clients_behind_a_proxy_are_capped_per_address_by_their_websockets() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_creation_flood_is_held_to_the_burst_while_others_keep_editing() {
+    // Default limits: 60 rooms at once per address, then one every two seconds.
+    let server = TestServer::start().unwrap();
+    let session = server.create_session("honest").await.unwrap();
+    let honest = Honest::join(&server, &session).await;
+    let attacker = client_from("127.0.0.2");
+    let url = format!("{}/api/sessions", server.url);
+    let t0 = Instant::now();
+    let flood = tokio::spawn(async move {
+        let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+        let mut pending = futures_util::stream::FuturesUnordered::new();
+        for _ in 0..3000 {
+            let (attacker, url) = (attacker.clone(), url.clone());
+            pending.push(async move { attacker.post(url).json(&serde_json::json!({})).send().await });
+            // At most 32 requests in flight, as a client pool would.
+            if pending.len() >= 32 {
+                let resp = futures_util::StreamExt::next(&mut pending).await.unwrap().unwrap();
+                *statuses.entry(resp.status().as_u16()).or_default() += 1;
+            }
+        }
+        while let Some(resp) = futures_util::StreamExt::next(&mut pending).await {
+            *statuses.entry(resp.unwrap().status().as_u16()).or_default() += 1;
+        }
+        statuses
+    });
+    let mut latencies = honest.type_and_measure(100).await;
+    let statuses = flood.await.unwrap();
+    let took = t0.elapsed();
+    honest.report("during a flood of 3,000 room creations", &mut latencies);
+    println!("3,000 creation requests from one address in {took:?}: {statuses:?}");
+    let created = statuses.get(&201).copied().unwrap_or(0);
+    let allowed = 60 + (took.as_secs_f64() * 0.5).ceil() as usize;
+    assert!(created <= allowed, "{created} rooms created, at most {allowed} allowed");
+    assert!(created >= 60, "the burst is honoured: {created}");
+    assert_eq!(created + statuses.get(&429).copied().unwrap_or(0), 3000, "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_flood_from_one_address_is_capped_while_others_keep_editing() {
+    // A long header timeout, so the flood's silent connections stay for the whole test.
+    let server = TestServer::start_with(&[
+        "--max-connections-per-address",
+        "500",
+        "--header-read-timeout-secs",
+        "60",
+    ])
+    .unwrap();
+    let session = server.create_session("honest").await.unwrap();
+    let honest = Honest::join(&server, &session).await;
+    let port = server.port;
+    let flood = tokio::spawn(async move {
+        let mut conns = Vec::new();
+        for _ in 0..600 {
+            conns.push(tcp_from("127.0.0.2", port).await);
+        }
+        // A refused connection is answered at once; an admitted one hears nothing.
+        let answers = futures_util::future::join_all(conns.iter_mut().map(|s| async move {
+            let mut buf = [0u8; 512];
+            match tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await {
+                Ok(Ok(n)) => Some(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                _ => None,
+            }
+        }))
+        .await;
+        (conns, answers)
+    });
+    let mut latencies = honest.type_and_measure(100).await;
+    let (_conns, answers) = flood.await.unwrap();
+    honest.report("during a flood of 600 connections from one address", &mut latencies);
+    let refused: Vec<&String> = answers.iter().flatten().collect();
+    println!(
+        "one address opened 600 connections: {} held, {} refused",
+        600 - refused.len(),
+        refused.len()
+    );
+    assert_eq!(refused.len(), 100);
+    for answer in refused {
+        assert!(
+            answer.contains(" 429 ") && answer.contains("max_connections_per_address"),
+            "{answer}"
+        );
+    }
+    // Another address is unaffected.
+    assert_eq!(request_from("127.0.0.1", port, LIVEZ).await.0, 200);
+}
