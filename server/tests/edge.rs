@@ -617,3 +617,25 @@ async fn a_connection_flood_from_one_address_is_capped_while_others_keep_editing
     // Another address is unaffected.
     assert_eq!(request_from("127.0.0.1", port, LIVEZ).await.0, 200);
 }
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_dangling_requests() {
+    let mut server = TestServer::start_with(&["--header-read-timeout-secs", "60"]).unwrap();
+    let mut dangling = tcp_from("127.0.0.1", server.port).await;
+    dangling
+        .write_all(b"GET /livez HTTP/1.1\r\nhost: mesh\r\n")
+        .await
+        .unwrap();
+    // Make sure the server has the connection before it is told to stop.
+    assert_eq!(request_from("127.0.0.1", server.port, LIVEZ).await.0, 200);
+    let t0 = Instant::now();
+    let code = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap()
+        .unwrap();
+    let took = t0.elapsed();
+    println!("stopped in {took:?} with a half-sent request open");
+    assert_eq!(code, Some(0));
+    assert!(took < Duration::from_secs(15), "shutdown waited {took:?}");
+    assert!(read_to_close(&mut dangling, Duration::from_secs(1)).await.is_some());
+}
