@@ -27,6 +27,10 @@ const KILL_POLL_INTERVAL: Duration = Duration::from_millis(5);
 const PORT_POLL_INTERVAL: Duration = Duration::from_millis(50);
 /// Time allowed for one room-creation request.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Rooms the bench may create at once: its largest run has one client in each of 1,000
+/// rooms.
+const BENCH_ROOM_BURST: u32 = 1000;
+
 /// What mesh-server prints on stdout once it accepts connections; the URL follows.
 const MESH_READY_PREFIX: &str = "mesh-server listening on http://";
 /// Lines of a server's log quoted when it fails to start.
@@ -133,6 +137,10 @@ impl ServerProcess {
                     .arg("127.0.0.1:0")
                     .arg("--data-dir")
                     .arg(&data)
+                    // The bench creates all its rooms at once from one address, far above
+                    // what mesh lets one address create by default.
+                    .arg("--create-burst")
+                    .arg(BENCH_ROOM_BURST.to_string())
                     .stdout(Stdio::piped());
                 command
             }

@@ -1,8 +1,8 @@
 //! Configuration and the registry of shared folders, in the XDG locations:
 //! `$XDG_CONFIG_HOME/mesh/config.toml` (server, name, colour) and
 //! `$XDG_STATE_HOME/mesh/sessions.json` (which folder is in which room, with its token; the
-//! file is readable by its owner only). `MESH_SERVER`, `MESH_NAME` and `MESH_COLOR`
-//! override the file; command-line flags override both.
+//! file is readable by its owner only). `MESH_SERVER`, `MESH_NAME`, `MESH_COLOR` and
+//! `MESH_CREATE_TOKEN` override the file; command-line flags override both.
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +21,9 @@ pub struct Config {
     pub name: Option<String>,
     /// Colour `#rrggbb`.
     pub color: Option<String>,
+    /// The token a server that restricts room creation (`mesh-server --create-token`) asks
+    /// `share` for.
+    pub create_token: Option<String>,
 }
 
 impl Config {
@@ -41,6 +44,9 @@ impl Config {
         }
         if let Ok(v) = std::env::var("MESH_COLOR") {
             cfg.color = Some(v);
+        }
+        if let Ok(v) = std::env::var("MESH_CREATE_TOKEN") {
+            cfg.create_token = Some(v);
         }
         Ok(cfg)
     }
@@ -65,7 +71,7 @@ impl Config {
     }
 }
 
-/// A tiny reader for the three `key = "value"` lines the config file holds.
+/// A tiny reader for the `key = "value"` lines the config file holds.
 fn toml_lite(text: &str) -> Result<Config, String> {
     let mut cfg = Config::default();
     for (n, line) in text.lines().enumerate() {
@@ -81,6 +87,7 @@ fn toml_lite(text: &str) -> Result<Config, String> {
             "server" => cfg.server = Some(v),
             "name" => cfg.name = Some(v),
             "color" => cfg.color = Some(v),
+            "create_token" => cfg.create_token = Some(v),
             other => return Err(format!("line {}: unknown key {other}", n + 1)),
         }
     }
@@ -178,6 +185,8 @@ mod tests {
             (c.server.as_deref(), c.name.as_deref()),
             (Some("http://x:1"), Some("ada"))
         );
+        let c = toml_lite("create_token = \"s3cret\"\n").unwrap();
+        assert_eq!(c.create_token.as_deref(), Some("s3cret"));
         assert!(toml_lite("colour = \"red\"")
             .unwrap_err()
             .contains("unknown key colour"));

@@ -24,6 +24,10 @@ struct Cli {
     /// Your display name (default: config file, $MESH_NAME, or $USER).
     #[arg(long, global = true)]
     name: Option<String>,
+    /// The token a server that restricts room creation asks for when sharing (default:
+    /// config file `create_token`, or $MESH_CREATE_TOKEN).
+    #[arg(long, global = true)]
+    create_token: Option<String>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -96,6 +100,7 @@ fn identity(cli: &Cli, client: &str) -> anyhow::Result<Identity> {
             .clone()
             .map(|s| s.trim_end_matches('/').to_string())
             .unwrap_or_else(|| cfg.server()),
+        create_token: cli.create_token.clone().or(cfg.create_token).filter(|t| !t.is_empty()),
     })
 }
 

@@ -186,6 +186,9 @@ pub struct Identity {
     pub client: String,
     /// The default server base URL.
     pub server: String,
+    /// The token room creation needs on servers that ask for one (`mesh-server
+    /// --create-token`); sent as a bearer token when sharing.
+    pub create_token: Option<String>,
 }
 
 struct OpenDoc {
@@ -742,8 +745,9 @@ impl Session {
                         .map(|n| n.to_string_lossy().into_owned())
                 });
                 let tx = self.events_tx.clone();
+                let create_token = self.identity.create_token.clone();
                 tokio::spawn(async move {
-                    let result = create_room(&server, name).await;
+                    let result = create_room(&server, name, create_token.as_deref()).await;
                     let _ = tx.send(Event::Created(
                         result,
                         ShareParams {
@@ -1602,12 +1606,18 @@ pub fn upload(doc: &Doc, files: impl IntoIterator<Item = (String, String)>) {
     }
 }
 
-/// Creates a room on the server.
-pub async fn create_room(server: &str, name: Option<String>) -> Result<CreatedSession, String> {
+/// Creates a room on the server, with the creation token when the server asks for one.
+pub async fn create_room(
+    server: &str,
+    name: Option<String>,
+    create_token: Option<&str>,
+) -> Result<CreatedSession, String> {
     let url = format!("{server}/api/sessions");
-    let resp = reqwest::Client::new()
-        .post(&url)
-        .json(&CreateSession { name })
+    let mut request = reqwest::Client::new().post(&url).json(&CreateSession { name });
+    if let Some(token) = create_token {
+        request = request.bearer_auth(token);
+    }
+    let resp = request
         .send()
         .await
         .map_err(|e| format!("cannot reach the server at {server}: {e}"))?;

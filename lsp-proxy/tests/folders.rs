@@ -159,3 +159,63 @@ async fn share_and_join_folders_round_trip() {
         let _ = p.child.kill().await;
     }
 }
+
+#[tokio::test]
+async fn share_sends_the_creation_token_a_server_asks_for() {
+    let server = TestServer::start_with(&["--create-token", "class-of-2025"]).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("main.py"), "print('hi')\n").unwrap();
+    let state = tmp.path().join("state");
+
+    // Without the token the server refuses, and the error says which setting it wants.
+    let out = Command::new(proxy_bin())
+        .args(["share", dir.to_str().unwrap()])
+        .env("MESH_SERVER", &server.url)
+        .env("XDG_STATE_HOME", &state)
+        .env("XDG_CONFIG_HOME", &state)
+        .env_remove("MESH_CREATE_TOKEN")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("create_token") && stderr.contains("401"), "{stderr}");
+
+    // With the flag, and with the environment variable, it shares.
+    let mut by_flag = cli(
+        &server,
+        &state,
+        &["share", "--create-token", "class-of-2025", dir.to_str().unwrap()],
+    )
+    .await;
+    assert!(by_flag.line_starting("Join link").await.contains("/join/"));
+    let _ = by_flag.child.kill().await;
+    let mut by_env = Command::new(proxy_bin())
+        .args(["share", dir.to_str().unwrap()])
+        .env("MESH_SERVER", &server.url)
+        .env("MESH_CREATE_TOKEN", "class-of-2025")
+        .env("XDG_STATE_HOME", tmp.path().join("state-env"))
+        .env("XDG_CONFIG_HOME", tmp.path().join("state-env"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(by_env.stdout.take().unwrap()).lines();
+    let link = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.starts_with("Join link") {
+                return line;
+            }
+        }
+        panic!("share ended before printing its link");
+    })
+    .await
+    .expect("timed out");
+    assert!(link.contains("/join/"), "{link}");
+    let _ = by_env.kill().await;
+}

@@ -1,9 +1,10 @@
 //! The REST API (`/api/...`, `/livez`, `/readyz`, `/metrics`) and its OpenAPI description.
 
-use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
@@ -16,6 +17,9 @@ use mesh_protocol::{ErrorCode, RoomId};
 use utoipa::OpenApi;
 
 use crate::app::AppState;
+use crate::client_addr::ClientAddr;
+use crate::edge::{describe_wait, Refusal};
+use crate::limits::CreationRefusal;
 use crate::room::core::RoomCore;
 use crate::store::sqlite::now_ms;
 use crate::store::RoomRecord;
@@ -39,6 +43,10 @@ impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "create_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
         components.add_security_scheme(
             "room_token",
             SecurityScheme::Http(
@@ -87,8 +95,26 @@ fn parse_room(id: &str) -> Result<RoomId, ApiFailure> {
 
 /// Create a room.
 #[utoipa::path(post, path = "/api/sessions", request_body = CreateSession,
-    responses((status = 201, body = CreatedSession), (status = 400, body = ApiError)))]
-pub async fn create_session(State(app): State<AppState>, body: Result<Json<CreateSession>, JsonRejection>) -> Response {
+    security((), ("create_token" = [])),
+    responses((status = 201, body = CreatedSession), (status = 400, body = ApiError), (status = 401, body = ApiError),
+        (status = 403, body = ApiError), (status = 429, body = ApiError)))]
+pub async fn create_session(
+    State(app): State<AppState>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    body: Result<Json<CreateSession>, JsonRejection>,
+) -> Response {
+    if let Some(required) = &app.settings.edge.create_token {
+        if !bearer(&headers).is_some_and(|t| constant_time_eq(t.as_bytes(), required.as_bytes())) {
+            tracing::info!(client = %client.ip, "room creation refused: no valid creation token");
+            return api_error(
+                ErrorCode::Unauthorized,
+                "creating rooms on this server needs its creation token (create_token): send \
+                 Authorization: Bearer TOKEN (mesh-proxy: --create-token or MESH_CREATE_TOKEN)"
+                    .into(),
+            );
+        }
+    }
     let req = match body {
         Ok(Json(b)) => b,
         // No body at all (curl -X POST) means "all defaults".
@@ -113,6 +139,9 @@ pub async fn create_session(State(app): State<AppState>, body: Result<Json<Creat
     } else {
         name.to_string()
     };
+    if let Err(refusal) = admit_creation(&app, &client) {
+        return refusal.into_response();
+    }
     let id = RoomId::random();
     if let Err(e) = app
         .store
@@ -123,13 +152,14 @@ pub async fn create_session(State(app): State<AppState>, body: Result<Json<Creat
         })
         .await
     {
+        app.room_count.fetch_sub(1, Ordering::SeqCst);
         return internal(e);
     }
     let writer_token = app.auth.issue(id, Role::Writer);
     let reader_token = app.auth.issue(id, Role::Reader);
     let base = app.public_url();
     let ws_base = base.replacen("http", "ws", 1);
-    tracing::info!(room = %id, "room created");
+    tracing::info!(room = %id, client = %client.ip, "room created");
     metrics::counter!("mesh_rooms_created_total").increment(1);
     let created = CreatedSession {
         id,
@@ -142,6 +172,64 @@ pub async fn create_session(State(app): State<AppState>, body: Result<Json<Creat
         reader_token,
     };
     (StatusCode::CREATED, Json(created)).into_response()
+}
+
+/// The room creation limits, in order: per address, on the whole server, and the cap on
+/// rooms held (a place under it is taken here; the caller gives it back if creation fails).
+fn admit_creation(app: &AppState, client: &ClientAddr) -> Result<(), Refusal> {
+    let edge = &app.settings.edge;
+    let refused = |message: String, retry_after: Option<Duration>, code: ErrorCode| {
+        metrics::counter!("mesh_rooms_refused_total").increment(1);
+        tracing::debug!(client = %client.ip, "room creation refused: {message}");
+        Refusal {
+            code,
+            message,
+            retry_after,
+        }
+    };
+    match app.creations.admit(client.ip) {
+        Ok(()) => {}
+        Err(CreationRefusal::PerAddress(wait)) => {
+            return Err(refused(
+                format!(
+                    "too many rooms created from your address (create_rate {}/s, create_burst {}); retry in {}",
+                    edge.create_rate,
+                    edge.create_burst,
+                    describe_wait(wait)
+                ),
+                Some(wait),
+                ErrorCode::RateLimited,
+            ))
+        }
+        Err(CreationRefusal::Global(wait)) => {
+            return Err(refused(
+                format!(
+                    "too many rooms created on this server just now (create_rate_global {}/s, \
+                     create_burst_global {}); retry in {}",
+                    edge.create_rate_global,
+                    edge.create_burst_global,
+                    describe_wait(wait)
+                ),
+                Some(wait),
+                ErrorCode::RateLimited,
+            ))
+        }
+    }
+    let max = edge.max_rooms.unwrap_or(u64::MAX);
+    let reserved = app
+        .room_count
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max).then_some(n + 1));
+    if reserved.is_err() {
+        return Err(refused(
+            format!(
+                "this server holds its maximum of {max} rooms (max_rooms); delete rooms that are no \
+                 longer needed (DELETE /api/sessions/ID with the host token) or ask the operator to raise it"
+            ),
+            None,
+            ErrorCode::Forbidden,
+        ));
+    }
+    Ok(())
 }
 
 /// Metadata, participants and files of a room. Any token of the room may ask.
@@ -204,6 +292,9 @@ pub async fn delete_session(State(app): State<AppState>, Path(id): Path<String>,
     app.rooms.deleted(id).await;
     match app.store.delete_room(id).await {
         Ok(true) => {
+            let _ = app
+                .room_count
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_sub(1)));
             tracing::info!(room = %id, "room deleted");
             StatusCode::NO_CONTENT.into_response()
         }
@@ -215,14 +306,12 @@ pub async fn delete_session(State(app): State<AppState>, Path(id): Path<String>,
 /// List every room. Open to clients on loopback; elsewhere it needs the admin token.
 #[utoipa::path(get, path = "/api/sessions", security(("room_token" = [])),
     responses((status = 200, body = Vec<SessionSummary>), (status = 401, body = ApiError)))]
-pub async fn list_sessions(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
+pub async fn list_sessions(State(app): State<AppState>, client: ClientAddr, headers: HeaderMap) -> Response {
     let allowed = match &app.settings.admin_token {
         Some(admin) => bearer(&headers).is_some_and(|t| constant_time_eq(t.as_bytes(), admin.as_bytes())),
-        None => peer.ip().is_loopback(),
+        // Behind a trusted proxy on the same machine, the proxy is on loopback; the client
+        // it forwards for is not.
+        None => client.ip.is_loopback(),
     };
     if !allowed {
         return api_error(
@@ -390,6 +479,8 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
 /// Prometheus metrics.
 pub async fn metrics(State(app): State<AppState>) -> Response {
     metrics::gauge!("mesh_rooms_in_registry").set(app.rooms.loaded_count() as f64);
+    metrics::gauge!("mesh_rooms_stored").set(app.room_count.load(Ordering::Relaxed) as f64);
+    metrics::gauge!("mesh_connections_open").set(app.conns.open_total() as f64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         app.metrics.render(),

@@ -5,7 +5,6 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
@@ -46,6 +45,12 @@ pub struct AppState {
     pub next_conn: Arc<AtomicU64>,
     /// Room socket joins per client address.
     pub joins: Arc<crate::limits::JoinLimiter>,
+    /// Open connections, in total and per client address.
+    pub conns: Arc<crate::limits::ConnectionLimiter>,
+    /// Room creations per client address and on the whole server.
+    pub creations: Arc<crate::limits::CreationLimiter>,
+    /// Rooms in the store, kept by creation and deletion, for the `max_rooms` cap.
+    pub room_count: Arc<AtomicU64>,
     /// Live room sockets, so shutdown can wait for their close handshakes.
     pub sockets: TaskTracker,
     /// The run service.
@@ -93,6 +98,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REST_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::edge::request_deadline,
+        ))
         .with_state(state)
 }
 
@@ -114,6 +123,7 @@ impl Server {
         let sqlite = SqliteStore::open(&settings.data_dir.join(DB_FILE), settings.durability)?;
         let secret = sqlite.secret().await?;
         let store: Arc<dyn Store> = Arc::new(sqlite);
+        let room_count = store.list_rooms().await?.len() as u64;
         let listener = TcpListener::bind(settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
@@ -131,7 +141,17 @@ impl Server {
             let runs = runs.clone();
             async move { runs.prewarm().await }
         });
+        let edge = &settings.edge;
         let state = AppState {
+            joins: Arc::new(crate::limits::JoinLimiter::new(edge.join_rate, edge.join_burst)),
+            conns: crate::limits::ConnectionLimiter::new(edge.max_connections, edge.max_connections_per_address),
+            creations: Arc::new(crate::limits::CreationLimiter::new(
+                edge.create_rate,
+                edge.create_burst,
+                edge.create_rate_global,
+                edge.create_burst_global,
+            )),
+            room_count: Arc::new(AtomicU64::new(room_count)),
             rooms: Rooms::new(store.clone(), Some(runs.clone())),
             runs,
             store,
@@ -140,7 +160,6 @@ impl Server {
             bound,
             metrics: metrics_handle(),
             next_conn: Arc::new(AtomicU64::new(1)),
-            joins: Arc::new(crate::limits::JoinLimiter::default()),
             sockets: TaskTracker::new(),
         };
         Ok(Server { listener, state })
@@ -158,26 +177,21 @@ impl Server {
         let runs = self.state.runs.clone();
         let store = self.state.store.clone();
         let sockets = self.state.sockets.clone();
-        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        // Small frames (keystrokes) must not wait for Nagle's algorithm and delayed ACKs.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        let edge = self.state.settings.edge.clone();
+        let conns = self.state.conns.clone();
+        let app = router(self.state);
+        crate::edge::serve(self.listener, app, edge, conns, async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing rooms");
+            rooms.shutdown().await;
+            runs.shutdown().await;
+            // Every room is compacted now: leave the store's files small (the WAL
+            // checkpointed and truncated).
+            if let Err(e) = store.close().await {
+                tracing::warn!(error = %e, "cannot close the store cleanly; the next start checkpoints it");
             }
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: closing rooms");
-                rooms.shutdown().await;
-                runs.shutdown().await;
-                // Every room is compacted now: leave the store's files small (the WAL
-                // checkpointed and truncated).
-                if let Err(e) = store.close().await {
-                    tracing::warn!(error = %e, "cannot close the store cleanly; the next start checkpoints it");
-                }
-            })
-            .await?;
+        })
+        .await;
         // Upgraded sockets live outside the HTTP server's own bookkeeping: wait for them to
         // finish their close handshakes, so clients see "going away" rather than a reset.
         sockets.close();

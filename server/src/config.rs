@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+use crate::client_addr::{ForwardedHeader, TrustedProxies};
 use crate::store::sqlite::Durability;
 
 /// The default address: loopback only, so a first start exposes nothing to the network.
@@ -71,6 +72,56 @@ pub struct Args {
     /// is warmed after its first run].
     #[arg(long, env = "MESH_RUN_WARM", value_delimiter = ',')]
     pub run_warm: Option<Vec<String>>,
+    /// Reverse proxies (IP addresses or CIDR blocks, comma-separated) whose forwarded header
+    /// names the client [default: none; every peer is its own client].
+    #[arg(long, env = "MESH_TRUSTED_PROXY", value_delimiter = ',')]
+    pub trusted_proxy: Option<Vec<String>>,
+    /// The header trusted proxies write the client address in [default: x-forwarded-for].
+    #[arg(long, env = "MESH_FORWARDED_HEADER", value_enum)]
+    pub forwarded_header: Option<ForwardedHeader>,
+    /// Seconds a client has to send a request's headers, from connecting or from the previous
+    /// response [default: 10].
+    #[arg(long, env = "MESH_HEADER_READ_TIMEOUT_SECS")]
+    pub header_read_timeout_secs: Option<u64>,
+    /// Seconds a REST request may take, its body included [default: 30].
+    #[arg(long, env = "MESH_REQUEST_TIMEOUT_SECS")]
+    pub request_timeout_secs: Option<u64>,
+    /// Seconds from accepting a connection until it must have become a WebSocket; a plain
+    /// HTTP connection is closed after its current request then [default: 30].
+    #[arg(long, env = "MESH_UPGRADE_TIMEOUT_SECS")]
+    pub upgrade_timeout_secs: Option<u64>,
+    /// Open connections on the whole server [default: 10000].
+    #[arg(long, env = "MESH_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Open connections per client address [default: 2000].
+    #[arg(long, env = "MESH_MAX_CONNECTIONS_PER_ADDRESS")]
+    pub max_connections_per_address: Option<usize>,
+    /// Room socket joins per second per client address [default: 50].
+    #[arg(long, env = "MESH_JOIN_RATE")]
+    pub join_rate: Option<f64>,
+    /// Room socket joins per client address allowed at once above the rate [default: 1000].
+    #[arg(long, env = "MESH_JOIN_BURST")]
+    pub join_burst: Option<f64>,
+    /// Rooms created per second per client address [default: 0.5].
+    #[arg(long, env = "MESH_CREATE_RATE")]
+    pub create_rate: Option<f64>,
+    /// Rooms one client address may create at once above the rate [default: 60].
+    #[arg(long, env = "MESH_CREATE_BURST")]
+    pub create_burst: Option<f64>,
+    /// Rooms created per second on the whole server [default: 20].
+    #[arg(long, env = "MESH_CREATE_RATE_GLOBAL")]
+    pub create_rate_global: Option<f64>,
+    /// Rooms the whole server may create at once above the rate [default: 1000].
+    #[arg(long, env = "MESH_CREATE_BURST_GLOBAL")]
+    pub create_burst_global: Option<f64>,
+    /// The most rooms the server holds; creating more is refused until rooms are deleted
+    /// [default: 0, no cap].
+    #[arg(long, env = "MESH_MAX_ROOMS")]
+    pub max_rooms: Option<u64>,
+    /// A token that `POST /api/sessions` must carry (`Authorization: Bearer ...`) to create a
+    /// room [default: unset; anyone who reaches the server may create rooms].
+    #[arg(long, env = "MESH_CREATE_TOKEN", hide_env_values = true)]
+    pub create_token: Option<String>,
 }
 
 /// Which container images runs use.
@@ -97,6 +148,21 @@ struct FileConfig {
     run_images: Option<RunImages>,
     run_pool: Option<usize>,
     run_warm: Option<Vec<String>>,
+    trusted_proxy: Option<Vec<String>>,
+    forwarded_header: Option<ForwardedHeader>,
+    header_read_timeout_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
+    upgrade_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+    max_connections_per_address: Option<usize>,
+    join_rate: Option<f64>,
+    join_burst: Option<f64>,
+    create_rate: Option<f64>,
+    create_burst: Option<f64>,
+    create_rate_global: Option<f64>,
+    create_burst_global: Option<f64>,
+    max_rooms: Option<u64>,
+    create_token: Option<String>,
 }
 
 /// The settings the server runs with.
@@ -122,6 +188,174 @@ pub struct Settings {
     pub run_pool: usize,
     /// Languages warmed from the start.
     pub run_warm: Vec<String>,
+    /// The HTTP edge: client addresses, timeouts, connection caps, join and creation limits.
+    pub edge: EdgeSettings,
+}
+
+/// Settings of the HTTP edge (see `edge.rs`, `client_addr.rs` and `limits.rs`).
+#[derive(Clone)]
+pub struct EdgeSettings {
+    /// Proxies whose forwarded header names the client.
+    pub proxies: TrustedProxies,
+    /// Time to send a request's headers.
+    pub header_read_timeout: Duration,
+    /// Time for a whole REST request.
+    pub request_timeout: Duration,
+    /// Time from accept until a connection must be a WebSocket.
+    pub upgrade_timeout: Duration,
+    /// Open connections in total.
+    pub max_connections: usize,
+    /// Open connections per client address.
+    pub max_connections_per_address: usize,
+    /// Joins per second per address.
+    pub join_rate: f64,
+    /// Join burst per address.
+    pub join_burst: f64,
+    /// Rooms created per second per address.
+    pub create_rate: f64,
+    /// Creation burst per address.
+    pub create_burst: f64,
+    /// Rooms created per second on the server.
+    pub create_rate_global: f64,
+    /// Creation burst on the server.
+    pub create_burst_global: f64,
+    /// The most rooms the server holds (`None`: no cap).
+    pub max_rooms: Option<u64>,
+    /// The token room creation needs, if any (a secret: never printed).
+    pub create_token: Option<String>,
+}
+
+/// Time to send a request's headers: an honest client sends them in one packet; ten seconds
+/// covers a slow mobile link, and a half-sent request holds a connection no longer.
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+/// Time for a whole REST request: the largest body (128 KiB) arrives in it at 4 KiB/s.
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
+/// Time from accept until a connection is a WebSocket (or is done with plain HTTP): an
+/// upgrade takes one round trip; a client that does not read our answer cannot hold the
+/// connection longer than this.
+pub const DEFAULT_UPGRADE_TIMEOUT_SECS: u64 = 30;
+
+impl std::fmt::Debug for EdgeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The creation token is a secret: never print it.
+        f.debug_struct("EdgeSettings")
+            .field("proxies", &self.proxies)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("upgrade_timeout", &self.upgrade_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("max_connections_per_address", &self.max_connections_per_address)
+            .field("join", &(self.join_rate, self.join_burst))
+            .field("create", &(self.create_rate, self.create_burst))
+            .field("create_global", &(self.create_rate_global, self.create_burst_global))
+            .field("max_rooms", &self.max_rooms)
+            .field("create_token", &self.create_token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+impl EdgeSettings {
+    fn resolve(args: &mut Args, file: &mut FileConfig) -> anyhow::Result<EdgeSettings> {
+        let nets = args
+            .trusted_proxy
+            .take()
+            .or(file.trusted_proxy.take())
+            .unwrap_or_default()
+            .iter()
+            .filter(|n| !n.trim().is_empty())
+            .map(|n| TrustedProxies::parse_net(n).map_err(|e| anyhow::anyhow!("trusted_proxy: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let header = args.forwarded_header.or(file.forwarded_header).unwrap_or_default();
+        let secs = |name: &str, flag: Option<u64>, file: Option<u64>, default: u64| {
+            let v = flag.or(file).unwrap_or(default);
+            if v == 0 {
+                anyhow::bail!("{name} must be at least 1 second");
+            }
+            Ok(Duration::from_secs(v))
+        };
+        let rate = |name: &str, flag: Option<f64>, file: Option<f64>, default: f64, min: f64| {
+            let v = flag.or(file).unwrap_or(default);
+            if !v.is_finite() || v < min || v <= 0.0 {
+                // Rates are per second and may be fractions; bursts are whole requests.
+                if min > 0.0 {
+                    anyhow::bail!("{name} must be at least {min} (got {v})");
+                }
+                anyhow::bail!("{name} must be a positive number per second (got {v})");
+            }
+            Ok(v)
+        };
+        let count = |name: &str, flag: Option<usize>, file: Option<usize>, default: usize| {
+            let v = flag.or(file).unwrap_or(default);
+            if v == 0 {
+                anyhow::bail!("{name} must be at least 1");
+            }
+            Ok(v)
+        };
+        use crate::limits as l;
+        Ok(EdgeSettings {
+            proxies: TrustedProxies::new(nets, header),
+            header_read_timeout: secs(
+                "header_read_timeout_secs",
+                args.header_read_timeout_secs,
+                file.header_read_timeout_secs,
+                DEFAULT_HEADER_READ_TIMEOUT_SECS,
+            )?,
+            request_timeout: secs(
+                "request_timeout_secs",
+                args.request_timeout_secs,
+                file.request_timeout_secs,
+                DEFAULT_REQUEST_TIMEOUT_SECS,
+            )?,
+            upgrade_timeout: secs(
+                "upgrade_timeout_secs",
+                args.upgrade_timeout_secs,
+                file.upgrade_timeout_secs,
+                DEFAULT_UPGRADE_TIMEOUT_SECS,
+            )?,
+            max_connections: count(
+                "max_connections",
+                args.max_connections,
+                file.max_connections,
+                l::MAX_CONNECTIONS,
+            )?,
+            max_connections_per_address: count(
+                "max_connections_per_address",
+                args.max_connections_per_address,
+                file.max_connections_per_address,
+                l::MAX_CONNECTIONS_PER_ADDRESS,
+            )?,
+            join_rate: rate("join_rate", args.join_rate, file.join_rate, l::JOIN_RATE, 0.0)?,
+            join_burst: rate("join_burst", args.join_burst, file.join_burst, l::JOIN_BURST, 1.0)?,
+            create_rate: rate("create_rate", args.create_rate, file.create_rate, l::CREATE_RATE, 0.0)?,
+            create_burst: rate(
+                "create_burst",
+                args.create_burst,
+                file.create_burst,
+                l::CREATE_BURST,
+                1.0,
+            )?,
+            create_rate_global: rate(
+                "create_rate_global",
+                args.create_rate_global,
+                file.create_rate_global,
+                l::CREATE_RATE_GLOBAL,
+                0.0,
+            )?,
+            create_burst_global: rate(
+                "create_burst_global",
+                args.create_burst_global,
+                file.create_burst_global,
+                l::CREATE_BURST_GLOBAL,
+                1.0,
+            )?,
+            max_rooms: args.max_rooms.or(file.max_rooms).filter(|&n| n > 0),
+            create_token: args
+                .create_token
+                .take()
+                .or(file.create_token.take())
+                .filter(|t| !t.is_empty()),
+        })
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -134,17 +368,19 @@ impl std::fmt::Debug for Settings {
             .field("durability", &self.durability)
             .field("token_ttl", &self.token_ttl)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
+            .field("edge", &self.edge)
             .finish()
     }
 }
 
 impl Settings {
     /// Settings from flags (and env) over a config file over defaults.
-    pub fn resolve(args: Args) -> anyhow::Result<Settings> {
-        let file = match &args.config {
+    pub fn resolve(mut args: Args) -> anyhow::Result<Settings> {
+        let mut file = match &args.config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
+        let edge = EdgeSettings::resolve(&mut args, &mut file)?;
         let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir);
         let run_pool = args.run_pool.or(file.run_pool).unwrap_or(DEFAULT_RUN_POOL);
         if run_pool > MAX_RUN_POOL {
@@ -172,6 +408,7 @@ impl Settings {
             run_images: args.run_images.or(file.run_images).unwrap_or(RunImages::Public),
             run_pool,
             run_warm: args.run_warm.or(file.run_warm).unwrap_or_default(),
+            edge,
         })
     }
 }
@@ -191,4 +428,57 @@ fn default_data_dir() -> PathBuf {
     dirs::data_dir()
         .map(|d| d.join("mesh"))
         .unwrap_or_else(|| PathBuf::from(".mesh"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(file: &str, flags: &[&str]) -> anyhow::Result<Settings> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mesh.toml");
+        std::fs::write(&path, file).unwrap();
+        let mut argv = vec!["mesh-server", "--config", path.to_str().unwrap()];
+        argv.extend_from_slice(flags);
+        Settings::resolve(Args::try_parse_from(argv).unwrap())
+    }
+
+    #[test]
+    fn edge_limits_come_from_the_file_and_flags_override_it() {
+        let s = resolve(
+            "trusted_proxy = [\"10.0.0.0/8\", \"192.0.2.1\"]\nforwarded_header = \"forwarded\"\n\
+             create_rate = 2\ncreate_burst = 5\nmax_rooms = 100\ncreate_token = \"t\"\n\
+             header_read_timeout_secs = 3\nmax_connections_per_address = 7\n",
+            &["--create-rate", "0.25", "--join-burst", "10"],
+        )
+        .unwrap();
+        let e = &s.edge;
+        assert!(e.proxies.is_trusted("10.9.8.7".parse().unwrap()));
+        assert!(e.proxies.is_trusted("192.0.2.1".parse().unwrap()));
+        assert!(!e.proxies.is_trusted("192.0.2.2".parse().unwrap()));
+        assert_eq!((e.create_rate, e.create_burst), (0.25, 5.0));
+        assert_eq!((e.join_rate, e.join_burst), (crate::limits::JOIN_RATE, 10.0));
+        assert_eq!(e.max_rooms, Some(100));
+        assert_eq!(e.create_token.as_deref(), Some("t"));
+        assert_eq!(e.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(e.max_connections_per_address, 7);
+        assert!(
+            !format!("{s:?}").contains("\"t\""),
+            "the creation token is never printed"
+        );
+    }
+
+    #[test]
+    fn bad_edge_settings_are_refused_by_name() {
+        let e = resolve("trusted_proxy = [\"proxy.local\"]\n", &[]).err().unwrap();
+        assert!(e.to_string().contains("trusted_proxy"), "{e}");
+        let e = resolve("", &["--header-read-timeout-secs", "0"]).err().unwrap();
+        assert!(e.to_string().contains("header_read_timeout_secs"), "{e}");
+        let e = resolve("", &["--create-rate", "0"]).err().unwrap();
+        assert!(e.to_string().contains("create_rate"), "{e}");
+        let e = resolve("", &["--max-connections", "0"]).err().unwrap();
+        assert!(e.to_string().contains("max_connections"), "{e}");
+        // Zero rooms means "no cap", as the README says.
+        assert_eq!(resolve("", &["--max-rooms", "0"]).unwrap().edge.max_rooms, None);
+    }
 }

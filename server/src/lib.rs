@@ -7,8 +7,10 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod client_addr;
 pub mod config;
 pub mod debug;
+pub mod edge;
 pub mod limits;
 pub mod room;
 pub mod runs;

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 
 use crate::api::{api_error, bearer};
 use crate::app::AppState;
+use crate::client_addr::ClientAddr;
 use crate::limits::Budget;
 use crate::room::actor::{Command, Outbound, RoomHandle};
 
@@ -72,7 +73,7 @@ pub async fn upgrade(
     State(app): State<AppState>,
     Path(room): Path<String>,
     Query(query): Query<WsQuery>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientAddr,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -80,16 +81,10 @@ pub async fn upgrade(
         Ok(id) => id,
         Err(e) => return api_error(ErrorCode::BadRequest, format!("{e}")),
     };
-    if let Err(wait) = app.joins.admit(peer.ip()) {
-        tracing::info!(%room, %peer, "too many joins from one address");
-        metrics::counter!("mesh_joins_rate_limited_total").increment(1);
-        return api_error(
-            ErrorCode::RateLimited,
-            format!(
-                "too many connections from your address; retry in {} ms",
-                wait.as_millis().max(1)
-            ),
-        );
+    // The client's own address (behind a trusted proxy, the one it forwarded) from here on.
+    let peer = client.socket_addr();
+    if let Err(refusal) = crate::edge::admit_join(&app, &client) {
+        return refusal.into_response();
     }
     let token = query.token.or_else(|| bearer(&headers));
     let role = match app.auth.check(token.as_deref(), room) {
