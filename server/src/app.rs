@@ -122,6 +122,7 @@ impl Server {
             images,
             settings.run_pool,
             settings.run_warm.clone(),
+            settings.run_limits,
         )?);
         tokio::spawn({
             let runs = runs.clone();

@@ -71,6 +71,22 @@ pub struct Args {
     /// is warmed after its first run].
     #[arg(long, env = "MESH_RUN_WARM", value_delimiter = ',')]
     pub run_warm: Option<Vec<String>>,
+    /// Runs at once on this server; more wait in the queue (0 turns runs off) [default: 16].
+    #[arg(long, env = "MESH_MAX_RUNS")]
+    pub max_runs: Option<usize>,
+    /// Debug sessions at once on this server; more wait in the queue [default: 4].
+    #[arg(long, env = "MESH_MAX_DEBUG_SESSIONS")]
+    pub max_debug_sessions: Option<usize>,
+    /// Runs at once in one room; more wait [default: 4].
+    #[arg(long, env = "MESH_MAX_RUNS_PER_ROOM")]
+    pub max_runs_per_room: Option<usize>,
+    /// Runs at once per person (a connection, or a token over REST); more wait [default: 1].
+    #[arg(long, env = "MESH_MAX_RUNS_PER_PERSON")]
+    pub max_runs_per_person: Option<usize>,
+    /// Runs and debug sessions that may wait for a free sandbox on this server; past that
+    /// they are refused [default: 64].
+    #[arg(long, env = "MESH_RUN_QUEUE")]
+    pub run_queue: Option<usize>,
 }
 
 /// Which container images runs use.
@@ -97,6 +113,11 @@ struct FileConfig {
     run_images: Option<RunImages>,
     run_pool: Option<usize>,
     run_warm: Option<Vec<String>>,
+    max_runs: Option<usize>,
+    max_debug_sessions: Option<usize>,
+    max_runs_per_room: Option<usize>,
+    max_runs_per_person: Option<usize>,
+    run_queue: Option<usize>,
 }
 
 /// The settings the server runs with.
@@ -122,6 +143,8 @@ pub struct Settings {
     pub run_pool: usize,
     /// Languages warmed from the start.
     pub run_warm: Vec<String>,
+    /// Caps on runs and debug sessions, and their queue.
+    pub run_limits: crate::admission::Limits,
 }
 
 impl std::fmt::Debug for Settings {
@@ -172,6 +195,25 @@ impl Settings {
             run_images: args.run_images.or(file.run_images).unwrap_or(RunImages::Public),
             run_pool,
             run_warm: args.run_warm.or(file.run_warm).unwrap_or_default(),
+            run_limits: {
+                let d = crate::admission::Limits::default();
+                crate::admission::Limits {
+                    runs: args.max_runs.or(file.max_runs).unwrap_or(d.runs),
+                    debug_sessions: args
+                        .max_debug_sessions
+                        .or(file.max_debug_sessions)
+                        .unwrap_or(d.debug_sessions),
+                    runs_per_room: args
+                        .max_runs_per_room
+                        .or(file.max_runs_per_room)
+                        .unwrap_or(d.runs_per_room),
+                    runs_per_person: args
+                        .max_runs_per_person
+                        .or(file.max_runs_per_person)
+                        .unwrap_or(d.runs_per_person),
+                    queue: args.run_queue.or(file.run_queue).unwrap_or(d.queue),
+                }
+            },
         })
     }
 }

@@ -45,12 +45,20 @@ pub struct RunService {
     pool: usize,
     warm: Vec<String>,
     runner: Mutex<Option<Arc<Runner>>>,
+    /// Admission: the caps on runs and debug sessions, shared by every room and REST.
+    pub gate: crate::run_gate::RunGate,
 }
 
 impl RunService {
     /// The service over the shipped registry, with `pool` warm containers per language that
-    /// has run, and the `warm` languages warmed as soon as Docker answers.
-    pub fn new(images: ImageSource, pool: usize, warm: Vec<String>) -> anyhow::Result<Self> {
+    /// has run, the `warm` languages warmed as soon as Docker answers, and runs and debug
+    /// sessions admitted within `limits`.
+    pub fn new(
+        images: ImageSource,
+        pool: usize,
+        warm: Vec<String>,
+        limits: crate::admission::Limits,
+    ) -> anyhow::Result<Self> {
         let registry = Registry::builtin()?;
         for id in &warm {
             registry.get(id).map_err(|e| anyhow::anyhow!("run_warm: {e}"))?;
@@ -61,6 +69,7 @@ impl RunService {
             pool,
             warm,
             runner: Mutex::new(None),
+            gate: crate::run_gate::RunGate::new(limits),
         })
     }
 
