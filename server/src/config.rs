@@ -87,6 +87,9 @@ pub struct Args {
     /// they are refused [default: 64].
     #[arg(long, env = "MESH_RUN_QUEUE")]
     pub run_queue: Option<usize>,
+    /// End a debug session nobody has been attached to for this many seconds [default: 120].
+    #[arg(long, env = "MESH_DEBUG_IDLE_SECONDS")]
+    pub debug_idle_seconds: Option<u64>,
 }
 
 /// Which container images runs use.
@@ -118,6 +121,7 @@ struct FileConfig {
     max_runs_per_room: Option<usize>,
     max_runs_per_person: Option<usize>,
     run_queue: Option<usize>,
+    debug_idle_seconds: Option<u64>,
 }
 
 /// The settings the server runs with.
@@ -145,6 +149,8 @@ pub struct Settings {
     pub run_warm: Vec<String>,
     /// Caps on runs and debug sessions, and their queue.
     pub run_limits: crate::admission::Limits,
+    /// How long a debug session may go on with nobody attached.
+    pub debug_idle: Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -214,6 +220,10 @@ impl Settings {
                     queue: args.run_queue.or(file.run_queue).unwrap_or(d.queue),
                 }
             },
+            debug_idle: args
+                .debug_idle_seconds
+                .or(file.debug_idle_seconds)
+                .map_or(crate::debug::DEFAULT_DEBUG_IDLE, Duration::from_secs),
         })
     }
 }

@@ -47,6 +47,8 @@ pub struct RunService {
     runner: Mutex<Option<Arc<Runner>>>,
     /// Admission: the caps on runs and debug sessions, shared by every room and REST.
     pub gate: crate::run_gate::RunGate,
+    /// How long a debug session may go on with nobody attached.
+    pub debug_idle: Duration,
 }
 
 impl RunService {
@@ -70,7 +72,14 @@ impl RunService {
             warm,
             runner: Mutex::new(None),
             gate: crate::run_gate::RunGate::new(limits),
+            debug_idle: crate::debug::DEFAULT_DEBUG_IDLE,
         })
+    }
+
+    /// The same service, ending debug sessions nobody has been attached to for `idle`.
+    pub fn with_debug_idle(mut self, idle: Duration) -> Self {
+        self.debug_idle = idle;
+        self
     }
 
     /// Connects to Docker now when languages are to be warmed from the start; a failure is

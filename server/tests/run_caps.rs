@@ -336,3 +336,138 @@ async fn rest_runs_count_per_token_one_runs_one_waits_the_rest_are_refused() {
             .unwrap();
     }
 }
+
+const PYTHON: &str = "x = 41\nprint('x is', x)\n";
+
+fn debug_start() -> ClientMessage {
+    ClientMessage::DebugStart {
+        path: "app.py".into(),
+        language: None,
+    }
+}
+
+async fn debug_room(server: &TestServer, names: &[&str]) -> Vec<YClient> {
+    let session = server.create_session("debug caps").await.unwrap();
+    let url = server.ws_url(&session, &session.created.writer_token);
+    let mut out = Vec::new();
+    for name in names {
+        out.push(YClient::connect_mesh(&url, name).await.unwrap());
+    }
+    out[0].wait_synced().await.unwrap();
+    out[0].insert("app.py", 0, PYTHON);
+    for c in &out[1..] {
+        c.wait_for("the file", |c| c.text("app.py").is_some()).await.unwrap();
+    }
+    out
+}
+
+fn debug_joined(c: &YClient) -> Option<String> {
+    c.mesh_messages().into_iter().find_map(|m| match m {
+        ServerMessage::DebugJoined { debug_id, .. } => Some(debug_id),
+        _ => None,
+    })
+}
+
+fn debug_ended(c: &YClient) -> Option<Option<String>> {
+    c.mesh_messages().into_iter().find_map(|m| match m {
+        ServerMessage::DebugEnded { error, .. } => Some(error),
+        _ => None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_debug_cap_a_session_waits_others_join_it_and_it_starts_when_one_ends() {
+    let server = TestServer::start_with(&["--run-images", "local", "--max-debug-sessions", "1"]).unwrap();
+    let first = debug_room(&server, &["ada"]).await;
+    let second = debug_room(&server, &["bob", "cy"]).await;
+    let (ada, bob, cy) = (&first[0], &second[0], &second[1]);
+
+    ada.send_mesh(&debug_start());
+    ada.wait_for("ada attached", |c| debug_joined(c).is_some())
+        .await
+        .unwrap();
+    let ada_session = debug_joined(ada).unwrap();
+
+    // Bob's room waits for the only debug slot; Cy asking too joins the queued session.
+    bob.send_mesh(&debug_start());
+    let queued = bob
+        .wait_mesh("bob's session queued", |m| {
+            matches!(m, ServerMessage::RunQueued { debug: true, .. })
+        })
+        .await
+        .unwrap();
+    let ServerMessage::RunQueued {
+        run_id: waiting,
+        position,
+        limit,
+        ..
+    } = queued
+    else {
+        unreachable!()
+    };
+    assert_eq!((position, limit.as_str()), (1, "max_debug_sessions"));
+    cy.send_mesh(&debug_start());
+    assert!(debug_joined(bob).is_none(), "nothing starts while the slot is taken");
+
+    // Ada ends her session (the starter's terminate ends it for everyone): Bob's starts,
+    // and both Bob and Cy are attached to it.
+    ada.send_mesh(&ClientMessage::Dap {
+        debug_id: ada_session.clone(),
+        message: json!({"type": "request", "seq": 1, "command": "terminate", "arguments": {}}),
+    });
+    ada.wait_for("ada's session ended", |c| debug_ended(c).is_some())
+        .await
+        .unwrap();
+    for c in [bob, cy] {
+        c.wait_for("attached to the started session", |c| debug_joined(c).is_some())
+            .await
+            .unwrap();
+        assert_eq!(
+            debug_joined(c).unwrap(),
+            waiting,
+            "the queued session is the one that starts"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debug_session_nobody_is_attached_to_ends_and_frees_its_slot() {
+    let server = TestServer::start_with(&[
+        "--run-images",
+        "local",
+        "--max-debug-sessions",
+        "1",
+        "--debug-idle-seconds",
+        "1",
+    ])
+    .unwrap();
+    let people = debug_room(&server, &["ada", "bob"]).await;
+    let (ada, bob) = (&people[0], &people[1]);
+    ada.send_mesh(&debug_start());
+    ada.wait_for("ada attached", |c| debug_joined(c).is_some())
+        .await
+        .unwrap();
+
+    // Ada leaves the room; Bob, in the room but not in the session, sees it end.
+    let left_at = Instant::now();
+    ada.close();
+    bob.wait_for("the idle session ended", |c| debug_ended(c).is_some())
+        .await
+        .unwrap();
+    let error = debug_ended(bob).unwrap().unwrap_or_default();
+    assert!(error.contains("debug_idle_seconds"), "{error}");
+    println!(
+        "the idle session ended {} ms after its last participant left",
+        left_at.elapsed().as_millis()
+    );
+
+    // Its slot is free again: Bob's session starts at once, not queued.
+    bob.send_mesh(&debug_start());
+    bob.wait_for("bob attached", |c| debug_joined(c).is_some())
+        .await
+        .unwrap();
+    assert!(!bob
+        .mesh_messages()
+        .iter()
+        .any(|m| matches!(m, ServerMessage::RunQueued { .. })));
+}

@@ -218,6 +218,7 @@ impl Actor {
             job,
             starter: conn,
             files: known,
+            idle: service.debug_idle,
         };
         tokio::spawn(async move {
             crate::debug::run(service, plan, input_rx, notice_tx).await;
