@@ -240,12 +240,16 @@ pub struct RunParams {
     pub language: Option<String>,
 }
 
-/// `mesh/run` result: the run the server started.
+/// `mesh/run` result: the run the server started, or queued (its caps are reached).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunResult {
     /// The run's id, as in the `mesh/run*` notifications.
     pub run_id: String,
+    /// Set when the run waits for a free sandbox: its 1-based place in the server's queue
+    /// (`mesh/runQueued` follows as it moves, then `mesh/runStarted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<u32>,
 }
 
 /// `mesh/runInput` params.
@@ -288,6 +292,39 @@ pub struct RunStartedParams {
     pub by_name: String,
     /// Whether this editor's own connection started it.
     pub you: bool,
+}
+
+/// `mesh/runQueued` params: a run (or, with `debug`, a debug session) of the room waits for
+/// a free sandbox; sent again each time it moves. `mesh/runStarted` follows with the same
+/// id, or `mesh/runExited` if it is stopped while it waits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunQueuedParams {
+    /// The run's id.
+    pub run_id: String,
+    /// The entry file, as the room names it.
+    pub path: String,
+    /// The entry file in the local folder, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// The language id.
+    pub language: String,
+    /// Who asked for it (connection id; 0 for a run asked for through the REST API).
+    pub by: u64,
+    /// Their name.
+    pub by_name: String,
+    /// Whether this editor's own connection asked for it.
+    pub you: bool,
+    /// 1-based place in the server's queue.
+    pub position: u32,
+    /// The cap it waits on (`max_runs`, `max_runs_per_room`, `max_runs_per_person`,
+    /// `max_debug_sessions`).
+    pub limit: String,
+    /// A debug session, not a run.
+    pub debug: bool,
+    /// What to show, e.g. `queued: 2nd in line, waiting for a free run slot on this server
+    /// (max_runs)`.
+    pub message: String,
 }
 
 /// `mesh/debugStarted` params: someone in the room (maybe you) started a debug session,
@@ -391,6 +428,7 @@ notification!(FollowStoppedNotification, "mesh/followStopped", FollowStopped);
 notification!(ChatMessageNotification, "mesh/chatMessage", ChatMessageParams);
 notification!(NotifyNotification, "mesh/notify", NotifyParams);
 notification!(RunStartedNotification, "mesh/runStarted", RunStartedParams);
+notification!(RunQueuedNotification, "mesh/runQueued", RunQueuedParams);
 notification!(RunOutputNotification, "mesh/runOutput", RunOutputParams);
 notification!(RunExitedNotification, "mesh/runExited", RunExitedParams);
 notification!(DebugStartedNotification, "mesh/debugStarted", DebugStartedParams);
@@ -451,6 +489,7 @@ pub const METHODS: &[&str] = &[
     "mesh/chatMessage",
     "mesh/notify",
     "mesh/runStarted",
+    "mesh/runQueued",
     "mesh/runOutput",
     "mesh/runExited",
     "mesh/debugStarted",

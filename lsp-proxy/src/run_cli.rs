@@ -1,6 +1,7 @@
 //! `mesh-proxy run [FILE]`: runs the room's program and streams its output to this
 //! terminal (stdout to stdout, stderr and compiler output to stderr), forwards this
-//! terminal's stdin, and exits with the program's exit code.
+//! terminal's stdin, and exits with the program's exit code. When the server's caps on runs
+//! are reached the run waits: its place in the queue is printed to stderr as it moves.
 
 use std::io::Write;
 use std::time::Duration;
@@ -55,6 +56,10 @@ pub async fn run(target: RoomTarget, path: String, language: Option<String>, nam
     })))?;
 
     let mut run_id: Option<String> = None;
+    // Our connection id (from `welcome`): the run that is ours is the one we asked for.
+    let mut me: Option<u64> = None;
+    // The program reads stdin only once it started; a queued run is not fed yet.
+    let mut started = false;
     let mut stdin = tokio::io::stdin();
     let mut buf = vec![0u8; 8192];
     let mut stdin_open = true;
@@ -64,13 +69,22 @@ pub async fn run(target: RoomTarget, path: String, language: Option<String>, nam
                 Some(RoomEvent::Frames(frames)) => {
                     for f in frames {
                         let Frame::Mesh(msg) = f else { continue };
+                        let ours = |p: &str, by: u64, id: &str, run_id: &Option<String>| match run_id {
+                            Some(known) => known == id,
+                            None => p == path && me.is_none_or(|m| m == by),
+                        };
                         match msg {
-                            ServerMessage::RunStarted { run_id: id, path: p, by, .. } if run_id.is_none() && p == path => {
-                                // The first run of this file started after our request is ours
-                                // only if we started it; the server tells us by our conn id, which we
-                                // do not track here, so take the first one.
-                                let _ = by;
+                            ServerMessage::Welcome { conn_id, .. } => me = Some(conn_id),
+                            ServerMessage::RunQueued { run_id: id, path: p, by, position, limit, debug: false, .. } if ours(&p, by, &id, &run_id) => {
+                                eprintln!("mesh-proxy: {}", mesh_protocol::messages::queued_text(position, &limit));
                                 run_id = Some(id);
+                            }
+                            ServerMessage::RunStarted { run_id: id, path: p, by, .. } if ours(&p, by, &id, &run_id) => {
+                                if run_id.is_some() {
+                                    eprintln!("mesh-proxy: the run started");
+                                }
+                                run_id = Some(id);
+                                started = true;
                             }
                             ServerMessage::RunOutput { run_id: id, stream, data } if Some(&id) == run_id.as_ref() => {
                                 match stream {
@@ -103,7 +117,7 @@ pub async fn run(target: RoomTarget, path: String, language: Option<String>, nam
                 Some(RoomEvent::Connected) => {}
                 None => anyhow::bail!("the connection ended"),
             },
-            n = stdin.read(&mut buf), if stdin_open && run_id.is_some() => {
+            n = stdin.read(&mut buf), if stdin_open && started => {
                 let id = run_id.clone().expect("checked by the guard");
                 let (data, eof) = match n {
                     Ok(0) | Err(_) => (String::new(), true),

@@ -1203,6 +1203,15 @@ impl Session {
                 language,
                 by,
             } => self.on_run_started(run_id, path, language, by),
+            ServerMessage::RunQueued {
+                run_id,
+                path,
+                language,
+                by,
+                position,
+                limit,
+                debug,
+            } => self.on_run_queued(run_id, path, language, by, position, limit, debug),
             ServerMessage::RunOutput { run_id, stream, data } => {
                 if room.runs.active.contains_key(&run_id) {
                     self.notify::<RunOutputNotification>(RunOutputParams { run_id, stream, data });
@@ -1930,7 +1939,10 @@ impl Session {
         let you = room.conn_id == Some(by);
         if you {
             if let Some(pending) = room.runs.pending.take_if(|p| p.path == path) {
-                let _ = pending.reply.send(Ok(RunResult { run_id: run_id.clone() }));
+                let _ = pending.reply.send(Ok(RunResult {
+                    run_id: run_id.clone(),
+                    queued: None,
+                }));
             }
         }
         let by_name = participant_name(room, by);
@@ -1942,6 +1954,52 @@ impl Session {
             by,
             by_name,
             you,
+        });
+    }
+
+    /// A run of the room waits for a free sandbox: it is tracked like a going run (so it can
+    /// be stopped, and its start or end is recognised), our own request is answered with
+    /// its place, and the editor is told each time it moves.
+    #[allow(clippy::too_many_arguments)]
+    fn on_run_queued(
+        &mut self,
+        run_id: String,
+        path: String,
+        language: String,
+        by: u64,
+        position: u32,
+        limit: String,
+        debug: bool,
+    ) {
+        let uri = self.local_uri(&path);
+        let Some(room) = self.room.as_mut() else { return };
+        room.runs.active.entry(run_id.clone()).or_insert(ActiveRun {
+            by,
+            started: Instant::now(),
+        });
+        let you = room.conn_id == Some(by);
+        if you && !debug {
+            if let Some(pending) = room.runs.pending.take_if(|p| p.path == path) {
+                let _ = pending.reply.send(Ok(RunResult {
+                    run_id: run_id.clone(),
+                    queued: Some(position),
+                }));
+            }
+        }
+        let by_name = participant_name(room, by);
+        let message = mesh_protocol::messages::queued_text(position, &limit);
+        self.notify::<RunQueuedNotification>(RunQueuedParams {
+            run_id,
+            path,
+            uri,
+            language,
+            by,
+            by_name,
+            you,
+            position,
+            limit,
+            debug,
+            message,
         });
     }
 

@@ -207,8 +207,33 @@ async fn bad_run_requests_get_errors_that_say_what_is_wrong() {
     assert!(e.contains("send at most 64 KiB per mesh/runInput"), "{e}");
     let e = refused(&bob, "mesh/runStop", json!({ "runId": run_id })).await;
     assert!(e.contains("only who started a run (or the host) may stop it"), "{e}");
+    // A second run of Ada's waits for her first (one per person): mesh/run answers with
+    // its place, every editor hears mesh/runQueued with the text to show, and runStop takes
+    // it out of the queue. A third is refused, naming the limit.
+    let second = ada.request("mesh/run", json!({ "path": "wait.py" })).await.unwrap();
+    assert_eq!(second["queued"], 1, "{second}");
+    let second = second["runId"].as_str().unwrap().to_string();
+    for c in [&ada, &bob] {
+        c.wait_for("mesh/runQueued", |c| of_run(c, "mesh/runQueued", &second).is_some())
+            .await
+            .unwrap();
+    }
+    let q = of_run(&bob, "mesh/runQueued", &second).unwrap();
+    assert_eq!(
+        (&q["position"], &q["limit"], &q["you"]),
+        (&json!(1), &json!("max_runs_per_person"), &json!(false))
+    );
+    let text = q["message"].as_str().unwrap();
+    assert!(text.starts_with("queued: 1st in line"), "{text}");
     let e = refused(&ada, "mesh/run", json!({ "path": "wait.py" })).await;
-    assert!(e.contains("you already have a run going"), "{e}");
+    assert!(e.contains("max_runs_per_person = 1"), "{e}");
+    ada.request("mesh/runStop", json!({ "runId": second })).await.unwrap();
+    ada.wait_for("the queued run withdrawn", |c| {
+        of_run(c, "mesh/runExited", &second).is_some()
+    })
+    .await
+    .unwrap();
+    assert!(of_run(&ada, "mesh/runStarted", &second).is_none());
 
     wait_long(&cy, "the program's first line", |c| {
         stream(c, &run_id, "stdout") == "waiting\n"

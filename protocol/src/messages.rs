@@ -207,6 +207,28 @@ pub enum ServerMessage {
         /// Who started it (connection id).
         by: u64,
     },
+    /// A run (or, with `debug`, the room's debug session) waits for a free sandbox: the
+    /// server's caps are reached. Sent when it is queued and again each time it moves; then
+    /// `run_started` follows with the same id, or `run_exited` if it is stopped while it
+    /// waits.
+    RunQueued {
+        /// The run's id (a debug session's id when `debug`).
+        run_id: String,
+        /// The entry file.
+        path: String,
+        /// The language id.
+        language: String,
+        /// Who asked for it (connection id; 0 for a REST call).
+        by: u64,
+        /// Its place in the server's queue: 1 is next.
+        position: u32,
+        /// The cap it waits on, as its configuration key (`max_runs`, `max_runs_per_room`,
+        /// `max_runs_per_person`, `max_debug_sessions`).
+        limit: String,
+        /// It is a debug session, not a run.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        debug: bool,
+    },
     /// Output of a run, as produced (ANSI escapes kept; invalid UTF-8 replaced).
     RunOutput {
         /// The run.
@@ -295,4 +317,45 @@ pub enum ServerMessage {
         /// What happened and what to do, for humans.
         message: String,
     },
+}
+
+/// How a queued run's place reads for people: `queued: 2nd (waiting for max_runs)`.
+/// `mesh-proxy run` prints it and `mesh-proxy lsp` hands it to editors, so every client says
+/// the same.
+pub fn queued_text(position: u32, limit: &str) -> String {
+    let suffix = match (position % 10, position % 100) {
+        (1, n) if n != 11 => "st",
+        (2, n) if n != 12 => "nd",
+        (3, n) if n != 13 => "rd",
+        _ => "th",
+    };
+    let why = match limit {
+        "max_runs" => "a free run slot on this server (max_runs)",
+        "max_debug_sessions" => "a free debug slot on this server (max_debug_sessions)",
+        "max_runs_per_room" => "one of this room's runs to end (max_runs_per_room)",
+        "max_runs_per_person" => "the other run of whoever asked to end (max_runs_per_person)",
+        other => other,
+    };
+    format!("queued: {position}{suffix} in line, waiting for {why}")
+}
+
+#[cfg(test)]
+mod queued_text_tests {
+    use super::queued_text;
+
+    #[test]
+    fn queue_places_read_as_ordinals_with_the_limit_named() {
+        assert_eq!(
+            queued_text(2, "max_runs"),
+            "queued: 2nd in line, waiting for a free run slot on this server (max_runs)"
+        );
+        let ordinals: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 101, 111]
+            .iter()
+            .map(|&n| queued_text(n, "x").split_whitespace().nth(1).unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            ordinals,
+            ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th"]
+        );
+    }
 }

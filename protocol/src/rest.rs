@@ -124,12 +124,27 @@ pub struct StartRun {
 /// The most stdin a REST run may carry.
 pub const MAX_REST_STDIN_BYTES: usize = 64 * 1024;
 
-/// The answer to `POST /api/sessions/{id}/runs`: the run started; its output streams to the
-/// room (where participants can type its input), and `GET .../runs/{run}` has it once it ended.
+/// The answer to `POST /api/sessions/{id}/runs`: the run started (or, with `queued`, waits
+/// for a free sandbox); its output streams to the room (where participants can type its
+/// input), and `GET .../runs/{run}` has it once it ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StartedRun {
     /// The run's id.
     pub run_id: String,
+    /// Set when the run waits for a free sandbox (the server's caps are reached) instead of
+    /// starting now: its place in the queue. The room hears `run_queued` as it moves and
+    /// `run_started` when it starts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued: Option<QueuePlace>,
+}
+
+/// A run's place in the server's queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QueuePlace {
+    /// 1 is next.
+    pub position: u32,
+    /// The cap it waits on, as its configuration key (e.g. `max_runs_per_person`).
+    pub limit: String,
 }
 
 /// A run in the room's history.

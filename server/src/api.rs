@@ -32,7 +32,7 @@ const MAX_ROOM_NAME_CHARS: usize = 100;
 #[openapi(
     info(title = "mesh-server", description = "REST API of the mesh sync server. Rooms themselves are reached over the WebSocket at /ws/{id}?token=..., which speaks the Yjs sync and awareness protocol."),
     paths(create_session, get_session, delete_session, list_sessions, start_run, list_runs, get_run, languages, livez, readyz),
-    components(schemas(ApiError, StartRun, StartedRun, RunRecord, CreateSession, CreatedSession, SessionInfo, SessionSummary, FileInfo, LanguageInfo, Health, ErrorCode, Role, mesh_protocol::messages::Participant)),
+    components(schemas(ApiError, StartRun, StartedRun, mesh_protocol::rest::QueuePlace, RunRecord, CreateSession, CreatedSession, SessionInfo, SessionSummary, FileInfo, LanguageInfo, Health, ErrorCode, Role, mesh_protocol::messages::Participant)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -357,10 +357,12 @@ fn authorize(app: &AppState, id: &str, headers: &HeaderMap) -> Result<(RoomId, R
 const RUN_HISTORY_LEN: usize = 100;
 
 /// Run a file of the room. Writers and the host only. The output streams to everyone in the
-/// room; the finished run is in `GET .../runs/{run}`.
+/// room; the finished run is in `GET .../runs/{run}`. When the server's caps on runs are
+/// reached the run waits: the answer says `queued` with its place, and the room hears
+/// `run_queued` as it moves. Over the caps and the queue, 429 names the limit.
 #[utoipa::path(post, path = "/api/sessions/{id}/runs", params(("id" = String, Path, description = "room id")),
     request_body = StartRun, security(("room_token" = [])),
-    responses((status = 202, body = StartedRun), (status = 400, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+    responses((status = 202, body = StartedRun), (status = 400, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 429, body = ApiError)))]
 pub async fn start_run(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -397,15 +399,22 @@ pub async fn start_run(
     }
     let (reply, rx) = tokio::sync::oneshot::channel();
     let handle = app.rooms.get_or_load(id);
+    // The per-person cap counts a REST caller by its token (a keyed digest of it).
+    let person = crate::run_gate::token_person(bearer(&headers).as_deref().unwrap_or_default());
     if handle
-        .send(crate::room::actor::Command::StartRun { request, role, reply })
+        .send(crate::room::actor::Command::StartRun {
+            request,
+            role,
+            person,
+            reply,
+        })
         .await
         .is_err()
     {
         return api_error(ErrorCode::Unavailable, "the room is closing; try again".into());
     }
     match rx.await {
-        Ok(Ok(run_id)) => (StatusCode::ACCEPTED, Json(StartedRun { run_id })).into_response(),
+        Ok(Ok(started)) => (StatusCode::ACCEPTED, Json(started)).into_response(),
         Ok(Err((code, message))) => api_error(code, message),
         Err(_) => api_error(ErrorCode::Unavailable, "the room is closing; try again".into()),
     }

@@ -132,11 +132,15 @@ impl Server {
             crate::config::RunImages::Public => mesh_runner::ImageSource::Public,
             crate::config::RunImages::Local => mesh_runner::ImageSource::Local,
         };
-        let runs = Arc::new(crate::runs::RunService::new(
-            images,
-            settings.run_pool,
-            settings.run_warm.clone(),
-        )?);
+        let runs = Arc::new(
+            crate::runs::RunService::new(
+                images,
+                settings.run_pool,
+                settings.run_warm.clone(),
+                settings.run_limits,
+            )?
+            .with_debug_idle(settings.debug_idle),
+        );
         tokio::spawn({
             let runs = runs.clone();
             async move { runs.prewarm().await }

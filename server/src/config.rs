@@ -122,6 +122,25 @@ pub struct Args {
     /// room [default: unset; anyone who reaches the server may create rooms].
     #[arg(long, env = "MESH_CREATE_TOKEN", hide_env_values = true)]
     pub create_token: Option<String>,
+    /// Runs at once on this server; more wait in the queue (0 turns runs off) [default: 16].
+    #[arg(long, env = "MESH_MAX_RUNS")]
+    pub max_runs: Option<usize>,
+    /// Debug sessions at once on this server; more wait in the queue [default: 4].
+    #[arg(long, env = "MESH_MAX_DEBUG_SESSIONS")]
+    pub max_debug_sessions: Option<usize>,
+    /// Runs at once in one room; more wait [default: 4].
+    #[arg(long, env = "MESH_MAX_RUNS_PER_ROOM")]
+    pub max_runs_per_room: Option<usize>,
+    /// Runs at once per person (a connection, or a token over REST); more wait [default: 1].
+    #[arg(long, env = "MESH_MAX_RUNS_PER_PERSON")]
+    pub max_runs_per_person: Option<usize>,
+    /// Runs and debug sessions that may wait for a free sandbox on this server; past that
+    /// they are refused [default: 64].
+    #[arg(long, env = "MESH_RUN_QUEUE")]
+    pub run_queue: Option<usize>,
+    /// End a debug session nobody has been attached to for this many seconds [default: 120].
+    #[arg(long, env = "MESH_DEBUG_IDLE_SECONDS")]
+    pub debug_idle_seconds: Option<u64>,
 }
 
 /// Which container images runs use.
@@ -163,6 +182,12 @@ struct FileConfig {
     create_burst_global: Option<f64>,
     max_rooms: Option<u64>,
     create_token: Option<String>,
+    max_runs: Option<usize>,
+    max_debug_sessions: Option<usize>,
+    max_runs_per_room: Option<usize>,
+    max_runs_per_person: Option<usize>,
+    run_queue: Option<usize>,
+    debug_idle_seconds: Option<u64>,
 }
 
 /// The settings the server runs with.
@@ -190,6 +215,10 @@ pub struct Settings {
     pub run_warm: Vec<String>,
     /// The HTTP edge: client addresses, timeouts, connection caps, join and creation limits.
     pub edge: EdgeSettings,
+    /// Caps on runs and debug sessions, and their queue.
+    pub run_limits: crate::admission::Limits,
+    /// How long a debug session may go on with nobody attached.
+    pub debug_idle: Duration,
 }
 
 /// Settings of the HTTP edge (see `edge.rs`, `client_addr.rs` and `limits.rs`).
@@ -409,6 +438,29 @@ impl Settings {
             run_pool,
             run_warm: args.run_warm.or(file.run_warm).unwrap_or_default(),
             edge,
+            run_limits: {
+                let d = crate::admission::Limits::default();
+                crate::admission::Limits {
+                    runs: args.max_runs.or(file.max_runs).unwrap_or(d.runs),
+                    debug_sessions: args
+                        .max_debug_sessions
+                        .or(file.max_debug_sessions)
+                        .unwrap_or(d.debug_sessions),
+                    runs_per_room: args
+                        .max_runs_per_room
+                        .or(file.max_runs_per_room)
+                        .unwrap_or(d.runs_per_room),
+                    runs_per_person: args
+                        .max_runs_per_person
+                        .or(file.max_runs_per_person)
+                        .unwrap_or(d.runs_per_person),
+                    queue: args.run_queue.or(file.run_queue).unwrap_or(d.queue),
+                }
+            },
+            debug_idle: args
+                .debug_idle_seconds
+                .or(file.debug_idle_seconds)
+                .map_or(crate::debug::DEFAULT_DEBUG_IDLE, Duration::from_secs),
         })
     }
 }

@@ -4,6 +4,7 @@
 //! Invariants: the server never speaks LSP or DAP to editors; a room's state is touched only
 //! by its own task; nothing is sent to a client before the update behind it is durable.
 
+pub mod admission;
 pub mod api;
 pub mod app;
 pub mod auth;
@@ -13,6 +14,7 @@ pub mod debug;
 pub mod edge;
 pub mod limits;
 pub mod room;
+pub mod run_gate;
 pub mod runs;
 pub mod store;
 pub mod ws;

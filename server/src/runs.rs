@@ -45,12 +45,22 @@ pub struct RunService {
     pool: usize,
     warm: Vec<String>,
     runner: Mutex<Option<Arc<Runner>>>,
+    /// Admission: the caps on runs and debug sessions, shared by every room and REST.
+    pub gate: crate::run_gate::RunGate,
+    /// How long a debug session may go on with nobody attached.
+    pub debug_idle: Duration,
 }
 
 impl RunService {
     /// The service over the shipped registry, with `pool` warm containers per language that
-    /// has run, and the `warm` languages warmed as soon as Docker answers.
-    pub fn new(images: ImageSource, pool: usize, warm: Vec<String>) -> anyhow::Result<Self> {
+    /// has run, the `warm` languages warmed as soon as Docker answers, and runs and debug
+    /// sessions admitted within `limits`.
+    pub fn new(
+        images: ImageSource,
+        pool: usize,
+        warm: Vec<String>,
+        limits: crate::admission::Limits,
+    ) -> anyhow::Result<Self> {
         let registry = Registry::builtin()?;
         for id in &warm {
             registry.get(id).map_err(|e| anyhow::anyhow!("run_warm: {e}"))?;
@@ -61,7 +71,15 @@ impl RunService {
             pool,
             warm,
             runner: Mutex::new(None),
+            gate: crate::run_gate::RunGate::new(limits),
+            debug_idle: crate::debug::DEFAULT_DEBUG_IDLE,
         })
+    }
+
+    /// The same service, ending debug sessions nobody has been attached to for `idle`.
+    pub fn with_debug_idle(mut self, idle: Duration) -> Self {
+        self.debug_idle = idle;
+        self
     }
 
     /// Connects to Docker now when languages are to be warmed from the start; a failure is

@@ -156,7 +156,8 @@ async fn compile_errors_limits_and_refusals() {
     .await
     .unwrap();
 
-    // One run per participant at a time; the endless one is stopped by its starter.
+    // One run per participant at a time: a second waits (its place shown), a third is
+    // refused naming the limit; the endless one is stopped by its starter.
     ada.send_mesh(&ClientMessage::Run {
         path: "loop.py".into(),
         language: None,
@@ -175,17 +176,39 @@ async fn compile_errors_limits_and_refusals() {
         path: "loop.py".into(),
         language: None,
     });
-    ada.wait_mesh("second run refused", |m| {
+    let queued = ada
+        .wait_mesh("second run queued", |m| matches!(m, ServerMessage::RunQueued { .. }))
+        .await
+        .unwrap();
+    let ServerMessage::RunQueued {
+        run_id: second,
+        position,
+        limit,
+        ..
+    } = queued
+    else {
+        unreachable!()
+    };
+    assert_eq!((position, limit.as_str()), (1, "max_runs_per_person"));
+    ada.send_mesh(&ClientMessage::Run {
+        path: "loop.py".into(),
+        language: None,
+    });
+    ada.wait_mesh("third run refused", |m| {
         matches!(
             m,
             ServerMessage::Error {
                 code: ErrorCode::RateLimited,
-                ..
-            }
+                message,
+            } if message.contains("max_runs_per_person = 1")
         )
     })
     .await
     .unwrap();
+    ada.send_mesh(&ClientMessage::Stop { run_id: second.clone() });
+    ada.wait_for("the queued one withdrawn", |c| exited(c, &second).is_some())
+        .await
+        .unwrap();
     reader.send_mesh(&ClientMessage::Stop { run_id: run_id.clone() });
     reader
         .wait_mesh(

@@ -149,6 +149,8 @@ export interface RunParams {
 }
 export interface RunResult {
   runId: string;
+  /** Set when the run waits for a free sandbox: its 1-based place in the server's queue. */
+  queued?: number;
 }
 export interface RunInputParams {
   runId: string;
@@ -210,6 +212,27 @@ export interface RunStartedParams {
   byName: string;
   /** Whether this editor's own connection started it. */
   you: boolean;
+}
+/** `mesh/runQueued`: a run (or, with `debug`, a debug session) waits for a free sandbox. */
+export interface RunQueuedParams {
+  runId: string;
+  /** The entry file's room path. */
+  path: string;
+  /** The entry file in the local folder. */
+  uri?: string;
+  language: string;
+  /** Who asked for it (connection id; 0 for the REST API). */
+  by: number;
+  byName: string;
+  /** Whether this editor's own connection asked for it. */
+  you: boolean;
+  /** 1-based place in the server's queue. */
+  position: number;
+  /** The cap it waits on. */
+  limit: 'max_runs' | 'max_runs_per_room' | 'max_runs_per_person' | 'max_debug_sessions';
+  debug: boolean;
+  /** What to show, e.g. "queued: 2nd in line, waiting for a free run slot on this server (max_runs)". */
+  message: string;
 }
 export interface RunOutputParams {
   runId: string;
@@ -301,6 +324,7 @@ export const ProxyNotifications = {
   chatMessage: notification<ChatMessageParams>('mesh/chatMessage', 'proxy→editor'),
   notify: notification<NotifyParams>('mesh/notify', 'proxy→editor'),
   runStarted: notification<RunStartedParams>('mesh/runStarted', 'proxy→editor'),
+  runQueued: notification<RunQueuedParams>('mesh/runQueued', 'proxy→editor'),
   runOutput: notification<RunOutputParams>('mesh/runOutput', 'proxy→editor'),
   runExited: notification<RunExitedParams>('mesh/runExited', 'proxy→editor'),
   debugStarted: notification<DebugStartedParams>('mesh/debugStarted', 'proxy→editor'),

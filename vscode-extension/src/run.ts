@@ -3,14 +3,16 @@
  * (`mesh/run`); every run in the room, yours or anyone's, gets a terminal of its own backed
  * by a `Pseudoterminal` that shows its output live (ANSI kept) and its exit line. Typing in
  * it goes to the program's stdin (`mesh/runInput`); Ctrl+D ends the input, Ctrl+C stops
- * the run (`mesh/runStop`).
+ * the run (`mesh/runStop`). A run that waits for a free sandbox (`mesh/runQueued`) gets its
+ * terminal at once, with its place in the server's queue written as it moves; Ctrl+C there
+ * takes it out of the queue.
  */
 import * as vscode from 'vscode';
 
 import type { Ctx } from './context';
 import { errorText } from './errors';
 import { EditorRequests, ProxyNotifications } from './protocol';
-import type { RunExitedParams, RunOutputParams, RunStartedParams } from './protocol';
+import type { RunExitedParams, RunOutputParams, RunQueuedParams, RunStartedParams } from './protocol';
 import { LineDiscipline, currentRun, exitSummary, exitText, headerText, outputText, terminalName } from './runModel';
 import { inSession } from './status';
 
@@ -85,6 +87,12 @@ class RunTerminal implements vscode.Pseudoterminal {
     }
   }
 
+  /** A line from mesh itself (a queue place, the start after waiting), dimmed. */
+  note(text: string): void {
+    this.write(`${this.midLine ? '\r\n' : ''}\x1b[2m${text}\x1b[0m\r\n`);
+    this.midLine = false;
+  }
+
   exit(params: RunExitedParams): void {
     this.exited = true;
     this.write(exitText(params, this.midLine));
@@ -118,6 +126,7 @@ export class Runs {
 
   constructor(private readonly ctx: Ctx) {
     ctx.on(ProxyNotifications.runStarted, (p) => this.started(p));
+    ctx.on(ProxyNotifications.runQueued, (p) => this.queued(p));
     ctx.on(ProxyNotifications.runOutput, (p) => this.runs.get(p.runId)?.output(p));
     ctx.on(ProxyNotifications.runExited, (p) => this.exited(p));
     ctx.own(
@@ -169,7 +178,9 @@ export class Runs {
   }
 
   private started(params: RunStartedParams): void {
-    if (this.runs.has(params.runId)) {
+    const waited = this.runs.get(params.runId);
+    if (waited !== undefined) {
+      waited.note('started');
       return;
     }
     this.seq += 1;
@@ -183,6 +194,14 @@ export class Runs {
     }
     this.closeOldTerminals();
     this.updateContext();
+  }
+
+  /** A run waits for a free sandbox: its terminal opens now and shows where it is in line. */
+  private queued(params: RunQueuedParams): void {
+    if (!this.runs.has(params.runId)) {
+      this.started(params);
+    }
+    this.runs.get(params.runId)?.note(params.message);
   }
 
   private exited(params: RunExitedParams): void {

@@ -276,6 +276,16 @@ impl Bridge {
                 self.joined(debug_id, &capabilities, &work_dir, aliases, out)
             }
             ServerMessage::Dap { debug_id, message } if self.is_ours(&debug_id) => self.hub_message(message, out),
+            // The room's debug session waits for a free sandbox: say where in line, in the
+            // debug console, each time it moves (the launch stays pending meanwhile).
+            ServerMessage::RunQueued {
+                position,
+                limit,
+                debug: true,
+                ..
+            } if matches!(self.phase, Phase::Starting(_)) => {
+                self.say(out, mesh_protocol::messages::queued_text(position, &limit))
+            }
             ServerMessage::DebugEnded {
                 debug_id,
                 exit_code,
@@ -745,6 +755,31 @@ mod tests {
             msgs[0]["message"].as_str().unwrap().contains("at most 65536 bytes"),
             "{msgs:?}"
         );
+    }
+
+    #[test]
+    fn a_queued_session_shows_its_place_and_keeps_the_launch_waiting() {
+        let mut b = bridge();
+        b.handle(request(2, "launch", json!({"program": "a.py"})));
+        let queued = |position| {
+            Input::Room(ServerMessage::RunQueued {
+                run_id: "d1".into(),
+                path: "a.py".into(),
+                language: "python".into(),
+                by: 1,
+                position,
+                limit: "max_debug_sessions".into(),
+                debug: true,
+            })
+        };
+        let msgs = to_editor(&b.handle(queued(2)));
+        assert_eq!(msgs.len(), 1, "no answer to the launch yet: {msgs:?}");
+        assert_eq!(msgs[0]["event"], "output");
+        let text = msgs[0]["body"]["output"].as_str().unwrap();
+        assert!(text.starts_with("queued: 2nd in line"), "{text}");
+        assert!(text.contains("max_debug_sessions"), "{text}");
+        let msgs = to_editor(&b.handle(queued(1)));
+        assert!(msgs[0]["body"]["output"].as_str().unwrap().starts_with("queued: 1st"));
     }
 
     #[test]

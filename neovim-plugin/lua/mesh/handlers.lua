@@ -87,6 +87,10 @@ function M.table()
     require("mesh.run").on_started(ctx.client_id, params)
   end)
 
+  handlers[n.run_queued] = guarded(n.run_queued, function(_, params, ctx)
+    require("mesh.run").on_queued(ctx.client_id, params)
+  end)
+
   handlers[n.run_output] = guarded(n.run_output, function(_, params)
     require("mesh.run").on_output(params)
   end)

@@ -91,6 +91,7 @@ local M = {}
 ---@field language? string a language id, to override the file's extension
 ---@class mesh.RunResult
 ---@field runId string
+---@field queued? integer set when the run waits for a free sandbox: its place in the server's queue
 
 ---@class mesh.RunInputParams
 ---@field runId string
@@ -158,6 +159,19 @@ local M = {}
 ---@field by mesh.ConnId who started it (0: the REST API)
 ---@field byName string
 ---@field you boolean whether this editor's own connection started it
+
+---@class mesh.RunQueuedParams a run (or, with `debug`, a debug session) waits for a free sandbox
+---@field runId string
+---@field path string the entry file's room path
+---@field uri? string the entry file in the local folder
+---@field language string
+---@field by mesh.ConnId who asked for it (0: the REST API)
+---@field byName string
+---@field you boolean whether this editor's own connection asked for it
+---@field position integer 1-based place in the server's queue
+---@field limit "max_runs"|"max_runs_per_room"|"max_runs_per_person"|"max_debug_sessions" the cap it waits on
+---@field debug boolean
+---@field message string what to show
 
 ---@class mesh.DebugStartedParams
 ---@field debugId string
@@ -232,6 +246,7 @@ M.notification = {
   chat_message = "mesh/chatMessage", -- params: mesh.ChatMessageParams
   notify = "mesh/notify", -- params: mesh.NotifyParams
   run_started = "mesh/runStarted", -- params: mesh.RunStartedParams
+  run_queued = "mesh/runQueued", -- params: mesh.RunQueuedParams
   run_output = "mesh/runOutput", -- params: mesh.RunOutputParams
   run_exited = "mesh/runExited", -- params: mesh.RunExitedParams
   debug_started = "mesh/debugStarted", -- params: mesh.DebugStartedParams

@@ -5,6 +5,8 @@
 --- line from `mesh/runExited`. The output window shows the newest run. `:Mesh input` and
 --- `:Mesh stop` act on the run shown there (else the newest one still going); in the output
 --- buffer `i` types a line, `<C-d>` closes stdin, `<C-c>` stops and `q` closes the window.
+--- A run that waits for a free sandbox (`mesh/runQueued`) gets its buffer at once, with its
+--- place in the server's queue written as it moves; `<C-c>` there takes it out of the queue.
 
 local client = require("mesh.client")
 local config = require("mesh.config")
@@ -43,6 +45,7 @@ local next_seq = 0
 local function define_highlights()
   local links = {
     MeshRunHeader = "Title",
+    MeshRunNote = "Comment",
     MeshRunCompile = "DiagnosticWarn",
     MeshRunStderr = "DiagnosticError",
     MeshRunExitOk = "DiagnosticOk",
@@ -267,7 +270,14 @@ end
 ---@param client_id integer
 ---@param params mesh.RunStartedParams
 function M.on_started(client_id, params)
-  if type(params) ~= "table" or type(params.runId) ~= "string" or runs[params.runId] then
+  if type(params) ~= "table" or type(params.runId) ~= "string" then
+    return
+  end
+  local waited = runs[params.runId]
+  if waited then
+    if not waited.exited then
+      write(waited, nil, nil, { "started" }, "MeshRunNote")
+    end
     return
   end
   define_highlights()
@@ -296,6 +306,23 @@ function M.on_started(client_id, params)
     vim.notify(("mesh: %s runs %s"):format(run.by_name, run.path), vim.log.levels.INFO)
   end
   prune()
+end
+
+--- `mesh/runQueued`: a run (or a debug session) waits for a free sandbox; its buffer opens
+--- now, and each move in the queue adds a line.
+---@param client_id integer
+---@param params mesh.RunQueuedParams
+function M.on_queued(client_id, params)
+  if type(params) ~= "table" or type(params.runId) ~= "string" or type(params.message) ~= "string" then
+    return
+  end
+  if not runs[params.runId] then
+    M.on_started(client_id, params)
+  end
+  local run = runs[params.runId]
+  if run and not run.exited then
+    write(run, nil, nil, { params.message }, "MeshRunNote")
+  end
 end
 
 --- `mesh/runOutput`: output of a run, appended to its buffer as it comes.

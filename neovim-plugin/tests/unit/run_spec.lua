@@ -241,3 +241,30 @@ test("when the proxy stops, a run going ends with a line saying so", function()
   local lines = api.nvim_buf_get_lines(runbuf, 0, -1, false)
   h.eq("■ mesh-proxy stopped; the rest of this run is not shown here", lines[#lines])
 end)
+
+test("a queued run opens its buffer with its place, updated as it moves, then starts", function()
+  local fake = start()
+  vim.cmd("Mesh run")
+  h.wait(function()
+    return #fake.run_requests == 1
+  end, "mesh/run")
+  local function queued(position, message)
+    fake.dispatchers.notification("mesh/runQueued", {
+      runId = "r1",
+      path = "main.py",
+      language = "python",
+      by = 1,
+      byName = "tester",
+      you = true,
+      position = position,
+      limit = "max_runs",
+      debug = false,
+      message = message,
+    })
+  end
+  queued(2, "queued: 2nd in line")
+  queued(1, "queued: 1st in line")
+  started(fake)
+  output(fake, "stdout", "hi\n")
+  h.eq({ "queued: 2nd in line", "queued: 1st in line", "started", "hi" }, vim.list_slice(lines_of("r1"), 2))
+end)

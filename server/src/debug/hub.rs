@@ -199,6 +199,11 @@ impl Hub {
         self.terminated
     }
 
+    /// Whether nobody is in the session (attached or attaching).
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+
     /// Whether this participant is in the session.
     pub fn has(&self, conn: ConnId) -> bool {
         self.clients.contains_key(&conn)

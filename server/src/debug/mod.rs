@@ -28,6 +28,10 @@ use crate::runs::RunService;
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the adapter may take to exit after the session terminated.
 const EXIT_GRACE: Duration = Duration::from_secs(3);
+/// How long a debug session may go on with nobody attached by default: long enough for a
+/// reconnect or a restarted editor, short enough that a session everyone left does not hold
+/// its container (up to 512 MiB) until its 30-minute wall clock.
+pub const DEFAULT_DEBUG_IDLE: Duration = Duration::from_secs(120);
 /// Inputs queued for a session before the room waits.
 pub const INPUT_QUEUE: usize = 256;
 
@@ -75,6 +79,8 @@ pub struct Plan {
     pub starter: ConnId,
     /// Container paths of the room's files.
     pub files: BTreeSet<String>,
+    /// How long it may go on with nobody attached (`debug_idle_seconds`).
+    pub idle: Duration,
 }
 
 /// Container paths that stand for another room path: the entry file runs as the
@@ -129,6 +135,8 @@ pub async fn run(
     let mut outs = first;
     let mut error = None;
     let mut terminated_at: Option<Instant> = None;
+    // Since when nobody is in the session (the starter joins first, so not from the start).
+    let mut alone_since: Option<Instant> = None;
     // The room is told the session ended once: when the adapter says so (`terminated`), or
     // when the container ends, whichever comes first. A new session may start from then on.
     let mut reported = false;
@@ -219,6 +227,13 @@ pub async fn run(
                 outs.extend(hub.expire(Instant::now(), REQUEST_TIMEOUT));
                 if !hub.is_ready() && Instant::now() > startup_deadline {
                     error = Some(format!("the debug adapter did not get ready within {}s", STARTUP_TIMEOUT.as_secs()));
+                }
+                alone_since = if hub.is_empty() { alone_since.or(Some(Instant::now())) } else { None };
+                if alone_since.is_some_and(|t| t.elapsed() > plan.idle) {
+                    error = Some(format!(
+                        "nobody was attached for {} s, so the session was ended (debug_idle_seconds); start it again to debug",
+                        plan.idle.as_secs()
+                    ));
                 }
                 if hub.is_terminated() {
                     let at = *terminated_at.get_or_insert_with(Instant::now);

@@ -20,9 +20,11 @@ use tokio::time::Instant;
 use super::core::{ConnId, Effects, RoomCore, RoomLimits, Target};
 
 mod debugging;
+mod running;
 use crate::store::sqlite::now_ms;
 use crate::store::Store;
-use debugging::ActiveDebug;
+use debugging::{ActiveDebug, PendingDebug};
+use running::{ActiveRun, QueuedRun};
 
 /// Commands one turn may take; bounds the time between two sends of the room.
 const MAX_BATCH: usize = 256;
@@ -85,9 +87,14 @@ pub enum Command {
         request: mesh_protocol::rest::StartRun,
         /// The caller's role.
         role: Role,
-        /// The run id, or why not.
-        reply: oneshot::Sender<Result<String, (ErrorCode, String)>>,
+        /// Who the caller counts as for the per-person cap (its token).
+        person: crate::admission::Person,
+        /// The run id and its place in the queue if it waits, or why not.
+        reply: oneshot::Sender<Result<mesh_protocol::rest::StartedRun, (ErrorCode, String)>>,
     },
+    /// The server's run admission says a run or debug session this room queued may start,
+    /// or moved in the queue.
+    Admission(crate::admission::Event),
     /// A run of this room reports.
     Run {
         /// The run.
@@ -193,9 +200,13 @@ struct Actor {
     runs: Option<Arc<crate::runs::RunService>>,
     me: mpsc::WeakSender<Command>,
     active: HashMap<String, ActiveRun>,
+    /// Runs waiting for the server's admission, by run id.
+    queued: HashMap<String, QueuedRun>,
     debug: Option<ActiveDebug>,
     /// Bytes of updates waiting for a missing dependency that the last compaction kept.
     pending_kept_bytes: u64,
+    /// The room's debug session while it waits for the server's admission.
+    pending_debug: Option<PendingDebug>,
 }
 
 async fn run(
@@ -246,10 +257,16 @@ async fn run(
         runs,
         me,
         active: HashMap::new(),
+        queued: HashMap::new(),
         debug: None,
         pending_kept_bytes: 0,
+        pending_debug: None,
     };
     actor.main_loop(rx).await;
+    if let Some(service) = &actor.runs {
+        // What the room queued can no longer start.
+        service.gate.forget_room(id);
+    }
     metrics::gauge!("mesh_rooms_loaded").decrement(1);
 }
 
@@ -268,6 +285,7 @@ async fn refuse_all(rx: &mut mpsc::Receiver<Command>, code: ErrorCode) {
             | Command::Delete
             | Command::Run { .. }
             | Command::Debug { .. }
+            | Command::Admission(_)
             | Command::Shutdown => {}
             Command::StartRun { reply, .. } => {
                 let _ = reply.send(Err((code, "the room cannot be opened".into())));
@@ -346,9 +364,7 @@ impl Actor {
                         metrics::gauge!("mesh_participants").decrement(1);
                     }
                     merge(&mut fx, self.core.leave(conn));
-                    if let Some(d) = &self.debug {
-                        let _ = d.input.try_send(crate::debug::Input::Leave(conn));
-                    }
+                    self.debug_leave(&mut fx, conn);
                 }
                 Command::Frames { conn, frames } => {
                     let now = now_ms();
@@ -380,30 +396,16 @@ impl Actor {
                 Command::Shutdown => stop = Some(Stop::Shutdown),
                 Command::Run { run_id, notice } => self.on_run_notice(&mut fx, run_id, notice),
                 Command::Debug { debug_id, notice } => self.on_debug_notice(&mut fx, debug_id, notice),
-                Command::StartRun { request, role, reply } => {
-                    let result = if role.can_write() {
-                        let files = self.core.file_texts();
-                        if files.iter().any(|(p, _)| *p == request.path) {
-                            let req = super::core::RunRequest {
-                                conn: 0,
-                                role,
-                                path: request.path,
-                                language: request.language,
-                                files,
-                            };
-                            let started = self.try_start_run(&mut fx, req, "REST".into());
-                            if let (Ok(run_id), Some(stdin)) = (&started, request.stdin) {
-                                self.run_input(&mut fx, 0, run_id.clone(), stdin, true);
-                            }
-                            started
-                        } else {
-                            Err((ErrorCode::NotFound, format!("no file {:?} in this room", request.path)))
-                        }
-                    } else {
-                        Err((ErrorCode::Forbidden, "readers may watch runs but not start them".into()))
-                    };
+                Command::StartRun {
+                    request,
+                    role,
+                    person,
+                    reply,
+                } => {
+                    let result = self.rest_run(&mut fx, request, role, person);
                     let _ = reply.send(result);
                 }
+                Command::Admission(event) => self.on_admission(&mut fx, event),
             }
         }
         if !fx.persist.is_empty() {
@@ -578,246 +580,10 @@ fn merge(into: &mut Effects, from: Effects) {
     into.debug.extend(from.debug);
 }
 
-/// Runs one participant may have going at once in a room.
-const MAX_RUNS_PER_PARTICIPANT: usize = 1;
-
-/// How much of a run's output its history keeps, per stream.
-const HISTORY_OUTPUT_BYTES: usize = 64 * 1024;
-
-/// A run in progress.
-struct ActiveRun {
-    by: ConnId,
-    stop: Option<oneshot::Sender<()>>,
-    stdin: Option<mpsc::Sender<bytes::Bytes>>,
-    /// For the history.
-    record: mesh_protocol::rest::RunRecord,
-}
-
-/// Appends to a history buffer, up to its cap, on a character boundary.
-fn keep(buf: &mut String, data: &str) {
-    let room = HISTORY_OUTPUT_BYTES.saturating_sub(buf.len());
-    let mut end = data.len().min(room);
-    while !data.is_char_boundary(end) {
-        end -= 1;
-    }
-    buf.push_str(&data[..end]);
-}
-
 async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Runs: started, fed and stopped here, reported back as [`Command::Run`].
-impl Actor {
-    fn start_run(&mut self, fx: &mut Effects, req: super::core::RunRequest) {
-        let conn = req.conn;
-        let by = self
-            .core
-            .participants()
-            .into_iter()
-            .find(|p| p.conn_id == conn)
-            .map(|p| p.name)
-            .unwrap_or_default();
-        if let Err((code, message)) = self.try_start_run(fx, req, by) {
-            merge(fx, self.core.error_to(conn, code, message));
-        }
-    }
-
-    fn try_start_run(
-        &mut self,
-        fx: &mut Effects,
-        req: super::core::RunRequest,
-        by_name: String,
-    ) -> Result<String, (ErrorCode, String)> {
-        let Some(service) = self.runs.clone() else {
-            return Err((ErrorCode::Unavailable, "this server does not run programs".into()));
-        };
-        if req.conn != 0 && self.active.values().filter(|r| r.by == req.conn).count() >= MAX_RUNS_PER_PARTICIPANT {
-            return Err((
-                ErrorCode::RateLimited,
-                "you already have a run going; stop it first".into(),
-            ));
-        }
-        let lang = service
-            .language_for(&req.path, req.language.as_deref())
-            .map_err(|e| (ErrorCode::BadRequest, e))?
-            .clone();
-        let me = self
-            .me
-            .upgrade()
-            .ok_or((ErrorCode::Unavailable, "the room is closing".into()))?;
-        let run_id = format!("{:016x}", rand::random::<u64>());
-        let (stdin_tx, stdin_rx) = mpsc::channel(crate::runs::STDIN_QUEUE);
-        let (stop_tx, stop_rx) = oneshot::channel();
-        let job = service.job(&lang, &req.path, req.files, stdin_rx);
-        let stdin_tx = Some(stdin_tx);
-        let record = mesh_protocol::rest::RunRecord {
-            run_id: run_id.clone(),
-            path: req.path.clone(),
-            language: lang.id.clone(),
-            by: by_name,
-            started_at: now_ms(),
-            stage: String::new(),
-            code: None,
-            duration_ms: 0,
-            limit: None,
-            error: None,
-            stdout: String::new(),
-            stderr: String::new(),
-        };
-        self.active.insert(
-            run_id.clone(),
-            ActiveRun {
-                by: req.conn,
-                stop: Some(stop_tx),
-                stdin: stdin_tx,
-                record,
-            },
-        );
-        tracing::info!(room = %self.id, run = %run_id, language = %lang.id, path = %req.path, "run started");
-        metrics::counter!("mesh_runs_total", "language" => lang.id.clone()).increment(1);
-        fx.to(
-            Target::MeshClients,
-            mesh_protocol::encode_mesh(&mesh_protocol::ServerMessage::RunStarted {
-                run_id: run_id.clone(),
-                path: req.path,
-                language: lang.id.clone(),
-                by: req.conn,
-            }),
-        );
-        let id = run_id.clone();
-        let (notice_tx, mut notice_rx) = mpsc::channel(crate::runs::STDIN_QUEUE);
-        tokio::spawn(service.run(job, notice_tx, stop_rx));
-        tokio::spawn(async move {
-            // Hands the run's notices to the room, in order.
-            while let Some(notice) = notice_rx.recv().await {
-                if me
-                    .send(Command::Run {
-                        run_id: id.clone(),
-                        notice,
-                    })
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-            }
-        });
-        Ok(run_id)
-    }
-
-    fn run_input(&mut self, fx: &mut Effects, conn: ConnId, run_id: String, data: String, eof: bool) {
-        if let Some(d) = self.debug.as_ref().filter(|d| d.id == run_id) {
-            // A debug session's program reads its input like a run's.
-            if d.input.try_send(crate::debug::Input::Stdin(data, eof)).is_err() {
-                merge(
-                    fx,
-                    self.core.error_to(
-                        conn,
-                        ErrorCode::Unavailable,
-                        "the debug session is busy; type again".into(),
-                    ),
-                );
-            }
-            return;
-        }
-        let Some(run) = self.active.get_mut(&run_id) else {
-            merge(
-                fx,
-                self.core
-                    .error_to(conn, ErrorCode::NotFound, format!("no run {run_id} is going")),
-            );
-            return;
-        };
-        if let Some(tx) = &run.stdin {
-            if !data.is_empty() && tx.try_send(bytes::Bytes::from(data)).is_err() {
-                merge(
-                    fx,
-                    self.core.error_to(
-                        conn,
-                        ErrorCode::RateLimited,
-                        "the program is not reading its input fast enough".into(),
-                    ),
-                );
-            }
-        }
-        if eof {
-            run.stdin = None;
-        }
-    }
-
-    fn stop_run(&mut self, fx: &mut Effects, conn: ConnId, run_id: String) {
-        let host = self.core.role(conn) == Some(Role::Host);
-        match self.active.get_mut(&run_id) {
-            Some(run) if run.by == conn || host => {
-                if let Some(stop) = run.stop.take() {
-                    let _ = stop.send(());
-                }
-            }
-            Some(_) => merge(
-                fx,
-                self.core.error_to(
-                    conn,
-                    ErrorCode::Forbidden,
-                    "only who started a run (or the host) may stop it".into(),
-                ),
-            ),
-            None => merge(
-                fx,
-                self.core
-                    .error_to(conn, ErrorCode::NotFound, format!("no run {run_id} is going")),
-            ),
-        }
-    }
-
-    fn on_run_notice(&mut self, fx: &mut Effects, run_id: String, notice: crate::runs::RunNotice) {
-        use crate::runs::RunNotice;
-        let msg = match notice {
-            RunNotice::Output(stream, data) => {
-                if let Some(run) = self.active.get_mut(&run_id) {
-                    match stream {
-                        mesh_protocol::messages::RunStream::Stdout => keep(&mut run.record.stdout, &data),
-                        _ => keep(&mut run.record.stderr, &data),
-                    }
-                }
-                mesh_protocol::ServerMessage::RunOutput { run_id, stream, data }
-            }
-            RunNotice::Exited {
-                stage,
-                code,
-                duration_ms,
-                limit,
-                error,
-            } => {
-                if let Some(run) = self.active.remove(&run_id) {
-                    let mut record = run.record;
-                    record.stage = stage.into();
-                    record.code = code;
-                    record.duration_ms = duration_ms;
-                    record.limit = limit.map(String::from);
-                    record.error = error.clone();
-                    let (store, room) = (self.store.clone(), self.id);
-                    tokio::spawn(async move {
-                        if let Err(e) = store.put_run(room, record).await {
-                            tracing::warn!(%room, error = %e, "cannot keep the run in the history");
-                        }
-                    });
-                }
-                tracing::info!(room = %self.id, run = %run_id, ?code, ?limit, "run ended");
-                mesh_protocol::ServerMessage::RunExited {
-                    run_id,
-                    stage: stage.into(),
-                    code,
-                    duration_ms,
-                    limit: limit.map(String::from),
-                    error,
-                }
-            }
-        };
-        fx.to(Target::MeshClients, mesh_protocol::encode_mesh(&msg));
     }
 }
 

@@ -5,8 +5,11 @@ use mesh_protocol::messages::{Role, RunStream};
 use mesh_protocol::{ErrorCode, ServerMessage};
 use tokio::sync::mpsc;
 
+use super::running::{exited_unstarted, queued_message};
 use super::{merge, Actor, Command};
+use crate::admission::{Decision, Kind, Limit, Person, Request, Ticket};
 use crate::room::core::{ConnId, Effects, Target};
+
 /// The room's debug session (at most one).
 pub(super) struct ActiveDebug {
     pub(super) id: String,
@@ -15,6 +18,20 @@ pub(super) struct ActiveDebug {
     language: String,
     by: ConnId,
     aliases: std::collections::BTreeMap<String, String>,
+}
+
+/// The room's debug session while it waits for the server's admission (the server's
+/// `max_debug_sessions` are busy). Others who ask to debug meanwhile join it once it starts.
+pub(super) struct PendingDebug {
+    pub(super) id: String,
+    pub(super) ticket: Ticket,
+    starter: ConnId,
+    path: String,
+    language: String,
+    /// Who asked to join it meanwhile, in order.
+    joiners: Vec<ConnId>,
+    position: u32,
+    waiting_for: Limit,
 }
 
 /// Debug sessions: started here, fed with participants' DAP, reported back as
@@ -30,6 +47,24 @@ impl Actor {
                 language,
                 files,
             } => {
+                if let Some(p) = &mut self.pending_debug {
+                    // It waits for admission: join it once it starts.
+                    if p.starter != conn && !p.joiners.contains(&conn) {
+                        p.joiners.push(conn);
+                    }
+                    let p = &*p;
+                    queued_message(
+                        fx,
+                        &p.id,
+                        &p.path,
+                        &p.language,
+                        p.starter,
+                        p.position,
+                        p.waiting_for,
+                        true,
+                    );
+                    return;
+                }
                 if let Some(d) = &self.debug {
                     // One session per room: a second start joins it.
                     if d.input.try_send(crate::debug::Input::Join(conn)).is_err() {
@@ -113,6 +148,58 @@ impl Actor {
                 ),
             ));
         }
+        let debug_id = format!("{:016x}", rand::random::<u64>());
+        let request = Request {
+            kind: Kind::Debug,
+            room: self.id,
+            person: Person::Conn(conn),
+        };
+        match service.gate.request(request, &self.me) {
+            Decision::Start(ticket) => self.launch_debug(fx, ticket, debug_id, conn, path, &lang.id, files),
+            Decision::Queued {
+                ticket,
+                position,
+                waiting_for,
+            } => {
+                tracing::info!(room = %self.id, debug = %debug_id, position, limit = waiting_for.key(), "debug session queued");
+                queued_message(fx, &debug_id, &path, &lang.id, conn, position, waiting_for, true);
+                self.pending_debug = Some(PendingDebug {
+                    id: debug_id,
+                    ticket,
+                    starter: conn,
+                    path,
+                    language: lang.id,
+                    joiners: Vec::new(),
+                    position,
+                    waiting_for,
+                });
+                Ok(())
+            }
+            Decision::Refused(why) => Err((ErrorCode::RateLimited, why.to_string())),
+        }
+    }
+
+    /// Starts an admitted debug session; its task holds the admission slot until the
+    /// container is gone.
+    #[allow(clippy::too_many_arguments)]
+    fn launch_debug(
+        &mut self,
+        fx: &mut Effects,
+        ticket: Ticket,
+        debug_id: String,
+        conn: ConnId,
+        path: String,
+        language: &str,
+        files: Vec<(String, String)>,
+    ) -> Result<(), (ErrorCode, String)> {
+        let Some(service) = self.runs.clone() else {
+            return Err((ErrorCode::Unavailable, "this server does not run programs".into()));
+        };
+        let slot = service.gate.slot(ticket);
+        let lang = service
+            .language_for(&path, Some(language))
+            .map_err(|e| (ErrorCode::BadRequest, e))?
+            .clone();
         let me = self
             .me
             .upgrade()
@@ -124,7 +211,6 @@ impl Actor {
         let mut known: std::collections::BTreeSet<String> =
             job.files.iter().map(|f| format!("{work}/{}", f.path)).collect();
         known.extend(aliases.keys().cloned());
-        let debug_id = format!("{:016x}", rand::random::<u64>());
         let (input_tx, input_rx) = mpsc::channel(crate::debug::INPUT_QUEUE);
         let (notice_tx, mut notice_rx) = mpsc::channel(crate::debug::INPUT_QUEUE);
         let plan = crate::debug::Plan {
@@ -132,8 +218,13 @@ impl Actor {
             job,
             starter: conn,
             files: known,
+            idle: service.debug_idle,
         };
-        tokio::spawn(crate::debug::run(service, plan, input_rx, notice_tx));
+        tokio::spawn(async move {
+            crate::debug::run(service, plan, input_rx, notice_tx).await;
+            // The container is gone: the next in line may start.
+            drop(slot);
+        });
         let id = debug_id.clone();
         tokio::spawn(async move {
             while let Some(notice) = notice_rx.recv().await {
@@ -175,6 +266,103 @@ impl Actor {
             aliases,
         });
         Ok(())
+    }
+
+    /// The queued debug session was admitted: start it, and attach whoever asked meanwhile.
+    pub(super) fn start_pending_debug(&mut self, fx: &mut Effects) {
+        let Some(p) = self.pending_debug.take() else { return };
+        let files = self.core.file_texts();
+        let started = if !files.iter().any(|(f, _)| *f == p.path) {
+            if let Some(service) = &self.runs {
+                service.gate.finish(p.ticket);
+            }
+            Err((
+                ErrorCode::NotFound,
+                format!("{} was deleted while the debug session waited", p.path),
+            ))
+        } else {
+            self.launch_debug(
+                fx,
+                p.ticket,
+                p.id.clone(),
+                p.starter,
+                p.path.clone(),
+                &p.language,
+                files,
+            )
+        };
+        match started {
+            Ok(()) => {
+                if let Some(d) = &self.debug {
+                    for conn in p.joiners {
+                        let _ = d.input.try_send(crate::debug::Input::Join(conn));
+                    }
+                }
+            }
+            Err((_, message)) => self.pending_debug_ended(fx, p.id, message),
+        }
+    }
+
+    /// The queued debug session moved in the server's queue.
+    pub(super) fn pending_debug_moved(&mut self, fx: &mut Effects, ticket: Ticket, position: u32, waiting_for: Limit) {
+        if let Some(p) = self.pending_debug.as_mut().filter(|p| p.ticket == ticket) {
+            (p.position, p.waiting_for) = (position, waiting_for);
+            queued_message(fx, &p.id, &p.path, &p.language, p.starter, position, waiting_for, true);
+        }
+    }
+
+    /// `stop` of the queued debug session: withdrawn from the queue.
+    pub(super) fn stop_pending_debug(&mut self, fx: &mut Effects, conn: ConnId, host: bool) {
+        let Some(p) = self.pending_debug.take_if(|p| p.starter == conn || host) else {
+            merge(
+                fx,
+                self.core.error_to(
+                    conn,
+                    ErrorCode::Forbidden,
+                    "only who started a debug session (or the host) may stop it".into(),
+                ),
+            );
+            return;
+        };
+        if let Some(service) = &self.runs {
+            service.gate.finish(p.ticket);
+        }
+        tracing::info!(room = %self.id, debug = %p.id, "queued debug session withdrawn");
+        self.pending_debug_ended(fx, p.id, "stopped".into());
+    }
+
+    /// A participant left: the session hears it; a queued session passes to the next who
+    /// asked for it, or leaves the queue when nobody is left to debug.
+    pub(super) fn debug_leave(&mut self, fx: &mut Effects, conn: ConnId) {
+        if let Some(d) = &self.debug {
+            let _ = d.input.try_send(crate::debug::Input::Leave(conn));
+        }
+        let Some(p) = &mut self.pending_debug else { return };
+        p.joiners.retain(|c| *c != conn);
+        if p.starter != conn {
+            return;
+        }
+        if !p.joiners.is_empty() {
+            p.starter = p.joiners.remove(0);
+            return;
+        }
+        let p = self.pending_debug.take().expect("checked above");
+        if let Some(service) = &self.runs {
+            service.gate.finish(p.ticket);
+        }
+        self.pending_debug_ended(fx, p.id, "everyone who asked for it left".into());
+    }
+
+    /// Tells the room a debug session that never started is over (as a run and a debug
+    /// session, as a started one would be).
+    fn pending_debug_ended(&mut self, fx: &mut Effects, debug_id: String, error: String) {
+        exited_unstarted(fx, debug_id.clone(), error.clone());
+        let ended = ServerMessage::DebugEnded {
+            debug_id,
+            exit_code: None,
+            error: Some(error),
+        };
+        fx.to(Target::MeshClients, mesh_protocol::encode_mesh(&ended));
     }
 
     pub(super) fn on_debug_notice(&mut self, fx: &mut Effects, debug_id: String, notice: crate::debug::Notice) {
