@@ -156,7 +156,7 @@ impl Server {
                 edge.create_burst_global,
             )),
             room_count: Arc::new(AtomicU64::new(room_count)),
-            rooms: Rooms::new(store.clone(), Some(runs.clone())),
+            rooms: Rooms::with_limits(store.clone(), Some(runs.clone()), settings.room_limits),
             runs,
             store,
             auth: Auth::new(&secret, settings.token_ttl),

@@ -141,6 +141,18 @@ pub struct Args {
     /// End a debug session nobody has been attached to for this many seconds [default: 120].
     #[arg(long, env = "MESH_DEBUG_IDLE_SECONDS")]
     pub debug_idle_seconds: Option<u64>,
+    /// The largest document a room may hold, in bytes of encoded updates [default: 64 MiB].
+    #[arg(long, env = "MESH_MAX_DOC_BYTES")]
+    pub max_doc_bytes: Option<usize>,
+    /// The most files a room may hold [default: 10000].
+    #[arg(long, env = "MESH_MAX_FILES")]
+    pub max_files: Option<usize>,
+    /// Awareness (cursor) updates per second one connection may send [default: 60].
+    #[arg(long, env = "MESH_AWARENESS_RATE")]
+    pub awareness_rate: Option<f64>,
+    /// Awareness updates one connection may send at once above the rate [default: 240].
+    #[arg(long, env = "MESH_AWARENESS_BURST")]
+    pub awareness_burst: Option<f64>,
 }
 
 /// Which container images runs use.
@@ -188,6 +200,10 @@ struct FileConfig {
     max_runs_per_person: Option<usize>,
     run_queue: Option<usize>,
     debug_idle_seconds: Option<u64>,
+    max_doc_bytes: Option<usize>,
+    max_files: Option<usize>,
+    awareness_rate: Option<f64>,
+    awareness_burst: Option<f64>,
 }
 
 /// The settings the server runs with.
@@ -219,6 +235,8 @@ pub struct Settings {
     pub run_limits: crate::admission::Limits,
     /// How long a debug session may go on with nobody attached.
     pub debug_idle: Duration,
+    /// What a room may be made to hold: document size, files, awareness rate.
+    pub room_limits: crate::room::core::RoomLimits,
 }
 
 /// Settings of the HTTP edge (see `edge.rs`, `client_addr.rs` and `limits.rs`).
@@ -415,6 +433,22 @@ impl Settings {
         if run_pool > MAX_RUN_POOL {
             anyhow::bail!("run_pool {run_pool} is over the limit of {MAX_RUN_POOL} warm containers per language");
         }
+        let room_limits = {
+            let d = crate::room::core::RoomLimits::default();
+            let limits = crate::room::core::RoomLimits {
+                max_doc_bytes: args.max_doc_bytes.or(file.max_doc_bytes).unwrap_or(d.max_doc_bytes),
+                max_files: args.max_files.or(file.max_files).unwrap_or(d.max_files),
+                awareness_rate: args.awareness_rate.or(file.awareness_rate).unwrap_or(d.awareness_rate),
+                awareness_burst: args
+                    .awareness_burst
+                    .or(file.awareness_burst)
+                    .unwrap_or(d.awareness_burst),
+            };
+            if !(limits.awareness_rate > 0.0 && limits.awareness_burst >= 1.0) {
+                anyhow::bail!("awareness_rate must be above 0 and awareness_burst at least 1");
+            }
+            limits
+        };
         Ok(Settings {
             listen: args
                 .listen
@@ -461,6 +495,7 @@ impl Settings {
                 .debug_idle_seconds
                 .or(file.debug_idle_seconds)
                 .map_or(crate::debug::DEFAULT_DEBUG_IDLE, Duration::from_secs),
+            room_limits,
         })
     }
 }

@@ -372,14 +372,19 @@ impl Actor {
                         // A panic while handling one client's input ends that input, not the
                         // room: the document is rebuilt from the store after this turn.
                         let core = &mut self.core;
-                        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.handle(conn, frame, now)));
+                        let handled =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| core.handle(conn, frame, now)));
                         match handled {
                             Ok(out) => merge(&mut fx, out),
                             Err(_) => {
                                 tracing::error!(room = %self.id, conn, "handling a client's message panicked; the message is refused and the room reloads its document");
                                 metrics::counter!("mesh_room_panics_total").increment(1);
                                 poisoned = true;
-                                fx.close.push((conn, ErrorCode::InvalidUpdate, "your message could not be handled and was refused".into()));
+                                fx.close.push((
+                                    conn,
+                                    ErrorCode::InvalidUpdate,
+                                    "your message could not be handled and was refused".into(),
+                                ));
                                 break;
                             }
                         }

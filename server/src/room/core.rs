@@ -582,7 +582,14 @@ impl RoomCore {
         for (id, state) in states {
             if let Some(json) = state.data {
                 let _ = self.awareness.apply_update(AwarenessUpdate {
-                    clients: [(id, yrs::sync::awareness::AwarenessUpdateEntry { clock: state.clock, json })].into(),
+                    clients: [(
+                        id,
+                        yrs::sync::awareness::AwarenessUpdateEntry {
+                            clock: state.clock,
+                            json,
+                        },
+                    )]
+                    .into(),
                 });
             }
         }
@@ -647,7 +654,8 @@ impl RoomCore {
                 let message = if owned_by_other {
                     format!("awareness client id {client} belongs to another connection; publish your own")
                 } else {
-                    "a connection may publish and clear only its own awareness client id (the first it used)".to_string()
+                    "a connection may publish and clear only its own awareness client id (the first it used)"
+                        .to_string()
                 };
                 fx.error(conn, id, ErrorCode::Forbidden, message);
                 return;

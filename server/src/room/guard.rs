@@ -144,7 +144,10 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, Refusal> {
     let clients_len: u32 = d.read_var().map_err(malformed)?;
     // Every client entry takes at least three bytes; a count beyond that is a lie.
     if clients_len as usize > bytes.len() / 3 {
-        return Err(Refusal::Malformed(format!("{clients_len} clients in {} bytes", bytes.len())));
+        return Err(Refusal::Malformed(format!(
+            "{clients_len} clients in {} bytes",
+            bytes.len()
+        )));
     }
     let mut seen = HashSet::new();
     let mut total_blocks = 0usize;
@@ -180,17 +183,25 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, Refusal> {
     // The delete set: clients, then ranges of (clock, length) each.
     let ds_clients: u32 = d.read_var().map_err(malformed)?;
     if ds_clients as usize > bytes.len() {
-        return Err(Refusal::Malformed(format!("{ds_clients} delete-set clients in {} bytes", bytes.len())));
+        return Err(Refusal::Malformed(format!(
+            "{ds_clients} delete-set clients in {} bytes",
+            bytes.len()
+        )));
     }
     let mut ds_seen = HashSet::new();
     for _ in 0..ds_clients {
         let client: u64 = d.read_var().map_err(malformed)?;
         if !ds_seen.insert(client) {
-            return Err(Refusal::Inconsistent(format!("client {client} appears twice in the delete set")));
+            return Err(Refusal::Inconsistent(format!(
+                "client {client} appears twice in the delete set"
+            )));
         }
         let ranges: u32 = d.read_var().map_err(malformed)?;
         if ranges as usize > bytes.len() {
-            return Err(Refusal::Malformed(format!("{ranges} deleted ranges in {} bytes", bytes.len())));
+            return Err(Refusal::Malformed(format!(
+                "{ranges} deleted ranges in {} bytes",
+                bytes.len()
+            )));
         }
         for _ in 0..ranges {
             let start: u32 = d.read_ds_clock().map_err(malformed)?;
@@ -199,7 +210,9 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, Refusal> {
                 return Err(Refusal::Malformed("an empty deleted range".into()));
             }
             if start.checked_add(len).is_none_or(|end| end > MAX_CLOCK) {
-                return Err(Refusal::Unsupported(format!("a deleted range passes clock {MAX_CLOCK}")));
+                return Err(Refusal::Unsupported(format!(
+                    "a deleted range passes clock {MAX_CLOCK}"
+                )));
             }
             parsed.deletes.push((client, start, len));
         }
@@ -240,8 +253,16 @@ fn parse_block(d: &mut DecoderV1<'_>, clock: u32) -> Result<Block, Refusal> {
         let id = d.read_left_id().map_err(malformed)?;
         Ok((id.client.get(), id.clock))
     };
-    let origin = if info & HAS_ORIGIN != 0 { Some(read_id(d)?) } else { None };
-    let right_origin = if info & HAS_RIGHT_ORIGIN != 0 { Some(read_id(d)?) } else { None };
+    let origin = if info & HAS_ORIGIN != 0 {
+        Some(read_id(d)?)
+    } else {
+        None
+    };
+    let right_origin = if info & HAS_RIGHT_ORIGIN != 0 {
+        Some(read_id(d)?)
+    } else {
+        None
+    };
     let names_parent = info & (HAS_ORIGIN | HAS_RIGHT_ORIGIN) == 0;
     let parent = if names_parent {
         if d.read_parent_info().map_err(malformed)? {
@@ -324,7 +345,9 @@ fn parse_block(d: &mut DecoderV1<'_>, clock: u32) -> Result<Block, Refusal> {
 /// at least one byte, so counts are bounded by the bytes left.
 fn skip_any(d: &mut DecoderV1<'_>, depth: usize) -> Result<(), Refusal> {
     if depth >= MAX_VALUE_DEPTH {
-        return Err(Refusal::Limit(format!("values may nest at most {MAX_VALUE_DEPTH} levels")));
+        return Err(Refusal::Limit(format!(
+            "values may nest at most {MAX_VALUE_DEPTH} levels"
+        )));
     }
     match d.read_u8().map_err(malformed)? {
         // undefined, null, true, false
@@ -386,7 +409,9 @@ fn check_json(text: &str) -> Result<(), Refusal> {
             b'[' | b'{' => {
                 depth += 1;
                 if depth > MAX_VALUE_DEPTH {
-                    return Err(Refusal::Limit(format!("values may nest at most {MAX_VALUE_DEPTH} levels")));
+                    return Err(Refusal::Limit(format!(
+                        "values may nest at most {MAX_VALUE_DEPTH} levels"
+                    )));
                 }
             }
             b']' | b'}' => depth = depth.saturating_sub(1),
@@ -493,7 +518,10 @@ pub fn check(parsed: &Parsed, sv: &StateVector, index: &TypeIndex) -> Result<(),
                     pending = true;
                     break;
                 }
-                if let Some(Item { parent: Parent::Id(id), .. }) = &b.item {
+                if let Some(Item {
+                    parent: Parent::Id(id), ..
+                }) = &b.item
+                {
                     if !index.types.contains(id) && !new_types.contains(id) {
                         return Err(Refusal::Inconsistent(format!(
                             "the parent {}:{} is not a shared type",
@@ -589,7 +617,11 @@ mod tests {
         let get = |d: &Doc| {
             let txn = d.transact();
             let f = txn.get_map("files").unwrap();
-            f.get(&txn, "main.py").unwrap().cast::<yrs::TextRef>().unwrap().get_string(&txn)
+            f.get(&txn, "main.py")
+                .unwrap()
+                .cast::<yrs::TextRef>()
+                .unwrap()
+                .get_string(&txn)
         };
         assert_eq!(get(&alice), get(&server));
         assert_eq!(index.len(), 1, "the file's text is a known type");
@@ -672,8 +704,22 @@ mod tests {
         // Client 1's block names client 2's as origin and the other way round.
         let u = [
             2, // clients
-            1, 1, 0, HAS_ORIGIN | CONTENT_STRING, 2, 0, 1, b'a', //
-            1, 2, 0, HAS_ORIGIN | CONTENT_STRING, 1, 0, 1, b'b', //
+            1,
+            1,
+            0,
+            HAS_ORIGIN | CONTENT_STRING,
+            2,
+            0,
+            1,
+            b'a', //
+            1,
+            2,
+            0,
+            HAS_ORIGIN | CONTENT_STRING,
+            1,
+            0,
+            1,
+            b'b', //
             0,
         ];
         let server = Doc::with_client_id(9);
@@ -685,9 +731,46 @@ mod tests {
 
     #[test]
     fn overflowing_clocks_and_repeated_clients_are_refused() {
-        let big = [1, 1, 1, 0xff, 0xff, 0xff, 0xff, 0x0f, CONTENT_STRING, 1, 1, b'a', 1, b'x', 0];
+        let big = [
+            1,
+            1,
+            1,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x0f,
+            CONTENT_STRING,
+            1,
+            1,
+            b'a',
+            1,
+            b'x',
+            0,
+        ];
         assert!(parse(&big).is_err());
-        let twice = [2, 1, 1, 0, CONTENT_STRING, 1, 1, b'a', 1, b'x', 1, 1, 1, CONTENT_STRING, 1, 1, b'a', 1, b'y', 0];
+        let twice = [
+            2,
+            1,
+            1,
+            0,
+            CONTENT_STRING,
+            1,
+            1,
+            b'a',
+            1,
+            b'x',
+            1,
+            1,
+            1,
+            CONTENT_STRING,
+            1,
+            1,
+            b'a',
+            1,
+            b'y',
+            0,
+        ];
         assert!(matches!(parse(&twice), Err(Refusal::Inconsistent(_))));
     }
 }

@@ -68,11 +68,18 @@ impl Rooms {
         }
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         let me = self.me.clone();
-        let (handle, task) = actor::spawn_with_runs(id, generation, self.store.clone(), self.runs.clone(), self.limits, move || {
-            if let Some(rooms) = me.upgrade() {
-                rooms.forget(id, generation);
-            }
-        });
+        let (handle, task) = actor::spawn_with_runs(
+            id,
+            generation,
+            self.store.clone(),
+            self.runs.clone(),
+            self.limits,
+            move || {
+                if let Some(rooms) = me.upgrade() {
+                    rooms.forget(id, generation);
+                }
+            },
+        );
         loaded.insert(
             id,
             Loaded {
