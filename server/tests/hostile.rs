@@ -2,45 +2,11 @@
 //! room: the attacker gets a clear error or is cut off, the server stays up, and every
 //! honest edit arrives (round trips printed).
 
-use std::time::Instant;
-
-use mesh_protocol::codec::encode_yjs;
 use mesh_protocol::{ErrorCode, ServerMessage};
+use mesh_testkit::attacks::{
+    awareness_frame, deep_value_update, honest_edits as measured, split_sequence, update_frame, YRS_CRASHERS,
+};
 use mesh_testkit::{Session, TestServer, YClient};
-use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
-use yrs::sync::{Message, SyncMessage};
-
-/// Update sequences that crash yrs 0.28.1 when applied unchecked (found by mutating real
-/// typing sessions; each file is a list of `u32 little-endian length, update bytes`).
-const YRS_CRASHERS: &[&[u8]] = &[
-    include_bytes!("hostile/yrs-crash-1.bin"),
-    include_bytes!("hostile/yrs-crash-2.bin"),
-    include_bytes!("hostile/yrs-crash-3.bin"),
-    include_bytes!("hostile/yrs-crash-4.bin"),
-    include_bytes!("hostile/yrs-crash-5.bin"),
-    include_bytes!("hostile/yrs-crash-6.bin"),
-    include_bytes!("hostile/yrs-crash-7.bin"),
-    include_bytes!("hostile/yrs-crash-8.bin"),
-    include_bytes!("hostile/yrs-crash-9.bin"),
-];
-
-fn split_sequence(bytes: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut rest = bytes;
-    while rest.len() >= 4 {
-        let len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
-        out.push(rest[4..4 + len].to_vec());
-        rest = &rest[4 + len..];
-    }
-    out
-}
-
-/// Makes every marker of a test process unique, across rounds and tests.
-static ROUND: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-fn update_frame(update: Vec<u8>) -> Vec<u8> {
-    encode_yjs(&Message::Sync(SyncMessage::Update(update)))
-}
 
 async fn client(server: &TestServer, session: &Session, token: &str, name: &str) -> YClient {
     let c = YClient::connect_mesh(&server.ws_url(session, token), name)
@@ -50,37 +16,10 @@ async fn client(server: &TestServer, session: &Session, token: &str, name: &str)
     c
 }
 
-/// Two honest writers take turns typing unique markers; each must reach the other. Returns
-/// round-trip p50 and p99 in milliseconds, after checking every marker is in both copies.
+/// Honest round trips' p50 and p99 in milliseconds; fails unless every edit arrived once.
 async fn honest_edits(a: &YClient, b: &YClient, path: &str, n: usize) -> (f64, f64) {
-    let mut rtts = Vec::with_capacity(n);
-    let mut markers = Vec::with_capacity(n);
-    for i in 0..n {
-        let (from, to) = if i % 2 == 0 { (a, b) } else { (b, a) };
-        let marker = format!("<{}-{i}>", ROUND.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-        let started = Instant::now();
-        let end = from.len(path);
-        from.insert(path, end, &marker);
-        let m = marker.clone();
-        to.wait_for("an honest edit", |c| c.text(path).is_some_and(|t| t.contains(&m)))
-            .await
-            .unwrap_or_else(|e| panic!("edit {i} did not arrive: {e}"));
-        rtts.push(started.elapsed().as_secs_f64() * 1000.0);
-        markers.push(marker);
-    }
-    for c in [a, b] {
-        let text = c.text(path).unwrap();
-        for m in &markers {
-            assert_eq!(
-                text.matches(m.as_str()).count(),
-                1,
-                "marker {m} lost or doubled in {text:?}"
-            );
-        }
-    }
-    rtts.sort_by(|x, y| x.partial_cmp(y).unwrap());
-    let at = |q: f64| rtts[((rtts.len() - 1) as f64 * q) as usize];
-    (at(0.5), at(0.99))
+    let rtts = measured(a, b, path, n).await.unwrap();
+    (rtts.quantile(0.5), rtts.quantile(0.99))
 }
 
 fn errors(c: &YClient) -> Vec<(ErrorCode, String)> {
@@ -122,11 +61,7 @@ async fn a_deeply_nested_value_from_a_reader_is_refused_and_the_server_stays_up(
     let reader = client(&r.server, &r.session, &r.session.created.reader_token, "eve").await;
     // An Any array nested 20,000 levels deep (a 40 KB frame): it once overflowed the stack
     // while decoding, before the role check.
-    let mut update = vec![1, 1, 5, 0, 8, 1, 1, b'a', 1];
-    for _ in 0..20_000 {
-        update.extend([117, 1]);
-    }
-    update.extend([126, 0]);
+    let update = deep_value_update(20_000);
     reader.send_raw(update_frame(update.clone()));
     let (code, message) = wait_error(&reader, "the reader's refusal", |_| true).await;
     assert_eq!(code, ErrorCode::Forbidden, "{message}");
@@ -187,20 +122,8 @@ async fn a_reader_cannot_touch_anothers_cursor_nor_flood_awareness() {
     .unwrap();
     let eve = client(&r.server, &r.session, &r.session.created.reader_token, "eve").await;
     // Overwrite, then delete, ada's state by using her client id.
-    let forged = |json: &str, clock: u32| {
-        encode_yjs(&Message::Awareness(AwarenessUpdate {
-            clients: [(
-                ada_id,
-                AwarenessUpdateEntry {
-                    clock,
-                    json: json.into(),
-                },
-            )]
-            .into(),
-        }))
-    };
-    eve.send_raw(forged(r#"{"user":{"name":"eve"},"cursor":99}"#, 1000));
-    eve.send_raw(forged("null", 1001));
+    eve.send_raw(awareness_frame(ada_id, r#"{"user":{"name":"eve"},"cursor":99}"#, 1000));
+    eve.send_raw(awareness_frame(ada_id, "null", 1001));
     let (code, message) = wait_error(&eve, "the forgery's refusal", |_| true).await;
     assert_eq!(code, ErrorCode::Forbidden, "{message}");
     // A flood of states under her own id: refused past the burst, and nothing grows.
@@ -209,16 +132,7 @@ async fn a_reader_cannot_touch_anothers_cursor_nor_flood_awareness() {
             r#"{{"user":{{"name":"eve"}},"pad":"{}"}}"#,
             "x".repeat(8000 + (i as usize % 7))
         );
-        eve.send_raw(encode_yjs(&Message::Awareness(AwarenessUpdate {
-            clients: [(
-                yrs::block::ClientID::new(4242),
-                AwarenessUpdateEntry {
-                    clock: i,
-                    json: state.into(),
-                },
-            )]
-            .into(),
-        })));
+        eve.send_raw(awareness_frame(yrs::block::ClientID::new(4242), &state, i));
     }
     let (_, message) = wait_error(&eve, "the flood's refusal", |(c, _)| *c == ErrorCode::RateLimited).await;
     assert!(message.contains("awareness_rate"), "{message}");

@@ -2,6 +2,7 @@
 //! Yjs clients that speak the room protocol over real sockets. Every integration suite of
 //! the workspace uses these, so a test reads as a scenario, not as plumbing.
 
+pub mod attacks;
 pub mod client;
 pub mod lsp;
 pub mod net;
