@@ -389,6 +389,25 @@ fn location_kind(text: &str) -> String {
     format!("{}-{line}", file.trim_end_matches(".rs"))
 }
 
+/// Drops the machine-specific prefix of paths into cargo's registry from a note, so that
+/// `/home/x/.cargo/registry/src/index.crates.io-abc/yrs-0.28.1/src/a.rs` reads
+/// `yrs-0.28.1/src/a.rs`: found cases are committed.
+fn scrub(text: &str) -> String {
+    const REGISTRY: &str = ".cargo/registry/src/";
+    text.lines()
+        .map(|line| match line.find(REGISTRY) {
+            Some(at) => {
+                let start = line[..at].rfind([' ', '\t']).map_or(0, |s| s + 1);
+                let rest = &line[at + REGISTRY.len()..];
+                let after_index = rest.find('/').map_or(rest, |i| &rest[i + 1..]);
+                format!("{}{after_index}", &line[..start])
+            }
+            None => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Reads the seed corpus of a target: every file in `DIR/corpus/TARGET/`, sorted by name.
 pub fn load_dir(dir: &Path) -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
     let mut out = Vec::new();
@@ -446,7 +465,7 @@ impl Run<'_> {
             self.opts.seed,
             self.target.name,
             path.file_name().expect("a file name").to_string_lossy(),
-            finding.detail.trim_end()
+            scrub(finding.detail.trim_end())
         );
         std::fs::write(path.with_extension("txt"), note)?;
         self.summary
@@ -745,6 +764,14 @@ mod tests {
             "block_store-317"
         );
         assert_eq!(location_kind("src/a.rs:9: msg: with colons"), "a-9");
+    }
+
+    #[test]
+    fn notes_hold_no_machine_paths() {
+        assert_eq!(
+            scrub("mesh-fuzz: panicked at /root/.cargo/registry/src/index.crates.io-19/yrs-0.28.1/src/a.rs:5: x\nok"),
+            "mesh-fuzz: panicked at yrs-0.28.1/src/a.rs:5: x\nok"
+        );
     }
 
     #[test]

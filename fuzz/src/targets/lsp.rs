@@ -1,9 +1,10 @@
 //! `lsp`: the guard in front of mesh-proxy's LSP library (`mesh_proxy::lsp::guard_stdin`),
 //! which reads the editor's stdin and drops malformed frames, fed in arbitrary chunkings.
 //!
-//! Invariant checked beyond "no crash, no hang": what the guard passes on is only whole
-//! `Content-Length` frames whose bodies are JSON objects (read back with the DAP codec,
-//! which is the same framing).
+//! Invariants checked beyond "no crash, no hang": the guard reads the editor's stdin to its
+//! end (it promises that one bad message never ends the session), and what it passes on is
+//! only whole `Content-Length` frames whose bodies are JSON objects (read back with the DAP
+//! codec, which is the same framing).
 
 use std::cell::RefCell;
 
@@ -39,8 +40,12 @@ pub const TARGET: Target = Target {
     max_len: 16 * 1024,
 };
 
-/// Buffer of the pipes between the test's writer, the guard and the test's reader: small,
-/// so that back-pressure between them is exercised too.
+/// Buffer of the pipe from the editor to the guard: tiny, so that a guard that stops
+/// reading early makes the editor's writes fail (all but the last few bytes of input).
+const STDIN_PIPE_BYTES: usize = 64;
+
+/// Buffer of the pipe from the guard to the LSP library: small, so that back-pressure is
+/// exercised too.
 const PIPE_BYTES: usize = 4 * 1024;
 
 thread_local! {
@@ -54,17 +59,18 @@ thread_local! {
 }
 
 fn run(input: &[u8], fx: &mut Features) {
-    let forwarded = RUNTIME.with(|rt| {
+    let (all_read, forwarded) = RUNTIME.with(|rt| {
         rt.borrow().block_on(async {
-            let (mut editor, stdin) = tokio::io::duplex(PIPE_BYTES);
+            let (mut editor, stdin) = tokio::io::duplex(STDIN_PIPE_BYTES);
             let (guarded, feed) = tokio::io::duplex(PIPE_BYTES);
             let write = async move {
                 for chunk in chunks(input) {
                     if editor.write_all(chunk).await.is_err() {
-                        break;
+                        return false;
                     }
                 }
                 // Dropping the writer is the editor closing stdin.
+                true
             };
             let read = async move {
                 let mut guarded = guarded;
@@ -72,10 +78,14 @@ fn run(input: &[u8], fx: &mut Features) {
                 let _ = guarded.read_to_end(&mut out).await;
                 out
             };
-            let ((), (), out) = tokio::join!(mesh_proxy::lsp::guard_stdin(stdin, feed), write, read);
-            out
+            let ((), all_read, out) = tokio::join!(mesh_proxy::lsp::guard_stdin(stdin, feed), write, read);
+            (all_read, out)
         })
     });
+    assert!(
+        all_read,
+        "the guard stopped reading the editor's stdin before it closed"
+    );
     let mut decoder = Decoder::default();
     decoder.push(&forwarded);
     let mut frames = 0;
