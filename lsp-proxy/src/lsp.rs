@@ -343,8 +343,9 @@ const GUARD_BUFFER: usize = 1 << 20;
 const MAX_LSP_MESSAGE: usize = 64 * 1024 * 1024;
 
 /// Copies LSP frames from `input` to `output`, dropping frames whose header or JSON body is
-/// malformed or too large.
-async fn guard_stdin(input: impl tokio::io::AsyncRead + Unpin, mut output: tokio::io::DuplexStream) {
+/// malformed or too large. Public so that the fuzz harness (`mesh-fuzz`'s `lsp` target)
+/// drives the very code that reads the editor's stdin.
+pub async fn guard_stdin(input: impl tokio::io::AsyncRead + Unpin, mut output: tokio::io::DuplexStream) {
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     let mut reader = BufReader::new(input);
     loop {
