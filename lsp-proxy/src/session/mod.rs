@@ -2,6 +2,12 @@
 //! and the connection. Everything reaches it as an [`Event`] through one channel, in order;
 //! it never waits on the editor (requests to the editor go through the outbox task, whose
 //! answers come back as events).
+//!
+//! This module holds the events, the loop and the dispatch, and is the only place that
+//! spawns. The parts that decide, `docs` (open documents), `disk` (files no editor has
+//! open), `runs` and `presence`, do no IO: they read the room through [`RoomRead`] and return
+//! [`Effect`]s, which [`Session::apply`] carries out in order. `replica` owns the room's
+//! `Doc`, awareness and connection; `disk` also holds the only filesystem and watcher code.
 
 mod disk;
 mod docs;
@@ -9,35 +15,36 @@ mod paths;
 mod presence;
 mod replica;
 mod runs;
+#[cfg(test)]
+mod testing;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashSet;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use mesh_protocol::codec::{encode_mesh, encode_yjs};
-use mesh_protocol::rest::{CreateSession, CreatedSession};
-use mesh_protocol::{doc as shape, ClientMessage};
+use mesh_protocol::rest::CreatedSession;
+use mesh_protocol::ClientMessage;
 use tokio::sync::{mpsc, oneshot};
+use tower_lsp_server::lsp_types::notification::Notification;
 use tower_lsp_server::lsp_types::Range;
-use yrs::sync::{Awareness, Message, SyncMessage};
-use yrs::{Map, Origin};
 
 use crate::link::RoomTarget;
 use crate::lsp_ext::*;
-use crate::room::{self, Outgoing, RoomEvent};
-use crate::sync::{DocSync, EditorBatch};
+use crate::room::{self, RoomEvent};
+use crate::sync::{EditorBatch, RoomOp};
 use crate::text::Encoding;
-use crate::workspace;
-use docs::OpenDoc;
-use paths::file_uri;
-use replica::{apply_ops, participant_name, ConnState, Room, REMOTE};
-pub use replica::{room_files, upload};
-use runs::RunReply;
+use docs::Docs;
+use presence::Presence;
+pub use replica::{create_room, room_files, upload};
+use replica::{ConnState, Dirty, Room, RoomChange, View};
 use runs::Runs;
 pub use runs::MAX_RUN_INPUT_BYTES;
 
 /// How often the session looks at timers (batch timeouts, hash checks).
 const TICK: Duration = Duration::from_millis(250);
+
+/// Where a run request's answer goes.
+type RunReply = oneshot::Sender<Result<RunResult, String>>;
 
 /// A request from the editor (or the command line) that wants an answer.
 pub enum Request {
@@ -176,38 +183,86 @@ type ShareReply = oneshot::Sender<Result<ShareResult, String>>;
 /// A share waiting for the connection: the files to upload, the answer, where it goes.
 type PendingShare = (Vec<(String, String)>, ShareResult, ShareReply);
 
+/// What the session's sans-IO parts ask the loop to do, in order.
+#[derive(Debug)]
+pub(super) enum Effect {
+    /// Something for the editor: a notification, an edit batch, a hash request.
+    Editor(EditorOut),
+    /// A mesh message for the room.
+    Send(ClientMessage),
+    /// Local edits to a file of the room.
+    Edit { path: String, ops: Vec<RoomOp> },
+    /// A new file in the room.
+    Create { path: String, text: String },
+    /// A file removed from the room.
+    Remove { path: String },
+    /// Write a file of the shared folder; disk sync takes it as the baseline once written.
+    WriteFile { path: String, text: String },
+    /// Delete a file of the shared folder.
+    DeleteFile { path: String },
+    /// The answer to the run request in flight.
+    RunAnswer(Result<RunResult, String>),
+    /// Send the next edit batch of a document, computed against the room as it is then.
+    Flush { uri: String },
+}
+
+/// A notification for the editor.
+pub(super) fn notify<N: Notification>(params: N::Params) -> Effect {
+    let value = serde_json::to_value(params).unwrap_or_default();
+    Effect::Editor(EditorOut::Notify(N::METHOD, value))
+}
+
+/// A message for the user (`mesh/notify`), logged too.
+pub(super) fn tell(level: &str, message: impl Into<String>) -> Effect {
+    let message = message.into();
+    tracing::info!(level, %message, "notify editor");
+    notify::<NotifyNotification>(NotifyParams {
+        level: level.into(),
+        message,
+    })
+}
+
+/// What the sans-IO parts may read of the room: pure reads of the replica (a fake in tests).
+pub(super) trait RoomRead {
+    /// Whether the first sync is done (before it, the room's files are not known).
+    fn synced(&self) -> bool;
+    /// Whether we may change the room (in a room, and not a reader).
+    fn writable(&self) -> bool;
+    /// The text of the room's file `path`, if the room has it.
+    fn text(&self, path: &str) -> Option<String>;
+}
+
+/// Where we stand in a connected, synced room, for the checks of requests.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Standing {
+    /// Whether we may change the room.
+    pub(super) writable: bool,
+    /// Our connection id, once welcomed.
+    pub(super) conn_id: Option<u64>,
+    /// Whether we are the room's host.
+    pub(super) host: bool,
+}
+
 /// The session's state.
 pub struct Session {
     identity: Identity,
     events_tx: mpsc::UnboundedSender<Event>,
     out: mpsc::UnboundedSender<EditorOut>,
     root: Option<PathBuf>,
-    enc: Encoding,
-    docs: HashMap<String, OpenDoc>,
+    docs: Docs,
     room: Option<Room>,
-    next_batch: u64,
-    local_cursor: Option<(String, Vec<Selection>)>,
-    local_view: Option<(String, Option<Range>)>,
-    following: Option<u64>,
-    last_follow: Option<FollowUpdate>,
+    runs: Runs,
+    /// Where the answer to the run request in flight goes.
+    run_reply: Option<RunReply>,
+    presence: Presence,
     last_status: Option<Status>,
     /// The writer link handed out when we shared (our own token is the host's).
     share_link: Option<String>,
-    /// Files of the shared folder that no editor has open, kept in sync on disk. The
-    /// "editor" of each is the disk: its shadow is the content last read or written.
-    disk: HashMap<String, DocSync>,
-    /// Room paths changed by remote updates since the disk was last brought up to date.
-    remote_dirty: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
-    /// Local files that differ from the room at join time: left alone, never synced.
-    conflicts: std::collections::HashSet<String>,
-    /// Disk paths reported by the watcher, handled once per turn.
-    disk_events: std::collections::BTreeSet<PathBuf>,
+    /// Disk sync of the files no editor has open.
+    disk: disk::DiskSync,
     watcher: Option<notify::RecommendedWatcher>,
-    ignore: Option<ignore::gitignore::Gitignore>,
-    /// Whether disk sync runs (after the first sync of a shared or joined folder).
-    disk_sync: bool,
-    /// Remote cursors may have moved (awareness, text or open documents changed).
-    cursors_dirty: bool,
+    /// Room paths changed by remote updates since the disk was last brought up to date.
+    remote_dirty: Dirty,
 }
 
 /// Starts a session task. Returns the sender for its events.
@@ -221,24 +276,16 @@ pub fn spawn(
         events_tx: tx.clone(),
         out,
         root: None,
-        enc: Encoding::Utf16,
-        docs: HashMap::new(),
+        docs: Docs::default(),
         room: None,
-        next_batch: 0,
-        local_cursor: None,
-        local_view: None,
-        following: None,
-        last_follow: None,
+        runs: Runs::default(),
+        run_reply: None,
+        presence: Presence::default(),
         last_status: None,
         share_link: None,
-        disk: HashMap::new(),
-        remote_dirty: Default::default(),
-        conflicts: Default::default(),
-        disk_events: Default::default(),
+        disk: Default::default(),
         watcher: None,
-        ignore: None,
-        disk_sync: false,
-        cursors_dirty: false,
+        remote_dirty: Default::default(),
     };
     let task = tokio::spawn(session.run(rx));
     (tx, task)
@@ -267,25 +314,61 @@ impl Session {
         }
     }
 
-    fn notify<N: tower_lsp_server::lsp_types::notification::Notification>(&self, params: N::Params) {
-        if let Ok(v) = serde_json::to_value(params) {
-            let _ = self.out.send(EditorOut::Notify(N::METHOD, v));
+    /// The room as the sans-IO parts read it.
+    fn view(&self) -> View<'_> {
+        View(self.room.as_ref())
+    }
+
+    /// Carries out effects, in order.
+    fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Editor(out) => {
+                    let _ = self.out.send(out);
+                }
+                Effect::Send(msg) => {
+                    if let Some(room) = &self.room {
+                        room.send(&msg);
+                    }
+                }
+                Effect::Edit { path, ops } => self.change_room(RoomChange::Edit { path, ops }),
+                Effect::Create { path, text } => self.change_room(RoomChange::Create { path, text }),
+                Effect::Remove { path } => self.change_room(RoomChange::Remove { path }),
+                Effect::WriteFile { path, text } => {
+                    let Some(root) = &self.root else { continue };
+                    match disk::write(root, &path, &text) {
+                        Ok(()) => self.disk.wrote(&path, &text),
+                        Err(e) => tracing::warn!(%path, error = %e, "cannot write"),
+                    }
+                }
+                Effect::DeleteFile { path } => {
+                    if let Some(root) = &self.root {
+                        let _ = disk::remove(root, &path);
+                    }
+                }
+                Effect::RunAnswer(answer) => {
+                    if let Some(reply) = self.run_reply.take() {
+                        let _ = reply.send(answer);
+                    }
+                }
+                Effect::Flush { uri } => {
+                    let fx = self.docs.flush(&uri, &View(self.room.as_ref()));
+                    self.apply(fx);
+                }
+            }
         }
     }
 
-    fn tell(&self, level: &str, message: impl Into<String>) {
-        let message = message.into();
-        tracing::info!(level, %message, "notify editor");
-        self.notify::<NotifyNotification>(NotifyParams {
-            level: level.into(),
-            message,
-        });
+    fn change_room(&self, change: RoomChange) {
+        if let Some(room) = &self.room {
+            room.apply(change);
+        }
     }
 
     fn handle(&mut self, ev: Event) {
         match ev {
             Event::Initialize { root, encoding, client } => {
-                self.enc = encoding;
+                self.docs.enc = encoding;
                 if let Some(c) = client {
                     let lower = c.to_lowercase();
                     self.identity.client = if lower.contains("neovim") || lower == "nvim" {
@@ -307,60 +390,64 @@ impl Session {
                 }
             }
             Event::Open { uri, version, text } => {
-                self.cursors_dirty = true;
-                self.on_open(uri, version, text)
+                self.presence.dirty = true;
+                let path = self.room_path(&uri);
+                let mut fx = self.docs.open(uri.clone(), version, text, path, Instant::now());
+                if let Some(p) = self.docs.path(&uri) {
+                    self.disk.opened(&p);
+                }
+                fx.extend(self.docs.attach(&uri, &View(self.room.as_ref())));
+                self.apply(fx);
             }
             Event::Change { uri, version, changes } => {
-                self.cursors_dirty = true;
-                self.on_change(uri, version, changes)
+                self.presence.dirty = true;
+                let fx = self
+                    .docs
+                    .change(&uri, version, changes, &View(self.room.as_ref()), Instant::now());
+                self.apply(fx);
             }
             Event::Close { uri } => {
-                if let Some(doc) = self.docs.remove(&uri) {
-                    if let (Some(path), true) = (doc.path, self.disk_sync) {
-                        // Back to disk sync: what is on disk now is the baseline; the room's
-                        // text (which holds every edit made in the editor) is written over it.
-                        let on_disk = self
-                            .root
-                            .as_deref()
-                            .and_then(|r| workspace::safe_join(r, &path).ok())
-                            .and_then(|p| std::fs::read_to_string(p).ok());
-                        self.disk
-                            .insert(path.clone(), DocSync::new(0, &on_disk.unwrap_or_default()));
+                self.presence.closed(&uri);
+                if let Some(path) = self.docs.close(&uri) {
+                    let on_disk = self.root.as_deref().and_then(|r| disk::read_text(r, &path));
+                    if self.disk.closed(&path, on_disk) {
                         self.remote_dirty.lock().expect("not poisoned").insert(path);
                     }
                 }
             }
             Event::Cursor(c) => {
-                self.local_cursor = Some((c.uri, c.selections));
+                self.presence.cursor(c.uri, c.selections);
                 self.publish_awareness();
             }
             Event::ActiveEditor(a) => {
-                self.local_view = a.uri.map(|u| (u, a.visible_range));
+                self.presence.view(a.uri, a.visible_range);
                 self.publish_awareness();
             }
             Event::StopFollowing => {
-                if self.following.take().is_some() {
-                    self.last_follow = None;
-                    self.notify::<FollowStoppedNotification>(FollowStopped {
-                        reason: "you took over".into(),
-                    });
-                }
+                let fx = self.presence.stop_following("you took over");
+                self.apply(fx);
             }
             Event::Request(req) => self.on_request(req),
             Event::EditAnswered { uri, id, applied } => {
-                if let Some(d) = self.docs.get_mut(&uri) {
-                    if d.sync.batch_answered(id, applied) {
-                        tracing::debug!(%uri, id, "batch refused (stale version); re-basing");
-                    }
-                }
-                self.flush_doc(&uri);
+                let fx = self.docs.answered(&uri, id, applied, &View(self.room.as_ref()));
+                self.apply(fx);
             }
-            Event::HashAnswered { uri, result } => self.on_hash(uri, result),
+            Event::HashAnswered { uri, result } => {
+                let fx = self.docs.hash_answered(&uri, result, &View(self.room.as_ref()));
+                self.apply(fx);
+            }
             Event::Created(result, params, reply) => self.on_created(result, params, reply),
             Event::Room(ev) => self.on_room(ev),
-            Event::Disk(paths) => self.disk_events.extend(paths),
+            Event::Disk(paths) => self.disk.watched(paths),
             Event::Shutdown => {}
         }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        let mut fx = self.runs.expire(now);
+        fx.extend(self.docs.tick(self.view().synced(), now));
+        self.apply(fx);
     }
 
     fn on_request(&mut self, req: Request) {
@@ -426,10 +513,7 @@ impl Session {
             Request::Chat(text, reply) => {
                 let result = match &self.room {
                     Some(room) if room.state == ConnState::Connected => {
-                        let _ = room
-                            .conn
-                            .tx
-                            .send(Outgoing::Frame(encode_mesh(&ClientMessage::Chat { text })));
+                        room.send(&ClientMessage::Chat { text });
                         Ok(())
                     }
                     Some(_) => Err("not connected to the room right now; try again when the connection is back".into()),
@@ -438,29 +522,55 @@ impl Session {
                 let _ = reply.send(result);
             }
             Request::ChatHistory(reply) => {
-                let _ = reply.send(ChatHistory {
-                    messages: self.chat_history(),
-                });
+                let messages = self.room.as_ref().map(Room::chat_history).unwrap_or_default();
+                let _ = reply.send(ChatHistory { messages });
             }
             Request::Follow(who, reply) => {
-                self.following = who;
-                self.last_follow = None;
-                let result = match who {
-                    Some(id) if !self.room.as_ref().is_some_and(|r| r.participants.contains_key(&id)) => {
-                        self.following = None;
-                        Err(format!("no participant with id {id} in the room"))
-                    }
-                    _ => Ok(()),
-                };
-                let _ = reply.send(result);
+                let participants = self.room.as_ref().map(|r| r.participants.clone()).unwrap_or_default();
+                let _ = reply.send(self.presence.follow(who, &participants));
                 self.update_follow();
             }
-            Request::Run(params, reply) => self.on_run_request(params, reply),
+            Request::Run(params, reply) => {
+                let path = match (&params.uri, &params.path) {
+                    (Some(uri), _) => self.room_path(uri).ok_or_else(|| match &self.root {
+                        Some(root) => format!(
+                            "{uri} is not in the shared folder {}; only the room's files can run",
+                            root.display()
+                        ),
+                        None => "open the shared folder first: runs take files of the room".to_string(),
+                    }),
+                    (None, Some(path)) => Ok(path.clone()),
+                    (None, None) => Err("say which file to run: mesh/run takes a `uri` or a `path`".into()),
+                };
+                let view = View(self.room.as_ref());
+                let standing = Room::standing(self.room.as_ref());
+                let exists = |p: &str| view.text(p).is_some();
+                match self
+                    .runs
+                    .request(standing, path, params.language, exists, Instant::now())
+                {
+                    Ok(msg) => {
+                        self.run_reply = Some(reply);
+                        self.apply(vec![Effect::Send(msg)]);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
             Request::RunInput(params, reply) => {
-                let _ = reply.send(self.run_input(params));
+                let result = self
+                    .runs
+                    .input(Room::standing(self.room.as_ref()), params)
+                    .map(|msgs| self.apply(msgs.into_iter().map(Effect::Send).collect()));
+                let _ = reply.send(result);
             }
             Request::RunStop(run_id, reply) => {
-                let _ = reply.send(self.run_stop(&run_id));
+                let result = self
+                    .runs
+                    .stop(Room::standing(self.room.as_ref()), &run_id)
+                    .map(|msg| self.apply(vec![Effect::Send(msg)]));
+                let _ = reply.send(result);
             }
         }
     }
@@ -486,8 +596,7 @@ impl Session {
             token: created.host_token.clone(),
         };
         let root = self.root.clone().expect("checked before creating");
-        let scan = workspace::scan(&root);
-        let (files, skipped) = match scan {
+        let (files, skipped) = match disk::scan(&root) {
             Ok(x) => x,
             Err(e) => {
                 let _ = reply.send(Err(format!("cannot read {}: {e}", root.display())));
@@ -495,7 +604,7 @@ impl Session {
             }
         };
         if !skipped.binary.is_empty() || !skipped.too_large.is_empty() || !skipped.over_limit.is_empty() {
-            self.tell(
+            self.apply(vec![tell(
                 "info",
                 format!(
                     "shared without {} binary, {} too large and {} over-limit files",
@@ -503,7 +612,7 @@ impl Session {
                     skipped.too_large.len(),
                     skipped.over_limit.len()
                 ),
-            );
+            )]);
         }
         self.open_room(target, Some(created.read_link.clone()));
         let _ = crate::config::save_session(crate::config::SessionRecord {
@@ -526,10 +635,8 @@ impl Session {
         }
     }
 
-    // ----- the room -------------------------------------------------------------------------
-
+    /// Connects to a room; its events come back as [`Event::Room`].
     fn open_room(&mut self, target: RoomTarget, read_link: Option<String>) {
-        let doc = shape::new_doc();
         let events = self.events_tx.clone();
         let (room_tx, mut room_rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
@@ -540,117 +647,101 @@ impl Session {
             }
         });
         let conn = room::connect(target.clone(), room_tx);
-        let tx = conn.tx.clone();
-        doc.observe_update_v1("mesh-send", move |txn: &yrs::TransactionMut, e: &yrs::UpdateEvent| {
-            let remote = txn.origin().is_some_and(|o| *o == Origin::from(REMOTE));
-            if !remote {
-                let _ = tx.send(Outgoing::Frame(encode_yjs(&Message::Sync(SyncMessage::Update(
-                    e.update.clone(),
-                )))));
+        self.runs = Runs::default();
+        self.room = Some(Room::new(target, read_link, conn, self.remote_dirty.clone()));
+    }
+
+    fn leave(&mut self) {
+        let mut fx = self.runs.abandon("you left the room", Instant::now());
+        if self.room.take().is_some() {
+            fx.extend(self.presence.left(self.docs.iter().map(|(u, _)| u.clone())));
+            if let Some(root) = &self.root {
+                let _ = crate::config::forget_session(root);
             }
-        })
-        .expect("a fresh document accepts observers");
-        let dirty = self.remote_dirty.clone();
-        let files_map = doc.get_or_insert_map(shape::FILES);
-        yrs::DeepObservable::observe_deep(
-            &files_map,
-            "mesh-disk",
-            move |txn: &yrs::TransactionMut, events: &yrs::types::Events| {
-                if txn.origin().is_none_or(|o| *o != Origin::from(REMOTE)) {
-                    return;
-                }
-                let mut dirty = dirty.lock().expect("not poisoned");
-                for e in events.iter() {
-                    match e.path().front() {
-                        Some(yrs::types::PathSegment::Key(k)) => {
-                            dirty.insert(k.to_string());
-                        }
-                        _ => {
-                            if let yrs::types::Event::Map(m) = e {
-                                dirty.extend(m.keys(txn).keys().map(|k| k.to_string()));
-                            }
-                        }
-                    }
-                }
+        }
+        let _ = self.presence.follow(None, &Default::default());
+        self.apply(fx);
+        self.share_link = None;
+        self.watcher = None;
+        self.disk.stop();
+    }
+
+    fn status(&self) -> Status {
+        match &self.room {
+            Some(room) => room.status(self.share_link.as_deref()),
+            None => Status {
+                state: "idle".into(),
+                ..Default::default()
             },
-        );
-        self.room = Some(Room {
-            target,
-            read_link,
-            awareness: Awareness::new(doc.clone()),
-            doc,
-            conn,
-            state: ConnState::Connecting,
-            synced: false,
-            conn_id: None,
-            role: None,
-            participants: BTreeMap::new(),
-            on_synced: Vec::new(),
-            pending_share: None,
-            share_ack: None,
-            runs: Runs::default(),
+        }
+    }
+
+    /// Publishes our awareness state (name, colour, cursor, view).
+    fn publish_awareness(&mut self) {
+        let color = self.identity.color.clone().or_else(|| {
+            self.room.as_ref().and_then(|r| {
+                r.conn_id
+                    .and_then(|id| r.participants.get(&id))
+                    .map(|p| p.color.clone())
+            })
         });
+        let root = self.root.clone();
+        let state = self.presence.local_state(
+            &self.docs,
+            &View(self.room.as_ref()),
+            |uri| paths::room_path(root.as_deref()?, uri),
+            &self.identity.name,
+            color,
+        );
+        if let Some(room) = self.room.as_mut() {
+            room.publish(state);
+        }
+    }
+
+    fn update_follow(&mut self) {
+        let (Some(root), Some(room)) = (self.root.as_deref(), self.room.as_ref()) else {
+            return;
+        };
+        let states = room.remote_states();
+        let fx = self
+            .presence
+            .follow_update(root, &View(Some(room)), &states, &room.participants, self.docs.enc);
+        self.apply(fx);
     }
 
     /// Derived state, recomputed once per batch of events.
     fn after_events(&mut self) {
-        if self.room.as_ref().is_some_and(|r| r.synced) {
+        if self.view().synced() {
             // Only files the room changed need work: the disk copy and the editor's buffer.
-            let changed: std::collections::HashSet<String> =
-                std::mem::take(&mut *self.remote_dirty.lock().expect("not poisoned"));
+            let changed: HashSet<String> = std::mem::take(&mut *self.remote_dirty.lock().expect("not poisoned"));
             if !changed.is_empty() {
-                self.cursors_dirty = true;
+                self.presence.dirty = true;
             }
             self.sync_disk(&changed);
-            let uris: Vec<String> = self
-                .docs
-                .iter()
-                .filter(|(_, d)| d.path.as_ref().is_some_and(|p| changed.contains(p)))
-                .map(|(u, _)| u.clone())
-                .collect();
-            for uri in uris {
-                self.flush_doc(&uri);
+            for uri in self.docs.uris_of(&changed) {
+                let fx = self.docs.flush(&uri, &View(self.room.as_ref()));
+                self.apply(fx);
             }
-            if std::mem::take(&mut self.cursors_dirty) {
-                self.update_cursors();
+            if std::mem::take(&mut self.presence.dirty) {
+                if let Some(room) = &self.room {
+                    let states = room.remote_states();
+                    let fx = self
+                        .presence
+                        .cursors(&self.docs, &View(Some(room)), &states, &room.participants);
+                    self.apply(fx);
+                }
             }
             self.update_follow();
         }
         let status = self.status();
         if self.last_status.as_ref() != Some(&status) {
-            self.notify::<ParticipantsNotification>(ParticipantsParams {
-                participants: status.participants.clone(),
-            });
-            self.notify::<StatusNotification>(status.clone());
+            self.apply(vec![
+                notify::<ParticipantsNotification>(ParticipantsParams {
+                    participants: status.participants.clone(),
+                }),
+                notify::<StatusNotification>(status.clone()),
+            ]);
             self.last_status = Some(status);
         }
     }
-}
-
-/// Creates a room on the server, with the creation token when the server asks for one.
-pub async fn create_room(
-    server: &str,
-    name: Option<String>,
-    create_token: Option<&str>,
-) -> Result<CreatedSession, String> {
-    let url = format!("{server}/api/sessions");
-    let mut request = reqwest::Client::new().post(&url).json(&CreateSession { name });
-    if let Some(token) = create_token {
-        request = request.bearer_auth(token);
-    }
-    let resp = request
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the server at {server}: {e}"))?;
-    let status = resp.status();
-    if !status.is_success() {
-        let body: serde_json::Value = resp.json().await.unwrap_or_default();
-        return Err(format!(
-            "the server refused to create a room ({status}): {}",
-            body["message"].as_str().unwrap_or("")
-        ));
-    }
-    resp.json()
-        .await
-        .map_err(|e| format!("unexpected answer from {server}: {e}"))
 }
