@@ -1,0 +1,563 @@
+//! Disk sync: the files of the shared folder that no editor has open, kept in step with the
+//! room. Two halves: [`DiskSync`], sans-IO, decides from what the folder holds (passed in as
+//! [`OnDisk`]) and what the room holds, and returns [`Effect`]s; the functions below it are
+//! the session's only filesystem and watcher code, which the loop calls to read the folder
+//! and to carry out those effects.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use ignore::gitignore::Gitignore;
+use tokio::sync::mpsc;
+
+use super::replica::View;
+use super::{Effect, Event, RoomRead, Session};
+use crate::sync::{ChangeKind, DocSync};
+use crate::text::Encoding;
+use crate::workspace::{self, UnsafePath};
+
+/// A file of the shared folder, as the loop found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum OnDisk {
+    /// Not there (or unreadable).
+    Missing,
+    /// Larger than a room file may be; never read.
+    TooLarge,
+    /// Its content.
+    Bytes(Vec<u8>),
+}
+
+impl OnDisk {
+    /// The content as text, when it is text.
+    fn text(&self) -> Option<&str> {
+        match self {
+            OnDisk::Bytes(b) if workspace::is_text(b) => std::str::from_utf8(b).ok(),
+            _ => None,
+        }
+    }
+}
+
+/// What disk sync knows: per file, the text last read or written there.
+#[derive(Debug, Default)]
+pub(super) struct DiskSync {
+    /// Files of the shared folder that no editor has open. The "editor" of each is the disk:
+    /// its shadow is the content last read or written.
+    files: HashMap<String, DocSync>,
+    /// Local files that differ from the room at join time: left alone, never synced.
+    conflicts: HashSet<String>,
+    /// The folder's `.gitignore`: ignored files never enter the room from disk.
+    ignore: Option<Gitignore>,
+    /// Whether disk sync runs (after the first sync of a shared or joined folder).
+    running: bool,
+    /// Disk paths reported by the watcher, handled once per turn.
+    pending: BTreeSet<PathBuf>,
+}
+
+impl DiskSync {
+    /// Whether disk sync runs.
+    pub(super) fn running(&self) -> bool {
+        self.running
+    }
+
+    /// Starts disk sync: every file of the room that no editor has open starts from its text
+    /// on disk. `files` holds, per room file, its room text and its text on disk. Returns the
+    /// paths whose disk copy differs from the room (to be written on the next turn).
+    pub(super) fn start(
+        &mut self,
+        ignore: Gitignore,
+        files: Vec<(String, String, Option<String>)>,
+        is_open: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        self.running = true;
+        self.ignore = Some(ignore);
+        let mut dirty = Vec::new();
+        for (path, text, on_disk) in files {
+            if is_open(&path) || self.conflicts.contains(&path) {
+                continue;
+            }
+            let baseline = on_disk.unwrap_or_default();
+            if baseline != text {
+                dirty.push(path.clone());
+            }
+            self.files.insert(path, DocSync::new(0, &baseline));
+        }
+        dirty
+    }
+
+    /// Stops disk sync and forgets everything (leaving the room).
+    pub(super) fn stop(&mut self) {
+        *self = Self::default();
+    }
+
+    /// A join: which room files to write into the folder, and which local files differ
+    /// from the room (conflicts: left alone, never synced). `files` holds, per room file, its
+    /// room text and what the folder holds there.
+    pub(super) fn join(&mut self, files: Vec<(String, String, OnDisk)>) -> (Vec<Effect>, Vec<String>) {
+        let mut writes = Vec::new();
+        let mut conflicts = Vec::new();
+        for (path, text, on_disk) in files {
+            match on_disk {
+                OnDisk::Bytes(existing) if existing == text.as_bytes() => {}
+                OnDisk::Bytes(_) | OnDisk::TooLarge => conflicts.push(path),
+                OnDisk::Missing => writes.push(Effect::WriteFile { path, text }),
+            }
+        }
+        self.conflicts.extend(conflicts.iter().cloned());
+        (writes, conflicts)
+    }
+
+    /// An editor opened `path`: the editor owns it now, and the disk follows its saves.
+    pub(super) fn opened(&mut self, path: &str) {
+        self.files.remove(path);
+    }
+
+    /// The editor closed `path`: back to disk sync, with what is on disk now as the
+    /// baseline. Returns whether the room's text (which holds every edit made in the
+    /// editor) should be written over it on the next turn.
+    pub(super) fn closed(&mut self, path: &str, on_disk: Option<String>) -> bool {
+        if !self.running {
+            return false;
+        }
+        self.files
+            .insert(path.to_string(), DocSync::new(0, &on_disk.unwrap_or_default()));
+        true
+    }
+
+    /// Whether `path` is a conflict of the join, left alone.
+    pub(super) fn is_conflict(&self, path: &str) -> bool {
+        self.conflicts.contains(path)
+    }
+
+    /// The watcher saw these paths change; they are handled once per turn.
+    pub(super) fn watched(&mut self, paths: Vec<PathBuf>) {
+        self.pending.extend(paths);
+    }
+
+    /// The paths the watcher reported since the last turn.
+    pub(super) fn take_watched(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.pending).into_iter().collect()
+    }
+
+    /// The room changed `path` (its text is `room_text`, `None` when it was deleted there);
+    /// the folder holds `on_disk`. A changed file is written, a deleted one removed unless it
+    /// changed here since.
+    pub(super) fn room_changed(&mut self, path: &str, room_text: Option<&str>, on_disk: &OnDisk) -> Vec<Effect> {
+        match room_text {
+            Some(text) => {
+                let entry = self
+                    .files
+                    .entry(path.to_string())
+                    .or_insert_with(|| DocSync::new(0, ""));
+                if entry.shadow().eq_str(text) && *on_disk != OnDisk::Missing {
+                    return Vec::new();
+                }
+                vec![Effect::WriteFile {
+                    path: path.to_string(),
+                    text: text.to_string(),
+                }]
+            }
+            None => {
+                // Deleted in the room: delete here too, unless it changed locally since.
+                let Some(entry) = self.files.remove(path) else {
+                    return Vec::new();
+                };
+                match on_disk {
+                    OnDisk::Missing => Vec::new(),
+                    d if d.text().is_some_and(|t| entry.shadow().eq_str(t)) => {
+                        vec![Effect::DeleteFile { path: path.to_string() }]
+                    }
+                    _ => {
+                        tracing::warn!(%path, "deleted in the room but changed here; kept");
+                        Vec::new()
+                    }
+                }
+            }
+        }
+    }
+
+    /// `text` was written at `path`: it is the new baseline.
+    pub(super) fn wrote(&mut self, path: &str, text: &str) {
+        if let Some(entry) = self.files.get_mut(path) {
+            entry.reset(entry.version + 1, text);
+        }
+    }
+
+    /// The file at room path `path` (`abs` on disk) changed on disk and now holds `on_disk`.
+    /// Its change goes into the room as operations; a new text file is added, a deleted one
+    /// removed. Files open in an editor, conflicts, ignored files, our own temp files and a
+    /// reader's changes stay out.
+    pub(super) fn local_changed(
+        &mut self,
+        path: &str,
+        abs: &Path,
+        on_disk: OnDisk,
+        room_text: Option<&str>,
+        writable: bool,
+        open: bool,
+    ) -> Vec<Effect> {
+        if path.ends_with(".mesh-tmp") || open || self.conflicts.contains(path) || !writable {
+            return Vec::new();
+        }
+        if self
+            .ignore
+            .as_ref()
+            .is_some_and(|g| g.matched_path_or_any_parents(abs, false).is_ignore())
+        {
+            return Vec::new();
+        }
+        let text = match on_disk {
+            OnDisk::TooLarge => return Vec::new(),
+            OnDisk::Missing => {
+                // Deleted (or renamed away) on disk.
+                if self.files.remove(path).is_none() {
+                    return Vec::new();
+                }
+                tracing::info!(%path, "deleted on disk; removed from the room");
+                return vec![Effect::Remove { path: path.to_string() }];
+            }
+            OnDisk::Bytes(bytes) if workspace::is_text(&bytes) => String::from_utf8(bytes).expect("checked by is_text"),
+            OnDisk::Bytes(_) => return Vec::new(),
+        };
+        match (self.files.get_mut(path), room_text) {
+            (Some(entry), Some(room_text)) => {
+                if entry.shadow().eq_str(&text) {
+                    return Vec::new(); // Our own write, or no change.
+                }
+                let base: Vec<char> = entry.shadow().text().chars().collect();
+                let new: Vec<char> = text.chars().collect();
+                let changes = crate::sync::diff_changes(entry.shadow(), &base, &new);
+                let version = entry.version + 1;
+                match entry.editor_changed(version, changes, Encoding::Utf16, room_text) {
+                    ChangeKind::Local(ops) => vec![Effect::Edit {
+                        path: path.to_string(),
+                        ops,
+                    }],
+                    _ => Vec::new(),
+                }
+            }
+            (None, None) => {
+                self.files.insert(path.to_string(), DocSync::new(0, &text));
+                tracing::info!(%path, "created on disk; added to the room");
+                vec![Effect::Create {
+                    path: path.to_string(),
+                    text,
+                }]
+            }
+            (None, Some(room_text)) => {
+                if room_text == text {
+                    self.files.insert(path.to_string(), DocSync::new(0, &text));
+                }
+                Vec::new()
+            }
+            // Deleted in the room meanwhile: the room's deletion wins on the next turn.
+            (Some(_), None) => Vec::new(),
+        }
+    }
+}
+
+// ----- the folder: the session's only filesystem and watcher code ---------------------------
+
+/// What the folder holds at room path `path`; an unsafe room path is refused.
+pub(super) fn read(root: &Path, path: &str) -> Result<OnDisk, UnsafePath> {
+    Ok(read_abs(&workspace::safe_join(root, path)?))
+}
+
+/// What the folder holds at `abs`.
+pub(super) fn read_abs(abs: &Path) -> OnDisk {
+    match std::fs::metadata(abs) {
+        Ok(m) if m.len() > workspace::MAX_FILE_BYTES => OnDisk::TooLarge,
+        Ok(_) => std::fs::read(abs).map(OnDisk::Bytes).unwrap_or(OnDisk::Missing),
+        Err(_) => OnDisk::Missing,
+    }
+}
+
+/// The text at room path `path`, when it is there and readable as text.
+pub(super) fn read_text(root: &Path, path: &str) -> Option<String> {
+    workspace::safe_join(root, path)
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+}
+
+/// Writes `text` at room path `path` (atomically).
+pub(super) fn write(root: &Path, path: &str, text: &str) -> std::io::Result<()> {
+    let abs = workspace::safe_join(root, path).map_err(std::io::Error::other)?;
+    workspace::write_file(&abs, text)
+}
+
+/// Deletes the file at room path `path`.
+pub(super) fn remove(root: &Path, path: &str) -> std::io::Result<()> {
+    let abs = workspace::safe_join(root, path).map_err(std::io::Error::other)?;
+    std::fs::remove_file(abs)
+}
+
+/// The files a watcher path stands for: itself, or every file under it when it is a folder.
+pub(super) fn expand(abs: PathBuf) -> Vec<PathBuf> {
+    if !abs.is_dir() {
+        return vec![abs];
+    }
+    match workspace::scan(&abs) {
+        Ok((files, _)) => files.into_iter().map(|f| abs.join(f.path)).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The folder's `.gitignore`.
+pub(super) fn load_ignore(root: &Path) -> Gitignore {
+    Gitignore::new(root.join(".gitignore")).0
+}
+
+/// Scans the folder for sharing (see [`workspace::scan`]).
+pub(super) fn scan(root: &Path) -> std::io::Result<(Vec<workspace::LocalFile>, workspace::Skipped)> {
+    workspace::scan(root)
+}
+
+/// Watches the folder; changes come back as [`Event::Disk`]. `None` when the system
+/// refuses (then changes on disk are not shared, and the log says so).
+pub(super) fn watch(root: &Path, events: mpsc::UnboundedSender<Event>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(ev) = res {
+            if matches!(ev.kind, notify::EventKind::Access(_)) {
+                return;
+            }
+            let _ = events.send(Event::Disk(ev.paths));
+        }
+    });
+    match watcher {
+        Ok(mut w) => {
+            if let Err(e) = w.watch(root, notify::RecursiveMode::Recursive) {
+                tracing::warn!(error = %e, "cannot watch the folder; changes on disk will not be shared");
+            }
+            Some(w)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the folder; changes on disk will not be shared");
+            None
+        }
+    }
+}
+
+/// The loop's disk turn: reads the folder, asks [`DiskSync`], carries out what it says.
+impl Session {
+    /// Starts disk sync after the first sync of a shared or joined folder.
+    pub(super) fn start_disk_sync(&mut self) {
+        let (Some(root), Some(room)) = (self.root.clone(), self.room.as_ref()) else {
+            return;
+        };
+        if self.disk.running() {
+            return;
+        }
+        let files = super::room_files(&room.doc)
+            .into_iter()
+            .map(|(path, text)| {
+                let on_disk = read_text(&root, &path);
+                (path, text, on_disk)
+            })
+            .collect();
+        let docs = &self.docs;
+        let dirty = self.disk.start(load_ignore(&root), files, |p| docs.is_open(p));
+        self.remote_dirty.lock().expect("not poisoned").extend(dirty);
+        self.watcher = watch(&root, self.events_tx.clone());
+    }
+
+    /// One turn of disk sync: remote changes to disk, then disk changes to the room.
+    pub(super) fn sync_disk(&mut self, dirty: &HashSet<String>) {
+        if !self.disk.running() {
+            return;
+        }
+        let Some(root) = self.root.clone() else { return };
+        let mut dirty: Vec<&String> = dirty.iter().collect();
+        dirty.sort();
+        for path in dirty {
+            if self.docs.is_open(path) || self.disk.is_conflict(path) {
+                continue;
+            }
+            let Ok(on_disk) = read(&root, path) else {
+                tracing::warn!(%path, "the room has a file with an unsafe path; not written");
+                continue;
+            };
+            let room_text = self.view().text(path);
+            let fx = self.disk.room_changed(path, room_text.as_deref(), &on_disk);
+            self.apply(fx);
+        }
+        for abs in self.disk.take_watched().into_iter().flat_map(expand) {
+            let Some(path) = crate::workspace::rel_path(&root, &abs) else {
+                continue;
+            };
+            let view = View(self.room.as_ref());
+            if self.room.is_none() {
+                continue;
+            }
+            let fx = self.disk.local_changed(
+                &path,
+                &abs,
+                read_abs(&abs),
+                view.text(&path).as_deref(),
+                view.writable(),
+                self.docs.is_open(&path),
+            );
+            self.apply(fx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(s: &str) -> OnDisk {
+        OnDisk::Bytes(s.as_bytes().to_vec())
+    }
+
+    fn started(files: &[(&str, &str, Option<&str>)]) -> (DiskSync, Vec<String>) {
+        let mut disk = DiskSync::default();
+        let files = files
+            .iter()
+            .map(|(p, r, d)| (p.to_string(), r.to_string(), d.map(String::from)))
+            .collect();
+        let dirty = disk.start(Gitignore::empty(), files, |_| false);
+        (disk, dirty)
+    }
+
+    fn local(disk: &mut DiskSync, path: &str, on_disk: OnDisk, room: Option<&str>) -> Vec<Effect> {
+        disk.local_changed(path, Path::new("/w").join(path).as_path(), on_disk, room, true, false)
+    }
+
+    #[test]
+    fn a_join_writes_missing_files_and_never_over_different_local_ones() {
+        let mut disk = DiskSync::default();
+        let (writes, conflicts) = disk.join(vec![
+            ("same.txt".into(), "s".into(), bytes("s")),
+            ("mine.txt".into(), "room".into(), bytes("local")),
+            ("new.txt".into(), "n".into(), OnDisk::Missing),
+        ]);
+        assert!(matches!(&writes[..], [Effect::WriteFile { path, text }] if path == "new.txt" && text == "n"));
+        assert_eq!(conflicts, ["mine.txt"]);
+        assert!(disk.is_conflict("mine.txt"));
+        // A conflict stays out of disk sync both ways.
+        assert!(local(&mut disk, "mine.txt", bytes("local 2"), Some("room")).is_empty());
+    }
+
+    #[test]
+    fn start_takes_the_disk_as_baseline_and_marks_what_differs_from_the_room() {
+        let (disk, dirty) = started(&[
+            ("a", "room", Some("room")),
+            ("b", "room", Some("old")),
+            ("c", "room", None),
+        ]);
+        assert_eq!(dirty, ["b", "c"]);
+        assert!(disk.running());
+    }
+
+    #[test]
+    fn a_room_change_is_written_once_and_our_own_write_is_not_sent_back() {
+        let (mut disk, _) = started(&[("a", "one", Some("one"))]);
+        let fx = disk.room_changed("a", Some("two"), &bytes("one"));
+        assert!(matches!(&fx[..], [Effect::WriteFile { path, text }] if path == "a" && text == "two"));
+        disk.wrote("a", "two");
+        assert!(disk.room_changed("a", Some("two"), &bytes("two")).is_empty());
+        // The watcher reports our write: no room operation comes of it.
+        assert!(local(&mut disk, "a", bytes("two"), Some("two")).is_empty());
+    }
+
+    #[test]
+    fn a_file_deleted_on_disk_is_rewritten_from_the_room() {
+        let (mut disk, _) = started(&[("a", "one", Some("one"))]);
+        let fx = disk.room_changed("a", Some("one"), &OnDisk::Missing);
+        assert!(matches!(&fx[..], [Effect::WriteFile { .. }]));
+    }
+
+    #[test]
+    fn a_file_deleted_in_the_room_is_deleted_here_unless_it_changed_here() {
+        let (mut disk, _) = started(&[("a", "x", Some("x")), ("b", "y", Some("y"))]);
+        let fx = disk.room_changed("a", None, &bytes("x"));
+        assert!(matches!(&fx[..], [Effect::DeleteFile { path }] if path == "a"));
+        assert!(disk.room_changed("b", None, &bytes("y, edited here")).is_empty());
+        // Forgotten either way: a second deletion does nothing.
+        assert!(disk.room_changed("a", None, &bytes("x")).is_empty());
+    }
+
+    #[test]
+    fn an_edit_on_disk_becomes_room_operations() {
+        let (mut disk, _) = started(&[("a", "ab\n", Some("ab\n"))]);
+        let fx = local(&mut disk, "a", bytes("aXb\n"), Some("ab\n"));
+        assert!(matches!(&fx[..], [Effect::Edit { path, ops }]
+            if path == "a" && crate::sync::apply_ops("ab\n", ops) == "aXb\n"));
+    }
+
+    #[test]
+    fn an_edit_on_disk_is_rebased_over_what_the_room_changed_since() {
+        let (mut disk, _) = started(&[("a", "ab\n", Some("ab\n"))]);
+        // The room gained a line the disk has not been written with yet.
+        let fx = local(&mut disk, "a", bytes("aXb\n"), Some("ab\nroom\n"));
+        let [Effect::Edit { ops, .. }] = &fx[..] else {
+            panic!("{fx:?}")
+        };
+        assert_eq!(crate::sync::apply_ops("ab\nroom\n", ops), "aXb\nroom\n");
+    }
+
+    #[test]
+    fn a_new_text_file_on_disk_is_added_and_a_deleted_one_removed() {
+        let (mut disk, _) = started(&[]);
+        let fx = local(&mut disk, "new.txt", bytes("hi"), None);
+        assert!(matches!(&fx[..], [Effect::Create { path, text }] if path == "new.txt" && text == "hi"));
+        let fx = local(&mut disk, "new.txt", OnDisk::Missing, Some("hi"));
+        assert!(matches!(&fx[..], [Effect::Remove { path }] if path == "new.txt"));
+        // A file never synced is not removed from the room when missing here.
+        assert!(local(&mut disk, "other.txt", OnDisk::Missing, Some("x")).is_empty());
+    }
+
+    #[test]
+    fn binaries_large_files_temp_files_and_readers_stay_out_of_the_room() {
+        let (mut disk, _) = started(&[]);
+        assert!(local(&mut disk, "img.png", OnDisk::Bytes(vec![0x89, 0, 1]), None).is_empty());
+        assert!(local(&mut disk, "big.txt", OnDisk::TooLarge, None).is_empty());
+        assert!(local(&mut disk, ".a.txt.mesh-tmp", bytes("x"), None).is_empty());
+        let abs = Path::new("/w/r.txt");
+        assert!(disk
+            .local_changed("r.txt", abs, bytes("x"), None, false, false)
+            .is_empty());
+        assert!(disk
+            .local_changed("r.txt", abs, bytes("x"), None, true, true)
+            .is_empty());
+    }
+
+    #[test]
+    fn gitignored_files_stay_out_of_the_room() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(".gitignore"), "*.log\n").unwrap();
+        let mut disk = DiskSync::default();
+        disk.start(load_ignore(dir.path()), Vec::new(), |_| false);
+        let abs = dir.path().join("debug.log");
+        assert!(disk
+            .local_changed("debug.log", &abs, bytes("x"), None, true, false)
+            .is_empty());
+        let abs = dir.path().join("kept.txt");
+        assert_eq!(
+            disk.local_changed("kept.txt", &abs, bytes("x"), None, true, false)
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_file_whose_room_copy_differs_is_left_until_the_room_writes_it() {
+        let (mut disk, _) = started(&[]);
+        // Not tracked, different from the room: neither side is touched.
+        assert!(local(&mut disk, "a", bytes("local"), Some("room")).is_empty());
+        // The same text: tracked from now on.
+        assert!(local(&mut disk, "a", bytes("room"), Some("room")).is_empty());
+        let fx = local(&mut disk, "a", bytes("room!"), Some("room"));
+        assert!(matches!(&fx[..], [Effect::Edit { .. }]));
+    }
+
+    #[test]
+    fn closing_a_document_hands_it_back_to_disk_sync_with_the_disk_as_baseline() {
+        let mut disk = DiskSync::default();
+        assert!(!disk.closed("a", Some("x".into())), "not running: nothing to do");
+        let (mut disk, _) = started(&[]);
+        assert!(disk.closed("a", Some("disk".into())));
+        let fx = disk.room_changed("a", Some("room"), &bytes("disk"));
+        assert!(matches!(&fx[..], [Effect::WriteFile { text, .. }] if text == "room"));
+    }
+}

@@ -1,0 +1,593 @@
+//! Open documents: attach to the room, local changes into room operations, edit batches to
+//! the editor, hash checks. Sans-IO: the room is read through [`RoomRead`], the time is
+//! passed in, and everything to do comes back as [`Effect`]s (room operations, requests to
+//! the editor, messages for the user) that the session's loop carries out in order.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tower_lsp_server::lsp_types::Range;
+
+use super::{tell, EditorOut, Effect, RoomRead};
+use crate::lsp_ext::DocumentHashResult;
+use crate::sync::{ChangeKind, DocSync};
+use crate::text::Encoding;
+use crate::workspace;
+
+/// A document is compared with the editor's text this long after its last change.
+const HASH_CHECK_AFTER: Duration = Duration::from_millis(1500);
+
+/// An edit batch the editor has not echoed after this long is given up on, and the
+/// editor's text is checked.
+const BATCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A document open in the editor.
+#[derive(Debug)]
+pub(super) struct OpenDoc {
+    /// The bridge between the editor's text and the room's.
+    pub(super) sync: DocSync,
+    /// Room path, when the document is inside the shared folder.
+    pub(super) path: Option<String>,
+    /// When the editor's text last changed (by the user or by a batch of ours).
+    last_change: Instant,
+    /// Whether the editor's text was compared with the shadow since that change.
+    hash_checked: bool,
+    /// Whether a hash request is out.
+    hash_pending: bool,
+}
+
+/// The documents the editor has open, by URI.
+#[derive(Debug)]
+pub(super) struct Docs {
+    open: HashMap<String, OpenDoc>,
+    /// The id of the last edit batch sent to the editor.
+    next_batch: u64,
+    /// The position encoding negotiated with the editor.
+    pub(super) enc: Encoding,
+}
+
+impl Default for Docs {
+    fn default() -> Self {
+        Self {
+            open: HashMap::new(),
+            next_batch: 0,
+            enc: Encoding::Utf16,
+        }
+    }
+}
+
+/// The lowercase hex SHA-256 of `text`: what the editor answers `mesh/documentHash` with.
+pub(super) fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+impl Docs {
+    /// The open document `uri`.
+    pub(super) fn get(&self, uri: &str) -> Option<&OpenDoc> {
+        self.open.get(uri)
+    }
+
+    /// Every open document, with its URI.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&String, &OpenDoc)> {
+        self.open.iter()
+    }
+
+    /// The room path of the open document `uri`, if it is shared.
+    pub(super) fn path(&self, uri: &str) -> Option<String> {
+        self.open.get(uri).and_then(|d| d.path.clone())
+    }
+
+    /// Whether an editor has the room path `path` open.
+    pub(super) fn is_open(&self, path: &str) -> bool {
+        self.open.values().any(|d| d.path.as_deref() == Some(path))
+    }
+
+    /// The URIs of the open documents showing the room paths in `paths`.
+    pub(super) fn uris_of(&self, paths: &std::collections::HashSet<String>) -> Vec<String> {
+        self.open
+            .iter()
+            .filter(|(_, d)| d.path.as_ref().is_some_and(|p| paths.contains(p)))
+            .map(|(u, _)| u.clone())
+            .collect()
+    }
+
+    /// The room paths and texts of the shared open documents: the editor's truth, which may
+    /// be ahead of the disk.
+    pub(super) fn shared_texts(&self) -> HashMap<String, String> {
+        self.open
+            .values()
+            .filter_map(|d| Some((d.path.clone()?, d.sync.shadow().text())))
+            .collect()
+    }
+
+    /// The editor opened `uri`, which is the room path `path` when it is in the shared folder.
+    /// A file that is not text or too large is kept out of the room. Attach it next.
+    pub(super) fn open(
+        &mut self,
+        uri: String,
+        version: i32,
+        text: String,
+        path: Option<String>,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        let mut path = path;
+        if path.is_some() && (text.len() as u64 > workspace::MAX_FILE_BYTES || text.contains('\0')) {
+            let why = if text.contains('\0') {
+                "it is not text"
+            } else {
+                "it is larger than 4 MiB"
+            };
+            fx.push(tell("info", format!("{uri} is not shared: {why}")));
+            path = None;
+        }
+        let doc = OpenDoc {
+            sync: DocSync::new(version, &text),
+            path,
+            last_change: now,
+            hash_checked: false,
+            hash_pending: false,
+        };
+        self.open.insert(uri, doc);
+        fx
+    }
+
+    /// The editor closed `uri`; returns its room path, if it was shared.
+    pub(super) fn close(&mut self, uri: &str) -> Option<String> {
+        self.open.remove(uri).and_then(|d| d.path)
+    }
+
+    /// Ties an open document to the room: the room's text wins when the file exists there;
+    /// otherwise the editor's text creates it.
+    pub(super) fn attach(&mut self, uri: &str, room: &impl RoomRead) -> Vec<Effect> {
+        if !room.synced() {
+            return Vec::new();
+        }
+        let Some(doc) = self.open.get(uri) else {
+            return Vec::new();
+        };
+        let Some(path) = doc.path.clone() else {
+            return Vec::new();
+        };
+        if room.text(&path).is_none() {
+            if !room.writable() {
+                return Vec::new();
+            }
+            let text = doc.sync.shadow().text();
+            tracing::info!(%path, "created in the room from the editor");
+            // The editor's batch (if any) is computed once the file is in the room.
+            return vec![Effect::Create { path, text }, Effect::Flush { uri: uri.to_string() }];
+        }
+        self.flush(uri, room)
+    }
+
+    /// The editor changed `uri`: a local edit becomes room operations, an echo of our batch
+    /// lets the next one go, a reader's edit is undone from the room.
+    pub(super) fn change(
+        &mut self,
+        uri: &str,
+        version: i32,
+        changes: Vec<(Option<Range>, String)>,
+        room: &impl RoomRead,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let enc = self.enc;
+        let writable = room.writable();
+        let mut flush = !writable;
+        let Some(doc) = self.open.get_mut(uri) else {
+            tracing::warn!(%uri, "change to a document that was never opened; ignored");
+            return Vec::new();
+        };
+        let path = doc.path.clone();
+        let room_text = match &path {
+            Some(p) if room.synced() => room.text(p),
+            _ => None,
+        };
+        doc.last_change = now;
+        doc.hash_checked = false;
+        let Some(room_text) = room_text else {
+            // Not in a room: just follow the editor.
+            let _ = doc
+                .sync
+                .editor_changed(version, changes, enc, &doc.sync.shadow().text());
+            return Vec::new();
+        };
+        let mut fx = Vec::new();
+        let size: usize = changes.iter().map(|(_, t)| t.len()).sum();
+        if size as u64 > workspace::MAX_FILE_BYTES {
+            // Too big to share in one go: refuse it, and bring the buffer back to the room's
+            // text so the two never silently diverge. The user can undo the revert.
+            let _ = doc.sync.editor_changed(version, changes, enc, &room_text);
+            fx.push(tell(
+                "error",
+                format!(
+                    "a change of {} MiB is too large to share (limit 4 MiB); the buffer was reset to the shared text",
+                    size / (1024 * 1024)
+                ),
+            ));
+            self.next_batch += 1;
+            let batch = doc.sync.full_batch(&room_text, enc, self.next_batch);
+            fx.push(Effect::Editor(EditorOut::ApplyEdit {
+                uri: uri.to_string(),
+                batch,
+            }));
+            return fx;
+        }
+        match doc.sync.editor_changed(version, changes, enc, &room_text) {
+            // Room changes that arrived while the batch was in flight go out now.
+            ChangeKind::Echo => flush = true,
+            ChangeKind::PartialEcho => {}
+            ChangeKind::OutOfOrder => {
+                tracing::error!(%uri, version, "didChange out of order; checking the buffer");
+                fx.push(Effect::Editor(EditorOut::DocumentHash { uri: uri.to_string() }));
+            }
+            ChangeKind::Local(ops) => {
+                if !writable {
+                    doc.hash_checked = false;
+                    fx.push(tell(
+                        "warning",
+                        "you joined as a reader: your edits stay local and will be replaced by the room's text",
+                    ));
+                } else if let Some(path) = path {
+                    fx.push(Effect::Edit { path, ops });
+                }
+            }
+        }
+        // A reader's buffer goes back to the room's text; an echo lets the next batch go.
+        // Nothing above changed the room, so its text is still `room_text`.
+        if flush {
+            fx.extend(self.flush(uri, room));
+        }
+        fx
+    }
+
+    /// The next edit batch of a document, if the room has changes the editor lacks.
+    pub(super) fn flush(&mut self, uri: &str, room: &impl RoomRead) -> Vec<Effect> {
+        let enc = self.enc;
+        // One batch at a time: while one is in flight there is nothing to compute.
+        let Some(path) = self
+            .open
+            .get(uri)
+            .filter(|d| !d.sync.has_inflight())
+            .and_then(|d| d.path.clone())
+        else {
+            return Vec::new();
+        };
+        let Some(room_text) = room.text(&path) else {
+            return Vec::new();
+        };
+        self.next_batch += 1;
+        let id = self.next_batch;
+        let Some(doc) = self.open.get_mut(uri) else {
+            return Vec::new();
+        };
+        let Some(batch) = doc.sync.next_batch(&room_text, enc, id) else {
+            return Vec::new();
+        };
+        doc.hash_checked = false;
+        doc.last_change = Instant::now();
+        vec![Effect::Editor(EditorOut::ApplyEdit {
+            uri: uri.to_string(),
+            batch,
+        })]
+    }
+
+    /// The editor answered edit batch `id`; a refused batch is re-based and sent again.
+    pub(super) fn answered(&mut self, uri: &str, id: u64, applied: bool, room: &impl RoomRead) -> Vec<Effect> {
+        if let Some(d) = self.open.get_mut(uri) {
+            if d.sync.batch_answered(id, applied) {
+                tracing::debug!(%uri, id, "batch refused (stale version); re-basing");
+            }
+        }
+        self.flush(uri, room)
+    }
+
+    /// The editor answered a hash request: a buffer that is not what we believe is repaired
+    /// from the room, loudly.
+    pub(super) fn hash_answered(
+        &mut self,
+        uri: &str,
+        result: Option<DocumentHashResult>,
+        room: &impl RoomRead,
+    ) -> Vec<Effect> {
+        let enc = self.enc;
+        self.next_batch += 1;
+        let id = self.next_batch;
+        let Some(doc) = self.open.get_mut(uri) else {
+            return Vec::new();
+        };
+        doc.hash_pending = false;
+        let Some(result) = result else { return Vec::new() };
+        if result.version != doc.sync.version || doc.sync.has_inflight() {
+            // The buffer moved on meanwhile: check again later.
+            doc.hash_checked = false;
+            return Vec::new();
+        }
+        doc.hash_checked = true;
+        if result.sha256 == sha256_hex(&doc.sync.shadow().text()) {
+            // The buffer is what we believe; send what the room has that it lacks (after a
+            // batch was given up on, nothing else would).
+            return self.flush(uri, room);
+        }
+        // The editor's buffer is not what we believe it is. Repair it from the room.
+        tracing::error!(%uri, version = result.version, "DESYNC: the editor's buffer differs from the proxy's shadow; resyncing from the room");
+        crate::DESYNCS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = doc.path.clone();
+        let Some(room_text) = path.as_deref().and_then(|p| room.text(p)) else {
+            return Vec::new();
+        };
+        let batch = doc.sync.full_batch(&room_text, enc, id);
+        vec![
+            Effect::Editor(EditorOut::ApplyEdit {
+                uri: uri.to_string(),
+                batch,
+            }),
+            tell(
+                "warning",
+                format!(
+                    "{}: the buffer had drifted from the room and was resynced",
+                    path.unwrap_or_else(|| uri.to_string())
+                ),
+            ),
+        ]
+    }
+
+    /// Timers: a batch the editor never echoed is given up on and the buffer checked; a
+    /// document quiet for a while is compared with the editor's text.
+    pub(super) fn tick(&mut self, room_synced: bool, now: Instant) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        if !room_synced {
+            return fx;
+        }
+        let mut uris: Vec<&String> = self.open.keys().collect();
+        uris.sort();
+        let uris: Vec<String> = uris.into_iter().cloned().collect();
+        for uri in uris {
+            let d = self.open.get_mut(&uri).expect("listed above");
+            if d.path.is_none() {
+                continue;
+            }
+            if d.sync.inflight_age().is_some_and(|a| a > BATCH_TIMEOUT) {
+                tracing::warn!(%uri, "the editor never echoed an edit batch; checking its buffer");
+                d.sync.abandon_inflight();
+                d.hash_pending = true;
+                fx.push(Effect::Editor(EditorOut::DocumentHash { uri }));
+                continue;
+            }
+            if !d.sync.has_inflight()
+                && !d.hash_checked
+                && !d.hash_pending
+                && now.duration_since(d.last_change) > HASH_CHECK_AFTER
+            {
+                d.hash_pending = true;
+                fx.push(Effect::Editor(EditorOut::DocumentHash { uri }));
+            }
+        }
+        fx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{methods, FakeRoom};
+    use super::*;
+    use crate::sync::EditorBatch;
+    use tower_lsp_server::lsp_types::Position;
+
+    const URI: &str = "file:///w/a.txt";
+
+    fn open_doc(docs: &mut Docs, text: &str, now: Instant) {
+        assert!(docs
+            .open(URI.into(), 1, text.into(), Some("a.txt".into()), now)
+            .is_empty());
+    }
+
+    fn batch_of(fx: &[Effect]) -> &EditorBatch {
+        fx.iter()
+            .find_map(|e| match e {
+                Effect::Editor(EditorOut::ApplyEdit { batch, .. }) => Some(batch),
+                _ => None,
+            })
+            .expect("an edit batch")
+    }
+
+    fn insert_at(line: u32, character: u32, text: &str) -> Vec<(Option<Range>, String)> {
+        let p = Position { line, character };
+        vec![(Some(Range { start: p, end: p }), text.to_string())]
+    }
+
+    /// Applies a batch's edits to the text the editor holds, as the editor would.
+    fn editor_applies(text: &str, batch: &EditorBatch) -> String {
+        crate::sync::apply_text_edits(text, &batch.edits, Encoding::Utf16)
+    }
+
+    #[test]
+    fn a_file_the_room_lacks_is_created_from_the_editor_text_on_attach() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "mine\n", now);
+        let room = FakeRoom::synced_writer();
+        let fx = docs.attach(URI, &room);
+        assert!(matches!(&fx[..], [Effect::Create { path, text }, Effect::Flush { uri }]
+            if path == "a.txt" && text == "mine\n" && uri == URI));
+    }
+
+    #[test]
+    fn nothing_attaches_before_the_first_sync_or_for_a_reader_creating() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "mine\n", now);
+        let mut room = FakeRoom::synced_writer();
+        room.synced = false;
+        assert!(docs.attach(URI, &room).is_empty());
+        room.synced = true;
+        room.writable = false;
+        assert!(docs.attach(URI, &room).is_empty());
+    }
+
+    #[test]
+    fn attach_to_a_file_the_room_has_sends_the_room_text_as_one_versioned_batch() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "old\n", now);
+        let room = FakeRoom::synced_writer().with("a.txt", "room\n");
+        let fx = docs.attach(URI, &room);
+        let batch = batch_of(&fx);
+        assert_eq!(batch.version, 1);
+        assert_eq!(editor_applies("old\n", batch), "room\n");
+        // One batch at a time: nothing more goes out until the editor answers.
+        assert!(docs.flush(URI, &room).is_empty());
+    }
+
+    #[test]
+    fn local_typing_becomes_room_operations_on_its_path() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "ab\n", now);
+        let room = FakeRoom::synced_writer().with("a.txt", "ab\n");
+        let fx = docs.change(URI, 2, insert_at(0, 1, "X"), &room, now);
+        assert!(matches!(&fx[..], [Effect::Edit { path, ops }]
+            if path == "a.txt" && crate::sync::apply_ops("ab\n", ops) == "aXb\n"));
+    }
+
+    #[test]
+    fn the_echo_of_our_batch_is_not_sent_back_and_lets_the_next_batch_go() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "a\n", now);
+        let mut room = FakeRoom::synced_writer().with("a.txt", "ab\n");
+        let fx = docs.flush(URI, &room);
+        let first = batch_of(&fx).clone();
+        // The room moves on while the batch is in flight.
+        room = room.with("a.txt", "abc\n");
+        assert!(docs.answered(URI, first.id, true, &room).is_empty());
+        let echo = first
+            .edits
+            .iter()
+            .map(|e| (Some(e.range), e.new_text.clone()))
+            .collect();
+        let fx = docs.change(URI, 2, echo, &room, now);
+        assert!(!fx.iter().any(|e| matches!(e, Effect::Edit { .. })), "{fx:?}");
+        let next = batch_of(&fx);
+        assert_eq!(next.version, 2);
+        assert_eq!(editor_applies("ab\n", next), "abc\n");
+    }
+
+    #[test]
+    fn a_refused_batch_is_rebased_and_sent_again() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "a\n", now);
+        let room = FakeRoom::synced_writer().with("a.txt", "ab\n");
+        let first = batch_of(&docs.flush(URI, &room)).clone();
+        // The user typed meanwhile: the editor refuses the stale version.
+        let fx = docs.change(URI, 2, insert_at(0, 0, "Z"), &room, now);
+        assert!(matches!(&fx[..], [Effect::Edit { .. }]));
+        let room = room.with("a.txt", "Zab\n");
+        let again = batch_of(&docs.answered(URI, first.id, false, &room)).clone();
+        assert_eq!(again.version, 2);
+        assert_eq!(editor_applies("Za\n", &again), "Zab\n");
+    }
+
+    #[test]
+    fn a_reader_s_edit_stays_local_the_user_is_told_and_the_buffer_goes_back_to_the_room() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "ab\n", now);
+        let mut room = FakeRoom::synced_writer().with("a.txt", "ab\n");
+        room.writable = false;
+        let fx = docs.change(URI, 2, insert_at(0, 0, "X"), &room, now);
+        assert!(!fx.iter().any(|e| matches!(e, Effect::Edit { .. })));
+        assert_eq!(methods(&fx), ["mesh/notify", "workspace/applyEdit"]);
+        assert_eq!(editor_applies("Xab\n", batch_of(&fx)), "ab\n");
+    }
+
+    #[test]
+    fn an_out_of_order_change_asks_for_the_editor_s_hash() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "ab\n", now);
+        let room = FakeRoom::synced_writer().with("a.txt", "ab\n");
+        let fx = docs.change(URI, 1, insert_at(0, 0, "X"), &room, now);
+        assert_eq!(methods(&fx), ["mesh/documentHash"]);
+    }
+
+    #[test]
+    fn a_change_over_the_file_limit_is_refused_and_the_buffer_reset_to_the_room() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "ab\n", now);
+        let room = FakeRoom::synced_writer().with("a.txt", "ab\n");
+        let huge = "x".repeat(workspace::MAX_FILE_BYTES as usize + 1);
+        let fx = docs.change(URI, 2, insert_at(0, 0, &huge), &room, now);
+        assert!(!fx.iter().any(|e| matches!(e, Effect::Edit { .. })));
+        assert_eq!(methods(&fx), ["mesh/notify", "workspace/applyEdit"]);
+        let batch = batch_of(&fx);
+        assert_eq!(batch.edits[0].new_text, "ab\n");
+    }
+
+    #[test]
+    fn a_file_that_is_not_text_or_too_large_is_not_shared() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        let fx = docs.open(URI.into(), 1, "a\0b".into(), Some("a.txt".into()), now);
+        assert_eq!(methods(&fx), ["mesh/notify"]);
+        assert_eq!(docs.path(URI), None);
+        let room = FakeRoom::synced_writer();
+        assert!(docs.attach(URI, &room).is_empty());
+    }
+
+    #[test]
+    fn a_quiet_document_is_hash_checked_once_and_a_match_sends_what_the_room_has() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "ab\n", now);
+        assert!(docs.tick(true, now + HASH_CHECK_AFTER).is_empty());
+        assert!(docs.tick(false, now + HASH_CHECK_AFTER * 2).is_empty());
+        let fx = docs.tick(true, now + HASH_CHECK_AFTER * 2);
+        assert_eq!(methods(&fx), ["mesh/documentHash"]);
+        // The request is out: not asked again.
+        assert!(docs.tick(true, now + HASH_CHECK_AFTER * 3).is_empty());
+        let room = FakeRoom::synced_writer().with("a.txt", "abc\n");
+        let answer = DocumentHashResult {
+            version: 1,
+            sha256: sha256_hex("ab\n"),
+        };
+        let fx = docs.hash_answered(URI, Some(answer), &room);
+        assert_eq!(editor_applies("ab\n", batch_of(&fx)), "abc\n");
+    }
+
+    #[test]
+    fn a_buffer_that_drifted_is_resynced_from_the_room_and_the_user_told() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "ab\n", now);
+        let room = FakeRoom::synced_writer().with("a.txt", "ab\n");
+        let before = crate::DESYNCS.load(std::sync::atomic::Ordering::Relaxed);
+        let answer = DocumentHashResult {
+            version: 1,
+            sha256: sha256_hex("something else"),
+        };
+        let fx = docs.hash_answered(URI, Some(answer), &room);
+        assert_eq!(methods(&fx), ["workspace/applyEdit", "mesh/notify"]);
+        assert_eq!(editor_applies("whatever it holds", batch_of(&fx)), "ab\n");
+        assert!(crate::DESYNCS.load(std::sync::atomic::Ordering::Relaxed) > before);
+    }
+
+    #[test]
+    fn a_hash_of_an_older_version_is_not_trusted_and_checked_again_later() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "ab\n", now);
+        let room = FakeRoom::synced_writer().with("a.txt", "ab\n");
+        docs.change(URI, 2, insert_at(0, 0, "X"), &room, now);
+        let stale = DocumentHashResult {
+            version: 1,
+            sha256: sha256_hex("nonsense"),
+        };
+        assert!(docs.hash_answered(URI, Some(stale), &room).is_empty());
+        let fx = docs.tick(true, now + HASH_CHECK_AFTER * 2);
+        assert_eq!(methods(&fx), ["mesh/documentHash"]);
+    }
+}

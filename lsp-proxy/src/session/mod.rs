@@ -1,0 +1,747 @@
+//! The session: the one task that owns the proxy's replica of the room, the open documents
+//! and the connection. Everything reaches it as an [`Event`] through one channel, in order;
+//! it never waits on the editor (requests to the editor go through the outbox task, whose
+//! answers come back as events).
+//!
+//! This module holds the events, the loop and the dispatch, and is the only place that
+//! spawns. The parts that decide, `docs` (open documents), `disk` (files no editor has
+//! open), `runs` and `presence`, do no IO: they read the room through [`RoomRead`] and return
+//! [`Effect`]s, which [`Session::apply`] carries out in order. `replica` owns the room's
+//! `Doc`, awareness and connection; `disk` also holds the only filesystem and watcher code.
+
+mod disk;
+mod docs;
+mod paths;
+mod presence;
+mod replica;
+mod runs;
+#[cfg(test)]
+mod testing;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use mesh_protocol::rest::CreatedSession;
+use mesh_protocol::ClientMessage;
+use tokio::sync::{mpsc, oneshot};
+use tower_lsp_server::lsp_types::notification::Notification;
+use tower_lsp_server::lsp_types::Range;
+
+use crate::link::RoomTarget;
+use crate::lsp_ext::*;
+use crate::room::{self, RoomEvent};
+use crate::sync::{EditorBatch, RoomOp};
+use crate::text::Encoding;
+use docs::Docs;
+use presence::Presence;
+pub use replica::{create_room, room_files, upload};
+use replica::{ConnState, Dirty, Room, RoomChange, View};
+use runs::Runs;
+pub use runs::MAX_RUN_INPUT_BYTES;
+
+/// How often the session looks at timers (batch timeouts, hash checks).
+const TICK: Duration = Duration::from_millis(250);
+
+/// Where a run request's answer goes.
+type RunReply = oneshot::Sender<Result<RunResult, String>>;
+
+/// A request from the editor (or the command line) that wants an answer.
+pub enum Request {
+    /// Share the workspace folder.
+    Share(ShareParams, oneshot::Sender<Result<ShareResult, String>>),
+    /// Join a room into the workspace folder.
+    Join(String, oneshot::Sender<Result<JoinResult, String>>),
+    /// Leave the room.
+    Leave(oneshot::Sender<Result<(), String>>),
+    /// Current status.
+    Status(oneshot::Sender<Status>),
+    /// Send a chat message.
+    Chat(String, oneshot::Sender<Result<(), String>>),
+    /// Chat history.
+    ChatHistory(oneshot::Sender<ChatHistory>),
+    /// Follow someone (or stop).
+    Follow(Option<u64>, oneshot::Sender<Result<(), String>>),
+    /// Run a file of the room; answered once the server started it (or refused).
+    Run(RunParams, RunReply),
+    /// Text for a run's stdin.
+    RunInput(RunInputParams, oneshot::Sender<Result<(), String>>),
+    /// Stop a run.
+    RunStop(String, oneshot::Sender<Result<(), String>>),
+}
+
+/// Everything the session reacts to.
+pub enum Event {
+    /// The editor started us.
+    Initialize {
+        /// The workspace folder.
+        root: Option<PathBuf>,
+        /// The negotiated position encoding.
+        encoding: Encoding,
+        /// The editor's name from `clientInfo` (`Neovim`, `Visual Studio Code`, ...).
+        client: Option<String>,
+    },
+    /// A document was opened.
+    Open {
+        /// Its URI.
+        uri: String,
+        /// Version.
+        version: i32,
+        /// Text.
+        text: String,
+    },
+    /// A document changed.
+    Change {
+        /// Its URI.
+        uri: String,
+        /// New version.
+        version: i32,
+        /// The content changes, in order.
+        changes: Vec<(Option<Range>, String)>,
+    },
+    /// A document was closed.
+    Close {
+        /// Its URI.
+        uri: String,
+    },
+    /// The local cursor moved.
+    Cursor(CursorParams),
+    /// The focused editor changed or scrolled.
+    ActiveEditor(ActiveEditorParams),
+    /// The user took over while following.
+    StopFollowing,
+    /// A request wanting an answer.
+    Request(Request),
+    /// The editor answered an edit batch.
+    EditAnswered {
+        /// The document.
+        uri: String,
+        /// The batch id.
+        id: u64,
+        /// Whether it was applied.
+        applied: bool,
+    },
+    /// The editor answered a hash request.
+    HashAnswered {
+        /// The document.
+        uri: String,
+        /// The answer, if any.
+        result: Option<DocumentHashResult>,
+    },
+    /// The room was created on the server (for a share).
+    Created(
+        Result<CreatedSession, String>,
+        ShareParams,
+        oneshot::Sender<Result<ShareResult, String>>,
+    ),
+    /// Something from the room connection.
+    Room(RoomEvent),
+    /// Files changed on disk in the shared folder.
+    Disk(Vec<PathBuf>),
+    /// The editor is going away.
+    Shutdown,
+}
+
+/// What the session asks of the editor; the outbox task carries it out.
+#[derive(Debug)]
+pub enum EditorOut {
+    /// A notification.
+    Notify(&'static str, serde_json::Value),
+    /// `workspace/applyEdit`; the answer comes back as [`Event::EditAnswered`].
+    ApplyEdit {
+        /// The document.
+        uri: String,
+        /// The batch.
+        batch: EditorBatch,
+    },
+    /// `mesh/documentHash`; the answer comes back as [`Event::HashAnswered`].
+    DocumentHash {
+        /// The document.
+        uri: String,
+    },
+}
+
+/// Who we are in rooms.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Display name.
+    pub name: String,
+    /// Colour, if chosen.
+    pub color: Option<String>,
+    /// The kind of client (`neovim`, `vscode`, `mesh-proxy`).
+    pub client: String,
+    /// The default server base URL.
+    pub server: String,
+    /// The token room creation needs on servers that ask for one (`mesh-server
+    /// --create-token`); sent as a bearer token when sharing.
+    pub create_token: Option<String>,
+}
+
+/// Where a share's answer goes.
+type ShareReply = oneshot::Sender<Result<ShareResult, String>>;
+
+/// A share waiting for the connection: the files to upload, the answer, where it goes.
+type PendingShare = (Vec<(String, String)>, ShareResult, ShareReply);
+
+/// What the session's sans-IO parts ask the loop to do, in order.
+#[derive(Debug)]
+pub(super) enum Effect {
+    /// Something for the editor: a notification, an edit batch, a hash request.
+    Editor(EditorOut),
+    /// A mesh message for the room.
+    Send(ClientMessage),
+    /// Local edits to a file of the room.
+    Edit { path: String, ops: Vec<RoomOp> },
+    /// A new file in the room.
+    Create { path: String, text: String },
+    /// A file removed from the room.
+    Remove { path: String },
+    /// Write a file of the shared folder; disk sync takes it as the baseline once written.
+    WriteFile { path: String, text: String },
+    /// Delete a file of the shared folder.
+    DeleteFile { path: String },
+    /// The answer to the run request in flight.
+    RunAnswer(Result<RunResult, String>),
+    /// Send the next edit batch of a document, computed against the room as it is then.
+    Flush { uri: String },
+}
+
+/// A notification for the editor.
+pub(super) fn notify<N: Notification>(params: N::Params) -> Effect {
+    let value = serde_json::to_value(params).unwrap_or_default();
+    Effect::Editor(EditorOut::Notify(N::METHOD, value))
+}
+
+/// A message for the user (`mesh/notify`), logged too.
+pub(super) fn tell(level: &str, message: impl Into<String>) -> Effect {
+    let message = message.into();
+    tracing::info!(level, %message, "notify editor");
+    notify::<NotifyNotification>(NotifyParams {
+        level: level.into(),
+        message,
+    })
+}
+
+/// What the sans-IO parts may read of the room: pure reads of the replica (a fake in tests).
+pub(super) trait RoomRead {
+    /// Whether the first sync is done (before it, the room's files are not known).
+    fn synced(&self) -> bool;
+    /// Whether we may change the room (in a room, and not a reader).
+    fn writable(&self) -> bool;
+    /// The text of the room's file `path`, if the room has it.
+    fn text(&self, path: &str) -> Option<String>;
+}
+
+/// Where we stand in a connected, synced room, for the checks of requests.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Standing {
+    /// Whether we may change the room.
+    pub(super) writable: bool,
+    /// Our connection id, once welcomed.
+    pub(super) conn_id: Option<u64>,
+    /// Whether we are the room's host.
+    pub(super) host: bool,
+}
+
+/// The session's state.
+pub struct Session {
+    identity: Identity,
+    events_tx: mpsc::UnboundedSender<Event>,
+    out: mpsc::UnboundedSender<EditorOut>,
+    root: Option<PathBuf>,
+    docs: Docs,
+    room: Option<Room>,
+    runs: Runs,
+    /// Where the answer to the run request in flight goes.
+    run_reply: Option<RunReply>,
+    presence: Presence,
+    last_status: Option<Status>,
+    /// The writer link handed out when we shared (our own token is the host's).
+    share_link: Option<String>,
+    /// Disk sync of the files no editor has open.
+    disk: disk::DiskSync,
+    watcher: Option<notify::RecommendedWatcher>,
+    /// Room paths changed by remote updates since the disk was last brought up to date.
+    remote_dirty: Dirty,
+}
+
+/// Starts a session task. Returns the sender for its events.
+pub fn spawn(
+    identity: Identity,
+    out: mpsc::UnboundedSender<EditorOut>,
+) -> (mpsc::UnboundedSender<Event>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let session = Session {
+        identity,
+        events_tx: tx.clone(),
+        out,
+        root: None,
+        docs: Docs::default(),
+        room: None,
+        runs: Runs::default(),
+        run_reply: None,
+        presence: Presence::default(),
+        last_status: None,
+        share_link: None,
+        disk: Default::default(),
+        watcher: None,
+        remote_dirty: Default::default(),
+    };
+    let task = tokio::spawn(session.run(rx));
+    (tx, task)
+}
+
+impl Session {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Event>) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Some(Event::Shutdown) | None => break,
+                    Some(ev) => self.handle(ev),
+                },
+                _ = tick.tick() => self.on_tick(),
+            }
+            // Drain whatever else is queued before rendering derived state once.
+            while let Ok(ev) = rx.try_recv() {
+                if matches!(ev, Event::Shutdown) {
+                    return;
+                }
+                self.handle(ev);
+            }
+            self.after_events();
+        }
+    }
+
+    /// The room as the sans-IO parts read it.
+    fn view(&self) -> View<'_> {
+        View(self.room.as_ref())
+    }
+
+    /// Carries out effects, in order.
+    fn apply(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Editor(out) => {
+                    let _ = self.out.send(out);
+                }
+                Effect::Send(msg) => {
+                    if let Some(room) = &self.room {
+                        room.send(&msg);
+                    }
+                }
+                Effect::Edit { path, ops } => self.change_room(RoomChange::Edit { path, ops }),
+                Effect::Create { path, text } => self.change_room(RoomChange::Create { path, text }),
+                Effect::Remove { path } => self.change_room(RoomChange::Remove { path }),
+                Effect::WriteFile { path, text } => {
+                    let Some(root) = &self.root else { continue };
+                    match disk::write(root, &path, &text) {
+                        Ok(()) => self.disk.wrote(&path, &text),
+                        Err(e) => tracing::warn!(%path, error = %e, "cannot write"),
+                    }
+                }
+                Effect::DeleteFile { path } => {
+                    if let Some(root) = &self.root {
+                        let _ = disk::remove(root, &path);
+                    }
+                }
+                Effect::RunAnswer(answer) => {
+                    if let Some(reply) = self.run_reply.take() {
+                        let _ = reply.send(answer);
+                    }
+                }
+                Effect::Flush { uri } => {
+                    let fx = self.docs.flush(&uri, &View(self.room.as_ref()));
+                    self.apply(fx);
+                }
+            }
+        }
+    }
+
+    fn change_room(&self, change: RoomChange) {
+        if let Some(room) = &self.room {
+            room.apply(change);
+        }
+    }
+
+    fn handle(&mut self, ev: Event) {
+        match ev {
+            Event::Initialize { root, encoding, client } => {
+                self.docs.enc = encoding;
+                if let Some(c) = client {
+                    let lower = c.to_lowercase();
+                    self.identity.client = if lower.contains("neovim") || lower == "nvim" {
+                        "neovim".into()
+                    } else if lower.contains("code") {
+                        "vscode".into()
+                    } else {
+                        lower
+                    };
+                }
+                self.root = root.clone();
+                if let Some(rec) = root.as_deref().and_then(crate::config::session_for) {
+                    // The folder (or a parent) is in a room: rejoin it.
+                    if let Ok(target) = RoomTarget::parse(&rec.link) {
+                        self.root = Some(rec.dir.clone());
+                        tracing::info!(room = %target.room, dir = %rec.dir.display(), "workspace is shared; joining");
+                        self.open_room(target, rec.read_link);
+                    }
+                }
+            }
+            Event::Open { uri, version, text } => {
+                self.presence.dirty = true;
+                let path = self.room_path(&uri);
+                let mut fx = self.docs.open(uri.clone(), version, text, path, Instant::now());
+                if let Some(p) = self.docs.path(&uri) {
+                    self.disk.opened(&p);
+                }
+                fx.extend(self.docs.attach(&uri, &View(self.room.as_ref())));
+                self.apply(fx);
+            }
+            Event::Change { uri, version, changes } => {
+                self.presence.dirty = true;
+                let fx = self
+                    .docs
+                    .change(&uri, version, changes, &View(self.room.as_ref()), Instant::now());
+                self.apply(fx);
+            }
+            Event::Close { uri } => {
+                self.presence.closed(&uri);
+                if let Some(path) = self.docs.close(&uri) {
+                    let on_disk = self.root.as_deref().and_then(|r| disk::read_text(r, &path));
+                    if self.disk.closed(&path, on_disk) {
+                        self.remote_dirty.lock().expect("not poisoned").insert(path);
+                    }
+                }
+            }
+            Event::Cursor(c) => {
+                self.presence.cursor(c.uri, c.selections);
+                self.publish_awareness();
+            }
+            Event::ActiveEditor(a) => {
+                self.presence.view(a.uri, a.visible_range);
+                self.publish_awareness();
+            }
+            Event::StopFollowing => {
+                let fx = self.presence.stop_following("you took over");
+                self.apply(fx);
+            }
+            Event::Request(req) => self.on_request(req),
+            Event::EditAnswered { uri, id, applied } => {
+                let fx = self.docs.answered(&uri, id, applied, &View(self.room.as_ref()));
+                self.apply(fx);
+            }
+            Event::HashAnswered { uri, result } => {
+                let fx = self.docs.hash_answered(&uri, result, &View(self.room.as_ref()));
+                self.apply(fx);
+            }
+            Event::Created(result, params, reply) => self.on_created(result, params, reply),
+            Event::Room(ev) => self.on_room(ev),
+            Event::Disk(paths) => self.disk.watched(paths),
+            Event::Shutdown => {}
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        let mut fx = self.runs.expire(now);
+        fx.extend(self.docs.tick(self.view().synced(), now));
+        self.apply(fx);
+    }
+
+    fn on_request(&mut self, req: Request) {
+        match req {
+            Request::Share(params, reply) => {
+                if self.room.is_some() {
+                    let _ = reply.send(Err("already in a room: leave it first".into()));
+                    return;
+                }
+                if self.root.is_none() {
+                    let _ = reply.send(Err("open a folder first: mesh shares the workspace folder".into()));
+                    return;
+                }
+                let server = params.server.clone().unwrap_or_else(|| self.identity.server.clone());
+                let name = params.name.clone().or_else(|| {
+                    self.root
+                        .as_ref()
+                        .and_then(|r| r.file_name())
+                        .map(|n| n.to_string_lossy().into_owned())
+                });
+                let tx = self.events_tx.clone();
+                let create_token = self.identity.create_token.clone();
+                tokio::spawn(async move {
+                    let result = create_room(&server, name, create_token.as_deref()).await;
+                    let _ = tx.send(Event::Created(
+                        result,
+                        ShareParams {
+                            server: Some(server),
+                            ..params
+                        },
+                        reply,
+                    ));
+                });
+            }
+            Request::Join(link, reply) => {
+                let target = match RoomTarget::parse(&link) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        let _ = reply.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                if self.room.is_some() {
+                    let _ = reply.send(Err("already in a room: leave it first".into()));
+                    return;
+                }
+                if self.root.is_none() {
+                    let _ = reply.send(Err("open a folder first: mesh joins into the workspace folder".into()));
+                    return;
+                }
+                self.open_room(target, None);
+                if let Some(room) = self.room.as_mut() {
+                    room.on_synced.push(reply);
+                }
+            }
+            Request::Leave(reply) => {
+                self.leave();
+                let _ = reply.send(Ok(()));
+            }
+            Request::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Request::Chat(text, reply) => {
+                let result = match &self.room {
+                    Some(room) if room.state == ConnState::Connected => {
+                        room.send(&ClientMessage::Chat { text });
+                        Ok(())
+                    }
+                    Some(_) => Err("not connected to the room right now; try again when the connection is back".into()),
+                    None => Err("not in a room".into()),
+                };
+                let _ = reply.send(result);
+            }
+            Request::ChatHistory(reply) => {
+                let messages = self.room.as_ref().map(Room::chat_history).unwrap_or_default();
+                let _ = reply.send(ChatHistory { messages });
+            }
+            Request::Follow(who, reply) => {
+                let participants = self.room.as_ref().map(|r| r.participants.clone()).unwrap_or_default();
+                let _ = reply.send(self.presence.follow(who, &participants));
+                self.update_follow();
+            }
+            Request::Run(params, reply) => {
+                let path = match (&params.uri, &params.path) {
+                    (Some(uri), _) => self.room_path(uri).ok_or_else(|| match &self.root {
+                        Some(root) => format!(
+                            "{uri} is not in the shared folder {}; only the room's files can run",
+                            root.display()
+                        ),
+                        None => "open the shared folder first: runs take files of the room".to_string(),
+                    }),
+                    (None, Some(path)) => Ok(path.clone()),
+                    (None, None) => Err("say which file to run: mesh/run takes a `uri` or a `path`".into()),
+                };
+                let view = View(self.room.as_ref());
+                let standing = Room::standing(self.room.as_ref());
+                let exists = |p: &str| view.text(p).is_some();
+                match self
+                    .runs
+                    .request(standing, path, params.language, exists, Instant::now())
+                {
+                    Ok(msg) => {
+                        self.run_reply = Some(reply);
+                        self.apply(vec![Effect::Send(msg)]);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Request::RunInput(params, reply) => {
+                let result = self
+                    .runs
+                    .input(Room::standing(self.room.as_ref()), params)
+                    .map(|msgs| self.apply(msgs.into_iter().map(Effect::Send).collect()));
+                let _ = reply.send(result);
+            }
+            Request::RunStop(run_id, reply) => {
+                let result = self
+                    .runs
+                    .stop(Room::standing(self.room.as_ref()), &run_id)
+                    .map(|msg| self.apply(vec![Effect::Send(msg)]));
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn on_created(
+        &mut self,
+        result: Result<CreatedSession, String>,
+        params: ShareParams,
+        reply: oneshot::Sender<Result<ShareResult, String>>,
+    ) {
+        let created = match result {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let server = params.server.unwrap_or_else(|| self.identity.server.clone());
+        // The sharer connects as host; the link it hands out carries a writer token.
+        let target = RoomTarget {
+            server: server.clone(),
+            room: created.id,
+            token: created.host_token.clone(),
+        };
+        let root = self.root.clone().expect("checked before creating");
+        let (files, skipped) = match disk::scan(&root) {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = reply.send(Err(format!("cannot read {}: {e}", root.display())));
+                return;
+            }
+        };
+        if !skipped.binary.is_empty() || !skipped.too_large.is_empty() || !skipped.over_limit.is_empty() {
+            self.apply(vec![tell(
+                "info",
+                format!(
+                    "shared without {} binary, {} too large and {} over-limit files",
+                    skipped.binary.len(),
+                    skipped.too_large.len(),
+                    skipped.over_limit.len()
+                ),
+            )]);
+        }
+        self.open_room(target, Some(created.read_link.clone()));
+        let _ = crate::config::save_session(crate::config::SessionRecord {
+            dir: root,
+            link: created.join_link.clone(),
+            read_link: Some(created.read_link.clone()),
+            name: created.name.clone(),
+        });
+        self.share_link = Some(created.join_link.clone());
+        let result = ShareResult {
+            room: created.id.to_string(),
+            link: created.join_link,
+            read_link: created.read_link,
+        };
+        let files = files.into_iter().map(|f| (f.path, f.text)).collect();
+        if let Some(room) = self.room.as_mut() {
+            // The upload waits for the connection, so it goes out as a stream of modest
+            // updates rather than one huge sync message.
+            room.pending_share = Some((files, result, reply));
+        }
+    }
+
+    /// Connects to a room; its events come back as [`Event::Room`].
+    fn open_room(&mut self, target: RoomTarget, read_link: Option<String>) {
+        let events = self.events_tx.clone();
+        let (room_tx, mut room_rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Some(ev) = room_rx.recv().await {
+                if events.send(Event::Room(ev)).is_err() {
+                    break;
+                }
+            }
+        });
+        let conn = room::connect(target.clone(), room_tx);
+        self.runs = Runs::default();
+        self.room = Some(Room::new(target, read_link, conn, self.remote_dirty.clone()));
+    }
+
+    fn leave(&mut self) {
+        let mut fx = self.runs.abandon("you left the room", Instant::now());
+        if self.room.take().is_some() {
+            fx.extend(self.presence.left(self.docs.iter().map(|(u, _)| u.clone())));
+            if let Some(root) = &self.root {
+                let _ = crate::config::forget_session(root);
+            }
+        }
+        let _ = self.presence.follow(None, &Default::default());
+        self.apply(fx);
+        self.share_link = None;
+        self.watcher = None;
+        self.disk.stop();
+    }
+
+    fn status(&self) -> Status {
+        match &self.room {
+            Some(room) => room.status(self.share_link.as_deref()),
+            None => Status {
+                state: "idle".into(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Publishes our awareness state (name, colour, cursor, view).
+    fn publish_awareness(&mut self) {
+        let color = self.identity.color.clone().or_else(|| {
+            self.room.as_ref().and_then(|r| {
+                r.conn_id
+                    .and_then(|id| r.participants.get(&id))
+                    .map(|p| p.color.clone())
+            })
+        });
+        let root = self.root.clone();
+        let state = self.presence.local_state(
+            &self.docs,
+            &View(self.room.as_ref()),
+            |uri| paths::room_path(root.as_deref()?, uri),
+            &self.identity.name,
+            color,
+        );
+        if let Some(room) = self.room.as_mut() {
+            room.publish(state);
+        }
+    }
+
+    fn update_follow(&mut self) {
+        let (Some(root), Some(room)) = (self.root.as_deref(), self.room.as_ref()) else {
+            return;
+        };
+        let states = room.remote_states();
+        let fx = self
+            .presence
+            .follow_update(root, &View(Some(room)), &states, &room.participants, self.docs.enc);
+        self.apply(fx);
+    }
+
+    /// Derived state, recomputed once per batch of events.
+    fn after_events(&mut self) {
+        if self.view().synced() {
+            // Only files the room changed need work: the disk copy and the editor's buffer.
+            let changed: HashSet<String> = std::mem::take(&mut *self.remote_dirty.lock().expect("not poisoned"));
+            if !changed.is_empty() {
+                self.presence.dirty = true;
+            }
+            self.sync_disk(&changed);
+            for uri in self.docs.uris_of(&changed) {
+                let fx = self.docs.flush(&uri, &View(self.room.as_ref()));
+                self.apply(fx);
+            }
+            if std::mem::take(&mut self.presence.dirty) {
+                if let Some(room) = &self.room {
+                    let states = room.remote_states();
+                    let fx = self
+                        .presence
+                        .cursors(&self.docs, &View(Some(room)), &states, &room.participants);
+                    self.apply(fx);
+                }
+            }
+            self.update_follow();
+        }
+        let status = self.status();
+        if self.last_status.as_ref() != Some(&status) {
+            self.apply(vec![
+                notify::<ParticipantsNotification>(ParticipantsParams {
+                    participants: status.participants.clone(),
+                }),
+                notify::<StatusNotification>(status.clone()),
+            ]);
+            self.last_status = Some(status);
+        }
+    }
+}

@@ -1,0 +1,645 @@
+//! The room's replica: its `Doc`, awareness and connection state, and what the room's
+//! messages do to them. The `Doc`'s own observer sends every local transaction to the room,
+//! so applying an [`Effect`](super::Effect)'s room operation here is all it takes to share it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use mesh_protocol::codec::{encode_mesh, encode_yjs, Frame};
+use mesh_protocol::messages::{Participant as RoomParticipant, Role};
+use mesh_protocol::rest::{CreateSession, CreatedSession};
+use mesh_protocol::{doc as shape, ClientMessage, ServerMessage, PROTOCOL_VERSION};
+use tokio::sync::oneshot;
+use yrs::sync::{Awareness, Message, SyncMessage};
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, GetString, Map, MapRef, Origin, ReadTxn, Text, TextPrelim, Transact, Update};
+
+use super::disk::{self, OnDisk};
+use super::runs::{self, Starter};
+use super::{notify, tell, PendingShare, RoomRead, Session, ShareReply, Standing};
+use crate::link::RoomTarget;
+use crate::lsp_ext::*;
+use crate::room::{Outgoing, RoomConn, RoomEvent};
+use crate::sync::RoomOp;
+
+/// Origin of transactions that apply what the server sent (never sent back).
+const REMOTE: &str = "remote";
+
+/// The most bytes of file text put into one transaction while uploading a folder; keeps
+/// each update frame well under the server's frame limit.
+const UPLOAD_CHUNK_BYTES: usize = 2 * 1024 * 1024;
+
+/// Room paths changed by remote updates since the disk and the editors were last brought up
+/// to date; filled by the `Doc`'s observer.
+pub(super) type Dirty = Arc<Mutex<HashSet<String>>>;
+
+/// The state of the room connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum ConnState {
+    /// Not connected yet.
+    Connecting,
+    /// Connected (the first sync may still be under way).
+    Connected,
+    /// Lost, for this reason; reconnecting.
+    Offline(String),
+}
+
+/// The room this proxy is in.
+pub(super) struct Room {
+    pub(super) target: RoomTarget,
+    pub(super) read_link: Option<String>,
+    pub(super) doc: Doc,
+    pub(super) awareness: Awareness,
+    pub(super) conn: RoomConn,
+    pub(super) state: ConnState,
+    /// Whether the first sync is done.
+    pub(super) synced: bool,
+    pub(super) conn_id: Option<u64>,
+    pub(super) role: Option<Role>,
+    pub(super) participants: BTreeMap<u64, RoomParticipant>,
+    /// Replies waiting for the first sync (a join).
+    pub(super) on_synced: Vec<oneshot::Sender<Result<JoinResult, String>>>,
+    /// A share's reply, sent when the server confirms it has the upload.
+    pub(super) share_ack: Option<(ShareResult, ShareReply)>,
+    /// Files to upload once connected (a share), and the reply to send then.
+    pub(super) pending_share: Option<PendingShare>,
+}
+
+/// The room as the sans-IO parts read it; `None` when not in a room.
+pub(super) struct View<'a>(pub(super) Option<&'a Room>);
+
+impl RoomRead for View<'_> {
+    fn synced(&self) -> bool {
+        self.0.is_some_and(|r| r.synced)
+    }
+
+    fn writable(&self) -> bool {
+        self.0.is_some_and(|r| r.role.is_none_or(|role| role.can_write()))
+    }
+
+    fn text(&self, path: &str) -> Option<String> {
+        let room = self.0?;
+        let txn = room.doc.transact();
+        match txn.get_map(shape::FILES)?.get(&txn, path) {
+            Some(yrs::Out::YText(t)) => Some(t.get_string(&txn)),
+            _ => None,
+        }
+    }
+}
+
+impl Room {
+    /// A fresh replica over connection `conn`. Local transactions go to the room; paths that
+    /// remote updates change are collected in `dirty`.
+    pub(super) fn new(target: RoomTarget, read_link: Option<String>, conn: RoomConn, dirty: Dirty) -> Self {
+        let doc = shape::new_doc();
+        let tx = conn.tx.clone();
+        doc.observe_update_v1("mesh-send", move |txn: &yrs::TransactionMut, e: &yrs::UpdateEvent| {
+            let remote = txn.origin().is_some_and(|o| *o == Origin::from(REMOTE));
+            if !remote {
+                let _ = tx.send(Outgoing::Frame(encode_yjs(&Message::Sync(SyncMessage::Update(
+                    e.update.clone(),
+                )))));
+            }
+        })
+        .expect("a fresh document accepts observers");
+        let files_map = doc.get_or_insert_map(shape::FILES);
+        yrs::DeepObservable::observe_deep(
+            &files_map,
+            "mesh-disk",
+            move |txn: &yrs::TransactionMut, events: &yrs::types::Events| {
+                if txn.origin().is_none_or(|o| *o != Origin::from(REMOTE)) {
+                    return;
+                }
+                let mut dirty = dirty.lock().expect("not poisoned");
+                for e in events.iter() {
+                    match e.path().front() {
+                        Some(yrs::types::PathSegment::Key(k)) => {
+                            dirty.insert(k.to_string());
+                        }
+                        _ => {
+                            if let yrs::types::Event::Map(m) = e {
+                                dirty.extend(m.keys(txn).keys().map(|k| k.to_string()));
+                            }
+                        }
+                    }
+                }
+            },
+        );
+        Room {
+            target,
+            read_link,
+            awareness: Awareness::new(doc.clone()),
+            doc,
+            conn,
+            state: ConnState::Connecting,
+            synced: false,
+            conn_id: None,
+            role: None,
+            participants: BTreeMap::new(),
+            on_synced: Vec::new(),
+            pending_share: None,
+            share_ack: None,
+        }
+    }
+
+    /// Sends a mesh message.
+    pub(super) fn send(&self, msg: &ClientMessage) {
+        let _ = self.conn.tx.send(Outgoing::Frame(encode_mesh(msg)));
+    }
+
+    /// Sends a Yjs message.
+    fn send_yjs(&self, msg: &Message) {
+        let _ = self.conn.tx.send(Outgoing::Frame(encode_yjs(msg)));
+    }
+
+    /// Asks the server for what we lack; it answers after everything sent before is stored.
+    fn send_sync_step1(&self) {
+        let sv = self.doc.transact().state_vector();
+        self.send_yjs(&Message::Sync(SyncMessage::SyncStep1(sv)));
+    }
+
+    /// Where we stand, for the checks of requests; `Err` says what to tell the user.
+    pub(super) fn standing(room: Option<&Room>) -> Result<Standing, String> {
+        match room {
+            None => Err("not in a room: share the folder or join a room first".into()),
+            Some(r) if r.state == ConnState::Connected && r.synced => Ok(Standing {
+                writable: View(Some(r)).writable(),
+                conn_id: r.conn_id,
+                host: r.role == Some(Role::Host),
+            }),
+            Some(_) => Err("not connected to the room right now; try again when the connection is back".into()),
+        }
+    }
+
+    /// Who started a run or a debug session, for the editor. Connection 0 is the REST API;
+    /// someone missing from the list has left since.
+    pub(super) fn starter(&self, by: u64) -> Starter {
+        let by_name = match self.participants.get(&by) {
+            Some(p) => p.name.clone(),
+            None if by == 0 => "the REST API".into(),
+            None => "someone who left".into(),
+        };
+        Starter {
+            by,
+            by_name,
+            you: self.conn_id == Some(by),
+        }
+    }
+
+    /// Carries out a room operation the sans-IO parts asked for.
+    pub(super) fn apply(&self, effect: RoomChange) {
+        let files = self.doc.get_or_insert_map(shape::FILES);
+        let mut txn = self.doc.transact_mut();
+        match effect {
+            RoomChange::Edit { path, ops } => apply_ops(&files, &mut txn, &path, ops),
+            RoomChange::Create { path, text } => {
+                files.insert(&mut txn, path.as_str(), TextPrelim::new(text.as_str()));
+            }
+            RoomChange::Remove { path } => {
+                files.remove(&mut txn, path.as_str());
+            }
+        }
+    }
+
+    /// Sets our awareness state and sends it when connected.
+    pub(super) fn publish(&mut self, state: serde_json::Value) {
+        if self.awareness.set_local_state(state).is_err() || self.state != ConnState::Connected {
+            return;
+        }
+        if let Ok(update) = self.awareness.update_with_clients([self.awareness.client_id()]) {
+            self.send_yjs(&Message::Awareness(update));
+        }
+    }
+
+    /// Other clients' awareness states.
+    pub(super) fn remote_states(&self) -> Vec<(u64, serde_json::Value)> {
+        let me = self.awareness.client_id();
+        self.awareness
+            .iter()
+            .filter(|(id, _)| *id != me)
+            .filter_map(|(id, state)| {
+                Some((
+                    id.get(),
+                    serde_json::from_str::<serde_json::Value>(state.data.as_deref()?).ok()?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The room's chat, oldest first.
+    pub(super) fn chat_history(&self) -> Vec<ChatEntry> {
+        let txn = self.doc.transact();
+        let Some(chat) = txn.get_array(shape::CHAT) else {
+            return Vec::new();
+        };
+        yrs::Array::iter(&chat, &txn)
+            .filter_map(|v| {
+                let json = serde_json::to_value(yrs::types::ToJson::to_json(&v, &txn)).ok()?;
+                Some(ChatEntry {
+                    id: json["id"].as_str()?.to_string(),
+                    author: json["author"].as_str()?.to_string(),
+                    conn_id: json["conn_id"].as_f64()? as u64,
+                    text: json["text"].as_str()?.to_string(),
+                    ts: json["ts"].as_f64()? as u64,
+                })
+            })
+            .collect()
+    }
+
+    /// The status shown to the user.
+    pub(super) fn status(&self, share_link: Option<&str>) -> Status {
+        let state = match &self.state {
+            ConnState::Connecting => "connecting",
+            ConnState::Connected if self.synced => "connected",
+            ConnState::Connected => "connecting",
+            ConnState::Offline(_) => "offline",
+        };
+        let participants = self
+            .participants
+            .values()
+            // A companion (a debug adapter's connection) is its person's second one.
+            .filter(|p| !p.companion)
+            .map(|p| Participant {
+                conn_id: p.conn_id,
+                name: p.name.clone(),
+                color: p.color.clone(),
+                role: format!("{:?}", p.role).to_lowercase(),
+                client: p.client.clone(),
+                you: Some(p.conn_id) == self.conn_id,
+            })
+            .collect();
+        Status {
+            state: state.into(),
+            room: Some(self.target.room.to_string()),
+            link: Some(share_link.map(String::from).unwrap_or_else(|| self.target.link())),
+            read_link: self.read_link.clone(),
+            role: self.role.map(|r| format!("{r:?}").to_lowercase()),
+            server: Some(self.target.server.clone()),
+            you: self.conn_id,
+            participants,
+        }
+    }
+}
+
+/// A change to the room's files, asked for by the sans-IO parts.
+#[derive(Debug)]
+pub(super) enum RoomChange {
+    /// Local edits to a file.
+    Edit { path: String, ops: Vec<RoomOp> },
+    /// A new file.
+    Create { path: String, text: String },
+    /// A file removed.
+    Remove { path: String },
+}
+
+/// The room connection's events and messages.
+impl Session {
+    pub(super) fn on_room(&mut self, ev: RoomEvent) {
+        let Some(room) = self.room.as_mut() else { return };
+        match ev {
+            RoomEvent::Connected => {
+                room.state = ConnState::Connected;
+                room.send(&ClientMessage::Hello {
+                    version: PROTOCOL_VERSION,
+                    name: self.identity.name.clone(),
+                    color: self.identity.color.clone(),
+                    client: Some(self.identity.client.clone()),
+                    doc_client_id: Some(room.doc.client_id().get()),
+                    companion: false,
+                });
+                room.send_sync_step1();
+                self.publish_awareness();
+            }
+            RoomEvent::Disconnected { reason } => {
+                if room.state != ConnState::Offline(reason.clone()) {
+                    tracing::warn!(%reason, "room connection lost; edits continue locally and merge on reconnect");
+                }
+                room.state = ConnState::Offline(reason);
+                room.participants.clear();
+                let fx = self
+                    .runs
+                    .abandon("the connection to the room was lost", std::time::Instant::now());
+                self.apply(fx);
+            }
+            RoomEvent::Fatal(reason) => {
+                tracing::error!(%reason, "leaving the room");
+                for reply in room.on_synced.drain(..) {
+                    let _ = reply.send(Err(reason.clone()));
+                }
+                self.apply(vec![tell("error", reason)]);
+                self.leave();
+            }
+            RoomEvent::Frames(frames) => {
+                for f in frames {
+                    self.on_frame(f);
+                }
+            }
+        }
+    }
+
+    fn on_frame(&mut self, frame: Frame<ServerMessage>) {
+        let Some(room) = self.room.as_mut() else { return };
+        match frame {
+            Frame::Yjs(Message::Sync(SyncMessage::SyncStep1(sv))) => {
+                let diff = room.doc.transact().encode_state_as_update_v1(&sv);
+                room.send_yjs(&Message::Sync(SyncMessage::SyncStep2(diff)));
+            }
+            Frame::Yjs(Message::Sync(SyncMessage::SyncStep2(u))) => {
+                apply_remote(&room.doc, &u);
+                if !room.synced {
+                    room.synced = true;
+                    self.on_first_sync();
+                } else if let Some((result, reply)) = room.share_ack.take() {
+                    let _ = reply.send(Ok(result));
+                }
+            }
+            Frame::Yjs(Message::Sync(SyncMessage::Update(u))) => apply_remote(&room.doc, &u),
+            Frame::Yjs(Message::Awareness(update)) => {
+                let _ = room.awareness.apply_update(update);
+                self.presence.dirty = true;
+            }
+            Frame::Yjs(Message::Auth(Some(reason))) => self.apply(vec![tell("warning", reason)]),
+            Frame::Yjs(_) => {}
+            Frame::Mesh(msg) => self.on_mesh(msg),
+        }
+    }
+
+    fn on_first_sync(&mut self) {
+        if let Some((files, result, reply)) = self.room.as_mut().and_then(|r| r.pending_share.take()) {
+            // Open buffers hold the editor's truth, which may be ahead of the disk.
+            let open = self.docs.shared_texts();
+            let seen: HashSet<String> = files.iter().map(|(p, _)| p.clone()).collect();
+            let mut merged: Vec<(String, String)> = files
+                .into_iter()
+                .map(|(path, text)| {
+                    let text = open.get(&path).cloned().unwrap_or(text);
+                    (path, text)
+                })
+                .collect();
+            let mut extra: Vec<(String, String)> = open.into_iter().filter(|(p, _)| !seen.contains(p)).collect();
+            extra.sort();
+            merged.extend(extra);
+            if let Some(room) = self.room.as_mut() {
+                upload(&room.doc, merged);
+                // The share is done when the server has the files: it answers a sync step 1
+                // only after everything sent before it is stored.
+                room.send_sync_step1();
+                room.share_ack = Some((result, reply));
+            }
+        }
+        let Some(room) = self.room.as_mut() else { return };
+        let replies: Vec<_> = room.on_synced.drain(..).collect();
+        let files = room_files(&room.doc);
+        if !replies.is_empty() {
+            // A join: write the room's files into the folder, never over different local ones.
+            let mut conflicts = Vec::new();
+            if let Some(root) = self.root.clone() {
+                let found: Vec<(String, String, OnDisk)> = files
+                    .iter()
+                    .filter_map(|(path, text)| match disk::read(&root, path) {
+                        Ok(on_disk) => Some((path.clone(), text.clone(), on_disk)),
+                        Err(_) => {
+                            tracing::warn!(%path, "skipped a file with an unsafe path");
+                            None
+                        }
+                    })
+                    .collect();
+                let (writes, found_conflicts) = self.disk.join(found);
+                conflicts = found_conflicts;
+                self.apply(writes);
+                if let Some(room) = &self.room {
+                    let _ = crate::config::save_session(crate::config::SessionRecord {
+                        dir: root,
+                        link: room.target.link(),
+                        read_link: room.read_link.clone(),
+                        name: String::new(),
+                    });
+                }
+            }
+            let Some(room) = &self.room else { return };
+            let result = JoinResult {
+                room: room.target.room.to_string(),
+                files: files.len(),
+                conflicts,
+            };
+            for reply in replies {
+                let _ = reply.send(Ok(result.clone()));
+            }
+        }
+        let uris: Vec<String> = self.docs.iter().map(|(u, _)| u.clone()).collect();
+        for uri in uris {
+            let fx = self.docs.attach(&uri, &View(self.room.as_ref()));
+            self.apply(fx);
+        }
+        self.start_disk_sync();
+    }
+
+    fn on_mesh(&mut self, msg: ServerMessage) {
+        let Some(room) = self.room.as_mut() else { return };
+        let now = std::time::Instant::now();
+        let fx = match msg {
+            ServerMessage::Welcome {
+                conn_id,
+                role,
+                participants,
+                ..
+            } => {
+                room.conn_id = Some(conn_id);
+                room.role = Some(role);
+                room.participants = participants.into_iter().map(|p| (p.conn_id, p)).collect();
+                Vec::new()
+            }
+            ServerMessage::ParticipantJoined { participant } => {
+                room.participants.insert(participant.conn_id, participant);
+                Vec::new()
+            }
+            ServerMessage::ParticipantLeft { conn_id } => {
+                room.participants.remove(&conn_id);
+                self.presence.participant_left(conn_id)
+            }
+            ServerMessage::Participants { participants } => {
+                room.participants = participants.into_iter().map(|p| (p.conn_id, p)).collect();
+                Vec::new()
+            }
+            ServerMessage::Chat { entry } => {
+                let entry = ChatEntry {
+                    id: entry.id,
+                    author: entry.author,
+                    conn_id: entry.conn_id,
+                    text: entry.text,
+                    ts: entry.ts,
+                };
+                vec![notify::<ChatMessageNotification>(ChatMessageParams { entry })]
+            }
+            ServerMessage::Error { code, message } => {
+                tracing::warn!(?code, %message, "the server refused something");
+                self.runs.refused(code, &message)
+            }
+            ServerMessage::Pong { .. } => Vec::new(),
+            ServerMessage::RunStarted {
+                run_id,
+                path,
+                language,
+                by,
+            } => {
+                let who = room.starter(by);
+                let uri = self.local_uri(&path);
+                self.runs.started(run_id, path, uri, language, who, now)
+            }
+            ServerMessage::RunQueued {
+                run_id,
+                path,
+                language,
+                by,
+                position,
+                limit,
+                debug,
+            } => {
+                let who = room.starter(by);
+                let uri = self.local_uri(&path);
+                self.runs
+                    .queued(run_id, path, uri, language, who, position, limit, debug, now)
+            }
+            ServerMessage::RunOutput { run_id, stream, data } => {
+                self.runs.output(RunOutputParams { run_id, stream, data })
+            }
+            ServerMessage::RunExited {
+                run_id,
+                stage,
+                code,
+                duration_ms,
+                limit,
+                error,
+            } => self.runs.exited(RunExitedParams {
+                run_id,
+                stage,
+                code,
+                duration_ms,
+                limit,
+                error,
+            }),
+            ServerMessage::DebugStarted {
+                debug_id,
+                path,
+                language,
+                by,
+            } => {
+                let who = room.starter(by);
+                let uri = self.local_uri(&path);
+                vec![runs::debug_started(debug_id, path, uri, language, who)]
+            }
+            ServerMessage::DebugBreakpoints { debug_id, path, lines } => {
+                let uri = self.local_uri(&path);
+                vec![notify::<DebugBreakpointsNotification>(DebugBreakpointsParams {
+                    debug_id,
+                    path,
+                    uri,
+                    lines,
+                })]
+            }
+            ServerMessage::DebugEnded {
+                debug_id,
+                exit_code,
+                error,
+            } => vec![notify::<DebugEndedNotification>(DebugEndedParams {
+                debug_id,
+                exit_code,
+                error,
+            })],
+            // Debug sessions themselves are the business of `mesh-proxy dap`, which has its own
+            // connection; this one only tells the editor that a session started (so it can offer
+            // to join), where the room's breakpoints are (so every editor shows them) and when
+            // it ended.
+            ServerMessage::DebugJoined { .. } | ServerMessage::Dap { .. } => Vec::new(),
+        };
+        self.apply(fx);
+    }
+}
+
+/// Applies a local change to a file of the room (one transaction: one update goes out).
+fn apply_ops(files: &MapRef, txn: &mut yrs::TransactionMut, path: &str, ops: Vec<RoomOp>) {
+    if let Some(yrs::Out::YText(t)) = files.get(txn, path) {
+        for op in ops {
+            if op.delete_utf16 > 0 {
+                t.remove_range(txn, op.start_utf16, op.delete_utf16);
+            }
+            if !op.insert.is_empty() {
+                t.insert(txn, op.start_utf16, &op.insert);
+            }
+        }
+    }
+}
+
+fn apply_remote(doc: &Doc, update: &[u8]) {
+    match Update::decode_v1(update) {
+        Ok(u) => {
+            let mut txn = doc.transact_mut_with(REMOTE);
+            if let Err(e) = txn.apply_update(u) {
+                tracing::error!(error = %e, "an update from the server does not apply");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "an update from the server does not decode"),
+    }
+}
+
+/// The room's files as (path, text), sorted.
+pub fn room_files(doc: &Doc) -> Vec<(String, String)> {
+    let txn = doc.transact();
+    let Some(files) = txn.get_map(shape::FILES) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, String)> = files
+        .iter(&txn)
+        .filter_map(|(k, v)| match v {
+            yrs::Out::YText(t) => Some((k.to_string(), t.get_string(&txn))),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Puts files into the room's document, a few megabytes per transaction so each update
+/// frame stays small.
+pub fn upload(doc: &Doc, files: impl IntoIterator<Item = (String, String)>) {
+    let map: MapRef = doc.get_or_insert_map(shape::FILES);
+    let mut txn = doc.transact_mut();
+    let mut bytes = 0usize;
+    for (path, text) in files {
+        if bytes > 0 && bytes + text.len() > UPLOAD_CHUNK_BYTES {
+            drop(txn);
+            txn = doc.transact_mut();
+            bytes = 0;
+        }
+        bytes += text.len();
+        map.insert(&mut txn, path.as_str(), TextPrelim::new(text.as_str()));
+    }
+}
+
+/// Creates a room on the server, with the creation token when the server asks for one.
+pub async fn create_room(
+    server: &str,
+    name: Option<String>,
+    create_token: Option<&str>,
+) -> Result<CreatedSession, String> {
+    let url = format!("{server}/api/sessions");
+    let mut request = reqwest::Client::new().post(&url).json(&CreateSession { name });
+    if let Some(token) = create_token {
+        request = request.bearer_auth(token);
+    }
+    let resp = request
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the server at {server}: {e}"))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        return Err(format!(
+            "the server refused to create a room ({status}): {}",
+            body["message"].as_str().unwrap_or("")
+        ));
+    }
+    resp.json()
+        .await
+        .map_err(|e| format!("unexpected answer from {server}: {e}"))
+}
