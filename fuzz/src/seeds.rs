@@ -687,7 +687,13 @@ fn rest() -> Vec<Seed> {
                 extensions: vec!["py".into()],
             }]),
         ),
-        ("started-run", to(&StartedRun { run_id: "r1".into() })),
+        (
+            "started-run",
+            to(&StartedRun {
+                run_id: "r1".into(),
+                queued: None,
+            }),
+        ),
         (
             "runs",
             to(&vec![RunRecord {

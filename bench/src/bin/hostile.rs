@@ -220,7 +220,10 @@ async fn main() -> anyhow::Result<()> {
         println!("| {} |", head.join(" | "));
         println!("|{}", "---|".repeat(head.len()));
     } else {
-        println!("{:<44} {:>12} {:>8} {:>8} {:>14}", head[0], head[1], head[2], head[3], head[4]);
+        println!(
+            "{:<44} {:>12} {:>8} {:>8} {:>14}",
+            head[0], head[1], head[2], head[3], head[4]
+        );
     }
     for kind in Attack::ALL {
         let stop = Arc::new(AtomicBool::new(false));
@@ -243,10 +246,18 @@ async fn main() -> anyhow::Result<()> {
         if args.markdown {
             println!("| {} | {} | {p50:.2} | {p99:.2} | {sent} |", kind.name(), args.edits);
         } else {
-            println!("{:<44} {:>12} {p50:>8.2} {p99:>8.2} {sent:>14}", kind.name(), args.edits);
+            println!(
+                "{:<44} {:>12} {p50:>8.2} {p99:>8.2} {sent:>14}",
+                kind.name(),
+                args.edits
+            );
         }
     }
-    let live = server.http().get(format!("http://127.0.0.1:{}/livez", server.port)).send().await?;
+    let live = server
+        .http()
+        .get(format!("http://127.0.0.1:{}/livez", server.port))
+        .send()
+        .await?;
     anyhow::ensure!(live.status().is_success(), "the server is not live after the attacks");
     println!("\nThe server stayed up; every honest edit arrived exactly once in both copies.");
     Ok(())

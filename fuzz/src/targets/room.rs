@@ -74,17 +74,17 @@ fn run(input: &[u8], fx: &mut Features) {
         }
     }
     fx.count("persisted", persisted.len());
-    if let Some(snapshot) = core.snapshot() {
-        let (reloaded, bad) = RoomCore::load(Some(&snapshot), &[]);
-        assert_eq!(bad, 0, "a snapshot the room took does not load again");
-        let mut before = core.file_texts();
-        let mut after = reloaded.file_texts();
-        before.sort();
-        after.sort();
-        assert_eq!(before, after, "a snapshot the room took loads with other files");
-    } else {
+    let snapshot = core.snapshot();
+    if !snapshot.pending.is_empty() {
         fx.hit("snapshot:waiting-for-dependency");
     }
+    let (reloaded, bad) = RoomCore::load(Some(&snapshot.state), &snapshot.pending);
+    assert_eq!(bad, 0, "a snapshot the room took does not load again");
+    let mut before = core.file_texts();
+    let mut after = reloaded.file_texts();
+    before.sort();
+    after.sort();
+    assert_eq!(before, after, "a snapshot the room took loads with other files");
     // A restart before compaction replays the log of accepted updates.
     let (_, bad) = RoomCore::load(None, &persisted);
     fx.count("reload-bad", bad);

@@ -479,6 +479,18 @@ impl Actor {
                 Target::One(id) => vec![id],
                 Target::AllBut(origin) => self.senders.keys().copied().filter(|id| *id != origin).collect(),
                 Target::All => self.senders.keys().copied().collect(),
+                Target::SyncedBut(origin) => self
+                    .senders
+                    .keys()
+                    .copied()
+                    .filter(|id| *id != origin && self.core.is_synced(*id))
+                    .collect(),
+                Target::Synced => self
+                    .senders
+                    .keys()
+                    .copied()
+                    .filter(|id| self.core.is_synced(*id))
+                    .collect(),
                 Target::MeshClients => self
                     .senders
                     .keys()
@@ -688,6 +700,15 @@ mod tests {
         let (b_tx, mut b_rx) = mpsc::channel(64);
         room.join(1, Role::Writer, a_tx).await.unwrap().unwrap();
         room.join(2, Role::Writer, b_tx).await.unwrap().unwrap();
+        // B has synced: updates reach it from now on.
+        room.send(Command::Frames {
+            conn: 2,
+            frames: vec![Frame::Yjs(yrs::sync::Message::Sync(SyncMessage::SyncStep1(
+                yrs::StateVector::default(),
+            )))],
+        })
+        .await
+        .unwrap();
         room.send(Command::Frames {
             conn: 1,
             frames: vec![update_frame("hello")],

@@ -96,6 +96,13 @@ pub enum Target {
     All,
     /// Every connection that speaks mesh's extension messages.
     MeshClients,
+    /// A document update for every connection whose sync step 1 the room has answered, but
+    /// one (the update's origin). Connections still syncing get it inside their sync step 2,
+    /// so no client ever receives an update before the state it builds on (out-of-order
+    /// updates take yrs clients through their pending-update path, which has crashed them).
+    SyncedBut(ConnId),
+    /// A document update for every connection whose sync step 1 the room has answered.
+    Synced,
 }
 
 /// What the room wants done after handling an input.
@@ -183,6 +190,9 @@ struct Conn {
     participant: Participant,
     /// Said `Hello`: receives mesh messages.
     mesh: bool,
+    /// The room answered this connection's sync step 1: it has the document and receives
+    /// updates from now on.
+    synced: bool,
     /// Awareness client ids this connection published, removed when it leaves. A
     /// connection owns the first id it publishes and may set or clear no other.
     awareness_ids: BTreeSet<u64>,
@@ -357,6 +367,7 @@ impl RoomCore {
             Conn {
                 participant: participant.clone(),
                 mesh: false,
+                synced: false,
                 awareness_ids: BTreeSet::new(),
                 awareness_owned: None,
                 awareness_tokens: self.limits.awareness_burst,
@@ -438,6 +449,9 @@ impl RoomCore {
     fn handle_yjs(&mut self, id: ConnId, msg: Message, now_ms: u64, fx: &mut Effects) {
         match msg {
             Message::Sync(SyncMessage::SyncStep1(sv)) => {
+                if let Some(conn) = self.conns.get_mut(&id) {
+                    conn.synced = true;
+                }
                 let diff = self.doc().transact().encode_state_as_update_v1(&sv);
                 fx.to(
                     Target::One(id),
@@ -547,7 +561,7 @@ impl RoomCore {
         self.types.record(&parsed);
         self.doc_bytes += raw.len();
         fx.to(
-            Target::AllBut(id),
+            Target::SyncedBut(id),
             encode_yjs(&Message::Sync(SyncMessage::Update(raw.clone()))),
         );
         fx.persist.push(raw);
@@ -850,7 +864,7 @@ impl RoomCore {
         };
         self.doc_bytes += update.len();
         fx.to(
-            Target::All,
+            Target::Synced,
             encode_yjs(&Message::Sync(SyncMessage::Update(update.clone()))),
         );
         fx.persist.push(update);
@@ -897,6 +911,11 @@ impl RoomCore {
     /// Whether a connection speaks mesh's extension messages.
     pub fn is_mesh(&self, id: ConnId) -> bool {
         self.conns.get(&id).is_some_and(|c| c.mesh)
+    }
+
+    /// Whether the room answered a connection's sync step 1 (it receives updates).
+    pub fn is_synced(&self, id: ConnId) -> bool {
+        self.conns.get(&id).is_some_and(|c| c.synced)
     }
 }
 
@@ -979,5 +998,53 @@ pub(crate) mod tests {
         assert!(snap.pending.is_empty());
         let (reloaded, bad) = RoomCore::load(Some(&snap.state), &[]);
         assert_eq!((bad, text_t(&reloaded)), (0, "abc".to_string()));
+    }
+}
+
+#[cfg(test)]
+mod sync_order_tests {
+    use super::*;
+
+    fn update(text: &str) -> Frame<ClientMessage> {
+        let doc = shape::new_doc();
+        let files = doc.get_or_insert_map(shape::FILES);
+        let u = {
+            let mut txn = doc.transact_mut();
+            files.insert(&mut txn, "a.txt", yrs::TextPrelim::new(text));
+            txn.encode_update_v1()
+        };
+        Frame::Yjs(Message::Sync(SyncMessage::Update(u)))
+    }
+
+    fn synced_targets(fx: &Effects) -> Vec<Target> {
+        fx.send
+            .iter()
+            .filter(|(t, _)| matches!(t, Target::Synced | Target::SyncedBut(_)))
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
+    #[test]
+    fn updates_reach_a_connection_only_after_its_sync_step_1_is_answered() {
+        let (mut core, _) = RoomCore::load(None, &[]);
+        core.join(1, Role::Writer);
+        core.join(2, Role::Writer);
+        assert!(!core.is_synced(2), "a new connection is still syncing");
+        let fx = core.handle(1, update("hello"), 0);
+        assert_eq!(
+            synced_targets(&fx),
+            vec![Target::SyncedBut(1)],
+            "updates go only to synced peers"
+        );
+        let step1 = Frame::Yjs(Message::Sync(SyncMessage::SyncStep1(yrs::StateVector::default())));
+        let fx = core.handle(2, step1, 0);
+        assert!(core.is_synced(2));
+        // The answer holds everything so far, "hello" included.
+        let (_, answer) = &fx.send[0];
+        let text = String::from_utf8_lossy(answer);
+        assert!(
+            text.contains("hello"),
+            "the sync step 2 carries what the connection missed"
+        );
     }
 }
