@@ -182,6 +182,16 @@ fn find_rustls_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option
     None
 }
 
+/// `mesh.example.org` from rustls's `DnsName("mesh.example.org")` (and the like for IP
+/// addresses): people read names, not Rust debug output.
+fn bare_name(presented: &str) -> String {
+    presented
+        .split_once("(\"")
+        .and_then(|(_, rest)| rest.strip_suffix("\")"))
+        .unwrap_or(presented)
+        .to_string()
+}
+
 /// What went wrong in a TLS handshake, in the terms a user can act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
@@ -217,7 +227,7 @@ impl Problem {
                 CertificateError::UnknownIssuer => Problem::UnknownIssuer,
                 CertificateError::NotValidForName => Problem::NameMismatch { presented: vec![] },
                 CertificateError::NotValidForNameContext { presented, .. } => Problem::NameMismatch {
-                    presented: presented.clone(),
+                    presented: presented.iter().map(|n| bare_name(n)).collect(),
                 },
                 CertificateError::Expired => Problem::Expired { days_ago: None },
                 CertificateError::ExpiredContext { time, not_after } => Problem::Expired {
@@ -307,7 +317,10 @@ mod tests {
             presented: vec!["DnsName(\"localhost\")".into()],
         });
         let said = tls.explain(&wrapped(e), "https://127.0.0.1:1").unwrap();
-        assert!(said.contains("name mismatch") && said.contains("localhost"), "{said}");
+        assert!(
+            said.contains("name mismatch") && said.contains("it names localhost)"),
+            "{said}"
+        );
 
         let e = rustls::Error::InvalidCertificate(CertificateError::ExpiredContext {
             time: UnixTime::since_unix_epoch(std::time::Duration::from_secs(10 * SECS_PER_DAY)),
