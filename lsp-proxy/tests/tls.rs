@@ -264,3 +264,127 @@ async fn a_certificate_for_another_name_or_an_expired_one_is_named_as_such() {
     .await;
     assert!(said.contains("expired") && said.contains("renew"), "{said}");
 }
+
+/// Debian's caddy terminating TLS in front of a plain mesh-server, as the README's
+/// deployment recipe has it. Killed when dropped.
+struct Caddy {
+    _child: Child,
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Caddy {
+    /// Starts caddy on `port` with `cert`, proxying to `upstream`; returns once it says it
+    /// serves its configuration.
+    async fn start(dir: &Path, port: u16, cert: &ServerCert, upstream: u16) -> Caddy {
+        let found = std::process::Command::new("caddy").arg("version").output();
+        assert!(
+            found.is_ok_and(|o| o.status.success()),
+            "caddy is missing: this test runs the README's reverse-proxy recipe through Debian's caddy; \
+             scripts/test installs it (or: apt-get install caddy)"
+        );
+        // The recipe's site block, with the test CA's certificate instead of an ACME one
+        // (no network here) and nothing written outside the test's folder.
+        let caddyfile = dir.join("Caddyfile");
+        std::fs::write(
+            &caddyfile,
+            format!(
+                "{{\n\tadmin off\n\tauto_https off\n\tstorage file_system {storage}\n}}\n\n\
+                 https://localhost:{port} {{\n\ttls {cert} {key}\n\treverse_proxy 127.0.0.1:{upstream}\n}}\n",
+                storage = dir.join("caddy-data").display(),
+                cert = cert.cert.display(),
+                key = cert.key.display(),
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new("caddy")
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&caddyfile)
+            .env("HOME", dir)
+            .env("XDG_DATA_HOME", dir.join("xdg-data"))
+            .env("XDG_CONFIG_HOME", dir.join("xdg-config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut log = BufReader::new(child.stderr.take().unwrap()).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(line) = log.next_line().await.unwrap() {
+                if line.contains("serving initial configuration") {
+                    return;
+                }
+                assert!(!line.contains("\"level\":\"error\""), "caddy: {line}");
+            }
+            panic!("caddy exited before serving");
+        });
+        ready.await.expect("caddy did not start within 20 s");
+        // Keep draining its log so it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = log.next_line().await {} });
+        Caddy { _child: child }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_reverse_proxy_recipe_works_through_caddy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = TestCa::new("mesh test CA").unwrap();
+    let ca_file = ca.write(tmp.path(), "ca.pem").unwrap();
+    let ca_arg = ca_file.to_str().unwrap();
+    let cert = ca
+        .issue(tmp.path(), "proxy", &["localhost"], Validity::Current)
+        .unwrap();
+    // The recipe: a plain server on loopback that knows its public URL and its proxy.
+    let port = free_port();
+    let public = format!("https://localhost:{port}");
+    let server = TestServer::start_with(&["--public-url", &public, "--trusted-proxy", "127.0.0.1"]).unwrap();
+    let _caddy = Caddy::start(tmp.path(), port, &cert, server.port).await;
+
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::write(a.join("main.py"), "print('behind caddy')\n").unwrap();
+    let mut share = cli(
+        &public,
+        &tmp.path().join("state-a"),
+        &["share", a.to_str().unwrap(), "--ca-file", ca_arg],
+    );
+    let link = share.line_starting("Join link").await;
+    let link = link.rsplit(' ').next().unwrap().to_string();
+    assert!(link.starts_with(&format!("{public}/join/")), "{link}");
+    let mut join = cli(
+        &public,
+        &tmp.path().join("state-b"),
+        &["join", &link, b.to_str().unwrap(), "--ca-file", ca_arg],
+    );
+    join.line_starting("Joined").await;
+    assert_eq!(read(b.join("main.py")).as_deref(), Some("print('behind caddy')\n"));
+    std::fs::write(a.join("second.py"), "x = 1\n").unwrap();
+    eventually("a's new file on b through caddy", || {
+        read(b.join("second.py")).as_deref() == Some("x = 1\n")
+    })
+    .await;
+    std::fs::write(b.join("main.py"), "print('edited behind caddy')\n").unwrap();
+    eventually("b's edit on a through caddy", || {
+        read(a.join("main.py")).as_deref() == Some("print('edited behind caddy')\n")
+    })
+    .await;
+
+    // Without the CA, the same link fails at once, naming the problem.
+    let said = fails(
+        &public,
+        &tmp.path().join("state-c"),
+        &["join", &link, tmp.path().join("c").to_str().unwrap()],
+    )
+    .await;
+    assert!(said.contains("unknown issuer") && said.contains("--ca-file"), "{said}");
+    let _ = share.child.kill().await;
+    let _ = join.child.kill().await;
+}
