@@ -1,8 +1,8 @@
 //! Configuration and the registry of shared folders, in the XDG locations:
 //! `$XDG_CONFIG_HOME/mesh/config.toml` (server, name, colour) and
 //! `$XDG_STATE_HOME/mesh/sessions.json` (which folder is in which room, with its token; the
-//! file is readable by its owner only). `MESH_SERVER`, `MESH_NAME`, `MESH_COLOR` and
-//! `MESH_CREATE_TOKEN` override the file; command-line flags override both.
+//! file is readable by its owner only). `MESH_SERVER`, `MESH_NAME`, `MESH_COLOR`,
+//! `MESH_CREATE_TOKEN` and `MESH_CA_FILE` override the file; command-line flags override both.
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +24,9 @@ pub struct Config {
     /// The token a server that restricts room creation (`mesh-server --create-token`) asks
     /// `share` for.
     pub create_token: Option<String>,
+    /// A PEM file of certificate authorities to trust besides the system's (a private CA of
+    /// an `https://` server). Relative paths in the file are relative to the file's folder.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -32,7 +35,14 @@ impl Config {
         let mut cfg = match config_path() {
             Some(p) if p.exists() => {
                 let text = std::fs::read_to_string(&p)?;
-                toml_lite(&text).map_err(|e| anyhow::anyhow!("invalid {}: {e}", p.display()))?
+                let mut cfg = toml_lite(&text).map_err(|e| anyhow::anyhow!("invalid {}: {e}", p.display()))?;
+                // The file is read from wherever the editor starts us: anchor its paths.
+                if let (Some(ca), Some(dir)) = (cfg.ca_file.as_mut(), p.parent()) {
+                    if ca.is_relative() {
+                        *ca = dir.join(&*ca);
+                    }
+                }
+                cfg
             }
             _ => Config::default(),
         };
@@ -47,6 +57,9 @@ impl Config {
         }
         if let Ok(v) = std::env::var("MESH_CREATE_TOKEN") {
             cfg.create_token = Some(v);
+        }
+        if let Some(v) = std::env::var_os("MESH_CA_FILE").filter(|v| !v.is_empty()) {
+            cfg.ca_file = Some(v.into());
         }
         Ok(cfg)
     }
@@ -88,6 +101,7 @@ fn toml_lite(text: &str) -> Result<Config, String> {
             "name" => cfg.name = Some(v),
             "color" => cfg.color = Some(v),
             "create_token" => cfg.create_token = Some(v),
+            "ca_file" => cfg.ca_file = Some(v.into()),
             other => return Err(format!("line {}: unknown key {other}", n + 1)),
         }
     }
@@ -187,6 +201,8 @@ mod tests {
         );
         let c = toml_lite("create_token = \"s3cret\"\n").unwrap();
         assert_eq!(c.create_token.as_deref(), Some("s3cret"));
+        let c = toml_lite("ca_file = \"/etc/mesh/ca.pem\"\n").unwrap();
+        assert_eq!(c.ca_file.as_deref(), Some(Path::new("/etc/mesh/ca.pem")));
         assert!(toml_lite("colour = \"red\"")
             .unwrap_err()
             .contains("unknown key colour"));

@@ -14,6 +14,7 @@ pub mod run_cli;
 pub mod session;
 pub mod sync;
 pub mod text;
+pub mod tls;
 pub mod workspace;
 
 /// How many times a buffer was found to differ from the proxy's shadow and was repaired.

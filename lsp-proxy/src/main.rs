@@ -9,6 +9,7 @@ use mesh_proxy::config::{self, Config};
 use mesh_proxy::link::RoomTarget;
 use mesh_proxy::lsp_ext::ShareParams;
 use mesh_proxy::session::{self, Event, Identity, Request};
+use mesh_proxy::tls::Tls;
 use tokio::sync::oneshot;
 
 #[derive(Parser)]
@@ -28,6 +29,10 @@ struct Cli {
     /// config file `create_token`, or $MESH_CREATE_TOKEN).
     #[arg(long, global = true)]
     create_token: Option<String>,
+    /// A PEM file of certificate authorities to trust besides the system's, for an https://
+    /// server with a private CA (default: config file `ca_file`, or $MESH_CA_FILE).
+    #[arg(long, global = true, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -101,6 +106,7 @@ fn identity(cli: &Cli, client: &str) -> anyhow::Result<Identity> {
             .map(|s| s.trim_end_matches('/').to_string())
             .unwrap_or_else(|| cfg.server()),
         create_token: cli.create_token.clone().or(cfg.create_token).filter(|t| !t.is_empty()),
+        tls: Tls::new(cli.ca_file.as_deref().or(cfg.ca_file.as_deref()))?,
     })
 }
 
@@ -183,7 +189,8 @@ async fn run() -> anyhow::Result<()> {
             };
             // A folder that cannot be resolved is reported to the editor when it launches.
             let dir = dir.canonicalize().unwrap_or(dir);
-            mesh_proxy::dap::serve(&dir, identity(&cli, "mesh-proxy dap")?.name).await?;
+            let id = identity(&cli, "mesh-proxy dap")?;
+            mesh_proxy::dap::serve(&dir, id.name, id.tls).await?;
             // As for `lsp`: the stdin reader may sit in a blocking read; end now.
             std::process::exit(0);
         }
@@ -229,7 +236,7 @@ async fn run() -> anyhow::Result<()> {
         }
         Cmd::Status { dir, json } => {
             let dir = folder(dir.clone())?;
-            status(&dir, *json).await?;
+            status(&dir, *json, &identity(&cli, "mesh-proxy")?.tls).await?;
         }
         Cmd::Chat { text } => {
             let dir = folder(None)?;
@@ -279,8 +286,8 @@ async fn run() -> anyhow::Result<()> {
             // The file, as a room path relative to the shared folder.
             let abs = dir.join(file);
             let path = mesh_proxy::workspace::rel_path(&rec.dir, &abs).unwrap_or_else(|| file.replace('\\', "/"));
-            let code =
-                mesh_proxy::run_cli::run(target, path, language.clone(), identity(&cli, "mesh-proxy")?.name).await?;
+            let id = identity(&cli, "mesh-proxy")?;
+            let code = mesh_proxy::run_cli::run(target, id.tls, path, language.clone(), id.name).await?;
             std::process::exit(code);
         }
         Cmd::Completions { shell } => {
@@ -290,7 +297,7 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn status(dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
+async fn status(dir: &std::path::Path, json: bool, tls: &Tls) -> anyhow::Result<()> {
     let Some(rec) = config::session_for(dir) else {
         if json {
             println!("{}", serde_json::json!({ "state": "idle", "dir": dir }));
@@ -301,12 +308,15 @@ async fn status(dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
     };
     let target = RoomTarget::parse(&rec.link)?;
     let url = format!("{}/api/sessions/{}", target.server, target.room);
-    let resp = reqwest::Client::new()
+    let resp = tls
+        .http()
         .get(&url)
         .bearer_auth(&target.token)
         .timeout(Duration::from_secs(5))
         .send()
         .await;
+    // A certificate problem is not "unreachable right now": say what it is.
+    let tls_problem = resp.as_ref().err().and_then(|e| tls.explain(e, &target.server));
     let info: Option<mesh_protocol::rest::SessionInfo> = match resp {
         Ok(r) if r.status().is_success() => r.json().await.ok(),
         _ => None,
@@ -319,6 +329,7 @@ async fn status(dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
             "room": target.room.to_string(),
             "link": rec.link,
             "info": info,
+            "tls_problem": tls_problem,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -334,7 +345,10 @@ async fn status(dir: &std::path::Path, json: bool) -> anyhow::Result<()> {
                 println!("  - {} ({:?}, {})", p.name, p.role, p.client);
             }
         }
-        None => println!("Server:  unreachable right now"),
+        None => match tls_problem {
+            Some(problem) => println!("Server:  {problem}"),
+            None => println!("Server:  unreachable right now"),
+        },
     }
     Ok(())
 }

@@ -1,6 +1,10 @@
 //! The connection to a room: one task that keeps a WebSocket open, reconnecting with
 //! exponential backoff and jitter, and reports what it receives as [`RoomEvent`]s. It knows
 //! nothing of documents: the session owns the replica and decides what to send.
+//!
+//! A refusal that a retry cannot change ends the task with [`RoomEvent::Fatal`]: a bad
+//! token or a deleted room, and a TLS failure (a certificate this machine does not trust,
+//! one for another name, an expired one, a server that does not speak TLS).
 
 use std::time::Duration;
 
@@ -13,6 +17,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
 use crate::link::RoomTarget;
+use crate::tls::Tls;
 
 /// First reconnect delay; doubled per failed attempt.
 const BACKOFF_START: Duration = Duration::from_millis(100);
@@ -62,14 +67,19 @@ impl Drop for RoomConn {
     }
 }
 
-/// Starts the connection task.
-pub fn connect(target: RoomTarget, events: mpsc::UnboundedSender<RoomEvent>) -> RoomConn {
+/// Starts the connection task; `tls` says whom to trust when the server is `https://`.
+pub fn connect(target: RoomTarget, tls: Tls, events: mpsc::UnboundedSender<RoomEvent>) -> RoomConn {
     let (tx, rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(run(target, events, rx));
+    let task = tokio::spawn(run(target, tls, events, rx));
     RoomConn { tx, task }
 }
 
-async fn run(target: RoomTarget, events: mpsc::UnboundedSender<RoomEvent>, mut rx: mpsc::UnboundedReceiver<Outgoing>) {
+async fn run(
+    target: RoomTarget,
+    tls: Tls,
+    events: mpsc::UnboundedSender<RoomEvent>,
+    mut rx: mpsc::UnboundedReceiver<Outgoing>,
+) {
     let mut backoff = BACKOFF_START;
     loop {
         // Drop what queued up while offline: the handshake resyncs everything.
@@ -77,7 +87,12 @@ async fn run(target: RoomTarget, events: mpsc::UnboundedSender<RoomEvent>, mut r
         let config = WebSocketConfig::default().max_message_size(Some(mesh_protocol::MAX_FRAME_BYTES * 2));
         let attempt = tokio::time::timeout(
             CONNECT_TIMEOUT,
-            tokio_tungstenite::connect_async_with_config(target.ws_url(), Some(config), true),
+            tokio_tungstenite::connect_async_tls_with_config(
+                target.ws_url(),
+                Some(config),
+                true,
+                Some(tls.connector()),
+            ),
         )
         .await;
         let reason = match attempt {
@@ -96,7 +111,14 @@ async fn run(target: RoomTarget, events: mpsc::UnboundedSender<RoomEvent>, mut r
                 )));
                 return;
             }
-            Ok(Err(e)) => format!("cannot reach {}: {e}", target.server),
+            Ok(Err(e)) => match tls.explain_ws(&e, &target.server) {
+                // The same certificate would be presented again: retrying cannot help.
+                Some(problem) => {
+                    let _ = events.send(RoomEvent::Fatal(problem));
+                    return;
+                }
+                None => format!("cannot reach {}: {e}", target.server),
+            },
             Ok(Ok((ws, _))) => {
                 backoff = BACKOFF_START;
                 if events.send(RoomEvent::Connected).is_err() {

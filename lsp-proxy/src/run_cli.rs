@@ -36,9 +36,15 @@ pub fn hello(name: String, client: &str, companion: bool) -> Vec<u8> {
 }
 
 /// Runs `path` of the room at `target`; returns the process exit code to use.
-pub async fn run(target: RoomTarget, path: String, language: Option<String>, name: String) -> anyhow::Result<i32> {
+pub async fn run(
+    target: RoomTarget,
+    tls: crate::tls::Tls,
+    path: String,
+    language: Option<String>,
+    name: String,
+) -> anyhow::Result<i32> {
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let conn = room::connect(target, events_tx);
+    let conn = room::connect(target, tls, events_tx);
     let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
     // Connect and say hello.
     loop {

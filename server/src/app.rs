@@ -63,7 +63,16 @@ impl AppState {
         self.settings
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{}", self.bound))
+            .unwrap_or_else(|| format!("{}://{}", self.scheme(), self.bound))
+    }
+
+    /// `https` when the server terminates TLS itself, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 }
 
@@ -108,6 +117,7 @@ pub fn router(state: AppState) -> Router {
 /// A server that is bound and ready to serve.
 pub struct Server {
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: AppState,
 }
 
@@ -120,6 +130,8 @@ impl Server {
                 settings.data_dir.display()
             )
         })?;
+        // Bad certificate files stop the start here, before anything listens.
+        let tls = settings.tls.as_ref().map(crate::tls::acceptor).transpose()?;
         let sqlite = SqliteStore::open(&settings.data_dir.join(DB_FILE), settings.durability)?;
         let secret = sqlite.secret().await?;
         let store: Arc<dyn Store> = Arc::new(sqlite);
@@ -166,12 +178,17 @@ impl Server {
             next_conn: Arc::new(AtomicU64::new(1)),
             sockets: TaskTracker::new(),
         };
-        Ok(Server { listener, state })
+        Ok(Server { listener, tls, state })
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.state.bound
+    }
+
+    /// `http://ADDR`, or `https://ADDR` when the server terminates TLS.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.state.scheme(), self.state.bound)
     }
 
     /// Serves until `shutdown` resolves, then closes every room (compacting it) and every
@@ -184,7 +201,7 @@ impl Server {
         let edge = self.state.settings.edge.clone();
         let conns = self.state.conns.clone();
         let app = router(self.state);
-        crate::edge::serve(self.listener, app, edge, conns, async move {
+        crate::edge::serve(self.listener, self.tls, app, edge, conns, async move {
             shutdown.await;
             tracing::info!("shutting down: closing rooms");
             rooms.shutdown().await;

@@ -153,6 +153,13 @@ pub struct Args {
     /// Awareness updates one connection may send at once above the rate [default: 240].
     #[arg(long, env = "MESH_AWARENESS_BURST")]
     pub awareness_burst: Option<f64>,
+    /// Serve TLS (https://, wss://) with this PEM certificate chain; needs --tls-key
+    /// [default: unset; plain HTTP, e.g. behind a TLS-terminating reverse proxy].
+    #[arg(long, env = "MESH_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "MESH_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Which container images runs use.
@@ -204,6 +211,8 @@ struct FileConfig {
     max_files: Option<usize>,
     awareness_rate: Option<f64>,
     awareness_burst: Option<f64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 /// The settings the server runs with.
@@ -237,6 +246,8 @@ pub struct Settings {
     pub debug_idle: Duration,
     /// What a room may be made to hold: document size, files, awareness rate.
     pub room_limits: crate::room::core::RoomLimits,
+    /// The certificate and key when the server terminates TLS itself.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// Settings of the HTTP edge (see `edge.rs`, `client_addr.rs` and `limits.rs`).
@@ -416,6 +427,7 @@ impl std::fmt::Debug for Settings {
             .field("token_ttl", &self.token_ttl)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
             .field("edge", &self.edge)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -449,7 +461,15 @@ impl Settings {
             }
             limits
         };
+        let tls = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => anyhow::bail!(
+                "tls_cert and tls_key go together: give both to serve TLS, or neither to serve plain HTTP (behind a TLS-terminating proxy)"
+            ),
+        };
         Ok(Settings {
+            tls,
             listen: args
                 .listen
                 .or(file.listen)
@@ -553,6 +573,15 @@ mod tests {
             !format!("{s:?}").contains("\"t\""),
             "the creation token is never printed"
         );
+        let s = resolve(
+            "tls_cert = \"/etc/mesh/cert.pem\"\ntls_key = \"/etc/mesh/key.pem\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            s.tls.map(|t| (t.cert, t.key)),
+            Some(("/etc/mesh/cert.pem".into(), "/etc/mesh/key.pem".into()))
+        );
     }
 
     #[test]
@@ -565,6 +594,8 @@ mod tests {
         assert!(e.to_string().contains("create_rate"), "{e}");
         let e = resolve("", &["--max-connections", "0"]).err().unwrap();
         assert!(e.to_string().contains("max_connections"), "{e}");
+        let e = resolve("", &["--tls-cert", "cert.pem"]).err().unwrap();
+        assert!(e.to_string().contains("tls_key"), "{e}");
         // Zero rooms means "no cap", as the README says.
         assert_eq!(resolve("", &["--max-rooms", "0"]).unwrap().edge.max_rooms, None);
     }

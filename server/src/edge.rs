@@ -16,6 +16,11 @@
 //!   answers, which no read timeout catches.
 //! - **Request timeout.** A REST request, its body included, has `request_timeout`
 //!   ([`request_deadline`]).
+//! - **TLS** (`--tls-cert`, `--tls-key`). The handshake runs in the connection's own task,
+//!   within `header_read_timeout` of accepting (as the first request's headers would) and
+//!   inside the upgrade deadline, so a client that never finishes it is dropped. A plain HTTP
+//!   request on the TLS port is answered in plain HTTP with an error that says to use
+//!   `https://`. Refused connections get their error inside TLS too.
 //!
 //! HTTP/1.1 only: WebSockets upgrade over it, and HTTP/2 without TLS (h2c) is not something
 //! browsers or the reverse proxies the README names speak to a backend.
@@ -38,6 +43,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
@@ -67,11 +73,13 @@ const REFUSAL_DRAIN_BYTES: usize = 16 * 1024;
 /// so it does not spin while nothing can be accepted.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting, asks every
-/// connection still speaking HTTP to close after its current request, and waits for them.
-/// Upgraded sockets are not waited for: they belong to their own tasks.
+/// Serves `router` on `listener` (over TLS when `tls` is given) until `shutdown` resolves,
+/// then stops accepting, asks every connection still speaking HTTP to close after its
+/// current request, and waits for them. Upgraded sockets are not waited for: they belong to
+/// their own tasks.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
     router: Router,
     settings: EdgeSettings,
     conns: Arc<ConnectionLimiter>,
@@ -105,7 +113,7 @@ pub async fn serve(
             Err(refusal) => {
                 metrics::counter!("mesh_connections_refused_total", "limit" => refusal_label(refusal)).increment(1);
                 tracing::debug!(%peer, ?refusal, "connection refused");
-                refuse(tcp, refusal, &refusals);
+                refuse(tcp, tls.clone(), refusal, &refusals);
                 continue;
             }
         };
@@ -115,6 +123,7 @@ pub async fn serve(
         }
         tracker.spawn(serve_connection(
             tcp,
+            tls.clone(),
             peer,
             permit,
             router.clone(),
@@ -159,36 +168,54 @@ fn refusal_error(refusal: ConnectionRefusal) -> ApiError {
     }
 }
 
-/// Answers a refused connection with its error and closes it, in the background.
-fn refuse(mut tcp: TcpStream, refusal: ConnectionRefusal, slots: &Arc<Semaphore>) {
+/// Answers a refused connection with its error and closes it, in the background (inside
+/// TLS on a TLS listener, so the client can read it).
+fn refuse(tcp: TcpStream, tls: Option<TlsAcceptor>, refusal: ConnectionRefusal, slots: &Arc<Semaphore>) {
     let Ok(slot) = slots.clone().try_acquire_owned() else {
         return;
     };
     tokio::spawn(async move {
         let _slot = slot;
-        let error = refusal_error(refusal);
-        let body = serde_json::to_string(&error).unwrap_or_default();
-        let status = StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        let head = format!(
-            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-            body.len()
-        );
         let _ = tokio::time::timeout(REFUSAL_LINGER, async {
-            tcp.write_all(head.as_bytes()).await?;
-            tcp.write_all(body.as_bytes()).await?;
-            tcp.shutdown().await?;
-            let mut buf = [0u8; 1024];
-            let mut drained = 0;
-            while drained < REFUSAL_DRAIN_BYTES {
-                match tcp.read(&mut buf).await? {
-                    0 => break,
-                    n => drained += n,
-                }
+            match tls {
+                None => answer_and_close(tcp, refusal_error(refusal)).await,
+                Some(acceptor) => answer_and_close(acceptor.accept(tcp).await?, refusal_error(refusal)).await,
             }
-            Ok::<_, std::io::Error>(())
         })
         .await;
     });
+}
+
+/// Writes `error` as a one-shot HTTP/1.1 response, closes our side, and reads (and drops) a
+/// little of the request so closing does not reset the connection before the client has
+/// read the answer.
+async fn answer_and_close<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, error: ApiError) -> std::io::Result<()> {
+    let body = serde_json::to_string(&error).unwrap_or_default();
+    let status = StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let head = format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await?;
+    let mut buf = [0u8; 1024];
+    let mut drained = 0;
+    while drained < REFUSAL_DRAIN_BYTES {
+        match stream.read(&mut buf).await? {
+            0 => break,
+            n => drained += n,
+        }
+    }
+    Ok(())
+}
+
+/// The answer to plain HTTP on the TLS port.
+fn plain_http_on_tls_port() -> ApiError {
+    ApiError {
+        code: ErrorCode::BadRequest,
+        message: "this server speaks TLS: use https:// (and wss:// for the room socket); a join link from this server already says https://".into(),
+    }
 }
 
 /// Where an upgrade through a trusted proxy keeps its client's connection permit: beside the
@@ -262,18 +289,81 @@ impl AsyncWrite for CountedStream {
 
 async fn serve_connection(
     tcp: TcpStream,
+    tls: Option<TlsAcceptor>,
     peer: SocketAddr,
     permit: ConnectionPermit,
     router: Router,
     settings: Arc<EdgeSettings>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // The upgrade deadline counts from accept: a TLS handshake spends from it too.
+    let upgrade_deadline = Instant::now() + settings.upgrade_timeout;
     let slot = ClientSlot::default();
-    let io = TokioIo::new(CountedStream {
+    let stream = CountedStream {
         tcp,
         _permit: permit,
         _client: slot.clone(),
-    });
+    };
+    let Some(acceptor) = tls else {
+        return serve_http(stream, peer, slot, router, settings, stop, upgrade_deadline).await;
+    };
+    let handshake = tokio::time::timeout(settings.header_read_timeout, accept_tls(stream, acceptor));
+    let stream = tokio::select! {
+        done = handshake => match done {
+            Ok(Some(stream)) => stream,
+            Ok(None) => return,
+            Err(_) => {
+                metrics::counter!("mesh_connections_timed_out_total", "limit" => "tls_handshake").increment(1);
+                tracing::debug!(%peer, "TLS handshake did not finish within header_read_timeout; dropping the connection");
+                return;
+            }
+        },
+        Ok(_) = stop.wait_for(|stop| *stop) => return,
+    };
+    serve_http(stream, peer, slot, router, settings, stop, upgrade_deadline).await;
+}
+
+/// The TLS handshake of one connection; `None` when it failed (logged) or the client spoke
+/// plain HTTP (answered with [`plain_http_on_tls_port`]).
+async fn accept_tls(
+    stream: CountedStream,
+    acceptor: TlsAcceptor,
+) -> Option<tokio_rustls::server::TlsStream<CountedStream>> {
+    let mut first = [0u8; 1];
+    match stream.tcp.peek(&mut first).await {
+        Ok(0) | Err(_) => return None,
+        Ok(_) if first[0] != crate::tls::TLS_HANDSHAKE_RECORD => {
+            let _ = tokio::time::timeout(REFUSAL_LINGER, answer_and_close(stream, plain_http_on_tls_port())).await;
+            return None;
+        }
+        Ok(_) => {}
+    }
+    match acceptor.accept(stream).await {
+        Ok(stream) => Some(stream),
+        Err(e) => {
+            // A client that distrusts our certificate says so with an alert: worth a line
+            // when debugging a deployment, not a warning.
+            metrics::counter!("mesh_tls_handshakes_failed_total").increment(1);
+            tracing::debug!(error = %e, "TLS handshake failed");
+            None
+        }
+    }
+}
+
+/// Serves HTTP/1.1 on one connection (plain or TLS) until it ends, is past its upgrade
+/// deadline, or the server stops.
+async fn serve_http<S>(
+    stream: S,
+    peer: SocketAddr,
+    slot: ClientSlot,
+    router: Router,
+    settings: Arc<EdgeSettings>,
+    mut stop: watch::Receiver<bool>,
+    upgrade_deadline: Instant,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(stream);
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
         req.extensions_mut().insert(slot.clone());
@@ -295,7 +385,7 @@ async fn serve_connection(
         .header_read_timeout(settings.header_read_timeout);
     let conn = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(conn);
-    let upgrade_deadline = tokio::time::sleep(settings.upgrade_timeout);
+    let upgrade_deadline = tokio::time::sleep_until(upgrade_deadline);
     tokio::pin!(upgrade_deadline);
     let mut closing: Option<Instant> = None;
     loop {

@@ -17,4 +17,5 @@ pub mod room;
 pub mod run_gate;
 pub mod runs;
 pub mod store;
+pub mod tls;
 pub mod ws;

@@ -40,7 +40,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(?settings, "starting");
     let server = Server::bind(settings).await?;
     // Tests and scripts wait for this line on stdout; logs go to stderr.
-    println!("mesh-server listening on http://{}", server.local_addr());
+    println!("mesh-server listening on {}", server.url());
     server.run(shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -8,6 +8,7 @@ pub mod lsp;
 pub mod net;
 pub mod server;
 pub mod soak;
+pub mod tls;
 
 pub use client::YClient;
 pub use lsp::LspClient;

@@ -59,16 +59,16 @@ enum Event {
     DisconnectTimeout,
 }
 
-/// Serves DAP on stdin/stdout for the shared folder that contains `dir`, as `name`.
-/// Returns when the editor disconnects or closes stdin.
-pub async fn serve(dir: &Path, name: String) -> anyhow::Result<()> {
+/// Serves DAP on stdin/stdout for the shared folder that contains `dir`, as `name`, trusting
+/// the servers `tls` trusts. Returns when the editor disconnects or closes stdin.
+pub async fn serve(dir: &Path, name: String, tls: crate::tls::Tls) -> anyhow::Result<()> {
     let (folder, target) = match room_of(dir) {
         Ok((folder, target)) => (Ok(folder), Some(target)),
         Err(e) => (Err(e), None),
     };
     let mut bridge = Bridge::new(folder);
     let (room_tx, mut room_rx) = mpsc::unbounded_channel();
-    let mut link = RoomLink::new(target, name, room_tx);
+    let mut link = RoomLink::new(target, name, tls, room_tx);
     let mut stdin = spawn_reader();
     let (stdout, writer) = spawn_writer();
     let mut decoder = codec::Decoder::default();
@@ -178,6 +178,7 @@ fn spawn_writer() -> (mpsc::UnboundedSender<Vec<u8>>, tokio::task::JoinHandle<()
 struct RoomLink {
     target: Option<RoomTarget>,
     name: String,
+    tls: crate::tls::Tls,
     events: mpsc::UnboundedSender<RoomEvent>,
     conn: Option<RoomConn>,
     ready: bool,
@@ -185,10 +186,16 @@ struct RoomLink {
 }
 
 impl RoomLink {
-    fn new(target: Option<RoomTarget>, name: String, events: mpsc::UnboundedSender<RoomEvent>) -> RoomLink {
+    fn new(
+        target: Option<RoomTarget>,
+        name: String,
+        tls: crate::tls::Tls,
+        events: mpsc::UnboundedSender<RoomEvent>,
+    ) -> RoomLink {
         RoomLink {
             target,
             name,
+            tls,
             events,
             conn: None,
             ready: false,
@@ -204,7 +211,7 @@ impl RoomLink {
             (Some(_), false) => self.queue.push(msg),
             (None, _) => match &self.target {
                 Some(target) => {
-                    self.conn = Some(room::connect(target.clone(), self.events.clone()));
+                    self.conn = Some(room::connect(target.clone(), self.tls.clone(), self.events.clone()));
                     self.queue.push(msg);
                 }
                 None => tracing::warn!(?msg, "no room to send to"),

@@ -175,6 +175,8 @@ pub struct Identity {
     /// The token room creation needs on servers that ask for one (`mesh-server
     /// --create-token`); sent as a bearer token when sharing.
     pub create_token: Option<String>,
+    /// Whom to trust on `https://`/`wss://` servers (system roots plus `--ca-file`).
+    pub tls: crate::tls::Tls,
 }
 
 /// Where a share's answer goes.
@@ -470,8 +472,9 @@ impl Session {
                 });
                 let tx = self.events_tx.clone();
                 let create_token = self.identity.create_token.clone();
+                let tls = self.identity.tls.clone();
                 tokio::spawn(async move {
-                    let result = create_room(&server, name, create_token.as_deref()).await;
+                    let result = create_room(&tls, &server, name, create_token.as_deref()).await;
                     let _ = tx.send(Event::Created(
                         result,
                         ShareParams {
@@ -646,7 +649,7 @@ impl Session {
                 }
             }
         });
-        let conn = room::connect(target.clone(), room_tx);
+        let conn = room::connect(target.clone(), self.identity.tls.clone(), room_tx);
         self.runs = Runs::default();
         self.room = Some(Room::new(target, read_link, conn, self.remote_dirty.clone()));
     }

@@ -618,19 +618,20 @@ pub fn upload(doc: &Doc, files: impl IntoIterator<Item = (String, String)>) {
 
 /// Creates a room on the server, with the creation token when the server asks for one.
 pub async fn create_room(
+    tls: &crate::tls::Tls,
     server: &str,
     name: Option<String>,
     create_token: Option<&str>,
 ) -> Result<CreatedSession, String> {
     let url = format!("{server}/api/sessions");
-    let mut request = reqwest::Client::new().post(&url).json(&CreateSession { name });
+    let mut request = tls.http().post(&url).json(&CreateSession { name });
     if let Some(token) = create_token {
         request = request.bearer_auth(token);
     }
-    let resp = request
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach the server at {server}: {e}"))?;
+    let resp = request.send().await.map_err(|e| {
+        tls.explain(&e, server)
+            .unwrap_or_else(|| format!("cannot reach the server at {server}: {e}"))
+    })?;
     let status = resp.status();
     if !status.is_success() {
         let body: serde_json::Value = resp.json().await.unwrap_or_default();
