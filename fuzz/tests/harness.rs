@@ -45,7 +45,9 @@ fn crash_isolation_finds_each_way_a_target_can_fail() {
         std::fs::write(corpus.join(word), word).unwrap();
     }
     let d = dir.path().to_str().unwrap();
-    // The seeds run first, each once; a few mutants follow.
+    // The seeds run first, each once; a few mutants follow. The resident-memory limit leaves
+    // room for symbolising a backtrace in the debug build (a few hundred MiB of debug info),
+    // which the `oom` seed's allocation failure does, and stays below what `grow` takes.
     let out = fuzz(&[
         "run",
         "selftest",
@@ -56,7 +58,7 @@ fn crash_isolation_finds_each_way_a_target_can_fail() {
         "--timeout-ms",
         "1000",
         "--rss-limit-mib",
-        "256",
+        "512",
     ]);
     let said = text(&out);
     assert!(!out.status.success(), "findings make the run fail:\n{said}");
@@ -80,7 +82,7 @@ fn crash_isolation_finds_each_way_a_target_can_fail() {
             "--timeout-ms",
             "1000",
             "--rss-limit-mib",
-            "256",
+            "512",
         ]);
         let said = text(&out);
         assert!(

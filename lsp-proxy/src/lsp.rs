@@ -342,6 +342,10 @@ const GUARD_BUFFER: usize = 1 << 20;
 /// The largest LSP message accepted from the editor; a whole large file in `didOpen` fits.
 const MAX_LSP_MESSAGE: usize = 64 * 1024 * 1024;
 
+/// The longest LSP header line the guard reads before dropping it (real headers are a few
+/// dozen bytes).
+const MAX_LSP_HEADER_LINE: u64 = 4096;
+
 /// Copies LSP frames from `input` to `output`, dropping frames whose header or JSON body is
 /// malformed or too large. Public so that the fuzz harness (`mesh-fuzz`'s `lsp` target)
 /// drives the very code that reads the editor's stdin.
@@ -352,11 +356,21 @@ pub async fn guard_stdin(input: impl tokio::io::AsyncRead + Unpin, mut output: t
         let mut length: Option<usize> = None;
         let mut saw_header = false;
         loop {
-            let mut line = String::new();
-            match reader.read_line(&mut line).await {
+            // Header lines are read as bytes, bounded: a line that is not UTF-8 or never ends
+            // is dropped like any malformed header, and the guard goes on reading.
+            let mut raw = Vec::new();
+            match (&mut reader)
+                .take(MAX_LSP_HEADER_LINE)
+                .read_until(b'\n', &mut raw)
+                .await
+            {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}
             }
+            let Ok(line) = std::str::from_utf8(&raw) else {
+                tracing::error!("dropped an LSP header line that is not UTF-8");
+                continue;
+            };
             let line = line.trim_end();
             if line.is_empty() {
                 if saw_header {
@@ -375,9 +389,11 @@ pub async fn guard_stdin(input: impl tokio::io::AsyncRead + Unpin, mut output: t
             tracing::error!("dropped an LSP frame without a valid Content-Length (or over {MAX_LSP_MESSAGE} bytes)");
             continue;
         };
-        let mut body = vec![0u8; len];
-        if reader.read_exact(&mut body).await.is_err() {
-            return;
+        // The body grows as it arrives, so a large declared length costs nothing until sent.
+        let mut body = Vec::new();
+        match (&mut reader).take(len as u64).read_to_end(&mut body).await {
+            Ok(n) if n == len => {}
+            _ => return,
         }
         match serde_json::from_slice::<Value>(&body) {
             Ok(v) if v.is_object() => {

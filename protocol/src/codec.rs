@@ -96,6 +96,9 @@ pub fn decode_frame<M: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<Frame<M>>, 
 /// message declares, before reading them: a few bytes could ask for gigabytes. Each entry
 /// takes at least two bytes (a state vector's) or three (an awareness entry's), so a count
 /// larger than the bytes allow is refused here, before yrs sees it.
+/// The largest client id: 2^53 - 1, the largest integer JavaScript represents exactly.
+pub const MAX_CLIENT_ID: u64 = (1 << 53) - 1;
+
 fn precheck_counts(message: &[u8]) -> Result<(), FrameError> {
     use yrs::encoding::read::Read;
     const MSG_SYNC: u8 = 0;
@@ -122,6 +125,17 @@ fn precheck_counts(message: &[u8]) -> Result<(), FrameError> {
             "the message declares {count} entries in {} bytes",
             payload.len()
         )));
+    }
+    // Client ids are 53-bit numbers (what JavaScript represents exactly); yrs asserts it.
+    for _ in 0..count {
+        let client: u64 = inner.read_var().map_err(bad)?;
+        if client > MAX_CLIENT_ID {
+            return Err(FrameError::Malformed(format!("client id {client} is above 2^53")));
+        }
+        let _clock: u32 = inner.read_var().map_err(bad)?;
+        if tag == MSG_AWARENESS {
+            inner.read_string().map_err(bad)?;
+        }
     }
     Ok(())
 }

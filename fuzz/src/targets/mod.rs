@@ -94,6 +94,7 @@ pub fn all() -> &'static [&'static Target] {
         &lsp::TARGET,
         &rest::TARGET,
         &runner_control::TARGET,
+        &room::CONVERGENCE,
     ]
 }
 

@@ -36,8 +36,7 @@ pub const MAX_VALUE_DEPTH: usize = 64;
 /// a document with 2^30 operations from one client is far past every size limit anyway.
 pub const MAX_CLOCK: u32 = 1 << 30;
 
-/// Client ids above this cannot be represented exactly by JavaScript clients (2^53).
-pub const MAX_CLIENT_ID: u64 = (1 << 53) - 1;
+pub use mesh_protocol::codec::MAX_CLIENT_ID;
 
 /// The most blocks one update may carry: a large paste is one block; a whole project's
 /// first upload is a few per file.
@@ -153,7 +152,8 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, Refusal> {
     let mut total_blocks = 0usize;
     for _ in 0..clients_len {
         let blocks_len: u32 = d.read_var().map_err(malformed)?;
-        let client = d.read_client().map_err(malformed)?.get();
+        // Read as a plain number: yrs's own client reader asserts the 53-bit bound.
+        let client: u64 = d.read_var().map_err(malformed)?;
         let mut clock: u32 = d.read_var().map_err(malformed)?;
         if client > MAX_CLIENT_ID {
             return Err(Refusal::Unsupported(format!("client id {client} is above 2^53")));
@@ -191,6 +191,9 @@ pub fn parse(bytes: &[u8]) -> Result<Parsed, Refusal> {
     let mut ds_seen = HashSet::new();
     for _ in 0..ds_clients {
         let client: u64 = d.read_var().map_err(malformed)?;
+        if client > MAX_CLIENT_ID {
+            return Err(Refusal::Unsupported(format!("client id {client} is above 2^53")));
+        }
         if !ds_seen.insert(client) {
             return Err(Refusal::Inconsistent(format!(
                 "client {client} appears twice in the delete set"
@@ -250,8 +253,12 @@ fn parse_block(d: &mut DecoderV1<'_>, clock: u32) -> Result<Block, Refusal> {
         _ => {}
     }
     let read_id = |d: &mut DecoderV1<'_>| -> Result<Id, Refusal> {
-        let id = d.read_left_id().map_err(malformed)?;
-        Ok((id.client.get(), id.clock))
+        let client: u64 = d.read_var().map_err(malformed)?;
+        let clock: u32 = d.read_var().map_err(malformed)?;
+        if client > MAX_CLIENT_ID {
+            return Err(Refusal::Unsupported(format!("client id {client} is above 2^53")));
+        }
+        Ok((client, clock))
     };
     let origin = if info & HAS_ORIGIN != 0 {
         Some(read_id(d)?)
