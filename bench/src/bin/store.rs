@@ -83,7 +83,8 @@ async fn main() -> anyhow::Result<()> {
         "--duration must be in (0, {MAX_DURATION_SECS}] seconds"
     );
     anyhow::ensure!(args.every > 0.0, "--every must be positive");
-    let server = TestServer::start()?;
+    // Every room is created from this one address: lift the per-address creation burst.
+    let server = TestServer::start_with(&["--create-burst", "10000"])?;
     let load = TypingLoad {
         rooms: args.rooms,
         rate: args.rate,
