@@ -46,7 +46,7 @@ pub fn scan(dir: &Path) -> std::io::Result<(Vec<LocalFile>, Skipped)> {
         .git_ignore(true)
         .git_exclude(true)
         .require_git(false)
-        .filter_entry(|e| !matches!(e.file_name().to_str(), Some(".git") | Some(MESH_DIR)))
+        .filter_entry(|e| !e.file_name().to_str().is_some_and(is_reserved))
         .sort_by_file_path(|a, b| a.cmp(b))
         .build();
     for entry in walker {
@@ -93,10 +93,16 @@ pub fn rel_path(root: &Path, abs: &Path) -> Option<String> {
             _ => return None,
         }
     }
-    if parts.is_empty() || parts[0] == MESH_DIR || parts[0] == ".git" {
+    if parts.is_empty() || parts.iter().any(|p| is_reserved(p)) {
         return None;
     }
     Some(parts.join("/"))
+}
+
+/// Whether a path segment names a folder mesh never syncs: `.git` and `.mesh`, in any case
+/// (on case-insensitive disks `.GIT/config` is `.git/config`).
+fn is_reserved(segment: &str) -> bool {
+    segment.eq_ignore_ascii_case(".git") || segment.eq_ignore_ascii_case(MESH_DIR)
 }
 
 /// Why a room path was refused.
@@ -113,7 +119,7 @@ pub fn safe_join(root: &Path, path: &str) -> Result<PathBuf, UnsafePath> {
     }
     let mut out = root.to_path_buf();
     for seg in path.split('/') {
-        if seg.is_empty() || seg == "." || seg == ".." || seg == MESH_DIR || seg == ".git" || seg.contains(':') {
+        if seg.is_empty() || seg == "." || seg == ".." || is_reserved(seg) || seg.contains(':') {
             return Err(bad());
         }
         out.push(seg);
@@ -175,6 +181,9 @@ mod tests {
             "a\\b",
             "C:/x",
             ".git/config",
+            ".GIT/config",
+            ".Mesh/session",
+            "src/.Git/hooks/pre-commit",
         ] {
             assert!(safe_join(root, bad).is_err(), "{bad}");
         }
@@ -183,5 +192,8 @@ mod tests {
             std::os::unix::fs::symlink("/", root.join("link")).unwrap();
             assert!(safe_join(root, "link/etc/passwd").is_err());
         }
+        assert_eq!(rel_path(root, &root.join(".GIT/config")), None);
+        assert_eq!(rel_path(root, &root.join("sub/.git/HEAD")), None);
+        assert_eq!(rel_path(root, &root.join("src/a.rs")).as_deref(), Some("src/a.rs"));
     }
 }
