@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use mesh_protocol::codec::{decode_frame, Frame};
+use mesh_protocol::codec::{decode_frame_up_to, Frame};
 use mesh_protocol::ServerMessage;
 use rand::Rng;
 use tokio::sync::mpsc;
@@ -24,6 +24,16 @@ const BACKOFF_START: Duration = Duration::from_millis(100);
 
 /// Longest reconnect delay: a server back from a restart is found within this.
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// A connection that stayed up this long resets the backoff; one that ends sooner (a room
+/// that fails right after its handshake) keeps growing it, so a failure that repeats does
+/// not pull the room again several times a second.
+const STABLE_CONNECTION: Duration = Duration::from_secs(10);
+
+/// The largest message the proxy accepts from the server: the sync step 2 of a whole room
+/// at the server's default document limit (64 MiB), with room to spare. Frames may be as
+/// large (the server sends each message as one frame).
+const MAX_SERVER_MESSAGE_BYTES: usize = 128 * 1024 * 1024;
 
 /// How long a connection attempt may take before it counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -84,7 +94,9 @@ async fn run(
     loop {
         // Drop what queued up while offline: the handshake resyncs everything.
         while rx.try_recv().is_ok() {}
-        let config = WebSocketConfig::default().max_message_size(Some(mesh_protocol::MAX_FRAME_BYTES * 2));
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_SERVER_MESSAGE_BYTES))
+            .max_frame_size(Some(MAX_SERVER_MESSAGE_BYTES));
         let attempt = tokio::time::timeout(
             CONNECT_TIMEOUT,
             tokio_tungstenite::connect_async_tls_with_config(
@@ -120,11 +132,15 @@ async fn run(
                 None => format!("cannot reach {}: {e}", target.server),
             },
             Ok(Ok((ws, _))) => {
-                backoff = BACKOFF_START;
                 if events.send(RoomEvent::Connected).is_err() {
                     return;
                 }
-                match serve(ws, &events, &mut rx).await {
+                let connected = tokio::time::Instant::now();
+                let ended = serve(ws, &events, &mut rx).await;
+                if connected.elapsed() >= STABLE_CONNECTION {
+                    backoff = BACKOFF_START;
+                }
+                match ended {
                     Ended::Fatal(reason) => {
                         let _ = events.send(RoomEvent::Fatal(reason));
                         return;
@@ -170,7 +186,7 @@ async fn serve(ws: Ws, events: &mpsc::UnboundedSender<RoomEvent>, rx: &mut mpsc:
                 Err(_) => return Ended::Retry("the server stopped answering".into()),
                 Ok(None) => return Ended::Retry("connection closed".into()),
                 Ok(Some(Err(e))) => return Ended::Retry(format!("connection lost: {e}")),
-                Ok(Some(Ok(WsMessage::Binary(bytes)))) => match decode_frame::<ServerMessage>(&bytes) {
+                Ok(Some(Ok(WsMessage::Binary(bytes)))) => match decode_frame_up_to::<ServerMessage>(&bytes, MAX_SERVER_MESSAGE_BYTES) {
                     Ok(frames) => {
                         if events.send(RoomEvent::Frames(frames)).is_err() {
                             return Ended::SessionGone;

@@ -219,3 +219,42 @@ async fn share_sends_the_creation_token_a_server_asks_for() {
     assert!(link.contains("/join/"), "{link}");
     let _ = by_env.kill().await;
 }
+
+/// A room whose first sync is larger than a client's frame limit (16 MiB) is joined: the
+/// server's sync step 2 arrives as one message, which the proxy accepts up to its own limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_over_sixteen_mib_is_joined() {
+    let server = TestServer::start().unwrap();
+    let session = server.create_session("large").await.unwrap();
+    let writer = mesh_testkit::YClient::connect_mesh(&server.ws_url(&session, &session.created.writer_token), "w")
+        .await
+        .unwrap();
+    writer.wait_synced().await.unwrap();
+    // Five files of 4 MiB each, sent as separate updates (each under the frame limit).
+    let chunk: String = "0123456789abcdef".repeat(256 * 1024);
+    for i in 0..5 {
+        writer.insert(&format!("data/part{i}.txt"), 0, &chunk);
+    }
+    // The room handles a connection's messages in order: the pong says the updates are in.
+    writer.send_mesh(&mesh_protocol::ClientMessage::Ping { nonce: 7 });
+    writer
+        .wait_mesh("the pong", |m| {
+            matches!(m, mesh_protocol::ServerMessage::Pong { nonce: 7 })
+        })
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("large");
+    let mut join = cli(
+        &server,
+        &tmp.path().join("state"),
+        &["join", &session.created.join_link, dir.to_str().unwrap()],
+    )
+    .await;
+    let joined = join.line_starting("Joined").await;
+    assert!(joined.contains("(5 files)"), "{joined}");
+    for i in 0..5 {
+        let text = read(dir.join(format!("data/part{i}.txt"))).unwrap_or_default();
+        assert_eq!(text.len(), chunk.len(), "part {i} arrived whole");
+    }
+}

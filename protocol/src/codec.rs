@@ -26,9 +26,14 @@ pub enum Frame<M> {
 /// Why a frame was refused. The text is meant for the peer: it names the problem.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
-    /// The frame is larger than [`MAX_FRAME_BYTES`].
-    #[error("frame of {0} bytes exceeds the limit of {MAX_FRAME_BYTES} bytes")]
-    TooLarge(usize),
+    /// The frame is larger than the limit (for clients' frames, [`MAX_FRAME_BYTES`]).
+    #[error("frame of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The frame's size.
+        size: usize,
+        /// The limit it passed.
+        limit: usize,
+    },
     /// The frame has no message in it.
     #[error("empty frame")]
     Empty,
@@ -53,7 +58,7 @@ impl FrameError {
     /// The wire error code for this problem.
     pub fn code(&self) -> crate::ErrorCode {
         match self {
-            FrameError::TooLarge(_) | FrameError::MeshTooLarge(_) => crate::ErrorCode::TooLarge,
+            FrameError::TooLarge { .. } | FrameError::MeshTooLarge(_) => crate::ErrorCode::TooLarge,
             FrameError::UnknownTag(_) => crate::ErrorCode::UnknownMessage,
             _ => crate::ErrorCode::BadRequest,
         }
@@ -63,8 +68,17 @@ impl FrameError {
 /// Decodes a frame into its messages. Mesh messages are parsed into `M` (the server parses
 /// [`crate::ClientMessage`], clients parse [`crate::ServerMessage`]).
 pub fn decode_frame<M: DeserializeOwned>(bytes: &[u8]) -> Result<Vec<Frame<M>>, FrameError> {
-    if bytes.len() > MAX_FRAME_BYTES {
-        return Err(FrameError::TooLarge(bytes.len()));
+    decode_frame_up_to(bytes, MAX_FRAME_BYTES)
+}
+
+/// [`decode_frame`] with another size limit: clients accept the server's whole-room sync
+/// step 2, which may be larger than a client's frames may be.
+pub fn decode_frame_up_to<M: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<Vec<Frame<M>>, FrameError> {
+    if bytes.len() > limit {
+        return Err(FrameError::TooLarge {
+            size: bytes.len(),
+            limit,
+        });
     }
     if bytes.is_empty() {
         return Err(FrameError::Empty);
@@ -201,7 +215,10 @@ mod tests {
         let big = vec![0u8; MAX_FRAME_BYTES + 1];
         assert_eq!(
             decode_frame::<ClientMessage>(&big),
-            Err(FrameError::TooLarge(MAX_FRAME_BYTES + 1))
+            Err(FrameError::TooLarge {
+                size: MAX_FRAME_BYTES + 1,
+                limit: MAX_FRAME_BYTES
+            })
         );
     }
 

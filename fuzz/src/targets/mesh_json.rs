@@ -62,7 +62,7 @@ where
 
 fn error_kind(e: &FrameError) -> &'static str {
     match e {
-        FrameError::TooLarge(_) => "too-large",
+        FrameError::TooLarge { .. } => "too-large",
         FrameError::Empty => "empty",
         FrameError::TooManyMessages => "too-many",
         FrameError::Malformed(_) => "malformed",
