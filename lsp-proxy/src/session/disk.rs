@@ -51,6 +51,9 @@ pub(super) struct DiskSync {
     running: bool,
     /// Disk paths reported by the watcher, handled once per turn.
     pending: BTreeSet<PathBuf>,
+    /// Room paths whose file changed here since it was last synced while the room changed it
+    /// too: the local change goes to the room first (re-based), never overwritten.
+    recheck: BTreeSet<String>,
 }
 
 impl DiskSync {
@@ -138,16 +141,45 @@ impl DiskSync {
         std::mem::take(&mut self.pending).into_iter().collect()
     }
 
+    /// Room paths whose local change must be read and sent before the room's is written.
+    pub(super) fn take_rechecks(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.recheck).into_iter().collect()
+    }
+
     /// The room changed `path` (its text is `room_text`, `None` when it was deleted there);
     /// the folder holds `on_disk`. A changed file is written, a deleted one removed unless it
     /// changed here since.
     pub(super) fn room_changed(&mut self, path: &str, room_text: Option<&str>, on_disk: &OnDisk) -> Vec<Effect> {
         match room_text {
             Some(text) => {
-                let entry = self
-                    .files
-                    .entry(path.to_string())
-                    .or_insert_with(|| DocSync::new(0, ""));
+                let Some(entry) = self.files.get(path) else {
+                    // New in the room. A local file of that name is never overwritten: the same
+                    // text becomes the baseline, another text is a conflict left alone.
+                    return match on_disk {
+                        OnDisk::Missing => {
+                            self.files.insert(path.to_string(), DocSync::new(0, ""));
+                            vec![Effect::WriteFile {
+                                path: path.to_string(),
+                                text: text.to_string(),
+                            }]
+                        }
+                        d if d.text() == Some(text) => {
+                            self.files.insert(path.to_string(), DocSync::new(0, text));
+                            Vec::new()
+                        }
+                        _ => {
+                            tracing::warn!(%path, "the room added a file that exists here with other content; kept yours, not synced");
+                            self.conflicts.insert(path.to_string());
+                            Vec::new()
+                        }
+                    };
+                };
+                if *on_disk != OnDisk::Missing && on_disk.text().is_none_or(|t| !entry.shadow().eq_str(t)) {
+                    // Changed here since it was last synced: send that first (the re-based
+                    // local change), then the room's merged text comes back to be written.
+                    self.recheck.insert(path.to_string());
+                    return Vec::new();
+                }
                 if entry.shadow().eq_str(text) && *on_disk != OnDisk::Missing {
                     return Vec::new();
                 }
@@ -380,7 +412,8 @@ impl Session {
             let fx = self.disk.room_changed(path, room_text.as_deref(), &on_disk);
             self.apply(fx);
         }
-        for abs in self.disk.take_watched().into_iter().flat_map(expand) {
+        let rechecks = self.disk.take_rechecks().into_iter().map(|p| root.join(p));
+        for abs in self.disk.take_watched().into_iter().flat_map(expand).chain(rechecks) {
             let Some(path) = crate::workspace::rel_path(&root, &abs) else {
                 continue;
             };
@@ -458,6 +491,34 @@ mod tests {
         assert!(disk.room_changed("a", Some("two"), &bytes("two")).is_empty());
         // The watcher reports our write: no room operation comes of it.
         assert!(local(&mut disk, "a", bytes("two"), Some("two")).is_empty());
+    }
+
+    #[test]
+    fn a_new_room_file_never_overwrites_a_local_file_with_other_content() {
+        let (mut disk, _) = started(&[]);
+        assert!(disk
+            .room_changed(".env", Some("SECRET=room"), &bytes("SECRET=mine"))
+            .is_empty());
+        assert!(disk.is_conflict(".env"), "kept as a conflict, out of sync both ways");
+        assert!(
+            disk.room_changed("same.txt", Some("s"), &bytes("s")).is_empty(),
+            "same text: nothing to write"
+        );
+        assert!(!disk.is_conflict("same.txt"));
+        let fx = disk.room_changed("fresh.txt", Some("f"), &OnDisk::Missing);
+        assert!(matches!(&fx[..], [Effect::WriteFile { path, .. }] if path == "fresh.txt"));
+    }
+
+    #[test]
+    fn a_room_change_never_overwrites_a_local_change_not_yet_synced() {
+        let (mut disk, _) = started(&[("a", "one\n", Some("one\n"))]);
+        // The file changed here (the watcher has not reported it yet) and in the room.
+        assert!(disk
+            .room_changed("a", Some("one\nroom\n"), &bytes("mine\none\n"))
+            .is_empty());
+        assert_eq!(disk.take_rechecks(), ["a"], "the local change is read and sent first");
+        let fx = local(&mut disk, "a", bytes("mine\none\n"), Some("one\nroom\n"));
+        assert!(matches!(&fx[..], [Effect::Edit { .. }]), "{fx:?}");
     }
 
     #[test]
