@@ -47,7 +47,9 @@ fn crash_isolation_finds_each_way_a_target_can_fail() {
     let d = dir.path().to_str().unwrap();
     // The seeds run first, each once; a few mutants follow. The resident-memory limit leaves
     // room for symbolising a backtrace in the debug build (a few hundred MiB of debug info),
-    // which the `oom` seed's allocation failure does, and stays below what `grow` takes.
+    // which the `oom` seed's allocation failure does, and stays below what `grow` takes. The
+    // hang timeout leaves `grow` (a 768 MiB memset in the debug build) time to reach the
+    // memory limit on a busy machine before it would count as a hang.
     let out = fuzz(&[
         "run",
         "selftest",
@@ -56,7 +58,7 @@ fn crash_isolation_finds_each_way_a_target_can_fail() {
         "--dir",
         d,
         "--timeout-ms",
-        "1000",
+        "3000",
         "--rss-limit-mib",
         "512",
     ]);
@@ -80,7 +82,7 @@ fn crash_isolation_finds_each_way_a_target_can_fail() {
             "--dir",
             d,
             "--timeout-ms",
-            "1000",
+            "3000",
             "--rss-limit-mib",
             "512",
         ]);
