@@ -2,7 +2,8 @@
 //! `$XDG_CONFIG_HOME/mesh/config.toml` (server, name, colour) and
 //! `$XDG_STATE_HOME/mesh/sessions.json` (which folder is in which room, with its token; the
 //! file is readable by its owner only). `MESH_SERVER`, `MESH_NAME`, `MESH_COLOR`,
-//! `MESH_CREATE_TOKEN` and `MESH_CA_FILE` override the file; command-line flags override both.
+//! `MESH_CREATE_TOKEN`, `MESH_CA_FILE`, `MESH_MAX_FOLDER_FILES` and `MESH_MAX_FOLDER_BYTES`
+//! override the file; command-line flags override both.
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +28,10 @@ pub struct Config {
     /// A PEM file of certificate authorities to trust besides the system's (a private CA of
     /// an `https://` server). Relative paths in the file are relative to the file's folder.
     pub ca_file: Option<PathBuf>,
+    /// The most files a share uploads or a join writes (see [`crate::workspace::FolderLimits`]).
+    pub max_folder_files: Option<usize>,
+    /// The most bytes of text a share uploads or a join writes.
+    pub max_folder_bytes: Option<u64>,
 }
 
 impl Config {
@@ -60,6 +65,12 @@ impl Config {
         }
         if let Some(v) = std::env::var_os("MESH_CA_FILE").filter(|v| !v.is_empty()) {
             cfg.ca_file = Some(v.into());
+        }
+        if let Ok(v) = std::env::var("MESH_MAX_FOLDER_FILES") {
+            cfg.max_folder_files = Some(number("MESH_MAX_FOLDER_FILES", &v).map_err(anyhow::Error::msg)?);
+        }
+        if let Ok(v) = std::env::var("MESH_MAX_FOLDER_BYTES") {
+            cfg.max_folder_bytes = Some(number("MESH_MAX_FOLDER_BYTES", &v).map_err(anyhow::Error::msg)?);
         }
         Ok(cfg)
     }
@@ -102,10 +113,20 @@ fn toml_lite(text: &str) -> Result<Config, String> {
             "color" => cfg.color = Some(v),
             "create_token" => cfg.create_token = Some(v),
             "ca_file" => cfg.ca_file = Some(v.into()),
+            "max_folder_files" => cfg.max_folder_files = Some(number(k.trim(), &v)?),
+            "max_folder_bytes" => cfg.max_folder_bytes = Some(number(k.trim(), &v)?),
             other => return Err(format!("line {}: unknown key {other}", n + 1)),
         }
     }
     Ok(cfg)
+}
+
+/// A whole number for the setting `name`, or a sentence saying what is wrong.
+fn number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{name} must be a whole number, not {value:?}"))
 }
 
 fn config_path() -> Option<PathBuf> {

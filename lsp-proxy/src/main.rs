@@ -10,6 +10,7 @@ use mesh_proxy::link::RoomTarget;
 use mesh_proxy::lsp_ext::ShareParams;
 use mesh_proxy::session::{self, Event, Identity, Request};
 use mesh_proxy::tls::Tls;
+use mesh_proxy::workspace::{FolderLimits, MAX_FILES, MAX_TOTAL_BYTES};
 use tokio::sync::oneshot;
 
 #[derive(Parser)]
@@ -33,6 +34,14 @@ struct Cli {
     /// server with a private CA (default: config file `ca_file`, or $MESH_CA_FILE).
     #[arg(long, global = true, value_name = "FILE")]
     ca_file: Option<PathBuf>,
+    /// The most files `share` uploads or `join` writes; more is refused before anything is
+    /// sent or written (default: config file `max_folder_files`, $MESH_MAX_FOLDER_FILES, or 10000).
+    #[arg(long, global = true, value_name = "N")]
+    max_folder_files: Option<usize>,
+    /// The most bytes of text `share` uploads or `join` writes, all files together (default:
+    /// config file `max_folder_bytes`, $MESH_MAX_FOLDER_BYTES, or 67108864, 64 MiB).
+    #[arg(long, global = true, value_name = "BYTES")]
+    max_folder_bytes: Option<u64>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -107,6 +116,10 @@ fn identity(cli: &Cli, client: &str) -> anyhow::Result<Identity> {
             .unwrap_or_else(|| cfg.server()),
         create_token: cli.create_token.clone().or(cfg.create_token).filter(|t| !t.is_empty()),
         tls: Tls::new(cli.ca_file.as_deref().or(cfg.ca_file.as_deref()))?,
+        limits: FolderLimits {
+            max_files: cli.max_folder_files.or(cfg.max_folder_files).unwrap_or(MAX_FILES),
+            max_bytes: cli.max_folder_bytes.or(cfg.max_folder_bytes).unwrap_or(MAX_TOTAL_BYTES),
+        },
     })
 }
 

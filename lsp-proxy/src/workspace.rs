@@ -6,11 +6,144 @@ use std::path::{Component, Path, PathBuf};
 /// Files larger than this stay out of the room (a 1 MB source file fits easily).
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 
-/// At most this many files are shared from one folder.
+/// The default of [`FolderLimits::max_files`]: the most files a share uploads or a join
+/// writes. The same as the server's default `max_files`, so every room a default server
+/// holds can be joined, and a share never sends more files than it will accept.
 pub const MAX_FILES: usize = 10_000;
 
-/// At most this many bytes are shared from one folder.
+/// The default of [`FolderLimits::max_bytes`]: the most bytes of text a share uploads or a
+/// join writes. The same as the server's default document limit (`max_doc_bytes`): a room
+/// cannot hold more text than that, and a folder past it is almost always build output or
+/// data that `.gitignore` should name.
 pub const MAX_TOTAL_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How much a share may upload and a join may write. Checked before anything is uploaded
+/// or written: a folder or room over a limit is refused whole, never half shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FolderLimits {
+    /// The most files (`--max-folder-files`, `MESH_MAX_FOLDER_FILES`, `max_folder_files`).
+    pub max_files: usize,
+    /// The most bytes of text, all files together (`--max-folder-bytes`,
+    /// `MESH_MAX_FOLDER_BYTES`, `max_folder_bytes`).
+    pub max_bytes: u64,
+}
+
+impl Default for FolderLimits {
+    fn default() -> Self {
+        FolderLimits {
+            max_files: MAX_FILES,
+            max_bytes: MAX_TOTAL_BYTES,
+        }
+    }
+}
+
+/// What was about to go over a [`FolderLimits`] limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    /// Uploading a folder into a new room.
+    Share,
+    /// Writing a room's files into a folder.
+    Join,
+}
+
+/// A share or a join refused by a [`FolderLimits`] limit; the message names the limit and
+/// says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OverLimit {
+    /// Too many files.
+    #[error("{}", over_files(*.transfer, *.limit))]
+    Files {
+        /// Share or join.
+        transfer: Transfer,
+        /// The limit passed.
+        limit: usize,
+    },
+    /// Too many bytes of text.
+    #[error("{}", over_bytes(*.transfer, *.limit))]
+    Bytes {
+        /// Share or join.
+        transfer: Transfer,
+        /// The limit passed.
+        limit: u64,
+    },
+}
+
+fn over_files(transfer: Transfer, limit: usize) -> String {
+    match transfer {
+        Transfer::Share => format!(
+            "not shared: the folder has more than {limit} text files to share, the limit (max_folder_files); \
+             list what others need not see (build output, dependencies, data) in .gitignore, \
+             or raise the limit with --max-folder-files or MESH_MAX_FOLDER_FILES"
+        ),
+        Transfer::Join => format!(
+            "not joined: the room has more than {limit} files, the most a join writes (max_folder_files); \
+             nothing was written. To join anyway, raise the limit with --max-folder-files or MESH_MAX_FOLDER_FILES"
+        ),
+    }
+}
+
+fn over_bytes(transfer: Transfer, limit: u64) -> String {
+    let size = human_bytes(limit);
+    match transfer {
+        Transfer::Share => format!(
+            "not shared: the folder has more than {size} of text files to share, the limit (max_folder_bytes); \
+             list what others need not see (build output, dependencies, data) in .gitignore, \
+             or raise the limit with --max-folder-bytes or MESH_MAX_FOLDER_BYTES"
+        ),
+        Transfer::Join => format!(
+            "not joined: the room holds more than {size} of text, the most a join writes (max_folder_bytes); \
+             nothing was written. To join anyway, raise the limit with --max-folder-bytes or MESH_MAX_FOLDER_BYTES"
+        ),
+    }
+}
+
+/// `n` bytes for people: `64 MiB`, `1.5 KiB`, `12 bytes`.
+fn human_bytes(n: u64) -> String {
+    const KIB: u64 = 1024;
+    const MIB: u64 = 1024 * 1024;
+    match n {
+        n if n >= MIB && n % MIB == 0 => format!("{} MiB", n / MIB),
+        n if n >= MIB => format!("{:.1} MiB", n as f64 / MIB as f64),
+        n if n >= KIB && n % KIB == 0 => format!("{} KiB", n / KIB),
+        n if n >= KIB => format!("{:.1} KiB", n as f64 / KIB as f64),
+        n => format!("{n} bytes"),
+    }
+}
+
+impl FolderLimits {
+    /// Whether `files` files of `bytes` bytes in all may be shared or written.
+    pub fn check(&self, transfer: Transfer, files: usize, bytes: u64) -> Result<(), OverLimit> {
+        if files > self.max_files {
+            return Err(OverLimit::Files {
+                transfer,
+                limit: self.max_files,
+            });
+        }
+        if bytes > self.max_bytes {
+            return Err(OverLimit::Bytes {
+                transfer,
+                limit: self.max_bytes,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Why a folder could not be scanned for sharing.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// Over a limit (the walk stopped there).
+    #[error(transparent)]
+    OverLimit(#[from] OverLimit),
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
 
 /// The folder mesh keeps its own things in; never shared.
 pub const MESH_DIR: &str = ".mesh";
@@ -31,13 +164,12 @@ pub struct Skipped {
     pub binary: Vec<String>,
     /// Over [`MAX_FILE_BYTES`].
     pub too_large: Vec<String>,
-    /// Past [`MAX_FILES`] or [`MAX_TOTAL_BYTES`].
-    pub over_limit: Vec<String>,
 }
 
 /// The text files of `dir`, honouring `.gitignore`, `.ignore` and git's exclude files,
-/// skipping `.git`, `.mesh`, binaries and oversized files.
-pub fn scan(dir: &Path) -> std::io::Result<(Vec<LocalFile>, Skipped)> {
+/// skipping `.git`, `.mesh`, binaries and oversized files. Stops at the first file past
+/// `limits`, so a folder far over them (a `node_modules`) is not read whole to be refused.
+pub fn scan(dir: &Path, limits: &FolderLimits) -> Result<(Vec<LocalFile>, Skipped), ScanError> {
     let mut files = Vec::new();
     let mut skipped = Skipped::default();
     let mut total = 0u64;
@@ -62,14 +194,16 @@ pub fn scan(dir: &Path) -> std::io::Result<(Vec<LocalFile>, Skipped)> {
             skipped.too_large.push(path);
             continue;
         }
-        if files.len() >= MAX_FILES || total + len > MAX_TOTAL_BYTES {
-            skipped.over_limit.push(path);
-            continue;
-        }
-        let bytes = std::fs::read(entry.path())?;
+        let bytes = match std::fs::read(entry.path()) {
+            Ok(b) => b,
+            // Gone between the listing and the read (a build cleaning up): not there to share.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(ScanError::Io { path, source }),
+        };
         match String::from_utf8(bytes) {
             Ok(text) if !text.contains('\0') => {
-                total += len;
+                total += text.len() as u64;
+                limits.check(Transfer::Share, files.len() + 1, total)?;
                 files.push(LocalFile { path, text });
             }
             _ => skipped.binary.push(path),
@@ -159,7 +293,7 @@ mod tests {
         std::fs::write(root.join("image.png"), [0x89, b'P', b'N', b'G', 0, 1, 2]).unwrap();
         std::fs::create_dir_all(root.join(".git")).unwrap();
         std::fs::write(root.join(".git/HEAD"), "ref").unwrap();
-        let (files, skipped) = scan(root).unwrap();
+        let (files, skipped) = scan(root, &FolderLimits::default()).unwrap();
         let paths: Vec<_> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, [".gitignore", "src/main.rs"]);
         assert_eq!(skipped.binary, ["image.png"]);
@@ -195,5 +329,61 @@ mod tests {
         assert_eq!(rel_path(root, &root.join(".GIT/config")), None);
         assert_eq!(rel_path(root, &root.join("sub/.git/HEAD")), None);
         assert_eq!(rel_path(root, &root.join("src/a.rs")).as_deref(), Some("src/a.rs"));
+    }
+
+    #[test]
+    fn a_scan_over_a_limit_is_refused_naming_the_limit_and_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..4 {
+            std::fs::write(dir.path().join(format!("f{i}.txt")), "0123456789").unwrap();
+        }
+        std::fs::write(dir.path().join("blob.bin"), [0u8; 64]).unwrap();
+        let fits = FolderLimits {
+            max_files: 4,
+            max_bytes: 40,
+        };
+        let (files, skipped) = scan(dir.path(), &fits).unwrap();
+        assert_eq!(files.len(), 4, "binaries count toward neither limit");
+        assert_eq!(skipped.binary, ["blob.bin"]);
+
+        let few = FolderLimits { max_files: 3, ..fits };
+        let err = scan(dir.path(), &few).unwrap_err().to_string();
+        assert!(
+            err.contains("more than 3 text files") && err.contains("max_folder_files"),
+            "{err}"
+        );
+        assert!(
+            err.contains(".gitignore") && err.contains("MESH_MAX_FOLDER_FILES"),
+            "{err}"
+        );
+
+        let small = FolderLimits { max_bytes: 39, ..fits };
+        let err = scan(dir.path(), &small).unwrap_err().to_string();
+        assert!(
+            err.contains("more than 39 bytes") && err.contains("--max-folder-bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_join_over_a_limit_says_nothing_was_written() {
+        let limits = FolderLimits {
+            max_files: 10,
+            max_bytes: 3 * 1024 * 1024,
+        };
+        assert!(limits.check(Transfer::Join, 10, 3 * 1024 * 1024).is_ok());
+        let err = limits.check(Transfer::Join, 11, 0).unwrap_err().to_string();
+        assert!(
+            err.starts_with("not joined") && err.contains("nothing was written"),
+            "{err}"
+        );
+        let err = limits
+            .check(Transfer::Join, 1, 3 * 1024 * 1024 + 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("more than 3 MiB of text") && err.contains("MESH_MAX_FOLDER_BYTES"),
+            "{err}"
+        );
     }
 }

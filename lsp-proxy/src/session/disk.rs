@@ -11,7 +11,7 @@ use ignore::gitignore::Gitignore;
 use tokio::sync::mpsc;
 
 use super::replica::View;
-use super::{Effect, Event, RoomRead, Session};
+use super::{tell, Effect, Event, RoomRead, Session};
 use crate::sync::{ChangeKind, DocSync};
 use crate::text::Encoding;
 use crate::workspace::{self, UnsafePath};
@@ -131,6 +131,14 @@ impl DiskSync {
         self.conflicts.contains(path)
     }
 
+    /// The files disk sync has synced under folder `dir` (a room path), sorted.
+    pub(super) fn synced_under(&self, dir: &str) -> Vec<String> {
+        let prefix = format!("{dir}/");
+        let mut paths: Vec<String> = self.files.keys().filter(|p| p.starts_with(&prefix)).cloned().collect();
+        paths.sort();
+        paths
+    }
+
     /// The watcher saw these paths change; they are handled once per turn.
     pub(super) fn watched(&mut self, paths: Vec<PathBuf>) {
         self.pending.extend(paths);
@@ -238,7 +246,9 @@ impl DiskSync {
             return Vec::new();
         }
         let text = match on_disk {
-            OnDisk::TooLarge => return Vec::new(),
+            OnDisk::TooLarge => {
+                return self.no_longer_text(path, "larger than a room file may be", room_text.is_some())
+            }
             OnDisk::Missing => {
                 // Deleted (or renamed away) on disk.
                 if self.files.remove(path).is_none() {
@@ -248,7 +258,7 @@ impl DiskSync {
                 return vec![Effect::Remove { path: path.to_string() }];
             }
             OnDisk::Bytes(bytes) if workspace::is_text(&bytes) => String::from_utf8(bytes).expect("checked by is_text"),
-            OnDisk::Bytes(_) => return Vec::new(),
+            OnDisk::Bytes(_) => return self.no_longer_text(path, "its content is binary now", room_text.is_some()),
         };
         match (self.files.get_mut(path), room_text) {
             (Some(entry), Some(room_text)) => {
@@ -287,6 +297,30 @@ impl DiskSync {
     }
 }
 
+impl DiskSync {
+    /// A synced file that is no longer text here (a binary copied over it, a download or a
+    /// build output that was empty when first seen, a file grown past the size limit). A room
+    /// file is text, so it leaves the room: the other sides delete their unchanged copies,
+    /// and nothing of the room is ever written over it here. The user is told, since their
+    /// collaborators lose the file. A file never synced stays out, as binaries always do.
+    fn no_longer_text(&mut self, path: &str, why: &str, in_room: bool) -> Vec<Effect> {
+        if self.files.remove(path).is_none() || !in_room {
+            return Vec::new();
+        }
+        tracing::warn!(%path, why, "no longer text; removed from the room");
+        vec![
+            Effect::Remove { path: path.to_string() },
+            tell(
+                "warning",
+                format!(
+                    "{path} is no longer a text file ({why}), so it left the room: the others' \
+                     unchanged copies are deleted, yours is kept as it is. mesh shares text files only."
+                ),
+            ),
+        ]
+    }
+}
+
 // ----- the folder: the session's only filesystem and watcher code ---------------------------
 
 /// What the folder holds at room path `path`; an unsafe room path is refused.
@@ -310,27 +344,65 @@ pub(super) fn read_text(root: &Path, path: &str) -> Option<String> {
         .and_then(|p| std::fs::read_to_string(p).ok())
 }
 
-/// Writes `text` at room path `path` (atomically).
+/// Writes `text` at room path `path` (atomically). The last check before every write from
+/// the room: a file that is not text here (binary, or larger than a room file may be) is
+/// never replaced, whatever decided to write it.
 pub(super) fn write(root: &Path, path: &str, text: &str) -> std::io::Result<()> {
     let abs = workspace::safe_join(root, path).map_err(std::io::Error::other)?;
+    match read_abs(&abs) {
+        OnDisk::Missing => {}
+        found if found.text().is_some() => {}
+        _ => {
+            return Err(std::io::Error::other(
+                "the file here is not text (binary, or larger than a room file may be); not overwritten",
+            ))
+        }
+    }
     workspace::write_file(&abs, text)
 }
 
-/// Deletes the file at room path `path`.
+/// Deletes the file at room path `path`, and the folders its deletion leaves empty: a folder
+/// deleted or renamed on another side leaves no empty shell here.
 pub(super) fn remove(root: &Path, path: &str) -> std::io::Result<()> {
     let abs = workspace::safe_join(root, path).map_err(std::io::Error::other)?;
-    std::fs::remove_file(abs)
+    std::fs::remove_file(&abs)?;
+    let mut dir = abs.parent();
+    while let Some(d) = dir.filter(|d| *d != root && d.starts_with(root)) {
+        // Fails, and stops the climb, at the first folder that still holds something.
+        if std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+    Ok(())
 }
 
-/// The files a watcher path stands for: itself, or every file under it when it is a folder.
-pub(super) fn expand(abs: PathBuf) -> Vec<PathBuf> {
-    if !abs.is_dir() {
-        return vec![abs];
+/// The files a watcher path stands for: itself; every file under it when it is a folder;
+/// and, when it is gone, every file `synced_under` names under it. A folder deleted or
+/// renamed away is reported as its own path only, and its files cannot be listed any more.
+pub(super) fn expand(
+    root: &Path,
+    abs: PathBuf,
+    limits: &workspace::FolderLimits,
+    synced_under: impl Fn(&str) -> Vec<String>,
+) -> Vec<PathBuf> {
+    if abs.is_dir() {
+        return match workspace::scan(&abs, limits) {
+            Ok((files, _)) => files.into_iter().map(|f| abs.join(f.path)).collect(),
+            Err(e) => {
+                tracing::warn!(dir = %abs.display(), error = %e, "a folder appeared whose files are not shared");
+                Vec::new()
+            }
+        };
     }
-    match workspace::scan(&abs) {
-        Ok((files, _)) => files.into_iter().map(|f| abs.join(f.path)).collect(),
-        Err(_) => Vec::new(),
-    }
+    let gone = std::fs::symlink_metadata(&abs).is_err();
+    let under = match workspace::rel_path(root, &abs) {
+        Some(dir) if gone => synced_under(&dir),
+        _ => Vec::new(),
+    };
+    std::iter::once(abs)
+        .chain(under.into_iter().map(|p| root.join(p)))
+        .collect()
 }
 
 /// The folder's `.gitignore`.
@@ -339,8 +411,11 @@ pub(super) fn load_ignore(root: &Path) -> Gitignore {
 }
 
 /// Scans the folder for sharing (see [`workspace::scan`]).
-pub(super) fn scan(root: &Path) -> std::io::Result<(Vec<workspace::LocalFile>, workspace::Skipped)> {
-    workspace::scan(root)
+pub(super) fn scan(
+    root: &Path,
+    limits: &workspace::FolderLimits,
+) -> Result<(Vec<workspace::LocalFile>, workspace::Skipped), workspace::ScanError> {
+    workspace::scan(root, limits)
 }
 
 /// Watches the folder; changes come back as [`Event::Disk`]. `None` when the system
@@ -413,7 +488,14 @@ impl Session {
             self.apply(fx);
         }
         let rechecks = self.disk.take_rechecks().into_iter().map(|p| root.join(p));
-        for abs in self.disk.take_watched().into_iter().flat_map(expand).chain(rechecks) {
+        let reported = self.disk.take_watched();
+        let disk = &self.disk;
+        let watched: Vec<PathBuf> = reported
+            .into_iter()
+            .flat_map(|abs| expand(&root, abs, &self.identity.limits, |dir| disk.synced_under(dir)))
+            .chain(rechecks)
+            .collect();
+        for abs in watched {
             let Some(path) = crate::workspace::rel_path(&root, &abs) else {
                 continue;
             };
@@ -620,5 +702,126 @@ mod tests {
         assert!(disk.closed("a", Some("disk".into())));
         let fx = disk.room_changed("a", Some("room"), &bytes("disk"));
         assert!(matches!(&fx[..], [Effect::WriteFile { text, .. }] if text == "room"));
+    }
+
+    fn told(fx: &[Effect]) -> Option<String> {
+        fx.iter().find_map(|e| match e {
+            Effect::Editor(crate::session::EditorOut::Notify(_, v)) => v["message"].as_str().map(String::from),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn a_synced_file_that_becomes_binary_leaves_the_room_and_the_user_is_told() {
+        let (mut disk, _) = started(&[("notes.txt", "notes", Some("notes"))]);
+        let fx = local(
+            &mut disk,
+            "notes.txt",
+            OnDisk::Bytes(vec![0x7f, b'E', b'L', b'F', 0, 1]),
+            Some("notes"),
+        );
+        assert!(
+            matches!(&fx[0], Effect::Remove { path } if path == "notes.txt"),
+            "{fx:?}"
+        );
+        let message = told(&fx).expect("the user is told");
+        assert!(message.contains("notes.txt is no longer a text file"), "{message}");
+        // Forgotten: the room's later writes to that path are a new file, never written over it.
+        let binary = OnDisk::Bytes(vec![0, 1, 2]);
+        assert!(disk
+            .room_changed("notes.txt", Some("typed elsewhere"), &binary)
+            .is_empty());
+    }
+
+    #[test]
+    fn a_file_empty_when_first_seen_that_turns_binary_leaves_the_room() {
+        let (mut disk, _) = started(&[]);
+        let fx = local(&mut disk, "out.bin", bytes(""), None);
+        assert!(matches!(&fx[..], [Effect::Create { text, .. }] if text.is_empty()));
+        let fx = local(&mut disk, "out.bin", OnDisk::Bytes(vec![0x89, b'P', 0]), Some(""));
+        assert!(matches!(&fx[0], Effect::Remove { path } if path == "out.bin"), "{fx:?}");
+    }
+
+    #[test]
+    fn a_file_grown_past_the_size_limit_leaves_the_room() {
+        let (mut disk, _) = started(&[("log.txt", "x", Some("x"))]);
+        let fx = local(&mut disk, "log.txt", OnDisk::TooLarge, Some("x"));
+        assert!(matches!(&fx[0], Effect::Remove { .. }));
+        assert!(told(&fx).is_some_and(|m| m.contains("larger than a room file may be")));
+    }
+
+    #[test]
+    fn a_room_change_over_a_binary_here_is_never_written_and_sends_it_out_of_the_room() {
+        let (mut disk, _) = started(&[("a.txt", "one", Some("one"))]);
+        // Binary here, not yet reported by the watcher; the room changes the file meanwhile.
+        let binary = OnDisk::Bytes(vec![0, 159, 146, 150]);
+        assert!(disk.room_changed("a.txt", Some("one, two"), &binary).is_empty());
+        assert_eq!(disk.take_rechecks(), ["a.txt"]);
+        let fx = local(&mut disk, "a.txt", binary, Some("one, two"));
+        assert!(matches!(&fx[0], Effect::Remove { .. }), "{fx:?}");
+    }
+
+    #[test]
+    fn a_write_from_the_room_never_replaces_a_binary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let blob = vec![0u8, 1, 2, 255];
+        std::fs::write(dir.path().join("a.bin"), &blob).unwrap();
+        assert!(write(dir.path(), "a.bin", "text").is_err());
+        assert_eq!(std::fs::read(dir.path().join("a.bin")).unwrap(), blob);
+        // Text, or nothing, is written as usual.
+        std::fs::write(dir.path().join("t.txt"), "old").unwrap();
+        write(dir.path(), "t.txt", "new").unwrap();
+        write(dir.path(), "sub/n.txt", "n").unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join("t.txt")).unwrap(), "new");
+        assert_eq!(std::fs::read_to_string(dir.path().join("sub/n.txt")).unwrap(), "n");
+    }
+
+    #[test]
+    fn a_folder_gone_from_disk_stands_for_every_file_synced_under_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let (disk, _) = started(&[
+            ("lib/a.rs", "a", Some("a")),
+            ("lib/deep/b.rs", "b", Some("b")),
+            ("library.rs", "l", Some("l")),
+            ("main.rs", "m", Some("m")),
+        ]);
+        let limits = workspace::FolderLimits::default();
+        let found = expand(root, root.join("lib"), &limits, |d| disk.synced_under(d));
+        assert_eq!(
+            found,
+            [root.join("lib"), root.join("lib/a.rs"), root.join("lib/deep/b.rs")],
+            "the folder itself, then its synced files; never a sibling sharing its prefix"
+        );
+        // A folder that exists stands for the files in it now.
+        std::fs::create_dir_all(root.join("src/deep")).unwrap();
+        std::fs::write(root.join("src/deep/c.rs"), "c").unwrap();
+        let found = expand(root, root.join("src"), &limits, |d| disk.synced_under(d));
+        assert_eq!(found, [root.join("src/deep/c.rs")]);
+        // A file that exists stands for itself.
+        std::fs::write(root.join("main.rs"), "m").unwrap();
+        assert_eq!(
+            expand(root, root.join("main.rs"), &limits, |d| disk.synced_under(d)),
+            [root.join("main.rs")]
+        );
+        // Each synced file then leaves the room as a deleted file does.
+        let (mut disk, _) = started(&[("lib/a.rs", "a", Some("a"))]);
+        let fx = local(&mut disk, "lib/a.rs", OnDisk::Missing, Some("a"));
+        assert!(matches!(&fx[..], [Effect::Remove { path }] if path == "lib/a.rs"));
+    }
+
+    #[test]
+    fn deleting_a_folders_last_file_removes_the_emptied_folders_and_nothing_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a/b/c")).unwrap();
+        std::fs::write(root.join("a/keep.txt"), "k").unwrap();
+        std::fs::write(root.join("a/b/c/x.txt"), "x").unwrap();
+        remove(root, "a/b/c/x.txt").unwrap();
+        assert!(!root.join("a/b").exists(), "emptied folders go");
+        assert!(root.join("a/keep.txt").exists(), "a folder still holding a file stays");
+        std::fs::write(root.join("top.txt"), "t").unwrap();
+        remove(root, "top.txt").unwrap();
+        assert!(root.exists(), "the shared folder itself is never removed");
     }
 }

@@ -128,11 +128,13 @@ pub enum Event {
         /// The answer, if any.
         result: Option<DocumentHashResult>,
     },
-    /// The room was created on the server (for a share).
+    /// The room was created on the server (for a share of the folder's text files, found
+    /// and checked against the limits before the room was created).
     Created(
         Result<CreatedSession, String>,
         ShareParams,
         oneshot::Sender<Result<ShareResult, String>>,
+        Box<Scanned>,
     ),
     /// Something from the room connection.
     Room(RoomEvent),
@@ -177,7 +179,12 @@ pub struct Identity {
     pub create_token: Option<String>,
     /// Whom to trust on `https://`/`wss://` servers (system roots plus `--ca-file`).
     pub tls: crate::tls::Tls,
+    /// How much a share may upload and a join may write.
+    pub limits: crate::workspace::FolderLimits,
 }
+
+/// A shared folder's text files, and what its scan left out.
+pub struct Scanned(Vec<crate::workspace::LocalFile>, crate::workspace::Skipped);
 
 /// Where a share's answer goes.
 type ShareReply = oneshot::Sender<Result<ShareResult, String>>;
@@ -438,7 +445,7 @@ impl Session {
                 let fx = self.docs.hash_answered(&uri, result, &View(self.room.as_ref()));
                 self.apply(fx);
             }
-            Event::Created(result, params, reply) => self.on_created(result, params, reply),
+            Event::Created(result, params, reply, scanned) => self.on_created(result, params, reply, *scanned),
             Event::Room(ev) => self.on_room(ev),
             Event::Disk(paths) => self.disk.watched(paths),
             Event::Shutdown => {}
@@ -463,6 +470,15 @@ impl Session {
                     let _ = reply.send(Err("open a folder first: mesh shares the workspace folder".into()));
                     return;
                 }
+                // The folder is read and checked before the room exists: a share over a
+                // limit creates nothing.
+                let scanned = match disk::scan(self.root.as_deref().expect("checked above"), &self.identity.limits) {
+                    Ok((files, skipped)) => Box::new(Scanned(files, skipped)),
+                    Err(e) => {
+                        let _ = reply.send(Err(e.to_string()));
+                        return;
+                    }
+                };
                 let server = params.server.clone().unwrap_or_else(|| self.identity.server.clone());
                 let name = params.name.clone().or_else(|| {
                     self.root
@@ -482,6 +498,7 @@ impl Session {
                             ..params
                         },
                         reply,
+                        scanned,
                     ));
                 });
             }
@@ -583,6 +600,7 @@ impl Session {
         result: Result<CreatedSession, String>,
         params: ShareParams,
         reply: oneshot::Sender<Result<ShareResult, String>>,
+        Scanned(files, skipped): Scanned,
     ) {
         let created = match result {
             Ok(c) => c,
@@ -599,21 +617,13 @@ impl Session {
             token: created.host_token.clone(),
         };
         let root = self.root.clone().expect("checked before creating");
-        let (files, skipped) = match disk::scan(&root) {
-            Ok(x) => x,
-            Err(e) => {
-                let _ = reply.send(Err(format!("cannot read {}: {e}", root.display())));
-                return;
-            }
-        };
-        if !skipped.binary.is_empty() || !skipped.too_large.is_empty() || !skipped.over_limit.is_empty() {
+        if !skipped.binary.is_empty() || !skipped.too_large.is_empty() {
             self.apply(vec![tell(
                 "info",
                 format!(
-                    "shared without {} binary, {} too large and {} over-limit files",
+                    "shared without {} binary and {} too large files",
                     skipped.binary.len(),
                     skipped.too_large.len(),
-                    skipped.over_limit.len()
                 ),
             )]);
         }

@@ -21,12 +21,14 @@ use crate::link::RoomTarget;
 use crate::lsp_ext::*;
 use crate::room::{Outgoing, RoomConn, RoomEvent};
 use crate::sync::RoomOp;
+use crate::workspace::Transfer;
 
 /// Origin of transactions that apply what the server sent (never sent back).
 const REMOTE: &str = "remote";
 
 /// The most bytes of file text put into one transaction while uploading a folder; keeps
-/// each update frame well under the server's frame limit.
+/// each update frame well under the server's frame limit (16 MiB), whatever the size of a
+/// file: a larger file goes up in several transactions.
 const UPLOAD_CHUNK_BYTES: usize = 2 * 1024 * 1024;
 
 /// Room paths changed by remote updates since the disk and the editors were last brought up
@@ -391,6 +393,15 @@ impl Session {
         let replies: Vec<_> = room.on_synced.drain(..).collect();
         let files = room_files(&room.doc);
         if !replies.is_empty() {
+            // A join writes nothing when the room is over the folder limits.
+            let bytes = files.iter().map(|(_, text)| text.len() as u64).sum();
+            if let Err(e) = self.identity.limits.check(Transfer::Join, files.len(), bytes) {
+                for reply in replies {
+                    let _ = reply.send(Err(e.to_string()));
+                }
+                self.leave();
+                return;
+            }
             // A join: write the room's files into the folder, never over different local ones.
             let mut conflicts = Vec::new();
             if let Some(root) = self.root.clone() {
@@ -599,21 +610,51 @@ pub fn room_files(doc: &Doc) -> Vec<(String, String)> {
     out
 }
 
-/// Puts files into the room's document, a few megabytes per transaction so each update
-/// frame stays small.
+/// Puts files into the room's document, at most [`UPLOAD_CHUNK_BYTES`] of text per
+/// transaction so each update frame stays small: small files share a transaction, a large
+/// one is created with its first piece and the rest appended piece by piece.
 pub fn upload(doc: &Doc, files: impl IntoIterator<Item = (String, String)>) {
     let map: MapRef = doc.get_or_insert_map(shape::FILES);
     let mut txn = doc.transact_mut();
     let mut bytes = 0usize;
     for (path, text) in files {
-        if bytes > 0 && bytes + text.len() > UPLOAD_CHUNK_BYTES {
+        let mut pieces = pieces(&text, UPLOAD_CHUNK_BYTES);
+        let first = pieces.next().unwrap_or("");
+        if bytes > 0 && bytes + first.len() > UPLOAD_CHUNK_BYTES {
             drop(txn);
             txn = doc.transact_mut();
             bytes = 0;
         }
-        bytes += text.len();
-        map.insert(&mut txn, path.as_str(), TextPrelim::new(text.as_str()));
+        bytes += first.len();
+        let file = map.insert(&mut txn, path.as_str(), TextPrelim::new(first));
+        for piece in pieces {
+            drop(txn);
+            txn = doc.transact_mut();
+            file.push(&mut txn, piece);
+            bytes = piece.len();
+        }
     }
+}
+
+/// `text` cut into pieces of at most `max` bytes (at least one character each), between
+/// characters.
+fn pieces(text: &str, max: usize) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut end = max.min(rest.len());
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end == 0 {
+            end = rest.chars().next().map_or(rest.len(), char::len_utf8);
+        }
+        let (piece, tail) = rest.split_at(end);
+        rest = tail;
+        Some(piece)
+    })
 }
 
 /// Creates a room on the server, with the creation token when the server asks for one.
@@ -643,4 +684,51 @@ pub async fn create_room(
     resp.json()
         .await
         .map_err(|e| format!("unexpected answer from {server}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_upload_keeps_every_update_near_the_chunk_size_whatever_the_file_sizes() {
+        let doc = shape::new_doc();
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let seen = sizes.clone();
+        doc.observe_update_v1("sizes", move |_, e: &yrs::UpdateEvent| {
+            seen.lock().unwrap().push(e.update.len())
+        })
+        .unwrap();
+        // A file three pieces long in characters of every width, among small ones.
+        let big = "aé漢🎉".repeat(UPLOAD_CHUNK_BYTES * 5 / 2 / 10);
+        let files = vec![
+            ("a.txt".to_string(), "small".to_string()),
+            ("big.txt".to_string(), big.clone()),
+            ("empty.txt".to_string(), String::new()),
+            ("z.txt".to_string(), "small too".to_string()),
+        ];
+        upload(&doc, files);
+        let sizes = sizes.lock().unwrap().clone();
+        assert!(sizes.len() >= 3, "{sizes:?}");
+        // An update carries its text plus a little framing.
+        assert!(sizes.iter().all(|&n| n <= UPLOAD_CHUNK_BYTES + 1024), "{sizes:?}");
+        let files = room_files(&doc);
+        assert_eq!(files.len(), 4);
+        assert!(files[1].1 == big, "the large file is whole, in order");
+        assert_eq!((files[2].1.as_str(), files[3].1.as_str()), ("", "small too"));
+    }
+
+    #[test]
+    fn pieces_split_between_characters() {
+        let text = "ab漢🎉c";
+        let cut: Vec<&str> = pieces(text, 3).collect();
+        assert_eq!(cut.concat(), text);
+        assert!(cut.iter().all(|p| !p.is_empty()));
+        assert_eq!(
+            cut,
+            ["ab", "漢", "🎉", "c"],
+            "a 4-byte character larger than the piece size is one piece"
+        );
+        assert_eq!(pieces("", 3).count(), 0);
+    }
 }
