@@ -36,11 +36,11 @@ fn command(server: &TestServer, state: &Path, args: &[&str]) -> Command {
 }
 
 async fn cli(server: &TestServer, state: &Path, args: &[&str]) -> Cli {
-    let mut child = command(server, state, args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    spawn(command(server, state, args)).await
+}
+
+async fn spawn(mut cmd: Command) -> Cli {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let stderr = Arc::new(Mutex::new(String::new()));
     let mut err_lines = BufReader::new(child.stderr.take().unwrap()).lines();
@@ -381,6 +381,68 @@ async fn a_file_larger_than_a_frame_is_uploaded_in_pieces() {
         read(dir.join("big.txt")).as_deref() == Some(big.as_str()),
         "arrived intact"
     );
+}
+
+/// Work done while the server is away reaches the room when it is back, however large: the
+/// proxy resends its own updates as they were, never as one sync message over the server's
+/// frame limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_work_larger_than_a_frame_reaches_the_room_after_a_reconnect() {
+    let mut server = TestServer::start().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::write(a.join("readme.txt"), "hello\n").unwrap();
+    let mut share = command(&server, &tmp.path().join("state-a"), &["share", a.to_str().unwrap()]);
+    share.env("MESH_LOG", "info");
+    let mut share = spawn(share).await;
+    let link = share.line_starting("Join link").await;
+    let link = link.rsplit(' ').next().unwrap().to_string();
+
+    server.kill9();
+    eventually("the proxy to notice", || {
+        share.stderr().contains("room connection lost")
+    })
+    .await;
+    // Six files of 3.5 MiB each, 21 MiB in all, taken into the proxy's replica offline.
+    let names: Vec<String> = (0..6).map(|i| format!("data/part{i}.txt")).collect();
+    let chunk = "offline work, line by line\n".repeat(7 * 1024 * 1024 / 2 / 27);
+    assert!(chunk.len() as u64 <= mesh_proxy::workspace::MAX_FILE_BYTES);
+    assert!(chunk.len() * names.len() > mesh_protocol::MAX_FRAME_BYTES);
+    std::fs::create_dir_all(a.join("data")).unwrap();
+    for name in &names {
+        std::fs::write(a.join(name), &chunk).unwrap();
+    }
+    eventually("the proxy to take every file offline", || {
+        let log = share.stderr();
+        names.iter().all(|n| {
+            log.lines()
+                .any(|l| l.contains("created on disk") && l.contains(&format!("path={n}")))
+        })
+    })
+    .await;
+
+    server.restart().unwrap();
+    let mut join = cli(
+        &server,
+        &tmp.path().join("state-b"),
+        &["join", &link, b.to_str().unwrap()],
+    )
+    .await;
+    join.line_starting("Joined").await;
+    eventually("the offline work on the other side", || {
+        names
+            .iter()
+            .all(|n| std::fs::metadata(b.join(n)).is_ok_and(|m| m.len() == chunk.len() as u64))
+    })
+    .await;
+    for name in &names {
+        assert!(
+            read(b.join(name)).as_deref() == Some(chunk.as_str()),
+            "{name} arrived intact"
+        );
+    }
+    assert!(!share.stderr().contains("1009"), "no frame was refused");
 }
 
 /// A share of a file just under the per-file limit, in multibyte text, joined intact.

@@ -11,6 +11,7 @@
 
 mod disk;
 mod docs;
+mod outbox;
 mod paths;
 mod presence;
 mod replica;

@@ -15,6 +15,7 @@ use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, Map, MapRef, Origin, ReadTxn, Text, TextPrelim, Transact, Update};
 
 use super::disk::{self, OnDisk};
+use super::outbox::Outbox;
 use super::runs::{self, Starter};
 use super::{notify, tell, PendingShare, RoomRead, Session, ShareReply, Standing};
 use crate::link::RoomTarget;
@@ -65,6 +66,8 @@ pub(super) struct Room {
     pub(super) share_ack: Option<(ShareResult, ShareReply)>,
     /// Files to upload once connected (a share), and the reply to send then.
     pub(super) pending_share: Option<PendingShare>,
+    /// Our updates the server has not confirmed, resent in pieces after a reconnect.
+    outbox: Arc<Mutex<Outbox>>,
 }
 
 /// The room as the sans-IO parts read it; `None` when not in a room.
@@ -95,9 +98,17 @@ impl Room {
     pub(super) fn new(target: RoomTarget, read_link: Option<String>, conn: RoomConn, dirty: Dirty) -> Self {
         let doc = shape::new_doc();
         let tx = conn.tx.clone();
+        let outbox: Arc<Mutex<Outbox>> = Default::default();
+        let unconfirmed = outbox.clone();
+        let me = doc.client_id();
         doc.observe_update_v1("mesh-send", move |txn: &yrs::TransactionMut, e: &yrs::UpdateEvent| {
             let remote = txn.origin().is_some_and(|o| *o == Origin::from(REMOTE));
             if !remote {
+                let end_clock = txn.after_state().get(&me);
+                unconfirmed
+                    .lock()
+                    .expect("not poisoned")
+                    .record(e.update.clone(), end_clock);
                 let _ = tx.send(Outgoing::Frame(encode_yjs(&Message::Sync(SyncMessage::Update(
                     e.update.clone(),
                 )))));
@@ -141,6 +152,7 @@ impl Room {
             on_synced: Vec::new(),
             pending_share: None,
             share_ack: None,
+            outbox,
         }
     }
 
@@ -158,6 +170,23 @@ impl Room {
     fn send_sync_step1(&self) {
         let sv = self.doc.transact().state_vector();
         self.send_yjs(&Message::Sync(SyncMessage::SyncStep1(sv)));
+        self.outbox.lock().expect("not poisoned").step1_sent();
+    }
+
+    /// Answers the server's sync step 1 (it sends one on every connection). Our own updates
+    /// it lacks go again as the updates they were, each small; the sync step 2 then carries
+    /// only the rest (others' updates it lacks, and the deletions), never one message with
+    /// everything, which could pass the server's frame limit after an upload or offline work.
+    fn answer_sync_step1(&self, mut sv: yrs::StateVector) {
+        let me = self.doc.client_id();
+        let resend = self.outbox.lock().expect("not poisoned").resend(sv.get(&me));
+        for update in resend {
+            self.send_yjs(&Message::Sync(SyncMessage::Update(update)));
+        }
+        let txn = self.doc.transact();
+        sv.set_max(me, txn.state_vector().get(&me));
+        let diff = txn.encode_state_as_update_v1(&sv);
+        self.send_yjs(&Message::Sync(SyncMessage::SyncStep2(diff)));
     }
 
     /// Where we stand, for the checks of requests; `Err` says what to tell the user.
@@ -200,6 +229,13 @@ impl Room {
             RoomChange::Remove { path } => {
                 files.remove(&mut txn, path.as_str());
             }
+        }
+        drop(txn);
+        // Asks the server to confirm what it holds once enough waits, which lets the outbox
+        // forget it.
+        let ask = self.outbox.lock().expect("not poisoned").wants_confirmation();
+        if ask && self.state == ConnState::Connected && self.synced {
+            self.send_sync_step1();
         }
     }
 
@@ -301,6 +337,7 @@ impl Session {
         match ev {
             RoomEvent::Connected => {
                 room.state = ConnState::Connected;
+                room.outbox.lock().expect("not poisoned").reconnected();
                 room.send(&ClientMessage::Hello {
                     version: PROTOCOL_VERSION,
                     name: self.identity.name.clone(),
@@ -317,6 +354,7 @@ impl Session {
                     tracing::warn!(%reason, "room connection lost; edits continue locally and merge on reconnect");
                 }
                 room.state = ConnState::Offline(reason);
+                room.outbox.lock().expect("not poisoned").reconnected();
                 room.participants.clear();
                 let fx = self
                     .runs
@@ -342,11 +380,9 @@ impl Session {
     fn on_frame(&mut self, frame: Frame<ServerMessage>) {
         let Some(room) = self.room.as_mut() else { return };
         match frame {
-            Frame::Yjs(Message::Sync(SyncMessage::SyncStep1(sv))) => {
-                let diff = room.doc.transact().encode_state_as_update_v1(&sv);
-                room.send_yjs(&Message::Sync(SyncMessage::SyncStep2(diff)));
-            }
+            Frame::Yjs(Message::Sync(SyncMessage::SyncStep1(sv))) => room.answer_sync_step1(sv),
             Frame::Yjs(Message::Sync(SyncMessage::SyncStep2(u))) => {
+                room.outbox.lock().expect("not poisoned").step2_received();
                 apply_remote(&room.doc, &u);
                 if !room.synced {
                     room.synced = true;
