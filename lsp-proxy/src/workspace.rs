@@ -217,6 +217,15 @@ pub fn is_text(bytes: &[u8]) -> bool {
     std::str::from_utf8(bytes).is_ok_and(|s| !s.contains('\0'))
 }
 
+/// Whether bytes are text cut off inside a character (read while a file was being written),
+/// as opposed to binary: valid UTF-8 without NUL up to an incomplete sequence at the end.
+pub fn is_cut_text(bytes: &[u8]) -> bool {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => false,
+        Err(e) => e.error_len().is_none() && !bytes[..e.valid_up_to()].contains(&0),
+    }
+}
+
 /// The room path of `abs` inside `root`, if it is inside.
 pub fn rel_path(root: &Path, abs: &Path) -> Option<String> {
     let rel = abs.strip_prefix(root).ok()?;
@@ -363,6 +372,15 @@ mod tests {
             err.contains("more than 39 bytes") && err.contains("--max-folder-bytes"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn text_cut_inside_a_character_is_told_from_binary() {
+        let text = "abc 漢".as_bytes();
+        assert!(is_cut_text(&text[..text.len() - 1]));
+        assert!(!is_cut_text(text), "whole text is not cut");
+        assert!(!is_cut_text(&[0xff, b'a']), "invalid in the middle is binary");
+        assert!(!is_cut_text(&[0, 0xe6]), "NUL is binary");
     }
 
     #[test]

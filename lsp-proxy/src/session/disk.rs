@@ -258,6 +258,8 @@ impl DiskSync {
                 return vec![Effect::Remove { path: path.to_string() }];
             }
             OnDisk::Bytes(bytes) if workspace::is_text(&bytes) => String::from_utf8(bytes).expect("checked by is_text"),
+            // Text cut inside a character: read while being written; the next event has it all.
+            OnDisk::Bytes(bytes) if workspace::is_cut_text(&bytes) => return Vec::new(),
             OnDisk::Bytes(_) => return self.no_longer_text(path, "its content is binary now", room_text.is_some()),
         };
         match (self.files.get_mut(path), room_text) {
@@ -740,6 +742,16 @@ mod tests {
         assert!(matches!(&fx[..], [Effect::Create { text, .. }] if text.is_empty()));
         let fx = local(&mut disk, "out.bin", OnDisk::Bytes(vec![0x89, b'P', 0]), Some(""));
         assert!(matches!(&fx[0], Effect::Remove { path } if path == "out.bin"), "{fx:?}");
+    }
+
+    #[test]
+    fn text_read_while_being_written_waits_for_the_rest() {
+        let (mut disk, _) = started(&[("a.txt", "漢字", Some("漢字"))]);
+        // Cut inside the second character's three bytes.
+        let cut = "漢字".as_bytes()[..4].to_vec();
+        assert!(local(&mut disk, "a.txt", OnDisk::Bytes(cut), Some("漢字")).is_empty());
+        let fx = local(&mut disk, "a.txt", bytes("漢字!"), Some("漢字"));
+        assert!(matches!(&fx[..], [Effect::Edit { .. }]), "still synced: {fx:?}");
     }
 
     #[test]
