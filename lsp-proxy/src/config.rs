@@ -229,4 +229,15 @@ mod tests {
             .contains("unknown key colour"));
         assert!(toml_lite("nonsense").unwrap_err().contains("line 1"));
     }
+
+    #[test]
+    fn folder_limits_are_read_as_numbers_and_a_bad_one_is_named() {
+        let c = toml_lite("max_folder_files = 20000\nmax_folder_bytes = \"1048576\"\n").unwrap();
+        assert_eq!(
+            (c.max_folder_files, c.max_folder_bytes),
+            (Some(20_000), Some(1_048_576))
+        );
+        let err = toml_lite("max_folder_bytes = 64MiB").unwrap_err();
+        assert!(err.contains("max_folder_bytes must be a whole number"), "{err}");
+    }
 }
