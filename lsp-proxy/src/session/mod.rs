@@ -190,8 +190,8 @@ type PendingShare = (Vec<(String, String)>, ShareResult, ShareReply);
 pub(super) enum Effect {
     /// Something for the editor: a notification, an edit batch, a hash request.
     Editor(EditorOut),
-    /// A mesh message for the room.
-    Send(ClientMessage),
+    /// A mesh message for the room, with our id of it.
+    Send(mesh_protocol::Request),
     /// Local edits to a file of the room.
     Edit { path: String, ops: Vec<RoomOp> },
     /// A new file in the room.
@@ -697,7 +697,7 @@ impl Session {
             color,
         );
         if let Some(room) = self.room.as_mut() {
-            room.publish(state);
+            room.publish(&state);
         }
     }
 

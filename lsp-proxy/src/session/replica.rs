@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use mesh_protocol::awareness::PresenceState;
 use mesh_protocol::codec::{encode_mesh, encode_yjs, Frame};
 use mesh_protocol::messages::{Participant as RoomParticipant, Role};
 use mesh_protocol::rest::{CreateSession, CreatedSession};
@@ -143,7 +144,7 @@ impl Room {
     }
 
     /// Sends a mesh message.
-    pub(super) fn send(&self, msg: &ClientMessage) {
+    pub(super) fn send<M: serde::Serialize>(&self, msg: &M) {
         let _ = self.conn.tx.send(Outgoing::Frame(encode_mesh(msg)));
     }
 
@@ -202,8 +203,8 @@ impl Room {
     }
 
     /// Sets our awareness state and sends it when connected.
-    pub(super) fn publish(&mut self, state: serde_json::Value) {
-        if self.awareness.set_local_state(state).is_err() || self.state != ConnState::Connected {
+    pub(super) fn publish(&mut self, state: &PresenceState) {
+        if self.awareness.set_local_state(state.to_json()).is_err() || self.state != ConnState::Connected {
             return;
         }
         if let Ok(update) = self.awareness.update_with_clients([self.awareness.client_id()]) {
@@ -211,17 +212,15 @@ impl Room {
         }
     }
 
-    /// Other clients' awareness states.
-    pub(super) fn remote_states(&self) -> Vec<(u64, serde_json::Value)> {
+    /// Other clients' awareness states (the parts with mesh's shape).
+    pub(super) fn remote_states(&self) -> Vec<(u64, PresenceState)> {
         let me = self.awareness.client_id();
         self.awareness
             .iter()
             .filter(|(id, _)| *id != me)
             .filter_map(|(id, state)| {
-                Some((
-                    id.get(),
-                    serde_json::from_str::<serde_json::Value>(state.data.as_deref()?).ok()?,
-                ))
+                let json = serde_json::from_str::<serde_json::Value>(state.data.as_deref()?).ok()?;
+                Some((id.get(), PresenceState::from_json(&json)))
             })
             .collect()
     }
@@ -471,9 +470,13 @@ impl Session {
                 };
                 vec![notify::<ChatMessageNotification>(ChatMessageParams { entry })]
             }
-            ServerMessage::Error { code, message } => {
-                tracing::warn!(?code, %message, "the server refused something");
-                self.runs.refused(code, &message)
+            ServerMessage::Error {
+                code,
+                message,
+                responding_to,
+            } => {
+                tracing::warn!(?code, %message, ?responding_to, "the server refused something");
+                self.runs.refused(code, &message, responding_to)
             }
             ServerMessage::Pong { .. } => Vec::new(),
             ServerMessage::RunStarted {
@@ -481,10 +484,11 @@ impl Session {
                 path,
                 language,
                 by,
+                responding_to,
             } => {
                 let who = room.starter(by);
                 let uri = self.local_uri(&path);
-                self.runs.started(run_id, path, uri, language, who, now)
+                self.runs.started(run_id, path, uri, language, who, responding_to, now)
             }
             ServerMessage::RunQueued {
                 run_id,
@@ -494,11 +498,22 @@ impl Session {
                 position,
                 limit,
                 debug,
+                responding_to,
             } => {
                 let who = room.starter(by);
                 let uri = self.local_uri(&path);
-                self.runs
-                    .queued(run_id, path, uri, language, who, position, limit, debug, now)
+                self.runs.queued(
+                    run_id,
+                    path,
+                    uri,
+                    language,
+                    who,
+                    position,
+                    limit,
+                    debug,
+                    responding_to,
+                    now,
+                )
             }
             ServerMessage::RunOutput { run_id, stream, data } => {
                 self.runs.output(RunOutputParams { run_id, stream, data })
