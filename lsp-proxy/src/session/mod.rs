@@ -661,8 +661,20 @@ impl Session {
                         return;
                     }
                 };
-                if self.room.is_some() {
-                    let _ = reply.send(Err("already in a room: leave it first".into()));
+                if let Some(room) = self.room.as_mut() {
+                    if room.target.room != target.room {
+                        let _ = reply.send(Err("already in a room: leave it first".into()));
+                    } else if !room.synced {
+                        // Rejoining this room already (the folder's record): the rejoin runs
+                        // the same merge as a first join; answer when it is done.
+                        room.on_synced.push(reply);
+                    } else {
+                        let _ = reply.send(Ok(JoinResult {
+                            room: room.target.room.to_string(),
+                            files: room_files(&room.doc).len(),
+                            conflicts: self.disk.conflict_paths(),
+                        }));
+                    }
                     return;
                 }
                 if self.root.is_none() {
