@@ -95,7 +95,8 @@ fn read(p: PathBuf) -> Option<String> {
 /// Yjs client in the room.
 struct Room {
     tmp: tempfile::TempDir,
-    ada: LspClient,
+    /// Ada's editor: held so her proxy keeps sharing.
+    _ada: LspClient,
     link: String,
     y: YClient,
 }
@@ -115,7 +116,12 @@ impl Room {
         let target = mesh_proxy::link::RoomTarget::parse(&link).unwrap();
         let y = YClient::connect(&target.ws_url()).await.unwrap();
         y.wait_synced().await.unwrap();
-        Room { tmp, ada, link, y }
+        Room {
+            tmp,
+            _ada: ada,
+            link,
+            y,
+        }
     }
 
     fn a(&self) -> PathBuf {
