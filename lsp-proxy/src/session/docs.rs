@@ -215,8 +215,18 @@ impl Docs {
                 ops: merge::ops_between(&room_text, &merged),
             });
         }
-        if on_disk == Some(merged.as_str()) && persisted != Some(merged.as_str()) {
-            fx.push(Effect::Agreed { path, text: merged });
+        // What the file on disk and the room agree on is the base of the next merge: the
+        // merged text once the disk holds it, else the disk copy the room still had (a
+        // buffer's unsaved work later discarded then merges against it, not against nothing).
+        let agreed = if on_disk == Some(merged.as_str()) {
+            Some(merged)
+        } else {
+            on_disk
+                .filter(|d| persisted.is_none() && *d == room_text)
+                .map(String::from)
+        };
+        if let Some(text) = agreed.filter(|a| persisted != Some(a.as_str())) {
+            fx.push(Effect::Agreed { path, text });
         }
         // The buffer gets what the room has that it lacks, computed once the edit is in.
         fx.push(Effect::Flush { uri: uri.to_string() });
@@ -538,6 +548,11 @@ mod tests {
         // No base kept yet: the file on disk, equal to the room's text, is the base.
         let fx = docs.attach(URI, &room, None, Some("fn main() {}\n"));
         let merged = room_after("fn main() {}\n", &fx);
+        assert!(
+            fx.iter()
+                .any(|e| matches!(e, Effect::Agreed { text, .. } if text == "fn main() {}\n")),
+            "the disk copy the room had is kept as the base: {fx:?}"
+        );
         assert_eq!(merged, "fn main() {}\ntyped at once\n");
         let room = room.with("a.txt", &merged);
         assert!(docs.flush(URI, &room).is_empty(), "the buffer is already right");
@@ -553,6 +568,10 @@ mod tests {
         let room = FakeRoom::synced_writer().with("a.txt", room_text);
         let fx = docs.attach(URI, &room, Some(disk), Some(disk));
         let merged = room_after(room_text, &fx);
+        assert!(
+            !fx.iter().any(|e| matches!(e, Effect::Agreed { .. })),
+            "the disk agrees with neither"
+        );
         assert_eq!(merged, "one (unsaved)\ntwo\nthree (room)\n");
         assert!(matches!(fx.last(), Some(Effect::Flush { .. })));
         let room = room.with("a.txt", &merged);

@@ -367,8 +367,11 @@ impl Session {
                     }
                 }
                 Effect::Edit { path, ops } => {
-                    // A change read from disk: what disk sync read there is agreed now.
-                    let read = self.disk.baseline(&path);
+                    // A change read from disk: what disk sync read there is agreed once it
+                    // reaches the room. Offline, the base stays: a proxy that exits before
+                    // reconnecting loses its replica, and the next rejoin must still see
+                    // the change as the disk's own.
+                    let read = self.disk.baseline(&path).filter(|_| self.connected());
                     self.change_room(RoomChange::Edit {
                         path: path.clone(),
                         ops,
@@ -378,7 +381,7 @@ impl Session {
                     }
                 }
                 Effect::Create { path, text } => {
-                    if self.disk.baseline(&path).is_some() {
+                    if self.disk.baseline(&path).is_some() && self.connected() {
                         self.keep_base(&path, Some(&text));
                     }
                     self.change_room(RoomChange::Create { path, text });
@@ -428,6 +431,11 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Whether the room connection is up (what we send now reaches the server).
+    fn connected(&self) -> bool {
+        self.room.as_ref().is_some_and(|r| r.state == ConnState::Connected)
     }
 
     /// Keeps `text` as the last text the folder and the room agreed on for `path` (`None`:
