@@ -15,7 +15,6 @@ use yrs::sync::{Awareness, Message, SyncMessage};
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, Map, MapRef, Origin, ReadTxn, Text, TextPrelim, Transact, Update};
 
-use super::disk::{self, OnDisk};
 use super::runs::{self, Starter};
 use super::{notify, tell, PendingShare, RoomRead, Session, ShareReply, Standing};
 use crate::link::RoomTarget;
@@ -154,7 +153,7 @@ impl Room {
     }
 
     /// Asks the server for what we lack; it answers after everything sent before is stored.
-    fn send_sync_step1(&self) {
+    pub(super) fn send_sync_step1(&self) {
         let sv = self.doc.transact().state_vector();
         self.send_yjs(&Message::Sync(SyncMessage::SyncStep1(sv)));
     }
@@ -361,76 +360,6 @@ impl Session {
             Frame::Yjs(_) => {}
             Frame::Mesh(msg) => self.on_mesh(msg),
         }
-    }
-
-    fn on_first_sync(&mut self) {
-        if let Some((files, result, reply)) = self.room.as_mut().and_then(|r| r.pending_share.take()) {
-            // Open buffers hold the editor's truth, which may be ahead of the disk.
-            let open = self.docs.shared_texts();
-            let seen: HashSet<String> = files.iter().map(|(p, _)| p.clone()).collect();
-            let mut merged: Vec<(String, String)> = files
-                .into_iter()
-                .map(|(path, text)| {
-                    let text = open.get(&path).cloned().unwrap_or(text);
-                    (path, text)
-                })
-                .collect();
-            let mut extra: Vec<(String, String)> = open.into_iter().filter(|(p, _)| !seen.contains(p)).collect();
-            extra.sort();
-            merged.extend(extra);
-            if let Some(room) = self.room.as_mut() {
-                upload(&room.doc, merged);
-                // The share is done when the server has the files: it answers a sync step 1
-                // only after everything sent before it is stored.
-                room.send_sync_step1();
-                room.share_ack = Some((result, reply));
-            }
-        }
-        let Some(room) = self.room.as_mut() else { return };
-        let replies: Vec<_> = room.on_synced.drain(..).collect();
-        let files = room_files(&room.doc);
-        if !replies.is_empty() {
-            // A join: write the room's files into the folder, never over different local ones.
-            let mut conflicts = Vec::new();
-            if let Some(root) = self.root.clone() {
-                let found: Vec<(String, String, OnDisk)> = files
-                    .iter()
-                    .filter_map(|(path, text)| match disk::read(&root, path) {
-                        Ok(on_disk) => Some((path.clone(), text.clone(), on_disk)),
-                        Err(_) => {
-                            tracing::warn!(%path, "skipped a file with an unsafe path");
-                            None
-                        }
-                    })
-                    .collect();
-                let (writes, found_conflicts) = self.disk.join(found);
-                conflicts = found_conflicts;
-                self.apply(writes);
-                if let Some(room) = &self.room {
-                    let _ = crate::config::save_session(crate::config::SessionRecord {
-                        dir: root,
-                        link: room.target.link(),
-                        read_link: room.read_link.clone(),
-                        name: String::new(),
-                    });
-                }
-            }
-            let Some(room) = &self.room else { return };
-            let result = JoinResult {
-                room: room.target.room.to_string(),
-                files: files.len(),
-                conflicts,
-            };
-            for reply in replies {
-                let _ = reply.send(Ok(result.clone()));
-            }
-        }
-        let uris: Vec<String> = self.docs.iter().map(|(u, _)| u.clone()).collect();
-        for uri in uris {
-            let fx = self.docs.attach(&uri, &View(self.room.as_ref()));
-            self.apply(fx);
-        }
-        self.start_disk_sync();
     }
 
     fn on_mesh(&mut self, msg: ServerMessage) {
