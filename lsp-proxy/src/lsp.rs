@@ -253,6 +253,10 @@ async fn send_raw(client: &Client, method: &'static str, params: Value) {
         m if m == raw::DebugStarted::METHOD => client.send_notification::<raw::DebugStarted>(params).await,
         m if m == raw::DebugBreakpoints::METHOD => client.send_notification::<raw::DebugBreakpoints>(params).await,
         m if m == raw::DebugEnded::METHOD => client.send_notification::<raw::DebugEnded>(params).await,
+        m if m == notification::ShowMessage::METHOD => match serde_json::from_value::<ShowMessageParams>(params) {
+            Ok(p) => client.show_message(p.typ, p.message).await,
+            Err(e) => tracing::error!(error = %e, "a malformed window/showMessage"),
+        },
         other => tracing::error!(method = other, "no such notification"),
     }
 }

@@ -34,6 +34,7 @@ use crate::lsp_ext::*;
 use crate::room::{self, RoomEvent};
 use crate::sync::{EditorBatch, RoomOp};
 use crate::text::Encoding;
+use crate::workspace::Transfer;
 use docs::Docs;
 use presence::Presence;
 pub use replica::{create_room, room_files, upload};
@@ -198,8 +199,8 @@ type PendingShare = (Vec<(String, String)>, ShareResult, ShareReply);
 pub(super) enum Effect {
     /// Something for the editor: a notification, an edit batch, a hash request.
     Editor(EditorOut),
-    /// A mesh message for the room.
-    Send(ClientMessage),
+    /// A mesh message for the room, with our id of it.
+    Send(mesh_protocol::Request),
     /// Local edits to a file of the room.
     Edit { path: String, ops: Vec<RoomOp> },
     /// A new file in the room.
@@ -214,6 +215,14 @@ pub(super) enum Effect {
     RunAnswer(Result<RunResult, String>),
     /// Send the next edit batch of a document, computed against the room as it is then.
     Flush { uri: String },
+    /// The local text of `path` and the room's (`room`) could not be merged: the local text
+    /// stays, the room's version is kept beside it (`.mesh/conflicts/<path>`) and the path
+    /// stays out of sync until the user resolves it.
+    Conflict { path: String, room: String },
+    /// `path` merged cleanly after a conflict: its copy of the room's version goes.
+    Resolved { path: String },
+    /// The folder and the room agree on `text` for `path`: it is the base of the next merge.
+    Agreed { path: String, text: String },
 }
 
 /// A notification for the editor.
@@ -230,6 +239,31 @@ pub(super) fn tell(level: &str, message: impl Into<String>) -> Effect {
         level: level.into(),
         message,
     })
+}
+
+/// A conflict on `path`: the room's version `room` is kept beside the local text, and the
+/// user is told (LSP `window/showMessage`; the command line prints it) which file and how to
+/// resolve it.
+pub(super) fn conflict(path: &str, room: String) -> Vec<Effect> {
+    use tower_lsp_server::lsp_types::notification::ShowMessage;
+    use tower_lsp_server::lsp_types::{MessageType, ShowMessageParams};
+    let copy = crate::mesh_dir::conflict_display(path);
+    let message = format!(
+        "{path} was changed here and in the room in the same lines: your text is kept in {path}, \
+         the room's version is in {copy}. Take what you need from it, then run \
+         `mesh-proxy resolve {path}` (or delete {copy}) to share your text."
+    );
+    tracing::warn!(%path, "conflict: kept the local text, the room's version beside it");
+    vec![
+        Effect::Conflict {
+            path: path.to_string(),
+            room,
+        },
+        notify::<ShowMessage>(ShowMessageParams {
+            typ: MessageType::WARNING,
+            message,
+        }),
+    ]
 }
 
 /// What the sans-IO parts may read of the room: pure reads of the replica (a fake in tests).
@@ -341,13 +375,37 @@ impl Session {
                         room.send(&msg);
                     }
                 }
-                Effect::Edit { path, ops } => self.change_room(RoomChange::Edit { path, ops }),
-                Effect::Create { path, text } => self.change_room(RoomChange::Create { path, text }),
-                Effect::Remove { path } => self.change_room(RoomChange::Remove { path }),
+                Effect::Edit { path, ops } => {
+                    // A change read from disk: what disk sync read there is agreed once it
+                    // reaches the room. Offline, the base stays: a proxy that exits before
+                    // reconnecting loses its replica, and the next rejoin must still see
+                    // the change as the disk's own.
+                    let read = self.disk.baseline(&path).filter(|_| self.connected());
+                    self.change_room(RoomChange::Edit {
+                        path: path.clone(),
+                        ops,
+                    });
+                    if let Some(text) = read {
+                        self.keep_base(&path, Some(&text));
+                    }
+                }
+                Effect::Create { path, text } => {
+                    if self.disk.baseline(&path).is_some() && self.connected() {
+                        self.keep_base(&path, Some(&text));
+                    }
+                    self.change_room(RoomChange::Create { path, text });
+                }
+                Effect::Remove { path } => {
+                    self.keep_base(&path, None);
+                    self.change_room(RoomChange::Remove { path });
+                }
                 Effect::WriteFile { path, text } => {
                     let Some(root) = &self.root else { continue };
                     match disk::write(root, &path, &text) {
-                        Ok(()) => self.disk.wrote(&path, &text),
+                        Ok(()) => {
+                            self.disk.wrote(&path, &text);
+                            self.keep_base(&path, Some(&text));
+                        }
                         Err(e) => tracing::warn!(%path, error = %e, "cannot write"),
                     }
                 }
@@ -355,7 +413,22 @@ impl Session {
                     if let Some(root) = &self.root {
                         let _ = disk::remove(root, &path);
                     }
+                    self.keep_base(&path, None);
                 }
+                Effect::Conflict { path, room } => {
+                    if let Some(root) = &self.root {
+                        if let Err(e) = crate::mesh_dir::write_conflict(root, &path, &room) {
+                            tracing::warn!(%path, error = %e, "cannot keep the room's version of a conflict");
+                        }
+                    }
+                    self.disk.conflicted(&path, room);
+                }
+                Effect::Resolved { path } => {
+                    if let Some(root) = &self.root {
+                        let _ = crate::mesh_dir::remove_conflict(root, &path);
+                    }
+                }
+                Effect::Agreed { path, text } => self.keep_base(&path, Some(&text)),
                 Effect::RunAnswer(answer) => {
                     if let Some(reply) = self.run_reply.take() {
                         let _ = reply.send(answer);
@@ -367,6 +440,110 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Whether the room connection is up (what we send now reaches the server).
+    fn connected(&self) -> bool {
+        self.room.as_ref().is_some_and(|r| r.state == ConnState::Connected)
+    }
+
+    /// Keeps `text` as the last text the folder and the room agreed on for `path` (`None`:
+    /// the file left both), the base of the merge a rejoin runs.
+    fn keep_base(&self, path: &str, text: Option<&str>) {
+        let (Some(root), Some(room)) = (&self.root, &self.room) else {
+            return;
+        };
+        let id = room.target.room.to_string();
+        let kept = match text {
+            Some(text) => crate::mesh_dir::write_base(root, &id, path, text),
+            None => crate::mesh_dir::remove_base(root, &id, path),
+        };
+        if let Err(e) = kept {
+            tracing::warn!(%path, error = %e, "cannot keep the last agreed text; a rejoin may report a conflict");
+        }
+    }
+
+    /// Attaches the open document `uri` to the room: the merge's base is the last agreed text
+    /// kept under `.mesh/`, else the file on disk.
+    fn attach_doc(&mut self, uri: &str) {
+        let (persisted, on_disk) = match (self.docs.path(uri), &self.root, &self.room) {
+            (Some(path), Some(root), Some(room)) => (
+                crate::mesh_dir::read_base(root, &room.target.room.to_string(), &path),
+                disk::read_text(root, &path),
+            ),
+            _ => (None, None),
+        };
+        if let Some(path) = self.docs.path(uri).filter(|p| self.disk.is_conflict(p)) {
+            // Its path is in conflict already (found by disk sync): held until resolved.
+            tracing::info!(%path, "opened a file in conflict; held out of the room until resolved");
+            self.docs.hold(uri);
+            return;
+        }
+        let fx = self
+            .docs
+            .attach(uri, &View(self.room.as_ref()), persisted.as_deref(), on_disk.as_deref());
+        self.apply(fx);
+    }
+
+    /// The conflict of `path` was resolved (its copy of the room's version is gone): the
+    /// local text is merged again with that version as the base.
+    fn resolve_conflict(&mut self, path: &str) {
+        let Some(snapshot) = self.disk.resolved(path) else {
+            return;
+        };
+        let fx = match self.docs.holding(path) {
+            Some(uri) => self.docs.resolve(&uri, &snapshot, &View(self.room.as_ref())),
+            None => {
+                let Some(root) = self.root.clone() else { return };
+                let Ok(on_disk) = disk::read(&root, path) else { return };
+                let view = View(self.room.as_ref());
+                self.disk.settle(
+                    path,
+                    view.text(path).as_deref(),
+                    &on_disk,
+                    Some(&snapshot),
+                    view.writable(),
+                )
+            }
+        };
+        let again = fx.iter().any(|e| matches!(e, Effect::Conflict { .. }));
+        self.apply(fx);
+        if !again {
+            self.apply(vec![tell(
+                "info",
+                format!("{path}: conflict resolved; your text is shared"),
+            )]);
+        }
+    }
+
+    /// The watcher saw `paths` change. Under `.mesh/conflicts/`: a conflict whose copy is
+    /// gone was resolved. A file open in an editor whose disk text is the buffer's (a save)
+    /// is agreed with the room. The rest is disk sync's.
+    fn on_disk_event(&mut self, paths: Vec<PathBuf>) {
+        let Some(root) = self.root.clone() else { return };
+        let conflicts_dir = root
+            .join(crate::workspace::MESH_DIR)
+            .join(crate::mesh_dir::CONFLICTS_DIR);
+        if paths.iter().any(|p| p.starts_with(&conflicts_dir)) {
+            for path in self.disk.conflict_paths() {
+                if crate::mesh_dir::conflict_file(&root, &path).is_ok_and(|f| !f.exists()) {
+                    self.resolve_conflict(&path);
+                }
+            }
+        }
+        for abs in &paths {
+            let Some(path) = crate::workspace::rel_path(&root, abs) else {
+                continue;
+            };
+            let saved = self
+                .docs
+                .iter()
+                .find_map(|(_, d)| (d.path.as_deref() == Some(path.as_str())).then(|| d.sync.shadow().text()));
+            if let Some(text) = saved.filter(|t| disk::read_text(&root, &path).as_deref() == Some(t.as_str())) {
+                self.keep_base(&path, Some(&text));
+            }
+        }
+        self.disk.watched(paths);
     }
 
     fn change_room(&self, change: RoomChange) {
@@ -402,12 +579,12 @@ impl Session {
             Event::Open { uri, version, text } => {
                 self.presence.dirty = true;
                 let path = self.room_path(&uri);
-                let mut fx = self.docs.open(uri.clone(), version, text, path, Instant::now());
+                let fx = self.docs.open(uri.clone(), version, text, path, Instant::now());
                 if let Some(p) = self.docs.path(&uri) {
                     self.disk.opened(&p);
                 }
-                fx.extend(self.docs.attach(&uri, &View(self.room.as_ref())));
                 self.apply(fx);
+                self.attach_doc(&uri);
             }
             Event::Change { uri, version, changes } => {
                 self.presence.dirty = true;
@@ -448,7 +625,7 @@ impl Session {
             }
             Event::Created(result, params, reply, scanned) => self.on_created(result, params, reply, *scanned),
             Event::Room(ev) => self.on_room(ev),
-            Event::Disk(paths) => self.disk.watched(paths),
+            Event::Disk(paths) => self.on_disk_event(paths),
             Event::Shutdown => {}
         }
     }
@@ -511,8 +688,20 @@ impl Session {
                         return;
                     }
                 };
-                if self.room.is_some() {
-                    let _ = reply.send(Err("already in a room: leave it first".into()));
+                if let Some(room) = self.room.as_mut() {
+                    if room.target.room != target.room {
+                        let _ = reply.send(Err("already in a room: leave it first".into()));
+                    } else if !room.synced {
+                        // Rejoining this room already (the folder's record): the rejoin runs
+                        // the same merge as a first join; answer when it is done.
+                        room.on_synced.push(reply);
+                    } else {
+                        let _ = reply.send(Ok(JoinResult {
+                            room: room.target.room.to_string(),
+                            files: room_files(&room.doc).len(),
+                            conflicts: self.disk.conflict_paths(),
+                        }));
+                    }
                     return;
                 }
                 if self.root.is_none() {
@@ -649,6 +838,76 @@ impl Session {
         }
     }
 
+    /// The first sync of a room is done: a share uploads its folder; then every open buffer
+    /// and every file of the folder is merged with the room by the same rule, whether this
+    /// is a first join, a rejoin (the editor reopening the folder, `join` again, a restart)
+    /// or a share. Only then, with disk sync watching, does a join hear that it is done, so
+    /// a file written right after "Joined" is seen.
+    pub(super) fn on_first_sync(&mut self) {
+        if let Some((files, result, reply)) = self.room.as_mut().and_then(|r| r.pending_share.take()) {
+            // Open buffers hold the editor's truth, which may be ahead of the disk.
+            let open = self.docs.shared_texts();
+            let seen: HashSet<String> = files.iter().map(|(p, _)| p.clone()).collect();
+            let mut merged: Vec<(String, String)> = files
+                .into_iter()
+                .map(|(path, text)| {
+                    let text = open.get(&path).cloned().unwrap_or(text);
+                    (path, text)
+                })
+                .collect();
+            let mut extra: Vec<(String, String)> = open.into_iter().filter(|(p, _)| !seen.contains(p)).collect();
+            extra.sort();
+            merged.extend(extra);
+            if let Some(room) = self.room.as_mut() {
+                upload(&room.doc, merged);
+                // The share is done when the server has the files: it answers a sync step 1
+                // only after everything sent before it is stored.
+                room.send_sync_step1();
+                room.share_ack = Some((result, reply));
+            }
+        }
+        // A join writes nothing when the room is over the folder limits.
+        if let Some(room) = self.room.as_mut().filter(|r| !r.on_synced.is_empty()) {
+            let files = room_files(&room.doc);
+            let bytes = files.iter().map(|(_, text)| text.len() as u64).sum();
+            if let Err(e) = self.identity.limits.check(Transfer::Join, files.len(), bytes) {
+                for reply in room.on_synced.drain(..) {
+                    let _ = reply.send(Err(e.to_string()));
+                }
+                self.leave();
+                return;
+            }
+        }
+        // Buffers first: where a file is open, the buffer is the local side of the merge.
+        let uris: Vec<String> = self.docs.iter().map(|(u, _)| u.clone()).collect();
+        for uri in uris {
+            self.attach_doc(&uri);
+        }
+        self.start_disk_sync();
+        let Some(room) = self.room.as_mut() else { return };
+        let replies: Vec<_> = room.on_synced.drain(..).collect();
+        if replies.is_empty() {
+            return;
+        }
+        let files = room_files(&room.doc).len();
+        let result = JoinResult {
+            room: room.target.room.to_string(),
+            files,
+            conflicts: self.disk.conflict_paths(),
+        };
+        if let Some(root) = self.root.clone() {
+            let _ = crate::config::save_session(crate::config::SessionRecord {
+                dir: root,
+                link: room.target.link(),
+                read_link: room.read_link.clone(),
+                name: String::new(),
+            });
+        }
+        for reply in replies {
+            let _ = reply.send(Ok(result.clone()));
+        }
+    }
+
     /// Connects to a room; its events come back as [`Event::Room`].
     fn open_room(&mut self, target: RoomTarget, read_link: Option<String>) {
         let events = self.events_tx.clone();
@@ -708,7 +967,7 @@ impl Session {
             color,
         );
         if let Some(room) = self.room.as_mut() {
-            room.publish(state);
+            room.publish(&state);
         }
     }
 
