@@ -31,6 +31,11 @@ const REMOTE: &str = "remote";
 /// file: a larger file goes up in several transactions.
 const UPLOAD_CHUNK_BYTES: usize = 2 * 1024 * 1024;
 
+/// The largest sync step 2 the proxy sends as one message: half the server's frame limit
+/// (`MAX_FRAME_BYTES`, 16 MiB), leaving room for the framing and for a server built with a
+/// smaller one; larger answers go as the updates they were made of (see the `outbox`).
+const MAX_SYNC_STEP2_BYTES: usize = mesh_protocol::MAX_FRAME_BYTES / 2;
+
 /// Room paths changed by remote updates since the disk and the editors were last brought up
 /// to date; filled by the `Doc`'s observer.
 pub(super) type Dirty = Arc<Mutex<HashSet<String>>>;
@@ -172,20 +177,27 @@ impl Room {
         self.outbox.lock().expect("not poisoned").step1_sent();
     }
 
-    /// Answers the server's sync step 1 (it sends one on every connection). Our own updates
-    /// it lacks go again as the updates they were, each small; the sync step 2 then carries
-    /// only the rest (others' updates it lacks, and the deletions), never one message with
-    /// everything, which could pass the server's frame limit after an upload or offline work.
+    /// Answers the server's sync step 1 (it sends one on every connection) with what it
+    /// lacks: as one sync step 2 when that is well under the server's frame limit; otherwise
+    /// (after an upload cut off, or much work offline) our own updates go again as the
+    /// updates they were, each small, and the sync step 2 carries only the rest (others'
+    /// updates it lacks, and the deletions).
     fn answer_sync_step1(&self, mut sv: yrs::StateVector) {
         let me = self.doc.client_id();
-        let resend = self.outbox.lock().expect("not poisoned").resend(sv.get(&me));
-        for update in resend {
+        // Both ways, what the server lacks of ours goes out now, on this connection.
+        let pending = self.outbox.lock().expect("not poisoned").resend(sv.get(&me));
+        let txn = self.doc.transact();
+        let whole = txn.encode_state_as_update_v1(&sv);
+        if whole.len() <= MAX_SYNC_STEP2_BYTES {
+            self.send_yjs(&Message::Sync(SyncMessage::SyncStep2(whole)));
+            return;
+        }
+        for update in pending {
             self.send_yjs(&Message::Sync(SyncMessage::Update(update)));
         }
-        let txn = self.doc.transact();
         sv.set_max(me, txn.state_vector().get(&me));
-        let diff = txn.encode_state_as_update_v1(&sv);
-        self.send_yjs(&Message::Sync(SyncMessage::SyncStep2(diff)));
+        let rest = txn.encode_state_as_update_v1(&sv);
+        self.send_yjs(&Message::Sync(SyncMessage::SyncStep2(rest)));
     }
 
     /// Where we stand, for the checks of requests; `Err` says what to tell the user.
