@@ -1,6 +1,7 @@
-//! Our own updates until the server has stored them, so that a reconnect resends them as
-//! the updates they were, each small, never as one sync message that may be larger than the
-//! server's frame limit (16 MiB; an upload, or edits made offline, can hold far more).
+//! Our own updates until the server has stored them, so that a reconnect whose answer would
+//! be too large for one message resends them as the updates they were, each small, never as
+//! one sync message over the server's frame limit (16 MiB; an upload, or edits made offline,
+//! can hold far more).
 //!
 //! Sans-IO: the replica records each local update as it goes out, tells the outbox when it
 //! sends a sync step 1 and when the answer comes back (the server answers a sync step 1
