@@ -384,3 +384,39 @@ async fn a_new_room_file_over_a_local_file_is_a_reported_conflict_never_an_overw
     assert_eq!(json["conflicts"], json!([".env"]));
     join.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_editor_lists_conflicts_and_resolves_one_with_mesh_resolve() {
+    let server = TestServer::start().unwrap();
+    let room = Room::shared(&server, &[("clash.txt", "first\nsecond\n")]).await;
+    let (join, _) = room.bob_joins(&server).await;
+    join.stop().await;
+    std::fs::write(room.b().join("clash.txt"), "first\nsecond (bob)\n").unwrap();
+    std::fs::write(room.a().join("clash.txt"), "first\nsecond (ada)\n").unwrap();
+    room.room_has("clash.txt", "first\nsecond (ada)\n").await;
+    let bob = LspClient::start(&room.b(), "bob", &server.url).await.unwrap();
+    bob.wait_for("the conflict in mesh/status", |c| {
+        c.notifications("mesh/status")
+            .last()
+            .is_some_and(|s| s["conflicts"] == json!(["clash.txt"]))
+    })
+    .await
+    .unwrap();
+    let status = bob.request("mesh/status", json!({})).await.unwrap();
+    assert_eq!(status["conflicts"], json!(["clash.txt"]), "{status}");
+    // Bob takes ada's line into his file, then resolves from the editor.
+    std::fs::write(room.b().join("clash.txt"), "first\nsecond (bob)\nsecond (ada)\n").unwrap();
+    let uri = format!("file://{}", room.b().join("clash.txt").display());
+    bob.request("mesh/resolve", json!({ "uri": uri })).await.unwrap();
+    room.room_has("clash.txt", "first\nsecond (bob)\nsecond (ada)\n").await;
+    assert!(!room.b().join(".mesh/conflicts/clash.txt").exists());
+    let status = bob.request("mesh/status", json!({})).await.unwrap();
+    assert!(status.get("conflicts").is_none(), "{status}");
+    let again = bob
+        .request("mesh/resolve", json!({ "path": "clash.txt" }))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(again.contains("not in conflict"), "{again}");
+    bob.stop().await.unwrap();
+}

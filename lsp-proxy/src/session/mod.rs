@@ -68,6 +68,9 @@ pub enum Request {
     RunInput(RunInputParams, oneshot::Sender<Result<(), String>>),
     /// Stop a run.
     RunStop(String, oneshot::Sender<Result<(), String>>),
+    /// Resolve the conflict of a file (by URI or room path): the room's version kept in
+    /// `.mesh/conflicts/` becomes the base and the local text is merged again.
+    Resolve(ResolveParams, oneshot::Sender<Result<(), String>>),
 }
 
 /// Everything the session reacts to.
@@ -241,8 +244,9 @@ pub(super) fn conflict(path: &str, room: String) -> Vec<Effect> {
     let copy = crate::mesh_dir::conflict_display(path);
     let message = format!(
         "{path} was changed here and in the room in the same lines: your text is kept in {path}, \
-         the room's version is in {copy}. Take what you need from it, then run \
-         `mesh-proxy resolve {path}` (or delete {copy}) to share your text."
+         the room's version is in {copy}. Take what you need from it, then resolve: \
+         `mesh-proxy resolve {path}`, :Mesh resolve in Neovim, Mesh: Resolve Conflict in VS Code \
+         (or delete {copy}); your text is then shared."
     );
     tracing::warn!(%path, "conflict: kept the local text, the room's version beside it");
     vec![
@@ -716,6 +720,10 @@ impl Session {
                 let messages = self.room.as_ref().map(Room::chat_history).unwrap_or_default();
                 let _ = reply.send(ChatHistory { messages });
             }
+            Request::Resolve(params, reply) => {
+                let result = self.resolve_request(params);
+                let _ = reply.send(result);
+            }
             Request::Follow(who, reply) => {
                 let participants = self.room.as_ref().map(|r| r.participants.clone()).unwrap_or_default();
                 let _ = reply.send(self.presence.follow(who, &participants));
@@ -917,12 +925,36 @@ impl Session {
 
     fn status(&self) -> Status {
         match &self.room {
-            Some(room) => room.status(self.share_link.as_deref()),
+            Some(room) => Status {
+                conflicts: self.disk.conflict_paths(),
+                ..room.status(self.share_link.as_deref())
+            },
             None => Status {
                 state: "idle".into(),
                 ..Default::default()
             },
         }
+    }
+
+    /// `mesh/resolve`: what `mesh-proxy resolve PATH` does, from the editor.
+    fn resolve_request(&mut self, params: ResolveParams) -> Result<(), String> {
+        let (Some(root), Some(room)) = (self.root.clone(), self.room.as_ref()) else {
+            return Err("not in a room".into());
+        };
+        let path = match (&params.uri, &params.path) {
+            (Some(uri), _) => self
+                .room_path(uri)
+                .ok_or_else(|| format!("{uri} is not in the shared folder {}", root.display()))?,
+            (None, Some(path)) => path.clone(),
+            (None, None) => return Err("say which file: mesh/resolve takes a `uri` or a `path`".into()),
+        };
+        if !self.disk.is_conflict(&path) {
+            return Err(format!("{path} is not in conflict"));
+        }
+        let room_id = room.target.room.to_string();
+        crate::mesh_dir::resolve(&root, &room_id, &path).map_err(|e| e.to_string())?;
+        self.resolve_conflict(&path);
+        Ok(())
     }
 
     /// Publishes our awareness state (name, colour, cursor, view).

@@ -275,6 +275,7 @@ impl Room {
             server: Some(self.target.server.clone()),
             you: self.conn_id,
             participants,
+            conflicts: Vec::new(),
         }
     }
 }
