@@ -420,3 +420,45 @@ async fn the_editor_lists_conflicts_and_resolves_one_with_mesh_resolve() {
     assert!(again.contains("not in conflict"), "{again}");
     bob.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_again_continues_the_same_room_as_its_host_and_merges_offline_edits() {
+    let server = TestServer::start().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, state) = (tmp.path().join("proj"), tmp.path().join(".state"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), "one\n").unwrap();
+    let mut share = cli(&server, &state, &["share", dir.to_str().unwrap()]).await;
+    let first = share.line_starting("Join link (writer):").await;
+    share.stop().await;
+    // Offline work, then the same command again: the same room, the same links, the work
+    // merged into it, and the sharer still its host.
+    std::fs::write(dir.join("a.txt"), "one\ntwo (offline)\n").unwrap();
+    let mut share = cli(&server, &state, &["share", dir.to_str().unwrap()]).await;
+    let again = share.line_starting("Join link (writer):").await;
+    assert_eq!(again, first, "the same room and writer link");
+    let link = first.trim_start_matches("Join link (writer):").trim();
+    let target = mesh_proxy::link::RoomTarget::parse(link).unwrap();
+    let y = YClient::connect(&target.ws_url()).await.unwrap();
+    y.wait_for("the offline edit in the room", |c| {
+        c.text("a.txt").as_deref() == Some("one\ntwo (offline)\n")
+    })
+    .await
+    .unwrap();
+    let status: serde_json::Value = serde_json::from_str(&run(&state, &dir, &["status", "--json"]).await).unwrap();
+    assert_eq!(status["room"], json!(target.room.to_string()), "{status}");
+    assert_eq!(
+        status["link"],
+        json!(link),
+        "status shows the writer link, never the host's"
+    );
+    assert_eq!(status["info"]["your_role"], "host", "{status}");
+    let sharer = status["info"]["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "cli")
+        .cloned();
+    assert_eq!(sharer.map(|p| p["role"].clone()), Some(json!("host")), "{status}");
+    share.stop().await;
+}

@@ -567,6 +567,7 @@ impl Session {
                     if let Ok(target) = RoomTarget::parse(&rec.link) {
                         self.root = Some(rec.dir.clone());
                         tracing::info!(room = %target.room, dir = %rec.dir.display(), "workspace is shared; joining");
+                        self.share_link = rec.share_link;
                         self.open_room(target, rec.read_link);
                     }
                 }
@@ -635,8 +636,26 @@ impl Session {
     fn on_request(&mut self, req: Request) {
         match req {
             Request::Share(params, reply) => {
-                if self.room.is_some() {
-                    let _ = reply.send(Err("already in a room: leave it first".into()));
+                if let Some(room) = self.room.as_mut() {
+                    // Shared from here before (the folder's record, a restart): the same
+                    // room, its links, after the same merge as a first share.
+                    let Some(link) = self.share_link.clone() else {
+                        let _ = reply.send(Err(format!(
+                            "this folder is in room {} already, joined with a link: leave it first to share it as a new room",
+                            room.target.room
+                        )));
+                        return;
+                    };
+                    let result = ShareResult {
+                        room: room.target.room.to_string(),
+                        link,
+                        read_link: room.read_link.clone().unwrap_or_default(),
+                    };
+                    if room.synced {
+                        let _ = reply.send(Ok(result));
+                    } else {
+                        room.share_again.push((result, reply));
+                    }
                     return;
                 }
                 if self.root.is_none() {
@@ -813,11 +832,13 @@ impl Session {
                 ),
             )]);
         }
+        let host_link = target.link();
         self.open_room(target, Some(created.read_link.clone()));
         let _ = crate::config::save_session(crate::config::SessionRecord {
             dir: root,
-            link: created.join_link.clone(),
+            link: host_link,
             read_link: Some(created.read_link.clone()),
+            share_link: Some(created.join_link.clone()),
             name: created.name.clone(),
         });
         self.share_link = Some(created.join_link.clone());
@@ -869,6 +890,9 @@ impl Session {
         }
         self.start_disk_sync();
         let Some(room) = self.room.as_mut() else { return };
+        for (result, reply) in room.share_again.drain(..) {
+            let _ = reply.send(Ok(result));
+        }
         let replies: Vec<_> = room.on_synced.drain(..).collect();
         if replies.is_empty() {
             return;
@@ -884,6 +908,7 @@ impl Session {
                 dir: root,
                 link: room.target.link(),
                 read_link: room.read_link.clone(),
+                share_link: self.share_link.clone(),
                 name: String::new(),
             });
         }
