@@ -498,6 +498,7 @@ pub const METHODS: &[&str] = &[
     "mesh/cursor",
     "mesh/activeEditor",
     "mesh/stopFollowing",
+    "mesh/resolve",
     "mesh/participants",
     "mesh/cursors",
     "mesh/followStopped",
