@@ -56,11 +56,17 @@ async function until (what, cond) {
 
 // --- the server and the proxy --------------------------------------------------------------
 
-async function startServer () {
-  const child = spawn(SERVER_BIN, ['--listen', '127.0.0.1:0', '--data-dir', join(tmp, 'data')], {
+let serverChild = null
+/** Set while the suite has the server stopped on purpose. */
+let serverDown = false
+
+/** Starts the server (on `port`, 0 for any free one) over the suite's data directory. */
+async function startServer (port = 0) {
+  const child = spawn(SERVER_BIN, ['--listen', `127.0.0.1:${port}`, '--data-dir', join(tmp, 'data')], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, MESH_LOG: process.env.MESH_LOG ?? 'warn' },
   })
+  serverChild = child
   cleanups.push(() => stop(child, 'mesh-server'))
   const lines = createInterface({ input: child.stdout })
   const [first] = await Promise.race([
@@ -188,7 +194,10 @@ async function newPage (label) {
   page.problems = []
   page.on('pageerror', e => page.problems.push(`page error: ${e.message}`))
   page.on('console', m => {
-    if (m.type() === 'error') page.problems.push(`console error: ${m.text()}`)
+    if (m.type() !== 'error') return
+    // While the server is down, the browser logs each refused reconnect: expected then.
+    if (serverDown && /^WebSocket connection to 'ws:\/\/127\.0\.0\.1:\d+\/ws\//.test(m.text())) return
+    page.problems.push(`console error: ${m.text()}`)
   })
   page.on('request', r => {
     const url = r.url()
@@ -436,6 +445,31 @@ async function main () {
     if ((peer.text('main.py') ?? '').includes('SHOULD NOT')) throw new Error('the reader\'s keys reached the room')
     await r.waitForSelector('[data-testid=people] li[data-role=reader]:has-text("Rae")')
     await a.waitForSelector('[data-testid=people] li[data-role=reader]:has-text("Rae")', { timeout: WAIT_MS })
+  })
+
+  const offlineLine = '# typed while the server was down: ✓ ø 🛰\n'
+  await step('server-restart-keeps-typing', async () => {
+    // The server stops; Ada keeps typing; the server comes back on the same port and data;
+    // every page and the proxy's folder converge with nothing lost.
+    peer.close()
+    serverDown = true
+    await stop(serverChild, 'mesh-server')
+    await a.waitForSelector('[data-testid=status][data-state=offline]', { timeout: WAIT_MS })
+    await a.click('.cm-editor[data-path="main.py"] .cm-content')
+    await a.keyboard.press('Control+End')
+    await a.keyboard.type(offlineLine, { delay: KEY_DELAY_MS })
+    await startServer(Number(new URL(serverUrl).port))
+    for (const page of [a, b, r]) await page.waitForSelector('[data-testid=status][data-state=connected]', { timeout: WAIT_MS })
+    serverDown = false
+    await waitText(b, 'main.py', [offlineLine], 'the offline line in page B')
+    await waitText(r, 'main.py', [offlineLine], 'the offline line in the reader page')
+    const final = await until('byte-equal again', async () => {
+      const [ta, tb, tr, disk] = [await editorText(a, 'main.py'), await editorText(b, 'main.py'), await editorText(r, 'main.py'), readFile('main.py')]
+      return ta === tb && tb === tr && tr === disk && disk.includes(offlineLine) ? disk : null
+    })
+    for (const line of [adaLine, boLine, diskLine, offlineLine]) {
+      if (final.split(line).length !== 2) throw new Error(`${JSON.stringify(line)} is not in the text exactly once:\n${final}`)
+    }
   })
 }
 
