@@ -407,6 +407,37 @@ async function main () {
     await until('the delete on disk', () => readFile('src/helpers.py') === null)
   })
 
+  await step('highlighting-for-every-registry-language', async () => {
+    const samples = {
+      'hl/a.py': 'def f():\n    return "s"  # c\n',
+      'hl/a.js': 'const f = () => "s" // c\n',
+      'hl/a.c': 'int main(void) { return 0; } /* c */\n',
+      'hl/a.cpp': 'int main() { std::string s = "s"; } // c\n',
+      'hl/Main.java': 'class Main { String s = "s"; } // c\n',
+      'hl/a.go': 'package main\nfunc main() { s := "s" } // c\n',
+      'hl/a.rs': 'fn main() { let s = "s"; } // c\n',
+      'hl/a.sh': 'echo "s" # c\n',
+    }
+    peer.doc.transact(() => {
+      for (const [path, text] of Object.entries(samples)) {
+        const t = new Y.Text()
+        t.insert(0, text)
+        peer.doc.getMap('files').set(path, t)
+      }
+    })
+    for (const path of Object.keys(samples)) {
+      await a.click(`[data-testid=file-tree] li[data-path="${path}"] button.file`, { timeout: WAIT_MS })
+      // The grammar loads as its own chunk; highlighted tokens are spans with the classes
+      // CodeMirror's highlight style generates (named ͼ…), at least a string and a comment.
+      await a.waitForFunction(p => [...document.querySelectorAll(`.cm-editor[data-path="${p}"] .cm-line span`)]
+        .filter(s => s.className.includes('ͼ')).length >= 2, path, { timeout: WAIT_MS })
+        .catch(() => { throw new Error(`no highlighting in ${path}`) })
+    }
+    await shot('highlighting')
+    peer.doc.transact(() => { for (const path of Object.keys(samples)) peer.doc.getMap('files').delete(path) })
+    await a.waitForSelector('[data-testid=file-tree] li[data-path="hl/a.py"]', { state: 'detached', timeout: WAIT_MS })
+  })
+
   await step('chat-both-ways', async () => {
     await a.fill('[data-testid=chat-input]', 'hi from Ada 👋')
     await a.press('[data-testid=chat-input]', 'Enter')
