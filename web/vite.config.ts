@@ -2,7 +2,7 @@ import { defineConfig } from 'vite'
 
 // The page is served by mesh-server from web/dist (embedded in the binary): every asset
 // under /assets/ with a content hash in its name, no inline script, nothing from another
-// origin (docs/decisions/008-browser-client.md).
+// origin (docs/decisions/009-browser-client.md).
 export default defineConfig({
   base: '/',
   build: {

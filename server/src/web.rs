@@ -1,6 +1,6 @@
 //! The browser client's pages and assets: `/` (create or join a session), `/join/{id}` (the
 //! room) and `/assets/...`, built from `web/` by Vite and embedded in the binary
-//! (`docs/decisions/008-browser-client.md`).
+//! (`docs/decisions/009-browser-client.md`).
 //!
 //! Every page goes out with a strict Content-Security-Policy: scripts and styles only from
 //! this origin, sockets and requests only to this origin, no frames, no plugins, no inline
