@@ -83,6 +83,10 @@ impl Backend {
         self.ask(Request::ChatHistory).await
     }
 
+    async fn resolve(&self, params: ResolveParams) -> Result<Value> {
+        self.act(|tx| Request::Resolve(params, tx)).await
+    }
+
     async fn follow(&self, params: FollowParams) -> Result<Value> {
         self.act(|tx| Request::Follow(params.conn_id, tx)).await
     }
@@ -325,6 +329,7 @@ pub async fn serve(identity: Identity) {
     .custom_method("mesh/chat", Backend::chat)
     .custom_method("mesh/chatHistory", Backend::chat_history)
     .custom_method("mesh/follow", Backend::follow)
+    .custom_method("mesh/resolve", Backend::resolve)
     .custom_method("mesh/run", Backend::run)
     .custom_method("mesh/runInput", Backend::run_input)
     .custom_method("mesh/runStop", Backend::run_stop)

@@ -359,13 +359,15 @@ async fn status(dir: &std::path::Path, json: bool, tls: &Tls) -> anyhow::Result<
         Ok(r) if r.status().is_success() => r.json().await.ok(),
         _ => None,
     };
+    // The link to hand out: a sharer's own link carries the host's token, which stays here.
+    let link = rec.share_link.clone().unwrap_or_else(|| rec.link.clone());
     if json {
         let v = serde_json::json!({
             "state": if info.is_some() { "reachable" } else { "unreachable" },
             "dir": rec.dir,
             "server": target.server,
             "room": target.room.to_string(),
-            "link": rec.link,
+            "link": link,
             "info": info,
             "tls_problem": tls_problem,
             "conflicts": conflicts,
@@ -375,7 +377,7 @@ async fn status(dir: &std::path::Path, json: bool, tls: &Tls) -> anyhow::Result<
     }
     println!("Folder:  {}", rec.dir.display());
     println!("Room:    {} on {}", target.room, target.server);
-    println!("Link:    {}", rec.link);
+    println!("Link:    {link}");
     match info {
         Some(info) => {
             println!("Files:   {}", info.files.len());

@@ -384,3 +384,81 @@ async fn a_new_room_file_over_a_local_file_is_a_reported_conflict_never_an_overw
     assert_eq!(json["conflicts"], json!([".env"]));
     join.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_editor_lists_conflicts_and_resolves_one_with_mesh_resolve() {
+    let server = TestServer::start().unwrap();
+    let room = Room::shared(&server, &[("clash.txt", "first\nsecond\n")]).await;
+    let (join, _) = room.bob_joins(&server).await;
+    join.stop().await;
+    std::fs::write(room.b().join("clash.txt"), "first\nsecond (bob)\n").unwrap();
+    std::fs::write(room.a().join("clash.txt"), "first\nsecond (ada)\n").unwrap();
+    room.room_has("clash.txt", "first\nsecond (ada)\n").await;
+    let bob = LspClient::start(&room.b(), "bob", &server.url).await.unwrap();
+    bob.wait_for("the conflict in mesh/status", |c| {
+        c.notifications("mesh/status")
+            .last()
+            .is_some_and(|s| s["conflicts"] == json!(["clash.txt"]))
+    })
+    .await
+    .unwrap();
+    let status = bob.request("mesh/status", json!({})).await.unwrap();
+    assert_eq!(status["conflicts"], json!(["clash.txt"]), "{status}");
+    // Bob takes ada's line into his file, then resolves from the editor.
+    std::fs::write(room.b().join("clash.txt"), "first\nsecond (bob)\nsecond (ada)\n").unwrap();
+    let uri = format!("file://{}", room.b().join("clash.txt").display());
+    bob.request("mesh/resolve", json!({ "uri": uri })).await.unwrap();
+    room.room_has("clash.txt", "first\nsecond (bob)\nsecond (ada)\n").await;
+    assert!(!room.b().join(".mesh/conflicts/clash.txt").exists());
+    let status = bob.request("mesh/status", json!({})).await.unwrap();
+    assert!(status.get("conflicts").is_none(), "{status}");
+    let again = bob
+        .request("mesh/resolve", json!({ "path": "clash.txt" }))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(again.contains("not in conflict"), "{again}");
+    bob.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn share_again_continues_the_same_room_as_its_host_and_merges_offline_edits() {
+    let server = TestServer::start().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, state) = (tmp.path().join("proj"), tmp.path().join(".state"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), "one\n").unwrap();
+    let mut share = cli(&server, &state, &["share", dir.to_str().unwrap()]).await;
+    let first = share.line_starting("Join link (writer):").await;
+    share.stop().await;
+    // Offline work, then the same command again: the same room, the same links, the work
+    // merged into it, and the sharer still its host.
+    std::fs::write(dir.join("a.txt"), "one\ntwo (offline)\n").unwrap();
+    let mut share = cli(&server, &state, &["share", dir.to_str().unwrap()]).await;
+    let again = share.line_starting("Join link (writer):").await;
+    assert_eq!(again, first, "the same room and writer link");
+    let link = first.trim_start_matches("Join link (writer):").trim();
+    let target = mesh_proxy::link::RoomTarget::parse(link).unwrap();
+    let y = YClient::connect(&target.ws_url()).await.unwrap();
+    y.wait_for("the offline edit in the room", |c| {
+        c.text("a.txt").as_deref() == Some("one\ntwo (offline)\n")
+    })
+    .await
+    .unwrap();
+    let status: serde_json::Value = serde_json::from_str(&run(&state, &dir, &["status", "--json"]).await).unwrap();
+    assert_eq!(status["room"], json!(target.room.to_string()), "{status}");
+    assert_eq!(
+        status["link"],
+        json!(link),
+        "status shows the writer link, never the host's"
+    );
+    assert_eq!(status["info"]["your_role"], "host", "{status}");
+    let sharer = status["info"]["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "cli")
+        .cloned();
+    assert_eq!(sharer.map(|p| p["role"].clone()), Some(json!("host")), "{status}");
+    share.stop().await;
+}

@@ -70,6 +70,9 @@ pub enum Request {
     RunInput(RunInputParams, oneshot::Sender<Result<(), String>>),
     /// Stop a run.
     RunStop(String, oneshot::Sender<Result<(), String>>),
+    /// Resolve the conflict of a file (by URI or room path): the room's version kept in
+    /// `.mesh/conflicts/` becomes the base and the local text is merged again.
+    Resolve(ResolveParams, oneshot::Sender<Result<(), String>>),
 }
 
 /// Everything the session reacts to.
@@ -250,8 +253,9 @@ pub(super) fn conflict(path: &str, room: String) -> Vec<Effect> {
     let copy = crate::mesh_dir::conflict_display(path);
     let message = format!(
         "{path} was changed here and in the room in the same lines: your text is kept in {path}, \
-         the room's version is in {copy}. Take what you need from it, then run \
-         `mesh-proxy resolve {path}` (or delete {copy}) to share your text."
+         the room's version is in {copy}. Take what you need from it, then resolve: \
+         `mesh-proxy resolve {path}`, :Mesh resolve in Neovim, Mesh: Resolve Conflict in VS Code \
+         (or delete {copy}); your text is then shared."
     );
     tracing::warn!(%path, "conflict: kept the local text, the room's version beside it");
     vec![
@@ -572,6 +576,7 @@ impl Session {
                     if let Ok(target) = RoomTarget::parse(&rec.link) {
                         self.root = Some(rec.dir.clone());
                         tracing::info!(room = %target.room, dir = %rec.dir.display(), "workspace is shared; joining");
+                        self.share_link = rec.share_link;
                         self.open_room(target, rec.read_link);
                     }
                 }
@@ -640,8 +645,26 @@ impl Session {
     fn on_request(&mut self, req: Request) {
         match req {
             Request::Share(params, reply) => {
-                if self.room.is_some() {
-                    let _ = reply.send(Err("already in a room: leave it first".into()));
+                if let Some(room) = self.room.as_mut() {
+                    // Shared from here before (the folder's record, a restart): the same
+                    // room, its links, after the same merge as a first share.
+                    let Some(link) = self.share_link.clone() else {
+                        let _ = reply.send(Err(format!(
+                            "this folder is in room {} already, joined with a link: leave it first to share it as a new room",
+                            room.target.room
+                        )));
+                        return;
+                    };
+                    let result = ShareResult {
+                        room: room.target.room.to_string(),
+                        link,
+                        read_link: room.read_link.clone().unwrap_or_default(),
+                    };
+                    if room.synced {
+                        let _ = reply.send(Ok(result));
+                    } else {
+                        room.share_again.push((result, reply));
+                    }
                     return;
                 }
                 if self.root.is_none() {
@@ -735,6 +758,10 @@ impl Session {
                 let messages = self.room.as_ref().map(Room::chat_history).unwrap_or_default();
                 let _ = reply.send(ChatHistory { messages });
             }
+            Request::Resolve(params, reply) => {
+                let result = self.resolve_request(params);
+                let _ = reply.send(result);
+            }
             Request::Follow(who, reply) => {
                 let participants = self.room.as_ref().map(|r| r.participants.clone()).unwrap_or_default();
                 let _ = reply.send(self.presence.follow(who, &participants));
@@ -817,11 +844,13 @@ impl Session {
                 ),
             )]);
         }
+        let host_link = target.link();
         self.open_room(target, Some(created.read_link.clone()));
         let _ = crate::config::save_session(crate::config::SessionRecord {
             dir: root,
-            link: created.join_link.clone(),
+            link: host_link,
             read_link: Some(created.read_link.clone()),
+            share_link: Some(created.join_link.clone()),
             name: created.name.clone(),
         });
         self.share_link = Some(created.join_link.clone());
@@ -885,6 +914,9 @@ impl Session {
         }
         self.start_disk_sync();
         let Some(room) = self.room.as_mut() else { return };
+        for (result, reply) in room.share_again.drain(..) {
+            let _ = reply.send(Ok(result));
+        }
         let replies: Vec<_> = room.on_synced.drain(..).collect();
         if replies.is_empty() {
             return;
@@ -900,6 +932,7 @@ impl Session {
                 dir: root,
                 link: room.target.link(),
                 read_link: room.read_link.clone(),
+                share_link: self.share_link.clone(),
                 name: String::new(),
             });
         }
@@ -941,12 +974,36 @@ impl Session {
 
     fn status(&self) -> Status {
         match &self.room {
-            Some(room) => room.status(self.share_link.as_deref()),
+            Some(room) => Status {
+                conflicts: self.disk.conflict_paths(),
+                ..room.status(self.share_link.as_deref())
+            },
             None => Status {
                 state: "idle".into(),
                 ..Default::default()
             },
         }
+    }
+
+    /// `mesh/resolve`: what `mesh-proxy resolve PATH` does, from the editor.
+    fn resolve_request(&mut self, params: ResolveParams) -> Result<(), String> {
+        let (Some(root), Some(room)) = (self.root.clone(), self.room.as_ref()) else {
+            return Err("not in a room".into());
+        };
+        let path = match (&params.uri, &params.path) {
+            (Some(uri), _) => self
+                .room_path(uri)
+                .ok_or_else(|| format!("{uri} is not in the shared folder {}", root.display()))?,
+            (None, Some(path)) => path.clone(),
+            (None, None) => return Err("say which file: mesh/resolve takes a `uri` or a `path`".into()),
+        };
+        if !self.disk.is_conflict(&path) {
+            return Err(format!("{path} is not in conflict"));
+        }
+        let room_id = room.target.room.to_string();
+        crate::mesh_dir::resolve(&root, &room_id, &path).map_err(|e| e.to_string())?;
+        self.resolve_conflict(&path);
+        Ok(())
     }
 
     /// Publishes our awareness state (name, colour, cursor, view).

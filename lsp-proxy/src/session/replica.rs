@@ -68,6 +68,9 @@ pub(super) struct Room {
     pub(super) on_synced: Vec<oneshot::Sender<Result<JoinResult, String>>>,
     /// A share's reply, sent when the server confirms it has the upload.
     pub(super) share_ack: Option<(ShareResult, ShareReply)>,
+    /// `share` again in a folder that rejoins the room it shared: answered after the first
+    /// sync's merge.
+    pub(super) share_again: Vec<(ShareResult, ShareReply)>,
     /// Files to upload once connected (a share), and the reply to send then.
     pub(super) pending_share: Option<PendingShare>,
     /// Our updates the server has not confirmed, resent in pieces after a reconnect.
@@ -156,6 +159,7 @@ impl Room {
             on_synced: Vec::new(),
             pending_share: None,
             share_ack: None,
+            share_again: Vec::new(),
             outbox,
         }
     }
@@ -324,6 +328,7 @@ impl Room {
             server: Some(self.target.server.clone()),
             you: self.conn_id,
             participants,
+            conflicts: Vec::new(),
         }
     }
 }
