@@ -166,8 +166,13 @@ async fn bad_input_gets_clear_errors_and_breaks_nothing() {
         .unwrap_err()
         .to_string();
     assert!(!err.is_empty());
+    // A joiner's folder is in someone else's room: sharing it is refused, saying why; the
+    // sharer asking again gets its room's links back.
     let err = b.request("mesh/share", json!({})).await.unwrap_err().to_string();
-    assert!(err.contains("already in a room"), "{err}");
+    assert!(err.contains("already, joined with a link: leave it first"), "{err}");
+    let again = a.request("mesh/share", json!({})).await.unwrap();
+    let first = a.request("mesh/status", json!({})).await.unwrap();
+    assert_eq!(again["link"], first["link"], "{again} {first}");
 
     // A huge paste is refused with a message, and the buffer returns to the shared text.
     let huge = "x".repeat(5 * 1024 * 1024);
