@@ -303,9 +303,32 @@ impl DiskSync {
                     d if d.text().is_some_and(|t| entry.shadow().eq_str(t)) => {
                         vec![Effect::DeleteFile { path: path.to_string() }]
                     }
-                    _ => {
+                    d => {
+                        // Changed here since it was last synced, so whoever deleted it never
+                        // saw that text: the local edit wins over the delete (it is put back),
+                        // and the user hears why the file is back, or why it is kept.
                         tracing::warn!(%path, "deleted in the room but changed here; kept");
-                        Vec::new()
+                        match d.text() {
+                            Some(text) => {
+                                self.files.insert(path.to_string(), DocSync::new(0, text));
+                                vec![
+                                    Effect::Create {
+                                        path: path.to_string(),
+                                        text: text.to_string(),
+                                    },
+                                    tell(
+                                        "warning",
+                                        format!(
+                                            "{path} was deleted in the room while you changed it here: your version is kept and shared again (delete it here too if it should go)"
+                                        ),
+                                    ),
+                                ]
+                            }
+                            None => vec![tell(
+                                "warning",
+                                format!("{path} was deleted in the room while it changed here: your copy is kept, outside the room"),
+                            )],
+                        }
                     }
                 }
             }
@@ -887,11 +910,17 @@ mod tests {
     }
 
     #[test]
-    fn a_file_deleted_in_the_room_is_deleted_here_unless_it_changed_here() {
+    fn a_file_deleted_in_the_room_is_deleted_here_unless_it_changed_here_then_it_is_put_back() {
         let (mut disk, _) = started(&[("a", "x", Some("x")), ("b", "y", Some("y"))]);
         let fx = disk.room_changed("a", None, &bytes("x"));
         assert!(matches!(&fx[..], [Effect::DeleteFile { path }] if path == "a"));
-        assert!(disk.room_changed("b", None, &bytes("y, edited here")).is_empty());
+        // Changed here since: the local edit wins over the delete, and the user is told.
+        let fx = disk.room_changed("b", None, &bytes("y, edited here"));
+        assert!(
+            matches!(&fx[0], Effect::Create { path, text } if path == "b" && text == "y, edited here"),
+            "{fx:?}"
+        );
+        assert!(matches!(&fx[1], Effect::Editor(_)), "{fx:?}");
         // Forgotten either way: a second deletion does nothing.
         assert!(disk.room_changed("a", None, &bytes("x")).is_empty());
     }
