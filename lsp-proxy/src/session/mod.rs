@@ -36,7 +36,7 @@ use crate::text::Encoding;
 use docs::Docs;
 use presence::Presence;
 pub use replica::{create_room, room_files, upload};
-use replica::{ConnState, Dirty, Room, RoomChange, View};
+use replica::{ConnState, Dirty, Room, RoomChange, TextChanges, View};
 use runs::Runs;
 pub use runs::MAX_RUN_INPUT_BYTES;
 
@@ -194,6 +194,13 @@ pub(super) enum Effect {
     Send(ClientMessage),
     /// Local edits to a file of the room.
     Edit { path: String, ops: Vec<RoomOp> },
+    /// Local edits to a file of the room made in the editor's open document `uri` (which has
+    /// counted them already, so they are not fed back to it).
+    EditorEdit {
+        uri: String,
+        path: String,
+        ops: Vec<RoomOp>,
+    },
     /// A new file in the room.
     Create { path: String, text: String },
     /// A file removed from the room.
@@ -265,6 +272,8 @@ pub struct Session {
     watcher: Option<notify::RecommendedWatcher>,
     /// Room paths changed by remote updates since the disk was last brought up to date.
     remote_dirty: Dirty,
+    /// Changes to the room's file texts not yet handed to the open documents.
+    text_changes: TextChanges,
 }
 
 /// Starts a session task. Returns the sender for its events.
@@ -288,6 +297,7 @@ pub fn spawn(
         disk: Default::default(),
         watcher: None,
         remote_dirty: Default::default(),
+        text_changes: Default::default(),
     };
     let task = tokio::spawn(session.run(rx));
     (tx, task)
@@ -334,6 +344,7 @@ impl Session {
                     }
                 }
                 Effect::Edit { path, ops } => self.change_room(RoomChange::Edit { path, ops }),
+                Effect::EditorEdit { uri, path, ops } => self.change_room(RoomChange::EditorEdit { uri, path, ops }),
                 Effect::Create { path, text } => self.change_room(RoomChange::Create { path, text }),
                 Effect::Remove { path } => self.change_room(RoomChange::Remove { path }),
                 Effect::WriteFile { path, text } => {
@@ -361,13 +372,26 @@ impl Session {
         }
     }
 
-    fn change_room(&self, change: RoomChange) {
+    fn change_room(&mut self, change: RoomChange) {
         if let Some(room) = &self.room {
             room.apply(change);
+        }
+        self.feed_room_changes();
+    }
+
+    /// Hands every change of the room's file texts since the last call to the open documents,
+    /// in order, so that each keeps its exact map from the editor's text to the room's. Called
+    /// after every change of the replica, before anything reads it again.
+    fn feed_room_changes(&mut self) {
+        let changes = std::mem::take(&mut *self.text_changes.lock().expect("not poisoned"));
+        for (path, from, change) in changes {
+            self.docs.room_changed(&path, from.as_deref(), &change);
         }
     }
 
     fn handle(&mut self, ev: Event) {
+        // Every path that changes the replica feeds the documents itself; this is the net.
+        self.feed_room_changes();
         match ev {
             Event::Initialize { root, encoding, client } => {
                 self.docs.enc = encoding;
@@ -651,7 +675,14 @@ impl Session {
         });
         let conn = room::connect(target.clone(), self.identity.tls.clone(), room_tx);
         self.runs = Runs::default();
-        self.room = Some(Room::new(target, read_link, conn, self.remote_dirty.clone()));
+        self.text_changes.lock().expect("not poisoned").clear();
+        self.room = Some(Room::new(
+            target,
+            read_link,
+            conn,
+            self.remote_dirty.clone(),
+            self.text_changes.clone(),
+        ));
     }
 
     fn leave(&mut self) {
