@@ -120,8 +120,8 @@ struct Inflight {
     /// The room's changes since the batch was sent.
     since: Since,
     sent: Instant,
-    /// The editor said `applied: true`; only the echo is missing.
-    accepted: bool,
+    /// When the editor said `applied: true`; only the echo is missing since.
+    accepted: Option<Instant>,
 }
 
 /// One open document.
@@ -329,9 +329,9 @@ impl DocSync {
         self.inflight.is_some()
     }
 
-    /// How long the batch in flight has waited, if any.
-    pub fn inflight_age(&self) -> Option<Duration> {
-        self.inflight.as_ref().map(|i| i.sent.elapsed())
+    /// When the batch in flight was sent, and when the editor accepted it (if it did yet).
+    pub fn inflight_times(&self) -> Option<(Instant, Option<Instant>)> {
+        self.inflight.as_ref().map(|i| (i.sent, i.accepted))
     }
 
     /// The text the editor will hold once the batch in flight is applied.
@@ -550,7 +550,7 @@ impl DocSync {
                 Since::Unknown
             },
             sent: Instant::now(),
-            accepted: false,
+            accepted: None,
         });
         self.pending = Some(map);
         Some(EditorBatch {
@@ -604,7 +604,7 @@ impl DocSync {
                 Since::Unknown
             },
             sent: Instant::now(),
-            accepted: false,
+            accepted: None,
         });
         EditorBatch {
             id,
@@ -613,13 +613,13 @@ impl DocSync {
         }
     }
 
-    /// The editor answered batch `id`. Returns whether the caller should look for the next
-    /// batch (the editor refused this one, so it must be re-based and sent again).
-    pub fn batch_answered(&mut self, id: u64, applied: bool) -> bool {
+    /// The editor answered batch `id` (at `now`). Returns whether the caller should look for
+    /// the next batch (the editor refused this one, so it must be re-based and sent again).
+    pub fn batch_answered(&mut self, id: u64, applied: bool, now: Instant) -> bool {
         match &mut self.inflight {
             Some(i) if i.id == id => {
                 if applied {
-                    i.accepted = true;
+                    i.accepted = Some(now);
                     false
                 } else {
                     // The map still leads from the shadow to the room: nothing to undo.
@@ -743,7 +743,7 @@ mod tests {
         let room = apply_ops(room, &ops);
         assert_eq!(room, "hello big world!");
         // The editor refuses the stale batch; the next one re-bases on version 2.
-        assert!(d.batch_answered(b.id, false));
+        assert!(d.batch_answered(b.id, false, Instant::now()));
         let b = d.next_batch(&room, Encoding::Utf16, 2).unwrap();
         assert_eq!(b.version, 2);
         assert_eq!(apply_text_edits("hello world!", &b.edits, Encoding::Utf16), room);
@@ -826,7 +826,7 @@ mod tests {
         let want = format!("w0_R_{}", "_R_".repeat(words - 1));
         assert_eq!(room, want);
         // The editor refuses the stale batch; the next one brings it to the room's text.
-        assert!(d.batch_answered(2, false));
+        assert!(d.batch_answered(2, false, Instant::now()));
         let b = d.next_batch(&room, Encoding::Utf16, 3).unwrap();
         assert_eq!(apply_text_edits("w0 ", &b.edits, Encoding::Utf16), room);
     }
@@ -1114,7 +1114,7 @@ mod simulation {
                     ChangeKind::Echo | ChangeKind::PartialEcho => {}
                 },
                 ToProxy::Answer(id, applied) => {
-                    self.doc.batch_answered(id, applied);
+                    self.doc.batch_answered(id, applied, Instant::now());
                 }
             }
             self.check_map("after a change from the editor");

@@ -18,9 +18,17 @@ use crate::workspace;
 /// A document is compared with the editor's text this long after its last change.
 const HASH_CHECK_AFTER: Duration = Duration::from_millis(1500);
 
-/// An edit batch the editor has not echoed after this long is given up on, and the
-/// editor's text is checked.
+/// An edit batch the editor accepted (`applied: true`) but whose echo has not come this long
+/// after is given up on, and the editor's text is checked. It counts from the answer, not
+/// from sending: a batch given up on while its echo is still on its way (in a busy editor, or
+/// in our own inbox) turns that echo into a local edit, which duplicates the batch's text.
 const BATCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An edit batch the editor has not even answered this long after it was sent is given up
+/// on (an editor that never answers `workspace/applyEdit`). Long, for the reason above: a
+/// busy editor answers late, and nothing is lost while we wait (room changes keep
+/// collecting for the next batch).
+const UNANSWERED_BATCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A document open in the editor.
 #[derive(Debug)]
@@ -292,10 +300,18 @@ impl Docs {
         })]
     }
 
-    /// The editor answered edit batch `id`; a refused batch is re-based and sent again.
-    pub(super) fn answered(&mut self, uri: &str, id: u64, applied: bool, room: &impl RoomRead) -> Vec<Effect> {
+    /// The editor answered edit batch `id` at `now`; a refused batch is re-based and sent
+    /// again.
+    pub(super) fn answered(
+        &mut self,
+        uri: &str,
+        id: u64,
+        applied: bool,
+        room: &impl RoomRead,
+        now: Instant,
+    ) -> Vec<Effect> {
         if let Some(d) = self.open.get_mut(uri) {
-            if d.sync.batch_answered(id, applied) {
+            if d.sync.batch_answered(id, applied, now) {
                 tracing::debug!(%uri, id, "batch refused (stale version); re-basing");
             }
         }
@@ -367,7 +383,11 @@ impl Docs {
             if d.path.is_none() {
                 continue;
             }
-            if d.sync.inflight_age().is_some_and(|a| a > BATCH_TIMEOUT) {
+            let overdue = d.sync.inflight_times().is_some_and(|(sent, accepted)| match accepted {
+                Some(at) => now.saturating_duration_since(at) > BATCH_TIMEOUT,
+                None => now.saturating_duration_since(sent) > UNANSWERED_BATCH_TIMEOUT,
+            });
+            if overdue {
                 tracing::warn!(%uri, "the editor never echoed an edit batch; checking its buffer");
                 d.sync.abandon_inflight();
                 d.hash_pending = true;
@@ -491,7 +511,7 @@ mod tests {
             "abc\n",
             vec![Delta::Retain(2), Delta::Insert("c".into())],
         );
-        assert!(docs.answered(URI, first.id, true, &room).is_empty());
+        assert!(docs.answered(URI, first.id, true, &room, now).is_empty());
         let echo = first
             .edits
             .iter()
@@ -515,7 +535,7 @@ mod tests {
         let fx = docs.change(URI, 2, insert_at(0, 0, "Z"), &room, now);
         assert!(matches!(&fx[..], [Effect::EditorEdit { .. }]));
         let room = room.with("a.txt", "Zab\n");
-        let again = batch_of(&docs.answered(URI, first.id, false, &room)).clone();
+        let again = batch_of(&docs.answered(URI, first.id, false, &room, now)).clone();
         assert_eq!(again.version, 2);
         assert_eq!(editor_applies("Za\n", &again), "Zab\n");
     }
@@ -680,7 +700,51 @@ mod tests {
         let after = crate::sync::apply_ops(&replaced, ops);
         assert_eq!(after, format!("w0_{}", "_".repeat(words - 1)));
         let room = room.with("a.txt", &after);
-        let again = batch_of(&docs.answered(URI, batch.id, false, &room)).clone();
+        let again = batch_of(&docs.answered(URI, batch.id, false, &room, now)).clone();
         assert_eq!(editor_applies("w0 ", &again), after);
+    }
+
+    #[test]
+    fn a_batch_the_editor_has_not_answered_is_waited_for_and_its_late_echo_is_still_an_echo() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "a\n", now);
+        let room = FakeRoom::synced_writer().with("a.txt", "ab\n");
+        let batch = batch_of(&docs.flush(URI, &room)).clone();
+        // A busy editor (or a busy session) takes longer than the accepted-batch timeout.
+        assert!(docs.tick(true, now + BATCH_TIMEOUT * 2).is_empty());
+        let echo = batch
+            .edits
+            .iter()
+            .map(|e| (Some(e.range), e.new_text.clone()))
+            .collect();
+        let fx = docs.change(URI, 2, echo, &room, now + BATCH_TIMEOUT * 2);
+        assert!(!fx.iter().any(|e| matches!(e, Effect::EditorEdit { .. })), "{fx:?}");
+        assert!(!docs.get(URI).unwrap().sync.has_inflight());
+    }
+
+    #[test]
+    fn an_accepted_batch_whose_echo_never_comes_is_given_up_on_and_the_buffer_checked() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "a\n", now);
+        let room = FakeRoom::synced_writer().with("a.txt", "ab\n");
+        let batch = batch_of(&docs.flush(URI, &room)).clone();
+        let answered = now + Duration::from_secs(1);
+        assert!(docs.answered(URI, batch.id, true, &room, answered).is_empty());
+        assert!(docs.tick(true, answered + BATCH_TIMEOUT / 2).is_empty());
+        let fx = docs.tick(true, answered + BATCH_TIMEOUT + Duration::from_millis(1));
+        assert_eq!(methods(&fx), ["mesh/documentHash"]);
+    }
+
+    #[test]
+    fn a_batch_never_answered_is_given_up_on_at_last() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "a\n", now);
+        let room = FakeRoom::synced_writer().with("a.txt", "ab\n");
+        assert!(!docs.flush(URI, &room).is_empty());
+        let fx = docs.tick(true, now + UNANSWERED_BATCH_TIMEOUT + Duration::from_secs(1));
+        assert_eq!(methods(&fx), ["mesh/documentHash"]);
     }
 }

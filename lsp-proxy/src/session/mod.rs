@@ -313,7 +313,17 @@ impl Session {
                     Some(Event::Shutdown) | None => break,
                     Some(ev) => self.handle(ev),
                 },
-                _ = tick.tick() => self.on_tick(),
+                _ = tick.tick() => {
+                    // Timers look at the state only after everything already received: an
+                    // echo waiting in the inbox must not look like one that never came.
+                    while let Ok(ev) = rx.try_recv() {
+                        if matches!(ev, Event::Shutdown) {
+                            return;
+                        }
+                        self.handle(ev);
+                    }
+                    self.on_tick();
+                }
             }
             // Drain whatever else is queued before rendering derived state once.
             while let Ok(ev) = rx.try_recv() {
@@ -455,7 +465,9 @@ impl Session {
             }
             Event::Request(req) => self.on_request(req),
             Event::EditAnswered { uri, id, applied } => {
-                let fx = self.docs.answered(&uri, id, applied, &View(self.room.as_ref()));
+                let fx = self
+                    .docs
+                    .answered(&uri, id, applied, &View(self.room.as_ref()), Instant::now());
                 self.apply(fx);
             }
             Event::HashAnswered { uri, result } => {
