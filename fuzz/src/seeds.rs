@@ -463,6 +463,7 @@ fn mesh_json() -> Vec<Seed> {
             path: "main.py".into(),
             language: "python".into(),
             by: 1,
+            responding_to: Some(3),
         },
         ServerMessage::RunOutput {
             run_id: "r1".into(),
@@ -485,6 +486,7 @@ fn mesh_json() -> Vec<Seed> {
             capabilities: json!({"supportsConfigurationDoneRequest": true}),
             work_dir: "/work".into(),
             aliases: BTreeMap::from([("/work/main.py".to_string(), "src/app.py".to_string())]),
+            responding_to: None,
         },
         ServerMessage::DebugBreakpoints {
             debug_id: "d1".into(),
@@ -499,6 +501,7 @@ fn mesh_json() -> Vec<Seed> {
         ServerMessage::Error {
             code: ErrorCode::Forbidden,
             message: "readers may not edit".into(),
+            responding_to: Some(7),
         },
     ];
     let mut seeds: Vec<Seed> = client_messages()

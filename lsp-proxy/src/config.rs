@@ -123,11 +123,15 @@ fn registry_path() -> Option<PathBuf> {
 pub struct SessionRecord {
     /// The folder (absolute).
     pub dir: PathBuf,
-    /// The join link with our token (a secret).
+    /// The join link with our token (a secret): the host's, when we shared the folder.
     pub link: String,
     /// The reader link, when we created the room.
     #[serde(default)]
     pub read_link: Option<String>,
+    /// The writer link we hand out, when we shared the folder (so `share` again, or a
+    /// restart, shows the same link and never the host's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_link: Option<String>,
     /// Room name.
     #[serde(default)]
     pub name: String,

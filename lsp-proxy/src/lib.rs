@@ -9,6 +9,8 @@ pub mod dap;
 pub mod link;
 pub mod lsp;
 pub mod lsp_ext;
+pub mod merge;
+pub mod mesh_dir;
 pub mod pending;
 pub mod room;
 pub mod run_cli;

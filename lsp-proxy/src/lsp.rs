@@ -83,6 +83,10 @@ impl Backend {
         self.ask(Request::ChatHistory).await
     }
 
+    async fn resolve(&self, params: ResolveParams) -> Result<Value> {
+        self.act(|tx| Request::Resolve(params, tx)).await
+    }
+
     async fn follow(&self, params: FollowParams) -> Result<Value> {
         self.act(|tx| Request::Follow(params.conn_id, tx)).await
     }
@@ -253,6 +257,10 @@ async fn send_raw(client: &Client, method: &'static str, params: Value) {
         m if m == raw::DebugStarted::METHOD => client.send_notification::<raw::DebugStarted>(params).await,
         m if m == raw::DebugBreakpoints::METHOD => client.send_notification::<raw::DebugBreakpoints>(params).await,
         m if m == raw::DebugEnded::METHOD => client.send_notification::<raw::DebugEnded>(params).await,
+        m if m == notification::ShowMessage::METHOD => match serde_json::from_value::<ShowMessageParams>(params) {
+            Ok(p) => client.show_message(p.typ, p.message).await,
+            Err(e) => tracing::error!(error = %e, "a malformed window/showMessage"),
+        },
         other => tracing::error!(method = other, "no such notification"),
     }
 }
@@ -321,6 +329,7 @@ pub async fn serve(identity: Identity) {
     .custom_method("mesh/chat", Backend::chat)
     .custom_method("mesh/chatHistory", Backend::chat_history)
     .custom_method("mesh/follow", Backend::follow)
+    .custom_method("mesh/resolve", Backend::resolve)
     .custom_method("mesh/run", Backend::run)
     .custom_method("mesh/runInput", Backend::run_input)
     .custom_method("mesh/runStop", Backend::run_stop)

@@ -58,6 +58,10 @@ pub struct Status {
     pub you: Option<u64>,
     /// Everyone in the room.
     pub participants: Vec<Participant>,
+    /// Room paths in conflict: the local text is kept, the room's version is in
+    /// `.mesh/conflicts/<path>`, and the path is out of sync until `mesh/resolve`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<String>,
 }
 
 /// `mesh/share` params.
@@ -129,6 +133,17 @@ pub struct ChatEntry {
 pub struct ChatHistory {
     /// Oldest first.
     pub messages: Vec<ChatEntry>,
+}
+
+/// `mesh/resolve` (request) params: the file in conflict, by `uri` or by room `path`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResolveParams {
+    /// The file's URI.
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// Its room path.
+    #[serde(default)]
+    pub path: Option<String>,
 }
 
 /// `mesh/follow` (request) params.
@@ -483,6 +498,7 @@ pub const METHODS: &[&str] = &[
     "mesh/cursor",
     "mesh/activeEditor",
     "mesh/stopFollowing",
+    "mesh/resolve",
     "mesh/participants",
     "mesh/cursors",
     "mesh/followStopped",

@@ -65,13 +65,20 @@ enum Cmd {
         /// The folder (default: the current one).
         dir: Option<PathBuf>,
     },
-    /// Show the room of a folder and who is in it.
+    /// Show the room of a folder, who is in it, and its open conflicts.
     Status {
         /// The folder (default: the current one).
         dir: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Resolve a conflict: after taking what you need from the room's version kept in
+    /// `.mesh/conflicts/FILE`, share your text of FILE (merged with what the room changed
+    /// since). A running proxy does it at once; otherwise the next one does.
+    Resolve {
+        /// The file in conflict, relative to the current folder.
+        file: String,
     },
     /// Send a chat message to the room of the current folder, or print the chat history.
     Chat {
@@ -143,7 +150,7 @@ async fn headless(
     // No editor: show what the session wants to tell the user, drop the rest.
     tokio::spawn(async move {
         while let Some(out) = out_rx.recv().await {
-            if let session::EditorOut::Notify("mesh/notify", v) = out {
+            if let session::EditorOut::Notify("mesh/notify" | "window/showMessage", v) = out {
                 eprintln!("mesh: {}", v["message"].as_str().unwrap_or(""));
             }
         }
@@ -228,7 +235,11 @@ async fn run() -> anyhow::Result<()> {
                 joined.files
             );
             for c in &joined.conflicts {
-                println!("  kept your local version of {c} (it differs from the room's)");
+                println!(
+                    "  kept your local version of {c} (it differs from the room's, which is in {}); \
+                     when you have taken what you need from it: mesh-proxy resolve {c}",
+                    mesh_proxy::mesh_dir::conflict_display(c)
+                );
             }
             println!("Press Ctrl-C to stop.");
             wait_for_interrupt().await;
@@ -237,6 +248,19 @@ async fn run() -> anyhow::Result<()> {
         Cmd::Status { dir, json } => {
             let dir = folder(dir.clone())?;
             status(&dir, *json, &identity(&cli, "mesh-proxy")?.tls).await?;
+        }
+        Cmd::Resolve { file } => {
+            let dir = folder(None)?;
+            let rec = config::session_for(&dir)
+                .context("this folder is not in a room: run `mesh-proxy share` or `mesh-proxy join` first")?;
+            let target = RoomTarget::parse(&rec.link)?;
+            let path =
+                mesh_proxy::workspace::rel_path(&rec.dir, &dir.join(file)).unwrap_or_else(|| file.replace('\\', "/"));
+            mesh_proxy::mesh_dir::resolve(&rec.dir, &target.room.to_string(), &path)?;
+            println!(
+                "Resolved {path}: a running mesh-proxy shares your text now (merged with what the room \
+                 changed since); otherwise the next one does."
+            );
         }
         Cmd::Chat { text } => {
             let dir = folder(None)?;
@@ -307,6 +331,7 @@ async fn status(dir: &std::path::Path, json: bool, tls: &Tls) -> anyhow::Result<
         return Ok(());
     };
     let target = RoomTarget::parse(&rec.link)?;
+    let conflicts = mesh_proxy::mesh_dir::conflicts(&rec.dir);
     let url = format!("{}/api/sessions/{}", target.server, target.room);
     let resp = tls
         .http()
@@ -321,22 +346,25 @@ async fn status(dir: &std::path::Path, json: bool, tls: &Tls) -> anyhow::Result<
         Ok(r) if r.status().is_success() => r.json().await.ok(),
         _ => None,
     };
+    // The link to hand out: a sharer's own link carries the host's token, which stays here.
+    let link = rec.share_link.clone().unwrap_or_else(|| rec.link.clone());
     if json {
         let v = serde_json::json!({
             "state": if info.is_some() { "reachable" } else { "unreachable" },
             "dir": rec.dir,
             "server": target.server,
             "room": target.room.to_string(),
-            "link": rec.link,
+            "link": link,
             "info": info,
             "tls_problem": tls_problem,
+            "conflicts": conflicts,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     println!("Folder:  {}", rec.dir.display());
     println!("Room:    {} on {}", target.room, target.server);
-    println!("Link:    {}", rec.link);
+    println!("Link:    {link}");
     match info {
         Some(info) => {
             println!("Files:   {}", info.files.len());
@@ -349,6 +377,18 @@ async fn status(dir: &std::path::Path, json: bool, tls: &Tls) -> anyhow::Result<
             Some(problem) => println!("Server:  {problem}"),
             None => println!("Server:  unreachable right now"),
         },
+    }
+    if !conflicts.is_empty() {
+        println!(
+            "Conflicts: {} (your text kept; the room's version beside it)",
+            conflicts.len()
+        );
+        for c in &conflicts {
+            println!(
+                "  - {c}: the room's version is in {}; then: mesh-proxy resolve {c}",
+                mesh_proxy::mesh_dir::conflict_display(c)
+            );
+        }
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mesh_protocol::codec::{encode_mesh, Frame};
 use mesh_protocol::messages::RunStream;
-use mesh_protocol::{ClientMessage, ServerMessage, PROTOCOL_VERSION};
+use mesh_protocol::{ClientMessage, Request, ServerMessage, PROTOCOL_VERSION};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
@@ -56,14 +56,16 @@ pub async fn run(
         }
     }
     conn.tx.send(Outgoing::Frame(hello(name, "mesh-proxy run", false)))?;
-    conn.tx.send(Outgoing::Frame(encode_mesh(&ClientMessage::Run {
+    // The run request's id: the server's answer (queued, started or refused) names it.
+    const RUN_REQUEST: u64 = 1;
+    let run = ClientMessage::Run {
         path: path.clone(),
         language,
-    })))?;
+    };
+    conn.tx
+        .send(Outgoing::Frame(encode_mesh(&Request::new(RUN_REQUEST, run))))?;
 
     let mut run_id: Option<String> = None;
-    // Our connection id (from `welcome`): the run that is ours is the one we asked for.
-    let mut me: Option<u64> = None;
     // The program reads stdin only once it started; a queued run is not fed yet.
     let mut started = false;
     let mut stdin = tokio::io::stdin();
@@ -75,17 +77,16 @@ pub async fn run(
                 Some(RoomEvent::Frames(frames)) => {
                     for f in frames {
                         let Frame::Mesh(msg) = f else { continue };
-                        let ours = |p: &str, by: u64, id: &str, run_id: &Option<String>| match run_id {
+                        let ours = |id: &str, responding_to: Option<u64>, run_id: &Option<String>| match run_id {
                             Some(known) => known == id,
-                            None => p == path && me.is_none_or(|m| m == by),
+                            None => responding_to == Some(RUN_REQUEST),
                         };
                         match msg {
-                            ServerMessage::Welcome { conn_id, .. } => me = Some(conn_id),
-                            ServerMessage::RunQueued { run_id: id, path: p, by, position, limit, debug: false, .. } if ours(&p, by, &id, &run_id) => {
+                            ServerMessage::RunQueued { run_id: id, position, limit, debug: false, responding_to, .. } if ours(&id, responding_to, &run_id) => {
                                 eprintln!("mesh-proxy: {}", mesh_protocol::messages::queued_text(position, &limit));
                                 run_id = Some(id);
                             }
-                            ServerMessage::RunStarted { run_id: id, path: p, by, .. } if ours(&p, by, &id, &run_id) => {
+                            ServerMessage::RunStarted { run_id: id, responding_to, .. } if ours(&id, responding_to, &run_id) => {
                                 if run_id.is_some() {
                                     eprintln!("mesh-proxy: the run started");
                                 }
@@ -111,9 +112,10 @@ pub async fn run(
                                 }
                                 return Ok(code.unwrap_or(1) as i32);
                             }
-                            ServerMessage::Error { message, .. } if run_id.is_none() => {
+                            ServerMessage::Error { message, responding_to: Some(RUN_REQUEST), .. } => {
                                 anyhow::bail!("the server refused the run: {message}");
                             }
+                            ServerMessage::Error { message, .. } => eprintln!("mesh-proxy: the server says: {message}"),
                             _ => {}
                         }
                     }

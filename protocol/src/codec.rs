@@ -236,6 +236,7 @@ mod tests {
         let err = ServerMessage::Error {
             code: crate::ErrorCode::Forbidden,
             message: "readers may not edit".into(),
+            responding_to: None,
         };
         insta::assert_snapshot!(serde_json::to_string(&err).unwrap());
     }

@@ -4,6 +4,7 @@
 //! Invariant: this crate does no IO. It takes bytes and returns values, or takes values and
 //! returns bytes, so that the server, the proxy and the tests agree on one definition.
 
+pub mod awareness;
 pub mod codec;
 pub mod dap;
 pub mod doc;
@@ -14,7 +15,7 @@ pub mod room_id;
 
 pub use codec::{decode_frame, encode_mesh, Frame, FrameError};
 pub use error::ErrorCode;
-pub use messages::{ClientMessage, ServerMessage};
+pub use messages::{ClientMessage, Request, ServerMessage};
 pub use room_id::RoomId;
 
 /// Version of mesh's extension messages. A client announces the version it speaks in

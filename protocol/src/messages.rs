@@ -108,6 +108,36 @@ pub enum ClientMessage {
     },
 }
 
+/// A client message and the id the client gave it. On the wire the id is one more field
+/// of the message's JSON object (`{"type": "run", "id": 7, "path": "main.py"}`); the
+/// server's answers to it (an [`ServerMessage::Error`], or the acknowledgement the message
+/// names) carry it back as `responding_to`, so a client with several requests in flight
+/// never guesses which one an error is about. Clients that send no id (stock clients, old
+/// proxies) get answers without `responding_to`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// The client's id of this request: any number, unique among its requests waiting for
+    /// an answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    /// The message.
+    #[serde(flatten)]
+    pub message: ClientMessage,
+}
+
+impl Request {
+    /// `message` with the id `id`.
+    pub fn new(id: u64, message: ClientMessage) -> Self {
+        Request { id: Some(id), message }
+    }
+}
+
+impl From<ClientMessage> for Request {
+    fn from(message: ClientMessage) -> Self {
+        Request { id: None, message }
+    }
+}
+
 /// Which stream a piece of run output came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -206,6 +236,9 @@ pub enum ServerMessage {
         language: String,
         /// Who started it (connection id).
         by: u64,
+        /// The id of the `run` request this answers (only in the copy sent to who asked).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        responding_to: Option<u64>,
     },
     /// A run (or, with `debug`, the room's debug session) waits for a free sandbox: the
     /// server's caps are reached. Sent when it is queued and again each time it moves; then
@@ -228,6 +261,10 @@ pub enum ServerMessage {
         /// It is a debug session, not a run.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         debug: bool,
+        /// The id of the `run` or `debug_start` request this answers (only in the copy sent
+        /// to who asked).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        responding_to: Option<u64>,
     },
     /// Output of a run, as produced (ANSI escapes kept; invalid UTF-8 replaced).
     RunOutput {
@@ -282,6 +319,9 @@ pub enum ServerMessage {
         /// Container paths that stand for another room path (the entry file is copied to
         /// the language's main file name): container path → room path.
         aliases: std::collections::BTreeMap<String, String>,
+        /// The id of the `debug_start` request this answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        responding_to: Option<u64>,
     },
     /// A DAP message from the session to this participant: a response to one of its
     /// requests (`request_seq` is its own) or an event every attached participant gets.
@@ -316,6 +356,9 @@ pub enum ServerMessage {
         code: ErrorCode,
         /// What happened and what to do, for humans.
         message: String,
+        /// The id of the request refused, when it had one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        responding_to: Option<u64>,
     },
 }
 
@@ -357,5 +400,38 @@ mod queued_text_tests {
             ordinals,
             ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th"]
         );
+    }
+}
+
+#[cfg(test)]
+mod request_tests {
+    use super::{ClientMessage, Request};
+
+    #[test]
+    fn a_request_s_id_is_one_more_field_and_may_be_left_out() {
+        let run = ClientMessage::Run {
+            path: "main.py".into(),
+            language: None,
+        };
+        let json = serde_json::to_string(&Request::new(7, run.clone())).unwrap();
+        assert_eq!(json, r#"{"id":7,"type":"run","path":"main.py","language":null}"#);
+        let back: Request = serde_json::from_str(r#"{"type":"run","path":"main.py","id":7}"#).unwrap();
+        assert_eq!(back, Request::new(7, run.clone()));
+        let plain: Request = serde_json::from_str(r#"{"type":"run","path":"main.py"}"#).unwrap();
+        assert_eq!(plain, Request::from(run));
+        let unit: Request = serde_json::from_str(r#"{"type":"list_participants","id":3}"#).unwrap();
+        assert_eq!(unit, Request::new(3, ClientMessage::ListParticipants));
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_ids_are_still_refused() {
+        for bad in [
+            r#"{"type":"run","path":"main.py","nope":1}"#,
+            r#"{"type":"run","path":"main.py","id":"7"}"#,
+            r#"{"type":"run","path":"main.py","id":-1}"#,
+            r#"{"type":"nope","id":1}"#,
+        ] {
+            assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
+        }
     }
 }

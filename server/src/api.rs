@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use mesh_protocol::messages::Role;
 use mesh_protocol::rest::{
@@ -500,22 +500,4 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
 /// The OpenAPI document.
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
-}
-
-/// What a browser shows for a join link: how to join.
-pub async fn join_page(Path(id): Path<String>) -> Response {
-    let Ok(id) = id.parse::<RoomId>() else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Html("<p>This is not a mesh join link: the room id is malformed.</p>".to_string()),
-        )
-            .into_response();
-    };
-    Html(format!(
-        "<!doctype html><meta charset=utf-8><title>mesh session</title>\
-         <h1>mesh session {id}</h1>\
-         <p>Join from a terminal with <code>mesh-proxy join '&lt;this link&gt;' DIR</code>, \
-         from VS Code with <em>Mesh: Join Session</em>, or from Neovim with <code>:Mesh join &lt;this link&gt;</code>.</p>"
-    ))
-    .into_response()
 }

@@ -15,7 +15,7 @@ use crate::config::Settings;
 use crate::room::Rooms;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
-use crate::{api, ws};
+use crate::{api, web, ws};
 
 /// Largest REST request body: most calls are tiny; a run may carry 64 KiB of stdin.
 const MAX_REST_BODY: usize = 128 * 1024;
@@ -102,7 +102,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sessions/{id}/runs/{run}", get(api::get_run))
         .route("/api/languages", get(api::languages))
         .route("/api/openapi.json", get(api::openapi))
-        .route("/join/{id}", get(api::join_page))
+        // The browser client (web.rs): the pages, and the assets they load.
+        .route("/", get(web::home))
+        .route("/join/{id}", get(web::join))
+        .route("/assets/{*path}", get(web::asset))
+        .route("/favicon.svg", get(web::favicon))
         .route("/livez", get(api::livez))
         .route("/readyz", get(api::readyz))
         .route("/metrics", get(api::metrics))

@@ -18,4 +18,5 @@ pub mod run_gate;
 pub mod runs;
 pub mod store;
 pub mod tls;
+pub mod web;
 pub mod ws;

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use mesh_protocol::codec::decode_frame;
 use mesh_protocol::messages::Role;
-use mesh_protocol::{ClientMessage, ErrorCode, RoomId, MAX_FRAME_BYTES};
+use mesh_protocol::{ErrorCode, Request, RoomId, MAX_FRAME_BYTES};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
@@ -197,7 +197,7 @@ async fn read_loop(
             metrics::counter!("mesh_rate_limited_frames_total").increment(1);
         }
         let frames = match msg {
-            WsMessage::Binary(bytes) => decode_frame::<ClientMessage>(&bytes),
+            WsMessage::Binary(bytes) => decode_frame::<Request>(&bytes),
             WsMessage::Text(_) => Err(mesh_protocol::FrameError::Malformed(
                 "text frames are not part of the protocol; send binary frames".into(),
             )),

@@ -2,8 +2,6 @@
 //! server runs the language's debug adapter in a sandbox and shares it. The DAP traffic here
 //! is what `mesh-proxy dap` sends for an editor (container paths, the participant's seqs).
 
-use std::time::Duration;
-
 use mesh_protocol::{ClientMessage, ServerMessage};
 use mesh_testkit::{TestServer, YClient};
 use serde_json::{json, Value};
@@ -406,7 +404,16 @@ async fn bad_debug_requests_are_refused_and_the_room_goes_on() {
     )
     .await
     .unwrap();
+    // The room goes on: an edit made now reaches someone who joins afterwards, through the
+    // server (not just ada's own copy).
     ada.insert("notes.txt", 2, "!");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(ada.text("notes.txt").as_deref(), Some("hi!"));
+    let bob = YClient::connect_mesh(&server.ws_url(&session, &session.created.writer_token), "bob")
+        .await
+        .unwrap();
+    bob.wait_synced().await.unwrap();
+    bob.wait_for("ada's edit after the failed sessions", |c| {
+        c.text("notes.txt").as_deref() == Some("hi!")
+    })
+    .await
+    .unwrap();
 }

@@ -26,7 +26,7 @@ fn errors(c: &YClient) -> Vec<(ErrorCode, String)> {
     c.mesh_messages()
         .into_iter()
         .filter_map(|m| match m {
-            ServerMessage::Error { code, message } => Some((code, message)),
+            ServerMessage::Error { code, message, .. } => Some((code, message)),
             _ => None,
         })
         .collect()

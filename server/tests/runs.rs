@@ -2,7 +2,7 @@
 //! (`scripts/install-docker`, `scripts/build-images python c`).
 
 use mesh_protocol::messages::RunStream;
-use mesh_protocol::{ClientMessage, ErrorCode, ServerMessage};
+use mesh_protocol::{ClientMessage, ErrorCode, Request, ServerMessage};
 use mesh_testkit::{TestServer, YClient};
 
 fn output(c: &YClient, run: &str) -> (String, String) {
@@ -76,6 +76,98 @@ async fn everyone_in_the_room_sees_one_run() {
     }
 }
 
+/// Every answer names the request it answers: an error its `responding_to`, a run's start
+/// the asker's copy only. A client never guesses which of its requests an error is about.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_name_the_request_they_answer() {
+    let server = TestServer::start_with(&["--run-images", "local"]).unwrap();
+    let session = server.create_session("request-ids").await.unwrap();
+    let url = server.ws_url(&session, &session.created.writer_token);
+    let ada = YClient::connect_mesh(&url, "ada").await.unwrap();
+    let bob = YClient::connect_mesh(&url, "bob").await.unwrap();
+    ada.wait_synced().await.unwrap();
+    bob.wait_synced().await.unwrap();
+    ada.insert("hi.py", 0, "print('hi')\n");
+    bob.wait_for("the file", |c| c.text("hi.py").is_some()).await.unwrap();
+    let refused =
+        |id: u64| move |m: &ServerMessage| matches!(m, ServerMessage::Error { responding_to: Some(r), .. } if *r == id);
+    // Three refusals in flight at once, each named.
+    ada.send_mesh(&Request::new(
+        11,
+        ClientMessage::Run {
+            path: "nope.py".into(),
+            language: None,
+        },
+    ));
+    ada.send_mesh(&Request::new(12, ClientMessage::Stop { run_id: "0000".into() }));
+    ada.send_mesh(&Request::new(
+        13,
+        ClientMessage::Dap {
+            debug_id: "0000".into(),
+            message: serde_json::json!({"type": "request", "seq": 1, "command": "threads"}),
+        },
+    ));
+    ada.send_mesh(&Request::new(14, ClientMessage::Chat { text: "x".repeat(5000) }));
+    for (id, about) in [(11, "no file"), (12, "no run"), (13, "no debug session"), (14, "chat")] {
+        let m = ada.wait_mesh(about, refused(id)).await.unwrap();
+        let ServerMessage::Error { message, .. } = m else {
+            unreachable!()
+        };
+        assert!(message.contains(about), "request {id}: {message}");
+    }
+    // A message without an id gets an answer without one.
+    ada.send_mesh(&ClientMessage::Stop { run_id: "1111".into() });
+    ada.wait_mesh(
+        "unnamed refusal",
+        |m| matches!(m, ServerMessage::Error { responding_to: None, message, .. } if message.contains("1111")),
+    )
+    .await
+    .unwrap();
+    // A run's start goes to everyone; only the asker's copy names its request.
+    ada.send_mesh(&Request::new(
+        15,
+        ClientMessage::Run {
+            path: "hi.py".into(),
+            language: None,
+        },
+    ));
+    let mine = ada
+        .wait_mesh("ada's start", |m| matches!(m, ServerMessage::RunStarted { .. }))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            mine,
+            ServerMessage::RunStarted {
+                responding_to: Some(15),
+                ..
+            }
+        ),
+        "{mine:?}"
+    );
+    let theirs = bob
+        .wait_mesh("bob's start", |m| matches!(m, ServerMessage::RunStarted { .. }))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            theirs,
+            ServerMessage::RunStarted {
+                responding_to: None,
+                ..
+            }
+        ),
+        "{theirs:?}"
+    );
+    let starts = |c: &YClient| {
+        c.mesh_messages()
+            .iter()
+            .filter(|m| matches!(m, ServerMessage::RunStarted { .. }))
+            .count()
+    };
+    assert_eq!((starts(&ada), starts(&bob)), (1, 1), "one start each");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compile_errors_limits_and_refusals() {
     let server = TestServer::start_with(&["--run-images", "local"]).unwrap();
@@ -139,7 +231,7 @@ async fn compile_errors_limits_and_refusals() {
         path: "notes.xyz".into(),
         language: None,
     });
-    ada.wait_mesh("no language", |m| matches!(m, ServerMessage::Error { code: ErrorCode::BadRequest, message } if message.contains("no language"))).await.unwrap();
+    ada.wait_mesh("no language", |m| matches!(m, ServerMessage::Error { code: ErrorCode::BadRequest, message, .. } if message.contains("no language"))).await.unwrap();
     ada.send_mesh(&ClientMessage::Run {
         path: "nope.py".into(),
         language: None,
@@ -199,7 +291,7 @@ async fn compile_errors_limits_and_refusals() {
             m,
             ServerMessage::Error {
                 code: ErrorCode::RateLimited,
-                message,
+                message, ..
             } if message.contains("max_runs_per_person = 1")
         )
     })
@@ -213,7 +305,7 @@ async fn compile_errors_limits_and_refusals() {
     reader
         .wait_mesh(
             "reader may not stop",
-            |m| matches!(m, ServerMessage::Error { code: ErrorCode::Forbidden, message } if message.contains("stop")),
+            |m| matches!(m, ServerMessage::Error { code: ErrorCode::Forbidden, message, .. } if message.contains("stop")),
         )
         .await
         .unwrap();

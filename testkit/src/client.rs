@@ -152,7 +152,7 @@ impl YClient {
     }
 
     /// Sends a mesh message.
-    pub fn send_mesh(&self, msg: &ClientMessage) {
+    pub fn send_mesh<M: serde::Serialize>(&self, msg: &M) {
         self.send_raw(encode_mesh(msg));
     }
 

@@ -47,6 +47,7 @@ export function activate(context: vscode.ExtensionContext): void {
   command('mesh.join', (link?: unknown) => session.join(typeof link === 'string' ? link : undefined));
   command('mesh.leave', () => session.leave());
   command('mesh.copyLink', () => session.copyLink());
+  command('mesh.resolveConflict', () => session.resolveConflict());
   command('mesh.follow', (connId?: unknown) => follow.follow(typeof connId === 'number' ? connId : undefined));
   command('mesh.stopFollowing', () => follow.stop());
   command('mesh.openChat', () => chat.open());

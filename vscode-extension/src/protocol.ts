@@ -55,6 +55,9 @@ export interface Status {
   /** The local user's connection id. */
   you?: number;
   participants: Participant[];
+  /** Room paths in conflict: the local text is kept, the room's version is in
+   * `.mesh/conflicts/<path>`, and the file is out of sync until `mesh/resolve`. */
+  conflicts?: string[];
 }
 
 /** One chat message. */
@@ -101,6 +104,11 @@ export interface ChatParams {
 }
 export interface ChatHistoryResult {
   messages: ChatEntry[];
+}
+/** `mesh/resolve`: the file in conflict, by URI or room path. */
+export interface ResolveParams {
+  uri?: string;
+  path?: string;
 }
 export interface FollowParams {
   /** Who to follow; `null` stops following. */
@@ -302,6 +310,7 @@ export const EditorRequests = {
   chat: request<ChatParams, Empty>('mesh/chat', 'editor→proxy'),
   chatHistory: request<Empty, ChatHistoryResult>('mesh/chatHistory', 'editor→proxy'),
   follow: request<FollowParams, Empty>('mesh/follow', 'editor→proxy'),
+  resolve: request<ResolveParams, Empty>('mesh/resolve', 'editor→proxy'),
   run: request<RunParams, RunResult>('mesh/run', 'editor→proxy'),
   runInput: request<RunInputParams, Empty>('mesh/runInput', 'editor→proxy'),
   runStop: request<RunStopParams, Empty>('mesh/runStop', 'editor→proxy'),

@@ -157,6 +157,36 @@ export class Session {
     }
   }
 
+  /**
+   * Resolves a conflict: the file of the active editor when it is one, else the one the user
+   * picks. Its text is merged with the room's later changes and shared.
+   */
+  async resolveConflict(): Promise<void> {
+    const status = this.ctx.state.kind === 'running' ? this.ctx.state.status : undefined;
+    const conflicts = status?.conflicts ?? [];
+    if (conflicts.length === 0) {
+      void vscode.window.showInformationMessage('Mesh: no file is in conflict.');
+      return;
+    }
+    const active = vscode.window.activeTextEditor?.document.uri;
+    const activePath = active === undefined ? undefined : vscode.workspace.asRelativePath(active, false);
+    let path = conflicts.find((c) => c === activePath);
+    if (path === undefined) {
+      path = await vscode.window.showQuickPick(conflicts, {
+        placeHolder: "Resolve which file? (take what you need from .mesh/conflicts/<file> first)",
+      });
+    }
+    if (path === undefined) {
+      return;
+    }
+    try {
+      await this.ctx.request(EditorRequests.resolve, { path });
+      vscode.window.setStatusBarMessage(`$(check) Mesh: ${path} resolved; your text is shared`, 4000);
+    } catch (e) {
+      void vscode.window.showErrorMessage(`Mesh: cannot resolve ${path}: ${errorText(e)}`);
+    }
+  }
+
   /** Repeats what failed last, or restarts the proxy. */
   async retry(): Promise<void> {
     const again = this.lastFailed;

@@ -1,5 +1,5 @@
 //! `mesh_json`: mesh's extension messages (tag 100, JSON inside) as `decode_frame` parses
-//! them, for both directions: `ClientMessage` (what the server reads) and `ServerMessage`
+//! them, for both directions: `Request` (a `ClientMessage` with its id: what the server reads) and `ServerMessage`
 //! (what mesh-proxy reads). The input is tried as the JSON payload of a tag-100 message and
 //! as a whole frame.
 //!
@@ -7,7 +7,7 @@
 //! that decodes to the same message.
 
 use mesh_protocol::codec::{encode_mesh, Frame, FrameError};
-use mesh_protocol::{decode_frame, ClientMessage, ServerMessage, MESH_MESSAGE_TAG};
+use mesh_protocol::{decode_frame, Request, ServerMessage, MESH_MESSAGE_TAG};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use yrs::sync::Message;
@@ -18,7 +18,7 @@ use super::{Features, Shape, Target, JSON_TOKENS};
 /// The target.
 pub const TARGET: Target = Target {
     name: "mesh_json",
-    about: "mesh messages (tag 100 JSON) through decode_frame as ClientMessage and ServerMessage",
+    about: "mesh messages (tag 100 JSON) through decode_frame as Request and ServerMessage",
     run,
     shape: Shape::Raw,
     dictionary: JSON_TOKENS,
@@ -28,7 +28,7 @@ pub const TARGET: Target = Target {
 fn run(input: &[u8], fx: &mut Features) {
     let framed = Message::Custom(MESH_MESSAGE_TAG, input.to_vec()).encode_v1();
     for bytes in [framed.as_slice(), input] {
-        check::<ClientMessage>("client", bytes, fx);
+        check::<Request>("client", bytes, fx);
         check::<ServerMessage>("server", bytes, fx);
     }
 }

@@ -16,7 +16,7 @@
 
 use mesh_protocol::codec::Frame;
 use mesh_protocol::messages::Role;
-use mesh_protocol::{decode_frame, ClientMessage};
+use mesh_protocol::{decode_frame, Request};
 use mesh_server::room::core::{ConnId, Effects, RoomCore};
 use yrs::sync::{Message, SyncMessage};
 
@@ -80,7 +80,7 @@ fn drive(input: &[u8], fx: &mut Features, check_convergence: bool) {
             continue;
         };
         let (conn, role) = SENDERS[usize::from(who) % SENDERS.len()];
-        match decode_frame::<ClientMessage>(frame) {
+        match decode_frame::<Request>(frame) {
             Ok(messages) => {
                 for message in messages {
                     fx.hit(&format!("{role:?}:{}", kind(&message)));
@@ -117,7 +117,7 @@ fn drive(input: &[u8], fx: &mut Features, check_convergence: bool) {
     }
 }
 
-fn kind(frame: &Frame<ClientMessage>) -> &'static str {
+fn kind(frame: &Frame<Request>) -> &'static str {
     match frame {
         Frame::Yjs(Message::Sync(SyncMessage::SyncStep1(_))) => "sync1",
         Frame::Yjs(Message::Sync(SyncMessage::SyncStep2(_))) => "sync2",

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use mesh_protocol::messages::Role;
-use mesh_protocol::{ClientMessage, ServerMessage, MAX_MESH_MESSAGE_BYTES};
+use mesh_protocol::{ClientMessage, Request, ServerMessage, MAX_MESH_MESSAGE_BYTES};
 use serde_json::{json, Map, Value};
 
 use super::capabilities;
@@ -45,8 +45,9 @@ pub enum Input {
 pub enum Output {
     /// Send this DAP message to the editor.
     Editor(Value),
-    /// Send this mesh message to the room.
-    Room(ClientMessage),
+    /// Send this mesh message to the room. Its id is the `seq` of the editor's request it
+    /// carries, so the room's refusal names that request.
+    Room(Request),
     /// All is said: flush what was sent to the editor and end.
     Exit,
 }
@@ -179,6 +180,10 @@ impl Bridge {
         }
         match self.start_message(&req.command, args) {
             Ok(start) => {
+                let start = Request {
+                    id: u64::try_from(req.seq).ok(),
+                    message: start,
+                };
                 self.phase = Phase::Starting(req);
                 out.push(Output::Room(start));
             }
@@ -240,7 +245,10 @@ impl Bridge {
             return self.respond(out, req.seq, &req.command, Err(e));
         }
         self.pending.insert(req.seq, req.command);
-        out.push(Output::Room(dap));
+        out.push(Output::Room(Request {
+            id: u64::try_from(req.seq).ok(),
+            message: dap,
+        }));
     }
 
     fn not_attached(&mut self, req: Pending, msg: Value, out: &mut Vec<Output>) {
@@ -293,7 +301,9 @@ impl Bridge {
             } if self.is_ours(&debug_id) || matches!(self.phase, Phase::Starting(_)) => {
                 self.ended(exit_code, error, out)
             }
-            ServerMessage::Error { message, .. } => self.mesh_error(message, out),
+            ServerMessage::Error {
+                message, responding_to, ..
+            } => self.mesh_error(message, responding_to, out),
             _ => {}
         }
     }
@@ -366,15 +376,18 @@ impl Bridge {
         self.end(exit_code, out);
     }
 
-    /// A mesh error is not tied to a request; it is the answer to the one that waits, if
-    /// exactly one does, and shown to the user otherwise.
-    fn mesh_error(&mut self, message: String, out: &mut Vec<Output>) {
+    /// The room refused a message: the answer to the editor's request it names (the mesh
+    /// request's id is the request's `seq`); shown to the user when it names none of them.
+    fn mesh_error(&mut self, message: String, responding_to: Option<u64>, out: &mut Vec<Output>) {
+        let named = responding_to.and_then(|id| i64::try_from(id).ok());
         if let Phase::Starting(req) = &self.phase {
-            let req = req.clone();
-            return self.fail_start(req, message, out);
+            if named == Some(req.seq) {
+                let req = req.clone();
+                return self.fail_start(req, message, out);
+            }
         }
-        let only = (self.pending.len() == 1).then(|| self.pending.pop_first()).flatten();
-        match only {
+        let answered = named.and_then(|seq| self.pending.remove(&seq).map(|command| (seq, command)));
+        match answered {
             Some((seq, command)) if self.disconnect == Some(seq) => {
                 // The hub could not pass the disconnect on: this editor leaves all the same.
                 self.disconnect = None;
@@ -549,6 +562,7 @@ mod tests {
             capabilities,
             work_dir: "/work".into(),
             aliases: BTreeMap::from([("/work/main.py".into(), "src/app.py".into())]),
+            responding_to: None,
         })
     }
 
@@ -597,10 +611,13 @@ mod tests {
         ));
         assert_eq!(
             out,
-            vec![Output::Room(ClientMessage::DebugStart {
-                path: "src/app.py".into(),
-                language: Some("python".into())
-            })]
+            vec![Output::Room(Request::new(
+                5,
+                ClientMessage::DebugStart {
+                    path: "src/app.py".into(),
+                    language: Some("python".into())
+                }
+            ))]
         );
         // A request that comes early waits for the session.
         assert_eq!(b.handle(request(6, "threads", json!({}))), vec![]);
@@ -617,10 +634,13 @@ mod tests {
         );
         assert_eq!(
             out.last(),
-            Some(&Output::Room(ClientMessage::Dap {
-                debug_id: "d1".into(),
-                message: json!({"seq": 6, "type": "request", "command": "threads", "arguments": {}})
-            }))
+            Some(&Output::Room(Request::new(
+                6,
+                ClientMessage::Dap {
+                    debug_id: "d1".into(),
+                    message: json!({"seq": 6, "type": "request", "command": "threads", "arguments": {}})
+                }
+            )))
         );
     }
 
@@ -629,13 +649,18 @@ mod tests {
         let out = bridge().handle(request(1, "attach", Value::Null));
         assert_eq!(
             out,
-            vec![Output::Room(ClientMessage::DebugStart {
-                path: String::new(),
-                language: None
-            })]
+            vec![Output::Room(Request::new(
+                1,
+                ClientMessage::DebugStart {
+                    path: String::new(),
+                    language: None
+                }
+            ))]
         );
         let out = bridge().handle(request(1, "launch", json!({"program": "src/app.py"})));
-        assert!(matches!(&out[..], [Output::Room(ClientMessage::DebugStart { path, .. })] if path == "src/app.py"));
+        assert!(
+            matches!(&out[..], [Output::Room(Request { message: ClientMessage::DebugStart { path, .. }, .. })] if path == "src/app.py")
+        );
         for (args, error) in [
             (json!({}), "launch needs a `program`"),
             (
@@ -658,7 +683,11 @@ mod tests {
         let args =
             json!({"source": {"path": format!("{ROOT}/src/app.py")}, "breakpoints": [{"line": 3}], "x-extra": 1});
         let out = b.handle(request(7, "setBreakpoints", args));
-        let [Output::Room(ClientMessage::Dap { message, .. })] = &out[..] else {
+        let [Output::Room(Request {
+            message: ClientMessage::Dap { message, .. },
+            ..
+        })] = &out[..]
+        else {
             panic!("{out:?}")
         };
         assert_eq!(message["arguments"]["source"]["path"], "/work/main.py");
@@ -685,7 +714,10 @@ mod tests {
     fn arguments_may_be_null_or_missing_and_unknown_requests_pass_untouched() {
         let mut b = attached();
         let forwarded = |out: Vec<Output>| match &out[..] {
-            [Output::Room(ClientMessage::Dap { message, .. })] => message.clone(),
+            [Output::Room(Request {
+                message: ClientMessage::Dap { message, .. },
+                ..
+            })] => message.clone(),
             other => panic!("{other:?}"),
         };
         let msg = forwarded(b.handle(request(7, "threads", Value::Null)));
@@ -770,6 +802,7 @@ mod tests {
                 position,
                 limit: "max_debug_sessions".into(),
                 debug: true,
+                responding_to: Some(2),
             })
         };
         let msgs = to_editor(&b.handle(queued(2)));
@@ -786,9 +819,17 @@ mod tests {
     fn a_refused_start_fails_the_launch() {
         let mut b = bridge();
         b.handle(request(2, "launch", json!({"program": "a.py"})));
+        // A refusal of something else is not the launch's answer.
+        let out = b.handle(Input::Room(ServerMessage::Error {
+            code: ErrorCode::BadRequest,
+            message: "chat too long".into(),
+            responding_to: None,
+        }));
+        assert_eq!(to_editor(&out)[0]["event"], "output");
         let out = b.handle(Input::Room(ServerMessage::Error {
             code: ErrorCode::Forbidden,
             message: "readers may not start a debug session".into(),
+            responding_to: Some(2),
         }));
         let msgs = to_editor(&out);
         assert_eq!(
@@ -826,7 +867,13 @@ mod tests {
     fn disconnect_goes_to_the_hub_and_its_answer_ends_the_proxy() {
         let mut b = attached();
         let out = b.handle(request(7, "disconnect", json!({"terminateDebuggee": true})));
-        assert!(matches!(&out[..], [Output::Room(ClientMessage::Dap { .. })]));
+        assert!(matches!(
+            &out[..],
+            [Output::Room(Request {
+                id: Some(7),
+                message: ClientMessage::Dap { .. }
+            })]
+        ));
         assert!(b.awaits_disconnect());
         let out = b.handle(hub(json!({"seq": 1, "type": "response", "request_seq": 7,
             "command": "disconnect", "success": true})));

@@ -24,7 +24,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use mesh_protocol::codec::Frame;
-use mesh_protocol::ClientMessage;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -182,7 +181,7 @@ struct RoomLink {
     events: mpsc::UnboundedSender<RoomEvent>,
     conn: Option<RoomConn>,
     ready: bool,
-    queue: Vec<ClientMessage>,
+    queue: Vec<mesh_protocol::Request>,
 }
 
 impl RoomLink {
@@ -203,7 +202,7 @@ impl RoomLink {
         }
     }
 
-    fn send(&mut self, msg: ClientMessage) {
+    fn send(&mut self, msg: mesh_protocol::Request) {
         match (&self.conn, self.ready) {
             (Some(conn), true) => {
                 let _ = conn.tx.send(Outgoing::Frame(mesh_protocol::encode_mesh(&msg)));

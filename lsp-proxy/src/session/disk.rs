@@ -11,7 +11,8 @@ use ignore::gitignore::Gitignore;
 use tokio::sync::mpsc;
 
 use super::replica::View;
-use super::{Effect, Event, RoomRead, Session};
+use super::{conflict, Effect, Event, RoomRead, Session};
+use crate::merge;
 use crate::sync::{ChangeKind, DocSync};
 use crate::text::Encoding;
 use crate::workspace::{self, UnsafePath};
@@ -37,14 +38,28 @@ impl OnDisk {
     }
 }
 
+/// A file of the room as the folder meets it at start: the room's text, what the folder
+/// holds, and the last text both agreed on (kept under `.mesh/`).
+#[derive(Debug, Clone)]
+pub(super) struct Found {
+    pub(super) path: String,
+    pub(super) room: String,
+    pub(super) on_disk: OnDisk,
+    pub(super) base: Option<String>,
+}
+
 /// What disk sync knows: per file, the text last read or written there.
 #[derive(Debug, Default)]
 pub(super) struct DiskSync {
     /// Files of the shared folder that no editor has open. The "editor" of each is the disk:
     /// its shadow is the content last read or written.
     files: HashMap<String, DocSync>,
-    /// Local files that differ from the room at join time: left alone, never synced.
+    /// Paths whose local text and the room's could not be merged: the local file is left
+    /// alone and never synced until the user resolves the conflict.
     conflicts: HashSet<String>,
+    /// Per conflict, the room's version when it arose (kept beside the file too): the base of
+    /// the merge that resolves it.
+    snapshots: HashMap<String, String>,
     /// The folder's `.gitignore`: ignored files never enter the room from disk.
     ignore: Option<Gitignore>,
     /// Whether disk sync runs (after the first sync of a shared or joined folder).
@@ -62,29 +77,101 @@ impl DiskSync {
         self.running
     }
 
-    /// Starts disk sync: every file of the room that no editor has open starts from its text
-    /// on disk. `files` holds, per room file, its room text and its text on disk. Returns the
-    /// paths whose disk copy differs from the room (to be written on the next turn).
+    /// Starts disk sync (after the first sync of a share, a join or a rejoin): every file of
+    /// the room that no editor has open is merged with the folder by [`DiskSync::settle`],
+    /// with the last agreed text kept under `.mesh/` as the base.
     pub(super) fn start(
         &mut self,
         ignore: Gitignore,
-        files: Vec<(String, String, Option<String>)>,
+        files: Vec<Found>,
         is_open: impl Fn(&str) -> bool,
-    ) -> Vec<String> {
+        writable: bool,
+    ) -> Vec<Effect> {
         self.running = true;
         self.ignore = Some(ignore);
-        let mut dirty = Vec::new();
-        for (path, text, on_disk) in files {
-            if is_open(&path) || self.conflicts.contains(&path) {
+        let mut fx = Vec::new();
+        for f in files {
+            if is_open(&f.path) || self.conflicts.contains(&f.path) {
                 continue;
             }
-            let baseline = on_disk.unwrap_or_default();
-            if baseline != text {
-                dirty.push(path.clone());
-            }
-            self.files.insert(path, DocSync::new(0, &baseline));
+            fx.extend(self.settle(&f.path, Some(&f.room), &f.on_disk, f.base.as_deref(), writable));
         }
-        dirty
+        fx
+    }
+
+    /// The one merge rule for a file no editor has open, when the folder and the room meet
+    /// (start, a resolved conflict): `base` is the last text both agreed on.
+    /// - Missing here: the room's text is written; but when the room still holds the base,
+    ///   the file was deleted here while no proxy ran, and the deletion travels.
+    /// - Text here: a three-way merge. Local text the room has not seen becomes room
+    ///   operations, the room's changes are written here, and the file is synced from then on.
+    /// - Both changed the same lines, no base and a different text, a binary or oversized
+    ///   file, or a reader with local changes: a conflict. The local file stays as it is.
+    /// - Gone from the room (`room` is `None`): the local text creates it again.
+    pub(super) fn settle(
+        &mut self,
+        path: &str,
+        room: Option<&str>,
+        on_disk: &OnDisk,
+        base: Option<&str>,
+        writable: bool,
+    ) -> Vec<Effect> {
+        let Some(room) = room else {
+            return match on_disk.text() {
+                Some(text) if writable => {
+                    self.files.insert(path.to_string(), DocSync::new(0, text));
+                    vec![
+                        Effect::Resolved { path: path.into() },
+                        Effect::Create {
+                            path: path.into(),
+                            text: text.into(),
+                        },
+                    ]
+                }
+                _ => Vec::new(),
+            };
+        };
+        let local = match on_disk {
+            OnDisk::Missing if writable && base == Some(room) => {
+                tracing::info!(%path, "deleted here while no proxy ran; removed from the room");
+                return vec![Effect::Remove { path: path.into() }];
+            }
+            OnDisk::Missing => {
+                self.files.insert(path.to_string(), DocSync::new(0, ""));
+                return vec![Effect::WriteFile {
+                    path: path.into(),
+                    text: room.into(),
+                }];
+            }
+            d => d.text(),
+        };
+        let merged = local
+            .and_then(|local| merge::merge3(base, local, room))
+            .filter(|m| m == room || writable);
+        let (Some(local), Some(merged)) = (local, merged) else {
+            return conflict(path, room.to_string());
+        };
+        let mut fx = vec![Effect::Resolved { path: path.into() }];
+        self.files.insert(path.to_string(), DocSync::new(0, local));
+        if merged != room {
+            tracing::info!(%path, "merged local text the room had not seen into the room");
+            fx.push(Effect::Edit {
+                path: path.into(),
+                ops: merge::ops_between(room, &merged),
+            });
+        }
+        if merged != local {
+            fx.push(Effect::WriteFile {
+                path: path.into(),
+                text: merged,
+            });
+        } else if base != Some(merged.as_str()) {
+            fx.push(Effect::Agreed {
+                path: path.into(),
+                text: merged,
+            });
+        }
+        fx
     }
 
     /// Stops disk sync and forgets everything (leaving the room).
@@ -92,21 +179,30 @@ impl DiskSync {
         *self = Self::default();
     }
 
-    /// A join: which room files to write into the folder, and which local files differ
-    /// from the room (conflicts: left alone, never synced). `files` holds, per room file, its
-    /// room text and what the folder holds there.
-    pub(super) fn join(&mut self, files: Vec<(String, String, OnDisk)>) -> (Vec<Effect>, Vec<String>) {
-        let mut writes = Vec::new();
-        let mut conflicts = Vec::new();
-        for (path, text, on_disk) in files {
-            match on_disk {
-                OnDisk::Bytes(existing) if existing == text.as_bytes() => {}
-                OnDisk::Bytes(_) | OnDisk::TooLarge => conflicts.push(path),
-                OnDisk::Missing => writes.push(Effect::WriteFile { path, text }),
-            }
-        }
-        self.conflicts.extend(conflicts.iter().cloned());
-        (writes, conflicts)
+    /// `path` is in conflict; `room` is the room's version now. It stays out of sync.
+    pub(super) fn conflicted(&mut self, path: &str, room: String) {
+        self.files.remove(path);
+        self.conflicts.insert(path.to_string());
+        self.snapshots.insert(path.to_string(), room);
+    }
+
+    /// The conflict of `path` is being resolved: it leaves the conflicts, and the room's
+    /// version at the time (the base of the merge that follows) is returned.
+    pub(super) fn resolved(&mut self, path: &str) -> Option<String> {
+        self.conflicts.remove(path);
+        self.snapshots.remove(path)
+    }
+
+    /// The paths in conflict, sorted.
+    pub(super) fn conflict_paths(&self) -> Vec<String> {
+        let mut paths: Vec<String> = self.conflicts.iter().cloned().collect();
+        paths.sort();
+        paths
+    }
+
+    /// The text last read or written at `path`, when disk sync follows it.
+    pub(super) fn baseline(&self, path: &str) -> Option<String> {
+        self.files.get(path).map(|f| f.shadow().text())
     }
 
     /// An editor opened `path`: the editor owns it now, and the disk follows its saves.
@@ -150,6 +246,10 @@ impl DiskSync {
     /// the folder holds `on_disk`. A changed file is written, a deleted one removed unless it
     /// changed here since.
     pub(super) fn room_changed(&mut self, path: &str, room_text: Option<&str>, on_disk: &OnDisk) -> Vec<Effect> {
+        if self.conflicts.contains(path) {
+            // Out of sync until the user resolves it; the local file is theirs meanwhile.
+            return Vec::new();
+        }
         match room_text {
             Some(text) => {
                 let Some(entry) = self.files.get(path) else {
@@ -167,11 +267,8 @@ impl DiskSync {
                             self.files.insert(path.to_string(), DocSync::new(0, text));
                             Vec::new()
                         }
-                        _ => {
-                            tracing::warn!(%path, "the room added a file that exists here with other content; kept yours, not synced");
-                            self.conflicts.insert(path.to_string());
-                            Vec::new()
-                        }
+                        // No base: a conflict, kept beside it and reported.
+                        _ => conflict(path, text.to_string()),
                     };
                 };
                 if *on_disk != OnDisk::Missing && on_disk.text().is_none_or(|t| !entry.shadow().eq_str(t)) {
@@ -371,7 +468,8 @@ pub(super) fn watch(root: &Path, events: mpsc::UnboundedSender<Event>) -> Option
 
 /// The loop's disk turn: reads the folder, asks [`DiskSync`], carries out what it says.
 impl Session {
-    /// Starts disk sync after the first sync of a shared or joined folder.
+    /// Starts disk sync after the first sync of a shared, joined or rejoined folder: merges
+    /// every file of the room with the folder, then watches the folder.
     pub(super) fn start_disk_sync(&mut self) {
         let (Some(root), Some(room)) = (self.root.clone(), self.room.as_ref()) else {
             return;
@@ -379,16 +477,28 @@ impl Session {
         if self.disk.running() {
             return;
         }
+        let id = room.target.room.to_string();
         let files = super::room_files(&room.doc)
             .into_iter()
-            .map(|(path, text)| {
-                let on_disk = read_text(&root, &path);
-                (path, text, on_disk)
+            .filter_map(|(path, text)| match read(&root, &path) {
+                Ok(on_disk) => Some(Found {
+                    base: crate::mesh_dir::read_base(&root, &id, &path),
+                    path,
+                    room: text,
+                    on_disk,
+                }),
+                Err(_) => {
+                    tracing::warn!(%path, "skipped a file with an unsafe path");
+                    None
+                }
             })
             .collect();
+        let writable = self.view().writable();
         let docs = &self.docs;
-        let dirty = self.disk.start(load_ignore(&root), files, |p| docs.is_open(p));
-        self.remote_dirty.lock().expect("not poisoned").extend(dirty);
+        let fx = self
+            .disk
+            .start(load_ignore(&root), files, |p| docs.is_open(p), writable);
+        self.apply(fx);
         self.watcher = watch(&root, self.events_tx.clone());
     }
 
@@ -442,14 +552,81 @@ mod tests {
         OnDisk::Bytes(s.as_bytes().to_vec())
     }
 
-    fn started(files: &[(&str, &str, Option<&str>)]) -> (DiskSync, Vec<String>) {
+    fn found(path: &str, room: &str, on_disk: OnDisk, base: Option<&str>) -> Found {
+        Found {
+            path: path.into(),
+            room: room.into(),
+            on_disk,
+            base: base.map(String::from),
+        }
+    }
+
+    /// Disk sync started over room files `(path, room text, disk text)` with no bases; the
+    /// effects of the start are returned with it.
+    fn started(files: &[(&str, &str, Option<&str>)]) -> (DiskSync, Vec<Effect>) {
         let mut disk = DiskSync::default();
         let files = files
             .iter()
-            .map(|(p, r, d)| (p.to_string(), r.to_string(), d.map(String::from)))
+            .map(|(p, r, d)| found(p, r, d.map(bytes).unwrap_or(OnDisk::Missing), None))
             .collect();
-        let dirty = disk.start(Gitignore::empty(), files, |_| false);
-        (disk, dirty)
+        let fx = disk.start(Gitignore::empty(), files, |_| false, true);
+        carry_out(&mut disk, &fx);
+        (disk, fx)
+    }
+
+    /// What the loop does with effects that concern disk sync itself.
+    fn carry_out(disk: &mut DiskSync, fx: &[Effect]) {
+        for e in fx {
+            match e {
+                Effect::Conflict { path, room } => disk.conflicted(path, room.clone()),
+                Effect::WriteFile { path, text } => disk.wrote(path, text),
+                _ => {}
+            }
+        }
+    }
+
+    /// Starts over one file with a base and returns the effects.
+    fn start_one(room: &str, on_disk: OnDisk, base: Option<&str>, writable: bool) -> (DiskSync, Vec<Effect>) {
+        let mut disk = DiskSync::default();
+        let fx = disk.start(
+            Gitignore::empty(),
+            vec![found("a.txt", room, on_disk, base)],
+            |_| false,
+            writable,
+        );
+        carry_out(&mut disk, &fx);
+        (disk, fx)
+    }
+
+    fn written(fx: &[Effect]) -> Option<&str> {
+        fx.iter().find_map(|e| match e {
+            Effect::WriteFile { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+    }
+
+    /// The room's text after the effects' room edits.
+    fn room_after(room: &str, fx: &[Effect]) -> String {
+        fx.iter().fold(room.to_string(), |text, e| match e {
+            Effect::Edit { ops, .. } => crate::sync::apply_ops(&text, ops),
+            _ => text,
+        })
+    }
+
+    /// Whether the effects keep the room's version of `path` beside it and tell the user
+    /// which file it is and how to resolve it.
+    fn is_conflict_reported(fx: &[Effect], path: &str) -> bool {
+        let kept = fx
+            .iter()
+            .any(|e| matches!(e, Effect::Conflict { path: p, .. } if p == path));
+        let told = fx.iter().any(|e| match e {
+            Effect::Editor(super::super::EditorOut::Notify("window/showMessage", v)) => {
+                let m = v["message"].as_str().unwrap_or("");
+                m.contains(path) && m.contains("mesh-proxy resolve") && m.contains(".mesh/conflicts/")
+            }
+            _ => false,
+        });
+        kept && told
     }
 
     fn local(disk: &mut DiskSync, path: &str, on_disk: OnDisk, room: Option<&str>) -> Vec<Effect> {
@@ -457,29 +634,123 @@ mod tests {
     }
 
     #[test]
-    fn a_join_writes_missing_files_and_never_over_different_local_ones() {
-        let mut disk = DiskSync::default();
-        let (writes, conflicts) = disk.join(vec![
-            ("same.txt".into(), "s".into(), bytes("s")),
-            ("mine.txt".into(), "room".into(), bytes("local")),
-            ("new.txt".into(), "n".into(), OnDisk::Missing),
-        ]);
-        assert!(matches!(&writes[..], [Effect::WriteFile { path, text }] if path == "new.txt" && text == "n"));
-        assert_eq!(conflicts, ["mine.txt"]);
-        assert!(disk.is_conflict("mine.txt"));
-        // A conflict stays out of disk sync both ways.
-        assert!(local(&mut disk, "mine.txt", bytes("local 2"), Some("room")).is_empty());
+    fn start_writes_what_is_missing_here_and_keeps_what_agrees_as_the_base() {
+        let (disk, fx) = started(&[("same.txt", "s", Some("s")), ("new.txt", "n", None)]);
+        assert!(disk.running());
+        assert!(
+            matches!(&fx[..], [
+            Effect::Resolved { .. },
+            Effect::Agreed { path: a, text: s },
+            Effect::WriteFile { path: w, text: n },
+        ] if a == "same.txt" && s == "s" && w == "new.txt" && n == "n"),
+            "{fx:?}"
+        );
     }
 
     #[test]
-    fn start_takes_the_disk_as_baseline_and_marks_what_differs_from_the_room() {
-        let (disk, dirty) = started(&[
-            ("a", "room", Some("room")),
-            ("b", "room", Some("old")),
-            ("c", "room", None),
-        ]);
-        assert_eq!(dirty, ["b", "c"]);
-        assert!(disk.running());
+    fn start_without_a_base_never_overwrites_a_different_local_file() {
+        let (mut disk, fx) = start_one("room\n", bytes("my local work\n"), None, true);
+        assert!(
+            written(&fx).is_none() && room_after("room\n", &fx) == "room\n",
+            "{fx:?}"
+        );
+        assert!(is_conflict_reported(&fx, "a.txt"), "{fx:?}");
+        assert_eq!(disk.conflict_paths(), ["a.txt"]);
+        // A conflict stays out of disk sync both ways until resolved.
+        assert!(local(&mut disk, "a.txt", bytes("more local work\n"), Some("room\n")).is_empty());
+        assert!(disk
+            .room_changed("a.txt", Some("room 2\n"), &bytes("my local work\n"))
+            .is_empty());
+    }
+
+    #[test]
+    fn start_sends_edits_made_here_while_no_proxy_ran_to_the_room() {
+        let base = "one\ntwo\n";
+        let (_, fx) = start_one(base, bytes("one\ntwo\noffline\n"), Some(base), true);
+        assert_eq!(room_after(base, &fx), "one\ntwo\noffline\n");
+        assert!(written(&fx).is_none(), "the local file is already right: {fx:?}");
+    }
+
+    #[test]
+    fn start_writes_the_room_s_changes_over_a_file_unchanged_since_the_base() {
+        let base = "one\ntwo\n";
+        let (_, fx) = start_one("one\ntwo\nroom\n", bytes(base), Some(base), true);
+        assert_eq!(written(&fx), Some("one\ntwo\nroom\n"));
+        assert_eq!(room_after("one\ntwo\nroom\n", &fx), "one\ntwo\nroom\n");
+    }
+
+    #[test]
+    fn start_merges_changes_to_different_lines_into_both_sides() {
+        let base = "one\ntwo\nthree\nfour\n";
+        let room = "one\ntwo\nthree\nFOUR\n";
+        let (mut disk, fx) = start_one(room, bytes("ONE\ntwo\nthree\nfour\n"), Some(base), true);
+        let merged = "ONE\ntwo\nthree\nFOUR\n";
+        assert_eq!(room_after(room, &fx), merged);
+        assert_eq!(written(&fx), Some(merged));
+        // Synced from then on: the write is the baseline, its echo is not sent back.
+        assert!(local(&mut disk, "a.txt", bytes(merged), Some(merged)).is_empty());
+    }
+
+    #[test]
+    fn start_with_the_same_lines_changed_on_both_sides_keeps_the_local_text_and_reports_it() {
+        let base = "one\ntwo\n";
+        let (disk, fx) = start_one("one\nroom\n", bytes("one\nmine\n"), Some(base), true);
+        assert!(is_conflict_reported(&fx, "a.txt"), "{fx:?}");
+        assert!(written(&fx).is_none() && room_after("one\nroom\n", &fx) == "one\nroom\n");
+        assert!(disk.is_conflict("a.txt"));
+    }
+
+    #[test]
+    fn a_file_deleted_here_while_no_proxy_ran_is_removed_from_the_room_unless_the_room_changed_it() {
+        let (_, fx) = start_one("gone\n", OnDisk::Missing, Some("gone\n"), true);
+        assert!(
+            matches!(&fx[..], [Effect::Remove { path }] if path == "a.txt"),
+            "{fx:?}"
+        );
+        let (_, fx) = start_one("gone, but edited in the room\n", OnDisk::Missing, Some("gone\n"), true);
+        assert_eq!(written(&fx), Some("gone, but edited in the room\n"));
+        let (_, fx) = start_one("gone\n", OnDisk::Missing, Some("gone\n"), false);
+        assert!(
+            written(&fx).is_some(),
+            "a reader cannot delete: the room's copy comes back"
+        );
+    }
+
+    #[test]
+    fn a_binary_or_oversized_local_file_in_the_way_is_a_conflict() {
+        let (_, fx) = start_one("text\n", OnDisk::Bytes(vec![0x89, 0, 1]), None, true);
+        assert!(is_conflict_reported(&fx, "a.txt"), "{fx:?}");
+        let (_, fx) = start_one("text\n", OnDisk::TooLarge, Some("text\n"), true);
+        assert!(is_conflict_reported(&fx, "a.txt"), "{fx:?}");
+    }
+
+    #[test]
+    fn a_reader_s_local_changes_are_a_conflict_never_an_overwrite() {
+        let base = "one\n";
+        let (_, fx) = start_one(base, bytes("one\nmine\n"), Some(base), false);
+        assert!(is_conflict_reported(&fx, "a.txt"), "{fx:?}");
+        // Changes from the room alone still reach a reader's folder.
+        let (_, fx) = start_one("one\nroom\n", bytes(base), Some(base), false);
+        assert_eq!(written(&fx), Some("one\nroom\n"));
+    }
+
+    #[test]
+    fn a_resolved_conflict_shares_the_local_text_over_the_room_s_version_and_keeps_later_room_changes() {
+        let (mut disk, _) = start_one("a\nroom\nz\n", bytes("a\nmine\nz\n"), Some("a\nb\nz\n"), true);
+        let snapshot = disk.resolved("a.txt").expect("the room's version at the conflict");
+        assert_eq!(snapshot, "a\nroom\nz\n");
+        assert!(!disk.is_conflict("a.txt"));
+        // The user merged by hand; meanwhile the room changed another line.
+        let room = "a\nroom\nz\nlater\n";
+        let fx = disk.settle("a.txt", Some(room), &bytes("a\nmine, room\nz\n"), Some(&snapshot), true);
+        assert!(matches!(&fx[0], Effect::Resolved { path } if path == "a.txt"));
+        assert_eq!(room_after(room, &fx), "a\nmine, room\nz\nlater\n");
+        assert_eq!(written(&fx), Some("a\nmine, room\nz\nlater\n"));
+        // Gone from the room meanwhile: the local text creates it again.
+        let fx = disk.settle("b.txt", None, &bytes("kept\n"), Some("x"), true);
+        assert!(fx
+            .iter()
+            .any(|e| matches!(e, Effect::Create { text, .. } if text == "kept\n")));
     }
 
     #[test]
@@ -496,10 +767,13 @@ mod tests {
     #[test]
     fn a_new_room_file_never_overwrites_a_local_file_with_other_content() {
         let (mut disk, _) = started(&[]);
-        assert!(disk
-            .room_changed(".env", Some("SECRET=room"), &bytes("SECRET=mine"))
-            .is_empty());
-        assert!(disk.is_conflict(".env"), "kept as a conflict, out of sync both ways");
+        let fx = disk.room_changed(".env", Some("SECRET=room"), &bytes("SECRET=mine"));
+        assert!(
+            is_conflict_reported(&fx, ".env"),
+            "kept as a conflict and reported: {fx:?}"
+        );
+        carry_out(&mut disk, &fx);
+        assert!(disk.is_conflict(".env"), "out of sync both ways");
         assert!(
             disk.room_changed("same.txt", Some("s"), &bytes("s")).is_empty(),
             "same text: nothing to write"
@@ -588,7 +862,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(".gitignore"), "*.log\n").unwrap();
         let mut disk = DiskSync::default();
-        disk.start(load_ignore(dir.path()), Vec::new(), |_| false);
+        disk.start(load_ignore(dir.path()), Vec::new(), |_| false, true);
         let abs = dir.path().join("debug.log");
         assert!(disk
             .local_changed("debug.log", &abs, bytes("x"), None, true, false)

@@ -1,5 +1,5 @@
-//! Open documents: attach to the room, local changes into room operations, edit batches to
-//! the editor, hash checks. Sans-IO: the room is read through [`RoomRead`], the time is
+//! Open documents: attach to the room (a three-way merge of the buffer, the room and the last
+//! agreed text), local changes into room operations, edit batches to the editor, hash checks. Sans-IO: the room is read through [`RoomRead`], the time is
 //! passed in, and everything to do comes back as [`Effect`]s (room operations, requests to
 //! the editor, messages for the user) that the session's loop carries out in order.
 
@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use tower_lsp_server::lsp_types::Range;
 
-use super::{tell, EditorOut, Effect, RoomRead};
+use super::{conflict, tell, EditorOut, Effect, RoomRead};
 use crate::lsp_ext::DocumentHashResult;
+use crate::merge;
 use crate::sync::{ChangeKind, DocSync, RoomTextChange};
 use crate::text::Encoding;
 use crate::workspace;
@@ -35,8 +36,12 @@ const UNANSWERED_BATCH_TIMEOUT: Duration = Duration::from_secs(30);
 pub(super) struct OpenDoc {
     /// The bridge between the editor's text and the room's.
     pub(super) sync: DocSync,
-    /// Room path, when the document is inside the shared folder.
+    /// Room path, when the document is inside the shared folder and in step with the room.
     pub(super) path: Option<String>,
+    /// The room path of a document held out of the room because the buffer and the room
+    /// changed the same lines: the buffer keeps its text and follows the editor only, until
+    /// the conflict is resolved.
+    held: Option<String>,
     /// When the editor's text last changed (by the user or by a batch of ours).
     last_change: Instant,
     /// Whether the editor's text was compared with the shadow since that change.
@@ -86,9 +91,32 @@ impl Docs {
         self.open.get(uri).and_then(|d| d.path.clone())
     }
 
-    /// Whether an editor has the room path `path` open.
+    /// Whether an editor has the room path `path` open (in step with the room or held out of
+    /// it by a conflict).
     pub(super) fn is_open(&self, path: &str) -> bool {
-        self.open.values().any(|d| d.path.as_deref() == Some(path))
+        self.open
+            .values()
+            .any(|d| d.path.as_deref() == Some(path) || d.held.as_deref() == Some(path))
+    }
+
+    /// The URI of the open document held out of the room at `path` by a conflict.
+    pub(super) fn holding(&self, path: &str) -> Option<String> {
+        self.open
+            .iter()
+            .find(|(_, d)| d.held.as_deref() == Some(path))
+            .map(|(u, _)| u.clone())
+    }
+
+    /// Holds `uri` out of the room: its path is in conflict. The buffer follows the editor
+    /// only until [`Docs::resolve`].
+    pub(super) fn hold(&mut self, uri: &str) {
+        if let Some(d) = self.open.get_mut(uri) {
+            if let Some(path) = d.path.take() {
+                d.held = Some(path);
+                // Held, it sees no room changes: its map is derived again at the resolve.
+                d.sync.forget_room();
+            }
+        }
     }
 
     /// The URIs of the open documents showing the room paths in `paths`.
@@ -133,6 +161,7 @@ impl Docs {
         let doc = OpenDoc {
             sync: DocSync::tracking(version, &text),
             path,
+            held: None,
             last_change: now,
             hash_checked: false,
             hash_pending: false,
@@ -146,9 +175,21 @@ impl Docs {
         self.open.remove(uri).and_then(|d| d.path)
     }
 
-    /// Ties an open document to the room: the room's text wins when the file exists there;
-    /// otherwise the editor's text creates it.
-    pub(super) fn attach(&mut self, uri: &str, room: &impl RoomRead) -> Vec<Effect> {
+    /// Ties an open document to the room by a three-way merge: the buffer (which may hold
+    /// unsaved work, or typing done before the room was reached), the room's text, and as
+    /// the base the last text both agreed on: `persisted` (kept under `.mesh/`), else the
+    /// file on disk `on_disk` when it equals the room's text. Local text the room has not
+    /// seen becomes room operations; the room's changes come back as one versioned batch.
+    /// When both changed the same lines, or there is no base and they differ, the buffer
+    /// keeps its text, the document is held out of the room and the room's version is kept
+    /// beside it as a conflict. A file the room lacks is created from the buffer.
+    pub(super) fn attach(
+        &mut self,
+        uri: &str,
+        room: &impl RoomRead,
+        persisted: Option<&str>,
+        on_disk: Option<&str>,
+    ) -> Vec<Effect> {
         if !room.synced() {
             return Vec::new();
         }
@@ -158,7 +199,7 @@ impl Docs {
         let Some(path) = doc.path.clone() else {
             return Vec::new();
         };
-        if room.text(&path).is_none() {
+        let Some(room_text) = room.text(&path) else {
             if !room.writable() {
                 return Vec::new();
             }
@@ -166,8 +207,53 @@ impl Docs {
             tracing::info!(%path, "created in the room from the editor");
             // The editor's batch (if any) is computed once the file is in the room.
             return vec![Effect::Create { path, text }, Effect::Flush { uri: uri.to_string() }];
+        };
+        let local = doc.sync.shadow().text();
+        let base = merge::base(persisted, on_disk, &room_text);
+        let merged = merge::merge3(base, &local, &room_text).filter(|m| *m == room_text || room.writable());
+        let Some(merged) = merged else {
+            // A reader's local text cannot enter the room either: kept, as a conflict.
+            tracing::warn!(%path, "the buffer and the room changed the same lines; kept the buffer, the room's version beside it");
+            self.hold(uri);
+            return conflict(&path, room_text);
+        };
+        let mut fx = Vec::new();
+        if merged != room_text {
+            tracing::info!(%path, "merged the buffer's unshared text into the room on attach");
+            fx.push(Effect::Edit {
+                path: path.clone(),
+                ops: merge::ops_between(&room_text, &merged),
+            });
         }
-        self.flush(uri, room)
+        // What the file on disk and the room agree on is the base of the next merge: the
+        // merged text once the disk holds it, else the disk copy the room still had (a
+        // buffer's unsaved work later discarded then merges against it, not against nothing).
+        let agreed = if on_disk == Some(merged.as_str()) {
+            Some(merged)
+        } else {
+            on_disk
+                .filter(|d| persisted.is_none() && *d == room_text)
+                .map(String::from)
+        };
+        if let Some(text) = agreed.filter(|a| persisted != Some(a.as_str())) {
+            fx.push(Effect::Agreed { path, text });
+        }
+        // The buffer gets what the room has that it lacks, computed once the edit is in.
+        fx.push(Effect::Flush { uri: uri.to_string() });
+        fx
+    }
+
+    /// The conflict of the held document `uri` was resolved: the buffer is merged again with
+    /// the room's version at the time of the conflict (`snapshot`) as the base, so the
+    /// buffer's text wins where it still differs from that version and the room's later
+    /// changes are kept. Both changing the same lines again is a new conflict.
+    pub(super) fn resolve(&mut self, uri: &str, snapshot: &str, room: &impl RoomRead) -> Vec<Effect> {
+        if let Some(d) = self.open.get_mut(uri) {
+            if let Some(path) = d.held.take() {
+                d.path = Some(path);
+            }
+        }
+        self.attach(uri, room, Some(snapshot), None)
     }
 
     /// The editor changed `uri`: a local edit becomes room operations, an echo of our batch
@@ -409,7 +495,7 @@ impl Docs {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{methods, FakeRoom};
+    use super::super::testing::{methods, notification, FakeRoom};
     use super::*;
     use crate::sync::{Delta, EditorBatch};
     use tower_lsp_server::lsp_types::Position;
@@ -453,7 +539,7 @@ mod tests {
         let mut docs = Docs::default();
         open_doc(&mut docs, "mine\n", now);
         let room = FakeRoom::synced_writer();
-        let fx = docs.attach(URI, &room);
+        let fx = docs.attach(URI, &room, None, None);
         assert!(matches!(&fx[..], [Effect::Create { path, text }, Effect::Flush { uri }]
             if path == "a.txt" && text == "mine\n" && uri == URI));
     }
@@ -465,24 +551,147 @@ mod tests {
         open_doc(&mut docs, "mine\n", now);
         let mut room = FakeRoom::synced_writer();
         room.synced = false;
-        assert!(docs.attach(URI, &room).is_empty());
+        assert!(docs.attach(URI, &room, None, None).is_empty());
         room.synced = true;
         room.writable = false;
-        assert!(docs.attach(URI, &room).is_empty());
+        assert!(docs.attach(URI, &room, None, None).is_empty());
+    }
+
+    /// The effects' room edits applied to `room`, as the loop would.
+    fn room_after(room: &str, fx: &[Effect]) -> String {
+        fx.iter().fold(room.to_string(), |text, e| match e {
+            Effect::Edit { ops, .. } => crate::sync::apply_ops(&text, ops),
+            _ => text,
+        })
     }
 
     #[test]
-    fn attach_to_a_file_the_room_has_sends_the_room_text_as_one_versioned_batch() {
+    fn attach_takes_the_room_s_changes_when_the_buffer_has_none_of_its_own() {
         let now = Instant::now();
         let mut docs = Docs::default();
         open_doc(&mut docs, "old\n", now);
         let room = FakeRoom::synced_writer().with("a.txt", "room\n");
-        let fx = docs.attach(URI, &room);
-        let batch = batch_of(&fx);
+        let fx = docs.attach(URI, &room, Some("old\n"), Some("old\n"));
+        assert!(matches!(&fx[..], [Effect::Flush { uri }] if uri == URI), "{fx:?}");
+        let batch = batch_of(&docs.flush(URI, &room)).clone();
         assert_eq!(batch.version, 1);
-        assert_eq!(editor_applies("old\n", batch), "room\n");
+        assert_eq!(editor_applies("old\n", &batch), "room\n");
         // One batch at a time: nothing more goes out until the editor answers.
         assert!(docs.flush(URI, &room).is_empty());
+    }
+
+    #[test]
+    fn typing_before_the_room_was_reached_is_merged_into_the_room_on_attach_never_dropped() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "fn main() {}\n", now);
+        // The room is not synced yet: the typing follows the editor only.
+        let mut room = FakeRoom::synced_writer().with("a.txt", "fn main() {}\n");
+        room.synced = false;
+        assert!(docs
+            .change(URI, 2, insert_at(1, 0, "typed at once\n"), &room, now)
+            .is_empty());
+        room.synced = true;
+        // No base kept yet: the file on disk, equal to the room's text, is the base.
+        let fx = docs.attach(URI, &room, None, Some("fn main() {}\n"));
+        let merged = room_after("fn main() {}\n", &fx);
+        assert!(
+            fx.iter()
+                .any(|e| matches!(e, Effect::Agreed { text, .. } if text == "fn main() {}\n")),
+            "the disk copy the room had is kept as the base: {fx:?}"
+        );
+        assert_eq!(merged, "fn main() {}\ntyped at once\n");
+        let room = room.with("a.txt", &merged);
+        assert!(docs.flush(URI, &room).is_empty(), "the buffer is already right");
+    }
+
+    #[test]
+    fn an_unsaved_buffer_is_merged_with_the_room_s_changes_to_other_lines() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        let disk = "one\ntwo\nthree\n";
+        open_doc(&mut docs, "one (unsaved)\ntwo\nthree\n", now);
+        let room_text = "one\ntwo\nthree (room)\n";
+        let room = FakeRoom::synced_writer().with("a.txt", room_text);
+        let fx = docs.attach(URI, &room, Some(disk), Some(disk));
+        let merged = room_after(room_text, &fx);
+        assert!(
+            !fx.iter().any(|e| matches!(e, Effect::Agreed { .. })),
+            "the disk agrees with neither"
+        );
+        assert_eq!(merged, "one (unsaved)\ntwo\nthree (room)\n");
+        assert!(matches!(fx.last(), Some(Effect::Flush { .. })));
+        let room = room.with("a.txt", &merged);
+        let batch = batch_of(&docs.flush(URI, &room)).clone();
+        assert_eq!(editor_applies("one (unsaved)\ntwo\nthree\n", &batch), merged);
+    }
+
+    #[test]
+    fn a_buffer_and_room_that_changed_the_same_lines_keep_the_buffer_and_report_a_conflict() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "one\nmine\n", now);
+        let room = FakeRoom::synced_writer().with("a.txt", "one\nroom\n");
+        let fx = docs.attach(URI, &room, Some("one\ntwo\n"), None);
+        assert!(matches!(&fx[0], Effect::Conflict { path, room } if path == "a.txt" && room == "one\nroom\n"));
+        let told = notification(&fx, "window/showMessage")["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            told.contains(".mesh/conflicts/a.txt") && told.contains("mesh-proxy resolve a.txt"),
+            "{told}"
+        );
+        assert!(!fx
+            .iter()
+            .any(|e| matches!(e, Effect::Edit { .. } | Effect::Flush { .. })));
+        // Held out of the room: typing stays local, the room's text never lands in the buffer.
+        assert!(docs.is_open("a.txt"));
+        assert_eq!(docs.holding("a.txt").as_deref(), Some(URI));
+        assert!(docs.change(URI, 2, insert_at(0, 0, "X"), &room, now).is_empty());
+        assert!(docs.flush(URI, &room).is_empty());
+    }
+
+    #[test]
+    fn no_base_and_a_different_buffer_is_a_conflict_not_an_overwrite() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "my local work\n", now);
+        let room = FakeRoom::synced_writer().with("a.txt", "room\n");
+        let fx = docs.attach(URI, &room, None, Some("my local work\n"));
+        assert!(matches!(&fx[0], Effect::Conflict { .. }), "{fx:?}");
+    }
+
+    #[test]
+    fn a_readers_unshared_buffer_text_is_a_conflict() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "one\nmine\n", now);
+        let mut room = FakeRoom::synced_writer().with("a.txt", "one\n");
+        room.writable = false;
+        let fx = docs.attach(URI, &room, Some("one\n"), None);
+        assert!(matches!(&fx[0], Effect::Conflict { .. }), "{fx:?}");
+    }
+
+    #[test]
+    fn resolving_a_held_buffer_shares_its_text_over_the_room_s_version_and_keeps_later_room_changes() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "a\nmine\nz\n", now);
+        let room = FakeRoom::synced_writer().with("a.txt", "a\nroom\nz\n");
+        let fx = docs.attach(URI, &room, Some("a\nb\nz\n"), None);
+        assert!(matches!(&fx[0], Effect::Conflict { .. }));
+        // The user merges by hand in the buffer; the room changes another line meanwhile.
+        assert!(docs.change(URI, 2, insert_at(1, 4, ", room"), &room, now).is_empty());
+        let room_text = "a\nroom\nz\nlater\n";
+        let room = room.with("a.txt", room_text);
+        let fx = docs.resolve(URI, "a\nroom\nz\n", &room);
+        let merged = room_after(room_text, &fx);
+        assert_eq!(merged, "a\nmine, room\nz\nlater\n");
+        assert_eq!(docs.path(URI).as_deref(), Some("a.txt"), "in step with the room again");
+        let room = room.with("a.txt", &merged);
+        let batch = batch_of(&docs.flush(URI, &room)).clone();
+        assert_eq!(editor_applies("a\nmine, room\nz\n", &batch), merged);
     }
 
     #[test]
@@ -585,7 +794,7 @@ mod tests {
         assert_eq!(methods(&fx), ["mesh/notify"]);
         assert_eq!(docs.path(URI), None);
         let room = FakeRoom::synced_writer();
-        assert!(docs.attach(URI, &room).is_empty());
+        assert!(docs.attach(URI, &room, None, None).is_empty());
     }
 
     #[test]

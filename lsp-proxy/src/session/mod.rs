@@ -68,6 +68,9 @@ pub enum Request {
     RunInput(RunInputParams, oneshot::Sender<Result<(), String>>),
     /// Stop a run.
     RunStop(String, oneshot::Sender<Result<(), String>>),
+    /// Resolve the conflict of a file (by URI or room path): the room's version kept in
+    /// `.mesh/conflicts/` becomes the base and the local text is merged again.
+    Resolve(ResolveParams, oneshot::Sender<Result<(), String>>),
 }
 
 /// Everything the session reacts to.
@@ -190,8 +193,8 @@ type PendingShare = (Vec<(String, String)>, ShareResult, ShareReply);
 pub(super) enum Effect {
     /// Something for the editor: a notification, an edit batch, a hash request.
     Editor(EditorOut),
-    /// A mesh message for the room.
-    Send(ClientMessage),
+    /// A mesh message for the room, with our id of it.
+    Send(mesh_protocol::Request),
     /// Local edits to a file of the room.
     Edit { path: String, ops: Vec<RoomOp> },
     /// Local edits to a file of the room made in the editor's open document `uri` (which has
@@ -213,6 +216,14 @@ pub(super) enum Effect {
     RunAnswer(Result<RunResult, String>),
     /// Send the next edit batch of a document, computed against the room as it is then.
     Flush { uri: String },
+    /// The local text of `path` and the room's (`room`) could not be merged: the local text
+    /// stays, the room's version is kept beside it (`.mesh/conflicts/<path>`) and the path
+    /// stays out of sync until the user resolves it.
+    Conflict { path: String, room: String },
+    /// `path` merged cleanly after a conflict: its copy of the room's version goes.
+    Resolved { path: String },
+    /// The folder and the room agree on `text` for `path`: it is the base of the next merge.
+    Agreed { path: String, text: String },
 }
 
 /// A notification for the editor.
@@ -229,6 +240,32 @@ pub(super) fn tell(level: &str, message: impl Into<String>) -> Effect {
         level: level.into(),
         message,
     })
+}
+
+/// A conflict on `path`: the room's version `room` is kept beside the local text, and the
+/// user is told (LSP `window/showMessage`; the command line prints it) which file and how to
+/// resolve it.
+pub(super) fn conflict(path: &str, room: String) -> Vec<Effect> {
+    use tower_lsp_server::lsp_types::notification::ShowMessage;
+    use tower_lsp_server::lsp_types::{MessageType, ShowMessageParams};
+    let copy = crate::mesh_dir::conflict_display(path);
+    let message = format!(
+        "{path} was changed here and in the room in the same lines: your text is kept in {path}, \
+         the room's version is in {copy}. Take what you need from it, then resolve: \
+         `mesh-proxy resolve {path}`, :Mesh resolve in Neovim, Mesh: Resolve Conflict in VS Code \
+         (or delete {copy}); your text is then shared."
+    );
+    tracing::warn!(%path, "conflict: kept the local text, the room's version beside it");
+    vec![
+        Effect::Conflict {
+            path: path.to_string(),
+            room,
+        },
+        notify::<ShowMessage>(ShowMessageParams {
+            typ: MessageType::WARNING,
+            message,
+        }),
+    ]
 }
 
 /// What the sans-IO parts may read of the room: pure reads of the replica (a fake in tests).
@@ -353,14 +390,38 @@ impl Session {
                         room.send(&msg);
                     }
                 }
-                Effect::Edit { path, ops } => self.change_room(RoomChange::Edit { path, ops }),
+                Effect::Edit { path, ops } => {
+                    // A change read from disk: what disk sync read there is agreed once it
+                    // reaches the room. Offline, the base stays: a proxy that exits before
+                    // reconnecting loses its replica, and the next rejoin must still see
+                    // the change as the disk's own.
+                    let read = self.disk.baseline(&path).filter(|_| self.connected());
+                    self.change_room(RoomChange::Edit {
+                        path: path.clone(),
+                        ops,
+                    });
+                    if let Some(text) = read {
+                        self.keep_base(&path, Some(&text));
+                    }
+                }
+                Effect::Create { path, text } => {
+                    if self.disk.baseline(&path).is_some() && self.connected() {
+                        self.keep_base(&path, Some(&text));
+                    }
+                    self.change_room(RoomChange::Create { path, text });
+                }
+                Effect::Remove { path } => {
+                    self.keep_base(&path, None);
+                    self.change_room(RoomChange::Remove { path });
+                }
                 Effect::EditorEdit { uri, path, ops } => self.change_room(RoomChange::EditorEdit { uri, path, ops }),
-                Effect::Create { path, text } => self.change_room(RoomChange::Create { path, text }),
-                Effect::Remove { path } => self.change_room(RoomChange::Remove { path }),
                 Effect::WriteFile { path, text } => {
                     let Some(root) = &self.root else { continue };
                     match disk::write(root, &path, &text) {
-                        Ok(()) => self.disk.wrote(&path, &text),
+                        Ok(()) => {
+                            self.disk.wrote(&path, &text);
+                            self.keep_base(&path, Some(&text));
+                        }
                         Err(e) => tracing::warn!(%path, error = %e, "cannot write"),
                     }
                 }
@@ -368,7 +429,22 @@ impl Session {
                     if let Some(root) = &self.root {
                         let _ = disk::remove(root, &path);
                     }
+                    self.keep_base(&path, None);
                 }
+                Effect::Conflict { path, room } => {
+                    if let Some(root) = &self.root {
+                        if let Err(e) = crate::mesh_dir::write_conflict(root, &path, &room) {
+                            tracing::warn!(%path, error = %e, "cannot keep the room's version of a conflict");
+                        }
+                    }
+                    self.disk.conflicted(&path, room);
+                }
+                Effect::Resolved { path } => {
+                    if let Some(root) = &self.root {
+                        let _ = crate::mesh_dir::remove_conflict(root, &path);
+                    }
+                }
+                Effect::Agreed { path, text } => self.keep_base(&path, Some(&text)),
                 Effect::RunAnswer(answer) => {
                     if let Some(reply) = self.run_reply.take() {
                         let _ = reply.send(answer);
@@ -380,6 +456,110 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Whether the room connection is up (what we send now reaches the server).
+    fn connected(&self) -> bool {
+        self.room.as_ref().is_some_and(|r| r.state == ConnState::Connected)
+    }
+
+    /// Keeps `text` as the last text the folder and the room agreed on for `path` (`None`:
+    /// the file left both), the base of the merge a rejoin runs.
+    fn keep_base(&self, path: &str, text: Option<&str>) {
+        let (Some(root), Some(room)) = (&self.root, &self.room) else {
+            return;
+        };
+        let id = room.target.room.to_string();
+        let kept = match text {
+            Some(text) => crate::mesh_dir::write_base(root, &id, path, text),
+            None => crate::mesh_dir::remove_base(root, &id, path),
+        };
+        if let Err(e) = kept {
+            tracing::warn!(%path, error = %e, "cannot keep the last agreed text; a rejoin may report a conflict");
+        }
+    }
+
+    /// Attaches the open document `uri` to the room: the merge's base is the last agreed text
+    /// kept under `.mesh/`, else the file on disk.
+    fn attach_doc(&mut self, uri: &str) {
+        let (persisted, on_disk) = match (self.docs.path(uri), &self.root, &self.room) {
+            (Some(path), Some(root), Some(room)) => (
+                crate::mesh_dir::read_base(root, &room.target.room.to_string(), &path),
+                disk::read_text(root, &path),
+            ),
+            _ => (None, None),
+        };
+        if let Some(path) = self.docs.path(uri).filter(|p| self.disk.is_conflict(p)) {
+            // Its path is in conflict already (found by disk sync): held until resolved.
+            tracing::info!(%path, "opened a file in conflict; held out of the room until resolved");
+            self.docs.hold(uri);
+            return;
+        }
+        let fx = self
+            .docs
+            .attach(uri, &View(self.room.as_ref()), persisted.as_deref(), on_disk.as_deref());
+        self.apply(fx);
+    }
+
+    /// The conflict of `path` was resolved (its copy of the room's version is gone): the
+    /// local text is merged again with that version as the base.
+    fn resolve_conflict(&mut self, path: &str) {
+        let Some(snapshot) = self.disk.resolved(path) else {
+            return;
+        };
+        let fx = match self.docs.holding(path) {
+            Some(uri) => self.docs.resolve(&uri, &snapshot, &View(self.room.as_ref())),
+            None => {
+                let Some(root) = self.root.clone() else { return };
+                let Ok(on_disk) = disk::read(&root, path) else { return };
+                let view = View(self.room.as_ref());
+                self.disk.settle(
+                    path,
+                    view.text(path).as_deref(),
+                    &on_disk,
+                    Some(&snapshot),
+                    view.writable(),
+                )
+            }
+        };
+        let again = fx.iter().any(|e| matches!(e, Effect::Conflict { .. }));
+        self.apply(fx);
+        if !again {
+            self.apply(vec![tell(
+                "info",
+                format!("{path}: conflict resolved; your text is shared"),
+            )]);
+        }
+    }
+
+    /// The watcher saw `paths` change. Under `.mesh/conflicts/`: a conflict whose copy is
+    /// gone was resolved. A file open in an editor whose disk text is the buffer's (a save)
+    /// is agreed with the room. The rest is disk sync's.
+    fn on_disk_event(&mut self, paths: Vec<PathBuf>) {
+        let Some(root) = self.root.clone() else { return };
+        let conflicts_dir = root
+            .join(crate::workspace::MESH_DIR)
+            .join(crate::mesh_dir::CONFLICTS_DIR);
+        if paths.iter().any(|p| p.starts_with(&conflicts_dir)) {
+            for path in self.disk.conflict_paths() {
+                if crate::mesh_dir::conflict_file(&root, &path).is_ok_and(|f| !f.exists()) {
+                    self.resolve_conflict(&path);
+                }
+            }
+        }
+        for abs in &paths {
+            let Some(path) = crate::workspace::rel_path(&root, abs) else {
+                continue;
+            };
+            let saved = self
+                .docs
+                .iter()
+                .find_map(|(_, d)| (d.path.as_deref() == Some(path.as_str())).then(|| d.sync.shadow().text()));
+            if let Some(text) = saved.filter(|t| disk::read_text(&root, &path).as_deref() == Some(t.as_str())) {
+                self.keep_base(&path, Some(&text));
+            }
+        }
+        self.disk.watched(paths);
     }
 
     fn change_room(&mut self, change: RoomChange) {
@@ -421,6 +601,7 @@ impl Session {
                     if let Ok(target) = RoomTarget::parse(&rec.link) {
                         self.root = Some(rec.dir.clone());
                         tracing::info!(room = %target.room, dir = %rec.dir.display(), "workspace is shared; joining");
+                        self.share_link = rec.share_link;
                         self.open_room(target, rec.read_link);
                     }
                 }
@@ -428,12 +609,12 @@ impl Session {
             Event::Open { uri, version, text } => {
                 self.presence.dirty = true;
                 let path = self.room_path(&uri);
-                let mut fx = self.docs.open(uri.clone(), version, text, path, Instant::now());
+                let fx = self.docs.open(uri.clone(), version, text, path, Instant::now());
                 if let Some(p) = self.docs.path(&uri) {
                     self.disk.opened(&p);
                 }
-                fx.extend(self.docs.attach(&uri, &View(self.room.as_ref())));
                 self.apply(fx);
+                self.attach_doc(&uri);
             }
             Event::Change { uri, version, changes } => {
                 self.presence.dirty = true;
@@ -476,7 +657,7 @@ impl Session {
             }
             Event::Created(result, params, reply) => self.on_created(result, params, reply),
             Event::Room(ev) => self.on_room(ev),
-            Event::Disk(paths) => self.disk.watched(paths),
+            Event::Disk(paths) => self.on_disk_event(paths),
             Event::Shutdown => {}
         }
     }
@@ -491,8 +672,26 @@ impl Session {
     fn on_request(&mut self, req: Request) {
         match req {
             Request::Share(params, reply) => {
-                if self.room.is_some() {
-                    let _ = reply.send(Err("already in a room: leave it first".into()));
+                if let Some(room) = self.room.as_mut() {
+                    // Shared from here before (the folder's record, a restart): the same
+                    // room, its links, after the same merge as a first share.
+                    let Some(link) = self.share_link.clone() else {
+                        let _ = reply.send(Err(format!(
+                            "this folder is in room {} already, joined with a link: leave it first to share it as a new room",
+                            room.target.room
+                        )));
+                        return;
+                    };
+                    let result = ShareResult {
+                        room: room.target.room.to_string(),
+                        link,
+                        read_link: room.read_link.clone().unwrap_or_default(),
+                    };
+                    if room.synced {
+                        let _ = reply.send(Ok(result));
+                    } else {
+                        room.share_again.push((result, reply));
+                    }
                     return;
                 }
                 if self.root.is_none() {
@@ -529,8 +728,20 @@ impl Session {
                         return;
                     }
                 };
-                if self.room.is_some() {
-                    let _ = reply.send(Err("already in a room: leave it first".into()));
+                if let Some(room) = self.room.as_mut() {
+                    if room.target.room != target.room {
+                        let _ = reply.send(Err("already in a room: leave it first".into()));
+                    } else if !room.synced {
+                        // Rejoining this room already (the folder's record): the rejoin runs
+                        // the same merge as a first join; answer when it is done.
+                        room.on_synced.push(reply);
+                    } else {
+                        let _ = reply.send(Ok(JoinResult {
+                            room: room.target.room.to_string(),
+                            files: room_files(&room.doc).len(),
+                            conflicts: self.disk.conflict_paths(),
+                        }));
+                    }
                     return;
                 }
                 if self.root.is_none() {
@@ -563,6 +774,10 @@ impl Session {
             Request::ChatHistory(reply) => {
                 let messages = self.room.as_ref().map(Room::chat_history).unwrap_or_default();
                 let _ = reply.send(ChatHistory { messages });
+            }
+            Request::Resolve(params, reply) => {
+                let result = self.resolve_request(params);
+                let _ = reply.send(result);
             }
             Request::Follow(who, reply) => {
                 let participants = self.room.as_ref().map(|r| r.participants.clone()).unwrap_or_default();
@@ -653,11 +868,13 @@ impl Session {
                 ),
             )]);
         }
+        let host_link = target.link();
         self.open_room(target, Some(created.read_link.clone()));
         let _ = crate::config::save_session(crate::config::SessionRecord {
             dir: root,
-            link: created.join_link.clone(),
+            link: host_link,
             read_link: Some(created.read_link.clone()),
+            share_link: Some(created.join_link.clone()),
             name: created.name.clone(),
         });
         self.share_link = Some(created.join_link.clone());
@@ -671,6 +888,69 @@ impl Session {
             // The upload waits for the connection, so it goes out as a stream of modest
             // updates rather than one huge sync message.
             room.pending_share = Some((files, result, reply));
+        }
+    }
+
+    /// The first sync of a room is done: a share uploads its folder; then every open buffer
+    /// and every file of the folder is merged with the room by the same rule, whether this
+    /// is a first join, a rejoin (the editor reopening the folder, `join` again, a restart)
+    /// or a share. Only then, with disk sync watching, does a join hear that it is done, so
+    /// a file written right after "Joined" is seen.
+    pub(super) fn on_first_sync(&mut self) {
+        if let Some((files, result, reply)) = self.room.as_mut().and_then(|r| r.pending_share.take()) {
+            // Open buffers hold the editor's truth, which may be ahead of the disk.
+            let open = self.docs.shared_texts();
+            let seen: HashSet<String> = files.iter().map(|(p, _)| p.clone()).collect();
+            let mut merged: Vec<(String, String)> = files
+                .into_iter()
+                .map(|(path, text)| {
+                    let text = open.get(&path).cloned().unwrap_or(text);
+                    (path, text)
+                })
+                .collect();
+            let mut extra: Vec<(String, String)> = open.into_iter().filter(|(p, _)| !seen.contains(p)).collect();
+            extra.sort();
+            merged.extend(extra);
+            if let Some(room) = self.room.as_mut() {
+                upload(&room.doc, merged);
+                // The share is done when the server has the files: it answers a sync step 1
+                // only after everything sent before it is stored.
+                room.send_sync_step1();
+                room.share_ack = Some((result, reply));
+            }
+            self.feed_room_changes();
+        }
+        // Buffers first: where a file is open, the buffer is the local side of the merge.
+        let uris: Vec<String> = self.docs.iter().map(|(u, _)| u.clone()).collect();
+        for uri in uris {
+            self.attach_doc(&uri);
+        }
+        self.start_disk_sync();
+        let Some(room) = self.room.as_mut() else { return };
+        for (result, reply) in room.share_again.drain(..) {
+            let _ = reply.send(Ok(result));
+        }
+        let replies: Vec<_> = room.on_synced.drain(..).collect();
+        if replies.is_empty() {
+            return;
+        }
+        let files = room_files(&room.doc).len();
+        let result = JoinResult {
+            room: room.target.room.to_string(),
+            files,
+            conflicts: self.disk.conflict_paths(),
+        };
+        if let Some(root) = self.root.clone() {
+            let _ = crate::config::save_session(crate::config::SessionRecord {
+                dir: root,
+                link: room.target.link(),
+                read_link: room.read_link.clone(),
+                share_link: self.share_link.clone(),
+                name: String::new(),
+            });
+        }
+        for reply in replies {
+            let _ = reply.send(Ok(result.clone()));
         }
     }
 
@@ -714,12 +994,36 @@ impl Session {
 
     fn status(&self) -> Status {
         match &self.room {
-            Some(room) => room.status(self.share_link.as_deref()),
+            Some(room) => Status {
+                conflicts: self.disk.conflict_paths(),
+                ..room.status(self.share_link.as_deref())
+            },
             None => Status {
                 state: "idle".into(),
                 ..Default::default()
             },
         }
+    }
+
+    /// `mesh/resolve`: what `mesh-proxy resolve PATH` does, from the editor.
+    fn resolve_request(&mut self, params: ResolveParams) -> Result<(), String> {
+        let (Some(root), Some(room)) = (self.root.clone(), self.room.as_ref()) else {
+            return Err("not in a room".into());
+        };
+        let path = match (&params.uri, &params.path) {
+            (Some(uri), _) => self
+                .room_path(uri)
+                .ok_or_else(|| format!("{uri} is not in the shared folder {}", root.display()))?,
+            (None, Some(path)) => path.clone(),
+            (None, None) => return Err("say which file: mesh/resolve takes a `uri` or a `path`".into()),
+        };
+        if !self.disk.is_conflict(&path) {
+            return Err(format!("{path} is not in conflict"));
+        }
+        let room_id = room.target.room.to_string();
+        crate::mesh_dir::resolve(&root, &room_id, &path).map_err(|e| e.to_string())?;
+        self.resolve_conflict(&path);
+        Ok(())
     }
 
     /// Publishes our awareness state (name, colour, cursor, view).
@@ -740,7 +1044,7 @@ impl Session {
             color,
         );
         if let Some(room) = self.room.as_mut() {
-            room.publish(state);
+            room.publish(&state);
         }
     }
 

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use mesh_protocol::awareness::{PresenceCursor, PresenceState, PresenceUser, PresenceView};
 use mesh_protocol::messages::Participant;
 use tower_lsp_server::lsp_types::{Position, Range};
 
@@ -15,8 +16,8 @@ use super::{notify, Effect, RoomRead};
 use crate::lsp_ext::*;
 use crate::text::Encoding;
 
-/// Other clients' awareness states: (Yjs client id, state as JSON).
-pub(super) type RemoteStates = Vec<(u64, serde_json::Value)>;
+/// Other clients' awareness states: (Yjs client id, state).
+pub(super) type RemoteStates = Vec<(u64, PresenceState)>;
 
 /// The room's participants by connection id.
 pub(super) type Participants = BTreeMap<u64, Participant>;
@@ -58,33 +59,37 @@ impl Presence {
         room_path: impl Fn(&str) -> Option<String>,
         name: &str,
         color: Option<String>,
-    ) -> serde_json::Value {
+    ) -> PresenceState {
         let enc = docs.enc;
         let cursor = self.local_cursor.as_ref().and_then(|(uri, sels)| {
             let doc = docs.get(uri)?;
             let path = doc.path.clone()?;
             let room_text = room.text(&path)?;
-            let sels: Vec<(usize, usize)> = sels
-                .iter()
-                .map(|s| {
-                    (
-                        doc.sync.editor_pos_to_room(&room_text, s.anchor, enc),
-                        doc.sync.editor_pos_to_room(&room_text, s.head, enc),
-                    )
-                })
-                .collect();
-            let (anchor, head) = *sels.first()?;
-            Some(serde_json::json!({ "path": path, "anchor": anchor, "head": head, "selections": sels }))
+            let to_room = |p| doc.sync.editor_pos_to_room(&room_text, p, enc) as u64;
+            let selections: Vec<(u64, u64)> = sels.iter().map(|s| (to_room(s.anchor), to_room(s.head))).collect();
+            let (anchor, head) = *selections.first()?;
+            Some(PresenceCursor {
+                path,
+                anchor,
+                head,
+                selections,
+            })
         });
         let view = self.local_view.as_ref().and_then(|(uri, range)| {
-            let path = docs.path(uri).or_else(|| room_path(uri))?;
-            Some(serde_json::json!({ "path": path, "start_line": range.map(|r| r.start.line), "end_line": range.map(|r| r.end.line) }))
+            Some(PresenceView {
+                path: docs.path(uri).or_else(|| room_path(uri))?,
+                start_line: range.map(|r| r.start.line),
+                end_line: range.map(|r| r.end.line),
+            })
         });
-        serde_json::json!({
-            "user": { "name": name, "color": color },
-            "cursor": cursor,
-            "view": view,
-        })
+        PresenceState {
+            user: Some(PresenceUser {
+                name: name.to_owned(),
+                color,
+            }),
+            cursor,
+            view,
+        }
     }
 
     /// Other people's cursors in each open document, sent to the editor when they changed.
@@ -104,30 +109,18 @@ impl Presence {
             let Some(room_text) = room.text(path) else { continue };
             let mut cursors = Vec::new();
             for (client, state) in states {
-                let c = &state["cursor"];
-                if c["path"].as_str() != Some(path) {
+                let Some(c) = state.cursor.as_ref().filter(|c| c.path == path) else {
                     continue;
-                }
-                let to_pos = |off: &serde_json::Value| {
-                    off.as_u64()
-                        .map(|o| doc.sync.room_offset_to_editor(&room_text, o as usize, enc))
                 };
-                let mut selections = Vec::new();
-                if let Some(list) = c["selections"].as_array() {
-                    for pair in list {
-                        if let (Some(a), Some(h)) = (to_pos(&pair[0]), to_pos(&pair[1])) {
-                            selections.push(Selection { anchor: a, head: h });
-                        }
-                    }
-                }
-                if selections.is_empty() {
-                    if let (Some(a), Some(h)) = (to_pos(&c["anchor"]), to_pos(&c["head"])) {
-                        selections.push(Selection { anchor: a, head: h });
-                    }
-                }
-                if selections.is_empty() {
-                    continue;
-                }
+                let to_pos = |off: u64| doc.sync.room_offset_to_editor(&room_text, off as usize, enc);
+                let selections: Vec<Selection> = c
+                    .all()
+                    .into_iter()
+                    .map(|(a, h)| Selection {
+                        anchor: to_pos(a),
+                        head: to_pos(h),
+                    })
+                    .collect();
                 let (conn_id, name, color) = who(participants, *client, state);
                 cursors.push(RemoteCursor {
                     conn_id,
@@ -226,33 +219,27 @@ impl Presence {
         let Some((_, state)) = states.iter().find(|(c, _)| *c == client) else {
             return Vec::new();
         };
-        let view = &state["view"];
-        let Some(path) = view["path"].as_str().or(state["cursor"]["path"].as_str()) else {
+        let view = state.view.as_ref();
+        let Some(path) = view
+            .map(|v| v.path.as_str())
+            .or(state.cursor.as_ref().map(|c| c.path.as_str()))
+        else {
             return Vec::new();
         };
-        let visible_range = match (view["start_line"].as_u64(), view["end_line"].as_u64()) {
-            (Some(a), Some(b)) => Some(Range {
-                start: Position {
-                    line: a as u32,
-                    character: 0,
-                },
-                end: Position {
-                    line: b as u32,
-                    character: 0,
-                },
+        let visible_range = match view.map(|v| (v.start_line, v.end_line)) {
+            Some((Some(a), Some(b))) => Some(Range {
+                start: Position { line: a, character: 0 },
+                end: Position { line: b, character: 0 },
             }),
             _ => None,
         };
-        let selections = state["cursor"]["path"].as_str().filter(|p| *p == path).and_then(|_| {
+        let selections = state.cursor.as_ref().filter(|c| c.path == path).and_then(|c| {
             let room_text = room.text(path)?;
             let text = crate::text::Shadow::new(&room_text);
-            let at = |v: &serde_json::Value| {
-                v.as_u64()
-                    .map(|o| text.char_to_pos(text.utf16_to_char(o as usize), enc))
-            };
+            let at = |o: u64| text.char_to_pos(text.utf16_to_char(o as usize), enc);
             Some(vec![Selection {
-                anchor: at(&state["cursor"]["anchor"])?,
-                head: at(&state["cursor"]["head"])?,
+                anchor: at(c.anchor),
+                head: at(c.head),
             }])
         });
         let update = FollowUpdate {
@@ -272,16 +259,15 @@ impl Presence {
 
 /// Who an awareness state belongs to: (connection id, name, colour), from the state itself
 /// or else from the participant list.
-fn who(participants: &Participants, client: u64, state: &serde_json::Value) -> (u64, String, String) {
+fn who(participants: &Participants, client: u64, state: &PresenceState) -> (u64, String, String) {
     let p = participants.values().find(|p| p.doc_client_id == Some(client));
-    let name = state["user"]["name"]
-        .as_str()
-        .map(String::from)
+    let user = state.user.as_ref();
+    let name = user
+        .map(|u| u.name.clone())
         .or_else(|| p.map(|p| p.name.clone()))
         .unwrap_or_else(|| "anonymous".into());
-    let color = state["user"]["color"]
-        .as_str()
-        .map(String::from)
+    let color = user
+        .and_then(|u| u.color.clone())
         .or_else(|| p.map(|p| p.color.clone()))
         .unwrap_or_else(|| "#888888".into());
     (p.map(|p| p.conn_id).unwrap_or(client), name, color)
@@ -333,7 +319,9 @@ mod tests {
             }],
         );
         presence.view(Some(URI.into()), None);
-        let state = presence.local_state(&docs, &room, |_| None, "me", Some("#00ff00".into()));
+        let state = presence
+            .local_state(&docs, &room, |_| None, "me", Some("#00ff00".into()))
+            .to_json();
         assert_eq!(state["user"], serde_json::json!({ "name": "me", "color": "#00ff00" }));
         assert_eq!(
             state["cursor"],
@@ -349,7 +337,7 @@ mod tests {
         let participants = Participants::from([(7, ana(7, 70))]);
         let mut states: RemoteStates = vec![(
             70,
-            serde_json::json!({ "cursor": { "path": "a.txt", "anchor": 4, "head": 4 } }),
+            PresenceState::from_json(&serde_json::json!({ "cursor": { "path": "a.txt", "anchor": 4, "head": 4 } })),
         )];
         let mut presence = Presence::default();
         let fx = presence.cursors(&docs, &room, &states, &participants);
@@ -362,7 +350,7 @@ mod tests {
         );
         assert!(presence.cursors(&docs, &room, &states, &participants).is_empty());
         // A cursor in another file is not shown here: the list empties.
-        states[0].1["cursor"]["path"] = "b.txt".into();
+        states[0].1.cursor.as_mut().unwrap().path = "b.txt".into();
         let fx = presence.cursors(&docs, &room, &states, &participants);
         assert_eq!(notification(&fx, "mesh/cursors")["cursors"], serde_json::json!([]));
     }
@@ -387,10 +375,10 @@ mod tests {
         let participants = Participants::from([(7, ana(7, 70))]);
         let mut states: RemoteStates = vec![(
             70,
-            serde_json::json!({
+            PresenceState::from_json(&serde_json::json!({
                 "cursor": { "path": "a.txt", "anchor": 3, "head": 3 },
                 "view": { "path": "a.txt", "start_line": 0, "end_line": 40 },
-            }),
+            })),
         )];
         let mut presence = Presence::default();
         presence.follow(Some(7), &participants).unwrap();
@@ -405,7 +393,7 @@ mod tests {
         assert!(presence
             .follow_update(root, &room, &states, &participants, Encoding::Utf16)
             .is_empty());
-        states[0].1["view"]["start_line"] = 10.into();
+        states[0].1.view.as_mut().unwrap().start_line = Some(10);
         let fx = presence.follow_update(root, &room, &states, &participants, Encoding::Utf16);
         assert_eq!(methods(&fx), ["mesh/follow"]);
         assert_eq!(

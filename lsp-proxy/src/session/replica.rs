@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use mesh_protocol::awareness::PresenceState;
 use mesh_protocol::codec::{encode_mesh, encode_yjs, Frame};
 use mesh_protocol::messages::{Participant as RoomParticipant, Role};
 use mesh_protocol::rest::{CreateSession, CreatedSession};
@@ -14,7 +15,6 @@ use yrs::sync::{Awareness, Message, SyncMessage};
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, GetString, Map, MapRef, Origin, ReadTxn, Text, TextPrelim, Transact, Update};
 
-use super::disk::{self, OnDisk};
 use super::runs::{self, Starter};
 use super::{notify, tell, PendingShare, RoomRead, Session, ShareReply, Standing};
 use crate::link::RoomTarget;
@@ -73,6 +73,9 @@ pub(super) struct Room {
     pub(super) on_synced: Vec<oneshot::Sender<Result<JoinResult, String>>>,
     /// A share's reply, sent when the server confirms it has the upload.
     pub(super) share_ack: Option<(ShareResult, ShareReply)>,
+    /// `share` again in a folder that rejoins the room it shared: answered after the first
+    /// sync's merge.
+    pub(super) share_again: Vec<(ShareResult, ShareReply)>,
     /// Files to upload once connected (a share), and the reply to send then.
     pub(super) pending_share: Option<PendingShare>,
 }
@@ -168,11 +171,12 @@ impl Room {
             on_synced: Vec::new(),
             pending_share: None,
             share_ack: None,
+            share_again: Vec::new(),
         }
     }
 
     /// Sends a mesh message.
-    pub(super) fn send(&self, msg: &ClientMessage) {
+    pub(super) fn send<M: serde::Serialize>(&self, msg: &M) {
         let _ = self.conn.tx.send(Outgoing::Frame(encode_mesh(msg)));
     }
 
@@ -182,7 +186,7 @@ impl Room {
     }
 
     /// Asks the server for what we lack; it answers after everything sent before is stored.
-    fn send_sync_step1(&self) {
+    pub(super) fn send_sync_step1(&self) {
         let sv = self.doc.transact().state_vector();
         self.send_yjs(&Message::Sync(SyncMessage::SyncStep1(sv)));
     }
@@ -239,8 +243,8 @@ impl Room {
     }
 
     /// Sets our awareness state and sends it when connected.
-    pub(super) fn publish(&mut self, state: serde_json::Value) {
-        if self.awareness.set_local_state(state).is_err() || self.state != ConnState::Connected {
+    pub(super) fn publish(&mut self, state: &PresenceState) {
+        if self.awareness.set_local_state(state.to_json()).is_err() || self.state != ConnState::Connected {
             return;
         }
         if let Ok(update) = self.awareness.update_with_clients([self.awareness.client_id()]) {
@@ -248,17 +252,15 @@ impl Room {
         }
     }
 
-    /// Other clients' awareness states.
-    pub(super) fn remote_states(&self) -> Vec<(u64, serde_json::Value)> {
+    /// Other clients' awareness states (the parts with mesh's shape).
+    pub(super) fn remote_states(&self) -> Vec<(u64, PresenceState)> {
         let me = self.awareness.client_id();
         self.awareness
             .iter()
             .filter(|(id, _)| *id != me)
             .filter_map(|(id, state)| {
-                Some((
-                    id.get(),
-                    serde_json::from_str::<serde_json::Value>(state.data.as_deref()?).ok()?,
-                ))
+                let json = serde_json::from_str::<serde_json::Value>(state.data.as_deref()?).ok()?;
+                Some((id.get(), PresenceState::from_json(&json)))
             })
             .collect()
     }
@@ -314,6 +316,7 @@ impl Room {
             server: Some(self.target.server.clone()),
             you: self.conn_id,
             participants,
+            conflicts: Vec::new(),
         }
     }
 }
@@ -412,78 +415,6 @@ impl Session {
         }
     }
 
-    fn on_first_sync(&mut self) {
-        if let Some((files, result, reply)) = self.room.as_mut().and_then(|r| r.pending_share.take()) {
-            // Open buffers hold the editor's truth, which may be ahead of the disk.
-            let open = self.docs.shared_texts();
-            let seen: HashSet<String> = files.iter().map(|(p, _)| p.clone()).collect();
-            let mut merged: Vec<(String, String)> = files
-                .into_iter()
-                .map(|(path, text)| {
-                    let text = open.get(&path).cloned().unwrap_or(text);
-                    (path, text)
-                })
-                .collect();
-            let mut extra: Vec<(String, String)> = open.into_iter().filter(|(p, _)| !seen.contains(p)).collect();
-            extra.sort();
-            merged.extend(extra);
-            if let Some(room) = self.room.as_mut() {
-                upload(&room.doc, merged);
-                self.feed_room_changes();
-                let Some(room) = self.room.as_mut() else { return };
-                // The share is done when the server has the files: it answers a sync step 1
-                // only after everything sent before it is stored.
-                room.send_sync_step1();
-                room.share_ack = Some((result, reply));
-            }
-        }
-        let Some(room) = self.room.as_mut() else { return };
-        let replies: Vec<_> = room.on_synced.drain(..).collect();
-        let files = room_files(&room.doc);
-        if !replies.is_empty() {
-            // A join: write the room's files into the folder, never over different local ones.
-            let mut conflicts = Vec::new();
-            if let Some(root) = self.root.clone() {
-                let found: Vec<(String, String, OnDisk)> = files
-                    .iter()
-                    .filter_map(|(path, text)| match disk::read(&root, path) {
-                        Ok(on_disk) => Some((path.clone(), text.clone(), on_disk)),
-                        Err(_) => {
-                            tracing::warn!(%path, "skipped a file with an unsafe path");
-                            None
-                        }
-                    })
-                    .collect();
-                let (writes, found_conflicts) = self.disk.join(found);
-                conflicts = found_conflicts;
-                self.apply(writes);
-                if let Some(room) = &self.room {
-                    let _ = crate::config::save_session(crate::config::SessionRecord {
-                        dir: root,
-                        link: room.target.link(),
-                        read_link: room.read_link.clone(),
-                        name: String::new(),
-                    });
-                }
-            }
-            let Some(room) = &self.room else { return };
-            let result = JoinResult {
-                room: room.target.room.to_string(),
-                files: files.len(),
-                conflicts,
-            };
-            for reply in replies {
-                let _ = reply.send(Ok(result.clone()));
-            }
-        }
-        let uris: Vec<String> = self.docs.iter().map(|(u, _)| u.clone()).collect();
-        for uri in uris {
-            let fx = self.docs.attach(&uri, &View(self.room.as_ref()));
-            self.apply(fx);
-        }
-        self.start_disk_sync();
-    }
-
     fn on_mesh(&mut self, msg: ServerMessage) {
         let Some(room) = self.room.as_mut() else { return };
         let now = std::time::Instant::now();
@@ -521,9 +452,13 @@ impl Session {
                 };
                 vec![notify::<ChatMessageNotification>(ChatMessageParams { entry })]
             }
-            ServerMessage::Error { code, message } => {
-                tracing::warn!(?code, %message, "the server refused something");
-                self.runs.refused(code, &message)
+            ServerMessage::Error {
+                code,
+                message,
+                responding_to,
+            } => {
+                tracing::warn!(?code, %message, ?responding_to, "the server refused something");
+                self.runs.refused(code, &message, responding_to)
             }
             ServerMessage::Pong { .. } => Vec::new(),
             ServerMessage::RunStarted {
@@ -531,10 +466,11 @@ impl Session {
                 path,
                 language,
                 by,
+                responding_to,
             } => {
                 let who = room.starter(by);
                 let uri = self.local_uri(&path);
-                self.runs.started(run_id, path, uri, language, who, now)
+                self.runs.started(run_id, path, uri, language, who, responding_to, now)
             }
             ServerMessage::RunQueued {
                 run_id,
@@ -544,11 +480,22 @@ impl Session {
                 position,
                 limit,
                 debug,
+                responding_to,
             } => {
                 let who = room.starter(by);
                 let uri = self.local_uri(&path);
-                self.runs
-                    .queued(run_id, path, uri, language, who, position, limit, debug, now)
+                self.runs.queued(
+                    run_id,
+                    path,
+                    uri,
+                    language,
+                    who,
+                    position,
+                    limit,
+                    debug,
+                    responding_to,
+                    now,
+                )
             }
             ServerMessage::RunOutput { run_id, stream, data } => {
                 self.runs.output(RunOutputParams { run_id, stream, data })

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use mesh_protocol::{ClientMessage, ErrorCode};
+use mesh_protocol::{ClientMessage, ErrorCode, Request as RoomRequest};
 
 use super::{notify, tell, Effect, Standing};
 use crate::lsp_ext::*;
@@ -38,8 +38,8 @@ struct ActiveRun {
 /// A run request sent to the server, waiting for its `RunStarted` or its refusal.
 #[derive(Debug)]
 struct PendingRun {
-    /// The room path asked for.
-    path: String,
+    /// Our id of the request; the server's answer names it.
+    id: u64,
     /// When it was sent.
     sent: Instant,
 }
@@ -56,12 +56,15 @@ pub(super) struct Starter {
 }
 
 /// The room's runs: those going (seen starting since we joined) and our own request in flight.
-/// One request at a time: the server answers a refusal with a bare `Error`, which can only be
-/// tied to the request while no other one waits.
+/// Every request carries an id and the server's answer names it (`responding_to`), so an
+/// answer is never guessed from its kind or its path. One run request at a time: the editor
+/// waits for the answer to the one it made.
 #[derive(Debug, Default)]
 pub(super) struct Runs {
     active: HashMap<String, ActiveRun>,
     pending: Option<PendingRun>,
+    /// The id of the last request sent.
+    last_id: u64,
 }
 
 impl Runs {
@@ -75,7 +78,7 @@ impl Runs {
         language: Option<String>,
         exists: impl Fn(&str) -> bool,
         now: Instant,
-    ) -> Result<ClientMessage, String> {
+    ) -> Result<RoomRequest, String> {
         let standing = standing?;
         if !standing.writable {
             return Err("you joined as a reader: readers may watch runs but not start them".into());
@@ -92,19 +95,22 @@ impl Runs {
                 "no file {path:?} in this room; only files of the shared folder can run"
             ));
         }
-        self.pending = Some(PendingRun {
-            path: path.clone(),
-            sent: now,
-        });
-        Ok(ClientMessage::Run { path, language })
+        let id = self.next_id();
+        self.pending = Some(PendingRun { id, sent: now });
+        Ok(RoomRequest::new(id, ClientMessage::Run { path, language }))
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.last_id += 1;
+        self.last_id
     }
 
     /// Checks a `mesh/runInput` and cuts it into the messages the server accepts.
     pub(super) fn input(
-        &self,
+        &mut self,
         standing: Result<Standing, String>,
         params: RunInputParams,
-    ) -> Result<Vec<ClientMessage>, String> {
+    ) -> Result<Vec<RoomRequest>, String> {
         if params.data.len() > MAX_RUN_INPUT_BYTES {
             return Err(format!(
                 "{} bytes of input is too much at once: send at most {} KiB per mesh/runInput",
@@ -121,16 +127,19 @@ impl Runs {
         }
         Ok(input_chunks(&params.data, params.eof)
             .into_iter()
-            .map(|(data, eof)| ClientMessage::Input {
-                run_id: params.run_id.clone(),
-                data,
-                eof,
+            .map(|(data, eof)| {
+                let msg = ClientMessage::Input {
+                    run_id: params.run_id.clone(),
+                    data,
+                    eof,
+                };
+                RoomRequest::new(self.next_id(), msg)
             })
             .collect())
     }
 
     /// Checks a `mesh/runStop` against what the server allows.
-    pub(super) fn stop(&self, standing: Result<Standing, String>, run_id: &str) -> Result<ClientMessage, String> {
+    pub(super) fn stop(&mut self, standing: Result<Standing, String>, run_id: &str) -> Result<RoomRequest, String> {
         let standing = standing?;
         let Some(run) = self.active.get(run_id) else {
             return Err(format!("no run {run_id} is going (it may have ended)"));
@@ -138,12 +147,15 @@ impl Runs {
         if standing.conn_id != Some(run.by) && !standing.host {
             return Err("only who started a run (or the host) may stop it".into());
         }
-        Ok(ClientMessage::Stop {
+        let msg = ClientMessage::Stop {
             run_id: run_id.to_string(),
-        })
+        };
+        Ok(RoomRequest::new(self.next_id(), msg))
     }
 
-    /// A run of the room started: tracked, our own request answered, the editor told.
+    /// A run of the room started: tracked, our own request answered (`responding_to` names
+    /// it), the editor told.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn started(
         &mut self,
         run_id: String,
@@ -151,6 +163,7 @@ impl Runs {
         uri: Option<String>,
         language: String,
         who: Starter,
+        responding_to: Option<u64>,
         now: Instant,
     ) -> Vec<Effect> {
         let mut fx = Vec::new();
@@ -161,7 +174,7 @@ impl Runs {
                 started: now,
             },
         );
-        if who.you && self.pending.take_if(|p| p.path == path).is_some() {
+        if self.answers(responding_to) {
             fx.push(Effect::RunAnswer(Ok(RunResult {
                 run_id: run_id.clone(),
                 queued: None,
@@ -193,6 +206,7 @@ impl Runs {
         position: u32,
         limit: String,
         debug: bool,
+        responding_to: Option<u64>,
         now: Instant,
     ) -> Vec<Effect> {
         let mut fx = Vec::new();
@@ -200,7 +214,7 @@ impl Runs {
             by: who.by,
             started: now,
         });
-        if who.you && !debug && self.pending.take_if(|p| p.path == path).is_some() {
+        if !debug && self.answers(responding_to) {
             fx.push(Effect::RunAnswer(Ok(RunResult {
                 run_id: run_id.clone(),
                 queued: Some(position),
@@ -239,20 +253,18 @@ impl Runs {
         vec![notify::<RunExitedNotification>(params)]
     }
 
-    /// The server refused something. While a run request waits, a refusal of the kinds a run
-    /// gets is its answer; anything else is shown to the user.
-    pub(super) fn refused(&mut self, code: ErrorCode, message: &str) -> Vec<Effect> {
-        let answers_run = matches!(
-            code,
-            ErrorCode::BadRequest
-                | ErrorCode::Forbidden
-                | ErrorCode::NotFound
-                | ErrorCode::RateLimited
-                | ErrorCode::Unavailable
-        );
-        if answers_run && self.pending.take().is_some() {
+    /// Whether `responding_to` names the run request in flight (which it then answers).
+    fn answers(&mut self, responding_to: Option<u64>) -> bool {
+        responding_to.is_some() && self.pending.take_if(|p| Some(p.id) == responding_to).is_some()
+    }
+
+    /// The server refused something: the answer to our run request if it names it; anything
+    /// else is shown to the user.
+    pub(super) fn refused(&mut self, code: ErrorCode, message: &str, responding_to: Option<u64>) -> Vec<Effect> {
+        if self.answers(responding_to) {
             return vec![Effect::RunAnswer(Err(format!("the server refused the run: {message}")))];
         }
+        tracing::debug!(?code, ?responding_to, "a refusal that answers no run request");
         vec![tell("warning", format!("server: {message}"))]
     }
 
@@ -367,7 +379,7 @@ mod tests {
         }
     }
 
-    fn request(runs: &mut Runs, path: &str, now: Instant) -> Result<ClientMessage, String> {
+    fn request(runs: &mut Runs, path: &str, now: Instant) -> Result<RoomRequest, String> {
         runs.request(writer(1), Ok(path.into()), None, |_| true, now)
     }
 
@@ -402,22 +414,39 @@ mod tests {
     }
 
     #[test]
-    fn a_run_request_is_answered_by_our_own_start_of_that_path() {
+    fn a_run_request_is_answered_only_by_the_start_that_names_it() {
         let now = Instant::now();
         let mut runs = Runs::default();
         let msg = request(&mut runs, "main.py", now).unwrap();
-        assert_eq!(
-            msg,
-            ClientMessage::Run {
-                path: "main.py".into(),
-                language: None
-            }
+        let run = ClientMessage::Run {
+            path: "main.py".into(),
+            language: None,
+        };
+        assert_eq!(msg, RoomRequest::new(1, run));
+        // Someone else's run of the same file is not our answer, nor is our own start that
+        // names no request (another editor of ours, a REST call).
+        let fx = runs.started(
+            "r0".into(),
+            "main.py".into(),
+            None,
+            "python".into(),
+            someone(2),
+            None,
+            now,
         );
-        // Someone else's run of the same file is not our answer.
-        let fx = runs.started("r0".into(), "main.py".into(), None, "python".into(), someone(2), now);
         assert_eq!(methods(&fx), ["mesh/runStarted"]);
-        let fx = runs.started("r1".into(), "main.py".into(), None, "python".into(), me(1), now);
-        assert!(matches!(&fx[0], Effect::RunAnswer(Ok(r)) if r.run_id == "r1" && r.queued.is_none()));
+        let fx = runs.started("r1".into(), "main.py".into(), None, "python".into(), me(1), None, now);
+        assert_eq!(methods(&fx), ["mesh/runStarted"]);
+        let fx = runs.started(
+            "r2".into(),
+            "main.py".into(),
+            None,
+            "python".into(),
+            me(1),
+            Some(1),
+            now,
+        );
+        assert!(matches!(&fx[0], Effect::RunAnswer(Ok(r)) if r.run_id == "r2" && r.queued.is_none()));
         assert_eq!(notification(&fx, "mesh/runStarted")["you"], true);
     }
 
@@ -435,6 +464,7 @@ mod tests {
             1,
             "room".into(),
             true,
+            Some(1),
             now,
         );
         assert_eq!(methods(&fx), ["mesh/runQueued"]);
@@ -447,6 +477,7 @@ mod tests {
             2,
             "room".into(),
             false,
+            Some(1),
             now,
         );
         assert!(matches!(&fx[0], Effect::RunAnswer(Ok(r)) if r.queued == Some(2)));
@@ -475,13 +506,19 @@ mod tests {
     }
 
     #[test]
-    fn a_refusal_answers_the_waiting_request_else_the_user_is_told() {
+    fn a_refusal_answers_the_request_it_names_else_the_user_is_told() {
         let now = Instant::now();
         let mut runs = Runs::default();
-        let fx = runs.refused(ErrorCode::Forbidden, "no");
+        let fx = runs.refused(ErrorCode::Forbidden, "no", None);
         assert_eq!(notification(&fx, "mesh/notify")["level"], "warning");
-        request(&mut runs, "a.py", now).unwrap();
-        let fx = runs.refused(ErrorCode::RateLimited, "too many runs");
+        let id = request(&mut runs, "a.py", now).unwrap().id;
+        // A refusal of something else (a chat, another request) while the run waits is not
+        // the run's answer.
+        let fx = runs.refused(ErrorCode::BadRequest, "chat too long", None);
+        assert_eq!(methods(&fx), ["mesh/notify"]);
+        let fx = runs.refused(ErrorCode::NotFound, "no run x", id.map(|i| i + 1));
+        assert_eq!(methods(&fx), ["mesh/notify"]);
+        let fx = runs.refused(ErrorCode::RateLimited, "too many runs", id);
         assert!(matches!(&fx[..], [Effect::RunAnswer(Err(e))] if e.contains("too many runs")));
     }
 
@@ -515,7 +552,7 @@ mod tests {
             error: None,
         };
         assert!(runs.output(output("r")).is_empty());
-        runs.started("r".into(), "a.py".into(), None, "python".into(), someone(2), now);
+        runs.started("r".into(), "a.py".into(), None, "python".into(), someone(2), None, now);
         assert_eq!(methods(&runs.output(output("r"))), ["mesh/runOutput"]);
         assert_eq!(methods(&runs.exited(exited("r"))), ["mesh/runExited"]);
         assert!(runs.exited(exited("r")).is_empty());
@@ -525,7 +562,7 @@ mod tests {
     fn only_the_starter_or_the_host_may_stop_a_run() {
         let now = Instant::now();
         let mut runs = Runs::default();
-        runs.started("r".into(), "a.py".into(), None, "python".into(), someone(2), now);
+        runs.started("r".into(), "a.py".into(), None, "python".into(), someone(2), None, now);
         assert!(runs.stop(writer(1), "r").unwrap_err().contains("only who started"));
         assert!(runs.stop(writer(2), "r").is_ok());
         let host = Ok(Standing {
@@ -550,7 +587,7 @@ mod tests {
             .input(writer(1), params("x".into()))
             .unwrap_err()
             .contains("no run r"));
-        runs.started("r".into(), "a.py".into(), None, "python".into(), someone(2), now);
+        runs.started("r".into(), "a.py".into(), None, "python".into(), someone(2), None, now);
         assert_eq!(runs.input(writer(1), params("x".into())).unwrap().len(), 1);
         let err = runs
             .input(writer(1), params("x".repeat(MAX_RUN_INPUT_BYTES + 1)))
@@ -562,7 +599,7 @@ mod tests {
     fn losing_the_room_fails_the_request_and_ends_every_run_for_the_editor() {
         let now = Instant::now();
         let mut runs = Runs::default();
-        runs.started("r".into(), "a.py".into(), None, "python".into(), someone(2), now);
+        runs.started("r".into(), "a.py".into(), None, "python".into(), someone(2), None, now);
         request(&mut runs, "a.py", now).unwrap();
         let fx = runs.abandon("the connection to the room was lost", now + Duration::from_secs(2));
         assert!(matches!(&fx[0], Effect::RunAnswer(Err(e)) if e.contains("before the run started")));

@@ -61,6 +61,13 @@ function M.format_status(status)
   if #people > 0 then
     add("people", #people)
   end
+  local conflicts = status.conflicts or {}
+  if #conflicts > 0 then
+    add("conflicts", #conflicts)
+    for _, path in ipairs(conflicts) do
+      lines[#lines + 1] = ("    %s: the room's version is in .mesh/conflicts/%s; :Mesh resolve %s"):format(path, path, path)
+    end
+  end
   return table.concat(lines, "\n")
 end
 
@@ -177,6 +184,29 @@ M.subcommands = {
           vim.notify(M.format_status(status), vim.log.levels.INFO)
         end)
       end)
+    end,
+  },
+  resolve = {
+    help = "share your text of a file in conflict (after taking what you need from .mesh/conflicts/): :Mesh resolve [file]",
+    run = function(args)
+      with_client(function(c)
+        local params
+        if args ~= "" then
+          params = { path = args }
+        else
+          params = { uri = vim.uri_from_bufnr(0) }
+        end
+        client.request(c, protocol.request.resolve, params, function()
+          vim.notify("mesh: resolved " .. (args ~= "" and args or vim.fn.expand("%:.")), vim.log.levels.INFO)
+        end)
+      end)
+    end,
+    complete = function(arglead)
+      local c = client.current()
+      local status = c and require("mesh.status").get(c.id) or {}
+      return vim.tbl_filter(function(p)
+        return vim.startswith(p, arglead)
+      end, status.conflicts or {})
     end,
   },
   participants = {

@@ -41,6 +41,7 @@ local M = {}
 ---@field server? string
 ---@field you? mesh.ConnId
 ---@field participants mesh.Participant[]
+---@field conflicts? string[] room paths in conflict, until `mesh/resolve`
 
 ---@class mesh.ChatEntry
 ---@field id string
@@ -72,6 +73,12 @@ local M = {}
 ---@class mesh.LeaveResult
 ---@class mesh.StatusParams
 ---@alias mesh.StatusResult mesh.Status
+
+---@class mesh.ResolveParams
+---@field uri? string the file in conflict
+---@field path? string or its room path
+
+---@alias mesh.ResolveResult table
 
 ---@class mesh.ChatParams
 ---@field text string
@@ -224,6 +231,7 @@ M.request = {
   chat = "mesh/chat", -- params: mesh.ChatParams; result: mesh.ChatResult
   chat_history = "mesh/chatHistory", -- params: mesh.ChatHistoryParams; result: mesh.ChatHistoryResult
   follow = "mesh/follow", -- params: mesh.FollowParams; result: mesh.FollowResult
+  resolve = "mesh/resolve", -- params: mesh.ResolveParams; result: mesh.ResolveResult
   run = "mesh/run", -- params: mesh.RunParams; result: mesh.RunResult
   run_input = "mesh/runInput", -- params: mesh.RunInputParams; result: mesh.RunInputResult
   run_stop = "mesh/runStop", -- params: mesh.RunStopParams; result: mesh.RunStopResult

@@ -7,9 +7,12 @@ third participant. Alice shares a folder, Bob joins into an empty one and opens 
 both type at random (real keys through nvim_input, at random places and at one spot,
 multibyte text included) while the Yjs peer types too. Once quiet, both buffers and the
 room's copy must be byte-equal, each editor must show the other's cursor, with the right
-name, exactly where it is, and Bob can follow Alice until he moves on his own. Last, Alice
-runs a Python file of the room (real Docker, the images scripts/build-images builds), Bob
-types its input, and both see the same output and exit line in their output buffers.
+name, exactly where it is, and Bob can follow Alice until he moves on his own. Carol, with a
+copy of Alice's folder, types a line she does not save and joins: her line is merged into the
+room, not replaced; she quits without saving, reopens the folder in a new Neovim and types at
+once after opening the file: that line is kept too. Last, Alice runs a Python file of the
+room (real Docker, the images scripts/build-images builds), Bob types its input, and both see
+the same output and exit line in their output buffers.
 
     python e2e.py            (scripts/test-neovim runs it with the right environment)
 
@@ -53,6 +56,8 @@ STABLE_POLLS = 3  # texts equal this many polls in a row count as quiet
 
 INITIAL_TEXT = "mesh e2e\nline two é\n漢字 and 🎉\nlast line\n"
 FILE = "shared.txt"
+NOTES_FILE = "notes.txt"  # alice never opens it: her proxy keeps it in sync on her disk
+NOTES_TEXT = "notes\nsecond line\n"
 RUN_FILE = "greet.py"
 RUN_TEXT = (
     "import sys\n"
@@ -209,10 +214,11 @@ require("mesh").setup(opts)
 class Editor:
     """One headless Neovim with the plugin, in its own folder and home."""
 
-    def __init__(self, procs, tmp, name, workdir, nvim, proxy, server_url):
+    def __init__(self, procs, tmp, name, workdir, nvim, proxy, server_url, home_of=None):
         self.name = name
         self.workdir = workdir
-        self.home = os.path.join(tmp, f"{name}-home")
+        # `home_of`: the same person again (a new Neovim with the first one's home and state).
+        self.home = os.path.join(tmp, f"{home_of or name}-home")
         os.makedirs(self.home, exist_ok=True)
         self.sock = os.path.join(tmp, f"{name}.sock")
         self.proxy_log = os.path.join(tmp, f"{name}-proxy.log")
@@ -420,6 +426,63 @@ def check_follow(follower, leader):
     wait_for(f"{follower.name} to stop following", CURSOR_S, lambda: follower.lua(following) is None)
 
 
+def read(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def check_local_text_is_kept(procs, tmp, nvim, proxy, url, link, dir_a, editors):
+    """Carol has a copy of alice's folder. She types a line into notes.txt without saving and
+    joins the room: the line is merged into the room (alice's disk shows it) and stays in her
+    buffer. She quits without saving, opens the folder in a new Neovim (its proxy rejoins
+    from sessions.json) and types a line at once after opening the file: that line is kept
+    and merged too."""
+    dir_c = os.path.join(tmp, "carol-copy")
+    os.makedirs(dir_c)
+    shutil.copy(os.path.join(dir_a, NOTES_FILE), dir_c)
+    alice_notes = os.path.join(dir_a, NOTES_FILE)
+    carol = Editor(procs, tmp, "carol", dir_c, nvim, proxy, url)
+    editors.append(carol)  # for the report on failure
+    carol.open(NOTES_FILE)
+    carol.keys("<Esc>Gounsaved at join<Esc>")
+    want = NOTES_TEXT + "unsaved at join\n"
+    wait_for("carol's unsaved line", START_S, lambda: carol.state()["text"] == want)
+    carol.nvim.command(f"Mesh join {link}")
+    wait_for(
+        "carol's unsaved line in the room (alice's disk)",
+        ROOM_S,
+        lambda: read(alice_notes) == want or carol.fail_on_errors(),
+    )
+    wait_for("carol's buffer to keep her line", ROOM_S, lambda: carol.state()["text"] == want)
+    log("carol's unsaved line was merged into the room at join, not replaced")
+    carol.close()
+    carol.proc.wait(timeout=START_S)
+
+    again = Editor(procs, tmp, "carol-again", dir_c, nvim, proxy, url, home_of="carol")
+    editors.append(again)
+    # At once: the keys go in before the proxy has reached the room.
+    again.nvim.command(f"edit {NOTES_FILE}")
+    again.keys("ggOtyped at open<Esc>")
+    want = "typed at open\n" + want
+    wait_for(
+        "the line typed at open in the room (alice's disk)",
+        ROOM_S,
+        lambda: read(alice_notes) == want or again.fail_on_errors(),
+    )
+    stable = [0]
+
+    def settled():
+        stable[0] = stable[0] + 1 if again.state()["text"] == want else 0
+        return stable[0] >= STABLE_POLLS
+
+    wait_for("carol's buffer to keep the line typed at open", ROOM_S, settled)
+    again.fail_on_errors()
+    log("the line carol typed right after opening the file is in her buffer, alice's disk and the room")
+
+
 def check_run(runner, watcher):
     """`runner` runs a Python file of the room; `watcher` sees it start in its output split,
     types the line the program waits for, and both see the same output and exit line."""
@@ -477,6 +540,8 @@ def main():
             f.write(INITIAL_TEXT)
         with open(os.path.join(dir_a, RUN_FILE), "w", encoding="utf-8") as f:
             f.write(RUN_TEXT)
+        with open(os.path.join(dir_a, NOTES_FILE), "w", encoding="utf-8") as f:
+            f.write(NOTES_TEXT)
 
         alice = Editor(procs, tmp, "alice", dir_a, nvim, proxy, url)
         bob = Editor(procs, tmp, "bob", dir_b, nvim, proxy, url)
@@ -530,6 +595,7 @@ def main():
         log("alice draws bob's caret with his name")
         check_follow(bob, alice)
         log("bob followed alice's view, and stopped following when he moved")
+        check_local_text_is_kept(procs, tmp, nvim, proxy, url, link, dir_a, editors)
         check_run(alice, bob)
         log("alice ran greet.py; bob watched it in his output buffer and typed its input")
         ok = True

@@ -12,6 +12,7 @@ test("the command exists and completes its subcommands", function()
   h.eq({ "chat" }, complete("Mesh ch"))
   h.eq({ "follow" }, complete("Mesh fo"))
   h.eq({ "share", "status", "stop" }, complete("Mesh s"))
+  h.eq({ "resolve", "run" }, complete("Mesh r"))
   h.eq({}, complete("Mesh join "), "a link is not completed")
 end)
 
@@ -24,6 +25,7 @@ test("the subcommands are the ones the issue asks for", function()
     "join",
     "leave",
     "participants",
+    "resolve",
     "run",
     "share",
     "status",
@@ -46,6 +48,16 @@ test(":Mesh follow completes the names of the others in the room", function()
   })
   h.eq({ "Ana", "anders" }, complete("Mesh follow a"))
   h.eq({ "Ana", "Bo", "anders" }, complete("Mesh follow "))
+end)
+
+test(":Mesh resolve completes the files in conflict, and status lists them with what to do", function()
+  local _, _, client = h.start_with_file("x\n")
+  local status = { state = "connected", participants = {}, conflicts = { "src/a.py", "notes.md" } }
+  require("mesh.status").set(client.id, status)
+  h.eq({ "src/a.py" }, complete("Mesh resolve s"))
+  local text = commands.format_status(status)
+  h.contains(text, "conflicts 2")
+  h.contains(text, "src/a.py: the room's version is in .mesh/conflicts/src/a.py; :Mesh resolve src/a.py")
 end)
 
 test("an unknown subcommand lists the right ones", function()

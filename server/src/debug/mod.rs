@@ -40,8 +40,9 @@ pub const INPUT_QUEUE: usize = 256;
 pub enum Input {
     /// A participant joins (the starter first).
     Join(ConnId),
-    /// A participant's DAP request, with its role now.
-    Dap(ConnId, Role, Value),
+    /// A participant's DAP request, with its role now and the id of the mesh message that
+    /// carried it (named if the session refuses it).
+    Dap(ConnId, Role, Value, Option<u64>),
     /// A participant left the room.
     Leave(ConnId),
     /// Input for the debugged program (typed by a writer); `true` closes it after.
@@ -53,6 +54,15 @@ pub enum Input {
 pub enum Notice {
     /// The hub's output for participants.
     Hub(Out),
+    /// The hub refused a participant's DAP message, which came in the mesh request `request`.
+    Refused {
+        /// Who sent it.
+        conn: ConnId,
+        /// The id of the mesh message that carried it.
+        request: Option<u64>,
+        /// Why.
+        message: String,
+    },
     /// Output of the build or of the adapter itself (compile, stderr).
     Build {
         /// From the compiler (else the adapter's stderr).
@@ -204,7 +214,14 @@ pub async fn run(
             },
             input = inputs.recv() => match input {
                 Some(Input::Join(conn)) => outs.extend(hub.join(conn)),
-                Some(Input::Dap(conn, role, msg)) => outs.extend(hub.from_client(conn, role, msg)),
+                Some(Input::Dap(conn, role, msg, request)) => {
+                    for out in hub.from_client(conn, role, msg) {
+                        match out {
+                            Out::Refused(conn, message) => send(Notice::Refused { conn, request, message }).await,
+                            other => outs.push(other),
+                        }
+                    }
+                }
                 Some(Input::Leave(conn)) => outs.extend(hub.leave(conn)),
                 Some(Input::Stdin(data, eof)) => {
                     let mut frames = Vec::new();

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use mesh_protocol::codec::Frame;
 use mesh_protocol::messages::{Participant, Role};
-use mesh_protocol::{ClientMessage, ErrorCode, RoomId};
+use mesh_protocol::{ErrorCode, Request, RoomId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -65,10 +65,7 @@ pub enum Command {
     /// A connection is gone.
     Leave { conn: ConnId },
     /// Decoded messages of one frame.
-    Frames {
-        conn: ConnId,
-        frames: Vec<Frame<ClientMessage>>,
-    },
+    Frames { conn: ConnId, frames: Vec<Frame<Request>> },
     /// A frame that failed to decode: tell the sender.
     Refuse {
         conn: ConnId,
@@ -453,11 +450,11 @@ impl Actor {
         for req in runs {
             self.start_run(&mut fx, req);
         }
-        for (conn, run_id, data, eof) in inputs {
-            self.run_input(&mut fx, conn, run_id, data, eof);
+        for (conn, request, run_id, data, eof) in inputs {
+            self.run_input(&mut fx, conn, request, run_id, data, eof);
         }
-        for (conn, run_id) in stops {
-            self.stop_run(&mut fx, conn, run_id);
+        for (conn, request, run_id) in stops {
+            self.stop_run(&mut fx, conn, request, run_id);
         }
         for req in std::mem::take(&mut fx.debug) {
             self.on_debug_request(&mut fx, req);
@@ -496,6 +493,12 @@ impl Actor {
                     .keys()
                     .copied()
                     .filter(|id| self.core.is_mesh(*id))
+                    .collect(),
+                Target::MeshClientsBut(asker) => self
+                    .senders
+                    .keys()
+                    .copied()
+                    .filter(|id| *id != asker && self.core.is_mesh(*id))
                     .collect(),
             };
             for id in ids {
@@ -659,7 +662,7 @@ mod tests {
         }
     }
 
-    fn update_frame(text: &str) -> Frame<ClientMessage> {
+    fn update_frame(text: &str) -> Frame<Request> {
         let doc = mesh_protocol::doc::new_doc();
         let t = doc.get_or_insert_text("t");
         t.insert(&mut doc.transact_mut(), 0, text);

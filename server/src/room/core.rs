@@ -9,7 +9,7 @@ use bytes::Bytes;
 use mesh_protocol::codec::{encode_mesh, encode_yjs, Frame};
 use mesh_protocol::messages::{ChatEntry, Participant, Role};
 use mesh_protocol::{
-    doc as shape, ClientMessage, ErrorCode, ServerMessage, CHAT_HISTORY_LEN, MAX_CHAT_BYTES, MAX_NAME_CHARS,
+    doc as shape, ClientMessage, ErrorCode, Request, ServerMessage, CHAT_HISTORY_LEN, MAX_CHAT_BYTES, MAX_NAME_CHARS,
     PROTOCOL_VERSION,
 };
 use yrs::sync::awareness::AwarenessUpdate;
@@ -96,6 +96,9 @@ pub enum Target {
     All,
     /// Every connection that speaks mesh's extension messages.
     MeshClients,
+    /// Every connection that speaks mesh's extension messages but one (who asked for what
+    /// the message announces: it gets its own copy, naming its request).
+    MeshClientsBut(ConnId),
     /// A document update for every connection whose sync step 1 the room has answered, but
     /// one (the update's origin). Connections still syncing get it inside their sync step 2,
     /// so no client ever receives an update before the state it builds on (out-of-order
@@ -116,12 +119,14 @@ pub struct Effects {
     pub close: Vec<(ConnId, ErrorCode, String)>,
     /// Runs to start (the caller owns the run service).
     pub runs: Vec<RunRequest>,
-    /// Stdin for runs: (connection, run id, text, close stdin after).
-    pub run_inputs: Vec<(ConnId, String, String, bool)>,
-    /// Stop requests: (connection, run id).
-    pub run_stops: Vec<(ConnId, String)>,
+    /// Stdin for runs: (connection, request id, run id, text, close stdin after).
+    pub run_inputs: Vec<(ConnId, Option<u64>, String, String, bool)>,
+    /// Stop requests: (connection, request id, run id).
+    pub run_stops: Vec<(ConnId, Option<u64>, String)>,
     /// Debug requests (the caller owns the debug sessions).
     pub debug: Vec<DebugRequest>,
+    /// The client's id of the request being handled: errors name it (`responding_to`).
+    request: Option<u64>,
 }
 
 /// A participant's request about the room's debug session.
@@ -131,6 +136,8 @@ pub enum DebugRequest {
     Start {
         /// Who asked.
         conn: ConnId,
+        /// The client's id of the request.
+        request: Option<u64>,
         /// Their role.
         role: Role,
         /// The entry file.
@@ -144,6 +151,8 @@ pub enum DebugRequest {
     Dap {
         /// Who sent it.
         conn: ConnId,
+        /// The client's id of the mesh message that carried it.
+        request: Option<u64>,
         /// Their role now.
         role: Role,
         /// The session it is for.
@@ -158,6 +167,8 @@ pub enum DebugRequest {
 pub struct RunRequest {
     /// Who asked.
     pub conn: ConnId,
+    /// The client's id of the request.
+    pub request: Option<u64>,
     /// Their role (the host may stop anyone's run).
     pub role: Role,
     /// The entry file.
@@ -174,10 +185,29 @@ impl Effects {
         self.send.push((target, Bytes::from(frame)));
     }
 
+    /// Tells every mesh client what `message(None)` says, and who asked (`asker`, with its
+    /// request id) `message(request)`: the same news, naming the request it answers.
+    pub fn announce(&mut self, asker: ConnId, request: Option<u64>, message: impl Fn(Option<u64>) -> ServerMessage) {
+        if request.is_none() {
+            self.to(Target::MeshClients, encode_mesh(&message(None)));
+            return;
+        }
+        self.to(Target::MeshClientsBut(asker), encode_mesh(&message(None)));
+        self.to(Target::One(asker), encode_mesh(&message(request)));
+    }
+
     fn error(&mut self, conn: &Conn, id: ConnId, code: ErrorCode, message: String) {
         tracing::debug!(conn = id, ?code, %message, "refused a client message");
         if conn.mesh {
-            self.to(Target::One(id), encode_mesh(&ServerMessage::Error { code, message }));
+            let responding_to = self.request;
+            self.to(
+                Target::One(id),
+                encode_mesh(&ServerMessage::Error {
+                    code,
+                    message,
+                    responding_to,
+                }),
+            );
         } else if code == ErrorCode::Forbidden {
             // Stock Yjs clients understand only the y-protocols permission-denied message.
             self.to(Target::One(id), encode_yjs(&Message::Auth(Some(message))));
@@ -317,8 +347,15 @@ impl RoomCore {
     }
 
     /// Sends an error to one connection.
-    pub fn error_to(&self, id: ConnId, code: ErrorCode, message: String) -> Effects {
-        self.refuse(id, code, message)
+    pub fn error_to(&self, id: ConnId, request: Option<u64>, code: ErrorCode, message: String) -> Effects {
+        let mut fx = Effects {
+            request,
+            ..Effects::default()
+        };
+        if let Some(conn) = self.conns.get(&id) {
+            fx.error(conn, id, code, message);
+        }
+        fx
     }
 
     /// The room compacted: the integrated state, and apart from it whatever waits for a
@@ -425,14 +462,18 @@ impl RoomCore {
     }
 
     /// Handles one decoded message of a connection.
-    pub fn handle(&mut self, id: ConnId, frame: Frame<ClientMessage>, now_ms: u64) -> Effects {
+    pub fn handle(&mut self, id: ConnId, frame: Frame<Request>, now_ms: u64) -> Effects {
         let mut fx = Effects::default();
         if !self.conns.contains_key(&id) {
             return fx;
         }
         match frame {
             Frame::Yjs(msg) => self.handle_yjs(id, msg, now_ms, &mut fx),
-            Frame::Mesh(msg) => self.handle_mesh(id, msg, now_ms, &mut fx),
+            Frame::Mesh(Request { id: request, message }) => {
+                fx.request = request;
+                self.handle_mesh(id, message, now_ms, &mut fx);
+                fx.request = None;
+            }
         }
         fx
     }
@@ -795,6 +836,7 @@ impl RoomCore {
                 let role = conn.participant.role;
                 fx.runs.push(RunRequest {
                     conn: id,
+                    request: fx.request,
                     role,
                     path,
                     language,
@@ -807,14 +849,15 @@ impl RoomCore {
                     fx.error(conn, id, ErrorCode::Forbidden, "readers may not type into a run".into());
                     return;
                 }
-                fx.run_inputs.push((id, run_id, data, eof));
+                fx.run_inputs.push((id, fx.request, run_id, data, eof));
             }
-            ClientMessage::Stop { run_id } => fx.run_stops.push((id, run_id)),
+            ClientMessage::Stop { run_id } => fx.run_stops.push((id, fx.request, run_id)),
             ClientMessage::DebugStart { path, language } => {
                 let role = self.conns[&id].participant.role;
                 let files = self.file_texts();
                 fx.debug.push(DebugRequest::Start {
                     conn: id,
+                    request: fx.request,
                     role,
                     path,
                     language,
@@ -825,6 +868,7 @@ impl RoomCore {
                 let role = self.conns[&id].participant.role;
                 fx.debug.push(DebugRequest::Dap {
                     conn: id,
+                    request: fx.request,
                     role,
                     debug_id,
                     message,
@@ -931,14 +975,17 @@ pub(crate) mod tests {
     fn a_companion_connection_says_so_in_the_participant_list() {
         let (mut core, _) = RoomCore::load(None, &[]);
         let hello = |companion| {
-            Frame::Mesh(ClientMessage::Hello {
-                version: PROTOCOL_VERSION,
-                name: "ada".into(),
-                color: None,
-                client: Some("mesh-proxy".into()),
-                doc_client_id: None,
-                companion,
-            })
+            Frame::Mesh(
+                ClientMessage::Hello {
+                    version: PROTOCOL_VERSION,
+                    name: "ada".into(),
+                    color: None,
+                    client: Some("mesh-proxy".into()),
+                    doc_client_id: None,
+                    companion,
+                }
+                .into(),
+            )
         };
         for (conn, companion) in [(1, false), (2, true)] {
             core.join(conn, Role::Writer);
@@ -1009,7 +1056,7 @@ pub(crate) mod tests {
 mod sync_order_tests {
     use super::*;
 
-    fn update(text: &str) -> Frame<ClientMessage> {
+    fn update(text: &str) -> Frame<Request> {
         let doc = shape::new_doc();
         let files = doc.get_or_insert_map(shape::FILES);
         let u = {

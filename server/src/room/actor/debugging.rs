@@ -18,6 +18,9 @@ pub(super) struct ActiveDebug {
     language: String,
     by: ConnId,
     aliases: std::collections::BTreeMap<String, String>,
+    /// Who asked to join and is not attached yet: their `debug_start` request id, named
+    /// in their `debug_joined`.
+    joining: std::collections::HashMap<ConnId, u64>,
 }
 
 /// The room's debug session while it waits for the server's admission (the server's
@@ -28,8 +31,10 @@ pub(super) struct PendingDebug {
     starter: ConnId,
     path: String,
     language: String,
-    /// Who asked to join it meanwhile, in order.
-    joiners: Vec<ConnId>,
+    /// Who asked to join it meanwhile, in order, with their request ids.
+    joiners: Vec<(ConnId, Option<u64>)>,
+    /// The starter's request id.
+    request: Option<u64>,
     position: u32,
     waiting_for: Limit,
 }
@@ -42,6 +47,7 @@ impl Actor {
         match req {
             DebugRequest::Start {
                 conn,
+                request,
                 role,
                 path,
                 language,
@@ -49,8 +55,8 @@ impl Actor {
             } => {
                 if let Some(p) = &mut self.pending_debug {
                     // It waits for admission: join it once it starts.
-                    if p.starter != conn && !p.joiners.contains(&conn) {
-                        p.joiners.push(conn);
+                    if p.starter != conn && !p.joiners.iter().any(|(c, _)| *c == conn) {
+                        p.joiners.push((conn, request));
                     }
                     let p = &*p;
                     queued_message(
@@ -58,33 +64,37 @@ impl Actor {
                         &p.id,
                         &p.path,
                         &p.language,
-                        p.starter,
+                        (p.starter, conn, request),
                         p.position,
                         p.waiting_for,
                         true,
                     );
                     return;
                 }
-                if let Some(d) = &self.debug {
+                if let Some(d) = &mut self.debug {
                     // One session per room: a second start joins it.
                     if d.input.try_send(crate::debug::Input::Join(conn)).is_err() {
                         merge(
                             fx,
                             self.core.error_to(
                                 conn,
+                                request,
                                 ErrorCode::Unavailable,
                                 "the debug session is busy; try again".into(),
                             ),
                         );
+                    } else if let Some(r) = request {
+                        d.joining.insert(conn, r);
                     }
                     return;
                 }
-                if let Err((code, message)) = self.start_debug(fx, conn, role, path, language, files) {
-                    merge(fx, self.core.error_to(conn, code, message));
+                if let Err((code, message)) = self.start_debug(fx, (conn, request), role, path, language, files) {
+                    merge(fx, self.core.error_to(conn, request, code, message));
                 }
             }
             DebugRequest::Dap {
                 conn,
+                request,
                 role,
                 debug_id,
                 message,
@@ -92,7 +102,7 @@ impl Actor {
                 let result = match &self.debug {
                     Some(d) if d.id == debug_id => d
                         .input
-                        .try_send(crate::debug::Input::Dap(conn, role, message))
+                        .try_send(crate::debug::Input::Dap(conn, role, message, request))
                         .map_err(|_| {
                             (
                                 ErrorCode::Unavailable,
@@ -102,7 +112,7 @@ impl Actor {
                     _ => Err((ErrorCode::NotFound, format!("no debug session {debug_id} in this room"))),
                 };
                 if let Err((code, message)) = result {
-                    merge(fx, self.core.error_to(conn, code, message));
+                    merge(fx, self.core.error_to(conn, request, code, message));
                 }
             }
         }
@@ -111,7 +121,7 @@ impl Actor {
     fn start_debug(
         &mut self,
         fx: &mut Effects,
-        conn: ConnId,
+        (conn, request): (ConnId, Option<u64>),
         role: Role,
         path: String,
         language: Option<String>,
@@ -149,24 +159,34 @@ impl Actor {
             ));
         }
         let debug_id = format!("{:016x}", rand::random::<u64>());
-        let request = Request {
+        let admission = Request {
             kind: Kind::Debug,
             room: self.id,
             person: Person::Conn(conn),
         };
-        match service.gate.request(request, &self.me) {
-            Decision::Start(ticket) => self.launch_debug(fx, ticket, debug_id, conn, path, &lang.id, files),
+        match service.gate.request(admission, &self.me) {
+            Decision::Start(ticket) => self.launch_debug(fx, ticket, debug_id, (conn, request), path, &lang.id, files),
             Decision::Queued {
                 ticket,
                 position,
                 waiting_for,
             } => {
                 tracing::info!(room = %self.id, debug = %debug_id, position, limit = waiting_for.key(), "debug session queued");
-                queued_message(fx, &debug_id, &path, &lang.id, conn, position, waiting_for, true);
+                queued_message(
+                    fx,
+                    &debug_id,
+                    &path,
+                    &lang.id,
+                    (conn, conn, request),
+                    position,
+                    waiting_for,
+                    true,
+                );
                 self.pending_debug = Some(PendingDebug {
                     id: debug_id,
                     ticket,
                     starter: conn,
+                    request,
                     path,
                     language: lang.id,
                     joiners: Vec::new(),
@@ -187,7 +207,7 @@ impl Actor {
         fx: &mut Effects,
         ticket: Ticket,
         debug_id: String,
-        conn: ConnId,
+        (conn, request): (ConnId, Option<u64>),
         path: String,
         language: &str,
         files: Vec<(String, String)>,
@@ -240,23 +260,23 @@ impl Actor {
         let _ = input_tx.try_send(crate::debug::Input::Join(conn));
         tracing::info!(room = %self.id, debug = %debug_id, language = %lang.id, %path, "debug session started");
         metrics::counter!("mesh_debug_sessions_total", "language" => lang.id.clone()).increment(1);
-        for msg in [
-            ServerMessage::DebugStarted {
-                debug_id: debug_id.clone(),
-                path: path.clone(),
-                language: lang.id.clone(),
-                by: conn,
-            },
-            // The program's output reaches the room's run view too.
-            ServerMessage::RunStarted {
-                run_id: debug_id.clone(),
-                path: path.clone(),
-                language: lang.id.clone(),
-                by: conn,
-            },
-        ] {
-            fx.to(Target::MeshClients, mesh_protocol::encode_mesh(&msg));
-        }
+        let started = ServerMessage::DebugStarted {
+            debug_id: debug_id.clone(),
+            path: path.clone(),
+            language: lang.id.clone(),
+            by: conn,
+        };
+        fx.to(Target::MeshClients, mesh_protocol::encode_mesh(&started));
+        // The program's output reaches the room's run view too. Its answer to the request
+        // is `debug_joined`, so this announcement names none.
+        let run = ServerMessage::RunStarted {
+            run_id: debug_id.clone(),
+            path: path.clone(),
+            language: lang.id.clone(),
+            by: conn,
+            responding_to: None,
+        };
+        fx.to(Target::MeshClients, mesh_protocol::encode_mesh(&run));
         self.debug = Some(ActiveDebug {
             id: debug_id,
             input: input_tx,
@@ -264,6 +284,7 @@ impl Actor {
             language: lang.id,
             by: conn,
             aliases,
+            joining: request.map(|r| (conn, r)).into_iter().collect(),
         });
         Ok(())
     }
@@ -285,7 +306,7 @@ impl Actor {
                 fx,
                 p.ticket,
                 p.id.clone(),
-                p.starter,
+                (p.starter, p.request),
                 p.path.clone(),
                 &p.language,
                 files,
@@ -293,9 +314,13 @@ impl Actor {
         };
         match started {
             Ok(()) => {
-                if let Some(d) = &self.debug {
-                    for conn in p.joiners {
-                        let _ = d.input.try_send(crate::debug::Input::Join(conn));
+                if let Some(d) = &mut self.debug {
+                    for (conn, request) in p.joiners {
+                        if d.input.try_send(crate::debug::Input::Join(conn)).is_ok() {
+                            if let Some(r) = request {
+                                d.joining.insert(conn, r);
+                            }
+                        }
                     }
                 }
             }
@@ -307,17 +332,27 @@ impl Actor {
     pub(super) fn pending_debug_moved(&mut self, fx: &mut Effects, ticket: Ticket, position: u32, waiting_for: Limit) {
         if let Some(p) = self.pending_debug.as_mut().filter(|p| p.ticket == ticket) {
             (p.position, p.waiting_for) = (position, waiting_for);
-            queued_message(fx, &p.id, &p.path, &p.language, p.starter, position, waiting_for, true);
+            queued_message(
+                fx,
+                &p.id,
+                &p.path,
+                &p.language,
+                (p.starter, p.starter, None),
+                position,
+                waiting_for,
+                true,
+            );
         }
     }
 
     /// `stop` of the queued debug session: withdrawn from the queue.
-    pub(super) fn stop_pending_debug(&mut self, fx: &mut Effects, conn: ConnId, host: bool) {
+    pub(super) fn stop_pending_debug(&mut self, fx: &mut Effects, conn: ConnId, request: Option<u64>, host: bool) {
         let Some(p) = self.pending_debug.take_if(|p| p.starter == conn || host) else {
             merge(
                 fx,
                 self.core.error_to(
                     conn,
+                    request,
                     ErrorCode::Forbidden,
                     "only who started a debug session (or the host) may stop it".into(),
                 ),
@@ -338,12 +373,12 @@ impl Actor {
             let _ = d.input.try_send(crate::debug::Input::Leave(conn));
         }
         let Some(p) = &mut self.pending_debug else { return };
-        p.joiners.retain(|c| *c != conn);
+        p.joiners.retain(|(c, _)| *c != conn);
         if p.starter != conn {
             return;
         }
         if !p.joiners.is_empty() {
-            p.starter = p.joiners.remove(0);
+            (p.starter, p.request) = p.joiners.remove(0);
             return;
         }
         let p = self.pending_debug.take().expect("checked above");
@@ -368,7 +403,7 @@ impl Actor {
     pub(super) fn on_debug_notice(&mut self, fx: &mut Effects, debug_id: String, notice: crate::debug::Notice) {
         use crate::debug::hub::Out;
         use crate::debug::Notice;
-        let Some(d) = self.debug.as_ref().filter(|d| d.id == debug_id) else {
+        let Some(d) = self.debug.as_mut().filter(|d| d.id == debug_id) else {
             return;
         };
         let output = |stream, data| ServerMessage::RunOutput {
@@ -388,6 +423,7 @@ impl Actor {
                     capabilities,
                     work_dir: mesh_runner::sandbox::WORK_DIR.to_owned(),
                     aliases: d.aliases.clone(),
+                    responding_to: d.joining.remove(&conn),
                 },
             ),
             Notice::Hub(Out::Breakpoints(container_path, lines)) => {
@@ -407,11 +443,20 @@ impl Actor {
                 Target::MeshClients,
                 output(if stderr { RunStream::Stderr } else { RunStream::Stdout }, text),
             ),
+            Notice::Refused { conn, request, message } => (
+                Target::One(conn),
+                ServerMessage::Error {
+                    code: ErrorCode::BadRequest,
+                    message,
+                    responding_to: request,
+                },
+            ),
             Notice::Hub(Out::Refused(conn, message)) => (
                 Target::One(conn),
                 ServerMessage::Error {
                     code: ErrorCode::BadRequest,
                     message,
+                    responding_to: None,
                 },
             ),
             Notice::Hub(Out::Adapter(_) | Out::Fatal(_)) => return,

@@ -33,6 +33,8 @@ pub(super) struct ActiveRun {
 pub(super) struct QueuedRun {
     ticket: Ticket,
     by: ConnId,
+    /// The asker's id of its `run` request.
+    request: Option<u64>,
     by_name: String,
     path: String,
     language: String,
@@ -56,10 +58,10 @@ fn keep(buf: &mut String, data: &str) {
 impl Actor {
     /// A participant's `run`.
     pub(super) fn start_run(&mut self, fx: &mut Effects, req: RunRequest) {
-        let conn = req.conn;
+        let (conn, request) = (req.conn, req.request);
         let by = self.name_of(conn);
         if let Err((code, message)) = self.try_start_run(fx, req, by, Person::Conn(conn), None) {
-            merge(fx, self.core.error_to(conn, code, message));
+            merge(fx, self.core.error_to(conn, request, code, message));
         }
     }
 
@@ -90,6 +92,7 @@ impl Actor {
         }
         let req = RunRequest {
             conn: REST_CALLER,
+            request: None,
             role,
             path: request.path,
             language: request.language,
@@ -127,14 +130,14 @@ impl Actor {
                     fx,
                     ticket,
                     run_id.clone(),
-                    req.conn,
+                    (req.conn, req.request),
                     by_name,
                     req.path,
                     &lang,
                     req.files,
                 )?;
                 if let Some(stdin) = stdin {
-                    self.run_input(fx, REST_CALLER, run_id.clone(), stdin, true);
+                    self.run_input(fx, REST_CALLER, None, run_id.clone(), stdin, true);
                 }
                 Ok(StartedRun { run_id, queued: None })
             }
@@ -147,6 +150,7 @@ impl Actor {
                 let queued = QueuedRun {
                     ticket,
                     by: req.conn,
+                    request: req.request,
                     by_name,
                     path: req.path,
                     language: lang,
@@ -175,7 +179,7 @@ impl Actor {
         fx: &mut Effects,
         ticket: Ticket,
         run_id: String,
-        by: ConnId,
+        (by, request): (ConnId, Option<u64>),
         by_name: String,
         path: String,
         language: &str,
@@ -220,15 +224,13 @@ impl Actor {
         );
         tracing::info!(room = %self.id, run = %run_id, language = %lang.id, %path, "run started");
         metrics::counter!("mesh_runs_total", "language" => lang.id.clone()).increment(1);
-        fx.to(
-            Target::MeshClients,
-            mesh_protocol::encode_mesh(&ServerMessage::RunStarted {
-                run_id: run_id.clone(),
-                path,
-                language: lang.id.clone(),
-                by,
-            }),
-        );
+        fx.announce(by, request, |responding_to| ServerMessage::RunStarted {
+            run_id: run_id.clone(),
+            path: path.clone(),
+            language: lang.id.clone(),
+            by,
+            responding_to,
+        });
         let (notice_tx, mut notice_rx) = mpsc::channel(crate::runs::STDIN_QUEUE);
         tokio::spawn(async move {
             service.run(job, notice_tx, stop_rx).await;
@@ -258,7 +260,16 @@ impl Actor {
                     let q = self.queued.remove(&run_id).expect("found above");
                     let files = self.core.file_texts();
                     let started = if files.iter().any(|(p, _)| *p == q.path) {
-                        self.launch_run(fx, ticket, run_id.clone(), q.by, q.by_name, q.path, &q.language, files)
+                        self.launch_run(
+                            fx,
+                            ticket,
+                            run_id.clone(),
+                            (q.by, q.request),
+                            q.by_name,
+                            q.path,
+                            &q.language,
+                            files,
+                        )
                     } else {
                         if let Some(service) = &self.runs {
                             service.gate.finish(ticket);
@@ -271,7 +282,7 @@ impl Actor {
                     match started {
                         Ok(()) => {
                             if let Some(stdin) = q.stdin {
-                                self.run_input(fx, REST_CALLER, run_id, stdin, true);
+                                self.run_input(fx, REST_CALLER, None, run_id, stdin, true);
                             }
                         }
                         Err((_, message)) => exited_unstarted(fx, run_id, message),
@@ -307,7 +318,15 @@ impl Actor {
             .map(|(id, _)| id.clone())
     }
 
-    pub(super) fn run_input(&mut self, fx: &mut Effects, conn: ConnId, run_id: String, data: String, eof: bool) {
+    pub(super) fn run_input(
+        &mut self,
+        fx: &mut Effects,
+        conn: ConnId,
+        request: Option<u64>,
+        run_id: String,
+        data: String,
+        eof: bool,
+    ) {
         if let Some(d) = self.debug.as_ref().filter(|d| d.id == run_id) {
             // A debug session's program reads its input like a run's.
             if d.input.try_send(crate::debug::Input::Stdin(data, eof)).is_err() {
@@ -315,6 +334,7 @@ impl Actor {
                     fx,
                     self.core.error_to(
                         conn,
+                        request,
                         ErrorCode::Unavailable,
                         "the debug session is busy; type again".into(),
                     ),
@@ -327,6 +347,7 @@ impl Actor {
                 fx,
                 self.core.error_to(
                     conn,
+                    request,
                     ErrorCode::BadRequest,
                     format!("run {run_id} is still queued; type its input once it has started"),
                 ),
@@ -337,7 +358,7 @@ impl Actor {
             merge(
                 fx,
                 self.core
-                    .error_to(conn, ErrorCode::NotFound, format!("no run {run_id} is going")),
+                    .error_to(conn, request, ErrorCode::NotFound, format!("no run {run_id} is going")),
             );
             return;
         };
@@ -347,6 +368,7 @@ impl Actor {
                     fx,
                     self.core.error_to(
                         conn,
+                        request,
                         ErrorCode::RateLimited,
                         "the program is not reading its input fast enough".into(),
                     ),
@@ -358,12 +380,12 @@ impl Actor {
         }
     }
 
-    pub(super) fn stop_run(&mut self, fx: &mut Effects, conn: ConnId, run_id: String) {
+    pub(super) fn stop_run(&mut self, fx: &mut Effects, conn: ConnId, request: Option<u64>, run_id: String) {
         let host = self.core.role(conn) == Some(Role::Host);
         let forbidden = || "only who started a run (or the host) may stop it".to_owned();
         if let Some(q) = self.queued.get(&run_id) {
             if q.by != conn && !host {
-                merge(fx, self.core.error_to(conn, ErrorCode::Forbidden, forbidden()));
+                merge(fx, self.core.error_to(conn, request, ErrorCode::Forbidden, forbidden()));
                 return;
             }
             // Stopping a queued run takes it out of the queue; those behind it move up.
@@ -376,7 +398,7 @@ impl Actor {
             return;
         }
         if self.pending_debug.as_ref().is_some_and(|d| d.id == run_id) {
-            self.stop_pending_debug(fx, conn, host);
+            self.stop_pending_debug(fx, conn, request, host);
             return;
         }
         match self.active.get_mut(&run_id) {
@@ -385,11 +407,11 @@ impl Actor {
                     let _ = stop.send(());
                 }
             }
-            Some(_) => merge(fx, self.core.error_to(conn, ErrorCode::Forbidden, forbidden())),
+            Some(_) => merge(fx, self.core.error_to(conn, request, ErrorCode::Forbidden, forbidden())),
             None => merge(
                 fx,
                 self.core
-                    .error_to(conn, ErrorCode::NotFound, format!("no run {run_id} is going")),
+                    .error_to(conn, request, ErrorCode::NotFound, format!("no run {run_id} is going")),
             ),
         }
     }
@@ -444,22 +466,32 @@ impl Actor {
 
 /// Tells the room a run waits, and where (again each time it moves).
 fn announce_queued(fx: &mut Effects, run_id: &str, q: &QueuedRun, debug: bool) {
-    queued_message(fx, run_id, &q.path, &q.language, q.by, q.position, q.waiting_for, debug);
+    queued_message(
+        fx,
+        run_id,
+        &q.path,
+        &q.language,
+        (q.by, q.by, q.request),
+        q.position,
+        q.waiting_for,
+        debug,
+    );
 }
 
-/// Sends `run_queued` to every mesh client of the room.
+/// Sends `run_queued` to every mesh client of the room: `by` is whose run (or debug session)
+/// it is; `asker` asked for it with request `request`, named in the asker's copy.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn queued_message(
     fx: &mut Effects,
     run_id: &str,
     path: &str,
     language: &str,
-    by: ConnId,
+    (by, asker, request): (ConnId, ConnId, Option<u64>),
     position: u32,
     waiting_for: Limit,
     debug: bool,
 ) {
-    let msg = ServerMessage::RunQueued {
+    fx.announce(asker, request, |responding_to| ServerMessage::RunQueued {
         run_id: run_id.to_owned(),
         path: path.to_owned(),
         language: language.to_owned(),
@@ -467,8 +499,8 @@ pub(super) fn queued_message(
         position,
         limit: waiting_for.key().to_owned(),
         debug,
-    };
-    fx.to(Target::MeshClients, mesh_protocol::encode_mesh(&msg));
+        responding_to,
+    });
 }
 
 /// Ends, for the room, a run that never started (stopped while queued, or its file gone).

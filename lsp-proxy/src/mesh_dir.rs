@@ -1,0 +1,240 @@
+//! The folder's `.mesh/`: what mesh keeps beside a shared folder, never shared and private to
+//! its owner (folders 0700, files 0600; a `.gitignore` keeps it out of git).
+//!
+//! - `base/<room>/<path>`: the last text the folder and the room agreed on for each file
+//!   (what the proxy last wrote there or read from there), per room. It is the base of the
+//!   three-way merge that a rejoin runs, so edits made while no proxy ran are merged, not
+//!   overwritten.
+//! - `conflicts/<path>`: the room's version of a file that could not be merged cleanly. The
+//!   local text stays in the file; the user takes what they need from this copy, then runs
+//!   `mesh-proxy resolve PATH` (or deletes the copy), and the file is merged again with the
+//!   copy as the base, so the local text wins where the two still differ.
+
+use std::path::{Path, PathBuf};
+
+use crate::workspace::{self, UnsafePath, MESH_DIR};
+
+/// The folder under `.mesh/` holding the last agreed texts.
+const BASE_DIR: &str = "base";
+
+/// The folder under `.mesh/` holding the room's versions of conflicting files.
+pub const CONFLICTS_DIR: &str = "conflicts";
+
+/// Suffix of the temporary files of atomic writes (skipped when listing).
+const TMP_SUFFIX: &str = ".mesh-tmp";
+
+/// Why `mesh-proxy resolve` could not resolve a file.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The path has no open conflict.
+    #[error("{0} has no open conflict; `mesh-proxy status` lists the open ones")]
+    NoConflict(String),
+    /// The path cannot be a room path.
+    #[error(transparent)]
+    Unsafe(#[from] UnsafePath),
+    /// The folder could not be read or written.
+    #[error("cannot update {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+}
+
+/// `root/.mesh`, created private (with its `.gitignore`) when missing.
+fn mesh_dir(root: &Path) -> std::io::Result<PathBuf> {
+    let dir = root.join(MESH_DIR);
+    if !dir.is_dir() {
+        create_private_dir(&dir)?;
+        write_private(&dir.join(".gitignore"), "# mesh's own state: never commit it.\n*\n")?;
+    }
+    Ok(dir)
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Writes `text` at `path` atomically, readable by its owner only.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(parent) = path.parent() {
+        create_private_dir(parent)?;
+    }
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}{TMP_SUFFIX}"));
+    {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        opts.open(&tmp)?.write_all(text.as_bytes())?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+/// Where the last agreed text of room path `path` in room `room` is kept.
+fn base_file(root: &Path, room: &str, path: &str) -> Result<PathBuf, UnsafePath> {
+    if room.is_empty() || room.contains(['/', '\\', '.']) {
+        return Err(UnsafePath(room.to_string()));
+    }
+    workspace::safe_join(&root.join(MESH_DIR).join(BASE_DIR).join(room), path)
+}
+
+/// The last text the folder and room `room` agreed on for `path`, if one was kept.
+pub fn read_base(root: &Path, room: &str, path: &str) -> Option<String> {
+    std::fs::read_to_string(base_file(root, room, path).ok()?).ok()
+}
+
+/// Keeps `text` as the last agreed text of `path`.
+pub fn write_base(root: &Path, room: &str, path: &str, text: &str) -> std::io::Result<()> {
+    mesh_dir(root)?;
+    let file = base_file(root, room, path).map_err(std::io::Error::other)?;
+    write_private(&file, text)
+}
+
+/// Forgets the last agreed text of `path` (the file left the room).
+pub fn remove_base(root: &Path, room: &str, path: &str) -> std::io::Result<()> {
+    let file = base_file(root, room, path).map_err(std::io::Error::other)?;
+    match std::fs::remove_file(file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Where the room's version of a conflicting `path` is kept.
+pub fn conflict_file(root: &Path, path: &str) -> Result<PathBuf, UnsafePath> {
+    workspace::safe_join(&root.join(MESH_DIR).join(CONFLICTS_DIR), path)
+}
+
+/// The folder-relative name of the conflict copy of `path`, for messages.
+pub fn conflict_display(path: &str) -> String {
+    format!("{MESH_DIR}/{CONFLICTS_DIR}/{path}")
+}
+
+/// Keeps the room's version `text` of the conflicting `path` beside the local file.
+pub fn write_conflict(root: &Path, path: &str, text: &str) -> std::io::Result<()> {
+    mesh_dir(root)?;
+    let file = conflict_file(root, path).map_err(std::io::Error::other)?;
+    write_private(&file, text)
+}
+
+/// Removes the conflict copy of `path`, if there is one.
+pub fn remove_conflict(root: &Path, path: &str) -> std::io::Result<()> {
+    let file = conflict_file(root, path).map_err(std::io::Error::other)?;
+    match std::fs::remove_file(file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The room path whose conflict copy is `abs`, when `abs` is inside `.mesh/conflicts/`.
+pub fn conflict_path_of(root: &Path, abs: &Path) -> Option<String> {
+    let rel = abs.strip_prefix(root.join(MESH_DIR).join(CONFLICTS_DIR)).ok()?;
+    let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+    let path = parts?.join("/");
+    (!path.is_empty() && !path.ends_with(TMP_SUFFIX)).then_some(path)
+}
+
+/// The open conflicts of the folder: the room paths that have a conflict copy, sorted.
+pub fn conflicts(root: &Path) -> Vec<String> {
+    fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let Some(name) = entry.file_name().to_str().map(String::from) else {
+                continue;
+            };
+            let path = format!("{prefix}{name}");
+            match entry.file_type() {
+                Ok(t) if t.is_dir() => walk(&entry.path(), &format!("{path}/"), out),
+                Ok(t) if t.is_file() && !name.ends_with(TMP_SUFFIX) => out.push(path),
+                _ => {}
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&root.join(MESH_DIR).join(CONFLICTS_DIR), "", &mut out);
+    out.sort();
+    out
+}
+
+/// Resolves the conflict of `path` by hand (`mesh-proxy resolve`): the room's version kept
+/// beside it becomes the base, and the copy is removed. A running proxy sees the copy go and
+/// merges the file at once; otherwise the next start does. Either way the local text wins
+/// where it still differs from that version, and the room's later changes are kept.
+pub fn resolve(root: &Path, room: &str, path: &str) -> Result<(), ResolveError> {
+    let copy = conflict_file(root, path)?;
+    let io = |source, path: &Path| ResolveError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = match std::fs::read_to_string(&copy) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ResolveError::NoConflict(path.into())),
+        Err(e) => return Err(io(e, &copy)),
+    };
+    let base = base_file(root, room, path)?;
+    write_base(root, room, path, &text).map_err(|e| io(e, &base))?;
+    std::fs::remove_file(&copy).map_err(|e| io(e, &copy))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bases_and_conflicts_are_kept_privately_and_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write_base(root, "r1", "src/a.rs", "agreed").unwrap();
+        assert_eq!(read_base(root, "r1", "src/a.rs").as_deref(), Some("agreed"));
+        assert_eq!(read_base(root, "r2", "src/a.rs"), None, "bases are per room");
+        write_conflict(root, "src/a.rs", "room's").unwrap();
+        write_conflict(root, "b.txt", "room's b").unwrap();
+        assert_eq!(conflicts(root), ["b.txt", "src/a.rs"]);
+        assert_eq!(
+            conflict_path_of(root, &conflict_file(root, "src/a.rs").unwrap()).as_deref(),
+            Some("src/a.rs")
+        );
+        assert_eq!(conflict_path_of(root, &root.join("src/a.rs")), None);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&root.join(MESH_DIR)), 0o700);
+            assert_eq!(mode(&conflict_file(root, "b.txt").unwrap()), 0o600);
+            assert_eq!(mode(&base_file(root, "r1", "src/a.rs").unwrap()), 0o600);
+        }
+        assert!(std::fs::read_to_string(root.join(".mesh/.gitignore"))
+            .unwrap()
+            .contains('*'));
+    }
+
+    #[test]
+    fn resolving_makes_the_room_s_version_the_base_and_removes_the_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        write_base(root, "r1", "a.txt", "old base").unwrap();
+        write_conflict(root, "a.txt", "room's version").unwrap();
+        resolve(root, "r1", "a.txt").unwrap();
+        assert_eq!(read_base(root, "r1", "a.txt").as_deref(), Some("room's version"));
+        assert!(conflicts(root).is_empty());
+        let again = resolve(root, "r1", "a.txt").unwrap_err().to_string();
+        assert!(
+            again.contains("no open conflict") && again.contains("mesh-proxy status"),
+            "{again}"
+        );
+        assert!(resolve(root, "r1", "../x").is_err());
+    }
+}

@@ -1,0 +1,116 @@
+/**
+ * One file's editor: CodeMirror 6 bound to the file's `Y.Text` with y-codemirror.next's
+ * sync and undo parts (its own remote-selection part reads another cursor shape; mesh's
+ * cursors are drawn by `cursors.ts`), syntax highlighting by extension, read-only for
+ * readers.
+ */
+import type * as Y from 'yjs'
+import { Compartment, EditorState, type Extension } from '@codemirror/state'
+import {
+  EditorView, crosshairCursor, drawSelection, dropCursor, highlightActiveLine, highlightActiveLineGutter,
+  highlightSpecialChars, keymap, lineNumbers, rectangularSelection,
+} from '@codemirror/view'
+import { defaultKeymap, indentWithTab } from '@codemirror/commands'
+import { bracketMatching, defaultHighlightStyle, indentOnInput, syntaxHighlighting } from '@codemirror/language'
+import { highlightSelectionMatches, searchKeymap } from '@codemirror/search'
+import { yCollab, yUndoManagerKeymap } from 'y-codemirror.next'
+import { remoteCursors, setRemoteCursors } from './cursors.js'
+import { languageOf } from './languages.js'
+import type { RemoteCursor } from '../room/presence.js'
+
+export interface FileEditorOptions {
+  path: string
+  text: Y.Text
+  readOnly: boolean
+  /** The page's CSP nonce, for the `<style>` elements CodeMirror adds. */
+  nonce: string
+  /** The local selection, focus or visible lines changed. */
+  onLocalChange: () => void
+  /** Someone typed into a read-only editor: tell them why nothing happens. */
+  onReadOnlyAttempt: () => void
+}
+
+export class FileEditor {
+  readonly view: EditorView
+  readonly path: string
+  private readonly readOnly = new Compartment()
+  private readonly language = new Compartment()
+
+  constructor (parent: HTMLElement, opts: FileEditorOptions) {
+    this.path = opts.path
+    const extensions: Extension[] = [
+      EditorView.cspNonce.of(opts.nonce),
+      lineNumbers(),
+      highlightActiveLineGutter(),
+      highlightSpecialChars(),
+      drawSelection(),
+      dropCursor(),
+      EditorState.allowMultipleSelections.of(true),
+      indentOnInput(),
+      syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
+      bracketMatching(),
+      rectangularSelection(),
+      crosshairCursor(),
+      highlightActiveLine(),
+      highlightSelectionMatches(),
+      keymap.of([...yUndoManagerKeymap, ...defaultKeymap, ...searchKeymap, indentWithTab]),
+      // Sync and per-user undo, without y-codemirror's own remote selections (awareness null).
+      yCollab(opts.text, null),
+      remoteCursors(),
+      this.readOnly.of(EditorState.readOnly.of(opts.readOnly)),
+      this.language.of([]),
+      EditorView.updateListener.of(update => {
+        if (update.selectionSet || update.docChanged || update.focusChanged || update.viewportChanged) opts.onLocalChange()
+      }),
+      EditorView.domEventHandlers({
+        beforeinput: (_e, view) => {
+          if (view.state.readOnly) opts.onReadOnlyAttempt()
+          return false
+        },
+        keydown: (e, view) => {
+          if (view.state.readOnly && e.key.length === 1 && !e.ctrlKey && !e.metaKey) opts.onReadOnlyAttempt()
+          return false
+        },
+      }),
+    ]
+    this.view = new EditorView({
+      parent,
+      state: EditorState.create({ doc: opts.text.toString(), extensions }),
+    })
+    this.view.dom.dataset.path = opts.path
+    // A read-only window on the editor for end-to-end tests and for debugging from the
+    // console: the exact text and selection, which the rendered DOM does not give.
+    Object.defineProperty(this.view.dom, 'meshEditor', {
+      value: Object.freeze({
+        text: () => this.view.state.doc.toString(),
+        selection: () => this.view.state.selection.ranges.map(r => ({ anchor: r.anchor, head: r.head })),
+        readOnly: () => this.view.state.readOnly,
+      }),
+    })
+    const lang = languageOf(opts.path)
+    if (lang) {
+      lang.load().then(support => {
+        this.view.dispatch({ effects: this.language.reconfigure(support) })
+      }).catch(e => console.warn(`mesh: no highlighting for ${opts.path}`, e))
+    }
+  }
+
+  setReadOnly (readOnly: boolean): void {
+    this.view.dispatch({ effects: this.readOnly.reconfigure(EditorState.readOnly.of(readOnly)) })
+  }
+
+  setCursors (cursors: RemoteCursor[]): void {
+    this.view.dispatch({ effects: setRemoteCursors.of(cursors) })
+  }
+
+  /** The visible lines, 0-based. */
+  visibleLines (): [number, number] {
+    const { from, to } = this.view.viewport
+    const doc = this.view.state.doc
+    return [doc.lineAt(from).number - 1, doc.lineAt(to).number - 1]
+  }
+
+  destroy (): void {
+    this.view.destroy()
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * mesh's extension messages, mirrored from `protocol/src/messages.rs` (the Rust types are
+ * the definition; `tests/unit/messages.test.ts` keeps this mirror in step with them).
+ *
+ * Everything the server sends is untrusted input: {@link parseServerMessage} turns JSON into
+ * these closed types or throws a {@link ProtocolError} that names what is wrong. Strings are
+ * bounded so that a hostile or broken server cannot make the page hold or draw megabytes.
+ */
+
+/** The version of mesh's messages this page speaks (`PROTOCOL_VERSION`). */
+export const PROTOCOL_VERSION = 1
+
+/** The longest chat message the server accepts, in UTF-8 bytes (`MAX_CHAT_BYTES`). */
+export const MAX_CHAT_BYTES = 4 * 1024
+
+/** The longest display name the server accepts, in characters (`MAX_NAME_CHARS`). */
+export const MAX_NAME_CHARS = 64
+
+/** The longest string field the page takes from a server message: a run's output chunk or
+ * a chat text is far shorter; anything longer is cut, not trusted. */
+const MAX_FIELD_CHARS = 64 * 1024
+
+/** The most participants a message may list: the server's default connection cap. */
+const MAX_PARTICIPANTS = 10_000
+
+export type Role = 'reader' | 'writer' | 'host'
+
+export type ErrorCode =
+  | 'bad_request' | 'too_large' | 'unknown_message' | 'unsupported_version' | 'unauthorized'
+  | 'forbidden' | 'not_found' | 'rate_limited' | 'invalid_update' | 'internal' | 'unavailable'
+
+const ROLES: readonly Role[] = ['reader', 'writer', 'host']
+const ERROR_CODES: readonly ErrorCode[] = [
+  'bad_request', 'too_large', 'unknown_message', 'unsupported_version', 'unauthorized',
+  'forbidden', 'not_found', 'rate_limited', 'invalid_update', 'internal', 'unavailable',
+]
+
+/** A person (or bot) connected to the room. */
+export interface Participant {
+  conn_id: number
+  name: string
+  color: string
+  role: Role
+  client: string
+  doc_client_id?: number
+  companion: boolean
+}
+
+/** One chat message, as the room's `chat` array keeps it. */
+export interface ChatEntry {
+  id: string
+  author: string
+  conn_id: number
+  text: string
+  ts: number
+}
+
+/** What the page may say to the server. */
+export type ClientMessage =
+  | { type: 'hello'; version: number; name: string; color?: string; client?: string; doc_client_id?: number; companion?: boolean }
+  | { type: 'chat'; text: string }
+  | { type: 'list_participants' }
+  | { type: 'ping'; nonce: number }
+  | { type: 'run'; path: string; language?: string }
+  | { type: 'input'; run_id: string; data: string; eof?: boolean }
+  | { type: 'stop'; run_id: string }
+  | { type: 'debug_start'; path: string; language?: string }
+  | { type: 'dap'; debug_id: string; message: Record<string, unknown> }
+
+/** What the server may say to the page. */
+export type ServerMessage =
+  | { type: 'welcome'; version: number; conn_id: number; role: Role; participants: Participant[] }
+  | { type: 'participant_joined'; participant: Participant }
+  | { type: 'participant_left'; conn_id: number }
+  | { type: 'participants'; participants: Participant[] }
+  | { type: 'chat'; entry: ChatEntry }
+  | { type: 'pong'; nonce: number }
+  | { type: 'error'; code: ErrorCode; message: string; responding_to?: number }
+  | { type: 'run_started'; run_id: string; path: string; language: string; by: number; responding_to?: number }
+  | { type: 'run_queued'; run_id: string; path: string; language: string; by: number; position: number; limit: string; debug: boolean; responding_to?: number }
+  | { type: 'run_output'; run_id: string; stream: 'compile' | 'stdout' | 'stderr'; data: string }
+  | { type: 'run_exited'; run_id: string; stage: string; code: number | null; duration_ms: number; limit: string | null; error: string | null }
+  | { type: 'debug_started'; debug_id: string; path: string; language: string; by: number }
+  | { type: 'debug_joined'; debug_id: string; path: string; language: string; by: number; capabilities: unknown; work_dir: string; aliases: Record<string, string>; responding_to?: number }
+  | { type: 'dap'; debug_id: string; message: Record<string, unknown> }
+  | { type: 'debug_breakpoints'; debug_id: string; path: string; lines: number[] }
+  | { type: 'debug_ended'; debug_id: string; exit_code: number | null; error: string | null }
+
+/** Every `type` a server message may have: the closed set. */
+export const SERVER_MESSAGE_TYPES = [
+  'welcome', 'participant_joined', 'participant_left', 'participants', 'chat', 'pong', 'error',
+  'run_started', 'run_queued', 'run_output', 'run_exited', 'debug_started', 'debug_joined', 'dap',
+  'debug_breakpoints', 'debug_ended',
+] as const
+
+/** Every `type` a client message may have. */
+export const CLIENT_MESSAGE_TYPES = [
+  'hello', 'chat', 'list_participants', 'ping', 'run', 'input', 'stop', 'debug_start', 'dap',
+] as const
+
+/** A server message that does not have the shape this page knows. */
+export class ProtocolError extends Error {
+  constructor (message: string) {
+    super(`the server sent a message this page cannot read: ${message}`)
+    this.name = 'ProtocolError'
+  }
+}
+
+type Json = Record<string, unknown>
+
+function object (v: unknown, what: string): Json {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ProtocolError(`${what} is not an object`)
+  return v as Json
+}
+
+function str (o: Json, key: string, max = MAX_FIELD_CHARS): string {
+  const v = o[key]
+  if (typeof v !== 'string') throw new ProtocolError(`${key} is not a string`)
+  return v.length > max ? v.slice(0, max) : v
+}
+
+function optStr (o: Json, key: string): string | null {
+  return o[key] == null ? null : str(o, key)
+}
+
+function uint (o: Json, key: string): number {
+  const v = o[key]
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new ProtocolError(`${key} is not a whole number`)
+  return v
+}
+
+function int (o: Json, key: string): number | null {
+  const v = o[key]
+  if (v == null) return null
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new ProtocolError(`${key} is not an integer`)
+  return v
+}
+
+function optUint (o: Json, key: string): number | undefined {
+  return o[key] == null ? undefined : uint(o, key)
+}
+
+function oneOf<T extends string> (o: Json, key: string, allowed: readonly T[]): T {
+  const v = o[key]
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) throw new ProtocolError(`${key} is not one of ${allowed.join(', ')}`)
+  return v as T
+}
+
+/** `#rrggbb`, or a neutral grey for anything else (colours end up in styles). */
+export function safeColor (v: unknown): string {
+  return typeof v === 'string' && /^#[0-9a-fA-F]{6}$/.test(v) ? v : '#888888'
+}
+
+function participant (v: unknown): Participant {
+  const o = object(v, 'participant')
+  return {
+    conn_id: uint(o, 'conn_id'),
+    name: str(o, 'name', MAX_NAME_CHARS),
+    color: safeColor(o.color),
+    role: oneOf(o, 'role', ROLES),
+    client: str(o, 'client', MAX_NAME_CHARS),
+    doc_client_id: optUint(o, 'doc_client_id'),
+    companion: o.companion === true,
+  }
+}
+
+function participants (o: Json): Participant[] {
+  const v = o.participants
+  if (!Array.isArray(v)) throw new ProtocolError('participants is not a list')
+  if (v.length > MAX_PARTICIPANTS) throw new ProtocolError(`more than ${MAX_PARTICIPANTS} participants`)
+  return v.map(participant)
+}
+
+/** A chat entry from the room's `chat` array or a `chat` message, or null if it has another
+ * shape (the array is shared data: a stock Yjs client could have pushed anything). */
+export function readChatEntry (v: unknown): ChatEntry | null {
+  try {
+    const o = object(v, 'chat entry')
+    return {
+      id: str(o, 'id', 200),
+      author: str(o, 'author', MAX_NAME_CHARS),
+      conn_id: uint(o, 'conn_id'),
+      text: str(o, 'text', MAX_CHAT_BYTES),
+      ts: uint(o, 'ts'),
+    }
+  } catch {
+    return null
+  }
+}
+
+function base (o: Json) {
+  return { path: str(o, 'path', 4096), language: str(o, 'language', 100), by: uint(o, 'by') }
+}
+
+/** Parses one server message (already JSON-decoded). */
+export function parseServerMessage (json: unknown): ServerMessage {
+  const o = object(json, 'the message')
+  const type = o.type
+  const responding = optUint(o, 'responding_to')
+  switch (type) {
+    case 'welcome':
+      return { type, version: uint(o, 'version'), conn_id: uint(o, 'conn_id'), role: oneOf(o, 'role', ROLES), participants: participants(o) }
+    case 'participant_joined':
+      return { type, participant: participant(o.participant) }
+    case 'participant_left':
+      return { type, conn_id: uint(o, 'conn_id') }
+    case 'participants':
+      return { type, participants: participants(o) }
+    case 'chat': {
+      const entry = readChatEntry(o.entry)
+      if (!entry) throw new ProtocolError('chat entry has another shape')
+      return { type, entry }
+    }
+    case 'pong':
+      return { type, nonce: uint(o, 'nonce') }
+    case 'error':
+      return { type, code: oneOf(o, 'code', ERROR_CODES), message: str(o, 'message', 4096), responding_to: responding }
+    case 'run_started':
+      return { type, run_id: str(o, 'run_id', 200), ...base(o), responding_to: responding }
+    case 'run_queued':
+      return { type, run_id: str(o, 'run_id', 200), ...base(o), position: uint(o, 'position'), limit: str(o, 'limit', 100), debug: o.debug === true, responding_to: responding }
+    case 'run_output':
+      return { type, run_id: str(o, 'run_id', 200), stream: oneOf(o, 'stream', ['compile', 'stdout', 'stderr'] as const), data: str(o, 'data') }
+    case 'run_exited':
+      return { type, run_id: str(o, 'run_id', 200), stage: str(o, 'stage', 20), code: int(o, 'code'), duration_ms: uint(o, 'duration_ms'), limit: optStr(o, 'limit'), error: optStr(o, 'error') }
+    case 'debug_started':
+      return { type, debug_id: str(o, 'debug_id', 200), ...base(o) }
+    case 'debug_joined': {
+      const aliases: Record<string, string> = {}
+      for (const [k, v] of Object.entries(object(o.aliases ?? {}, 'aliases'))) if (typeof v === 'string') aliases[k] = v
+      return { type, debug_id: str(o, 'debug_id', 200), ...base(o), capabilities: o.capabilities, work_dir: str(o, 'work_dir', 4096), aliases, responding_to: responding }
+    }
+    case 'dap':
+      return { type, debug_id: str(o, 'debug_id', 200), message: object(o.message, 'message') }
+    case 'debug_breakpoints': {
+      const lines = o.lines
+      if (!Array.isArray(lines) || !lines.every(l => Number.isSafeInteger(l) && l > 0)) throw new ProtocolError('lines is not a list of line numbers')
+      return { type, debug_id: str(o, 'debug_id', 200), path: str(o, 'path', 4096), lines: lines as number[] }
+    }
+    case 'debug_ended':
+      return { type, debug_id: str(o, 'debug_id', 200), exit_code: int(o, 'exit_code'), error: optStr(o, 'error') }
+    default:
+      throw new ProtocolError(`unknown message type ${JSON.stringify(String(type)).slice(0, 60)}`)
+  }
+}
+
+/** The UTF-8 length of a string, as the server counts chat bytes. */
+export function utf8Length (s: string): number {
+  return new TextEncoder().encode(s).length
+}

@@ -1,0 +1,45 @@
+/**
+ * Who is in the room: name, colour, role, the kind of client, and the file each one is in
+ * (from their awareness `view`/`cursor`, clickable to open it). Companion connections (a
+ * person's debug adapter) are not listed as people.
+ */
+import type { MeshProvider } from '../net/provider.js'
+import type { Participant } from '../net/messages.js'
+import { readPresence } from '../room/presence.js'
+import { h, fill, dot } from './dom.js'
+
+export class PeoplePanel {
+  readonly el: HTMLElement
+  private readonly list: HTMLElement
+
+  constructor (private readonly provider: MeshProvider, private readonly openFile: (path: string) => void) {
+    this.list = h('ul', { class: 'people', 'data-testid': 'people' })
+    this.el = h('section', { class: 'panel' }, h('h2', {}, 'People'), this.list)
+    provider.on('participants', () => this.render())
+    provider.awareness.on('change', () => this.render())
+  }
+
+  private render (): void {
+    const states = this.provider.awareness.getStates()
+    const people = [...this.provider.participants.values()].filter(p => !p.companion)
+    people.sort((a, b) => (a.conn_id === this.provider.connId ? -1 : b.conn_id === this.provider.connId ? 1 : a.name.localeCompare(b.name)))
+    fill(this.list, ...people.map(p => this.row(p, p.doc_client_id !== undefined ? states.get(p.doc_client_id) : undefined)))
+  }
+
+  private row (p: Participant, state: unknown): HTMLElement {
+    const presence = readPresence(state)
+    const where = presence.cursor?.path ?? presence.view?.path
+    const me = p.conn_id === this.provider.connId
+    const li = h('li', { 'data-conn': p.conn_id, 'data-role': p.role },
+      dot(p.color),
+      h('span', { class: 'name' }, p.name), me && h('small', {}, ' (you)'),
+      h('span', { class: `badge ${p.role}` }, p.role),
+      h('small', { class: 'client' }, p.client))
+    if (where && !me) {
+      const go = h('button', { type: 'button', class: 'link small', title: `Open ${where}` }, where)
+      go.addEventListener('click', () => this.openFile(where))
+      li.append(h('div', { class: 'where' }, 'in ', go))
+    }
+    return li
+  }
+}

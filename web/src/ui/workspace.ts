@@ -1,0 +1,264 @@
+/**
+ * The files of the room: the file tree (create, rename, delete), the tabs, one editor per
+ * open file, and the local cursor published in mesh's awareness shape. Remote cursors are
+ * handed to each open editor whenever awareness or the participant list changes.
+ */
+import * as Y from 'yjs'
+import type { MeshProvider } from '../net/provider.js'
+import type { Role } from '../net/messages.js'
+import { FileEditor } from '../editor/editor.js'
+import { cursorState, remoteCursors } from '../room/presence.js'
+import { createFile, deleteFile, filePaths, fileText, fileTree, filesOf, renameFile, renamesIn, type TreeFolder } from '../room/files.js'
+import { h, fill } from './dom.js'
+
+/** The least time between two cursor publications: the server relays at most 60 awareness
+ * updates a second per connection (burst 240); 20 a second leaves room and still looks live. */
+export const CURSOR_PUBLISH_INTERVAL_MS = 50
+
+/** How long a delete button waits for its confirming second click. */
+const CONFIRM_MS = 3000
+
+export class Workspace {
+  readonly treePanel: HTMLElement
+  readonly tabsEl: HTMLElement
+  readonly editorsEl: HTMLElement
+  private readonly tree: HTMLElement
+  private readonly newFile: HTMLButtonElement
+  private readonly editors = new Map<string, FileEditor>()
+  /** The Y.Text each open editor is bound to. */
+  private readonly texts = new Map<string, Y.Text>()
+  private active: string | null = null
+  private role: Role | null = null
+  private publishTimer: ReturnType<typeof setTimeout> | null = null
+  private lastPublish = 0
+
+  constructor (
+    private readonly provider: MeshProvider,
+    private readonly nonce: string,
+    private readonly notify: (text: string) => void,
+    private readonly onReadOnlyAttempt: () => void,
+  ) {
+    this.tree = h('div', { class: 'tree', 'data-testid': 'file-tree', role: 'tree' })
+    this.newFile = h('button', { type: 'button', class: 'small', 'data-testid': 'new-file', title: 'New file', disabled: true }, '+ New file')
+    this.newFile.addEventListener('click', () => this.promptNewFile())
+    this.treePanel = h('section', { class: 'panel files' }, h('h2', {}, 'Files', this.newFile), this.tree)
+    this.tabsEl = h('div', { class: 'tabs', role: 'tablist', 'data-testid': 'tabs' })
+    this.editorsEl = h('div', { class: 'editors' }, h('p', { class: 'empty' }, 'Open a file from the list on the left.'))
+
+    const files = filesOf(provider.doc)
+    files.observe((event: Y.YMapEvent<unknown>) => this.onFilesChanged(event))
+    provider.awareness.on('change', () => this.refreshCursors())
+    provider.on('participants', () => this.refreshCursors())
+    this.publishLocal()
+    this.renderTree()
+  }
+
+  paths (): string[] {
+    return filePaths(this.provider.doc)
+  }
+
+  canWrite (): boolean {
+    return this.role === 'writer' || this.role === 'host'
+  }
+
+  setRole (role: Role): void {
+    this.role = role
+    this.newFile.disabled = !this.canWrite()
+    for (const ed of this.editors.values()) ed.setReadOnly(!this.canWrite())
+    this.renderTree()
+  }
+
+  /** Opens the first file when none is open yet. */
+  openDefault (): void {
+    if (this.active) return
+    const first = this.paths()[0]
+    if (first) this.open(first)
+  }
+
+  open (path: string): void {
+    const text = fileText(this.provider.doc, path)
+    if (!text) return
+    if (!this.editors.has(path)) {
+      const host = h('div', { class: 'editor-host' })
+      this.editorsEl.querySelector('.empty')?.remove()
+      this.editorsEl.append(host)
+      this.editors.set(path, new FileEditor(host, {
+        path,
+        text,
+        readOnly: !this.canWrite(),
+        nonce: this.nonce,
+        onLocalChange: () => this.schedulePublish(),
+        onReadOnlyAttempt: this.onReadOnlyAttempt,
+      }))
+      this.texts.set(path, text)
+    }
+    this.active = path
+    for (const [p, ed] of this.editors) (ed.view.dom.parentElement as HTMLElement).hidden = p !== path
+    this.renderTabs()
+    this.renderTree()
+    this.refreshCursors()
+    this.editors.get(path)?.view.focus()
+    this.schedulePublish()
+  }
+
+  close (path: string): void {
+    const ed = this.editors.get(path)
+    if (!ed) return
+    ed.view.dom.parentElement?.remove()
+    ed.destroy()
+    this.editors.delete(path)
+    this.texts.delete(path)
+    if (this.active === path) {
+      this.active = null
+      const next = [...this.editors.keys()].pop()
+      if (next) this.open(next)
+      else this.editorsEl.append(h('p', { class: 'empty' }, 'Open a file from the list on the left.'))
+    }
+    this.renderTabs()
+    this.renderTree()
+    this.schedulePublish()
+  }
+
+  private onFilesChanged (event: Y.YMapEvent<unknown>): void {
+    const renames = renamesIn(event, this.provider.doc)
+    for (const [from, to] of renames) {
+      if (!this.editors.has(from)) continue
+      const wasActive = this.active === from
+      this.close(from)
+      if (wasActive) this.open(to)
+    }
+    for (const path of [...this.editors.keys()]) {
+      // A file that was deleted closes; one replaced by another Y.Text reopens on it.
+      const text = fileText(this.provider.doc, path)
+      if (!text) this.close(path)
+      else if (this.texts.get(path) !== text) {
+        const wasActive = this.active === path
+        this.close(path)
+        if (wasActive) this.open(path)
+      }
+    }
+    this.renderTree()
+  }
+
+  private renderTabs (): void {
+    fill(this.tabsEl, ...[...this.editors.keys()].map(path => {
+      const label = h('button', { type: 'button', class: 'tab-label', role: 'tab', 'aria-selected': String(path === this.active), title: path }, path.split('/').pop() ?? path)
+      label.addEventListener('click', () => this.open(path))
+      const x = h('button', { type: 'button', class: 'tab-close', title: `Close ${path}`, 'aria-label': `Close ${path}` }, '×')
+      x.addEventListener('click', () => this.close(path))
+      return h('span', { class: path === this.active ? 'tab active' : 'tab', 'data-path': path }, label, x)
+    }))
+  }
+
+  private renderTree (): void {
+    const root = fileTree(this.paths())
+    if (root.folders.length === 0 && root.files.length === 0) {
+      fill(this.tree, h('p', { class: 'empty' }, this.canWrite() ? 'No files yet: create one.' : 'No files yet.'))
+      return
+    }
+    fill(this.tree, this.renderFolder(root))
+  }
+
+  private renderFolder (folder: TreeFolder): HTMLElement {
+    return h('ul', {},
+      ...folder.folders.map(f => h('li', { class: 'folder' }, h('span', { class: 'folder-name' }, `${f.name}/`), this.renderFolder(f))),
+      ...folder.files.map(f => this.renderFile(f.name, f.path)))
+  }
+
+  private renderFile (name: string, path: string): HTMLElement {
+    const open = h('button', { type: 'button', class: path === this.active ? 'file active' : 'file', title: path }, name)
+    open.addEventListener('click', () => this.open(path))
+    const li = h('li', { 'data-path': path, role: 'treeitem' }, open)
+    if (this.canWrite()) {
+      const rename = h('button', { type: 'button', class: 'icon', title: `Rename ${path}`, 'data-action': 'rename' }, '✎')
+      rename.addEventListener('click', () => this.promptRename(li, path))
+      const del = h('button', { type: 'button', class: 'icon', title: `Delete ${path}`, 'data-action': 'delete' }, '✕')
+      let armed: ReturnType<typeof setTimeout> | null = null
+      del.addEventListener('click', () => {
+        if (armed === null) {
+          del.textContent = 'delete?'
+          del.classList.add('armed')
+          armed = setTimeout(() => { armed = null; del.textContent = '✕'; del.classList.remove('armed') }, CONFIRM_MS)
+          return
+        }
+        clearTimeout(armed)
+        const r = deleteFile(this.provider.doc, path)
+        if (!r.ok) this.notify(r.reason)
+      })
+      li.append(rename, del)
+    }
+    return li
+  }
+
+  /** An inline text field in the tree; Enter commits, Escape cancels. */
+  private inlineInput (place: HTMLElement, initial: string, commit: (value: string) => string | null): void {
+    const input = h('input', { class: 'inline', value: initial, 'data-testid': 'path-input', spellcheck: 'false' })
+    const error = h('div', { class: 'inline-error', role: 'alert' })
+    const box = h('div', { class: 'inline-box' }, input, error)
+    place.append(box)
+    input.focus()
+    input.setSelectionRange(initial.lastIndexOf('/') + 1, initial.lastIndexOf('.') > initial.lastIndexOf('/') ? initial.lastIndexOf('.') : initial.length)
+    let done = false
+    input.addEventListener('keydown', (e) => {
+      if (e.key === 'Escape') { done = true; box.remove() }
+      if (e.key !== 'Enter') return
+      e.preventDefault()
+      const problem = commit(input.value.trim())
+      if (problem) error.textContent = problem
+      else { done = true; box.remove() }
+    })
+    input.addEventListener('blur', () => { if (!done) setTimeout(() => box.remove(), 150) })
+  }
+
+  private promptNewFile (): void {
+    const dir = this.active?.includes('/') ? this.active.slice(0, this.active.lastIndexOf('/') + 1) : ''
+    this.inlineInput(this.tree, dir, (path) => {
+      const r = createFile(this.provider.doc, path)
+      if (!r.ok) return r.reason
+      this.open(path)
+      return null
+    })
+  }
+
+  private promptRename (li: HTMLElement, path: string): void {
+    this.inlineInput(li, path, (to) => {
+      const r = renameFile(this.provider.doc, path, to)
+      return r.ok ? null : r.reason
+    })
+  }
+
+  private refreshCursors (): void {
+    const self = this.provider.doc.clientID
+    const byClient = new Map<number, { name: string; color: string }>()
+    for (const p of this.provider.participants.values()) if (p.doc_client_id !== undefined) byClient.set(p.doc_client_id, p)
+    const states = this.provider.awareness.getStates()
+    for (const [path, ed] of this.editors) ed.setCursors(remoteCursors(states, self, path, id => byClient.get(id)))
+  }
+
+  private schedulePublish (): void {
+    if (this.publishTimer !== null) return
+    const wait = Math.max(0, this.lastPublish + CURSOR_PUBLISH_INTERVAL_MS - Date.now())
+    this.publishTimer = setTimeout(() => {
+      this.publishTimer = null
+      this.lastPublish = Date.now()
+      this.publishLocal()
+    }, wait)
+  }
+
+  /** Our awareness state: who we are, where our cursor is, what we look at. */
+  private publishLocal (): void {
+    const p = this.provider
+    const ed = this.active ? this.editors.get(this.active) : undefined
+    const state: Record<string, unknown> = { user: { name: p.identity.name, color: p.identity.color } }
+    if (ed) {
+      const sel = ed.view.state.selection
+      state.cursor = cursorState(ed.path, sel.ranges, sel.mainIndex)
+      const [start, end] = ed.visibleLines()
+      state.view = { path: ed.path, start_line: start, end_line: end }
+    } else {
+      state.cursor = null
+      state.view = null
+    }
+    p.awareness.setLocalState(state)
+  }
+}

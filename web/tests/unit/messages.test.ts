@@ -1,0 +1,55 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { CLIENT_MESSAGE_TYPES, ProtocolError, SERVER_MESSAGE_TYPES, parseServerMessage, readChatEntry, safeColor } from '../../src/net/messages.js'
+
+/** The variants of a Rust enum in protocol/src/messages.rs, as their snake_case tags. */
+function rustVariants (name: string): string[] {
+  // npm runs the tests in web/.
+  const src = readFileSync(resolve(process.cwd(), '../protocol/src/messages.rs'), 'utf8')
+  const start = src.indexOf(`pub enum ${name} {`)
+  assert.ok(start >= 0, `no enum ${name} in messages.rs`)
+  const body = src.slice(start, src.indexOf('\n}\n', start))
+  return [...body.matchAll(/^ {4}([A-Z][A-Za-z0-9]*)\b/gm)].map(m => m[1].replace(/(?<!^)([A-Z])/g, '_$1').toLowerCase())
+}
+
+test('the mirror has every message of the Rust protocol, and no other', () => {
+  assert.deepEqual([...SERVER_MESSAGE_TYPES].sort(), rustVariants('ServerMessage').sort())
+  assert.deepEqual([...CLIENT_MESSAGE_TYPES].sort(), rustVariants('ClientMessage').sort())
+})
+
+const participant = { conn_id: 3, name: 'ada', color: '#ff8800', role: 'writer', client: 'browser', doc_client_id: 77 }
+
+test('a welcome is read into its closed type', () => {
+  const m = parseServerMessage({ type: 'welcome', version: 1, conn_id: 3, role: 'host', participants: [participant] })
+  assert.deepEqual(m, { type: 'welcome', version: 1, conn_id: 3, role: 'host', participants: [{ ...participant, companion: false }] })
+})
+
+test('unknown types, bad roles and wrong shapes are refused by name', () => {
+  assert.throws(() => parseServerMessage({ type: 'launch_missiles' }), (e: unknown) => e instanceof ProtocolError && /unknown message type/.test(e.message))
+  assert.throws(() => parseServerMessage({ type: 'welcome', version: 1, conn_id: 3, role: 'admin', participants: [] }), /role/)
+  assert.throws(() => parseServerMessage({ type: 'participant_left', conn_id: -1 }), /conn_id/)
+  assert.throws(() => parseServerMessage([]), /not an object/)
+  assert.throws(() => parseServerMessage({ type: 'error', code: 'oops', message: 'x' }), /code/)
+})
+
+test('errors carry the id of the request they answer', () => {
+  const m = parseServerMessage({ type: 'error', code: 'forbidden', message: 'readers may not edit', responding_to: 7 })
+  assert.deepEqual(m, { type: 'error', code: 'forbidden', message: 'readers may not edit', responding_to: 7 })
+})
+
+test('strings from the server are bounded and colours checked', () => {
+  const m = parseServerMessage({ type: 'participant_joined', participant: { ...participant, name: 'x'.repeat(100_000), color: 'url(evil)' } })
+  assert.equal(m.type, 'participant_joined')
+  if (m.type !== 'participant_joined') return
+  assert.equal(m.participant.name.length, 64)
+  assert.equal(m.participant.color, '#888888')
+  assert.equal(safeColor('#A0b1C2'), '#A0b1C2')
+})
+
+test('chat entries of another shape are skipped, not fatal', () => {
+  assert.equal(readChatEntry({ id: 'a', author: 'ada', conn_id: 1, text: 'hi', ts: 5 })?.text, 'hi')
+  assert.equal(readChatEntry({ id: 'a', author: 'ada', text: 'hi' }), null)
+  assert.equal(readChatEntry('hi'), null)
+})
