@@ -2,7 +2,7 @@
 //! into a room, a Debug Adapter that bridges an editor's debugger into the room's shared
 //! debug session, and the command line (`share`, `join`, `status`, ...).
 //!
-//! Invariant: only this crate knows editors; `sync` and `text` are sans-IO.
+//! Invariant: only this crate knows editors; `sync`, `pending` and `text` are sans-IO.
 
 pub mod config;
 pub mod dap;
@@ -11,6 +11,7 @@ pub mod lsp;
 pub mod lsp_ext;
 pub mod merge;
 pub mod mesh_dir;
+pub mod pending;
 pub mod room;
 pub mod run_cli;
 pub mod session;

@@ -48,6 +48,8 @@ struct State {
     applied_edits: u64,
     /// When each applied edit arrived, with the text it inserted (for latency benchmarks).
     applied_log: Vec<(std::time::Instant, String)>,
+    /// While the editor lags: `workspace/applyEdit` requests waiting, unanswered.
+    held: Option<Vec<Value>>,
 }
 
 /// A scripted editor connected to its own `mesh-proxy lsp`.
@@ -276,14 +278,25 @@ impl LspClient {
     /// The user replaces the bytes `start..end` of a buffer with `text` (one keystroke or
     /// paste), and the editor reports it.
     pub async fn edit(&self, uri: &str, start: usize, end: usize, text: &str) -> anyhow::Result<()> {
+        self.edit_seen(uri, start, end, text).await.map(|_| ())
+    }
+
+    /// [`LspClient::edit`], returning what the user saw: the buffer's text before the edit and
+    /// the byte range the edit replaced in it (the offsets kept inside the buffer and on
+    /// character boundaries, as the buffer may have changed since the caller chose them).
+    pub async fn edit_seen(
+        &self,
+        uri: &str,
+        start: usize,
+        end: usize,
+        text: &str,
+    ) -> anyhow::Result<(String, usize, usize)> {
         // Hold the pipe while the version is taken, so notifications leave in version
         // order even when a remote edit is being applied at the same moment.
         let mut w = self.stdin.lock().await;
-        let msg = {
+        let (msg, seen) = {
             let mut st = self.state.lock().unwrap();
             let buf = st.buffers.get_mut(uri).context("not open")?;
-            // The buffer may have changed (a remote edit) since the caller chose the offsets:
-            // keep them inside it and on character boundaries.
             let floor = |t: &str, mut i: usize| {
                 i = i.min(t.len());
                 while !t.is_char_boundary(i) {
@@ -293,19 +306,45 @@ impl LspClient {
             };
             let (start, end) = (floor(&buf.text, start), floor(&buf.text, end));
             let end = end.max(start);
+            let seen = (buf.text.clone(), start, end);
             let (sl, sc) = position(&buf.text, start);
             let (el, ec) = position(&buf.text, end);
             buf.text.replace_range(start..end, text);
             buf.version += 1;
-            json!({
+            let msg = json!({
                 "jsonrpc": "2.0", "method": "textDocument/didChange",
                 "params": {
                     "textDocument": { "uri": uri, "version": buf.version },
                     "contentChanges": [{ "range": { "start": { "line": sl, "character": sc }, "end": { "line": el, "character": ec } }, "text": text }]
                 }
-            })
+            });
+            (msg, seen)
         };
-        write_locked(&mut w, &msg).await
+        write_locked(&mut w, &msg).await?;
+        Ok(seen)
+    }
+
+    /// Makes the editor lag (`true`): `workspace/applyEdit` requests wait unanswered until it
+    /// catches up (`false`), then are handled in order (a stale version is refused).
+    pub async fn lag(&self, lagging: bool) {
+        let waiting = {
+            let mut st = self.state.lock().unwrap();
+            if lagging {
+                st.held.get_or_insert_with(Vec::new);
+                Vec::new()
+            } else {
+                st.held.take().unwrap_or_default()
+            }
+        };
+        for msg in waiting {
+            handle(&msg, &self.state, &self.stdin).await;
+        }
+        self.notify.notify_waiters();
+    }
+
+    /// The `workspace/applyEdit` requests waiting while the editor lags.
+    pub fn held_edits(&self) -> Vec<Value> {
+        self.state.lock().unwrap().held.clone().unwrap_or_default()
     }
 
     /// A buffer's text.
@@ -369,6 +408,11 @@ async fn handle(msg: &Value, st: &Mutex<State>, w: &AsyncMutex<ChildStdin>) {
     let id = msg.get("id").cloned();
     match (method, id) {
         (Some("workspace/applyEdit"), Some(id)) => {
+            if let Some(held) = st.lock().unwrap().held.as_mut() {
+                // Lagging: answered once the editor catches up.
+                held.push(msg.clone());
+                return;
+            }
             let arrived = std::time::Instant::now();
             // Like an editor: apply when the version matches, report the change first, then answer.
             let change = &msg["params"]["edit"]["documentChanges"][0];

@@ -12,16 +12,24 @@ use tower_lsp_server::lsp_types::Range;
 use super::{conflict, tell, EditorOut, Effect, RoomRead};
 use crate::lsp_ext::DocumentHashResult;
 use crate::merge;
-use crate::sync::{ChangeKind, DocSync};
+use crate::sync::{ChangeKind, DocSync, RoomTextChange};
 use crate::text::Encoding;
 use crate::workspace;
 
 /// A document is compared with the editor's text this long after its last change.
 const HASH_CHECK_AFTER: Duration = Duration::from_millis(1500);
 
-/// An edit batch the editor has not echoed after this long is given up on, and the
-/// editor's text is checked.
+/// An edit batch the editor accepted (`applied: true`) but whose echo has not come this long
+/// after is given up on, and the editor's text is checked. It counts from the answer, not
+/// from sending: a batch given up on while its echo is still on its way (in a busy editor, or
+/// in our own inbox) turns that echo into a local edit, which duplicates the batch's text.
 const BATCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An edit batch the editor has not even answered this long after it was sent is given up
+/// on (an editor that never answers `workspace/applyEdit`). Long, for the reason above: a
+/// busy editor answers late, and nothing is lost while we wait (room changes keep
+/// collecting for the next batch).
+const UNANSWERED_BATCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A document open in the editor.
 #[derive(Debug)]
@@ -105,6 +113,8 @@ impl Docs {
         if let Some(d) = self.open.get_mut(uri) {
             if let Some(path) = d.path.take() {
                 d.held = Some(path);
+                // Held, it sees no room changes: its map is derived again at the resolve.
+                d.sync.forget_room();
             }
         }
     }
@@ -149,7 +159,7 @@ impl Docs {
             path = None;
         }
         let doc = OpenDoc {
-            sync: DocSync::new(version, &text),
+            sync: DocSync::tracking(version, &text),
             path,
             held: None,
             last_change: now,
@@ -271,10 +281,12 @@ impl Docs {
         doc.last_change = now;
         doc.hash_checked = false;
         let Some(room_text) = room_text else {
-            // Not in a room: just follow the editor.
+            // Not in a room: just follow the editor; the map to the room is derived when
+            // there is one.
             let _ = doc
                 .sync
                 .editor_changed(version, changes, enc, &doc.sync.shadow().text());
+            doc.sync.forget_room();
             return Vec::new();
         };
         let mut fx = Vec::new();
@@ -283,6 +295,7 @@ impl Docs {
             // Too big to share in one go: refuse it, and bring the buffer back to the room's
             // text so the two never silently diverge. The user can undo the revert.
             let _ = doc.sync.editor_changed(version, changes, enc, &room_text);
+            doc.sync.forget_room();
             fx.push(tell(
                 "error",
                 format!(
@@ -308,13 +321,19 @@ impl Docs {
             }
             ChangeKind::Local(ops) => {
                 if !writable {
+                    // Not applied to the room: the map must not count it.
+                    doc.sync.forget_room();
                     doc.hash_checked = false;
                     fx.push(tell(
                         "warning",
                         "you joined as a reader: your edits stay local and will be replaced by the room's text",
                     ));
                 } else if let Some(path) = path {
-                    fx.push(Effect::Edit { path, ops });
+                    fx.push(Effect::EditorEdit {
+                        uri: uri.to_string(),
+                        path,
+                        ops,
+                    });
                 }
             }
         }
@@ -324,6 +343,16 @@ impl Docs {
             fx.extend(self.flush(uri, room));
         }
         fx
+    }
+
+    /// The room's file `path` changed (`from` is the open document whose own edit it was):
+    /// every other open document showing it takes the change into its map.
+    pub(super) fn room_changed(&mut self, path: &str, from: Option<&str>, change: &RoomTextChange) {
+        for (uri, doc) in self.open.iter_mut() {
+            if doc.path.as_deref() == Some(path) && from != Some(uri.as_str()) {
+                doc.sync.room_changed(change);
+            }
+        }
     }
 
     /// The next edit batch of a document, if the room has changes the editor lacks.
@@ -357,10 +386,18 @@ impl Docs {
         })]
     }
 
-    /// The editor answered edit batch `id`; a refused batch is re-based and sent again.
-    pub(super) fn answered(&mut self, uri: &str, id: u64, applied: bool, room: &impl RoomRead) -> Vec<Effect> {
+    /// The editor answered edit batch `id` at `now`; a refused batch is re-based and sent
+    /// again.
+    pub(super) fn answered(
+        &mut self,
+        uri: &str,
+        id: u64,
+        applied: bool,
+        room: &impl RoomRead,
+        now: Instant,
+    ) -> Vec<Effect> {
         if let Some(d) = self.open.get_mut(uri) {
-            if d.sync.batch_answered(id, applied) {
+            if d.sync.batch_answered(id, applied, now) {
                 tracing::debug!(%uri, id, "batch refused (stale version); re-basing");
             }
         }
@@ -432,7 +469,11 @@ impl Docs {
             if d.path.is_none() {
                 continue;
             }
-            if d.sync.inflight_age().is_some_and(|a| a > BATCH_TIMEOUT) {
+            let overdue = d.sync.inflight_times().is_some_and(|(sent, accepted)| match accepted {
+                Some(at) => now.saturating_duration_since(at) > BATCH_TIMEOUT,
+                None => now.saturating_duration_since(sent) > UNANSWERED_BATCH_TIMEOUT,
+            });
+            if overdue {
                 tracing::warn!(%uri, "the editor never echoed an edit batch; checking its buffer");
                 d.sync.abandon_inflight();
                 d.hash_pending = true;
@@ -456,7 +497,7 @@ impl Docs {
 mod tests {
     use super::super::testing::{methods, notification, FakeRoom};
     use super::*;
-    use crate::sync::EditorBatch;
+    use crate::sync::{Delta, EditorBatch};
     use tower_lsp_server::lsp_types::Position;
 
     const URI: &str = "file:///w/a.txt";
@@ -479,6 +520,12 @@ mod tests {
     fn insert_at(line: u32, character: u32, text: &str) -> Vec<(Option<Range>, String)> {
         let p = Position { line, character };
         vec![(Some(Range { start: p, end: p }), text.to_string())]
+    }
+
+    /// Someone else changes the room's `a.txt` to `text` by `delta`; the documents see it.
+    fn remote(docs: &mut Docs, room: FakeRoom, text: &str, delta: Vec<Delta>) -> FakeRoom {
+        docs.room_changed("a.txt", None, &RoomTextChange::Delta(delta));
+        room.with("a.txt", text)
     }
 
     /// Applies a batch's edits to the text the editor holds, as the editor would.
@@ -654,8 +701,8 @@ mod tests {
         open_doc(&mut docs, "ab\n", now);
         let room = FakeRoom::synced_writer().with("a.txt", "ab\n");
         let fx = docs.change(URI, 2, insert_at(0, 1, "X"), &room, now);
-        assert!(matches!(&fx[..], [Effect::Edit { path, ops }]
-            if path == "a.txt" && crate::sync::apply_ops("ab\n", ops) == "aXb\n"));
+        assert!(matches!(&fx[..], [Effect::EditorEdit { uri, path, ops }]
+            if uri == URI && path == "a.txt" && crate::sync::apply_ops("ab\n", ops) == "aXb\n"));
     }
 
     #[test]
@@ -667,15 +714,20 @@ mod tests {
         let fx = docs.flush(URI, &room);
         let first = batch_of(&fx).clone();
         // The room moves on while the batch is in flight.
-        room = room.with("a.txt", "abc\n");
-        assert!(docs.answered(URI, first.id, true, &room).is_empty());
+        room = remote(
+            &mut docs,
+            room,
+            "abc\n",
+            vec![Delta::Retain(2), Delta::Insert("c".into())],
+        );
+        assert!(docs.answered(URI, first.id, true, &room, now).is_empty());
         let echo = first
             .edits
             .iter()
             .map(|e| (Some(e.range), e.new_text.clone()))
             .collect();
         let fx = docs.change(URI, 2, echo, &room, now);
-        assert!(!fx.iter().any(|e| matches!(e, Effect::Edit { .. })), "{fx:?}");
+        assert!(!fx.iter().any(|e| matches!(e, Effect::EditorEdit { .. })), "{fx:?}");
         let next = batch_of(&fx);
         assert_eq!(next.version, 2);
         assert_eq!(editor_applies("ab\n", next), "abc\n");
@@ -690,9 +742,9 @@ mod tests {
         let first = batch_of(&docs.flush(URI, &room)).clone();
         // The user typed meanwhile: the editor refuses the stale version.
         let fx = docs.change(URI, 2, insert_at(0, 0, "Z"), &room, now);
-        assert!(matches!(&fx[..], [Effect::Edit { .. }]));
+        assert!(matches!(&fx[..], [Effect::EditorEdit { .. }]));
         let room = room.with("a.txt", "Zab\n");
-        let again = batch_of(&docs.answered(URI, first.id, false, &room)).clone();
+        let again = batch_of(&docs.answered(URI, first.id, false, &room, now)).clone();
         assert_eq!(again.version, 2);
         assert_eq!(editor_applies("Za\n", &again), "Zab\n");
     }
@@ -705,7 +757,7 @@ mod tests {
         let mut room = FakeRoom::synced_writer().with("a.txt", "ab\n");
         room.writable = false;
         let fx = docs.change(URI, 2, insert_at(0, 0, "X"), &room, now);
-        assert!(!fx.iter().any(|e| matches!(e, Effect::Edit { .. })));
+        assert!(!fx.iter().any(|e| matches!(e, Effect::EditorEdit { .. })));
         assert_eq!(methods(&fx), ["mesh/notify", "workspace/applyEdit"]);
         assert_eq!(editor_applies("Xab\n", batch_of(&fx)), "ab\n");
     }
@@ -728,7 +780,7 @@ mod tests {
         let room = FakeRoom::synced_writer().with("a.txt", "ab\n");
         let huge = "x".repeat(workspace::MAX_FILE_BYTES as usize + 1);
         let fx = docs.change(URI, 2, insert_at(0, 0, &huge), &room, now);
-        assert!(!fx.iter().any(|e| matches!(e, Effect::Edit { .. })));
+        assert!(!fx.iter().any(|e| matches!(e, Effect::EditorEdit { .. })));
         assert_eq!(methods(&fx), ["mesh/notify", "workspace/applyEdit"]);
         let batch = batch_of(&fx);
         assert_eq!(batch.edits[0].new_text, "ab\n");
@@ -795,6 +847,113 @@ mod tests {
         };
         assert!(docs.hash_answered(URI, Some(stale), &room).is_empty());
         let fx = docs.tick(true, now + HASH_CHECK_AFTER * 2);
+        assert_eq!(methods(&fx), ["mesh/documentHash"]);
+    }
+
+    #[test]
+    fn a_document_s_own_edits_are_not_fed_back_to_it_but_reach_another_of_the_same_file() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "ab\n", now);
+        const OTHER: &str = "file:///w/link-to-a.txt";
+        docs.open(OTHER.into(), 1, "ab\n".into(), Some("a.txt".into()), now);
+        let room = FakeRoom::synced_writer().with("a.txt", "ab\n");
+        assert!(docs.flush(URI, &room).is_empty() && docs.flush(OTHER, &room).is_empty());
+        let fx = docs.change(URI, 2, insert_at(0, 0, "X"), &room, now);
+        let [Effect::EditorEdit { ops, .. }] = &fx[..] else {
+            panic!("{fx:?}")
+        };
+        // The session applies it to the room, whose observer reports it from this document.
+        let delta = vec![Delta::Insert(ops[0].insert.clone())];
+        docs.room_changed("a.txt", Some(URI), &RoomTextChange::Delta(delta));
+        let room = room.with("a.txt", "Xab\n");
+        assert!(docs.flush(URI, &room).is_empty(), "nothing to send back to the typist");
+        assert_eq!(docs.get(URI).and_then(|d| d.sync.pending_changes()), Some(0));
+        let other = batch_of(&docs.flush(OTHER, &room)).clone();
+        assert_eq!(editor_applies("ab\n", &other), "Xab\n");
+    }
+
+    #[test]
+    fn typing_while_hundreds_of_remote_changes_wait_deletes_only_what_the_user_saw() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        let words = crate::sync::MAX_EDITS_PER_BATCH + 10;
+        let text: String = (0..words).map(|i| format!("w{i} ")).collect();
+        open_doc(&mut docs, &text, now);
+        let room = FakeRoom::synced_writer().with("a.txt", &text);
+        assert!(docs.flush(URI, &room).is_empty());
+        // Someone replaces every space, one change each.
+        let mut delta = Vec::new();
+        let mut last = 0;
+        for (i, _) in text.match_indices(' ') {
+            delta.extend([
+                Delta::Retain((i - last) as u32),
+                Delta::Delete(1),
+                Delta::Insert("_".into()),
+            ]);
+            last = i + 1;
+        }
+        let replaced = text.replace(' ', "_");
+        let room = remote(&mut docs, room, &replaced, delta);
+        let batch = batch_of(&docs.flush(URI, &room)).clone();
+        // Before it arrives, the user deletes everything after "w0 ".
+        let end = Position {
+            line: 0,
+            character: text.len() as u32,
+        };
+        let start = Position { line: 0, character: 3 };
+        let fx = docs.change(URI, 2, vec![(Some(Range { start, end }), String::new())], &room, now);
+        let [Effect::EditorEdit { ops, .. }] = &fx[..] else {
+            panic!("{fx:?}")
+        };
+        let after = crate::sync::apply_ops(&replaced, ops);
+        assert_eq!(after, format!("w0_{}", "_".repeat(words - 1)));
+        let room = room.with("a.txt", &after);
+        let again = batch_of(&docs.answered(URI, batch.id, false, &room, now)).clone();
+        assert_eq!(editor_applies("w0 ", &again), after);
+    }
+
+    #[test]
+    fn a_batch_the_editor_has_not_answered_is_waited_for_and_its_late_echo_is_still_an_echo() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "a\n", now);
+        let room = FakeRoom::synced_writer().with("a.txt", "ab\n");
+        let batch = batch_of(&docs.flush(URI, &room)).clone();
+        // A busy editor (or a busy session) takes longer than the accepted-batch timeout.
+        assert!(docs.tick(true, now + BATCH_TIMEOUT * 2).is_empty());
+        let echo = batch
+            .edits
+            .iter()
+            .map(|e| (Some(e.range), e.new_text.clone()))
+            .collect();
+        let fx = docs.change(URI, 2, echo, &room, now + BATCH_TIMEOUT * 2);
+        assert!(!fx.iter().any(|e| matches!(e, Effect::EditorEdit { .. })), "{fx:?}");
+        assert!(!docs.get(URI).unwrap().sync.has_inflight());
+    }
+
+    #[test]
+    fn an_accepted_batch_whose_echo_never_comes_is_given_up_on_and_the_buffer_checked() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "a\n", now);
+        let room = FakeRoom::synced_writer().with("a.txt", "ab\n");
+        let batch = batch_of(&docs.flush(URI, &room)).clone();
+        let answered = now + Duration::from_secs(1);
+        assert!(docs.answered(URI, batch.id, true, &room, answered).is_empty());
+        assert!(docs.tick(true, answered + BATCH_TIMEOUT / 2).is_empty());
+        let fx = docs.tick(true, answered + BATCH_TIMEOUT + Duration::from_millis(1));
+        assert_eq!(methods(&fx), ["mesh/documentHash"]);
+    }
+
+    #[test]
+    fn a_batch_never_answered_is_given_up_on_at_last() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        open_doc(&mut docs, "a\n", now);
+        let room = FakeRoom::synced_writer().with("a.txt", "ab\n");
+        assert!(!docs.flush(URI, &room).is_empty());
+        let fx = docs.tick(true, now + UNANSWERED_BATCH_TIMEOUT + Duration::from_secs(1));
         assert_eq!(methods(&fx), ["mesh/documentHash"]);
     }
 }

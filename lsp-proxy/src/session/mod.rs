@@ -38,7 +38,7 @@ use crate::workspace::Transfer;
 use docs::Docs;
 use presence::Presence;
 pub use replica::{create_room, room_files, upload};
-use replica::{ConnState, Dirty, Room, RoomChange, View};
+use replica::{ConnState, Dirty, Room, RoomChange, TextChanges, View};
 use runs::Runs;
 pub use runs::MAX_RUN_INPUT_BYTES;
 
@@ -206,6 +206,13 @@ pub(super) enum Effect {
     Send(mesh_protocol::Request),
     /// Local edits to a file of the room.
     Edit { path: String, ops: Vec<RoomOp> },
+    /// Local edits to a file of the room made in the editor's open document `uri` (which has
+    /// counted them already, so they are not fed back to it).
+    EditorEdit {
+        uri: String,
+        path: String,
+        ops: Vec<RoomOp>,
+    },
     /// A new file in the room.
     Create { path: String, text: String },
     /// A file removed from the room.
@@ -311,6 +318,8 @@ pub struct Session {
     watcher: Option<notify::RecommendedWatcher>,
     /// Room paths changed by remote updates since the disk was last brought up to date.
     remote_dirty: Dirty,
+    /// Changes to the room's file texts not yet handed to the open documents.
+    text_changes: TextChanges,
 }
 
 /// Starts a session task. Returns the sender for its events.
@@ -334,6 +343,7 @@ pub fn spawn(
         disk: Default::default(),
         watcher: None,
         remote_dirty: Default::default(),
+        text_changes: Default::default(),
     };
     let task = tokio::spawn(session.run(rx));
     (tx, task)
@@ -349,7 +359,17 @@ impl Session {
                     Some(Event::Shutdown) | None => break,
                     Some(ev) => self.handle(ev),
                 },
-                _ = tick.tick() => self.on_tick(),
+                _ = tick.tick() => {
+                    // Timers look at the state only after everything already received: an
+                    // echo waiting in the inbox must not look like one that never came.
+                    while let Ok(ev) = rx.try_recv() {
+                        if matches!(ev, Event::Shutdown) {
+                            return;
+                        }
+                        self.handle(ev);
+                    }
+                    self.on_tick();
+                }
             }
             // Drain whatever else is queued before rendering derived state once.
             while let Ok(ev) = rx.try_recv() {
@@ -403,6 +423,7 @@ impl Session {
                     self.keep_base(&path, None);
                     self.change_room(RoomChange::Remove { path });
                 }
+                Effect::EditorEdit { uri, path, ops } => self.change_room(RoomChange::EditorEdit { uri, path, ops }),
                 Effect::WriteFile { path, text } => {
                     let Some(root) = &self.root else { continue };
                     match disk::write(root, &path, &text) {
@@ -550,13 +571,26 @@ impl Session {
         self.disk.watched(paths);
     }
 
-    fn change_room(&self, change: RoomChange) {
+    fn change_room(&mut self, change: RoomChange) {
         if let Some(room) = &self.room {
             room.apply(change);
+        }
+        self.feed_room_changes();
+    }
+
+    /// Hands every change of the room's file texts since the last call to the open documents,
+    /// in order, so that each keeps its exact map from the editor's text to the room's. Called
+    /// after every change of the replica, before anything reads it again.
+    fn feed_room_changes(&mut self) {
+        let changes = std::mem::take(&mut *self.text_changes.lock().expect("not poisoned"));
+        for (path, from, change) in changes {
+            self.docs.room_changed(&path, from.as_deref(), &change);
         }
     }
 
     fn handle(&mut self, ev: Event) {
+        // Every path that changes the replica feeds the documents itself; this is the net.
+        self.feed_room_changes();
         match ev {
             Event::Initialize { root, encoding, client } => {
                 self.docs.enc = encoding;
@@ -621,7 +655,9 @@ impl Session {
             }
             Event::Request(req) => self.on_request(req),
             Event::EditAnswered { uri, id, applied } => {
-                let fx = self.docs.answered(&uri, id, applied, &View(self.room.as_ref()));
+                let fx = self
+                    .docs
+                    .answered(&uri, id, applied, &View(self.room.as_ref()), Instant::now());
                 self.apply(fx);
             }
             Event::HashAnswered { uri, result } => {
@@ -894,6 +930,7 @@ impl Session {
                 room.send_sync_step1();
                 room.share_ack = Some((result, reply));
             }
+            self.feed_room_changes();
         }
         // A join writes nothing when the room is over the folder limits.
         if let Some(room) = self.room.as_mut().filter(|r| !r.on_synced.is_empty()) {
@@ -954,7 +991,14 @@ impl Session {
         });
         let conn = room::connect(target.clone(), self.identity.tls.clone(), room_tx);
         self.runs = Runs::default();
-        self.room = Some(Room::new(target, read_link, conn, self.remote_dirty.clone()));
+        self.text_changes.lock().expect("not poisoned").clear();
+        self.room = Some(Room::new(
+            target,
+            read_link,
+            conn,
+            self.remote_dirty.clone(),
+            self.text_changes.clone(),
+        ));
     }
 
     fn leave(&mut self) {

@@ -21,10 +21,14 @@ use super::{notify, tell, PendingShare, RoomRead, Session, ShareReply, Standing}
 use crate::link::RoomTarget;
 use crate::lsp_ext::*;
 use crate::room::{Outgoing, RoomConn, RoomEvent};
-use crate::sync::RoomOp;
+use crate::sync::{Delta, RoomOp, RoomTextChange};
 
 /// Origin of transactions that apply what the server sent (never sent back).
 const REMOTE: &str = "remote";
+
+/// Origin prefix of transactions that carry an open document's local edits; the document's
+/// URI follows. The document already counted its own edits, so they are not fed back to it.
+const EDITOR_ORIGIN: &str = "editor:";
 
 /// The most bytes of file text put into one transaction while uploading a folder; keeps
 /// each update frame well under the server's frame limit (16 MiB), whatever the size of a
@@ -39,6 +43,14 @@ const MAX_SYNC_STEP2_BYTES: usize = mesh_protocol::MAX_FRAME_BYTES / 2;
 /// Room paths changed by remote updates since the disk and the editors were last brought up
 /// to date; filled by the `Doc`'s observer.
 pub(super) type Dirty = Arc<Mutex<HashSet<String>>>;
+
+/// A change to a room file's text: the path, the URI of the open document whose edit it was
+/// (if any), and the change itself.
+pub(super) type TextChange = (String, Option<String>, RoomTextChange);
+
+/// Every change to the room's file texts since the session last handed them to the open
+/// documents, in order; filled by the `Doc`'s observer.
+pub(super) type TextChanges = Arc<Mutex<Vec<TextChange>>>;
 
 /// The state of the room connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,8 +113,15 @@ impl RoomRead for View<'_> {
 
 impl Room {
     /// A fresh replica over connection `conn`. Local transactions go to the room; paths that
-    /// remote updates change are collected in `dirty`.
-    pub(super) fn new(target: RoomTarget, read_link: Option<String>, conn: RoomConn, dirty: Dirty) -> Self {
+    /// remote updates change are collected in `dirty`, and every change to a file's text (its
+    /// delta, for the open documents' exact maps) in `changes`.
+    pub(super) fn new(
+        target: RoomTarget,
+        read_link: Option<String>,
+        conn: RoomConn,
+        dirty: Dirty,
+        changes: TextChanges,
+    ) -> Self {
         let doc = shape::new_doc();
         let tx = conn.tx.clone();
         let outbox: Arc<Mutex<Outbox>> = Default::default();
@@ -127,7 +146,17 @@ impl Room {
             &files_map,
             "mesh-disk",
             move |txn: &yrs::TransactionMut, events: &yrs::types::Events| {
-                if txn.origin().is_none_or(|o| *o != Origin::from(REMOTE)) {
+                let origin = txn.origin();
+                let editor = origin
+                    .and_then(|o| o.as_ref().strip_prefix(EDITOR_ORIGIN.as_bytes()))
+                    .and_then(|uri| std::str::from_utf8(uri).ok())
+                    .map(String::from);
+                changes.lock().expect("not poisoned").extend(
+                    text_changes(txn, events)
+                        .into_iter()
+                        .map(|(p, c)| (p, editor.clone(), c)),
+                );
+                if origin.is_none_or(|o| *o != Origin::from(REMOTE)) {
                     return;
                 }
                 let mut dirty = dirty.lock().expect("not poisoned");
@@ -235,14 +264,22 @@ impl Room {
     /// Carries out a room operation the sans-IO parts asked for.
     pub(super) fn apply(&self, effect: RoomChange) {
         let files = self.doc.get_or_insert_map(shape::FILES);
-        let mut txn = self.doc.transact_mut();
         match effect {
-            RoomChange::Edit { path, ops } => apply_ops(&files, &mut txn, &path, ops),
+            RoomChange::Edit { path, ops } => apply_ops(&files, &mut self.doc.transact_mut(), &path, ops),
+            RoomChange::EditorEdit { uri, path, ops } => {
+                // Tagged with the document, so that its own edits are not fed back to it.
+                let mut txn = self.doc.transact_mut_with(format!("{EDITOR_ORIGIN}{uri}"));
+                apply_ops(&files, &mut txn, &path, ops);
+            }
             RoomChange::Create { path, text } => {
-                files.insert(&mut txn, path.as_str(), TextPrelim::new(text.as_str()));
+                files.insert(
+                    &mut self.doc.transact_mut(),
+                    path.as_str(),
+                    TextPrelim::new(text.as_str()),
+                );
             }
             RoomChange::Remove { path } => {
-                files.remove(&mut txn, path.as_str());
+                files.remove(&mut self.doc.transact_mut(), path.as_str());
             }
         }
         drop(txn);
@@ -338,6 +375,12 @@ impl Room {
 pub(super) enum RoomChange {
     /// Local edits to a file.
     Edit { path: String, ops: Vec<RoomOp> },
+    /// Local edits to a file made in the editor's document `uri`.
+    EditorEdit {
+        uri: String,
+        path: String,
+        ops: Vec<RoomOp>,
+    },
     /// A new file.
     Create { path: String, text: String },
     /// A file removed.
@@ -398,6 +441,8 @@ impl Session {
             Frame::Yjs(Message::Sync(SyncMessage::SyncStep2(u))) => {
                 room.outbox.lock().expect("not poisoned").step2_received();
                 apply_remote(&room.doc, &u);
+                self.feed_room_changes();
+                let Some(room) = self.room.as_mut() else { return };
                 if !room.synced {
                     room.synced = true;
                     self.on_first_sync();
@@ -405,7 +450,10 @@ impl Session {
                     let _ = reply.send(Ok(result));
                 }
             }
-            Frame::Yjs(Message::Sync(SyncMessage::Update(u))) => apply_remote(&room.doc, &u),
+            Frame::Yjs(Message::Sync(SyncMessage::Update(u))) => {
+                apply_remote(&room.doc, &u);
+                self.feed_room_changes();
+            }
             Frame::Yjs(Message::Awareness(update)) => {
                 let _ = room.awareness.apply_update(update);
                 self.presence.dirty = true;
@@ -566,6 +614,40 @@ fn apply_ops(files: &MapRef, txn: &mut yrs::TransactionMut, path: &str, ops: Vec
             }
         }
     }
+}
+
+/// The changes a transaction made to the files' texts: a text edited in place gives its
+/// delta; a file added, replaced or removed as a whole (or anything the map cannot follow,
+/// like an embed) says so, and the open documents derive their maps again.
+fn text_changes(txn: &yrs::TransactionMut, events: &yrs::types::Events) -> Vec<(String, RoomTextChange)> {
+    let mut out = Vec::new();
+    for e in events.iter() {
+        let path = e.path();
+        match (path.front(), e) {
+            (Some(yrs::types::PathSegment::Key(k)), yrs::types::Event::Text(t)) if path.len() == 1 => {
+                let delta: Option<Vec<Delta>> = t
+                    .delta(txn)
+                    .iter()
+                    .map(|d| match d {
+                        yrs::types::Delta::Retain(n, _) => Some(Delta::Retain(*n)),
+                        yrs::types::Delta::Deleted(n) => Some(Delta::Delete(*n)),
+                        yrs::types::Delta::Inserted(yrs::Out::Any(yrs::Any::String(s)), _) => {
+                            Some(Delta::Insert(s.to_string()))
+                        }
+                        yrs::types::Delta::Inserted(..) => None,
+                    })
+                    .collect();
+                let change = delta.map_or(RoomTextChange::Replaced, RoomTextChange::Delta);
+                out.push((k.to_string(), change));
+            }
+            (Some(yrs::types::PathSegment::Key(k)), _) => out.push((k.to_string(), RoomTextChange::Replaced)),
+            (_, yrs::types::Event::Map(m)) => {
+                out.extend(m.keys(txn).keys().map(|k| (k.to_string(), RoomTextChange::Replaced)));
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 fn apply_remote(doc: &Doc, update: &[u8]) {
