@@ -19,7 +19,7 @@ mod runs;
 #[cfg(test)]
 mod testing;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,11 @@ pub use replica::{create_room, room_files, upload};
 use replica::{ConnState, Dirty, Room, RoomChange, TextChanges, View};
 use runs::Runs;
 pub use runs::MAX_RUN_INPUT_BYTES;
+
+/// How many agreed texts per file are remembered (as hashes) to recognise a buffer opened
+/// from a version the proxy has since replaced: a burst of remote edits rewrites a file a few
+/// times a second, and an editor's open takes well under a second.
+const AGREED_HISTORY: usize = 32;
 
 /// How often the session looks at timers (batch timeouts, hash checks).
 const TICK: Duration = Duration::from_millis(250);
@@ -318,6 +323,12 @@ pub struct Session {
     watcher: Option<notify::RecommendedWatcher>,
     /// Room paths changed by remote updates since the disk was last brought up to date.
     remote_dirty: Dirty,
+    /// Per room path, the hashes of the last texts the folder and the room agreed on (what
+    /// disk sync wrote or read). An editor may open a file just before the proxy writes a
+    /// newer version and have its `didOpen` handled after: a buffer that holds one of these
+    /// is behind, not changed, and its merge takes it as the base (never as a deletion of
+    /// what came since).
+    agreed_recently: HashMap<String, VecDeque<String>>,
     /// Changes to the room's file texts not yet handed to the open documents.
     text_changes: TextChanges,
 }
@@ -343,6 +354,7 @@ pub fn spawn(
         disk: Default::default(),
         watcher: None,
         remote_dirty: Default::default(),
+        agreed_recently: Default::default(),
         text_changes: Default::default(),
     };
     let task = tokio::spawn(session.run(rx));
@@ -474,7 +486,14 @@ impl Session {
 
     /// Keeps `text` as the last text the folder and the room agreed on for `path` (`None`:
     /// the file left both), the base of the merge a rejoin runs.
-    fn keep_base(&self, path: &str, text: Option<&str>) {
+    fn keep_base(&mut self, path: &str, text: Option<&str>) {
+        if let Some(text) = text {
+            let recent = self.agreed_recently.entry(path.to_string()).or_default();
+            recent.push_back(docs::sha256_hex(text));
+            if recent.len() > AGREED_HISTORY {
+                recent.pop_front();
+            }
+        }
         let (Some(root), Some(room)) = (&self.root, &self.room) else {
             return;
         };
@@ -491,13 +510,22 @@ impl Session {
     /// Attaches the open document `uri` to the room: the merge's base is the last agreed text
     /// kept under `.mesh/`, else the file on disk.
     fn attach_doc(&mut self, uri: &str) {
-        let (persisted, on_disk) = match (self.docs.path(uri), &self.root, &self.room) {
+        let (mut persisted, on_disk) = match (self.docs.path(uri), &self.root, &self.room) {
             (Some(path), Some(root), Some(room)) => (
                 crate::mesh_dir::read_base(root, &room.target.room.to_string(), &path),
                 disk::read_text(root, &path),
             ),
             _ => (None, None),
         };
+        if let (Some(path), Some(doc)) = (self.docs.path(uri), self.docs.get(uri)) {
+            let local = doc.sync.shadow().text();
+            let hash = docs::sha256_hex(&local);
+            if self.agreed_recently.get(&path).is_some_and(|r| r.contains(&hash)) {
+                // The editor read a version the folder and the room agreed on: it is behind,
+                // with nothing of its own; the room's changes since are what it lacks.
+                persisted = Some(local);
+            }
+        }
         if let Some(path) = self.docs.path(uri).filter(|p| self.disk.is_conflict(p)) {
             // Its path is in conflict already (found by disk sync): held until resolved.
             tracing::info!(%path, "opened a file in conflict; held out of the room until resolved");

@@ -282,7 +282,7 @@ impl Room {
                 files.remove(&mut self.doc.transact_mut(), path.as_str());
             }
         }
-        drop(txn);
+        // Each transaction above is committed (and its update in the outbox) by now.
         // Asks the server to confirm what it holds once enough waits, which lets the outbox
         // forget it.
         let ask = self.outbox.lock().expect("not poisoned").wants_confirmation();
