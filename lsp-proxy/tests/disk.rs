@@ -1,82 +1,26 @@
 //! Disk sync through real proxies on real folders: folders renamed and deleted, files that
 //! become binary, the folder limits of `share` and `join`, and files larger than a frame.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::path::Path;
 
-use mesh_testkit::lsp::proxy_bin;
+use mesh_testkit::cli::{eventually, proxy_command, read, ProxyCli};
 use mesh_testkit::{TestServer, YClient};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-/// How long a test waits for something to reach the other side: generous, since a busy
-/// machine running debug builds moves tens of MiB slowly; the waits end as soon as it arrives.
-const PATIENCE: Duration = Duration::from_secs(90);
-
-/// A `mesh-proxy share` or `join` process: its stdout lines, and its stderr as it comes.
-struct Cli {
-    child: Child,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    stderr: Arc<Mutex<String>>,
-}
+use tokio::process::Command;
 
 fn command(server: &TestServer, state: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(proxy_bin());
-    cmd.args(args)
-        .env("MESH_SERVER", &server.url)
-        .env("MESH_NAME", "cli")
-        .env("XDG_STATE_HOME", state)
-        .env("XDG_CONFIG_HOME", state)
-        .env_remove("MESH_MAX_FOLDER_FILES")
-        .env_remove("MESH_MAX_FOLDER_BYTES")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    cmd
+    proxy_command(&server.url, state, args)
 }
 
-async fn cli(server: &TestServer, state: &Path, args: &[&str]) -> Cli {
-    spawn(command(server, state, args)).await
+async fn cli(server: &TestServer, state: &Path, args: &[&str]) -> ProxyCli {
+    ProxyCli::start(&server.url, state, args)
 }
 
-async fn spawn(mut cmd: Command) -> Cli {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let stderr = Arc::new(Mutex::new(String::new()));
-    let mut err_lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let sink = stderr.clone();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = err_lines.next_line().await {
-            eprintln!("[proxy] {line}");
-            let mut s = sink.lock().unwrap();
-            s.push_str(&line);
-            s.push('\n');
-        }
-    });
-    Cli { child, lines, stderr }
-}
-
-impl Cli {
-    async fn line_starting(&mut self, prefix: &str) -> String {
-        let fut = async {
-            while let Some(line) = self.lines.next_line().await.unwrap() {
-                if line.starts_with(prefix) {
-                    return line;
-                }
-            }
-            panic!("process ended before printing {prefix:?}");
-        };
-        tokio::time::timeout(PATIENCE, fut).await.expect("timed out")
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
+async fn spawn(cmd: Command) -> ProxyCli {
+    ProxyCli::spawn(cmd)
 }
 
 /// Shares `a` and joins it into `b`; returns both processes.
-async fn share_and_join(server: &TestServer, tmp: &Path, a: &Path, b: &Path) -> (Cli, Cli) {
+async fn share_and_join(server: &TestServer, tmp: &Path, a: &Path, b: &Path) -> (ProxyCli, ProxyCli) {
     let mut share = cli(server, &tmp.join("state-a"), &["share", a.to_str().unwrap()]).await;
     let link = share.line_starting("Join link").await;
     let link = link.rsplit(' ').next().unwrap().to_string();
@@ -99,18 +43,6 @@ async fn rooms_created(server: &TestServer) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix("mesh_rooms_created_total "))
         .map_or(0, |n| n.trim().parse().unwrap())
-}
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn read(p: PathBuf) -> Option<String> {
-    std::fs::read_to_string(p).ok()
 }
 
 /// Waits until a file written on one side has reached the other: everything that side sent
@@ -336,7 +268,7 @@ async fn shares_and_joins_over_the_folder_limits_are_refused_before_anything_is_
     .await;
     assert!(join.line_starting("Joined").await.contains("(5 files)"));
     assert_eq!(read(b.join("f4.txt")).as_deref(), Some("0123456789\n"));
-    let _ = share.child.kill().await;
+    share.stop().await;
 }
 
 /// The server refuses a frame over 16 MiB; the proxy accepts the room's files from the

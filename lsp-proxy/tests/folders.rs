@@ -2,63 +2,15 @@
 //! files created, changed, renamed and deleted on either side, and local work that joining
 //! must not overwrite.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
+use std::path::Path;
 
+use mesh_testkit::cli::{eventually, proxy_command, read, ProxyCli};
 use mesh_testkit::lsp::proxy_bin;
 use mesh_testkit::TestServer;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
-struct Cli {
-    child: Child,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-}
-
-async fn cli(server: &TestServer, state: &Path, args: &[&str]) -> Cli {
-    let mut child = Command::new(proxy_bin())
-        .args(args)
-        .env("MESH_SERVER", &server.url)
-        .env("MESH_NAME", "cli")
-        .env("XDG_STATE_HOME", state)
-        .env("XDG_CONFIG_HOME", state)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    Cli { child, lines }
-}
-
-impl Cli {
-    async fn line_starting(&mut self, prefix: &str) -> String {
-        let fut = async {
-            while let Some(line) = self.lines.next_line().await.unwrap() {
-                if line.starts_with(prefix) {
-                    return line;
-                }
-            }
-            panic!("process ended before printing {prefix:?}");
-        };
-        tokio::time::timeout(Duration::from_secs(20), fut)
-            .await
-            .expect("timed out")
-    }
-}
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn read(p: PathBuf) -> Option<String> {
-    std::fs::read_to_string(p).ok()
+async fn cli(server: &TestServer, state: &Path, args: &[&str]) -> ProxyCli {
+    ProxyCli::start(&server.url, state, args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,8 +107,8 @@ async fn share_and_join_folders_round_trip() {
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["state"], "reachable", "{status}");
     assert_eq!(status["info"]["participants"].as_array().map(Vec::len), Some(3));
-    for p in [&mut share, &mut join, &mut join_c] {
-        let _ = p.child.kill().await;
+    for p in [share, join, join_c] {
+        p.stop().await;
     }
 }
 
@@ -170,13 +122,8 @@ async fn share_sends_the_creation_token_a_server_asks_for() {
     let state = tmp.path().join("state");
 
     // Without the token the server refuses, and the error says which setting it wants.
-    let out = Command::new(proxy_bin())
-        .args(["share", dir.to_str().unwrap()])
-        .env("MESH_SERVER", &server.url)
-        .env("XDG_STATE_HOME", &state)
-        .env("XDG_CONFIG_HOME", &state)
+    let out = proxy_command(&server.url, &state, &["share", dir.to_str().unwrap()])
         .env_remove("MESH_CREATE_TOKEN")
-        .stdin(Stdio::null())
         .output()
         .await
         .unwrap();
@@ -192,32 +139,16 @@ async fn share_sends_the_creation_token_a_server_asks_for() {
     )
     .await;
     assert!(by_flag.line_starting("Join link").await.contains("/join/"));
-    let _ = by_flag.child.kill().await;
-    let mut by_env = Command::new(proxy_bin())
-        .args(["share", dir.to_str().unwrap()])
-        .env("MESH_SERVER", &server.url)
-        .env("MESH_CREATE_TOKEN", "class-of-2025")
-        .env("XDG_STATE_HOME", tmp.path().join("state-env"))
-        .env("XDG_CONFIG_HOME", tmp.path().join("state-env"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(by_env.stdout.take().unwrap()).lines();
-    let link = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if line.starts_with("Join link") {
-                return line;
-            }
-        }
-        panic!("share ended before printing its link");
-    })
-    .await
-    .expect("timed out");
-    assert!(link.contains("/join/"), "{link}");
-    let _ = by_env.kill().await;
+    by_flag.stop().await;
+    let mut env_cmd = proxy_command(
+        &server.url,
+        &tmp.path().join("state-env"),
+        &["share", dir.to_str().unwrap()],
+    );
+    env_cmd.env("MESH_CREATE_TOKEN", "class-of-2025");
+    let mut by_env = ProxyCli::spawn(env_cmd);
+    assert!(by_env.line_starting("Join link").await.contains("/join/"));
+    by_env.stop().await;
 }
 
 /// A room whose first sync is larger than a client's frame limit (16 MiB) is joined: the

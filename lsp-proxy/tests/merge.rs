@@ -6,57 +6,16 @@
 //! of that keeps it.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
 
+use mesh_testkit::cli::{eventually, read, ProxyCli};
 use mesh_testkit::lsp::proxy_bin;
 use mesh_testkit::{LspClient, TestServer, YClient};
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 /// A `mesh-proxy` command-line process for folder state `state`.
-struct Cli {
-    child: Child,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-}
-
-async fn cli(server: &TestServer, state: &Path, args: &[&str]) -> Cli {
-    let mut child = Command::new(proxy_bin())
-        .args(args)
-        .env("MESH_SERVER", &server.url)
-        .env("MESH_NAME", "cli")
-        .env("XDG_STATE_HOME", state)
-        .env("XDG_CONFIG_HOME", state)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    Cli { child, lines }
-}
-
-impl Cli {
-    async fn line_starting(&mut self, prefix: &str) -> String {
-        let fut = async {
-            while let Some(line) = self.lines.next_line().await.unwrap() {
-                if line.starts_with(prefix) {
-                    return line;
-                }
-            }
-            panic!("process ended before printing {prefix:?}");
-        };
-        tokio::time::timeout(Duration::from_secs(20), fut)
-            .await
-            .expect("timed out")
-    }
-
-    /// Stops the process (as Ctrl-C or a closed terminal would) and waits for it.
-    async fn stop(mut self) {
-        let _ = self.child.kill().await;
-    }
+async fn cli(server: &TestServer, state: &Path, args: &[&str]) -> ProxyCli {
+    ProxyCli::start(&server.url, state, args)
 }
 
 /// A one-shot `mesh-proxy` command in `cwd`; its stdout, or a panic with its stderr.
@@ -75,18 +34,6 @@ async fn run(state: &Path, cwd: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn read(p: PathBuf) -> Option<String> {
-    std::fs::read_to_string(p).ok()
 }
 
 /// A shared folder `a` (shared by the scripted editor "ada", whose proxy keeps the files she
@@ -138,7 +85,7 @@ impl Room {
     }
 
     /// Bob joins with `mesh-proxy join` and it keeps running.
-    async fn bob_joins(&self, server: &TestServer) -> (Cli, String) {
+    async fn bob_joins(&self, server: &TestServer) -> (ProxyCli, String) {
         let mut join = cli(
             server,
             &self.bob_state(),
@@ -371,7 +318,14 @@ async fn a_new_room_file_over_a_local_file_is_a_reported_conflict_never_an_overw
     std::fs::write(room.b().join(".gitignore"), ".env\n").unwrap();
     std::fs::write(room.b().join(".env"), "SECRET=bob\n").unwrap();
     let (join, _) = room.bob_joins(&server).await;
-    // Ada adds a file of that name to the room.
+    // Ada adds a file of that name to the room, the way a copy or a download does: empty
+    // at first, then filled. Bob's copy of the room's version follows.
+    std::fs::write(room.a().join(".env"), "").unwrap();
+    room.room_has(".env", "").await;
+    eventually("the room's empty version kept beside bob's", || {
+        read(room.b().join(".mesh/conflicts/.env")).as_deref() == Some("")
+    })
+    .await;
     std::fs::write(room.a().join(".env"), "SECRET=ada\n").unwrap();
     room.room_has(".env", "SECRET=ada\n").await;
     eventually("the room's version kept beside bob's", || {

@@ -4,63 +4,23 @@
 //! it, with another CA, for another name or with an expired certificate, the proxy stops at
 //! once with a sentence that names the problem and what to do, instead of retrying.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use mesh_testkit::lsp::proxy_bin;
+use mesh_testkit::cli::{eventually, proxy_command as command, read, ProxyCli};
 use mesh_testkit::tls::{ServerCert, TestCa, Validity};
 use mesh_testkit::TestServer;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+fn cli(server: &str, state: &Path, args: &[&str]) -> ProxyCli {
+    ProxyCli::start(server, state, args)
+}
+
 /// How long a refused proxy may take to give up. A retry loop never ends; an honest failure
 /// takes one handshake.
 const FAILS_WITHIN: Duration = Duration::from_secs(15);
-
-struct Cli {
-    child: Child,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-}
-
-fn command(server: &str, state: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(proxy_bin());
-    cmd.args(args)
-        .env("MESH_SERVER", server)
-        .env("MESH_NAME", "cli")
-        .env("XDG_STATE_HOME", state)
-        .env("XDG_CONFIG_HOME", state)
-        .env_remove("MESH_CA_FILE")
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    cmd
-}
-
-fn cli(server: &str, state: &Path, args: &[&str]) -> Cli {
-    let mut child = command(server, state, args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    Cli { child, lines }
-}
-
-impl Cli {
-    async fn line_starting(&mut self, prefix: &str) -> String {
-        let fut = async {
-            while let Some(line) = self.lines.next_line().await.unwrap() {
-                if line.starts_with(prefix) {
-                    return line;
-                }
-            }
-            panic!("process ended before printing {prefix:?}");
-        };
-        tokio::time::timeout(Duration::from_secs(20), fut)
-            .await
-            .expect("timed out")
-    }
-}
 
 /// Runs a command that must fail: returns its stderr, after checking it exited non-zero
 /// within [`FAILS_WITHIN`].
@@ -77,18 +37,6 @@ async fn fails(server: &str, state: &Path, args: &[&str]) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "mesh-proxy {args:?} succeeded: {stderr}");
     stderr
-}
-
-async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn read(p: PathBuf) -> Option<String> {
-    std::fs::read_to_string(p).ok()
 }
 
 fn tls_server(cert: &ServerCert) -> TestServer {
@@ -130,15 +78,8 @@ async fn a_folder_is_shared_and_joined_through_tls_with_the_test_ca() {
         &tmp.path().join("state-b"),
         &["join", &link, b.to_str().unwrap()],
     );
-    join_cmd
-        .env("MESH_CA_FILE", &ca_file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut child = join_cmd.spawn().unwrap();
-    let mut join = Cli {
-        lines: BufReader::new(child.stdout.take().unwrap()).lines(),
-        child,
-    };
+    join_cmd.env("MESH_CA_FILE", &ca_file);
+    let mut join = ProxyCli::spawn(join_cmd);
     let joined = join.line_starting("Joined").await;
     assert!(joined.contains("(1 files)"), "{joined}");
     assert_eq!(read(b.join("notes.md")).as_deref(), Some("# over TLS\n"));
@@ -169,8 +110,8 @@ async fn a_folder_is_shared_and_joined_through_tls_with_the_test_ca() {
     let status = String::from_utf8_lossy(&out.stdout);
     assert!(status.contains("People:  2"), "{status}");
 
-    let _ = share.child.kill().await;
-    let _ = join.child.kill().await;
+    share.stop().await;
+    join.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -227,7 +168,7 @@ async fn without_the_right_ca_the_proxy_stops_at_once_and_says_to_pass_ca_file()
         "{said}"
     );
 
-    let _ = share.child.kill().await;
+    share.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -385,6 +326,6 @@ async fn the_readme_reverse_proxy_recipe_works_through_caddy() {
     )
     .await;
     assert!(said.contains("unknown issuer") && said.contains("--ca-file"), "{said}");
-    let _ = share.child.kill().await;
-    let _ = join.child.kill().await;
+    share.stop().await;
+    join.stop().await;
 }

@@ -3,6 +3,7 @@
 //! the workspace uses these, so a test reads as a scenario, not as plumbing.
 
 pub mod attacks;
+pub mod cli;
 pub mod client;
 pub mod lsp;
 pub mod net;

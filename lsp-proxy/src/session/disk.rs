@@ -255,8 +255,16 @@ impl DiskSync {
     /// changed here since.
     pub(super) fn room_changed(&mut self, path: &str, room_text: Option<&str>, on_disk: &OnDisk) -> Vec<Effect> {
         if self.conflicts.contains(path) {
-            // Out of sync until the user resolves it; the local file is theirs meanwhile.
-            return Vec::new();
+            // Out of sync until the user resolves it; the local file is theirs meanwhile. The
+            // copy of the room's version follows the room (a file often arrives empty first,
+            // then filled), so what the user takes from it, and resolves against, is current.
+            return match room_text {
+                Some(text) => vec![Effect::Conflict {
+                    path: path.to_string(),
+                    room: text.to_string(),
+                }],
+                None => Vec::new(),
+            };
         }
         match room_text {
             Some(text) => {
@@ -611,7 +619,8 @@ impl Session {
         let mut dirty: Vec<&String> = dirty.iter().collect();
         dirty.sort();
         for path in dirty {
-            if self.docs.is_open(path) || self.disk.is_conflict(path) {
+            // A path in conflict goes on: its copy of the room's version follows the room.
+            if self.docs.is_open(path) {
                 continue;
             }
             let Ok(on_disk) = read(&root, path) else {
@@ -763,11 +772,14 @@ mod tests {
         );
         assert!(is_conflict_reported(&fx, "a.txt"), "{fx:?}");
         assert_eq!(disk.conflict_paths(), ["a.txt"]);
-        // A conflict stays out of disk sync both ways until resolved.
+        // A conflict stays out of disk sync both ways until resolved: nothing is written
+        // over the local file nor sent; only the room's copy beside it follows the room.
         assert!(local(&mut disk, "a.txt", bytes("more local work\n"), Some("room\n")).is_empty());
-        assert!(disk
-            .room_changed("a.txt", Some("room 2\n"), &bytes("my local work\n"))
-            .is_empty());
+        let fx = disk.room_changed("a.txt", Some("room 2\n"), &bytes("my local work\n"));
+        assert!(
+            written(&fx).is_none() && matches!(&fx[..], [Effect::Conflict { .. }]),
+            "{fx:?}"
+        );
     }
 
     #[test]
@@ -881,6 +893,13 @@ mod tests {
         );
         carry_out(&mut disk, &fx);
         assert!(disk.is_conflict(".env"), "out of sync both ways");
+        // The room's copy follows the room, quietly (a file often arrives empty, then filled).
+        let fx = disk.room_changed(".env", Some("SECRET=room, later"), &bytes("SECRET=mine"));
+        assert!(
+            matches!(&fx[..], [Effect::Conflict { path, room }] if path == ".env" && room == "SECRET=room, later"),
+            "{fx:?}"
+        );
+        assert!(disk.room_changed(".env", None, &bytes("SECRET=mine")).is_empty());
         assert!(
             disk.room_changed("same.txt", Some("s"), &bytes("s")).is_empty(),
             "same text: nothing to write"
