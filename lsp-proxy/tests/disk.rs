@@ -31,18 +31,8 @@ async fn share_and_join(server: &TestServer, tmp: &Path, a: &Path, b: &Path) -> 
 
 /// How many rooms the server created, from its metrics.
 async fn rooms_created(server: &TestServer) -> u64 {
-    let text = server
-        .http()
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix("mesh_rooms_created_total "))
-        .map_or(0, |n| n.trim().parse().unwrap())
+    let text = server.metrics().await.unwrap();
+    mesh_testkit::soak::metric(&text, "mesh_rooms_created_total") as u64
 }
 
 /// Waits until a file written on one side has reached the other: everything that side sent

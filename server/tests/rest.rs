@@ -99,15 +99,7 @@ async fn rest_replies() {
     let (status, _) = get(&server, &format!("/api/sessions/{missing}"), Some(reader)).await;
     assert_eq!(status, 401, "a token of one room opens no other");
 
-    let metrics = server
-        .http()
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await.unwrap();
     assert!(metrics.contains("mesh_rooms_created_total"), "{metrics}");
     assert!(metrics.contains("mesh_updates_total"), "{metrics}");
 }

@@ -165,6 +165,17 @@ impl TestServer {
         &self.http
     }
 
+    /// The server's Prometheus metrics, as text.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        Ok(self
+            .http
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await?
+            .text()
+            .await?)
+    }
+
     /// Creates a room.
     pub async fn create_session(&self, name: &str) -> anyhow::Result<Session> {
         let resp = self

@@ -161,13 +161,7 @@ pub async fn type_across_rooms(
 
 /// Takes one sample of `server` now.
 pub async fn sample(server: &TestServer, at: Duration) -> anyhow::Result<Sample> {
-    let text = server
-        .http()
-        .get(format!("{}/metrics", server.url))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let text = server.metrics().await?;
     let dir = server.data_dir();
     Ok(Sample {
         at,
