@@ -105,7 +105,12 @@ pub fn router(state: AppState) -> Router {
         // The browser client (web.rs): the pages, and the assets they load.
         .route("/", get(web::home))
         .route("/join/{id}", get(web::join))
-        .route("/assets/{*path}", get(web::asset))
+        // Assets are compressed for browsers that ask (the editor's script shrinks about
+        // threefold); pages are small and carry a per-request nonce, so they are not.
+        .route(
+            "/assets/{*path}",
+            get(web::asset).layer(tower_http::compression::CompressionLayer::new()),
+        )
         .route("/favicon.svg", get(web::favicon))
         .route("/livez", get(api::livez))
         .route("/readyz", get(api::readyz))

@@ -72,6 +72,19 @@ async fn pages_answer_with_the_policy_and_assets_come_from_this_origin() {
             assert_eq!(asset.status(), 200);
             assert!(header(&asset, "content-type").starts_with("text/javascript"));
             assert!(header(&asset, "cache-control").contains("immutable"));
+            let plain = asset.bytes().await.unwrap().len();
+            let gzipped = http
+                .get(format!("{}{script}", server.url))
+                .header("accept-encoding", "gzip")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(header(&gzipped, "content-encoding"), "gzip");
+            let sent = gzipped.bytes().await.unwrap().len();
+            assert!(
+                sent * 2 < plain,
+                "the script is sent compressed: {sent} of {plain} bytes"
+            );
         } else {
             assert!(
                 html.contains("npm run build"),
