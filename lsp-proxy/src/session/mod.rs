@@ -323,11 +323,10 @@ pub struct Session {
     watcher: Option<notify::RecommendedWatcher>,
     /// Room paths changed by remote updates since the disk was last brought up to date.
     remote_dirty: Dirty,
-    /// Per room path, the hashes of the last texts the folder and the room agreed on (what
-    /// disk sync wrote or read). An editor may open a file just before the proxy writes a
-    /// newer version and have its `didOpen` handled after: a buffer that holds one of these
-    /// is behind, not changed, and its merge takes it as the base (never as a deletion of
-    /// what came since).
+    /// Per room path, the hashes of the last texts the folder and the room agreed on (each
+    /// base kept, and the one it replaced). An editor may open a file just before disk sync
+    /// writes a newer version, its `didOpen` handled after: a buffer opened from one of these
+    /// merges with that text as its base, so what came since is never taken for a deletion.
     agreed_recently: HashMap<String, VecDeque<String>>,
     /// Changes to the room's file texts not yet handed to the open documents.
     text_changes: TextChanges,
@@ -487,16 +486,23 @@ impl Session {
     /// Keeps `text` as the last text the folder and the room agreed on for `path` (`None`:
     /// the file left both), the base of the merge a rejoin runs.
     fn keep_base(&mut self, path: &str, text: Option<&str>) {
-        if let Some(text) = text {
-            let recent = self.agreed_recently.entry(path.to_string()).or_default();
-            recent.push_back(docs::sha256_hex(text));
-            if recent.len() > AGREED_HISTORY {
-                recent.pop_front();
-            }
-        }
         let (Some(root), Some(room)) = (&self.root, &self.room) else {
             return;
         };
+        if let Some(text) = text {
+            // The base it replaces was agreed too: an editor may have read that version.
+            let old = crate::mesh_dir::read_base(root, &room.target.room.to_string(), path);
+            let recent = self.agreed_recently.entry(path.to_string()).or_default();
+            for t in old.iter().map(String::as_str).chain([text]) {
+                let hash = docs::sha256_hex(t);
+                if !recent.contains(&hash) {
+                    recent.push_back(hash);
+                }
+            }
+            while recent.len() > AGREED_HISTORY {
+                recent.pop_front();
+            }
+        }
         let id = room.target.room.to_string();
         let kept = match text {
             Some(text) => crate::mesh_dir::write_base(root, &id, path, text),
@@ -518,12 +524,12 @@ impl Session {
             _ => (None, None),
         };
         if let (Some(path), Some(doc)) = (self.docs.path(uri), self.docs.get(uri)) {
-            let local = doc.sync.shadow().text();
-            let hash = docs::sha256_hex(&local);
+            let hash = docs::sha256_hex(&doc.opened);
             if self.agreed_recently.get(&path).is_some_and(|r| r.contains(&hash)) {
-                // The editor read a version the folder and the room agreed on: it is behind,
-                // with nothing of its own; the room's changes since are what it lacks.
-                persisted = Some(local);
+                // The editor opened a version the folder and the room agreed on, perhaps just
+                // before disk sync wrote a newer one: what the buffer holds beyond it is the
+                // user's typing, and what the room has beyond it is what the buffer lacks.
+                persisted = Some(doc.opened.clone());
             }
         }
         if let Some(path) = self.docs.path(uri).filter(|p| self.disk.is_conflict(p)) {
