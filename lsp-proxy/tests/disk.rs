@@ -29,6 +29,17 @@ async fn share_and_join(server: &TestServer, tmp: &Path, a: &Path, b: &Path) -> 
     (share, join)
 }
 
+/// `name` appears in `a` empty (as a download or a compiler's output does), reaches `b`
+/// empty, then its binary content lands in `a`.
+async fn appears_empty_then_binary(a: &Path, b: &Path, name: &str, binary: &[u8]) {
+    std::fs::write(a.join(name), "").unwrap();
+    eventually("the empty file on the other side", || {
+        read(b.join(name)).as_deref() == Some("")
+    })
+    .await;
+    std::fs::write(a.join(name), binary).unwrap();
+}
+
 /// How many rooms the server created, from its metrics.
 async fn rooms_created(server: &TestServer) -> u64 {
     let text = server.metrics().await.unwrap();
@@ -129,12 +140,7 @@ async fn a_file_that_becomes_binary_leaves_the_room_and_is_never_written_as_text
     // A file that is empty when first seen (a download, a compiler's output) enters the room
     // as an empty text file; its binary content lands; it leaves the room, and the other
     // side's empty copy goes.
-    std::fs::write(a.join("out.bin"), "").unwrap();
-    eventually("the empty file on the other side", || {
-        read(b.join("out.bin")).as_deref() == Some("")
-    })
-    .await;
-    std::fs::write(a.join("out.bin"), &binary).unwrap();
+    appears_empty_then_binary(&a, &b, "out.bin", &binary).await;
     eventually("the other side's empty copy to go", || !b.join("out.bin").exists()).await;
     // Someone writes that path on the other side: a new text file, which never replaces the
     // binary here.
@@ -153,12 +159,7 @@ async fn a_file_that_becomes_binary_leaves_the_room_and_is_never_written_as_text
 
     // The same while the other side types into its copy at the moment the binary lands:
     // whichever reaches the room first, the binary here is never written over.
-    std::fs::write(a.join("race.bin"), "").unwrap();
-    eventually("the empty file on the other side", || {
-        read(b.join("race.bin")).as_deref() == Some("")
-    })
-    .await;
-    std::fs::write(a.join("race.bin"), &binary).unwrap();
+    appears_empty_then_binary(&a, &b, "race.bin", &binary).await;
     std::fs::write(b.join("race.bin"), "typed at once\n").unwrap();
     barrier(&b, &a, "after-race-b.txt").await;
     barrier(&a, &b, "after-race-a.txt").await;

@@ -70,6 +70,11 @@ pub fn content_security_policy(nonce: &str) -> String {
     )
 }
 
+/// The style nonce a policy from [`content_security_policy`] allows, if any.
+pub fn policy_nonce(policy: &str) -> Option<&str> {
+    policy.split("'nonce-").nth(1)?.split('\'').next()
+}
+
 fn new_nonce() -> String {
     let bytes: [u8; NONCE_BYTES] = rand::random();
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -260,14 +265,7 @@ mod tests {
         let b = app_page(&built());
         let (csp_a, csp_b) = (csp(&a), csp(&b));
         assert_ne!(csp_a, csp_b);
-        let nonce = csp_a
-            .split("'nonce-")
-            .nth(1)
-            .unwrap()
-            .split('\'')
-            .next()
-            .unwrap()
-            .to_string();
+        let nonce = policy_nonce(&csp_a).unwrap().to_string();
         assert_eq!(nonce.len(), NONCE_BYTES * 2);
         assert_eq!(a.headers()[header::CACHE_CONTROL], "no-store");
         assert_eq!(a.headers()[header::REFERRER_POLICY], "no-referrer");

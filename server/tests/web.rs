@@ -47,14 +47,7 @@ async fn pages_answer_with_the_policy_and_assets_come_from_this_origin() {
         assert_eq!(header(&resp, "cache-control"), "no-store");
         assert_eq!(header(&resp, "referrer-policy"), "no-referrer");
         assert!(header(&resp, "content-type").starts_with("text/html"));
-        let nonce = csp
-            .split("'nonce-")
-            .nth(1)
-            .unwrap()
-            .split('\'')
-            .next()
-            .unwrap()
-            .to_string();
+        let nonce = mesh_server::web::policy_nonce(&csp).unwrap().to_string();
         let html = resp.text().await.unwrap();
         if html.contains("mesh-style-nonce") {
             // The page is built in: its nonce is the policy's, and its script is ours.

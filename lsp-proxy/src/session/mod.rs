@@ -490,8 +490,12 @@ impl Session {
             return;
         };
         if let Some(text) = text {
-            // The base it replaces was agreed too: an editor may have read that version.
-            let old = crate::mesh_dir::read_base(root, &room.target.room.to_string(), path);
+            // The base it replaces was agreed too: an editor may have read that version. Bases
+            // kept in this session are remembered already; only one from before is read.
+            let first = !self.agreed_recently.contains_key(path);
+            let old = first
+                .then(|| crate::mesh_dir::read_base(root, &room.target.room.to_string(), path))
+                .flatten();
             let recent = self.agreed_recently.entry(path.to_string()).or_default();
             for t in old.iter().map(String::as_str).chain([text]) {
                 let hash = docs::sha256_hex(t);
