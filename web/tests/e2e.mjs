@@ -23,6 +23,8 @@ import * as syncProtocol from 'y-protocols/sync'
 import * as awarenessProtocol from 'y-protocols/awareness'
 import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
+import { runSteps } from './e2e/run.mjs'
+import { debugSteps } from './e2e/debug.mjs'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const TARGET = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(ROOT, 'target')
@@ -477,6 +479,14 @@ async function main () {
     await r.waitForSelector('[data-testid=people] li[data-role=reader]:has-text("Rae")')
     await a.waitForSelector('[data-testid=people] li[data-role=reader]:has-text("Rae")', { timeout: WAIT_MS })
   })
+
+  // The run and debug panels' steps, each in its own file; they get what they need here.
+  const ctx = {
+    a, b, r, peer, serverUrl, joinLink, readLink, folder, tmp, PROXY_BIN, WAIT_MS, KEY_DELAY_MS,
+    step, shot, until, log, waitText, editorText, newPage, joinAs, readFile, cleanups, stop,
+  }
+  await runSteps(ctx)
+  await debugSteps(ctx)
 
   const offlineLine = '# typed while the server was down: ✓ ø 🛰\n'
   await step('server-restart-keeps-typing', async () => {

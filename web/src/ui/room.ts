@@ -1,7 +1,7 @@
 /**
  * `/join/{id}?token=...`: the room. The layout is a frame of panels around the editor: files
  * and people on the left, tabs and editors in the middle (with a bottom slot where the run
- * and debug panels will go), invite and chat on the right. Each panel is its own module that
+ * and debug panels, see dock.ts), invite and chat on the right. Each panel is its own module that
  * reads the room through the provider and the shared document.
  */
 import { MeshProvider, type ConnectionStatus } from '../net/provider.js'
@@ -10,6 +10,10 @@ import { h, fill } from './dom.js'
 import { myColor, rememberSession, recentSessions, storeName, storedName } from './identity.js'
 import { Workspace } from './workspace.js'
 import { ChatPanel } from './chat.js'
+import { Dock } from './dock.js'
+import { Shortcuts } from './shortcuts.js'
+import { RunPanel } from '../run/panel.js'
+import { DebugPanel } from '../debug/panel.js'
 import { PeoplePanel } from './people.js'
 import { createFile } from '../room/files.js'
 import { STARTERS } from '../editor/languages.js'
@@ -82,6 +86,12 @@ function openRoom (root: HTMLElement, roomId: string, token: string, name: strin
   })
   const people = new PeoplePanel(provider, (path) => workspace.open(path))
   const chat = new ChatPanel(provider, notify)
+  const dock = new Dock()
+  const shortcuts = new Shortcuts()
+  const run = new RunPanel(provider, workspace, dock, shortcuts, notify)
+  const debug = new DebugPanel(provider, workspace, dock, shortcuts, notify)
+  dock.add('run', 'Run', run.el)
+  dock.add('debug', 'Debug', debug.el)
 
   const invite = h('section', { class: 'panel invite' }, h('h2', {}, 'Invite'), inviteLinks(roomId))
 
@@ -90,9 +100,7 @@ function openRoom (root: HTMLElement, roomId: string, token: string, name: strin
       h('a', { class: 'brand', href: '/' }, 'mesh'), title, status, roleBadge,
       h('span', { class: 'me' }, `you: ${name}`)),
     h('aside', { class: 'left' }, workspace.treePanel, people.el),
-    h('section', { class: 'center' }, readerBanner, workspace.tabsEl, workspace.editorsEl,
-      // The run and debug panels of later slices go here.
-      h('div', { class: 'bottom-slot', 'data-testid': 'bottom-slot' })),
+    h('section', { class: 'center' }, readerBanner, workspace.tabsEl, workspace.editorsEl, dock.el),
     h('aside', { class: 'right' }, invite, chat.el),
     notices))
 

@@ -28,6 +28,7 @@ export class Workspace {
   /** The Y.Text each open editor is bound to. */
   private readonly texts = new Map<string, Y.Text>()
   private active: string | null = null
+  private readonly activeListeners: Array<(path: string | null) => void> = []
   private role: Role | null = null
   private publishTimer: ReturnType<typeof setTimeout> | null = null
   private lastPublish = 0
@@ -51,6 +52,21 @@ export class Workspace {
     provider.on('participants', () => this.refreshCursors())
     this.publishLocal()
     this.renderTree()
+  }
+
+  /** The file in front, if any. */
+  activePath (): string | null {
+    return this.active
+  }
+
+  /** The editor of `path`, when it is open. */
+  editorOf (path: string): FileEditor | undefined {
+    return this.editors.get(path)
+  }
+
+  /** Calls `fn` whenever the file in front changes (or none is). */
+  onActiveChange (fn: (path: string | null) => void): void {
+    this.activeListeners.push(fn)
   }
 
   paths (): string[] {
@@ -92,7 +108,9 @@ export class Workspace {
       }))
       this.texts.set(path, text)
     }
+    const changed = this.active !== path
     this.active = path
+    if (changed) for (const fn of this.activeListeners) fn(path)
     for (const [p, ed] of this.editors) (ed.view.dom.parentElement as HTMLElement).hidden = p !== path
     this.renderTabs()
     this.renderTree()
@@ -110,6 +128,7 @@ export class Workspace {
     this.texts.delete(path)
     if (this.active === path) {
       this.active = null
+      for (const fn of this.activeListeners) fn(null)
       const next = [...this.editors.keys()].pop()
       if (next) this.open(next)
       else this.editorsEl.append(h('p', { class: 'empty' }, 'Open a file from the list on the left.'))

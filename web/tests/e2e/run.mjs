@@ -1,0 +1,4 @@
+// The run panel's end-to-end steps (called by tests/e2e.mjs with its context).
+export async function runSteps (ctx) {
+  void ctx
+}
