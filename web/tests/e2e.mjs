@@ -25,6 +25,7 @@ import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import { runSteps } from './e2e/run.mjs'
 import { debugSteps } from './e2e/debug.mjs'
+import { localSteps } from './e2e/local.mjs'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const TARGET = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(ROOT, 'target')
@@ -487,6 +488,7 @@ async function main () {
   }
   await runSteps(ctx)
   await debugSteps(ctx)
+  await localSteps(ctx)
 
   const offlineLine = '# typed while the server was down: ✓ ø 🛰\n'
   await step('server-restart-keeps-typing', async () => {
