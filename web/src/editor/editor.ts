@@ -15,6 +15,7 @@ import { bracketMatching, defaultHighlightStyle, indentOnInput, syntaxHighlighti
 import { highlightSelectionMatches, searchKeymap } from '@codemirror/search'
 import { yCollab, yUndoManagerKeymap } from 'y-codemirror.next'
 import { remoteCursors, setRemoteCursors } from './cursors.js'
+import { breakpoints } from './breakpoints.js'
 import { languageOf } from './languages.js'
 import type { RemoteCursor } from '../room/presence.js'
 
@@ -40,6 +41,8 @@ export class FileEditor {
     this.path = opts.path
     const extensions: Extension[] = [
       EditorView.cspNonce.of(opts.nonce),
+      // The debugger's breakpoint gutter and current line (its marks come from the debug panel).
+      breakpoints(opts.path),
       lineNumbers(),
       highlightActiveLineGutter(),
       highlightSpecialChars(),
