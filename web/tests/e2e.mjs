@@ -65,7 +65,7 @@ let serverDown = false
 
 /** Starts the server (on `port`, 0 for any free one) over the suite's data directory. */
 async function startServer (port = 0) {
-  const child = spawn(SERVER_BIN, ['--listen', `127.0.0.1:${port}`, '--data-dir', join(tmp, 'data')], {
+  const child = spawn(SERVER_BIN, ['--listen', `127.0.0.1:${port}`, '--data-dir', join(tmp, 'data'), '--run-images', 'local'], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, MESH_LOG: process.env.MESH_LOG ?? 'warn' },
   })

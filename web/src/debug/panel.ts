@@ -122,7 +122,14 @@ export class DebugPanel {
       const view = workspace.editorOf(path)?.view
       view?.dispatch({ effects: setBreakpointMarks.of(this.store.marks(path)) })
     })
-    provider.on('message', (m) => s.receive(m))
+    provider.on('message', (m) => {
+      s.receive(m)
+      // Someone else started debugging: the panel shows the offer to join.
+      if (m.type === 'debug_started' && m.by !== provider.connId && s.phase.kind === 'offered') {
+        dock.reveal('debug')
+        dock.mark('debug', true)
+      }
+    })
     provider.on('error', (e) => s.refused(e.respondingTo, e.message))
     provider.on('status', (st) => { if (st.state !== 'connected' && st.state !== 'connecting') s.disconnected() })
     provider.on('welcome', () => { s.reconnected(); this.render() })

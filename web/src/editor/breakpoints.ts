@@ -57,6 +57,17 @@ class Mark extends GutterMarker {
 
 const OWN = new Mark('own')
 const OTHERS = new Mark('others')
+
+/** Sizes the gutter (CodeMirror keeps it invisible); a class of its own keeps it apart from
+ * real marks. */
+class Spacer extends GutterMarker {
+  toDOM (): Node {
+    const span = document.createElement('span')
+    span.className = 'cm-bp cm-bp-spacer'
+    span.textContent = '●'
+    return span
+  }
+}
 const currentLine = Decoration.line({ class: 'cm-debug-current' })
 
 function linePos (doc: EditorView['state']['doc'], line: number): number | null {
@@ -107,7 +118,7 @@ export function breakpoints (path: string): Extension {
         })
         return RangeSet.of(ranges, true)
       },
-      initialSpacer: () => OWN,
+      initialSpacer: () => new Spacer(),
       domEventHandlers: {
         mousedown: (view, line) => {
           host?.toggle(path, view.state.doc.lineAt(line.from).number)
