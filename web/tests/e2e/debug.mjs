@@ -85,6 +85,21 @@ export async function debugSteps (ctx) {
     await waitText(a, PATH, ['def main'], 'the program in page A')
     await clickGutter(a, A_LINE)
     await waitMarks(a, { own: [A_LINE], others: [] }, 'page A\'s own breakpoint')
+    // F9 toggles one at the caret, both ways.
+    await a.click('.cm-editor[data-path="debugme.py"] .cm-content')
+    await a.keyboard.press('Control+Home')
+    await a.keyboard.press('ArrowDown')
+    await a.keyboard.press('F9')
+    await waitMarks(a, { own: [2, A_LINE], others: [] }, 'F9 sets a breakpoint at the caret')
+    await a.keyboard.press('F9')
+    await waitMarks(a, { own: [A_LINE], others: [] }, 'F9 again removes it')
+    // The debugger's keys are in the shortcuts help.
+    await a.keyboard.press('F1')
+    for (const label of ['Debug: start, join, or continue', 'Debug: step over', 'Debug: step into', 'Debug: step out', 'Debug: stop (or leave)', 'Debug: toggle a breakpoint at the caret']) {
+      await a.waitForSelector(`[data-testid=shortcuts-help] td:text-is("${label}")`, { timeout: WAIT_MS })
+    }
+    await a.keyboard.press('Escape')
+    await a.waitForSelector('[data-testid=shortcuts-help]', { state: 'hidden', timeout: WAIT_MS })
     // Before a session, a breakpoint is the page's own: nobody else sees it yet.
     await b.click(`[data-testid=file-tree] li[data-path="${PATH}"] button.file`, { timeout: WAIT_MS })
     await waitMarks(b, { own: [], others: [] }, 'page B before the session')
