@@ -6,10 +6,19 @@
 // sleeps. The terminal's text is read from what xterm.js draws (`.xterm-rows`), and the
 // runs' state from the panel's `meshRuns` (as editors expose `meshEditor`).
 
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
 import * as Y from 'yjs'
 import { LspPeer, peerDirs } from './lsp-peer.mjs'
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
+/** The server binary, found as tests/e2e.mjs finds it. */
+const SERVER_BIN = process.env.MESH_SERVER_BIN ?? join(process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(ROOT, 'target'), 'debug', 'mesh-server')
+const ARTIFACTS = join(ROOT, 'artifacts', 'web')
 
 /** How long a run may take to show something: the first run waits for a container, on a
  * loaded 2-core machine several seconds. */
@@ -167,5 +176,55 @@ export async function runSteps (ctx) {
     if (paths.indexOf('long.py') > paths.indexOf('main.py')) throw new Error(`not newest first: ${paths}`)
     // The later steps type into main.py: leave it in front in both writer pages.
     for (const page of [a, b]) await openFile(page, 'main.py')
+  })
+
+  await step('no-docker-offers-this-browser', async () => {
+    // A server of its own whose Docker cannot be reached: its runs fail to start, and the
+    // panel says so, offering this browser for Python and saying why C cannot go there.
+    const child = spawn(SERVER_BIN, ['--listen', '127.0.0.1:0', '--data-dir', join(tmp, 'no-docker-data')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, MESH_LOG: 'error', MESH_RUN_IMAGES: 'local', DOCKER_HOST: `unix://${join(tmp, 'no-docker.sock')}` },
+    })
+    cleanups.push(() => ctx.stop(child, 'mesh-server without Docker'))
+    const lines = createInterface({ input: child.stdout })
+    const [first] = await once(lines, 'line')
+    lines.on('line', () => {})
+    const url = /^mesh-server listening on (http:\/\/127\.0\.0\.1:\d+)$/.exec(first)?.[1]
+    if (!url) throw new Error(`unexpected first line from mesh-server: ${first}`)
+    // Its own browser context (another origin than the suite's server), with the same checks.
+    const context = await a.context().browser().newContext({ viewport: { width: 1280, height: 760 } })
+    cleanups.push(() => context.close())
+    const page = await context.newPage()
+    const problems = []
+    page.on('pageerror', e => problems.push(`page error: ${e.message}`))
+    page.on('console', m => { if (m.type() === 'error') problems.push(`console error: ${m.text()}`) })
+    page.on('request', req => { if (!req.url().startsWith(url) && !req.url().startsWith(url.replace('http', 'ws'))) problems.push(`request to another origin: ${req.url()}`) })
+
+    await page.goto(`${url}/`)
+    await page.fill('[data-testid=create] input[name=name]', 'Ada')
+    await page.fill('[data-testid=create] input[name=session]', 'no docker')
+    await page.selectOption('[data-testid=create] select', 'python')
+    await page.click('[data-testid=create] button[type=submit]')
+    await ctx.waitText(page, 'main.py', ['Hello'], 'the starter file')
+    await page.click('[data-testid=run-button]')
+    await waitRun(page, { path: 'main.py', state: 'exited', where: 'server' }, 'the failed run', WAIT_MS)
+    await page.waitForSelector('[data-testid=run-unavailable]:has-text("cannot run programs now")', { timeout: WAIT_MS })
+    await page.waitForSelector('[data-testid=run-in-browser]', { timeout: WAIT_MS })
+    // A language that needs the server is told so.
+    await page.click('[data-testid=new-file]')
+    await page.fill('[data-testid=path-input]', 'main.c')
+    await page.press('[data-testid=path-input]', 'Enter')
+    await page.waitForSelector('[data-testid=run-file]:text("main.c")', { timeout: WAIT_MS })
+    await page.waitForSelector('[data-testid=run-unavailable]:has-text("needs the server: only JavaScript and Python run in this browser")', { timeout: WAIT_MS })
+    if (await page.isVisible('[data-testid=run-in-browser]')) throw new Error('C is offered the browser')
+    // Python goes to this browser with one click.
+    await openFile(page, 'main.py')
+    await page.click('[data-testid=run-in-browser]')
+    await waitRun(page, { path: 'main.py', where: 'browser', mine: true }, 'the run in this browser', WAIT_MS)
+    if (await page.inputValue('[data-testid=run-where]') !== 'browser') throw new Error('"where" did not switch to this browser')
+    await page.screenshot({ path: join(ARTIFACTS, 'run-no-docker.png') })
+    if (problems.length) throw new Error(problems.join('; '))
+    await context.close()
+    await ctx.stop(child, 'mesh-server without Docker')
   })
 }
