@@ -16,10 +16,8 @@ const REQUEST_TIMEOUT_MS = 60_000
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 export class LspPeer {
-  /**
-   * Starts `mesh-proxy lsp --stdio` (as editors do) for `folder` and initializes it.
-   * `env` carries MESH_SERVER and the like.
-   */
+  /** Starts `mesh-proxy lsp --stdio` (as editors do) for `folder`, against `server`, and
+   * initializes it; `onExit` hears when the process ends. */
   static async start ({ proxyBin, folder, name, server, stateDir, onExit }) {
     mkdirSync(folder, { recursive: true })
     mkdirSync(stateDir, { recursive: true })
@@ -55,7 +53,6 @@ export class LspPeer {
     this.pending = new Map()
     /** Every notification received, oldest first: `{ method, params }`. */
     this.notifications = []
-    this.waiters = new Set()
     this.exited = false
     this.buf = Buffer.alloc(0)
     child.stdout.on('data', (d) => this.onData(d))
@@ -88,26 +85,6 @@ export class LspPeer {
   /** The notifications of `method` whose params satisfy `pred`. */
   received (method, pred = () => true) {
     return this.notifications.filter(n => n.method === method && pred(n.params)).map(n => n.params)
-  }
-
-  /** Waits until `cond()` holds, checking again on every message from the proxy. */
-  until (what, cond, timeoutMs) {
-    const v = cond()
-    if (v) return Promise.resolve(v)
-    return new Promise((resolve, reject) => {
-      const waiter = () => {
-        const r = cond()
-        if (!r) return
-        this.waiters.delete(waiter)
-        clearTimeout(timer)
-        resolve(r)
-      }
-      const timer = setTimeout(() => {
-        this.waiters.delete(waiter)
-        reject(new Error(`${this.name}: timed out waiting for ${what}`))
-      }, timeoutMs)
-      this.waiters.add(waiter)
-    })
   }
 
   /** Asks the proxy to shut down and exit, as an editor does when it closes. */
@@ -161,7 +138,6 @@ export class LspPeer {
     } else {
       this.notifications.push({ method: msg.method, params: msg.params })
     }
-    for (const w of [...this.waiters]) w()
   }
 }
 

@@ -142,23 +142,38 @@ export async function runSteps (ctx) {
     }
   })
 
-  await step('stop-ends-a-long-run', async () => {
+  await step('queue-and-stop', async () => {
     await addFile('long.py', LONG_PY)
     await openFile(a, 'long.py')
     await a.click('[data-testid=run-button]')
-    const run = await waitRun(a, { path: 'long.py', mine: true, state: 'running' }, 'the long run')
+    const first = await waitRun(a, { path: 'long.py', mine: true, state: 'running' }, 'the long run')
     for (const page of [a, b]) await waitTerminal(page, 'tick', 'the long run\'s first line')
+    // A second run of Ada's waits: one run at a time per person (max_runs_per_person).
+    await a.click('[data-testid=run-button]')
+    const second = await waitRun(a, { path: 'long.py', mine: true, state: 'queued' }, 'the queued run', WAIT_MS)
+    for (const page of [a, b]) {
+      await waitRun(page, { id: second.id, state: 'queued' }, 'the queued run in every page', WAIT_MS)
+      await waitStatus(page, /^queued: 1st in line, waiting for the other run of whoever asked to end \(max_runs_per_person\)$/, 'the queue place', WAIT_MS)
+    }
     // Only who started a run (or the host) may stop it: Bo may not.
-    await waitRun(b, { id: run.id, state: 'running' }, 'the long run in page B')
+    await b.click(`[data-testid=run-list] li[data-run-id="${first.id}"] button`)
     if (!(await b.isDisabled('[data-testid=stop-button]'))) throw new Error('Bo may stop Ada\'s run')
-    // Ada stops it with the shortcut.
+    // Ada stops the first with the shortcut; the second starts and she stops it with the button.
+    await a.click(`[data-testid=run-list] li[data-run-id="${first.id}"] button`)
     await a.keyboard.press('Control+Shift+Enter')
     for (const page of [a, b, r]) {
-      await waitRun(page, { id: run.id, state: 'exited' }, 'the stopped run')
+      await waitRun(page, { id: first.id, state: 'exited' }, 'the stopped run')
+      // Each page shows the newest run (the second) unless told otherwise.
+      await page.click(`[data-testid=run-list] li[data-run-id="${first.id}"] button`)
       await waitStatus(page, /^stopped after \d+\.\d+ s$/, 'how the run ended')
       await waitTerminal(page, 'stopped after', 'the end in the terminal')
     }
-    await until('mesh/runExited (stopped) at the editor peer', () => editor.received('mesh/runExited', p => p.runId === run.id && p.error === 'stopped').length)
+    await waitRun(a, { id: second.id, state: 'running' }, 'the queued run starting')
+    await a.click(`[data-testid=run-list] li[data-run-id="${second.id}"] button`)
+    await waitTerminal(a, 'tick', 'the second run\'s first line')
+    await a.click('[data-testid=stop-button]')
+    await waitRun(b, { id: second.id, state: 'exited' }, 'the second run stopped')
+    await until('mesh/runExited (stopped) at the editor peer', () => editor.received('mesh/runExited', p => p.runId === first.id && p.error === 'stopped').length)
   })
 
   await step('history-after-a-reload', async () => {
