@@ -238,7 +238,8 @@ export class RunPanel {
     }
     const act = this.lineEditor.feed(data)
     if (act.echo) {
-      this.terminal?.write(act.echo)
+      // Dimmed, as typed input is drawn when the run is drawn again.
+      this.terminal?.write(`\x1b[2m${act.echo}\x1b[22m`)
       this.atLineStart = act.echo.endsWith('\n')
     }
     if (act.send.length || act.eof) this.sendInput(run, act.send.join(''), act.eof, true)

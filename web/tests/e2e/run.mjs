@@ -28,6 +28,9 @@ const RUN_WAIT_MS = 90_000
  * 256-colour cube so no `style` attribute is needed), to stderr, and exits with 2. */
 const COLORS_PY = 'import sys\nprint("\\x1b[31mred alert\\x1b[0m plain")\nprint("\\x1b[38;2;0;128;255mtrue blue\\x1b[0m")\nprint("oops on stderr", file=sys.stderr)\nsys.exit(2)\n'
 
+/** Echoes each line in capitals until its input ends. */
+const SHOUT_PY = 'import sys\nfor line in sys.stdin:\n    print(line.strip().upper(), flush=True)\nprint("bye")\n'
+
 /** Ticks until stopped. */
 const LONG_PY = 'import time\nprint("tick", flush=True)\nwhile True:\n    time.sleep(0.2)\n'
 
@@ -139,6 +142,27 @@ export async function runSteps (ctx) {
       if (!/xterm-fg-\d+/.test(blue)) throw new Error(`the 24-bit colour is not drawn from the palette: ${blue}`)
       const plain = await page.evaluate(() => [...document.querySelectorAll('[data-testid=run-terminal] .xterm-rows span')].filter(s => s.textContent.includes('plain')).map(s => s.className).join(' '))
       if (/xterm-fg-1\b/.test(plain)) throw new Error('the colour did not end at the reset')
+    }
+  })
+
+  await step('typing-into-the-terminal', async () => {
+    // The program has a pipe, not a terminal: the page edits the line (Backspace), sends it
+    // on Enter, and Ctrl+D closes the program's input.
+    await addFile('shout.py', SHOUT_PY)
+    await openFile(a, 'shout.py')
+    await a.click('[data-testid=run-button]')
+    const run = await waitRun(a, { path: 'shout.py', mine: true, state: 'running' }, 'the shout run')
+    await waitRun(b, { id: run.id, state: 'running' }, 'the shout run in page B')
+    await a.click('[data-testid=run-terminal] .xterm')
+    await a.keyboard.type('héllo wörldx', { delay: ctx.KEY_DELAY_MS })
+    await a.keyboard.press('Backspace')
+    await a.keyboard.press('Enter')
+    for (const page of [a, b]) await waitTerminal(page, 'HÉLLO WÖRLD', 'the line in capitals')
+    if ((await terminalText(b)).includes('WÖRLDX')) throw new Error('Backspace did not take the x back')
+    await a.keyboard.press('Control+d')
+    for (const page of [a, b]) {
+      await waitTerminal(page, 'bye', 'the end of input')
+      await waitStatus(page, /^exit 0 · /, 'the exit after Ctrl+D')
     }
   })
 
