@@ -41,6 +41,7 @@ interface LanguageInfo { id: string; name: string; extensions: string[] }
 
 type Where = 'server' | 'browser'
 
+/** The Run tab of the dock (mounted by `ui/room.ts`). */
 export class RunPanel {
   readonly el: HTMLElement
   private readonly book = new RunBook()

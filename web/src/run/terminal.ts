@@ -101,10 +101,12 @@ export class TerminalView {
     return view
   }
 
+  /** Sizes the terminal to its host, when the host is shown. */
   fit (): void {
     if (this.host.offsetWidth > 0 && this.host.offsetHeight > 0) this.fitAddon.fit()
   }
 
+  /** Draws text (ANSI escapes interpreted, `\n` as a new line). */
   write (text: string): void {
     this.term.write(text)
   }
@@ -112,9 +114,5 @@ export class TerminalView {
   /** Clears everything, scrollback included. */
   reset (): void {
     this.term.reset()
-  }
-
-  focus (): void {
-    this.term.focus()
   }
 }

@@ -26,6 +26,7 @@ export type RunWhere = 'server' | 'browser'
 /** What a piece of output is: the program's streams, the compiler's, or what this page typed. */
 export type ChunkKind = 'compile' | 'stdout' | 'stderr' | 'stdin'
 
+/** A piece of a run's output, as it came. */
 export interface Chunk { kind: ChunkKind; data: string }
 
 /** How a run ended (`run_exited`, a history record, or a run in this browser). */
@@ -37,11 +38,16 @@ export interface RunEnd {
   error: string | null
 }
 
+/** Where a run stands; `lost`: the page stopped hearing about it (the socket closed). */
 export type RunState = 'queued' | 'running' | 'exited' | 'lost'
 
+/** One run as the panel shows it. */
 export interface Run {
+  /** The server's run id (a debug session's id for its program), or `browser-N`. */
   id: string
+  /** The entry file, a room path. */
   path: string
+  /** The registry language id. */
   language: string
   /** The starter's connection id (0: a REST call; null: not known, e.g. from the history). */
   by: number | null
@@ -61,7 +67,9 @@ export interface Run {
   seenAt: number
   /** When it started (ms since the epoch), when known. */
   startedAt: number | null
+  /** How it ended, once it has. */
   end: RunEnd | null
+  /** The output kept, oldest first. */
   chunks: Chunk[]
   /** UTF-16 units in `chunks`. */
   chars: number
@@ -91,6 +99,7 @@ export const REST_CALLER = 0
  * The server has no code for this on `run_exited`, so its sentence is what there is. */
 const UNAVAILABLE_RE = /runs are unavailable/i
 
+/** Who may start runs: writers and the host, as the server checks. */
 export function canStart (role: Role | null): boolean {
   return role === 'writer' || role === 'host'
 }
@@ -185,7 +194,8 @@ export function unavailableReason (msg: ServerMessage, myRequests: ReadonlySet<n
   return null
 }
 
-/** One finished run from the room's history (`GET /api/sessions/{id}/runs`). */
+/** One finished run from the room's history (`GET /api/sessions/{id}/runs`), the fields of
+ * `mesh_protocol::rest::RunRecord`. */
 export interface HistoryRecord {
   run_id: string
   path: string
@@ -201,6 +211,8 @@ export interface HistoryRecord {
   stderr: string
 }
 
+/** The runs the page knows, bounded; fed by the server's messages, the history and runs in
+ * this browser, each call returning what changed for the panel to draw. */
 export class RunBook {
   private readonly runs = new Map<string, Run>()
   private readonly debugIds = new Set<string>()
@@ -213,6 +225,7 @@ export class RunBook {
     return [...this.runs.values()].sort((a, b) => order(b) - order(a))
   }
 
+  /** The run with this id, if the book keeps it. */
   get (id: string): Run | undefined {
     return this.runs.get(id)
   }

@@ -28,6 +28,7 @@ export interface LineAction {
 /** A key's escape sequence: CSI (`ESC [ A`), SS3 (`ESC O P`), or ESC and one character. */
 const KEY_SEQUENCE = /\x1b(?:\[[0-?]*[ -/]*[@-~]|O.|.)?/gs
 
+/** The line being typed into a run from the terminal. */
 export class LineEditor {
   private line = ''
 
