@@ -53,6 +53,8 @@ export class RunPanel {
   private filter = new TrueColorFilter()
   private readonly lineEditor = new LineEditor()
   private readonly localRuns = new Map<string, LocalRun>()
+  /** Runs in this browser that Stop was pressed for. */
+  private readonly stoppingLocal = new Set<string>()
   /** Set when the server said it cannot run programs (no Docker): its words. */
   private unavailable: string | null = null
   private problem: string | null = null
@@ -197,9 +199,12 @@ export class RunPanel {
     this.localRuns.set(run.id, local)
     local.done.then((end) => {
       this.localRuns.delete(run.id)
-      this.onChanges(this.book.endLocal(run.id, { stage: 'run', code: end.code, durationMs: end.durationMs, limit: end.limit, error: end.error ?? null }))
+      // Stopped here, it ends as a stopped server run reads.
+      const stopped = this.stoppingLocal.delete(run.id) && end.code === null && !end.error && !end.limit
+      this.onChanges(this.book.endLocal(run.id, { stage: 'run', code: end.code, durationMs: end.durationMs, limit: end.limit, error: stopped ? 'stopped' : end.error ?? null }))
     }, (e: unknown) => {
       this.localRuns.delete(run.id)
+      this.stoppingLocal.delete(run.id)
       this.onChanges(this.book.endLocal(run.id, { stage: 'run', code: null, durationMs: 0, limit: null, error: e instanceof Error ? e.message : String(e) }))
     })
   }
@@ -209,6 +214,7 @@ export class RunPanel {
     const run = this.selected ? this.book.get(this.selected) : undefined
     if (!run || !canStop(run, this.provider.role, this.provider.connId)) return false
     if (run.where === 'browser') {
+      this.stoppingLocal.add(run.id)
       this.localRuns.get(run.id)?.stop()
       return true
     }
@@ -265,6 +271,16 @@ export class RunPanel {
     if (eof) this.showProblem(null)
   }
 
+  /** Someone is typing into the run shown: it runs, and the input line or the terminal has
+   * the focus or text not sent yet. */
+  private typingIntoShown (): boolean {
+    const run = this.selected ? this.book.get(this.selected) : undefined
+    if (!run || !canType(run, this.provider.role)) return false
+    const focus = document.activeElement
+    return this.stdinInput.value !== '' || this.lineEditor.pending() !== '' ||
+      focus === this.stdinInput || (!!focus && this.termHost.contains(focus))
+  }
+
   // --- what the room says ----------------------------------------------------------------
 
   private onMessage (msg: ServerMessage): void {
@@ -273,8 +289,8 @@ export class RunPanel {
     if (reason) this.unavailable = reason
     else if (msg.type === 'run_exited' && !msg.error) this.unavailable = null
     if ((msg.type === 'run_started' || msg.type === 'run_queued' || msg.type === 'error') && msg.responding_to !== undefined && this.requests.has(msg.responding_to)) {
+      if (msg.type === 'error') this.showProblem(`The run of ${this.requests.get(msg.responding_to)} was refused: ${msg.message}`)
       this.requests.delete(msg.responding_to)
-      if (msg.type === 'error') this.showProblem(`The run was refused: ${msg.message}`)
     }
     const changes = this.book.apply(msg, {
       myConn: this.provider.connId,
@@ -304,8 +320,9 @@ export class RunPanel {
     for (const c of changes) {
       if (c.kind === 'added') {
         listChanged = true
-        // A new run of the room is shown at once (history entries only when nothing is).
-        if (!c.run.fromHistory || this.selected === null) this.select(c.run.id)
+        // A new run of the room is shown at once (history entries only when nothing is),
+        // unless someone is typing into the run shown: their Enter must reach that program.
+        if (this.selected === null || (!c.run.fromHistory && !this.typingIntoShown())) this.select(c.run.id)
         if (!c.run.fromHistory) {
           this.dock.reveal('run')
           this.dock.mark('run', true)

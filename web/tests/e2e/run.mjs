@@ -156,7 +156,15 @@ export async function runSteps (ctx) {
     await a.click('[data-testid=run-terminal] .xterm')
     await a.keyboard.type('héllo wörldx', { delay: ctx.KEY_DELAY_MS })
     await a.keyboard.press('Backspace')
+    // A run someone else starts meanwhile is listed, but does not take the view from Ada
+    // while she types: her Enter goes to her program.
+    const other = await editor.request('mesh/run', { path: 'colors.py' })
+    await waitRun(a, { id: other.runId, byName: 'Editor' }, 'the editor\'s run in page A')
+    await waitRun(b, { id: other.runId, byName: 'Editor' }, 'the editor\'s run in page B')
+    const title = await a.textContent('[data-testid=run-title]')
+    if (!title.startsWith('shout.py')) throw new Error(`another run took the view while Ada typed: ${title}`)
     await a.keyboard.press('Enter')
+    await b.click(`[data-testid=run-list] li[data-run-id="${run.id}"] button`)
     for (const page of [a, b]) await waitTerminal(page, 'HÉLLO WÖRLD', 'the line in capitals')
     if ((await terminalText(b)).includes('WÖRLDX')) throw new Error('Backspace did not take the x back')
     await a.keyboard.press('Control+d')
