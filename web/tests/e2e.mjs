@@ -191,8 +191,9 @@ let serverUrl
 const pages = {}
 let shotNo = 0
 
-async function newPage (label) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 760 } })
+/** A page in a browser context of its own (its own storage), or in `context`. */
+async function newPage (label, context = null) {
+  context ??= await browser.newContext({ viewport: { width: 1280, height: 760 } })
   const page = await context.newPage()
   page.problems = []
   page.on('pageerror', e => page.problems.push(`page error: ${e.message}`))
@@ -511,6 +512,62 @@ async function main () {
       return ta === tb && tb === tr && tr === disk && disk.includes(offlineLine) ? disk : null
     })
     for (const line of [adaLine, boLine, diskLine, offlineLine]) {
+      if (final.split(line).length !== 2) throw new Error(`${JSON.stringify(line)} is not in the text exactly once:\n${final}`)
+    }
+  })
+
+  const closedTabLine = '# typed offline, then the tab was closed: ⌁ ü\n'
+  await step('offline-edits-survive-a-closed-tab', async () => {
+    // The server goes away; Ada types, closes her tab and opens the link again once the
+    // server is back: the lines she typed were kept in her browser (IndexedDB) and reach
+    // the room, the other pages and the folder.
+    const port = Number(new URL(serverUrl).port)
+    serverDown = true
+    await stop(serverChild, 'mesh-server')
+    await a.waitForSelector('[data-testid=status][data-state=offline]', { timeout: WAIT_MS })
+    if (!/kept in this browser/.test(await a.textContent('[data-testid=status]'))) throw new Error('the status does not say edits are kept')
+    await a.click('.cm-editor[data-path="main.py"] .cm-content')
+    await a.keyboard.press('Control+End')
+    // Pasted (one edit, so one stored update holds the whole line and the check below can
+    // find its bytes; typed keys are one update each).
+    await a.keyboard.insertText(closedTabLine)
+    // Kept means written to IndexedDB: look for the line's bytes among the stored updates.
+    const roomId = new URL(joinLink).pathname.split('/').pop()
+    await until('the offline line in IndexedDB', () => a.evaluate(([name, needle]) => new Promise((resolve) => {
+      const open = indexedDB.open(name)
+      open.onerror = () => resolve(false)
+      open.onsuccess = () => {
+        const all = open.result.transaction('updates').objectStore('updates').getAll()
+        all.onsuccess = () => {
+          const want = new TextEncoder().encode(needle.slice(0, 12))
+          const found = all.result.some(u => {
+            outer: for (let i = 0; i + want.length <= u.length; i++) {
+              for (let j = 0; j < want.length; j++) if (u[i + j] !== want[j]) continue outer
+              return true
+            }
+            return false
+          })
+          open.result.close()
+          resolve(found)
+        }
+        all.onerror = () => { open.result.close(); resolve(false) }
+      }
+    }), [`mesh-room:${roomId}`, closedTabLine]))
+    const context = a.context()
+    await a.close()
+    delete pages.ada
+    await startServer(port)
+    serverDown = false
+    const again = await newPage('ada', context)
+    await again.goto(joinLink)
+    await again.waitForSelector('[data-testid=status][data-state=connected]', { timeout: WAIT_MS })
+    await waitText(again, 'main.py', [closedTabLine], 'the closed tab\'s line in the reopened page')
+    await waitText(b, 'main.py', [closedTabLine], 'the closed tab\'s line in page B')
+    const final = await until('byte-equal with the folder', async () => {
+      const [ta, tb, disk] = [await editorText(again, 'main.py'), await editorText(b, 'main.py'), readFile('main.py')]
+      return ta === tb && tb === disk && disk.includes(closedTabLine) ? disk : null
+    })
+    for (const line of [adaLine, boLine, diskLine, offlineLine, closedTabLine]) {
       if (final.split(line).length !== 2) throw new Error(`${JSON.stringify(line)} is not in the text exactly once:\n${final}`)
     }
   })

@@ -4,7 +4,9 @@
  * and debug panels, see dock.ts), invite and chat on the right. Each panel is its own module that
  * reads the room through the provider and the shared document.
  */
+import * as Y from 'yjs'
 import { MeshProvider, type ConnectionStatus } from '../net/provider.js'
+import { KeptReplica } from '../net/persistence.js'
 import type { Role } from '../net/messages.js'
 import { h, fill } from './dom.js'
 import { myColor, rememberSession, recentSessions, storeName, storedName } from './identity.js'
@@ -41,7 +43,7 @@ export function renderRoom (root: HTMLElement, roomId: string): void {
     askName(root, () => renderRoom(root, roomId))
     return
   }
-  openRoom(root, roomId, token, name)
+  void openRoom(root, roomId, token, name)
 }
 
 function askName (root: HTMLElement, then: () => void): void {
@@ -60,10 +62,14 @@ function askName (root: HTMLElement, then: () => void): void {
   input.focus()
 }
 
-function openRoom (root: HTMLElement, roomId: string, token: string, name: string): void {
+async function openRoom (root: HTMLElement, roomId: string, token: string, name: string): Promise<void> {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
   const url = `${scheme}://${location.host}/ws/${roomId}?token=${encodeURIComponent(token)}`
-  const provider = new MeshProvider(url, { name, color: myColor() })
+  // The copy of the room this browser kept loads first: edits made offline in an earlier
+  // visit go to the room with the first sync.
+  const doc = new Y.Doc()
+  const kept = await KeptReplica.open(roomId, doc)
+  const provider = new MeshProvider(url, { name, color: myColor() }, doc)
   rememberSession({ id: roomId, openedPath: `${location.pathname}${location.search}`, at: Date.now() })
 
   const status = h('span', { class: 'status', 'data-testid': 'status', role: 'status' })
@@ -109,7 +115,10 @@ function openRoom (root: HTMLElement, roomId: string, token: string, name: strin
     switch (s.state) {
       case 'connecting': status.textContent = 'connecting…'; break
       case 'connected': status.textContent = 'connected'; break
-      case 'offline': status.textContent = `offline: ${s.reason}; retrying in ${Math.ceil(s.retryInMs / 1000)} s`; break
+      case 'offline':
+        status.textContent = `offline: ${s.reason}; retrying in ${Math.ceil(s.retryInMs / 1000)} s` +
+          (kept.keeping ? ' · your edits are kept in this browser' : '')
+        break
       case 'closed': status.textContent = `disconnected: ${s.reason}`; break
     }
   }
