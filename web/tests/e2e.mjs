@@ -456,6 +456,49 @@ async function main () {
     })
   })
 
+  await step('follow-mode', async () => {
+    // Bo follows Ada: his page opens the file she opens and shows the lines she sees;
+    // everyone sees who follows whom; Bo clicking into his editor ends it.
+    const long = Array.from({ length: 200 }, (_, i) => `line ${i} = ${i}  # ünïcode ✓`).join('\n') + '\n'
+    peer.doc.transact(() => {
+      const t = new Y.Text()
+      t.insert(0, long)
+      peer.doc.getMap('files').set('follow/long.py', t)
+    })
+    await b.click('[data-testid=people] li:has(.name:text-is("Ada")) [data-action=follow]')
+    await b.waitForSelector('[data-testid=follow-banner]:visible:has-text("Following Ada")', { timeout: WAIT_MS })
+    await a.waitForSelector('[data-testid=people] li:has(.name:text-is("Bo")) [data-testid=follows]:text("follows you")', { timeout: WAIT_MS })
+    const adaConn = Number(await b.getAttribute('[data-testid=people] li:has(.name:text-is("Ada"))', 'data-conn'))
+    await until('Bo\'s state says whom he follows', () => peer.stateOf('Bo')?.following === adaConn)
+    await a.click('[data-testid=file-tree] li[data-path="follow/long.py"] button.file', { timeout: WAIT_MS })
+    await a.click('.cm-editor[data-path="follow/long.py"] .cm-content')
+    await a.keyboard.press('Control+End')
+    const onScreen = (page, text) => page.evaluate(([t]) => {
+      const ed = document.querySelector('.cm-editor[data-path="follow/long.py"]')
+      if (!ed || ed.parentElement.hidden) return false
+      const box = ed.querySelector('.cm-scroller').getBoundingClientRect()
+      return [...ed.querySelectorAll('.cm-line')].some(l => {
+        if (!l.textContent.includes(t)) return false
+        const r = l.getBoundingClientRect()
+        return r.top >= box.top - 1 && r.bottom <= box.bottom + 1
+      })
+    }, [text])
+    await until('the end of the file on Ada\'s screen', () => onScreen(a, 'line 199 = 199  # ünïcode ✓'))
+    await until('Bo\'s page showing the lines Ada sees', () => onScreen(b, 'line 199 = 199  # ünïcode ✓'))
+    if (await onScreen(b, 'line 0 = 0  # ünïcode ✓')) throw new Error('Bo still sees the top of the file')
+    // Ada moves to the top: Bo's view goes with her.
+    await a.keyboard.press('Control+Home')
+    await until('Bo\'s page back at the top', () => onScreen(b, 'line 0 = 0  # ünïcode ✓'))
+    // Bo takes over.
+    await b.click('.cm-editor[data-path="follow/long.py"] .cm-content')
+    await b.waitForSelector('[data-testid=follow-banner]', { state: 'hidden', timeout: WAIT_MS })
+    await b.waitForSelector('[data-testid=notice]:has-text("Stopped following")', { timeout: WAIT_MS })
+    await until('Bo\'s state follows no one', () => peer.stateOf('Bo') && peer.stateOf('Bo').following == null)
+    await a.waitForSelector('[data-testid=people] [data-testid=follows]', { state: 'detached', timeout: WAIT_MS })
+    peer.doc.transact(() => peer.doc.getMap('files').delete('follow/long.py'))
+    await a.waitForSelector('[data-testid=file-tree] li[data-path="follow/long.py"]', { state: 'detached', timeout: WAIT_MS })
+  })
+
   const r = await newPage('reader')
   await step('reader-cannot-type', async () => {
     await joinAs(r, readLink, 'Rae')

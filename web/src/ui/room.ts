@@ -13,6 +13,7 @@ import { myColor, rememberSession, recentSessions, storeName, storedName } from 
 import { Workspace } from './workspace.js'
 import { ChatPanel } from './chat.js'
 import { Dock } from './dock.js'
+import { Follower } from './follow.js'
 import { Shortcuts } from './shortcuts.js'
 import { RunPanel } from '../run/panel.js'
 import { DebugPanel } from '../debug/panel.js'
@@ -76,6 +77,7 @@ async function openRoom (root: HTMLElement, roomId: string, token: string, name:
   const roleBadge = h('span', { class: 'role', 'data-testid': 'role' })
   const title = h('span', { class: 'title', 'data-testid': 'room-name' }, 'mesh session')
   const notices = h('div', { class: 'notices', 'aria-live': 'polite' })
+  const followBanner = h('div', { class: 'follow-banner', 'data-testid': 'follow-banner', hidden: true })
   const readerBanner = h('div', { class: 'reader-banner', 'data-testid': 'reader-banner', hidden: true },
     'You joined with a read-only link: you can follow along, select and chat, but not edit.')
 
@@ -90,10 +92,13 @@ async function openRoom (root: HTMLElement, roomId: string, token: string, name:
     void readerBanner.offsetWidth // restart the animation
     readerBanner.classList.add('flash')
   })
-  const people = new PeoplePanel(provider, (path) => workspace.open(path))
+  const follower = new Follower(provider, workspace)
+  workspace.onUserTakeover = (why) => follower.stop(why)
+  const people = new PeoplePanel(provider, (path) => workspace.open(path), follower)
   const chat = new ChatPanel(provider, notify)
   const dock = new Dock()
   const shortcuts = new Shortcuts()
+  shortcuts.add({ keys: 'Escape', label: 'Stop following', inInputs: true, run: () => { if (follower.following === null) return false; follower.stop('you pressed Escape') } })
   const run = new RunPanel(provider, workspace, dock, shortcuts, notify)
   const debug = new DebugPanel(provider, workspace, dock, shortcuts, notify)
   dock.add('run', 'Run', run.el)
@@ -106,9 +111,23 @@ async function openRoom (root: HTMLElement, roomId: string, token: string, name:
       h('a', { class: 'brand', href: '/' }, 'mesh'), title, status, roleBadge,
       h('span', { class: 'me' }, `you: ${name}`)),
     h('aside', { class: 'left' }, workspace.treePanel, people.el),
-    h('section', { class: 'center' }, readerBanner, workspace.tabsEl, workspace.editorsEl, dock.el),
+    h('section', { class: 'center' }, readerBanner, followBanner, workspace.tabsEl, workspace.editorsEl, dock.el),
     h('aside', { class: 'right' }, invite, chat.el),
     notices))
+
+  follower.onChange((target, reason) => {
+    const who = target === null ? undefined : provider.participants.get(target)
+    if (who) {
+      const stop = h('button', { type: 'button', class: 'small' }, 'Stop (Esc)')
+      stop.addEventListener('click', () => follower.stop('you stopped'))
+      fill(followBanner, `Following ${who.name}: you see the file and lines they see. `, stop)
+      followBanner.style.borderColor = who.color
+      followBanner.hidden = false
+    } else {
+      followBanner.hidden = true
+      if (reason) notify(`Stopped following: ${reason}.`)
+    }
+  })
 
   const showStatus = (s: ConnectionStatus) => {
     status.dataset.state = s.state
