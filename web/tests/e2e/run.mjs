@@ -221,8 +221,14 @@ export async function runSteps (ctx) {
     const paths = runs.map(x => x.path)
     for (const p of ['long.py', 'colors.py', 'main.py']) if (!paths.includes(p)) throw new Error(`${p} is not in the history: ${paths}`)
     if (paths.indexOf('long.py') > paths.indexOf('main.py')) throw new Error(`not newest first: ${paths}`)
-    // The later steps type into main.py: leave it in front in both writer pages.
+    // Leave the room as the steps found it: the later steps type into main.py, which a page
+    // opening the room shows first only while it is the first file.
     for (const page of [a, b]) await openFile(page, 'main.py')
+    const added = ['colors.py', 'shout.py', 'long.py']
+    peer.doc.transact(() => { for (const path of added) peer.doc.getMap('files').delete(path) })
+    for (const page of [a, b, r]) {
+      for (const path of added) await page.waitForSelector(`[data-testid=file-tree] li[data-path="${path}"]`, { state: 'detached', timeout: WAIT_MS })
+    }
   })
 
   await step('no-docker-offers-this-browser', async () => {
