@@ -605,6 +605,7 @@ async function main () {
     const again = await newPage('ada', context)
     await again.goto(joinLink)
     await again.waitForSelector('[data-testid=status][data-state=connected]', { timeout: WAIT_MS })
+    await again.click('[data-testid=file-tree] li[data-path="main.py"] button.file', { timeout: WAIT_MS })
     await waitText(again, 'main.py', [closedTabLine], 'the closed tab\'s line in the reopened page')
     await waitText(b, 'main.py', [closedTabLine], 'the closed tab\'s line in page B')
     const final = await until('byte-equal with the folder', async () => {
