@@ -17,6 +17,10 @@ pub struct PresenceState {
     /// What the client shows (for follow mode).
     #[serde(default)]
     pub view: Option<PresenceView>,
+    /// The connection id of the participant this client follows, so that everyone sees who
+    /// follows whom (and the followed one knows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub following: Option<u64>,
 }
 
 /// A participant as awareness shows them.
@@ -80,6 +84,7 @@ impl PresenceState {
             user: part(value.get("user")),
             cursor: part(value.get("cursor")),
             view: part(value.get("view")),
+            following: part(value.get("following")),
         }
     }
 
@@ -112,6 +117,7 @@ mod tests {
                 start_line: Some(0),
                 end_line: Some(40),
             }),
+            following: Some(7),
         };
         assert_eq!(PresenceState::from_json(&state.to_json()), state);
     }
@@ -123,11 +129,13 @@ mod tests {
             "user": { "name": "bo", "color": "#30bced", "colorLight": "#30bced33" },
             "cursor": { "anchor": { "type": null, "tname": "a.txt", "item": { "client": 1, "clock": 2 } }, "head": {} },
             "view": "nonsense",
+            "following": "someone",
         });
         let state = PresenceState::from_json(&other);
         assert_eq!(state.user.map(|u| u.name), Some("bo".into()));
         assert_eq!(state.cursor, None);
         assert_eq!(state.view, None);
+        assert_eq!(state.following, None);
         assert_eq!(PresenceState::from_json(&json!(null)), PresenceState::default());
         assert_eq!(
             PresenceState::from_json(&json!({ "cursor": null })),

@@ -67,7 +67,8 @@ let serverDown = false
 async function startServer (port = 0) {
   const child = spawn(SERVER_BIN, ['--listen', `127.0.0.1:${port}`, '--data-dir', join(tmp, 'data'), '--run-images', 'local'], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, MESH_LOG: process.env.MESH_LOG ?? 'warn' },
+    // Runs use the images scripts/build-images makes (for machines without a registry, CI included), unless MESH_RUN_IMAGES says otherwise.
+    env: { ...process.env, MESH_LOG: process.env.MESH_LOG ?? 'warn', MESH_RUN_IMAGES: process.env.MESH_RUN_IMAGES ?? 'local' },
   })
   serverChild = child
   cleanups.push(() => stop(child, 'mesh-server'))
@@ -191,8 +192,9 @@ let serverUrl
 const pages = {}
 let shotNo = 0
 
-async function newPage (label) {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 760 } })
+/** A page in a browser context of its own (its own storage), or in `context`. */
+async function newPage (label, context = null) {
+  context ??= await browser.newContext({ viewport: { width: 1280, height: 760 } })
   const page = await context.newPage()
   page.problems = []
   page.on('pageerror', e => page.problems.push(`page error: ${e.message}`))
@@ -455,6 +457,49 @@ async function main () {
     })
   })
 
+  await step('follow-mode', async () => {
+    // Bo follows Ada: his page opens the file she opens and shows the lines she sees;
+    // everyone sees who follows whom; Bo clicking into his editor ends it.
+    const long = Array.from({ length: 200 }, (_, i) => `line ${i} = ${i}  # ünïcode ✓`).join('\n') + '\n'
+    peer.doc.transact(() => {
+      const t = new Y.Text()
+      t.insert(0, long)
+      peer.doc.getMap('files').set('follow/long.py', t)
+    })
+    await b.click('[data-testid=people] li:has(.name:text-is("Ada")) [data-action=follow]')
+    await b.waitForSelector('[data-testid=follow-banner]:visible:has-text("Following Ada")', { timeout: WAIT_MS })
+    await a.waitForSelector('[data-testid=people] li:has(.name:text-is("Bo")) [data-testid=follows]:text("follows you")', { timeout: WAIT_MS })
+    const adaConn = Number(await b.getAttribute('[data-testid=people] li:has(.name:text-is("Ada"))', 'data-conn'))
+    await until('Bo\'s state says whom he follows', () => peer.stateOf('Bo')?.following === adaConn)
+    await a.click('[data-testid=file-tree] li[data-path="follow/long.py"] button.file', { timeout: WAIT_MS })
+    await a.click('.cm-editor[data-path="follow/long.py"] .cm-content')
+    await a.keyboard.press('Control+End')
+    const onScreen = (page, text) => page.evaluate(([t]) => {
+      const ed = document.querySelector('.cm-editor[data-path="follow/long.py"]')
+      if (!ed || ed.parentElement.hidden) return false
+      const box = ed.querySelector('.cm-scroller').getBoundingClientRect()
+      return [...ed.querySelectorAll('.cm-line')].some(l => {
+        if (!l.textContent.includes(t)) return false
+        const r = l.getBoundingClientRect()
+        return r.top >= box.top - 1 && r.bottom <= box.bottom + 1
+      })
+    }, [text])
+    await until('the end of the file on Ada\'s screen', () => onScreen(a, 'line 199 = 199  # ünïcode ✓'))
+    await until('Bo\'s page showing the lines Ada sees', () => onScreen(b, 'line 199 = 199  # ünïcode ✓'))
+    if (await onScreen(b, 'line 0 = 0  # ünïcode ✓')) throw new Error('Bo still sees the top of the file')
+    // Ada moves to the top: Bo's view goes with her.
+    await a.keyboard.press('Control+Home')
+    await until('Bo\'s page back at the top', () => onScreen(b, 'line 0 = 0  # ünïcode ✓'))
+    // Bo takes over.
+    await b.click('.cm-editor[data-path="follow/long.py"] .cm-content')
+    await b.waitForSelector('[data-testid=follow-banner]', { state: 'hidden', timeout: WAIT_MS })
+    await b.waitForSelector('[data-testid=notice]:has-text("Stopped following")', { timeout: WAIT_MS })
+    await until('Bo\'s state follows no one', () => peer.stateOf('Bo') && peer.stateOf('Bo').following == null)
+    await a.waitForSelector('[data-testid=people] [data-testid=follows]', { state: 'detached', timeout: WAIT_MS })
+    peer.doc.transact(() => peer.doc.getMap('files').delete('follow/long.py'))
+    await a.waitForSelector('[data-testid=file-tree] li[data-path="follow/long.py"]', { state: 'detached', timeout: WAIT_MS })
+  })
+
   const r = await newPage('reader')
   await step('reader-cannot-type', async () => {
     await joinAs(r, readLink, 'Rae')
@@ -511,6 +556,63 @@ async function main () {
       return ta === tb && tb === tr && tr === disk && disk.includes(offlineLine) ? disk : null
     })
     for (const line of [adaLine, boLine, diskLine, offlineLine]) {
+      if (final.split(line).length !== 2) throw new Error(`${JSON.stringify(line)} is not in the text exactly once:\n${final}`)
+    }
+  })
+
+  const closedTabLine = '# typed offline, then the tab was closed: ⌁ ü\n'
+  await step('offline-edits-survive-a-closed-tab', async () => {
+    // The server goes away; Ada types, closes her tab and opens the link again once the
+    // server is back: the lines she typed were kept in her browser (IndexedDB) and reach
+    // the room, the other pages and the folder.
+    const port = Number(new URL(serverUrl).port)
+    serverDown = true
+    await stop(serverChild, 'mesh-server')
+    await a.waitForSelector('[data-testid=status][data-state=offline]', { timeout: WAIT_MS })
+    if (!/kept in this browser/.test(await a.textContent('[data-testid=status]'))) throw new Error('the status does not say edits are kept')
+    await a.click('.cm-editor[data-path="main.py"] .cm-content')
+    await a.keyboard.press('Control+End')
+    // Pasted (one edit, so one stored update holds the whole line and the check below can
+    // find its bytes; typed keys are one update each).
+    await a.keyboard.insertText(closedTabLine)
+    // Kept means written to IndexedDB: look for the line's bytes among the stored updates.
+    const roomId = new URL(joinLink).pathname.split('/').pop()
+    await until('the offline line in IndexedDB', () => a.evaluate(([name, needle]) => new Promise((resolve) => {
+      const open = indexedDB.open(name)
+      open.onerror = () => resolve(false)
+      open.onsuccess = () => {
+        const all = open.result.transaction('updates').objectStore('updates').getAll()
+        all.onsuccess = () => {
+          const want = new TextEncoder().encode(needle.slice(0, 12))
+          const found = all.result.some(u => {
+            outer: for (let i = 0; i + want.length <= u.length; i++) {
+              for (let j = 0; j < want.length; j++) if (u[i + j] !== want[j]) continue outer
+              return true
+            }
+            return false
+          })
+          open.result.close()
+          resolve(found)
+        }
+        all.onerror = () => { open.result.close(); resolve(false) }
+      }
+    }), [`mesh-room:${roomId}`, closedTabLine]))
+    const context = a.context()
+    await a.close()
+    delete pages.ada
+    await startServer(port)
+    serverDown = false
+    const again = await newPage('ada', context)
+    await again.goto(joinLink)
+    await again.waitForSelector('[data-testid=status][data-state=connected]', { timeout: WAIT_MS })
+    await again.click('[data-testid=file-tree] li[data-path="main.py"] button.file', { timeout: WAIT_MS })
+    await waitText(again, 'main.py', [closedTabLine], 'the closed tab\'s line in the reopened page')
+    await waitText(b, 'main.py', [closedTabLine], 'the closed tab\'s line in page B')
+    const final = await until('byte-equal with the folder', async () => {
+      const [ta, tb, disk] = [await editorText(again, 'main.py'), await editorText(b, 'main.py'), readFile('main.py')]
+      return ta === tb && tb === disk && disk.includes(closedTabLine) ? disk : null
+    })
+    for (const line of [adaLine, boLine, diskLine, offlineLine, closedTabLine]) {
       if (final.split(line).length !== 2) throw new Error(`${JSON.stringify(line)} is not in the text exactly once:\n${final}`)
     }
   })

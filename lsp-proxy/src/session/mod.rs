@@ -690,6 +690,8 @@ impl Session {
             Event::StopFollowing => {
                 let fx = self.presence.stop_following("you took over");
                 self.apply(fx);
+                // Everyone sees who follows whom: the state says it.
+                self.publish_awareness();
             }
             Event::Request(req) => self.on_request(req),
             Event::EditAnswered { uri, id, applied } => {
@@ -840,6 +842,7 @@ impl Session {
                 let participants = self.room.as_ref().map(|r| r.participants.clone()).unwrap_or_default();
                 let _ = reply.send(self.presence.follow(who, &participants));
                 self.update_follow();
+                self.publish_awareness();
             }
             Request::Run(params, reply) => {
                 let path = match (&params.uri, &params.path) {

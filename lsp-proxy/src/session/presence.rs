@@ -89,6 +89,7 @@ impl Presence {
             }),
             cursor,
             view,
+            following: self.following,
         }
     }
 

@@ -29,6 +29,8 @@ export interface FileEditorOptions {
   onLocalChange: () => void
   /** Someone typed into a read-only editor: tell them why nothing happens. */
   onReadOnlyAttempt: () => void
+  /** The user pressed a key or clicked in the editor (follow mode stops then). */
+  onUserInput?: () => void
 }
 
 export class FileEditor {
@@ -66,11 +68,16 @@ export class FileEditor {
         if (update.selectionSet || update.docChanged || update.focusChanged || update.viewportChanged) opts.onLocalChange()
       }),
       EditorView.domEventHandlers({
+        mousedown: () => {
+          opts.onUserInput?.()
+          return false
+        },
         beforeinput: (_e, view) => {
           if (view.state.readOnly) opts.onReadOnlyAttempt()
           return false
         },
         keydown: (e, view) => {
+          if (!['Shift', 'Control', 'Alt', 'Meta'].includes(e.key)) opts.onUserInput?.()
           if (view.state.readOnly && e.key.length === 1 && !e.ctrlKey && !e.metaKey) opts.onReadOnlyAttempt()
           return false
         },
@@ -106,11 +113,42 @@ export class FileEditor {
     this.view.dispatch({ effects: setRemoteCursors.of(cursors) })
   }
 
-  /** The visible lines, 0-based. */
+  /** The lines on screen, 0-based (CodeMirror's viewport also holds lines drawn beyond the
+   * edges; someone following us wants to see what we see). */
   visibleLines (): [number, number] {
-    const { from, to } = this.view.viewport
+    const scroller = this.view.scrollDOM
     const doc = this.view.state.doc
-    return [doc.lineAt(from).number - 1, doc.lineAt(to).number - 1]
+    const rect = scroller.getBoundingClientRect()
+    if (rect.height === 0) {
+      // Hidden (another tab is in front): the viewport is the best we know.
+      const { from, to } = this.view.viewport
+      return [doc.lineAt(from).number - 1, doc.lineAt(to).number - 1]
+    }
+    const top = this.view.lineBlockAtHeight(scroller.scrollTop).from
+    const bottom = this.view.lineBlockAtHeight(scroller.scrollTop + scroller.clientHeight - 1).from
+    return [doc.lineAt(top).number - 1, doc.lineAt(bottom).number - 1]
+  }
+
+  /** Scrolls to show what someone else sees: line `line` (0-based) at the top, unless that
+   * would leave their caret `head` below our (perhaps smaller) screen, in which case the
+   * caret's line goes to the bottom; with no line known, the caret in the middle. */
+  scrollTo (place: { line: number | null; head: number | null }): void {
+    const doc = this.view.state.doc
+    const head = place.head === null ? null : Math.min(place.head, doc.length)
+    let effect
+    if (place.line !== null) {
+      const top = Math.min(place.line + 1, doc.lines)
+      const [ourTop, ourBottom] = this.visibleLines()
+      const headLine = head === null ? null : doc.lineAt(head).number
+      if (headLine !== null && headLine >= top && headLine - top >= ourBottom - ourTop) {
+        effect = EditorView.scrollIntoView(head!, { y: 'end' })
+      } else {
+        effect = EditorView.scrollIntoView(doc.line(top).from, { y: 'start' })
+      }
+    } else if (head !== null) {
+      effect = EditorView.scrollIntoView(head, { y: 'center' })
+    }
+    if (effect) this.view.dispatch({ effects: effect })
   }
 
   destroy (): void {

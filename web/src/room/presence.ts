@@ -1,7 +1,7 @@
 /**
  * mesh's awareness shape (`protocol/src/awareness.rs`), which every mesh client publishes
  * and reads: `{user: {name, color}, cursor: {path, anchor, head, selections?}, view: {path,
- * start_line, end_line}}`, offsets in UTF-16 code units of the file's text (what CodeMirror
+ * start_line, end_line}, following?: conn_id}`, offsets in UTF-16 code units of the file's text (what CodeMirror
  * and Yjs count in, so no conversion is needed in the browser).
  *
  * Reading is lenient, as in Rust: a part that does not have mesh's shape (y-codemirror's
@@ -19,7 +19,13 @@ const MAX_PATH_CHARS = 4096
 export interface PresenceUser { name: string; color: string | null }
 export interface PresenceCursor { path: string; anchor: number; head: number; selections: Array<[number, number]> }
 export interface PresenceView { path: string; start_line: number | null; end_line: number | null }
-export interface PresenceState { user: PresenceUser | null; cursor: PresenceCursor | null; view: PresenceView | null }
+export interface PresenceState {
+  user: PresenceUser | null
+  cursor: PresenceCursor | null
+  view: PresenceView | null
+  /** The connection id of whom this client follows. */
+  following: number | null
+}
 
 const isOffset = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -55,8 +61,13 @@ function readView (v: unknown): PresenceView | null {
 
 /** Reads a state as any client published it: the parts with mesh's shape. */
 export function readPresence (state: unknown): PresenceState {
-  if (!isObject(state)) return { user: null, cursor: null, view: null }
-  return { user: readUser(state.user), cursor: readCursor(state.cursor), view: readView(state.view) }
+  if (!isObject(state)) return { user: null, cursor: null, view: null, following: null }
+  return {
+    user: readUser(state.user),
+    cursor: readCursor(state.cursor),
+    view: readView(state.view),
+    following: isOffset(state.following) ? state.following : null,
+  }
 }
 
 /** The cursor part to publish for a selection in the file at `path`. */

@@ -1,8 +1,9 @@
 /**
  * Who this browser is in rooms (name and colour) and the sessions it created or joined,
- * kept in this origin's localStorage only.
+ * kept in this origin's localStorage only (the rooms' replicas: net/persistence.ts).
  */
 import { MAX_NAME_CHARS } from '../net/messages.js'
+import { forgetReplica } from '../net/persistence.js'
 
 const NAME_KEY = 'mesh.name'
 const COLOR_KEY = 'mesh.color'
@@ -61,5 +62,8 @@ export function rememberSession (s: Partial<RecentSession> & { id: string }): vo
   const old = all.find(r => r.id === s.id)
   const merged: RecentSession = { name: s.id, openedPath: `/join/${s.id}`, at: Date.now(), ...old, ...s }
   const rest = all.filter(r => r.id !== s.id)
-  localStorage.setItem(RECENT_KEY, JSON.stringify([merged, ...rest].slice(0, MAX_RECENT)))
+  const kept = [merged, ...rest]
+  localStorage.setItem(RECENT_KEY, JSON.stringify(kept.slice(0, MAX_RECENT)))
+  // A room no longer listed has no way back from the home page: its copy goes too.
+  for (const gone of kept.slice(MAX_RECENT)) forgetReplica(gone.id)
 }

@@ -1,22 +1,28 @@
 /**
- * Who is in the room: name, colour, role, the kind of client, and the file each one is in
- * (from their awareness `view`/`cursor`, clickable to open it). Companion connections (a
- * person's debug adapter) are not listed as people.
+ * Who is in the room: name, colour, role, the kind of client, the file each one is in
+ * (from their awareness `view`/`cursor`, clickable to open it), whom each one follows, and
+ * a Follow button. Companion connections (a person's debug adapter) are not listed as people.
  */
 import type { MeshProvider } from '../net/provider.js'
 import type { Participant } from '../net/messages.js'
 import { readPresence } from '../room/presence.js'
 import { h, fill, dot } from './dom.js'
+import type { Follower } from './follow.js'
 
 export class PeoplePanel {
   readonly el: HTMLElement
   private readonly list: HTMLElement
 
-  constructor (private readonly provider: MeshProvider, private readonly openFile: (path: string) => void) {
+  constructor (
+    private readonly provider: MeshProvider,
+    private readonly openFile: (path: string) => void,
+    private readonly follower: Follower,
+  ) {
     this.list = h('ul', { class: 'people', 'data-testid': 'people' })
     this.el = h('section', { class: 'panel' }, h('h2', {}, 'People'), this.list)
     provider.on('participants', () => this.render())
     provider.awareness.on('change', () => this.render())
+    follower.onChange(() => this.render())
   }
 
   private render (): void {
@@ -35,10 +41,20 @@ export class PeoplePanel {
       h('span', { class: 'name' }, p.name), me && h('small', {}, ' (you)'),
       h('span', { class: `badge ${p.role}` }, p.role),
       h('small', { class: 'client' }, p.client))
+    if (!me && p.doc_client_id !== undefined) {
+      const on = this.follower.following === p.conn_id
+      const follow = h('button', { type: 'button', class: on ? 'small following' : 'small', 'data-action': 'follow', 'aria-pressed': String(on), title: on ? `Stop following ${p.name}` : `Show what ${p.name} shows` }, on ? 'Following' : 'Follow')
+      follow.addEventListener('click', () => (on ? this.follower.stop('you stopped') : this.follower.start(p.conn_id)))
+      li.append(follow)
+    }
     if (where && !me) {
       const go = h('button', { type: 'button', class: 'link small', title: `Open ${where}` }, where)
       go.addEventListener('click', () => this.openFile(where))
       li.append(h('div', { class: 'where' }, 'in ', go))
+    }
+    if (presence.following !== null) {
+      const whom = presence.following === this.provider.connId ? 'you' : this.provider.participants.get(presence.following)?.name
+      if (whom) li.append(h('div', { class: 'where', 'data-testid': 'follows' }, `follows ${whom}`))
     }
     return li
   }

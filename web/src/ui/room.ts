@@ -4,13 +4,16 @@
  * and debug panels, see dock.ts), invite and chat on the right. Each panel is its own module that
  * reads the room through the provider and the shared document.
  */
+import * as Y from 'yjs'
 import { MeshProvider, type ConnectionStatus } from '../net/provider.js'
+import { KeptReplica } from '../net/persistence.js'
 import type { Role } from '../net/messages.js'
 import { h, fill } from './dom.js'
 import { myColor, rememberSession, recentSessions, storeName, storedName } from './identity.js'
 import { Workspace } from './workspace.js'
 import { ChatPanel } from './chat.js'
 import { Dock } from './dock.js'
+import { Follower } from './follow.js'
 import { Shortcuts } from './shortcuts.js'
 import { RunPanel } from '../run/panel.js'
 import { DebugPanel } from '../debug/panel.js'
@@ -41,7 +44,7 @@ export function renderRoom (root: HTMLElement, roomId: string): void {
     askName(root, () => renderRoom(root, roomId))
     return
   }
-  openRoom(root, roomId, token, name)
+  void openRoom(root, roomId, token, name)
 }
 
 function askName (root: HTMLElement, then: () => void): void {
@@ -60,16 +63,21 @@ function askName (root: HTMLElement, then: () => void): void {
   input.focus()
 }
 
-function openRoom (root: HTMLElement, roomId: string, token: string, name: string): void {
+async function openRoom (root: HTMLElement, roomId: string, token: string, name: string): Promise<void> {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
   const url = `${scheme}://${location.host}/ws/${roomId}?token=${encodeURIComponent(token)}`
-  const provider = new MeshProvider(url, { name, color: myColor() })
+  // The copy of the room this browser kept loads first: edits made offline in an earlier
+  // visit go to the room with the first sync.
+  const doc = new Y.Doc()
+  const kept = await KeptReplica.open(roomId, doc)
+  const provider = new MeshProvider(url, { name, color: myColor() }, doc)
   rememberSession({ id: roomId, openedPath: `${location.pathname}${location.search}`, at: Date.now() })
 
   const status = h('span', { class: 'status', 'data-testid': 'status', role: 'status' })
   const roleBadge = h('span', { class: 'role', 'data-testid': 'role' })
   const title = h('span', { class: 'title', 'data-testid': 'room-name' }, 'mesh session')
   const notices = h('div', { class: 'notices', 'aria-live': 'polite' })
+  const followBanner = h('div', { class: 'follow-banner', 'data-testid': 'follow-banner', hidden: true })
   const readerBanner = h('div', { class: 'reader-banner', 'data-testid': 'reader-banner', hidden: true },
     'You joined with a read-only link: you can follow along, select and chat, but not edit.')
 
@@ -84,10 +92,13 @@ function openRoom (root: HTMLElement, roomId: string, token: string, name: strin
     void readerBanner.offsetWidth // restart the animation
     readerBanner.classList.add('flash')
   })
-  const people = new PeoplePanel(provider, (path) => workspace.open(path))
+  const follower = new Follower(provider, workspace)
+  workspace.onUserTakeover = (why) => follower.stop(why)
+  const people = new PeoplePanel(provider, (path) => workspace.open(path), follower)
   const chat = new ChatPanel(provider, notify)
   const dock = new Dock()
   const shortcuts = new Shortcuts()
+  shortcuts.add({ keys: 'Escape', label: 'Stop following', inInputs: true, run: () => { if (follower.following === null) return false; follower.stop('you pressed Escape') } })
   const run = new RunPanel(provider, workspace, dock, shortcuts, notify)
   const debug = new DebugPanel(provider, workspace, dock, shortcuts, notify)
   dock.add('run', 'Run', run.el)
@@ -100,16 +111,33 @@ function openRoom (root: HTMLElement, roomId: string, token: string, name: strin
       h('a', { class: 'brand', href: '/' }, 'mesh'), title, status, roleBadge,
       h('span', { class: 'me' }, `you: ${name}`)),
     h('aside', { class: 'left' }, workspace.treePanel, people.el),
-    h('section', { class: 'center' }, readerBanner, workspace.tabsEl, workspace.editorsEl, dock.el),
+    h('section', { class: 'center' }, readerBanner, followBanner, workspace.tabsEl, workspace.editorsEl, dock.el),
     h('aside', { class: 'right' }, invite, chat.el),
     notices))
+
+  follower.onChange((target, reason) => {
+    const who = target === null ? undefined : provider.participants.get(target)
+    if (who) {
+      const stop = h('button', { type: 'button', class: 'small' }, 'Stop (Esc)')
+      stop.addEventListener('click', () => follower.stop('you stopped'))
+      fill(followBanner, `Following ${who.name}: you see the file and lines they see. `, stop)
+      followBanner.style.borderColor = who.color
+      followBanner.hidden = false
+    } else {
+      followBanner.hidden = true
+      if (reason) notify(`Stopped following: ${reason}.`)
+    }
+  })
 
   const showStatus = (s: ConnectionStatus) => {
     status.dataset.state = s.state
     switch (s.state) {
       case 'connecting': status.textContent = 'connecting…'; break
       case 'connected': status.textContent = 'connected'; break
-      case 'offline': status.textContent = `offline: ${s.reason}; retrying in ${Math.ceil(s.retryInMs / 1000)} s`; break
+      case 'offline':
+        status.textContent = `offline: ${s.reason}; retrying in ${Math.ceil(s.retryInMs / 1000)} s` +
+          (kept.keeping ? ' · your edits are kept in this browser' : '')
+        break
       case 'closed': status.textContent = `disconnected: ${s.reason}`; break
     }
   }

@@ -10,6 +10,7 @@ import { FileEditor } from '../editor/editor.js'
 import { cursorState, remoteCursors } from '../room/presence.js'
 import { createFile, deleteFile, filePaths, fileText, fileTree, filesOf, renameFile, renamesIn, type TreeFolder } from '../room/files.js'
 import { h, fill } from './dom.js'
+import type { FollowHost, FollowPlace } from './follow.js'
 
 /** The least time between two cursor publications: the server relays at most 60 awareness
  * updates a second per connection (burst 240); 20 a second leaves room and still looks live. */
@@ -18,7 +19,7 @@ export const CURSOR_PUBLISH_INTERVAL_MS = 50
 /** How long a delete button waits for its confirming second click. */
 const CONFIRM_MS = 3000
 
-export class Workspace {
+export class Workspace implements FollowHost {
   readonly treePanel: HTMLElement
   readonly tabsEl: HTMLElement
   readonly editorsEl: HTMLElement
@@ -29,6 +30,10 @@ export class Workspace {
   private readonly texts = new Map<string, Y.Text>()
   private active: string | null = null
   private readonly activeListeners: Array<(path: string | null) => void> = []
+  /** Whom we follow, published in our state. */
+  private following: number | null = null
+  /** Called when the user takes over (types, clicks an editor, opens a file themselves). */
+  onUserTakeover: (what: string) => void = () => {}
   private role: Role | null = null
   private publishTimer: ReturnType<typeof setTimeout> | null = null
   private lastPublish = 0
@@ -88,12 +93,15 @@ export class Workspace {
   openDefault (): void {
     if (this.active) return
     const first = this.paths()[0]
-    if (first) this.open(first)
+    if (first) this.open(first, 'page')
   }
 
-  open (path: string): void {
+  /** Opens `path` in front. `how`: the user asked (which ends follow mode), follow mode
+   * did (no focus taken), or the page itself did (a rename, the first file). */
+  open (path: string, how: 'user' | 'follow' | 'page' = 'user'): void {
     const text = fileText(this.provider.doc, path)
     if (!text) return
+    if (how === 'user' && path !== this.active) this.onUserTakeover('you opened another file')
     if (!this.editors.has(path)) {
       const host = h('div', { class: 'editor-host' })
       this.editorsEl.querySelector('.empty')?.remove()
@@ -105,6 +113,7 @@ export class Workspace {
         nonce: this.nonce,
         onLocalChange: () => this.schedulePublish(),
         onReadOnlyAttempt: this.onReadOnlyAttempt,
+        onUserInput: () => this.onUserTakeover('you took over'),
       }))
       this.texts.set(path, text)
     }
@@ -115,7 +124,19 @@ export class Workspace {
     this.renderTabs()
     this.renderTree()
     this.refreshCursors()
-    this.editors.get(path)?.view.focus()
+    if (how !== 'follow') this.editors.get(path)?.view.focus()
+    this.schedulePublish()
+  }
+
+  reveal (place: FollowPlace): boolean {
+    if (!fileText(this.provider.doc, place.path)) return false
+    if (this.active !== place.path) this.open(place.path, 'follow')
+    this.editors.get(place.path)?.scrollTo(place)
+    return true
+  }
+
+  setFollowing (connId: number | null): void {
+    this.following = connId
     this.schedulePublish()
   }
 
@@ -130,7 +151,7 @@ export class Workspace {
       this.active = null
       for (const fn of this.activeListeners) fn(null)
       const next = [...this.editors.keys()].pop()
-      if (next) this.open(next)
+      if (next) this.open(next, 'page')
       else this.editorsEl.append(h('p', { class: 'empty' }, 'Open a file from the list on the left.'))
     }
     this.renderTabs()
@@ -144,7 +165,7 @@ export class Workspace {
       if (!this.editors.has(from)) continue
       const wasActive = this.active === from
       this.close(from)
-      if (wasActive) this.open(to)
+      if (wasActive) this.open(to, 'page')
     }
     for (const path of [...this.editors.keys()]) {
       // A file that was deleted closes; one replaced by another Y.Text reopens on it.
@@ -153,7 +174,7 @@ export class Workspace {
       else if (this.texts.get(path) !== text) {
         const wasActive = this.active === path
         this.close(path)
-        if (wasActive) this.open(path)
+        if (wasActive) this.open(path, 'page')
       }
     }
     this.renderTree()
@@ -269,6 +290,7 @@ export class Workspace {
     const p = this.provider
     const ed = this.active ? this.editors.get(this.active) : undefined
     const state: Record<string, unknown> = { user: { name: p.identity.name, color: p.identity.color } }
+    if (this.following !== null) state.following = this.following
     if (ed) {
       const sel = ed.view.state.selection
       state.cursor = cursorState(ed.path, sel.ranges, sel.mainIndex)

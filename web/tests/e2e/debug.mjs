@@ -210,10 +210,13 @@ export async function debugSteps (ctx) {
     if (exited.body.exitCode !== 0) throw new Error(`the editor peer saw exit code ${exited.body.exitCode}`)
     await editor.event('terminated', { since })
     await editor.close()
-    // The steps after these expect the starter file in front, as they left it.
+    // The steps after these expect the room as it was: the starter file alone, in front.
+    peer.doc.getMap('files').delete(PATH)
     for (const page of [a, b, r]) {
+      await page.waitForSelector(`[data-testid=file-tree] li[data-path="${PATH}"]`, { state: 'detached', timeout: WAIT_MS })
       await page.click('[data-testid=file-tree] li[data-path="main.py"] button.file')
       await page.waitForSelector('.cm-editor[data-path="main.py"]:visible', { timeout: WAIT_MS })
     }
+    await until('the program gone from the proxy\'s folder', () => readFile(PATH) === null)
   })
 }
