@@ -9,6 +9,10 @@
 //!   Every message to a participant carries that participant's own `seq` counter.
 //! - Events go to every attached participant. The last `stopped` is kept (until the program
 //!   continues) and replayed to a late joiner after its `configurationDone`.
+//! - The program starts on the starter's `configurationDone`, once its breakpoints are set:
+//!   someone who joined at once and configured first is answered and waits with the rest
+//!   (else the program could run past the starter's breakpoints before they arrive). If the
+//!   starter leaves before configuring, the first who configured starts it.
 //! - Breakpoints are kept per participant and source; upstream gets the union per source,
 //!   each participant's response holds the results for its own breakpoints only.
 //! - Roles: writers may do anything; readers may inspect (threads, stack, scopes, variables,
@@ -127,6 +131,9 @@ pub struct Hub {
     capabilities: Value,
     launch: Value,
     configuration_done: bool,
+    /// Participants who sent `configurationDone` before the starter did: answered, and the
+    /// program waits for the starter's.
+    configured_early: BTreeSet<ConnId>,
     stopped: Option<Value>,
     exit_code: Option<i64>,
     /// The adapter said the session is over (`terminated`).
@@ -151,6 +158,7 @@ impl Hub {
             capabilities: json!({}),
             launch,
             configuration_done: false,
+            configured_early: BTreeSet::new(),
             stopped: None,
             exit_code: None,
             terminated: false,
@@ -228,6 +236,14 @@ impl Hub {
         if self.clients.remove(&conn).is_none() {
             return Vec::new();
         }
+        self.configured_early.remove(&conn);
+        let mut out = Vec::new();
+        if conn == self.starter && !self.configuration_done && !self.configured_early.is_empty() {
+            // The starter left before configuring: someone else is waiting, so the program
+            // starts now.
+            self.configuration_done = true;
+            out.push(self.upstream("configurationDone", json!({}), Pending::Quiet));
+        }
         self.pending
             .retain(|_, p| !matches!(p, Pending::Client { conn: c, .. } if *c == conn));
         let paths: Vec<String> = self
@@ -235,7 +251,6 @@ impl Hub {
             .iter_mut()
             .filter_map(|(path, by)| by.remove(&conn).map(|_| path.clone()))
             .collect();
-        let mut out = Vec::new();
         for path in paths {
             out.extend(self.merge_upstream(&path, None));
         }
@@ -357,8 +372,13 @@ impl Hub {
 
     fn configuration_done(&mut self, conn: ConnId, seq: i64, msg: Value) -> Vec<Out> {
         if !self.configuration_done {
-            // The first participant's configurationDone starts the program; breakpoints
-            // set before it are in place.
+            if conn != self.starter && self.clients.contains_key(&self.starter) {
+                // The program waits for the starter's breakpoints.
+                self.configured_early.insert(conn);
+                return vec![self.respond(conn, seq, "configurationDone", Ok(json!({})))];
+            }
+            // The starter's configurationDone starts the program; breakpoints set before it
+            // (everyone's so far) are in place.
             self.configuration_done = true;
             return vec![self.forward(conn, seq, "configurationDone".into(), msg)];
         }
@@ -913,6 +933,37 @@ mod tests {
         let out = hub.from_client(BOB, Role::Writer, req(3, "disconnect", json!({})));
         assert!(adapter_msgs(&out).is_empty());
         assert_eq!(to(&out, BOB)[0]["success"], true);
+    }
+
+    #[test]
+    fn the_program_starts_on_the_starters_configuration_done() {
+        let mut hub = ready_hub();
+        // Bob joined at once and configured first: answered, but nothing starts yet.
+        let out = hub.from_client(BOB, Role::Writer, req(1, "configurationDone", json!({})));
+        assert!(adapter_msgs(&out).is_empty(), "the program waits for the starter");
+        assert_eq!(to(&out, BOB)[0]["success"], true);
+        // Ada's breakpoints go upstream, then her configurationDone starts the program.
+        let bp = json!({"source": {"path": "/work/main.py"}, "breakpoints": [{"line": 3}]});
+        let out = hub.from_client(ADA, Role::Writer, req(2, "setBreakpoints", bp));
+        assert_eq!(adapter_msgs(&out)[0]["command"], "setBreakpoints");
+        let out = hub.from_client(ADA, Role::Writer, req(3, "configurationDone", json!({})));
+        assert_eq!(adapter_msgs(&out)[0]["command"], "configurationDone");
+        // The stop reaches Bob live.
+        let out = hub.from_adapter(json!({"type": "event", "seq": 9, "event": "stopped", "body": {"threadId": 1}}));
+        assert_eq!(to(&out, BOB)[0]["event"], "stopped");
+    }
+
+    #[test]
+    fn a_starter_who_leaves_before_configuring_does_not_hold_the_program() {
+        let mut hub = ready_hub();
+        hub.from_client(BOB, Role::Writer, req(1, "configurationDone", json!({})));
+        let out = hub.leave(ADA);
+        assert!(adapter_msgs(&out).iter().any(|m| m["command"] == "configurationDone"));
+        // Without anyone waiting, the next one to configure starts it.
+        let mut hub = ready_hub();
+        hub.leave(ADA);
+        let out = hub.from_client(BOB, Role::Writer, req(1, "configurationDone", json!({})));
+        assert_eq!(adapter_msgs(&out)[0]["command"], "configurationDone");
     }
 
     #[test]

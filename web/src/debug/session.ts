@@ -304,6 +304,8 @@ export class DebugSession {
     this.paths = null
     this.phase = next
     this.clearStop()
+    this.threads = []
+    this.threadId = null
     this.changed()
   }
 

@@ -263,6 +263,7 @@ test('the session\'s end fails what waits, clears the room\'s marks, and says ho
   await assert.rejects(pending, /has ended/)
   assert.equal(h.session.phase.kind, 'idle')
   assert.deepEqual(h.session.ended, { exitCode: 0, error: null })
+  assert.deepEqual(h.session.threads, [])
   assert.deepEqual(h.store.marks('debugme.py').others, [])
 })
 
