@@ -210,6 +210,26 @@ export async function debugSteps (ctx) {
     if (exited.body.exitCode !== 0) throw new Error(`the editor peer saw exit code ${exited.body.exitCode}`)
     await editor.event('terminated', { since })
     await editor.close()
+  })
+
+  await step('debug-auto-join-leave-and-stop', async () => {
+    // B joins others' sessions by itself from now on; A starts again (its breakpoint kept).
+    await b.check('[data-testid=debug-autojoin]')
+    await a.click('.cm-editor[data-path="debugme.py"] .cm-content')
+    await a.keyboard.press('F5')
+    for (const [label, page] of [['A', a], ['B', b]]) await waitCurrent(page, lineText(A_LINE), `page ${label} stops again`)
+    // Shift+F5 in B, who did not start it, leaves: the session goes on, B may join again.
+    if (await b.isEnabled('[data-testid=debug-stop]')) throw new Error('B can end a session A started')
+    await b.keyboard.press('Shift+F5')
+    await b.waitForSelector('[data-testid=debug-join]:visible', { timeout: WAIT_MS })
+    await waitCurrent(a, lineText(A_LINE), 'page A after B left')
+    // Shift+F5 in A, who started it, ends it for everyone.
+    await a.keyboard.press('Shift+F5')
+    for (const page of [a, b]) {
+      await page.waitForSelector('[data-testid=debug-panel][data-phase=idle][data-ended]', { timeout: WAIT_MS })
+      await page.waitForSelector('.cm-line.cm-debug-current', { state: 'detached', timeout: WAIT_MS })
+    }
+    await b.uncheck('[data-testid=debug-autojoin]')
     // The steps after these expect the room as it was: the starter file alone, in front.
     peer.doc.getMap('files').delete(PATH)
     for (const page of [a, b, r]) {
