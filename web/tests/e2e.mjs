@@ -67,7 +67,8 @@ let serverDown = false
 async function startServer (port = 0) {
   const child = spawn(SERVER_BIN, ['--listen', `127.0.0.1:${port}`, '--data-dir', join(tmp, 'data')], {
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, MESH_LOG: process.env.MESH_LOG ?? 'warn' },
+    // Runs use the images scripts/build-images makes (for machines without a registry, CI included), unless MESH_RUN_IMAGES says otherwise.
+    env: { ...process.env, MESH_LOG: process.env.MESH_LOG ?? 'warn', MESH_RUN_IMAGES: process.env.MESH_RUN_IMAGES ?? 'local' },
   })
   serverChild = child
   cleanups.push(() => stop(child, 'mesh-server'))
