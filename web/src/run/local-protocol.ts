@@ -12,8 +12,10 @@ export interface StartMessage {
   files: Array<[string, string]>
   /** The room path of the file to run. */
   entry: string
-  /** The stdin ring (local-stdin.ts), or null when the page is not cross-origin isolated. */
+  /** The stdin ring (local-ring.ts), or null when the page is not cross-origin isolated. */
   stdin: SharedArrayBuffer | null
+  /** The output ring, or null (then output comes in `output` messages). */
+  output: SharedArrayBuffer | null
   /** The output limit in UTF-8 bytes; the worker stops the program past it. */
   outputLimitBytes: number
   /** Where Pyodide's files are (Python only), an absolute URL ending in `/`. */
@@ -24,9 +26,8 @@ export interface StartMessage {
 export type WorkerMessage =
   /** The runtime is loaded and the program starts now: its time limit starts. */
   | { type: 'started' }
+  /** Output, when there is no output ring. */
   | { type: 'output'; chunks: OutputChunk[] }
-  /** The program read from stdin: room in the ring for more typed text. */
-  | { type: 'stdin-read' }
   | { type: 'exit'; code: number }
   /** The program printed past the output limit; the worker stopped it. */
   | { type: 'output-limit' }
@@ -46,7 +47,6 @@ export function parseWorkerMessage (data: unknown): WorkerMessage | null {
   const m = data as Record<string, unknown>
   switch (m.type) {
     case 'started':
-    case 'stdin-read':
     case 'output-limit':
       return { type: m.type }
     case 'exit':
@@ -80,7 +80,9 @@ export function parseStartMessage (data: unknown): StartMessage | null {
     if (!Array.isArray(f) || typeof f[0] !== 'string' || typeof f[1] !== 'string') return null
     files.push([f[0], f[1]])
   }
-  const stdin = typeof SharedArrayBuffer === 'function' && m.stdin instanceof SharedArrayBuffer ? m.stdin : null
+  const shared = (v: unknown) => (typeof SharedArrayBuffer === 'function' && v instanceof SharedArrayBuffer ? v : null)
+  const stdin = shared(m.stdin)
+  const output = shared(m.output)
   const pyodideUrl = typeof m.pyodideUrl === 'string' ? m.pyodideUrl : undefined
-  return { type: 'start', files, entry: m.entry, stdin, outputLimitBytes: m.outputLimitBytes, pyodideUrl }
+  return { type: 'start', files, entry: m.entry, stdin, output, outputLimitBytes: m.outputLimitBytes, pyodideUrl }
 }

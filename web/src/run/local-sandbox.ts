@@ -16,9 +16,9 @@
  * per-tab limit is), the clock, `crypto`, and messages to the page, which reads them as
  * untrusted (local-protocol.ts).
  */
-import { OutputBatcher, FLUSH_MS, type OutputStream } from './local-output.js'
+import { encodeRecords, OutputBatcher, OutputMeter, FLUSH_MS, type OutputStream } from './local-output.js'
 import { parseStartMessage, type StartMessage, type WorkerMessage } from './local-protocol.js'
-import { StdinReader } from './local-stdin.js'
+import { RingReader, RingWriter } from './local-ring.js'
 
 // The worker's own timers, taken before a JavaScript program's runtime wraps the globals to
 // count the program's timers (local-js-worker.ts): flushing output is not the program's.
@@ -59,37 +59,52 @@ export function lockDown (): void {
 
 /** A program's output and stdin, inside the worker. */
 export class WorkerIO {
+  private readonly meter: OutputMeter
+  /** The output ring, or, without one, batched messages. */
+  private readonly ring: RingWriter | null
   private readonly batcher: OutputBatcher
-  private readonly reader: StdinReader | null
+  private readonly reader: RingReader | null
   private timer: ReturnType<typeof setTimeout> | null = null
   private ended = false
   private warnedNoStdin = false
 
   constructor (private readonly post: (m: WorkerMessage) => void, start: StartMessage) {
-    this.batcher = new OutputBatcher(chunks => post({ type: 'output', chunks }), start.outputLimitBytes)
-    this.reader = start.stdin ? new StdinReader(start.stdin) : null
+    this.meter = new OutputMeter(start.outputLimitBytes)
+    this.ring = start.output ? new RingWriter(start.output) : null
+    // The batcher's own meter is never reached: this one cuts first.
+    this.batcher = new OutputBatcher(chunks => post({ type: 'output', chunks }), Infinity)
+    this.reader = start.stdin ? new RingReader(start.stdin) : null
   }
 
-  /** Output as the program prints it; past the output limit the page is told and stops the
+  /** Output as the program prints it (into the ring, where the page takes it; a full ring
+   * blocks until the page has read). Past the output limit the page is told and stops the
    * worker, and anything more is dropped. */
   write (stream: OutputStream, text: string): void {
     if (this.ended || !text) return
-    const r = this.batcher.write(stream, text, performance.now())
-    if (r === 'limit') {
-      this.batcher.flush()
+    const kept = this.meter.take(text)
+    if (kept) {
+      if (this.ring) for (const rec of encodeRecords(stream, kept)) this.ring.writeAllBlocking(rec)
+      else this.batch(stream, kept)
+    }
+    if (this.meter.over) {
+      this.flush()
       this.ended = true
       this.post({ type: 'output-limit' })
-    } else if (r === 'due') this.flush()
+    }
+  }
+
+  private batch (stream: OutputStream, text: string): void {
+    if (this.batcher.write(stream, text, performance.now()) === 'due') this.flush()
     else if (this.timer === null) {
       // A program that prints and then waits (a timer, stdin) still shows its output.
       this.timer = ownSetTimeout(() => { this.timer = null; this.flush() }, FLUSH_MS)
     }
   }
 
-  /** Sends the output waiting in the worker. */
+  /** Sends the output waiting in the worker (none waits with the ring). */
   flush (): void {
     if (this.timer !== null) { ownClearTimeout(this.timer); this.timer = null }
-    this.batcher.flush()
+    this.batcher.flush(performance.now())
   }
 
   /** Reads stdin into `into`, blocking until text is typed; 0 at end of input. Output goes
@@ -97,9 +112,7 @@ export class WorkerIO {
   readSync (into: Uint8Array): number {
     this.flush()
     if (!this.reader) return this.noStdin()
-    const n = this.reader.read(into)
-    this.post({ type: 'stdin-read' })
-    return n
+    return this.reader.read(into)
   }
 
   /** Reads what is there without blocking: bytes, `'empty'` or `'eof'`. */
@@ -108,9 +121,7 @@ export class WorkerIO {
       this.noStdin()
       return 'eof'
     }
-    const r = this.reader.tryRead(into)
-    if (typeof r === 'number') this.post({ type: 'stdin-read' })
-    return r
+    return this.reader.tryRead(into)
   }
 
   /** Settles when stdin may have more (for readers that must not block). */

@@ -28,7 +28,8 @@ export interface LocalRunEnd {
   code: number | null
   durationMs: number
   limit: 'time' | 'output' | 'memory' | null
-  /** Set when the runtime itself failed (could not load), not the program. */
+  /** Set when the runtime itself failed (could not load), not the program; `'stopped'` after
+   * {@link LocalRun.stop}, as the server reports a stopped run. */
   error?: string
 }
 

@@ -1,22 +1,34 @@
 /**
- * The stdin of a program that runs in this browser: a ring buffer in a SharedArrayBuffer
- * that the page writes typed text into and the run's worker reads from. Python's `input()`
- * and JavaScript's `readFileSync(0)` must block inside the program until a line is typed,
- * and a worker can only block on shared memory (`Atomics.wait`); a message could not arrive
- * while the program holds the worker's thread. SharedArrayBuffer needs a cross-origin
- * isolated page: mesh-server sends the room page with COOP and COEP for that
- * (server/src/web.rs).
+ * Byte rings in a SharedArrayBuffer between the page and a run's worker, one writer and one
+ * reader each:
  *
- * Layout: four 32-bit words, then the data. The writer (the page) owns `WRITTEN` and
- * `CLOSED`, the reader (the worker) owns `READ`; both counters only grow (wrapping), so
- * `WRITTEN - READ` is what waits to be read. Every write and the close bump `SEQ`, the one
- * word the reader sleeps on, so a wake-up is never missed between its check and its wait.
+ * - **stdin** (the page writes, the worker reads): Python's `input()` and JavaScript's
+ *   `readFileSync(0)` must block inside the program until a line is typed, and a worker can
+ *   only block on shared memory (`Atomics.wait`); a message could not arrive while the
+ *   program holds the worker's thread.
+ * - **output** (the worker writes, the page reads on its own timer): a program that prints
+ *   and then loops forever holds the worker's thread, so no timer of the worker would ever
+ *   send what it printed; the page takes it from the ring, also right before it terminates
+ *   the worker, so nothing printed is lost to the time limit or Stop. A full ring blocks the
+ *   program until the page has read: back-pressure, as a pipe gives.
+ *
+ * SharedArrayBuffer needs a cross-origin isolated page: mesh-server sends the room page with
+ * COOP and COEP for that (server/src/web.rs).
+ *
+ * Layout: four 32-bit words, then the data. The writer owns `WRITTEN` and `CLOSED`, the
+ * reader owns `READ`; both counters only grow (wrapping), so `WRITTEN - READ` is what waits
+ * to be read. Every write, read and close bumps `SEQ`, the one word either side sleeps on, so
+ * a wake-up is never missed between a check and a wait.
  */
 
-/** The ring's size: far more than anyone types ahead of a program; a paste larger than
- * this waits in the page and follows as the program reads. A power of two, so positions
- * map to slots with a mask even when the counters wrap. */
+/** The stdin ring's size: far more than anyone types ahead of a program; a paste larger
+ * than this waits in the page and follows as the program reads. A power of two, so
+ * positions map to slots with a mask even when the counters wrap. */
 export const STDIN_BUFFER_BYTES = 64 * 1024
+
+/** The output ring's size: what a program may print between two reads of the page (every
+ * 25 ms) before it waits, several MB/s of output; a power of two. */
+export const OUTPUT_BUFFER_BYTES = 256 * 1024
 
 const WRITTEN = 0
 const READ = 1
@@ -31,9 +43,9 @@ const POLL_MS = 20
 /** `Atomics.waitAsync` (ES2024; the page's TypeScript library is ES2022). */
 type WaitAsync = (a: Int32Array, index: number, value: number) => { async: boolean; value: Promise<unknown> | string }
 
-/** A fresh, empty stdin buffer of `capacity` bytes (a power of two). */
-export function createStdinBuffer (capacity = STDIN_BUFFER_BYTES): SharedArrayBuffer {
-  if (capacity <= 0 || (capacity & (capacity - 1)) !== 0) throw new Error(`stdin capacity must be a power of two, not ${capacity}`)
+/** A fresh, empty ring of `capacity` bytes (a power of two). */
+export function createRing (capacity: number): SharedArrayBuffer {
+  if (capacity <= 0 || (capacity & (capacity - 1)) !== 0) throw new Error(`a ring's capacity must be a power of two, not ${capacity}`)
   return new SharedArrayBuffer(HEADER_BYTES + capacity)
 }
 
@@ -52,10 +64,16 @@ class Ring {
   protected pending (): number {
     return (Atomics.load(this.header, WRITTEN) - Atomics.load(this.header, READ)) >>> 0
   }
+
+  /** Tells the other side something changed. */
+  protected wake (): void {
+    Atomics.add(this.header, SEQ, 1)
+    Atomics.notify(this.header, SEQ)
+  }
 }
 
-/** The page's end: puts bytes in, closes. Never blocks. */
-export class StdinWriter extends Ring {
+/** The writing end. Only {@link writeAllBlocking} waits (in a worker). */
+export class RingWriter extends Ring {
   /** Copies as much of `bytes` as fits; returns how many bytes went in. */
   write (bytes: Uint8Array): number {
     if (this.closed) return 0
@@ -67,6 +85,20 @@ export class StdinWriter extends Ring {
     return n
   }
 
+  /** Writes all of `bytes` at once, waiting (blocking the thread) until there is room, so the
+   * reader never sees part of them. */
+  writeAllBlocking (bytes: Uint8Array): void {
+    if (bytes.length > this.data.length) throw new Error(`${bytes.length} bytes do not fit a ring of ${this.data.length}`)
+    for (;;) {
+      const seq = Atomics.load(this.header, SEQ)
+      if (this.data.length - this.pending() >= bytes.length) {
+        this.write(bytes)
+        return
+      }
+      Atomics.wait(this.header, SEQ, seq)
+    }
+  }
+
   /** End of input: the reader gets what is left, then EOF. */
   close (): void {
     Atomics.store(this.header, CLOSED, 1)
@@ -76,18 +108,13 @@ export class StdinWriter extends Ring {
   get closed (): boolean {
     return Atomics.load(this.header, CLOSED) === 1
   }
-
-  private wake (): void {
-    Atomics.add(this.header, SEQ, 1)
-    Atomics.notify(this.header, SEQ)
-  }
 }
 
 /** What a read that does not wait finds. */
 export type TryRead = number | 'empty' | 'eof'
 
-/** The worker's end. */
-export class StdinReader extends Ring {
+/** The reading end. Only {@link read} waits (in a worker). */
+export class RingReader extends Ring {
   /** Takes what is there into `into` without waiting: the byte count, `'empty'`, or
    * `'eof'` once the writer closed and everything was read. */
   tryRead (into: Uint8Array): TryRead {
@@ -96,6 +123,7 @@ export class StdinReader extends Ring {
     const at = Atomics.load(this.header, READ)
     for (let i = 0; i < n; i++) into[i] = this.data[(at + i) & this.mask]
     Atomics.store(this.header, READ, (at + n) | 0)
+    this.wake()
     return n
   }
 
@@ -134,7 +162,7 @@ export class StdinFeeder {
   private closing = false
   private readonly encoder = new TextEncoder()
 
-  constructor (private readonly writer: StdinWriter) {}
+  constructor (private readonly writer: RingWriter) {}
 
   /** Queues `text` for the program; `eof` closes stdin after it. */
   push (text: string, eof = false): void {
