@@ -6,7 +6,7 @@
  * This module is what the page loads with the run panel: the interface and a few lines. The
  * rest (local-runner.ts, the workers, Pyodide) is fetched on the first local run, so a page
  * that never runs in the browser never downloads it. How it is sandboxed: local-sandbox.ts;
- * why: docs/decisions/011-in-browser-execution.md.
+ * why: docs/decisions/009-browser-client.md (its addendum on in-browser execution).
  */
 
 /** The languages that can run in the browser. */
