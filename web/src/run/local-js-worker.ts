@@ -327,7 +327,6 @@ onStart((start, post) => {
   const scope = globalThis as unknown as Record<string, unknown>
   scope.console = console
   scope.process = proc
-  scope.require = makeRequire(entry)
   scope.setTimeout = (fn: unknown, ms?: number, ...args: unknown[]) => {
     const id: unknown = realSetTimeout(() => { timers.delete(id); guarded(fn, args); idle() }, ms)
     timers.add(id)
@@ -347,8 +346,7 @@ onStart((start, post) => {
   lockDown()
   post({ type: 'started' })
   try {
-    scope.require = makeRequire(entry)
-    ;(scope.require as (s: string) => unknown)(`/${entry}`)
+    makeRequire(entry)(`/${entry}`)
   } catch (e) {
     uncaught(e)
   }

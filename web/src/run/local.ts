@@ -72,7 +72,7 @@ export function runLocally (language: LocalLanguage, files: ReadonlyMap<string, 
   const early: Array<[string, boolean]> = []
   const done = import('./local-runner.js')
     .then(({ startLocalRun }) => {
-      if (stopped) return { code: null, durationMs: 0, limit: null }
+      if (stopped) return { code: null, durationMs: 0, limit: null, error: 'stopped' }
       run = startLocalRun(language, files, entry, io, { ...LOCAL_LIMITS, ...limits })
       for (const [text, eof] of early.splice(0)) run.input(text, eof)
       return run.done

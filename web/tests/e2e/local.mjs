@@ -80,6 +80,8 @@ export async function localSteps (ctx) {
   }
 
   // Worker scripts as the browser got them, to check the policy each carried.
+  const requested = []
+  a.on('request', (req) => requested.push(req.url()))
   const workerHeaders = new Map()
   a.on('response', async (resp) => {
     const m = /\/assets\/(local-(js|py)-worker)-[^/]+\.js$/.exec(resp.url())
@@ -130,8 +132,33 @@ export async function localSteps (ctx) {
     for (const want of ['starting\n', 'Name? ', 'Hello from Python, Zoë!\n', 'a warning\n']) {
       if (!out.includes(want)) throw new Error(`${JSON.stringify(want)} is not in the output: ${JSON.stringify(out)}`)
     }
+    // The harness sees the worker's requests too: Pyodide came from this server (any other
+    // origin would have failed the step).
+    if (!requested.some(u => u.startsWith(`${ctx.serverUrl}/assets/pyodide-`) && u.endsWith('/pyodide.asm.wasm'))) {
+      throw new Error(`Pyodide's WebAssembly was not seen coming from the server: ${requested.filter(u => /pyodide/.test(u)).join(', ')}`)
+    }
     const policy = workerHeaders.get('local-py-worker')?.['content-security-policy'] ?? ''
     if (!policy.includes("'wasm-unsafe-eval'") || /'unsafe-eval'/.test(policy)) throw new Error(`the Python worker came with the policy ${policy}`)
+  })
+
+  await step('local-errors-end-with-their-trace-and-exit-1', async () => {
+    await addFiles({
+      'js/boom.js': "const { greet } = require('./lib/greet')\nfunction explode () {\n  throw new Error('boom ' + greet('x'))\n}\nexplode()\n",
+      'py/boom.py': 'import util\n\ndef explode():\n    raise ValueError("boom " + util.greet("x"))\n\nexplode()\n',
+      'py/quits.py': 'import sys\nprint("leaving")\nsys.exit(3)\n',
+    })
+    for (const [path, code, needles] of [
+      ['js/boom.js', 1, ['Uncaught Error: boom Hello from JS, x!', 'js/boom.js:3']],
+      ['py/boom.py', 1, ['Traceback (most recent call last):', 'py/boom.py", line 4, in explode', 'ValueError: boom Hello from Python, x!']],
+      ['py/quits.py', 3, ['leaving\n']],
+    ]) {
+      const run = await runHere(path)
+      const ended = await waitRun(a, { id: run.id, state: 'exited' }, `${path} ended`)
+      if (ended.end?.code !== code) throw new Error(`${path} ended with ${JSON.stringify(ended.end)}, not exit ${code}`)
+      const out = await outputOf(a, run.id)
+      for (const n of needles) if (!out.includes(n)) throw new Error(`${JSON.stringify(n)} is not in ${path}'s output: ${JSON.stringify(out)}`)
+      if (/local-(js|py)-worker|assets\//.test(out)) throw new Error(`the runner's own frames show in ${path}'s trace: ${out}`)
+    }
   })
 
   await step('local-time-limit-ends-an-endless-loop', async () => {
