@@ -6,12 +6,15 @@
  * A dedicated worker has no DOM, no cookies of the page's documents, no localStorage and not
  * the page's room socket or URL (its `location` is the worker script's, without the token).
  * What a worker still reaches on its own is this origin: network requests, IndexedDB, the
- * Cache API, BroadcastChannel to the page's other contexts, origin-private files. The
- * network is closed by the browser: mesh-server sends each run worker its own
- * Content-Security-Policy (server/src/web.rs), `connect-src 'none'` for JavaScript, and for
- * Python `connect-src 'self'` only while Pyodide loads its own files. Before the program
- * starts, {@link lockDown} also deletes those globals from the worker, so the program finds
- * neither the network nor the origin's storage. What remains: CPU and memory of this
+ * Cache API, BroadcastChannel to the page's other contexts, origin-private files. mesh-server
+ * sends each run worker its own Content-Security-Policy (server/src/web.rs): for JavaScript
+ * `default-src 'none'` (no request and no script, of any origin, enforced by the browser);
+ * for Python `connect-src 'self'`, since Pyodide fetches its own files from this origin, and
+ * nothing from another. Before the program starts, {@link lockDown} deletes those globals
+ * from the worker, so the program finds neither the network nor the origin's storage (for
+ * Python's requests to this origin that is all there is: the policy would allow them, and a
+ * reference Pyodide kept to `fetch` before the deletion would still work; they would carry
+ * no token and no cookie). What remains: CPU and memory of this
  * browser (the time and output limits end a run; memory is not limited, the browser's own
  * per-tab limit is), the clock, `crypto`, and messages to the page, which reads them as
  * untrusted (local-protocol.ts).
