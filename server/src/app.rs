@@ -9,6 +9,7 @@ use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 
 use crate::auth::Auth;
 use crate::config::Settings;
@@ -109,7 +110,11 @@ pub fn router(state: AppState) -> Router {
         // threefold); pages are small and carry a per-request nonce, so they are not.
         .route(
             "/assets/{*path}",
-            get(web::asset).layer(tower_http::compression::CompressionLayer::new()),
+            get(web::asset).layer(
+                // A zip (Pyodide's standard library) is compressed already.
+                tower_http::compression::CompressionLayer::new()
+                    .compress_when(DefaultPredicate::new().and(NotForContentType::const_new("application/zip"))),
+            ),
         )
         .route("/favicon.svg", get(web::favicon))
         .route("/livez", get(api::livez))

@@ -46,6 +46,9 @@ async fn pages_answer_with_the_policy_and_assets_come_from_this_origin() {
         check_policy(&csp);
         assert_eq!(header(&resp, "cache-control"), "no-store");
         assert_eq!(header(&resp, "referrer-policy"), "no-referrer");
+        // Isolated, so a program run in the browser can read typed stdin.
+        assert_eq!(header(&resp, "cross-origin-opener-policy"), "same-origin");
+        assert_eq!(header(&resp, "cross-origin-embedder-policy"), "require-corp");
         assert!(header(&resp, "content-type").starts_with("text/html"));
         let nonce = mesh_server::web::policy_nonce(&csp).unwrap().to_string();
         let html = resp.text().await.unwrap();
@@ -103,4 +106,76 @@ async fn pages_answer_with_the_policy_and_assets_come_from_this_origin() {
         .await
         .unwrap();
     assert_eq!(traversal.status(), 404);
+}
+
+/// The built `web/dist/assets` folder this server reads (debug builds read it from the disk),
+/// or `None` when the page was not built.
+fn built_assets() -> Option<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/dist/assets");
+    dir.is_dir().then_some(dir)
+}
+
+fn names_in(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn pyodide_and_the_run_workers_are_served_as_browsers_need_them() {
+    let Some(assets) = built_assets() else {
+        eprintln!("web/dist is not built: only the unit tests in web.rs cover asset serving");
+        return;
+    };
+    let server = TestServer::start().unwrap();
+    let http = server.http();
+    let names = names_in(&assets);
+    let pyodide = names
+        .iter()
+        .find(|n| n.starts_with("pyodide-"))
+        .expect("the build has Pyodide's folder");
+    let get = |path: String, gzip: bool| {
+        let mut req = http.get(format!("{}/assets/{path}", server.url));
+        if gzip {
+            req = req.header("accept-encoding", "gzip, deflate, br");
+        }
+        req.send()
+    };
+
+    // The interpreter goes gzip-compressed as stored to browsers, and unpacked to others.
+    let packed = get(format!("{pyodide}/pyodide.asm.wasm"), true).await.unwrap();
+    assert_eq!(packed.status(), 200);
+    assert_eq!(header(&packed, "content-type"), "application/wasm");
+    assert_eq!(header(&packed, "content-encoding"), "gzip");
+    assert!(header(&packed, "cache-control").contains("immutable"));
+    assert_eq!(header(&packed, "cross-origin-resource-policy"), "same-origin");
+    let body = packed.bytes().await.unwrap();
+    assert_eq!(&body[..2], &[0x1f, 0x8b], "gzip's magic");
+    let plain = get(format!("{pyodide}/pyodide.asm.wasm"), false).await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain = plain.bytes().await.unwrap();
+    assert_eq!(&plain[..4], b"\0asm", "WebAssembly's magic");
+    assert!(plain.len() > 2 * body.len(), "{} vs {}", plain.len(), body.len());
+
+    // The standard library is a zip: not compressed again.
+    let zip = get(format!("{pyodide}/python_stdlib.zip"), true).await.unwrap();
+    assert_eq!(zip.status(), 200);
+    assert_eq!(header(&zip, "content-type"), "application/zip");
+    assert!(zip.headers().get("content-encoding").is_none());
+
+    // Each run worker carries its own policy; the page's module scripts carry none.
+    for (prefix, policy) in [
+        ("local-js-worker-", mesh_server::web::JS_WORKER_POLICY),
+        ("local-py-worker-", mesh_server::web::PY_WORKER_POLICY),
+    ] {
+        let name = names
+            .iter()
+            .find(|n| n.starts_with(prefix) && n.ends_with(".js"))
+            .unwrap_or_else(|| panic!("no {prefix}*.js in the build"));
+        let resp = get(name.clone(), true).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(header(&resp, "content-security-policy"), policy);
+        assert_eq!(header(&resp, "cross-origin-embedder-policy"), "require-corp");
+    }
 }

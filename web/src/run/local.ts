@@ -3,7 +3,10 @@
  * Python in Pyodide served by mesh-server. Used when the server has no run service, or when
  * the user picks "this browser". The output goes to the same run panel.
  *
- * (The interface is fixed; the implementation lands with the in-browser execution slice.)
+ * This module is what the page loads with the run panel: the interface and a few lines. The
+ * rest (local-runner.ts, the workers, Pyodide) is fetched on the first local run, so a page
+ * that never runs in the browser never downloads it. How it is sandboxed: local-sandbox.ts;
+ * why: docs/decisions/009-browser-client.md (its addendum on in-browser execution).
  */
 
 /** The languages that can run in the browser. */
@@ -25,7 +28,8 @@ export interface LocalRunEnd {
   code: number | null
   durationMs: number
   limit: 'time' | 'output' | 'memory' | null
-  /** Set when the runtime itself failed (could not load), not the program. */
+  /** Set when the runtime itself failed (could not load), not the program; `'stopped'` after
+   * {@link LocalRun.stop}, as the server reports a stopped run. */
   error?: string
 }
 
@@ -39,13 +43,49 @@ export interface LocalRun {
   readonly done: Promise<LocalRunEnd>
 }
 
-/** Runs `entry` of `files` (room path → text) in this browser. */
-export function runLocally (language: LocalLanguage, files: ReadonlyMap<string, string>, entry: string, io: LocalRunIO): LocalRun {
-  void language; void files; void entry; void io
-  const started = performance.now()
+/** The limits of a run in the browser: the same idea, and by default the same values, as
+ * the server's runs (`images/languages.toml`'s `[defaults.limits]`). */
+export interface LocalLimits {
+  /** Wall-clock time of the program, from its start (not counting loading the runtime). */
+  timeMs: number
+  /** stdout and stderr together, in UTF-8 bytes. */
+  outputBytes: number
+}
+
+/** The server's default run time (`wall_seconds = 10`): a program that has not ended by
+ * then is stopped, and an endless loop does not hold the user's browser. */
+export const LOCAL_TIME_LIMIT_MS = 10_000
+
+/** The server's default output cap (`output_bytes = 1048576`): enough for any program
+ * meant to be read, and a print loop does not fill the page's memory. */
+export const LOCAL_OUTPUT_LIMIT_BYTES = 1024 * 1024
+
+/** The limits a run in the browser gets unless told otherwise. */
+export const LOCAL_LIMITS: Readonly<LocalLimits> = { timeMs: LOCAL_TIME_LIMIT_MS, outputBytes: LOCAL_OUTPUT_LIMIT_BYTES }
+
+/** Runs `entry` of `files` (room path → text) in this browser. `limits` defaults to
+ * {@link LOCAL_LIMITS}. */
+export function runLocally (language: LocalLanguage, files: ReadonlyMap<string, string>, entry: string, io: LocalRunIO, limits: Partial<LocalLimits> = {}): LocalRun {
+  const loadStarted = performance.now()
+  let run: LocalRun | null = null
+  let stopped = false
+  const early: Array<[string, boolean]> = []
+  const done = import('./local-runner.js')
+    .then(({ startLocalRun }) => {
+      if (stopped) return { code: null, durationMs: 0, limit: null, error: 'stopped' }
+      run = startLocalRun(language, files, entry, io, { ...LOCAL_LIMITS, ...limits })
+      for (const [text, eof] of early.splice(0)) run.input(text, eof)
+      return run.done
+    })
+    .catch((e: unknown): LocalRunEnd => ({
+      code: null,
+      durationMs: performance.now() - loadStarted,
+      limit: null,
+      error: `this page could not load its in-browser runner (${e instanceof Error ? e.message : String(e)}); reload the page`,
+    }))
   return {
-    input: () => {},
-    stop: () => {},
-    done: Promise.resolve({ code: null, durationMs: performance.now() - started, limit: null, error: 'running in the browser is not built into this page yet' }),
+    input: (text, eof = false) => { if (run) run.input(text, eof); else early.push([text, eof]) },
+    stop: () => { if (run) run.stop(); else stopped = true },
+    done,
   }
 }
