@@ -69,6 +69,8 @@ export async function localSteps (ctx) {
   /** Opens `path` in page A and runs it in this browser with the Run button. */
   const runHere = async (path) => {
     await a.click(`[data-testid=file-tree] li[data-path="${path}"] button.file`, { timeout: WAIT_MS })
+    // The dock may show another panel (the debug steps before leave it in front).
+    await a.click('[data-testid=dock-tab-run]')
     await a.waitForSelector(`[data-testid=run-file]:text("${path}")`, { timeout: WAIT_MS })
     await a.selectOption('[data-testid=run-where]', 'browser')
     const before = new Set((await runsOf(a)).map(r => r.id))
