@@ -7,6 +7,7 @@
 // Every wait is for a condition (text in the terminal, the run's state); none sleeps.
 
 import * as Y from 'yjs'
+import { runsOf, waitRun as waitRunIn } from './run-panel.mjs'
 
 /** How long a local run may take to show something: the first Python run downloads and
  * starts Pyodide (about 6 MB) from a debug build of the server on a loaded machine. */
@@ -41,12 +42,7 @@ const UTIL_PY = 'def greet(name):\n    return f"Hello from Python, {name}!"\n'
 export async function localSteps (ctx) {
   const { a, b, peer, WAIT_MS, step } = ctx
 
-  const runsOf = (page) => page.evaluate(() => document.querySelector('[data-testid=run-panel]').meshRuns.list())
-  const waitRun = (page, want, what, timeout = RUN_WAIT_MS) =>
-    page.waitForFunction((w) => document.querySelector('[data-testid=run-panel]')?.meshRuns.list()
-      .find(run => Object.entries(w).every(([k, v]) => run[k] === v)), want, { timeout })
-      .then(h => h.jsonValue())
-      .catch(async e => { throw new Error(`${what}: ${e.message}\nruns: ${JSON.stringify(await runsOf(page).catch(() => null))}`) })
+  const waitRun = (page, want, what, timeout = RUN_WAIT_MS) => waitRunIn(page, want, what, timeout)
   const outputOf = (page, id) => page.evaluate((i) => document.querySelector('[data-testid=run-panel]').meshRuns.output(i), id)
   const terminalText = (page) => page.evaluate(() => document.querySelector('[data-testid=run-terminal] .xterm-rows')?.textContent ?? null)
   const waitTerminal = (page, needle, what, timeout = RUN_WAIT_MS) =>

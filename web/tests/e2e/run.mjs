@@ -14,6 +14,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import * as Y from 'yjs'
 import { LspPeer, peerDirs } from './lsp-peer.mjs'
+import { runsOf, waitRun as waitRunIn } from './run-panel.mjs'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..')
 /** The server binary, found as tests/e2e.mjs finds it. */
@@ -38,14 +39,7 @@ export async function runSteps (ctx) {
   const { a, b, r, peer, serverUrl, joinLink, tmp, PROXY_BIN, WAIT_MS, step, until, cleanups, log } = ctx
   let editor
 
-  /** The panel's runs in a page, newest first. */
-  const runsOf = (page) => page.evaluate(() => document.querySelector('[data-testid=run-panel]').meshRuns.list())
-  /** Waits until a page lists a run matching `want` (fields compared for equality). */
-  const waitRun = (page, want, what, timeout = RUN_WAIT_MS) =>
-    page.waitForFunction((w) => document.querySelector('[data-testid=run-panel]')?.meshRuns.list()
-      .find(run => Object.entries(w).every(([k, v]) => run[k] === v)), want, { timeout })
-      .then(h => h.jsonValue())
-      .catch(async e => { throw new Error(`${what}: ${e.message}\nruns: ${JSON.stringify(await runsOf(page).catch(() => null))}`) })
+  const waitRun = (page, want, what, timeout = RUN_WAIT_MS) => waitRunIn(page, want, what, timeout)
   /** Waits until the terminal a page draws holds `needle`. */
   const waitTerminal = (page, needle, what, timeout = RUN_WAIT_MS) =>
     page.waitForFunction((n) => (document.querySelector('[data-testid=run-terminal] .xterm-rows')?.textContent ?? '').includes(n), needle, { timeout })
