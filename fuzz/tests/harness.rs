@@ -49,7 +49,8 @@ fn crash_isolation_finds_each_way_a_target_can_fail() {
     // room for symbolising a backtrace in the debug build (a few hundred MiB of debug info),
     // which the `oom` seed's allocation failure does, and stays below what `grow` takes. The
     // hang timeout leaves `grow` (a 768 MiB memset in the debug build) time to reach the
-    // memory limit on a busy machine before it would count as a hang.
+    // memory limit, and `oom` time to symbolise its backtrace, on a busy machine before
+    // either would count as a hang (3 s was too little once: `oom` was called a hang).
     let out = fuzz(&[
         "run",
         "selftest",
@@ -58,7 +59,7 @@ fn crash_isolation_finds_each_way_a_target_can_fail() {
         "--dir",
         d,
         "--timeout-ms",
-        "3000",
+        "6000",
         "--rss-limit-mib",
         "512",
     ]);
