@@ -128,11 +128,6 @@ export class OutputBatcher {
     return this.chunks.length > 0 && (this.bytes >= FLUSH_BYTES || now - this.lastSent >= FLUSH_MS)
   }
 
-  /** Whether output is waiting. */
-  get pending (): boolean {
-    return this.chunks.length > 0
-  }
-
   /** Sends what is waiting, if anything (`now` starts the next {@link FLUSH_MS}). */
   flush (now: number): void {
     if (this.chunks.length === 0) return

@@ -61,7 +61,7 @@ class Ring {
   }
 
   /** Bytes written and not yet read. */
-  protected pending (): number {
+  protected unread (): number {
     return (Atomics.load(this.header, WRITTEN) - Atomics.load(this.header, READ)) >>> 0
   }
 
@@ -77,7 +77,7 @@ export class RingWriter extends Ring {
   /** Copies as much of `bytes` as fits; returns how many bytes went in. */
   write (bytes: Uint8Array): number {
     if (this.closed) return 0
-    const n = Math.min(bytes.length, this.data.length - this.pending())
+    const n = Math.min(bytes.length, this.data.length - this.unread())
     const at = Atomics.load(this.header, WRITTEN)
     for (let i = 0; i < n; i++) this.data[(at + i) & this.mask] = bytes[i]
     Atomics.store(this.header, WRITTEN, (at + n) | 0)
@@ -91,7 +91,7 @@ export class RingWriter extends Ring {
     if (bytes.length > this.data.length) throw new Error(`${bytes.length} bytes do not fit a ring of ${this.data.length}`)
     for (;;) {
       const seq = Atomics.load(this.header, SEQ)
-      if (this.data.length - this.pending() >= bytes.length) {
+      if (this.data.length - this.unread() >= bytes.length) {
         this.write(bytes)
         return
       }
@@ -118,8 +118,8 @@ export class RingReader extends Ring {
   /** Takes what is there into `into` without waiting: the byte count, `'empty'`, or
    * `'eof'` once the writer closed and everything was read. */
   tryRead (into: Uint8Array): TryRead {
-    const n = Math.min(into.length, this.pending())
-    if (n === 0) return Atomics.load(this.header, CLOSED) === 1 && this.pending() === 0 ? 'eof' : 'empty'
+    const n = Math.min(into.length, this.unread())
+    if (n === 0) return Atomics.load(this.header, CLOSED) === 1 && this.unread() === 0 ? 'eof' : 'empty'
     const at = Atomics.load(this.header, READ)
     for (let i = 0; i < n; i++) into[i] = this.data[(at + i) & this.mask]
     Atomics.store(this.header, READ, (at + n) | 0)
@@ -144,7 +144,7 @@ export class RingReader extends Ring {
    * that must not block: a program's `process.stdin` listeners). */
   async changed (): Promise<void> {
     const seq = Atomics.load(this.header, SEQ)
-    if (this.pending() > 0 || Atomics.load(this.header, CLOSED) === 1) return
+    if (this.unread() > 0 || Atomics.load(this.header, CLOSED) === 1) return
     const waitAsync = (Atomics as unknown as { waitAsync?: WaitAsync }).waitAsync
     if (!waitAsync) return new Promise(resolve => setTimeout(resolve, POLL_MS))
     const w = waitAsync(this.header, SEQ, seq)

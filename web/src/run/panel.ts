@@ -277,7 +277,7 @@ export class RunPanel {
     const run = this.selected ? this.book.get(this.selected) : undefined
     if (!run || !canType(run, this.provider.role)) return false
     const focus = document.activeElement
-    return this.stdinInput.value !== '' || this.lineEditor.pending() !== '' ||
+    return this.stdinInput.value !== '' || this.lineEditor.unsent() !== '' ||
       focus === this.stdinInput || (!!focus && this.termHost.contains(focus))
   }
 

@@ -33,7 +33,7 @@ export class LineEditor {
   private line = ''
 
   /** What is typed and not sent yet. */
-  pending (): string {
+  unsent (): string {
     return this.line
   }
 
