@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use ignore::gitignore::Gitignore;
 use tokio::sync::mpsc;
@@ -16,6 +17,15 @@ use crate::merge;
 use crate::sync::{ChangeKind, DocSync};
 use crate::text::Encoding;
 use crate::workspace::{self, UnsafePath};
+
+/// How long a folder that just appeared is scanned again. The watcher starts watching a new
+/// folder only after it has reported it, so files written into it in between report nothing;
+/// the folder is read again after 250 ms, 500 ms, 1 s and 2 s (a busy machine can delay the
+/// watch that long), and a file found then is shared like any other.
+const NEW_FOLDER_RESCAN: Duration = Duration::from_secs(2);
+
+/// The first wait before a new folder is read again; each later wait doubles.
+const NEW_FOLDER_FIRST_RESCAN: Duration = Duration::from_millis(250);
 
 /// A file of the shared folder, as the loop found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +79,10 @@ pub(super) struct DiskSync {
     /// Room paths whose file changed here since it was last synced while the room changed it
     /// too: the local change goes to the room first (re-based), never overwritten.
     recheck: BTreeSet<String>,
+    /// Folders that appeared lately: when each did, and when it is read again next.
+    new_folders: HashMap<PathBuf, (Instant, Instant)>,
+    /// New folders due to be read again this turn (not reports: they do not start over).
+    folder_rescans: Vec<PathBuf>,
 }
 
 impl DiskSync {
@@ -238,6 +252,33 @@ impl DiskSync {
     /// The watcher saw these paths change; they are handled once per turn.
     pub(super) fn watched(&mut self, paths: Vec<PathBuf>) {
         self.pending.extend(paths);
+    }
+
+    /// A folder appeared at `abs` (a watcher report that is a folder) at `now`: it is read
+    /// again a few times (see [`NEW_FOLDER_RESCAN`]).
+    pub(super) fn folder_appeared(&mut self, abs: PathBuf, now: Instant) {
+        self.new_folders
+            .entry(abs)
+            .or_insert((now, now + NEW_FOLDER_FIRST_RESCAN));
+    }
+
+    /// The new folders due to be read again at `now` are read this turn.
+    pub(super) fn rescan_new_folders(&mut self, now: Instant) {
+        let mut due = Vec::new();
+        self.new_folders.retain(|dir, (seen, next)| {
+            if now < *next {
+                return true;
+            }
+            due.push(dir.clone());
+            *next = now + (now - *seen).max(NEW_FOLDER_FIRST_RESCAN);
+            now - *seen < NEW_FOLDER_RESCAN
+        });
+        self.folder_rescans.extend(due);
+    }
+
+    /// The new folders to read again this turn.
+    pub(super) fn take_folder_rescans(&mut self) -> Vec<PathBuf> {
+        std::mem::take(&mut self.folder_rescans)
     }
 
     /// The paths the watcher reported since the last turn.
@@ -633,9 +674,14 @@ impl Session {
         }
         let rechecks = self.disk.take_rechecks().into_iter().map(|p| root.join(p));
         let reported = self.disk.take_watched();
+        let now = Instant::now();
+        // The folder itself is watched from the start; only folders inside it can be new.
+        for abs in reported.iter().filter(|p| **p != root && p.is_dir()) {
+            self.disk.folder_appeared(abs.clone(), now);
+        }
+        let reported = reported.into_iter().chain(self.disk.take_folder_rescans());
         let disk = &self.disk;
         let watched: Vec<PathBuf> = reported
-            .into_iter()
             .flat_map(|abs| expand(&root, abs, &self.identity.limits, |dir| disk.synced_under(dir)))
             .chain(rechecks)
             .collect();
@@ -817,6 +863,24 @@ mod tests {
         assert!(is_conflict_reported(&fx, "a.txt"), "{fx:?}");
         assert!(written(&fx).is_none() && room_after("one\nroom\n", &fx) == "one\nroom\n");
         assert!(disk.is_conflict("a.txt"));
+    }
+
+    #[test]
+    fn a_new_folder_is_read_again_after_250_ms_500_ms_1_s_and_2_s_then_left_to_the_watcher() {
+        let mut disk = DiskSync::default();
+        let t0 = Instant::now();
+        let dir = PathBuf::from("/f/data");
+        disk.folder_appeared(dir.clone(), t0);
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut read_at = Vec::new();
+        for n in (0..3000).step_by(50) {
+            disk.rescan_new_folders(ms(n));
+            if !disk.take_folder_rescans().is_empty() {
+                read_at.push(n);
+            }
+            assert!(disk.take_watched().is_empty(), "a rescan is not a report");
+        }
+        assert_eq!(read_at, [250, 500, 1000, 2000]);
     }
 
     #[test]

@@ -714,6 +714,7 @@ impl Session {
     fn on_tick(&mut self) {
         let now = Instant::now();
         let mut fx = self.runs.expire(now);
+        self.disk.rescan_new_folders(now);
         fx.extend(self.docs.tick(self.view().synced(), now));
         self.apply(fx);
     }
