@@ -377,6 +377,18 @@ impl DocSync {
         }
     }
 
+    /// Takes `map` as the exact map from the shadow to the room's text (one kept since the
+    /// shadow's text was the room's), instead of deriving one from a diff: a diff can only
+    /// guess which of two equal stretches is which, and a guess puts a local change into
+    /// text the user never saw. Refused (`false`) when it does not fit the shadow.
+    pub fn adopt_map(&mut self, map: Pending) -> bool {
+        if !self.tracked || self.inflight.is_some() || map.shadow_len() != self.shadow.len_utf16() {
+            return false;
+        }
+        self.pending = Some(map);
+        true
+    }
+
     /// Forgets the map to the room's text (local operations were not applied to the room,
     /// e.g. a reader's): it is derived again at its next use.
     pub fn forget_room(&mut self) {

@@ -186,13 +186,17 @@ impl Docs {
     /// seen becomes room operations; the room's changes come back as one versioned batch.
     /// When both changed the same lines, or there is no base and they differ, the buffer
     /// keeps its text, the document is held out of the room and the room's version is kept
-    /// beside it as a conflict. A file the room lacks is created from the buffer.
+    /// beside it as a conflict. A file the room lacks is created from the buffer. `exact` is
+    /// the exact map from the buffer's text to the room's when one was kept (the buffer holds
+    /// a text the folder and the room agreed on): the batch and any typing before it lands
+    /// follow it instead of a diff's guess.
     pub(super) fn attach(
         &mut self,
         uri: &str,
         room: &impl RoomRead,
         persisted: Option<&str>,
         on_disk: Option<&str>,
+        exact: Option<crate::pending::Pending>,
     ) -> Vec<Effect> {
         if !room.synced() {
             return Vec::new();
@@ -222,6 +226,11 @@ impl Docs {
             return conflict(&path, room_text);
         };
         let mut fx = Vec::new();
+        if let Some(map) = exact.filter(|_| merged == room_text) {
+            if let Some(doc) = self.open.get_mut(uri) {
+                doc.sync.adopt_map(map);
+            }
+        }
         if merged != room_text {
             tracing::info!(%path, "merged the buffer's unshared text into the room on attach");
             fx.push(Effect::Edit {
@@ -257,7 +266,7 @@ impl Docs {
                 d.path = Some(path);
             }
         }
-        self.attach(uri, room, Some(snapshot), None)
+        self.attach(uri, room, Some(snapshot), None, None)
     }
 
     /// The editor changed `uri`: a local edit becomes room operations, an echo of our batch
@@ -501,7 +510,7 @@ impl Docs {
 mod tests {
     use super::super::testing::{methods, notification, FakeRoom};
     use super::*;
-    use crate::sync::{Delta, EditorBatch};
+    use crate::sync::{Delta, EditorBatch, Pending};
     use tower_lsp_server::lsp_types::Position;
 
     const URI: &str = "file:///w/a.txt";
@@ -543,7 +552,7 @@ mod tests {
         let mut docs = Docs::default();
         open_doc(&mut docs, "mine\n", now);
         let room = FakeRoom::synced_writer();
-        let fx = docs.attach(URI, &room, None, None);
+        let fx = docs.attach(URI, &room, None, None, None);
         assert!(matches!(&fx[..], [Effect::Create { path, text }, Effect::Flush { uri }]
             if path == "a.txt" && text == "mine\n" && uri == URI));
     }
@@ -555,10 +564,10 @@ mod tests {
         open_doc(&mut docs, "mine\n", now);
         let mut room = FakeRoom::synced_writer();
         room.synced = false;
-        assert!(docs.attach(URI, &room, None, None).is_empty());
+        assert!(docs.attach(URI, &room, None, None, None).is_empty());
         room.synced = true;
         room.writable = false;
-        assert!(docs.attach(URI, &room, None, None).is_empty());
+        assert!(docs.attach(URI, &room, None, None, None).is_empty());
     }
 
     /// The effects' room edits applied to `room`, as the loop would.
@@ -575,13 +584,42 @@ mod tests {
         let mut docs = Docs::default();
         open_doc(&mut docs, "old\n", now);
         let room = FakeRoom::synced_writer().with("a.txt", "room\n");
-        let fx = docs.attach(URI, &room, Some("old\n"), Some("old\n"));
+        let fx = docs.attach(URI, &room, Some("old\n"), Some("old\n"), None);
         assert!(matches!(&fx[..], [Effect::Flush { uri }] if uri == URI), "{fx:?}");
         let batch = batch_of(&docs.flush(URI, &room)).clone();
         assert_eq!(batch.version, 1);
         assert_eq!(editor_applies("old\n", &batch), "room\n");
         // One batch at a time: nothing more goes out until the editor answers.
         assert!(docs.flush(URI, &room).is_empty());
+    }
+
+    #[test]
+    fn a_buffer_opened_from_an_agreed_text_maps_typing_exactly_before_its_first_batch_lands() {
+        let now = Instant::now();
+        let mut docs = Docs::default();
+        // The editor read the text disk sync wrote; the room gained a marker before it since.
+        let opened = "«0004b0004»";
+        let room_text = "«0001c0001»«0004b0004»";
+        open_doc(&mut docs, opened, now);
+        let room = FakeRoom::synced_writer().with("a.txt", room_text);
+        let mut kept = Pending::identity(opened.encode_utf16().count());
+        kept.compose(&[Delta::Insert("«0001c0001»".into())]).unwrap();
+        docs.attach(URI, &room, Some(opened), Some(opened), Some(kept));
+        // The user types inside «0004…» before the room's batch reaches the buffer.
+        let fx = docs.change(URI, 2, insert_at(0, 3, "Z"), &room, now);
+        assert_eq!(
+            room_after_editor(room_text, &fx),
+            "«0001c0001»«00Z04b0004»",
+            "the typing lands where the user put it, not in the marker a diff would align"
+        );
+    }
+
+    /// The effects' editor edits applied to `room`, as the loop would.
+    fn room_after_editor(room: &str, fx: &[Effect]) -> String {
+        fx.iter().fold(room.to_string(), |text, e| match e {
+            Effect::EditorEdit { ops, .. } => crate::sync::apply_ops(&text, ops),
+            _ => text,
+        })
     }
 
     #[test]
@@ -597,7 +635,7 @@ mod tests {
             .is_empty());
         room.synced = true;
         // No base kept yet: the file on disk, equal to the room's text, is the base.
-        let fx = docs.attach(URI, &room, None, Some("fn main() {}\n"));
+        let fx = docs.attach(URI, &room, None, Some("fn main() {}\n"), None);
         let merged = room_after("fn main() {}\n", &fx);
         assert!(
             fx.iter()
@@ -617,7 +655,7 @@ mod tests {
         open_doc(&mut docs, "one (unsaved)\ntwo\nthree\n", now);
         let room_text = "one\ntwo\nthree (room)\n";
         let room = FakeRoom::synced_writer().with("a.txt", room_text);
-        let fx = docs.attach(URI, &room, Some(disk), Some(disk));
+        let fx = docs.attach(URI, &room, Some(disk), Some(disk), None);
         let merged = room_after(room_text, &fx);
         assert!(
             !fx.iter().any(|e| matches!(e, Effect::Agreed { .. })),
@@ -636,7 +674,7 @@ mod tests {
         let mut docs = Docs::default();
         open_doc(&mut docs, "one\nmine\n", now);
         let room = FakeRoom::synced_writer().with("a.txt", "one\nroom\n");
-        let fx = docs.attach(URI, &room, Some("one\ntwo\n"), None);
+        let fx = docs.attach(URI, &room, Some("one\ntwo\n"), None, None);
         assert!(matches!(&fx[0], Effect::Conflict { path, room } if path == "a.txt" && room == "one\nroom\n"));
         let told = notification(&fx, "window/showMessage")["message"]
             .as_str()
@@ -662,7 +700,7 @@ mod tests {
         let mut docs = Docs::default();
         open_doc(&mut docs, "my local work\n", now);
         let room = FakeRoom::synced_writer().with("a.txt", "room\n");
-        let fx = docs.attach(URI, &room, None, Some("my local work\n"));
+        let fx = docs.attach(URI, &room, None, Some("my local work\n"), None);
         assert!(matches!(&fx[0], Effect::Conflict { .. }), "{fx:?}");
     }
 
@@ -673,7 +711,7 @@ mod tests {
         open_doc(&mut docs, "one\nmine\n", now);
         let mut room = FakeRoom::synced_writer().with("a.txt", "one\n");
         room.writable = false;
-        let fx = docs.attach(URI, &room, Some("one\n"), None);
+        let fx = docs.attach(URI, &room, Some("one\n"), None, None);
         assert!(matches!(&fx[0], Effect::Conflict { .. }), "{fx:?}");
     }
 
@@ -683,7 +721,7 @@ mod tests {
         let mut docs = Docs::default();
         open_doc(&mut docs, "a\nmine\nz\n", now);
         let room = FakeRoom::synced_writer().with("a.txt", "a\nroom\nz\n");
-        let fx = docs.attach(URI, &room, Some("a\nb\nz\n"), None);
+        let fx = docs.attach(URI, &room, Some("a\nb\nz\n"), None, None);
         assert!(matches!(&fx[0], Effect::Conflict { .. }));
         // The user merges by hand in the buffer; the room changes another line meanwhile.
         assert!(docs.change(URI, 2, insert_at(1, 4, ", room"), &room, now).is_empty());
@@ -798,7 +836,7 @@ mod tests {
         assert_eq!(methods(&fx), ["mesh/notify"]);
         assert_eq!(docs.path(URI), None);
         let room = FakeRoom::synced_writer();
-        assert!(docs.attach(URI, &room, None, None).is_empty());
+        assert!(docs.attach(URI, &room, None, None, None).is_empty());
     }
 
     #[test]

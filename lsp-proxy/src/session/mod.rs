@@ -9,6 +9,7 @@
 //! [`Effect`]s, which [`Session::apply`] carries out in order. `replica` owns the room's
 //! `Doc`, awareness and connection; `disk` also holds the only filesystem and watcher code.
 
+mod agreed;
 mod disk;
 mod docs;
 mod outbox;
@@ -328,6 +329,9 @@ pub struct Session {
     /// writes a newer version, its `didOpen` handled after: a buffer opened from one of these
     /// merges with that text as its base, so what came since is never taken for a deletion.
     agreed_recently: HashMap<String, VecDeque<String>>,
+    /// For the latest of those texts, the exact map to the room's text now: a buffer opened
+    /// from one starts with it rather than a diff's guess.
+    agreed_maps: agreed::AgreedMaps,
     /// Changes to the room's file texts not yet handed to the open documents.
     text_changes: TextChanges,
 }
@@ -354,6 +358,7 @@ pub fn spawn(
         watcher: None,
         remote_dirty: Default::default(),
         agreed_recently: Default::default(),
+        agreed_maps: Default::default(),
         text_changes: Default::default(),
     };
     let task = tokio::spawn(session.run(rx));
@@ -486,6 +491,12 @@ impl Session {
     /// Keeps `text` as the last text the folder and the room agreed on for `path` (`None`:
     /// the file left both), the base of the merge a rejoin runs.
     fn keep_base(&mut self, path: &str, text: Option<&str>) {
+        // The maps follow every change already in the replica before a new one starts there.
+        self.feed_room_changes();
+        match text {
+            Some(text) => self.agreed_maps.agreed(path, text, self.view().text(path).as_deref()),
+            None => self.agreed_maps.forget(path),
+        }
         let (Some(root), Some(room)) = (&self.root, &self.room) else {
             return;
         };
@@ -542,9 +553,18 @@ impl Session {
             self.docs.hold(uri);
             return;
         }
-        let fx = self
+        let exact = self
             .docs
-            .attach(uri, &View(self.room.as_ref()), persisted.as_deref(), on_disk.as_deref());
+            .path(uri)
+            .zip(self.docs.get(uri))
+            .and_then(|(path, doc)| self.agreed_maps.map_from(&path, &doc.sync.shadow().text()));
+        let fx = self.docs.attach(
+            uri,
+            &View(self.room.as_ref()),
+            persisted.as_deref(),
+            on_disk.as_deref(),
+            exact,
+        );
         self.apply(fx);
     }
 
@@ -622,6 +642,7 @@ impl Session {
     fn feed_room_changes(&mut self) {
         let changes = std::mem::take(&mut *self.text_changes.lock().expect("not poisoned"));
         for (path, from, change) in changes {
+            self.agreed_maps.room_changed(&path, &change);
             self.docs.room_changed(&path, from.as_deref(), &change);
         }
     }
