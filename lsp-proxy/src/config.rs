@@ -158,6 +158,20 @@ pub struct SessionRecord {
     pub name: String,
 }
 
+impl SessionRecord {
+    /// Where the folder's room is and the token to show: the folder's seat token when it
+    /// holds a seat in that room (kept under `.mesh/`), else the link's. A person's every
+    /// connection (the editor's, its debug adapter, `run`, `host`) shows the seat token, so
+    /// the seat, not the link, decides the role (decision 011).
+    pub fn target(&self) -> Result<crate::link::RoomTarget, crate::link::BadLink> {
+        let mut target = crate::link::RoomTarget::parse(&self.link)?;
+        if let Some(seat) = crate::mesh_dir::read_seat(&self.dir, &target.room.to_string()) {
+            target.token = seat.token;
+        }
+        Ok(target)
+    }
+}
+
 /// Loads the registry (empty when missing or unreadable).
 pub fn load_sessions() -> Vec<SessionRecord> {
     registry_path()

@@ -6,6 +6,8 @@
 
 pub mod config;
 pub mod dap;
+pub mod host_api;
+pub mod host_cli;
 pub mod link;
 pub mod lsp;
 pub mod lsp_ext;

@@ -70,6 +70,13 @@ impl RoomTarget {
         format!("{base}/ws/{}?token={}", self.room, self.token)
     }
 
+    /// The room socket URL without the token, which travels in the `Authorization` header
+    /// instead (so it does not land in access logs).
+    pub fn ws_url_without_token(&self) -> String {
+        let base = self.server.replacen("http", "ws", 1);
+        format!("{base}/ws/{}", self.room)
+    }
+
     /// The join link for this target.
     pub fn link(&self) -> String {
         format!("{}/join/{}?token={}", self.server, self.room, self.token)
@@ -92,6 +99,7 @@ mod tests {
         let t = RoomTarget::parse(&format!("https://mesh.example/base/join/{room}?token=x")).unwrap();
         assert_eq!(t.server, "https://mesh.example/base");
         assert_eq!(t.ws_url(), format!("wss://mesh.example/base/ws/{room}?token=x"));
+        assert_eq!(t.ws_url_without_token(), format!("wss://mesh.example/base/ws/{room}"));
         for bad in [
             "",
             "hello",

@@ -103,6 +103,52 @@ impl Backend {
         self.act(|tx| Request::RunStop(params.run_id, tx)).await
     }
 
+    /// A host request: the session carries it out over REST; the editor gets its answer or
+    /// the server's refusal, said for humans.
+    async fn host(&self, call: session::HostCall) -> Result<Value> {
+        self.ask(|tx| Request::Host(call, tx)).await?.map_err(user_error)
+    }
+
+    async fn host_participants(&self, _params: Option<Value>) -> Result<Value> {
+        self.host(session::HostCall::Participants).await
+    }
+
+    async fn set_role(&self, params: SetRoleParams) -> Result<Value> {
+        self.host(session::HostCall::SetRole(params)).await
+    }
+
+    async fn kick(&self, params: KickParams) -> Result<Value> {
+        self.host(session::HostCall::Kick(params)).await
+    }
+
+    async fn admit(&self, params: SeatParams) -> Result<Value> {
+        self.host(session::HostCall::Admit(params)).await
+    }
+
+    async fn refuse(&self, params: SeatParams) -> Result<Value> {
+        self.host(session::HostCall::Refuse(params)).await
+    }
+
+    async fn set_approval(&self, params: ApprovalParams) -> Result<Value> {
+        self.host(session::HostCall::SetApproval(params)).await
+    }
+
+    async fn links(&self, _params: Option<Value>) -> Result<Value> {
+        self.host(session::HostCall::Links).await
+    }
+
+    async fn create_link(&self, params: CreateLinkParams) -> Result<Value> {
+        self.host(session::HostCall::CreateLink(params)).await
+    }
+
+    async fn revoke_link(&self, params: RevokeLinkParams) -> Result<Value> {
+        self.host(session::HostCall::RevokeLink(params)).await
+    }
+
+    async fn audit(&self, params: Option<AuditParams>) -> Result<Value> {
+        self.host(session::HostCall::Audit(params.unwrap_or_default())).await
+    }
+
     async fn cursor(&self, params: CursorParams) {
         self.send(Event::Cursor(params));
     }
@@ -238,6 +284,11 @@ mod raw {
         DebugStarted = "mesh/debugStarted",
         DebugBreakpoints = "mesh/debugBreakpoints",
         DebugEnded = "mesh/debugEnded",
+        Presence = "mesh/presence",
+        Lobby = "mesh/lobby",
+        JoinRequest = "mesh/joinRequest",
+        JoinRequestClosed = "mesh/joinRequestClosed",
+        Ended = "mesh/ended",
     );
 }
 
@@ -257,6 +308,11 @@ async fn send_raw(client: &Client, method: &'static str, params: Value) {
         m if m == raw::DebugStarted::METHOD => client.send_notification::<raw::DebugStarted>(params).await,
         m if m == raw::DebugBreakpoints::METHOD => client.send_notification::<raw::DebugBreakpoints>(params).await,
         m if m == raw::DebugEnded::METHOD => client.send_notification::<raw::DebugEnded>(params).await,
+        m if m == raw::Presence::METHOD => client.send_notification::<raw::Presence>(params).await,
+        m if m == raw::Lobby::METHOD => client.send_notification::<raw::Lobby>(params).await,
+        m if m == raw::JoinRequest::METHOD => client.send_notification::<raw::JoinRequest>(params).await,
+        m if m == raw::JoinRequestClosed::METHOD => client.send_notification::<raw::JoinRequestClosed>(params).await,
+        m if m == raw::Ended::METHOD => client.send_notification::<raw::Ended>(params).await,
         m if m == notification::ShowMessage::METHOD => match serde_json::from_value::<ShowMessageParams>(params) {
             Ok(p) => client.show_message(p.typ, p.message).await,
             Err(e) => tracing::error!(error = %e, "a malformed window/showMessage"),
@@ -336,6 +392,16 @@ pub async fn serve(identity: Identity) {
     .custom_method("mesh/cursor", Backend::cursor)
     .custom_method("mesh/activeEditor", Backend::active_editor)
     .custom_method("mesh/stopFollowing", Backend::stop_following)
+    .custom_method("mesh/hostParticipants", Backend::host_participants)
+    .custom_method("mesh/setRole", Backend::set_role)
+    .custom_method("mesh/kick", Backend::kick)
+    .custom_method("mesh/admit", Backend::admit)
+    .custom_method("mesh/refuse", Backend::refuse)
+    .custom_method("mesh/setApproval", Backend::set_approval)
+    .custom_method("mesh/links", Backend::links)
+    .custom_method("mesh/createLink", Backend::create_link)
+    .custom_method("mesh/revokeLink", Backend::revoke_link)
+    .custom_method("mesh/audit", Backend::audit)
     .finish();
     // The LSP library stops reading at the first undecodable frame; a guard in front of it
     // drops malformed frames (with a log line) so one bad message never ends the session.

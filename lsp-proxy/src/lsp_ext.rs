@@ -30,14 +30,49 @@ pub struct Participant {
     pub client: String,
     /// Whether this is the editor's own connection.
     pub you: bool,
+    /// Their seat (decision 011): what host requests (`mesh/setRole`, `mesh/kick`) name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seat: Option<String>,
+    /// Whether the name is verified (signed in); without accounts never.
+    #[serde(default)]
+    pub verified: bool,
+}
+
+impl Participant {
+    /// A room participant as editors see it; `me` is our own connection.
+    pub fn of(p: &mesh_protocol::messages::Participant, me: Option<u64>) -> Self {
+        Participant {
+            conn_id: p.conn_id,
+            name: p.name.clone(),
+            color: p.color.clone(),
+            role: role_name(p.role).into(),
+            client: p.client.clone(),
+            you: Some(p.conn_id) == me,
+            seat: Some(p.seat.clone()),
+            verified: p.verified,
+        }
+    }
 }
 
 /// Connection state and room, for status bars.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Status {
-    /// `idle`, `connecting`, `connected` or `offline`.
+    /// `idle`, `connecting`, `lobby` (waiting for the host to let us in), `connected` or
+    /// `offline`.
     pub state: String,
+    /// What the lobby says while `state` is `lobby`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lobby: Option<String>,
+    /// Our seat, once the room gave us one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seat: Option<String>,
+    /// Whether joiners wait for the host's approval.
+    #[serde(default)]
+    pub approval: bool,
+    /// Join requests waiting for the host (hosts only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub join_requests: Vec<JoinRequestParams>,
     /// Room id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub room: Option<String>,
@@ -424,6 +459,210 @@ pub struct RunExitedParams {
     pub error: Option<String>,
 }
 
+/// `mesh/presence` params: someone joined, left, changed role, or started or stopped
+/// following you. `message` is the sentence to show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PresenceParams {
+    /// `joined`, `left`, `roleChanged`, `kicked`, `followed` or `unfollowed`.
+    pub kind: String,
+    /// Their connection id (0 when not connected).
+    pub conn_id: u64,
+    /// Their seat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seat: Option<String>,
+    /// Their name.
+    pub name: String,
+    /// Their role (the new one for `roleChanged`).
+    pub role: String,
+    /// It is about you (your own role changed).
+    pub you: bool,
+    /// What to show, e.g. `Bob is now a reader by Ada`.
+    pub message: String,
+}
+
+/// `mesh/lobby` params: the room waits for the host to let us in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LobbyParams {
+    /// The lobby's message, e.g. `waiting for the host to let you in`.
+    pub message: String,
+}
+
+/// `mesh/joinRequest` params (hosts only): someone waits in the lobby; answer with
+/// `mesh/admit` or `mesh/refuse`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequestParams {
+    /// The seat they would take.
+    pub seat: String,
+    /// Their name (unverified without accounts).
+    pub name: String,
+    /// Their kind of client.
+    pub client: String,
+}
+
+/// `mesh/joinRequestClosed` params: a join request was answered (or expired).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinRequestClosedParams {
+    /// The seat.
+    pub seat: String,
+    /// Their name.
+    pub name: String,
+    /// Whether they were let in.
+    pub admitted: bool,
+    /// Who answered, when a person did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
+/// `mesh/ended` params: the room ended this session for good; the folder leaves the room and
+/// its seat is forgotten.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndedParams {
+    /// `kicked`, `refused` or `revoked` (the link or seat is no longer accepted).
+    pub reason: String,
+    /// What to show.
+    pub message: String,
+}
+
+/// `mesh/setRole` params (host): give `seat` the role `role` (`reader`, `writer`, or `host`,
+/// which makes you a writer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetRoleParams {
+    /// The seat.
+    pub seat: String,
+    /// `reader`, `writer` or `host`.
+    pub role: String,
+}
+
+/// `mesh/kick` params (host).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KickParams {
+    /// The seat.
+    pub seat: String,
+    /// Also revoke the link they came through, so it cannot take a new seat.
+    #[serde(default)]
+    pub revoke_link: bool,
+}
+
+/// `mesh/admit` and `mesh/refuse` params (host).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeatParams {
+    /// The waiting seat.
+    pub seat: String,
+}
+
+/// `mesh/setApproval` params (host).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalParams {
+    /// Whether joiners wait for the host.
+    pub on: bool,
+}
+
+/// `mesh/createLink` params (host).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateLinkParams {
+    /// `reader` or `writer`.
+    pub role: String,
+    /// Lifetime in seconds (the server's default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_secs: Option<u64>,
+    /// How many seats it may create (unlimited when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u32>,
+}
+
+/// `mesh/revokeLink` params (host).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokeLinkParams {
+    /// The link's id.
+    pub id: String,
+}
+
+/// `mesh/audit` params (host).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditParams {
+    /// The newest this many entries (the server's default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// `mesh/hostParticipants` result (host): who is in the room, who waits, and whether joiners
+/// wait for approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostParticipants {
+    /// Everyone connected (companion connections left out).
+    pub participants: Vec<Participant>,
+    /// Who waits in the lobby.
+    pub waiting: Vec<JoinRequestParams>,
+    /// Whether joiners wait for the host's approval.
+    pub approval: bool,
+}
+
+/// One join link of the room, as `mesh/links` and `mesh/createLink` answer it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Link {
+    /// The link's id (what `mesh/revokeLink` names).
+    pub id: String,
+    /// `reader`, `writer` or `host`.
+    pub role: String,
+    /// The join link to hand out.
+    pub url: String,
+    /// Created, milliseconds since the Unix epoch.
+    pub created_at: u64,
+    /// Stops working, milliseconds since the Unix epoch.
+    pub expires_at: u64,
+    /// How many seats it may create; unlimited when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u32>,
+    /// How many seats it created.
+    pub uses: u32,
+    /// Whether it was revoked.
+    pub revoked: bool,
+}
+
+impl From<mesh_protocol::rest::LinkInfo> for Link {
+    fn from(l: mesh_protocol::rest::LinkInfo) -> Self {
+        Link {
+            id: l.id,
+            role: role_name(l.role).into(),
+            url: l.url,
+            created_at: l.created_at,
+            expires_at: l.expires_at,
+            max_uses: l.max_uses,
+            uses: l.uses,
+            revoked: l.revoked,
+        }
+    }
+}
+
+/// `mesh/links` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Links {
+    /// Every link of the room, newest first.
+    pub links: Vec<Link>,
+}
+
+/// `mesh/audit` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Audit {
+    /// Newest first: `ts` (milliseconds since the Unix epoch), `kind` (`join`, `leave`,
+    /// `role_changed`, `kicked`, `admitted`, `refused`, `link_created`, `link_revoked`,
+    /// `approval_changed`, `run_started`), `actor`, `subject`, `detail`.
+    pub entries: Vec<mesh_protocol::rest::AuditEntry>,
+}
+
+/// A role as editors show it: `reader`, `writer`, `host`.
+pub fn role_name(role: mesh_protocol::messages::Role) -> &'static str {
+    match role {
+        mesh_protocol::messages::Role::Reader => "reader",
+        mesh_protocol::messages::Role::Writer => "writer",
+        mesh_protocol::messages::Role::Host => "host",
+    }
+}
+
 macro_rules! notification {
     ($name:ident, $method:literal, $params:ty) => {
         #[doc = concat!("`", $method, "`")]
@@ -453,6 +692,15 @@ notification!(
     DebugBreakpointsParams
 );
 notification!(DebugEndedNotification, "mesh/debugEnded", DebugEndedParams);
+notification!(PresenceNotification, "mesh/presence", PresenceParams);
+notification!(LobbyNotification, "mesh/lobby", LobbyParams);
+notification!(JoinRequestNotification, "mesh/joinRequest", JoinRequestParams);
+notification!(
+    JoinRequestClosedNotification,
+    "mesh/joinRequestClosed",
+    JoinRequestClosedParams
+);
+notification!(EndedNotification, "mesh/ended", EndedParams);
 
 /// `mesh/participants` params.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -512,6 +760,21 @@ pub const METHODS: &[&str] = &[
     "mesh/debugBreakpoints",
     "mesh/debugEnded",
     "mesh/documentHash",
+    "mesh/presence",
+    "mesh/lobby",
+    "mesh/joinRequest",
+    "mesh/joinRequestClosed",
+    "mesh/ended",
+    "mesh/hostParticipants",
+    "mesh/setRole",
+    "mesh/kick",
+    "mesh/admit",
+    "mesh/refuse",
+    "mesh/setApproval",
+    "mesh/links",
+    "mesh/createLink",
+    "mesh/revokeLink",
+    "mesh/audit",
 ];
 
 #[cfg(test)]

@@ -103,12 +103,21 @@ enum Cmd {
         #[arg(long)]
         language: Option<String>,
     },
+    /// Host control for the room of the current folder: participants and roles, kick,
+    /// admit or refuse joiners, approval, links, the audit trail. Needs the host role (the
+    /// folder that shared the room, or a seat the host handed the role to).
+    #[command(subcommand)]
+    Host(mesh_proxy::host_cli::HostCmd),
     /// Print shell completions.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
 }
+
+/// The exit code of `share` or `join` when the room ended the session (kicked, refused, the
+/// link revoked): distinct from 1 (could not start) so scripts can tell.
+const EXIT_ENDED: i32 = 3;
 
 fn identity(cli: &Cli, client: &str) -> anyhow::Result<Identity> {
     let cfg = Config::load()?;
@@ -163,8 +172,28 @@ async fn headless(
     // No editor: show what the session wants to tell the user, drop the rest.
     tokio::spawn(async move {
         while let Some(out) = out_rx.recv().await {
-            if let session::EditorOut::Notify("mesh/notify" | "window/showMessage", v) = out {
-                eprintln!("mesh: {}", v["message"].as_str().unwrap_or(""));
+            match out {
+                session::EditorOut::Notify("mesh/notify" | "window/showMessage", v) => {
+                    eprintln!("mesh: {}", v["message"].as_str().unwrap_or(""));
+                }
+                session::EditorOut::Notify("mesh/lobby", v) => {
+                    eprintln!("mesh: {}", v["message"].as_str().unwrap_or(""));
+                }
+                session::EditorOut::Notify("mesh/presence" | "mesh/joinRequest", v) => {
+                    let text = match v["message"].as_str() {
+                        Some(m) => m.to_string(),
+                        None => format!(
+                            "{} asks to join: mesh-proxy host admit {} (or refuse)",
+                            v["name"].as_str().unwrap_or(""),
+                            v["seat"].as_str().unwrap_or("")
+                        ),
+                    };
+                    eprintln!("mesh: {text}");
+                }
+                // Kicked, refused, the link revoked: the session is over (the message was
+                // printed as a mesh/notify).
+                session::EditorOut::Notify("mesh/ended", _) => std::process::exit(EXIT_ENDED),
+                _ => {}
             }
         }
     });
@@ -319,13 +348,24 @@ async fn run() -> anyhow::Result<()> {
             let dir = folder(None)?;
             let rec = config::session_for(&dir)
                 .context("this folder is not in a room: run `mesh-proxy share` or `mesh-proxy join` first")?;
-            let target = RoomTarget::parse(&rec.link)?;
+            let target = rec.target()?;
             // The file, as a room path relative to the shared folder.
             let abs = dir.join(file);
             let path = mesh_proxy::workspace::rel_path(&rec.dir, &abs).unwrap_or_else(|| file.replace('\\', "/"));
             let id = identity(&cli, "mesh-proxy")?;
             let code = mesh_proxy::run_cli::run(target, id.tls, path, language.clone(), id.name).await?;
             std::process::exit(code);
+        }
+        Cmd::Host(_) => {
+            let dir = folder(None)?;
+            let rec = config::session_for(&dir)
+                .context("this folder is not in a room: run `mesh-proxy share` or `mesh-proxy join` first")?;
+            let api = mesh_proxy::host_api::HostApi::new(identity(&cli, "mesh-proxy")?.tls, rec.target()?);
+            // `cmd` is moved out of `cli` after `identity` borrowed it.
+            let Cmd::Host(cmd) = cli.command else {
+                unreachable!("matched above")
+            };
+            mesh_proxy::host_cli::run(&api, cmd).await?;
         }
         Cmd::Completions { shell } => {
             clap_complete::generate(*shell, &mut Cli::command(), "mesh-proxy", &mut std::io::stdout());
@@ -343,7 +383,7 @@ async fn status(dir: &std::path::Path, json: bool, tls: &Tls) -> anyhow::Result<
         }
         return Ok(());
     };
-    let target = RoomTarget::parse(&rec.link)?;
+    let target = rec.target()?;
     let conflicts = mesh_proxy::mesh_dir::conflicts(&rec.dir);
     let url = format!("{}/api/sessions/{}", target.server, target.room);
     let resp = tls

@@ -9,6 +9,9 @@
 //!   local text stays in the file; the user takes what they need from this copy, then runs
 //!   `mesh-proxy resolve PATH` (or deletes the copy), and the file is merged again with the
 //!   copy as the base, so the local text wins where the two still differ.
+//! - `seat.json`: the seat this folder holds in its room (decision 011): the room, the seat's
+//!   id and its seat token (a secret: never logged). The proxy reconnects with it, so a
+//!   dropped connection comes back to the same seat and role; a kick or a refusal forgets it.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +22,9 @@ const BASE_DIR: &str = "base";
 
 /// The folder under `.mesh/` holding the room's versions of conflicting files.
 pub const CONFLICTS_DIR: &str = "conflicts";
+
+/// The file under `.mesh/` holding the folder's seat.
+const SEAT_FILE: &str = "seat.json";
 
 /// Suffix of the temporary files of atomic writes (skipped when listing).
 const TMP_SUFFIX: &str = ".mesh-tmp";
@@ -189,9 +195,81 @@ pub fn resolve(root: &Path, room: &str, path: &str) -> Result<(), ResolveError> 
     std::fs::remove_file(&copy).map_err(|e| io(e, &copy))
 }
 
+/// The seat a folder holds in a room, as `welcome` gave it.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Seat {
+    /// The room it is in.
+    pub room: String,
+    /// The seat's id, as participants and host requests name it.
+    pub id: String,
+    /// The seat token (a secret: never logged, never printed).
+    pub token: String,
+}
+
+impl std::fmt::Debug for Seat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Seat")
+            .field("room", &self.room)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The seat the folder `root` holds in `room`, if one was kept (a seat of another room, or
+/// an unreadable file, is none).
+pub fn read_seat(root: &Path, room: &str) -> Option<Seat> {
+    let bytes = std::fs::read(root.join(MESH_DIR).join(SEAT_FILE)).ok()?;
+    serde_json::from_slice::<Seat>(&bytes).ok().filter(|s| s.room == room)
+}
+
+/// Keeps `seat` as the folder's seat, readable by its owner only.
+pub fn write_seat(root: &Path, seat: &Seat) -> std::io::Result<()> {
+    let dir = mesh_dir(root)?;
+    let json = serde_json::to_string(seat).map_err(std::io::Error::other)?;
+    write_private(&dir.join(SEAT_FILE), &json)
+}
+
+/// Forgets the folder's seat (kicked, refused, or the room left).
+pub fn forget_seat(root: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(root.join(MESH_DIR).join(SEAT_FILE)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_seat_is_kept_privately_per_room_and_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let seat = Seat {
+            room: "r1".into(),
+            id: "s7".into(),
+            token: "secret-token".into(),
+        };
+        write_seat(root, &seat).unwrap();
+        assert_eq!(read_seat(root, "r1"), Some(seat.clone()));
+        assert_eq!(read_seat(root, "r2"), None, "a seat is of one room");
+        assert!(
+            !format!("{seat:?}").contains("secret-token"),
+            "the token is never logged"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(root.join(MESH_DIR).join(SEAT_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        forget_seat(root).unwrap();
+        assert_eq!(read_seat(root, "r1"), None);
+        forget_seat(root).unwrap();
+    }
 
     #[test]
     fn bases_and_conflicts_are_kept_privately_and_listed() {

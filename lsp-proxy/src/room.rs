@@ -2,6 +2,11 @@
 //! exponential backoff and jitter, and reports what it receives as [`RoomEvent`]s. It knows
 //! nothing of documents: the session owns the replica and decides what to send.
 //!
+//! The token travels in the upgrade's `Authorization: Bearer` header, never in the URL, so it
+//! does not land in a proxy's access log (decision 011). Once the room gives this connection a
+//! seat, the session hands the seat token over ([`Outgoing::Credentials`]) and every
+//! reconnect shows that instead of the link's token: the seat, not the link, holds the role.
+//!
 //! A refusal that a retry cannot change ends the task with [`RoomEvent::Fatal`]: a bad
 //! token or a deleted room, and a TLS failure (a certificate this machine does not trust,
 //! one for another name, an expired one, a server that does not speak TLS).
@@ -13,6 +18,8 @@ use mesh_protocol::codec::{decode_frame_up_to, Frame};
 use mesh_protocol::ServerMessage;
 use rand::Rng;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{header::AUTHORIZATION, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
 
@@ -62,6 +69,34 @@ pub enum RoomEvent {
 pub enum Outgoing {
     /// A frame; dropped while disconnected (the resync on reconnect covers it).
     Frame(Vec<u8>),
+    /// The token to show from the next connection on (the seat token `welcome` gave).
+    Credentials(Credentials),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Credentials(..)")
+    }
+}
+
+/// The token a connection shows (a secret: its `Debug` leaves it out).
+pub struct Credentials(pub String);
+
+impl Credentials {
+    /// The upgrade request for `target` with this token in the `Authorization` header.
+    fn request(
+        &self,
+        target: &RoomTarget,
+    ) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, WsError> {
+        let mut request = target.ws_url_without_token().into_client_request()?;
+        let value = HeaderValue::from_str(&format!("Bearer {}", self.0)).map_err(|_| {
+            WsError::Url(tokio_tungstenite::tungstenite::error::UrlError::UnableToConnect(
+                "the token has characters a header cannot carry; ask the host for a new link".into(),
+            ))
+        })?;
+        request.headers_mut().insert(AUTHORIZATION, value);
+        Ok(request)
+    }
 }
 
 /// Handle to the connection task; dropping it ends the task.
@@ -91,20 +126,28 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
 ) {
     let mut backoff = BACKOFF_START;
+    let mut credentials = Credentials(target.token.clone());
     loop {
-        // Drop what queued up while offline: the handshake resyncs everything.
-        while rx.try_recv().is_ok() {}
+        // Drop what queued up while offline: the handshake resyncs everything. A new token
+        // is kept.
+        while let Ok(out) = rx.try_recv() {
+            if let Outgoing::Credentials(c) = out {
+                credentials = c;
+            }
+        }
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_SERVER_MESSAGE_BYTES))
             .max_frame_size(Some(MAX_SERVER_MESSAGE_BYTES));
+        let request = match credentials.request(&target) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = events.send(RoomEvent::Fatal(format!("cannot open the room: {e}")));
+                return;
+            }
+        };
         let attempt = tokio::time::timeout(
             CONNECT_TIMEOUT,
-            tokio_tungstenite::connect_async_tls_with_config(
-                target.ws_url(),
-                Some(config),
-                true,
-                Some(tls.connector()),
-            ),
+            tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, Some(tls.connector())),
         )
         .await;
         let reason = match attempt {
@@ -136,7 +179,7 @@ async fn run(
                     return;
                 }
                 let connected = tokio::time::Instant::now();
-                let ended = serve(ws, &events, &mut rx).await;
+                let ended = serve(ws, &events, &mut rx, &mut credentials).await;
                 if connected.elapsed() >= STABLE_CONNECTION {
                     backoff = BACKOFF_START;
                 }
@@ -167,7 +210,12 @@ enum Ended {
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn serve(ws: Ws, events: &mpsc::UnboundedSender<RoomEvent>, rx: &mut mpsc::UnboundedReceiver<Outgoing>) -> Ended {
+async fn serve(
+    ws: Ws,
+    events: &mpsc::UnboundedSender<RoomEvent>,
+    rx: &mut mpsc::UnboundedReceiver<Outgoing>,
+    credentials: &mut Credentials,
+) -> Ended {
     let (mut sink, mut stream) = ws.split();
     loop {
         tokio::select! {
@@ -177,6 +225,7 @@ async fn serve(ws: Ws, events: &mpsc::UnboundedSender<RoomEvent>, rx: &mut mpsc:
                         return Ended::Retry(format!("send failed: {e}"));
                     }
                 }
+                Some(Outgoing::Credentials(c)) => *credentials = c,
                 None => {
                     let _ = sink.close().await;
                     return Ended::SessionGone;

@@ -119,7 +119,9 @@ fn room_of(dir: &Path) -> Result<(Folder, RoomTarget), String> {
             dir.display()
         )
     })?;
-    let target = RoomTarget::parse(&rec.link).map_err(|e| format!("the room of {}: {e}", rec.dir.display()))?;
+    let target = rec
+        .target()
+        .map_err(|e| format!("the room of {}: {e}", rec.dir.display()))?;
     Ok((Folder::new(rec.dir), target))
 }
 

@@ -256,6 +256,22 @@ impl Docs {
         fx
     }
 
+    /// The buffer of `uri` follows the room from now on whatever it holds (we became a
+    /// reader and the replica was built again): its map to the room is derived again and the
+    /// next batch brings it to the room's text.
+    pub(super) fn follow_room(&mut self, uri: &str, room: &impl RoomRead) -> Vec<Effect> {
+        let Some(doc) = self.open.get_mut(uri) else {
+            return Vec::new();
+        };
+        if doc.held.is_some() {
+            // Held for a conflict: the room's version is beside it already.
+            return Vec::new();
+        }
+        doc.sync.forget_room();
+        doc.hash_checked = false;
+        self.flush(uri, room)
+    }
+
     /// The conflict of the held document `uri` was resolved: the buffer is merged again with
     /// the room's version at the time of the conflict (`snapshot`) as the base, so the
     /// buffer's text wins where it still differs from that version and the room's later

@@ -17,6 +17,7 @@ mod paths;
 mod presence;
 mod replica;
 mod runs;
+mod seats;
 #[cfg(test)]
 mod testing;
 
@@ -54,8 +55,39 @@ const TICK: Duration = Duration::from_millis(250);
 /// Where a run request's answer goes.
 type RunReply = oneshot::Sender<Result<RunResult, String>>;
 
+/// Where a host request's answer goes: the result as the LSP method documents it.
+pub type HostReply = oneshot::Sender<Result<serde_json::Value, String>>;
+
+/// A host request from the editor (decision 011), carried out over the REST API with the
+/// folder's seat token.
+#[derive(Debug, Clone)]
+pub enum HostCall {
+    /// `mesh/hostParticipants`.
+    Participants,
+    /// `mesh/setRole`.
+    SetRole(SetRoleParams),
+    /// `mesh/kick`.
+    Kick(KickParams),
+    /// `mesh/admit`.
+    Admit(SeatParams),
+    /// `mesh/refuse`.
+    Refuse(SeatParams),
+    /// `mesh/setApproval`.
+    SetApproval(ApprovalParams),
+    /// `mesh/links`.
+    Links,
+    /// `mesh/createLink`.
+    CreateLink(CreateLinkParams),
+    /// `mesh/revokeLink`.
+    RevokeLink(RevokeLinkParams),
+    /// `mesh/audit`.
+    Audit(AuditParams),
+}
+
 /// A request from the editor (or the command line) that wants an answer.
 pub enum Request {
+    /// A host request.
+    Host(HostCall, HostReply),
     /// Share the workspace folder.
     Share(ShareParams, oneshot::Sender<Result<ShareResult, String>>),
     /// Join a room into the workspace folder.
@@ -742,6 +774,7 @@ impl Session {
 
     fn on_request(&mut self, req: Request) {
         match req {
+            Request::Host(call, reply) => self.host_request(call, reply),
             Request::Share(params, reply) => {
                 if let Some(room) = self.room.as_mut() {
                     // Shared from here before (the folder's record, a restart): the same
@@ -1008,9 +1041,16 @@ impl Session {
             }
         }
         // Buffers first: where a file is open, the buffer is the local side of the merge.
+        // After a demotion the buffers follow the room instead: a reader has nothing to merge.
         let uris: Vec<String> = self.docs.iter().map(|(u, _)| u.clone()).collect();
+        let follow = self.room.as_mut().is_some_and(|r| std::mem::take(&mut r.follow_room));
         for uri in uris {
-            self.attach_doc(&uri);
+            if follow {
+                let fx = self.docs.follow_room(&uri, &View(self.room.as_ref()));
+                self.apply(fx);
+            } else {
+                self.attach_doc(&uri);
+            }
         }
         self.start_disk_sync();
         let Some(room) = self.room.as_mut() else { return };
@@ -1052,7 +1092,16 @@ impl Session {
                 }
             }
         });
-        let conn = room::connect(target.clone(), self.identity.tls.clone(), room_tx);
+        // The folder's seat in this room, when it has one, holds the role: connect with it.
+        let seat = self
+            .root
+            .as_deref()
+            .and_then(|root| crate::mesh_dir::read_seat(root, &target.room.to_string()));
+        let shown = RoomTarget {
+            token: seat.as_ref().map_or_else(|| target.token.clone(), |s| s.token.clone()),
+            ..target.clone()
+        };
+        let conn = room::connect(shown, self.identity.tls.clone(), room_tx);
         self.runs = Runs::default();
         self.text_changes.lock().expect("not poisoned").clear();
         self.room = Some(Room::new(
@@ -1062,6 +1111,64 @@ impl Session {
             self.remote_dirty.clone(),
             self.text_changes.clone(),
         ));
+        if let (Some(room), Some(seat)) = (self.room.as_mut(), seat) {
+            room.seats.seat = Some(seat.id);
+        }
+    }
+
+    /// We became a reader: edits we sent just before we knew may have been refused by the
+    /// server, and our replica would still hold them (and send them again on a reconnect
+    /// once we write again). So the replica is built again from the room, over the same
+    /// seat, and every open buffer is brought to the room's text after the first sync.
+    fn resync_as_reader(&mut self) {
+        let Some(old) = self.room.take() else { return };
+        self.watcher = None;
+        self.disk.stop();
+        let (target, read_link) = (old.target.clone(), old.read_link.clone());
+        let seats = old.seats;
+        let share_ack = old.share_ack;
+        drop(old.conn);
+        self.open_room(target, read_link);
+        if let Some(room) = self.room.as_mut() {
+            room.follow_room = true;
+            room.role = Some(mesh_protocol::messages::Role::Reader);
+            room.seats = seats;
+            room.seats.disconnected();
+            room.share_ack = share_ack;
+        }
+    }
+
+    /// The room ended this session for good (kicked, refused, link revoked): whoever waits
+    /// for the join hears why, the folder leaves the room and its seat is forgotten.
+    fn end_session(&mut self, message: &str) {
+        if let Some(room) = self.room.as_mut() {
+            for reply in room.on_synced.drain(..) {
+                let _ = reply.send(Err(message.to_string()));
+            }
+        }
+        self.leave();
+    }
+
+    /// A host request: over REST, with the folder's seat token (or the link's), in its own
+    /// task; the answer goes to `reply`.
+    fn host_request(&mut self, call: HostCall, reply: HostReply) {
+        let Some(room) = self.room.as_ref() else {
+            let _ = reply.send(Err("not in a room: share the folder or join a room first".into()));
+            return;
+        };
+        let seat = self
+            .root
+            .as_deref()
+            .and_then(|root| crate::mesh_dir::read_seat(root, &room.target.room.to_string()));
+        let target = RoomTarget {
+            token: seat.map_or_else(|| room.target.token.clone(), |s| s.token),
+            ..room.target.clone()
+        };
+        let me = room.conn_id;
+        let api = crate::host_api::HostApi::new(self.identity.tls.clone(), target);
+        tokio::spawn(async move {
+            let _ = reply.send(host_call(&api, call, me).await);
+        });
     }
 
     fn leave(&mut self) {
@@ -1070,6 +1177,8 @@ impl Session {
             fx.extend(self.presence.left(self.docs.iter().map(|(u, _)| u.clone())));
             if let Some(root) = &self.root {
                 let _ = crate::config::forget_session(root);
+                // The seat goes with the folder's place in the room.
+                let _ = crate::mesh_dir::forget_seat(root);
             }
         }
         let _ = self.presence.follow(None, &Default::default());
@@ -1160,11 +1269,15 @@ impl Session {
                 self.apply(fx);
             }
             if std::mem::take(&mut self.presence.dirty) {
-                if let Some(room) = &self.room {
+                if let Some(room) = self.room.as_mut() {
                     let states = room.remote_states();
-                    let fx = self
-                        .presence
-                        .cursors(&self.docs, &View(Some(room)), &states, &room.participants);
+                    let people = room.people();
+                    let mut fx = room.seats.followers(room.conn_id, &states, &people);
+                    let room = self.room.as_ref().expect("just used");
+                    fx.extend(
+                        self.presence
+                            .cursors(&self.docs, &View(Some(room)), &states, &room.participants),
+                    );
                     self.apply(fx);
                 }
             }
@@ -1181,4 +1294,85 @@ impl Session {
             self.last_status = Some(status);
         }
     }
+}
+
+/// Carries out a host request; the answer as the LSP method documents it.
+async fn host_call(
+    api: &crate::host_api::HostApi,
+    call: HostCall,
+    me: Option<u64>,
+) -> Result<serde_json::Value, String> {
+    use crate::host_api::parse_role;
+    let done = || serde_json::json!({});
+    let value = match call {
+        HostCall::Participants => {
+            let room = api.participants().await.map_err(|e| e.to_string())?;
+            serde_json::to_value(HostParticipants {
+                participants: room
+                    .participants
+                    .iter()
+                    .filter(|p| !p.companion)
+                    .map(|p| Participant::of(p, me))
+                    .collect(),
+                waiting: room
+                    .waiting
+                    .into_iter()
+                    .map(|w| JoinRequestParams {
+                        seat: w.seat,
+                        name: w.name,
+                        client: w.client,
+                    })
+                    .collect(),
+                approval: room.approval,
+            })
+        }
+        HostCall::SetRole(p) => {
+            let role = parse_role(&p.role)?;
+            api.set_role(&p.seat, role).await.map_err(|e| e.to_string())?;
+            Ok(done())
+        }
+        HostCall::Kick(p) => {
+            api.kick(&p.seat).await.map_err(|e| e.to_string())?;
+            Ok(done())
+        }
+        HostCall::Admit(p) => {
+            api.admit(&p.seat).await.map_err(|e| e.to_string())?;
+            Ok(done())
+        }
+        HostCall::Refuse(p) => {
+            api.refuse(&p.seat).await.map_err(|e| e.to_string())?;
+            Ok(done())
+        }
+        HostCall::SetApproval(p) => {
+            api.set_approval(p.on).await.map_err(|e| e.to_string())?;
+            Ok(done())
+        }
+        HostCall::Links => {
+            let links = api.links().await.map_err(|e| e.to_string())?;
+            serde_json::to_value(Links {
+                links: links.into_iter().map(Link::from).collect(),
+            })
+        }
+        HostCall::CreateLink(p) => {
+            let role = parse_role(&p.role)?;
+            let link = api
+                .create_link(mesh_protocol::rest::CreateLink {
+                    role,
+                    expires_in_secs: p.expires_in_secs,
+                    max_uses: p.max_uses,
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            serde_json::to_value(Link::from(link))
+        }
+        HostCall::RevokeLink(p) => {
+            api.revoke_link(&p.id).await.map_err(|e| e.to_string())?;
+            Ok(done())
+        }
+        HostCall::Audit(p) => {
+            let entries = api.audit(p.limit).await.map_err(|e| e.to_string())?;
+            serde_json::to_value(Audit { entries })
+        }
+    };
+    value.map_err(|e| e.to_string())
 }

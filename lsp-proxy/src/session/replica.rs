@@ -17,7 +17,8 @@ use yrs::{Doc, GetString, Map, MapRef, Origin, ReadTxn, Text, TextPrelim, Transa
 
 use super::outbox::Outbox;
 use super::runs::{self, Starter};
-use super::{notify, tell, PendingShare, RoomRead, Session, ShareReply, Standing};
+use super::seats::{Person, SeatEvent, Seats};
+use super::{notify, tell, Effect, PendingShare, RoomRead, Session, ShareReply, Standing};
 use crate::link::RoomTarget;
 use crate::lsp_ext::*;
 use crate::room::{Outgoing, RoomConn, RoomEvent};
@@ -87,6 +88,11 @@ pub(super) struct Room {
     pub(super) pending_share: Option<PendingShare>,
     /// Our updates the server has not confirmed, resent in pieces after a reconnect.
     outbox: Arc<Mutex<Outbox>>,
+    /// Our seat, the lobby, join requests and followers.
+    pub(super) seats: Seats,
+    /// The first sync brings every open buffer to the room's text instead of merging (the
+    /// replica was built again after we became a reader).
+    pub(super) follow_room: bool,
 }
 
 /// The room as the sans-IO parts read it; `None` when not in a room.
@@ -190,7 +196,14 @@ impl Room {
             share_ack: None,
             share_again: Vec::new(),
             outbox,
+            seats: Seats::default(),
+            follow_room: false,
         }
+    }
+
+    /// The participants as the seats module reads them.
+    pub(super) fn people(&self) -> BTreeMap<u64, Person> {
+        self.participants.iter().map(|(id, p)| (*id, Person::from(p))).collect()
     }
 
     /// Sends a mesh message.
@@ -337,6 +350,7 @@ impl Room {
     /// The status shown to the user.
     pub(super) fn status(&self, share_link: Option<&str>) -> Status {
         let state = match &self.state {
+            ConnState::Connected if self.seats.lobby.is_some() => "lobby",
             ConnState::Connecting => "connecting",
             ConnState::Connected if self.synced => "connected",
             ConnState::Connected => "connecting",
@@ -347,14 +361,7 @@ impl Room {
             .values()
             // A companion (a debug adapter's connection) is its person's second one.
             .filter(|p| !p.companion)
-            .map(|p| Participant {
-                conn_id: p.conn_id,
-                name: p.name.clone(),
-                color: p.color.clone(),
-                role: format!("{:?}", p.role).to_lowercase(),
-                client: p.client.clone(),
-                you: Some(p.conn_id) == self.conn_id,
-            })
+            .map(|p| Participant::of(p, self.conn_id))
             .collect();
         Status {
             state: state.into(),
@@ -366,6 +373,10 @@ impl Room {
             you: self.conn_id,
             participants,
             conflicts: Vec::new(),
+            lobby: self.seats.lobby.clone(),
+            seat: self.seats.seat.clone(),
+            approval: self.seats.approval,
+            join_requests: self.seats.requests.values().cloned().collect(),
         }
     }
 }
@@ -413,6 +424,7 @@ impl Session {
                 room.state = ConnState::Offline(reason);
                 room.outbox.lock().expect("not poisoned").reconnected();
                 room.participants.clear();
+                room.seats.disconnected();
                 let fx = self
                     .runs
                     .abandon("the connection to the room was lost", std::time::Instant::now());
@@ -420,11 +432,17 @@ impl Session {
             }
             RoomEvent::Fatal(reason) => {
                 tracing::error!(%reason, "leaving the room");
-                for reply in room.on_synced.drain(..) {
-                    let _ = reply.send(Err(reason.clone()));
-                }
-                self.apply(vec![tell("error", reason)]);
-                self.leave();
+                // A refused link or seat (revoked, expired, kicked while away) ends it too.
+                // Told first: `mesh/ended` ends a headless `join` at once.
+                let fx = vec![
+                    tell("error", reason.clone()),
+                    notify::<EndedNotification>(EndedParams {
+                        reason: "revoked".into(),
+                        message: reason.clone(),
+                    }),
+                ];
+                self.apply(fx);
+                self.end_session(&reason);
             }
             RoomEvent::Frames(frames) => {
                 for f in frames {
@@ -472,21 +490,145 @@ impl Session {
                 conn_id,
                 role,
                 participants,
+                seat,
+                name,
+                approval,
                 ..
             } => {
                 room.conn_id = Some(conn_id);
                 room.role = Some(role);
                 room.participants = participants.into_iter().map(|p| (p.conn_id, p)).collect();
-                Vec::new()
+                let admitted = room.seats.lobby.is_some();
+                let people = room.people();
+                let mut fx = room.seats.on_event(
+                    SeatEvent::Welcome {
+                        seat: Some(seat.id.clone()),
+                        role,
+                        approval,
+                        name: Some(name.clone()),
+                    },
+                    Some(conn_id),
+                    &people,
+                );
+                // Every reconnect shows the seat token from now on (never the link's again).
+                let kept = crate::mesh_dir::Seat {
+                    room: room.target.room.to_string(),
+                    id: seat.id,
+                    token: seat.token.clone(),
+                };
+                let _ = room
+                    .conn
+                    .tx
+                    .send(Outgoing::Credentials(crate::room::Credentials(seat.token)));
+                if let Some(root) = &self.root {
+                    if let Err(e) = crate::mesh_dir::write_seat(root, &kept) {
+                        tracing::warn!(error = %e, "cannot keep the seat; a reconnect takes a new one");
+                    }
+                }
+                if name != self.identity.name {
+                    fx.push(tell(
+                        "info",
+                        format!(
+                            "someone in the room is called {} already: you are shown as {name}",
+                            self.identity.name
+                        ),
+                    ));
+                }
+                if admitted {
+                    // Nothing of the room reached us in the lobby: sync now.
+                    room.send_sync_step1();
+                    self.apply(fx);
+                    self.publish_awareness();
+                    return;
+                }
+                fx
             }
             ServerMessage::ParticipantJoined { participant } => {
+                let person = Person::from(&participant);
                 room.participants.insert(participant.conn_id, participant);
-                Vec::new()
+                let people = room.people();
+                room.seats.on_event(SeatEvent::Joined(person), room.conn_id, &people)
             }
             ServerMessage::ParticipantLeft { conn_id } => {
-                room.participants.remove(&conn_id);
-                self.presence.participant_left(conn_id)
+                let people = room.people();
+                let mut fx = match room.participants.remove(&conn_id) {
+                    Some(p) => room
+                        .seats
+                        .on_event(SeatEvent::Left(Person::from(&p)), room.conn_id, &people),
+                    None => Vec::new(),
+                };
+                fx.extend(self.presence.participant_left(conn_id));
+                fx
             }
+            ServerMessage::RoleChanged { seat, role, by, .. } => {
+                for p in room.participants.values_mut().filter(|p| p.seat == seat) {
+                    p.role = role;
+                }
+                let people = room.people();
+                let mine = room.seats.seat.as_deref() == Some(seat.as_str());
+                let demoted = mine && room.role.is_some_and(|r| r.can_write()) && !role.can_write();
+                if mine {
+                    room.role = Some(role);
+                }
+                let fx = room.seats.on_event(
+                    SeatEvent::RoleChanged {
+                        seat,
+                        role,
+                        by: Some(by),
+                    },
+                    room.conn_id,
+                    &people,
+                );
+                self.apply(fx);
+                if demoted {
+                    self.resync_as_reader();
+                }
+                return;
+            }
+            ServerMessage::Kicked { by } => {
+                let fx = room
+                    .seats
+                    .on_event(SeatEvent::Kicked { by: Some(by) }, room.conn_id, &BTreeMap::new());
+                self.finish(fx);
+                return;
+            }
+            ServerMessage::Refused { message } => {
+                let fx = room
+                    .seats
+                    .on_event(SeatEvent::Refused { message }, room.conn_id, &BTreeMap::new());
+                self.finish(fx);
+                return;
+            }
+            ServerMessage::SeatKicked { seat, by, .. } => {
+                let people = room.people();
+                room.seats
+                    .on_event(SeatEvent::SeatKicked { seat, by: Some(by) }, room.conn_id, &people)
+            }
+            ServerMessage::Lobby { message } => {
+                room.seats
+                    .on_event(SeatEvent::Lobby { message }, room.conn_id, &BTreeMap::new())
+            }
+            ServerMessage::JoinRequest { seat, name, client } => room.seats.on_event(
+                SeatEvent::JoinRequest { seat, name, client },
+                room.conn_id,
+                &BTreeMap::new(),
+            ),
+            ServerMessage::JoinRequestClosed { seat, admitted, by, .. } => room.seats.on_event(
+                SeatEvent::JoinRequestClosed {
+                    seat,
+                    admitted,
+                    by: Some(by),
+                },
+                room.conn_id,
+                &BTreeMap::new(),
+            ),
+            ServerMessage::ApprovalChanged { on, by, .. } => room.seats.on_event(
+                SeatEvent::ApprovalChanged { on, by: Some(by) },
+                room.conn_id,
+                &BTreeMap::new(),
+            ),
+            // Host requests go over REST (`host_api`), whose answers name what they answer.
+            ServerMessage::Links { .. } | ServerMessage::AuditLog { .. } => Vec::new(),
             ServerMessage::Participants { participants } => {
                 room.participants = participants.into_iter().map(|p| (p.conn_id, p)).collect();
                 Vec::new()
@@ -599,6 +741,37 @@ impl Session {
             ServerMessage::DebugJoined { .. } | ServerMessage::Dap { .. } => Vec::new(),
         };
         self.apply(fx);
+    }
+}
+
+impl Session {
+    /// The room ended our session (kicked, refused): the editor hears why, then the folder
+    /// leaves the room.
+    fn finish(&mut self, fx: Vec<Effect>) {
+        let message = self
+            .room
+            .as_ref()
+            .and_then(|r| r.seats.ended.as_ref())
+            .map(|e| e.message.clone())
+            .unwrap_or_default();
+        tracing::warn!(%message, "the room ended this session");
+        // Told first: `mesh/ended` ends a headless `join` at once.
+        self.apply(vec![tell("error", message.clone())]);
+        self.apply(fx);
+        self.end_session(&message);
+    }
+}
+
+impl From<&RoomParticipant> for Person {
+    fn from(p: &RoomParticipant) -> Self {
+        Person {
+            conn_id: p.conn_id,
+            seat: Some(p.seat.clone()),
+            name: p.name.clone(),
+            role: p.role,
+            companion: p.companion,
+            doc_client_id: p.doc_client_id,
+        }
     }
 }
 
@@ -734,7 +907,7 @@ pub async fn create_room(
     create_token: Option<&str>,
 ) -> Result<CreatedSession, String> {
     let url = format!("{server}/api/sessions");
-    let mut request = tls.http().post(&url).json(&CreateSession { name });
+    let mut request = tls.http().post(&url).json(&CreateSession { name, approval: None });
     if let Some(token) = create_token {
         request = request.bearer_auth(token);
     }
