@@ -21,3 +21,18 @@ end, {
     return require("mesh.commands").complete(arglead, cmdline)
   end,
 })
+
+-- The host's commands also under their own names (`:MeshParticipants`, `:MeshRole`, …), the
+-- same as `:Mesh participants`, `:Mesh role`, ….
+for _, sub in ipairs({ "participants", "role", "kick", "admit", "refuse", "approval", "links", "audit" }) do
+  local name = "Mesh" .. sub:sub(1, 1):upper() .. sub:sub(2)
+  vim.api.nvim_create_user_command(name, function(cmd)
+    require("mesh").run(sub .. " " .. cmd.args)
+  end, {
+    nargs = "*",
+    desc = "mesh: :Mesh " .. sub,
+    complete = function(arglead)
+      return require("mesh.commands").complete(arglead, "Mesh " .. sub .. " " .. arglead)
+    end,
+  })
+end

@@ -54,6 +54,10 @@ function M.format_status(status)
   end
   add("room", status.room)
   add("role", status.role)
+  add("lobby", status.lobby)
+  if status.approval then
+    add("approval", "on (joiners wait for the host)")
+  end
   add("server", status.server)
   add("link", status.link)
   add("read link", status.readLink)
@@ -210,13 +214,80 @@ M.subcommands = {
     end,
   },
   participants = {
-    help = "who is in the room",
+    help = "who is in the room; the host picks someone to change their role or remove them",
     run = function()
       with_client(function(c)
         client.request(c, protocol.request.status, vim.empty_dict(), function(status)
           require("mesh.status").set(c.id, status)
-          vim.notify(M.format_participants(status.participants or {}), vim.log.levels.INFO)
+          require("mesh.host").participants(c)
         end)
+      end)
+    end,
+  },
+  role = {
+    help = "host: change someone's role: :Mesh role {who} {reader|writer|host}",
+    run = function(args)
+      with_client(function(c)
+        require("mesh.host").role(c, args)
+      end)
+    end,
+    complete = function(arglead)
+      return M.complete_people(arglead)
+    end,
+  },
+  kick = {
+    help = "host: remove someone from the room: :Mesh kick {who}",
+    run = function(args)
+      with_client(function(c)
+        require("mesh.host").kick_command(c, args)
+      end)
+    end,
+    complete = function(arglead)
+      return M.complete_people(arglead)
+    end,
+  },
+  admit = {
+    help = "host: let someone waiting in: :Mesh admit [who]",
+    run = function(args)
+      with_client(function(c)
+        require("mesh.host").admit_command(c, args, true)
+      end)
+    end,
+  },
+  refuse = {
+    help = "host: turn someone waiting away: :Mesh refuse [who]",
+    run = function(args)
+      with_client(function(c)
+        require("mesh.host").admit_command(c, args, false)
+      end)
+    end,
+  },
+  approval = {
+    help = "host: joiners wait for your approval: :Mesh approval [on|off] (no argument toggles)",
+    run = function(args)
+      with_client(function(c)
+        require("mesh.host").approval(c, args)
+      end)
+    end,
+    complete = function(arglead)
+      return vim.tbl_filter(function(w)
+        return vim.startswith(w, arglead)
+      end, { "on", "off" })
+    end,
+  },
+  links = {
+    help = "host: the room's links: copy, revoke, create",
+    run = function()
+      with_client(function(c)
+        require("mesh.host").links(c)
+      end)
+    end,
+  },
+  audit = {
+    help = "host: the room's audit trail",
+    run = function()
+      with_client(function(c)
+        require("mesh.host").audit(c)
       end)
     end,
   },
@@ -302,6 +373,23 @@ M.subcommands = {
     end,
   },
 }
+
+--- Names of the others in the room starting with `arglead`, for completion.
+---@param arglead string
+---@return string[]
+function M.complete_people(arglead)
+  local c = client.current()
+  local status = c and require("mesh.status").get(c.id) or nil
+  local names = {}
+  for _, p in ipairs(require("mesh.status").others(status)) do
+    local name = tostring(p.name)
+    if name:lower():sub(1, #arglead) == arglead:lower() then
+      names[#names + 1] = name
+    end
+  end
+  table.sort(names)
+  return names
+end
 
 --- The subcommand names, sorted.
 ---@return string[]

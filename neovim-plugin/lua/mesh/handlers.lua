@@ -111,6 +111,29 @@ function M.table()
     require("mesh.breakpoints").on_ended(ctx.client_id, params)
   end)
 
+  handlers[n.presence] = guarded(n.presence, function(_, params)
+    require("mesh.host").on_presence(params)
+  end)
+
+  handlers[n.lobby] = guarded(n.lobby, function(_, params, ctx)
+    require("mesh.host").on_lobby(ctx.client_id, params)
+  end)
+
+  handlers[n.join_request] = guarded(n.join_request, function(_, params, ctx)
+    -- Scheduled: a prompt must not run inside the LSP handler.
+    vim.schedule(function()
+      require("mesh.host").on_join_request(ctx.client_id, params)
+    end)
+  end)
+
+  handlers[n.join_request_closed] = guarded(n.join_request_closed, function(_, params)
+    require("mesh.host").on_join_request_closed(params)
+  end)
+
+  handlers[n.ended] = guarded(n.ended, function(_, params, ctx)
+    require("mesh.host").on_ended(ctx.client_id, params)
+  end)
+
   handlers[n.notify] = guarded(n.notify, function(_, params)
     if type(params) ~= "table" or params.message == nil then
       return

@@ -21,7 +21,7 @@ local M = {}
 ---@field anchor mesh.Position where the selection started
 ---@field head mesh.Position where the caret is
 
----@alias mesh.State "idle"|"connecting"|"connected"|"offline"
+---@alias mesh.State "idle"|"connecting"|"lobby"|"connected"|"offline"
 ---@alias mesh.Role "host"|"writer"|"reader"
 
 ---@class mesh.Participant
@@ -31,6 +31,8 @@ local M = {}
 ---@field role string
 ---@field client string
 ---@field you boolean
+---@field seat? string what host requests name
+---@field verified boolean false without accounts
 
 ---@class mesh.Status
 ---@field state mesh.State
@@ -42,6 +44,47 @@ local M = {}
 ---@field you? mesh.ConnId
 ---@field participants mesh.Participant[]
 ---@field conflicts? string[] room paths in conflict, until `mesh/resolve`
+---@field lobby? string what the lobby says while `state` is `lobby`
+---@field seat? string our seat
+---@field approval boolean whether joiners wait for the host
+---@field joinRequests? mesh.JoinRequest[] waiting joiners (hosts only)
+
+---@class mesh.JoinRequest
+---@field seat string
+---@field name string
+---@field client string
+
+---@class mesh.Link
+---@field id string
+---@field role string
+---@field url string
+---@field createdAt number
+---@field expiresAt number
+---@field maxUses? integer
+---@field uses integer
+---@field revoked boolean
+
+---@class mesh.PresenceParams
+---@field kind "joined"|"left"|"roleChanged"|"kicked"|"followed"|"unfollowed"
+---@field connId mesh.ConnId
+---@field seat? string
+---@field name string
+---@field role string
+---@field you boolean
+---@field message string what to show
+
+---@class mesh.LobbyParams
+---@field message string
+
+---@class mesh.JoinRequestClosedParams
+---@field seat string
+---@field name string
+---@field admitted boolean
+---@field by? string
+
+---@class mesh.EndedParams
+---@field reason "kicked"|"refused"|"revoked"
+---@field message string
 
 ---@class mesh.ChatEntry
 ---@field id string
@@ -235,6 +278,16 @@ M.request = {
   run = "mesh/run", -- params: mesh.RunParams; result: mesh.RunResult
   run_input = "mesh/runInput", -- params: mesh.RunInputParams; result: mesh.RunInputResult
   run_stop = "mesh/runStop", -- params: mesh.RunStopParams; result: mesh.RunStopResult
+  host_participants = "mesh/hostParticipants", -- result: { participants, waiting, approval }
+  set_role = "mesh/setRole", -- params: { seat, role }
+  kick = "mesh/kick", -- params: { seat }
+  admit = "mesh/admit", -- params: { seat }
+  refuse = "mesh/refuse", -- params: { seat }
+  set_approval = "mesh/setApproval", -- params: { on }
+  links = "mesh/links", -- result: { links: mesh.Link[] }
+  create_link = "mesh/createLink", -- params: { role, expiresInSecs?, maxUses? }; result: mesh.Link
+  revoke_link = "mesh/revokeLink", -- params: { id }
+  audit = "mesh/audit", -- params: { limit? }; result: { entries }
 }
 
 --- Notifications the editor sends to the proxy.
@@ -260,6 +313,11 @@ M.notification = {
   debug_started = "mesh/debugStarted", -- params: mesh.DebugStartedParams
   debug_breakpoints = "mesh/debugBreakpoints", -- params: mesh.DebugBreakpointsParams
   debug_ended = "mesh/debugEnded", -- params: mesh.DebugEndedParams
+  presence = "mesh/presence", -- params: mesh.PresenceParams
+  lobby = "mesh/lobby", -- params: mesh.LobbyParams
+  join_request = "mesh/joinRequest", -- params: mesh.JoinRequest
+  join_request_closed = "mesh/joinRequestClosed", -- params: mesh.JoinRequestClosedParams
+  ended = "mesh/ended", -- params: mesh.EndedParams
 }
 
 --- Requests the proxy sends to the editor.

@@ -71,7 +71,15 @@ function M.format(status, following)
     parts[#parts + 1] = ("%d %s"):format(count, count == 1 and "person" or "people")
     if status.role == "reader" then
       parts[#parts + 1] = "read-only"
+    elseif status.role == "host" then
+      parts[#parts + 1] = "host"
     end
+    local waiting = #(status.joinRequests or {})
+    if waiting > 0 then
+      parts[#parts + 1] = ("%d waiting (:Mesh admit)"):format(waiting)
+    end
+  elseif status.state == "lobby" then
+    parts[#parts + 1] = "waiting for the host to let you in"
   else
     parts[#parts + 1] = status.state
   end

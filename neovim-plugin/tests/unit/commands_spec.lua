@@ -12,20 +12,27 @@ test("the command exists and completes its subcommands", function()
   h.eq({ "chat" }, complete("Mesh ch"))
   h.eq({ "follow" }, complete("Mesh fo"))
   h.eq({ "share", "status", "stop" }, complete("Mesh s"))
-  h.eq({ "resolve", "run" }, complete("Mesh r"))
+  h.eq({ "refuse", "resolve", "role", "run" }, complete("Mesh r"))
   h.eq({}, complete("Mesh join "), "a link is not completed")
 end)
 
 test("the subcommands are the ones the issue asks for", function()
   h.eq({
+    "admit",
+    "approval",
+    "audit",
     "chat",
     "debug",
     "follow",
     "input",
     "join",
+    "kick",
     "leave",
+    "links",
     "participants",
+    "refuse",
     "resolve",
+    "role",
     "run",
     "share",
     "status",
