@@ -739,17 +739,6 @@ impl Session {
             // to join), where the room's breakpoints are (so every editor shows them) and when
             // it ended.
             ServerMessage::DebugJoined { .. } | ServerMessage::Dap { .. } => Vec::new(),
-            // Host control (decision 011): the editors' side of it is built apart.
-            ServerMessage::RoleChanged { .. }
-            | ServerMessage::Kicked { .. }
-            | ServerMessage::SeatKicked { .. }
-            | ServerMessage::Lobby { .. }
-            | ServerMessage::JoinRequest { .. }
-            | ServerMessage::JoinRequestClosed { .. }
-            | ServerMessage::Refused { .. }
-            | ServerMessage::ApprovalChanged { .. }
-            | ServerMessage::Links { .. }
-            | ServerMessage::AuditLog { .. } => Vec::new(),
         };
         self.apply(fx);
     }
