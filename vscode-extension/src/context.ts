@@ -100,6 +100,7 @@ export class Ctx implements vscode.Disposable {
     this.currentState = state;
     void vscode.commands.executeCommand('setContext', 'mesh.inSession', inSession(state));
     void vscode.commands.executeCommand('setContext', 'mesh.connected', state.kind === 'running' && state.status.state === 'connected');
+    void vscode.commands.executeCommand('setContext', 'mesh.isHost', state.kind === 'running' && state.status.role === 'host');
     if (wasInSession && !inSession(state)) {
       this.setFollowing(undefined);
     }

@@ -13,8 +13,10 @@ import { RemoteCursors } from './cursors';
 import { Debugging } from './debug';
 import { registerDocumentHash } from './documentHash';
 import { FollowMode } from './follow';
+import { HostControl } from './host';
 import { LocalPresence } from './localPresence';
 import { ParticipantsView } from './participants';
+import type { Participant } from './protocol';
 import { Runs } from './run';
 import { Session } from './session';
 import { SharedBreakpointMarks } from './sharedBreakpoints';
@@ -39,6 +41,7 @@ export function activate(context: vscode.ExtensionContext): void {
   new SharedBreakpointMarks(c);
   new LocalPresence(c);
   new ParticipantsView(c);
+  const host = new HostControl(c);
 
   const command = (id: string, run: (...args: unknown[]) => unknown): void => {
     c.own(vscode.commands.registerCommand(id, run));
@@ -58,6 +61,16 @@ export function activate(context: vscode.ExtensionContext): void {
   command('mesh.run', (uri?: unknown) => runs.run(uri instanceof vscode.Uri ? uri : undefined));
   command('mesh.stop', () => runs.stop());
   command('mesh.debug', (uri?: unknown) => debugging.debug(uri instanceof vscode.Uri ? uri : undefined));
+  command('mesh.admit', () => host.answer(true));
+  command('mesh.refuse', () => host.answer(false));
+  command('mesh.manageParticipants', (p?: unknown) => host.manage(isParticipant(p) ? p : undefined));
+  command('mesh.makeWriter', (p?: unknown) => (isParticipant(p) ? host.setRole(p, 'writer') : host.manage()));
+  command('mesh.makeReader', (p?: unknown) => (isParticipant(p) ? host.setRole(p, 'reader') : host.manage()));
+  command('mesh.makeHost', (p?: unknown) => (isParticipant(p) ? host.setRole(p, 'host') : host.manage()));
+  command('mesh.kick', (p?: unknown) => (isParticipant(p) ? host.kick(p) : host.manage()));
+  command('mesh.toggleApproval', () => host.toggleApproval());
+  command('mesh.manageLinks', () => host.links());
+  command('mesh.showAudit', () => host.audit());
   registerTestHooks(c);
 
   // vscode://mesh.mesh-vscode/join?link=...
@@ -90,6 +103,11 @@ export function activate(context: vscode.ExtensionContext): void {
 
   c.ownClient();
   void session.resumePendingJoin();
+}
+
+/** A participant handed to a command by the Participants view. */
+function isParticipant(p: unknown): p is Participant {
+  return typeof p === 'object' && p !== null && typeof (p as Participant).connId === 'number' && typeof (p as Participant).name === 'string';
 }
 
 export async function deactivate(): Promise<void> {

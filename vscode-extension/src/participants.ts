@@ -44,8 +44,11 @@ export class ParticipantsView implements vscode.TreeDataProvider<Participant> {
     item.id = String(p.connId);
     item.iconPath = colorIcon(p.color);
     item.description = [followed ? 'following' : '', p.role, p.client].filter((s) => s !== '').join(' · ');
-    item.tooltip = `${p.name} — ${p.role}, ${p.client}${p.you ? '' : '\nClick to follow.'}`;
-    item.contextValue = p.you ? 'self' : 'participant';
+    const unverified = p.verified === true ? '' : ' (name not verified)';
+    item.tooltip = `${p.name}${unverified} — ${p.role}, ${p.client}${p.you ? '' : '\nClick to follow.'}`;
+    // The host's menu (roles, kick) shows on others when we are the host.
+    const hosting = this.ctx.state.kind === 'running' && this.ctx.state.status.role === 'host';
+    item.contextValue = p.you ? 'self' : hosting ? `participant-host-${p.role}` : 'participant';
     if (!p.you) {
       item.command = { title: 'Follow', command: 'mesh.follow', arguments: [p.connId] };
     }

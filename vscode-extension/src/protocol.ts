@@ -30,7 +30,7 @@ export interface Selection {
 export type Role = 'host' | 'writer' | 'reader';
 
 /** Where the proxy stands with the room. */
-export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'offline';
+export type ConnectionState = 'idle' | 'connecting' | 'lobby' | 'connected' | 'offline';
 
 /** Someone in the room (the local user too, with `you: true`). */
 export interface Participant {
@@ -42,6 +42,10 @@ export interface Participant {
   /** Which editor or client they use, e.g. `vscode`, `neovim`, `yjs`. */
   client: string;
   you: boolean;
+  /** Their seat: what host requests name. */
+  seat?: string;
+  /** False without accounts: the name is what their client said. */
+  verified?: boolean;
 }
 
 /** The proxy's view of the session. */
@@ -58,6 +62,14 @@ export interface Status {
   /** Room paths in conflict: the local text is kept, the room's version is in
    * `.mesh/conflicts/<path>`, and the file is out of sync until `mesh/resolve`. */
   conflicts?: string[];
+  /** What the lobby says while `state` is `lobby`. */
+  lobby?: string;
+  /** Our seat. */
+  seat?: string;
+  /** Whether joiners wait for the host's approval. */
+  approval?: boolean;
+  /** Joiners waiting for the host (hosts only). */
+  joinRequests?: JoinRequest[];
 }
 
 /** One chat message. */
@@ -270,6 +282,116 @@ export interface DocumentHashResult {
 // --- descriptors -----------------------------------------------------------------------
 
 /** Who sends a message, as the contract's tables are headed. */
+/** Someone waiting in the lobby. */
+export interface JoinRequest {
+  seat: string;
+  name: string;
+  client: string;
+}
+
+/** `mesh/joinRequestClosed`. */
+export interface JoinRequestClosedParams {
+  seat: string;
+  name: string;
+  admitted: boolean;
+  by?: string;
+}
+
+/** `mesh/presence`: someone joined, left, changed role, was removed, follows you. */
+export interface PresenceParams {
+  kind: 'joined' | 'left' | 'roleChanged' | 'kicked' | 'followed' | 'unfollowed';
+  connId: number;
+  seat?: string;
+  name: string;
+  role: string;
+  /** About you: your own role changed. */
+  you: boolean;
+  /** What to show. */
+  message: string;
+}
+
+/** `mesh/lobby`. */
+export interface LobbyParams {
+  message: string;
+}
+
+/** `mesh/ended`: the room ended this session for good. */
+export interface EndedParams {
+  reason: 'kicked' | 'refused' | 'revoked';
+  message: string;
+}
+
+/** `mesh/hostParticipants`. */
+export interface HostParticipants {
+  participants: Participant[];
+  waiting: JoinRequest[];
+  approval: boolean;
+}
+
+/** `mesh/setRole`. */
+export interface SetRoleParams {
+  seat: string;
+  role: Role;
+}
+
+/** `mesh/kick`, `mesh/admit`, `mesh/refuse`. */
+export interface SeatParams {
+  seat: string;
+}
+
+/** `mesh/setApproval`. */
+export interface ApprovalParams {
+  on: boolean;
+}
+
+/** A join link of the room. */
+export interface Link {
+  id: string;
+  role: string;
+  url: string;
+  createdAt: number;
+  expiresAt: number;
+  maxUses?: number;
+  uses: number;
+  revoked: boolean;
+}
+
+/** `mesh/links`. */
+export interface LinksResult {
+  links: Link[];
+}
+
+/** `mesh/createLink`. */
+export interface CreateLinkParams {
+  role: 'reader' | 'writer';
+  expiresInSecs?: number;
+  maxUses?: number;
+}
+
+/** `mesh/revokeLink`. */
+export interface RevokeLinkParams {
+  id: string;
+}
+
+/** One entry of the audit trail. */
+export interface AuditEntry {
+  ts: number;
+  kind: string;
+  actor: string;
+  subject: string;
+  detail: string;
+}
+
+/** `mesh/audit`. */
+export interface AuditParams {
+  limit?: number;
+}
+
+/** `mesh/audit`'s result. */
+export interface AuditResult {
+  entries: AuditEntry[];
+}
+
 export type Direction = 'editor→proxy' | 'proxy→editor';
 
 /** A request; the phantom fields carry its params and result types. */
@@ -314,6 +436,16 @@ export const EditorRequests = {
   run: request<RunParams, RunResult>('mesh/run', 'editor→proxy'),
   runInput: request<RunInputParams, Empty>('mesh/runInput', 'editor→proxy'),
   runStop: request<RunStopParams, Empty>('mesh/runStop', 'editor→proxy'),
+  hostParticipants: request<Empty, HostParticipants>('mesh/hostParticipants', 'editor→proxy'),
+  setRole: request<SetRoleParams, Empty>('mesh/setRole', 'editor→proxy'),
+  kick: request<SeatParams, Empty>('mesh/kick', 'editor→proxy'),
+  admit: request<SeatParams, Empty>('mesh/admit', 'editor→proxy'),
+  refuse: request<SeatParams, Empty>('mesh/refuse', 'editor→proxy'),
+  setApproval: request<ApprovalParams, Empty>('mesh/setApproval', 'editor→proxy'),
+  links: request<Empty, LinksResult>('mesh/links', 'editor→proxy'),
+  createLink: request<CreateLinkParams, Link>('mesh/createLink', 'editor→proxy'),
+  revokeLink: request<RevokeLinkParams, Empty>('mesh/revokeLink', 'editor→proxy'),
+  audit: request<AuditParams, AuditResult>('mesh/audit', 'editor→proxy'),
 } as const;
 
 /** Notifications the editor sends to the proxy. */
@@ -339,6 +471,11 @@ export const ProxyNotifications = {
   debugStarted: notification<DebugStartedParams>('mesh/debugStarted', 'proxy→editor'),
   debugBreakpoints: notification<DebugBreakpointsParams>('mesh/debugBreakpoints', 'proxy→editor'),
   debugEnded: notification<DebugEndedParams>('mesh/debugEnded', 'proxy→editor'),
+  presence: notification<PresenceParams>('mesh/presence', 'proxy→editor'),
+  lobby: notification<LobbyParams>('mesh/lobby', 'proxy→editor'),
+  joinRequest: notification<JoinRequest>('mesh/joinRequest', 'proxy→editor'),
+  joinRequestClosed: notification<JoinRequestClosedParams>('mesh/joinRequestClosed', 'proxy→editor'),
+  ended: notification<EndedParams>('mesh/ended', 'proxy→editor'),
 } as const;
 
 /** Requests the proxy sends to the editor. */

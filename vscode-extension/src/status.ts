@@ -58,6 +58,12 @@ export function statusBarView(state: SessionState, following?: string): StatusBa
       return { text: '$(live-share) Mesh', tooltip: 'Mesh: not in a session. Click to share a folder or join.', warning: false };
     case 'connecting':
       return { text: '$(sync~spin) Mesh: connecting', tooltip: `Mesh: connecting...${where}`, warning: false };
+    case 'lobby':
+      return {
+        text: '$(watch) Mesh: waiting for the host',
+        tooltip: `Mesh: ${s.lobby ?? 'waiting for the host to let you in'}${where}`,
+        warning: false,
+      };
     case 'offline':
       return {
         text: `$(debug-disconnect) Mesh: offline`,
@@ -67,8 +73,11 @@ export function statusBarView(state: SessionState, following?: string): StatusBa
     case 'connected': {
       const icon = s.role === 'reader' ? '$(lock)' : '$(broadcast)';
       const follow = following === undefined ? '' : ` $(eye) ${following}`;
+      const host = s.role === 'host' ? ' · host' : '';
+      const waiting = (s.joinRequests ?? []).length;
+      const asking = waiting === 0 ? '' : ` $(person-add) ${waiting}`;
       return {
-        text: `${icon} Mesh (${n})${follow}`,
+        text: `${icon} Mesh (${n})${host}${asking}${follow}`,
         tooltip: `Mesh: connected, ${countText(n)}.${where}${role}${following === undefined ? '' : `\nFollowing ${following}.`}`,
         warning: false,
       };
@@ -109,5 +118,20 @@ export function actionsFor(state: SessionState, following?: string): Action[] {
     { label: '$(debug-alt) Debug', command: 'mesh.debug' },
     { label: '$(debug-disconnect) Leave', command: 'mesh.leave' },
   ];
+  if (state.kind === 'running' && state.status.role === 'host') {
+    const waiting = (state.status.joinRequests ?? []).length;
+    actions.splice(
+      1,
+      0,
+      ...(waiting > 0 ? [{ label: '$(person-add) Admit or Refuse', command: 'mesh.admit', description: `${waiting} waiting` }] : []),
+      { label: '$(organization) Participants and Roles', command: 'mesh.manageParticipants' },
+      { label: '$(link) Manage Links', command: 'mesh.manageLinks' },
+      {
+        label: state.status.approval === true ? '$(unlock) Stop Requiring Approval' : '$(shield) Require Approval to Join',
+        command: 'mesh.toggleApproval',
+      },
+      { label: '$(history) Show Audit Trail', command: 'mesh.showAudit' },
+    );
+  }
   return actions;
 }

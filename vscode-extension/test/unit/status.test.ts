@@ -44,6 +44,19 @@ describe('status bar', () => {
     assert.equal(statusBarView(running({ state: 'connecting' })).text, '$(sync~spin) Mesh: connecting');
   });
 
+  it('shows the lobby wait, the host role and who waits to join', () => {
+    const lobby = statusBarView(running({ state: 'lobby', lobby: 'waiting for the host to let you in' }));
+    assert.equal(lobby.text, '$(watch) Mesh: waiting for the host');
+    assert.match(lobby.tooltip, /waiting for the host to let you in/);
+    const host = statusBarView(running({ role: 'host', joinRequests: [{ seat: 's9', name: 'Cy', client: 'neovim' }] }));
+    assert.equal(host.text, '$(broadcast) Mesh (2) · host $(person-add) 1');
+    const actions = actionsFor(running({ role: 'host', joinRequests: [{ seat: 's9', name: 'Cy', client: 'neovim' }] })).map((a) => a.command);
+    for (const c of ['mesh.admit', 'mesh.manageParticipants', 'mesh.manageLinks', 'mesh.toggleApproval', 'mesh.showAudit']) {
+      assert.ok(actions.includes(c), c);
+    }
+    assert.ok(!actionsFor(running({ role: 'writer' })).some((a) => a.command === 'mesh.manageLinks'), 'host actions for hosts only');
+  });
+
   it('counts in words', () => {
     assert.equal(countText(1), '1 participant');
     assert.equal(countText(0), '0 participants');
