@@ -49,14 +49,19 @@ fn told(c: &LspClient, needle: &str) -> bool {
 async fn a_dropped_connection_comes_back_to_the_same_seat_and_role() {
     let mut server = TestServer::start().unwrap();
     let (_tmp, a, b, _link) = room(&server).await;
-    b.wait_for("bob's seat", |c| status(c)["seat"].is_string()).await.unwrap();
+    b.wait_for("bob's seat", |c| status(c)["seat"].is_string())
+        .await
+        .unwrap();
     let seat = status(&b)["seat"].as_str().unwrap().to_string();
     let kept = kept_seat(&b.root).expect("the seat is kept in .mesh/seat.json");
     assert_eq!(kept["id"], seat.as_str());
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(b.root.join(".mesh/seat.json")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(b.root.join(".mesh/seat.json"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "the seat token is private");
     }
 
@@ -64,8 +69,14 @@ async fn a_dropped_connection_comes_back_to_the_same_seat_and_role() {
     a.request("mesh/setRole", json!({ "seat": seat, "role": "reader" }))
         .await
         .unwrap();
-    b.wait_for("bob to be a reader", |c| status(c)["role"] == "reader").await.unwrap();
-    assert!(told(&b, "you are now a reader"), "{:?}", b.notifications("mesh/presence"));
+    b.wait_for("bob to be a reader", |c| status(c)["role"] == "reader")
+        .await
+        .unwrap();
+    assert!(
+        told(&b, "you are now a reader"),
+        "{:?}",
+        b.notifications("mesh/presence")
+    );
     a.wait_for("ada to see bob as a reader", |c| told(c, "bob is now a reader"))
         .await
         .unwrap();
@@ -80,7 +91,10 @@ async fn a_dropped_connection_comes_back_to_the_same_seat_and_role() {
     .await
     .unwrap();
     let back = status(&b);
-    assert_eq!((back["seat"].as_str(), back["role"].as_str()), (Some(seat.as_str()), Some("reader")));
+    assert_eq!(
+        (back["seat"].as_str(), back["role"].as_str()),
+        (Some(seat.as_str()), Some("reader"))
+    );
 }
 
 #[tokio::test]
@@ -89,46 +103,71 @@ async fn a_reader_s_edits_are_refused_and_the_buffer_follows_the_room_until_writ
     let (_tmp, a, b, _link) = room(&server).await;
     let ua = a.open("main.txt").await.unwrap();
     let ub = b.open("main.txt").await.unwrap();
-    b.wait_for("bob's seat", |c| status(c)["seat"].is_string()).await.unwrap();
+    b.wait_for("bob's seat", |c| status(c)["seat"].is_string())
+        .await
+        .unwrap();
     let seat = status(&b)["seat"].as_str().unwrap().to_string();
 
     a.request("mesh/setRole", json!({ "seat": seat, "role": "reader" }))
         .await
         .unwrap();
-    b.wait_for("bob to be a reader", |c| status(c)["role"] == "reader").await.unwrap();
+    b.wait_for("bob to be a reader", |c| status(c)["role"] == "reader")
+        .await
+        .unwrap();
     // Ada's edit still reaches Bob's buffer (the replica was built again from the room).
     a.edit(&ua, 0, 0, "ada\n").await.unwrap();
-    b.wait_for("ada's edit in bob's buffer", |c| c.text(&ub).as_deref() == Some("ada\none\n"))
-        .await
-        .unwrap();
+    b.wait_for("ada's edit in bob's buffer", |c| {
+        c.text(&ub).as_deref() == Some("ada\none\n")
+    })
+    .await
+    .unwrap();
     // Bob types: not shared, and his buffer goes back to the room's text.
     b.edit(&ub, 0, 0, "bob as reader\n").await.unwrap();
-    b.wait_for("bob's buffer back to the room's text", |c| c.text(&ub).as_deref() == Some("ada\none\n"))
-        .await
-        .unwrap();
-    assert_eq!(a.text(&ua).as_deref(), Some("ada\none\n"), "nothing of the reader's reached the room");
+    b.wait_for("bob's buffer back to the room's text", |c| {
+        c.text(&ub).as_deref() == Some("ada\none\n")
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        a.text(&ua).as_deref(),
+        Some("ada\none\n"),
+        "nothing of the reader's reached the room"
+    );
 
     // Write comes back: Bob's next edit is shared.
     a.request("mesh/setRole", json!({ "seat": seat, "role": "writer" }))
         .await
         .unwrap();
-    b.wait_for("bob to be a writer", |c| status(c)["role"] == "writer").await.unwrap();
-    assert!(told(&b, "editing works again"));
-    b.edit(&ub, 0, 0, "bob again\n").await.unwrap();
-    a.wait_for("bob's edit in ada's buffer", |c| c.text(&ua).as_deref() == Some("bob again\nada\none\n"))
+    b.wait_for("bob to be a writer", |c| status(c)["role"] == "writer")
         .await
         .unwrap();
-    assert!(!a.text(&ua).unwrap().contains("as reader"), "the refused edit never comes back");
+    assert!(told(&b, "editing works again"));
+    b.edit(&ub, 0, 0, "bob again\n").await.unwrap();
+    a.wait_for("bob's edit in ada's buffer", |c| {
+        c.text(&ua).as_deref() == Some("bob again\nada\none\n")
+    })
+    .await
+    .unwrap();
+    assert!(
+        !a.text(&ua).unwrap().contains("as reader"),
+        "the refused edit never comes back"
+    );
 }
 
 #[tokio::test]
 async fn a_kick_ends_the_session_with_its_message_and_forgets_the_seat() {
     let server = TestServer::start().unwrap();
     let (_tmp, a, b, _link) = room(&server).await;
-    b.wait_for("bob's seat", |c| status(c)["seat"].is_string()).await.unwrap();
+    b.wait_for("bob's seat", |c| status(c)["seat"].is_string())
+        .await
+        .unwrap();
     let seat = status(&b)["seat"].as_str().unwrap().to_string();
     // Bob is no host: his host requests are refused, saying why.
-    let err = b.request("mesh/kick", json!({ "seat": seat })).await.unwrap_err().to_string();
+    let err = b
+        .request("mesh/kick", json!({ "seat": seat }))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("only the room's host"), "{err}");
 
     a.request("mesh/kick", json!({ "seat": seat })).await.unwrap();
@@ -138,7 +177,10 @@ async fn a_kick_ends_the_session_with_its_message_and_forgets_the_seat() {
     let ended = b.notifications("mesh/ended")[0].clone();
     assert_eq!(ended["reason"], "kicked");
     assert!(
-        ended["message"].as_str().unwrap().contains("removed from the room by ada"),
+        ended["message"]
+            .as_str()
+            .unwrap()
+            .contains("removed from the room by ada"),
         "{ended}"
     );
     b.wait_for("bob idle", |c| status(c)["state"] == "idle").await.unwrap();
@@ -155,16 +197,23 @@ async fn with_approval_on_a_joiner_waits_in_the_lobby_until_the_host_admits_them
     let server = TestServer::start().unwrap();
     let (tmp, a, _b, link) = room(&server).await;
     a.request("mesh/setApproval", json!({ "on": true })).await.unwrap();
-    a.wait_for("approval on", |c| status(c)["approval"] == true).await.unwrap();
+    a.wait_for("approval on", |c| status(c)["approval"] == true)
+        .await
+        .unwrap();
 
     let c_dir = tmp.path().join("c");
     std::fs::create_dir_all(&c_dir).unwrap();
     let c = LspClient::start(&c_dir, "cy", &server.url).await.unwrap();
     let join = c.request("mesh/join", json!({ "link": link }));
     let host = async {
-        c.wait_for("cy in the lobby", |c| status(c)["state"] == "lobby").await.unwrap();
+        c.wait_for("cy in the lobby", |c| status(c)["state"] == "lobby")
+            .await
+            .unwrap();
         assert!(status(&c)["lobby"].as_str().is_some_and(|m| !m.is_empty()));
-        assert!(!c_dir.join("main.txt").exists(), "nothing of the room reaches the lobby");
+        assert!(
+            !c_dir.join("main.txt").exists(),
+            "nothing of the room reaches the lobby"
+        );
         a.wait_for("cy's join request", |c| !c.notifications("mesh/joinRequest").is_empty())
             .await
             .unwrap();
@@ -178,10 +227,14 @@ async fn with_approval_on_a_joiner_waits_in_the_lobby_until_the_host_admits_them
     let joined = joined.expect("the join completes once admitted");
     assert_eq!(joined["files"], 1);
     assert_eq!(std::fs::read_to_string(c_dir.join("main.txt")).unwrap(), "one\n");
-    c.wait_for("cy connected", |c| status(c)["state"] == "connected").await.unwrap();
-    a.wait_for("the request closed", |c| !c.notifications("mesh/joinRequestClosed").is_empty())
+    c.wait_for("cy connected", |c| status(c)["state"] == "connected")
         .await
         .unwrap();
+    a.wait_for("the request closed", |c| {
+        !c.notifications("mesh/joinRequestClosed").is_empty()
+    })
+    .await
+    .unwrap();
 }
 
 /// `mesh-proxy host ARGS` in `dir` with the state under `state`; (exit code, stdout, stderr).
@@ -201,7 +254,9 @@ async fn host_cli(server: &TestServer, state: &Path, dir: &Path, args: &[&str]) 
 async fn mesh_proxy_host_manages_the_room_from_the_shared_folder() {
     let server = TestServer::start().unwrap();
     let (tmp, a, b, _link) = room(&server).await;
-    b.wait_for("bob's seat", |c| status(c)["seat"].is_string()).await.unwrap();
+    b.wait_for("bob's seat", |c| status(c)["seat"].is_string())
+        .await
+        .unwrap();
     // The LSP test client keeps its state beside the folder.
     let (a_state, b_state) = (tmp.path().join(".state-ada"), tmp.path().join(".state-bob"));
 
@@ -212,13 +267,21 @@ async fn mesh_proxy_host_manages_the_room_from_the_shared_folder() {
 
     let (code, out, err) = host_cli(&server, &a_state, &a.root, &["role", "bob", "reader"]).await;
     assert_eq!((code, out.trim()), (0, "bob is now reader"), "{err}");
-    b.wait_for("bob to be a reader", |c| status(c)["role"] == "reader").await.unwrap();
+    b.wait_for("bob to be a reader", |c| status(c)["role"] == "reader")
+        .await
+        .unwrap();
 
     let (code, out, _) = host_cli(&server, &a_state, &a.root, &["approval", "on"]).await;
     assert_eq!(code, 0);
     assert!(out.starts_with("approval on"), "{out}");
 
-    let (code, out, err) = host_cli(&server, &a_state, &a.root, &["link", "create", "--role", "reader", "--max-uses", "2"]).await;
+    let (code, out, err) = host_cli(
+        &server,
+        &a_state,
+        &a.root,
+        &["link", "create", "--role", "reader", "--max-uses", "2"],
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
     let id = out.split_whitespace().nth(2).unwrap().to_string();
     assert!(out.contains("/join/"), "{out}");
@@ -227,7 +290,10 @@ async fn mesh_proxy_host_manages_the_room_from_the_shared_folder() {
     let (code, _, err) = host_cli(&server, &a_state, &a.root, &["link", "revoke", &id]).await;
     assert_eq!(code, 0, "{err}");
     let (_, out, _) = host_cli(&server, &a_state, &a.root, &["links"]).await;
-    assert!(out.lines().any(|l| l.starts_with(&id) && l.contains("revoked")), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with(&id) && l.contains("revoked")),
+        "{out}"
+    );
 
     // Mistakes say what to do.
     let (code, _, err) = host_cli(&server, &a_state, &a.root, &["kick", "nobody"]).await;
@@ -250,7 +316,13 @@ async fn mesh_proxy_host_manages_the_room_from_the_shared_folder() {
 
     let (code, out, _) = host_cli(&server, &a_state, &a.root, &["audit"]).await;
     assert_eq!(code, 0);
-    for kind in ["role_changed", "approval_changed", "link_created", "link_revoked", "kicked"] {
+    for kind in [
+        "role_changed",
+        "approval_changed",
+        "link_created",
+        "link_revoked",
+        "kicked",
+    ] {
         assert!(out.contains(kind), "the audit trail names {kind}: {out}");
     }
 }

@@ -402,7 +402,11 @@ mod tests {
     fn joins_and_leaves_are_told_but_not_our_own_nor_companions() {
         let mut seats = welcomed("s1");
         let bob = person(2, "s2", "Bob", Role::Writer);
-        let fx = seats.on_event(SeatEvent::Joined(bob.clone()), Some(1), &people(&[bob.clone()]));
+        let fx = seats.on_event(
+            SeatEvent::Joined(bob.clone()),
+            Some(1),
+            &people(std::slice::from_ref(&bob)),
+        );
         assert_eq!(notification(&fx, "mesh/presence")["message"], "Bob joined as writer");
         let me = person(1, "s1", "Ada", Role::Writer);
         assert!(seats
