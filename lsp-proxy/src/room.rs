@@ -257,3 +257,19 @@ async fn serve(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_travels_in_the_authorization_header_never_in_the_url_nor_the_logs() {
+        let room = mesh_protocol::RoomId::random();
+        let target = RoomTarget::parse(&format!("http://127.0.0.1:7420/join/{room}?token=link-token")).unwrap();
+        let request = Credentials("seat-token".into()).request(&target).unwrap();
+        assert_eq!(request.uri().to_string(), format!("ws://127.0.0.1:7420/ws/{room}"));
+        assert_eq!(request.headers()[AUTHORIZATION], "Bearer seat-token");
+        let shown = format!("{:?}", Outgoing::Credentials(Credentials("seat-token".into())));
+        assert!(!shown.contains("seat-token"), "{shown}");
+    }
+}

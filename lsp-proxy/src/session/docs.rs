@@ -355,7 +355,7 @@ impl Docs {
                     doc.hash_checked = false;
                     fx.push(tell(
                         "warning",
-                        "you joined as a reader: your edits stay local and will be replaced by the room's text",
+                        "you are a reader: your edits are not shared and the buffer goes back to the room's text; ask the host for write access",
                     ));
                 } else if let Some(path) = path {
                     fx.push(Effect::EditorEdit {

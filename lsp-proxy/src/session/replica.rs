@@ -771,6 +771,7 @@ impl From<&RoomParticipant> for Person {
             role: p.role,
             companion: p.companion,
             doc_client_id: p.doc_client_id,
+            client: p.client.clone(),
         }
     }
 }

@@ -81,7 +81,9 @@ impl Runs {
     ) -> Result<RoomRequest, String> {
         let standing = standing?;
         if !standing.writable {
-            return Err("you joined as a reader: readers may watch runs but not start them".into());
+            return Err(
+                "you are a reader: readers may watch runs but not start them; ask the host for write access".into(),
+            );
         }
         if self.pending.is_some() {
             return Err("a run request is already waiting for the server's answer; wait for it".into());
@@ -120,7 +122,7 @@ impl Runs {
         }
         let standing = standing?;
         if !standing.writable {
-            return Err("you joined as a reader: readers may not type into a run".into());
+            return Err("you are a reader: readers may not type into a run; ask the host for write access".into());
         }
         if !self.active.contains_key(&params.run_id) {
             return Err(format!("no run {} is going (it may have ended)", params.run_id));

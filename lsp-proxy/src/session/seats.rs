@@ -29,6 +29,8 @@ pub(super) struct Person {
     pub(super) companion: bool,
     /// The Yjs client id of their document (awareness states are keyed by it).
     pub(super) doc_client_id: Option<u64>,
+    /// Their kind of client: `yjs` until a mesh client said hello (and for stock clients).
+    pub(super) client: String,
 }
 
 /// What the room said about seats, converted from the server's messages at the edge.
@@ -93,6 +95,10 @@ pub(super) struct Seats {
     pub(super) requests: BTreeMap<String, JoinRequestParams>,
     /// Connection ids of the people following us.
     followers: BTreeSet<u64>,
+    /// Connections whose arrival was told (or who were there when we came): the server
+    /// announces a connection when it opens and again once it said who it is, and only the
+    /// second is a person joining; a leave is told only for someone whose arrival was.
+    known: BTreeSet<u64>,
     /// Set when the room ended our session (kicked, refused): the connection's close that
     /// follows is reported with this, not as a lost connection.
     pub(super) ended: Option<Ended>,
@@ -135,6 +141,7 @@ impl Seats {
                 approval,
                 name: _,
             } => {
+                self.known = people.keys().copied().collect();
                 let admitted = self.lobby.take().is_some();
                 self.seat = seat;
                 self.approval = approval;
@@ -144,11 +151,15 @@ impl Seats {
                     Vec::new()
                 }
             }
-            SeatEvent::Joined(p) if !p.companion && Some(p.conn_id) != me => {
+            // A connection that has not said who it is yet (or never will: a stock Yjs client)
+            // is not announced; its hello is.
+            SeatEvent::Joined(p)
+                if !p.companion && Some(p.conn_id) != me && p.client != "yjs" && self.known.insert(p.conn_id) =>
+            {
                 let message = format!("{} joined as {}", p.name, role_word(p.role));
                 vec![presence("joined", &p, false, message)]
             }
-            SeatEvent::Left(p) if !p.companion && Some(p.conn_id) != me => {
+            SeatEvent::Left(p) if !p.companion && Some(p.conn_id) != me && self.known.remove(&p.conn_id) => {
                 let mut fx = vec![presence("left", &p, false, format!("{} left", p.name))];
                 if self.followers.remove(&p.conn_id) {
                     fx.push(presence(
@@ -174,6 +185,7 @@ impl Seats {
                         role,
                         companion: false,
                         doc_client_id: None,
+                        client: String::new(),
                     });
                 let who = Person { role, ..who };
                 let by = by_whom(&by);
@@ -294,6 +306,7 @@ impl Seats {
     pub(super) fn disconnected(&mut self) {
         self.requests.clear();
         self.followers.clear();
+        self.known.clear();
     }
 }
 
@@ -320,6 +333,7 @@ mod tests {
             role,
             companion: false,
             doc_client_id: Some(conn_id * 100),
+            client: "neovim".into(),
         }
     }
 
@@ -422,6 +436,43 @@ mod tests {
             .is_empty());
         let fx = seats.on_event(SeatEvent::Left(bob), Some(1), &BTreeMap::new());
         assert_eq!(notification(&fx, "mesh/presence")["message"], "Bob left");
+    }
+
+    #[test]
+    fn a_connection_is_announced_once_when_it_says_who_it_is_and_its_leave_only_then() {
+        let mut seats = welcomed("s1");
+        let cy = person(4, "s4", "Cy", Role::Writer);
+        let before_hello = Person {
+            name: "anonymous".into(),
+            client: "yjs".into(),
+            ..cy.clone()
+        };
+        assert!(seats
+            .on_event(SeatEvent::Joined(before_hello.clone()), Some(1), &BTreeMap::new())
+            .is_empty());
+        let fx = seats.on_event(SeatEvent::Joined(cy.clone()), Some(1), &BTreeMap::new());
+        assert_eq!(notification(&fx, "mesh/presence")["message"], "Cy joined as writer");
+        assert!(
+            seats
+                .on_event(SeatEvent::Joined(cy.clone()), Some(1), &BTreeMap::new())
+                .is_empty(),
+            "a rename is no join"
+        );
+        assert_eq!(
+            methods(&seats.on_event(SeatEvent::Left(cy), Some(1), &BTreeMap::new())),
+            ["mesh/presence"]
+        );
+        // A stock Yjs client that never said hello comes and goes unannounced.
+        let bot = Person {
+            conn_id: 5,
+            ..before_hello
+        };
+        assert!(seats
+            .on_event(SeatEvent::Joined(bot.clone()), Some(1), &BTreeMap::new())
+            .is_empty());
+        assert!(seats
+            .on_event(SeatEvent::Left(bot), Some(1), &BTreeMap::new())
+            .is_empty());
     }
 
     #[test]

@@ -31,18 +31,23 @@ ROLE_S = 15  # a role change or a kick crosses the server and one proxy
 FILE = "shared.txt"
 TEXT = "hello\n"
 
-# Alice's prompts are answered as she would answer them: a join request with "Admit". The
-# prompt's text is kept, so the test checks what she was asked.
+# Alice's prompts wait for her answer as a real picker does: the test answers the way she
+# would, when it has checked what the joiner sees meanwhile. Each prompt's text is kept.
 ANSWER_LUA = r"""
 MeshE2E.prompts = {}
+MeshE2E.waiting = {}
 vim.ui.select = function(items, opts, cb)
   table.insert(MeshE2E.prompts, opts.prompt)
-  for _, item in ipairs(items) do
-    if item == "Admit" then
-      return cb(item)
+  table.insert(MeshE2E.waiting, { items = items, cb = cb })
+end
+function MeshE2E.answer(choice)
+  local prompt = table.remove(MeshE2E.waiting, 1)
+  for _, item in ipairs(prompt.items) do
+    if item == choice then
+      return prompt.cb(item)
     end
   end
-  cb(nil)
+  error("no " .. choice .. " among " .. vim.inspect(prompt.items))
 end
 """
 
@@ -80,9 +85,10 @@ def main():
         wait_for("approval on", ROLE_S, lambda: status(alice).get("approval") is True or alice.fail_on_errors())
         log("alice shares and requires approval")
 
-        # Dave waits in the lobby.
+        # Dave waits in the lobby (his join has not finished: it answers once he is let in).
         dave.nvim.command(f"Mesh join {link}")
         wait_for("dave in the lobby", ROOM_S, lambda: status(dave).get("state") == "lobby" or dave.fail_on_errors())
+        time.sleep(0.5)  # still waiting a moment later: the lobby holds him, not a slow join
         statusline = dave.lua("return require('mesh').statusline()")
         if "waiting for the host" not in statusline:
             raise Failure(f"dave's statusline in the lobby: {statusline!r}")
@@ -91,10 +97,13 @@ def main():
         log(f"dave waits: {statusline!r}")
 
         # Alice's editor asks her; she admits him (the prompt's answer).
+        if status(dave).get("state") != "lobby":
+            raise Failure(f"dave left the lobby before anyone let him in: {status(dave)}")
         wait_for("alice to be asked", ROLE_S, lambda: alice.lua("return #MeshE2E.prompts") > 0)
         prompt = alice.lua("return MeshE2E.prompts[1]")
         if "dave" not in prompt or "asks to join" not in prompt:
             raise Failure(f"alice was asked {prompt!r}")
+        alice.lua("MeshE2E.answer('Admit')")
         wait_for(
             "the room's file in dave's folder",
             ROOM_S,
