@@ -10,7 +10,10 @@
 // Then "Mesh: Debug" debugs a Python file of the room (debugpy in real Docker, through
 // `mesh-proxy dap`): a breakpoint set in VS Code's gutter stops the program on its line, the
 // Call Stack and Variables views show the stop and a variable's value, Continue ends the
-// session, and the program's output reaches Ada as well.
+// session, and the program's output reaches Ada as well. Last, host control: VS Code shares a
+// room, turns approval on, a second scripted editor ("Bo") waits in the lobby until Admit is
+// clicked on VS Code's notification, then VS Code makes him a reader and kicks him through
+// "Mesh: Participants and Roles", and his session ends with the message.
 //
 // Run by scripts/test-vscode, which installs and builds what this needs. Environment:
 //   MESH_E2E_CODE_SERVER  code-server's out/node/entry.js                      (required)
@@ -703,6 +706,59 @@ async function main() {
       const now = (await vscodeDocument()).text;
       throw new Error(`the room's ${FILE} differs from the VS Code buffer${room === onDisk ? ' (it is the file on disk instead)' : ''}:\n       room:   ${JSON.stringify(room)}\n       buffer: ${JSON.stringify(ours.text)}\n       buffer now: ${JSON.stringify(now)}\n       disk:   ${JSON.stringify(onDisk)}`);
     }
+  }, { critical: false });
+
+  // Host control (decision 011): Grace hosts the room she just shared.
+  let bo;
+  await check('as the host, "Mesh: Toggle Approval to Join" holds a joiner in the lobby; Admit on the notification lets them in', async () => {
+    const link = (await vscodeDocument()).state?.status?.link;
+    if (!link) throw new Error('not reached: Grace shares no room');
+    await runCommand('Mesh: Toggle Approval to Join');
+    await until('approval on in the session state', async () => (await vscodeDocument()).state?.status?.approval === true, SYNC_TIMEOUT_MS, 300);
+    bo = await LspPeer.start({ bin: PROXY_BIN, server: server.url, name: 'Bo', logDir: LOGS, onSpawn: (child) => adopt('bo-mesh-proxy', child) });
+    const joined = bo.request('mesh/join', { link }, JOIN_TIMEOUT_MS * 2);
+    await bo.waitFor('Bo in the lobby', () => bo.notifications('mesh/status').some((n) => n.params?.state === 'lobby'));
+    const toast = page.locator('.notification-list-item', { hasText: 'Bo (' }).filter({ hasText: 'asks to join' }).first();
+    await toast.waitFor({ timeout: SYNC_TIMEOUT_MS }).catch(async (e) => {
+      throw new Error(`${e.message}; VS Code shows: ${(await notificationTexts()).join(' | ')}`);
+    });
+    if (bo.last('mesh/status')?.state !== 'lobby') throw new Error('Bo left the lobby before anyone let him in');
+    const admit = toast.getByRole('button', { name: 'Admit' });
+    await admit.waitFor({ timeout: SYNC_TIMEOUT_MS });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'vscode-join-request.png') });
+    log(`screenshot: ${path.join(ARTIFACTS, 'vscode-join-request.png')}`);
+    await admit.click();
+    const result = await joined;
+    if (typeof result?.files !== 'number' || result.files < 1) throw new Error(`Bo's join answered ${JSON.stringify(result)}`);
+    await until('"Mesh (2)" in the status bar', async () => (await statusBarText()).includes('Mesh (2)'), SYNC_TIMEOUT_MS, 200);
+  }, { critical: false });
+
+  /** Picks the quick pick row with `text`, as a person types it and presses Enter. */
+  const pick = async (text) => {
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible', timeout: 10_000 });
+    await input.fill(text);
+    await page.locator('.quick-input-list .monaco-list-row.focused', { hasText: text }).first().waitFor({ timeout: 10_000 });
+    await page.keyboard.press('Enter');
+  };
+
+  await check('"Mesh: Participants and Roles" makes Bo a reader live, then kicks him; his session ends with the message', async () => {
+    if (bo === undefined) throw new Error('not reached: Bo did not join');
+    await runCommand('Mesh: Participants and Roles');
+    await pick('Bo');
+    await pick('Make Reader');
+    await bo.waitFor('Bo to be a reader', () => bo.last('mesh/status')?.role === 'reader');
+    const told = bo.notifications('mesh/presence').find((n) => n.params?.you && n.params?.role === 'reader');
+    if (!told) throw new Error(`Bo was not told: ${JSON.stringify(bo.notifications('mesh/presence').map((n) => n.params))}`);
+    await runCommand('Mesh: Participants and Roles');
+    await pick('Bo');
+    await pick('Kick');
+    // Then it offers to revoke a link Bo could come back with: keep them this time.
+    await pick('Keep every link');
+    const ended = await bo.waitFor('Bo\'s session to end', () => bo.last('mesh/ended'));
+    if (ended.reason !== 'kicked' || !/removed from the room by Grace/.test(ended.message)) throw new Error(`Bo was told ${JSON.stringify(ended)}`);
+    await until('"Mesh (1)" in the status bar', async () => (await statusBarText()).includes('Mesh (1)'), SYNC_TIMEOUT_MS, 200);
+    await bo.stop();
   }, { critical: false });
 }
 
