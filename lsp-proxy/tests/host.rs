@@ -326,3 +326,49 @@ async fn mesh_proxy_host_manages_the_room_from_the_shared_folder() {
         assert!(out.contains(kind), "the audit trail names {kind}: {out}");
     }
 }
+
+#[tokio::test]
+async fn a_refused_joiner_hears_why_and_a_revoked_link_ends_the_sessions_it_let_in() {
+    let server = TestServer::start().unwrap();
+    let (tmp, a, b, link) = room(&server).await;
+    a.request("mesh/setApproval", json!({ "on": true })).await.unwrap();
+    a.wait_for("approval on", |c| status(c)["approval"] == true).await.unwrap();
+
+    // Refused from the lobby: the join fails with the server's words, no seat is kept.
+    let c_dir = tmp.path().join("c");
+    std::fs::create_dir_all(&c_dir).unwrap();
+    let c = LspClient::start(&c_dir, "cy", &server.url).await.unwrap();
+    let join = c.request("mesh/join", json!({ "link": link }));
+    let host = async {
+        a.wait_for("cy's join request", |c| !c.notifications("mesh/joinRequest").is_empty())
+            .await
+            .unwrap();
+        let seat = a.notifications("mesh/joinRequest")[0]["seat"].clone();
+        a.request("mesh/refuse", json!({ "seat": seat })).await.unwrap();
+    };
+    let (joined, ()) = tokio::join!(join, host);
+    let err = joined.expect_err("a refused join fails").to_string();
+    assert!(!err.is_empty());
+    c.wait_for("cy's session to end", |c| !c.notifications("mesh/ended").is_empty())
+        .await
+        .unwrap();
+    assert_eq!(c.notifications("mesh/ended")[0]["reason"], "refused");
+    assert!(kept_seat(&c_dir).is_none());
+    assert!(!c_dir.join("main.txt").exists(), "nothing of the room reached a refused joiner");
+
+    // The writer link Bob came through is revoked: his session ends, his seat is forgotten.
+    let links = a.request("mesh/links", json!({})).await.unwrap();
+    let writer = links["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["role"] == "writer" && link.ends_with(l["url"].as_str().unwrap().rsplit("token=").next().unwrap()))
+        .cloned()
+        .expect("the writer link is listed");
+    a.request("mesh/revokeLink", json!({ "id": writer["id"] })).await.unwrap();
+    b.wait_for("bob's session to end", |c| !c.notifications("mesh/ended").is_empty())
+        .await
+        .unwrap();
+    assert_eq!(b.notifications("mesh/ended")[0]["reason"], "revoked");
+    assert!(kept_seat(&b.root).is_none());
+}
