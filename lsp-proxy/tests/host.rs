@@ -332,7 +332,9 @@ async fn a_refused_joiner_hears_why_and_a_revoked_link_ends_the_sessions_it_let_
     let server = TestServer::start().unwrap();
     let (tmp, a, b, link) = room(&server).await;
     a.request("mesh/setApproval", json!({ "on": true })).await.unwrap();
-    a.wait_for("approval on", |c| status(c)["approval"] == true).await.unwrap();
+    a.wait_for("approval on", |c| status(c)["approval"] == true)
+        .await
+        .unwrap();
 
     // Refused from the lobby: the join fails with the server's words, no seat is kept.
     let c_dir = tmp.path().join("c");
@@ -354,7 +356,10 @@ async fn a_refused_joiner_hears_why_and_a_revoked_link_ends_the_sessions_it_let_
         .unwrap();
     assert_eq!(c.notifications("mesh/ended")[0]["reason"], "refused");
     assert!(kept_seat(&c_dir).is_none());
-    assert!(!c_dir.join("main.txt").exists(), "nothing of the room reached a refused joiner");
+    assert!(
+        !c_dir.join("main.txt").exists(),
+        "nothing of the room reached a refused joiner"
+    );
 
     // The writer link Bob came through is revoked: his session ends, his seat is forgotten.
     let links = a.request("mesh/links", json!({})).await.unwrap();
@@ -365,7 +370,9 @@ async fn a_refused_joiner_hears_why_and_a_revoked_link_ends_the_sessions_it_let_
         .find(|l| l["role"] == "writer" && link.ends_with(l["url"].as_str().unwrap().rsplit("token=").next().unwrap()))
         .cloned()
         .expect("the writer link is listed");
-    a.request("mesh/revokeLink", json!({ "id": writer["id"] })).await.unwrap();
+    a.request("mesh/revokeLink", json!({ "id": writer["id"] }))
+        .await
+        .unwrap();
     b.wait_for("bob's session to end", |c| !c.notifications("mesh/ended").is_empty())
         .await
         .unwrap();
