@@ -534,15 +534,12 @@ pub struct SetRoleParams {
     pub role: String,
 }
 
-/// `mesh/kick` params (host).
+/// `mesh/kick` params (host). The server does not say which link a seat came through, so
+/// revoking it too is a second step the editors offer (`mesh/links`, `mesh/revokeLink`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct KickParams {
     /// The seat.
     pub seat: String,
-    /// Also revoke the link they came through, so it cannot take a new seat.
-    #[serde(default)]
-    pub revoke_link: bool,
 }
 
 /// `mesh/admit` and `mesh/refuse` params (host).
