@@ -133,6 +133,7 @@ export class DebugPanel {
     provider.on('error', (e) => s.refused(e.respondingTo, e.message))
     provider.on('status', (st) => { if (st.state !== 'connected' && st.state !== 'connecting') s.disconnected() })
     provider.on('welcome', () => { s.reconnected(); this.render() })
+    provider.on('role', () => this.render())
     s.onChange(() => this.render())
     workspace.onActiveChange(() => this.render())
     this.addShortcuts()
