@@ -130,7 +130,7 @@ async function openRoom (root: HTMLElement, roomId: string, credentials: RoomCre
     h('aside', { class: 'left' }, workspace.treePanel, people.el, host.panel),
     h('section', { class: 'center' }, readerBanner, followBanner, workspace.tabsEl, workspace.editorsEl, dock.el),
     h('aside', { class: 'right' }, invite, chat.el),
-    host.requests, ...host.dialogs)
+    host.requests, host.kickDialog)
   const gate = new Gate()
   fill(root, room, gate.el, notices)
 
@@ -174,6 +174,7 @@ async function openRoom (root: HTMLElement, roomId: string, credentials: RoomCre
     status.dataset.state = s.state
     switch (s.state) {
       case 'connecting': status.textContent = 'connecting…'; break
+      case 'waiting': status.textContent = 'waiting for the host'; break
       case 'connected': status.textContent = 'connected'; break
       case 'offline':
         status.textContent = `offline: ${s.reason}; retrying in ${Math.ceil(s.retryInMs / 1000)} s` +

@@ -1,7 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { LinkInfo, Participant } from '../../src/net/messages.js'
-import { approvalText, auditLine, followersOf, linkOnOrigin, linkSummary, parseMaxUses, roleChangeText, seatActions, timeLeft } from '../../src/room/host.js'
+import { approvalText, followersOf, roleChangeText, seatActions } from '../../src/room/host.js'
+import { auditLine, linkOnOrigin, linkSummary, parseMaxUses, timeLeft } from '../../src/room/host-admin.js'
 
 const person = (over: Partial<Participant>): Participant => ({ conn_id: 2, seat: 's2', verified: false, name: 'Bo', color: '#000000', role: 'writer', client: 'browser', companion: false, ...over })
 
