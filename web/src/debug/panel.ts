@@ -26,7 +26,7 @@ const MAX_EVAL_RESULTS = 20
 /** Where the page keeps the user's wish to join others' sessions without being asked. */
 const AUTO_JOIN_KEY = 'mesh.debug.autoJoin'
 
-const READER_REASON = 'You joined with a read-only link: you can inspect the program (threads, stack, variables) but not start, step, continue, evaluate or set breakpoints.'
+const READER_REASON = 'You are a reader here (read-only): you can inspect the program (threads, stack, variables) but not start, step, continue, evaluate or set breakpoints.'
 
 type Button = HTMLButtonElement
 
