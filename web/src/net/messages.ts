@@ -118,7 +118,7 @@ export type ClientMessage =
   | { type: 'set_approval'; on: boolean }
   | { type: 'create_link'; role: Role; expires_in_secs?: number; max_uses?: number }
   | { type: 'list_links' }
-  | { type: 'revoke_link'; id: string }
+  | { type: 'revoke_link'; link: string }
   | { type: 'audit'; limit?: number }
 
 /** What the server may say to the page. */

@@ -105,7 +105,7 @@ export class HostDialogs {
         const revoke = h('button', { type: 'button', class: 'small danger', 'data-action': 'revoke' }, 'Revoke')
         revoke.addEventListener('click', () => {
           revoke.disabled = true
-          this.send({ type: 'revoke_link', id: link.id }, 'revoking the link')
+          this.send({ type: 'revoke_link', link: link.id }, 'revoking the link')
         })
         row.append(revoke)
       }

@@ -177,7 +177,7 @@ export class HostControls {
       this.kickDialog.close()
       if (this.send({ type: 'kick', seat: p.seat }, `removing ${p.name}`) === null) return
       if (!revoke.checked) return
-      if (p.link) this.send({ type: 'revoke_link', id: p.link }, 'revoking their link')
+      if (p.link) this.send({ type: 'revoke_link', link: p.link }, 'revoking their link')
       else void this.withDialogs(d => d.openLinks())
     })
     this.kickDialog.showModal()
