@@ -276,6 +276,7 @@ impl ServerProcess {
     async fn create_mesh_room(&self) -> anyhow::Result<Room> {
         let body = serde_json::to_vec(&CreateSession {
             name: Some("bench".into()),
+            approval: None,
         })?;
         let (status, reply) = timeout(HTTP_TIMEOUT, crate::http::post_json(self.addr, "/api/sessions", &body))
             .await

@@ -432,6 +432,8 @@ fn client_messages() -> Vec<ClientMessage> {
 fn mesh_json() -> Vec<Seed> {
     let ada = Participant {
         conn_id: 1,
+        seat: "5eat0001".into(),
+        verified: false,
         name: "ada".into(),
         color: "#e6194b".into(),
         role: Role::Host,
@@ -445,6 +447,12 @@ fn mesh_json() -> Vec<Seed> {
             conn_id: 1,
             role: Role::Writer,
             participants: vec![ada.clone()],
+            seat: mesh_protocol::messages::SeatToken {
+                id: "5eat0001".into(),
+                token: "seat-token".into(),
+            },
+            name: "ada".into(),
+            approval: false,
         },
         ServerMessage::ParticipantJoined { participant: ada },
         ServerMessage::ParticipantLeft { conn_id: 2 },
@@ -622,6 +630,8 @@ fn rest() -> Vec<Seed> {
     let auth = mesh_server::auth::Auth::new(rest::FUZZ_SECRET, Duration::from_secs(3600));
     let participant = Participant {
         conn_id: 3,
+        seat: "5eat0003".into(),
+        verified: false,
         name: "bob".into(),
         color: "#3cb44b".into(),
         role: Role::Reader,
@@ -629,12 +639,27 @@ fn rest() -> Vec<Seed> {
         doc_client_id: None,
         companion: false,
     };
+    // Link tokens as the server signs them (decision 011), far from expiry.
+    let token = |role: Role| {
+        let link = mesh_server::store::LinkRecord {
+            id: format!("{role:?}").to_lowercase(),
+            role,
+            created_at: 1_700_000_000_000,
+            expires_at: 4_000_000_000_000,
+            max_uses: None,
+            uses: 0,
+            revoked_at: None,
+            created_by: "server".into(),
+        };
+        auth.link_token(room, &link)
+    };
     let to = |v: &dyn erased::Json| v.bytes();
     let seeds: Vec<(&str, Vec<u8>)> = vec![
         (
             "create-session",
             to(&CreateSession {
                 name: Some("pairing on the parser".into()),
+                approval: None,
             }),
         ),
         ("create-session-empty", b"{}".to_vec()),
@@ -654,9 +679,9 @@ fn rest() -> Vec<Seed> {
                 join_link: format!("http://127.0.0.1:7070/join/{room}#writer"),
                 read_link: format!("http://127.0.0.1:7070/join/{room}#reader"),
                 ws_url: format!("ws://127.0.0.1:7070/ws/{room}"),
-                host_token: auth.issue(room, Role::Host),
-                writer_token: auth.issue(room, Role::Writer),
-                reader_token: auth.issue(room, Role::Reader),
+                host_token: token(Role::Host),
+                writer_token: token(Role::Writer),
+                reader_token: token(Role::Reader),
             }),
         ),
         (
@@ -723,7 +748,7 @@ fn rest() -> Vec<Seed> {
         ),
         ("health", to(&Health { status: "ok".into() })),
         ("room-id", room.to_string().into_bytes()),
-        ("token-writer", auth.issue(room, Role::Writer).into_bytes()),
+        ("token-writer", token(Role::Writer).into_bytes()),
     ];
     seeds.into_iter().map(|(n, b)| (n.to_string(), b)).collect()
 }

@@ -14,7 +14,9 @@ pub enum Role {
     Reader,
     /// May edit files, chat and (later) run.
     Writer,
-    /// Created the room: may do all a writer does, and delete the room.
+    /// Holds the room (its creator, or whom the host handed the role to): may do all a
+    /// writer does, change roles, admit and kick, manage links, and delete the room. A room
+    /// has one host.
     Host,
 }
 
@@ -106,6 +108,69 @@ pub enum ClientMessage {
         /// The DAP message (an object with `type: "request"`).
         message: serde_json::Value,
     },
+    /// The room token, for clients that cannot put it in the URL or a header (a browser's
+    /// WebSocket cannot set headers). Only as the first message of a connection that
+    /// presented no token, within the server's auth timeout; anywhere else it is refused.
+    Auth {
+        /// A link token or a seat token of this room.
+        token: String,
+    },
+    /// Host only: give a seat another role. Every connection of the seat has the new role
+    /// from its next message on; giving `host` makes the current host a writer.
+    SetRole {
+        /// The seat (a participant's `seat`).
+        seat: String,
+        /// Its new role.
+        role: Role,
+    },
+    /// Host only: remove a seat from the room. Its connections get
+    /// [`ServerMessage::Kicked`] and are closed (4403); its seat token stops working.
+    Kick {
+        /// The seat.
+        seat: String,
+    },
+    /// Host only: let a waiting joiner in (see [`ServerMessage::JoinRequest`]).
+    Admit {
+        /// The waiting seat.
+        seat: String,
+    },
+    /// Host only: turn a waiting joiner away.
+    Refuse {
+        /// The waiting seat.
+        seat: String,
+    },
+    /// Host only: require (or stop requiring) the host's approval for new joiners.
+    SetApproval {
+        /// Whether joiners wait in the lobby.
+        on: bool,
+    },
+    /// Host only: create a join link (answered with [`ServerMessage::Links`]).
+    CreateLink {
+        /// The role it grants: `reader` or `writer`.
+        role: Role,
+        /// How long it works, in seconds; by default the server's token lifetime.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expires_in_secs: Option<u64>,
+        /// How many seats it may create; unlimited when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_uses: Option<u32>,
+    },
+    /// Host only: the room's links (answered with [`ServerMessage::Links`]).
+    ListLinks,
+    /// Host only: end a link; the connections whose seats it created are closed (answered
+    /// with [`ServerMessage::Links`]). The field is `link`, not `id`: `id` is the request id
+    /// every message may carry.
+    RevokeLink {
+        /// The link's id.
+        link: String,
+    },
+    /// Host only: the room's audit trail, newest first (answered with
+    /// [`ServerMessage::AuditLog`]).
+    Audit {
+        /// At most this many entries; by default all the room keeps.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
 }
 
 /// A client message and the id the client gave it. On the wire the id is one more field
@@ -155,6 +220,14 @@ pub enum RunStream {
 pub struct Participant {
     /// The server's id of this connection, unique within the server's lifetime.
     pub conn_id: u64,
+    /// The seat this connection holds: a person's place in the room, which keeps its role
+    /// across reconnects. A person's companion connections share it. Host messages
+    /// (`set_role`, `kick`) name seats.
+    pub seat: String,
+    /// Whether the name was verified by sign-in. Without accounts it is always false: the
+    /// name is what the client said (made unique in the room).
+    #[serde(default)]
+    pub verified: bool,
     /// Display name (`anonymous` for stock Yjs clients).
     pub name: String,
     /// Colour as `#rrggbb`.
@@ -186,6 +259,79 @@ pub struct ChatEntry {
     pub ts: u64,
 }
 
+/// A seat and the token that reconnects to it (sent in [`ServerMessage::Welcome`]). Clients
+/// keep the token and present it instead of the link's on their next connection, as do a
+/// person's companion connections, so the seat keeps its role and one link use is one person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SeatToken {
+    /// The seat's id.
+    pub id: String,
+    /// A room token bound to this seat.
+    pub token: String,
+}
+
+/// One join link of a room, as the host sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LinkInfo {
+    /// The link's id.
+    pub id: String,
+    /// The role it grants.
+    pub role: Role,
+    /// The join link (`.../join/ROOM?token=...`).
+    pub url: String,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_at: u64,
+    /// When it stops working, milliseconds since the Unix epoch.
+    pub expires_at: u64,
+    /// How many seats it may create; unlimited when absent.
+    pub max_uses: Option<u32>,
+    /// How many seats it created.
+    pub uses: u32,
+    /// Whether the host revoked it.
+    pub revoked: bool,
+}
+
+/// What an audit entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditKind {
+    /// A seat's first connection entered the room.
+    Join,
+    /// A seat's last connection left.
+    Leave,
+    /// The host changed a seat's role (`detail` is the new role).
+    RoleChanged,
+    /// The host removed a seat.
+    Kicked,
+    /// The host let a waiting joiner in.
+    Admitted,
+    /// The host turned a waiting joiner away, or nobody answered in time.
+    Refused,
+    /// A link was created (`detail` is its role).
+    LinkCreated,
+    /// A link was revoked.
+    LinkRevoked,
+    /// Approval was turned on or off (`detail` is `on` or `off`).
+    ApprovalChanged,
+    /// A run or debug session started (`detail` is the entry file).
+    RunStarted,
+}
+
+/// One entry of a room's audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    /// When, milliseconds since the Unix epoch.
+    pub ts: u64,
+    /// What happened.
+    pub kind: AuditKind,
+    /// Who did it: a display name with the seat in brackets, or `rest` for a REST call.
+    pub actor: String,
+    /// Whom or what it was done to: a seat or link id, or empty.
+    pub subject: String,
+    /// More about it (a role, a path, `on`/`off`).
+    pub detail: String,
+}
+
 /// Messages the server sends to mesh clients (those that said `Hello`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -196,10 +342,17 @@ pub enum ServerMessage {
         version: u32,
         /// This connection's id.
         conn_id: u64,
-        /// The role the client's token grants.
+        /// The role of this connection's seat.
         role: Role,
         /// Everyone in the room, this client included.
         participants: Vec<Participant>,
+        /// This connection's seat, with the token to reconnect to it.
+        seat: SeatToken,
+        /// The name as assigned: the one asked for, with ` (2)` (3, ...) appended when
+        /// someone on another seat has it.
+        name: String,
+        /// Whether the room requires the host's approval for new joiners.
+        approval: bool,
     },
     /// Someone joined.
     ParticipantJoined {
@@ -349,6 +502,93 @@ pub enum ServerMessage {
         /// Why it ended, when it was not the program's own exit.
         error: Option<String>,
     },
+    /// A seat's role changed (to everyone).
+    RoleChanged {
+        /// The seat.
+        seat: String,
+        /// Its role now.
+        role: Role,
+        /// Who changed it (display name).
+        by: String,
+        /// The id of the `set_role` request this answers (only in the asker's copy).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        responding_to: Option<u64>,
+    },
+    /// This connection's seat was removed by the host; the connection is closed (4403) next.
+    Kicked {
+        /// Who removed it (display name).
+        by: String,
+    },
+    /// A seat was removed by the host (to everyone else; the kicked get
+    /// [`ServerMessage::Kicked`]).
+    SeatKicked {
+        /// The seat.
+        seat: String,
+        /// Who removed it (display name).
+        by: String,
+        /// The id of the `kick` request this answers (only in the asker's copy).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        responding_to: Option<u64>,
+    },
+    /// This connection waits for the host's approval: nothing of the room arrives until it
+    /// is let in (`welcome` and the sync follow) or turned away ([`ServerMessage::Refused`]).
+    Lobby {
+        /// What is going on, for humans.
+        message: String,
+    },
+    /// Someone waits to join (to the host's connections): answer with `admit` or `refuse`.
+    JoinRequest {
+        /// The seat they would take.
+        seat: String,
+        /// The name they gave (unverified).
+        name: String,
+        /// Their kind of client.
+        client: String,
+    },
+    /// A join request was answered (to the host's connections), or timed out, or the
+    /// joiner left.
+    JoinRequestClosed {
+        /// The seat.
+        seat: String,
+        /// Whether they were let in.
+        admitted: bool,
+        /// Who answered (display name); `timeout` or `left` when nobody did.
+        by: String,
+        /// The id of the `admit` or `refuse` request this answers (only in the asker's copy).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        responding_to: Option<u64>,
+    },
+    /// The host turned this waiting connection away; it is closed (4403) next.
+    Refused {
+        /// Why, for humans.
+        message: String,
+    },
+    /// The room's approval setting changed (to everyone).
+    ApprovalChanged {
+        /// Whether joiners wait for the host's approval now.
+        on: bool,
+        /// Who changed it (display name).
+        by: String,
+        /// The id of the `set_approval` request this answers (only in the asker's copy).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        responding_to: Option<u64>,
+    },
+    /// The room's links (the answer to `list_links`, `create_link` and `revoke_link`).
+    Links {
+        /// Every link of the room, newest first.
+        links: Vec<LinkInfo>,
+        /// The id of the request this answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        responding_to: Option<u64>,
+    },
+    /// The room's audit trail, newest first (the answer to `audit`).
+    AuditLog {
+        /// The entries.
+        entries: Vec<AuditEntry>,
+        /// The id of the request this answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        responding_to: Option<u64>,
+    },
     /// Something the client sent was refused. The connection stays open unless the server
     /// also closes it.
     Error {
@@ -400,6 +640,195 @@ mod queued_text_tests {
             ordinals,
             ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st", "111th"]
         );
+    }
+}
+
+#[cfg(test)]
+mod host_control_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn json_of<T: Serialize>(v: &T) -> serde_json::Value {
+        serde_json::to_value(v).unwrap()
+    }
+
+    #[test]
+    fn host_messages_are_tagged_as_decision_011_names_them() {
+        let cases = [
+            (
+                ClientMessage::Auth { token: "t".into() },
+                json!({"type": "auth", "token": "t"}),
+            ),
+            (
+                ClientMessage::SetRole {
+                    seat: "s1".into(),
+                    role: Role::Writer,
+                },
+                json!({"type": "set_role", "seat": "s1", "role": "writer"}),
+            ),
+            (
+                ClientMessage::Kick { seat: "s1".into() },
+                json!({"type": "kick", "seat": "s1"}),
+            ),
+            (
+                ClientMessage::Admit { seat: "s1".into() },
+                json!({"type": "admit", "seat": "s1"}),
+            ),
+            (
+                ClientMessage::Refuse { seat: "s1".into() },
+                json!({"type": "refuse", "seat": "s1"}),
+            ),
+            (
+                ClientMessage::SetApproval { on: true },
+                json!({"type": "set_approval", "on": true}),
+            ),
+            (
+                ClientMessage::CreateLink {
+                    role: Role::Reader,
+                    expires_in_secs: Some(60),
+                    max_uses: None,
+                },
+                json!({"type": "create_link", "role": "reader", "expires_in_secs": 60}),
+            ),
+            (ClientMessage::ListLinks, json!({"type": "list_links"})),
+            (
+                ClientMessage::RevokeLink { link: "l1".into() },
+                json!({"type": "revoke_link", "link": "l1"}),
+            ),
+            (ClientMessage::Audit { limit: None }, json!({"type": "audit"})),
+        ];
+        for (msg, want) in cases {
+            assert_eq!(json_of(&msg), want);
+            let back: Request = serde_json::from_value(want).unwrap();
+            assert_eq!(back.message, msg);
+        }
+        let with_id: Request = serde_json::from_value(json!({"type": "kick", "seat": "s", "id": 4})).unwrap();
+        assert_eq!(with_id, Request::new(4, ClientMessage::Kick { seat: "s".into() }));
+    }
+
+    #[test]
+    fn server_host_messages_have_the_recorded_shapes() {
+        let welcome = ServerMessage::Welcome {
+            version: 1,
+            conn_id: 3,
+            role: Role::Writer,
+            participants: vec![Participant {
+                conn_id: 3,
+                seat: "s1".into(),
+                verified: false,
+                name: "ada (2)".into(),
+                color: "#e6194b".into(),
+                role: Role::Writer,
+                client: "vscode".into(),
+                doc_client_id: None,
+                companion: false,
+            }],
+            seat: SeatToken {
+                id: "s1".into(),
+                token: "tok".into(),
+            },
+            name: "ada (2)".into(),
+            approval: false,
+        };
+        assert_eq!(
+            json_of(&welcome),
+            json!({"type": "welcome", "version": 1, "conn_id": 3, "role": "writer",
+                "participants": [{"conn_id": 3, "seat": "s1", "verified": false, "name": "ada (2)",
+                    "color": "#e6194b", "role": "writer", "client": "vscode"}],
+                "seat": {"id": "s1", "token": "tok"}, "name": "ada (2)", "approval": false})
+        );
+        let cases = [
+            (
+                ServerMessage::RoleChanged {
+                    seat: "s1".into(),
+                    role: Role::Reader,
+                    by: "host".into(),
+                    responding_to: None,
+                },
+                json!({"type": "role_changed", "seat": "s1", "role": "reader", "by": "host"}),
+            ),
+            (
+                ServerMessage::Kicked { by: "host".into() },
+                json!({"type": "kicked", "by": "host"}),
+            ),
+            (
+                ServerMessage::SeatKicked {
+                    seat: "s1".into(),
+                    by: "host".into(),
+                    responding_to: Some(2),
+                },
+                json!({"type": "seat_kicked", "seat": "s1", "by": "host", "responding_to": 2}),
+            ),
+            (
+                ServerMessage::Lobby { message: "wait".into() },
+                json!({"type": "lobby", "message": "wait"}),
+            ),
+            (
+                ServerMessage::JoinRequest {
+                    seat: "s2".into(),
+                    name: "bob".into(),
+                    client: "neovim".into(),
+                },
+                json!({"type": "join_request", "seat": "s2", "name": "bob", "client": "neovim"}),
+            ),
+            (
+                ServerMessage::JoinRequestClosed {
+                    seat: "s2".into(),
+                    admitted: true,
+                    by: "host".into(),
+                    responding_to: None,
+                },
+                json!({"type": "join_request_closed", "seat": "s2", "admitted": true, "by": "host"}),
+            ),
+            (
+                ServerMessage::Refused { message: "no".into() },
+                json!({"type": "refused", "message": "no"}),
+            ),
+            (
+                ServerMessage::ApprovalChanged {
+                    on: true,
+                    by: "host".into(),
+                    responding_to: None,
+                },
+                json!({"type": "approval_changed", "on": true, "by": "host"}),
+            ),
+            (
+                ServerMessage::Links {
+                    links: vec![LinkInfo {
+                        id: "l1".into(),
+                        role: Role::Reader,
+                        url: "http://x/join/r?token=t".into(),
+                        created_at: 1,
+                        expires_at: 2,
+                        max_uses: Some(3),
+                        uses: 0,
+                        revoked: false,
+                    }],
+                    responding_to: Some(9),
+                },
+                json!({"type": "links", "links": [{"id": "l1", "role": "reader",
+                    "url": "http://x/join/r?token=t", "created_at": 1, "expires_at": 2,
+                    "max_uses": 3, "uses": 0, "revoked": false}], "responding_to": 9}),
+            ),
+            (
+                ServerMessage::AuditLog {
+                    entries: vec![AuditEntry {
+                        ts: 5,
+                        kind: AuditKind::RoleChanged,
+                        actor: "ada [s1]".into(),
+                        subject: "s2".into(),
+                        detail: "writer".into(),
+                    }],
+                    responding_to: None,
+                },
+                json!({"type": "audit_log", "entries": [{"ts": 5, "kind": "role_changed",
+                    "actor": "ada [s1]", "subject": "s2", "detail": "writer"}]}),
+            ),
+        ];
+        for (msg, want) in cases {
+            assert_eq!(json_of(&msg), want);
+            assert_eq!(serde_json::from_value::<ServerMessage>(want).unwrap(), msg);
+        }
     }
 }
 

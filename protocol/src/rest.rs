@@ -5,6 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
 use crate::messages::{Participant, Role};
+
+pub use crate::messages::{AuditEntry, AuditKind, LinkInfo};
 use crate::room_id::RoomId;
 
 /// The body of every REST error.
@@ -23,6 +25,10 @@ pub struct CreateSession {
     /// A human name for the room (at most 100 characters); defaults to "untitled".
     #[serde(default)]
     pub name: Option<String>,
+    /// Whether joiners wait for the host's approval (default: no). The host changes it later
+    /// with `PUT /api/sessions/{id}/approval` or `set_approval`.
+    #[serde(default)]
+    pub approval: Option<bool>,
 }
 
 /// The answer to `POST /api/sessions`: the new room and the tokens that open it.
@@ -39,7 +45,8 @@ pub struct CreatedSession {
     pub read_link: String,
     /// The WebSocket URL of the room (add `?token=`).
     pub ws_url: String,
-    /// Token with the host role: keep it; it deletes the room.
+    /// Token of the host's link: keep it. The first connection with it takes the host's seat;
+    /// it also authorises the host's REST calls and deletes the room.
     pub host_token: String,
     /// Token with the writer role (the one in `join_link`).
     pub writer_token: String,
@@ -174,4 +181,58 @@ pub struct RunRecord {
     pub stdout: String,
     /// Standard error and compiler output (the first 64 KiB).
     pub stderr: String,
+}
+
+/// `POST /api/sessions/{id}/links`: a new join link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateLink {
+    /// The role it grants: `reader` or `writer`.
+    pub role: Role,
+    /// How long it works, in seconds; by default the server's token lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_secs: Option<u64>,
+    /// How many seats it may create; unlimited when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u32>,
+}
+
+/// `PUT /api/sessions/{id}/seats/{seat}/role`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetRole {
+    /// The seat's new role; `host` hands the host role over (the old host becomes a writer).
+    pub role: Role,
+}
+
+/// `PUT /api/sessions/{id}/approval`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetApproval {
+    /// Whether joiners wait for the host's approval.
+    pub on: bool,
+}
+
+/// Someone in the lobby, waiting for the host's approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WaitingJoiner {
+    /// The seat they would take (what `admit` and `refuse` name).
+    pub seat: String,
+    /// The name they gave (unverified).
+    pub name: String,
+    /// Their kind of client.
+    pub client: String,
+    /// When they started waiting, milliseconds since the Unix epoch.
+    pub since: u64,
+}
+
+/// `GET /api/sessions/{id}/participants` (host only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RoomParticipants {
+    /// Who is connected, one entry per connection.
+    pub participants: Vec<Participant>,
+    /// Who waits in the lobby.
+    pub waiting: Vec<WaitingJoiner>,
+    /// Whether joiners wait for the host's approval.
+    pub approval: bool,
 }

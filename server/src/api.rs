@@ -4,14 +4,14 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use mesh_protocol::messages::Role;
 use mesh_protocol::rest::{
-    ApiError, CreateSession, CreatedSession, FileInfo, Health, LanguageInfo, RunRecord, SessionInfo, SessionSummary,
-    StartRun, StartedRun,
+    ApiError, AuditEntry, CreateLink, CreateSession, CreatedSession, FileInfo, Health, LanguageInfo, LinkInfo,
+    RoomParticipants, RunRecord, SessionInfo, SessionSummary, SetApproval, SetRole, StartRun, StartedRun,
 };
 use mesh_protocol::{ErrorCode, RoomId};
 use utoipa::OpenApi;
@@ -20,9 +20,10 @@ use crate::app::AppState;
 use crate::client_addr::ClientAddr;
 use crate::edge::{describe_wait, Refusal};
 use crate::limits::CreationRefusal;
-use crate::room::core::RoomCore;
+use crate::room::access::{new_id, Caller};
+use crate::room::core::{HostOp, HostReply};
 use crate::store::sqlite::now_ms;
-use crate::store::RoomRecord;
+use crate::store::{AccessChange, LinkRecord, RoomRecord};
 
 /// The longest room name, in characters.
 const MAX_ROOM_NAME_CHARS: usize = 100;
@@ -31,8 +32,10 @@ const MAX_ROOM_NAME_CHARS: usize = 100;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "mesh-server", description = "REST API of the mesh sync server. Rooms themselves are reached over the WebSocket at /ws/{id}?token=..., which speaks the Yjs sync and awareness protocol."),
-    paths(create_session, get_session, delete_session, list_sessions, start_run, list_runs, get_run, languages, livez, readyz),
-    components(schemas(ApiError, StartRun, StartedRun, mesh_protocol::rest::QueuePlace, RunRecord, CreateSession, CreatedSession, SessionInfo, SessionSummary, FileInfo, LanguageInfo, Health, ErrorCode, Role, mesh_protocol::messages::Participant)),
+    paths(create_session, get_session, delete_session, list_sessions, start_run, list_runs, get_run, languages, livez, readyz,
+        list_links, create_link, revoke_link, list_participants, set_role, kick, admit, refuse, set_approval, audit),
+    components(schemas(ApiError, StartRun, StartedRun, mesh_protocol::rest::QueuePlace, RunRecord, CreateSession, CreatedSession, SessionInfo, SessionSummary, FileInfo, LanguageInfo, Health, ErrorCode, Role, mesh_protocol::messages::Participant,
+        CreateLink, LinkInfo, SetRole, SetApproval, RoomParticipants, mesh_protocol::rest::WaitingJoiner, AuditEntry, mesh_protocol::rest::AuditKind)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -143,20 +146,47 @@ pub async fn create_session(
         return refusal.into_response();
     }
     let id = RoomId::random();
+    let now = now_ms();
     if let Err(e) = app
         .store
         .create_room(RoomRecord {
             id,
             name: name.clone(),
-            created_at: now_ms(),
+            created_at: now,
         })
         .await
     {
         app.room_count.fetch_sub(1, Ordering::SeqCst);
         return internal(e);
     }
-    let writer_token = app.auth.issue(id, Role::Writer);
-    let reader_token = app.auth.issue(id, Role::Reader);
+    // The room's first links: the host's (its first connection takes the host's seat), and
+    // a writer and a reader link, each a record the host can list and revoke.
+    let link = |role| LinkRecord {
+        id: new_id(),
+        role,
+        created_at: now,
+        expires_at: now + app.auth.ttl().as_millis() as u64,
+        max_uses: None,
+        uses: 0,
+        revoked_at: None,
+        created_by: "server".into(),
+    };
+    let (host, writer, reader) = (link(Role::Host), link(Role::Writer), link(Role::Reader));
+    let token = |l: &LinkRecord| app.auth.link_token(id, l);
+    let (host_token, writer_token, reader_token) = (token(&host), token(&writer), token(&reader));
+    let mut records = vec![
+        AccessChange::Link(host),
+        AccessChange::Link(writer),
+        AccessChange::Link(reader),
+    ];
+    if req.approval == Some(true) {
+        records.push(AccessChange::Approval(true));
+    }
+    if let Err(e) = app.store.write_access(id, records).await {
+        let _ = app.store.delete_room(id).await;
+        app.room_count.fetch_sub(1, Ordering::SeqCst);
+        return internal(e);
+    }
     let base = app.public_url();
     let ws_base = base.replacen("http", "ws", 1);
     tracing::info!(room = %id, client = %client.ip, "room created");
@@ -167,7 +197,7 @@ pub async fn create_session(
         join_link: format!("{base}/join/{id}?token={writer_token}"),
         read_link: format!("{base}/join/{id}?token={reader_token}"),
         ws_url: format!("{ws_base}/ws/{id}"),
-        host_token: app.auth.issue(id, Role::Host),
+        host_token,
         writer_token,
         reader_token,
     };
@@ -237,29 +267,20 @@ fn admit_creation(app: &AppState, client: &ClientAddr) -> Result<(), Refusal> {
     security(("room_token" = [])),
     responses((status = 200, body = SessionInfo), (status = 401, body = ApiError), (status = 404, body = ApiError)))]
 pub async fn get_session(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    let id = match parse_room(&id) {
-        Ok(id) => id,
-        Err(r) => return r.into_response(),
-    };
-    let role = match app.auth.check(bearer(&headers).as_deref(), id) {
-        Ok(role) => role,
-        Err(e) => return api_error(ErrorCode::Unauthorized, e.to_string()),
+    let (id, caller) = match authorize(&app, &id, &headers).await {
+        Ok(x) => x,
+        Err(e) => return e.into_response(),
     };
     let record = match app.store.get_room(id).await {
         Ok(Some(r)) => r,
         Ok(None) => return api_error(ErrorCode::NotFound, format!("room {id} does not exist")),
         Err(e) => return internal(e),
     };
-    let (participants, files) = match app.rooms.info(id).await {
-        Some(info) => (info.participants, info.files),
-        None => match app.store.load(id).await {
-            Ok(state) => (
-                Vec::new(),
-                RoomCore::load(state.snapshot.as_deref(), &state.updates).0.files(),
-            ),
-            Err(e) => return internal(e),
-        },
+    // Checking the token loaded the room.
+    let Some(info) = app.rooms.info(id).await else {
+        return api_error(ErrorCode::Unavailable, "the room is unloading; try again".into());
     };
+    let (participants, files) = (info.participants, info.files);
     let files = files
         .into_iter()
         .map(|(path, len_utf16)| FileInfo { path, len_utf16 })
@@ -268,7 +289,7 @@ pub async fn get_session(State(app): State<AppState>, Path(id): Path<String>, he
         id,
         name: record.name,
         created_at: record.created_at,
-        your_role: role,
+        your_role: caller.role,
         participants,
         files,
     })
@@ -280,15 +301,14 @@ pub async fn get_session(State(app): State<AppState>, Path(id): Path<String>, he
     security(("room_token" = [])),
     responses((status = 204), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub async fn delete_session(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    let id = match parse_room(&id) {
-        Ok(id) => id,
-        Err(r) => return r.into_response(),
-    };
-    match app.auth.check(bearer(&headers).as_deref(), id) {
-        Ok(Role::Host) => {}
+    match authorize(&app, &id, &headers).await {
+        Ok((_, caller)) if caller.role == Role::Host => {}
         Ok(_) => return api_error(ErrorCode::Forbidden, "only the host may delete a room".into()),
-        Err(e) => return api_error(ErrorCode::Unauthorized, e.to_string()),
+        Err(e) => return e.into_response(),
     }
+    let Ok(id) = id.parse::<RoomId>() else {
+        return api_error(ErrorCode::BadRequest, "bad room id".into());
+    };
     app.rooms.deleted(id).await;
     match app.store.delete_room(id).await {
         Ok(true) => {
@@ -343,14 +363,229 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Checks the token of a room request: the room id and the role it grants.
-fn authorize(app: &AppState, id: &str, headers: &HeaderMap) -> Result<(RoomId, Role), ApiFailure> {
+/// Checks the token of a room request (its signature, then the record it names, in the
+/// room): the room id and who the caller is, with its role now.
+async fn authorize(app: &AppState, id: &str, headers: &HeaderMap) -> Result<(RoomId, Caller), ApiFailure> {
+    let (id, grant) = grant_of(app, id, headers).await?;
+    let caller = app
+        .rooms
+        .authorize(id, grant)
+        .await
+        .map_err(|r| ApiFailure(r.code, r.message))?;
+    Ok((id, caller))
+}
+
+/// The room id and what the request's token names, for a room that exists.
+async fn grant_of(app: &AppState, id: &str, headers: &HeaderMap) -> Result<(RoomId, crate::auth::Grant), ApiFailure> {
     let id = parse_room(id)?;
-    let role = app
-        .auth
-        .check(bearer(headers).as_deref(), id)
-        .map_err(|e| ApiFailure(ErrorCode::Unauthorized, e.to_string()))?;
-    Ok((id, role))
+    let grant = app.auth.check(bearer(headers).as_deref(), id).map_err(|e| {
+        let message = match e {
+            crate::auth::TokenError::Missing => {
+                "a token is required: send Authorization: Bearer TOKEN (a link's or a seat's token)".into()
+            }
+            e => e.to_string(),
+        };
+        ApiFailure(ErrorCode::Unauthorized, message)
+    })?;
+    match app.store.get_room(id).await {
+        Ok(Some(_)) => Ok((id, grant)),
+        Ok(None) => Err(ApiFailure(ErrorCode::NotFound, format!("room {id} does not exist"))),
+        Err(e) => {
+            tracing::error!(error = %e, "store failed");
+            Err(ApiFailure(ErrorCode::Internal, "storage failed; try again".into()))
+        }
+    }
+}
+
+/// A host action: the token must be the host's (its link, or its seat's token).
+async fn host_call(app: &AppState, id: &str, headers: &HeaderMap, op: HostOp) -> Result<HostReply, ApiFailure> {
+    let (id, grant) = grant_of(app, id, headers).await?;
+    app.rooms
+        .host(id, grant, op)
+        .await
+        .map_err(|r| ApiFailure(r.code, r.message))
+}
+
+/// A JSON body, or a 400 that says what is wrong with it.
+fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiFailure> {
+    body.map(|Json(b)| b).map_err(|e| {
+        ApiFailure(
+            ErrorCode::BadRequest,
+            format!("invalid request body: {}", e.body_text()),
+        )
+    })
+}
+
+fn done(reply: Result<HostReply, ApiFailure>) -> Response {
+    match reply {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The room's links, newest first. Host only.
+#[utoipa::path(get, path = "/api/sessions/{id}/links", params(("id" = String, Path, description = "room id")),
+    security(("room_token" = [])),
+    responses((status = 200, body = Vec<LinkInfo>), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+pub async fn list_links(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    match host_call(&app, &id, &headers, HostOp::ListLinks).await {
+        Ok(HostReply::Links(links)) => Json(links).into_response(),
+        Ok(_) => internal("a link listing answered something else"),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Create a join link (`reader` or `writer`), optionally with a lifetime and a use limit.
+/// Host only.
+#[utoipa::path(post, path = "/api/sessions/{id}/links", params(("id" = String, Path, description = "room id")),
+    request_body = CreateLink, security(("room_token" = [])),
+    responses((status = 201, body = LinkInfo), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 413, body = ApiError)))]
+pub async fn create_link(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    request: Result<Json<CreateLink>, JsonRejection>,
+) -> Response {
+    let request = match body(request) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let op = HostOp::CreateLink {
+        role: request.role,
+        expires_in_secs: request.expires_in_secs,
+        max_uses: request.max_uses,
+    };
+    match host_call(&app, &id, &headers, op).await {
+        Ok(HostReply::Links(mut links)) if !links.is_empty() => {
+            (StatusCode::CREATED, Json(links.remove(0))).into_response()
+        }
+        Ok(_) => internal("link creation answered no link"),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Revoke a link: it opens nothing from now on, and the connections whose seats it created
+/// are closed. Host only.
+#[utoipa::path(delete, path = "/api/sessions/{id}/links/{lid}", params(("id" = String, Path, description = "room id"), ("lid" = String, Path, description = "link id")),
+    security(("room_token" = [])),
+    responses((status = 204), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+pub async fn revoke_link(
+    State(app): State<AppState>,
+    Path((id, lid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    done(host_call(&app, &id, &headers, HostOp::RevokeLink { id: lid }).await)
+}
+
+/// Who is connected (one entry per connection, with its seat and role), who waits in the
+/// lobby, and whether the room requires approval. Host only.
+#[utoipa::path(get, path = "/api/sessions/{id}/participants", params(("id" = String, Path, description = "room id")),
+    security(("room_token" = [])),
+    responses((status = 200, body = RoomParticipants), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+pub async fn list_participants(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    match host_call(&app, &id, &headers, HostOp::Participants).await {
+        Ok(HostReply::Participants(p)) => Json(p).into_response(),
+        Ok(_) => internal("a participant listing answered something else"),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Give a seat a role, live: its connections are checked against it from their next message.
+/// `host` hands the host role over (the old host becomes a writer). Host only.
+#[utoipa::path(put, path = "/api/sessions/{id}/seats/{seat}/role", params(("id" = String, Path, description = "room id"), ("seat" = String, Path, description = "seat id")),
+    request_body = SetRole, security(("room_token" = [])),
+    responses((status = 204), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+pub async fn set_role(
+    State(app): State<AppState>,
+    Path((id, seat)): Path<(String, String)>,
+    headers: HeaderMap,
+    request: Result<Json<SetRole>, JsonRejection>,
+) -> Response {
+    let role = match body(request) {
+        Ok(r) => r.role,
+        Err(e) => return e.into_response(),
+    };
+    done(host_call(&app, &id, &headers, HostOp::SetRole { seat, role }).await)
+}
+
+/// Remove a seat: its connections are told and closed (4403), its seat token stops working.
+/// Host only.
+#[utoipa::path(post, path = "/api/sessions/{id}/seats/{seat}/kick", params(("id" = String, Path, description = "room id"), ("seat" = String, Path, description = "seat id")),
+    security(("room_token" = [])),
+    responses((status = 204), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+pub async fn kick(
+    State(app): State<AppState>,
+    Path((id, seat)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    done(host_call(&app, &id, &headers, HostOp::Kick { seat }).await)
+}
+
+/// Let a joiner waiting in the lobby in. Host only.
+#[utoipa::path(post, path = "/api/sessions/{id}/seats/{seat}/admit", params(("id" = String, Path, description = "room id"), ("seat" = String, Path, description = "the waiting seat")),
+    security(("room_token" = [])),
+    responses((status = 204), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+pub async fn admit(
+    State(app): State<AppState>,
+    Path((id, seat)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    done(host_call(&app, &id, &headers, HostOp::Admit { seat }).await)
+}
+
+/// Turn a joiner waiting in the lobby away. Host only.
+#[utoipa::path(post, path = "/api/sessions/{id}/seats/{seat}/refuse", params(("id" = String, Path, description = "room id"), ("seat" = String, Path, description = "the waiting seat")),
+    security(("room_token" = [])),
+    responses((status = 204), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
+pub async fn refuse(
+    State(app): State<AppState>,
+    Path((id, seat)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    done(host_call(&app, &id, &headers, HostOp::Refuse { seat }).await)
+}
+
+/// Require (or stop requiring) the host's approval for joiners. Turning it off lets in
+/// whoever waits. Host only.
+#[utoipa::path(put, path = "/api/sessions/{id}/approval", params(("id" = String, Path, description = "room id")),
+    request_body = SetApproval, security(("room_token" = [])),
+    responses((status = 204), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+pub async fn set_approval(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    request: Result<Json<SetApproval>, JsonRejection>,
+) -> Response {
+    let on = match body(request) {
+        Ok(r) => r.on,
+        Err(e) => return e.into_response(),
+    };
+    done(host_call(&app, &id, &headers, HostOp::SetApproval { on }).await)
+}
+
+/// `GET .../audit?limit=N`.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+pub struct AuditQuery {
+    /// At most this many entries (newest first); by default all the room keeps.
+    limit: Option<u32>,
+}
+
+/// The room's audit trail, newest first: joins, leaves, role changes, kicks, admissions,
+/// link and approval changes, runs. Host only.
+#[utoipa::path(get, path = "/api/sessions/{id}/audit", params(("id" = String, Path, description = "room id"), AuditQuery),
+    security(("room_token" = [])),
+    responses((status = 200, body = Vec<AuditEntry>), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
+pub async fn audit(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<AuditQuery>,
+    headers: HeaderMap,
+) -> Response {
+    match host_call(&app, &id, &headers, HostOp::Audit { limit: query.limit }).await {
+        Ok(HostReply::Audit(entries)) => Json(entries).into_response(),
+        Ok(_) => internal("the audit trail answered something else"),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// How many runs the history lists.
@@ -369,8 +604,8 @@ pub async fn start_run(
     headers: HeaderMap,
     body: Result<Json<StartRun>, JsonRejection>,
 ) -> Response {
-    let (id, role) = match authorize(&app, &id, &headers) {
-        Ok(x) => x,
+    let (id, role) = match authorize(&app, &id, &headers).await {
+        Ok((id, caller)) => (id, caller.role),
         Err(e) => return e.into_response(),
     };
     let request = match body {
@@ -424,7 +659,7 @@ pub async fn start_run(
 #[utoipa::path(get, path = "/api/sessions/{id}/runs", params(("id" = String, Path, description = "room id")),
     security(("room_token" = [])), responses((status = 200, body = Vec<RunRecord>), (status = 401, body = ApiError)))]
 pub async fn list_runs(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    let (id, _) = match authorize(&app, &id, &headers) {
+    let (id, _) = match authorize(&app, &id, &headers).await {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
@@ -442,7 +677,7 @@ pub async fn get_run(
     Path((id, run)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let (id, _) = match authorize(&app, &id, &headers) {
+    let (id, _) = match authorize(&app, &id, &headers).await {
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };

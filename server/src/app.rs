@@ -36,6 +36,8 @@ pub struct AppState {
     pub rooms: Arc<Rooms>,
     /// Token issuing and checking.
     pub auth: Auth,
+    /// Join links on the server's public address.
+    pub issuer: crate::auth::TokenIssuer,
     /// Settings.
     pub settings: Arc<Settings>,
     /// The address actually bound (port 0 resolved).
@@ -101,6 +103,24 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sessions/{id}", get(api::get_session).delete(api::delete_session))
         .route("/api/sessions/{id}/runs", get(api::list_runs).post(api::start_run))
         .route("/api/sessions/{id}/runs/{run}", get(api::get_run))
+        .route("/api/sessions/{id}/links", get(api::list_links).post(api::create_link))
+        .route(
+            "/api/sessions/{id}/links/{lid}",
+            axum::routing::delete(api::revoke_link),
+        )
+        .route("/api/sessions/{id}/participants", get(api::list_participants))
+        .route(
+            "/api/sessions/{id}/seats/{seat}/role",
+            axum::routing::put(api::set_role),
+        )
+        .route("/api/sessions/{id}/seats/{seat}/kick", axum::routing::post(api::kick))
+        .route("/api/sessions/{id}/seats/{seat}/admit", axum::routing::post(api::admit))
+        .route(
+            "/api/sessions/{id}/seats/{seat}/refuse",
+            axum::routing::post(api::refuse),
+        )
+        .route("/api/sessions/{id}/approval", axum::routing::put(api::set_approval))
+        .route("/api/sessions/{id}/audit", get(api::audit))
         .route("/api/languages", get(api::languages))
         .route("/api/openapi.json", get(api::openapi))
         // The browser client (web.rs): the pages, and the assets they load.
@@ -172,6 +192,13 @@ impl Server {
             async move { runs.prewarm().await }
         });
         let edge = &settings.edge;
+        let auth = Auth::new(&secret, settings.token_ttl);
+        let scheme = if settings.tls.is_some() { "https" } else { "http" };
+        let base_url = settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("{scheme}://{bound}"));
+        let issuer = crate::auth::TokenIssuer::new(auth.clone(), base_url);
         let state = AppState {
             joins: Arc::new(crate::limits::JoinLimiter::new(edge.join_rate, edge.join_burst)),
             conns: crate::limits::ConnectionLimiter::new(edge.max_connections, edge.max_connections_per_address),
@@ -182,10 +209,16 @@ impl Server {
                 edge.create_burst_global,
             )),
             room_count: Arc::new(AtomicU64::new(room_count)),
-            rooms: Rooms::with_limits(store.clone(), Some(runs.clone()), settings.room_limits),
+            rooms: Rooms::with_limits(
+                store.clone(),
+                Some(runs.clone()),
+                settings.room_limits,
+                Some(issuer.clone()),
+            ),
+            issuer,
             runs,
             store,
-            auth: Auth::new(&secret, settings.token_ttl),
+            auth,
             settings: Arc::new(settings),
             bound,
             metrics: metrics_handle(),

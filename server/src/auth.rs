@@ -1,6 +1,7 @@
-//! Signed, expiring room tokens (JWT, HS256). A token names one room and one role; the
-//! server checks it at the WebSocket upgrade and on every REST call that touches a room, and
-//! the role travels with the connection so every message is checked against it.
+//! Signed room tokens (JWT, HS256). A token names one room and either a link (`lid`) or a
+//! seat (`seat`); the signature proves the server issued it, and the room then checks the
+//! record it names (revoked, expired, used up, kicked: decision 011). So a token can be taken
+//! back, and the role lives in the seat, where the host can change it.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use mesh_protocol::messages::Role;
 use mesh_protocol::RoomId;
 use serde::{Deserialize, Serialize};
 
-use crate::store::sqlite::now_ms;
+use crate::store::LinkRecord;
 
 /// Clock skew tolerated between nodes when checking expiry.
 const LEEWAY_SECS: u64 = 30;
@@ -18,18 +19,35 @@ const LEEWAY_SECS: u64 = 30;
 struct Claims {
     /// The room id.
     room: String,
-    role: Role,
+    /// The role a link grants, for clients that show it before joining (the record decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role: Option<Role>,
+    /// The link this token opens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    lid: Option<String>,
+    /// The seat this token reconnects to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seat: Option<String>,
     /// Expiry, seconds since the Unix epoch.
     exp: u64,
     /// Issued at, seconds since the Unix epoch.
     iat: u64,
 }
 
+/// What a valid token lets its bearer ask for: the room checks the record it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grant {
+    /// A join link: a new seat (or the host's seat, for the host's link).
+    Link(String),
+    /// An existing seat.
+    Seat(String),
+}
+
 /// Why a token was refused; the text is safe to show (it never contains the token).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     /// No token was presented.
-    #[error("a token is required: pass ?token=... or an Authorization: Bearer header")]
+    #[error("a token is required: pass ?token=..., an Authorization: Bearer header, or an auth message first")]
     Missing,
     /// Bad signature, malformed or expired.
     #[error("the token is invalid or expired: ask the host for a new link")]
@@ -37,6 +55,9 @@ pub enum TokenError {
     /// A valid token for another room.
     #[error("the token belongs to another room")]
     WrongRoom,
+    /// Signed by this server before links were records (it names neither a link nor a seat).
+    #[error("this link was made before links became server records and no longer opens the room: ask the host for a new link")]
+    Legacy,
 }
 
 /// Issues and checks tokens with the server's secret.
@@ -48,7 +69,7 @@ pub struct Auth {
 }
 
 impl Auth {
-    /// Tokens signed with `secret`, valid for `ttl`.
+    /// Tokens signed with `secret`; links and seats last `ttl` unless told otherwise.
     pub fn new(secret: &[u8], ttl: Duration) -> Self {
         Auth {
             encoding: EncodingKey::from_secret(secret),
@@ -57,21 +78,44 @@ impl Auth {
         }
     }
 
-    /// A token granting `role` in `room`.
-    pub fn issue(&self, room: RoomId, role: Role) -> String {
-        let iat = now_ms() / 1000;
-        let claims = Claims {
-            room: room.to_string(),
-            role,
-            exp: iat + self.ttl.as_secs(),
-            iat,
-        };
-        // HS256 signing of a small struct with a valid key cannot fail.
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).expect("HS256 signing does not fail")
+    /// How long links and seat tokens last by default (`token_ttl`).
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 
-    /// The role a token grants in `room`.
-    pub fn check(&self, token: Option<&str>, room: RoomId) -> Result<Role, TokenError> {
+    fn sign(&self, claims: &Claims) -> String {
+        // HS256 signing of a small struct with a valid key cannot fail.
+        encode(&Header::new(Algorithm::HS256), claims, &self.encoding).expect("HS256 signing does not fail")
+    }
+
+    /// The token of a link. It is a function of the record, so listing the room's links
+    /// shows the same URL each time without the server keeping the token.
+    pub fn link_token(&self, room: RoomId, link: &LinkRecord) -> String {
+        self.sign(&Claims {
+            room: room.to_string(),
+            role: Some(link.role),
+            lid: Some(link.id.clone()),
+            seat: None,
+            exp: link.expires_at / 1000,
+            iat: link.created_at / 1000,
+        })
+    }
+
+    /// A token that reconnects to `seat`, valid for the token lifetime from `now_ms`.
+    pub fn seat_token(&self, room: RoomId, seat: &str, now_ms: u64) -> String {
+        let iat = now_ms / 1000;
+        self.sign(&Claims {
+            room: room.to_string(),
+            role: None,
+            lid: None,
+            seat: Some(seat.to_owned()),
+            exp: iat + self.ttl.as_secs(),
+            iat,
+        })
+    }
+
+    /// What a token of `room` names. The room still has to check that record.
+    pub fn check(&self, token: Option<&str>, room: RoomId) -> Result<Grant, TokenError> {
         let token = token.filter(|t| !t.is_empty()).ok_or(TokenError::Missing)?;
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_SECS;
@@ -80,20 +124,95 @@ impl Auth {
         if data.claims.room != room.to_string() {
             return Err(TokenError::WrongRoom);
         }
-        Ok(data.claims.role)
+        match (data.claims.seat, data.claims.lid) {
+            (Some(seat), _) => Ok(Grant::Seat(seat)),
+            (None, Some(lid)) => Ok(Grant::Link(lid)),
+            (None, None) => Err(TokenError::Legacy),
+        }
+    }
+}
+
+/// Makes each room's [`Tokens`](crate::room::access::Tokens): seat tokens, and link URLs on
+/// the server's public address.
+#[derive(Clone)]
+pub struct TokenIssuer {
+    auth: Auth,
+    base_url: String,
+}
+
+impl TokenIssuer {
+    /// Tokens signed by `auth`; join links under `base_url` (`https://host:port`).
+    pub fn new(auth: Auth, base_url: String) -> Self {
+        TokenIssuer { auth, base_url }
+    }
+
+    /// The join link of `link` in `room`.
+    pub fn link_url(&self, room: RoomId, link: &LinkRecord) -> String {
+        format!(
+            "{}/join/{room}?token={}",
+            self.base_url,
+            self.auth.link_token(room, link)
+        )
+    }
+
+    /// The token maker of one room.
+    pub fn for_room(&self, room: RoomId) -> std::sync::Arc<dyn crate::room::access::Tokens> {
+        std::sync::Arc::new(RoomTokens {
+            issuer: self.clone(),
+            room,
+        })
+    }
+}
+
+struct RoomTokens {
+    issuer: TokenIssuer,
+    room: RoomId,
+}
+
+impl crate::room::access::Tokens for RoomTokens {
+    fn seat_token(&self, seat: &str, now_ms: u64) -> String {
+        self.issuer.auth.seat_token(self.room, seat, now_ms)
+    }
+    fn link_url(&self, link: &LinkRecord) -> String {
+        self.issuer.link_url(self.room, link)
+    }
+    fn default_link_ms(&self) -> u64 {
+        self.issuer.auth.ttl.as_millis() as u64
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sqlite::now_ms;
+
+    fn link(id: &str, expires_at: u64) -> LinkRecord {
+        LinkRecord {
+            id: id.into(),
+            role: Role::Reader,
+            created_at: now_ms(),
+            expires_at,
+            max_uses: None,
+            uses: 0,
+            revoked_at: None,
+            created_by: "server".into(),
+        }
+    }
 
     #[test]
-    fn tokens_bind_room_and_role() {
+    fn tokens_bind_the_room_and_name_a_link_or_a_seat() {
         let auth = Auth::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
         let room = RoomId::random();
-        let t = auth.issue(room, Role::Reader);
-        assert_eq!(auth.check(Some(&t), room), Ok(Role::Reader));
+        let l = link("l1", now_ms() + 60_000);
+        let t = auth.link_token(room, &l);
+        assert_eq!(auth.check(Some(&t), room), Ok(Grant::Link("l1".into())));
+        assert_eq!(
+            t,
+            auth.link_token(room, &l),
+            "a link's token is a function of its record"
+        );
+        let s = auth.seat_token(room, "s1", now_ms());
+        assert_eq!(auth.check(Some(&s), room), Ok(Grant::Seat("s1".into())));
         assert_eq!(auth.check(Some(&t), RoomId::random()), Err(TokenError::WrongRoom));
         assert_eq!(auth.check(None, room), Err(TokenError::Missing));
         let other = Auth::new(b"another secret, another server!!", Duration::from_secs(60));
@@ -101,14 +220,24 @@ mod tests {
         let mut tampered = t.clone();
         tampered.insert(tampered.len() / 2, 'x');
         assert_eq!(auth.check(Some(&tampered), room), Err(TokenError::Invalid));
-        let expired = Auth::new(b"0123456789abcdef0123456789abcdef", Duration::ZERO);
-        let old = Claims {
+        let expired = auth.link_token(room, &link("l2", now_ms() - 3_600_000));
+        assert_eq!(auth.check(Some(&expired), room), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn a_token_from_before_link_records_is_refused_with_what_to_do() {
+        let auth = Auth::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
+        let room = RoomId::random();
+        let old = auth.sign(&Claims {
             room: room.to_string(),
-            role: Role::Host,
-            exp: now_ms() / 1000 - 3600,
+            role: Some(Role::Host),
+            lid: None,
+            seat: None,
+            exp: now_ms() / 1000 + 60,
             iat: 0,
-        };
-        let old = encode(&Header::new(Algorithm::HS256), &old, &expired.encoding).unwrap();
-        assert_eq!(auth.check(Some(&old), room), Err(TokenError::Invalid));
+        });
+        let err = auth.check(Some(&old), room).unwrap_err();
+        assert_eq!(err, TokenError::Legacy);
+        assert!(err.to_string().contains("ask the host for a new link"));
     }
 }

@@ -153,6 +153,15 @@ pub struct Args {
     /// Awareness updates one connection may send at once above the rate [default: 240].
     #[arg(long, env = "MESH_AWARENESS_BURST")]
     pub awareness_burst: Option<f64>,
+    /// Joiners that may wait in one room's lobby for the host's approval [default: 32].
+    #[arg(long, env = "MESH_MAX_LOBBY")]
+    pub max_lobby: Option<usize>,
+    /// Seconds a joiner waits for the host's approval before it is refused [default: 600].
+    #[arg(long, env = "MESH_LOBBY_TIMEOUT_SECS")]
+    pub lobby_timeout_secs: Option<u64>,
+    /// Links one room keeps (working, expired and revoked) [default: 100].
+    #[arg(long, env = "MESH_MAX_LINKS")]
+    pub max_links: Option<usize>,
     /// Serve TLS (https://, wss://) with this PEM certificate chain; needs --tls-key
     /// [default: unset; plain HTTP, e.g. behind a TLS-terminating reverse proxy].
     #[arg(long, env = "MESH_TLS_CERT", value_name = "FILE")]
@@ -211,6 +220,9 @@ struct FileConfig {
     max_files: Option<usize>,
     awareness_rate: Option<f64>,
     awareness_burst: Option<f64>,
+    max_lobby: Option<usize>,
+    lobby_timeout_secs: Option<u64>,
+    max_links: Option<usize>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 }
@@ -455,7 +467,16 @@ impl Settings {
                     .awareness_burst
                     .or(file.awareness_burst)
                     .unwrap_or(d.awareness_burst),
+                max_lobby: args.max_lobby.or(file.max_lobby).unwrap_or(d.max_lobby),
+                lobby_timeout_ms: args
+                    .lobby_timeout_secs
+                    .or(file.lobby_timeout_secs)
+                    .map_or(d.lobby_timeout_ms, |s| s.saturating_mul(1000)),
+                max_links: args.max_links.or(file.max_links).unwrap_or(d.max_links),
             };
+            if limits.max_links < 1 || limits.lobby_timeout_ms == 0 {
+                anyhow::bail!("max_links must be at least 1 and lobby_timeout_secs above 0");
+            }
             if !(limits.awareness_rate > 0.0 && limits.awareness_burst >= 1.0) {
                 anyhow::bail!("awareness_rate must be above 0 and awareness_burst at least 1");
             }

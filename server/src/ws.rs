@@ -1,5 +1,7 @@
 //! The room socket: `GET /ws/{room}?token=...` upgrades to a WebSocket that speaks the Yjs
-//! sync and awareness protocol plus mesh's extension messages.
+//! sync and awareness protocol plus mesh's extension messages. The token may also come as an
+//! `Authorization: Bearer` header, or, when neither is there, as a first `auth {token}`
+//! message (browsers cannot set headers on a WebSocket, and a URL lands in access logs).
 //!
 //! Each connection is two tasks: the reader decodes frames and hands them to the room; the
 //! writer drains the connection's bounded outbound queue and keeps the socket alive.
@@ -13,14 +15,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
-use mesh_protocol::codec::decode_frame;
-use mesh_protocol::messages::Role;
-use mesh_protocol::{ErrorCode, Request, RoomId, MAX_FRAME_BYTES};
+use mesh_protocol::codec::{decode_frame, Frame};
+use mesh_protocol::{ClientMessage, ErrorCode, Request, RoomId, MAX_FRAME_BYTES};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use crate::api::{api_error, bearer};
 use crate::app::AppState;
+use crate::auth::Grant;
 use crate::client_addr::ClientAddr;
 use crate::limits::Budget;
 use crate::room::actor::{Command, Outbound, RoomHandle};
@@ -62,6 +64,10 @@ const ERROR_CLOSE_HOLD: Duration = Duration::from_millis(500);
 /// How long the server waits for the peer to answer its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
+/// How long a connection that presented no token may take to send its `auth` message: a
+/// browser sends it as soon as the socket opens; a silent socket holds no room for long.
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Query string of the upgrade request.
 #[derive(Debug, Deserialize)]
 pub struct WsQuery {
@@ -87,9 +93,11 @@ pub async fn upgrade(
         return refusal.into_response();
     }
     let token = query.token.or_else(|| bearer(&headers));
-    let role = match app.auth.check(token.as_deref(), room) {
-        Ok(role) => role,
-        Err(e) => {
+    // Without a token in the URL or a header, the first message must carry it.
+    let grant = match token.as_deref().map(|t| app.auth.check(Some(t), room)) {
+        None => None,
+        Some(Ok(grant)) => Some(grant),
+        Some(Err(e)) => {
             tracing::info!(%room, %peer, error = %e, "room socket refused");
             return api_error(ErrorCode::Unauthorized, e.to_string());
         }
@@ -107,40 +115,73 @@ pub async fn upgrade(
             return api_error(ErrorCode::Internal, "storage failed; try again".into());
         }
     }
+    // The record the token names (revoked, expired, used up, kicked) refuses it as plain
+    // HTTP where it can; the room checks again when the socket joins.
+    if let Some(grant) = &grant {
+        if let Err(refusal) = app.rooms.check(room, grant.clone()).await {
+            tracing::info!(%room, %peer, message = %refusal.message, "room socket refused");
+            return api_error(refusal.code, refusal.message);
+        }
+    }
     ws.read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| {
             let sockets = app.sockets.clone();
-            sockets.track_future(serve(socket, app, room, role, peer))
+            sockets.track_future(serve(socket, app, room, grant, peer))
         })
         .into_response()
 }
 
-async fn serve(socket: WebSocket, app: AppState, room: RoomId, role: Role, peer: SocketAddr) {
+async fn serve(socket: WebSocket, app: AppState, room: RoomId, grant: Option<Grant>, peer: SocketAddr) {
     let conn = app.next_conn.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
     let (sink, mut stream) = socket.split();
     let (closing_tx, closing) = tokio::sync::oneshot::channel();
     let writer = tokio::spawn(write_loop(sink, rx, closing_tx));
-    let handle = match app.rooms.join(room, conn, role, tx.clone()).await {
+    let refuse = |code: u16, reason: String| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(Outbound::Close(code, reason)).await;
+        }
+    };
+    let (grant, early) = match grant {
+        Some(grant) => (grant, Vec::new()),
+        None => match first_auth(&mut stream, &app, room).await {
+            Ok(found) => found,
+            Err(reason) => {
+                tracing::info!(%room, %peer, %reason, "room socket refused");
+                refuse(ErrorCode::Unauthorized.close_code(), reason).await;
+                drop(tx);
+                let _ = writer.await;
+                // Let the peer read the close frame before the socket goes.
+                drain_until_close(&mut stream).await;
+                return;
+            }
+        },
+    };
+    let handle = match app.rooms.join(room, conn, grant, tx.clone()).await {
         Ok(h) => h,
-        Err(code) => {
-            let _ = tx
-                .send(Outbound::Close(code.close_code(), "cannot open the room".into()))
-                .await;
+        Err(refusal) => {
+            tracing::info!(%room, %peer, message = %refusal.message, "room socket refused");
+            refuse(refusal.code.close_code(), refusal.message).await;
             drop(tx);
             let _ = writer.await;
+            drain_until_close(&mut stream).await;
             return;
         }
     };
+    // What came with the `auth` message, in the same frame.
+    if !early.is_empty() {
+        let _ = handle.send(Command::Frames { conn, frames: early }).await;
+    }
     // From here on the room holds the only strong sender: when it drops this connection, the
     // writer sees its queue end and closes the socket.
     let weak = tx.downgrade();
     drop(tx);
     metrics::gauge!("mesh_ws_connections").increment(1);
-    tracing::debug!(%room, conn, %peer, ?role, "joined");
+    tracing::debug!(%room, conn, %peer, "joined");
     tokio::select! {
         () = read_loop(&mut stream, &handle, &weak, conn) => {}
         // We sent a close frame: give the peer a moment to answer it, then hang up.
@@ -150,6 +191,41 @@ async fn serve(socket: WebSocket, app: AppState, room: RoomId, role: Role, peer:
     let _ = writer.await;
     metrics::gauge!("mesh_ws_connections").decrement(1);
     tracing::debug!(%room, conn, "left");
+}
+
+/// Reads the `auth {token}` message a connection without a token must send first. Returns
+/// what its token grants and the messages that followed it in the same frame, or the reason
+/// to close.
+async fn first_auth(
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    app: &AppState,
+    room: RoomId,
+) -> Result<(Grant, Vec<Frame<Request>>), String> {
+    let missing = || {
+        format!(
+            "a token is required: pass ?token=..., an Authorization: Bearer header, or send auth {{token}} as the first message within {} s",
+            AUTH_TIMEOUT.as_secs()
+        )
+    };
+    let deadline = tokio::time::Instant::now() + AUTH_TIMEOUT;
+    loop {
+        let bytes = match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) | Ok(None) | Ok(Some(Err(_))) => return Err(missing()),
+            Ok(Some(Ok(WsMessage::Binary(bytes)))) => bytes,
+            Ok(Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_)))) => continue,
+            Ok(Some(Ok(_))) => return Err(missing()),
+        };
+        let mut frames = decode_frame::<Request>(&bytes).map_err(|_| missing())?.into_iter();
+        let Some(Frame::Mesh(Request {
+            message: ClientMessage::Auth { token },
+            ..
+        })) = frames.next()
+        else {
+            return Err(missing());
+        };
+        let grant = app.auth.check(Some(&token), room).map_err(|e| e.to_string())?;
+        return Ok((grant, frames.collect()));
+    }
 }
 
 async fn read_loop(

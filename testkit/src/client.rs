@@ -28,6 +28,21 @@ struct Shared {
     synced: bool,
 }
 
+/// How [`YClient::connect_with`] connects.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// Say `hello` with this name (a mesh client); `None`: a stock Yjs client.
+    pub name: Option<String>,
+    /// The kind of client it says it is (`testkit` by default).
+    pub client: Option<String>,
+    /// Send the token as an `Authorization: Bearer` header on the upgrade.
+    pub bearer: Option<String>,
+    /// Send the token as a first `auth {token}` message (as browsers do).
+    pub auth_message: Option<String>,
+    /// A second connection of someone already in the room.
+    pub companion: bool,
+}
+
 /// A connected client.
 pub struct YClient {
     /// The client's replica of the room.
@@ -51,9 +66,29 @@ impl YClient {
     }
 
     async fn connect_inner(url: &str, name: Option<&str>) -> anyhow::Result<YClient> {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
+        Self::connect_with(
+            url,
+            ConnectOptions {
+                name: name.map(String::from),
+                ..ConnectOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// Connects as `options` say (token in a header or a first message, companion...).
+    pub async fn connect_with(url: &str, options: ConnectOptions) -> anyhow::Result<YClient> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request().context("websocket url")?;
+        if let Some(token) = &options.bearer {
+            request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse()?);
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(request)
             .await
             .with_context(|| "websocket connect")?;
+        let name = options.name.as_deref();
         let (mut sink, mut stream) = ws.split();
         let doc = shape::new_doc();
         let awareness = Arc::new(Mutex::new(Awareness::new(doc.clone())));
@@ -71,14 +106,17 @@ impl YClient {
         })
         .map_err(|e| anyhow::anyhow!("observe: {e:?}"))?;
 
+        if let Some(token) = options.auth_message {
+            out.send(WsMessage::Binary(encode_mesh(&ClientMessage::Auth { token }).into()))?;
+        }
         if let Some(name) = name {
             let hello = ClientMessage::Hello {
                 version: PROTOCOL_VERSION,
                 name: name.into(),
                 color: None,
-                client: Some("testkit".into()),
+                client: Some(options.client.clone().unwrap_or_else(|| "testkit".into())),
                 doc_client_id: Some(doc.client_id().get()),
-                companion: false,
+                companion: options.companion,
             };
             out.send(WsMessage::Binary(encode_mesh(&hello).into()))?;
         }
@@ -154,6 +192,39 @@ impl YClient {
     /// Sends a mesh message.
     pub fn send_mesh<M: serde::Serialize>(&self, msg: &M) {
         self.send_raw(encode_mesh(msg));
+    }
+
+    /// Sends a mesh message with a request id, and waits for the first answer that names it
+    /// (`responding_to`): an acknowledgement or an error.
+    pub async fn request(&self, id: u64, msg: ClientMessage) -> anyhow::Result<ServerMessage> {
+        self.send_mesh(&mesh_protocol::Request::new(id, msg));
+        self.wait_mesh(&format!("the answer to request {id}"), |m| responding_to(m) == Some(id))
+            .await
+    }
+
+    /// The `welcome` this client got, once it came.
+    pub async fn welcome(&self) -> anyhow::Result<Welcome> {
+        match self
+            .wait_mesh("welcome", |m| matches!(m, ServerMessage::Welcome { .. }))
+            .await?
+        {
+            ServerMessage::Welcome {
+                conn_id,
+                role,
+                seat,
+                name,
+                approval,
+                ..
+            } => Ok(Welcome {
+                conn_id,
+                role,
+                seat: seat.id,
+                seat_token: seat.token,
+                name,
+                approval,
+            }),
+            _ => unreachable!("matched above"),
+        }
     }
 
     /// Publishes an awareness state.
@@ -274,6 +345,40 @@ impl YClient {
     pub async fn wait_closed(&self) -> anyhow::Result<(u16, String)> {
         self.wait_for("close", |c| c.closed().is_some()).await?;
         Ok(self.closed().expect("just seen"))
+    }
+}
+
+/// What a `welcome` told a client about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Welcome {
+    /// Its connection id.
+    pub conn_id: u64,
+    /// Its seat's role.
+    pub role: mesh_protocol::messages::Role,
+    /// Its seat.
+    pub seat: String,
+    /// The token that reconnects to the seat.
+    pub seat_token: String,
+    /// Its name as assigned.
+    pub name: String,
+    /// Whether the room requires approval.
+    pub approval: bool,
+}
+
+/// The request id a server message answers, if it names one.
+pub fn responding_to(msg: &ServerMessage) -> Option<u64> {
+    match msg {
+        ServerMessage::Error { responding_to, .. }
+        | ServerMessage::RunStarted { responding_to, .. }
+        | ServerMessage::RunQueued { responding_to, .. }
+        | ServerMessage::DebugJoined { responding_to, .. }
+        | ServerMessage::RoleChanged { responding_to, .. }
+        | ServerMessage::SeatKicked { responding_to, .. }
+        | ServerMessage::JoinRequestClosed { responding_to, .. }
+        | ServerMessage::ApprovalChanged { responding_to, .. }
+        | ServerMessage::Links { responding_to, .. }
+        | ServerMessage::AuditLog { responding_to, .. } => *responding_to,
+        _ => None,
     }
 }
 

@@ -11,7 +11,7 @@ pub mod server;
 pub mod soak;
 pub mod tls;
 
-pub use client::YClient;
+pub use client::{ConnectOptions, Welcome, YClient};
 pub use lsp::LspClient;
 pub use net::NetGate;
 pub use server::{Session, TestServer};

@@ -192,6 +192,33 @@ impl TestServer {
         })
     }
 
+    /// A REST call with an optional bearer token and JSON body: the status and the JSON
+    /// answer (`null` when there is none).
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> anyhow::Result<(u16, serde_json::Value)> {
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await?;
+        Ok((status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)))
+    }
+
+    /// The room socket URL without a token (for a header or an `auth` message).
+    pub fn ws_bare(&self, session: &Session) -> String {
+        session.created.ws_url.clone()
+    }
+
     /// The room socket URL with a token.
     pub fn ws_url(&self, session: &Session, token: &str) -> String {
         format!("{}?token={}", session.created.ws_url, token)

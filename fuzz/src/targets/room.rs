@@ -72,7 +72,7 @@ fn run_converging(input: &[u8], fx: &mut Features) {
 fn drive(input: &[u8], fx: &mut Features, check_convergence: bool) {
     let (mut core, _) = RoomCore::load(None, &[]);
     for (conn, role) in SENDERS {
-        core.join(conn, role);
+        core.join_as(conn, role, 0);
     }
     let mut persisted: Vec<Vec<u8>> = Vec::new();
     for (i, record) in records(input).into_iter().enumerate() {
@@ -113,7 +113,7 @@ fn drive(input: &[u8], fx: &mut Features, check_convergence: bool) {
     let (_, bad) = RoomCore::load(None, &persisted);
     fx.count("reload-bad", bad);
     for (conn, _) in SENDERS {
-        core.leave(conn);
+        core.leave(conn, 0);
     }
 }
 

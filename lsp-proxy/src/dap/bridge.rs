@@ -910,6 +910,12 @@ mod tests {
                 conn_id,
                 role,
                 participants: vec![],
+                seat: mesh_protocol::messages::SeatToken {
+                    id: "s".into(),
+                    token: "t".into(),
+                },
+                name: "ada".into(),
+                approval: false,
             })
         };
         let terminate_offered = |me: u64, role: Role| {

@@ -288,6 +288,8 @@ mod tests {
     fn ana(conn_id: u64, client: u64) -> Participant {
         Participant {
             conn_id,
+            seat: format!("seat-{conn_id}"),
+            verified: false,
             name: "ana".into(),
             color: "#aa0000".into(),
             role: Role::Writer,

@@ -597,6 +597,17 @@ impl Session {
             // to join), where the room's breakpoints are (so every editor shows them) and when
             // it ended.
             ServerMessage::DebugJoined { .. } | ServerMessage::Dap { .. } => Vec::new(),
+            // Host control (decision 011): the editors' side of it is built apart.
+            ServerMessage::RoleChanged { .. }
+            | ServerMessage::Kicked { .. }
+            | ServerMessage::SeatKicked { .. }
+            | ServerMessage::Lobby { .. }
+            | ServerMessage::JoinRequest { .. }
+            | ServerMessage::JoinRequestClosed { .. }
+            | ServerMessage::Refused { .. }
+            | ServerMessage::ApprovalChanged { .. }
+            | ServerMessage::Links { .. }
+            | ServerMessage::AuditLog { .. } => Vec::new(),
         };
         self.apply(fx);
     }
@@ -734,7 +745,7 @@ pub async fn create_room(
     create_token: Option<&str>,
 ) -> Result<CreatedSession, String> {
     let url = format!("{server}/api/sessions");
-    let mut request = tls.http().post(&url).json(&CreateSession { name });
+    let mut request = tls.http().post(&url).json(&CreateSession { name, approval: None });
     if let Some(token) = create_token {
         request = request.bearer_auth(token);
     }

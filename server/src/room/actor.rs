@@ -17,7 +17,9 @@ use mesh_protocol::{ErrorCode, Request, RoomId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::core::{ConnId, Effects, RoomCore, RoomLimits, Target};
+use super::access::{Caller, Refusal, Tokens};
+use super::core::{ConnId, Effects, HostOp, HostReply, RoomCore, RoomLimits, Target};
+use crate::auth::Grant;
 
 mod debugging;
 mod running;
@@ -55,13 +57,31 @@ pub type OutboundTx = mpsc::Sender<Outbound>;
 
 /// What a room can be asked.
 pub enum Command {
-    /// A connection wants in.
+    /// A connection with a checked token wants in (to its seat, or the lobby).
     Join {
         conn: ConnId,
-        role: Role,
+        grant: Grant,
         tx: OutboundTx,
-        reply: oneshot::Sender<Result<(), ErrorCode>>,
+        reply: oneshot::Sender<Result<(), Refusal>>,
     },
+    /// Would this token get in now? (The check before the socket is upgraded.)
+    Check {
+        grant: Grant,
+        reply: oneshot::Sender<Result<(), Refusal>>,
+    },
+    /// Who a REST caller is, with its role now.
+    Authorize {
+        grant: Grant,
+        reply: oneshot::Sender<Result<Caller, Refusal>>,
+    },
+    /// A host action over REST.
+    Host {
+        grant: Grant,
+        op: HostOp,
+        reply: oneshot::Sender<Result<HostReply, Refusal>>,
+    },
+    /// A waiting joiner's time is up (sent by the room's own loop).
+    Tick,
     /// A connection is gone.
     Leave { conn: ConnId },
     /// Decoded messages of one frame.
@@ -136,9 +156,30 @@ impl RoomHandle {
     }
 
     /// Asks the room to admit a connection.
-    pub async fn join(&self, conn: ConnId, role: Role, tx: OutboundTx) -> Result<Result<(), ErrorCode>, Gone> {
+    pub async fn join(&self, conn: ConnId, grant: Grant, tx: OutboundTx) -> Result<Result<(), Refusal>, Gone> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::Join { conn, role, tx, reply }).await?;
+        self.send(Command::Join { conn, grant, tx, reply }).await?;
+        rx.await.map_err(|_| Gone)
+    }
+
+    /// Whether a token would get in now.
+    pub async fn check(&self, grant: Grant) -> Result<Result<(), Refusal>, Gone> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Check { grant, reply }).await?;
+        rx.await.map_err(|_| Gone)
+    }
+
+    /// Who a REST caller is.
+    pub async fn authorize(&self, grant: Grant) -> Result<Result<Caller, Refusal>, Gone> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Authorize { grant, reply }).await?;
+        rx.await.map_err(|_| Gone)
+    }
+
+    /// A host action over REST.
+    pub async fn host(&self, grant: Grant, op: HostOp) -> Result<Result<HostReply, Refusal>, Gone> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Host { grant, op, reply }).await?;
         rx.await.map_err(|_| Gone)
     }
 
@@ -162,13 +203,14 @@ pub fn spawn_with_runs(
     store: Arc<dyn Store>,
     runs: Option<Arc<crate::runs::RunService>>,
     limits: RoomLimits,
+    tokens: Arc<dyn Tokens>,
     on_exit: impl FnOnce() + Send + 'static,
 ) -> (RoomHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
     let weak = tx.downgrade();
     let task = tokio::spawn(async move {
         let mut rx = rx;
-        run(id, store, runs, limits, weak, &mut rx).await;
+        run(id, store, runs, limits, tokens, weak, &mut rx).await;
         rx.close();
         while rx.try_recv().is_ok() {}
         on_exit();
@@ -183,7 +225,15 @@ pub fn spawn(
     store: Arc<dyn Store>,
     on_exit: impl FnOnce() + Send + 'static,
 ) -> (RoomHandle, tokio::task::JoinHandle<()>) {
-    spawn_with_runs(id, generation, store, None, RoomLimits::default(), on_exit)
+    spawn_with_runs(
+        id,
+        generation,
+        store,
+        None,
+        RoomLimits::default(),
+        Arc::new(super::access::NoTokens),
+        on_exit,
+    )
 }
 
 struct Actor {
@@ -211,6 +261,7 @@ async fn run(
     store: Arc<dyn Store>,
     runs: Option<Arc<crate::runs::RunService>>,
     limits: RoomLimits,
+    tokens: Arc<dyn Tokens>,
     me: mpsc::WeakSender<Command>,
     rx: &mut mpsc::Receiver<Command>,
 ) {
@@ -234,8 +285,17 @@ async fn run(
             return;
         }
     };
+    let access = match store.load_access(id).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(room = %id, error = %e, "cannot load the room's links and seats");
+            refuse_all(rx, ErrorCode::Internal).await;
+            return;
+        }
+    };
     let started = Instant::now();
-    let (core, bad) = RoomCore::load_with(limits, state.snapshot.as_deref(), &state.updates);
+    let (mut core, bad) = RoomCore::load_with(limits, state.snapshot.as_deref(), &state.updates);
+    core.set_access(access, tokens);
     if bad > 0 {
         tracing::error!(room = %id, bad, "stored updates failed to apply; the store may be damaged");
         metrics::counter!("mesh_store_bad_updates_total").increment(bad as u64);
@@ -272,10 +332,17 @@ async fn refuse_all(rx: &mut mpsc::Receiver<Command>, code: ErrorCode) {
     rx.close();
     while let Some(cmd) = rx.recv().await {
         match cmd {
-            Command::Join { reply, .. } => {
-                let _ = reply.send(Err(code));
+            Command::Join { reply, .. } | Command::Check { reply, .. } => {
+                let _ = reply.send(Err(cannot_open(code)));
             }
-            Command::Info { .. }
+            Command::Authorize { reply, .. } => {
+                let _ = reply.send(Err(cannot_open(code)));
+            }
+            Command::Host { reply, .. } => {
+                let _ = reply.send(Err(cannot_open(code)));
+            }
+            Command::Tick
+            | Command::Info { .. }
             | Command::Leave { .. }
             | Command::Frames { .. }
             | Command::Refuse { .. }
@@ -291,6 +358,17 @@ async fn refuse_all(rx: &mut mpsc::Receiver<Command>, code: ErrorCode) {
     }
 }
 
+fn cannot_open(code: ErrorCode) -> Refusal {
+    let message = match code {
+        ErrorCode::NotFound => "the room does not exist (was it deleted?)",
+        _ => "the room cannot be opened now; try again",
+    };
+    Refusal {
+        code,
+        message: message.into(),
+    }
+}
+
 enum Stop {
     Idle,
     Shutdown,
@@ -303,12 +381,18 @@ impl Actor {
         let mut idle_since = Some(Instant::now());
         let stop = loop {
             let idle_deadline = idle_since.map(|t| t + IDLE_UNLOAD);
+            // The lobby's next timeout, on the room's clock (epoch milliseconds).
+            let lobby_deadline = self
+                .core
+                .next_deadline()
+                .map(|at| Instant::now() + Duration::from_millis(at.saturating_sub(now_ms())));
             let first = tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => cmd,
                     None => break Stop::Shutdown,
                 },
                 _ = sleep_until_opt(idle_deadline) => break Stop::Idle,
+                _ = sleep_until_opt(lobby_deadline) => Command::Tick,
             };
             let mut batch = Vec::with_capacity(8);
             batch.push(first);
@@ -328,6 +412,13 @@ impl Actor {
                 None
             };
         };
+        // What the last turns recorded after their own writes (leaves of dropped clients).
+        let changes = self.core.take_access_changes();
+        if !changes.is_empty() && !matches!(stop, Stop::Deleted | Stop::StoreFailed) {
+            if let Err(e) = self.store.write_access(self.id, changes).await {
+                tracing::warn!(room = %self.id, error = %e, "cannot write the last audit entries");
+            }
+        }
         match stop {
             Stop::Idle | Stop::Shutdown => {
                 self.compact().await;
@@ -350,17 +441,38 @@ impl Actor {
         let mut poisoned = false;
         for cmd in batch {
             match cmd {
-                Command::Join { conn, role, tx, reply } => {
-                    self.senders.insert(conn, tx);
-                    merge(&mut fx, self.core.join(conn, role));
-                    metrics::gauge!("mesh_participants").increment(1);
-                    let _ = reply.send(Ok(()));
+                Command::Join { conn, grant, tx, reply } => match self.core.join(conn, &grant, now_ms()) {
+                    Ok(out) => {
+                        self.senders.insert(conn, tx);
+                        merge(&mut fx, out);
+                        metrics::gauge!("mesh_participants").increment(1);
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(refusal) => {
+                        tracing::info!(room = %self.id, conn, message = %refusal.message, "join refused");
+                        let _ = reply.send(Err(refusal));
+                    }
+                },
+                Command::Check { grant, reply } => {
+                    let _ = reply.send(self.core.check(&grant, now_ms()));
                 }
+                Command::Authorize { grant, reply } => {
+                    let _ = reply.send(self.core.rest_caller(&grant, now_ms()));
+                }
+                Command::Host { grant, op, reply } => {
+                    let now = now_ms();
+                    let result = self
+                        .core
+                        .rest_caller(&grant, now)
+                        .and_then(|caller| self.core.host_op(&caller, None, None, op, now, &mut fx));
+                    let _ = reply.send(result);
+                }
+                Command::Tick => merge(&mut fx, self.core.tick(now_ms())),
                 Command::Leave { conn } => {
                     if self.senders.remove(&conn).is_some() {
                         metrics::gauge!("mesh_participants").decrement(1);
                     }
-                    merge(&mut fx, self.core.leave(conn));
+                    merge(&mut fx, self.core.leave(conn, now_ms()));
                     self.debug_leave(&mut fx, conn);
                 }
                 Command::Frames { conn, frames } => {
@@ -459,6 +571,16 @@ impl Actor {
         for req in std::mem::take(&mut fx.debug) {
             self.on_debug_request(&mut fx, req);
         }
+        // Seats, links, approval and the audit trail changed this turn are durable before
+        // anyone hears of them (a seat token in `welcome` names a stored seat).
+        let changes = self.core.take_access_changes();
+        if !changes.is_empty() {
+            if let Err(e) = self.store.write_access(self.id, changes).await {
+                tracing::error!(room = %self.id, error = %e, "cannot persist the room's seats and links; closing the room");
+                metrics::counter!("mesh_store_errors_total").increment(1);
+                return Err(Stop::StoreFailed);
+            }
+        }
         self.deliver(fx);
         if let Some(stop) = stop {
             return Err(stop);
@@ -474,8 +596,31 @@ impl Actor {
         for (target, frame) in fx.send {
             let ids: Vec<ConnId> = match target {
                 Target::One(id) => vec![id],
-                Target::AllBut(origin) => self.senders.keys().copied().filter(|id| *id != origin).collect(),
-                Target::All => self.senders.keys().copied().collect(),
+                // Connections in the lobby get nothing of the room.
+                Target::AllBut(origin) => self
+                    .senders
+                    .keys()
+                    .copied()
+                    .filter(|id| *id != origin && self.core.is_member(*id))
+                    .collect(),
+                Target::All => self
+                    .senders
+                    .keys()
+                    .copied()
+                    .filter(|id| self.core.is_member(*id))
+                    .collect(),
+                Target::Hosts => self
+                    .senders
+                    .keys()
+                    .copied()
+                    .filter(|id| self.core.is_host_client(*id))
+                    .collect(),
+                Target::HostsBut(asker) => self
+                    .senders
+                    .keys()
+                    .copied()
+                    .filter(|id| *id != asker && self.core.is_host_client(*id))
+                    .collect(),
                 Target::SyncedBut(origin) => self
                     .senders
                     .keys()
@@ -516,7 +661,7 @@ impl Actor {
             if let Some(tx) = self.senders.remove(&id) {
                 let _ = tx.try_send(Outbound::Close(code.close_code(), reason));
                 metrics::gauge!("mesh_participants").decrement(1);
-                let leave = self.core.leave(id);
+                let leave = self.core.leave(id, now_ms());
                 self.deliver(leave);
             }
         }
@@ -529,7 +674,7 @@ impl Actor {
                 tracing::warn!(room = %self.id, conn = id, "client too slow; dropped");
                 metrics::counter!("mesh_slow_clients_dropped_total").increment(1);
                 metrics::gauge!("mesh_participants").decrement(1);
-                let leave = self.core.leave(id);
+                let leave = self.core.leave(id, now_ms());
                 self.deliver(leave);
             }
         }
@@ -591,13 +736,7 @@ impl Actor {
 }
 
 fn merge(into: &mut Effects, from: Effects) {
-    into.persist.extend(from.persist);
-    into.send.extend(from.send);
-    into.close.extend(from.close);
-    into.runs.extend(from.runs);
-    into.run_inputs.extend(from.run_inputs);
-    into.run_stops.extend(from.run_stops);
-    into.debug.extend(from.debug);
+    into.absorb(from);
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
@@ -660,6 +799,31 @@ mod tests {
         fn list_runs(&self, id: RoomId, limit: usize) -> BoxFuture<'_, StoreResult<Vec<crate::store::RunRecord>>> {
             self.inner.list_runs(id, limit)
         }
+        fn load_access(&self, id: RoomId) -> BoxFuture<'_, StoreResult<crate::store::AccessState>> {
+            self.inner.load_access(id)
+        }
+        fn write_access(&self, id: RoomId, changes: Vec<crate::store::AccessChange>) -> BoxFuture<'_, StoreResult<()>> {
+            self.inner.write_access(id, changes)
+        }
+    }
+
+    /// A writer link of the room, in the store.
+    async fn writer_link(store: &dyn Store, id: RoomId) -> Grant {
+        let link = crate::store::LinkRecord {
+            id: "writers".into(),
+            role: Role::Writer,
+            created_at: 0,
+            expires_at: u64::MAX,
+            max_uses: None,
+            uses: 0,
+            revoked_at: None,
+            created_by: "test".into(),
+        };
+        store
+            .write_access(id, vec![crate::store::AccessChange::Link(link)])
+            .await
+            .unwrap();
+        Grant::Link("writers".into())
     }
 
     fn update_frame(text: &str) -> Frame<Request> {
@@ -698,11 +862,12 @@ mod tests {
             })
             .await
             .unwrap();
+        let grant = writer_link(store.as_ref(), id).await;
         let (room, _task) = spawn(id, 0, store.clone(), || {});
         let (a_tx, _a_rx) = mpsc::channel(64);
         let (b_tx, mut b_rx) = mpsc::channel(64);
-        room.join(1, Role::Writer, a_tx).await.unwrap().unwrap();
-        room.join(2, Role::Writer, b_tx).await.unwrap().unwrap();
+        room.join(1, grant.clone(), a_tx).await.unwrap().unwrap();
+        room.join(2, grant, b_tx).await.unwrap().unwrap();
         // B has synced: updates reach it from now on.
         room.send(Command::Frames {
             conn: 2,

@@ -4,6 +4,7 @@
 //! deterministic and tested directly.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use mesh_protocol::codec::{encode_mesh, encode_yjs, Frame};
@@ -18,7 +19,12 @@ use yrs::types::ToJson;
 use yrs::updates::decoder::Decode;
 use yrs::{Any, Array, ArrayRef, Doc, Map, ReadTxn, Transact, Update};
 
+use super::access::{Access, NoTokens, Refusal, Tokens};
 use super::guard::{self, TypeIndex};
+use crate::auth::Grant;
+
+pub mod host;
+pub use host::{HostOp, HostReply};
 
 /// The largest awareness state (JSON) one client may publish: names, colours and a few
 /// cursors fit in far less.
@@ -38,6 +44,14 @@ pub const DEFAULT_AWARENESS_RATE: f64 = 60.0;
 /// Default awareness updates a connection may send in a burst above the rate.
 pub const DEFAULT_AWARENESS_BURST: f64 = 240.0;
 
+/// Default most connections waiting in a room's lobby for the host's approval: a class
+/// joining at once fits; a script cannot queue without bound.
+pub const DEFAULT_MAX_LOBBY: usize = 32;
+
+/// Default time a joiner waits for the host's answer before it is refused: long enough for a
+/// host who is typing to notice, short enough that nobody waits forever.
+pub const DEFAULT_LOBBY_TIMEOUT_MS: u64 = 10 * 60 * 1000;
+
 /// What one room may be made to hold, and how fast awareness may change. Configurable; each
 /// refusal names the limit.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -51,6 +65,12 @@ pub struct RoomLimits {
     pub awareness_rate: f64,
     /// Awareness burst per connection.
     pub awareness_burst: f64,
+    /// Connections waiting in the lobby.
+    pub max_lobby: usize,
+    /// How long a joiner waits for the host before it is refused, in milliseconds.
+    pub lobby_timeout_ms: u64,
+    /// Links a room keeps.
+    pub max_links: usize,
 }
 
 impl Default for RoomLimits {
@@ -60,6 +80,9 @@ impl Default for RoomLimits {
             max_files: DEFAULT_MAX_FILES,
             awareness_rate: DEFAULT_AWARENESS_RATE,
             awareness_burst: DEFAULT_AWARENESS_BURST,
+            max_lobby: DEFAULT_MAX_LOBBY,
+            lobby_timeout_ms: DEFAULT_LOBBY_TIMEOUT_MS,
+            max_links: super::access::DEFAULT_MAX_LINKS,
         }
     }
 }
@@ -106,6 +129,10 @@ pub enum Target {
     SyncedBut(ConnId),
     /// A document update for every connection whose sync step 1 the room has answered.
     Synced,
+    /// Every connection of the host's seat that speaks mesh's extension messages.
+    Hosts,
+    /// The same, but one (who asked: it gets its own copy, naming its request).
+    HostsBut(ConnId),
 }
 
 /// What the room wants done after handling an input.
@@ -180,6 +207,17 @@ pub struct RunRequest {
 }
 
 impl Effects {
+    /// Takes over everything `from` asks for, after what this already holds.
+    pub fn absorb(&mut self, from: Effects) {
+        self.persist.extend(from.persist);
+        self.send.extend(from.send);
+        self.close.extend(from.close);
+        self.runs.extend(from.runs);
+        self.run_inputs.extend(from.run_inputs);
+        self.run_stops.extend(from.run_stops);
+        self.debug.extend(from.debug);
+    }
+
     /// Queues a frame.
     pub fn to(&mut self, target: Target, frame: Vec<u8>) {
         self.send.push((target, Bytes::from(frame)));
@@ -194,6 +232,22 @@ impl Effects {
         }
         self.to(Target::MeshClientsBut(asker), encode_mesh(&message(None)));
         self.to(Target::One(asker), encode_mesh(&message(request)));
+    }
+
+    /// [`Effects::announce`] for the host's connections only.
+    pub fn announce_to_hosts(
+        &mut self,
+        asker: Option<ConnId>,
+        request: Option<u64>,
+        message: impl Fn(Option<u64>) -> ServerMessage,
+    ) {
+        match (asker, request) {
+            (Some(asker), Some(_)) => {
+                self.to(Target::HostsBut(asker), encode_mesh(&message(None)));
+                self.to(Target::One(asker), encode_mesh(&message(request)));
+            }
+            _ => self.to(Target::Hosts, encode_mesh(&message(None))),
+        }
     }
 
     fn error(&mut self, conn: &Conn, id: ConnId, code: ErrorCode, message: String) {
@@ -247,6 +301,12 @@ pub struct RoomCore {
     doc_bytes: usize,
     /// Which connection owns each awareness client id.
     awareness_owner: BTreeMap<u64, ConnId>,
+    /// Links, seats, approval and the audit trail.
+    access: Access,
+    /// Makes seat tokens and link URLs.
+    tokens: Arc<dyn Tokens>,
+    /// Connections in the lobby, waiting for the host.
+    waiting: BTreeMap<ConnId, host::Waiting>,
 }
 
 impl RoomCore {
@@ -287,6 +347,9 @@ impl RoomCore {
             types,
             doc_bytes,
             awareness_owner: BTreeMap::new(),
+            access: Access::from_state(Default::default(), limits.max_links),
+            tokens: Arc::new(NoTokens),
+            waiting: BTreeMap::new(),
         };
         (room, bad)
     }
@@ -386,15 +449,35 @@ impl RoomCore {
         Snapshot { state, pending }
     }
 
-    /// A connection joins with the role its token grants.
-    pub fn join(&mut self, id: ConnId, role: Role) -> Effects {
+    /// A connection with a checked token asks in: it takes its seat (a new one for a link),
+    /// waits in the lobby when the room requires approval, or is refused.
+    pub fn join(&mut self, id: ConnId, grant: &Grant, now_ms: u64) -> Result<Effects, Refusal> {
+        let conns = &self.conns;
+        let live = |seat: &str| conns.values().any(|c| c.participant.seat == seat);
+        match self.access.enter(grant, now_ms, live)? {
+            super::access::Entry::Seat(seat) => Ok(self.enter(id, &seat, now_ms)),
+            super::access::Entry::Lobby { seat, link } => self.wait(id, seat, link, now_ms),
+        }
+    }
+
+    /// A connection takes its seat: it gets the document and everyone hears of it.
+    fn enter(&mut self, id: ConnId, seat: &str, now_ms: u64) -> Effects {
         let color = PALETTE[(self.joined_total % PALETTE.len() as u64) as usize].to_string();
         self.joined_total += 1;
+        let record = self.access.seat(seat).expect("entered seats exist").clone();
+        let first = !self.conns.values().any(|c| c.participant.seat == seat);
+        if first {
+            let who = super::access::actor_name(&record.name, seat);
+            self.access
+                .record(now_ms, mesh_protocol::messages::AuditKind::Join, &who, seat, "");
+        }
         let participant = Participant {
             conn_id: id,
+            seat: seat.to_owned(),
+            verified: false,
             name: "anonymous".into(),
             color,
-            role,
+            role: record.role,
             client: "yjs".into(),
             doc_client_id: None,
             companion: false,
@@ -427,9 +510,19 @@ impl RoomCore {
     }
 
     /// A connection left (or was dropped).
-    pub fn leave(&mut self, id: ConnId) -> Effects {
+    pub fn leave(&mut self, id: ConnId, now_ms: u64) -> Effects {
         let mut fx = Effects::default();
+        if self.waiting.contains_key(&id) {
+            self.leave_lobby(id, &mut fx);
+            return fx;
+        }
         let Some(conn) = self.conns.remove(&id) else { return fx };
+        let seat = &conn.participant.seat;
+        if !self.conns.values().any(|c| c.participant.seat == *seat) {
+            let who = super::access::actor_name(&conn.participant.name, seat);
+            self.access
+                .record(now_ms, mesh_protocol::messages::AuditKind::Leave, &who, seat, "");
+        }
         if let Some(owned) = conn.awareness_owned {
             self.awareness_owner.remove(&owned);
         }
@@ -464,6 +557,10 @@ impl RoomCore {
     /// Handles one decoded message of a connection.
     pub fn handle(&mut self, id: ConnId, frame: Frame<Request>, now_ms: u64) -> Effects {
         let mut fx = Effects::default();
+        if self.waiting.contains_key(&id) {
+            self.handle_waiting(id, frame, &mut fx);
+            return fx;
+        }
         if !self.conns.contains_key(&id) {
             return fx;
         }
@@ -508,7 +605,8 @@ impl RoomCore {
                     fx.to(Target::One(id), encode_yjs(&Message::Awareness(update)));
                 }
             }
-            // Authentication happens at the HTTP upgrade; nothing to do on the socket.
+            // Authentication happens at the HTTP upgrade (or in mesh's own first `auth`
+            // message); y-protocols' auth message carries nothing for the server.
             Message::Auth(_) => {}
             Message::Custom(..) => {
                 let conn = &self.conns[&id];
@@ -668,6 +766,12 @@ impl RoomCore {
 
     fn apply_awareness(&mut self, id: ConnId, update: AwarenessUpdate, now_ms: u64, fx: &mut Effects) {
         let limits = self.limits;
+        // A stock client's name comes from its awareness state and must be unique too.
+        let taken = if self.conns[&id].mesh {
+            BTreeSet::new()
+        } else {
+            self.names_taken_by_others(&self.conns[&id].participant.seat)
+        };
         let conn = self.conns.get_mut(&id).expect("checked by handle");
         if let Some(entry) = update
             .clients
@@ -738,7 +842,7 @@ impl RoomCore {
                     if let Some((name, color)) = awareness_user(&entry.json) {
                         let p = &mut conn.participant;
                         let color = color.filter(|c| is_color(c)).unwrap_or_else(|| p.color.clone());
-                        let name = clean_name(&name);
+                        let name = unique_name(&taken, clean_name(&name));
                         if p.name != name || p.color != color || p.doc_client_id != Some(client.get()) {
                             p.name = name;
                             p.color = color;
@@ -787,8 +891,11 @@ impl RoomCore {
                     fx.close.push((id, ErrorCode::UnsupportedVersion, message));
                     return;
                 }
+                let seat = conn.participant.seat.clone();
+                let name = unique_name(&self.names_taken_by_others(&seat), clean_name(&name));
+                let conn = self.conns.get_mut(&id).expect("checked by handle");
                 let p = &mut conn.participant;
-                p.name = clean_name(&name);
+                p.name = name.clone();
                 if let Some(c) = color.filter(|c| is_color(c)) {
                     p.color = c;
                 }
@@ -796,17 +903,27 @@ impl RoomCore {
                 p.doc_client_id = doc_client_id;
                 p.companion = companion;
                 let (participant, role) = (p.clone(), p.role);
+                self.access.rename_seat(&seat, &name);
                 let welcome = ServerMessage::Welcome {
                     version: PROTOCOL_VERSION,
                     conn_id: id,
                     role,
                     participants: self.participants(),
+                    seat: mesh_protocol::messages::SeatToken {
+                        token: self.tokens.seat_token(&seat, now_ms),
+                        id: seat,
+                    },
+                    name,
+                    approval: self.access.approval(),
                 };
                 fx.to(Target::One(id), encode_mesh(&welcome));
                 fx.to(
                     Target::MeshClients,
                     encode_mesh(&ServerMessage::ParticipantJoined { participant }),
                 );
+                if role == Role::Host {
+                    self.pending_requests_to(id, fx);
+                }
             }
             ClientMessage::Chat { text } => self.chat(id, text, now_ms, fx),
             ClientMessage::ListParticipants => {
@@ -873,6 +990,27 @@ impl RoomCore {
                     debug_id,
                     message,
                 });
+            }
+            ClientMessage::Auth { .. } => {
+                let conn = &self.conns[&id];
+                fx.error(
+                    conn,
+                    id,
+                    ErrorCode::BadRequest,
+                    "auth is accepted only as the first message of a connection that presented no token".into(),
+                );
+            }
+            ClientMessage::SetRole { .. }
+            | ClientMessage::Kick { .. }
+            | ClientMessage::Admit { .. }
+            | ClientMessage::Refuse { .. }
+            | ClientMessage::SetApproval { .. }
+            | ClientMessage::CreateLink { .. }
+            | ClientMessage::ListLinks
+            | ClientMessage::RevokeLink { .. }
+            | ClientMessage::Audit { .. } => {
+                let op = HostOp::from_message(msg).expect("a host message");
+                self.host_message(id, op, now_ms, fx);
             }
         }
     }
@@ -951,11 +1089,43 @@ fn clean_name(name: &str) -> String {
     }
 }
 
+/// `wanted`, or with ` (2)` (then 3, ...) appended when someone else has it.
+fn unique_name(taken: &BTreeSet<String>, wanted: String) -> String {
+    if !taken.contains(&wanted) {
+        return wanted;
+    }
+    (2..)
+        .map(|n| format!("{wanted} ({n})"))
+        .find(|candidate| !taken.contains(candidate))
+        .expect("some number is free")
+}
+
 fn is_color(c: &str) -> bool {
     c.len() == 7 && c.starts_with('#') && c[1..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 impl RoomCore {
+    /// Names held by connections of other seats than `seat`.
+    fn names_taken_by_others(&self, seat: &str) -> BTreeSet<String> {
+        self.conns
+            .values()
+            .filter(|c| c.participant.seat != seat)
+            .map(|c| c.participant.name.clone())
+            .collect()
+    }
+
+    /// Whether a connection is in the room (not waiting in the lobby, not gone).
+    pub fn is_member(&self, id: ConnId) -> bool {
+        self.conns.contains_key(&id)
+    }
+
+    /// Whether a connection speaks mesh's extension messages and holds the host's seat.
+    pub fn is_host_client(&self, id: ConnId) -> bool {
+        self.conns
+            .get(&id)
+            .is_some_and(|c| c.mesh && c.participant.role == Role::Host)
+    }
+
     /// Whether a connection speaks mesh's extension messages.
     pub fn is_mesh(&self, id: ConnId) -> bool {
         self.conns.get(&id).is_some_and(|c| c.mesh)
@@ -988,7 +1158,7 @@ pub(crate) mod tests {
             )
         };
         for (conn, companion) in [(1, false), (2, true)] {
-            core.join(conn, Role::Writer);
+            core.join_as(conn, Role::Writer, 0);
             core.handle(conn, hello(companion), 0);
         }
         let flags: Vec<(ConnId, bool)> = core.participants().iter().map(|p| (p.conn_id, p.companion)).collect();
@@ -1078,8 +1248,8 @@ mod sync_order_tests {
     #[test]
     fn updates_reach_a_connection_only_after_its_sync_step_1_is_answered() {
         let (mut core, _) = RoomCore::load(None, &[]);
-        core.join(1, Role::Writer);
-        core.join(2, Role::Writer);
+        core.join_as(1, Role::Writer, 0);
+        core.join_as(2, Role::Writer, 0);
         assert!(!core.is_synced(2), "a new connection is still syncing");
         let fx = core.handle(1, update("hello"), 0);
         assert_eq!(

@@ -5,16 +5,24 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use mesh_protocol::messages::Role;
 use mesh_protocol::{ErrorCode, RoomId};
 use tokio::task::JoinHandle;
 
+use super::access::{Caller, Refusal};
 use super::actor::{self, Command, OutboundTx, RoomHandle, RoomInfo};
-use super::core::ConnId;
+use super::core::{ConnId, HostOp, HostReply};
+use crate::auth::{Grant, TokenIssuer};
 use crate::store::Store;
 
 /// How often a join retries when it races with the room unloading.
 const JOIN_ATTEMPTS: usize = 3;
+
+fn unavailable() -> Refusal {
+    Refusal {
+        code: ErrorCode::Unavailable,
+        message: "the room is unloading; try again".into(),
+    }
+}
 
 struct Loaded {
     handle: RoomHandle,
@@ -26,6 +34,7 @@ pub struct Rooms {
     store: Arc<dyn Store>,
     runs: Option<Arc<crate::runs::RunService>>,
     limits: super::core::RoomLimits,
+    issuer: Option<TokenIssuer>,
     loaded: Mutex<HashMap<RoomId, Loaded>>,
     generation: AtomicU64,
     me: Weak<Rooms>,
@@ -34,19 +43,22 @@ pub struct Rooms {
 impl Rooms {
     /// An empty registry over `store`.
     pub fn new(store: Arc<dyn Store>, runs: Option<Arc<crate::runs::RunService>>) -> Arc<Self> {
-        Self::with_limits(store, runs, super::core::RoomLimits::default())
+        Self::with_limits(store, runs, super::core::RoomLimits::default(), None)
     }
 
-    /// An empty registry whose rooms enforce `limits`.
+    /// An empty registry whose rooms enforce `limits` and sign seat tokens and links with
+    /// `issuer` (without one, tokens are placeholders: for tests of rooms alone).
     pub fn with_limits(
         store: Arc<dyn Store>,
         runs: Option<Arc<crate::runs::RunService>>,
         limits: super::core::RoomLimits,
+        issuer: Option<TokenIssuer>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| Rooms {
             store,
             runs,
             limits,
+            issuer,
             loaded: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             me: me.clone(),
@@ -68,12 +80,17 @@ impl Rooms {
         }
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         let me = self.me.clone();
+        let tokens = match &self.issuer {
+            Some(issuer) => issuer.for_room(id),
+            None => Arc::new(super::access::NoTokens),
+        };
         let (handle, task) = actor::spawn_with_runs(
             id,
             generation,
             self.store.clone(),
             self.runs.clone(),
             self.limits,
+            tokens,
             move || {
                 if let Some(rooms) = me.upgrade() {
                     rooms.forget(id, generation);
@@ -105,17 +122,53 @@ impl Rooms {
         }
     }
 
-    /// Admits a connection to a room, loading it if needed.
-    pub async fn join(&self, id: RoomId, conn: ConnId, role: Role, tx: OutboundTx) -> Result<RoomHandle, ErrorCode> {
+    /// Admits a connection to a room (its seat, or the lobby), loading the room if needed.
+    pub async fn join(&self, id: RoomId, conn: ConnId, grant: Grant, tx: OutboundTx) -> Result<RoomHandle, Refusal> {
         for _ in 0..JOIN_ATTEMPTS {
             let handle = self.get_or_load(id);
-            match handle.join(conn, role, tx.clone()).await {
+            match handle.join(conn, grant.clone(), tx.clone()).await {
                 Ok(Ok(())) => return Ok(handle),
-                Ok(Err(code)) => return Err(code),
+                Ok(Err(refusal)) => return Err(refusal),
                 Err(actor::Gone) => self.forget(id, handle.generation),
             }
         }
-        Err(ErrorCode::Unavailable)
+        Err(unavailable())
+    }
+
+    /// Whether a token would get in now, loading the room if needed.
+    pub async fn check(&self, id: RoomId, grant: Grant) -> Result<(), Refusal> {
+        for _ in 0..JOIN_ATTEMPTS {
+            let handle = self.get_or_load(id);
+            match handle.check(grant.clone()).await {
+                Ok(result) => return result,
+                Err(actor::Gone) => self.forget(id, handle.generation),
+            }
+        }
+        Err(unavailable())
+    }
+
+    /// Who a REST caller is, with its role now.
+    pub async fn authorize(&self, id: RoomId, grant: Grant) -> Result<Caller, Refusal> {
+        for _ in 0..JOIN_ATTEMPTS {
+            let handle = self.get_or_load(id);
+            match handle.authorize(grant.clone()).await {
+                Ok(result) => return result,
+                Err(actor::Gone) => self.forget(id, handle.generation),
+            }
+        }
+        Err(unavailable())
+    }
+
+    /// A host action over REST.
+    pub async fn host(&self, id: RoomId, grant: Grant, op: HostOp) -> Result<HostReply, Refusal> {
+        for _ in 0..JOIN_ATTEMPTS {
+            let handle = self.get_or_load(id);
+            match handle.host(grant.clone(), op.clone()).await {
+                Ok(result) => return result,
+                Err(actor::Gone) => self.forget(id, handle.generation),
+            }
+        }
+        Err(unavailable())
     }
 
     /// Participants and files of a loaded room.

@@ -5,7 +5,9 @@ use std::sync::Mutex;
 
 use mesh_protocol::RoomId;
 
-use super::{BoxFuture, RoomRecord, RoomState, RunRecord, Store, StoreResult};
+use super::{
+    AccessChange, AccessState, BoxFuture, RoomRecord, RoomState, RunRecord, Store, StoreResult, MAX_AUDIT_ENTRIES,
+};
 
 #[derive(Default)]
 struct Room {
@@ -14,6 +16,7 @@ struct Room {
     log: Vec<(u64, Vec<u8>)>,
     last_seq: u64,
     runs: Vec<RunRecord>,
+    access: AccessState,
 }
 
 /// Keeps everything in a map. The lock is never held across an `.await`.
@@ -108,6 +111,37 @@ impl Store for MemoryStore {
 
     fn put_run(&self, id: RoomId, run: RunRecord) -> BoxFuture<'_, StoreResult<()>> {
         self.with(|rooms| rooms.entry(id).or_default().runs.push(run));
+        Box::pin(async move { Ok(()) })
+    }
+
+    fn load_access(&self, id: RoomId) -> BoxFuture<'_, StoreResult<AccessState>> {
+        let out = self.with(|rooms| rooms.get(&id).map(|r| r.access.clone()).unwrap_or_default());
+        Box::pin(async move { Ok(out) })
+    }
+
+    fn write_access(&self, id: RoomId, changes: Vec<AccessChange>) -> BoxFuture<'_, StoreResult<()>> {
+        self.with(|rooms| {
+            let access = &mut rooms.entry(id).or_default().access;
+            for change in changes {
+                match change {
+                    AccessChange::Link(link) => {
+                        access.links.retain(|l| l.id != link.id);
+                        access.links.push(link);
+                    }
+                    AccessChange::Seat(seat) => {
+                        access.seats.retain(|s| s.id != seat.id);
+                        access.seats.push(seat);
+                    }
+                    AccessChange::DropSeat(seat) => access.seats.retain(|s| s.id != seat),
+                    AccessChange::Approval(on) => access.approval = on,
+                    AccessChange::Audit(entry) => {
+                        access.audit.push(entry);
+                        let over = access.audit.len().saturating_sub(MAX_AUDIT_ENTRIES);
+                        access.audit.drain(..over);
+                    }
+                }
+            }
+        });
         Box::pin(async move { Ok(()) })
     }
 

@@ -12,7 +12,13 @@ pub mod sqlite;
 use std::future::Future;
 use std::pin::Pin;
 
+use mesh_protocol::messages::{AuditEntry, Role};
 use mesh_protocol::RoomId;
+
+/// How many audit entries a room keeps; older ones are dropped as new ones arrive. A busy
+/// room's day of joins, role changes and runs fits; a client that joins in a loop cannot
+/// grow the store without bound.
+pub const MAX_AUDIT_ENTRIES: usize = 1_000;
 
 /// A boxed future, as returned by [`Store`] methods (the trait is used as `dyn Store`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -40,6 +46,73 @@ pub struct RoomRecord {
     pub name: String,
     /// Milliseconds since the Unix epoch.
     pub created_at: u64,
+}
+
+/// A join link of a room (`room_links`): the signed token names it as `lid`, and the server
+/// checks this record at every use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRecord {
+    /// The link's id.
+    pub id: String,
+    /// The role its seats start with.
+    pub role: Role,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: u64,
+    /// When it stops creating seats, milliseconds since the Unix epoch.
+    pub expires_at: u64,
+    /// How many seats it may create; unlimited when `None`.
+    pub max_uses: Option<u32>,
+    /// How many seats it created.
+    pub uses: u32,
+    /// When the host revoked it.
+    pub revoked_at: Option<u64>,
+    /// Who created it (an audit actor string; `server` for the links made with the room).
+    pub created_by: String,
+}
+
+/// A person's place in a room (`room_seats`): holds the role, across reconnects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeatRecord {
+    /// The seat's id.
+    pub id: String,
+    /// The name its holder was last given.
+    pub name: String,
+    /// Its role now.
+    pub role: Role,
+    /// The link that created it.
+    pub link: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: u64,
+    /// Removed by the host: its token is refused.
+    pub kicked: bool,
+}
+
+/// Who may be in a room and how: what [`Store::load_access`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessState {
+    /// Every link, in no particular order.
+    pub links: Vec<LinkRecord>,
+    /// Every seat kept, in no particular order.
+    pub seats: Vec<SeatRecord>,
+    /// Joiners wait for the host's approval.
+    pub approval: bool,
+    /// The audit trail, oldest first (at most [`MAX_AUDIT_ENTRIES`]).
+    pub audit: Vec<AuditEntry>,
+}
+
+/// One change to a room's access records, written by [`Store::write_access`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessChange {
+    /// Creates or replaces a link.
+    Link(LinkRecord),
+    /// Creates or replaces a seat.
+    Seat(SeatRecord),
+    /// Forgets a seat (its token is refused from then on).
+    DropSeat(String),
+    /// Sets the approval setting.
+    Approval(bool),
+    /// Appends to the audit trail, dropping the oldest past [`MAX_AUDIT_ENTRIES`].
+    Audit(AuditEntry),
 }
 
 /// Everything needed to rebuild a room's document: the latest snapshot and the updates
@@ -84,6 +157,10 @@ pub trait Store: Send + Sync + 'static {
     fn put_run(&self, id: RoomId, run: RunRecord) -> BoxFuture<'_, StoreResult<()>>;
     /// The room's runs, newest first, at most `limit`.
     fn list_runs(&self, id: RoomId, limit: usize) -> BoxFuture<'_, StoreResult<Vec<RunRecord>>>;
+    /// The room's links, seats, approval setting and audit trail.
+    fn load_access(&self, id: RoomId) -> BoxFuture<'_, StoreResult<AccessState>>;
+    /// Applies changes to the room's access records, in order, durably and atomically.
+    fn write_access(&self, id: RoomId, changes: Vec<AccessChange>) -> BoxFuture<'_, StoreResult<()>>;
     /// Leaves the files tidy for a stop (the server calls it last, after every room was
     /// compacted): for SQLite, the WAL is checkpointed and truncated. Later calls fail with
     /// [`StoreError::Closed`]. Stores with nothing to tidy keep the default.

@@ -36,7 +36,10 @@ use mesh_protocol::RoomId;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
-use super::{BoxFuture, RoomRecord, RoomState, RunRecord, Store, StoreError, StoreResult};
+use super::{
+    AccessChange, AccessState, BoxFuture, LinkRecord, RoomRecord, RoomState, RunRecord, SeatRecord, Store, StoreError,
+    StoreResult, MAX_AUDIT_ENTRIES,
+};
 
 /// The most commands the writer thread folds into one transaction; bounds the latency that
 /// one large batch can add to the commands queued behind it.
@@ -77,8 +80,9 @@ const JOURNAL_SIZE_LIMIT: u64 = WAL_TRUNCATE_BYTES;
 const WAL_FRAME_HEADER: u64 = 24;
 
 /// The schema this code writes (`PRAGMA user_version`). 1: per-room log only; 2: the global
-/// hot log `room_log` beside it.
-const SCHEMA_VERSION: i64 = 2;
+/// hot log `room_log` beside it; 3: links, seats and the audit trail (`room_links`,
+/// `room_seats`, `room_audit`) and `rooms.approval` (decision 011).
+const SCHEMA_VERSION: i64 = 3;
 
 /// How long SQLite waits on a lock held by another connection (e.g. an operator's `sqlite3`
 /// shell, or the checkpointer) before failing.
@@ -107,6 +111,8 @@ enum Command {
     Secret(Reply<Vec<u8>>),
     PutRun(RoomId, Box<RunRecord>, Reply<()>),
     ListRuns(RoomId, usize, Reply<Vec<RunRecord>>),
+    LoadAccess(RoomId, Reply<AccessState>),
+    WriteAccess(RoomId, Vec<AccessChange>, Reply<()>),
     Close(Reply<()>),
 }
 
@@ -229,8 +235,50 @@ fn init(conn: &Connection, durability: Durability) -> rusqlite::Result<u32> {
          CREATE TABLE IF NOT EXISTS server_meta (
              key TEXT PRIMARY KEY,
              value BLOB NOT NULL
-         );",
+         );
+         CREATE TABLE IF NOT EXISTS room_links (
+             room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+             id TEXT NOT NULL,
+             role TEXT NOT NULL,
+             created_at INTEGER NOT NULL,
+             expires_at INTEGER NOT NULL,
+             max_uses INTEGER,
+             uses INTEGER NOT NULL,
+             revoked_at INTEGER,
+             created_by TEXT NOT NULL,
+             PRIMARY KEY (room_id, id)
+         ) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS room_seats (
+             room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+             id TEXT NOT NULL,
+             name TEXT NOT NULL,
+             role TEXT NOT NULL,
+             link TEXT NOT NULL,
+             created_at INTEGER NOT NULL,
+             kicked INTEGER NOT NULL,
+             PRIMARY KEY (room_id, id)
+         ) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS room_audit (
+             room_id TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+             seq INTEGER NOT NULL,
+             ts INTEGER NOT NULL,
+             kind TEXT NOT NULL,
+             actor TEXT NOT NULL,
+             subject TEXT NOT NULL,
+             detail TEXT NOT NULL,
+             PRIMARY KEY (room_id, seq)
+         ) WITHOUT ROWID;",
     )?;
+    // Version 3 added the room's approval setting to `rooms`. A database from before has
+    // the table without the column (`CREATE TABLE IF NOT EXISTS` left it as it was).
+    let has_approval: bool = conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('rooms') WHERE name = 'approval'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_approval {
+        conn.execute_batch("ALTER TABLE rooms ADD COLUMN approval INTEGER NOT NULL DEFAULT 0")?;
+    }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(page_size)
 }
@@ -638,6 +686,16 @@ impl Writer {
             Command::Secret(reply) => {
                 let _ = reply.send(secret(conn).map_err(db_err));
             }
+            Command::LoadAccess(id, reply) => {
+                let _ = reply.send(load_access(conn, id).map_err(db_err));
+            }
+            Command::WriteAccess(id, changes, reply) => {
+                let r = conn.transaction().and_then(|tx| {
+                    write_access(&tx, id, changes)?;
+                    tx.commit()
+                });
+                let _ = reply.send(r.map_err(db_err));
+            }
         }
     }
 }
@@ -686,6 +744,154 @@ fn load(conn: &Connection, id: RoomId) -> rusqlite::Result<RoomState> {
         updates,
         last_seq,
     })
+}
+
+/// An enum's documented string (its serde name), for a TEXT column.
+fn enum_text<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => unreachable!("enums stored as text serialise to strings, not {other:?}"),
+    }
+}
+
+/// The enum a TEXT column names; a value this code does not know fails the read.
+fn text_enum<T: serde::de::DeserializeOwned>(idx: usize, text: String) -> rusqlite::Result<T> {
+    serde_json::from_value(serde_json::Value::String(text))
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn load_access(conn: &Connection, id: RoomId) -> rusqlite::Result<AccessState> {
+    let key = id.to_string();
+    let approval: bool = conn
+        .query_row("SELECT approval FROM rooms WHERE id = ?1", [&key], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false);
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, role, created_at, expires_at, max_uses, uses, revoked_at, created_by
+         FROM room_links WHERE room_id = ?1",
+    )?;
+    let links = stmt
+        .query_map([&key], |r| {
+            Ok(LinkRecord {
+                id: r.get(0)?,
+                role: text_enum(1, r.get(1)?)?,
+                created_at: r.get(2)?,
+                expires_at: r.get(3)?,
+                max_uses: r.get(4)?,
+                uses: r.get(5)?,
+                revoked_at: r.get(6)?,
+                created_by: r.get(7)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut stmt =
+        conn.prepare_cached("SELECT id, name, role, link, created_at, kicked FROM room_seats WHERE room_id = ?1")?;
+    let seats = stmt
+        .query_map([&key], |r| {
+            Ok(SeatRecord {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                role: text_enum(2, r.get(2)?)?,
+                link: r.get(3)?,
+                created_at: r.get(4)?,
+                kicked: r.get(5)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut stmt =
+        conn.prepare_cached("SELECT ts, kind, actor, subject, detail FROM room_audit WHERE room_id = ?1 ORDER BY seq")?;
+    let audit = stmt
+        .query_map([&key], |r| {
+            Ok(mesh_protocol::messages::AuditEntry {
+                ts: r.get(0)?,
+                kind: text_enum(1, r.get(1)?)?,
+                actor: r.get(2)?,
+                subject: r.get(3)?,
+                detail: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(AccessState {
+        links,
+        seats,
+        approval,
+        audit,
+    })
+}
+
+fn write_access(tx: &rusqlite::Transaction<'_>, id: RoomId, changes: Vec<AccessChange>) -> rusqlite::Result<()> {
+    let key = id.to_string();
+    for change in changes {
+        match change {
+            AccessChange::Link(l) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO room_links
+                     (room_id, id, role, created_at, expires_at, max_uses, uses, revoked_at, created_by)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?
+                .execute(params![
+                    key,
+                    l.id,
+                    enum_text(&l.role),
+                    l.created_at,
+                    l.expires_at,
+                    l.max_uses,
+                    l.uses,
+                    l.revoked_at,
+                    l.created_by
+                ])?;
+            }
+            AccessChange::Seat(s) => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO room_seats (room_id, id, name, role, link, created_at, kicked)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![
+                    key,
+                    s.id,
+                    s.name,
+                    enum_text(&s.role),
+                    s.link,
+                    s.created_at,
+                    s.kicked
+                ])?;
+            }
+            AccessChange::DropSeat(seat) => {
+                tx.execute(
+                    "DELETE FROM room_seats WHERE room_id = ?1 AND id = ?2",
+                    params![key, seat],
+                )?;
+            }
+            AccessChange::Approval(on) => {
+                tx.execute("UPDATE rooms SET approval = ?2 WHERE id = ?1", params![key, on])?;
+            }
+            AccessChange::Audit(e) => {
+                let seq: i64 = tx.query_row(
+                    "SELECT coalesce(max(seq), 0) + 1 FROM room_audit WHERE room_id = ?1",
+                    [&key],
+                    |r| r.get(0),
+                )?;
+                tx.prepare_cached(
+                    "INSERT INTO room_audit (room_id, seq, ts, kind, actor, subject, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?
+                .execute(params![
+                    key,
+                    seq,
+                    e.ts,
+                    enum_text(&e.kind),
+                    e.actor,
+                    e.subject,
+                    e.detail
+                ])?;
+                tx.execute(
+                    "DELETE FROM room_audit WHERE room_id = ?1 AND seq <= ?2",
+                    params![key, seq - MAX_AUDIT_ENTRIES as i64],
+                )?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn secret(conn: &Connection) -> rusqlite::Result<Vec<u8>> {
@@ -743,6 +949,12 @@ impl Store for SqliteStore {
     }
     fn list_runs(&self, id: RoomId, limit: usize) -> BoxFuture<'_, StoreResult<Vec<RunRecord>>> {
         self.call(|r| Command::ListRuns(id, limit, r))
+    }
+    fn load_access(&self, id: RoomId) -> BoxFuture<'_, StoreResult<AccessState>> {
+        self.call(|r| Command::LoadAccess(id, r))
+    }
+    fn write_access(&self, id: RoomId, changes: Vec<AccessChange>) -> BoxFuture<'_, StoreResult<()>> {
+        self.call(|r| Command::WriteAccess(id, changes, r))
     }
     fn close(&self) -> BoxFuture<'_, StoreResult<()>> {
         self.call(Command::Close)
@@ -864,6 +1076,72 @@ mod tests {
         store.close().await.unwrap();
         let store = SqliteStore::open(&path, Durability::Process).unwrap();
         assert_eq!(store.load(id).await.unwrap(), want);
+    }
+
+    #[tokio::test]
+    async fn a_version_2_database_gains_the_access_tables_and_keeps_its_rooms() {
+        use mesh_protocol::messages::{AuditEntry, AuditKind, Role};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mesh.db");
+        let id = RoomId::random();
+        {
+            // What schema 2 left behind: `rooms` without `approval`, no access tables.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE rooms (id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at INTEGER NOT NULL);
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+            conn.execute("INSERT INTO rooms VALUES (?1, 'old', 1)", [id.to_string()])
+                .unwrap();
+        }
+        let store = SqliteStore::open(&path, Durability::Process).unwrap();
+        assert_eq!(count(&path, "PRAGMA user_version"), SCHEMA_VERSION);
+        assert_eq!(store.get_room(id).await.unwrap().unwrap().name, "old");
+        assert_eq!(store.load_access(id).await.unwrap(), AccessState::default());
+        let link = LinkRecord {
+            id: "l1".into(),
+            role: Role::Writer,
+            created_at: 1,
+            expires_at: 2,
+            max_uses: Some(3),
+            uses: 1,
+            revoked_at: None,
+            created_by: "server".into(),
+        };
+        let seat = SeatRecord {
+            id: "s1".into(),
+            name: "ada".into(),
+            role: Role::Host,
+            link: "l1".into(),
+            created_at: 1,
+            kicked: false,
+        };
+        let entry = |ts| AuditEntry {
+            ts,
+            kind: AuditKind::Join,
+            actor: "ada [s1]".into(),
+            subject: "s1".into(),
+            detail: String::new(),
+        };
+        let mut changes = vec![
+            AccessChange::Link(link.clone()),
+            AccessChange::Seat(seat.clone()),
+            AccessChange::Approval(true),
+        ];
+        changes.extend((0..MAX_AUDIT_ENTRIES as u64 + 5).map(|ts| AccessChange::Audit(entry(ts))));
+        store.write_access(id, changes).await.unwrap();
+        drop(store);
+        let store = SqliteStore::open(&path, Durability::Process).unwrap();
+        let access = store.load_access(id).await.unwrap();
+        assert_eq!(
+            (access.links, access.seats, access.approval),
+            (vec![link], vec![seat], true)
+        );
+        assert_eq!(access.audit.len(), MAX_AUDIT_ENTRIES, "the oldest entries are dropped");
+        assert_eq!(access.audit[0].ts, 5);
+        store.delete_room(id).await.unwrap();
+        assert_eq!(store.load_access(id).await.unwrap(), AccessState::default());
     }
 
     #[tokio::test]

@@ -259,6 +259,7 @@ impl Actor {
         });
         let _ = input_tx.try_send(crate::debug::Input::Join(conn));
         tracing::info!(room = %self.id, debug = %debug_id, language = %lang.id, %path, "debug session started");
+        self.core.record_run(conn, &path, true, crate::store::sqlite::now_ms());
         metrics::counter!("mesh_debug_sessions_total", "language" => lang.id.clone()).increment(1);
         let started = ServerMessage::DebugStarted {
             debug_id: debug_id.clone(),

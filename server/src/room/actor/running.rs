@@ -223,6 +223,7 @@ impl Actor {
             },
         );
         tracing::info!(room = %self.id, run = %run_id, language = %lang.id, %path, "run started");
+        self.core.record_run(by, &path, false, now_ms());
         metrics::counter!("mesh_runs_total", "language" => lang.id.clone()).increment(1);
         fx.announce(by, request, |responding_to| ServerMessage::RunStarted {
             run_id: run_id.clone(),
