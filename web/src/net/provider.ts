@@ -61,8 +61,10 @@ export interface ProviderEvents {
   ended: { kind: 'kicked' | 'refused' | 'closed'; message: string }
   /** The participant list changed. */
   participants: Participant[]
-  /** Someone came (not sent for the list a `welcome` brings). */
-  joined: Participant
+  /** Someone came, or a connection already listed was announced again (`before`): the
+   * server lists a connection when it joins and again once its `hello` names it. Not sent
+   * for the list a `welcome` brings. */
+  joined: { participant: Participant; before?: Participant }
   /** Someone went (with who they were). */
   left: Participant
   /** Any mesh message (for panels). */
@@ -338,11 +340,13 @@ export class MeshProvider {
       case 'approval_changed':
         this.approval = msg.on
         break
-      case 'participant_joined':
+      case 'participant_joined': {
+        const before = this.participants.get(msg.participant.conn_id)
         this.participants.set(msg.participant.conn_id, msg.participant)
-        this.emit('joined', msg.participant)
+        this.emit('joined', { participant: msg.participant, before })
         this.emit('participants', [...this.participants.values()])
         break
+      }
       case 'participant_left': {
         const who = this.participants.get(msg.conn_id)
         this.participants.delete(msg.conn_id)

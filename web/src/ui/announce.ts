@@ -9,13 +9,22 @@ import type { Participant } from '../net/messages.js'
 import { readPresence } from '../room/presence.js'
 import { approvalText, actorName, followersOf, roleChangeText } from '../room/host.js'
 
+/** How the server lists a connection before its `hello` (and a stock Yjs client, which
+ * never sends one): `mesh_protocol`'s anonymous participant. */
+const unnamed = (p: Participant) => p.name === 'anonymous' && p.client === 'yjs'
+
 export class Announcer {
   private followers = new Set<number>()
 
   constructor (private readonly provider: MeshProvider, notify: (text: string) => void) {
     const person = (p: Participant) => !p.companion && p.conn_id !== provider.connId
-    provider.on('joined', (p) => { if (person(p)) notify(`${p.name} joined${p.role === 'reader' ? ' (read only)' : ''}.`) })
-    provider.on('left', (p) => { if (person(p)) notify(`${p.name} left.`) })
+    provider.on('joined', ({ participant: p, before }) => {
+      // Said once per connection, with the name its `hello` gave: the server lists a
+      // connection as it joins (a stock Yjs client's placeholder) and again once named.
+      if (!person(p) || unnamed(p) || (before && !unnamed(before))) return
+      notify(`${p.name} joined${p.role === 'reader' ? ' (read only)' : ''}.`)
+    })
+    provider.on('left', (p) => { if (person(p) && !unnamed(p)) notify(`${p.name} left.`) })
     provider.on('message', (m) => {
       switch (m.type) {
         case 'role_changed': {

@@ -81,8 +81,16 @@ export async function hostSteps (ctx) {
     await guest.waitForSelector('[data-testid=lobby]', { state: 'detached', timeout: WAIT_MS })
     await waitText(guest, 'main.py', ['Hello'], 'the file in the admitted page')
     await host.waitForSelector(`${person('Gus')}[data-role=writer]`, wait)
+    await notice(host, /^Gus joined\.$/)
     await typeAtEnd(guest, gusLine)
     await waitText(host, 'main.py', [gusLine], 'the guest\'s line in the host page')
+    // The host follows the guest: the guest is told.
+    await host.click(`${person('Gus')} [data-action=follow]`)
+    await notice(guest, /^Hana is following you\.$/)
+    await host.click(`${person('Gus')} [data-action=follow]`)
+    await notice(guest, /^Hana stopped following you\.$/)
+    const notices = await host.$$eval('[data-testid=notice]', ns => ns.map(n => n.textContent))
+    if (notices.some(n => /anonymous/.test(n))) throw new Error(`a join was announced before the joiner's name: ${notices}`)
   })
 
   await step('host-makes-the-guest-a-reader', async () => {
@@ -145,11 +153,14 @@ export async function hostSteps (ctx) {
     readLink = await fresh.locator('[data-testid=link-url]').inputValue()
     const linkId = await fresh.getAttribute('data-link')
     await host.click('[data-testid=links-dialog] header button')
-    // Someone joins with it, as a reader.
+    // Someone joins with it, as a reader, asking for the host's name: names are unique.
     await lin.goto(readLink)
-    await lin.fill('[data-testid=name-gate] input', 'Lin')
+    await lin.fill('[data-testid=name-gate] input', 'Hana')
     await lin.click('[data-testid=name-gate] button[type=submit]')
     await lin.waitForSelector('[data-testid=role]:text("reader")', wait)
+    await lin.waitForSelector('[data-testid=me]:text("you: Hana (2)")', wait)
+    await notice(lin, /already called Hana, so the others see you as Hana \(2\)/)
+    await host.waitForSelector(`${person('Hana (2)')}[data-role=reader]`, wait)
     await waitText(lin, 'main.py', [againLine], 'the file in the new link\'s page')
     // The host revokes it: the page using it ends, saying why.
     await host.click('[data-testid=open-links]')
@@ -157,7 +168,7 @@ export async function hostSteps (ctx) {
     await host.click(`[data-testid=links-list] li[data-link="${linkId}"] [data-action=revoke]`)
     await host.waitForSelector(`[data-testid=links-list] li[data-link="${linkId}"][data-state=revoked]`, wait)
     await lin.waitForSelector('[data-testid=ended]:visible', wait)
-    await host.waitForSelector(person('Lin'), { state: 'detached', timeout: WAIT_MS })
+    await host.waitForSelector(person('Hana (2)'), { state: 'detached', timeout: WAIT_MS })
     await host.click('[data-testid=links-dialog] header button')
   })
 
