@@ -94,7 +94,7 @@ async function openRoom (root: HTMLElement, roomId: string, credentials: RoomCre
   const notices = h('div', { class: 'notices', 'aria-live': 'polite' })
   const followBanner = h('div', { class: 'follow-banner', 'data-testid': 'follow-banner', hidden: true })
   const readerBanner = h('div', { class: 'reader-banner', 'data-testid': 'reader-banner', hidden: true },
-    'Read-only: you are a reader here. You can follow along, select and chat, but not edit.')
+    'You are a reader here (read-only): you can follow along, select and chat, but not edit.')
   const me = h('span', { class: 'me', 'data-testid': 'me', title: 'Your name as the others see it (not verified)' }, `you: ${name}`)
 
   const notify = (text: string) => {
