@@ -104,6 +104,9 @@ export class MeshProvider {
   ended: ProviderEvents['ended'] | null = null
   synced = false
   readonly participants = new Map<number, Participant>()
+  /** The last name seen on each seat, kept after its person left: a kick, a role change or
+   * an audit entry about someone who just left still reads with their name. */
+  readonly seatNames = new Map<string, string>()
 
   private ws: WebSocket | null = null
   private readonly backoff = new Backoff()
@@ -316,7 +319,7 @@ export class MeshProvider {
         this.backoffConnected()
         this.emit('welcome', { role: msg.role, connId: msg.conn_id })
         this.emit('role', msg.role)
-        this.emit('participants', [...this.participants.values()])
+        this.listChanged()
         break
       case 'lobby':
         this.setStatus({ state: 'waiting', message: msg.message })
@@ -335,7 +338,7 @@ export class MeshProvider {
           this.role = msg.role
           this.emit('role', msg.role)
         }
-        this.emit('participants', [...this.participants.values()])
+        this.listChanged()
         break
       case 'approval_changed':
         this.approval = msg.on
@@ -344,20 +347,20 @@ export class MeshProvider {
         const before = this.participants.get(msg.participant.conn_id)
         this.participants.set(msg.participant.conn_id, msg.participant)
         this.emit('joined', { participant: msg.participant, before })
-        this.emit('participants', [...this.participants.values()])
+        this.listChanged()
         break
       }
       case 'participant_left': {
         const who = this.participants.get(msg.conn_id)
         this.participants.delete(msg.conn_id)
         if (who) this.emit('left', who)
-        this.emit('participants', [...this.participants.values()])
+        this.listChanged()
         break
       }
       case 'participants':
         this.participants.clear()
         for (const p of msg.participants) this.participants.set(p.conn_id, p)
-        this.emit('participants', [...this.participants.values()])
+        this.listChanged()
         break
       case 'pong':
         if (this.pongDeadline !== null) clearTimeout(this.pongDeadline)
@@ -370,6 +373,15 @@ export class MeshProvider {
         break
     }
     this.emit('message', msg)
+  }
+
+  /** The participant list changed: note each seat's name, and tell the panels. */
+  private listChanged (): void {
+    for (const p of this.participants.values()) {
+      // A connection not yet named by its hello is listed as anonymous: not a name to keep.
+      if (!(p.name === 'anonymous' && p.client === 'yjs')) this.seatNames.set(p.seat, p.name)
+    }
+    this.emit('participants', [...this.participants.values()])
   }
 
   private backoffConnected (): void {

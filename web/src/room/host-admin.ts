@@ -78,7 +78,7 @@ const AUDIT_LABELS: Record<AuditEntry['kind'], string> = {
 }
 
 /** One audit entry as a line: who did what to whom. Seat ids are shown as names when the
- * person is still here (`nameOf`). */
+ * page has seen the person (`nameOf`). */
 export function auditLine (e: AuditEntry, nameOf: (seat: string) => string | undefined): string {
   const subject = e.subject ? (nameOf(e.subject) ?? e.subject) : ''
   const parts = [e.actor, AUDIT_LABELS[e.kind]]

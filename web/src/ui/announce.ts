@@ -29,12 +29,12 @@ export class Announcer {
       switch (m.type) {
         case 'role_changed': {
           const mine = m.seat === provider.seat
-          const whom = [...provider.participants.values()].find(p => p.seat === m.seat)?.name ?? null
+          const whom = provider.seatNames.get(m.seat) ?? null
           notify(roleChangeText({ by: m.by, role: m.role, mine, whom }, provider.name))
           break
         }
         case 'seat_kicked': {
-          const whom = [...provider.participants.values()].find(p => p.seat === m.seat)?.name ?? 'someone'
+          const whom = provider.seatNames.get(m.seat) ?? 'someone'
           notify(`${actorName(m.by, provider.name)} removed ${whom} from the session.`)
           break
         }

@@ -117,8 +117,7 @@ export class HostDialogs {
   }
 
   private renderAudit (entries: AuditEntry[]): void {
-    const names = new Map<string, string>()
-    for (const p of this.provider.participants.values()) names.set(p.seat, p.name)
+    const names = this.provider.seatNames
     fill(this.auditList, ...entries.map(e => h('li', { 'data-kind': e.kind },
       h('time', { datetime: new Date(e.ts).toISOString() }, new Date(e.ts).toLocaleString()),
       h('span', {}, auditLine(e, seat => names.get(seat))))))

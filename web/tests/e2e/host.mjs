@@ -17,7 +17,7 @@ import * as decoding from 'lib0/decoding'
 const REFUSED_CLOSES = [4401, 4403]
 
 export async function hostSteps (ctx) {
-  const { serverUrl, step, newPage, closePage, waitText, editorText, until, WAIT_MS, KEY_DELAY_MS } = ctx
+  const { serverUrl, step, shot, newPage, closePage, waitText, editorText, until, WAIT_MS, KEY_DELAY_MS } = ctx
   const wait = { timeout: WAIT_MS }
 
   /** Every room socket a page opens, to check none carries the token in its URL. */
@@ -132,6 +132,7 @@ export async function hostSteps (ctx) {
     if (!/Hana removed you/.test(await guest.textContent('[data-testid=ended-message]'))) throw new Error('the end does not say who removed the guest')
     await guest.waitForSelector('[data-testid=status][data-state=closed]', { state: 'attached', timeout: WAIT_MS })
     await host.waitForSelector(person('Gus'), { state: 'detached', timeout: WAIT_MS })
+    await notice(host, /^You removed Gus from the session\.$/)
     // The seat's token no longer opens the room.
     const answer = await tryToken(serverUrl, roomId, seat.token, WAIT_MS)
     if (answer.welcomed || !REFUSED_CLOSES.includes(answer.code)) throw new Error(`the kicked seat's token was not refused: ${JSON.stringify(answer)}`)
@@ -167,6 +168,7 @@ export async function hostSteps (ctx) {
     await host.waitForSelector(`[data-testid=links-list] li[data-link="${linkId}"]:has-text("1 of 2 used")`, wait)
     await host.click(`[data-testid=links-list] li[data-link="${linkId}"] [data-action=revoke]`)
     await host.waitForSelector(`[data-testid=links-list] li[data-link="${linkId}"][data-state=revoked]`, wait)
+    await shot('links-dialog')
     await lin.waitForSelector('[data-testid=ended]:visible', wait)
     await host.waitForSelector(person('Hana (2)'), { state: 'detached', timeout: WAIT_MS })
     await host.click('[data-testid=links-dialog] header button')
@@ -190,6 +192,7 @@ export async function hostSteps (ctx) {
       await host.waitForSelector(`[data-testid=audit-list] li[data-kind=${kind}]`, wait)
         .catch(e => { throw new Error(`no ${kind} entry in the audit view: ${e.message}`) })
     }
+    await shot('audit-view')
     await host.click('[data-testid=audit-dialog] header button')
   })
 

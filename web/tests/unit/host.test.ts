@@ -46,7 +46,7 @@ test('a use limit is a whole number from 1, or empty for none, else a reason', (
   for (const bad of ['0', '-1', '1.5', 'many', '99999999999']) assert.equal(parseMaxUses(bad).ok, false, bad)
 })
 
-test('audit lines name people still here instead of their seat ids', () => {
+test('audit lines name people the page has seen instead of their seat ids', () => {
   const line = auditLine({ ts: 0, kind: 'role_changed', actor: 'Ada [s1]', subject: 's2', detail: 'reader' }, s => (s === 's2' ? 'Bo' : undefined))
   assert.equal(line, 'Ada [s1] changed a role · Bo · reader')
   assert.equal(auditLine({ ts: 0, kind: 'join', actor: 'Bo [s2]', subject: 's2', detail: '' }, () => 'Bo'), 'Bo [s2] joined')
