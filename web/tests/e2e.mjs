@@ -4,6 +4,7 @@
 // room protocol) that checks the browser's cursor is published in mesh's shape.
 //
 //   node tests/e2e.mjs            (scripts/test-web builds everything first)
+//   MESH_E2E_ONLY=host node tests/e2e.mjs   only host control's steps (tests/e2e/host.mjs)
 //
 // MESH_SERVER_BIN / MESH_PROXY_BIN name the binaries (default: target/debug/ of the repo,
 // or of CARGO_TARGET_DIR); CHROMIUM the browser (default /usr/bin/chromium). Screenshots of
@@ -26,6 +27,7 @@ import * as decoding from 'lib0/decoding'
 import { runSteps } from './e2e/run.mjs'
 import { debugSteps } from './e2e/debug.mjs'
 import { localSteps } from './e2e/local.mjs'
+import { hostSteps } from './e2e/host.mjs'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
 const TARGET = process.env.CARGO_TARGET_DIR ? resolve(process.env.CARGO_TARGET_DIR) : join(ROOT, 'target')
@@ -214,6 +216,14 @@ async function newPage (label, context = null) {
   return page
 }
 
+/** Closes a page the suite no longer needs (its screenshots stop too). */
+async function closePage (label) {
+  const page = pages[label]
+  if (!page) return
+  delete pages[label]
+  await page.context().close()
+}
+
 async function shot (name) {
   shotNo++
   for (const [label, page] of Object.entries(pages)) {
@@ -268,6 +278,11 @@ async function main () {
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   })
   cleanups.unshift(() => browser.close())
+  if (process.env.MESH_E2E_ONLY === 'host') {
+    // While working on host control: its steps alone (they start from their own room).
+    await hostSteps({ serverUrl, step, shot, until, log, waitText, editorText, newPage, closePage, WAIT_MS, KEY_DELAY_MS })
+    return
+  }
 
   const a = await newPage('ada')
   let joinLink, readLink, peer
@@ -529,11 +544,12 @@ async function main () {
   // The run and debug panels' steps, each in its own file; they get what they need here.
   const ctx = {
     a, b, r, peer, serverUrl, joinLink, readLink, folder, tmp, PROXY_BIN, WAIT_MS, KEY_DELAY_MS,
-    step, shot, until, log, waitText, editorText, newPage, joinAs, readFile, cleanups, stop,
+    step, shot, until, log, waitText, editorText, newPage, closePage, joinAs, readFile, cleanups, stop,
   }
   await runSteps(ctx)
   await debugSteps(ctx)
   await localSteps(ctx)
+  await hostSteps(ctx)
 
   const offlineLine = '# typed while the server was down: ✓ ø 🛰\n'
   await step('server-restart-keeps-typing', async () => {

@@ -26,7 +26,7 @@ const MAX_EVAL_RESULTS = 20
 /** Where the page keeps the user's wish to join others' sessions without being asked. */
 const AUTO_JOIN_KEY = 'mesh.debug.autoJoin'
 
-const READER_REASON = 'You joined with a read-only link: you can inspect the program (threads, stack, variables) but not start, step, continue, evaluate or set breakpoints.'
+const READER_REASON = 'You are a reader here (read-only): you can inspect the program (threads, stack, variables) but not start, step, continue, evaluate or set breakpoints.'
 
 type Button = HTMLButtonElement
 
@@ -133,6 +133,7 @@ export class DebugPanel {
     provider.on('error', (e) => s.refused(e.respondingTo, e.message))
     provider.on('status', (st) => { if (st.state !== 'connected' && st.state !== 'connecting') s.disconnected() })
     provider.on('welcome', () => { s.reconnected(); this.render() })
+    provider.on('role', () => this.render())
     s.onChange(() => this.render())
     workspace.onActiveChange(() => this.render())
     this.addShortcuts()

@@ -23,6 +23,13 @@ const MAX_FIELD_CHARS = 64 * 1024
 /** The most participants a message may list: the server's default connection cap. */
 const MAX_PARTICIPANTS = 10_000
 
+/** The longest seat or link id the page takes: the server's are far shorter. */
+const MAX_ID_CHARS = 200
+
+/** The most links or audit entries one message may list: far more than a room keeps, and
+ * few enough that a hostile list cannot make the page draw a million rows. */
+const MAX_LIST_ITEMS = 10_000
+
 export type Role = 'reader' | 'writer' | 'host'
 
 export type ErrorCode =
@@ -38,12 +45,21 @@ const ERROR_CODES: readonly ErrorCode[] = [
 /** A person (or bot) connected to the room. */
 export interface Participant {
   conn_id: number
+  /** The seat this connection holds (a person's place in the room, which keeps its role
+   * across reconnects); host messages name seats. */
+  seat: string
+  /** Whether sign-in verified the name; without accounts never: the name is what the
+   * client said, made unique in the room. */
+  verified: boolean
   name: string
   color: string
   role: Role
   client: string
   doc_client_id?: number
   companion: boolean
+  /** The id of the link the seat came in through, when the server tells (the host's kick
+   * then offers to revoke exactly that link). */
+  link?: string
 }
 
 /** One chat message, as the room's `chat` array keeps it. */
@@ -55,8 +71,37 @@ export interface ChatEntry {
   ts: number
 }
 
+/** A seat and the token that reconnects to it (`welcome.seat`). */
+export interface SeatToken { id: string; token: string }
+
+/** One join link of the room, as the host sees it (times in ms since the epoch). */
+export interface LinkInfo {
+  id: string
+  role: Role
+  url: string
+  created_at: number
+  expires_at: number
+  max_uses: number | null
+  uses: number
+  revoked: boolean
+}
+
+/** What an audit entry records (`AuditKind`). */
+export type AuditKind =
+  | 'join' | 'leave' | 'role_changed' | 'kicked' | 'admitted' | 'refused' | 'link_created'
+  | 'link_revoked' | 'approval_changed' | 'run_started'
+
+const AUDIT_KINDS: readonly AuditKind[] = [
+  'join', 'leave', 'role_changed', 'kicked', 'admitted', 'refused', 'link_created',
+  'link_revoked', 'approval_changed', 'run_started',
+]
+
+/** One entry of the room's audit trail. */
+export interface AuditEntry { ts: number; kind: AuditKind; actor: string; subject: string; detail: string }
+
 /** What the page may say to the server. */
 export type ClientMessage =
+  | { type: 'auth'; token: string }
   | { type: 'hello'; version: number; name: string; color?: string; client?: string; doc_client_id?: number; companion?: boolean }
   | { type: 'chat'; text: string }
   | { type: 'list_participants' }
@@ -66,10 +111,19 @@ export type ClientMessage =
   | { type: 'stop'; run_id: string }
   | { type: 'debug_start'; path: string; language?: string }
   | { type: 'dap'; debug_id: string; message: Record<string, unknown> }
+  | { type: 'set_role'; seat: string; role: Role }
+  | { type: 'kick'; seat: string }
+  | { type: 'admit'; seat: string }
+  | { type: 'refuse'; seat: string }
+  | { type: 'set_approval'; on: boolean }
+  | { type: 'create_link'; role: Role; expires_in_secs?: number; max_uses?: number }
+  | { type: 'list_links' }
+  | { type: 'revoke_link'; link: string }
+  | { type: 'audit'; limit?: number }
 
 /** What the server may say to the page. */
 export type ServerMessage =
-  | { type: 'welcome'; version: number; conn_id: number; role: Role; participants: Participant[] }
+  | { type: 'welcome'; version: number; conn_id: number; role: Role; participants: Participant[]; seat: SeatToken; name: string; approval: boolean }
   | { type: 'participant_joined'; participant: Participant }
   | { type: 'participant_left'; conn_id: number }
   | { type: 'participants'; participants: Participant[] }
@@ -85,17 +139,30 @@ export type ServerMessage =
   | { type: 'dap'; debug_id: string; message: Record<string, unknown> }
   | { type: 'debug_breakpoints'; debug_id: string; path: string; lines: number[] }
   | { type: 'debug_ended'; debug_id: string; exit_code: number | null; error: string | null }
+  | { type: 'role_changed'; seat: string; role: Role; by: string; responding_to?: number }
+  | { type: 'kicked'; by: string }
+  | { type: 'seat_kicked'; seat: string; by: string; responding_to?: number }
+  | { type: 'lobby'; message: string }
+  | { type: 'join_request'; seat: string; name: string; client: string }
+  | { type: 'join_request_closed'; seat: string; admitted: boolean; by: string; responding_to?: number }
+  | { type: 'refused'; message: string }
+  | { type: 'approval_changed'; on: boolean; by: string; responding_to?: number }
+  | { type: 'links'; links: LinkInfo[]; responding_to?: number }
+  | { type: 'audit_log'; entries: AuditEntry[]; responding_to?: number }
 
 /** Every `type` a server message may have: the closed set. */
 export const SERVER_MESSAGE_TYPES = [
   'welcome', 'participant_joined', 'participant_left', 'participants', 'chat', 'pong', 'error',
   'run_started', 'run_queued', 'run_output', 'run_exited', 'debug_started', 'debug_joined', 'dap',
-  'debug_breakpoints', 'debug_ended',
+  'debug_breakpoints', 'debug_ended', 'role_changed', 'kicked', 'seat_kicked', 'lobby',
+  'join_request', 'join_request_closed', 'refused', 'approval_changed', 'links', 'audit_log',
 ] as const
 
 /** Every `type` a client message may have. */
 export const CLIENT_MESSAGE_TYPES = [
   'hello', 'chat', 'list_participants', 'ping', 'run', 'input', 'stop', 'debug_start', 'dap',
+  'auth', 'set_role', 'kick', 'admit', 'refuse', 'set_approval', 'create_link', 'list_links',
+  'revoke_link', 'audit',
 ] as const
 
 /** A server message that does not have the shape this page knows. */
@@ -155,12 +222,15 @@ function participant (v: unknown): Participant {
   const o = object(v, 'participant')
   return {
     conn_id: uint(o, 'conn_id'),
+    seat: str(o, 'seat', MAX_ID_CHARS),
+    verified: o.verified === true,
     name: str(o, 'name', MAX_NAME_CHARS),
     color: safeColor(o.color),
     role: oneOf(o, 'role', ROLES),
     client: str(o, 'client', MAX_NAME_CHARS),
     doc_client_id: optUint(o, 'doc_client_id'),
     companion: o.companion === true,
+    link: o.link == null ? undefined : str(o, 'link', MAX_ID_CHARS),
   }
 }
 
@@ -188,6 +258,38 @@ export function readChatEntry (v: unknown): ChatEntry | null {
   }
 }
 
+function bool (o: Json, key: string): boolean {
+  const v = o[key]
+  if (typeof v !== 'boolean') throw new ProtocolError(`${key} is not true or false`)
+  return v
+}
+
+function list<T> (o: Json, key: string, item: (v: unknown) => T): T[] {
+  const v = o[key]
+  if (!Array.isArray(v)) throw new ProtocolError(`${key} is not a list`)
+  if (v.length > MAX_LIST_ITEMS) throw new ProtocolError(`${key} has more than ${MAX_LIST_ITEMS} items`)
+  return v.map(item)
+}
+
+function linkInfo (v: unknown): LinkInfo {
+  const o = object(v, 'link')
+  return {
+    id: str(o, 'id', MAX_ID_CHARS),
+    role: oneOf(o, 'role', ROLES),
+    url: str(o, 'url', 4096),
+    created_at: uint(o, 'created_at'),
+    expires_at: uint(o, 'expires_at'),
+    max_uses: optUint(o, 'max_uses') ?? null,
+    uses: uint(o, 'uses'),
+    revoked: bool(o, 'revoked'),
+  }
+}
+
+function auditEntry (v: unknown): AuditEntry {
+  const o = object(v, 'audit entry')
+  return { ts: uint(o, 'ts'), kind: oneOf(o, 'kind', AUDIT_KINDS), actor: str(o, 'actor', 200), subject: str(o, 'subject', 200), detail: str(o, 'detail', 4096) }
+}
+
 function base (o: Json) {
   return { path: str(o, 'path', 4096), language: str(o, 'language', 100), by: uint(o, 'by') }
 }
@@ -198,8 +300,16 @@ export function parseServerMessage (json: unknown): ServerMessage {
   const type = o.type
   const responding = optUint(o, 'responding_to')
   switch (type) {
-    case 'welcome':
-      return { type, version: uint(o, 'version'), conn_id: uint(o, 'conn_id'), role: oneOf(o, 'role', ROLES), participants: participants(o) }
+    case 'welcome': {
+      const head = { type, version: uint(o, 'version'), conn_id: uint(o, 'conn_id'), role: oneOf(o, 'role', ROLES), participants: participants(o) }
+      const seat = object(o.seat, 'seat')
+      return {
+        ...head,
+        seat: { id: str(seat, 'id', MAX_ID_CHARS), token: str(seat, 'token', 4096) },
+        name: str(o, 'name', MAX_NAME_CHARS),
+        approval: bool(o, 'approval'),
+      }
+    }
     case 'participant_joined':
       return { type, participant: participant(o.participant) }
     case 'participant_left':
@@ -239,6 +349,25 @@ export function parseServerMessage (json: unknown): ServerMessage {
     }
     case 'debug_ended':
       return { type, debug_id: str(o, 'debug_id', 200), exit_code: int(o, 'exit_code'), error: optStr(o, 'error') }
+    case 'role_changed':
+      return { type, seat: str(o, 'seat', MAX_ID_CHARS), role: oneOf(o, 'role', ROLES), by: str(o, 'by', 200), responding_to: responding }
+    case 'kicked':
+      return { type, by: str(o, 'by', 200) }
+    case 'seat_kicked':
+      return { type, seat: str(o, 'seat', MAX_ID_CHARS), by: str(o, 'by', 200), responding_to: responding }
+    case 'lobby':
+    case 'refused':
+      return { type, message: str(o, 'message', 4096) }
+    case 'join_request':
+      return { type, seat: str(o, 'seat', MAX_ID_CHARS), name: str(o, 'name', MAX_NAME_CHARS), client: str(o, 'client', MAX_NAME_CHARS) }
+    case 'join_request_closed':
+      return { type, seat: str(o, 'seat', MAX_ID_CHARS), admitted: bool(o, 'admitted'), by: str(o, 'by', 200), responding_to: responding }
+    case 'approval_changed':
+      return { type, on: bool(o, 'on'), by: str(o, 'by', 200), responding_to: responding }
+    case 'links':
+      return { type, links: list(o, 'links', linkInfo), responding_to: responding }
+    case 'audit_log':
+      return { type, entries: list(o, 'entries', auditEntry), responding_to: responding }
     default:
       throw new ProtocolError(`unknown message type ${JSON.stringify(String(type)).slice(0, 60)}`)
   }

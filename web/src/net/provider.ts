@@ -1,9 +1,15 @@
 /**
  * The room provider: one room socket that keeps a `Y.Doc` and an awareness in step with a
- * mesh room. It speaks y-protocols sync and awareness plus mesh's own messages (`hello`
- * first, then `welcome`, participants, chat, errors), reconnects with backoff, and tells the
- * page how the connection is. Later panels (runs, debugging) use {@link MeshProvider.send}
- * and the `message` event; nothing else in the page touches the socket.
+ * mesh room. It speaks y-protocols sync and awareness plus mesh's own messages (`auth` and
+ * `hello` first, then `welcome`, participants, chat, roles, errors), reconnects with backoff
+ * (with the seat's token once it has one), and tells the page how the connection is. Panels
+ * use {@link MeshProvider.send} and the `message` event; nothing else in the page touches
+ * the socket.
+ *
+ * Nothing of the room is sent before `welcome`: a room with approval on keeps a joiner in
+ * its lobby until the host answers, and the joiner's sync and awareness wait for that.
+ * `kicked`, `refused` and a close that retrying cannot help end the connection for good
+ * (`ended`).
  *
  * Everything the server sends is untrusted: frames are size-checked, mesh messages parsed
  * into closed types ({@link parseServerMessage}), and a frame that breaks the sync protocol
@@ -17,7 +23,7 @@ import * as awarenessProtocol from 'y-protocols/awareness'
 import { Backoff, FATAL_CLOSE_CODES } from './backoff.js'
 import {
   PROTOCOL_VERSION, parseServerMessage,
-  type ClientMessage, type ErrorCode, type Participant, type Role, type ServerMessage,
+  type ClientMessage, type ErrorCode, type Participant, type Role, type SeatToken, type ServerMessage,
 } from './messages.js'
 import {
   MAX_SERVER_FRAME_BYTES, MSG_AUTH, MSG_AWARENESS, MSG_MESH, MSG_QUERY_AWARENESS, MSG_SYNC,
@@ -34,6 +40,7 @@ export const PONG_TIMEOUT_MS = 10_000
 /** Where the connection stands, for the status bar. */
 export type ConnectionStatus =
   | { state: 'connecting' }
+  | { state: 'waiting'; message: string }
   | { state: 'connected' }
   | { state: 'offline'; retryInMs: number; reason: string }
   | { state: 'closed'; reason: string }
@@ -45,8 +52,21 @@ export interface ProviderEvents {
   synced: void
   /** `welcome` arrived: our role and connection id are known. */
   welcome: { role: Role; connId: number }
+  /** Our role is known or changed (with `welcome`, and live by the host). */
+  role: Role
+  /** The room keeps us in its lobby until the host answers. */
+  lobby: { message: string }
+  /** The room is over for this page: the host removed us or turned us away, or the token
+   * stopped working. No reconnect follows. */
+  ended: { kind: 'kicked' | 'refused' | 'closed'; message: string }
   /** The participant list changed. */
   participants: Participant[]
+  /** Someone came, or a connection already listed was announced again (`before`): the
+   * server lists a connection when it joins and again once its `hello` names it. Not sent
+   * for the list a `welcome` brings. */
+  joined: { participant: Participant; before?: Participant }
+  /** Someone went (with who they were). */
+  left: Participant
   /** Any mesh message (for panels). */
   message: ServerMessage
   /** The server refused something (with the id of the request, when it had one). */
@@ -61,14 +81,32 @@ export interface Identity {
   color: string
 }
 
+/** Where the provider gets its token and keeps its seat (net/credentials.ts). */
+export interface Credentials {
+  connectToken: () => { token: string; seat: boolean } | null
+  keepSeat: (seat: SeatToken) => void
+  forgetSeat: () => void
+}
+
 export class MeshProvider {
   readonly doc: Y.Doc
   readonly awareness: awarenessProtocol.Awareness
   status: ConnectionStatus = { state: 'connecting' }
   role: Role | null = null
   connId: number | null = null
+  /** Our seat's id (host messages and `role_changed` name seats). */
+  seat: string | null = null
+  /** Our name as the server assigned it (made unique in the room). */
+  name: string
+  /** Whether the room makes joiners wait for the host. */
+  approval = false
+  /** Why the room ended for this page, once it has. */
+  ended: ProviderEvents['ended'] | null = null
   synced = false
   readonly participants = new Map<number, Participant>()
+  /** The last name seen on each seat, kept after its person left: a kick, a role change or
+   * an audit entry about someone who just left still reads with their name. */
+  readonly seatNames = new Map<string, string>()
 
   private ws: WebSocket | null = null
   private readonly backoff = new Backoff()
@@ -78,13 +116,24 @@ export class MeshProvider {
   private pongDeadline: ReturnType<typeof setTimeout> | null = null
   private nextRequestId = 1
   private destroyed = false
+  /** `welcome` came on this connection: the room's sync and awareness may flow. */
+  private welcomed = false
+  /** This connection showed the seat's token (so a refusal of it can fall back to the link). */
+  private showedSeat = false
   private readonly listeners = new Map<keyof ProviderEvents, Set<Listener<never>>>()
 
   /**
-   * @param url the room socket, `ws(s)://HOST/ws/ROOM?token=...` on the page's own origin
+   * @param url the room socket, `ws(s)://HOST/ws/ROOM` on the page's own origin, without a
+   *   token: the token goes in the first message
    */
-  constructor (private readonly url: string, readonly identity: Identity, doc = new Y.Doc()) {
+  constructor (
+    private readonly url: string,
+    readonly identity: Identity,
+    private readonly credentials: Credentials,
+    doc = new Y.Doc(),
+  ) {
     this.doc = doc
+    this.name = identity.name
     this.awareness = new awarenessProtocol.Awareness(doc)
     this.doc.on('update', this.onDocUpdate)
     this.awareness.on('update', this.onAwarenessUpdate)
@@ -119,6 +168,11 @@ export class MeshProvider {
     return id
   }
 
+  /** The token for this room's REST calls (to the page's own origin only). */
+  restToken (): string | null {
+    return this.credentials.connectToken()?.token ?? null
+  }
+
   /** Closes the socket for good and clears our awareness state. */
   destroy (): void {
     this.destroyed = true
@@ -151,6 +205,10 @@ export class MeshProvider {
   private onOpen (ws: WebSocket): void {
     this.openedAt = Date.now()
     this.synced = false
+    this.welcomed = false
+    const auth = this.credentials.connectToken()
+    this.showedSeat = auth?.seat ?? false
+    if (auth) ws.send(encodeMesh({ type: 'auth', token: auth.token }))
     ws.send(encodeMesh({
       type: 'hello',
       version: PROTOCOL_VERSION,
@@ -159,12 +217,17 @@ export class MeshProvider {
       client: 'browser',
       doc_client_id: this.doc.clientID,
     }))
+  }
+
+  /** The room let us in: our sync and awareness go now, and the ping starts. */
+  private onWelcomed (ws: WebSocket): void {
+    this.welcomed = true
     const enc = encoding.createEncoder()
     encoding.writeVarUint(enc, MSG_SYNC)
     syncProtocol.writeSyncStep1(enc, this.doc)
     ws.send(encoding.toUint8Array(enc))
     if (this.awareness.getLocalState() !== null) this.sendAwareness([this.doc.clientID])
-    this.pingTimer = setInterval(() => this.ping(), PING_INTERVAL_MS)
+    if (this.pingTimer === null) this.pingTimer = setInterval(() => this.ping(), PING_INTERVAL_MS)
   }
 
   private ping (): void {
@@ -233,7 +296,7 @@ export class MeshProvider {
           console.warn('mesh:', e instanceof Error ? e.message : e)
           return
         }
-        this.onMesh(msg)
+        this.onMesh(ws, msg)
         return
       }
       default:
@@ -241,29 +304,63 @@ export class MeshProvider {
     }
   }
 
-  private onMesh (msg: ServerMessage): void {
+  private onMesh (ws: WebSocket, msg: ServerMessage): void {
     switch (msg.type) {
       case 'welcome':
         this.role = msg.role
         this.connId = msg.conn_id
+        this.seat = msg.seat.id
+        this.name = msg.name
+        this.approval = msg.approval
+        this.credentials.keepSeat(msg.seat)
         this.participants.clear()
         for (const p of msg.participants) this.participants.set(p.conn_id, p)
+        this.onWelcomed(ws)
         this.backoffConnected()
         this.emit('welcome', { role: msg.role, connId: msg.conn_id })
-        this.emit('participants', [...this.participants.values()])
+        this.emit('role', msg.role)
+        this.listChanged()
         break
-      case 'participant_joined':
+      case 'lobby':
+        this.setStatus({ state: 'waiting', message: msg.message })
+        this.emit('lobby', { message: msg.message })
+        break
+      case 'kicked':
+        this.ended = { kind: 'kicked', message: `${msg.by} removed you from this session.` }
+        this.credentials.forgetSeat()
+        break
+      case 'refused':
+        this.ended = { kind: 'refused', message: msg.message }
+        break
+      case 'role_changed':
+        for (const p of this.participants.values()) if (p.seat === msg.seat) p.role = msg.role
+        if (msg.seat === this.seat) {
+          this.role = msg.role
+          this.emit('role', msg.role)
+        }
+        this.listChanged()
+        break
+      case 'approval_changed':
+        this.approval = msg.on
+        break
+      case 'participant_joined': {
+        const before = this.participants.get(msg.participant.conn_id)
         this.participants.set(msg.participant.conn_id, msg.participant)
-        this.emit('participants', [...this.participants.values()])
+        this.emit('joined', { participant: msg.participant, before })
+        this.listChanged()
         break
-      case 'participant_left':
+      }
+      case 'participant_left': {
+        const who = this.participants.get(msg.conn_id)
         this.participants.delete(msg.conn_id)
-        this.emit('participants', [...this.participants.values()])
+        if (who) this.emit('left', who)
+        this.listChanged()
         break
+      }
       case 'participants':
         this.participants.clear()
         for (const p of msg.participants) this.participants.set(p.conn_id, p)
-        this.emit('participants', [...this.participants.values()])
+        this.listChanged()
         break
       case 'pong':
         if (this.pongDeadline !== null) clearTimeout(this.pongDeadline)
@@ -276,6 +373,15 @@ export class MeshProvider {
         break
     }
     this.emit('message', msg)
+  }
+
+  /** The participant list changed: note each seat's name, and tell the panels. */
+  private listChanged (): void {
+    for (const p of this.participants.values()) {
+      // A connection not yet named by its hello is listed as anonymous: not a name to keep.
+      if (!(p.name === 'anonymous' && p.client === 'yjs')) this.seatNames.set(p.seat, p.name)
+    }
+    this.emit('participants', [...this.participants.values()])
   }
 
   private backoffConnected (): void {
@@ -294,8 +400,24 @@ export class MeshProvider {
     this.emit('participants', [])
     if (this.destroyed) return
     const reason = event.reason || describeClose(event.code)
+    if (this.ended !== null) {
+      this.setStatus({ state: 'closed', reason: this.ended.message })
+      this.emit('ended', this.ended)
+      return
+    }
+    if (event.code === UNAUTHORIZED_CLOSE && this.showedSeat && !this.welcomed) {
+      // The server no longer knows our seat (its data was reset, or the seat token expired):
+      // come in again through the link, as a new seat.
+      console.warn(`mesh: the seat's token was refused (${reason}); joining through the link again`)
+      this.credentials.forgetSeat()
+      this.seat = null
+      this.connect()
+      return
+    }
     if (FATAL_CLOSE_CODES.has(event.code)) {
+      this.ended = { kind: 'closed', message: reason }
       this.setStatus({ state: 'closed', reason: `${reason} (${event.code})` })
+      this.emit('ended', this.ended)
       return
     }
     this.backoff.closedAfter(this.openedAt ? Date.now() - this.openedAt : 0)
@@ -329,7 +451,7 @@ export class MeshProvider {
   }
 
   private readonly onDocUpdate = (update: Uint8Array, origin: unknown): void => {
-    if (origin === this || this.ws?.readyState !== WebSocket.OPEN) return
+    if (origin === this || !this.welcomed || this.ws?.readyState !== WebSocket.OPEN) return
     // Edits made while offline are not lost: the next connection's sync sends them.
     const enc = encoding.createEncoder()
     encoding.writeVarUint(enc, MSG_SYNC)
@@ -346,13 +468,16 @@ export class MeshProvider {
   }
 
   private sendAwareness (clients: number[]): void {
-    if (clients.length === 0 || this.ws?.readyState !== WebSocket.OPEN) return
+    if (clients.length === 0 || !this.welcomed || this.ws?.readyState !== WebSocket.OPEN) return
     const enc = encoding.createEncoder()
     encoding.writeVarUint(enc, MSG_AWARENESS)
     encoding.writeVarUint8Array(enc, awarenessProtocol.encodeAwarenessUpdate(this.awareness, clients))
     this.ws.send(encoding.toUint8Array(enc))
   }
 }
+
+/** The close code of a token the server does not take (`ErrorCode::Unauthorized`). */
+const UNAUTHORIZED_CLOSE = 4401
 
 /** Words for close codes that come without a reason. */
 function describeClose (code: number): string {

@@ -131,13 +131,16 @@ export class RunPanel {
 
     provider.on('message', (m) => this.onMessage(m))
     provider.on('welcome', () => this.renderAll())
+    // The host may change our role at any time: Run, Stop and stdin follow it at once.
+    provider.on('role', () => this.renderAll())
     provider.on('status', (s) => this.onStatus(s))
     provider.on('participants', () => this.renderList())
     workspace.onActiveChange(() => this.renderControls())
 
     this.renderAll()
     void this.loadLanguages()
-    void this.loadHistory()
+    // Past runs are the room's: a page waiting in the lobby asks for them only once let in.
+    const offWelcome = provider.on('welcome', () => { offWelcome(); void this.loadHistory() })
     TerminalView.open(this.termHost, (data) => this.onTerminalData(data))
       .then((t) => { this.terminal = t; this.redraw() })
       .catch((e) => this.showProblem(`The terminal could not load: ${e instanceof Error ? e.message : String(e)}. Reload the page.`))
@@ -350,7 +353,7 @@ export class RunPanel {
 
   private async loadHistory (): Promise<void> {
     const room = /^\/join\/([^/]+)\/?$/.exec(location.pathname)?.[1]
-    const token = new URLSearchParams(location.search).get('token')
+    const token = this.provider.restToken()
     if (!room || !ROOM_ID.test(room) || !token) return
     try {
       // The token goes to this page's own origin only (a relative URL).

@@ -14,17 +14,19 @@ export function renderHome (root: HTMLElement): void {
   const session = h('input', { name: 'session', maxlength: 100, placeholder: 'untitled' })
   const language = h('select', { name: 'language' },
     ...LANGUAGES.filter(l => STARTERS[l.id]).map(l => h('option', { value: l.id }, l.name)))
+  const approval = h('input', { type: 'checkbox', name: 'approval' })
   const create = h('form', { class: 'card', 'data-testid': 'create' },
     h('h2', {}, 'Start a session'),
     h('label', {}, 'Your name', name),
     h('label', {}, 'Session name', session),
     h('label', {}, 'Language', language),
+    h('label', { class: 'check' }, approval, 'Ask me before anyone joins'),
     h('button', { type: 'submit' }, 'Start'))
   create.addEventListener('submit', (e) => {
     e.preventDefault()
     fill(problem)
     storeName(name.value)
-    startSession(session.value, language.value).catch(err => fill(problem, String(err instanceof Error ? err.message : err)))
+    startSession(session.value, language.value, approval.checked).catch(err => fill(problem, String(err instanceof Error ? err.message : err)))
   })
 
   const link = h('input', { name: 'link', required: true, placeholder: `${location.origin}/join/…?token=…` })
@@ -49,21 +51,23 @@ export function renderHome (root: HTMLElement): void {
       h('ul', {}, ...recent.map(r => h('li', {}, h('a', { href: r.openedPath }, r.name), ' ', h('small', {}, new Date(r.at).toLocaleString())))))))
 }
 
-async function startSession (name: string, language: string): Promise<void> {
+async function startSession (name: string, language: string, approval: boolean): Promise<void> {
   const resp = await fetch('/api/sessions', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ name: name.trim() || undefined }),
+    body: JSON.stringify({ name: name.trim() || undefined, approval: approval || undefined }),
   })
   const body: unknown = await resp.json().catch(() => null)
   const o = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>
   if (!resp.ok) throw new Error(typeof o.message === 'string' ? o.message : `the server answered ${resp.status}`)
-  if (typeof o.id !== 'string' || !ROOM_ID.test(o.id) || typeof o.join_link !== 'string' || typeof o.read_link !== 'string') {
+  if (typeof o.id !== 'string' || !ROOM_ID.test(o.id) || typeof o.join_link !== 'string' || typeof o.read_link !== 'string' || typeof o.host_token !== 'string') {
     throw new Error('the server answered with something that is not a new session')
   }
   // The server's links name its public URL; this page opens them on its own origin.
   const path = (link: string) => { const u = new URL(link); return `${u.pathname}${u.search}` }
   const joinPath = path(o.join_link)
-  rememberSession({ id: o.id, name: typeof o.name === 'string' ? o.name : o.id, joinPath, readPath: path(o.read_link), openedPath: joinPath, at: Date.now() })
-  location.assign(`${joinPath}#starter=${encodeURIComponent(language)}`)
+  // The creator comes in through the host's link: its first connection takes the host's seat.
+  const hostPath = `/join/${o.id}?token=${encodeURIComponent(o.host_token)}`
+  rememberSession({ id: o.id, name: typeof o.name === 'string' ? o.name : o.id, joinPath, readPath: path(o.read_link), openedPath: hostPath, at: Date.now() })
+  location.assign(`${hostPath}#starter=${encodeURIComponent(language)}`)
 }

@@ -1,7 +1,8 @@
 /**
- * Who is in the room: name, colour, role, the kind of client, the file each one is in
- * (from their awareness `view`/`cursor`, clickable to open it), whom each one follows, and
- * a Follow button. Companion connections (a person's debug adapter) are not listed as people.
+ * Who is in the room: name (marked when not verified by sign-in), colour, role, the kind of
+ * client, the file each one is in (from their awareness `view`/`cursor`, clickable to open
+ * it), whom each one follows, a Follow button, and for the host the actions on each seat
+ * (ui/host.ts). Companion connections (a person's debug adapter) are not listed as people.
  */
 import type { MeshProvider } from '../net/provider.js'
 import type { Participant } from '../net/messages.js'
@@ -12,15 +13,20 @@ import type { Follower } from './follow.js'
 export class PeoplePanel {
   readonly el: HTMLElement
   private readonly list: HTMLElement
+  private readonly note: HTMLElement
 
   constructor (
     private readonly provider: MeshProvider,
     private readonly openFile: (path: string) => void,
     private readonly follower: Follower,
+    private readonly hostActions: (p: Participant) => HTMLElement | null = () => null,
   ) {
     this.list = h('ul', { class: 'people', 'data-testid': 'people' })
-    this.el = h('section', { class: 'panel' }, h('h2', {}, 'People'), this.list)
+    this.note = h('p', { class: 'unverified-note', 'data-testid': 'unverified-note', hidden: true },
+      'Names are not verified: each person typed their own.')
+    this.el = h('section', { class: 'panel' }, h('h2', {}, 'People'), this.list, this.note)
     provider.on('participants', () => this.render())
+    provider.on('role', () => this.render())
     provider.awareness.on('change', () => this.render())
     follower.onChange(() => this.render())
   }
@@ -29,6 +35,7 @@ export class PeoplePanel {
     const states = this.provider.awareness.getStates()
     const people = [...this.provider.participants.values()].filter(p => !p.companion)
     people.sort((a, b) => (a.conn_id === this.provider.connId ? -1 : b.conn_id === this.provider.connId ? 1 : a.name.localeCompare(b.name)))
+    this.note.hidden = people.every(p => p.verified)
     fill(this.list, ...people.map(p => this.row(p, p.doc_client_id !== undefined ? states.get(p.doc_client_id) : undefined)))
   }
 
@@ -39,6 +46,7 @@ export class PeoplePanel {
     const li = h('li', { 'data-conn': p.conn_id, 'data-role': p.role },
       dot(p.color),
       h('span', { class: 'name' }, p.name), me && h('small', {}, ' (you)'),
+      p.verified && h('span', { class: 'verified', title: 'Signed in: the name is verified' }, '✓'),
       h('span', { class: `badge ${p.role}` }, p.role),
       h('small', { class: 'client' }, p.client))
     if (!me && p.doc_client_id !== undefined) {
@@ -47,6 +55,8 @@ export class PeoplePanel {
       follow.addEventListener('click', () => (on ? this.follower.stop('you stopped') : this.follower.start(p.conn_id)))
       li.append(follow)
     }
+    const actions = this.hostActions(p)
+    if (actions) li.append(actions)
     if (where && !me) {
       const go = h('button', { type: 'button', class: 'link small', title: `Open ${where}` }, where)
       go.addEventListener('click', () => this.openFile(where))

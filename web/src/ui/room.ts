@@ -1,8 +1,11 @@
 /**
- * `/join/{id}?token=...`: the room. The layout is a frame of panels around the editor: files
- * and people on the left, tabs and editors in the middle (with a bottom slot where the run
- * and debug panels, see dock.ts), invite and chat on the right. Each panel is its own module that
- * reads the room through the provider and the shared document.
+ * `/join/{id}?token=...`: the room. The layout is a frame of panels around the editor: files,
+ * people and the host's controls on the left, tabs and editors in the middle (with a bottom
+ * slot where the run and debug panels, see dock.ts), invite and chat on the right. Each panel
+ * is its own module that reads the room through the provider and the shared document. In
+ * front of the room, when the server says so, the lobby or the end of the session (gate.ts).
+ *
+ * The token leaves the address bar as soon as the page has read it (net/credentials.ts).
  */
 import * as Y from 'yjs'
 import { MeshProvider, type ConnectionStatus } from '../net/provider.js'
@@ -21,6 +24,10 @@ import { PeoplePanel } from './people.js'
 import { createFile } from '../room/files.js'
 import { STARTERS } from '../editor/languages.js'
 import { ROOM_ID } from '../room/links.js'
+import { RoomCredentials, withoutToken } from '../net/credentials.js'
+import { Gate } from './gate.js'
+import { HostControls } from './host.js'
+import { Announcer } from './announce.js'
 
 /** How long a notice (an error from the server, a refused file name) stays up. */
 const NOTICE_MS = 8000
@@ -32,8 +39,15 @@ function styleNonce (): string {
 }
 
 export function renderRoom (root: HTMLElement, roomId: string): void {
-  const token = new URLSearchParams(location.search).get('token')
-  if (!ROOM_ID.test(roomId) || !token) {
+  const urlToken = new URLSearchParams(location.search).get('token')
+  const credentials = new RoomCredentials(sessionStorage, roomId)
+  if (ROOM_ID.test(roomId) && urlToken) {
+    // The home page's recent list keeps the whole link (this browser's own storage); the
+    // address bar loses the token, and reloads of this tab find it in sessionStorage.
+    rememberSession({ id: roomId, openedPath: `${location.pathname}${location.search}`, at: Date.now() })
+    history.replaceState(null, '', `${location.pathname}${withoutToken(location.search)}${location.hash}`)
+  }
+  if (!ROOM_ID.test(roomId) || !credentials.adopt(urlToken)) {
     fill(root, h('main', { class: 'home' }, h('h1', {}, 'mesh'),
       h('p', { class: 'problem' }, 'This join link is incomplete: it needs a room id and a token. Ask for the whole link.'),
       h('p', {}, h('a', { href: '/' }, 'Start or join another session'))))
@@ -41,10 +55,10 @@ export function renderRoom (root: HTMLElement, roomId: string): void {
   }
   const name = storedName()
   if (!name) {
-    askName(root, () => renderRoom(root, roomId))
+    askName(root, () => { void openRoom(root, roomId, credentials, storedName() ?? 'anonymous') })
     return
   }
-  void openRoom(root, roomId, token, name)
+  void openRoom(root, roomId, credentials, name)
 }
 
 function askName (root: HTMLElement, then: () => void): void {
@@ -63,15 +77,16 @@ function askName (root: HTMLElement, then: () => void): void {
   input.focus()
 }
 
-async function openRoom (root: HTMLElement, roomId: string, token: string, name: string): Promise<void> {
+async function openRoom (root: HTMLElement, roomId: string, credentials: RoomCredentials, name: string): Promise<void> {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
-  const url = `${scheme}://${location.host}/ws/${roomId}?token=${encodeURIComponent(token)}`
+  // No token in the socket's URL: the provider sends it as the first message.
+  const url = `${scheme}://${location.host}/ws/${roomId}`
   // The copy of the room this browser kept loads first: edits made offline in an earlier
   // visit go to the room with the first sync.
   const doc = new Y.Doc()
   const kept = await KeptReplica.open(roomId, doc)
-  const provider = new MeshProvider(url, { name, color: myColor() }, doc)
-  rememberSession({ id: roomId, openedPath: `${location.pathname}${location.search}`, at: Date.now() })
+  const provider = new MeshProvider(url, { name, color: myColor() }, credentials, doc)
+  rememberSession({ id: roomId, at: Date.now() })
 
   const status = h('span', { class: 'status', 'data-testid': 'status', role: 'status' })
   const roleBadge = h('span', { class: 'role', 'data-testid': 'role' })
@@ -79,7 +94,8 @@ async function openRoom (root: HTMLElement, roomId: string, token: string, name:
   const notices = h('div', { class: 'notices', 'aria-live': 'polite' })
   const followBanner = h('div', { class: 'follow-banner', 'data-testid': 'follow-banner', hidden: true })
   const readerBanner = h('div', { class: 'reader-banner', 'data-testid': 'reader-banner', hidden: true },
-    'You joined with a read-only link: you can follow along, select and chat, but not edit.')
+    'You are a reader here (read-only): you can follow along, select and chat, but not edit.')
+  const me = h('span', { class: 'me', 'data-testid': 'me', title: 'Your name as the others see it (not verified)' }, `you: ${name}`)
 
   const notify = (text: string) => {
     const n = h('div', { class: 'notice', 'data-testid': 'notice' }, text)
@@ -94,7 +110,9 @@ async function openRoom (root: HTMLElement, roomId: string, token: string, name:
   })
   const follower = new Follower(provider, workspace)
   workspace.onUserTakeover = (why) => follower.stop(why)
-  const people = new PeoplePanel(provider, (path) => workspace.open(path), follower)
+  const host = new HostControls(provider, notify)
+  const people = new PeoplePanel(provider, (path) => workspace.open(path), follower, (p) => host.actionsFor(p))
+  new Announcer(provider, notify)
   const chat = new ChatPanel(provider, notify)
   const dock = new Dock()
   const shortcuts = new Shortcuts()
@@ -104,16 +122,39 @@ async function openRoom (root: HTMLElement, roomId: string, token: string, name:
   dock.add('run', 'Run', run.el)
   dock.add('debug', 'Debug', debug.el)
 
-  const invite = h('section', { class: 'panel invite' }, h('h2', {}, 'Invite'), inviteLinks(roomId))
+  const invite = h('section', { class: 'panel invite' }, h('h2', {}, 'Invite'), inviteLinks(roomId, credentials))
 
-  fill(root, h('div', { class: 'room' },
+  const room = h('div', { class: 'room' },
     h('header', { class: 'bar' },
-      h('a', { class: 'brand', href: '/' }, 'mesh'), title, status, roleBadge,
-      h('span', { class: 'me' }, `you: ${name}`)),
-    h('aside', { class: 'left' }, workspace.treePanel, people.el),
+      h('a', { class: 'brand', href: '/' }, 'mesh'), title, status, roleBadge, me),
+    h('aside', { class: 'left' }, workspace.treePanel, people.el, host.panel),
     h('section', { class: 'center' }, readerBanner, followBanner, workspace.tabsEl, workspace.editorsEl, dock.el),
     h('aside', { class: 'right' }, invite, chat.el),
-    notices))
+    host.requests, host.kickDialog)
+  const gate = new Gate()
+  fill(root, room, gate.el, notices)
+
+  provider.on('lobby', ({ message }) => {
+    room.hidden = true
+    gate.lobby(name, message, () => {
+      provider.destroy()
+      gate.ended('You left the lobby', 'The host no longer sees your request.', () => location.reload())
+    })
+  })
+  provider.on('ended', ({ kind, message }) => {
+    room.hidden = true
+    switch (kind) {
+      case 'kicked':
+        gate.ended('You were removed from this session', `${message} If this was a mistake, ask the host for a new link.`)
+        break
+      case 'refused':
+        gate.ended('The host did not let you in', message, () => location.reload())
+        break
+      case 'closed':
+        gate.ended('This session is closed to you', message)
+        break
+    }
+  })
 
   follower.onChange((target, reason) => {
     const who = target === null ? undefined : provider.participants.get(target)
@@ -133,6 +174,7 @@ async function openRoom (root: HTMLElement, roomId: string, token: string, name:
     status.dataset.state = s.state
     switch (s.state) {
       case 'connecting': status.textContent = 'connecting…'; break
+      case 'waiting': status.textContent = 'waiting for the host'; break
       case 'connected': status.textContent = 'connected'; break
       case 'offline':
         status.textContent = `offline: ${s.reason}; retrying in ${Math.ceil(s.retryInMs / 1000)} s` +
@@ -143,7 +185,13 @@ async function openRoom (root: HTMLElement, roomId: string, token: string, name:
   }
   showStatus(provider.status)
   provider.on('status', showStatus)
-  provider.on('welcome', ({ role }) => {
+  provider.on('welcome', () => {
+    if (gate.shown) gate.hide()
+    room.hidden = false
+    me.textContent = `you: ${provider.name}`
+    if (provider.name !== name) notify(`Someone here is already called ${name}, so the others see you as ${provider.name}.`)
+  })
+  provider.on('role', (role) => {
     roleBadge.textContent = role
     roleBadge.dataset.role = role
     readerBanner.hidden = role !== 'reader'
@@ -159,7 +207,12 @@ async function openRoom (root: HTMLElement, roomId: string, token: string, name:
     }
   })
 
-  fetch(`/api/sessions/${roomId}`, { headers: { authorization: `Bearer ${token}` } })
+  // The room's name is the room's: a page in the lobby asks only once let in.
+  const offWelcome = provider.on('welcome', () => { offWelcome(); showTitle(roomId, provider, title) })
+}
+
+function showTitle (roomId: string, provider: MeshProvider, title: HTMLElement): void {
+  fetch(`/api/sessions/${roomId}`, { headers: { authorization: `Bearer ${provider.restToken() ?? ''}` } })
     .then(r => (r.ok ? r.json() : null))
     .then((info: unknown) => {
       const n = (info as { name?: unknown } | null)?.name
@@ -173,8 +226,8 @@ async function openRoom (root: HTMLElement, roomId: string, token: string, name:
 }
 
 /** The links to share: the writer and reader links when this browser created the room,
- * else this page's own link (which grants the same role as ours). */
-function inviteLinks (roomId: string): HTMLElement {
+ * else the link this page came in through (which grants its role to whoever opens it). */
+function inviteLinks (roomId: string, credentials: RoomCredentials): HTMLElement {
   const known = recentSessions().find(r => r.id === roomId)
   const row = (label: string, path: string, testid: string) => {
     const input = h('input', { readonly: true, value: `${location.origin}${path}`, 'data-testid': testid })
@@ -188,7 +241,7 @@ function inviteLinks (roomId: string): HTMLElement {
   if (known?.joinPath && known.readPath) {
     return h('div', {}, row('Can edit', known.joinPath, 'join-link'), row('Read only', known.readPath, 'read-link'))
   }
-  return h('div', {}, row('This page\'s link (gives your role)', `${location.pathname}${location.search}`, 'join-link'))
+  return h('div', {}, row('The link you came in with', `${location.pathname}?token=${encodeURIComponent(credentials.linkToken() ?? '')}`, 'join-link'))
 }
 
 /** After the first sync: a new session gets its starter file, and a file opens. */

@@ -55,6 +55,8 @@ export class Workspace implements FollowHost {
     files.observe((event: Y.YMapEvent<unknown>) => this.onFilesChanged(event))
     provider.awareness.on('change', () => this.refreshCursors())
     provider.on('participants', () => this.refreshCursors())
+    // The server may have made our name unique (`Ada (2)`): publish the name it assigned.
+    provider.on('welcome', () => this.publishLocal())
     this.publishLocal()
     this.renderTree()
   }
@@ -289,7 +291,7 @@ export class Workspace implements FollowHost {
   private publishLocal (): void {
     const p = this.provider
     const ed = this.active ? this.editors.get(this.active) : undefined
-    const state: Record<string, unknown> = { user: { name: p.identity.name, color: p.identity.color } }
+    const state: Record<string, unknown> = { user: { name: p.name, color: p.identity.color } }
     if (this.following !== null) state.following = this.following
     if (ed) {
       const sel = ed.view.state.selection

@@ -19,11 +19,38 @@ test('the mirror has every message of the Rust protocol, and no other', () => {
   assert.deepEqual([...CLIENT_MESSAGE_TYPES].sort(), rustVariants('ClientMessage').sort())
 })
 
-const participant = { conn_id: 3, name: 'ada', color: '#ff8800', role: 'writer', client: 'browser', doc_client_id: 77 }
+const participant = { conn_id: 3, seat: 's1', verified: false, name: 'ada', color: '#ff8800', role: 'writer', client: 'browser', doc_client_id: 77 }
+const seat = { id: 's1', token: 'tok' }
 
-test('a welcome is read into its closed type', () => {
-  const m = parseServerMessage({ type: 'welcome', version: 1, conn_id: 3, role: 'host', participants: [participant] })
-  assert.deepEqual(m, { type: 'welcome', version: 1, conn_id: 3, role: 'host', participants: [{ ...participant, companion: false }] })
+test('a welcome is read into its closed type, with the seat, the assigned name and approval', () => {
+  const m = parseServerMessage({ type: 'welcome', version: 1, conn_id: 3, role: 'host', participants: [participant], seat, name: 'ada (2)', approval: true })
+  assert.deepEqual(m, { type: 'welcome', version: 1, conn_id: 3, role: 'host', participants: [{ ...participant, companion: false, link: undefined }], seat, name: 'ada (2)', approval: true })
+})
+
+test('a welcome without a seat is refused: the page could not reconnect to its seat', () => {
+  assert.throws(() => parseServerMessage({ type: 'welcome', version: 1, conn_id: 3, role: 'host', participants: [], name: 'a', approval: false }), /seat/)
+})
+
+test('host messages are read as decision 011 names them', () => {
+  assert.deepEqual(parseServerMessage({ type: 'role_changed', seat: 's2', role: 'reader', by: 'ada', responding_to: 4 }),
+    { type: 'role_changed', seat: 's2', role: 'reader', by: 'ada', responding_to: 4 })
+  assert.deepEqual(parseServerMessage({ type: 'kicked', by: 'ada' }), { type: 'kicked', by: 'ada' })
+  assert.deepEqual(parseServerMessage({ type: 'lobby', message: 'wait' }), { type: 'lobby', message: 'wait' })
+  assert.deepEqual(parseServerMessage({ type: 'join_request', seat: 's3', name: 'bo', client: 'browser' }),
+    { type: 'join_request', seat: 's3', name: 'bo', client: 'browser' })
+  assert.deepEqual(parseServerMessage({ type: 'join_request_closed', seat: 's3', admitted: false, by: 'timeout' }),
+    { type: 'join_request_closed', seat: 's3', admitted: false, by: 'timeout', responding_to: undefined })
+  const link = { id: 'l1', role: 'reader', url: 'http://x/join/r?token=t', created_at: 1, expires_at: 2, max_uses: null, uses: 0, revoked: false }
+  assert.deepEqual(parseServerMessage({ type: 'links', links: [link] }), { type: 'links', links: [link], responding_to: undefined })
+  const entry = { ts: 5, kind: 'role_changed', actor: 'ada [s1]', subject: 's2', detail: 'writer' }
+  assert.deepEqual(parseServerMessage({ type: 'audit_log', entries: [entry] }), { type: 'audit_log', entries: [entry], responding_to: undefined })
+})
+
+test('host messages of the wrong shape are refused by name', () => {
+  assert.throws(() => parseServerMessage({ type: 'role_changed', seat: 's2', role: 'owner', by: 'ada' }), /role/)
+  assert.throws(() => parseServerMessage({ type: 'approval_changed', on: 'yes', by: 'ada' }), /on is not true or false/)
+  assert.throws(() => parseServerMessage({ type: 'links', links: [{ id: 'l1' }] }), /role/)
+  assert.throws(() => parseServerMessage({ type: 'audit_log', entries: [{ ts: 1, kind: 'launched', actor: '', subject: '', detail: '' }] }), /kind/)
 })
 
 test('unknown types, bad roles and wrong shapes are refused by name', () => {

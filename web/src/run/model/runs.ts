@@ -122,7 +122,7 @@ export function canType (run: Run, role: Role | null): boolean {
 
 /** Why this page may not start runs, in words for the panel, or null when it may. */
 export function whyNoStart (role: Role | null): string | null {
-  if (role === 'reader') return 'You joined with a read-only link: you can watch runs, but not start, stop or type into them.'
+  if (role === 'reader') return 'You are a reader here (read-only): you can watch runs, but not start, stop or type into them.'
   if (role === null) return 'Connecting to the room…'
   return null
 }
