@@ -5,13 +5,15 @@
  */
 import type { MeshProvider } from '../net/provider.js'
 import type { Participant } from '../net/messages.js'
-import { readPresence } from '../room/presence.js'
+import { readPresence, type PresenceState } from '../room/presence.js'
 import { h, fill, dot } from './dom.js'
 import type { Follower } from './follow.js'
 
 export class PeoplePanel {
   readonly el: HTMLElement
   private readonly list: HTMLElement
+  /** What the list shows (JSON), to skip rebuilding it unchanged. */
+  private shown = ''
 
   constructor (
     private readonly provider: MeshProvider,
@@ -29,11 +31,20 @@ export class PeoplePanel {
     const states = this.provider.awareness.getStates()
     const people = [...this.provider.participants.values()].filter(p => !p.companion)
     people.sort((a, b) => (a.conn_id === this.provider.connId ? -1 : b.conn_id === this.provider.connId ? 1 : a.name.localeCompare(b.name)))
-    fill(this.list, ...people.map(p => this.row(p, p.doc_client_id !== undefined ? states.get(p.doc_client_id) : undefined)))
+    const rows = people.map(p => ({ p, presence: readPresence(p.doc_client_id !== undefined ? states.get(p.doc_client_id) : undefined) }))
+    // Awareness changes with every keystroke of anyone (their cursor moves), but the list
+    // shows only who is where and whom they follow: rebuild it only when that changed, not
+    // a list of buttons per keystroke.
+    const shown = JSON.stringify([this.provider.connId, this.follower.following, rows.map(({ p, presence }) => [
+      p, presence.cursor?.path ?? presence.view?.path, presence.following,
+      presence.following !== null && this.provider.participants.get(presence.following)?.name,
+    ])])
+    if (shown === this.shown) return
+    this.shown = shown
+    fill(this.list, ...rows.map(({ p, presence }) => this.row(p, presence)))
   }
 
-  private row (p: Participant, state: unknown): HTMLElement {
-    const presence = readPresence(state)
+  private row (p: Participant, presence: PresenceState): HTMLElement {
     const where = presence.cursor?.path ?? presence.view?.path
     const me = p.conn_id === this.provider.connId
     const li = h('li', { 'data-conn': p.conn_id, 'data-role': p.role },
