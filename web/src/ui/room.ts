@@ -66,11 +66,13 @@ function askName (root: HTMLElement, then: () => void): void {
 async function openRoom (root: HTMLElement, roomId: string, token: string, name: string): Promise<void> {
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
   const url = `${scheme}://${location.host}/ws/${roomId}?token=${encodeURIComponent(token)}`
-  // The copy of the room this browser kept loads first: edits made offline in an earlier
-  // visit go to the room with the first sync.
+  // The copy of the room this browser kept loads before the provider connects: edits made
+  // offline in an earlier visit go to the room with the first sync. The provider listens to
+  // the document first, so each edit goes to the socket before it goes to IndexedDB.
   const doc = new Y.Doc()
+  const provider = new MeshProvider(url, { name, color: myColor() }, doc, { connect: false })
   const kept = await KeptReplica.open(roomId, doc)
-  const provider = new MeshProvider(url, { name, color: myColor() }, doc)
+  provider.start()
   rememberSession({ id: roomId, openedPath: `${location.pathname}${location.search}`, at: Date.now() })
 
   const status = h('span', { class: 'status', 'data-testid': 'status', role: 'status' })
