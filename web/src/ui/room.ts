@@ -71,7 +71,7 @@ async function openRoom (root: HTMLElement, roomId: string, token: string, name:
   // the document first, so each edit goes to the socket before it goes to IndexedDB.
   const doc = new Y.Doc()
   const provider = new MeshProvider(url, { name, color: myColor() }, doc, { connect: false })
-  const kept = await KeptReplica.open(roomId, doc)
+  const kept = await KeptReplica.open(roomId, doc, (origin) => origin === provider)
   provider.start()
   rememberSession({ id: roomId, openedPath: `${location.pathname}${location.search}`, at: Date.now() })
 
