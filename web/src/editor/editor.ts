@@ -46,6 +46,10 @@ export class FileEditor {
   constructor (parent: HTMLElement, opts: FileEditorOptions) {
     this.path = opts.path
     const extensions: Extension[] = [
+      // Sync and per-user undo, without y-codemirror's own remote selections (awareness null).
+      // First, so that its plugin turns a keystroke into a Yjs update (and the provider sends
+      // it) before the other plugins update: the gutters and layers redraw after the send.
+      yCollab(opts.text, null),
       EditorView.cspNonce.of(opts.nonce),
       // The debugger's breakpoint gutter and current line (its marks come from the debug panel).
       breakpoints(opts.path),
@@ -63,8 +67,6 @@ export class FileEditor {
       highlightActiveLine(),
       highlightSelectionMatches(),
       keymap.of([...yUndoManagerKeymap, ...defaultKeymap, ...searchKeymap, indentWithTab]),
-      // Sync and per-user undo, without y-codemirror's own remote selections (awareness null).
-      yCollab(opts.text, null),
       remoteCursors(),
       this.readOnly.of(EditorState.readOnly.of(opts.readOnly)),
       this.language.of([]),
