@@ -2,13 +2,17 @@
 // page costs, measured in real Chromium against a real mesh-server, with the room's files
 // shared from a folder by a real `mesh-proxy share` (as a user would put a 1 MB file in).
 //
-//   scripts/bench-web [--runs N] [--keys N] [--markdown]
+//   scripts/bench-web [--runs N] [--keys N] [--markdown] [--keys-only]
 //
 // Prints one table: page load to an editable 1 MB file (cold: a browser that never saw the
 // room; warm: the same browser opening the link again, with the room kept in IndexedDB),
 // keystroke latency from one page to another (p50/p99/max over --keys keys typed at a
 // person's pace), the JavaScript shipped on page load (bytes on the wire, gzip), and the
 // page's memory with 10 open files. Targets from the browser client's issue beside each.
+// `--keys-only` measures the keystrokes only and splits their latency into the sending page
+// (keydown to its socket sending the update), the server with the network (A's socket to
+// B's socket, B's wait for its main thread included) and the receiving page (B's socket to
+// its editor's DOM).
 //
 // MESH_SERVER_BIN / MESH_PROXY_BIN name the binaries (default: target/release/ of the repo,
 // or of CARGO_TARGET_DIR); CHROMIUM the browser (default /usr/bin/chromium).
@@ -34,6 +38,7 @@ const { values: opts } = parseArgs({
     runs: { type: 'string', default: '5' },
     keys: { type: 'string', default: '300' },
     markdown: { type: 'boolean', default: false },
+    'keys-only': { type: 'boolean', default: false },
   },
 })
 const RUNS = Number(opts.runs)
@@ -107,6 +112,35 @@ const pct = (xs, p) => {
   return s[Math.min(s.length - 1, Math.floor(p / 100 * s.length))]
 }
 
+/**
+ * Installed in the keystroke pages before their scripts run: records when the page's room
+ * socket sends a document update (y-protocols sync `Update`: bytes 0, 2) and when one arrives
+ * (before the page's own handler runs), so the latency splits into the sending page, the
+ * server with the network, and the receiving page.
+ */
+function tapRoomSocket () {
+  const now = () => performance.timeOrigin + performance.now()
+  const isUpdate = (data) => {
+    const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : null
+    return bytes !== null && bytes.length > 2 && bytes[0] === 0 && bytes[1] === 2
+  }
+  const tap = { sent: [], received: [] }
+  window.__socket = tap
+  const Native = window.WebSocket
+  const send = Native.prototype.send
+  Native.prototype.send = function (data) {
+    if (isUpdate(data)) tap.sent.push(now())
+    return send.call(this, data)
+  }
+  window.WebSocket = class extends Native {
+    constructor (...args) {
+      super(...args)
+      // Registered before the page sets `onmessage`, so it runs first.
+      this.addEventListener('message', (e) => { if (isUpdate(e.data)) tap.received.push(now()) })
+    }
+  }
+}
+
 async function main () {
   const folder = join(tmp, 'folder')
   mkdirSync(folder, { recursive: true })
@@ -144,7 +178,7 @@ async function main () {
   const warm = []
   let jsWire = 0
   let jsDecoded = 0
-  for (let i = 0; i < RUNS; i++) {
+  for (let i = 0; i < (opts['keys-only'] ? 0 : RUNS); i++) {
     const ctx = await newContext(`Load ${i}`)
     const page = await ctx.newPage()
     const scripts = []
@@ -165,6 +199,7 @@ async function main () {
 
   // --- keystrokes from one page to another ---------------------------------------------
   const [ca, cb] = [await newContext('Typist'), await newContext('Watcher')]
+  for (const c of [ca, cb]) await c.addInitScript(tapRoomSocket)
   const [a, b] = [await ca.newPage(), await cb.newPage()]
   for (const p of [a, b]) {
     await p.goto(link)
@@ -185,7 +220,8 @@ async function main () {
   })
   await a.click('.cm-editor[data-path="latency.txt"] .cm-content')
   await a.keyboard.press('Control+End')
-  await a.evaluate(() => { window.__sent.length = 0 })
+  await a.evaluate(() => { window.__sent.length = 0; window.__socket.sent.length = 0 })
+  await b.evaluate(() => { window.__socket.received.length = 0 })
   await a.keyboard.type('x'.repeat(KEYS), { delay: KEY_DELAY_MS })
   await b.waitForFunction(([n]) => document.querySelector('.cm-editor[data-path="latency.txt"]').meshEditor.text().length >= n, [base + KEYS], { timeout: WAIT_MS })
   const sent = await a.evaluate(() => window.__sent)
@@ -195,6 +231,32 @@ async function main () {
     return arrived ? arrived[0] - t : NaN
   })
   if (latencies.some(Number.isNaN) || sent.length !== KEYS) throw new Error(`keys lost: ${sent.length} sent, arrivals ${arrivals.length}`)
+  // Where the time goes: the i-th document update A's socket sent and B's socket received
+  // belong to the i-th key (one key, one update; nothing else edits the room meanwhile).
+  const socketSent = await a.evaluate(() => window.__socket.sent)
+  const socketReceived = await b.evaluate(() => window.__socket.received)
+  let split = null
+  if (socketSent.length === KEYS && socketReceived.length === KEYS) {
+    const legs = { page: [], relay: [], render: [] }
+    sent.forEach((t, i) => {
+      legs.page.push(socketSent[i] - t)
+      legs.relay.push(socketReceived[i] - socketSent[i])
+      legs.render.push(t + latencies[i] - socketReceived[i])
+    })
+    split = legs
+  } else {
+    log(`no split: A's socket sent ${socketSent.length} updates and B's received ${socketReceived.length} for ${KEYS} keys`)
+  }
+  if (opts['keys-only']) {
+    const fmt = (xs) => `${pct(xs, 50).toFixed(1)} / ${pct(xs, 99).toFixed(1)} / ${Math.max(...xs).toFixed(1)} ms`
+    console.log(`keystroke page → page, ${KEYS} keys (p50 / p99 / max): ${fmt(latencies)}`)
+    if (split) {
+      console.log(`  keydown → A's socket sends the update:   ${fmt(split.page)}`)
+      console.log(`  A's socket → B's socket (server, TCP):   ${fmt(split.relay)}`)
+      console.log(`  B's socket → B's editor DOM:            ${fmt(split.render)}`)
+    }
+    return
+  }
 
   // --- memory with 10 open files --------------------------------------------------------
   const cm = await newContext('Memory')

@@ -10,26 +10,17 @@
  */
 import { EditorSelection, StateEffect, StateField, type Extension } from '@codemirror/state'
 import { Decoration, EditorView, RectangleMarker, WidgetType, layer, type DecorationSet, type LayerMarker } from '@codemirror/view'
-import type { RemoteCursor } from '../room/presence.js'
+import { clampCursors, sameCursors, type RemoteCursor } from '../room/presence.js'
 
 /** Replaces the remote cursors shown in this editor. */
 export const setRemoteCursors = StateEffect.define<RemoteCursor[]>()
-
-const clamp = (pos: number, len: number) => Math.max(0, Math.min(pos, len))
 
 const cursorsField = StateField.define<RemoteCursor[]>({
   create: () => [],
   update (cursors, tr) {
     for (const e of tr.effects) {
-      if (e.is(setRemoteCursors)) {
-        // Offsets are untrusted and may be stale by a few edits: keep them inside the text.
-        const len = tr.state.doc.length
-        return e.value.map(c => ({
-          ...c,
-          head: clamp(c.head, len),
-          ranges: c.ranges.map(([a, h]) => [clamp(a, len), clamp(h, len)] as [number, number]),
-        }))
-      }
+      // Offsets are untrusted and may be stale by a few edits: keep them inside the text.
+      if (e.is(setRemoteCursors)) return clampCursors(e.value, tr.state.doc.length)
     }
     if (!tr.docChanged) return cursors
     return cursors.map(c => ({
@@ -110,6 +101,15 @@ const selectionLayer = layer({
     return out
   },
 })
+
+/** Whether `view` draws exactly `cursors` already. Most awareness changes leave a file's
+ * cursors where they are drawn: a cursor that moved because its owner typed was mapped
+ * through the edit when it arrived, and a change of someone's view or of another file
+ * moves nothing here. A transaction for those would make the editor redraw its cursor and
+ * selection layers (a frame of layout and paint) for nothing, on every keystroke. */
+export function showsCursors (view: EditorView, cursors: readonly RemoteCursor[]): boolean {
+  return sameCursors(view.state.field(cursorsField), clampCursors(cursors, view.state.doc.length))
+}
 
 /** The extension that shows remote cursors. */
 export function remoteCursors (): Extension {

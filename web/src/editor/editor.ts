@@ -7,14 +7,14 @@
 import type * as Y from 'yjs'
 import { Compartment, EditorState, type Extension } from '@codemirror/state'
 import {
-  EditorView, crosshairCursor, drawSelection, dropCursor, highlightActiveLine, highlightActiveLineGutter,
+  EditorView, type ViewUpdate, crosshairCursor, drawSelection, dropCursor, highlightActiveLine, highlightActiveLineGutter,
   highlightSpecialChars, keymap, lineNumbers, rectangularSelection,
 } from '@codemirror/view'
 import { defaultKeymap, indentWithTab } from '@codemirror/commands'
 import { bracketMatching, defaultHighlightStyle, indentOnInput, syntaxHighlighting } from '@codemirror/language'
 import { highlightSelectionMatches, searchKeymap } from '@codemirror/search'
 import { yCollab, yUndoManagerKeymap } from 'y-codemirror.next'
-import { remoteCursors, setRemoteCursors } from './cursors.js'
+import { remoteCursors, setRemoteCursors, showsCursors } from './cursors.js'
 import { breakpoints } from './breakpoints.js'
 import { languageOf } from './languages.js'
 import type { RemoteCursor } from '../room/presence.js'
@@ -38,10 +38,18 @@ export class FileEditor {
   readonly path: string
   private readonly readOnly = new Compartment()
   private readonly language = new Compartment()
+  /** The lines on screen at the last measure, or null before the first. */
+  private shown: [number, number] | null = null
+  /** The scroller's vertical position at its last scroll event. */
+  private scrollTop = 0
 
   constructor (parent: HTMLElement, opts: FileEditorOptions) {
     this.path = opts.path
     const extensions: Extension[] = [
+      // Sync and per-user undo, without y-codemirror's own remote selections (awareness null).
+      // First, so that its plugin turns a keystroke into a Yjs update (and the provider sends
+      // it) before the other plugins update: the gutters and layers redraw after the send.
+      yCollab(opts.text, null),
       EditorView.cspNonce.of(opts.nonce),
       // The debugger's breakpoint gutter and current line (its marks come from the debug panel).
       breakpoints(opts.path),
@@ -59,12 +67,11 @@ export class FileEditor {
       highlightActiveLine(),
       highlightSelectionMatches(),
       keymap.of([...yUndoManagerKeymap, ...defaultKeymap, ...searchKeymap, indentWithTab]),
-      // Sync and per-user undo, without y-codemirror's own remote selections (awareness null).
-      yCollab(opts.text, null),
       remoteCursors(),
       this.readOnly.of(EditorState.readOnly.of(opts.readOnly)),
       this.language.of([]),
       EditorView.updateListener.of(update => {
+        this.trackShownLines(update)
         if (update.selectionSet || update.docChanged || update.focusChanged || update.viewportChanged) opts.onLocalChange()
       }),
       EditorView.domEventHandlers({
@@ -88,6 +95,13 @@ export class FileEditor {
       state: EditorState.create({ doc: opts.text.toString(), extensions }),
     })
     this.view.dom.dataset.path = opts.path
+    // A vertical scroll changes the lines on screen (typing at the end of a long line scrolls
+    // sideways on every key, which changes none).
+    this.view.scrollDOM.addEventListener('scroll', () => {
+      const top = this.view.scrollDOM.scrollTop
+      if (top !== this.scrollTop) this.shown = null
+      this.scrollTop = top
+    }, { passive: true })
     // A read-only window on the editor for end-to-end tests and for debugging from the
     // console: the exact text and selection, which the rendered DOM does not give.
     Object.defineProperty(this.view.dom, 'meshEditor', {
@@ -110,11 +124,32 @@ export class FileEditor {
   }
 
   setCursors (cursors: RemoteCursor[]): void {
+    if (showsCursors(this.view, cursors)) return
     this.view.dispatch({ effects: setRemoteCursors.of(cursors) })
   }
 
+  /** The lines on screen as last measured (see {@link visibleLines}), without touching the
+   * layout: what the cursor publication reads after every keystroke, ours or anyone's. Reading
+   * the layout there forced the browser to lay the page out between a keystroke and its
+   * frame (and CodeMirror to measure early), on every page of the room. */
+  shownLines (): [number, number] {
+    this.shown ??= this.visibleLines()
+    return this.shown
+  }
+
+  /** Keeps {@link shownLines} current: CodeMirror's own measuring (an update without
+   * transactions) has just read the layout, so reading it again then costs nothing; an edit
+   * that adds or removes lines, or a scroll, makes the next reader measure. */
+  private trackShownLines (update: ViewUpdate): void {
+    if (update.transactions.length === 0) {
+      if (update.viewportChanged || update.geometryChanged || update.heightChanged) this.shown = this.visibleLines()
+    } else if (update.docChanged && update.state.doc.lines !== update.startState.doc.lines) {
+      this.shown = null
+    }
+  }
+
   /** The lines on screen, 0-based (CodeMirror's viewport also holds lines drawn beyond the
-   * edges; someone following us wants to see what we see). */
+   * edges; someone following us wants to see what we see). Reads the layout. */
   visibleLines (): [number, number] {
     const scroller = this.view.scrollDOM
     const doc = this.view.state.doc

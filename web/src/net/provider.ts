@@ -125,12 +125,17 @@ export class MeshProvider {
   /**
    * @param url the room socket, `ws(s)://HOST/ws/ROOM` on the page's own origin, without a
    *   token: the token goes in the first message
+   * @param options.connect false to connect later, with {@link MeshProvider.start}: a page
+   * creates the provider before anything else listens to the document's updates, because
+   * the document calls its listeners in the order they came, and a keystroke should reach
+   * the socket before it reaches IndexedDB (whose transaction costs more than the send).
    */
   constructor (
     private readonly url: string,
     readonly identity: Identity,
     private readonly credentials: Credentials,
     doc = new Y.Doc(),
+    options: { connect?: boolean } = {},
   ) {
     this.doc = doc
     this.name = identity.name
@@ -139,7 +144,13 @@ export class MeshProvider {
     this.awareness.on('update', this.onAwarenessUpdate)
     window.addEventListener('online', this.onOnline)
     window.addEventListener('pagehide', this.onPageHide)
-    this.connect()
+    if (options.connect !== false) this.connect()
+  }
+
+  /** Connects a provider created with `connect: false` (nothing if it is connected, waiting
+   * to reconnect, or destroyed). */
+  start (): void {
+    if (this.ws === null && this.retryTimer === null && !this.destroyed) this.connect()
   }
 
   on<K extends keyof ProviderEvents> (event: K, fn: Listener<ProviderEvents[K]>): () => void {

@@ -115,3 +115,24 @@ export function remoteCursors (
   }
   return out
 }
+
+/** `cursors` with every offset kept inside a text of `length` UTF-16 units: offsets from
+ * awareness are untrusted and may be stale by a few edits. */
+export function clampCursors (cursors: readonly RemoteCursor[], length: number): RemoteCursor[] {
+  const clamp = (pos: number) => Math.max(0, Math.min(pos, length))
+  return cursors.map(c => ({
+    ...c,
+    head: clamp(c.head),
+    ranges: c.ranges.map(([a, h]) => [clamp(a), clamp(h)] as [number, number]),
+  }))
+}
+
+/** Whether two lists of remote cursors draw the same (same people, names, colours, places,
+ * in the same order). */
+export function sameCursors (a: readonly RemoteCursor[], b: readonly RemoteCursor[]): boolean {
+  return a.length === b.length && a.every((c, i) => {
+    const d = b[i]
+    return c.clientId === d.clientId && c.name === d.name && c.color === d.color && c.head === d.head &&
+      c.ranges.length === d.ranges.length && c.ranges.every(([x, y], j) => x === d.ranges[j][0] && y === d.ranges[j][1])
+  })
+}

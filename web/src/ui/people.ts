@@ -6,7 +6,7 @@
  */
 import type { MeshProvider } from '../net/provider.js'
 import type { Participant } from '../net/messages.js'
-import { readPresence } from '../room/presence.js'
+import { readPresence, type PresenceState } from '../room/presence.js'
 import { h, fill, dot } from './dom.js'
 import type { Follower } from './follow.js'
 
@@ -14,6 +14,8 @@ export class PeoplePanel {
   readonly el: HTMLElement
   private readonly list: HTMLElement
   private readonly note: HTMLElement
+  /** What the list shows (JSON), to skip rebuilding it unchanged. */
+  private shown = ''
 
   constructor (
     private readonly provider: MeshProvider,
@@ -36,11 +38,20 @@ export class PeoplePanel {
     const people = [...this.provider.participants.values()].filter(p => !p.companion)
     people.sort((a, b) => (a.conn_id === this.provider.connId ? -1 : b.conn_id === this.provider.connId ? 1 : a.name.localeCompare(b.name)))
     this.note.hidden = people.every(p => p.verified)
-    fill(this.list, ...people.map(p => this.row(p, p.doc_client_id !== undefined ? states.get(p.doc_client_id) : undefined)))
+    const rows = people.map(p => ({ p, presence: readPresence(p.doc_client_id !== undefined ? states.get(p.doc_client_id) : undefined) }))
+    // Awareness changes with every keystroke of anyone (their cursor moves), but the list
+    // shows only who is where, whom they follow and (for the host) what may be done to
+    // them: rebuild it only when that changed, not a list of buttons per keystroke.
+    const shown = JSON.stringify([this.provider.connId, this.provider.role, this.follower.following, rows.map(({ p, presence }) => [
+      p, presence.cursor?.path ?? presence.view?.path, presence.following,
+      presence.following !== null && this.provider.participants.get(presence.following)?.name,
+    ])])
+    if (shown === this.shown) return
+    this.shown = shown
+    fill(this.list, ...rows.map(({ p, presence }) => this.row(p, presence)))
   }
 
-  private row (p: Participant, state: unknown): HTMLElement {
-    const presence = readPresence(state)
+  private row (p: Participant, presence: PresenceState): HTMLElement {
     const where = presence.cursor?.path ?? presence.view?.path
     const me = p.conn_id === this.provider.connId
     const li = h('li', { 'data-conn': p.conn_id, 'data-role': p.role },

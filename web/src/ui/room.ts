@@ -81,11 +81,13 @@ async function openRoom (root: HTMLElement, roomId: string, credentials: RoomCre
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
   // No token in the socket's URL: the provider sends it as the first message.
   const url = `${scheme}://${location.host}/ws/${roomId}`
-  // The copy of the room this browser kept loads first: edits made offline in an earlier
-  // visit go to the room with the first sync.
+  // The copy of the room this browser kept loads before the provider connects: edits made
+  // offline in an earlier visit go to the room with the first sync. The provider listens to
+  // the document first, so each edit goes to the socket before it goes to IndexedDB.
   const doc = new Y.Doc()
-  const kept = await KeptReplica.open(roomId, doc)
-  const provider = new MeshProvider(url, { name, color: myColor() }, credentials, doc)
+  const provider = new MeshProvider(url, { name, color: myColor() }, credentials, doc, { connect: false })
+  const kept = await KeptReplica.open(roomId, doc, (origin) => origin === provider)
+  provider.start()
   rememberSession({ id: roomId, at: Date.now() })
 
   const status = h('span', { class: 'status', 'data-testid': 'status', role: 'status' })

@@ -37,6 +37,8 @@ export class Workspace implements FollowHost {
   private role: Role | null = null
   private publishTimer: ReturnType<typeof setTimeout> | null = null
   private lastPublish = 0
+  /** Our awareness state as last published (JSON), to skip publishing it again. */
+  private published = ''
 
   constructor (
     private readonly provider: MeshProvider,
@@ -296,12 +298,19 @@ export class Workspace implements FollowHost {
     if (ed) {
       const sel = ed.view.state.selection
       state.cursor = cursorState(ed.path, sel.ranges, sel.mainIndex)
-      const [start, end] = ed.visibleLines()
+      const [start, end] = ed.shownLines()
       state.view = { path: ed.path, start_line: start, end_line: end }
     } else {
       state.cursor = null
       state.view = null
     }
+    // An edit, ours or someone else's, schedules a publication, yet often leaves what we
+    // publish as it was (someone typed after our cursor). Sending it anyway would cost every
+    // page in the room a message and a redraw per keystroke; y-protocols renews a state
+    // that has not changed by itself, so nobody times us out.
+    const published = JSON.stringify(state)
+    if (published === this.published && p.awareness.getLocalState() !== null) return
+    this.published = published
     p.awareness.setLocalState(state)
   }
 }

@@ -1,6 +1,6 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { MAX_REMOTE_SELECTIONS, cursorState, readPresence, remoteCursors } from '../../src/room/presence.js'
+import { MAX_REMOTE_SELECTIONS, clampCursors, cursorState, readPresence, remoteCursors, sameCursors, type RemoteCursor } from '../../src/room/presence.js'
 
 test('a published cursor reads back in mesh shape, the primary selection first', () => {
   const cursor = cursorState('src/a.py', [{ anchor: 9, head: 9 }, { anchor: 3, head: 5 }], 1)
@@ -51,4 +51,24 @@ test('remote cursors are the others in this file, named by their state or their 
   const known = (id: number) => (id === 3 ? { name: 'nvim-user', color: '#445566' } : undefined)
   const got = remoteCursors(states, 1, 'a', known)
   assert.deepEqual(got.map(c => [c.clientId, c.name, c.color, c.head]), [[2, 'ada', '#112233', 2], [3, 'nvim-user', '#445566', 5]])
+})
+
+test('cursors from awareness are kept inside the text', () => {
+  const stale: RemoteCursor[] = [{ clientId: 2, name: 'ada', color: '#112233', head: 40, ranges: [[3, 40], [50, 50]] }]
+  assert.deepEqual(clampCursors(stale, 10), [{ clientId: 2, name: 'ada', color: '#112233', head: 10, ranges: [[3, 10], [10, 10]] }])
+})
+
+test('cursors that draw the same are the same; any change of person, name, colour or place is not', () => {
+  const ada: RemoteCursor = { clientId: 2, name: 'ada', color: '#112233', head: 5, ranges: [[5, 5]] }
+  const bo: RemoteCursor = { clientId: 3, name: 'bo', color: '#445566', head: 0, ranges: [[0, 2]] }
+  assert.ok(sameCursors([ada, bo], [{ ...ada, ranges: [[5, 5]] }, { ...bo }]))
+  assert.ok(sameCursors([], []))
+  assert.ok(!sameCursors([ada, bo], [bo, ada]))
+  assert.ok(!sameCursors([ada], [ada, bo]))
+  assert.ok(!sameCursors([ada], [{ ...ada, head: 6, ranges: [[6, 6]] }]))
+  assert.ok(!sameCursors([ada], [{ ...ada, ranges: [[4, 5]] }]))
+  assert.ok(!sameCursors([ada], [{ ...ada, ranges: [[5, 5], [7, 7]] }]))
+  assert.ok(!sameCursors([ada], [{ ...ada, name: 'ada2' }]))
+  assert.ok(!sameCursors([ada], [{ ...ada, color: '#000000' }]))
+  assert.ok(!sameCursors([ada], [{ ...ada, clientId: 9 }]))
 })
