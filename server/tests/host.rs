@@ -876,3 +876,92 @@ async fn names_are_unique_and_unverified() {
     let (_h, wh) = join(&server, &s, &s.created.host_token, "ada").await;
     assert_eq!(wh.name, "ada (4)");
 }
+
+/// Whether `c` holds the awareness state of `client` and it contains `needle`.
+fn sees_state(c: &YClient, client: yrs::block::ClientID, needle: &str) -> bool {
+    c.awareness
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(id, s)| id == client && s.data.as_deref().is_some_and(|d| d.contains(needle)))
+}
+
+/// After a network change a client reconnects with the same document (the same awareness
+/// client id) before the server has seen its old socket die. Its seat may take its cursor
+/// over from the old connection, which then neither owns nor clears it; another seat may not.
+#[tokio::test]
+async fn a_reconnect_takes_over_its_own_cursor_before_the_old_connection_is_gone() {
+    let server = TestServer::start().unwrap();
+    let s = server.create_session("cursor").await.unwrap();
+    let (host, _) = join(&server, &s, &s.created.host_token, "hana").await;
+    let (old, w) = join(&server, &s, &s.created.writer_token, "walt").await;
+    old.set_awareness(json!({"user": {"name": "walt"}, "cursor": 1}))
+        .unwrap();
+    let walt = old.awareness.lock().unwrap().client_id();
+    host.wait_for("walt's cursor", |c| sees_state(c, walt, "\"cursor\":1"))
+        .await
+        .unwrap();
+
+    let again = YClient::connect_with(
+        &server.ws_bare(&s),
+        ConnectOptions {
+            name: Some("walt".into()),
+            bearer: Some(w.seat_token.clone()),
+            ..ConnectOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.welcome().await.unwrap().seat, w.seat, "the same seat");
+    again.wait_synced().await.unwrap();
+    again.send_raw(mesh_testkit::attacks::awareness_frame(
+        walt,
+        r#"{"user":{"name":"walt"},"cursor":2}"#,
+        1000,
+    ));
+    host.wait_for("the reconnect's cursor", |c| sees_state(c, walt, "\"cursor\":2"))
+        .await
+        .unwrap();
+    assert!(
+        again.mesh_messages().iter().all(|m| error_of(m).is_none()),
+        "the takeover was refused: {:?}",
+        again.mesh_messages()
+    );
+
+    // The old socket finally ends: the cursor is the new connection's and stays.
+    let old_conn = old.welcome().await.unwrap().conn_id;
+    old.close();
+    host.wait_mesh(
+        "the old connection's end",
+        |m| matches!(m, ServerMessage::ParticipantLeft { conn_id } if *conn_id == old_conn),
+    )
+    .await
+    .unwrap();
+    let (probe, _) = join(&server, &s, &s.created.reader_token, "pia").await;
+    probe
+        .wait_for("walt's cursor, still there", |c| sees_state(c, walt, "\"cursor\":2"))
+        .await
+        .unwrap();
+    assert!(
+        sees_state(&host, walt, "\"cursor\":2"),
+        "not cleared by the old connection's end"
+    );
+
+    // Someone else's seat still cannot take it.
+    let (eve, _) = join(&server, &s, &s.created.writer_token, "eve").await;
+    eve.send_raw(mesh_testkit::attacks::awareness_frame(
+        walt,
+        r#"{"user":{"name":"eve"}}"#,
+        2000,
+    ));
+    let refused = eve
+        .wait_mesh("the refusal", |m| {
+            error_of(m).is_some_and(|(code, _)| code == ErrorCode::Forbidden)
+        })
+        .await
+        .unwrap();
+    assert!(
+        error_of(&refused).unwrap().1.contains("another connection"),
+        "{refused:?}"
+    );
+}

@@ -524,7 +524,9 @@ impl RoomCore {
                 .record(now_ms, mesh_protocol::messages::AuditKind::Leave, &who, seat, "");
         }
         if let Some(owned) = conn.awareness_owned {
-            self.awareness_owner.remove(&owned);
+            if self.awareness_owner.get(&owned) == Some(&id) {
+                self.awareness_owner.remove(&owned);
+            }
         }
         // Clear the awareness states the connection published, as y-websocket does, so
         // everyone drops its cursors at once.
@@ -764,6 +766,33 @@ impl RoomCore {
         self.doc_bytes = snapshot_bytes;
     }
 
+    /// A person's new connection may take over the awareness client id an older connection
+    /// of the same seat owns: after a network change the client reconnects (same document,
+    /// same client id) before the server has noticed the old socket is dead, which can take
+    /// up to the read timeout; until then their cursor would be refused. Another seat's id
+    /// stays refused. The old connection no longer owns the id, nor clears it when it closes.
+    fn take_over_own_seat_s_awareness(&mut self, id: ConnId, update: &AwarenessUpdate) {
+        let seat = &self.conns[&id].participant.seat;
+        let taken: Vec<(u64, ConnId)> = update
+            .clients
+            .keys()
+            .filter_map(|c| {
+                let owner = *self.awareness_owner.get(&c.get())?;
+                let same_seat = owner != id && self.conns.get(&owner).is_some_and(|o| o.participant.seat == *seat);
+                same_seat.then_some((c.get(), owner))
+            })
+            .collect();
+        for (client, owner) in taken {
+            if let Some(old) = self.conns.get_mut(&owner) {
+                if old.awareness_owned == Some(client) {
+                    old.awareness_owned = None;
+                }
+                old.awareness_ids.remove(&client);
+            }
+            self.awareness_owner.remove(&client);
+        }
+    }
+
     fn apply_awareness(&mut self, id: ConnId, update: AwarenessUpdate, now_ms: u64, fx: &mut Effects) {
         let limits = self.limits;
         // A stock client's name comes from its awareness state and must be unique too.
@@ -772,6 +801,7 @@ impl RoomCore {
         } else {
             self.names_taken_by_others(&self.conns[&id].participant.seat)
         };
+        self.take_over_own_seat_s_awareness(id, &update);
         let conn = self.conns.get_mut(&id).expect("checked by handle");
         if let Some(entry) = update
             .clients
