@@ -305,6 +305,7 @@ mod tests {
             conn_id: 1,
             seat: seat.into(),
             verified: false,
+            link: None,
             name: name.into(),
             color: "#000000".into(),
             role: Role::Writer,

@@ -228,6 +228,10 @@ pub struct Participant {
     /// name is what the client said (made unique in the room).
     #[serde(default)]
     pub verified: bool,
+    /// The id (not the token) of the link the seat came through, so the host can revoke it
+    /// with a kick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
     /// Display name (`anonymous` for stock Yjs clients).
     pub name: String,
     /// Colour as `#rrggbb`.
@@ -716,6 +720,7 @@ mod host_control_tests {
                 conn_id: 3,
                 seat: "s1".into(),
                 verified: false,
+                link: None,
                 name: "ada (2)".into(),
                 color: "#e6194b".into(),
                 role: Role::Writer,

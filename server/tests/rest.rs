@@ -63,7 +63,7 @@ async fn rest_replies() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
-    insta::assert_json_snapshot!("info", info, { ".id" => "[id]", ".created_at" => "[time]", ".participants[].conn_id" => "[conn]", ".participants[].doc_client_id" => "[client]", ".participants[].seat" => "[seat]" });
+    insta::assert_json_snapshot!("info", info, { ".id" => "[id]", ".created_at" => "[time]", ".participants[].conn_id" => "[conn]", ".participants[].doc_client_id" => "[client]", ".participants[].seat" => "[seat]", ".participants[].link" => "[link]" });
 
     let (status, list) = get(&server, "/api/sessions", None).await;
     assert_eq!(status, 200);

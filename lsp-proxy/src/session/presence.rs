@@ -290,6 +290,7 @@ mod tests {
             conn_id,
             seat: format!("seat-{conn_id}"),
             verified: false,
+            link: None,
             name: "ana".into(),
             color: "#aa0000".into(),
             role: Role::Writer,

@@ -74,6 +74,9 @@ pub(super) struct Room {
     pub(super) state: ConnState,
     /// Whether the first sync is done.
     pub(super) synced: bool,
+    /// The seat given before the first sync: kept in the folder only once the join is
+    /// accepted (a join refused by the folder's limits writes nothing there).
+    seat_to_keep: Option<crate::mesh_dir::Seat>,
     pub(super) conn_id: Option<u64>,
     pub(super) role: Option<Role>,
     pub(super) participants: BTreeMap<u64, RoomParticipant>,
@@ -188,6 +191,7 @@ impl Room {
             conn,
             state: ConnState::Connecting,
             synced: false,
+            seat_to_keep: None,
             conn_id: None,
             role: None,
             participants: BTreeMap::new(),
@@ -464,6 +468,10 @@ impl Session {
                 if !room.synced {
                     room.synced = true;
                     self.on_first_sync();
+                    // Still in the room: the join was accepted, and the folder keeps its seat.
+                    if let Some(kept) = self.room.as_mut().and_then(|r| r.seat_to_keep.take()) {
+                        keep_seat(self.root.as_deref(), &kept);
+                    }
                 } else if let Some((result, reply)) = room.share_ack.take() {
                     let _ = reply.send(Ok(result));
                 }
@@ -520,10 +528,10 @@ impl Session {
                     .conn
                     .tx
                     .send(Outgoing::Credentials(crate::room::Credentials(seat.token)));
-                if let Some(root) = &self.root {
-                    if let Err(e) = crate::mesh_dir::write_seat(root, &kept) {
-                        tracing::warn!(error = %e, "cannot keep the seat; a reconnect takes a new one");
-                    }
+                if room.synced {
+                    keep_seat(self.root.as_deref(), &kept);
+                } else {
+                    room.seat_to_keep = Some(kept);
                 }
                 if name != self.identity.name {
                     fx.push(tell(
@@ -772,6 +780,15 @@ impl From<&RoomParticipant> for Person {
             companion: p.companion,
             doc_client_id: p.doc_client_id,
             client: p.client.clone(),
+        }
+    }
+}
+
+/// Keeps the seat in the folder's state (`root`), so reconnects and restarts take it again.
+fn keep_seat(root: Option<&std::path::Path>, kept: &crate::mesh_dir::Seat) {
+    if let Some(root) = root {
+        if let Err(e) = crate::mesh_dir::write_seat(root, kept) {
+            tracing::warn!(error = %e, "cannot keep the seat; a reconnect takes a new one");
         }
     }
 }

@@ -305,6 +305,15 @@ impl Access {
         let seat = match grant {
             Grant::Seat(id) => Some(&self.seats[id]),
             Grant::Link(lid) if self.links[lid].role == Role::Host => self.seat_of_host_link(lid),
+            // With approval on, a link alone has not been let in: what the room holds (its
+            // runs, their output) is for admitted seats, as on the socket.
+            Grant::Link(_) if self.approval => {
+                return Err(Refusal::new(
+                    ErrorCode::Forbidden,
+                    "this room lets people in only with the host's approval: join it, and once \
+                     the host admits you, use your seat's token",
+                ))
+            }
             Grant::Link(lid) => {
                 return Ok(Caller {
                     seat: None,
@@ -727,6 +736,23 @@ mod tests {
         assert!(refused.message.contains("removed"));
         let changes = access.take_changes();
         assert!(matches!(&changes[..], [AccessChange::Seat(s), AccessChange::Audit(_)] if s.kicked));
+    }
+
+    #[test]
+    fn with_approval_on_a_link_alone_reads_nothing_over_rest_an_admitted_seat_does() {
+        let (mut access, host, writer) = room();
+        let h = host_of(&mut access, &host);
+        assert_eq!(
+            access.rest_caller(&Grant::Link(writer.clone()), NOW).unwrap().role,
+            Role::Writer
+        );
+        access.set_approval(&h, true).unwrap();
+        let refused = access.rest_caller(&Grant::Link(writer), NOW).unwrap_err();
+        assert_eq!(refused.code, ErrorCode::Forbidden);
+        assert!(refused.message.contains("seat's token"), "{}", refused.message);
+        assert_eq!(access.rest_caller(&Grant::Link(host), NOW).unwrap().role, Role::Host);
+        let seat = h.seat.clone().unwrap();
+        assert_eq!(access.rest_caller(&Grant::Seat(seat), NOW).unwrap().role, Role::Host);
     }
 
     #[test]

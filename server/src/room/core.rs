@@ -475,6 +475,7 @@ impl RoomCore {
             conn_id: id,
             seat: seat.to_owned(),
             verified: false,
+            link: Some(record.link.clone()),
             name: "anonymous".into(),
             color,
             role: record.role,
