@@ -15,6 +15,7 @@ local function copy(text)
     pcall(vim.fn.setreg, "+", text)
   end
 end
+M.copy = copy
 
 --- Merges what a share or join answered into the client's status, so the link is known
 --- even before the proxy's next `mesh/status`.

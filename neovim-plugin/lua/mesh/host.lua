@@ -13,13 +13,10 @@ local M = {}
 
 local ROLES = { "reader", "writer", "host" }
 
---- Puts text where a Neovim user pastes from (as `:Mesh share` does).
+--- Puts text where a Neovim user pastes from, as `:Mesh share` does.
 ---@param text string
 local function copy(text)
-  vim.fn.setreg('"', text)
-  if vim.fn.has("clipboard") == 1 then
-    pcall(vim.fn.setreg, "+", text)
-  end
+  require("mesh.commands").copy(text)
 end
 
 --- One line for a participant in a picker.
