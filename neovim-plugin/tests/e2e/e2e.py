@@ -600,33 +600,41 @@ def main():
         log("alice ran greet.py; bob watched it in his output buffer and typed its input")
         ok = True
     finally:
-        if not ok:
-            for ed in editors:
-                try:
-                    log(f"{ed.name}'s messages: {ed.messages()}")
-                except Exception as err:  # noqa: BLE001 -- best effort while reporting a failure
-                    log(f"{ed.name}'s messages unavailable: {err}")
-            for name in sorted(os.listdir(tmp)):
-                if name.endswith(".log"):
-                    with open(os.path.join(tmp, name), "rb") as f:
-                        tail = f.read()[-3000:].decode("utf-8", "replace")
-                    log(f"--- tail of {name} ---\n{tail}")
+        finish(ok, editors, procs, tmp)
+
+
+def finish(ok, editors, procs, tmp):
+    """Ends a run: on failure, each editor's messages and the tail of every log first; then
+    the editors and processes stop and the scratch folder goes (kept with MESH_E2E_KEEP)."""
+    if not ok:
         for ed in editors:
-            ed.close()
-        procs.stop_all()
-        if os.environ.get("MESH_E2E_KEEP"):
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+            try:
+                log(f"{ed.name}'s messages: {ed.messages()}")
+            except Exception as err:  # noqa: BLE001 -- best effort while reporting a failure
+                log(f"{ed.name}'s messages unavailable: {err}")
+        for name in sorted(os.listdir(tmp)):
+            if name.endswith(".log"):
+                with open(os.path.join(tmp, name), "rb") as f:
+                    tail = f.read()[-3000:].decode("utf-8", "replace")
+                log(f"--- tail of {name} ---\n{tail}")
+    for ed in editors:
+        ed.close()
+    procs.stop_all()
+    if os.environ.get("MESH_E2E_KEEP"):
+        log(f"kept {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
-def on_alarm(_signum, _frame):
-    raise Failure(f"the whole run took over {WHOLE_RUN_S}s")
+def run_counted(main, whole_run_s):
+    """Runs `main` within `whole_run_s` seconds and prints the pass/fail count the test
+    command reads, whatever happens (a failure, a bug in the test, the time running out)."""
 
+    def on_alarm(_signum, _frame):
+        raise Failure(f"the whole run took over {whole_run_s}s")
 
-if __name__ == "__main__":
     signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(WHOLE_RUN_S)
+    signal.alarm(whole_run_s)
     try:
         main()
     except Failure as err:
@@ -641,3 +649,7 @@ if __name__ == "__main__":
         print("0 passed, 1 failed", flush=True)
         sys.exit(1)
     print("1 passed, 0 failed", flush=True)
+
+
+if __name__ == "__main__":
+    run_counted(main, WHOLE_RUN_S)

@@ -18,12 +18,10 @@ Environment as e2e.py (MESH_PROXY_BIN, MESH_SERVER_BIN, MESH_NVIM, MESH_E2E_KEEP
 
 import os
 import shutil
-import signal
-import sys
 import tempfile
 import time
 
-from e2e import START_S, ROOM_S, Editor, Failure, Processes, log, start_server, wait_for
+from e2e import START_S, ROOM_S, Editor, Failure, Processes, finish, log, run_counted, start_server, wait_for
 
 WHOLE_RUN_S = 180  # bounded whatever a wait below does: CI time is bounded
 ROLE_S = 15  # a role change or a kick crosses the server and one proxy
@@ -150,44 +148,8 @@ def main():
         alice.fail_on_errors()
         ok = True
     finally:
-        if not ok:
-            for ed in editors:
-                try:
-                    log(f"{ed.name}'s messages: {ed.messages()}")
-                except Exception as err:  # noqa: BLE001 -- best effort while reporting a failure
-                    log(f"{ed.name}'s messages unavailable: {err}")
-            for name in sorted(os.listdir(tmp)):
-                if name.endswith(".log"):
-                    with open(os.path.join(tmp, name), "rb") as f:
-                        tail = f.read()[-3000:].decode("utf-8", "replace")
-                    log(f"--- tail of {name} ---\n{tail}")
-        for ed in editors:
-            ed.close()
-        procs.stop_all()
-        if os.environ.get("MESH_E2E_KEEP"):
-            log(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def on_alarm(_signum, _frame):
-    raise Failure(f"the whole run took over {WHOLE_RUN_S}s")
+        finish(ok, editors, procs, tmp)
 
 
 if __name__ == "__main__":
-    signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(WHOLE_RUN_S)
-    try:
-        main()
-    except Failure as err:
-        log(f"FAIL: {err}")
-        print("0 passed, 1 failed", flush=True)
-        sys.exit(1)
-    except Exception:  # noqa: BLE001 -- a bug in the test itself still ends with a count
-        import traceback
-
-        traceback.print_exc()
-        log("FAIL: the test itself raised (above)")
-        print("0 passed, 1 failed", flush=True)
-        sys.exit(1)
-    print("1 passed, 0 failed", flush=True)
+    run_counted(main, WHOLE_RUN_S)
