@@ -32,6 +32,21 @@ fn status(c: &LspClient) -> Value {
     c.notifications("mesh/status").last().cloned().unwrap_or(Value::Null)
 }
 
+/// The host `a` turns approval on, and its status says so.
+async fn approval_on(a: &LspClient) {
+    a.request("mesh/setApproval", json!({ "on": true })).await.unwrap();
+    a.wait_for("approval on", |c| status(c)["approval"] == true)
+        .await
+        .unwrap();
+}
+
+/// A third editor, `cy`, in its own folder under `tmp`, not in the room yet.
+async fn newcomer(server: &TestServer, tmp: &tempfile::TempDir) -> LspClient {
+    let c_dir = tmp.path().join("c");
+    std::fs::create_dir_all(&c_dir).unwrap();
+    LspClient::start(&c_dir, "cy", &server.url).await.unwrap()
+}
+
 /// The seat the proxy keeps for its folder.
 fn kept_seat(root: &Path) -> Option<Value> {
     let text = std::fs::read_to_string(root.join(".mesh/seat.json")).ok()?;
@@ -196,14 +211,9 @@ async fn a_kick_ends_the_session_with_its_message_and_forgets_the_seat() {
 async fn with_approval_on_a_joiner_waits_in_the_lobby_until_the_host_admits_them() {
     let server = TestServer::start().unwrap();
     let (tmp, a, _b, link) = room(&server).await;
-    a.request("mesh/setApproval", json!({ "on": true })).await.unwrap();
-    a.wait_for("approval on", |c| status(c)["approval"] == true)
-        .await
-        .unwrap();
+    approval_on(&a).await;
 
-    let c_dir = tmp.path().join("c");
-    std::fs::create_dir_all(&c_dir).unwrap();
-    let c = LspClient::start(&c_dir, "cy", &server.url).await.unwrap();
+    let c = newcomer(&server, &tmp).await;
     let join = c.request("mesh/join", json!({ "link": link }));
     let host = async {
         c.wait_for("cy in the lobby", |c| status(c)["state"] == "lobby")
@@ -211,7 +221,7 @@ async fn with_approval_on_a_joiner_waits_in_the_lobby_until_the_host_admits_them
             .unwrap();
         assert!(status(&c)["lobby"].as_str().is_some_and(|m| !m.is_empty()));
         assert!(
-            !c_dir.join("main.txt").exists(),
+            !c.root.join("main.txt").exists(),
             "nothing of the room reaches the lobby"
         );
         a.wait_for("cy's join request", |c| !c.notifications("mesh/joinRequest").is_empty())
@@ -226,7 +236,7 @@ async fn with_approval_on_a_joiner_waits_in_the_lobby_until_the_host_admits_them
     let (joined, ()) = tokio::join!(join, host);
     let joined = joined.expect("the join completes once admitted");
     assert_eq!(joined["files"], 1);
-    assert_eq!(std::fs::read_to_string(c_dir.join("main.txt")).unwrap(), "one\n");
+    assert_eq!(std::fs::read_to_string(c.root.join("main.txt")).unwrap(), "one\n");
     c.wait_for("cy connected", |c| status(c)["state"] == "connected")
         .await
         .unwrap();
@@ -331,15 +341,10 @@ async fn mesh_proxy_host_manages_the_room_from_the_shared_folder() {
 async fn a_refused_joiner_hears_why_and_a_revoked_link_ends_the_sessions_it_let_in() {
     let server = TestServer::start().unwrap();
     let (tmp, a, b, link) = room(&server).await;
-    a.request("mesh/setApproval", json!({ "on": true })).await.unwrap();
-    a.wait_for("approval on", |c| status(c)["approval"] == true)
-        .await
-        .unwrap();
+    approval_on(&a).await;
 
     // Refused from the lobby: the join fails with the server's words, no seat is kept.
-    let c_dir = tmp.path().join("c");
-    std::fs::create_dir_all(&c_dir).unwrap();
-    let c = LspClient::start(&c_dir, "cy", &server.url).await.unwrap();
+    let c = newcomer(&server, &tmp).await;
     let join = c.request("mesh/join", json!({ "link": link }));
     let host = async {
         a.wait_for("cy's join request", |c| !c.notifications("mesh/joinRequest").is_empty())
@@ -355,9 +360,9 @@ async fn a_refused_joiner_hears_why_and_a_revoked_link_ends_the_sessions_it_let_
         .await
         .unwrap();
     assert_eq!(c.notifications("mesh/ended")[0]["reason"], "refused");
-    assert!(kept_seat(&c_dir).is_none());
+    assert!(kept_seat(&c.root).is_none());
     assert!(
-        !c_dir.join("main.txt").exists(),
+        !c.root.join("main.txt").exists(),
         "nothing of the room reached a refused joiner"
     );
 

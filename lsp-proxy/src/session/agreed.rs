@@ -29,17 +29,17 @@ pub(super) struct AgreedMaps {
 }
 
 impl AgreedMaps {
-    /// The folder and the room agreed on `text` for `path`; `room` is the room's text of
-    /// `path` now, every earlier change of it already handed to [`AgreedMaps::room_changed`].
-    /// Only a text that is the room's now starts a map (the identity).
-    pub(super) fn agreed(&mut self, path: &str, text: &str, room: Option<&str>) {
+    /// The folder and the room agreed on `text` (whose SHA-256 is `hash`) for `path`; `room`
+    /// is the room's text of `path` now, every earlier change of it already handed to
+    /// [`AgreedMaps::room_changed`]. Only a text that is the room's now starts a map (the
+    /// identity).
+    pub(super) fn agreed(&mut self, path: &str, hash: &str, text: &str, room: Option<&str>) {
         if room != Some(text) {
             return;
         }
-        let hash = sha256_hex(text);
         let maps = self.by_path.entry(path.to_string()).or_default();
-        maps.retain(|(h, _)| *h != hash);
-        maps.push_back((hash, Pending::identity(utf16_len(text))));
+        maps.retain(|(h, _)| h != hash);
+        maps.push_back((hash.to_string(), Pending::identity(utf16_len(text))));
         while maps.len() > AGREED_MAPS {
             maps.pop_front();
         }
@@ -93,7 +93,7 @@ mod tests {
     fn the_map_from_an_agreed_text_follows_the_room_exactly_where_a_diff_would_guess() {
         let mut maps = AgreedMaps::default();
         let written = "«0004b0004»";
-        maps.agreed("f.txt", written, Some(written));
+        maps.agreed("f.txt", &sha256_hex(written), written, Some(written));
         // Someone types a marker before the one on disk: equal characters on both sides.
         maps.room_changed("f.txt", &insert_at(0, "«0001c0001»"));
         let room = "«0001c0001»«0004b0004»";
@@ -114,12 +114,12 @@ mod tests {
     #[test]
     fn only_a_text_that_is_the_room_s_now_starts_a_map_and_a_replaced_file_drops_its_maps() {
         let mut maps = AgreedMaps::default();
-        maps.agreed("a", "disk", Some("room"));
+        maps.agreed("a", &sha256_hex("disk"), "disk", Some("room"));
         assert!(
             maps.map_from("a", "disk").is_none(),
             "not the room's text: no exact map"
         );
-        maps.agreed("a", "same", Some("same"));
+        maps.agreed("a", &sha256_hex("same"), "same", Some("same"));
         assert!(maps.map_from("a", "same").is_some());
         maps.room_changed("a", &RoomTextChange::Replaced);
         assert!(maps.map_from("a", "same").is_none());
@@ -139,7 +139,7 @@ mod tests {
                 ]),
             );
             room = text;
-            maps.agreed("a", &room, Some(&room));
+            maps.agreed("a", &sha256_hex(&room), &room, Some(&room));
         }
         assert!(maps.map_from("a", "v0").is_none());
         assert!(maps.map_from("a", "v1").is_none());

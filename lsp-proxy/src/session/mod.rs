@@ -525,14 +525,17 @@ impl Session {
     fn keep_base(&mut self, path: &str, text: Option<&str>) {
         // The maps follow every change already in the replica before a new one starts there.
         self.feed_room_changes();
-        match text {
-            Some(text) => self.agreed_maps.agreed(path, text, self.view().text(path).as_deref()),
-            None => self.agreed_maps.forget(path),
+        let hash = text.map(docs::sha256_hex);
+        match (text, &hash) {
+            (Some(text), Some(hash)) => self
+                .agreed_maps
+                .agreed(path, hash, text, self.view().text(path).as_deref()),
+            _ => self.agreed_maps.forget(path),
         }
         let (Some(root), Some(room)) = (&self.root, &self.room) else {
             return;
         };
-        if let Some(text) = text {
+        if let Some(hash) = hash {
             // The base it replaces was agreed too: an editor may have read that version. Bases
             // kept in this session are remembered already; only one from before is read.
             let first = !self.agreed_recently.contains_key(path);
@@ -540,8 +543,7 @@ impl Session {
                 .then(|| crate::mesh_dir::read_base(root, &room.target.room.to_string(), path))
                 .flatten();
             let recent = self.agreed_recently.entry(path.to_string()).or_default();
-            for t in old.iter().map(String::as_str).chain([text]) {
-                let hash = docs::sha256_hex(t);
+            for hash in old.as_deref().map(docs::sha256_hex).into_iter().chain([hash]) {
                 if !recent.contains(&hash) {
                     recent.push_back(hash);
                 }
