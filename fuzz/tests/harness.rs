@@ -50,7 +50,8 @@ fn crash_isolation_finds_each_way_a_target_can_fail() {
     // which the `oom` seed's allocation failure does, and stays below what `grow` takes. The
     // hang timeout leaves `grow` (a 768 MiB memset in the debug build) time to reach the
     // memory limit, and `oom` time to symbolise its backtrace, on a busy machine before
-    // either would count as a hang (3 s was too little once: `oom` was called a hang).
+    // either would count as a hang (3 s, then 6 s, were too little on a loaded CI machine:
+    // `oom` was called a hang; the two `hang` inputs each cost the whole timeout).
     let out = fuzz(&[
         "run",
         "selftest",
@@ -59,7 +60,7 @@ fn crash_isolation_finds_each_way_a_target_can_fail() {
         "--dir",
         d,
         "--timeout-ms",
-        "6000",
+        "15000",
         "--rss-limit-mib",
         "512",
     ]);
