@@ -5,6 +5,11 @@
 //!   (what the proxy last wrote there or read from there), per room. It is the base of the
 //!   three-way merge that a rejoin runs, so edits made while no proxy ran are merged, not
 //!   overwritten.
+//! - `recent/<room>/<path>`: the SHA-256s of the texts recently agreed on for each file, one
+//!   per line, the latest last. An editor may have read a file just before the proxy wrote a
+//!   newer version (or before the proxy of an editor that just quit wrote its last one): a
+//!   buffer opened from one of these merges with it as the base, so what the room has
+//!   beyond it is never taken for the user's deletion.
 //! - `conflicts/<path>`: the room's version of a file that could not be merged cleanly. The
 //!   local text stays in the file; the user takes what they need from this copy, then runs
 //!   `mesh-proxy resolve PATH` (or deletes the copy), and the file is merged again with the
@@ -19,6 +24,9 @@ use crate::workspace::{self, UnsafePath, MESH_DIR};
 
 /// The folder under `.mesh/` holding the last agreed texts.
 const BASE_DIR: &str = "base";
+
+/// The folder under `.mesh/` holding the hashes of recently agreed texts.
+const RECENT_DIR: &str = "recent";
 
 /// The folder under `.mesh/` holding the room's versions of conflicting files.
 pub const CONFLICTS_DIR: &str = "conflicts";
@@ -92,10 +100,39 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 
 /// Where the last agreed text of room path `path` in room `room` is kept.
 fn base_file(root: &Path, room: &str, path: &str) -> Result<PathBuf, UnsafePath> {
+    per_room_file(root, BASE_DIR, room, path)
+}
+
+/// `root/.mesh/<dir>/<room>/<path>`, when both are safe.
+fn per_room_file(root: &Path, dir: &str, room: &str, path: &str) -> Result<PathBuf, UnsafePath> {
     if room.is_empty() || room.contains(['/', '\\', '.']) {
         return Err(UnsafePath(room.to_string()));
     }
-    workspace::safe_join(&root.join(MESH_DIR).join(BASE_DIR).join(room), path)
+    workspace::safe_join(&root.join(MESH_DIR).join(dir).join(room), path)
+}
+
+/// The SHA-256s (lowercase hex) of the texts recently agreed on for `path`, oldest first;
+/// anything else in the file is skipped.
+pub fn read_recent(root: &Path, room: &str, path: &str) -> Vec<String> {
+    let Some(text) = per_room_file(root, RECENT_DIR, room, path)
+        .ok()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+    else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter(|l| l.len() == 64 && l.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .map(String::from)
+        .collect()
+}
+
+/// Keeps `hashes` as the recently agreed texts of `path`, oldest first.
+pub fn write_recent(root: &Path, room: &str, path: &str, hashes: &[String]) -> std::io::Result<()> {
+    mesh_dir(root)?;
+    let file = per_room_file(root, RECENT_DIR, room, path).map_err(std::io::Error::other)?;
+    let mut text = hashes.join("\n");
+    text.push('\n');
+    write_private(&file, &text)
 }
 
 /// The last text the folder and room `room` agreed on for `path`, if one was kept.
@@ -110,13 +147,17 @@ pub fn write_base(root: &Path, room: &str, path: &str, text: &str) -> std::io::R
     write_private(&file, text)
 }
 
-/// Forgets the last agreed text of `path` (the file left the room).
+/// Forgets the last agreed text of `path` and the hashes of the earlier ones (the file left
+/// the room).
 pub fn remove_base(root: &Path, room: &str, path: &str) -> std::io::Result<()> {
-    let file = base_file(root, room, path).map_err(std::io::Error::other)?;
-    match std::fs::remove_file(file) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+    for dir in [BASE_DIR, RECENT_DIR] {
+        let file = per_room_file(root, dir, room, path).map_err(std::io::Error::other)?;
+        match std::fs::remove_file(file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
     }
+    Ok(())
 }
 
 /// Where the room's version of a conflicting `path` is kept.
@@ -297,6 +338,26 @@ mod tests {
         assert!(std::fs::read_to_string(root.join(".mesh/.gitignore"))
             .unwrap()
             .contains('*'));
+    }
+
+    #[test]
+    fn recent_hashes_are_kept_per_room_and_go_with_the_base() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let (a, b) = ("a".repeat(64), "0123456789abcdef".repeat(4));
+        write_base(root, "r1", "src/a.rs", "agreed").unwrap();
+        write_recent(root, "r1", "src/a.rs", &[a.clone(), b.clone()]).unwrap();
+        assert_eq!(read_recent(root, "r1", "src/a.rs"), [a.clone(), b.clone()]);
+        assert!(read_recent(root, "r2", "src/a.rs").is_empty(), "per room");
+        // Whatever else the file holds is not taken for a hash.
+        let file = per_room_file(root, RECENT_DIR, "r1", "src/a.rs").unwrap();
+        std::fs::write(&file, format!("{a}\nnot a hash\n{}\n{b}\n", "A".repeat(64))).unwrap();
+        assert_eq!(read_recent(root, "r1", "src/a.rs"), [a, b]);
+        remove_base(root, "r1", "src/a.rs").unwrap();
+        assert_eq!(read_base(root, "r1", "src/a.rs"), None);
+        assert!(read_recent(root, "r1", "src/a.rs").is_empty());
+        remove_base(root, "r1", "src/a.rs").unwrap();
+        assert!(write_recent(root, "r1", "../x", &[]).is_err());
     }
 
     #[test]

@@ -132,6 +132,41 @@ async fn typing_right_after_opening_a_shared_file_is_kept() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buffer_read_before_the_last_proxy_wrote_the_file_keeps_what_the_room_has_since() {
+    let server = TestServer::start().unwrap();
+    let room = Room::shared(&server, &[("notes.txt", "line one\n")]).await;
+    let (join, _) = room.bob_joins(&server).await;
+    join.stop().await;
+    let old = "line one\n";
+    // Ada adds a line; bob's proxy comes back and writes it to his disk: the file and the
+    // base under .mesh/ hold the room's text again.
+    std::fs::write(room.a().join("notes.txt"), "line one\nline two (ada)\n").unwrap();
+    room.room_has("notes.txt", "line one\nline two (ada)\n").await;
+    let (join, _) = room.bob_joins(&server).await;
+    eventually("bob's disk", || {
+        read(room.b().join("notes.txt")).as_deref() == Some("line one\nline two (ada)\n")
+    })
+    .await;
+    join.stop().await;
+    // But bob's editor read the file before that write (an editor opened while the proxy of
+    // the one he closed was still writing), and he types into that old version at once. Its
+    // new proxy knows it as a text the folder and the room agreed on: ada's line is not
+    // taken for his deletion.
+    let bob = LspClient::start(&room.b(), "bob", &server.url).await.unwrap();
+    let uri = bob.open_with("notes.txt", old).await.unwrap();
+    bob.edit(&uri, 0, 0, "typed at once\n").await.unwrap();
+    let want = "typed at once\nline one\nline two (ada)\n";
+    room.room_has("notes.txt", want).await;
+    bob.wait_for("bob's buffer", |c| c.text(&uri).as_deref() == Some(want))
+        .await
+        .unwrap();
+    eventually("ada's disk", || {
+        read(room.a().join("notes.txt")).as_deref() == Some(want)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unsaved_buffer_at_join_is_merged_or_kept_as_a_conflict_never_replaced() {
     let server = TestServer::start().unwrap();
     let room = Room::shared(&server, &[("same.txt", "one\ntwo\n"), ("differs.txt", "x\ny\n")]).await;

@@ -21,7 +21,7 @@ mod seats;
 #[cfg(test)]
 mod testing;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -356,11 +356,6 @@ pub struct Session {
     watcher: Option<notify::RecommendedWatcher>,
     /// Room paths changed by remote updates since the disk was last brought up to date.
     remote_dirty: Dirty,
-    /// Per room path, the hashes of the last texts the folder and the room agreed on (each
-    /// base kept, and the one it replaced). An editor may open a file just before disk sync
-    /// writes a newer version, its `didOpen` handled after: a buffer opened from one of these
-    /// merges with that text as its base, so what came since is never taken for a deletion.
-    agreed_recently: HashMap<String, VecDeque<String>>,
     /// For the latest of those texts, the exact map to the room's text now: a buffer opened
     /// from one starts with it rather than a diff's guess.
     agreed_maps: agreed::AgreedMaps,
@@ -389,7 +384,6 @@ pub fn spawn(
         disk: Default::default(),
         watcher: None,
         remote_dirty: Default::default(),
-        agreed_recently: Default::default(),
         agreed_maps: Default::default(),
         text_changes: Default::default(),
     };
@@ -535,24 +529,28 @@ impl Session {
         let (Some(root), Some(room)) = (&self.root, &self.room) else {
             return;
         };
+        let id = room.target.room.to_string();
         if let Some(hash) = hash {
-            // The base it replaces was agreed too: an editor may have read that version. Bases
-            // kept in this session are remembered already; only one from before is read.
-            let first = !self.agreed_recently.contains_key(path);
-            let old = first
-                .then(|| crate::mesh_dir::read_base(root, &room.target.room.to_string(), path))
-                .flatten();
-            let recent = self.agreed_recently.entry(path.to_string()).or_default();
-            for hash in old.as_deref().map(docs::sha256_hex).into_iter().chain([hash]) {
-                if !recent.contains(&hash) {
-                    recent.push_back(hash);
-                }
+            // The base it replaces was agreed too: an editor may have read that version. The
+            // hashes are kept before the base, so that whoever reads the new base (the proxy
+            // of an editor opened while this one quits) finds the old one among them.
+            let mut recent = crate::mesh_dir::read_recent(root, &id, path);
+            if recent.is_empty() {
+                // A folder from before the hashes were kept: its base is the one known.
+                recent.extend(
+                    crate::mesh_dir::read_base(root, &id, path)
+                        .as_deref()
+                        .map(docs::sha256_hex),
+                );
             }
-            while recent.len() > AGREED_HISTORY {
-                recent.pop_front();
+            recent.retain(|h| *h != hash);
+            recent.push(hash);
+            let drop = recent.len().saturating_sub(AGREED_HISTORY);
+            recent.drain(..drop);
+            if let Err(e) = crate::mesh_dir::write_recent(root, &id, path, &recent) {
+                tracing::warn!(%path, error = %e, "cannot keep the hashes of the agreed texts");
             }
         }
-        let id = room.target.room.to_string();
         let kept = match text {
             Some(text) => crate::mesh_dir::write_base(root, &id, path, text),
             None => crate::mesh_dir::remove_base(root, &id, path),
@@ -572,9 +570,14 @@ impl Session {
             ),
             _ => (None, None),
         };
-        if let (Some(path), Some(doc)) = (self.docs.path(uri), self.docs.get(uri)) {
+        if let (Some(path), Some(doc), Some(root), Some(room)) =
+            (self.docs.path(uri), self.docs.get(uri), &self.root, &self.room)
+        {
             let hash = docs::sha256_hex(&doc.opened);
-            if self.agreed_recently.get(&path).is_some_and(|r| r.contains(&hash)) {
+            // Read from `.mesh/` each time: the proxy of an editor that just quit may have
+            // written its last agreed text after this editor read the file.
+            let recent = crate::mesh_dir::read_recent(root, &room.target.room.to_string(), &path);
+            if recent.contains(&hash) {
                 // The editor opened a version the folder and the room agreed on, perhaps just
                 // before disk sync wrote a newer one: what the buffer holds beyond it is the
                 // user's typing, and what the room has beyond it is what the buffer lacks.
