@@ -22,6 +22,41 @@ pub fn base<'a>(persisted: Option<&'a str>, on_disk: Option<&'a str>, room: &str
     persisted.or(on_disk.filter(|d| *d == room))
 }
 
+/// Longest time spent comparing a buffer with one candidate base; past it the comparison
+/// counts the undiffed middle as changed (a worse candidate, never a wrong merge).
+const CLOSEST_DIFF_DEADLINE: Duration = Duration::from_millis(50);
+
+/// Of the texts recently agreed on (`agreed`, the latest first), the one `local` changed
+/// least (in lines inserted and removed); on a tie, the later one. A buffer read from an older
+/// version than the latest (written while the editor was opening the file) merges against
+/// the version it came from, so the room's lines since are not taken for its deletions; where
+/// the choice is wrong it can only bring back lines, never drop them.
+pub fn closest<'a>(agreed: &[&'a str], local: &str) -> Option<&'a str> {
+    let changed = |candidate: &str| -> usize {
+        let diff = similar::TextDiff::configure()
+            .algorithm(Algorithm::Myers)
+            .deadline(std::time::Instant::now() + CLOSEST_DIFF_DEADLINE)
+            .diff_lines(candidate, local);
+        diff.ops()
+            .iter()
+            .map(|op| match *op {
+                DiffOp::Equal { .. } => 0,
+                DiffOp::Delete { old_len, .. } => old_len,
+                DiffOp::Insert { new_len, .. } => new_len,
+                DiffOp::Replace { old_len, new_len, .. } => old_len + new_len,
+            })
+            .sum()
+    };
+    let mut best: Option<(usize, &str)> = None;
+    for candidate in agreed {
+        let n = changed(candidate);
+        if best.is_none_or(|(b, _)| n < b) {
+            best = Some((n, candidate));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
 /// Merges `local` and `room`, both descended from `base`. `Some(text)` is the clean result
 /// (which may equal either side); `None` is a conflict: both changed the same lines, or
 /// they differ and there is no base to tell who changed what.
@@ -92,6 +127,29 @@ pub fn ops_between(from: &str, to: &str) -> Vec<RoomOp> {
 mod tests {
     use super::*;
     use crate::sync::apply_ops;
+
+    #[test]
+    fn the_closest_agreed_text_is_the_base_and_a_tie_goes_to_the_latest() {
+        let older = "notes\nsecond\n";
+        let latest = "notes\nsecond\nfrom the room\n";
+        // Typed into the older version, read just before the latest was written.
+        let local = "typed\nnotes\nsecond\n";
+        assert_eq!(closest(&[latest, older], local), Some(older));
+        let room = latest;
+        assert_eq!(
+            merge3(closest(&[latest, older], local), local, room).as_deref(),
+            Some("typed\nnotes\nsecond\nfrom the room\n"),
+            "the room's line is kept"
+        );
+        // Typed into the latest: it is the base.
+        assert_eq!(
+            closest(&[latest, older], "typed\nnotes\nsecond\nfrom the room\n"),
+            Some(latest)
+        );
+        // Equally far from both: the latest.
+        assert_eq!(closest(&["a\nb\n", "a\nc\n"], "a\n"), Some("a\nb\n"));
+        assert_eq!(closest(&[], local), None);
+    }
 
     #[test]
     fn agreement_is_never_a_conflict_even_without_a_base() {

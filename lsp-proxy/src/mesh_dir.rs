@@ -5,11 +5,12 @@
 //!   (what the proxy last wrote there or read from there), per room. It is the base of the
 //!   three-way merge that a rejoin runs, so edits made while no proxy ran are merged, not
 //!   overwritten.
-//! - `recent/<room>/<path>`: the SHA-256s of the texts recently agreed on for each file, one
-//!   per line, the latest last. An editor may have read a file just before the proxy wrote a
-//!   newer version (or before the proxy of an editor that just quit wrote its last one): a
-//!   buffer opened from one of these merges with it as the base, so what the room has
-//!   beyond it is never taken for the user's deletion.
+//! - `recent/<room>/<hash of path>/`: the last few texts agreed on for each file (files named
+//!   `<sequence>-<hash of text>`, the highest the latest). An editor may have read a file
+//!   just before the proxy wrote a newer version (its own disk sync, or the proxy of an
+//!   editor that just quit), and its `didOpen` may carry typing already: the buffer merges
+//!   with the agreed text it is closest to as its base, so what the room has beyond that
+//!   version is never taken for the user's deletion.
 //! - `conflicts/<path>`: the room's version of a file that could not be merged cleanly. The
 //!   local text stays in the file; the user takes what they need from this copy, then runs
 //!   `mesh-proxy resolve PATH` (or deletes the copy), and the file is merged again with the
@@ -25,8 +26,16 @@ use crate::workspace::{self, UnsafePath, MESH_DIR};
 /// The folder under `.mesh/` holding the last agreed texts.
 const BASE_DIR: &str = "base";
 
-/// The folder under `.mesh/` holding the hashes of recently agreed texts.
+/// The folder under `.mesh/` holding the recently agreed texts.
 const RECENT_DIR: &str = "recent";
+
+/// Recently agreed texts kept per file: an editor's open takes well under a second, during
+/// which a burst of remote edits rewrites a file a few times.
+pub const RECENT_TEXTS: usize = 8;
+
+/// Larger texts keep only their base: eight copies of a file near the 4 MiB sharing limit
+/// rewritten on every remote edit would cost more than the rare race they cover.
+const RECENT_TEXT_MAX_BYTES: usize = 256 * 1024;
 
 /// The folder under `.mesh/` holding the room's versions of conflicting files.
 pub const CONFLICTS_DIR: &str = "conflicts";
@@ -100,39 +109,84 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 
 /// Where the last agreed text of room path `path` in room `room` is kept.
 fn base_file(root: &Path, room: &str, path: &str) -> Result<PathBuf, UnsafePath> {
-    per_room_file(root, BASE_DIR, room, path)
-}
-
-/// `root/.mesh/<dir>/<room>/<path>`, when both are safe.
-fn per_room_file(root: &Path, dir: &str, room: &str, path: &str) -> Result<PathBuf, UnsafePath> {
     if room.is_empty() || room.contains(['/', '\\', '.']) {
         return Err(UnsafePath(room.to_string()));
     }
-    workspace::safe_join(&root.join(MESH_DIR).join(dir).join(room), path)
+    workspace::safe_join(&root.join(MESH_DIR).join(BASE_DIR).join(room), path)
 }
 
-/// The SHA-256s (lowercase hex) of the texts recently agreed on for `path`, oldest first;
-/// anything else in the file is skipped.
-pub fn read_recent(root: &Path, room: &str, path: &str) -> Vec<String> {
-    let Some(text) = per_room_file(root, RECENT_DIR, room, path)
-        .ok()
-        .and_then(|f| std::fs::read_to_string(f).ok())
-    else {
+/// Where the recently agreed texts of `path` in room `room` are kept: one folder per path,
+/// named by the path's hash so that no room path can reach into another's.
+fn recent_dir(root: &Path, room: &str, path: &str) -> Result<PathBuf, UnsafePath> {
+    if room.is_empty() || room.contains(['/', '\\', '.']) {
+        return Err(UnsafePath(room.to_string()));
+    }
+    Ok(root.join(MESH_DIR).join(RECENT_DIR).join(room).join(sha256_hex(path)))
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// The kept texts of `dir` as (sequence, file), lowest sequence first.
+fn recent_files(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
-    text.lines()
-        .filter(|l| l.len() == 64 && l.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
-        .map(String::from)
+    let mut files: Vec<(u64, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let (seq, hash) = name.split_once('-')?;
+            (hash.len() == 64).then_some(())?;
+            Some((seq.parse().ok()?, e.path()))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The texts recently agreed on for `path`, the latest first.
+pub fn read_recent(root: &Path, room: &str, path: &str) -> Vec<String> {
+    let Ok(dir) = recent_dir(root, room, path) else {
+        return Vec::new();
+    };
+    recent_files(&dir)
+        .into_iter()
+        .rev()
+        .filter_map(|(_, f)| std::fs::read_to_string(f).ok())
         .collect()
 }
 
-/// Keeps `hashes` as the recently agreed texts of `path`, oldest first.
-pub fn write_recent(root: &Path, room: &str, path: &str, hashes: &[String]) -> std::io::Result<()> {
+/// Keeps `text` as the latest agreed text of `path`; the oldest beyond [`RECENT_TEXTS`] go.
+/// A text over [`RECENT_TEXT_MAX_BYTES`] is not kept (its base is).
+pub fn keep_recent(root: &Path, room: &str, path: &str, text: &str) -> std::io::Result<()> {
+    if text.len() > RECENT_TEXT_MAX_BYTES {
+        return Ok(());
+    }
     mesh_dir(root)?;
-    let file = per_room_file(root, RECENT_DIR, room, path).map_err(std::io::Error::other)?;
-    let mut text = hashes.join("\n");
-    text.push('\n');
-    write_private(&file, &text)
+    let dir = recent_dir(root, room, path).map_err(std::io::Error::other)?;
+    let hash = sha256_hex(text);
+    let mut files = recent_files(&dir);
+    let next = files.last().map_or(0, |(seq, _)| seq + 1);
+    // The same text agreed again becomes the latest.
+    files.retain(|(_, f)| {
+        let same = f
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(&hash));
+        if same {
+            let _ = std::fs::remove_file(f);
+        }
+        !same
+    });
+    write_private(&dir.join(format!("{next:020}-{hash}")), text)?;
+    let extra = (files.len() + 1).saturating_sub(RECENT_TEXTS);
+    for (_, f) in files.iter().take(extra) {
+        std::fs::remove_file(f)?;
+    }
+    Ok(())
 }
 
 /// The last text the folder and room `room` agreed on for `path`, if one was kept.
@@ -150,14 +204,16 @@ pub fn write_base(root: &Path, room: &str, path: &str, text: &str) -> std::io::R
 /// Forgets the last agreed text of `path` and the hashes of the earlier ones (the file left
 /// the room).
 pub fn remove_base(root: &Path, room: &str, path: &str) -> std::io::Result<()> {
-    for dir in [BASE_DIR, RECENT_DIR] {
-        let file = per_room_file(root, dir, room, path).map_err(std::io::Error::other)?;
-        match std::fs::remove_file(file) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
+    let file = base_file(root, room, path).map_err(std::io::Error::other)?;
+    match std::fs::remove_file(file) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
     }
-    Ok(())
+    let dir = recent_dir(root, room, path).map_err(std::io::Error::other)?;
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Where the room's version of a conflicting `path` is kept.
@@ -341,23 +397,43 @@ mod tests {
     }
 
     #[test]
-    fn recent_hashes_are_kept_per_room_and_go_with_the_base() {
+    fn the_latest_agreed_texts_are_kept_per_room_and_go_with_the_base() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        let (a, b) = ("a".repeat(64), "0123456789abcdef".repeat(4));
-        write_base(root, "r1", "src/a.rs", "agreed").unwrap();
-        write_recent(root, "r1", "src/a.rs", &[a.clone(), b.clone()]).unwrap();
-        assert_eq!(read_recent(root, "r1", "src/a.rs"), [a.clone(), b.clone()]);
+        write_base(root, "r1", "src/a.rs", "v9").unwrap();
+        for i in 0..10 {
+            keep_recent(root, "r1", "src/a.rs", &format!("v{i}")).unwrap();
+        }
+        let want: Vec<String> = (2..10).rev().map(|i| format!("v{i}")).collect();
+        assert_eq!(
+            read_recent(root, "r1", "src/a.rs"),
+            want,
+            "the latest first, {RECENT_TEXTS} kept"
+        );
+        // Agreed again: it becomes the latest, kept once.
+        keep_recent(root, "r1", "src/a.rs", "v5").unwrap();
+        let got = read_recent(root, "r1", "src/a.rs");
+        assert_eq!(got[0], "v5");
+        assert_eq!(got.iter().filter(|t| *t == "v5").count(), 1);
         assert!(read_recent(root, "r2", "src/a.rs").is_empty(), "per room");
-        // Whatever else the file holds is not taken for a hash.
-        let file = per_room_file(root, RECENT_DIR, "r1", "src/a.rs").unwrap();
-        std::fs::write(&file, format!("{a}\nnot a hash\n{}\n{b}\n", "A".repeat(64))).unwrap();
-        assert_eq!(read_recent(root, "r1", "src/a.rs"), [a, b]);
+        assert!(read_recent(root, "r1", "src/a.rs/x").is_empty(), "per path");
+        // Too large to keep: only the base holds it.
+        keep_recent(root, "r1", "src/a.rs", &"x".repeat(RECENT_TEXT_MAX_BYTES + 1)).unwrap();
+        assert_eq!(read_recent(root, "r1", "src/a.rs")[0], "v5");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let files = recent_files(&recent_dir(root, "r1", "src/a.rs").unwrap());
+            assert_eq!(
+                std::fs::metadata(&files[0].1).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
         remove_base(root, "r1", "src/a.rs").unwrap();
         assert_eq!(read_base(root, "r1", "src/a.rs"), None);
         assert!(read_recent(root, "r1", "src/a.rs").is_empty());
         remove_base(root, "r1", "src/a.rs").unwrap();
-        assert!(write_recent(root, "r1", "../x", &[]).is_err());
+        assert!(keep_recent(root, "../r", "a", "t").is_err());
     }
 
     #[test]

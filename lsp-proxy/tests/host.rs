@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use mesh_testkit::cli::proxy_command;
+use mesh_testkit::cli::{eventually, proxy_command, ProxyCli};
 use mesh_testkit::{LspClient, TestServer};
 use serde_json::{json, Value};
 
@@ -205,6 +205,28 @@ async fn a_kick_ends_the_session_with_its_message_and_forgets_the_seat() {
     })
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn a_kicked_headless_join_forgets_its_seat_and_session_before_it_exits() {
+    let server = TestServer::start().unwrap();
+    let (tmp, a, _b, link) = room(&server).await;
+    let dir = tmp.path().join("c");
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = tmp.path().join(".state-cy");
+    let mut join = ProxyCli::start(&server.url, &state, &["join", &link, dir.to_str().unwrap()]);
+    join.line_starting("Joined").await;
+    eventually("cy's seat kept", || kept_seat(&dir).is_some()).await;
+    let seat = kept_seat(&dir).unwrap()["id"].as_str().unwrap().to_string();
+    a.request("mesh/kick", json!({ "seat": seat })).await.unwrap();
+    // `mesh/ended` ends the process at once: the folder has left the room by then.
+    assert_eq!(join.exited().await, Some(3), "the exit code of an ended session");
+    assert!(kept_seat(&dir).is_none(), "the seat token is forgotten");
+    let sessions = std::fs::read_to_string(state.join("mesh/sessions.json")).unwrap_or_default();
+    assert!(
+        !sessions.contains(dir.to_str().unwrap()),
+        "the folder's session is forgotten: {sessions}"
+    );
 }
 
 #[tokio::test]

@@ -134,36 +134,51 @@ async fn typing_right_after_opening_a_shared_file_is_kept() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_buffer_read_before_the_last_proxy_wrote_the_file_keeps_what_the_room_has_since() {
     let server = TestServer::start().unwrap();
-    let room = Room::shared(&server, &[("notes.txt", "line one\n")]).await;
+    let old = "line one\n";
+    let room = Room::shared(&server, &[("notes.txt", old), ("todo.txt", old)]).await;
     let (join, _) = room.bob_joins(&server).await;
     join.stop().await;
-    let old = "line one\n";
-    // Ada adds a line; bob's proxy comes back and writes it to his disk: the file and the
-    // base under .mesh/ hold the room's text again.
-    std::fs::write(room.a().join("notes.txt"), "line one\nline two (ada)\n").unwrap();
-    room.room_has("notes.txt", "line one\nline two (ada)\n").await;
+    // Ada adds a line to each file; bob's proxy comes back and writes them to his disk: the
+    // files and their bases under .mesh/ hold the room's texts again.
+    let new = "line one\nline two (ada)\n";
+    for f in ["notes.txt", "todo.txt"] {
+        std::fs::write(room.a().join(f), new).unwrap();
+        room.room_has(f, new).await;
+    }
     let (join, _) = room.bob_joins(&server).await;
     eventually("bob's disk", || {
-        read(room.b().join("notes.txt")).as_deref() == Some("line one\nline two (ada)\n")
+        read(room.b().join("notes.txt")).as_deref() == Some(new)
+            && read(room.b().join("todo.txt")).as_deref() == Some(new)
     })
     .await;
     join.stop().await;
-    // But bob's editor read the file before that write (an editor opened while the proxy of
-    // the one he closed was still writing), and he types into that old version at once. Its
-    // new proxy knows it as a text the folder and the room agreed on: ada's line is not
-    // taken for his deletion.
+    // But bob's editor read the files before that write (an editor opened while the proxy
+    // of the one he closed was still writing, or while its own proxy's disk sync wrote), and
+    // he types into those old versions at once: into notes.txt after its didOpen, into
+    // todo.txt before it (Neovim attaches the language server after the first keys, so the
+    // didOpen carries the typing). Its new proxy merges each with the agreed version the
+    // buffer came from: ada's line is not taken for his deletion.
     let bob = LspClient::start(&room.b(), "bob", &server.url).await.unwrap();
-    let uri = bob.open_with("notes.txt", old).await.unwrap();
-    bob.edit(&uri, 0, 0, "typed at once\n").await.unwrap();
-    let want = "typed at once\nline one\nline two (ada)\n";
-    room.room_has("notes.txt", want).await;
-    bob.wait_for("bob's buffer", |c| c.text(&uri).as_deref() == Some(want))
+    let notes = bob.open_with("notes.txt", old).await.unwrap();
+    bob.edit(&notes, 0, 0, "typed at once\n").await.unwrap();
+    let todo = bob
+        .open_with("todo.txt", "typed before the open\nline one\n")
         .await
         .unwrap();
-    eventually("ada's disk", || {
-        read(room.a().join("notes.txt")).as_deref() == Some(want)
-    })
-    .await;
+    for (uri, f, typed) in [
+        (&notes, "notes.txt", "typed at once\n"),
+        (&todo, "todo.txt", "typed before the open\n"),
+    ] {
+        let want = format!("{typed}{new}");
+        room.room_has(f, &want).await;
+        bob.wait_for(&format!("bob's {f}"), |c| c.text(uri).as_deref() == Some(want.as_str()))
+            .await
+            .unwrap();
+        eventually("ada's disk", || {
+            read(room.a().join(f)).as_deref() == Some(want.as_str())
+        })
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -92,6 +92,15 @@ impl ProxyCli {
         self.stderr.lock().expect("not poisoned").clone()
     }
 
+    /// Waits for the process to end on its own; its exit code. Panics after [`PATIENCE`].
+    pub async fn exited(mut self) -> Option<i32> {
+        let status = tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .expect("mesh-proxy ends in time")
+            .expect("mesh-proxy can be waited for");
+        status.code()
+    }
+
     /// Stops the process (as Ctrl-C or a closed terminal would) and waits for it.
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;

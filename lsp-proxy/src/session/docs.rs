@@ -48,9 +48,6 @@ pub(super) struct OpenDoc {
     hash_checked: bool,
     /// Whether a hash request is out.
     hash_pending: bool,
-    /// The text the editor opened the document with (what it read from the file): the base
-    /// of its merge at attach when the folder and the room had agreed on it.
-    pub(super) opened: String,
 }
 
 /// The documents the editor has open, by URI.
@@ -162,7 +159,6 @@ impl Docs {
             path = None;
         }
         let doc = OpenDoc {
-            opened: text.clone(),
             sync: DocSync::tracking(version, &text),
             path,
             held: None,

@@ -44,11 +44,6 @@ use replica::{ConnState, Dirty, Room, RoomChange, TextChanges, View};
 use runs::Runs;
 pub use runs::MAX_RUN_INPUT_BYTES;
 
-/// How many agreed texts per file are remembered (as hashes) to recognise a buffer opened
-/// from a version the proxy has since replaced: a burst of remote edits rewrites a file a few
-/// times a second, and an editor's open takes well under a second.
-const AGREED_HISTORY: usize = 32;
-
 /// How often the session looks at timers (batch timeouts, hash checks).
 const TICK: Duration = Duration::from_millis(250);
 
@@ -519,36 +514,30 @@ impl Session {
     fn keep_base(&mut self, path: &str, text: Option<&str>) {
         // The maps follow every change already in the replica before a new one starts there.
         self.feed_room_changes();
-        let hash = text.map(docs::sha256_hex);
-        match (text, &hash) {
-            (Some(text), Some(hash)) => self
-                .agreed_maps
-                .agreed(path, hash, text, self.view().text(path).as_deref()),
-            _ => self.agreed_maps.forget(path),
+        match text {
+            Some(text) => {
+                self.agreed_maps
+                    .agreed(path, &docs::sha256_hex(text), text, self.view().text(path).as_deref())
+            }
+            None => self.agreed_maps.forget(path),
         }
         let (Some(root), Some(room)) = (&self.root, &self.room) else {
             return;
         };
         let id = room.target.room.to_string();
-        if let Some(hash) = hash {
+        if let Some(text) = text {
             // The base it replaces was agreed too: an editor may have read that version. The
-            // hashes are kept before the base, so that whoever reads the new base (the proxy
+            // texts are kept before the base, so that whoever reads the new base (the proxy
             // of an editor opened while this one quits) finds the old one among them.
-            let mut recent = crate::mesh_dir::read_recent(root, &id, path);
-            if recent.is_empty() {
-                // A folder from before the hashes were kept: its base is the one known.
-                recent.extend(
-                    crate::mesh_dir::read_base(root, &id, path)
-                        .as_deref()
-                        .map(docs::sha256_hex),
-                );
+            let mut kept = Ok(());
+            if crate::mesh_dir::read_recent(root, &id, path).is_empty() {
+                // A folder from before the texts were kept: its base is the one known.
+                if let Some(old) = crate::mesh_dir::read_base(root, &id, path) {
+                    kept = crate::mesh_dir::keep_recent(root, &id, path, &old);
+                }
             }
-            recent.retain(|h| *h != hash);
-            recent.push(hash);
-            let drop = recent.len().saturating_sub(AGREED_HISTORY);
-            recent.drain(..drop);
-            if let Err(e) = crate::mesh_dir::write_recent(root, &id, path, &recent) {
-                tracing::warn!(%path, error = %e, "cannot keep the hashes of the agreed texts");
+            if let Err(e) = kept.and_then(|_| crate::mesh_dir::keep_recent(root, &id, path, text)) {
+                tracing::warn!(%path, error = %e, "cannot keep the recently agreed texts");
             }
         }
         let kept = match text {
@@ -573,15 +562,19 @@ impl Session {
         if let (Some(path), Some(doc), Some(root), Some(room)) =
             (self.docs.path(uri), self.docs.get(uri), &self.root, &self.room)
         {
-            let hash = docs::sha256_hex(&doc.opened);
             // Read from `.mesh/` each time: the proxy of an editor that just quit may have
-            // written its last agreed text after this editor read the file.
+            // written its last agreed text after this editor read the file. The editor read
+            // one of these versions, perhaps just before a newer one was written, and its
+            // `didOpen` may carry typing already: what the buffer holds beyond the version it
+            // is closest to is the user's typing, and what the room has beyond it is what the
+            // buffer lacks.
             let recent = crate::mesh_dir::read_recent(root, &room.target.room.to_string(), &path);
-            if recent.contains(&hash) {
-                // The editor opened a version the folder and the room agreed on, perhaps just
-                // before disk sync wrote a newer one: what the buffer holds beyond it is the
-                // user's typing, and what the room has beyond it is what the buffer lacks.
-                persisted = Some(doc.opened.clone());
+            let mut agreed: Vec<&str> = recent.iter().map(String::as_str).collect();
+            if let Some(base) = persisted.as_deref().filter(|b| !agreed.contains(b)) {
+                agreed.insert(0, base);
+            }
+            if let Some(closest) = crate::merge::closest(&agreed, &doc.sync.shadow().text()) {
+                persisted = Some(closest.to_string());
             }
         }
         if let Some(path) = self.docs.path(uri).filter(|p| self.disk.is_conflict(p)) {

@@ -437,16 +437,14 @@ impl Session {
             RoomEvent::Fatal(reason) => {
                 tracing::error!(%reason, "leaving the room");
                 // A refused link or seat (revoked, expired, kicked while away) ends it too.
-                // Told first: `mesh/ended` ends a headless `join` at once.
-                let fx = vec![
-                    tell("error", reason.clone()),
-                    notify::<EndedNotification>(EndedParams {
-                        reason: "revoked".into(),
-                        message: reason.clone(),
-                    }),
-                ];
-                self.apply(fx);
+                // The folder leaves the room (its seat forgotten) before `mesh/ended`, which
+                // ends a headless `join` at once.
+                self.apply(vec![tell("error", reason.clone())]);
                 self.end_session(&reason);
+                self.apply(vec![notify::<EndedNotification>(EndedParams {
+                    reason: "revoked".into(),
+                    message: reason,
+                })]);
             }
             RoomEvent::Frames(frames) => {
                 for f in frames {
@@ -763,10 +761,11 @@ impl Session {
             .map(|e| e.message.clone())
             .unwrap_or_default();
         tracing::warn!(%message, "the room ended this session");
-        // Told first: `mesh/ended` ends a headless `join` at once.
+        // The folder leaves the room (its seat forgotten) before `mesh/ended` in `fx`, which
+        // ends a headless `join` at once.
         self.apply(vec![tell("error", message.clone())]);
-        self.apply(fx);
         self.end_session(&message);
+        self.apply(fx);
     }
 }
 
