@@ -274,6 +274,11 @@ struct Conn {
     participant: Participant,
     /// Said `Hello`: receives mesh messages.
     mesh: bool,
+    /// Everyone has heard of it (and the audit trail has its join): at its first message,
+    /// so that a mesh client is announced by the name its `Hello` gives, never first as
+    /// "anonymous". A stock Yjs client, which says no hello, is announced at its first
+    /// sync message; one that sends nothing saw nothing of the document and is never named.
+    announced: bool,
     /// The room answered this connection's sync step 1: it has the document and receives
     /// updates from now on.
     synced: bool,
@@ -364,9 +369,13 @@ impl RoomCore {
         self.conns.len()
     }
 
-    /// Everyone in the room, in join order.
+    /// Everyone in the room that has been announced, in join order.
     pub fn participants(&self) -> Vec<Participant> {
-        self.conns.values().map(|c| c.participant.clone()).collect()
+        self.conns
+            .values()
+            .filter(|c| c.announced)
+            .map(|c| c.participant.clone())
+            .collect()
     }
 
     /// Paths and UTF-16 lengths of the room's files, sorted by path.
@@ -460,23 +469,22 @@ impl RoomCore {
         }
     }
 
-    /// A connection takes its seat: it gets the document and everyone hears of it.
-    fn enter(&mut self, id: ConnId, seat: &str, now_ms: u64) -> Effects {
+    /// A connection takes its seat: it gets the room's state vector and the cursors; everyone
+    /// hears of it at its first message ([`RoomCore::announce`]).
+    fn enter(&mut self, id: ConnId, seat: &str, _now_ms: u64) -> Effects {
         let color = PALETTE[(self.joined_total % PALETTE.len() as u64) as usize].to_string();
         self.joined_total += 1;
         let record = self.access.seat(seat).expect("entered seats exist").clone();
-        let first = !self.conns.values().any(|c| c.participant.seat == seat);
-        if first {
-            let who = super::access::actor_name(&record.name, seat);
-            self.access
-                .record(now_ms, mesh_protocol::messages::AuditKind::Join, &who, seat, "");
-        }
         let participant = Participant {
             conn_id: id,
             seat: seat.to_owned(),
             verified: false,
             link: Some(record.link.clone()),
-            name: "anonymous".into(),
+            name: if record.name.is_empty() {
+                "anonymous".into()
+            } else {
+                record.name.clone()
+            },
             color,
             role: record.role,
             client: "yjs".into(),
@@ -486,8 +494,9 @@ impl RoomCore {
         self.conns.insert(
             id,
             Conn {
-                participant: participant.clone(),
+                participant,
                 mesh: false,
+                announced: false,
                 synced: false,
                 awareness_ids: BTreeSet::new(),
                 awareness_owned: None,
@@ -503,11 +512,37 @@ impl RoomCore {
                 fx.to(Target::One(id), encode_yjs(&Message::Awareness(update)));
             }
         }
-        fx.to(
-            Target::MeshClients,
-            encode_mesh(&ServerMessage::ParticipantJoined { participant }),
-        );
         fx
+    }
+
+    /// Everyone hears of connection `id` by the name it has now, and the audit trail records
+    /// its seat's join unless another connection of that seat is here already. Once.
+    fn announce(&mut self, id: ConnId, now_ms: u64, fx: &mut Effects) {
+        if let Some(participant) = self.mark_announced(id, now_ms) {
+            fx.to(
+                Target::MeshClients,
+                encode_mesh(&ServerMessage::ParticipantJoined { participant }),
+            );
+        }
+    }
+
+    /// The bookkeeping of [`RoomCore::announce`] without the message: the participant, when
+    /// it was not announced before.
+    fn mark_announced(&mut self, id: ConnId, now_ms: u64) -> Option<Participant> {
+        let conn = self.conns.get(&id).filter(|c| !c.announced)?;
+        let participant = conn.participant.clone();
+        let seat = &participant.seat;
+        let first = !self
+            .conns
+            .iter()
+            .any(|(other, c)| *other != id && c.announced && c.participant.seat == *seat);
+        if first {
+            let who = super::access::actor_name(&participant.name, seat);
+            self.access
+                .record(now_ms, mesh_protocol::messages::AuditKind::Join, &who, seat, "");
+        }
+        self.conns.get_mut(&id).expect("just read").announced = true;
+        Some(participant)
     }
 
     /// A connection left (or was dropped).
@@ -519,7 +554,7 @@ impl RoomCore {
         }
         let Some(conn) = self.conns.remove(&id) else { return fx };
         let seat = &conn.participant.seat;
-        if !self.conns.values().any(|c| c.participant.seat == *seat) {
+        if conn.announced && !self.conns.values().any(|c| c.announced && c.participant.seat == *seat) {
             let who = super::access::actor_name(&conn.participant.name, seat);
             self.access
                 .record(now_ms, mesh_protocol::messages::AuditKind::Leave, &who, seat, "");
@@ -550,10 +585,12 @@ impl RoomCore {
             let _ = self.awareness.apply_update(removed.clone());
             fx.to(Target::All, encode_yjs(&Message::Awareness(removed)));
         }
-        fx.to(
-            Target::MeshClients,
-            encode_mesh(&ServerMessage::ParticipantLeft { conn_id: id }),
-        );
+        if conn.announced {
+            fx.to(
+                Target::MeshClients,
+                encode_mesh(&ServerMessage::ParticipantLeft { conn_id: id }),
+            );
+        }
         fx
     }
 
@@ -566,6 +603,16 @@ impl RoomCore {
         }
         if !self.conns.contains_key(&id) {
             return fx;
+        }
+        let hello = matches!(
+            frame,
+            Frame::Mesh(Request {
+                message: ClientMessage::Hello { .. },
+                ..
+            })
+        );
+        if !hello {
+            self.announce(id, now_ms, &mut fx);
         }
         match frame {
             Frame::Yjs(msg) => self.handle_yjs(id, msg, now_ms, &mut fx),
@@ -935,6 +982,8 @@ impl RoomCore {
                 p.companion = companion;
                 let (participant, role) = (p.clone(), p.role);
                 self.access.rename_seat(&seat, &name);
+                // Announced now (by this name), told to everyone after its welcome.
+                self.mark_announced(id, now_ms);
                 let welcome = ServerMessage::Welcome {
                     version: PROTOCOL_VERSION,
                     conn_id: id,
@@ -948,6 +997,7 @@ impl RoomCore {
                     approval: self.access.approval(),
                 };
                 fx.to(Target::One(id), encode_mesh(&welcome));
+                // Its arrival, or a second hello's new name.
                 fx.to(
                     Target::MeshClients,
                     encode_mesh(&ServerMessage::ParticipantJoined { participant }),
@@ -1276,6 +1326,67 @@ mod sync_order_tests {
             .collect()
     }
 
+    fn joined_names(fx: &Effects) -> Vec<String> {
+        fx.send
+            .iter()
+            .flat_map(|(_, f)| mesh_protocol::codec::decode_frame::<ServerMessage>(f).unwrap_or_default())
+            .filter_map(|frame| match frame {
+                Frame::Mesh(ServerMessage::ParticipantJoined { participant }) => Some(participant.name),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn audit_actors(core: &RoomCore) -> Vec<String> {
+        let host = super::super::access::Caller {
+            seat: None,
+            role: Role::Host,
+            name: "test".into(),
+        };
+        let mut entries = core.access.audit(&host, None).unwrap();
+        entries.reverse();
+        entries
+            .into_iter()
+            .map(|e| format!("{:?} {}", e.kind, e.actor))
+            .collect()
+    }
+
+    #[test]
+    fn a_connection_is_announced_at_its_first_message_by_the_name_its_hello_gives() {
+        let (mut core, _) = RoomCore::load(None, &[]);
+        let fx = core.join_as(1, Role::Writer, 0);
+        assert!(joined_names(&fx).is_empty(), "nobody hears of it before it speaks");
+        let hello = Frame::Mesh(Request {
+            id: None,
+            message: ClientMessage::Hello {
+                version: PROTOCOL_VERSION,
+                name: "ada".into(),
+                color: None,
+                client: None,
+                doc_client_id: None,
+                companion: false,
+            },
+        });
+        let fx = core.handle(1, hello, 0);
+        assert_eq!(joined_names(&fx), ["ada"]);
+        // A stock Yjs client says no hello: announced at its first sync message.
+        core.join_as(2, Role::Writer, 0);
+        let step1 = Frame::Yjs(Message::Sync(SyncMessage::SyncStep1(yrs::StateVector::default())));
+        let fx = core.handle(2, step1.clone(), 0);
+        assert_eq!(joined_names(&fx), ["anonymous"]);
+        assert!(joined_names(&core.handle(2, step1, 0)).is_empty(), "once");
+        // One that sends nothing saw nothing of the document, and leaves no trace.
+        core.join_as(3, Role::Writer, 0);
+        let fx = core.leave(3, 0);
+        assert!(fx.send.is_empty(), "{:?}", fx.send);
+        core.leave(1, 0);
+        let actors = audit_actors(&core);
+        assert_eq!(actors.len(), 3, "{actors:?}");
+        assert!(actors[0].starts_with("Join ada ["), "{actors:?}");
+        assert!(actors[1].starts_with("Join anonymous ["), "{actors:?}");
+        assert!(actors[2].starts_with("Leave ada ["), "{actors:?}");
+    }
+
     #[test]
     fn updates_reach_a_connection_only_after_its_sync_step_1_is_answered() {
         let (mut core, _) = RoomCore::load(None, &[]);
@@ -1292,10 +1403,10 @@ mod sync_order_tests {
         let fx = core.handle(2, step1, 0);
         assert!(core.is_synced(2));
         // The answer holds everything so far, "hello" included.
-        let (_, answer) = &fx.send[0];
-        let text = String::from_utf8_lossy(answer);
         assert!(
-            text.contains("hello"),
+            fx.send
+                .iter()
+                .any(|(t, f)| *t == Target::One(2) && String::from_utf8_lossy(f).contains("hello")),
             "the sync step 2 carries what the connection missed"
         );
     }
