@@ -385,7 +385,7 @@ function M.input(text)
   local c = require("mesh.client").current()
   local root = package.loaded["mesh.dap"] and require("mesh.dap").root() or nil
   if root then
-    c = require("mesh.client").client_for_path(root .. "/") or c
+    c = require("mesh.client").client_for_path(root) or c
   end
   local id = c and debug_ids[c.id]
   if not c or not id then
