@@ -90,7 +90,8 @@ test("breakpoints, stops, steps, variables and evaluate through a real adapter p
     h.eq({ 2 }, vim.tbl_map(function(e)
       return e.line
     end, marks.list(0)))
-    h.eq(marks.SIGN, vim.api.nvim_buf_get_extmarks(0, marks.ns, 0, -1, { details = true })[1][4].sign_text:gsub("%s+$", ""))
+    local sign = vim.api.nvim_buf_get_extmarks(0, marks.ns, 0, -1, { details = true })[1][4].sign_text
+    h.eq(marks.SIGN, vim.trim(sign))
 
     vim.cmd("Mesh debug")
     h.wait(function()

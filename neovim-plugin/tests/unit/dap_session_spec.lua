@@ -68,7 +68,10 @@ local function stopped()
   })
   t.answer("scopes", { scopes = { { name = "Locals", variablesReference = 3, expensive = false } } })
   t.answer("variables", {
-    variables = { { name = "x", value = "41", type = "int", variablesReference = 0 }, { name = "d", value = "{…}", variablesReference = 4 } },
+    variables = {
+      { name = "x", value = "41", type = "int", variablesReference = 0 },
+      { name = "d", value = "{…}", variablesReference = 4 },
+    },
   })
   return t
 end
@@ -82,7 +85,10 @@ test("initialize, then launch with the program; initialized sends every file's b
   t.answer("initialize", { supportsConfigurationDoneRequest = true })
   h.eq({ program = "/p/main.py", language = "python" }, t.last("launch").arguments)
   t.event("initialized", {})
-  h.eq({ "initialize", "launch", "setBreakpoints", "setBreakpoints", "setExceptionBreakpoints", "configurationDone" }, t.commands())
+  h.eq(
+    { "initialize", "launch", "setBreakpoints", "setBreakpoints", "setExceptionBreakpoints", "configurationDone" },
+    t.commands()
+  )
   h.eq({ path = "/p/a.py", name = "a.py" }, t.sent[3].arguments.source)
   h.eq({ { line = 1, condition = "i > 2" } }, t.sent[3].arguments.breakpoints)
   h.eq({ 2 }, t.sent[4].arguments.lines)
@@ -143,7 +149,14 @@ test("answers about an earlier stop are dropped once the program moved on", func
   t.session:resume("next")
   t.answer("next", {})
   h.eq("running", t.session.state)
-  t.session:receive({ seq = 1, type = "response", request_seq = late.seq, command = "variables", success = true, body = { variables = { { name = "old", value = "1", variablesReference = 0 } } } })
+  t.session:receive({
+    seq = 1,
+    type = "response",
+    request_seq = late.seq,
+    command = "variables",
+    success = true,
+    body = { variables = { { name = "old", value = "1", variablesReference = 0 } } },
+  })
   h.eq(nil, t.session.variables[4])
 end)
 

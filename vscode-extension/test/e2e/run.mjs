@@ -10,10 +10,13 @@
 // Then "Mesh: Debug" debugs a Python file of the room (debugpy in real Docker, through
 // `mesh-proxy dap`): a breakpoint set in VS Code's gutter stops the program on its line, the
 // Call Stack and Variables views show the stop and a variable's value, Continue ends the
-// session, and the program's output reaches Ada as well. Last, host control: VS Code shares a
-// room, turns approval on, a second scripted editor ("Bo") waits in the lobby until Admit is
-// clicked on VS Code's notification, then VS Code makes him a reader and kicks him through
-// "Mesh: Participants and Roles", and his session ends with the message.
+// session, and the program's output reaches Ada as well. Then one session from two editors at
+// once: a real headless Neovim with the plugin's built-in debugger (sharedDebug.mjs) starts
+// it, VS Code joins, and breakpoints, steps, stdin and variables are checked in both. Last,
+// host control: VS Code shares a room, turns approval on, a second scripted editor ("Bo")
+// waits in the lobby until Admit is clicked on VS Code's notification, then VS Code makes him
+// a reader and kicks him through "Mesh: Participants and Roles", and his session ends with
+// the message.
 //
 // Run by scripts/test-vscode, which installs and builds what this needs. Environment:
 //   MESH_E2E_CODE_SERVER  code-server's out/node/entry.js                      (required)

@@ -246,7 +246,8 @@ function Session:on_stopped(body)
     if not self.thread_id then
       return
     end
-    self:request("stackTrace", { threadId = self.thread_id, startFrame = 0, levels = M.STACK_LEVELS }, function(serr, sbody)
+    local args = { threadId = self.thread_id, startFrame = 0, levels = M.STACK_LEVELS }
+    self:request("stackTrace", args, function(serr, sbody)
       if serr or generation ~= self.generation then
         return
       end
