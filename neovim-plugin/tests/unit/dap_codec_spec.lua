@@ -68,3 +68,39 @@ test("a length over the limit is refused, not buffered", function()
   h.contains(problems[1], "over the")
   h.eq(1, #d:feed(frame({ seq = 4, type = "event", event = "thread" })))
 end)
+
+test("random bytes in random pieces never raise, never yield a non-message, never grow the buffer unbounded", function()
+  -- Seeded, so a failure replays; the seed is in the failure message.
+  local seed = 4242
+  math.randomseed(seed)
+  local pieces = { "Content-Length: ", "\r\n", "\r\n\r\n", "{", "}", '"type"', ":", "12", "x", "\0", "é", "99999999" }
+  for round = 1, 200 do
+    local d = codec.decoder()
+    local parts = {}
+    for _ = 1, math.random(1, 40) do
+      if math.random() < 0.5 then
+        parts[#parts + 1] = pieces[math.random(#pieces)]
+      else
+        local bytes = {}
+        for _ = 1, math.random(1, 30) do
+          bytes[#bytes + 1] = string.char(math.random(0, 255))
+        end
+        parts[#parts + 1] = table.concat(bytes)
+      end
+    end
+    local stream = table.concat(parts)
+    local at = 1
+    while at <= #stream do
+      local n = math.random(1, 64)
+      local ok, msgs = pcall(d.feed, d, stream:sub(at, at + n - 1))
+      h.ok(ok, ("seed %d round %d: the decoder raised: %s"):format(seed, round, tostring(msgs)))
+      for _, m in ipairs(msgs) do
+        h.ok(type(m) == "table" and type(m.type) == "string", ("seed %d round %d: a non-message came out"):format(seed, round))
+      end
+      -- A header waits for its end up to the limit; a body for its declared length.
+      local bound = math.max(codec.MAX_HEADER_BYTES, d.want or 0) + 64
+      h.ok(#d.buf <= bound, ("seed %d round %d: %d bytes buffered"):format(seed, round, #d.buf))
+      at = at + n
+    end
+  end
+end)
