@@ -9,7 +9,9 @@
 // step in VS Code moves Neovim's current-line sign; a breakpoint Nora adds while debugging is
 // drawn in VS Code and stops VS Code's Continue, after Nora typed the line the program
 // reads; the variables agree in both; Nora evaluates and continues to the end, which ends
-// the session in both editors, and Ada sees the program's output.
+// the session in both editors, and Ada sees the program's output. Then the other way round:
+// VS Code starts a session, Nora joins it late and is shown the stop, and her :Mesh stop only
+// takes her out of it.
 import * as path from 'node:path';
 
 import { NvimPeer } from './nvimPeer.mjs';
@@ -19,6 +21,8 @@ export const SHARED_DEBUG_FILE = 'together.py';
 export const SHARED_DEBUG_SRC = "x = 41\ny = x + 1\nz = y * 2\nname = input('name? ')\nprint('z is', z, name)\n";
 const FIRST_BREAKPOINT = 2;
 const SECOND_BREAKPOINT = 5;
+/** Where VS Code's own breakpoint goes when it starts the session in the last check. */
+const VSCODE_BREAKPOINT = 3;
 const NORA = 'Nora';
 
 /**
@@ -123,8 +127,10 @@ export async function sharedDebugChecks(t) {
     await until('Nora\'s own breakpoint sign', async () => JSON.stringify((await noraState()).own) === JSON.stringify([FIRST_BREAKPOINT]), t.timeouts.sync, 100).catch(async (e) => {
       throw new Error(`${e.message}; ${await describe()}`);
     });
+    const started = Date.now();
     await nora.command('Mesh debug');
     await noraPausedAt(FIRST_BREAKPOINT, ['x = 41', `breakpoint at ${SHARED_DEBUG_FILE}:${FIRST_BREAKPOINT}`, 'Stack']);
+    t.log(`Neovim: :Mesh debug to the stop drawn with its variables: ${Date.now() - started} ms (polled every 250 ms)`);
   });
 
   await check('VS Code joins from its notification and is paused on Nora\'s breakpoint, with x = 41; the shared ◆ is in its gutter', async () => {
@@ -185,6 +191,40 @@ export async function sharedDebugChecks(t) {
       throw new Error(`${e.message}; Ada has ${JSON.stringify(t.adaRunOutput(started.runId))}`);
     });
     // Back to the editor: later checks open the command palette from there.
+    await page.locator('.editor-instance .monaco-editor .view-lines').first().click();
+  });
+
+  await check(`the other way round: VS Code starts a session; Nora is told, joins with :Mesh debug and is shown the stop on line ${VSCODE_BREAKPOINT}; her :Mesh stop only leaves it`, async () => {
+    await openInVscode();
+    await page.locator('.editor-instance .monaco-editor .view-lines', { hasText: 'input' }).first().click();
+    await page.keyboard.press('Control+Home');
+    for (let i = 1; i < VSCODE_BREAKPOINT; i++) await page.keyboard.press('ArrowDown');
+    await t.runCommand('Debug: Toggle Breakpoint');
+    const before = (await nora.messages()).length;
+    await t.runCommand('Mesh: Debug');
+    await vscodePausedAt(VSCODE_BREAKPOINT, { y: '42' });
+    await until('Grace\'s session announced in Neovim', async () => (await nora.messages()).slice(before).includes(`mesh: Grace started debugging ${SHARED_DEBUG_FILE}; :Mesh debug to join`), t.timeouts.sync, 100).catch(async (e) => {
+      throw new Error(`${e.message}; ${await describe()}`);
+    });
+    await nora.command('Mesh debug');
+    await noraPausedAt(VSCODE_BREAKPOINT, ['y = 42  (int)']);
+    await nora.command('Mesh stop');
+    await until('Nora out of the session', async () => !(await noraState()).active, t.timeouts.sync, 100).catch(async (e) => {
+      throw new Error(`${e.message}; ${await describe()}`);
+    });
+    // The session goes on for VS Code, which started it.
+    await vscodePausedAt(VSCODE_BREAKPOINT, { y: '42' });
+    await t.runCommand('Debug: Continue');
+    // Nora types the line the program waits for, as a run input now that she left.
+    await until('VS Code running (no Continue button)', async () => !(await t.debugToolbarButtons()).includes('debug-continue'), t.timeouts.sync, 100);
+    await nora.command('Mesh input Bea');
+    await until('the end in VS Code', async () => (await t.vscodeDocument()).debugSession === null, t.timeouts.debug, 500);
+    const runs = t.ada.notifications('mesh/runStarted').map((n) => n.params).filter((p) => p?.path === SHARED_DEBUG_FILE);
+    const last = runs[runs.length - 1];
+    if (last?.byName !== 'Grace') throw new Error(`Ada's last mesh/runStarted for ${SHARED_DEBUG_FILE}: ${JSON.stringify(last)}`);
+    await t.ada.waitFor('the program\'s output in Ada\'s mesh/runOutput', () => t.adaRunOutput(last.runId).includes('z is 84 Bea')).catch((e) => {
+      throw new Error(`${e.message}; Ada has ${JSON.stringify(t.adaRunOutput(last.runId))}`);
+    });
     await page.locator('.editor-instance .monaco-editor .view-lines').first().click();
   });
 
