@@ -174,6 +174,27 @@ test("steps go to the thread that stopped; nothing is sent while running", funct
   h.eq(n, #t.sent)
 end)
 
+test("pause goes to the last stopped thread, or to the first one the adapter names", function()
+  local t = stopped()
+  t.session:resume("continue")
+  t.answer("continue", {})
+  t.session:pause()
+  h.eq({ threadId = 1 }, t.last("pause").arguments)
+  local fresh = new()
+  fresh.session:start()
+  fresh.answer("initialize", {})
+  fresh.answer("launch", {})
+  fresh.session:pause()
+  h.eq(nil, fresh.last("pause"), "no thread known yet: it asks first")
+  fresh.answer("threads", { threads = { { id = 7, name = "main" } } })
+  h.eq({ threadId = 7 }, fresh.last("pause").arguments)
+  local err
+  stopped().session:pause(function(e)
+    err = e
+  end)
+  h.eq("the program is not running", err)
+end)
+
 test("selecting another frame fetches its scopes", function()
   local t = stopped()
   t.session:select_frame(2)

@@ -428,7 +428,8 @@ function Session:resume(command, cb)
   end)
 end
 
---- Asks the program to pause.
+--- Asks the program to pause: the thread that stopped last, else the first the adapter
+--- names (a session that never stopped knows no thread yet).
 ---@param cb? fun(err?: string)
 function Session:pause(cb)
   if self.state ~= "running" then
@@ -437,7 +438,22 @@ function Session:pause(cb)
     end
     return
   end
-  self:request("pause", { threadId = self:step_thread() or self.thread_id or 0 }, cb)
+  local thread = self:step_thread()
+  if thread then
+    self:request("pause", { threadId = thread }, cb)
+    return
+  end
+  self:request("threads", nil, function(err, body)
+    local first = not err and body and body.threads and body.threads[1]
+    if not first then
+      if cb then
+        cb(err or "the program has no thread to pause")
+      end
+      return
+    end
+    self.threads = body.threads
+    self:request("pause", { threadId = first.id }, cb)
+  end)
 end
 
 --- Evaluates an expression in the selected frame (or globally when running).
