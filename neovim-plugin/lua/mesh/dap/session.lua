@@ -279,6 +279,7 @@ function Session:finish(reason)
     return
   end
   self:forget_stop()
+  self.threads = {}
   self.state = "ended"
   self.ended_because = reason
   local pending = self.pending

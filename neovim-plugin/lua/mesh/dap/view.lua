@@ -48,7 +48,8 @@ function M.headline(session)
   elseif session.state == "stopped" then
     local stop = session.stop or {}
     local reason = stop.description or stop.reason or "stopped"
-    local frame = session:frame()
+    -- Where the program stopped, whichever frame is selected for inspection.
+    local frame = session.frames[1]
     local where = frame and (" at " .. M.frame_location(frame)) or ""
     return ("⏸ %s%s"):format(one_line(reason), where)
   end
