@@ -260,6 +260,17 @@ function M.start(arg)
   end
   local program, filetype = M.target(arg)
   if not program then
+    -- No file to name, but the room has a session going: join it (`attach` needs none).
+    local c = vim.trim(arg or "") == "" and require("mesh.client").current() or nil
+    if c and debug_ids[c.id] then
+      if dap then
+        M.register(dap)
+        dap.run({ type = M.TYPE, request = "attach", name = M.NAME })
+      else
+        require("mesh.dap").start(config.get(), M.folder_for(nil), nil, nil)
+      end
+      return
+    end
     vim.notify(filetype, vim.log.levels.ERROR)
     return
   end

@@ -18,11 +18,9 @@ local PROGRAM = table.concat({
   "",
 }, "\n")
 
---- A folder with main.py, an executable that runs the fake adapter, and the adapter's log.
-local function setup()
-  local dir = h.tempdir()
-  local file = h.write(dir, "main.py", PROGRAM)
-  local log = dir .. "/adapter.log"
+--- An executable that runs the fake adapter in place of `mesh-proxy`, and its log.
+local function adapter_exe()
+  local log = h.tempdir() .. "/adapter.log"
   local exe = h.write(
     h.tempdir(),
     "mesh-proxy",
@@ -33,6 +31,14 @@ local function setup()
     )
   )
   vim.fn.setfperm(exe, "rwx------")
+  return exe, log
+end
+
+--- A folder with main.py (the current directory, the file open), the adapter, its log.
+local function setup()
+  local dir = h.tempdir()
+  local file = h.write(dir, "main.py", PROGRAM)
+  local exe, log = adapter_exe()
   vim.cmd.cd(vim.fn.fnameescape(dir))
   require("mesh").setup({ proxy = exe, autostart = false, debugger = "builtin" })
   vim.cmd.edit(vim.fn.fnameescape(file))
@@ -223,6 +229,32 @@ test("a breakpoint past the debugger's reach is drawn as rejected", function()
       return signs[6] == marks.SIGN_REJECTED and signs[4] == marks.SIGN
     end, "line 6 drawn as rejected, line 4 as placed")
   end)
+  cleanup()
+  assert(ok, err)
+end)
+
+test(":Mesh debug with no file joins the session going in the room (attach), and is shown its stop", function()
+  local exe, log = adapter_exe()
+  local fake, bufnr = h.start_with_file(PROGRAM, { name = "main.py", setup = { proxy = exe, debugger = "builtin" } })
+  vim.env.FAKE_DAP_PROGRAM = vim.api.nvim_buf_get_name(bufnr)
+  local ok, err = pcall(function()
+    marks.toggle(bufnr, 3)
+    fake.dispatchers.notification(
+      "mesh/debugStarted",
+      { debugId = "d1", path = "main.py", language = "python", by = 7, byName = "Grace", you = false }
+    )
+    h.wait(function()
+      return h.all_messages():find("Grace started debugging main.py; :Mesh debug to join", 1, true) ~= nil
+    end, "the offer to join")
+    vim.cmd("enew")
+    vim.cmd("Mesh debug")
+    h.wait(function()
+      return current_line() == 3
+    end, "the stop on line 3", 10000)
+    h.eq({}, last_request(log, "attach").arguments)
+    h.eq(nil, last_request(log, "launch"))
+  end)
+  vim.env.FAKE_DAP_PROGRAM = nil
   cleanup()
   assert(ok, err)
 end)

@@ -164,10 +164,11 @@ function M.map_default_keys()
   end
 end
 
---- Starts (or joins) the room's debug session for `program` in the folder `root`.
+--- Starts (or joins) the room's debug session for `program` in the folder `root`; without a
+--- program, joins the session going in the room (DAP `attach`).
 ---@param cfg mesh.Config
 ---@param root string the shared folder
----@param program string absolute path of the entry file
+---@param program? string absolute path of the entry file
 ---@param language? string the server's language id
 function M.start(cfg, root, program, language)
   if M.active() then
@@ -189,8 +190,8 @@ function M.start(cfg, root, program, language)
   local run = { root = root, stderr = {}, exited = false }
   local session
   session = Session.new({
-    request = "launch",
-    arguments = { program = program, language = language },
+    request = program and "launch" or "attach",
+    arguments = program and { program = program, language = language } or vim.empty_dict(),
     send = function(message)
       if not run.exited then
         pcall(run.proc.write, run.proc, codec.encode(message))
