@@ -194,7 +194,7 @@ export async function sharedDebugChecks(t) {
     await page.locator('.editor-instance .monaco-editor .view-lines').first().click();
   });
 
-  await check(`the other way round: VS Code starts a session; Nora is told, joins with :Mesh debug and is shown the stop on line ${VSCODE_BREAKPOINT}; her :Mesh stop only leaves it`, async () => {
+  await check(`the other way round: VS Code starts a session; Nora is told, joins with :Mesh debug from an empty window and is shown the stop on line ${VSCODE_BREAKPOINT}; her :Mesh stop only leaves it`, async () => {
     await openInVscode();
     await page.locator('.editor-instance .monaco-editor .view-lines', { hasText: 'input' }).first().click();
     await page.keyboard.press('Control+Home');
@@ -206,6 +206,8 @@ export async function sharedDebugChecks(t) {
     await until('Grace\'s session announced in Neovim', async () => (await nora.messages()).slice(before).includes(`mesh: Grace started debugging ${SHARED_DEBUG_FILE}; :Mesh debug to join`), t.timeouts.sync, 100).catch(async (e) => {
       throw new Error(`${e.message}; ${await describe()}`);
     });
+    // From a window without a file: :Mesh debug joins the session going (DAP attach).
+    await nora.command('enew');
     await nora.command('Mesh debug');
     await noraPausedAt(VSCODE_BREAKPOINT, ['y = 42  (int)']);
     await nora.command('Mesh stop');
