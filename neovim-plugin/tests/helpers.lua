@@ -321,8 +321,12 @@ function M.reset()
   vim.cmd.cd(vim.fn.fnameescape(M.start_dir))
   M.messages = {}
   require("mesh.config").set({})
-  -- A test's stub nvim-dap must not leak into the next test.
+  -- A test's stub nvim-dap must not leak into the next test, nor the built-in debugger's
+  -- session or keys.
   package.loaded.dap = nil
+  if package.loaded["mesh.dap"] then
+    require("mesh.dap").reset()
+  end
 end
 
 M.start_dir = vim.fn.getcwd()

@@ -345,16 +345,70 @@ M.subcommands = {
     end,
   },
   stop = {
-    help = "stop the current run",
+    help = "stop the current run, or leave the debug session (ending it if you started it)",
     run = function()
+      if require("mesh.debug").session_active() then
+        require("mesh.debug").action("stop")
+        return
+      end
       with_client(function(c)
         require("mesh.run").stop(c)
       end)
     end,
   },
+  ["break"] = {
+    help = "debugging: toggle a breakpoint on the cursor's line; with a condition, a conditional one: :Mesh break [condition]",
+    run = function(args)
+      require("mesh.debug").action("break", args)
+    end,
+  },
+  continue = {
+    help = "debugging: continue the program",
+    run = function()
+      require("mesh.debug").action("continue")
+    end,
+  },
+  step = {
+    help = "debugging: step over (default), in or out: :Mesh step [over|in|out]",
+    run = function(args)
+      require("mesh.debug").action("step", args)
+    end,
+    complete = function(arglead)
+      return vim.tbl_filter(function(w)
+        return vim.startswith(w, arglead)
+      end, { "over", "in", "out" })
+    end,
+  },
+  pause = {
+    help = "debugging: pause the program",
+    run = function()
+      require("mesh.debug").action("pause")
+    end,
+  },
+  eval = {
+    help = "debugging: evaluate an expression in the selected frame: :Mesh eval {expression}",
+    run = function(args)
+      require("mesh.debug").action("eval", args)
+    end,
+  },
+  debugger = {
+    help = "debugging: show the debugger window (threads, stack, variables)",
+    run = function()
+      require("mesh.debug").action("window")
+    end,
+  },
   input = {
     help = "type a line into the current run: :Mesh input [text]",
     run = function(args)
+      -- While debugging here, the line goes to the debugged program.
+      if package.loaded["mesh.dap"] and require("mesh.dap").active() then
+        if args == "" then
+          require("mesh.dap").prompt_input()
+        else
+          require("mesh.dap").input(args)
+        end
+        return
+      end
       with_client(function(c)
         if args == "" then
           require("mesh.run").prompt_input(c)
@@ -365,7 +419,7 @@ M.subcommands = {
     end,
   },
   debug = {
-    help = "debug a file of the room together, with nvim-dap: :Mesh debug [file]",
+    help = "debug a file of the room together (nvim-dap if installed, else the built-in debugger): :Mesh debug [file]",
     run = function(args)
       require("mesh.debug").start(args)
     end,

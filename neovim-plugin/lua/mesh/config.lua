@@ -21,6 +21,8 @@ local M = {}
 ---@field run_height integer height of the run output split
 ---@field run_open_others boolean show runs that others start in the output split (else only a notification)
 ---@field dap_configurations boolean add "debug this file together" to nvim-dap's python, c and cpp configurations
+---@field debugger "auto"|"builtin"|"nvim-dap" which debugger client `:Mesh debug` uses ("auto": nvim-dap when installed, else the built-in one)
+---@field debug_keys boolean map <F5>, <F9>, <F10>, … to the built-in debugger's commands (where you have not mapped them)
 
 ---@type mesh.Config
 local defaults = {
@@ -39,6 +41,8 @@ local defaults = {
   run_height = 12,
   run_open_others = true,
   dap_configurations = false,
+  debugger = "auto",
+  debug_keys = true,
 }
 
 ---@type mesh.Config?
@@ -108,6 +112,10 @@ function M.resolve(opts)
   check("run_height", cfg.run_height, "number")
   check("run_open_others", cfg.run_open_others, "boolean")
   check("dap_configurations", cfg.dap_configurations, "boolean")
+  if not vim.tbl_contains({ "auto", "builtin", "nvim-dap" }, cfg.debugger) then
+    error('mesh: option `debugger` must be "auto", "builtin" or "nvim-dap"', 0)
+  end
+  check("debug_keys", cfg.debug_keys, "boolean")
   if cfg.name == "" then
     cfg.name = default_name()
   end

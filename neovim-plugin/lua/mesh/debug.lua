@@ -1,12 +1,14 @@
 ---@brief
---- Shared debugging through nvim-dap (optional). `mesh-proxy dap` is a Debug Adapter on
---- stdio: it answers `initialize`, turns `launch` into starting (or joining) the room's one
---- debug session on the mesh server, maps paths between this folder and the container, and
---- forwards everything else. nvim-dap is the client: its breakpoints, stepping, scopes and
---- REPL drive the session every participant shares.
+--- Shared debugging. `mesh-proxy dap` is a Debug Adapter on stdio: it answers `initialize`,
+--- turns `launch` into starting (or joining) the room's one debug session on the mesh
+--- server, maps paths between this folder and the container, and forwards everything else.
+--- The client is nvim-dap when it is installed (its breakpoints, stepping, scopes and REPL
+--- drive the session every participant shares), else mesh's own small debugger
+--- (`mesh.dap`); the `debugger` option picks one.
 ---
 --- This module builds nvim-dap's adapter and configurations (pure functions, which the unit
---- tests check against a stub `dap` table), registers them, and runs `:Mesh debug`.
+--- tests check against a stub `dap` table), registers them, runs `:Mesh debug` and sends the
+--- debugger commands (`:Mesh break`, `:Mesh continue`, …) to whichever client is in use.
 
 local config = require("mesh.config")
 local proxy = require("mesh.proxy")
@@ -23,9 +25,15 @@ M.NAME = "Mesh: Debug"
 ---@type table<string, string>
 M.LANGUAGES = { python = "python", c = "c", cpp = "cpp" }
 
---- What to say when nvim-dap is missing.
-M.NO_DAP = "mesh: :Mesh debug needs nvim-dap (https://github.com/mfussenegger/nvim-dap), "
-  .. "which is not installed. Install it, then run :Mesh debug again (see :help mesh-debug)"
+--- What to say when the `debugger` option asks for nvim-dap and it is missing.
+M.NO_DAP = "mesh: the debugger option is \"nvim-dap\" but nvim-dap "
+  .. "(https://github.com/mfussenegger/nvim-dap) is not installed. Install it, or set "
+  .. 'debugger = "auto" to use mesh\'s built-in debugger (see :help mesh-debug)'
+
+--- The room's debug session per LSP client, from `mesh/debugStarted`: its id is the run id
+--- that the program's stdin goes to.
+---@type table<integer, string>
+local debug_ids = {}
 
 ---@class mesh.DapAdapter
 ---@field type "executable"
@@ -210,32 +218,192 @@ end
 
 --- `mesh/debugStarted`: someone started a debug session in the room; says how to join it.
 ---@param params mesh.DebugStartedParams?
-function M.on_started(params)
+---@param client_id? integer
+function M.on_started(params, client_id)
   if type(params) ~= "table" then
     return
   end
-  local text = M.join_offer(params, mesh_session_active())
+  if client_id and params.debugId ~= nil then
+    debug_ids[client_id] = tostring(params.debugId)
+  end
+  local text = M.join_offer(params, M.session_active())
   if text then
     vim.notify(text, vim.log.levels.INFO)
   end
 end
 
+--- Which client debugs: nvim-dap's module, or nil for the built-in debugger; and an error
+--- when the `debugger` option asks for nvim-dap and it is not installed.
+---@param cfg? mesh.Config
+---@return table? dap
+---@return string? err
+function M.backend(cfg)
+  cfg = cfg or config.get()
+  if cfg.debugger == "builtin" then
+    return nil
+  end
+  local dap = M.load_dap()
+  if not dap and cfg.debugger == "nvim-dap" then
+    return nil, M.NO_DAP
+  end
+  return dap
+end
+
 --- `:Mesh debug [file]`: debugs `file` (default: the current buffer's) in the room's shared
---- debug session through nvim-dap, which must be installed.
+--- debug session, through nvim-dap when it is in use, else the built-in debugger.
 ---@param arg string
 function M.start(arg)
-  local dap = M.load_dap()
-  if not dap then
-    vim.notify(M.NO_DAP, vim.log.levels.ERROR)
+  local dap, err = M.backend()
+  if err then
+    vim.notify(err, vim.log.levels.ERROR)
     return
   end
   local program, filetype = M.target(arg)
   if not program then
+    -- No file to name, but the room has a session going: join it (`attach` needs none).
+    local c = vim.trim(arg or "") == "" and require("mesh.client").current() or nil
+    if c and debug_ids[c.id] then
+      if dap then
+        M.register(dap)
+        dap.run({ type = M.TYPE, request = "attach", name = M.NAME })
+      else
+        require("mesh.dap").start(config.get(), M.folder_for(nil), nil, nil)
+      end
+      return
+    end
     vim.notify(filetype, vim.log.levels.ERROR)
     return
   end
-  M.register(dap)
-  dap.run(M.configuration(program, filetype))
+  if dap then
+    M.register(dap)
+    dap.run(M.configuration(program, filetype))
+    return
+  end
+  local c = M.configuration(program, filetype)
+  require("mesh.dap").start(config.get(), M.folder_for(program), program, c.language)
+end
+
+--- The debugger commands, each for nvim-dap and for the built-in debugger. nvim-dap's
+--- functions are looked up when called, so a stub or a newer nvim-dap works alike.
+---@type table<string, { dap: fun(dap: table, arg: string), builtin: fun(arg: string) }>
+M.actions = {
+  ["break"] = {
+    dap = function(dap, arg)
+      dap.toggle_breakpoint(arg ~= "" and arg or nil)
+    end,
+    builtin = function(arg)
+      require("mesh.dap").toggle_breakpoint(arg)
+    end,
+  },
+  continue = {
+    dap = function(dap)
+      dap.continue()
+    end,
+    builtin = function()
+      require("mesh.dap").continue()
+    end,
+  },
+  step = {
+    dap = function(dap, arg)
+      local fn = ({ over = "step_over", ["in"] = "step_into", out = "step_out" })[arg ~= "" and arg or "over"]
+      dap[fn]()
+    end,
+    builtin = function(arg)
+      local fn = ({ over = "step_over", ["in"] = "step_in", out = "step_out" })[arg ~= "" and arg or "over"]
+      require("mesh.dap")[fn]()
+    end,
+  },
+  pause = {
+    dap = function(dap)
+      dap.pause()
+    end,
+    builtin = function()
+      require("mesh.dap").pause()
+    end,
+  },
+  stop = {
+    dap = function(dap)
+      dap.terminate()
+    end,
+    builtin = function()
+      require("mesh.dap").stop()
+    end,
+  },
+  eval = {
+    dap = function(dap, arg)
+      dap.repl.open()
+      dap.repl.execute(arg)
+    end,
+    builtin = function(arg)
+      require("mesh.dap").eval(arg)
+    end,
+  },
+  window = {
+    dap = function(dap)
+      dap.repl.toggle()
+    end,
+    builtin = function()
+      require("mesh.dap").open()
+    end,
+  },
+}
+
+--- Runs a debugger command (`:Mesh break`, `:Mesh continue`, …) on the client in use.
+---@param name string a key of `M.actions`
+---@param arg? string
+function M.action(name, arg)
+  arg = vim.trim(arg or "")
+  if name == "step" and arg ~= "" and not vim.tbl_contains({ "over", "in", "out" }, arg) then
+    vim.notify(("mesh: step over, in or out? (:Mesh step [over|in|out]), not %q"):format(arg), vim.log.levels.ERROR)
+    return
+  end
+  if name == "eval" and arg == "" then
+    vim.notify("mesh: evaluate what? :Mesh eval {expression}", vim.log.levels.ERROR)
+    return
+  end
+  local dap, err = M.backend()
+  if err then
+    vim.notify(err, vim.log.levels.ERROR)
+    return
+  end
+  if dap then
+    M.actions[name].dap(dap, arg)
+  else
+    M.actions[name].builtin(arg)
+  end
+end
+
+--- Whether a debug session of this editor is going, in either client.
+---@return boolean
+function M.session_active()
+  return mesh_session_active() or (package.loaded["mesh.dap"] ~= nil and require("mesh.dap").active())
+end
+
+--- `mesh/debugEnded`: forgets the session's id.
+---@param client_id integer
+---@param params mesh.DebugEndedParams?
+function M.on_ended(client_id, params)
+  local id = type(params) == "table" and params.debugId or nil
+  if id == nil or debug_ids[client_id] == tostring(id) then
+    debug_ids[client_id] = nil
+  end
+end
+
+--- Types a line into the debugged program's stdin: a run input to the session's id, through
+--- the room connection of the folder being debugged.
+---@param text string
+function M.input(text)
+  local c = require("mesh.client").current()
+  local root = package.loaded["mesh.dap"] and require("mesh.dap").root() or nil
+  if root then
+    c = require("mesh.client").client_for_path(root) or c
+  end
+  local id = c and debug_ids[c.id]
+  if not c or not id then
+    vim.notify("mesh: no debug session of this room is going; start one with :Mesh debug", vim.log.levels.WARN)
+    return
+  end
+  require("mesh.run").input(c, id, text .. "\n", false)
 end
 
 return M

@@ -99,8 +99,8 @@ function M.table()
     require("mesh.run").on_exited(params)
   end)
 
-  handlers[n.debug_started] = guarded(n.debug_started, function(_, params)
-    require("mesh.debug").on_started(params)
+  handlers[n.debug_started] = guarded(n.debug_started, function(_, params, ctx)
+    require("mesh.debug").on_started(params, ctx.client_id)
   end)
 
   handlers[n.debug_breakpoints] = guarded(n.debug_breakpoints, function(_, params, ctx)
@@ -109,6 +109,7 @@ function M.table()
 
   handlers[n.debug_ended] = guarded(n.debug_ended, function(_, params, ctx)
     require("mesh.breakpoints").on_ended(ctx.client_id, params)
+    require("mesh.debug").on_ended(ctx.client_id, params)
   end)
 
   handlers[n.presence] = guarded(n.presence, function(_, params)

@@ -147,9 +147,15 @@ function M.collect(cfg)
   end
 
   local dap = require("mesh.debug").load_dap()
-  if not dap then
-    add("debugging", "info", "nvim-dap is not installed; :Mesh debug needs it", {
-      "Install https://github.com/mfussenegger/nvim-dap to debug together (:help mesh-debug)",
+  if cfg.debugger == "builtin" then
+    add("debugging", "ok", ":Mesh debug uses mesh's built-in debugger (debugger = \"builtin\")")
+  elseif not dap and cfg.debugger == "nvim-dap" then
+    add("debugging", "error", "nvim-dap is not installed, and the debugger option asks for it", {
+      "Install https://github.com/mfussenegger/nvim-dap, or set debugger = \"auto\" (:help mesh-debug)",
+    })
+  elseif not dap then
+    add("debugging", "info", "nvim-dap is not installed; :Mesh debug uses mesh's built-in debugger", {
+      "With https://github.com/mfussenegger/nvim-dap installed, :Mesh debug uses it instead (:help mesh-debug)",
     })
   elseif type(dap.adapters) == "table" and dap.adapters.mesh ~= nil then
     add("debugging", "ok", "nvim-dap is installed and the `mesh` adapter is registered")

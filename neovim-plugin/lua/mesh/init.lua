@@ -113,8 +113,14 @@ function M.setup(opts)
     return
   end
   start()
-  -- With nvim-dap installed, `type = "mesh"` works in its configurations from now on.
-  require("mesh.debug").setup()
+  -- With nvim-dap installed, `type = "mesh"` works in its configurations from now on;
+  -- without it, the built-in debugger's keys are mapped (unless turned off).
+  local debugging = require("mesh.debug")
+  debugging.setup()
+  local dap, err = debugging.backend()
+  if not dap and not err and require("mesh.config").get().debug_keys then
+    require("mesh.dap").map_default_keys()
+  end
 end
 
 --- Starts mesh with the defaults unless `setup()` already ran (the `:Mesh` command calls it).

@@ -11,7 +11,8 @@ test("the command exists and completes its subcommands", function()
   h.eq(commands.names(), complete("Mesh "))
   h.eq({ "chat" }, complete("Mesh ch"))
   h.eq({ "follow" }, complete("Mesh fo"))
-  h.eq({ "share", "status", "stop" }, complete("Mesh s"))
+  h.eq({ "share", "status", "step", "stop" }, complete("Mesh s"))
+  h.eq({ "over", "in", "out" }, complete("Mesh step "))
   h.eq({ "refuse", "resolve", "role", "run" }, complete("Mesh r"))
   h.eq({}, complete("Mesh join "), "a link is not completed")
 end)
@@ -21,8 +22,12 @@ test("the subcommands are the ones the issue asks for", function()
     "admit",
     "approval",
     "audit",
+    "break",
     "chat",
+    "continue",
     "debug",
+    "debugger",
+    "eval",
     "follow",
     "input",
     "join",
@@ -30,12 +35,14 @@ test("the subcommands are the ones the issue asks for", function()
     "leave",
     "links",
     "participants",
+    "pause",
     "refuse",
     "resolve",
     "role",
     "run",
     "share",
     "status",
+    "step",
     "stop",
     "unfollow",
   }, commands.names())

@@ -126,12 +126,14 @@ test(":Mesh debug {file} debugs that file; a missing file or no file is said in 
   h.eq(1, #dap.runs, "nothing more was run")
 end)
 
-test(":Mesh debug without nvim-dap says what to install", function()
+test(':Mesh debug with debugger = "nvim-dap" and no nvim-dap says what to install', function()
   package.loaded.dap = nil
+  require("mesh").setup({ autostart = false, debugger = "nvim-dap" })
   local file = h.write(h.tempdir(), "main.py", "x = 1\n")
   vim.cmd.edit(vim.fn.fnameescape(file))
   vim.cmd("Mesh debug")
-  h.contains(h.all_messages(), "needs nvim-dap")
+  h.contains(h.all_messages(), "nvim-dap (https://github.com/mfussenegger/nvim-dap) is not installed")
+  h.contains(h.all_messages(), 'debugger = "auto"')
   h.contains(h.all_messages(), "https://github.com/mfussenegger/nvim-dap")
   h.eq(vim.log.levels.ERROR, h.messages[#h.messages].level)
 end)
@@ -149,6 +151,40 @@ test(":checkhealth mesh reports nvim-dap and the adapter", function()
   h.eq("warn", debugging().level)
   debug.register(dap)
   h.eq("ok", debugging().level)
+end)
+
+test("with nvim-dap installed the debugger commands go to it; debugger = \"builtin\" keeps mesh's own", function()
+  local dap = stub_dap()
+  local calls = {}
+  for _, fn in ipairs({ "toggle_breakpoint", "continue", "step_over", "step_into", "step_out", "pause", "terminate" }) do
+    dap[fn] = function(arg)
+      table.insert(calls, arg and (fn .. " " .. arg) or fn)
+    end
+  end
+  require("mesh").setup({ autostart = false })
+  vim.cmd("Mesh break i > 2")
+  vim.cmd("Mesh continue")
+  vim.cmd("Mesh step")
+  vim.cmd("Mesh step in")
+  vim.cmd("Mesh step out")
+  vim.cmd("Mesh pause")
+  h.eq({ "toggle_breakpoint i > 2", "continue", "step_over", "step_into", "step_out", "pause" }, calls)
+  h.eq("", vim.fn.maparg("<F10>", "n"), "no default keys over nvim-dap")
+  calls = {}
+  require("mesh").setup({ autostart = false, debugger = "builtin" })
+  vim.cmd("Mesh continue")
+  h.eq({}, calls)
+  h.contains(h.all_messages(), "no debug session; start one with :Mesh debug")
+end)
+
+test("the debugger option is one of auto, builtin, nvim-dap; debug_keys a boolean", function()
+  local ok, err = pcall(config.resolve, { debugger = "gdb" })
+  h.eq(false, ok)
+  h.contains(err, "`debugger`")
+  ok, err = pcall(config.resolve, { debug_keys = 1 })
+  h.eq(false, ok)
+  h.contains(err, "`debug_keys`")
+  h.eq("auto", config.resolve({}).debugger)
 end)
 
 test("the dap_configurations option must be a boolean", function()

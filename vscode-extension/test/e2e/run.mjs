@@ -10,10 +10,13 @@
 // Then "Mesh: Debug" debugs a Python file of the room (debugpy in real Docker, through
 // `mesh-proxy dap`): a breakpoint set in VS Code's gutter stops the program on its line, the
 // Call Stack and Variables views show the stop and a variable's value, Continue ends the
-// session, and the program's output reaches Ada as well. Last, host control: VS Code shares a
-// room, turns approval on, a second scripted editor ("Bo") waits in the lobby until Admit is
-// clicked on VS Code's notification, then VS Code makes him a reader and kicks him through
-// "Mesh: Participants and Roles", and his session ends with the message.
+// session, and the program's output reaches Ada as well. Then one session from two editors at
+// once: a real headless Neovim with the plugin's built-in debugger (sharedDebug.mjs) starts
+// it, VS Code joins, and breakpoints, steps, stdin and variables are checked in both. Last,
+// host control: VS Code shares a room, turns approval on, a second scripted editor ("Bo")
+// waits in the lobby until Admit is clicked on VS Code's notification, then VS Code makes him
+// a reader and kicks him through "Mesh: Participants and Roles", and his session ends with
+// the message.
 //
 // Run by scripts/test-vscode, which installs and builds what this needs. Environment:
 //   MESH_E2E_CODE_SERVER  code-server's out/node/entry.js                      (required)
@@ -25,6 +28,8 @@
 //   MESH_E2E_PIDFILE      a file to append the pid of every process started, so the
 //                         calling script can clean up even if this one is killed
 //   MESH_E2E_CHROMIUM     the browser (default: /usr/bin/chromium)
+//   MESH_E2E_NVIM         a recent Neovim, for the shared debug session (required;
+//                         scripts/install-neovim puts one in .tools/neovim/bin)
 // Prints one line per check and a closing "N passed, M failed"; exits 1 on any failure.
 import { spawn } from 'node:child_process';
 import { appendFileSync, copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -40,11 +45,12 @@ import { WebsocketProvider } from 'y-websocket';
 import * as Y from 'yjs';
 
 import { LspPeer, positionAt } from './lspPeer.mjs';
+import { SHARED_DEBUG_FILE, SHARED_DEBUG_SRC, sharedDebugChecks } from './sharedDebug.mjs';
 
 // --- settings --------------------------------------------------------------------------
 
 /** The whole run; past it everything is torn down and the run fails. */
-const OVERALL_TIMEOUT_MS = 360_000;
+const OVERALL_TIMEOUT_MS = 480_000;
 /** code-server's workbench in a cold browser: measured at about 4 s, with room to spare. */
 const WORKBENCH_TIMEOUT_MS = 60_000;
 /** One edit or cursor travelling between VS Code and Ada: normally well under a second. */
@@ -85,6 +91,8 @@ if (!existsSync(PROXY_BIN)) {
 const ARTIFACTS = path.resolve(env('MESH_E2E_ARTIFACTS', 'artifacts'));
 const PIDFILE = process.env.MESH_E2E_PIDFILE;
 const CHROMIUM = env('MESH_E2E_CHROMIUM', '/usr/bin/chromium');
+const NVIM = env('MESH_E2E_NVIM');
+const PLUGIN = fileURLToPath(new URL('../../../neovim-plugin', import.meta.url));
 
 const t0 = Date.now();
 const elapsed = () => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
@@ -337,7 +345,7 @@ async function main() {
 
   await check('Ada (a scripted editor on her own mesh-proxy) shares a folder with main.py', async () => {
     ada = await LspPeer.start({
-      bin: PROXY_BIN, server: server.url, name: ADA, files: { [FILE]: INITIAL, [RUN_FILE]: ASK, [DEBUG_FILE]: DEBUG_SRC }, logDir: LOGS,
+      bin: PROXY_BIN, server: server.url, name: ADA, files: { [FILE]: INITIAL, [RUN_FILE]: ASK, [DEBUG_FILE]: DEBUG_SRC, [SHARED_DEBUG_FILE]: SHARED_DEBUG_SRC }, logDir: LOGS,
       onSpawn: (child) => adopt('ada-mesh-proxy', child),
     });
     shared = await ada.share();
@@ -679,6 +687,13 @@ async function main() {
     await runCommand('Debug: Continue');
     await until('the debug session to end', async () => (await vscodeDocument()).debugSession === null, DEBUG_TIMEOUT_MS, 500);
   }, { critical: false });
+
+  // One session from two editors: Neovim (built-in debugger) and this VS Code.
+  await sharedDebugChecks({
+    check, until, log, page, runCommand, debugViews, debugToolbarButtons, vscodeDocument, notificationTexts, ada, adaRunOutput,
+    link: shared?.link, server: server?.url, proxyBin: PROXY_BIN, nvim: NVIM, plugin: PLUGIN, logs: LOGS, artifacts: ARTIFACTS, adopt,
+    timeouts: { sync: SYNC_TIMEOUT_MS, debug: DEBUG_TIMEOUT_MS, join: JOIN_TIMEOUT_MS },
+  });
 
   await check('"Mesh: Leave" ends the session; Ada sees Grace go', async () => {
     // A debug session left over by a failed check above holds its own room connection as Grace.
