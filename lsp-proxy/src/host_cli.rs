@@ -29,13 +29,14 @@ pub enum HostCmd {
     },
     /// Remove someone from the room: their connections close and their seat token stops
     /// working. Without accounts they could take a new seat with the same link: pass
-    /// --revoke-link with that link's id (see `host links`) to end it too.
+    /// --revoke-link to revoke the link they came in by too (which also disconnects
+    /// everyone else who came in with it).
     Kick {
         /// Their seat id or their name.
         who: String,
-        /// Also revoke this link.
-        #[arg(long, value_name = "LINK_ID")]
-        revoke_link: Option<String>,
+        /// Also revoke the link they came in by.
+        #[arg(long)]
+        revoke_link: bool,
     },
     /// Let someone waiting in the lobby in.
     Admit {
@@ -200,14 +201,22 @@ pub async fn run(api: &HostApi, cmd: HostCmd) -> anyhow::Result<()> {
             println!("{who} is now {}", role_name(role));
         }
         HostCmd::Kick { who, revoke_link } => {
-            let seat = seat_of(&api.participants().await?, &who, false)?;
+            let room = api.participants().await?;
+            let seat = seat_of(&room, &who, false)?;
+            // Read before the kick: the participant is gone after it.
+            let link = room
+                .participants
+                .iter()
+                .find(|p| p.seat == seat)
+                .and_then(|p| p.link.clone());
             api.kick(&seat).await?;
             println!("removed {who} from the room");
-            if let Some(id) = revoke_link {
+            if revoke_link {
+                let id = link.context("removed them, but the server did not say which link they came in by")?;
                 api.revoke_link(&id)
                     .await
                     .context("removed them, but revoking the link failed")?;
-                println!("revoked link {id}");
+                println!("revoked link {id}, which they came in by: it lets nobody in, and the people who came through it are disconnected");
             }
         }
         HostCmd::Admit { who } => {

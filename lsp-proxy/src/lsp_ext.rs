@@ -36,6 +36,10 @@ pub struct Participant {
     /// Whether the name is verified (signed in); without accounts never.
     #[serde(default)]
     pub verified: bool,
+    /// The id of the link their seat came in by: what a host revokes so that they cannot come
+    /// back with it (`mesh/revokeLink`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
 }
 
 impl Participant {
@@ -50,6 +54,7 @@ impl Participant {
             you: Some(p.conn_id) == me,
             seat: Some(p.seat.clone()),
             verified: p.verified,
+            link: p.link.clone(),
         }
     }
 }

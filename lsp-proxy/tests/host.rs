@@ -340,8 +340,23 @@ async fn mesh_proxy_host_manages_the_room_from_the_shared_folder() {
     assert_ne!(code, 0);
     assert!(err.contains("not in a room"), "{err}");
 
-    let (code, out, _) = host_cli(&server, &a_state, &a.root, &["kick", "bob"]).await;
-    assert_eq!((code, out.trim()), (0, "removed bob from the room"));
+    let (code, out, err) = host_cli(&server, &a_state, &a.root, &["kick", "bob", "--revoke-link"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("removed bob from the room\nrevoked link "), "{out}");
+    // The link bob came in by (the share's writer link) lets nobody in any more.
+    let (_, links, _) = host_cli(&server, &a_state, &a.root, &["links"]).await;
+    let revoked = out
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .trim_end_matches(',');
+    assert!(
+        links.lines().any(|l| l.starts_with(revoked) && l.contains("revoked")),
+        "{revoked} in {links}"
+    );
     b.wait_for("bob's session to end", |c| !c.notifications("mesh/ended").is_empty())
         .await
         .unwrap();

@@ -127,8 +127,9 @@ export class HostControl {
     await this.act(() => this.ctx.request(EditorRequests.setRole, { seat, role }), `${person.name} is now ${role}`);
   }
 
-  /** Kicks, then offers to revoke a link they could come back with (no accounts: a kicked
-   * person may take a new seat with the same link). */
+  /** Kicks, then offers to revoke the link they came in by (no accounts: a kicked person may
+   * take a new seat with the same link). Revoking it disconnects everyone else who used it
+   * too, so it is a choice, named as such. */
   async kick(person: Participant): Promise<void> {
     if (person.seat === undefined) {
       return;
@@ -143,15 +144,24 @@ export class HostControl {
     } catch {
       return;
     }
-    if (links.length === 0) {
+    const theirs = links.find((l) => l.id === person.link);
+    if (theirs === undefined) {
+      // Their link is gone already (revoked, expired, a host link): nothing to offer.
       return;
     }
     const pick = await vscode.window.showQuickPick(
-      [{ label: 'Keep every link', link: undefined }, ...links.map((l) => ({ label: `Revoke the ${linkLabel(l)}`, link: l }))],
-      { placeHolder: `${person.name} could come back with the link they used. Revoke one?` },
+      [
+        { label: 'Keep the link', revoke: false },
+        {
+          label: `Revoke the ${linkLabel(theirs)} they came in by`,
+          detail: `Anyone else who came in with it (${theirs.uses} use${theirs.uses === 1 ? '' : 's'}) is disconnected too.`,
+          revoke: true,
+        },
+      ],
+      { placeHolder: `${person.name} could come back with the link they used. Revoke it?` },
     );
-    if (pick?.link !== undefined) {
-      const id = pick.link.id;
+    if (pick?.revoke === true) {
+      const id = theirs.id;
       await this.act(() => this.ctx.request(EditorRequests.revokeLink, { id }), `revoked link ${id}`);
     }
   }

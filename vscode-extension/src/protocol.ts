@@ -46,6 +46,8 @@ export interface Participant {
   seat?: string;
   /** False without accounts: the name is what their client said. */
   verified?: boolean;
+  /** The id of the link their seat came in by (what to revoke so they cannot come back). */
+  link?: string;
 }
 
 /** The proxy's view of the session. */

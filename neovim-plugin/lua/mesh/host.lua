@@ -73,29 +73,43 @@ end
 --- Offers to revoke a link right after a kick: without accounts the kicked person could take
 --- a new seat with the link they came through.
 ---@param c vim.lsp.Client
-local function offer_revoke(c)
+--- After a kick: offers to revoke the link `link_id` they came in by (without accounts they
+--- could take a new seat with it). Revoking disconnects everyone else who used it too.
+---@param c vim.lsp.Client
+---@param link_id string?
+local function offer_revoke(c, link_id)
+  if not link_id then
+    return
+  end
   client.request(c, protocol.request.links, vim.empty_dict(), function(result)
-    local live = vim.tbl_filter(function(l)
-      return not l.revoked and l.role ~= "host"
-    end, result.links or {})
-    if #live == 0 then
+    local theirs
+    for _, l in ipairs(result.links or {}) do
+      if l.id == link_id and not l.revoked and l.role ~= "host" then
+        theirs = l
+      end
+    end
+    if not theirs then
       return
     end
-    local choices = { { label = "No, keep every link" } }
-    for _, l in ipairs(live) do
-      choices[#choices + 1] = {
-        label = ("Revoke the %s link %s (%d uses)"):format(l.role, l.id, l.uses or 0),
-        link = l,
-      }
-    end
+    local choices = {
+      { label = "No, keep the link" },
+      {
+        label = ("Revoke the %s link %s they came in by (anyone else who used it, %d uses, is disconnected too)"):format(
+          theirs.role,
+          theirs.id,
+          theirs.uses or 0
+        ),
+        revoke = true,
+      },
+    }
     vim.ui.select(choices, {
-      prompt = "mesh: they could come back with the link they used. Revoke one?",
+      prompt = "mesh: they could come back with the link they used. Revoke it?",
       format_item = function(item)
         return item.label
       end,
     }, function(choice)
-      if choice and choice.link then
-        M.revoke(c, choice.link.id)
+      if choice and choice.revoke then
+        M.revoke(c, theirs.id)
       end
     end)
   end)
@@ -104,13 +118,11 @@ end
 ---@param c vim.lsp.Client
 ---@param seat string
 ---@param name string
----@param offer boolean offer to revoke a link afterwards
-function M.kick(c, seat, name, offer)
+---@param link_id string? the link they came in by, offered for revoking afterwards
+function M.kick(c, seat, name, link_id)
   client.request(c, protocol.request.kick, { seat = seat }, function()
     vim.notify(("mesh: removed %s from the room"):format(name), vim.log.levels.INFO)
-    if offer then
-      offer_revoke(c)
-    end
+    offer_revoke(c, link_id)
   end)
 end
 
@@ -176,7 +188,7 @@ function M.participants(c)
           return
         end
         if a.kick then
-          M.kick(c, p.seat, p.name, true)
+          M.kick(c, p.seat, p.name, p.link)
         else
           M.set_role(c, p.seat, a.role, p.name)
         end
@@ -236,7 +248,7 @@ end
 ---@param people table[]
 ---@param who string
 ---@param prompt string
----@param cb fun(seat: string, name: string)
+---@param cb fun(seat: string, name: string, person: table?)
 function M.pick(people, who, prompt, cb)
   people = vim.tbl_filter(function(p)
     return not p.you
@@ -249,7 +261,7 @@ function M.pick(people, who, prompt, cb)
     end
     for _, p in ipairs(people) do
       if p.seat == seat then
-        cb(seat, p.name)
+        cb(seat, p.name, p)
         return
       end
     end
@@ -265,7 +277,7 @@ function M.pick(people, who, prompt, cb)
     end,
   }, function(p)
     if p then
-      cb(p.seat, p.name)
+      cb(p.seat, p.name, p)
     end
   end)
 end
@@ -275,8 +287,8 @@ end
 ---@param args string
 function M.kick_command(c, args)
   host_participants(c, function(room)
-    M.pick(room.participants or {}, vim.trim(args), "remove whom?", function(seat, name)
-      M.kick(c, seat, name, true)
+    M.pick(room.participants or {}, vim.trim(args), "remove whom?", function(seat, name, p)
+      M.kick(c, seat, name, p and p.link)
     end)
   end)
 end

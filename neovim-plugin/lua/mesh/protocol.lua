@@ -33,6 +33,7 @@ local M = {}
 ---@field you boolean
 ---@field seat? string what host requests name
 ---@field verified boolean false without accounts
+---@field link? string the id of the link their seat came in by
 
 ---@class mesh.Status
 ---@field state mesh.State

@@ -7,7 +7,7 @@ local people = {
   { seat = "s1", name = "Ada", role = "host", client = "neovim", you = true },
   { seat = "s2", name = "Bob", role = "writer", client = "vscode", you = false },
   { seat = "s3", name = "bob", role = "reader", client = "neovim", you = false },
-  { seat = "s4", name = "Cy", role = "writer", client = "neovim", you = false },
+  { seat = "s4", name = "Cy", role = "writer", client = "neovim", you = false, link = "l1" },
 }
 
 --- Replaces vim.ui.select for one test: answers with the item whose text contains `pick`
@@ -82,7 +82,7 @@ test(":Mesh role names someone and sends the seat with the role", function()
   h.eq({ seat = "s4", role = "reader" }, set.params)
 end)
 
-test(":Mesh kick removes someone and offers to revoke a link they could come back with", function()
+test(":Mesh kick removes someone and offers to revoke the link they came in by", function()
   local fake = h.start_with_file("x\n")
   fake.responders["mesh/hostParticipants"] = function()
     return { participants = people, waiting = {}, approval = false }
@@ -91,12 +91,17 @@ test(":Mesh kick removes someone and offers to revoke a link they could come bac
     return {}
   end
   fake.responders["mesh/links"] = function()
-    return { links = { { id = "l1", role = "writer", url = "http://x/join/r?token=t", uses = 2, revoked = false } } }
+    return {
+      links = {
+        { id = "l0", role = "reader", url = "http://x/join/r?token=r", uses = 1, revoked = false },
+        { id = "l1", role = "writer", url = "http://x/join/r?token=t", uses = 2, revoked = false },
+      },
+    }
   end
   fake.responders["mesh/revokeLink"] = function()
     return {}
   end
-  local prompts, restore = answering("Revoke the writer link l1")
+  local prompts, restore = answering("Revoke the writer link l1 they came in by")
   vim.cmd("Mesh kick Cy")
   h.wait(function()
     return vim.tbl_contains(vim.tbl_map(function(r)
@@ -104,11 +109,15 @@ test(":Mesh kick removes someone and offers to revoke a link they could come bac
     end, fake.requests), "mesh/revokeLink")
   end, "mesh/revokeLink")
   restore()
-  h.contains(prompts[1], "Revoke one?")
+  h.contains(prompts[1], "Revoke it?")
   local kick = vim.tbl_filter(function(r)
     return r.method == "mesh/kick"
   end, fake.requests)[1]
   h.eq({ seat = "s4" }, kick.params)
+  local revoke = vim.tbl_filter(function(r)
+    return r.method == "mesh/revokeLink"
+  end, fake.requests)[1]
+  h.eq({ id = "l1" }, revoke.params, "their link, not another")
 end)
 
 test("presence, the lobby and the end of a session are shown and the state follows", function()

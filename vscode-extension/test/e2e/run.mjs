@@ -768,8 +768,8 @@ async function main() {
     await runCommand('Mesh: Participants and Roles');
     await pick('Bo');
     await pick('Kick');
-    // Then it offers to revoke a link Bo could come back with: keep them this time.
-    await pick('Keep every link');
+    // Then it offers to revoke the link Bo came in by (the proxy names it): keep it this time.
+    await pick('Keep the link');
     const ended = await bo.waitFor('Bo\'s session to end', () => bo.last('mesh/ended'));
     if (ended.reason !== 'kicked' || !/removed from the room by Grace/.test(ended.message)) throw new Error(`Bo was told ${JSON.stringify(ended)}`);
     await until('"Mesh (1)" in the status bar', async () => (await statusBarText()).includes('Mesh (1)'), SYNC_TIMEOUT_MS, 200);
