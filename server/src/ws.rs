@@ -58,8 +58,12 @@ const BYTE_BURST: f64 = 32.0 * 1024.0 * 1024.0;
 /// The longest close reason a WebSocket control frame can carry.
 const MAX_CLOSE_REASON_BYTES: usize = 123;
 
-/// How long a connection that broke the protocol is held open after its close frame.
-const ERROR_CLOSE_HOLD: Duration = Duration::from_millis(500);
+/// How long a connection that broke the protocol is held open after its close frame, unread:
+/// the peer must get to read the close frame before the socket goes, or the reset that
+/// dropping a socket with unread input sends discards it (the peer then sees 1006, not why).
+/// Half a second was not enough on a loaded two-core machine; the held socket costs nothing
+/// but its slot under the connection caps.
+const ERROR_CLOSE_HOLD: Duration = Duration::from_secs(2);
 
 /// How long the server waits for the peer to answer its close frame.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
