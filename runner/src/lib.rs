@@ -37,7 +37,7 @@ pub mod run;
 pub mod sandbox;
 
 pub use files::JobFile;
-pub use registry::{DebugSpec, Language, Limits, LimitsOverride, Registry};
+pub use registry::{DebugRequest, DebugSpec, Language, Limits, LimitsOverride, Registry};
 pub use run::{Collected, Exit, ImageSource, Job, Limit, Mode, Run, RunEvent, Runner, Stage, Stdin};
 
 /// Errors of the run service. Each message says what is wrong and, where it can, what to do.

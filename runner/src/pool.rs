@@ -215,7 +215,7 @@ async fn refill(pool: Weak<Pool>, runner: Runner, key: PoolKey, wake: Arc<Notify
             }
             continue;
         }
-        match start_container(runner.docker(), &lang, &image, &limits).await {
+        match start_container(runner.docker(), &lang, key.mode, &image, &limits).await {
             Ok(c) => {
                 backoff = BACKOFF_MIN;
                 let rejected = match pool.upgrade() {

@@ -143,17 +143,48 @@ pub struct Language {
     pub debug: Option<DebugSpec>,
 }
 
-/// How a language is debugged: a debug adapter speaking DAP on the container's stdio.
+/// How a language is debugged: a debug adapter speaking DAP on the container's stdio, or on
+/// a TCP port of the container's own loopback that the runner bridges to its stdio.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DebugSpec {
     /// Builds a debuggable program (replaces the language's `compile` in a debug session).
     pub compile: Option<Vec<String>>,
-    /// The debug adapter's argv.
+    /// The debug adapter's argv, started once the job's files are in (empty when `prestart`
+    /// starts the adapter).
     pub adapter: Vec<String>,
-    /// The DAP `launch` arguments the server sends the adapter.
+    /// Started as the container starts, before any job is in it (stdio closed): what can be
+    /// got ready without the program, e.g. an adapter with its debuggee waiting for the file.
+    /// A warm debug container has it running already.
+    pub prestart: Option<Vec<String>>,
+    /// The loopback TCP port the adapter listens on; `None`: it speaks DAP on stdio.
+    pub port: Option<u16>,
+    /// The DAP request that starts the program: `launch`, or `attach` (to a prestarted one).
+    pub request: DebugRequest,
+    /// The arguments of that request, which the server sends the adapter.
     pub launch: serde_json::Map<String, serde_json::Value>,
     /// Limits of the debug session (the adapter and the program together).
     pub limits: Limits,
+}
+
+/// How the server starts the debugged program through the adapter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DebugRequest {
+    /// DAP `launch`: the adapter starts the program.
+    #[default]
+    Launch,
+    /// DAP `attach`: the program runs already (`prestart`) and waits for the debugger.
+    Attach,
+}
+
+impl DebugRequest {
+    /// The DAP command.
+    pub fn command(self) -> &'static str {
+        match self {
+            DebugRequest::Launch => "launch",
+            DebugRequest::Attach => "attach",
+        }
+    }
 }
 
 /// The parsed, validated registry.
@@ -183,7 +214,12 @@ struct RawDefaults {
 #[serde(deny_unknown_fields)]
 struct RawDebug {
     compile: Option<Vec<String>>,
+    #[serde(default)]
     adapter: Vec<String>,
+    prestart: Option<Vec<String>>,
+    port: Option<u16>,
+    #[serde(default)]
+    request: DebugRequest,
     #[serde(default)]
     launch: serde_json::Map<String, serde_json::Value>,
     #[serde(default)]
@@ -350,7 +386,22 @@ fn resolve(id: &str, raw: RawLanguage, defaults: &RawDefaults) -> std::result::R
 }
 
 fn resolve_debug(raw: RawDebug, base: Limits) -> std::result::Result<DebugSpec, String> {
-    check_argv(&raw.adapter).map_err(|p| format!("adapter: {p}"))?;
+    match &raw.prestart {
+        // A prestarted adapter is what the session talks to; another one is optional.
+        Some(prestart) => {
+            check_argv(prestart).map_err(|p| format!("prestart: {p}"))?;
+            if raw.port.is_none() {
+                return Err("prestart needs port: the adapter it starts must listen on one".into());
+            }
+            if !raw.adapter.is_empty() {
+                check_argv(&raw.adapter).map_err(|p| format!("adapter: {p}"))?;
+            }
+        }
+        None => check_argv(&raw.adapter).map_err(|p| format!("adapter: {p}"))?,
+    }
+    if raw.port == Some(0) {
+        return Err("port must be 1..=65535".into());
+    }
     if let Some(compile) = &raw.compile {
         check_argv(compile).map_err(|p| format!("compile: {p}"))?;
     }
@@ -359,6 +410,9 @@ fn resolve_debug(raw: RawDebug, base: Limits) -> std::result::Result<DebugSpec, 
     Ok(DebugSpec {
         compile: raw.compile,
         adapter: raw.adapter,
+        prestart: raw.prestart,
+        port: raw.port,
+        request: raw.request,
         launch: raw.launch,
         limits,
     })
@@ -421,7 +475,7 @@ mod tests {
             assert!(!lang.packages.is_empty(), "{id} has no packages");
         }
         assert!(reg.get("c").unwrap().compile.is_some());
-        for id in ["python", "c", "cpp"] {
+        for id in ["python", "c", "cpp", "go", "rust"] {
             let debug = reg.get(id).unwrap().debug.as_ref().unwrap();
             assert!(debug.launch["program"].as_str().unwrap().starts_with("/work/"), "{id}");
             assert_eq!(debug.limits.wall_seconds, 1800.0);

@@ -392,7 +392,7 @@ impl Runner {
                 return Ok(self.launch(warm, plan, archive, job));
             }
         }
-        let cold = start_container(&self.docker, &plan.lang, &plan.image, &plan.first).await?;
+        let cold = start_container(&self.docker, &plan.lang, job.mode, &plan.image, &plan.first).await?;
         Ok(self.launch(cold, plan, archive, job))
     }
 
@@ -523,8 +523,14 @@ pub(crate) struct Started {
 }
 
 /// Creates, attaches and starts a sandbox for `lang`; on any failure nothing is left.
-pub(crate) async fn start_container(docker: &Docker, lang: &Language, image: &str, limits: &Limits) -> Result<Started> {
-    let config = sandbox::container_config(lang, image, limits);
+pub(crate) async fn start_container(
+    docker: &Docker,
+    lang: &Language,
+    mode: Mode,
+    image: &str,
+    limits: &Limits,
+) -> Result<Started> {
+    let config = sandbox::container_config(lang, mode, image, limits);
     let created = tokio::time::timeout(SETUP_TIMEOUT, docker.create_container(None, config))
         .await
         .map_err(|_| Error::Protocol(format!("Docker did not create a container within {SETUP_TIMEOUT:?}")))?

@@ -14,8 +14,10 @@
 //!
 //! ## The runner protocol (stdin, then stderr)
 //!
-//! The container starts `sh -c RUNNER_SCRIPT` with four arguments: the compile and run
-//! commands of a run, and those of a debug session (the debug build and the debug adapter).
+//! The container starts `sh -c RUNNER_SCRIPT` with five arguments: the compile and run
+//! commands of a run, those of a debug session (the debug build and the debug adapter), and
+//! a debug container's `prestart` (empty otherwise), which the script starts in the
+//! background before anything else, its stdio closed, so that it holds nothing of a job.
 //! It waits for three lines on stdin: a random per-run nonce, the mode (`run` or `debug`),
 //! which picks the pair of commands, and the archive's size; then it reads exactly that many
 //! bytes (the shell's `read` takes a pipe byte by byte and `head -c` reads no further than
@@ -32,14 +34,16 @@
 //! marker could only mislabel the user's own output anyway.
 //!
 //! The same protocol serves a warm pool: a container started ahead of time waits on stdin
-//! for the nonce; the job's files follow it. Since the mode comes on stdin too, one warm
-//! container could become a run or a debug session.
+//! for the nonce; the job's files follow it. The mode comes on stdin too; the pool still
+//! keeps run and debug containers apart, since a debug container may have its `prestart`
+//! (a debug adapter and a debuggee waiting for the program) running already.
 
 use std::collections::HashMap;
 
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, ResourcesUlimits};
 
 use crate::registry::{Language, Limits};
+use crate::run::Mode;
 
 /// The uid and gid programs run as; the local images name it `runner`.
 pub const SANDBOX_UID: u32 = 10001;
@@ -55,7 +59,8 @@ const NOFILE: i64 = 1024;
 pub const LABEL: &str = "org.mesh.runner";
 
 /// The script the container runs; see the module docs for the protocol.
-pub const RUNNER_SCRIPT: &str = r#"IFS= read -r nonce || exit 125
+pub const RUNNER_SCRIPT: &str = r#"if [ -n "$5" ]; then (eval "exec $5") </dev/null >/dev/null 2>&1 & fi
+IFS= read -r nonce || exit 125
 IFS= read -r mode || exit 125
 IFS= read -r size || exit 125
 head -c "$size" | tar -x -m -f - -C /work || exit 125
@@ -75,78 +80,14 @@ eval "exec $run"
 /// Where a debugged program reads its stdin: a FIFO the stdin demultiplexer feeds.
 pub const DEBUG_STDIN_FIFO: &str = "/tmp/mesh-stdin";
 
-/// Runs in front of a debug adapter (`python3 -c DEBUG_STDIN_DEMUX ADAPTER...`): the
-/// container's stdin carries DAP frames (`Content-Length: N`) for the adapter and the
+/// Runs in front of a debug adapter (`python3 -c DEBUG_STDIN_DEMUX FIFO PORT ADAPTER...`):
+/// the container's stdin carries DAP frames (`Content-Length: N`) for the adapter and the
 /// program's input as `Mesh-Stdin: N` frames (N = 0 closes it), which go to
-/// [`DEBUG_STDIN_FIFO`]. Debug adapters keep the program's stdin off their own (it is the
-/// DAP channel), so this is how participants' typing reaches a debugged program. The FIFO
-/// is held open read-write, so the program's open never blocks, and closed for end-of-file
-/// only once the program has it open and has read what is buffered (closing the last writer
-/// earlier would lose the input). Beside it, `<fifo>-python3` is a `python3` reading that FIFO, for
-/// debug adapters that take an interpreter to start the program with (debugpy's `python`). Writes go through a thread, so a program that does not read its
-/// input never holds up the protocol. Needs `python3` in the image (debugpy is Python;
-/// lldb's packages depend on it).
-pub const DEBUG_STDIN_DEMUX: &str = r#"import fcntl, os, queue, struct, subprocess, sys, termios, threading, time
-fifo = sys.argv[1]
-os.mkfifo(fifo, 0o600)
-hold = os.open(fifo, os.O_RDWR)
-with open(fifo + "-python3", "w") as f:
-    f.write('#!/bin/sh\nexec python3 "$@" < %s\n' % fifo)
-os.chmod(fifo + "-python3", 0o700)
-adapter = subprocess.Popen(sys.argv[2:], stdin=subprocess.PIPE)
-chunks = queue.Queue()
-def reader_has_it():
-    for pid in os.listdir("/proc"):
-        if pid.isdigit() and int(pid) != os.getpid():
-            try:
-                fds = os.listdir("/proc/%s/fd" % pid)
-                if any(os.readlink("/proc/%s/fd/%s" % (pid, fd)) == fifo for fd in fds):
-                    return True
-            except OSError:
-                pass
-    return False
-def unread():
-    return struct.unpack("i", fcntl.ioctl(hold, termios.FIONREAD, b"\0\0\0\0"))[0]
-def feed():
-    while True:
-        data = chunks.get()
-        if data is None:
-            # Closing the last writer before the program opened the FIFO, or before it read
-            # what is buffered, would lose the input: wait for both.
-            while not (reader_has_it() and unread() == 0):
-                time.sleep(0.05)
-            os.close(hold)
-            return
-        try:
-            os.write(hold, data)
-        except OSError:
-            return
-threading.Thread(target=feed, daemon=True).start()
-src = sys.stdin.buffer
-while True:
-    head = {}
-    while True:
-        line = src.readline()
-        if not line:
-            head = None
-            break
-        line = line.strip()
-        if not line:
-            break
-        name, _, value = line.decode("latin-1").partition(":")
-        head[name.strip().lower()] = value.strip()
-    if head is None:
-        break
-    if "mesh-stdin" in head:
-        n = int(head["mesh-stdin"])
-        chunks.put(src.read(n) if n else None)
-        continue
-    n = int(head.get("content-length", "0"))
-    adapter.stdin.write(b"Content-Length: %d\r\n\r\n" % n + src.read(n))
-    adapter.stdin.flush()
-adapter.stdin.close()
-sys.exit(adapter.wait())
-"#;
+/// [`DEBUG_STDIN_FIFO`]. PORT is `-` for an adapter on stdio, or the loopback TCP port of
+/// an adapter that listens (Delve, a prestarted debugpy), which it bridges to stdio. The
+/// script's own comments say the rest. Needs `python3` in the image (debugpy is Python;
+/// lldb's packages depend on it; the Go image adds it).
+pub const DEBUG_STDIN_DEMUX: &str = include_str!("debug_demux.py");
 
 /// The container's stdin frame that carries `data` to a debugged program (empty: close it).
 pub fn debug_stdin_frame(data: &[u8]) -> Vec<u8> {
@@ -163,26 +104,33 @@ pub fn shell_words(argv: &[String]) -> String {
         .join(" ")
 }
 
-/// The container for one run of `lang` in `image` with `limits` (the first step's).
-pub fn container_config(lang: &Language, image: &str, limits: &Limits) -> ContainerCreateBody {
+/// The container for one run of `lang` in `image` with `limits` (the first step's), for a
+/// job in `mode`: a debug container starts the language's `prestart` at once.
+pub fn container_config(lang: &Language, mode: Mode, image: &str, limits: &Limits) -> ContainerCreateBody {
     let compile = lang.compile.as_deref().map(shell_words).unwrap_or_default();
     let run = shell_words(&lang.run);
-    let (debug_compile, debug_adapter) = match &lang.debug {
+    let (debug_compile, debug_adapter, prestart) = match &lang.debug {
         Some(d) => {
             let mut argv = vec![
                 "python3".to_owned(),
                 "-c".to_owned(),
                 DEBUG_STDIN_DEMUX.to_owned(),
                 DEBUG_STDIN_FIFO.to_owned(),
+                d.port.map_or("-".to_owned(), |p| p.to_string()),
             ];
             argv.extend(d.adapter.iter().cloned());
+            let prestart = match (mode, &d.prestart) {
+                (Mode::Debug, Some(p)) => shell_words(p),
+                _ => String::new(),
+            };
             (
                 d.compile.as_deref().map(shell_words).unwrap_or_default(),
                 shell_words(&argv),
+                prestart,
             )
         }
         // No adapter: a debug session is refused before it gets here; `false` fails loudly.
-        None => (String::new(), "false".to_owned()),
+        None => (String::new(), "false".to_owned(), String::new()),
     };
     let mut env = vec![
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_owned(),
@@ -208,6 +156,7 @@ pub fn container_config(lang: &Language, image: &str, limits: &Limits) -> Contai
             run,
             debug_compile,
             debug_adapter,
+            prestart,
         ]),
         env: Some(env),
         attach_stdin: Some(true),
@@ -362,7 +311,7 @@ mod tests {
     fn the_container_is_hardened() {
         let reg = Registry::builtin().unwrap();
         let c = reg.get("c").unwrap();
-        let cfg = container_config(c, "img", &c.compile_limits);
+        let cfg = container_config(c, Mode::Run, "img", &c.compile_limits);
         let host = cfg.host_config.as_ref().unwrap();
         assert_eq!(host.network_mode.as_deref(), Some("none"));
         assert_eq!(cfg.network_disabled, Some(true));

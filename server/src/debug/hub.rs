@@ -2,8 +2,9 @@
 //! room's participants. Sans-IO: it takes DAP messages and returns what to send where, so
 //! every rule below is unit-tested without Docker.
 //!
-//! - The hub owns the upstream `initialize` and `launch`; a participant is attached once the
-//!   adapter has sent `initialized` (a late joiner at once), and gets that event then.
+//! - The hub owns the upstream `initialize` and `launch` (or `attach`, to a prestarted
+//!   program); a participant is attached once the adapter has sent `initialized` (a late
+//!   joiner at once), and gets that event then.
 //! - Requests keep the participant's `seq` on the way back: each upstream request gets the
 //!   hub's own `seq`, and the response's `request_seq` is rewritten to the participant's.
 //!   Every message to a participant carries that participant's own `seq` counter.
@@ -13,8 +14,14 @@
 //!   someone who joined at once and configured first is answered and waits with the rest
 //!   (else the program could run past the starter's breakpoints before they arrive). If the
 //!   starter leaves before configuring, the first who configured starts it.
-//! - Breakpoints are kept per participant and source; upstream gets the union per source,
-//!   each participant's response holds the results for its own breakpoints only.
+//! - Breakpoints (conditions, hit counts and logpoints included) are kept per participant
+//!   and source; upstream gets the union per source, one per line merged as
+//!   [`super::breakpoints`] says, and each participant's response holds the results for its
+//!   own breakpoints only, with a note where theirs was merged with someone else's.
+//! - Restart is the hub's own (whatever the adapter supports): it asks for a fresh program
+//!   ([`Out::Restart`]); once the new adapter is initialized it sets everyone's breakpoints
+//!   and exception filters again, starts the program, and answers the request. Participants
+//!   stay attached throughout.
 //! - Roles: writers may do anything; readers may inspect (threads, stack, scopes, variables,
 //!   source...) and get a clear error for anything that would change the program's course.
 //!   Only the starter or the host ends the session; others detach.
@@ -24,6 +31,8 @@ use std::time::{Duration, Instant};
 
 use mesh_protocol::messages::Role;
 use serde_json::{json, Value};
+
+use super::breakpoints::{merge_line, merge_note, or_operator, SourceBreakpoint};
 
 /// A participant's connection id.
 pub type ConnId = u64;
@@ -81,6 +90,18 @@ pub enum Out {
     Refused(ConnId, String),
     /// The session cannot go on (the adapter refused to launch).
     Fatal(String),
+    /// Replace the adapter and program with fresh ones (same files), then call
+    /// [`Hub::restarted`]; the old adapter's messages must not reach the hub any more.
+    Restart,
+}
+
+/// How the hub starts the program: the DAP request (`launch` or `attach`) and its arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Start {
+    /// `launch` or `attach`.
+    pub command: &'static str,
+    /// Its arguments.
+    pub arguments: Value,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +112,16 @@ enum Phase {
     Launching,
     /// Participants may talk to the adapter.
     Ready,
+}
+
+/// The restart a participant asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Restarting {
+    /// Who asked, and their `seq`.
+    conn: ConnId,
+    seq: i64,
+    /// The fresh adapter is up ([`Hub::restarted`] was called).
+    fresh: bool,
 }
 
 struct Client {
@@ -114,10 +145,10 @@ enum Pending {
     /// The hub's own request whose answer changes nothing.
     Quiet,
     Breakpoints {
-        /// Lines sent upstream, in order (the response's results follow this order).
-        sent: Vec<u32>,
+        /// What was sent upstream, in order (the response's results follow this order).
+        sent: Vec<SourceBreakpoint>,
         /// Who asked, their seq and breakpoints; `None` for a merge after someone left.
-        reply: Option<(ConnId, i64, Vec<Value>)>,
+        reply: Option<(ConnId, i64, Vec<SourceBreakpoint>)>,
     },
 }
 
@@ -129,7 +160,16 @@ pub struct Hub {
     starter: ConnId,
     phase: Phase,
     capabilities: Value,
-    launch: Value,
+    start: Start,
+    /// The language's "or", for merging conditions.
+    or: &'static str,
+    /// The registry's language id, which is the adapter's id in `initialize`.
+    language: String,
+    /// A restart under way.
+    restarting: Option<Restarting>,
+    /// The last exception filters and function breakpoints a writer set: set again after a
+    /// restart.
+    replay: BTreeMap<&'static str, Value>,
     configuration_done: bool,
     /// Participants who sent `configurationDone` before the starter did: answered, and the
     /// program waits for the starter's.
@@ -138,17 +178,17 @@ pub struct Hub {
     exit_code: Option<i64>,
     /// The adapter said the session is over (`terminated`).
     terminated: bool,
-    /// Container path → participant → their breakpoints (DAP `SourceBreakpoint`s).
-    breakpoints: BTreeMap<String, BTreeMap<ConnId, Vec<Value>>>,
+    /// Container path → participant → their breakpoints.
+    breakpoints: BTreeMap<String, BTreeMap<ConnId, Vec<SourceBreakpoint>>>,
     /// Container paths of the room's files: the only places a breakpoint may go.
     files: BTreeSet<String>,
 }
 
 impl Hub {
     /// A hub for a session started by `starter`; the first output is the upstream
-    /// `initialize`. `launch` is the `launch` request's arguments; `files` the container
-    /// paths a breakpoint may name.
-    pub fn new(starter: ConnId, launch: Value, files: BTreeSet<String>, adapter_id: &str) -> (Hub, Vec<Out>) {
+    /// `initialize`. `start` is how the program starts; `files` the container paths a
+    /// breakpoint may name; `language` the registry's id (the adapter's id too).
+    pub fn new(starter: ConnId, start: Start, files: BTreeSet<String>, language: &str) -> (Hub, Vec<Out>) {
         let mut hub = Hub {
             next_seq: 1,
             pending: HashMap::new(),
@@ -156,7 +196,11 @@ impl Hub {
             starter,
             phase: Phase::Initializing,
             capabilities: json!({}),
-            launch,
+            start,
+            or: or_operator(language),
+            language: language.to_owned(),
+            restarting: None,
+            replay: BTreeMap::new(),
             configuration_done: false,
             configured_early: BTreeSet::new(),
             stopped: None,
@@ -165,10 +209,15 @@ impl Hub {
             breakpoints: BTreeMap::new(),
             files,
         };
+        let out = hub.initialize();
+        (hub, vec![out])
+    }
+
+    fn initialize(&mut self) -> Out {
         let init = json!({
             "clientID": "mesh",
             "clientName": "mesh debug hub",
-            "adapterID": adapter_id,
+            "adapterID": self.language,
             "locale": "en",
             "linesStartAt1": true,
             "columnsStartAt1": true,
@@ -178,13 +227,17 @@ impl Hub {
             "supportsRunInTerminalRequest": false,
             "supportsProgressReporting": false,
         });
-        let out = hub.upstream("initialize", init, Pending::Initialize);
-        (hub, vec![out])
+        self.upstream("initialize", init, Pending::Initialize)
     }
 
-    /// The adapter's capabilities (empty until it answered `initialize`).
-    pub fn capabilities(&self) -> &Value {
-        &self.capabilities
+    /// The capabilities participants are told: the adapter's, plus restart, which the hub
+    /// does itself (empty until the adapter answered `initialize`).
+    pub fn capabilities(&self) -> Value {
+        let mut caps = self.capabilities.clone();
+        if let Some(m) = caps.as_object_mut() {
+            m.insert("supportsRestartRequest".into(), Value::Bool(true));
+        }
+        caps
     }
 
     /// Who started the session.
@@ -279,11 +332,20 @@ impl Hub {
         }
         let can_write = role.can_write();
         let may_end = conn == self.starter || role == Role::Host;
+        if self.restarting.is_some() && !matches!(command.as_str(), "disconnect" | "terminate") {
+            return vec![self.respond(
+                conn,
+                seq,
+                &command,
+                Err("the program is restarting; try again in a moment"),
+            )];
+        }
         match command.as_str() {
             "initialize" => {
-                let caps = self.capabilities.clone();
+                let caps = self.capabilities();
                 vec![self.respond(conn, seq, &command, Ok(caps))]
             }
+            "restart" if can_write => self.restart(conn, seq),
             "launch" | "attach" => vec![self.respond(conn, seq, &command, Ok(json!({})))],
             "configurationDone" => self.configuration_done(conn, seq, msg),
             "setBreakpoints" => self.set_breakpoints(conn, seq, can_write, &args),
@@ -311,8 +373,90 @@ impl Hub {
                     Err("readers may inspect the program but not control it; ask the host for write access"),
                 )]
             }
+            "setExceptionBreakpoints" | "setFunctionBreakpoints" => {
+                let key = if command == "setFunctionBreakpoints" {
+                    "setFunctionBreakpoints"
+                } else {
+                    "setExceptionBreakpoints"
+                };
+                self.replay.insert(key, args);
+                vec![self.forward(conn, seq, command, msg)]
+            }
             _ => vec![self.forward(conn, seq, command, msg)],
         }
+    }
+
+    /// A writer's `restart`: the session asks for a fresh program; participants see the
+    /// program run on (`continued`) until it stops again.
+    fn restart(&mut self, conn: ConnId, seq: i64) -> Vec<Out> {
+        self.restarting = Some(Restarting {
+            conn,
+            seq,
+            fresh: false,
+        });
+        self.stopped = None;
+        self.exit_code = None;
+        let mut out = vec![Out::Restart];
+        // The old adapter will not answer: what waits for it is answered now.
+        let waiting: Vec<i64> = self.pending.keys().copied().collect();
+        for up in waiting {
+            if let Some(Pending::Client { conn, seq, command, .. }) = self.pending.remove(&up) {
+                out.push(self.respond(
+                    conn,
+                    seq,
+                    &command,
+                    Err("the program restarted before the debug adapter answered"),
+                ));
+            }
+        }
+        self.pending.clear();
+        let continued =
+            json!({"type": "event", "event": "continued", "body": {"threadId": 0, "allThreadsContinued": true}});
+        out.extend(self.to_attached(&continued));
+        out
+    }
+
+    /// The fresh adapter of a restart is running: initialize it like the first one.
+    pub fn restarted(&mut self) -> Vec<Out> {
+        let Some(r) = self.restarting.as_mut() else {
+            return Vec::new();
+        };
+        r.fresh = true;
+        self.phase = Phase::Initializing;
+        vec![self.initialize()]
+    }
+
+    /// The fresh adapter sent `initialized`: everyone's breakpoints and the last filters go
+    /// in again, the program starts, and the restart is answered.
+    fn finish_restart(&mut self, r: Restarting) -> Vec<Out> {
+        let mut out = Vec::new();
+        let paths: Vec<String> = self.breakpoints.keys().cloned().collect();
+        for path in paths {
+            out.extend(self.merge_upstream(&path, None));
+        }
+        let replay: Vec<(&'static str, Value)> = self.replay.iter().map(|(k, v)| (*k, v.clone())).collect();
+        for (command, args) in replay {
+            out.push(self.upstream(command, args, Pending::Quiet));
+        }
+        out.push(self.upstream("configurationDone", json!({}), Pending::Quiet));
+        if self.clients.contains_key(&r.conn) {
+            out.push(self.respond(r.conn, r.seq, "restart", Ok(json!({}))));
+        }
+        out
+    }
+
+    /// Sends a copy of `msg` to every attached participant.
+    fn to_attached(&mut self, msg: &Value) -> Vec<Out> {
+        let ready: Vec<ConnId> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.ready)
+            .map(|(id, _)| *id)
+            .collect();
+        ready
+            .into_iter()
+            .map(|conn| self.for_client(conn, msg.clone()))
+            .collect()
     }
 
     /// A DAP message from the adapter.
@@ -364,10 +508,7 @@ impl Hub {
         }
         c.ready = true;
         let event = json!({ "type": "event", "event": "initialized" });
-        vec![
-            Out::Joined(conn, self.capabilities.clone()),
-            self.for_client(conn, event),
-        ]
+        vec![Out::Joined(conn, self.capabilities()), self.for_client(conn, event)]
     }
 
     fn configuration_done(&mut self, conn: ConnId, seq: i64, msg: Value) -> Vec<Out> {
@@ -397,7 +538,7 @@ impl Hub {
         let Some(path) = args.pointer("/source/path").and_then(Value::as_str).map(str::to_owned) else {
             return vec![self.respond(conn, seq, "setBreakpoints", Err("setBreakpoints needs source.path"))];
         };
-        let asked: Vec<Value> = match args.get("breakpoints") {
+        let raw: Vec<Value> = match args.get("breakpoints") {
             Some(Value::Array(a)) => a.clone(),
             _ => args
                 .get("lines")
@@ -406,7 +547,7 @@ impl Hub {
                 .unwrap_or_default(),
         };
         let unverified = |message: &str| {
-            let list: Vec<Value> = asked
+            let list: Vec<Value> = raw
                 .iter()
                 .map(|b| json!({ "verified": false, "line": b.get("line"), "message": message }))
                 .collect();
@@ -420,10 +561,17 @@ impl Hub {
             let body = unverified(&format!("{path} is not a file of this room's program"));
             return vec![self.respond(conn, seq, "setBreakpoints", body)];
         }
-        if asked.len() > MAX_BREAKPOINTS_PER_FILE || asked.iter().any(|b| line_of(b).is_none()) {
-            let message = format!("at most {MAX_BREAKPOINTS_PER_FILE} breakpoints per file, each with a line ≥ 1");
+        if raw.len() > MAX_BREAKPOINTS_PER_FILE {
+            let message = format!("at most {MAX_BREAKPOINTS_PER_FILE} breakpoints per file");
             return vec![self.respond(conn, seq, "setBreakpoints", Err(&message))];
         }
+        let asked = match raw.iter().map(SourceBreakpoint::parse).collect::<Result<Vec<_>, _>>() {
+            Ok(asked) => asked,
+            Err(problem) => {
+                let message = format!("breakpoints not set: {problem}");
+                return vec![self.respond(conn, seq, "setBreakpoints", Err(&message))];
+            }
+        };
         let by = self.breakpoints.entry(path.clone()).or_default();
         if asked.is_empty() {
             by.remove(&conn);
@@ -433,28 +581,24 @@ impl Hub {
         self.merge_upstream(&path, Some((conn, seq, asked)))
     }
 
-    /// Sends the union of everyone's breakpoints in `path` upstream.
-    fn merge_upstream(&mut self, path: &str, reply: Option<(ConnId, i64, Vec<Value>)>) -> Vec<Out> {
-        let mut merged: BTreeMap<u32, Value> = BTreeMap::new();
+    /// Sends the union of everyone's breakpoints in `path` upstream, one per line.
+    fn merge_upstream(&mut self, path: &str, reply: Option<(ConnId, i64, Vec<SourceBreakpoint>)>) -> Vec<Out> {
+        let mut by_line: BTreeMap<u32, Vec<&SourceBreakpoint>> = BTreeMap::new();
         if let Some(by) = self.breakpoints.get(path) {
             for bps in by.values() {
                 for b in bps {
-                    if let Some(line) = line_of(b) {
-                        merged.entry(line).or_insert_with(|| b.clone());
-                    }
+                    by_line.entry(b.line).or_default().push(b);
                 }
             }
         }
-        let lines: Vec<u32> = merged.keys().copied().collect();
+        let sent: Vec<SourceBreakpoint> = by_line.values().map(|asked| merge_line(asked, self.or)).collect();
+        let lines: Vec<u32> = sent.iter().map(|b| b.line).collect();
         let args = json!({
             "source": { "path": path, "name": path.rsplit('/').next().unwrap_or(path) },
-            "breakpoints": merged.into_values().collect::<Vec<_>>(),
+            "breakpoints": sent.iter().map(SourceBreakpoint::to_dap).collect::<Vec<_>>(),
             "sourceModified": false,
         });
-        let pending = Pending::Breakpoints {
-            sent: lines.clone(),
-            reply,
-        };
+        let pending = Pending::Breakpoints { sent, reply };
         vec![
             self.upstream("setBreakpoints", args, pending),
             Out::Breakpoints(path.to_owned(), lines),
@@ -501,8 +645,8 @@ impl Hub {
                 }
                 self.capabilities = msg.get("body").cloned().unwrap_or_else(|| json!({}));
                 self.phase = Phase::Launching;
-                let launch = self.launch.clone();
-                vec![self.upstream("launch", launch, Pending::Launch)]
+                let (command, args) = (self.start.command, self.start.arguments.clone());
+                vec![self.upstream(command, args, Pending::Launch)]
             }
             Pending::Launch if !success => {
                 vec![Out::Fatal(format!(
@@ -532,11 +676,16 @@ impl Hub {
                 let mine: Vec<Value> = asked
                     .iter()
                     .map(|b| {
-                        let line = line_of(b);
-                        sent.iter()
-                            .position(|l| Some(*l) == line)
-                            .and_then(|i| results.and_then(|r| r.get(i)).cloned())
-                            .unwrap_or_else(|| json!({ "verified": false, "line": line, "message": message_of(&msg) }))
+                        let Some(i) = sent.iter().position(|s| s.line == b.line) else {
+                            return json!({ "verified": false, "line": b.line, "message": message_of(&msg) });
+                        };
+                        let mut result = results.and_then(|r| r.get(i)).cloned().unwrap_or_else(
+                            || json!({ "verified": false, "line": b.line, "message": message_of(&msg) }),
+                        );
+                        if let (Some(note), Some(r)) = (merge_note(b, &sent[i]), result.as_object_mut()) {
+                            r.insert("message".into(), json!(note));
+                        }
+                        result
                     })
                     .collect();
                 let failure = message_of(&msg);
@@ -556,6 +705,10 @@ impl Hub {
         match event.as_str() {
             "initialized" => {
                 self.phase = Phase::Ready;
+                if let Some(r) = self.restarting.take_if(|r| r.fresh) {
+                    // Participants are attached already; they were told `initialized` once.
+                    return self.finish_restart(r);
+                }
                 let waiting: Vec<ConnId> = self
                     .clients
                     .iter()
@@ -599,15 +752,7 @@ impl Hub {
             }
             _ => {}
         }
-        let ready: Vec<ConnId> = self
-            .clients
-            .iter()
-            .filter(|(_, c)| c.ready)
-            .map(|(id, _)| *id)
-            .collect();
-        for conn in ready {
-            out.push(self.for_client(conn, msg.clone()));
-        }
+        out.extend(self.to_attached(&msg));
         out
     }
 
@@ -664,13 +809,6 @@ fn parse_request(msg: &Value) -> Result<(i64, String, Value), String> {
     Ok((seq, command.to_owned(), args))
 }
 
-fn line_of(b: &Value) -> Option<u32> {
-    b.get("line")
-        .and_then(Value::as_u64)
-        .filter(|l| *l >= 1)
-        .and_then(|l| u32::try_from(l).ok())
-}
-
 fn message_of(msg: &Value) -> String {
     msg.get("message")
         .and_then(Value::as_str)
@@ -679,301 +817,4 @@ fn message_of(msg: &Value) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const ADA: ConnId = 1;
-    const BOB: ConnId = 2;
-    const RITA: ConnId = 3;
-
-    fn adapter_msgs(out: &[Out]) -> Vec<Value> {
-        out.iter()
-            .filter_map(|o| match o {
-                Out::Adapter(v) => Some(v.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn to(out: &[Out], conn: ConnId) -> Vec<Value> {
-        out.iter()
-            .filter_map(|o| match o {
-                Out::Client(c, v) if *c == conn => Some(v.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn respond_to(req: &Value, body: Value) -> Value {
-        json!({"type": "response", "seq": 900, "request_seq": req["seq"], "command": req["command"], "success": true, "body": body})
-    }
-
-    /// A hub through initialize, launch and `initialized`, with Ada (starter) and Bob attached.
-    fn ready_hub() -> Hub {
-        let files = BTreeSet::from(["/work/main.py".to_string(), "/work/lib.py".to_string()]);
-        let (mut hub, out) = Hub::new(ADA, json!({"program": "/work/main.py"}), files, "python");
-        hub.join(ADA);
-        hub.join(BOB);
-        let init = &adapter_msgs(&out)[0];
-        assert_eq!(init["command"], "initialize");
-        let out = hub.from_adapter(respond_to(init, json!({"supportsConfigurationDoneRequest": true})));
-        let launch = &adapter_msgs(&out)[0];
-        assert_eq!(launch["command"], "launch");
-        assert_eq!(launch["arguments"]["program"], "/work/main.py");
-        let out = hub.from_adapter(json!({"type": "event", "seq": 5, "event": "initialized"}));
-        for c in [ADA, BOB] {
-            assert!(out.contains(&Out::Joined(c, json!({"supportsConfigurationDoneRequest": true}))));
-            assert_eq!(to(&out, c)[0]["event"], "initialized");
-        }
-        hub
-    }
-
-    fn req(seq: i64, command: &str, args: Value) -> Value {
-        json!({"type": "request", "seq": seq, "command": command, "arguments": args})
-    }
-
-    #[test]
-    fn request_seq_is_rewritten_per_participant() {
-        let mut hub = ready_hub();
-        let a = adapter_msgs(&hub.from_client(ADA, Role::Writer, req(7, "threads", Value::Null)))[0].clone();
-        let b = adapter_msgs(&hub.from_client(BOB, Role::Writer, req(7, "threads", json!({}))))[0].clone();
-        assert_ne!(a["seq"], b["seq"], "upstream seqs are the hub's own");
-        let out = hub.from_adapter(respond_to(&b, json!({"threads": []})));
-        let got = to(&out, BOB);
-        assert_eq!(got[0]["request_seq"], 7);
-        assert!(to(&out, ADA).is_empty(), "a response goes only to who asked");
-        // Each participant's messages are numbered in its own sequence.
-        let first_bob_seq = got[0]["seq"].as_i64().unwrap();
-        let out = hub.from_adapter(json!({"type": "event", "seq": 77, "event": "thread", "body": {}}));
-        assert_eq!(to(&out, BOB)[0]["seq"].as_i64().unwrap(), first_bob_seq + 1);
-        assert_eq!(to(&out, ADA).len(), 1, "events go to everyone");
-    }
-
-    #[test]
-    fn breakpoints_are_merged_and_answered_per_participant() {
-        let mut hub = ready_hub();
-        let src = json!({"path": "/work/main.py"});
-        let out = hub.from_client(
-            ADA,
-            Role::Writer,
-            req(
-                3,
-                "setBreakpoints",
-                json!({"source": src, "breakpoints": [{"line": 4}]}),
-            ),
-        );
-        let up = adapter_msgs(&out)[0].clone();
-        assert_eq!(up["arguments"]["breakpoints"], json!([{"line": 4}]));
-        assert!(out.contains(&Out::Breakpoints("/work/main.py".into(), vec![4])));
-        hub.from_adapter(respond_to(
-            &up,
-            json!({"breakpoints": [{"id": 1, "verified": true, "line": 4}]}),
-        ));
-
-        let out = hub.from_client(
-            BOB,
-            Role::Writer,
-            req(
-                9,
-                "setBreakpoints",
-                json!({"source": src, "breakpoints": [{"line": 2}, {"line": 4}]}),
-            ),
-        );
-        let up = adapter_msgs(&out)[0].clone();
-        assert_eq!(up["arguments"]["breakpoints"], json!([{"line": 2}, {"line": 4}]));
-        let out = hub.from_adapter(respond_to(
-            &up,
-            json!({"breakpoints": [{"id": 2, "verified": true, "line": 2}, {"id": 1, "verified": true, "line": 4}]}),
-        ));
-        let resp = &to(&out, BOB)[0];
-        assert_eq!(resp["request_seq"], 9);
-        assert_eq!(resp["body"]["breakpoints"][0]["id"], 2);
-        assert_eq!(resp["body"]["breakpoints"][1]["id"], 1);
-
-        // Bob leaves: only Ada's breakpoint stays upstream.
-        let out = hub.leave(BOB);
-        assert_eq!(adapter_msgs(&out)[0]["arguments"]["breakpoints"], json!([{"line": 4}]));
-    }
-
-    #[test]
-    fn a_breakpoint_outside_the_room_is_unverified_and_never_sent() {
-        let mut hub = ready_hub();
-        let out = hub.from_client(
-            ADA,
-            Role::Writer,
-            req(
-                3,
-                "setBreakpoints",
-                json!({"source": {"path": "/etc/passwd"}, "breakpoints": [{"line": 1}]}),
-            ),
-        );
-        assert!(adapter_msgs(&out).is_empty());
-        let bp = &to(&out, ADA)[0]["body"]["breakpoints"][0];
-        assert_eq!(bp["verified"], false);
-        assert!(bp["message"].as_str().unwrap().contains("not a file of this room"));
-    }
-
-    #[test]
-    fn readers_inspect_but_do_not_control() {
-        let mut hub = ready_hub();
-        hub.join(RITA);
-        for command in ["continue", "next", "evaluate", "setVariable", "pause"] {
-            let out = hub.from_client(RITA, Role::Reader, req(1, command, json!({"threadId": 1})));
-            assert!(adapter_msgs(&out).is_empty(), "{command} reached the adapter");
-            let resp = &to(&out, RITA)[0];
-            assert_eq!(resp["success"], false);
-            assert!(resp["message"].as_str().unwrap().contains("readers may inspect"));
-        }
-        let out = hub.from_client(RITA, Role::Reader, req(2, "stackTrace", json!({"threadId": 1})));
-        assert_eq!(adapter_msgs(&out)[0]["command"], "stackTrace");
-        let out = hub.from_client(RITA, Role::Reader, req(3, "terminate", json!({})));
-        assert!(to(&out, RITA)[0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("only the participant who started"));
-        // A reader's disconnect only detaches it.
-        let out = hub.from_client(
-            RITA,
-            Role::Reader,
-            req(4, "disconnect", json!({"terminateDebuggee": true})),
-        );
-        assert!(adapter_msgs(&out).is_empty());
-        assert!(!hub.has(RITA));
-    }
-
-    #[test]
-    fn only_the_starter_or_the_host_ends_the_session() {
-        let mut hub = ready_hub();
-        let out = hub.from_client(
-            BOB,
-            Role::Writer,
-            req(5, "disconnect", json!({"terminateDebuggee": true})),
-        );
-        assert!(adapter_msgs(&out).is_empty(), "Bob only detaches");
-        assert_eq!(to(&out, BOB)[0]["success"], true);
-        let out = hub.from_client(
-            ADA,
-            Role::Writer,
-            req(6, "disconnect", json!({"terminateDebuggee": true})),
-        );
-        assert_eq!(adapter_msgs(&out)[0]["command"], "disconnect");
-    }
-
-    #[test]
-    fn a_late_joiner_gets_initialized_and_then_the_current_stop() {
-        let mut hub = ready_hub();
-        let out = hub.from_client(ADA, Role::Writer, req(1, "configurationDone", Value::Null));
-        let up = adapter_msgs(&out)[0].clone();
-        hub.from_adapter(respond_to(&up, json!({})));
-        let stop =
-            json!({"type": "event", "seq": 40, "event": "stopped", "body": {"reason": "breakpoint", "threadId": 1}});
-        hub.from_adapter(stop);
-
-        let out = hub.join(RITA);
-        assert!(matches!(out[0], Out::Joined(RITA, _)));
-        assert_eq!(to(&out, RITA)[0]["event"], "initialized");
-        let out = hub.from_client(RITA, Role::Reader, req(1, "configurationDone", json!({})));
-        assert!(adapter_msgs(&out).is_empty(), "configurationDone goes upstream once");
-        let got = to(&out, RITA);
-        assert_eq!(got[0]["success"], true);
-        assert_eq!(got[1]["event"], "stopped");
-        assert_eq!(got[1]["body"]["threadId"], 1);
-
-        // Once someone steps, there is no stop to replay.
-        let out = hub.from_client(ADA, Role::Writer, req(2, "next", json!({"threadId": 1})));
-        let up = adapter_msgs(&out)[0].clone();
-        hub.from_adapter(respond_to(&up, json!({})));
-        hub.join(4);
-        let out = hub.from_client(4, Role::Writer, req(1, "configurationDone", json!({})));
-        assert_eq!(to(&out, 4).len(), 1);
-    }
-
-    #[test]
-    fn bad_messages_and_silent_adapters_get_clear_answers() {
-        let mut hub = ready_hub();
-        let out = hub.from_client(ADA, Role::Writer, json!({"type": "event", "event": "x"}));
-        assert!(matches!(&out[0], Out::Refused(ADA, m) if m.contains("only requests")));
-        let out = hub.from_client(
-            ADA,
-            Role::Writer,
-            json!({"type": "request", "seq": "x", "command": "threads"}),
-        );
-        assert!(matches!(&out[0], Out::Refused(ADA, m) if m.contains("seq")));
-        let out = hub.from_client(9, Role::Writer, req(1, "threads", json!({})));
-        assert!(matches!(&out[0], Out::Refused(9, m) if m.contains("not attached")));
-
-        hub.from_client(ADA, Role::Writer, req(8, "threads", json!({})));
-        let out = hub.expire(Instant::now() + REQUEST_TIMEOUT, REQUEST_TIMEOUT);
-        let resp = &to(&out, ADA)[0];
-        assert_eq!(
-            (resp["request_seq"].as_i64(), resp["success"].as_bool()),
-            (Some(8), Some(false))
-        );
-        assert!(resp["message"].as_str().unwrap().contains("did not answer threads"));
-    }
-
-    #[test]
-    fn a_failed_launch_is_fatal() {
-        let (mut hub, out) = Hub::new(ADA, json!({}), BTreeSet::new(), "python");
-        let out = hub.from_adapter(respond_to(&adapter_msgs(&out)[0], json!({})));
-        let launch = adapter_msgs(&out)[0].clone();
-        let out = hub.from_adapter(
-            json!({"type": "response", "request_seq": launch["seq"], "success": false, "message": "no such file"}),
-        );
-        assert!(matches!(&out[0], Out::Fatal(m) if m.contains("no such file")));
-    }
-
-    #[test]
-    fn the_hub_disconnects_a_terminated_adapter_itself() {
-        let mut hub = ready_hub();
-        let out = hub.from_adapter(json!({"type": "event", "seq": 50, "event": "terminated"}));
-        assert_eq!(to(&out, BOB)[0]["event"], "terminated");
-        assert_eq!(adapter_msgs(&out)[0]["command"], "disconnect");
-        assert!(hub.is_terminated());
-        let out = hub.from_client(BOB, Role::Writer, req(3, "disconnect", json!({})));
-        assert!(adapter_msgs(&out).is_empty());
-        assert_eq!(to(&out, BOB)[0]["success"], true);
-    }
-
-    #[test]
-    fn the_program_starts_on_the_starters_configuration_done() {
-        let mut hub = ready_hub();
-        // Bob joined at once and configured first: answered, but nothing starts yet.
-        let out = hub.from_client(BOB, Role::Writer, req(1, "configurationDone", json!({})));
-        assert!(adapter_msgs(&out).is_empty(), "the program waits for the starter");
-        assert_eq!(to(&out, BOB)[0]["success"], true);
-        // Ada's breakpoints go upstream, then her configurationDone starts the program.
-        let bp = json!({"source": {"path": "/work/main.py"}, "breakpoints": [{"line": 3}]});
-        let out = hub.from_client(ADA, Role::Writer, req(2, "setBreakpoints", bp));
-        assert_eq!(adapter_msgs(&out)[0]["command"], "setBreakpoints");
-        let out = hub.from_client(ADA, Role::Writer, req(3, "configurationDone", json!({})));
-        assert_eq!(adapter_msgs(&out)[0]["command"], "configurationDone");
-        // The stop reaches Bob live.
-        let out = hub.from_adapter(json!({"type": "event", "seq": 9, "event": "stopped", "body": {"threadId": 1}}));
-        assert_eq!(to(&out, BOB)[0]["event"], "stopped");
-    }
-
-    #[test]
-    fn a_starter_who_leaves_before_configuring_does_not_hold_the_program() {
-        let mut hub = ready_hub();
-        hub.from_client(BOB, Role::Writer, req(1, "configurationDone", json!({})));
-        let out = hub.leave(ADA);
-        assert!(adapter_msgs(&out).iter().any(|m| m["command"] == "configurationDone"));
-        // Without anyone waiting, the next one to configure starts it.
-        let mut hub = ready_hub();
-        hub.leave(ADA);
-        let out = hub.from_client(BOB, Role::Writer, req(1, "configurationDone", json!({})));
-        assert_eq!(adapter_msgs(&out)[0]["command"], "configurationDone");
-    }
-
-    #[test]
-    fn a_participant_attached_at_the_stop_does_not_get_it_twice() {
-        let mut hub = ready_hub();
-        let up = adapter_msgs(&hub.from_client(ADA, Role::Writer, req(1, "configurationDone", json!({}))))[0].clone();
-        hub.from_adapter(respond_to(&up, json!({})));
-        let out = hub.from_adapter(json!({"type": "event", "seq": 9, "event": "stopped", "body": {"threadId": 1}}));
-        assert_eq!(to(&out, BOB)[0]["event"], "stopped");
-        let out = hub.from_client(BOB, Role::Writer, req(1, "configurationDone", json!({})));
-        assert_eq!(to(&out, BOB).len(), 1, "only the response: Bob saw the stop live");
-    }
-}
+mod tests;

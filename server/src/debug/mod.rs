@@ -8,6 +8,7 @@
 //! terminated, or when the container ends, whichever is first (the container is removed in
 //! the background, after the adapter's own exit or a grace period).
 
+pub mod breakpoints;
 pub mod hub;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,7 +22,7 @@ use mesh_runner::{Language, Mode, RunEvent, Stage};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use self::hub::{ConnId, Hub, Out, REQUEST_TIMEOUT};
+use self::hub::{ConnId, Hub, Out, Start, REQUEST_TIMEOUT};
 use crate::runs::RunService;
 
 /// How long the adapter may take from the end of the build to `initialized`.
@@ -83,7 +84,8 @@ pub enum Notice {
 pub struct Plan {
     /// The language (it has a `[debug]` table).
     pub language: Language,
-    /// The job (files, `Mode::Debug`, stdin set by [`run`]).
+    /// The job: its language, files and limits (each container of the session, a restart's
+    /// too, gets a fresh copy in `Mode::Debug` with its own stdin).
     pub job: mesh_runner::Job,
     /// Who started it.
     pub starter: ConnId,
@@ -106,6 +108,34 @@ pub fn aliases(lang: &Language, entry: &str) -> BTreeMap<String, String> {
     map
 }
 
+/// One container of a session: the adapter's run and the channel to its stdin. A restart
+/// replaces it.
+struct Sandbox {
+    run: mesh_runner::Run,
+    stdin: mpsc::Sender<Bytes>,
+    decoder: Decoder,
+}
+
+impl Sandbox {
+    /// Starts the session's container: a fresh one with the job's files each time.
+    async fn start(service: &RunService, plan: &Plan) -> Result<Sandbox, String> {
+        let (stdin, stdin_rx) = mpsc::channel::<Bytes>(INPUT_QUEUE);
+        let job = mesh_runner::Job::new(plan.job.language.clone(), plan.job.files.clone())
+            .mode(Mode::Debug)
+            .limits(plan.job.limits)
+            .stdin(mesh_runner::Stdin::Channel(stdin_rx));
+        let run = service
+            .start(job)
+            .await
+            .map_err(|e| format!("the debug session could not start: {e}"))?;
+        Ok(Sandbox {
+            run,
+            stdin,
+            decoder: Decoder::default(),
+        })
+    }
+}
+
 /// Runs a session to its end.
 pub async fn run(
     service: Arc<RunService>,
@@ -119,27 +149,27 @@ pub async fn run(
             let _ = notices.send(n).await;
         }
     };
-    let (stdin_tx, stdin_rx) = mpsc::channel::<Bytes>(INPUT_QUEUE);
-    let job = plan.job.mode(Mode::Debug).stdin(mesh_runner::Stdin::Channel(stdin_rx));
-    let mut run = match service.start(job).await {
-        Ok(r) => r,
+    let mut sandbox = match Sandbox::start(&service, &plan).await {
+        Ok(s) => s,
         Err(e) => {
             return send(Notice::Ended {
                 exit_code: None,
-                error: Some(format!("the debug session could not start: {e}")),
+                error: Some(e),
             })
             .await
         }
     };
-    let launch = Value::Object(
-        plan.language
-            .debug
-            .as_ref()
-            .map(|d| d.launch.clone())
-            .unwrap_or_default(),
-    );
-    let (mut hub, first) = Hub::new(plan.starter, launch, plan.files, &plan.language.id);
-    let mut decoder = Decoder::default();
+    let start = match plan.language.debug.as_ref() {
+        Some(d) => Start {
+            command: d.request.command(),
+            arguments: Value::Object(d.launch.clone()),
+        },
+        None => Start {
+            command: "launch",
+            arguments: Value::Object(Default::default()),
+        },
+    };
+    let (mut hub, first) = Hub::new(plan.starter, start, plan.files.clone(), &plan.language.id);
     let mut startup_deadline = Instant::now() + STARTUP_TIMEOUT;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut outs = first;
@@ -151,15 +181,30 @@ pub async fn run(
     // when the container ends, whichever comes first. A new session may start from then on.
     let mut reported = false;
     loop {
+        let mut restart = false;
         for out in outs.drain(..) {
             match out {
                 Out::Adapter(msg) => {
-                    if stdin_tx.send(Bytes::from(encode(&msg))).await.is_err() {
+                    if sandbox.stdin.send(Bytes::from(encode(&msg))).await.is_err() {
                         break;
                     }
                 }
                 Out::Fatal(why) => error = Some(why),
+                Out::Restart => restart = true,
                 other => send(Notice::Hub(other)).await,
+            }
+        }
+        if restart {
+            // The old container goes (dropping its run removes it); nothing it still says
+            // reaches the hub.
+            match Sandbox::start(&service, &plan).await {
+                Ok(fresh) => {
+                    sandbox = fresh;
+                    startup_deadline = Instant::now() + STARTUP_TIMEOUT;
+                    outs.extend(hub.restarted());
+                    continue;
+                }
+                Err(e) => error = Some(e),
             }
         }
         if error.is_some() {
@@ -174,10 +219,10 @@ pub async fn run(
             .await;
         }
         tokio::select! {
-            ev = run.next_event() => match ev {
+            ev = sandbox.run.next_event() => match ev {
                 Some(RunEvent::Stdout(b)) => {
-                    decoder.push(&b);
-                    for item in decoder.by_ref() {
+                    sandbox.decoder.push(&b);
+                    for item in sandbox.decoder.by_ref() {
                         match item {
                             Ok(m) => outs.extend(hub.from_adapter(m)),
                             // The decoder resynchronises; the session goes on.
@@ -232,7 +277,7 @@ pub async fn run(
                         frames.push(mesh_runner::sandbox::debug_stdin_frame(b""));
                     }
                     for f in frames {
-                        if stdin_tx.send(Bytes::from(f)).await.is_err() {
+                        if sandbox.stdin.send(Bytes::from(f)).await.is_err() {
                             break;
                         }
                     }
@@ -263,7 +308,7 @@ pub async fn run(
         }
     }
     // Dropping the run kills and removes the container (if it is still there).
-    drop(run);
+    drop(sandbox);
     if !reported {
         send(Notice::Ended {
             exit_code: hub.exit_code(),

@@ -460,7 +460,7 @@ impl Actor {
                     responding_to: None,
                 },
             ),
-            Notice::Hub(Out::Adapter(_) | Out::Fatal(_)) => return,
+            Notice::Hub(Out::Adapter(_) | Out::Fatal(_) | Out::Restart) => return,
             Notice::Build { compile, text } => (
                 Target::MeshClients,
                 output(if compile { RunStream::Compile } else { RunStream::Stderr }, text),

@@ -1,0 +1,272 @@
+# mesh's debug stdin demultiplexer: runs in the sandbox in front of a debug adapter.
+#
+#   python3 -c DEMUX FIFO PORT [ADAPTER ARGV...]
+#
+# The container's stdin carries DAP frames (`Content-Length: N`) for the adapter and the
+# debugged program's input as `Mesh-Stdin: N` frames (N = 0 closes it), which go to FIFO.
+# Debug adapters keep the program's stdin off their own (it is the DAP channel), so this is
+# how participants' typing reaches a debugged program.
+#
+# PORT `-`: the adapter speaks DAP on its stdin and stdout (debugpy, lldb-vscode); its
+# stdout is the container's. A number: the adapter listens on that TCP port on the
+# container's own loopback (Delve's `dlv dap`, or a debugpy started before the job came);
+# this program connects to it and carries DAP between the socket and the container's stdio.
+# The sandbox has no network: loopback is the container's own. In that mode the adapter's
+# stdin is the FIFO, so a program it starts with its own stdio (Delve 1.20 does) reads the
+# input, and what the adapter and its program write on stdout and stderr becomes DAP
+# `output` events (before the connection: the container's stderr). Delve 1.20 reports a
+# program's exit status only as a console line after `terminated`: that line becomes an
+# `exited` event, sent before `terminated` as other adapters do.
+#
+# The FIFO is held open read-write, so a reader's open never blocks, and closed for
+# end-of-file only once a program has it open and has read what is buffered (closing the
+# last writer earlier would lose the input). Beside it, `FIFO-python3` is a `python3` reading
+# the FIFO, for adapters that take an interpreter to start the program with (debugpy's
+# `python`). Writes go through a thread, so a program that does not read its input never
+# holds up the protocol.
+import fcntl
+import json
+import os
+import queue
+import re
+import select
+import socket
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+
+# How long a TCP adapter may take to listen after it was started.
+CONNECT_SECONDS = 20
+# How long to wait for a TCP adapter to exit once its socket closed.
+EXIT_SECONDS = 3
+# How long `terminated` waits for Delve's exit line, which it sends just after.
+EXIT_LINE_SECONDS = 0.5
+EXIT_LINE = re.compile(r"^Process \d+ has exited with status (-?\d+)\s*$")
+
+fifo, port, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+if not os.path.exists(fifo):
+    os.mkfifo(fifo, 0o600)
+hold = os.open(fifo, os.O_RDWR)
+with open(fifo + "-python3", "w") as f:
+    f.write('#!/bin/sh\nexec python3 "$@" < %s\n' % fifo)
+os.chmod(fifo + "-python3", 0o700)
+
+adapter = None
+if port == "-":
+    adapter = subprocess.Popen(argv, stdin=subprocess.PIPE)
+    to_adapter = adapter.stdin
+else:
+    out = sys.stdout.buffer
+    out_lock = threading.Lock()
+    connected = threading.Event()
+    pipes = []
+
+    def frame(msg):
+        body = json.dumps(msg).encode()
+        return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+    def emit_pipe(fd, category):
+        # Called with out_lock held: what the program wrote becomes `output` events once
+        # the session is connected (before that it is the adapter's own talk, for stderr).
+        data = os.read(fd, 65536)
+        if not data:
+            return False
+        if not connected.is_set():
+            os.write(2, data)
+        else:
+            text = data.decode("utf-8", "replace")
+            body = {"category": category, "output": text}
+            out.write(frame({"seq": 0, "type": "event", "event": "output", "body": body}))
+            out.flush()
+        return True
+
+    def drain():
+        # Everything the program wrote before it exited is in the pipes by the time the
+        # adapter reports the exit: pass it on first.
+        for fd, category in pipes:
+            while select.select([fd], [], [], 0)[0]:
+                if not emit_pipe(fd, category):
+                    break
+
+    def pump(fd, category):
+        while True:
+            select.select([fd], [], [])
+            with out_lock:
+                if not emit_pipe(fd, category):
+                    return
+
+    if argv:
+        # The adapter's stdin is the FIFO, so a program it starts with its own stdio (Delve
+        # does) reads the participants' input; its stdout and stderr are captured.
+        program_stdin = os.open(fifo, os.O_RDONLY)
+        adapter = subprocess.Popen(argv, stdin=program_stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        os.close(program_stdin)
+        pipes = [(adapter.stdout.fileno(), "stdout"), (adapter.stderr.fileno(), "stderr")]
+        for fd, category in pipes:
+            threading.Thread(target=pump, args=(fd, category), daemon=True).start()
+    deadline = time.monotonic() + CONNECT_SECONDS
+    while True:
+        try:
+            sock = socket.create_connection(("127.0.0.1", int(port)), timeout=1)
+            break
+        except OSError:
+            if time.monotonic() > deadline or (adapter is not None and adapter.poll() is not None):
+                sys.stderr.write("mesh: the debug adapter did not listen on port %s\n" % port)
+                sys.exit(125)
+            time.sleep(0.01)
+    sock.settimeout(None)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    connected.set()
+    to_adapter = sock.makefile("wb")
+
+    class Messages:
+        """DAP messages from the adapter's socket, with a timeout."""
+
+        def __init__(self):
+            self.buf = b""
+
+        def next(self, timeout=None):
+            """The next message's bytes; None at the end; "" when `timeout` passed first."""
+            while True:
+                head_end = self.buf.find(b"\r\n\r\n")
+                if head_end >= 0:
+                    n = 0
+                    for line in self.buf[:head_end].split(b"\r\n"):
+                        name, _, value = line.decode("latin-1").partition(":")
+                        if name.strip().lower() == "content-length":
+                            n = int(value)
+                    start = head_end + 4
+                    if len(self.buf) >= start + n:
+                        body, self.buf = self.buf[start : start + n], self.buf[start + n :]
+                        return body
+                if timeout is not None and not select.select([sock], [], [], timeout)[0]:
+                    return ""
+                data = sock.recv(65536)
+                if not data:
+                    return None
+                self.buf += data
+
+    def from_adapter():
+        messages = Messages()
+        exited = False
+        held = None
+        while True:
+            # Delve reports the exit status only as a console line after `terminated`: a
+            # held `terminated` waits a moment for it, so the session learns the exit code.
+            raw = messages.next(EXIT_LINE_SECONDS if held is not None else None)
+            if raw == "":
+                with out_lock:
+                    out.write(frame(held))
+                    out.flush()
+                held = None
+                continue
+            if raw is None:
+                break
+            try:
+                msg = json.loads(raw)
+            except ValueError:
+                msg = None
+            event = msg.get("event") if isinstance(msg, dict) else None
+            with out_lock:
+                if event in ("exited", "terminated"):
+                    drain()
+                if event == "exited":
+                    exited = True
+                if event == "terminated" and not exited and held is None:
+                    held = msg
+                    continue
+                if held is not None:
+                    text = (msg.get("body") or {}).get("output", "") if event == "output" else ""
+                    status = EXIT_LINE.match(text)
+                    if status:
+                        exited = True
+                        body = {"exitCode": int(status.group(1))}
+                        out.write(frame({"seq": 0, "type": "event", "event": "exited", "body": body}))
+                    out.write(b"Content-Length: %d\r\n\r\n" % len(raw) + raw)
+                    out.write(frame(held))
+                    held = None
+                else:
+                    out.write(b"Content-Length: %d\r\n\r\n" % len(raw) + raw)
+                out.flush()
+        with out_lock:
+            drain()
+            if held is not None:
+                out.write(frame(held))
+            out.flush()
+        # The adapter hung up: the session is over.
+        code = 0
+        if adapter is not None:
+            try:
+                code = adapter.wait(EXIT_SECONDS)
+            except subprocess.TimeoutExpired:
+                adapter.kill()
+        os._exit(code or 0)
+
+    threading.Thread(target=from_adapter, daemon=True).start()
+
+chunks = queue.Queue()
+
+
+def reader_has_it():
+    for pid in os.listdir("/proc"):
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                fds = os.listdir("/proc/%s/fd" % pid)
+                if any(os.readlink("/proc/%s/fd/%s" % (pid, fd)) == fifo for fd in fds):
+                    return True
+            except OSError:
+                pass
+    return False
+
+
+def unread():
+    return struct.unpack("i", fcntl.ioctl(hold, termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
+def feed():
+    while True:
+        data = chunks.get()
+        if data is None:
+            # Closing the last writer before the program opened the FIFO, or before it read
+            # what is buffered, would lose the input: wait for both.
+            while not (reader_has_it() and unread() == 0):
+                time.sleep(0.05)
+            os.close(hold)
+            return
+        try:
+            os.write(hold, data)
+        except OSError:
+            return
+
+
+threading.Thread(target=feed, daemon=True).start()
+src = sys.stdin.buffer
+while True:
+    head = {}
+    while True:
+        line = src.readline()
+        if not line:
+            head = None
+            break
+        line = line.strip()
+        if not line:
+            break
+        name, _, value = line.decode("latin-1").partition(":")
+        head[name.strip().lower()] = value.strip()
+    if head is None:
+        break
+    if "mesh-stdin" in head:
+        n = int(head["mesh-stdin"])
+        chunks.put(src.read(n) if n else None)
+        continue
+    n = int(head.get("content-length", "0"))
+    try:
+        to_adapter.write(b"Content-Length: %d\r\n\r\n" % n + src.read(n))
+        to_adapter.flush()
+    except OSError:
+        break
+to_adapter.close()
+sys.exit(adapter.wait() if adapter is not None else 0)
