@@ -15,8 +15,8 @@
 # stdin is the FIFO, so a program it starts with its own stdio (Delve 1.20 does) reads the
 # input, and what the adapter and its program write on stdout and stderr becomes DAP
 # `output` events (before the connection: the container's stderr). Delve 1.20 reports a
-# program's exit status only as a console line after `terminated`: that line becomes an
-# `exited` event, sent before `terminated` as other adapters do.
+# program's exit status only as a console line, after `terminated` and before its answer to
+# `disconnect`: an `exited` event goes before that line.
 #
 # The FIFO is held open read-write, so a reader's open never blocks, and closed for
 # end-of-file only once a program has it open and has read what is buffered (closing the
@@ -42,8 +42,7 @@ import time
 CONNECT_SECONDS = 20
 # How long to wait for a TCP adapter to exit once its socket closed.
 EXIT_SECONDS = 3
-# How long `terminated` waits for Delve's exit line, which it sends just after.
-EXIT_LINE_SECONDS = 0.5
+# Delve 1.20's console line with the program's exit status.
 EXIT_LINE = re.compile(r"^Process \d+ has exited with status (-?\d+)\s*$")
 
 fifo, port, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
@@ -123,13 +122,13 @@ else:
     to_adapter = sock.makefile("wb")
 
     class Messages:
-        """DAP messages from the adapter's socket, with a timeout."""
+        """DAP messages from the adapter's socket."""
 
         def __init__(self):
             self.buf = b""
 
-        def next(self, timeout=None):
-            """The next message's bytes; None at the end; "" when `timeout` passed first."""
+        def next(self):
+            """The next message's bytes; None at the end."""
             while True:
                 head_end = self.buf.find(b"\r\n\r\n")
                 if head_end >= 0:
@@ -142,8 +141,6 @@ else:
                     if len(self.buf) >= start + n:
                         body, self.buf = self.buf[start : start + n], self.buf[start + n :]
                         return body
-                if timeout is not None and not select.select([sock], [], [], timeout)[0]:
-                    return ""
                 data = sock.recv(65536)
                 if not data:
                     return None
@@ -152,17 +149,8 @@ else:
     def from_adapter():
         messages = Messages()
         exited = False
-        held = None
         while True:
-            # Delve reports the exit status only as a console line after `terminated`: a
-            # held `terminated` waits a moment for it, so the session learns the exit code.
-            raw = messages.next(EXIT_LINE_SECONDS if held is not None else None)
-            if raw == "":
-                with out_lock:
-                    out.write(frame(held))
-                    out.flush()
-                held = None
-                continue
+            raw = messages.next()
             if raw is None:
                 break
             try:
@@ -173,28 +161,19 @@ else:
             with out_lock:
                 if event in ("exited", "terminated"):
                     drain()
-                if event == "exited":
+                exited = exited or event == "exited"
+                text = (msg.get("body") or {}).get("output", "") if event == "output" else ""
+                status = EXIT_LINE.match(text) if isinstance(text, str) else None
+                if status and not exited:
+                    # Delve's only word of the exit status (it comes after `terminated`,
+                    # on the way to the session's `disconnect`).
                     exited = True
-                if event == "terminated" and not exited and held is None:
-                    held = msg
-                    continue
-                if held is not None:
-                    text = (msg.get("body") or {}).get("output", "") if event == "output" else ""
-                    status = EXIT_LINE.match(text)
-                    if status:
-                        exited = True
-                        body = {"exitCode": int(status.group(1))}
-                        out.write(frame({"seq": 0, "type": "event", "event": "exited", "body": body}))
-                    out.write(b"Content-Length: %d\r\n\r\n" % len(raw) + raw)
-                    out.write(frame(held))
-                    held = None
-                else:
-                    out.write(b"Content-Length: %d\r\n\r\n" % len(raw) + raw)
+                    body = {"exitCode": int(status.group(1))}
+                    out.write(frame({"seq": 0, "type": "event", "event": "exited", "body": body}))
+                out.write(b"Content-Length: %d\r\n\r\n" % len(raw) + raw)
                 out.flush()
         with out_lock:
             drain()
-            if held is not None:
-                out.write(frame(held))
             out.flush()
         # The adapter hung up: the session is over.
         code = 0

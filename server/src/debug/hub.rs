@@ -144,6 +144,8 @@ enum Pending {
     Launch,
     /// The hub's own request whose answer changes nothing.
     Quiet,
+    /// The hub's `disconnect` after `terminated`.
+    Disconnect,
     Breakpoints {
         /// What was sent upstream, in order (the response's results follow this order).
         sent: Vec<SourceBreakpoint>,
@@ -178,6 +180,9 @@ pub struct Hub {
     exit_code: Option<i64>,
     /// The adapter said the session is over (`terminated`).
     terminated: bool,
+    /// The adapter answered the hub's `disconnect` after `terminated`: it has said all it
+    /// will (Delve tells the exit status only on the way there).
+    disconnected: bool,
     /// Container path → participant → their breakpoints.
     breakpoints: BTreeMap<String, BTreeMap<ConnId, Vec<SourceBreakpoint>>>,
     /// Container paths of the room's files: the only places a breakpoint may go.
@@ -206,6 +211,7 @@ impl Hub {
             stopped: None,
             exit_code: None,
             terminated: false,
+            disconnected: false,
             breakpoints: BTreeMap::new(),
             files,
         };
@@ -258,6 +264,12 @@ impl Hub {
     /// Whether the adapter has said the session is over.
     pub fn is_terminated(&self) -> bool {
         self.terminated
+    }
+
+    /// Whether the adapter has also answered the hub's `disconnect`: the exit code is
+    /// known by now if it will ever be.
+    pub fn is_finished(&self) -> bool {
+        self.disconnected
     }
 
     /// Whether nobody is in the session (attached or attaching).
@@ -655,6 +667,10 @@ impl Hub {
                 ))]
             }
             Pending::Launch | Pending::Quiet => Vec::new(),
+            Pending::Disconnect => {
+                self.disconnected = true;
+                Vec::new()
+            }
             Pending::Client { conn, seq, command, .. } => {
                 if success && RESUMING.contains(&command.as_str()) {
                     self.stopped = None;
@@ -734,7 +750,7 @@ impl Hub {
                 self.terminated = true;
                 self.stopped = None;
                 let args = json!({ "terminateDebuggee": true });
-                out.push(self.upstream("disconnect", args, Pending::Quiet));
+                out.push(self.upstream("disconnect", args, Pending::Disconnect));
             }
             "output" => {
                 let category = msg

@@ -210,7 +210,9 @@ pub async fn run(
         if error.is_some() {
             break;
         }
-        if hub.is_terminated() && !reported {
+        // Reported once the adapter answered the hub's `disconnect` (or the container
+        // ended, or the grace period passed): some adapters tell the exit code late.
+        if hub.is_finished() && !reported {
             reported = true;
             send(Notice::Ended {
                 exit_code: hub.exit_code(),

@@ -259,9 +259,16 @@ fn the_hub_disconnects_a_terminated_adapter_itself() {
     assert_eq!(to(&out, BOB)[0]["event"], "terminated");
     assert_eq!(adapter_msgs(&out)[0]["command"], "disconnect");
     assert!(hub.is_terminated());
+    let disconnect = adapter_msgs(&out)[0].clone();
     let out = hub.from_client(BOB, Role::Writer, req(3, "disconnect", json!({})));
     assert!(adapter_msgs(&out).is_empty());
     assert_eq!(to(&out, BOB)[0]["success"], true);
+    // The session is over once the adapter answered; an exit code told on the way counts.
+    assert!(!hub.is_finished());
+    hub.from_adapter(json!({"type": "event", "seq": 51, "event": "exited", "body": {"exitCode": 3}}));
+    hub.from_adapter(respond_to(&disconnect, json!({})));
+    assert!(hub.is_finished());
+    assert_eq!(hub.exit_code(), Some(3));
 }
 
 #[test]

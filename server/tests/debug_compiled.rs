@@ -1,0 +1,273 @@
+//! Debugging compiled languages through the room socket, against real Docker and the local
+//! images: C, C++ and Rust under lldb, Go under Delve. Each program reads a line, stops at a
+//! breakpoint, reads a line typed while it was stopped, then one typed after it went on (the
+//! last with end-of-file), and exits with a code it computed.
+
+mod support;
+
+use mesh_protocol::{ClientMessage, ServerMessage};
+use mesh_testkit::{TestServer, YClient};
+use serde_json::json;
+use support::{daps, ended, event, joined, request, top_frame};
+
+/// Line 12 is `b = square(a)`, with `a` = 7; `square` is on lines 4-5; the exit code is 9.
+const C: &str = r#"#include <stdio.h>
+#include <string.h>
+
+int square(int n) {
+    return n * n;
+}
+
+int main(void) {
+    char first[64] = "", second[64] = "", third[64] = "";
+    fgets(first, sizeof first, stdin);
+    int a = 7;
+    int b = square(a);
+    printf("first=%s b=%d\n", strtok(first, "\n"), b);
+    fflush(stdout);
+    fgets(second, sizeof second, stdin);
+    printf("second=%s\n", strtok(second, "\n"));
+    fflush(stdout);
+    if (!fgets(third, sizeof third, stdin)) strcpy(third, "(eof)");
+    printf("third=%s|\n", third);
+    return b - 40;
+}
+"#;
+
+/// The same shape in Rust: line 12 is `let b = square(a);`.
+const RUST: &str = r#"use std::io::{self, BufRead, Read};
+
+fn square(n: i32) -> i32 {
+    n * n
+}
+
+fn main() {
+    let stdin = io::stdin();
+    let mut first = String::new();
+    stdin.lock().read_line(&mut first).unwrap();
+    let a = 7;
+    let b = square(a);
+    println!("first={} b={}", first.trim(), b);
+    let mut second = String::new();
+    stdin.lock().read_line(&mut second).unwrap();
+    println!("second={}", second.trim());
+    let mut third = String::new();
+    stdin.lock().read_to_string(&mut third).unwrap();
+    println!("third={}|", third);
+    std::process::exit(b - 40);
+}
+"#;
+
+/// And in Go: line 18 is `b := square(a)`, `square` on lines 10-11.
+const GO: &str = r#"package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+)
+
+func square(n int) int {
+	return n * n
+}
+
+func main() {
+	in := bufio.NewReader(os.Stdin)
+	first, _ := in.ReadString('\n')
+	a := 7
+	b := square(a)
+	fmt.Printf("first=%s b=%d\n", first[:len(first)-1], b)
+	second, _ := in.ReadString('\n')
+	fmt.Printf("second=%s\n", second[:len(second)-1])
+	third, _ := io.ReadAll(in)
+	fmt.Printf("third=%s|\n", third)
+	os.Exit(b - 40)
+}
+"#;
+
+/// What differs between the languages in [`debug_compiled`].
+struct Case {
+    file: &'static str,
+    source: &'static str,
+    /// The line of `b = square(a)`.
+    line: i64,
+    /// What `threads` must name (Go's goroutines are its threads).
+    thread_name: &'static str,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_c_program_reads_its_stdin_under_lldb() {
+    debug_compiled(Case {
+        file: "prog.c",
+        source: C,
+        line: 12,
+        thread_name: "main",
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rust_program_under_lldb() {
+    debug_compiled(Case {
+        file: "src/main.rs",
+        source: RUST,
+        line: 12,
+        thread_name: "main",
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_go_program_under_delve() {
+    debug_compiled(Case {
+        file: "cmd/hello.go",
+        source: GO,
+        line: 18,
+        thread_name: "main.main",
+    })
+    .await;
+}
+
+/// The room's run view of the session: everything the program printed so far.
+fn printed(c: &YClient, id: &str) -> String {
+    c.mesh_messages()
+        .into_iter()
+        .filter_map(|m| match m {
+            ServerMessage::RunOutput { run_id, data, .. } if run_id == id => Some(data),
+            _ => None,
+        })
+        .collect()
+}
+
+fn input(c: &YClient, id: &str, data: &str, eof: bool) {
+    c.send_mesh(&ClientMessage::Input {
+        run_id: id.into(),
+        data: data.into(),
+        eof,
+    });
+}
+
+/// Breakpoint, threads, variables, evaluate, steps in and out, stdin before, while and after
+/// the stop, output and exit code, for one program.
+async fn debug_compiled(case: Case) {
+    let server = TestServer::start_with(&["--run-images", "local"]).unwrap();
+    let session = server.create_session("debug-compiled").await.unwrap();
+    let ada = YClient::connect_mesh(&server.ws_url(&session, &session.created.writer_token), "ada")
+        .await
+        .unwrap();
+    ada.wait_synced().await.unwrap();
+    ada.insert(case.file, 0, case.source);
+    ada.send_mesh(&ClientMessage::DebugStart {
+        path: case.file.into(),
+        language: None,
+    });
+    let id = joined(&ada).await;
+    event(&ada, "initialized", 1).await;
+    // The entry file runs as the language's main file, whatever its room path.
+    let main = ada
+        .mesh_messages()
+        .into_iter()
+        .find_map(|m| match m {
+            ServerMessage::DebugJoined { aliases, .. } => {
+                aliases.into_iter().find(|(_, room)| room == case.file).map(|(c, _)| c)
+            }
+            _ => None,
+        })
+        .expect("the entry file has an alias");
+    let bp = request(
+        &ada,
+        &id,
+        1,
+        "setBreakpoints",
+        json!({"source": {"path": main}, "breakpoints": [{"line": case.line}]}),
+    )
+    .await;
+    assert_eq!(bp["body"]["breakpoints"][0]["verified"], true, "{bp}");
+    request(&ada, &id, 2, "configurationDone", json!({})).await;
+
+    // The program waits for its first line; typed now, it reaches the breakpoint.
+    input(&ada, &id, "one\n", false);
+    let stop = event(&ada, "stopped", 1).await;
+    assert_eq!(stop["body"]["reason"], "breakpoint", "{stop}");
+    let thread = stop["body"]["threadId"].clone();
+    let threads = request(&ada, &id, 3, "threads", json!({})).await;
+    assert!(
+        threads["body"]["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"].as_str().unwrap_or("").contains(case.thread_name)),
+        "{threads}"
+    );
+    let frame = top_frame(&ada, &id, 4).await;
+    assert_eq!(
+        (frame["line"].as_i64(), frame["source"]["path"].as_str()),
+        (Some(case.line), Some(main.as_str())),
+        "{frame}"
+    );
+    // Typed while it is stopped: read once it goes on.
+    input(&ada, &id, "two\n", false);
+    let scopes = request(&ada, &id, 6, "scopes", json!({"frameId": frame["id"]})).await;
+    let vars = request(
+        &ada,
+        &id,
+        7,
+        "variables",
+        json!({"variablesReference": scopes["body"]["scopes"][0]["variablesReference"]}),
+    )
+    .await;
+    let a = vars["body"]["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "a")
+        .cloned();
+    assert_eq!(a.map(|v| v["value"].clone()), Some(json!("7")), "{vars}");
+    let eval = request(
+        &ada,
+        &id,
+        8,
+        "evaluate",
+        json!({"expression": "a * 6", "frameId": frame["id"], "context": "watch"}),
+    )
+    .await;
+    assert_eq!(eval["body"]["result"], "42", "{eval}");
+
+    request(&ada, &id, 9, "stepIn", json!({"threadId": thread})).await;
+    event(&ada, "stopped", 2).await;
+    let inner = top_frame(&ada, &id, 10).await;
+    assert!(inner["name"].as_str().unwrap_or("").contains("square"), "{inner}");
+    request(&ada, &id, 12, "stepOut", json!({"threadId": thread})).await;
+    event(&ada, "stopped", 3).await;
+    assert_eq!(top_frame(&ada, &id, 13).await["line"].as_i64(), Some(case.line));
+    request(&ada, &id, 15, "next", json!({"threadId": thread})).await;
+    event(&ada, "stopped", 4).await;
+    assert_eq!(top_frame(&ada, &id, 16).await["line"].as_i64(), Some(case.line + 1));
+
+    // It goes on: both lines typed so far were read, then it waits for the third, typed now.
+    request(&ada, &id, 18, "continue", json!({"threadId": thread})).await;
+    ada.wait_for("the second line read", |c| printed(c, &id).contains("second=two"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {:?}", printed(&ada, &id)));
+    input(&ada, &id, "three", true);
+    let end = ended(&ada).await;
+    assert_eq!(
+        end,
+        (Some(9), None),
+        "{:#?}",
+        daps(&ada).iter().rev().take(8).collect::<Vec<_>>()
+    );
+    let out = printed(&ada, &id);
+    assert!(
+        out.contains("first=one b=49") && out.contains("third=three|"),
+        "{out:?}"
+    );
+    // The program's output reached the debug console of the participant too.
+    let console: String = daps(&ada)
+        .into_iter()
+        .filter(|m| m["event"] == "output" && m["body"]["category"] == "stdout")
+        .filter_map(|m| m["body"]["output"].as_str().map(str::to_owned))
+        .collect();
+    assert!(console.contains("second=two"), "{console:?}");
+}
