@@ -16,7 +16,9 @@
 # input, and what the adapter and its program write on stdout and stderr becomes DAP
 # `output` events (before the connection: the container's stderr). Delve 1.20 reports a
 # program's exit status only as a console line, after `terminated` and before its answer to
-# `disconnect`: an `exited` event goes before that line.
+# `disconnect`: an `exited` event goes before that line. Without an adapter of its own (the
+# registry's `prestart` started it), the exit status is read from FIFO-exit, which the
+# prestarted program's wrapper writes, for an `exited` event before `terminated`.
 #
 # The FIFO is held open read-write, so a reader's open never blocks, and closed for
 # end-of-file only once a program has it open and has read what is buffered (closing the
@@ -42,6 +44,9 @@ import time
 CONNECT_SECONDS = 20
 # How long to wait for a TCP adapter to exit once its socket closed.
 EXIT_SECONDS = 3
+# How long `terminated` waits for a prestarted program's exit status file (the program
+# ends just after debugpy says so; a loaded machine was seen to take over a second).
+EXIT_FILE_SECONDS = 3
 # Delve 1.20's console line with the program's exit status.
 EXIT_LINE = re.compile(r"^Process \d+ has exited with status (-?\d+)\s*$")
 
@@ -121,6 +126,20 @@ else:
     connected.set()
     to_adapter = sock.makefile("wb")
 
+    def read_exit_file():
+        deadline = time.monotonic() + EXIT_FILE_SECONDS
+        while True:
+            try:
+                with open(fifo + "-exit") as f:
+                    text = f.read()
+                if text.endswith("\n"):
+                    return int(text)
+            except (OSError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.005)
+
     class Messages:
         """DAP messages from the adapter's socket."""
 
@@ -162,6 +181,14 @@ else:
                 if event in ("exited", "terminated"):
                     drain()
                 exited = exited or event == "exited"
+                if event == "terminated" and not exited and not argv:
+                    # A prestarted program's wrapper leaves its exit status in a file (an
+                    # attached debugpy reports none); it is written as the program ends.
+                    code = read_exit_file()
+                    if code is not None:
+                        exited = True
+                        body = {"exitCode": code}
+                        out.write(frame({"seq": 0, "type": "event", "event": "exited", "body": body}))
                 text = (msg.get("body") or {}).get("output", "") if event == "output" else ""
                 status = EXIT_LINE.match(text) if isinstance(text, str) else None
                 if status and not exited:

@@ -178,8 +178,13 @@ impl Server {
             crate::config::RunImages::Public => mesh_runner::ImageSource::Public,
             crate::config::RunImages::Local => mesh_runner::ImageSource::Local,
         };
+        let registry = match &settings.languages {
+            Some(path) => mesh_runner::Registry::load(path)?,
+            None => mesh_runner::Registry::builtin()?,
+        };
         let runs = Arc::new(
             crate::runs::RunService::new(
+                registry,
                 images,
                 settings.run_pool,
                 settings.run_warm.clone(),

@@ -72,6 +72,10 @@ pub struct Args {
     /// is warmed after its first run].
     #[arg(long, env = "MESH_RUN_WARM", value_delimiter = ',')]
     pub run_warm: Option<Vec<String>>,
+    /// A language registry file used instead of the one built in (the format of
+    /// images/languages.toml) [default: the built-in registry].
+    #[arg(long, env = "MESH_LANGUAGES")]
+    pub languages: Option<PathBuf>,
     /// Reverse proxies (IP addresses or CIDR blocks, comma-separated) whose forwarded header
     /// names the client [default: none; every peer is its own client].
     #[arg(long, env = "MESH_TRUSTED_PROXY", value_delimiter = ',')]
@@ -195,6 +199,7 @@ struct FileConfig {
     run_images: Option<RunImages>,
     run_pool: Option<usize>,
     run_warm: Option<Vec<String>>,
+    languages: Option<PathBuf>,
     trusted_proxy: Option<Vec<String>>,
     forwarded_header: Option<ForwardedHeader>,
     header_read_timeout_secs: Option<u64>,
@@ -250,6 +255,8 @@ pub struct Settings {
     pub run_pool: usize,
     /// Languages warmed from the start.
     pub run_warm: Vec<String>,
+    /// The language registry file, when not the built-in one.
+    pub languages: Option<PathBuf>,
     /// The HTTP edge: client addresses, timeouts, connection caps, join and creation limits.
     pub edge: EdgeSettings,
     /// Caps on runs and debug sessions, and their queue.
@@ -512,6 +519,7 @@ impl Settings {
             run_images: args.run_images.or(file.run_images).unwrap_or(RunImages::Public),
             run_pool,
             run_warm: args.run_warm.or(file.run_warm).unwrap_or_default(),
+            languages: args.languages.or(file.languages),
             edge,
             run_limits: {
                 let d = crate::admission::Limits::default();

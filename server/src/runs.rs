@@ -52,16 +52,16 @@ pub struct RunService {
 }
 
 impl RunService {
-    /// The service over the shipped registry, with `pool` warm containers per language that
-    /// has run, the `warm` languages warmed as soon as Docker answers, and runs and debug
-    /// sessions admitted within `limits`.
+    /// The service over `registry` (the shipped one unless the operator named another), with
+    /// `pool` warm containers per language that has run, the `warm` languages warmed as soon
+    /// as Docker answers, and runs and debug sessions admitted within `limits`.
     pub fn new(
+        registry: Registry,
         images: ImageSource,
         pool: usize,
         warm: Vec<String>,
         limits: crate::admission::Limits,
     ) -> anyhow::Result<Self> {
-        let registry = Registry::builtin()?;
         for id in &warm {
             registry.get(id).map_err(|e| anyhow::anyhow!("run_warm: {e}"))?;
         }

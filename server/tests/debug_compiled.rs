@@ -1,5 +1,6 @@
 //! Debugging compiled languages through the room socket, against real Docker and the local
-//! images: C, C++ and Rust under lldb, Go under Delve. Each program reads a line, stops at a
+//! images: C and Rust under lldb, Go under Delve, and the same checks for Python, whose
+//! debugger is prestarted (attached to, not launched). Each program reads a line, stops at a
 //! breakpoint, reads a line typed while it was stopped, then one typed after it went on (the
 //! last with end-of-file), and exits with a code it computed.
 
@@ -86,6 +87,25 @@ func main() {
 }
 "#;
 
+/// And in Python, which is not compiled but runs prestarted: line 10 is `b = square(a)`.
+const PYTHON: &str = r#"import sys
+
+
+def square(n):
+    return n * n
+
+
+first = sys.stdin.readline()
+a = 7
+b = square(a)
+print("first=%s b=%d" % (first.strip(), b))
+second = sys.stdin.readline()
+print("second=%s" % second.strip())
+third = sys.stdin.read()
+print("third=%s|" % third)
+sys.exit(b - 40)
+"#;
+
 /// What differs between the languages in [`debug_compiled`].
 struct Case {
     file: &'static str,
@@ -125,6 +145,17 @@ async fn a_go_program_under_delve() {
         source: GO,
         line: 18,
         thread_name: "main.main",
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prestarted_python_program_reads_its_stdin() {
+    debug_compiled(Case {
+        file: "tools/read.py",
+        source: PYTHON,
+        line: 10,
+        thread_name: "MainThread",
     })
     .await;
 }
