@@ -44,6 +44,7 @@ pub fn generate(dir: &Path) -> anyhow::Result<Vec<(&'static str, usize)>> {
         ("room", room()),
         ("mesh_json", mesh_json()),
         ("dap", dap()),
+        ("debug_hub", debug_hub()),
         ("lsp", lsp()),
         ("rest", rest()),
         ("runner_control", runner()),
@@ -581,6 +582,82 @@ fn dap() -> Vec<Seed> {
     .into_bytes();
     odd.extend_from_slice(body);
     seeds.push(("other-headers".into(), [&[3u8][..], &odd].concat()));
+    seeds
+}
+
+// ----- debug_hub ----------------------------------------------------------------------
+
+/// Participants and the adapter of one shared session, as `debug_hub` records: breakpoints
+/// with conditions, hit counts and logpoints from two writers, a reader, a stop, a restart.
+fn debug_hub() -> Vec<Seed> {
+    const ADAPTER: u8 = 0xFF;
+    let (ada, bob, rita) = (0u8, 1u8, 4 + 2u8);
+    let rec = |who: u8, v: serde_json::Value| [vec![who], v.to_string().into_bytes()].concat();
+    let src = json!({"path": "/work/main.py"});
+    let session = vec![
+        vec![0xFE, bob],
+        vec![0xFE, 2],
+        rec(
+            ada,
+            json!({"seq": 1, "type": "request", "command": "setBreakpoints", "arguments": {"source": src, "breakpoints": [{"line": 2, "condition": "i > 3"}, {"line": 5, "logMessage": "i={i}"}]}}),
+        ),
+        rec(
+            ADAPTER,
+            json!({"seq": 3, "type": "response", "request_seq": 3, "success": true, "command": "setBreakpoints", "body": {"breakpoints": [{"verified": true, "line": 2}, {"verified": true, "line": 5}]}}),
+        ),
+        rec(
+            bob,
+            json!({"seq": 1, "type": "request", "command": "setBreakpoints", "arguments": {"source": src, "breakpoints": [{"line": 2, "condition": "j == 1"}, {"line": 5}, {"line": 7, "hitCondition": "3"}]}}),
+        ),
+        rec(
+            rita,
+            json!({"seq": 1, "type": "request", "command": "setBreakpoints", "arguments": {"source": src, "breakpoints": [{"line": 9}]}}),
+        ),
+        rec(
+            bob,
+            json!({"seq": 2, "type": "request", "command": "setExceptionBreakpoints", "arguments": {"filters": ["raised"]}}),
+        ),
+        rec(
+            ada,
+            json!({"seq": 2, "type": "request", "command": "configurationDone", "arguments": null}),
+        ),
+        rec(
+            ADAPTER,
+            json!({"seq": 5, "type": "event", "event": "stopped", "body": {"reason": "breakpoint", "threadId": 1}}),
+        ),
+        rec(
+            bob,
+            json!({"seq": 3, "type": "request", "command": "evaluate", "arguments": {"expression": "i", "context": "watch", "frameId": 2}}),
+        ),
+        rec(
+            rita,
+            json!({"seq": 2, "type": "request", "command": "stackTrace", "arguments": {"threadId": 1}}),
+        ),
+        rec(
+            ada,
+            json!({"seq": 3, "type": "request", "command": "restart", "arguments": {}}),
+        ),
+        rec(
+            ADAPTER,
+            json!({"seq": 1, "type": "response", "request_seq": 9, "success": true, "command": "initialize", "body": {}}),
+        ),
+        rec(ADAPTER, json!({"seq": 2, "type": "event", "event": "initialized"})),
+        rec(
+            bob,
+            json!({"seq": 4, "type": "request", "command": "pause", "arguments": {"threadId": 1}}),
+        ),
+        vec![0xFD, bob],
+        rec(
+            ADAPTER,
+            json!({"seq": 9, "type": "event", "event": "exited", "body": {"exitCode": 3}}),
+        ),
+        rec(ADAPTER, json!({"seq": 10, "type": "event", "event": "terminated"})),
+        vec![0xFC],
+    ];
+    let mut seeds = vec![("session".to_owned(), join(&session))];
+    for (i, r) in session.iter().enumerate().filter(|(_, r)| r.len() > 2) {
+        seeds.push((format!("record-{i:02}"), join(std::slice::from_ref(r))));
+    }
     seeds
 }
 

@@ -475,11 +475,18 @@ mod tests {
             assert!(!lang.packages.is_empty(), "{id} has no packages");
         }
         assert!(reg.get("c").unwrap().compile.is_some());
-        for id in ["python", "c", "cpp", "go", "rust"] {
+        for id in ["c", "cpp", "go", "rust"] {
             let debug = reg.get(id).unwrap().debug.as_ref().unwrap();
+            assert_eq!(debug.request, DebugRequest::Launch, "{id}");
             assert!(debug.launch["program"].as_str().unwrap().starts_with("/work/"), "{id}");
             assert_eq!(debug.limits.wall_seconds, 1800.0);
         }
+        // Go's adapter listens on a port; Python's is prestarted and attached to.
+        assert_eq!(reg.get("go").unwrap().debug.as_ref().unwrap().port, Some(4711));
+        let py = reg.get("python").unwrap().debug.as_ref().unwrap();
+        assert_eq!((py.request, py.port), (DebugRequest::Attach, Some(5678)));
+        assert!(py.prestart.is_some() && py.adapter.is_empty());
+        assert_eq!(py.launch["connect"]["port"], 5678);
         assert_eq!(reg.for_path("src/app.PY").unwrap().id, "python");
         assert_eq!(reg.for_path("x.cc").unwrap().id, "cpp");
         assert!(reg.for_path("Makefile").is_none());
@@ -494,6 +501,20 @@ mod tests {
         // Compile limits start from the language's limits, not from the defaults.
         assert_eq!(py.compile_limits, py.limits);
         assert!(matches!(reg.get("cobol"), Err(Error::UnknownLanguage(_))));
+    }
+
+    #[test]
+    fn a_prestart_needs_a_port_and_an_adapter_needs_a_command() {
+        let debug = |table: &str| format!("{MINIMAL}\n[languages.python.debug]\n{table}\n");
+        assert!(err(&debug("prestart = [\"x\"]")).contains("prestart needs port"));
+        assert!(err(&debug("launch = {}")).contains("adapter: the command is empty"));
+        assert!(err(&debug("adapter = [\"a\"]\nport = 0")).contains("port must be"));
+        assert!(err(&debug("adapter = [\"a\"]\nrequest = \"run\"")).contains("unknown variant"));
+        let reg = Registry::from_toml(&debug("prestart = [\"x\"]\nport = 9\nrequest = \"attach\"")).unwrap();
+        assert_eq!(
+            reg.get("python").unwrap().debug.as_ref().unwrap().request.command(),
+            "attach"
+        );
     }
 
     #[test]

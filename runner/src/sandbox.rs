@@ -333,6 +333,27 @@ mod tests {
     }
 
     #[test]
+    fn only_a_debug_container_starts_the_prestart_and_a_port_adapter_is_bridged() {
+        let reg = Registry::builtin().unwrap();
+        let py = reg.get("python").unwrap();
+        let limits = py.debug.as_ref().unwrap().limits;
+        let args = |mode| container_config(py, mode, "img", &limits).cmd.unwrap();
+        let (run, debug) = (args(Mode::Run), args(Mode::Debug));
+        assert_eq!(run.len(), 9, "sh -c SCRIPT NAME and five arguments");
+        assert_eq!(run[8], "", "a run container starts nothing ahead");
+        assert!(debug[8].contains("debugpy.listen"), "{}", debug[8]);
+        // Go's adapter listens on a port the demultiplexer connects to.
+        let go = reg.get("go").unwrap();
+        let cmd = container_config(go, Mode::Debug, "img", &go.compile_limits)
+            .cmd
+            .unwrap();
+        assert!(cmd[7].contains("'/tmp/mesh-stdin' '4711' 'dlv' 'dap'"), "{}", cmd[7]);
+        let c = reg.get("c").unwrap();
+        let cmd = container_config(c, Mode::Debug, "img", &c.compile_limits).cmd.unwrap();
+        assert!(cmd[7].contains("'/tmp/mesh-stdin' '-' 'lldb-vscode-14'"), "{}", cmd[7]);
+    }
+
+    #[test]
     fn commands_are_quoted_for_the_shell() {
         let argv = vec!["echo".to_string(), "it's $HOME".to_string(), "".to_string()];
         assert_eq!(shell_words(&argv), r#"'echo' 'it'\''s $HOME' ''"#);

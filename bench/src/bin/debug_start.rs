@@ -1,8 +1,10 @@
 //! `debug_start`: time from "start debugging" to the first `stopped` at a breakpoint, through
 //! a real `mesh-server` and real Docker, with a warm container and with a cold one. Each
-//! sample starts the room's debug session for a Python (and a C) program with a breakpoint,
-//! does what an editor does (breakpoints, `configurationDone`) and stops the clock at the
-//! `stopped` event; then it continues the program to its end.
+//! sample starts the room's debug session for a program with a breakpoint (Python, C, Go,
+//! Rust), does what an editor does (breakpoints, `configurationDone`) and stops the clock at
+//! the `stopped` event; then it continues the program to its end. `python-launch` is Python
+//! as it was debugged before the prestarted adapter: the registry's former `[debug]` table,
+//! given to the server with `--languages`, side by side with today's.
 //!
 //! `cargo build --release -p mesh-server && MESH_SERVER_BIN=target/release/mesh-server
 //! cargo run --release -p mesh-bench --bin debug_start -- --markdown`
@@ -23,7 +25,7 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     iterations: usize,
     /// Languages to measure.
-    #[arg(long, value_delimiter = ',', default_value = "python,c")]
+    #[arg(long, value_delimiter = ',', default_value = "python,python-launch,c,go,rust")]
     languages: Vec<String>,
     /// Print the table as Markdown.
     #[arg(long)]
@@ -33,7 +35,17 @@ struct Args {
 /// The program and the line of its breakpoint.
 fn program(lang: &str) -> anyhow::Result<(&'static str, &'static str, u32)> {
     Ok(match lang {
-        "python" => ("main.py", "x = 41\ny = x + 1\nprint(y)\n", 2),
+        "python" | "python-launch" => ("main.py", "x = 41\ny = x + 1\nprint(y)\n", 2),
+        "go" => (
+            "main.go",
+            "package main\n\nimport \"fmt\"\n\nfunc main() {\n\tx := 41\n\tfmt.Println(x + 1)\n}\n",
+            7,
+        ),
+        "rust" => (
+            "main.rs",
+            "fn main() {\n    let x = 41;\n    println!(\"{}\", x + 1);\n}\n",
+            3,
+        ),
         "c" => (
             "main.c",
             "#include <stdio.h>\nint main(void) {\n    int x = 41;\n    printf(\"%d\\n\", x + 1);\n    return 0;\n}\n",
@@ -112,8 +124,39 @@ async fn one(c: &YClient, lang: &str, seq: &mut i64) -> anyhow::Result<Duration>
     Ok(first_stop)
 }
 
+/// Python's `[debug]` table before the prestarted adapter: debugpy's adapter started per
+/// session, which launches the program.
+const PYTHON_LAUNCH: &str = r#"[languages.python.debug]
+adapter = ["python3", "-m", "debugpy.adapter"]
+launch = { program = "/work/main.py", cwd = "/work", console = "internalConsole", justMyCode = true, redirectOutput = true, python = ["/tmp/mesh-stdin-python3"] }
+"#;
+
+/// The built-in registry with Python's `[debug]` table replaced by [`PYTHON_LAUNCH`].
+fn launch_registry() -> anyhow::Result<tempfile::NamedTempFile> {
+    let text = mesh_runner::registry::BUILTIN_REGISTRY;
+    let start = text
+        .find("[languages.python.debug]")
+        .context("the registry has no Python debug table")?;
+    let end = start
+        + text[start..]
+            .find("\n[languages.javascript]")
+            .context("no table after Python's")?;
+    let mut file = tempfile::NamedTempFile::new()?;
+    std::io::Write::write_all(
+        &mut file,
+        format!("{}{PYTHON_LAUNCH}{}", &text[..start], &text[end..]).as_bytes(),
+    )?;
+    mesh_runner::Registry::load(file.path())?;
+    Ok(file)
+}
+
 async fn measure(pool: &str, lang: &str, iterations: usize) -> anyhow::Result<Vec<f64>> {
-    let server = TestServer::start_with(&["--run-images", "local", "--run-pool", pool])?;
+    let registry = (lang == "python-launch").then(launch_registry).transpose()?;
+    let mut args = vec!["--run-images", "local", "--run-pool", pool];
+    if let Some(file) = &registry {
+        args.extend(["--languages", file.path().to_str().context("a temporary path")?]);
+    }
+    let server = TestServer::start_with(&args)?;
     let session = server.create_session("bench").await?;
     let c = YClient::connect_mesh(&server.ws_url(&session, &session.created.writer_token), "bench").await?;
     c.wait_synced().await?;

@@ -8,6 +8,7 @@
 use crate::rng::fnv1a;
 
 pub mod dap;
+pub mod debug_hub;
 pub mod lsp;
 pub mod mesh_json;
 pub mod rest;
@@ -91,6 +92,7 @@ pub fn all() -> &'static [&'static Target] {
         &room::TARGET,
         &mesh_json::TARGET,
         &dap::TARGET,
+        &debug_hub::TARGET,
         &lsp::TARGET,
         &rest::TARGET,
         &runner_control::TARGET,

@@ -3,11 +3,9 @@
 
 use serde_json::{json, Map, Value};
 
-/// Capabilities the proxy must not pass on: it owns `launch`, so it cannot restart one.
-const WITHHELD: &[&str] = &["supportsRestartRequest"];
-
 /// The answer to `initialize`, before the room's adapter is known: what debugpy and
-/// lldb-vscode both support, so that the later correction is small or empty.
+/// lldb-vscode both support (and restart, which the hub does), so that the later correction
+/// is small or empty.
 pub fn initial() -> Value {
     json!({
         "supportsConfigurationDoneRequest": true,
@@ -19,6 +17,8 @@ pub fn initial() -> Value {
         "supportsLogPoints": true,
         "supportsTerminateRequest": true,
         "supportsDelayedStackTraceLoading": true,
+        // The hub restarts the program itself, whatever the adapter.
+        "supportsRestartRequest": true,
         "exceptionBreakpointFilters": [],
     })
 }
@@ -33,7 +33,7 @@ pub fn correction(announced: &Value, adapter: &Value) -> Option<Value> {
     let mut changed = Map::new();
     for (key, value) in adapter {
         let same = announced.get(key).map_or(*value == Value::Bool(false), |v| v == value);
-        if !same && !WITHHELD.contains(&key.as_str()) {
+        if !same {
             changed.insert(key.clone(), value.clone());
         }
     }
@@ -58,6 +58,7 @@ mod tests {
         adapter["supportsTerminateRequest"] = json!(false);
         adapter["supportsModulesRequest"] = json!(true);
         adapter["supportsRestartRequest"] = json!(true);
+        adapter["supportsStepInTargetsRequest"] = json!(true);
         adapter.as_object_mut().unwrap().remove("supportsLogPoints");
         adapter["exceptionBreakpointFilters"] = json!([{"filter": "raised", "label": "Raised Exceptions"}]);
         assert_eq!(
@@ -65,6 +66,7 @@ mod tests {
             Some(json!({"capabilities": {
                 "supportsTerminateRequest": false,
                 "supportsModulesRequest": true,
+                "supportsStepInTargetsRequest": true,
                 "supportsLogPoints": false,
                 "exceptionBreakpointFilters": [{"filter": "raised", "label": "Raised Exceptions"}],
             }}))

@@ -114,10 +114,54 @@ impl PathMap {
         map_sources(msg, &|p| self.container_path(p));
     }
 
-    /// Rewrites the `Source` paths of a message from the container for the editor.
+    /// Rewrites the `Source` paths of a message from the container for the editor, and the
+    /// other names it shows as paths: the debugged process's name (`process` event) and
+    /// modules' paths (`module` event, `modules` response).
     pub fn to_local(&self, msg: &mut Value) {
-        map_sources(msg, &|p| self.local_path(p));
+        let map = |p: &str| self.local_path(p);
+        map_sources(msg, &map);
+        let kind = msg.get("type").and_then(Value::as_str);
+        let name = match kind {
+            Some("event") => msg.get("event"),
+            Some("response") => msg.get("command"),
+            _ => None,
+        };
+        match (kind, name.and_then(Value::as_str)) {
+            (Some("event"), Some("process")) => {
+                if let Some(body) = msg.get_mut("body") {
+                    map_field(body, "name", &map);
+                }
+            }
+            (Some("event"), Some("module")) => {
+                if let Some(module) = msg.pointer_mut("/body/module") {
+                    map_module(module, &map);
+                }
+            }
+            (Some("response"), Some("modules")) => {
+                if let Some(Value::Array(modules)) = msg.pointer_mut("/body/modules") {
+                    modules.iter_mut().for_each(|m| map_module(m, &map));
+                }
+            }
+            _ => {}
+        }
     }
+}
+
+/// Maps a DAP `Module`'s paths (its `name` too when it is the path itself).
+fn map_module(module: &mut Value, map: &dyn Fn(&str) -> Option<String>) {
+    if module.get("name").is_some() && module.get("name") == module.get("path") {
+        map_field(module, "name", map);
+    }
+    map_field(module, "path", map);
+    map_field(module, "symbolFilePath", map);
+}
+
+/// Maps the string under `key` of an object, when `map` takes it.
+fn map_field(obj: &mut Value, key: &str, map: &dyn Fn(&str) -> Option<String>) {
+    let Some(mapped) = obj.get(key).and_then(Value::as_str).and_then(map) else {
+        return;
+    };
+    obj[key] = Value::String(mapped);
 }
 
 /// Applies `map` to the `path` of every object under a `source` key and of every object in
@@ -231,6 +275,39 @@ mod tests {
         assert_eq!(frames[2]["source"]["path"], "/usr/lib/python3/os.py");
         assert_eq!(frames[3]["source"], json!({"sourceReference": 7}));
         assert_eq!(msg["path"], "/work/not-a-source.py");
+    }
+
+    #[test]
+    fn process_and_module_names_are_mapped_like_sources() {
+        let m = map();
+        let mut process =
+            json!({"type": "event", "event": "process", "body": {"name": "/work/main.py", "systemProcessId": 7}});
+        m.to_local(&mut process);
+        assert_eq!(process["body"]["name"], "/home/ada/proj/src/app.py");
+        let mut module = json!({"type": "event", "event": "module", "body": {"reason": "new",
+            "module": {"id": 1, "name": "/work/lib/util.py", "path": "/work/lib/util.py", "symbolFilePath": "/work/lib/util.py"}}});
+        m.to_local(&mut module);
+        assert_eq!(
+            module["body"]["module"],
+            json!({"id": 1, "name": "/home/ada/proj/lib/util.py", "path": "/home/ada/proj/lib/util.py",
+                "symbolFilePath": "/home/ada/proj/lib/util.py"})
+        );
+        let mut modules = json!({"type": "response", "command": "modules", "body": {"modules": [
+            {"id": 0, "name": "__main__", "path": "/work/main.py"},
+            {"id": 1, "name": "libc.so.6", "path": "/usr/lib/x86_64-linux-gnu/libc.so.6"},
+        ]}});
+        m.to_local(&mut modules);
+        assert_eq!(
+            modules["body"]["modules"],
+            json!([
+                {"id": 0, "name": "__main__", "path": "/home/ada/proj/src/app.py"},
+                {"id": 1, "name": "libc.so.6", "path": "/usr/lib/x86_64-linux-gnu/libc.so.6"},
+            ])
+        );
+        // A request's `name` is never taken for a path.
+        let mut req = json!({"type": "request", "command": "process", "arguments": {"name": "/work/main.py"}});
+        m.to_local(&mut req);
+        assert_eq!(req["arguments"]["name"], "/work/main.py");
     }
 
     #[test]
