@@ -347,6 +347,11 @@ pub struct RunStartedParams {
     pub by_name: String,
     /// Whether this editor's own connection started it.
     pub you: bool,
+    /// The program of the room's debug session (`run_id` is the session's id): its output
+    /// also reaches the debugger's console, so editors show it beside the debugger, not as a
+    /// run of its own; its input is typed here all the same.
+    #[serde(default)]
+    pub debug: bool,
 }
 
 /// `mesh/runQueued` params: a run (or, with `debug`, a debug session) of the room waits for

@@ -351,3 +351,114 @@ async fn bad_debug_requests_are_refused_and_the_room_goes_on() {
     .await
     .unwrap();
 }
+
+const LOOP: &str = "import time\ntotal = 0\nfor i in range(10):\n    total += i\nprint('total', total)\nwhile True:\n    time.sleep(0.01)\n";
+
+/// The value of `expression` in the top frame of the stop.
+async fn value_of(c: &YClient, id: &str, seq: i64, expression: &str) -> Value {
+    let frame = top_frame(c, id, seq).await;
+    let eval = request(
+        c,
+        id,
+        seq + 2,
+        "evaluate",
+        json!({"expression": expression, "frameId": frame["id"], "context": "watch"}),
+    )
+    .await;
+    eval["body"]["result"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditions_logpoints_pause_and_restart_are_shared() {
+    let server = TestServer::start_with(&["--run-images", "local"]).unwrap();
+    let session = server.create_session("debug-rich").await.unwrap();
+    let url = server.ws_url(&session, &session.created.writer_token);
+    let ada = YClient::connect_mesh(&url, "ada").await.unwrap();
+    let bob = YClient::connect_mesh(&url, "bob").await.unwrap();
+    ada.wait_synced().await.unwrap();
+    ada.insert("loop.py", 0, LOOP);
+    bob.wait_for("the file", |c| {
+        c.text("loop.py").is_some_and(|t| t.ends_with("0.01)\n"))
+    })
+    .await
+    .unwrap();
+    ada.send_mesh(&ClientMessage::DebugStart {
+        path: "loop.py".into(),
+        language: None,
+    });
+    let id = joined(&ada).await;
+    bob.send_mesh(&ClientMessage::DebugStart {
+        path: "loop.py".into(),
+        language: None,
+    });
+    assert_eq!(joined(&bob).await, id);
+    for c in [&ada, &bob] {
+        event(c, "initialized", 1).await;
+    }
+    let src = json!({"path": "/work/main.py"});
+    // Ada stops when i is 3 and logs the total; Bob stops when i is 6.
+    let mine = request(
+        &ada,
+        &id,
+        1,
+        "setBreakpoints",
+        json!({"source": src, "breakpoints": [{"line": 4, "condition": "i == 3"}, {"line": 5, "logMessage": "logged total={total}"}]}),
+    )
+    .await;
+    assert_eq!(mine["body"]["breakpoints"].as_array().map(Vec::len), Some(2), "{mine}");
+    let his = request(
+        &bob,
+        &id,
+        1,
+        "setBreakpoints",
+        json!({"source": src, "breakpoints": [{"line": 4, "condition": "i == 6"}]}),
+    )
+    .await;
+    assert!(
+        his["body"]["breakpoints"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("any of them")),
+        "{his}"
+    );
+    request(&bob, &id, 2, "configurationDone", json!({})).await;
+    request(&ada, &id, 2, "configurationDone", json!({})).await;
+
+    let stop = event(&bob, "stopped", 1).await;
+    let thread = stop["body"]["threadId"].clone();
+    assert_eq!(value_of(&bob, &id, 10, "i").await, "3");
+    request(&ada, &id, 20, "continue", json!({"threadId": thread})).await;
+    event(&bob, "stopped", 2).await;
+    assert_eq!(
+        value_of(&ada, &id, 21, "i").await,
+        "6",
+        "Bob's condition stops Ada's program too"
+    );
+    request(&bob, &id, 30, "continue", json!({"threadId": thread})).await;
+    // The logpoint logged for everyone; the program runs on in its endless loop.
+    bob.wait_for("the logpoint", |c| {
+        daps(c).iter().any(|m| {
+            m["event"] == "output"
+                && m["body"]["output"]
+                    .as_str()
+                    .is_some_and(|o| o.contains("logged total=45"))
+        })
+    })
+    .await
+    .unwrap();
+    // Bob pauses it: both see where it is.
+    request(&bob, &id, 31, "pause", json!({"threadId": thread})).await;
+    let paused = event(&ada, "stopped", 3).await;
+    assert_eq!(paused["body"]["reason"], "pause", "{paused}");
+
+    // Ada restarts it: a fresh program, everyone's breakpoints in place, stopped at i == 3.
+    let restarted = request(&ada, &id, 40, "restart", json!({})).await;
+    assert_eq!(restarted["success"], true, "{restarted}");
+    let stop = event(&bob, "stopped", 4).await;
+    assert_eq!(stop["body"]["reason"], "breakpoint", "{stop}");
+    assert_eq!(value_of(&bob, &id, 41, "i").await, "3");
+    request(&ada, &id, 50, "disconnect", json!({"terminateDebuggee": true})).await;
+    for c in [&ada, &bob] {
+        let (_, error) = ended(c).await;
+        assert_eq!(error, None);
+    }
+}

@@ -234,6 +234,9 @@ export interface RunStartedParams {
   byName: string;
   /** Whether this editor's own connection started it. */
   you: boolean;
+  /** The program of the room's debug session: its output is in the Debug Console too, so it
+   * is not shown as a run; its terminal is where its input is typed. */
+  debug?: boolean;
 }
 /** `mesh/runQueued`: a run (or, with `debug`, a debug session) waits for a free sandbox. */
 export interface RunQueuedParams {

@@ -186,6 +186,12 @@ export class Runs {
     this.seq += 1;
     const run = new RunTerminal(params, this.seq, this.ctx);
     this.runs.set(params.runId, run);
+    if (params.debug === true) {
+      // A debug session's program shows in the Debug Console; its terminal stays in the
+      // list, not in front, for typing its input.
+      this.updateContext();
+      return;
+    }
     // Your own run takes the focus, so you can type its input; others' runs show beside
     // what you are doing.
     run.terminal.show(!params.you);

@@ -31,7 +31,8 @@ export function outputText(stream: RunStream, data: string): string {
 
 /** The name of a run's terminal. */
 export function terminalName(run: RunStartedParams): string {
-  return `Mesh: ${baseName(run.path)}${run.you ? '' : ` (${run.byName})`}`;
+  const what = run.debug === true ? 'Mesh debug input' : 'Mesh';
+  return `${what}: ${baseName(run.path)}${run.you ? '' : ` (${run.byName})`}`;
 }
 
 function baseName(path: string): string {
@@ -40,6 +41,10 @@ function baseName(path: string): string {
 
 /** The first line of a run's terminal: who runs what, and how to work it. */
 export function headerText(run: RunStartedParams): string {
+  if (run.debug === true) {
+    const who = run.you ? 'You debug' : `${run.byName} debugs`;
+    return `${DIM}▶ ${who} ${run.path} (${run.language}) · its output is in the Debug Console too · type its input here, Ctrl+D ends it${RESET}\r\n`;
+  }
   const who = run.you ? 'You run' : `${run.byName} runs`;
   return `${DIM}▶ ${who} ${run.path} (${run.language}) · run ${run.runId} · Ctrl+D ends input, Ctrl+C stops${RESET}\r\n`;
 }

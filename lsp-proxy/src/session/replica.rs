@@ -720,6 +720,7 @@ impl Session {
             } => {
                 let who = room.starter(by);
                 let uri = self.local_uri(&path);
+                self.runs.debug_session(&debug_id, true);
                 vec![runs::debug_started(debug_id, path, uri, language, who)]
             }
             ServerMessage::DebugBreakpoints { debug_id, path, lines } => {
@@ -735,11 +736,14 @@ impl Session {
                 debug_id,
                 exit_code,
                 error,
-            } => vec![notify::<DebugEndedNotification>(DebugEndedParams {
-                debug_id,
-                exit_code,
-                error,
-            })],
+            } => {
+                self.runs.debug_session(&debug_id, false);
+                vec![notify::<DebugEndedNotification>(DebugEndedParams {
+                    debug_id,
+                    exit_code,
+                    error,
+                })]
+            }
             // Debug sessions themselves are the business of `mesh-proxy dap`, which has its own
             // connection; this one only tells the editor that a session started (so it can offer
             // to join), where the room's breakpoints are (so every editor shows them) and when

@@ -62,6 +62,9 @@ pub(super) struct Starter {
 #[derive(Debug, Default)]
 pub(super) struct Runs {
     active: HashMap<String, ActiveRun>,
+    /// Ids of the room's debug sessions announced and not ended: their program's run is
+    /// marked `debug` for the editor (which shows it beside its debugger, not as a run).
+    debug: std::collections::HashSet<String>,
     pending: Option<PendingRun>,
     /// The id of the last request sent.
     last_id: u64,
@@ -182,6 +185,7 @@ impl Runs {
                 queued: None,
             })));
         }
+        let debug = self.debug.contains(&run_id);
         fx.push(notify::<RunStartedNotification>(RunStartedParams {
             run_id,
             path,
@@ -190,6 +194,7 @@ impl Runs {
             by: who.by,
             by_name: who.by_name,
             you: who.you,
+            debug,
         }));
         fx
     }
@@ -212,6 +217,9 @@ impl Runs {
         now: Instant,
     ) -> Vec<Effect> {
         let mut fx = Vec::new();
+        if debug {
+            self.debug.insert(run_id.clone());
+        }
         self.active.entry(run_id.clone()).or_insert(ActiveRun {
             by: who.by,
             started: now,
@@ -245,6 +253,15 @@ impl Runs {
             return Vec::new();
         }
         vec![notify::<RunOutputNotification>(params)]
+    }
+
+    /// A debug session of the room started (announced before its program's run) or ended.
+    pub(super) fn debug_session(&mut self, debug_id: &str, going: bool) {
+        if going {
+            self.debug.insert(debug_id.to_owned());
+        } else {
+            self.debug.remove(debug_id);
+        }
     }
 
     /// A run ended: passed on once, when the run is one we track.
@@ -450,6 +467,21 @@ mod tests {
         );
         assert!(matches!(&fx[0], Effect::RunAnswer(Ok(r)) if r.run_id == "r2" && r.queued.is_none()));
         assert_eq!(notification(&fx, "mesh/runStarted")["you"], true);
+    }
+
+    #[test]
+    fn a_debug_sessions_program_is_marked_so_editors_do_not_show_it_as_a_run() {
+        let now = Instant::now();
+        let mut runs = Runs::default();
+        runs.debug_session("d1", true);
+        let fx = runs.started("d1".into(), "a.py".into(), None, "python".into(), me(1), None, now);
+        assert_eq!(notification(&fx, "mesh/runStarted")["debug"], true);
+        let fx = runs.started("r1".into(), "a.py".into(), None, "python".into(), me(1), None, now);
+        assert_eq!(notification(&fx, "mesh/runStarted")["debug"], false);
+        // Once the session ended, an id is a run's again (ids are not reused, but the set
+        // does not grow with every session).
+        runs.debug_session("d1", false);
+        assert!(runs.debug.is_empty());
     }
 
     #[test]

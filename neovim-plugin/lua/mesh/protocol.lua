@@ -210,6 +210,7 @@ local M = {}
 ---@field by mesh.ConnId who started it (0: the REST API)
 ---@field byName string
 ---@field you boolean whether this editor's own connection started it
+---@field debug boolean the program of the room's debug session (its output is in the debugger's console too)
 
 ---@class mesh.RunQueuedParams a run (or, with `debug`, a debug session) waits for a free sandbox
 ---@field runId string

@@ -412,16 +412,19 @@ impl Hub {
         // The old adapter will not answer: what waits for it is answered now.
         let waiting: Vec<i64> = self.pending.keys().copied().collect();
         for up in waiting {
-            if let Some(Pending::Client { conn, seq, command, .. }) = self.pending.remove(&up) {
-                out.push(self.respond(
-                    conn,
-                    seq,
-                    &command,
-                    Err("the program restarted before the debug adapter answered"),
-                ));
+            let (conn, seq, command) = match self.pending.remove(&up) {
+                Some(Pending::Client { conn, seq, command, .. }) => (conn, seq, command),
+                Some(Pending::Breakpoints {
+                    reply: Some((conn, seq, _)),
+                    ..
+                }) => (conn, seq, "setBreakpoints".to_owned()),
+                _ => continue,
+            };
+            if self.clients.contains_key(&conn) {
+                let why = "the program restarted before the debug adapter answered";
+                out.push(self.respond(conn, seq, &command, Err(why)));
             }
         }
-        self.pending.clear();
         let continued =
             json!({"type": "event", "event": "continued", "body": {"threadId": 0, "allThreadsContinued": true}});
         out.extend(self.to_attached(&continued));

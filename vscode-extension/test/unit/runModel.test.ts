@@ -21,6 +21,12 @@ describe('the terminal of a run', () => {
     assert.ok(headerText(started).endsWith('\r\n'));
   });
 
+  it('says a debug session\'s program is one, whose output is in the Debug Console', () => {
+    const debug = { ...started, debug: true };
+    assert.equal(terminalName(debug), 'Mesh debug input: main.py (Ada)');
+    assert.match(headerText(debug), /▶ Ada debugs src\/main\.py \(python\) · its output is in the Debug Console too/);
+  });
+
   it('returns to the left at every line end', () => {
     assert.equal(toTerminalLines('a\nb\r\nc'), 'a\r\nb\r\nc');
   });

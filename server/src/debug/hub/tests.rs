@@ -412,17 +412,19 @@ fn restart_is_the_hubs_own_and_puts_everything_back() {
     let up = adapter_msgs(&hub.from_client(ADA, Role::Writer, req(3, "configurationDone", json!({}))))[0].clone();
     hub.from_adapter(respond_to(&up, json!({})));
     hub.from_adapter(json!({"type": "event", "seq": 9, "event": "stopped", "body": {"threadId": 1}}));
-    // Bob asks for stack frames, then restarts: his question is answered, not left hanging.
+    // Bob asks for stack frames and sets a breakpoint, then restarts: both are answered, not
+    // left hanging.
     hub.from_client(BOB, Role::Writer, req(4, "stackTrace", json!({"threadId": 1})));
+    set_bps(&mut hub, BOB, 6, json!([{"line": 6}]));
     let out = hub.from_client(BOB, Role::Writer, req(5, "restart", json!({"arguments": {}})));
     assert!(out.contains(&Out::Restart));
     assert!(adapter_msgs(&out).is_empty(), "the old adapter hears nothing more");
     let bob = to(&out, BOB);
-    assert_eq!(
-        (bob[0]["request_seq"].as_i64(), bob[0]["success"].as_bool()),
-        (Some(4), Some(false))
-    );
-    assert_eq!(bob[1]["event"], "continued");
+    for seq in [4, 6] {
+        let answer = bob.iter().find(|m| m["request_seq"] == seq).unwrap();
+        assert_eq!(answer["success"], false, "{answer}");
+    }
+    assert_eq!(bob.last().unwrap()["event"], "continued");
     assert_eq!(to(&out, ADA)[0]["event"], "continued");
     // Meanwhile requests wait for the new program.
     let out = hub.from_client(ADA, Role::Writer, req(6, "threads", json!({})));
@@ -442,7 +444,7 @@ fn restart_is_the_hubs_own_and_puts_everything_back() {
     );
     assert_eq!(
         replay[0]["arguments"]["breakpoints"],
-        json!([{"line": 4, "condition": "x > 1"}])
+        json!([{"line": 4, "condition": "x > 1"}, {"line": 6}])
     );
     assert_eq!(replay[1]["arguments"], filters);
     assert!(
