@@ -386,6 +386,14 @@ async fn python_stops_steps_inspects_and_exits() {
     let thread = stopped["body"]["threadId"].clone();
     let (name, line, path, frame) = ada.top_frame(&thread).await;
     assert_eq!((name.as_str(), line, path.as_str()), ("main", 10, app.as_str()));
+    // The program is /work/main.py in the container; debugpy's module for it is this
+    // folder's file, like its frames.
+    let module = ada
+        .wait("the program's module", STEP_TIMEOUT, |m| {
+            m["event"] == "module" && m["body"]["module"]["name"] == "__main__"
+        })
+        .await;
+    assert_eq!(module["body"]["module"]["path"], app.as_str(), "{module}");
     let locals = ada.locals(&frame).await;
     assert!(locals.contains(&("total".into(), "0".into())), "{locals:?}");
     assert!(locals.contains(&("i".into(), "0".into())), "{locals:?}");
@@ -453,6 +461,42 @@ async fn c_stops_steps_inspects_and_exits() {
     ada.set_breakpoints(&prog, &[]).await;
     ada.ok("continue", json!({"threadId": thread})).await;
     expect_exit(&mut ada, 5).await;
+    ada.disconnect(json!({})).await;
+}
+
+/// A Go program (Delve in the container): goroutines are threads, and frames land in this
+/// editor's folder.
+const GO: &str = "package main\n\nimport \"fmt\"\n\nfunc square(n int) int {\n\treturn n * n\n}\n\nfunc main() {\n\ttotal := 0\n\tfor i := 0; i < 3; i++ {\n\t\ttotal += square(i)\n\t}\n\tfmt.Println(total)\n}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn go_paths_and_names_land_in_the_editors_folder() {
+    let server = start_server();
+    let project = Project::share(&server, &[("cmd/sum.go", GO)]).await;
+    let prog = project.path("cmd/sum.go");
+    let mut ada = Editor::start(&project.dir, &project.state, "ada").await;
+    ada.start_session("launch", json!({"program": prog})).await;
+    let bps = ada.set_breakpoints(&prog, &[12]).await;
+    assert_eq!(bps["breakpoints"][0]["verified"], true, "{bps}");
+    ada.ok("configurationDone", json!({})).await;
+    let stopped = ada.event("stopped").await;
+    let thread = stopped["body"]["threadId"].clone();
+    let threads = ada.ok("threads", json!({})).await;
+    assert!(
+        threads["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"].as_str().unwrap_or("").contains("main.main")),
+        "goroutines are threads: {threads}"
+    );
+    let (name, line, path, _) = ada.top_frame(&thread).await;
+    assert_eq!((name.as_str(), line, path.as_str()), ("main.main", 12, prog.as_str()));
+    ada.step("stepIn", &thread).await;
+    let (name, line, path, _) = ada.top_frame(&thread).await;
+    assert_eq!((name.as_str(), line, path.as_str()), ("main.square", 5, prog.as_str()));
+    ada.set_breakpoints(&prog, &[]).await;
+    ada.ok("continue", json!({"threadId": thread})).await;
+    expect_exit(&mut ada, 0).await;
     ada.disconnect(json!({})).await;
 }
 
