@@ -427,7 +427,7 @@ impl Hub {
         }
         let continued =
             json!({"type": "event", "event": "continued", "body": {"threadId": 0, "allThreadsContinued": true}});
-        out.extend(self.to_attached(&continued));
+        out.extend(self.send_to_attached(&continued));
         out
     }
 
@@ -461,7 +461,7 @@ impl Hub {
     }
 
     /// Sends a copy of `msg` to every attached participant.
-    fn to_attached(&mut self, msg: &Value) -> Vec<Out> {
+    fn send_to_attached(&mut self, msg: &Value) -> Vec<Out> {
         let ready: Vec<ConnId> = self
             .clients
             .iter()
@@ -771,7 +771,7 @@ impl Hub {
             }
             _ => {}
         }
-        out.extend(self.to_attached(&msg));
+        out.extend(self.send_to_attached(&msg));
         out
     }
 
