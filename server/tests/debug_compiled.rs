@@ -1,5 +1,5 @@
 //! Debugging compiled languages through the room socket, against real Docker and the local
-//! images: C and Rust under lldb, Go under Delve, and the same checks for Python, whose
+//! images: C, C++ and Rust under lldb, Go under Delve, and the same checks for Python, whose
 //! debugger is prestarted (attached to, not launched). Each program reads a line, stops at a
 //! breakpoint, reads a line typed while it was stopped, then one typed after it went on (the
 //! last with end-of-file), and exits with a code it computed.
@@ -120,6 +120,18 @@ struct Case {
 async fn a_c_program_reads_its_stdin_under_lldb() {
     debug_compiled(Case {
         file: "prog.c",
+        source: C,
+        line: 12,
+        thread_name: "main",
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cpp_program_reads_its_stdin_under_lldb() {
+    // The C program is valid C++ too: built with g++ -g -O0 and run as /work/main.cpp.
+    debug_compiled(Case {
+        file: "prog.cpp",
         source: C,
         line: 12,
         thread_name: "main",
