@@ -90,7 +90,9 @@ async fn mesh_proxy_login_by_device_code_then_the_editor_is_verified_for_others(
     bob.wait_for("Ada, verified", |c| {
         c.notifications("mesh/participants").last().is_some_and(|n| {
             let people = n["participants"].as_array().cloned().unwrap_or_default();
-            people.iter().any(|p| p["name"] == "Ada Lovelace" && p["verified"] == true)
+            people
+                .iter()
+                .any(|p| p["name"] == "Ada Lovelace" && p["verified"] == true)
                 && people.iter().any(|p| p["name"] == "bob" && p["verified"] == false)
         })
     })

@@ -875,7 +875,10 @@ mod tests {
         let (mut access, host, writer) = room();
         let h = host_of(&mut access, &host);
         assert_eq!(
-            access.rest_caller(&Grant::Link(writer.clone()), NOW).unwrap().role,
+            access
+                .rest_caller(&Grant::Link(writer.clone()), None, NOW)
+                .unwrap()
+                .role,
             Role::Writer
         );
         access.set_approval(&h, true).unwrap();
@@ -891,6 +894,85 @@ mod tests {
             access.rest_caller(&Grant::Seat(seat), None, NOW).unwrap().role,
             Role::Host
         );
+    }
+
+    fn user(id: &str, email: &str) -> Verified {
+        Verified {
+            id: id.into(),
+            name: id.to_uppercase(),
+            email: Some(email.into()),
+            subject: id.into(),
+        }
+    }
+
+    #[test]
+    fn a_signed_in_person_has_one_seat_bound_to_them_whichever_link_they_use() {
+        let (mut access, _host, writer) = room();
+        let ada = user("ada", "ada@example.test");
+        let Entry::Seat(seat) = access
+            .enter(&Grant::Link(writer.clone()), Some(&ada), NOW, |_| false)
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(access.seats[&seat].user.as_deref(), Some("ada"));
+        let again = access
+            .enter(&Grant::Link(writer.clone()), Some(&ada), NOW, |_| false)
+            .unwrap();
+        assert_eq!(again, Entry::Seat(seat.clone()), "the same seat, not a new one");
+        assert_eq!(access.links[&writer].uses, 1, "and no second use of the link");
+        let bob = user("bob", "bob@example.test");
+        let other = access.check(&Grant::Seat(seat.clone()), Some(&bob), NOW).unwrap_err();
+        assert_eq!(other.code, ErrorCode::Forbidden);
+        let anonymous = access.check(&Grant::Seat(seat), None, NOW).unwrap_err();
+        assert!(anonymous.message.contains("sign in"), "{anonymous:?}");
+    }
+
+    #[test]
+    fn an_invitation_lets_in_only_the_user_it_names() {
+        let (mut access, host, _) = room();
+        let caller = host_of(&mut access, &host);
+        let invite = Invitee::parse_request("bob@example.test").unwrap();
+        let link = access
+            .create_link(&caller, Role::Writer, None, None, Some(invite), NOW, DAY)
+            .unwrap();
+        assert_eq!(link.for_user.as_deref(), Some("email:bob@example.test"));
+        let grant = Grant::Link(link.id.clone());
+        let carol = access
+            .check(&grant, Some(&user("carol", "carol@example.test")), NOW)
+            .unwrap_err();
+        assert!(carol.message.contains("someone else"), "{carol:?}");
+        let nobody = access.check(&grant, None, NOW).unwrap_err();
+        assert!(nobody.message.contains("sign in first"), "{nobody:?}");
+        assert!(access
+            .enter(&grant, Some(&user("bob", "bob@example.test")), NOW, |_| false)
+            .is_ok());
+        let listed = access.links(&NoTokens);
+        let listed = listed.iter().find(|l| l.id == link.id).unwrap();
+        assert_eq!(listed.for_user.as_deref(), Some("email:bob@example.test"));
+    }
+
+    #[test]
+    fn a_kicked_signed_in_person_cannot_come_back_through_another_link() {
+        let (mut access, host, writer) = room();
+        let caller = host_of(&mut access, &host);
+        let bob = user("bob", "bob@example.test");
+        let Entry::Seat(seat) = access
+            .enter(&Grant::Link(writer.clone()), Some(&bob), NOW, |_| false)
+            .unwrap()
+        else {
+            panic!()
+        };
+        access.kick(&caller, &seat).unwrap();
+        let fresh = access
+            .create_link(&caller, Role::Reader, None, None, None, NOW, DAY)
+            .unwrap();
+        let refused = access
+            .enter(&Grant::Link(fresh.id), Some(&bob), NOW, |_| false)
+            .unwrap_err();
+        assert!(refused.message.contains("removed"), "{refused:?}");
+        // Without accounts nothing ties a person to a seat: a new seat it is (decision 011).
+        assert!(access.enter(&Grant::Link(writer), None, NOW, |_| false).is_ok());
     }
 
     #[test]

@@ -829,6 +829,7 @@ mod tests {
             uses: 0,
             revoked_at: None,
             created_by: "test".into(),
+            for_user: None,
         };
         store
             .write_access(id, vec![crate::store::AccessChange::Link(link)])

@@ -1267,6 +1267,7 @@ mod tests {
             uses: 1,
             revoked_at: None,
             created_by: "server".into(),
+            for_user: Some("email:ada@example.test".into()),
         };
         let seat = SeatRecord {
             id: "s1".into(),
@@ -1275,6 +1276,7 @@ mod tests {
             link: "l1".into(),
             created_at: 1,
             kicked: false,
+            user: Some("u1".into()),
         };
         let entry = |ts| AuditEntry {
             ts,
@@ -1287,6 +1289,7 @@ mod tests {
             AccessChange::Link(link.clone()),
             AccessChange::Seat(seat.clone()),
             AccessChange::Approval(true),
+            AccessChange::Owner("u1".into()),
         ];
         changes.extend((0..MAX_AUDIT_ENTRIES as u64 + 5).map(|ts| AccessChange::Audit(entry(ts))));
         store.write_access(id, changes).await.unwrap();
@@ -1297,10 +1300,48 @@ mod tests {
             (access.links, access.seats, access.approval),
             (vec![link], vec![seat], true)
         );
+        assert_eq!(access.owner.as_deref(), Some("u1"));
         assert_eq!(access.audit.len(), MAX_AUDIT_ENTRIES, "the oldest entries are dropped");
         assert_eq!(access.audit[0].ts, 5);
         store.delete_room(id).await.unwrap();
         assert_eq!(store.load_access(id).await.unwrap(), AccessState::default());
+    }
+
+    #[tokio::test]
+    async fn users_are_kept_by_issuer_and_subject_and_sessions_by_digest_until_they_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mesh.db");
+        let store = SqliteStore::open(&path, Durability::Process).unwrap();
+        let user = |id: &str, name: &str| UserRecord {
+            id: id.into(),
+            issuer: "https://id.example.test".into(),
+            subject: "ada".into(),
+            name: name.into(),
+            email: Some("ada@example.test".into()),
+            created_at: 1,
+        };
+        let first = store.put_user(user("u1", "Ada")).await.unwrap();
+        let again = store.put_user(user("u2", "Ada Lovelace")).await.unwrap();
+        assert_eq!(again.id, "u1", "the same person at the same provider keeps their id");
+        assert_eq!((first.name.as_str(), again.name.as_str()), ("Ada", "Ada Lovelace"));
+        let session = UserSession {
+            digest: "d1".into(),
+            user: "u1".into(),
+            kind: "device".into(),
+            created_at: 10,
+            expires_at: 100,
+        };
+        store.put_session(session.clone()).await.unwrap();
+        drop(store);
+        let store = SqliteStore::open(&path, Durability::Process).unwrap();
+        let (s, u) = store.get_session("d1".into(), 50).await.unwrap().unwrap();
+        assert_eq!((s, u.name.as_str()), (session, "Ada Lovelace"));
+        assert_eq!(store.get_session("d1".into(), 100).await.unwrap(), None, "expired");
+        assert_eq!(store.get_session("other".into(), 50).await.unwrap(), None);
+        assert!(store.delete_session("d1".into()).await.unwrap());
+        assert_eq!(store.get_session("d1".into(), 50).await.unwrap(), None);
+        let tokens: i64 = count(&path, "SELECT count(*) FROM user_sessions");
+        assert_eq!(tokens, 0);
     }
 
     #[tokio::test]
