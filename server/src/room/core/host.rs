@@ -574,9 +574,13 @@ impl RoomCore {
                         message,
                     })?),
                 };
-                let link =
-                    self.access
-                        .create_link(caller, role, expires_in_secs, max_uses, invitee, now_ms, default_ms)?;
+                let request = crate::room::access::NewLink {
+                    role,
+                    expires_in_secs,
+                    max_uses,
+                    for_user: invitee,
+                };
+                let link = self.access.create_link(caller, request, now_ms, default_ms)?;
                 self.access.record(
                     now_ms,
                     AuditKind::LinkCreated,
