@@ -729,6 +729,7 @@ fn rest() -> Vec<Seed> {
             uses: 0,
             revoked_at: None,
             created_by: "server".into(),
+            for_user: None,
         };
         auth.link_token(room, &link)
     };
@@ -828,6 +829,36 @@ fn rest() -> Vec<Seed> {
         ("health", to(&Health { status: "ok".into() })),
         ("room-id", room.to_string().into_bytes()),
         ("token-writer", token(Role::Writer).into_bytes()),
+        // Accounts (decision 012): an invitation, a device poll and what the CLI reads back.
+        (
+            "create-link-for-user",
+            to(&CreateLink {
+                role: Role::Writer,
+                expires_in_secs: Some(3600),
+                max_uses: Some(1),
+                for_user: Some("ada@example.test".into()),
+            }),
+        ),
+        ("device-poll", to(&DevicePoll { handle: "ab12".into() })),
+        (
+            "device-done",
+            to(&DeviceState::Done {
+                token: "t".into(),
+                user: UserInfo {
+                    id: "u1".into(),
+                    name: "Ada Lovelace".into(),
+                    email: Some("ada@example.test".into()),
+                    subject: "ada".into(),
+                },
+                expires_at: 1,
+            }),
+        ),
+        ("invitee-stored", b"email:ada@example.test".to_vec()),
+        (
+            "seat-token-of-a-user",
+            auth.seat_token(room, "5eat0003", Some("u1"), 1_700_000_000_000)
+                .into_bytes(),
+        ),
     ];
     seeds.into_iter().map(|(n, b)| (n.to_string(), b)).collect()
 }

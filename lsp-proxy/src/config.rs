@@ -205,7 +205,8 @@ pub fn session_for(dir: &Path) -> Option<SessionRecord> {
     dir.ancestors().find_map(|d| all.iter().find(|r| r.dir == d).cloned())
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// Writes `bytes` to `path` atomically, readable by the owner only (0600).
+pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }

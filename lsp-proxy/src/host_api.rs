@@ -104,10 +104,7 @@ impl HostApi {
         body: Option<serde_json::Value>,
     ) -> Result<T, HostError> {
         let server = self.target.server.clone();
-        let mut request = self
-            .tls
-            .http()
-            .request(method, self.url(rest))
+        let mut request = crate::account::with_user(self.tls.http().request(method, self.url(rest)), &server)
             .bearer_auth(&self.target.token)
             .timeout(CALL_TIMEOUT);
         if let Some(body) = body {

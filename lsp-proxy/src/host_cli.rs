@@ -96,6 +96,10 @@ pub enum LinkCmd {
         /// How many people it may let in (default: unlimited).
         #[arg(long, value_name = "N")]
         max_uses: Option<u32>,
+        /// An invitation for one signed-in user only, by email or by the provider's
+        /// subject (servers with accounts).
+        #[arg(long = "for", value_name = "EMAIL_OR_SUBJECT")]
+        for_user: Option<String>,
     },
     /// Revoke a link: it lets nobody in any more, and the connections of the seats it
     /// created close.
@@ -103,6 +107,15 @@ pub enum LinkCmd {
         /// The link's id (see `host links`).
         id: String,
     },
+}
+
+/// How a link's `for_user` reads: ` for ada@example.test` (nothing for an open link).
+fn invitee_text(for_user: Option<&str>) -> String {
+    match for_user.and_then(|f| f.split_once(':')) {
+        Some(("user", _)) => " for the room's owner".into(),
+        Some((_, who)) => format!(" for {who} only"),
+        None => String::new(),
+    }
 }
 
 /// The seat `who` names among `room`'s participants (`waiting`: among those in the lobby):
@@ -257,13 +270,15 @@ pub async fn run(api: &HostApi, cmd: HostCmd) -> anyhow::Result<()> {
                     Some(max) => format!("{}/{max} uses", l.uses),
                     None => format!("{} uses", l.uses),
                 };
-                println!("{}  {}  {state}, {uses}\n    {}", l.id, role_name(l.role), l.url);
+                let only = invitee_text(l.for_user.as_deref());
+                println!("{}  {}{only}  {state}, {uses}\n    {}", l.id, role_name(l.role), l.url);
             }
         }
         HostCmd::Link(LinkCmd::Create {
             role,
             expires_in,
             max_uses,
+            for_user,
         }) => {
             let role = parse_role(&role).map_err(anyhow::Error::msg)?;
             let link = api
@@ -271,10 +286,12 @@ pub async fn run(api: &HostApi, cmd: HostCmd) -> anyhow::Result<()> {
                     role,
                     expires_in_secs: expires_in,
                     max_uses,
+                    for_user,
                 })
                 .await?;
+            let only = invitee_text(link.for_user.as_deref());
             println!(
-                "{} link {} (expires {}):",
+                "{} link {}{only} (expires {}):",
                 role_name(link.role),
                 link.id,
                 when(link.expires_at)

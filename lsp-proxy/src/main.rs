@@ -74,7 +74,18 @@ enum Cmd {
         /// The folder (default: the current one).
         dir: Option<PathBuf>,
     },
-    /// Show the room of a folder, who is in it, and its open conflicts.
+    /// Sign in to a server that has accounts (its OpenID Connect provider), by a code you
+    /// enter in any browser; your editors and commands then show your verified name there.
+    Login {
+        /// The server (default: --server, the config file, $MESH_SERVER, or the local one).
+        server: Option<String>,
+    },
+    /// Sign out of a server: ends the session there and forgets it here.
+    Logout {
+        /// The server (default as for `login`).
+        server: Option<String>,
+    },
+    /// Show the room of a folder, who is in it, who you are, and its open conflicts.
     Status {
         /// The folder (default: the current one).
         dir: Option<PathBuf>,
@@ -287,9 +298,43 @@ async fn run() -> anyhow::Result<()> {
             wait_for_interrupt().await;
             let _ = events.send(Event::Shutdown);
         }
+        Cmd::Login { server } => {
+            let id = identity(&cli, "mesh-proxy")?;
+            let server = server
+                .clone()
+                .map_or(id.server.clone(), |s| s.trim_end_matches('/').to_string());
+            let account = mesh_proxy::account::login(&id.tls, &server, |start| {
+                println!("To sign in to {server}, open this page in a browser:");
+                println!("  {}", start.verification_uri);
+                println!("and enter the code {}", start.user_code);
+                if let Some(complete) = &start.verification_uri_complete {
+                    println!("(or open {complete}, which has the code in it)");
+                }
+                println!("Waiting for you to finish signing in…");
+            })
+            .await?;
+            let email = account
+                .user
+                .email
+                .as_deref()
+                .map(|e| format!(" <{e}>"))
+                .unwrap_or_default();
+            println!("Signed in to {server} as {}{email}.", account.user.name);
+        }
+        Cmd::Logout { server } => {
+            let id = identity(&cli, "mesh-proxy")?;
+            let server = server
+                .clone()
+                .map_or(id.server.clone(), |s| s.trim_end_matches('/').to_string());
+            match mesh_proxy::account::logout(&id.tls, &server).await? {
+                Some(user) => println!("Signed out of {server} ({}).", user.name),
+                None => println!("You were not signed in to {server}."),
+            }
+        }
         Cmd::Status { dir, json } => {
             let dir = folder(dir.clone())?;
-            status(&dir, *json, &identity(&cli, "mesh-proxy")?.tls).await?;
+            let id = identity(&cli, "mesh-proxy")?;
+            status(&dir, *json, &id.tls, &id.server).await?;
         }
         Cmd::Resolve { file } => {
             let dir = folder(None)?;
@@ -374,21 +419,46 @@ async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn status(dir: &std::path::Path, json: bool, tls: &Tls) -> anyhow::Result<()> {
+/// Who we are on `server`, as a sentence and as JSON: signed in (verified), or not.
+async fn who_we_are(tls: &Tls, server: &str) -> (String, serde_json::Value) {
+    match mesh_proxy::account::whoami(tls, server).await {
+        Ok(me) => match me.user {
+            Some(u) => {
+                let email = u.email.as_deref().map(|e| format!(" <{e}>")).unwrap_or_default();
+                (format!("{}{email}, signed in (verified)", u.name), serde_json::json!(u))
+            }
+            None if me.accounts => (
+                "not signed in: your name is unverified here (mesh-proxy login)".into(),
+                serde_json::Value::Null,
+            ),
+            None => (
+                "this server has no accounts: names are unverified".into(),
+                serde_json::Value::Null,
+            ),
+        },
+        Err(e) => (format!("unknown ({e})"), serde_json::Value::Null),
+    }
+}
+
+async fn status(dir: &std::path::Path, json: bool, tls: &Tls, default_server: &str) -> anyhow::Result<()> {
     let Some(rec) = config::session_for(dir) else {
+        let (you, user) = who_we_are(tls, default_server).await;
         if json {
-            println!("{}", serde_json::json!({ "state": "idle", "dir": dir }));
+            println!(
+                "{}",
+                serde_json::json!({ "state": "idle", "dir": dir, "server": default_server, "user": user })
+            );
         } else {
             println!("{} is not in a room.", dir.display());
+            println!("You:     {you} on {default_server}");
         }
         return Ok(());
     };
     let target = rec.target()?;
+    let (you, user) = who_we_are(tls, &target.server).await;
     let conflicts = mesh_proxy::mesh_dir::conflicts(&rec.dir);
     let url = format!("{}/api/sessions/{}", target.server, target.room);
-    let resp = tls
-        .http()
-        .get(&url)
+    let resp = mesh_proxy::account::with_user(tls.http().get(&url), &target.server)
         .bearer_auth(&target.token)
         .timeout(Duration::from_secs(5))
         .send()
@@ -411,6 +481,7 @@ async fn status(dir: &std::path::Path, json: bool, tls: &Tls) -> anyhow::Result<
             "info": info,
             "tls_problem": tls_problem,
             "conflicts": conflicts,
+            "user": user,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -418,12 +489,14 @@ async fn status(dir: &std::path::Path, json: bool, tls: &Tls) -> anyhow::Result<
     println!("Folder:  {}", rec.dir.display());
     println!("Room:    {} on {}", target.room, target.server);
     println!("Link:    {link}");
+    println!("You:     {you}");
     match info {
         Some(info) => {
             println!("Files:   {}", info.files.len());
             println!("People:  {}", info.participants.len());
             for p in info.participants {
-                println!("  - {} ({:?}, {})", p.name, p.role, p.client);
+                let mark = if p.verified { ", verified" } else { ", unverified" };
+                println!("  - {} ({:?}{mark}, {})", p.name, p.role, p.client);
             }
         }
         None => match tls_problem {

@@ -95,6 +95,15 @@ impl Credentials {
             ))
         })?;
         request.headers_mut().insert(AUTHORIZATION, value);
+        // Signed in to this server (mesh-proxy login): who we are travels beside the room's
+        // token, so the room shows our verified name.
+        if let Some(user) = crate::account::user_token(&target.server) {
+            if let Ok(value) = HeaderValue::from_str(&user) {
+                request
+                    .headers_mut()
+                    .insert(mesh_protocol::rest::USER_TOKEN_HEADER, value);
+            }
+        }
         Ok(request)
     }
 }

@@ -154,6 +154,10 @@ pub enum ClientMessage {
         /// How many seats it may create; unlimited when absent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_uses: Option<u32>,
+        /// An invitation for one signed-in user, named by email or by the provider's
+        /// subject: only that user can use it (servers with accounts only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_user: Option<String>,
     },
     /// Host only: the room's links (answered with [`ServerMessage::Links`]).
     ListLinks,
@@ -293,6 +297,10 @@ pub struct LinkInfo {
     pub uses: u32,
     /// Whether the host revoked it.
     pub revoked: bool,
+    /// The one signed-in user it is for (`email:...`, `sub:...`, or `user:ID` for the
+    /// room owner's own link); anyone with the link when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_user: Option<String>,
 }
 
 /// What an audit entry records.
@@ -691,6 +699,7 @@ mod host_control_tests {
                     role: Role::Reader,
                     expires_in_secs: Some(60),
                     max_uses: None,
+                    for_user: None,
                 },
                 json!({"type": "create_link", "role": "reader", "expires_in_secs": 60}),
             ),
@@ -808,6 +817,7 @@ mod host_control_tests {
                         max_uses: Some(3),
                         uses: 0,
                         revoked: false,
+                        for_user: None,
                     }],
                     responding_to: Some(9),
                 },

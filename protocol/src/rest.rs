@@ -195,6 +195,10 @@ pub struct CreateLink {
     /// How many seats it may create; unlimited when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_uses: Option<u32>,
+    /// An invitation for one signed-in user, by email or by the provider's subject: only
+    /// that user can use it (servers with accounts only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_user: Option<String>,
 }
 
 /// `PUT /api/sessions/{id}/seats/{seat}/role`.
@@ -235,4 +239,82 @@ pub struct RoomParticipants {
     pub waiting: Vec<WaitingJoiner>,
     /// Whether joiners wait for the host's approval.
     pub approval: bool,
+}
+
+/// The header that carries a signed-in user's mesh token (from `mesh-proxy login`) on the
+/// room socket's upgrade and on REST calls. The `Authorization` header already carries the
+/// room's token (a link's or a seat's), and a request needs both: the room token says where
+/// you may go, this one who you are (docs/decisions/012-accounts-oidc.md).
+pub const USER_TOKEN_HEADER: &str = "mesh-user-token";
+
+/// The cookie that holds a browser's session id after sign-in (HttpOnly, SameSite=Lax).
+pub const SESSION_COOKIE: &str = "mesh_session";
+
+/// A signed-in user, as the provider named them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UserInfo {
+    /// mesh's id of the user (stable across sign-ins).
+    pub id: String,
+    /// The name everyone sees: the provider's `name`, else `preferred_username`, else email.
+    pub name: String,
+    /// The email the provider gave, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The provider's subject (`sub`) of the user.
+    pub subject: String,
+}
+
+/// `GET /auth/me`: whether this server has accounts, and who the caller is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Me {
+    /// Whether sign-in is on (`--oidc-issuer`); without it names are unverified.
+    pub accounts: bool,
+    /// The signed-in user, if the request carried a valid session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserInfo>,
+}
+
+/// `POST /auth/device`: a device-code sign-in started at the provider; show the user the
+/// URL and code, then poll `POST /auth/device/poll` with `handle`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DeviceStart {
+    /// What to send to `/auth/device/poll` (not a secret of the provider's).
+    pub handle: String,
+    /// Where the user signs in.
+    pub verification_uri: String,
+    /// The same with the code filled in, when the provider offers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification_uri_complete: Option<String>,
+    /// The code the user types there.
+    pub user_code: String,
+    /// Seconds until the code stops working.
+    pub expires_in: u64,
+    /// Seconds to wait between polls.
+    pub interval: u64,
+}
+
+/// `POST /auth/device/poll` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DevicePoll {
+    /// The handle `/auth/device` gave.
+    pub handle: String,
+}
+
+/// `POST /auth/device/poll` answer: `pending` until the user finished at the provider, then
+/// `done` with the user's mesh token (once), or a 4xx [`ApiError`] that says what went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum DeviceState {
+    /// The user has not finished signing in yet: poll again after the interval.
+    Pending,
+    /// Signed in: `token` goes in the [`USER_TOKEN_HEADER`] of later requests.
+    Done {
+        /// The user's mesh token (a secret: keep it private).
+        token: String,
+        /// Who signed in.
+        user: UserInfo,
+        /// When the token stops working, milliseconds since the Unix epoch.
+        expires_at: u64,
+    },
 }

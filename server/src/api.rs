@@ -33,9 +33,12 @@ const MAX_ROOM_NAME_CHARS: usize = 100;
 #[openapi(
     info(title = "mesh-server", description = "REST API of the mesh sync server. Rooms themselves are reached over the WebSocket at /ws/{id}?token=..., which speaks the Yjs sync and awareness protocol."),
     paths(create_session, get_session, delete_session, list_sessions, start_run, list_runs, get_run, languages, livez, readyz,
-        list_links, create_link, revoke_link, list_participants, set_role, kick, admit, refuse, set_approval, audit),
+        list_links, create_link, revoke_link, list_participants, set_role, kick, admit, refuse, set_approval, audit,
+        crate::accounts::routes::login, crate::accounts::routes::callback, crate::accounts::routes::logout,
+        crate::accounts::routes::me, crate::accounts::routes::device_start, crate::accounts::routes::device_poll),
     components(schemas(ApiError, StartRun, StartedRun, mesh_protocol::rest::QueuePlace, RunRecord, CreateSession, CreatedSession, SessionInfo, SessionSummary, FileInfo, LanguageInfo, Health, ErrorCode, Role, mesh_protocol::messages::Participant,
-        CreateLink, LinkInfo, SetRole, SetApproval, RoomParticipants, mesh_protocol::rest::WaitingJoiner, AuditEntry, mesh_protocol::rest::AuditKind)),
+        CreateLink, LinkInfo, SetRole, SetApproval, RoomParticipants, mesh_protocol::rest::WaitingJoiner, AuditEntry, mesh_protocol::rest::AuditKind,
+        mesh_protocol::rest::Me, mesh_protocol::rest::UserInfo, mesh_protocol::rest::DeviceStart, mesh_protocol::rest::DevicePoll, mesh_protocol::rest::DeviceState)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -49,6 +52,14 @@ impl utoipa::Modify for BearerAuth {
         components.add_security_scheme(
             "create_token",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        // With accounts on, a signed-in user's mesh token (mesh-proxy login) rides beside the
+        // room token in its own header; browsers send their session cookie instead.
+        components.add_security_scheme(
+            "user_token",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::new(mesh_protocol::rest::USER_TOKEN_HEADER),
+            )),
         );
         components.add_security_scheme(
             "room_token",
@@ -83,7 +94,7 @@ pub fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 /// A refused request: becomes a JSON [`ApiError`] with the matching status.
-pub struct ApiFailure(ErrorCode, String);
+pub struct ApiFailure(pub ErrorCode, pub String);
 
 impl IntoResponse for ApiFailure {
     fn into_response(self) -> Response {
@@ -96,9 +107,10 @@ fn parse_room(id: &str) -> Result<RoomId, ApiFailure> {
         .map_err(|e| ApiFailure(ErrorCode::BadRequest, format!("{e}")))
 }
 
-/// Create a room.
+/// Create a room. With accounts on, only a signed-in user may (session cookie or
+/// `mesh-user-token`), and the room is theirs: its host link opens only for them.
 #[utoipa::path(post, path = "/api/sessions", request_body = CreateSession,
-    security((), ("create_token" = [])),
+    security((), ("create_token" = []), ("user_token" = [])),
     responses((status = 201, body = CreatedSession), (status = 400, body = ApiError), (status = 401, body = ApiError),
         (status = 403, body = ApiError), (status = 429, body = ApiError)))]
 pub async fn create_session(
@@ -117,6 +129,17 @@ pub async fn create_session(
                     .into(),
             );
         }
+    }
+    let owner = match crate::accounts::routes::user_of(&app, &headers).await {
+        Ok(user) => user,
+        Err(e) => return e.into_response(),
+    };
+    if app.accounts.is_some() && owner.is_none() {
+        return api_error(
+            ErrorCode::Unauthorized,
+            "this server has accounts: sign in to create a room (Sign in on the start page, or mesh-proxy login)"
+                .into(),
+        );
     }
     let req = match body {
         Ok(Json(b)) => b,
@@ -170,8 +193,13 @@ pub async fn create_session(
         uses: 0,
         revoked_at: None,
         created_by: "server".into(),
+        for_user: None,
     };
-    let (host, writer, reader) = (link(Role::Host), link(Role::Writer), link(Role::Reader));
+    let (mut host, writer, reader) = (link(Role::Host), link(Role::Writer), link(Role::Reader));
+    // A signed-in creator owns the room: the host's link opens for them only.
+    if let Some(owner) = &owner {
+        host.for_user = Some(crate::accounts::identity::Invitee::User(owner.id.clone()).stored());
+    }
     let token = |l: &LinkRecord| app.auth.link_token(id, l);
     let (host_token, writer_token, reader_token) = (token(&host), token(&writer), token(&reader));
     let mut records = vec![
@@ -181,6 +209,9 @@ pub async fn create_session(
     ];
     if req.approval == Some(true) {
         records.push(AccessChange::Approval(true));
+    }
+    if let Some(owner) = &owner {
+        records.push(AccessChange::Owner(owner.id.clone()));
     }
     if let Err(e) = app.store.write_access(id, records).await {
         let _ = app.store.delete_room(id).await;
@@ -264,7 +295,7 @@ fn admit_creation(app: &AppState, client: &ClientAddr) -> Result<(), Refusal> {
 
 /// Metadata, participants and files of a room. Any token of the room may ask.
 #[utoipa::path(get, path = "/api/sessions/{id}", params(("id" = String, Path, description = "room id")),
-    security(("room_token" = [])),
+    security(("room_token" = []), ("room_token" = [], "user_token" = [])),
     responses((status = 200, body = SessionInfo), (status = 401, body = ApiError), (status = 404, body = ApiError)))]
 pub async fn get_session(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let (id, caller) = match authorize(&app, &id, &headers).await {
@@ -298,7 +329,7 @@ pub async fn get_session(State(app): State<AppState>, Path(id): Path<String>, he
 
 /// Delete a room and everything in it. Needs the host token.
 #[utoipa::path(delete, path = "/api/sessions/{id}", params(("id" = String, Path, description = "room id")),
-    security(("room_token" = [])),
+    security(("room_token" = []), ("room_token" = [], "user_token" = [])),
     responses((status = 204), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub async fn delete_session(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     match authorize(&app, &id, &headers).await {
@@ -324,7 +355,7 @@ pub async fn delete_session(State(app): State<AppState>, Path(id): Path<String>,
 }
 
 /// List every room. Open to clients on loopback; elsewhere it needs the admin token.
-#[utoipa::path(get, path = "/api/sessions", security(("room_token" = [])),
+#[utoipa::path(get, path = "/api/sessions", security(("room_token" = []), ("room_token" = [], "user_token" = [])),
     responses((status = 200, body = Vec<SessionSummary>), (status = 401, body = ApiError)))]
 pub async fn list_sessions(State(app): State<AppState>, client: ClientAddr, headers: HeaderMap) -> Response {
     let allowed = match &app.settings.admin_token {
@@ -375,10 +406,13 @@ async fn authorize(app: &AppState, id: &str, headers: &HeaderMap) -> Result<(Roo
     Ok((id, caller))
 }
 
-/// The room id and what the request's token names, for a room that exists.
-async fn grant_of(app: &AppState, id: &str, headers: &HeaderMap) -> Result<(RoomId, crate::auth::Grant), ApiFailure> {
+/// The room id and what the request shows (its token's grant and its signed-in user), for a
+/// room that exists.
+async fn grant_of(app: &AppState, id: &str, headers: &HeaderMap) -> Result<(RoomId, crate::auth::Pass), ApiFailure> {
     let id = parse_room(id)?;
-    let grant = app.auth.check(bearer(headers).as_deref(), id).map_err(|e| {
+    let user = crate::accounts::routes::user_of(app, headers).await?;
+    let uid = user.as_ref().map(|u| u.id.as_str());
+    let grant = app.auth.check(bearer(headers).as_deref(), id, uid).map_err(|e| {
         let message = match e {
             crate::auth::TokenError::Missing => {
                 "a token is required: send Authorization: Bearer TOKEN (a link's or a seat's token)".into()
@@ -388,7 +422,7 @@ async fn grant_of(app: &AppState, id: &str, headers: &HeaderMap) -> Result<(Room
         ApiFailure(ErrorCode::Unauthorized, message)
     })?;
     match app.store.get_room(id).await {
-        Ok(Some(_)) => Ok((id, grant)),
+        Ok(Some(_)) => Ok((id, crate::auth::Pass { grant, user })),
         Ok(None) => Err(ApiFailure(ErrorCode::NotFound, format!("room {id} does not exist"))),
         Err(e) => {
             tracing::error!(error = %e, "store failed");
@@ -425,7 +459,7 @@ fn done(reply: Result<HostReply, ApiFailure>) -> Response {
 
 /// The room's links, newest first. Host only.
 #[utoipa::path(get, path = "/api/sessions/{id}/links", params(("id" = String, Path, description = "room id")),
-    security(("room_token" = [])),
+    security(("room_token" = []), ("room_token" = [], "user_token" = [])),
     responses((status = 200, body = Vec<LinkInfo>), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub async fn list_links(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     match host_call(&app, &id, &headers, HostOp::ListLinks).await {
@@ -435,10 +469,11 @@ pub async fn list_links(State(app): State<AppState>, Path(id): Path<String>, hea
     }
 }
 
-/// Create a join link (`reader` or `writer`), optionally with a lifetime and a use limit.
-/// Host only.
+/// Create a join link (`reader` or `writer`), optionally with a lifetime, a use limit, and
+/// (with accounts on) the one user it is for (`for_user`: an email or the provider's
+/// subject). Host only.
 #[utoipa::path(post, path = "/api/sessions/{id}/links", params(("id" = String, Path, description = "room id")),
-    request_body = CreateLink, security(("room_token" = [])),
+    request_body = CreateLink, security(("room_token" = []), ("room_token" = [], "user_token" = [])),
     responses((status = 201, body = LinkInfo), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 413, body = ApiError)))]
 pub async fn create_link(
     State(app): State<AppState>,
@@ -454,6 +489,7 @@ pub async fn create_link(
         role: request.role,
         expires_in_secs: request.expires_in_secs,
         max_uses: request.max_uses,
+        for_user: request.for_user,
     };
     match host_call(&app, &id, &headers, op).await {
         Ok(HostReply::Links(mut links)) if !links.is_empty() => {
@@ -467,7 +503,7 @@ pub async fn create_link(
 /// Revoke a link: it opens nothing from now on, and the connections whose seats it created
 /// are closed. Host only.
 #[utoipa::path(delete, path = "/api/sessions/{id}/links/{lid}", params(("id" = String, Path, description = "room id"), ("lid" = String, Path, description = "link id")),
-    security(("room_token" = [])),
+    security(("room_token" = []), ("room_token" = [], "user_token" = [])),
     responses((status = 204), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub async fn revoke_link(
     State(app): State<AppState>,
@@ -480,7 +516,7 @@ pub async fn revoke_link(
 /// Who is connected (one entry per connection, with its seat and role), who waits in the
 /// lobby, and whether the room requires approval. Host only.
 #[utoipa::path(get, path = "/api/sessions/{id}/participants", params(("id" = String, Path, description = "room id")),
-    security(("room_token" = [])),
+    security(("room_token" = []), ("room_token" = [], "user_token" = [])),
     responses((status = 200, body = RoomParticipants), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 pub async fn list_participants(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     match host_call(&app, &id, &headers, HostOp::Participants).await {
@@ -493,7 +529,7 @@ pub async fn list_participants(State(app): State<AppState>, Path(id): Path<Strin
 /// Give a seat a role, live: its connections are checked against it from their next message.
 /// `host` hands the host role over (the old host becomes a writer). Host only.
 #[utoipa::path(put, path = "/api/sessions/{id}/seats/{seat}/role", params(("id" = String, Path, description = "room id"), ("seat" = String, Path, description = "seat id")),
-    request_body = SetRole, security(("room_token" = [])),
+    request_body = SetRole, security(("room_token" = []), ("room_token" = [], "user_token" = [])),
     responses((status = 204), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub async fn set_role(
     State(app): State<AppState>,
@@ -511,7 +547,7 @@ pub async fn set_role(
 /// Remove a seat: its connections are told and closed (4403), its seat token stops working.
 /// Host only.
 #[utoipa::path(post, path = "/api/sessions/{id}/seats/{seat}/kick", params(("id" = String, Path, description = "room id"), ("seat" = String, Path, description = "seat id")),
-    security(("room_token" = [])),
+    security(("room_token" = []), ("room_token" = [], "user_token" = [])),
     responses((status = 204), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub async fn kick(
     State(app): State<AppState>,
@@ -523,7 +559,7 @@ pub async fn kick(
 
 /// Let a joiner waiting in the lobby in. Host only.
 #[utoipa::path(post, path = "/api/sessions/{id}/seats/{seat}/admit", params(("id" = String, Path, description = "room id"), ("seat" = String, Path, description = "the waiting seat")),
-    security(("room_token" = [])),
+    security(("room_token" = []), ("room_token" = [], "user_token" = [])),
     responses((status = 204), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub async fn admit(
     State(app): State<AppState>,
@@ -535,7 +571,7 @@ pub async fn admit(
 
 /// Turn a joiner waiting in the lobby away. Host only.
 #[utoipa::path(post, path = "/api/sessions/{id}/seats/{seat}/refuse", params(("id" = String, Path, description = "room id"), ("seat" = String, Path, description = "the waiting seat")),
-    security(("room_token" = [])),
+    security(("room_token" = []), ("room_token" = [], "user_token" = [])),
     responses((status = 204), (status = 401, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError)))]
 pub async fn refuse(
     State(app): State<AppState>,
@@ -548,7 +584,7 @@ pub async fn refuse(
 /// Require (or stop requiring) the host's approval for joiners. Turning it off lets in
 /// whoever waits. Host only.
 #[utoipa::path(put, path = "/api/sessions/{id}/approval", params(("id" = String, Path, description = "room id")),
-    request_body = SetApproval, security(("room_token" = [])),
+    request_body = SetApproval, security(("room_token" = []), ("room_token" = [], "user_token" = [])),
     responses((status = 204), (status = 400, body = ApiError), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 pub async fn set_approval(
     State(app): State<AppState>,
@@ -573,7 +609,7 @@ pub struct AuditQuery {
 /// The room's audit trail, newest first: joins, leaves, role changes, kicks, admissions,
 /// link and approval changes, runs. Host only.
 #[utoipa::path(get, path = "/api/sessions/{id}/audit", params(("id" = String, Path, description = "room id"), AuditQuery),
-    security(("room_token" = [])),
+    security(("room_token" = []), ("room_token" = [], "user_token" = [])),
     responses((status = 200, body = Vec<AuditEntry>), (status = 401, body = ApiError), (status = 403, body = ApiError)))]
 pub async fn audit(
     State(app): State<AppState>,
@@ -596,7 +632,7 @@ const RUN_HISTORY_LEN: usize = 100;
 /// reached the run waits: the answer says `queued` with its place, and the room hears
 /// `run_queued` as it moves. Over the caps and the queue, 429 names the limit.
 #[utoipa::path(post, path = "/api/sessions/{id}/runs", params(("id" = String, Path, description = "room id")),
-    request_body = StartRun, security(("room_token" = [])),
+    request_body = StartRun, security(("room_token" = []), ("room_token" = [], "user_token" = [])),
     responses((status = 202, body = StartedRun), (status = 400, body = ApiError), (status = 403, body = ApiError), (status = 404, body = ApiError), (status = 429, body = ApiError)))]
 pub async fn start_run(
     State(app): State<AppState>,
@@ -657,7 +693,7 @@ pub async fn start_run(
 
 /// The room's finished runs, newest first (at most 100).
 #[utoipa::path(get, path = "/api/sessions/{id}/runs", params(("id" = String, Path, description = "room id")),
-    security(("room_token" = [])), responses((status = 200, body = Vec<RunRecord>), (status = 401, body = ApiError)))]
+    security(("room_token" = []), ("room_token" = [], "user_token" = [])), responses((status = 200, body = Vec<RunRecord>), (status = 401, body = ApiError)))]
 pub async fn list_runs(State(app): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let (id, _) = match authorize(&app, &id, &headers).await {
         Ok(x) => x,
@@ -671,7 +707,7 @@ pub async fn list_runs(State(app): State<AppState>, Path(id): Path<String>, head
 
 /// One finished run with its output.
 #[utoipa::path(get, path = "/api/sessions/{id}/runs/{run}", params(("id" = String, Path, description = "room id"), ("run" = String, Path, description = "run id")),
-    security(("room_token" = [])), responses((status = 200, body = RunRecord), (status = 404, body = ApiError)))]
+    security(("room_token" = []), ("room_token" = [], "user_token" = [])), responses((status = 200, body = RunRecord), (status = 404, body = ApiError)))]
 pub async fn get_run(
     State(app): State<AppState>,
     Path((id, run)): Path<(String, String)>,

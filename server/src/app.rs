@@ -58,6 +58,8 @@ pub struct AppState {
     pub sockets: TaskTracker,
     /// The run service.
     pub runs: Arc<crate::runs::RunService>,
+    /// Sign-in with the OpenID Connect provider, when accounts are on.
+    pub accounts: Option<Arc<crate::accounts::Accounts>>,
 }
 
 impl AppState {
@@ -122,6 +124,18 @@ pub fn router(state: AppState) -> Router {
         .route("/api/sessions/{id}/approval", axum::routing::put(api::set_approval))
         .route("/api/sessions/{id}/audit", get(api::audit))
         .route("/api/languages", get(api::languages))
+        .route("/auth/login", get(crate::accounts::routes::login))
+        .route("/auth/callback", get(crate::accounts::routes::callback))
+        .route("/auth/logout", axum::routing::post(crate::accounts::routes::logout))
+        .route("/auth/me", get(crate::accounts::routes::me))
+        .route(
+            "/auth/device",
+            axum::routing::post(crate::accounts::routes::device_start),
+        )
+        .route(
+            "/auth/device/poll",
+            axum::routing::post(crate::accounts::routes::device_poll),
+        )
         .route("/api/openapi.json", get(api::openapi))
         // The browser client (web.rs): the pages, and the assets they load.
         .route("/", get(web::home))
@@ -203,6 +217,24 @@ impl Server {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("{scheme}://{bound}"));
+        let accounts = match settings.oidc.clone() {
+            None => None,
+            Some(oidc) => {
+                if settings.public_url.is_none() {
+                    tracing::warn!(
+                        "accounts are on but --public-url is not set: the provider sends browsers back to {base_url}/auth/callback, \
+                         which works only if people reach this server at that address; set --public-url to the URL they use \
+                         and register PUBLIC_URL/auth/callback as a redirect URI at the provider"
+                    );
+                }
+                let redirect = format!("{base_url}/auth/callback");
+                let secure = base_url.starts_with("https://");
+                let accounts =
+                    crate::accounts::Accounts::discover(oidc, redirect.clone(), store.clone(), secure).await?;
+                tracing::info!(issuer = accounts.issuer(), %redirect, "accounts are on: sign-in with OpenID Connect");
+                Some(Arc::new(accounts))
+            }
+        };
         let issuer = crate::auth::TokenIssuer::new(auth.clone(), base_url);
         let state = AppState {
             joins: Arc::new(crate::limits::JoinLimiter::new(edge.join_rate, edge.join_burst)),
@@ -229,6 +261,7 @@ impl Server {
             metrics: metrics_handle(),
             next_conn: Arc::new(AtomicU64::new(1)),
             sockets: TaskTracker::new(),
+            accounts,
         };
         Ok(Server { listener, tls, state })
     }

@@ -173,6 +173,18 @@ pub struct Args {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "MESH_TLS_KEY", value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
+    /// Turn accounts on: people sign in with this OpenID Connect provider (its issuer URL;
+    /// needs --oidc-client-id and --oidc-client-secret, and --public-url for the redirect URI)
+    /// [default: unset; no accounts, names unverified].
+    #[arg(long, env = "MESH_OIDC_ISSUER", value_name = "URL")]
+    pub oidc_issuer: Option<String>,
+    /// This server's client id at the OpenID Connect provider.
+    #[arg(long, env = "MESH_OIDC_CLIENT_ID", value_name = "ID")]
+    pub oidc_client_id: Option<String>,
+    /// This server's client secret at the OpenID Connect provider (prefer the variable or the
+    /// config file: a flag shows in the process list).
+    #[arg(long, env = "MESH_OIDC_CLIENT_SECRET", value_name = "SECRET", hide_env_values = true)]
+    pub oidc_client_secret: Option<String>,
 }
 
 /// Which container images runs use.
@@ -230,6 +242,9 @@ struct FileConfig {
     max_links: Option<usize>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    oidc_issuer: Option<String>,
+    oidc_client_id: Option<String>,
+    oidc_client_secret: Option<String>,
 }
 
 /// The settings the server runs with.
@@ -267,6 +282,8 @@ pub struct Settings {
     pub room_limits: crate::room::core::RoomLimits,
     /// The certificate and key when the server terminates TLS itself.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// The OpenID Connect provider, when accounts are on.
+    pub oidc: Option<crate::accounts::OidcSettings>,
 }
 
 /// Settings of the HTTP edge (see `edge.rs`, `client_addr.rs` and `limits.rs`).
@@ -447,6 +464,7 @@ impl std::fmt::Debug for Settings {
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
             .field("edge", &self.edge)
             .field("tls", &self.tls)
+            .field("oidc", &self.oidc)
             .finish()
     }
 }
@@ -480,6 +498,7 @@ impl Settings {
                     .or(file.lobby_timeout_secs)
                     .map_or(d.lobby_timeout_ms, |s| s.saturating_mul(1000)),
                 max_links: args.max_links.or(file.max_links).unwrap_or(d.max_links),
+                accounts: false,
             };
             if limits.max_links < 1 || limits.lobby_timeout_ms == 0 {
                 anyhow::bail!("max_links must be at least 1 and lobby_timeout_secs above 0");
@@ -496,7 +515,30 @@ impl Settings {
                 "tls_cert and tls_key go together: give both to serve TLS, or neither to serve plain HTTP (behind a TLS-terminating proxy)"
             ),
         };
+        let oidc = {
+            let nonempty = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+            match (
+                nonempty(args.oidc_issuer.take().or(file.oidc_issuer.take())),
+                nonempty(args.oidc_client_id.take().or(file.oidc_client_id.take())),
+                nonempty(args.oidc_client_secret.take().or(file.oidc_client_secret.take())),
+            ) {
+                (Some(issuer), Some(client_id), Some(client_secret)) => Some(crate::accounts::OidcSettings {
+                    issuer: issuer.trim().to_string(),
+                    client_id,
+                    client_secret,
+                }),
+                (None, None, None) => None,
+                _ => anyhow::bail!(
+                    "oidc_issuer, oidc_client_id and oidc_client_secret go together: give all three to turn accounts on, or none to run without accounts"
+                ),
+            }
+        };
+        let room_limits = crate::room::core::RoomLimits {
+            accounts: oidc.is_some(),
+            ..room_limits
+        };
         Ok(Settings {
+            oidc,
             tls,
             listen: args
                 .listen
@@ -611,6 +653,31 @@ mod tests {
             s.tls.map(|t| (t.cert, t.key)),
             Some(("/etc/mesh/cert.pem".into(), "/etc/mesh/key.pem".into()))
         );
+    }
+
+    #[test]
+    fn accounts_are_off_by_default_and_the_client_secret_is_never_printed() {
+        let s = resolve("", &[]).unwrap();
+        assert!(s.oidc.is_none() && !s.room_limits.accounts);
+        let s = resolve(
+            "oidc_issuer = \"https://id.example.test\"\noidc_client_id = \"mesh\"\noidc_client_secret = \"s3cr3t-value\"\n",
+            &[],
+        )
+        .unwrap();
+        let oidc = s.oidc.as_ref().unwrap();
+        assert_eq!(
+            (oidc.issuer.as_str(), oidc.client_id.as_str()),
+            ("https://id.example.test", "mesh")
+        );
+        assert!(s.room_limits.accounts);
+        assert!(
+            !format!("{s:?}").contains("s3cr3t-value"),
+            "the client secret is never printed"
+        );
+        let e = resolve("", &["--oidc-issuer", "https://id.example.test"])
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("go together"), "{e}");
     }
 
     #[test]

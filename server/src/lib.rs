@@ -4,6 +4,7 @@
 //! Invariants: the server never speaks LSP or DAP to editors; a room's state is touched only
 //! by its own task; nothing is sent to a client before the update behind it is durable.
 
+pub mod accounts;
 pub mod admission;
 pub mod api;
 pub mod app;

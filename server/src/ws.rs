@@ -96,9 +96,19 @@ pub async fn upgrade(
     if let Err(refusal) = crate::edge::admit_join(&app, &client) {
         return refusal.into_response();
     }
+    // Who the connection is, when it signed in (mesh-proxy's user token, or the browser's
+    // session cookie from this server's own page).
+    let user = match crate::accounts::routes::user_of(&app, &headers).await {
+        Ok(user) => user,
+        Err(e) => {
+            tracing::info!(%room, %peer, error = %e.1, "room socket refused");
+            return e.into_response();
+        }
+    };
+    let uid = user.as_ref().map(|u| u.id.clone());
     let token = query.token.or_else(|| bearer(&headers));
     // Without a token in the URL or a header, the first message must carry it.
-    let grant = match token.as_deref().map(|t| app.auth.check(Some(t), room)) {
+    let grant = match token.as_deref().map(|t| app.auth.check(Some(t), room, uid.as_deref())) {
         None => None,
         Some(Ok(grant)) => Some(grant),
         Some(Err(e)) => {
@@ -122,7 +132,11 @@ pub async fn upgrade(
     // The record the token names (revoked, expired, used up, kicked) refuses it as plain
     // HTTP where it can; the room checks again when the socket joins.
     if let Some(grant) = &grant {
-        if let Err(refusal) = app.rooms.check(room, grant.clone()).await {
+        let pass = crate::auth::Pass {
+            grant: grant.clone(),
+            user: user.clone(),
+        };
+        if let Err(refusal) = app.rooms.check(room, pass).await {
             tracing::info!(%room, %peer, message = %refusal.message, "room socket refused");
             return api_error(refusal.code, refusal.message);
         }
@@ -133,12 +147,19 @@ pub async fn upgrade(
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| {
             let sockets = app.sockets.clone();
-            sockets.track_future(serve(socket, app, room, grant, peer))
+            sockets.track_future(serve(socket, app, room, grant, user, peer))
         })
         .into_response()
 }
 
-async fn serve(socket: WebSocket, app: AppState, room: RoomId, grant: Option<Grant>, peer: SocketAddr) {
+async fn serve(
+    socket: WebSocket,
+    app: AppState,
+    room: RoomId,
+    grant: Option<Grant>,
+    user: Option<crate::accounts::identity::Verified>,
+    peer: SocketAddr,
+) {
     let conn = app.next_conn.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = mpsc::channel(OUTBOUND_CAPACITY);
     let (sink, mut stream) = socket.split();
@@ -152,7 +173,7 @@ async fn serve(socket: WebSocket, app: AppState, room: RoomId, grant: Option<Gra
     };
     let (grant, early) = match grant {
         Some(grant) => (grant, Vec::new()),
-        None => match first_auth(&mut stream, &app, room).await {
+        None => match first_auth(&mut stream, &app, room, user.as_ref().map(|u| u.id.as_str())).await {
             Ok(found) => found,
             Err(reason) => {
                 tracing::info!(%room, %peer, %reason, "room socket refused");
@@ -165,7 +186,11 @@ async fn serve(socket: WebSocket, app: AppState, room: RoomId, grant: Option<Gra
             }
         },
     };
-    let handle = match app.rooms.join(room, conn, grant, tx.clone()).await {
+    let handle = match app
+        .rooms
+        .join(room, conn, crate::auth::Pass { grant, user }, tx.clone())
+        .await
+    {
         Ok(h) => h,
         Err(refusal) => {
             tracing::info!(%room, %peer, message = %refusal.message, "room socket refused");
@@ -204,6 +229,7 @@ async fn first_auth(
     stream: &mut futures_util::stream::SplitStream<WebSocket>,
     app: &AppState,
     room: RoomId,
+    user: Option<&str>,
 ) -> Result<(Grant, Vec<Frame<Request>>), String> {
     let missing = || {
         format!(
@@ -227,7 +253,7 @@ async fn first_auth(
         else {
             return Err(missing());
         };
-        let grant = app.auth.check(Some(&token), room).map_err(|e| e.to_string())?;
+        let grant = app.auth.check(Some(&token), room, user).map_err(|e| e.to_string())?;
         return Ok((grant, frames.collect()));
     }
 }

@@ -95,6 +95,7 @@ async fn every_host_message_is_refused_to_readers_and_writers_and_done_for_the_h
                 role: Role::Reader,
                 expires_in_secs: Some(60),
                 max_uses: Some(2),
+                for_user: None,
             },
             ClientMessage::ListLinks,
             ClientMessage::RevokeLink { link: spare.clone() },

@@ -41,6 +41,8 @@ pub struct ConnectOptions {
     pub auth_message: Option<String>,
     /// A second connection of someone already in the room.
     pub companion: bool,
+    /// A signed-in user's mesh token, sent in the `mesh-user-token` header.
+    pub user_token: Option<String>,
 }
 
 /// A connected client.
@@ -84,6 +86,11 @@ impl YClient {
             request
                 .headers_mut()
                 .insert("authorization", format!("Bearer {token}").parse()?);
+        }
+        if let Some(token) = &options.user_token {
+            request
+                .headers_mut()
+                .insert(mesh_protocol::rest::USER_TOKEN_HEADER, token.parse()?);
         }
         let (ws, _) = tokio_tungstenite::connect_async(request)
             .await

@@ -39,12 +39,15 @@ export class ParticipantsView implements vscode.TreeDataProvider<Participant> {
   }
 
   getTreeItem(p: Participant): vscode.TreeItem {
-    const item = new vscode.TreeItem(p.you ? `${p.name} (you)` : p.name, vscode.TreeItemCollapsibleState.None);
+    // A signed-in person's name came from the organisation's sign-in: marked, so a typed
+    // look-alike (shown without the mark) is told apart.
+    const mark = p.verified === true ? ' ✓' : '';
+    const item = new vscode.TreeItem(`${p.name}${mark}${p.you ? ' (you)' : ''}`, vscode.TreeItemCollapsibleState.None);
     const followed = this.ctx.following?.connId === p.connId;
     item.id = String(p.connId);
     item.iconPath = colorIcon(p.color);
     item.description = [followed ? 'following' : '', p.role, p.client].filter((s) => s !== '').join(' · ');
-    const unverified = p.verified === true ? '' : ' (name not verified)';
+    const unverified = p.verified === true ? ' (signed in: name verified)' : ' (name not verified)';
     item.tooltip = `${p.name}${unverified} — ${p.role}, ${p.client}${p.you ? '' : '\nClick to follow.'}`;
     // The host's menu (roles, kick) shows on others when we are the host.
     const hosting = this.ctx.state.kind === 'running' && this.ctx.state.status.role === 'host';

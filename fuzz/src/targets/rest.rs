@@ -1,7 +1,7 @@
 //! `rest`: what the REST API reads from the network, as the server reads it: the request
 //! bodies (`serde_json` into `mesh_protocol::rest` types, as axum's `Json` does), the room id
-//! in the path and the bearer token (`mesh_server::auth::Auth::check`); and the answers that
-//! mesh-proxy's CLI reads back from a server.
+//! in the path and the bearer token (`mesh_server::auth::Auth::check`), the `for_user` of an
+//! invitation; and the answers that mesh-proxy's CLI reads back from a server.
 //!
 //! Invariant checked beyond "no crash": every request body that parses serialises back to
 //! JSON that parses to the same value.
@@ -37,6 +37,11 @@ pub const FUZZ_ROOM: &str = "000102030405060708090a0b0c0d0e0f";
 fn run(input: &[u8], fx: &mut Features) {
     request::<CreateSession>("create-session", input, fx);
     request::<StartRun>("start-run", input, fx);
+    request::<CreateLink>("create-link", input, fx);
+    request::<DevicePoll>("device-poll", input, fx);
+    answer::<Me>("me", input, fx);
+    answer::<DeviceStart>("device-start", input, fx);
+    answer::<DeviceState>("device-state", input, fx);
     answer::<CreatedSession>("created-session", input, fx);
     answer::<SessionInfo>("session-info", input, fx);
     answer::<Vec<SessionSummary>>("sessions", input, fx);
@@ -62,9 +67,29 @@ fn run(input: &[u8], fx: &mut Features) {
     }
     static AUTH: OnceLock<Auth> = OnceLock::new();
     let auth = AUTH.get_or_init(|| Auth::new(FUZZ_SECRET, Duration::from_secs(3600)));
-    match auth.check(Some(&text), room) {
+    match auth.check(Some(&text), room, None) {
         Ok(role) => fx.hit(&format!("token:{role:?}")),
         Err(e) => fx.hit(&format!("token:{e:?}")),
+    }
+    // A token bound to a user, shown by another (decision 012).
+    if let Err(e) = auth.check(Some(&text), room, Some("u-other")) {
+        fx.hit(&format!("token-other-user:{e:?}"));
+    }
+    // What a host types as an invitation's user, and the stored form read back.
+    use mesh_server::accounts::identity::Invitee;
+    match Invitee::parse_request(&text) {
+        Ok(i) => {
+            fx.hit("invitee");
+            assert_eq!(
+                Invitee::from_stored(&i.stored()),
+                Some(i),
+                "an invitee does not round-trip"
+            );
+        }
+        Err(_) => fx.hit("invitee:bad"),
+    }
+    if Invitee::from_stored(&text).is_some() {
+        fx.hit("invitee-stored");
     }
 }
 

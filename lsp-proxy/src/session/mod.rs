@@ -1358,6 +1358,7 @@ async fn host_call(
                     role,
                     expires_in_secs: p.expires_in_secs,
                     max_uses: p.max_uses,
+                    for_user: None,
                 })
                 .await
                 .map_err(|e| e.to_string())?;

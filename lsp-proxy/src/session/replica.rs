@@ -928,7 +928,9 @@ pub async fn create_room(
     create_token: Option<&str>,
 ) -> Result<CreatedSession, String> {
     let url = format!("{server}/api/sessions");
-    let mut request = tls.http().post(&url).json(&CreateSession { name, approval: None });
+    // A server with accounts creates rooms for signed-in users only (mesh-proxy login).
+    let mut request =
+        crate::account::with_user(tls.http().post(&url), server).json(&CreateSession { name, approval: None });
     if let Some(token) = create_token {
         request = request.bearer_auth(token);
     }

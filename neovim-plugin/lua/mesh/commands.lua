@@ -84,10 +84,13 @@ function M.format_participants(participants)
   end
   local lines = { ("mesh: %d in the room"):format(#participants) }
   for _, p in ipairs(participants) do
-    lines[#lines + 1] = ("  %s%s  (%s, %s)"):format(
+    -- A signed-in person's name came from the organisation's sign-in; others typed theirs.
+    lines[#lines + 1] = ("  %s%s%s  (%s, %s, %s)"):format(
       tostring(p.name),
+      p.verified and " ✓" or "",
       p.you and " (you)" or "",
       tostring(p.role or "?"),
+      p.verified and "verified" or "unverified",
       tostring(p.client or "?")
     )
   end

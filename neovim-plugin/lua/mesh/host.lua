@@ -23,8 +23,9 @@ end
 ---@param p mesh.Participant
 ---@return string
 function M.describe(p)
-  local verified = p.verified and "" or ", unverified"
-  return ("%s%s (%s%s, %s)"):format(tostring(p.name), p.you and " (you)" or "", tostring(p.role), verified, tostring(p.client))
+  local verified = p.verified and ", verified" or ", unverified"
+  local mark = p.verified and " ✓" or ""
+  return ("%s%s%s (%s%s, %s)"):format(tostring(p.name), mark, p.you and " (you)" or "", tostring(p.role), verified, tostring(p.client))
 end
 
 --- The seat `who` names among `people` (each with `seat` and `name`): a seat id, else a

@@ -168,11 +168,11 @@ test("status and participants are formatted for people", function()
   h.contains(text, "room      r1")
   h.contains(text, "people    2")
   local people = commands.format_participants({
-    { name = "Ana", role = "host", client = "neovim", you = true },
-    { name = "Bo", role = "writer", client = "vscode" },
+    { name = "Ana", role = "host", client = "neovim", you = true, verified = true },
+    { name = "Bo", role = "writer", client = "vscode", verified = false },
   })
-  h.contains(people, "Ana (you)  (host, neovim)")
-  h.contains(people, "Bo  (writer, vscode)")
+  h.contains(people, "Ana ✓ (you)  (host, verified, neovim)")
+  h.contains(people, "Bo  (writer, unverified, vscode)")
 end)
 
 test("a proxy that does not announce mesh's extensions gets a warning", function()

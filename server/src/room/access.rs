@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, VecDeque};
 use mesh_protocol::messages::{AuditEntry, AuditKind, LinkInfo, Role};
 use mesh_protocol::ErrorCode;
 
+use crate::accounts::identity::{Invitee, Verified};
 use crate::auth::Grant;
 use crate::store::{AccessChange, AccessState, LinkRecord, SeatRecord, MAX_AUDIT_ENTRIES};
 
@@ -89,8 +90,8 @@ impl Caller {
 
 /// Makes the tokens of a room: the seat tokens sent in `welcome` and the links' URLs.
 pub trait Tokens: Send + Sync {
-    /// A token that reconnects to `seat`.
-    fn seat_token(&self, seat: &str, now_ms: u64) -> String;
+    /// A token that reconnects to `seat`, bound to `user` when a signed-in user holds it.
+    fn seat_token(&self, seat: &str, user: Option<&str>, now_ms: u64) -> String;
     /// The join link of a link record.
     fn link_url(&self, link: &LinkRecord) -> String;
     /// How long a link lasts when its creator does not say (`token_ttl`), in milliseconds.
@@ -101,7 +102,7 @@ pub trait Tokens: Send + Sync {
 pub struct NoTokens;
 
 impl Tokens for NoTokens {
-    fn seat_token(&self, seat: &str, _now_ms: u64) -> String {
+    fn seat_token(&self, seat: &str, _user: Option<&str>, _now_ms: u64) -> String {
         format!("seat:{seat}")
     }
     fn link_url(&self, link: &LinkRecord) -> String {
@@ -118,6 +119,31 @@ pub fn new_id() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
+/// What a host asks of a new link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLink {
+    /// The role its seats start with (`reader` or `writer`).
+    pub role: Role,
+    /// Its lifetime in seconds (the server's token lifetime when `None`).
+    pub expires_in_secs: Option<u64>,
+    /// How many seats it may create (unlimited when `None`).
+    pub max_uses: Option<u32>,
+    /// The one signed-in user it is for, if any.
+    pub for_user: Option<Invitee>,
+}
+
+impl NewLink {
+    /// A link of `role` with the defaults: the server's lifetime, no limit, anyone.
+    pub fn of(role: Role) -> Self {
+        NewLink {
+            role,
+            expires_in_secs: None,
+            max_uses: None,
+            for_user: None,
+        }
+    }
+}
+
 /// A room's links, seats, approval setting and audit trail.
 #[derive(Debug, Default)]
 pub struct Access {
@@ -125,6 +151,7 @@ pub struct Access {
     seats: BTreeMap<String, SeatRecord>,
     approval: bool,
     audit: VecDeque<AuditEntry>,
+    owner: Option<String>,
     max_links: usize,
     /// Changes not yet handed to the store.
     changes: Vec<AccessChange>,
@@ -138,6 +165,7 @@ impl Access {
             seats: state.seats.into_iter().map(|s| (s.id.clone(), s)).collect(),
             approval: state.approval,
             audit: state.audit.into(),
+            owner: state.owner,
             max_links,
             changes: Vec::new(),
         }
@@ -208,24 +236,92 @@ impl Access {
         None
     }
 
+    /// Refuses a seat held by a signed-in user to anyone else.
+    fn seat_user_refusal(seat: &SeatRecord, user: Option<&Verified>) -> Option<Refusal> {
+        let holder = seat.user.as_deref()?;
+        match user {
+            Some(u) if u.id == holder => None,
+            Some(u) => Some(Refusal::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "this seat belongs to another signed-in user (you are signed in as {}): join with a link of your own",
+                    u.name
+                ),
+            )),
+            None => Some(Refusal::new(
+                ErrorCode::Unauthorized,
+                "this seat belongs to a signed-in user: sign in as them first (Sign in on the page, or mesh-proxy login)",
+            )),
+        }
+    }
+
+    /// Refuses an invitation to anyone but the user it names.
+    fn invitee_refusal(link: &LinkRecord, user: Option<&Verified>) -> Option<Refusal> {
+        let invitee = Invitee::from_stored(link.for_user.as_deref()?)?;
+        match user {
+            Some(u) if invitee.matches(u) => None,
+            Some(u) => Some(Refusal::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "this link is an invitation for someone else (you are signed in as {}{}): ask the host for a link of your own",
+                    u.name,
+                    u.email.as_deref().map(|e| format!(", {e}")).unwrap_or_default()
+                ),
+            )),
+            None => Some(Refusal::new(
+                ErrorCode::Unauthorized,
+                "this link is an invitation for a signed-in user: sign in first (Sign in on the page, or mesh-proxy login), then open it again",
+            )),
+        }
+    }
+
+    /// The seat a signed-in user already holds in this room, if any: a person has one seat,
+    /// whichever link they come back through.
+    fn seat_of_user(&self, user: Option<&Verified>) -> Option<&SeatRecord> {
+        let user = user?;
+        self.seats
+            .values()
+            .find(|s| s.user.as_deref() == Some(user.id.as_str()))
+    }
+
     /// The host's seat that a host link opens, if it took one already.
     fn seat_of_host_link(&self, link: &str) -> Option<&SeatRecord> {
         self.seats.values().find(|s| s.link == link)
     }
 
-    /// Whether `grant` would get in now (nothing changes): the check at the HTTP upgrade.
-    pub fn check(&self, grant: &Grant, now_ms: u64) -> Result<(), Refusal> {
+    /// Whether `grant`, shown by `user` (signed in, or not), would get in now (nothing
+    /// changes): the check at the HTTP upgrade.
+    pub fn check(&self, grant: &Grant, user: Option<&Verified>, now_ms: u64) -> Result<(), Refusal> {
         match grant {
-            Grant::Seat(id) => self.seat_refusal(self.seats.get(id)).map_or(Ok(()), Err),
+            Grant::Seat(id) => {
+                let seat = self.seats.get(id);
+                if let Some(refusal) = self.seat_refusal(seat) {
+                    return Err(refusal);
+                }
+                seat.and_then(|s| Self::seat_user_refusal(s, user)).map_or(Ok(()), Err)
+            }
             Grant::Link(id) => {
                 let link = self.links.get(id);
+                if let Some(refusal) = link.and_then(|l| Self::invitee_refusal(l, user)) {
+                    return Err(refusal);
+                }
                 if link.is_some_and(|l| l.role == Role::Host && l.revoked_at.is_none() && now_ms < l.expires_at) {
                     if let Some(seat) = self.seat_of_host_link(id) {
-                        return self.seat_refusal(Some(seat)).map_or(Ok(()), Err);
+                        if let Some(refusal) = self.seat_refusal(Some(seat)) {
+                            return Err(refusal);
+                        }
+                        return Self::seat_user_refusal(seat, user).map_or(Ok(()), Err);
                     }
                     return Ok(());
                 }
-                Self::link_refusal(link, now_ms).map_or(Ok(()), Err)
+                if let Some(refusal) = Self::link_refusal(link, now_ms) {
+                    return Err(refusal);
+                }
+                // A signed-in person removed from the room stays out, whichever link they
+                // come back with: their seat is bound to them.
+                self.seat_of_user(user)
+                    .and_then(|s| self.seat_refusal(Some(s)))
+                    .map_or(Ok(()), Err)
             }
         }
     }
@@ -233,8 +329,15 @@ impl Access {
     /// Lets `grant` in: its seat, a new seat (one use of the link), or the lobby when the room
     /// requires approval. `live` says whether a seat has a connection (live seats are never
     /// forgotten to make room).
-    pub fn enter(&mut self, grant: &Grant, now_ms: u64, live: impl Fn(&str) -> bool) -> Result<Entry, Refusal> {
-        self.check(grant, now_ms)?;
+    pub fn enter(
+        &mut self,
+        grant: &Grant,
+        user: Option<&Verified>,
+        now_ms: u64,
+        live: impl Fn(&str) -> bool,
+    ) -> Result<Entry, Refusal> {
+        self.check(grant, user, now_ms)?;
+        let uid = user.map(|u| u.id.as_str());
         let lid = match grant {
             Grant::Seat(id) => return Ok(Entry::Seat(id.clone())),
             Grant::Link(lid) => lid.clone(),
@@ -246,7 +349,11 @@ impl Access {
             if let Some(seat) = self.seat_of_host_link(&lid) {
                 return Ok(Entry::Seat(seat.id.clone()));
             }
-            return Ok(Entry::Seat(self.create_seat(&lid, new_id(), now_ms, &live)));
+            return Ok(Entry::Seat(self.create_seat(&lid, new_id(), uid, now_ms, &live)));
+        }
+        // A signed-in person who has a seat here takes it again (no new use of the link).
+        if let Some(seat) = self.seat_of_user(user) {
+            return Ok(Entry::Seat(seat.id.clone()));
         }
         if self.approval {
             return Ok(Entry::Lobby {
@@ -254,20 +361,34 @@ impl Access {
                 link: lid,
             });
         }
-        Ok(Entry::Seat(self.create_seat(&lid, new_id(), now_ms, &live)))
+        Ok(Entry::Seat(self.create_seat(&lid, new_id(), uid, now_ms, &live)))
     }
 
     /// Lets a waiting joiner in: checks its link again (it may have been revoked or used up
-    /// meanwhile) and creates its seat.
-    pub fn admit(&mut self, link: &str, seat: String, now_ms: u64, live: impl Fn(&str) -> bool) -> Result<(), Refusal> {
+    /// meanwhile) and creates its seat, held by `user` when they signed in.
+    pub fn admit(
+        &mut self,
+        link: &str,
+        seat: String,
+        user: Option<&str>,
+        now_ms: u64,
+        live: impl Fn(&str) -> bool,
+    ) -> Result<(), Refusal> {
         if let Some(refusal) = Self::link_refusal(self.links.get(link), now_ms) {
             return Err(refusal);
         }
-        self.create_seat(link, seat, now_ms, &live);
+        self.create_seat(link, seat, user, now_ms, &live);
         Ok(())
     }
 
-    fn create_seat(&mut self, link: &str, id: String, now_ms: u64, live: &impl Fn(&str) -> bool) -> String {
+    fn create_seat(
+        &mut self,
+        link: &str,
+        id: String,
+        user: Option<&str>,
+        now_ms: u64,
+        live: &impl Fn(&str) -> bool,
+    ) -> String {
         let record = {
             let l = self.links.get_mut(link).expect("checked by the caller");
             l.uses += 1;
@@ -293,6 +414,7 @@ impl Access {
             link: link.to_owned(),
             created_at: now_ms,
             kicked: false,
+            user: user.map(str::to_owned),
         };
         self.changes.push(AccessChange::Seat(seat.clone()));
         self.seats.insert(id.clone(), seat);
@@ -300,8 +422,8 @@ impl Access {
     }
 
     /// Who a REST call's token is, with its role now.
-    pub fn rest_caller(&self, grant: &Grant, now_ms: u64) -> Result<Caller, Refusal> {
-        self.check(grant, now_ms)?;
+    pub fn rest_caller(&self, grant: &Grant, user: Option<&Verified>, now_ms: u64) -> Result<Caller, Refusal> {
+        self.check(grant, user, now_ms)?;
         let seat = match grant {
             Grant::Seat(id) => Some(&self.seats[id]),
             Grant::Link(lid) if self.links[lid].role == Role::Host => self.seat_of_host_link(lid),
@@ -424,12 +546,16 @@ impl Access {
     pub fn create_link(
         &mut self,
         caller: &Caller,
-        role: Role,
-        expires_in_secs: Option<u64>,
-        max_uses: Option<u32>,
+        request: NewLink,
         now_ms: u64,
         default_ms: u64,
     ) -> Result<LinkRecord, Refusal> {
+        let NewLink {
+            role,
+            expires_in_secs,
+            max_uses,
+            for_user,
+        } = request;
         if caller.role != Role::Host {
             return Err(Refusal::not_host("create links"));
         }
@@ -458,7 +584,18 @@ impl Access {
                 "max_uses must be at least 1 (leave it out for no limit)",
             ));
         }
-        self.create_link_record(role, now_ms + lifetime, max_uses, now_ms, caller.actor())
+        let mut link = self.create_link_record(role, now_ms + lifetime, max_uses, now_ms, caller.actor())?;
+        if let Some(invitee) = for_user {
+            link.for_user = Some(invitee.stored());
+            self.links.insert(link.id.clone(), link.clone());
+            self.changes.push(AccessChange::Link(link.clone()));
+        }
+        Ok(link)
+    }
+
+    /// The user who owns the room, if a signed-in user created it.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
     }
 
     /// Creates a link without a caller (the room's first links, made with it).
@@ -502,6 +639,7 @@ impl Access {
             uses: 0,
             revoked_at: None,
             created_by,
+            for_user: None,
         };
         self.links.insert(link.id.clone(), link.clone());
         self.changes.push(AccessChange::Link(link.clone()));
@@ -557,6 +695,7 @@ impl Access {
                 max_uses: l.max_uses,
                 uses: l.uses,
                 revoked: l.revoked_at.is_some(),
+                for_user: l.for_user.clone(),
             })
             .collect();
         links.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
@@ -609,174 +748,4 @@ pub fn actor_name(name: &str, seat: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const NOW: u64 = 1_000_000;
-    const DAY: u64 = 24 * 3600 * 1000;
-
-    fn room() -> (Access, String, String) {
-        let mut access = Access::from_state(AccessState::default(), DEFAULT_MAX_LINKS);
-        let host = access
-            .create_link_record(Role::Host, NOW + DAY, None, NOW, "server".into())
-            .unwrap();
-        let writer = access
-            .create_link_record(Role::Writer, NOW + DAY, None, NOW, "server".into())
-            .unwrap();
-        (access, host.id, writer.id)
-    }
-
-    fn host_of(access: &mut Access, host_link: &str) -> Caller {
-        let Entry::Seat(seat) = access.enter(&Grant::Link(host_link.into()), NOW, |_| false).unwrap() else {
-            panic!("the host's link never waits");
-        };
-        access.rest_caller(&Grant::Seat(seat), NOW).unwrap()
-    }
-
-    #[test]
-    fn the_host_link_opens_one_seat_and_other_links_one_seat_per_use() {
-        let (mut access, host, writer) = room();
-        let a = access.enter(&Grant::Link(host.clone()), NOW, |_| false).unwrap();
-        let b = access.enter(&Grant::Link(host), NOW, |_| false).unwrap();
-        assert_eq!(a, b, "one person, however many devices");
-        let c = access.enter(&Grant::Link(writer.clone()), NOW, |_| false).unwrap();
-        let d = access.enter(&Grant::Link(writer.clone()), NOW, |_| false).unwrap();
-        assert_ne!(c, d);
-        assert_eq!(access.links[&writer].uses, 2);
-    }
-
-    #[test]
-    fn revoked_expired_and_used_up_links_are_refused_naming_which() {
-        let (mut access, host, _) = room();
-        let caller = host_of(&mut access, &host);
-        let once = access
-            .create_link(&caller, Role::Reader, Some(60), Some(1), NOW, DAY)
-            .unwrap();
-        access.enter(&Grant::Link(once.id.clone()), NOW, |_| false).unwrap();
-        let used = access.enter(&Grant::Link(once.id.clone()), NOW, |_| false).unwrap_err();
-        assert!(used.message.contains("max_uses"), "{used:?}");
-        let expired = access.check(&Grant::Link(once.id.clone()), NOW + 61_000).unwrap_err();
-        assert!(expired.message.contains("expired"), "{expired:?}");
-        let other = access.create_link(&caller, Role::Writer, None, None, NOW, DAY).unwrap();
-        let Entry::Seat(seat) = access.enter(&Grant::Link(other.id.clone()), NOW, |_| false).unwrap() else {
-            panic!()
-        };
-        assert_eq!(access.revoke_link(&caller, &other.id, NOW).unwrap(), vec![seat.clone()]);
-        let revoked = access.check(&Grant::Link(other.id), NOW).unwrap_err();
-        assert!(revoked.message.contains("revoked"), "{revoked:?}");
-        let seat_refused = access.check(&Grant::Seat(seat), NOW).unwrap_err();
-        assert!(seat_refused.message.contains("revoked"), "{seat_refused:?}");
-        for r in [used, expired, revoked] {
-            assert!(r.message.contains("ask the host for a new link"));
-        }
-    }
-
-    #[test]
-    fn handing_over_the_host_role_makes_the_old_host_a_writer() {
-        let (mut access, host, writer) = room();
-        let caller = host_of(&mut access, &host);
-        let Entry::Seat(bob) = access.enter(&Grant::Link(writer), NOW, |_| false).unwrap() else {
-            panic!()
-        };
-        let changed = access.set_role(&caller, &bob, Role::Host).unwrap();
-        let old = caller.seat.clone().unwrap();
-        assert_eq!(changed, vec![(old.clone(), Role::Writer), (bob.clone(), Role::Host)]);
-        let again = access.rest_caller(&Grant::Link(host), NOW).unwrap();
-        assert_eq!(
-            again.role,
-            Role::Writer,
-            "the host's link opens the old host's seat, now a writer"
-        );
-        assert_eq!(
-            access.set_role(&again, &bob, Role::Reader).unwrap_err().code,
-            ErrorCode::Forbidden
-        );
-    }
-
-    #[test]
-    fn the_host_cannot_leave_the_room_without_a_host_nor_kick_itself() {
-        let (mut access, host, _) = room();
-        let caller = host_of(&mut access, &host);
-        let me = caller.seat.clone().unwrap();
-        assert!(access.set_role(&caller, &me, Role::Writer).is_err());
-        assert!(access.kick(&caller, &me).is_err());
-        assert!(access.revoke_link(&caller, &host, NOW).is_err());
-    }
-
-    #[test]
-    fn with_approval_a_link_sends_joiners_to_the_lobby_and_admission_takes_the_use() {
-        let (mut access, host, writer) = room();
-        let caller = host_of(&mut access, &host);
-        assert!(access.set_approval(&caller, true).unwrap());
-        let Entry::Lobby { seat, link } = access.enter(&Grant::Link(writer.clone()), NOW, |_| false).unwrap() else {
-            panic!("approval sends joiners to the lobby")
-        };
-        assert_eq!(access.links[&writer].uses, 0);
-        access.admit(&link, seat.clone(), NOW, |_| false).unwrap();
-        assert_eq!(access.links[&writer].uses, 1);
-        assert_eq!(access.check(&Grant::Seat(seat), NOW), Ok(()));
-        assert!(matches!(
-            access.enter(&Grant::Link(host), NOW, |_| false),
-            Ok(Entry::Seat(_))
-        ));
-    }
-
-    #[test]
-    fn a_kicked_seat_is_refused_and_everything_is_queued_for_the_store() {
-        let (mut access, host, writer) = room();
-        let caller = host_of(&mut access, &host);
-        let Entry::Seat(bob) = access.enter(&Grant::Link(writer), NOW, |_| false).unwrap() else {
-            panic!()
-        };
-        access.take_changes();
-        access.kick(&caller, &bob).unwrap();
-        access.record(NOW, AuditKind::Kicked, &caller.name, &bob, "");
-        let refused = access.check(&Grant::Seat(bob), NOW).unwrap_err();
-        assert_eq!(refused.code, ErrorCode::Forbidden);
-        assert!(refused.message.contains("removed"));
-        let changes = access.take_changes();
-        assert!(matches!(&changes[..], [AccessChange::Seat(s), AccessChange::Audit(_)] if s.kicked));
-    }
-
-    #[test]
-    fn with_approval_on_a_link_alone_reads_nothing_over_rest_an_admitted_seat_does() {
-        let (mut access, host, writer) = room();
-        let h = host_of(&mut access, &host);
-        assert_eq!(
-            access.rest_caller(&Grant::Link(writer.clone()), NOW).unwrap().role,
-            Role::Writer
-        );
-        access.set_approval(&h, true).unwrap();
-        let refused = access.rest_caller(&Grant::Link(writer), NOW).unwrap_err();
-        assert_eq!(refused.code, ErrorCode::Forbidden);
-        assert!(refused.message.contains("seat's token"), "{}", refused.message);
-        assert_eq!(access.rest_caller(&Grant::Link(host), NOW).unwrap().role, Role::Host);
-        let seat = h.seat.clone().unwrap();
-        assert_eq!(access.rest_caller(&Grant::Seat(seat), NOW).unwrap().role, Role::Host);
-    }
-
-    #[test]
-    fn links_are_bounded_and_ended_ones_make_room() {
-        let mut access = Access::from_state(AccessState::default(), 3);
-        let caller = Caller {
-            seat: None,
-            role: Role::Host,
-            name: REST_ACTOR.into(),
-        };
-        let ids: Vec<String> = (0..3)
-            .map(|_| {
-                access
-                    .create_link(&caller, Role::Reader, None, None, NOW, DAY)
-                    .unwrap()
-                    .id
-            })
-            .collect();
-        let full = access
-            .create_link(&caller, Role::Reader, None, None, NOW, DAY)
-            .unwrap_err();
-        assert!(full.message.contains("max_links"), "{full:?}");
-        access.revoke_link(&caller, &ids[0], NOW).unwrap();
-        access.create_link(&caller, Role::Reader, None, None, NOW, DAY).unwrap();
-        assert_eq!(access.links(&NoTokens).len(), 3);
-    }
-}
+mod tests;

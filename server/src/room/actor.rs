@@ -19,7 +19,7 @@ use tokio::time::Instant;
 
 use super::access::{Caller, Refusal, Tokens};
 use super::core::{ConnId, Effects, HostOp, HostReply, RoomCore, RoomLimits, Target};
-use crate::auth::Grant;
+use crate::auth::Pass;
 
 mod debugging;
 mod running;
@@ -60,23 +60,23 @@ pub enum Command {
     /// A connection with a checked token wants in (to its seat, or the lobby).
     Join {
         conn: ConnId,
-        grant: Grant,
+        grant: Pass,
         tx: OutboundTx,
         reply: oneshot::Sender<Result<(), Refusal>>,
     },
     /// Would this token get in now? (The check before the socket is upgraded.)
     Check {
-        grant: Grant,
+        grant: Pass,
         reply: oneshot::Sender<Result<(), Refusal>>,
     },
     /// Who a REST caller is, with its role now.
     Authorize {
-        grant: Grant,
+        grant: Pass,
         reply: oneshot::Sender<Result<Caller, Refusal>>,
     },
     /// A host action over REST.
     Host {
-        grant: Grant,
+        grant: Pass,
         op: HostOp,
         reply: oneshot::Sender<Result<HostReply, Refusal>>,
     },
@@ -156,28 +156,37 @@ impl RoomHandle {
     }
 
     /// Asks the room to admit a connection.
-    pub async fn join(&self, conn: ConnId, grant: Grant, tx: OutboundTx) -> Result<Result<(), Refusal>, Gone> {
+    pub async fn join(
+        &self,
+        conn: ConnId,
+        grant: impl Into<Pass>,
+        tx: OutboundTx,
+    ) -> Result<Result<(), Refusal>, Gone> {
+        let grant = grant.into();
         let (reply, rx) = oneshot::channel();
         self.send(Command::Join { conn, grant, tx, reply }).await?;
         rx.await.map_err(|_| Gone)
     }
 
     /// Whether a token would get in now.
-    pub async fn check(&self, grant: Grant) -> Result<Result<(), Refusal>, Gone> {
+    pub async fn check(&self, grant: impl Into<Pass>) -> Result<Result<(), Refusal>, Gone> {
+        let grant = grant.into();
         let (reply, rx) = oneshot::channel();
         self.send(Command::Check { grant, reply }).await?;
         rx.await.map_err(|_| Gone)
     }
 
     /// Who a REST caller is.
-    pub async fn authorize(&self, grant: Grant) -> Result<Result<Caller, Refusal>, Gone> {
+    pub async fn authorize(&self, grant: impl Into<Pass>) -> Result<Result<Caller, Refusal>, Gone> {
+        let grant = grant.into();
         let (reply, rx) = oneshot::channel();
         self.send(Command::Authorize { grant, reply }).await?;
         rx.await.map_err(|_| Gone)
     }
 
     /// A host action over REST.
-    pub async fn host(&self, grant: Grant, op: HostOp) -> Result<Result<HostReply, Refusal>, Gone> {
+    pub async fn host(&self, grant: impl Into<Pass>, op: HostOp) -> Result<Result<HostReply, Refusal>, Gone> {
+        let grant = grant.into();
         let (reply, rx) = oneshot::channel();
         self.send(Command::Host { grant, op, reply }).await?;
         rx.await.map_err(|_| Gone)
@@ -441,29 +450,31 @@ impl Actor {
         let mut poisoned = false;
         for cmd in batch {
             match cmd {
-                Command::Join { conn, grant, tx, reply } => match self.core.join(conn, &grant, now_ms()) {
-                    Ok(out) => {
-                        self.senders.insert(conn, tx);
-                        merge(&mut fx, out);
-                        metrics::gauge!("mesh_participants").increment(1);
-                        let _ = reply.send(Ok(()));
+                Command::Join { conn, grant, tx, reply } => {
+                    match self.core.join(conn, &grant.grant, grant.user, now_ms()) {
+                        Ok(out) => {
+                            self.senders.insert(conn, tx);
+                            merge(&mut fx, out);
+                            metrics::gauge!("mesh_participants").increment(1);
+                            let _ = reply.send(Ok(()));
+                        }
+                        Err(refusal) => {
+                            tracing::info!(room = %self.id, conn, message = %refusal.message, "join refused");
+                            let _ = reply.send(Err(refusal));
+                        }
                     }
-                    Err(refusal) => {
-                        tracing::info!(room = %self.id, conn, message = %refusal.message, "join refused");
-                        let _ = reply.send(Err(refusal));
-                    }
-                },
+                }
                 Command::Check { grant, reply } => {
-                    let _ = reply.send(self.core.check(&grant, now_ms()));
+                    let _ = reply.send(self.core.check(&grant.grant, grant.user.as_ref(), now_ms()));
                 }
                 Command::Authorize { grant, reply } => {
-                    let _ = reply.send(self.core.rest_caller(&grant, now_ms()));
+                    let _ = reply.send(self.core.rest_caller(&grant.grant, grant.user.as_ref(), now_ms()));
                 }
                 Command::Host { grant, op, reply } => {
                     let now = now_ms();
                     let result = self
                         .core
-                        .rest_caller(&grant, now)
+                        .rest_caller(&grant.grant, grant.user.as_ref(), now)
                         .and_then(|caller| self.core.host_op(&caller, None, None, op, now, &mut fx));
                     let _ = reply.send(result);
                 }
@@ -808,7 +819,7 @@ mod tests {
     }
 
     /// A writer link of the room, in the store.
-    async fn writer_link(store: &dyn Store, id: RoomId) -> Grant {
+    async fn writer_link(store: &dyn Store, id: RoomId) -> crate::auth::Grant {
         let link = crate::store::LinkRecord {
             id: "writers".into(),
             role: Role::Writer,
@@ -818,12 +829,13 @@ mod tests {
             uses: 0,
             revoked_at: None,
             created_by: "test".into(),
+            for_user: None,
         };
         store
             .write_access(id, vec![crate::store::AccessChange::Link(link)])
             .await
             .unwrap();
-        Grant::Link("writers".into())
+        crate::auth::Grant::Link("writers".into())
     }
 
     fn update_frame(text: &str) -> Frame<Request> {

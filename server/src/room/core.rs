@@ -71,6 +71,9 @@ pub struct RoomLimits {
     pub lobby_timeout_ms: u64,
     /// Links a room keeps.
     pub max_links: usize,
+    /// Whether the server has accounts (OpenID Connect sign-in): invitations for a user are
+    /// possible only then.
+    pub accounts: bool,
 }
 
 impl Default for RoomLimits {
@@ -83,6 +86,7 @@ impl Default for RoomLimits {
             max_lobby: DEFAULT_MAX_LOBBY,
             lobby_timeout_ms: DEFAULT_LOBBY_TIMEOUT_MS,
             max_links: super::access::DEFAULT_MAX_LINKS,
+            accounts: false,
         }
     }
 }
@@ -272,6 +276,8 @@ impl Effects {
 #[derive(Debug)]
 struct Conn {
     participant: Participant,
+    /// The signed-in user behind the connection: its name is theirs and cannot be changed.
+    user: Option<crate::accounts::identity::Verified>,
     /// Said `Hello`: receives mesh messages.
     mesh: bool,
     /// Everyone has heard of it (and the audit trail has its join): at its first message,
@@ -460,30 +466,47 @@ impl RoomCore {
 
     /// A connection with a checked token asks in: it takes its seat (a new one for a link),
     /// waits in the lobby when the room requires approval, or is refused.
-    pub fn join(&mut self, id: ConnId, grant: &Grant, now_ms: u64) -> Result<Effects, Refusal> {
+    /// `user` is the signed-in user of the connection, if any.
+    pub fn join(
+        &mut self,
+        id: ConnId,
+        grant: &Grant,
+        user: Option<crate::accounts::identity::Verified>,
+        now_ms: u64,
+    ) -> Result<Effects, Refusal> {
         let conns = &self.conns;
         let live = |seat: &str| conns.values().any(|c| c.participant.seat == seat);
-        match self.access.enter(grant, now_ms, live)? {
-            super::access::Entry::Seat(seat) => Ok(self.enter(id, &seat, now_ms)),
-            super::access::Entry::Lobby { seat, link } => self.wait(id, seat, link, now_ms),
+        match self.access.enter(grant, user.as_ref(), now_ms, live)? {
+            super::access::Entry::Seat(seat) => Ok(self.enter(id, &seat, user, now_ms)),
+            super::access::Entry::Lobby { seat, link } => self.wait(id, seat, link, user, now_ms),
         }
     }
 
     /// A connection takes its seat: it gets the room's state vector and the cursors; everyone
-    /// hears of it at its first message ([`RoomCore::announce`]).
-    fn enter(&mut self, id: ConnId, seat: &str, _now_ms: u64) -> Effects {
+    /// hears of it at its first message ([`RoomCore::announce`]). A signed-in user's name is
+    /// the provider's, marked verified, and the seat keeps it.
+    fn enter(
+        &mut self,
+        id: ConnId,
+        seat: &str,
+        user: Option<crate::accounts::identity::Verified>,
+        _now_ms: u64,
+    ) -> Effects {
         let color = PALETTE[(self.joined_total % PALETTE.len() as u64) as usize].to_string();
         self.joined_total += 1;
+        if let Some(u) = &user {
+            self.access.rename_seat(seat, &u.name);
+        }
         let record = self.access.seat(seat).expect("entered seats exist").clone();
         let participant = Participant {
             conn_id: id,
             seat: seat.to_owned(),
-            verified: false,
+            verified: user.is_some(),
             link: Some(record.link.clone()),
-            name: if record.name.is_empty() {
-                "anonymous".into()
-            } else {
-                record.name.clone()
+            name: match &user {
+                Some(u) => u.name.clone(),
+                None if record.name.is_empty() => "anonymous".into(),
+                None => record.name.clone(),
             },
             color,
             role: record.role,
@@ -495,6 +518,7 @@ impl RoomCore {
             id,
             Conn {
                 participant,
+                user,
                 mesh: false,
                 announced: false,
                 synced: false,
@@ -920,7 +944,11 @@ impl RoomCore {
                     if let Some((name, color)) = awareness_user(&entry.json) {
                         let p = &mut conn.participant;
                         let color = color.filter(|c| is_color(c)).unwrap_or_else(|| p.color.clone());
-                        let name = unique_name(&taken, clean_name(&name));
+                        // A signed-in person's name is the provider's, whatever the state says.
+                        let name = match &conn.user {
+                            Some(u) => u.name.clone(),
+                            None => unique_name(&taken, clean_name(&name)),
+                        };
                         if p.name != name || p.color != color || p.doc_client_id != Some(client.get()) {
                             p.name = name;
                             p.color = color;
@@ -970,8 +998,13 @@ impl RoomCore {
                     return;
                 }
                 let seat = conn.participant.seat.clone();
-                let name = unique_name(&self.names_taken_by_others(&seat), clean_name(&name));
+                // A signed-in person's name is the provider's: a hello cannot change it.
+                let name = match conn.user.as_ref() {
+                    Some(u) => u.name.clone(),
+                    None => unique_name(&self.names_taken_by_others(&seat), clean_name(&name)),
+                };
                 let conn = self.conns.get_mut(&id).expect("checked by handle");
+                let uid = conn.user.as_ref().map(|u| u.id.clone());
                 let p = &mut conn.participant;
                 p.name = name.clone();
                 if let Some(c) = color.filter(|c| is_color(c)) {
@@ -990,7 +1023,7 @@ impl RoomCore {
                     role,
                     participants: self.participants(),
                     seat: mesh_protocol::messages::SeatToken {
-                        token: self.tokens.seat_token(&seat, now_ms),
+                        token: self.tokens.seat_token(&seat, uid.as_deref(), now_ms),
                         id: seat,
                     },
                     name,

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use super::access::{Caller, Refusal};
 use super::actor::{self, Command, OutboundTx, RoomHandle, RoomInfo};
 use super::core::{ConnId, HostOp, HostReply};
-use crate::auth::{Grant, TokenIssuer};
+use crate::auth::{Pass, TokenIssuer};
 use crate::store::Store;
 
 /// How often a join retries when it races with the room unloading.
@@ -123,7 +123,14 @@ impl Rooms {
     }
 
     /// Admits a connection to a room (its seat, or the lobby), loading the room if needed.
-    pub async fn join(&self, id: RoomId, conn: ConnId, grant: Grant, tx: OutboundTx) -> Result<RoomHandle, Refusal> {
+    pub async fn join(
+        &self,
+        id: RoomId,
+        conn: ConnId,
+        grant: impl Into<Pass>,
+        tx: OutboundTx,
+    ) -> Result<RoomHandle, Refusal> {
+        let grant = grant.into();
         for _ in 0..JOIN_ATTEMPTS {
             let handle = self.get_or_load(id);
             match handle.join(conn, grant.clone(), tx.clone()).await {
@@ -136,7 +143,8 @@ impl Rooms {
     }
 
     /// Whether a token would get in now, loading the room if needed.
-    pub async fn check(&self, id: RoomId, grant: Grant) -> Result<(), Refusal> {
+    pub async fn check(&self, id: RoomId, grant: impl Into<Pass>) -> Result<(), Refusal> {
+        let grant = grant.into();
         for _ in 0..JOIN_ATTEMPTS {
             let handle = self.get_or_load(id);
             match handle.check(grant.clone()).await {
@@ -148,7 +156,8 @@ impl Rooms {
     }
 
     /// Who a REST caller is, with its role now.
-    pub async fn authorize(&self, id: RoomId, grant: Grant) -> Result<Caller, Refusal> {
+    pub async fn authorize(&self, id: RoomId, grant: impl Into<Pass>) -> Result<Caller, Refusal> {
+        let grant = grant.into();
         for _ in 0..JOIN_ATTEMPTS {
             let handle = self.get_or_load(id);
             match handle.authorize(grant.clone()).await {
@@ -160,7 +169,8 @@ impl Rooms {
     }
 
     /// A host action over REST.
-    pub async fn host(&self, id: RoomId, grant: Grant, op: HostOp) -> Result<HostReply, Refusal> {
+    pub async fn host(&self, id: RoomId, grant: impl Into<Pass>, op: HostOp) -> Result<HostReply, Refusal> {
+        let grant = grant.into();
         for _ in 0..JOIN_ATTEMPTS {
             let handle = self.get_or_load(id);
             match handle.host(grant.clone(), op.clone()).await {

@@ -139,6 +139,7 @@ impl Store for MemoryStore {
                         let over = access.audit.len().saturating_sub(MAX_AUDIT_ENTRIES);
                         access.audit.drain(..over);
                     }
+                    AccessChange::Owner(user) => access.owner = Some(user),
                 }
             }
         });

@@ -20,6 +20,9 @@ use mesh_protocol::RoomId;
 /// grow the store without bound.
 pub const MAX_AUDIT_ENTRIES: usize = 1_000;
 
+/// What a store without accounts answers when asked to keep one.
+const NO_ACCOUNTS: &str = "this store keeps no accounts";
+
 /// A boxed future, as returned by [`Store`] methods (the trait is used as `dyn Store`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -68,6 +71,9 @@ pub struct LinkRecord {
     pub revoked_at: Option<u64>,
     /// Who created it (an audit actor string; `server` for the links made with the room).
     pub created_by: String,
+    /// The one signed-in user it is for, in [`Invitee`](crate::accounts::identity::Invitee)'s
+    /// stored form; anyone with the link when `None`.
+    pub for_user: Option<String>,
 }
 
 /// A person's place in a room (`room_seats`): holds the role, across reconnects.
@@ -85,6 +91,40 @@ pub struct SeatRecord {
     pub created_at: u64,
     /// Removed by the host: its token is refused.
     pub kicked: bool,
+    /// The signed-in user who holds it (mesh's user id); only they may use it.
+    pub user: Option<String>,
+}
+
+/// A user who signed in with the OpenID Connect provider (`users`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// mesh's id of the user.
+    pub id: String,
+    /// The provider's issuer URL.
+    pub issuer: String,
+    /// The provider's subject: with the issuer, who the user is.
+    pub subject: String,
+    /// The name shown (from the provider, at the last sign-in).
+    pub name: String,
+    /// The email the provider gave at the last sign-in.
+    pub email: Option<String>,
+    /// First sign-in, milliseconds since the Unix epoch.
+    pub created_at: u64,
+}
+
+/// A signed-in session (`user_sessions`): a browser's cookie or a `mesh-proxy` token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSession {
+    /// SHA-256 of the token, hex: the token itself is never stored.
+    pub digest: String,
+    /// The user.
+    pub user: String,
+    /// `browser` or `device`.
+    pub kind: String,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: u64,
+    /// When it stops working, milliseconds since the Unix epoch.
+    pub expires_at: u64,
 }
 
 /// Who may be in a room and how: what [`Store::load_access`] returns.
@@ -98,6 +138,8 @@ pub struct AccessState {
     pub approval: bool,
     /// The audit trail, oldest first (at most [`MAX_AUDIT_ENTRIES`]).
     pub audit: Vec<AuditEntry>,
+    /// The user who owns the room (its creator, signed in), if any.
+    pub owner: Option<String>,
 }
 
 /// One change to a room's access records, written by [`Store::write_access`].
@@ -113,6 +155,8 @@ pub enum AccessChange {
     Approval(bool),
     /// Appends to the audit trail, dropping the oldest past [`MAX_AUDIT_ENTRIES`].
     Audit(AuditEntry),
+    /// Sets the room's owner (the signed-in user who created it).
+    Owner(String),
 }
 
 /// Everything needed to rebuild a room's document: the latest snapshot and the updates
@@ -161,6 +205,32 @@ pub trait Store: Send + Sync + 'static {
     fn load_access(&self, id: RoomId) -> BoxFuture<'_, StoreResult<AccessState>>;
     /// Applies changes to the room's access records, in order, durably and atomically.
     fn write_access(&self, id: RoomId, changes: Vec<AccessChange>) -> BoxFuture<'_, StoreResult<()>>;
+    /// Creates the user of `issuer` and `subject`, or updates its name and email; returns
+    /// the record with mesh's id of the user.
+    fn put_user(&self, user: UserRecord) -> BoxFuture<'_, StoreResult<UserRecord>> {
+        let _ = user;
+        Box::pin(async { Err(StoreError::Database(NO_ACCOUNTS.into())) })
+    }
+    /// Keeps a session (dropping the user's expired ones).
+    fn put_session(&self, session: UserSession) -> BoxFuture<'_, StoreResult<()>> {
+        let _ = session;
+        Box::pin(async { Err(StoreError::Database(NO_ACCOUNTS.into())) })
+    }
+    /// The session of a token digest and its user, if it exists and has not expired at
+    /// `now_ms`.
+    fn get_session(
+        &self,
+        digest: String,
+        now_ms: u64,
+    ) -> BoxFuture<'_, StoreResult<Option<(UserSession, UserRecord)>>> {
+        let _ = (digest, now_ms);
+        Box::pin(async { Ok(None) })
+    }
+    /// Ends a session. Returns whether it existed.
+    fn delete_session(&self, digest: String) -> BoxFuture<'_, StoreResult<bool>> {
+        let _ = digest;
+        Box::pin(async { Ok(false) })
+    }
     /// Leaves the files tidy for a stop (the server calls it last, after every room was
     /// compacted): for SQLite, the WAL is checkpointed and truncated. Later calls fail with
     /// [`StoreError::Closed`]. Stores with nothing to tidy keep the default.

@@ -38,7 +38,7 @@ use tokio::sync::oneshot;
 
 use super::{
     AccessChange, AccessState, BoxFuture, LinkRecord, RoomRecord, RoomState, RunRecord, SeatRecord, Store, StoreError,
-    StoreResult, MAX_AUDIT_ENTRIES,
+    StoreResult, UserRecord, UserSession, MAX_AUDIT_ENTRIES,
 };
 
 /// The most commands the writer thread folds into one transaction; bounds the latency that
@@ -81,8 +81,9 @@ const WAL_FRAME_HEADER: u64 = 24;
 
 /// The schema this code writes (`PRAGMA user_version`). 1: per-room log only; 2: the global
 /// hot log `room_log` beside it; 3: links, seats and the audit trail (`room_links`,
-/// `room_seats`, `room_audit`) and `rooms.approval` (decision 011).
-const SCHEMA_VERSION: i64 = 3;
+/// `room_seats`, `room_audit`) and `rooms.approval` (decision 011); 4: accounts (`users`,
+/// `user_sessions`, `rooms.owner`, `room_links.for_user`, `room_seats.user_id`: decision 012).
+const SCHEMA_VERSION: i64 = 4;
 
 /// How long SQLite waits on a lock held by another connection (e.g. an operator's `sqlite3`
 /// shell, or the checkpointer) before failing.
@@ -113,6 +114,10 @@ enum Command {
     ListRuns(RoomId, usize, Reply<Vec<RunRecord>>),
     LoadAccess(RoomId, Reply<AccessState>),
     WriteAccess(RoomId, Vec<AccessChange>, Reply<()>),
+    PutUser(UserRecord, Reply<UserRecord>),
+    PutSession(UserSession, Reply<()>),
+    GetSession(String, u64, Reply<Option<(UserSession, UserRecord)>>),
+    DeleteSession(String, Reply<bool>),
     Close(Reply<()>),
 }
 
@@ -267,7 +272,25 @@ fn init(conn: &Connection, durability: Durability) -> rusqlite::Result<u32> {
              subject TEXT NOT NULL,
              detail TEXT NOT NULL,
              PRIMARY KEY (room_id, seq)
-         ) WITHOUT ROWID;",
+         ) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS users (
+             id TEXT PRIMARY KEY,
+             issuer TEXT NOT NULL,
+             subject TEXT NOT NULL,
+             name TEXT NOT NULL,
+             email TEXT,
+             created_at INTEGER NOT NULL,
+             UNIQUE (issuer, subject)
+         );
+         -- A session's token is never stored, only its SHA-256.
+         CREATE TABLE IF NOT EXISTS user_sessions (
+             digest TEXT PRIMARY KEY,
+             user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+             kind TEXT NOT NULL,
+             created_at INTEGER NOT NULL,
+             expires_at INTEGER NOT NULL
+         ) WITHOUT ROWID;
+         CREATE INDEX IF NOT EXISTS user_sessions_by_user ON user_sessions (user_id);",
     )?;
     // Version 3 added the room's approval setting to `rooms`. A database from before has
     // the table without the column (`CREATE TABLE IF NOT EXISTS` left it as it was).
@@ -278,6 +301,22 @@ fn init(conn: &Connection, durability: Durability) -> rusqlite::Result<u32> {
     )?;
     if !has_approval {
         conn.execute_batch("ALTER TABLE rooms ADD COLUMN approval INTEGER NOT NULL DEFAULT 0")?;
+    }
+    // Version 4 added accounts: who owns a room, whom a link is for, who holds a seat. Older
+    // rows have none of them (NULL), which is what they mean.
+    for (table, column) in [
+        ("rooms", "owner"),
+        ("room_links", "for_user"),
+        ("room_seats", "user_id"),
+    ] {
+        let has: bool = conn.query_row(
+            "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )?;
+        if !has {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} TEXT"))?;
+        }
     }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(page_size)
@@ -689,6 +728,40 @@ impl Writer {
             Command::LoadAccess(id, reply) => {
                 let _ = reply.send(load_access(conn, id).map_err(db_err));
             }
+            Command::PutUser(user, reply) => {
+                let _ = reply.send(put_user(conn, user).map_err(db_err));
+            }
+            Command::PutSession(session, reply) => {
+                let r = conn
+                    .execute(
+                        "DELETE FROM user_sessions WHERE user_id = ?1 AND expires_at <= ?2",
+                        params![session.user, session.created_at],
+                    )
+                    .and_then(|_| {
+                        conn.execute(
+                            "INSERT OR REPLACE INTO user_sessions (digest, user_id, kind, created_at, expires_at)
+                             VALUES (?1, ?2, ?3, ?4, ?5)",
+                            params![
+                                session.digest,
+                                session.user,
+                                session.kind,
+                                session.created_at,
+                                session.expires_at
+                            ],
+                        )
+                    })
+                    .map(|_| ());
+                let _ = reply.send(r.map_err(db_err));
+            }
+            Command::GetSession(digest, now, reply) => {
+                let _ = reply.send(get_session(conn, &digest, now).map_err(db_err));
+            }
+            Command::DeleteSession(digest, reply) => {
+                let r = conn
+                    .execute("DELETE FROM user_sessions WHERE digest = ?1", [digest])
+                    .map(|n| n > 0);
+                let _ = reply.send(r.map_err(db_err));
+            }
             Command::WriteAccess(id, changes, reply) => {
                 let r = conn.transaction().and_then(|tx| {
                     write_access(&tx, id, changes)?;
@@ -762,12 +835,14 @@ fn text_enum<T: serde::de::DeserializeOwned>(idx: usize, text: String) -> rusqli
 
 fn load_access(conn: &Connection, id: RoomId) -> rusqlite::Result<AccessState> {
     let key = id.to_string();
-    let approval: bool = conn
-        .query_row("SELECT approval FROM rooms WHERE id = ?1", [&key], |r| r.get(0))
+    let (approval, owner): (bool, Option<String>) = conn
+        .query_row("SELECT approval, owner FROM rooms WHERE id = ?1", [&key], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?
-        .unwrap_or(false);
+        .unwrap_or((false, None));
     let mut stmt = conn.prepare_cached(
-        "SELECT id, role, created_at, expires_at, max_uses, uses, revoked_at, created_by
+        "SELECT id, role, created_at, expires_at, max_uses, uses, revoked_at, created_by, for_user
          FROM room_links WHERE room_id = ?1",
     )?;
     let links = stmt
@@ -781,11 +856,13 @@ fn load_access(conn: &Connection, id: RoomId) -> rusqlite::Result<AccessState> {
                 uses: r.get(5)?,
                 revoked_at: r.get(6)?,
                 created_by: r.get(7)?,
+                for_user: r.get(8)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut stmt =
-        conn.prepare_cached("SELECT id, name, role, link, created_at, kicked FROM room_seats WHERE room_id = ?1")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, role, link, created_at, kicked, user_id FROM room_seats WHERE room_id = ?1",
+    )?;
     let seats = stmt
         .query_map([&key], |r| {
             Ok(SeatRecord {
@@ -795,6 +872,7 @@ fn load_access(conn: &Connection, id: RoomId) -> rusqlite::Result<AccessState> {
                 link: r.get(3)?,
                 created_at: r.get(4)?,
                 kicked: r.get(5)?,
+                user: r.get(6)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -816,6 +894,7 @@ fn load_access(conn: &Connection, id: RoomId) -> rusqlite::Result<AccessState> {
         seats,
         approval,
         audit,
+        owner,
     })
 }
 
@@ -826,8 +905,8 @@ fn write_access(tx: &rusqlite::Transaction<'_>, id: RoomId, changes: Vec<AccessC
             AccessChange::Link(l) => {
                 tx.prepare_cached(
                     "INSERT OR REPLACE INTO room_links
-                     (room_id, id, role, created_at, expires_at, max_uses, uses, revoked_at, created_by)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     (room_id, id, role, created_at, expires_at, max_uses, uses, revoked_at, created_by, for_user)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )?
                 .execute(params![
                     key,
@@ -838,13 +917,14 @@ fn write_access(tx: &rusqlite::Transaction<'_>, id: RoomId, changes: Vec<AccessC
                     l.max_uses,
                     l.uses,
                     l.revoked_at,
-                    l.created_by
+                    l.created_by,
+                    l.for_user
                 ])?;
             }
             AccessChange::Seat(s) => {
                 tx.prepare_cached(
-                    "INSERT OR REPLACE INTO room_seats (room_id, id, name, role, link, created_at, kicked)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT OR REPLACE INTO room_seats (room_id, id, name, role, link, created_at, kicked, user_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )?
                 .execute(params![
                     key,
@@ -853,7 +933,8 @@ fn write_access(tx: &rusqlite::Transaction<'_>, id: RoomId, changes: Vec<AccessC
                     enum_text(&s.role),
                     s.link,
                     s.created_at,
-                    s.kicked
+                    s.kicked,
+                    s.user
                 ])?;
             }
             AccessChange::DropSeat(seat) => {
@@ -864,6 +945,9 @@ fn write_access(tx: &rusqlite::Transaction<'_>, id: RoomId, changes: Vec<AccessC
             }
             AccessChange::Approval(on) => {
                 tx.execute("UPDATE rooms SET approval = ?2 WHERE id = ?1", params![key, on])?;
+            }
+            AccessChange::Owner(user) => {
+                tx.execute("UPDATE rooms SET owner = ?2 WHERE id = ?1", params![key, user])?;
             }
             AccessChange::Audit(e) => {
                 let seq: i64 = tx.query_row(
@@ -892,6 +976,65 @@ fn write_access(tx: &rusqlite::Transaction<'_>, id: RoomId, changes: Vec<AccessC
         }
     }
     Ok(())
+}
+
+fn put_user(conn: &Connection, user: UserRecord) -> rusqlite::Result<UserRecord> {
+    conn.execute(
+        "INSERT INTO users (id, issuer, subject, name, email, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(issuer, subject) DO UPDATE SET name = excluded.name, email = excluded.email",
+        params![
+            user.id,
+            user.issuer,
+            user.subject,
+            user.name,
+            user.email,
+            user.created_at
+        ],
+    )?;
+    conn.query_row(
+        "SELECT id, name, email, created_at FROM users WHERE issuer = ?1 AND subject = ?2",
+        params![user.issuer, user.subject],
+        |r| {
+            Ok(UserRecord {
+                id: r.get(0)?,
+                issuer: user.issuer.clone(),
+                subject: user.subject.clone(),
+                name: r.get(1)?,
+                email: r.get(2)?,
+                created_at: r.get(3)?,
+            })
+        },
+    )
+}
+
+fn get_session(conn: &Connection, digest: &str, now: u64) -> rusqlite::Result<Option<(UserSession, UserRecord)>> {
+    conn.query_row(
+        "SELECT s.user_id, s.kind, s.created_at, s.expires_at, u.issuer, u.subject, u.name, u.email, u.created_at
+         FROM user_sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.digest = ?1 AND s.expires_at > ?2",
+        params![digest, now],
+        |r| {
+            let user: String = r.get(0)?;
+            Ok((
+                UserSession {
+                    digest: digest.to_owned(),
+                    user: user.clone(),
+                    kind: r.get(1)?,
+                    created_at: r.get(2)?,
+                    expires_at: r.get(3)?,
+                },
+                UserRecord {
+                    id: user,
+                    issuer: r.get(4)?,
+                    subject: r.get(5)?,
+                    name: r.get(6)?,
+                    email: r.get(7)?,
+                    created_at: r.get(8)?,
+                },
+            ))
+        },
+    )
+    .optional()
 }
 
 fn secret(conn: &Connection) -> rusqlite::Result<Vec<u8>> {
@@ -955,6 +1098,22 @@ impl Store for SqliteStore {
     }
     fn write_access(&self, id: RoomId, changes: Vec<AccessChange>) -> BoxFuture<'_, StoreResult<()>> {
         self.call(|r| Command::WriteAccess(id, changes, r))
+    }
+    fn put_user(&self, user: UserRecord) -> BoxFuture<'_, StoreResult<UserRecord>> {
+        self.call(|r| Command::PutUser(user, r))
+    }
+    fn put_session(&self, session: UserSession) -> BoxFuture<'_, StoreResult<()>> {
+        self.call(|r| Command::PutSession(session, r))
+    }
+    fn get_session(
+        &self,
+        digest: String,
+        now_ms: u64,
+    ) -> BoxFuture<'_, StoreResult<Option<(UserSession, UserRecord)>>> {
+        self.call(|r| Command::GetSession(digest, now_ms, r))
+    }
+    fn delete_session(&self, digest: String) -> BoxFuture<'_, StoreResult<bool>> {
+        self.call(|r| Command::DeleteSession(digest, r))
     }
     fn close(&self) -> BoxFuture<'_, StoreResult<()>> {
         self.call(Command::Close)
@@ -1108,6 +1267,7 @@ mod tests {
             uses: 1,
             revoked_at: None,
             created_by: "server".into(),
+            for_user: Some("email:ada@example.test".into()),
         };
         let seat = SeatRecord {
             id: "s1".into(),
@@ -1116,6 +1276,7 @@ mod tests {
             link: "l1".into(),
             created_at: 1,
             kicked: false,
+            user: Some("u1".into()),
         };
         let entry = |ts| AuditEntry {
             ts,
@@ -1128,6 +1289,7 @@ mod tests {
             AccessChange::Link(link.clone()),
             AccessChange::Seat(seat.clone()),
             AccessChange::Approval(true),
+            AccessChange::Owner("u1".into()),
         ];
         changes.extend((0..MAX_AUDIT_ENTRIES as u64 + 5).map(|ts| AccessChange::Audit(entry(ts))));
         store.write_access(id, changes).await.unwrap();
@@ -1138,10 +1300,48 @@ mod tests {
             (access.links, access.seats, access.approval),
             (vec![link], vec![seat], true)
         );
+        assert_eq!(access.owner.as_deref(), Some("u1"));
         assert_eq!(access.audit.len(), MAX_AUDIT_ENTRIES, "the oldest entries are dropped");
         assert_eq!(access.audit[0].ts, 5);
         store.delete_room(id).await.unwrap();
         assert_eq!(store.load_access(id).await.unwrap(), AccessState::default());
+    }
+
+    #[tokio::test]
+    async fn users_are_kept_by_issuer_and_subject_and_sessions_by_digest_until_they_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mesh.db");
+        let store = SqliteStore::open(&path, Durability::Process).unwrap();
+        let user = |id: &str, name: &str| UserRecord {
+            id: id.into(),
+            issuer: "https://id.example.test".into(),
+            subject: "ada".into(),
+            name: name.into(),
+            email: Some("ada@example.test".into()),
+            created_at: 1,
+        };
+        let first = store.put_user(user("u1", "Ada")).await.unwrap();
+        let again = store.put_user(user("u2", "Ada Lovelace")).await.unwrap();
+        assert_eq!(again.id, "u1", "the same person at the same provider keeps their id");
+        assert_eq!((first.name.as_str(), again.name.as_str()), ("Ada", "Ada Lovelace"));
+        let session = UserSession {
+            digest: "d1".into(),
+            user: "u1".into(),
+            kind: "device".into(),
+            created_at: 10,
+            expires_at: 100,
+        };
+        store.put_session(session.clone()).await.unwrap();
+        drop(store);
+        let store = SqliteStore::open(&path, Durability::Process).unwrap();
+        let (s, u) = store.get_session("d1".into(), 50).await.unwrap().unwrap();
+        assert_eq!((s, u.name.as_str()), (session, "Ada Lovelace"));
+        assert_eq!(store.get_session("d1".into(), 100).await.unwrap(), None, "expired");
+        assert_eq!(store.get_session("other".into(), 50).await.unwrap(), None);
+        assert!(store.delete_session("d1".into()).await.unwrap());
+        assert_eq!(store.get_session("d1".into(), 50).await.unwrap(), None);
+        let tokens: i64 = count(&path, "SELECT count(*) FROM user_sessions");
+        assert_eq!(tokens, 0);
     }
 
     #[tokio::test]

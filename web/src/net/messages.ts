@@ -84,6 +84,9 @@ export interface LinkInfo {
   max_uses: number | null
   uses: number
   revoked: boolean
+  /** The one signed-in user it is for (`email:…`, `sub:…`, `user:ID` for the owner's own
+   * link); null: anyone with the link. */
+  for_user: string | null
 }
 
 /** What an audit entry records (`AuditKind`). */
@@ -116,7 +119,7 @@ export type ClientMessage =
   | { type: 'admit'; seat: string }
   | { type: 'refuse'; seat: string }
   | { type: 'set_approval'; on: boolean }
-  | { type: 'create_link'; role: Role; expires_in_secs?: number; max_uses?: number }
+  | { type: 'create_link'; role: Role; expires_in_secs?: number; max_uses?: number; for_user?: string }
   | { type: 'list_links' }
   | { type: 'revoke_link'; link: string }
   | { type: 'audit'; limit?: number }
@@ -282,6 +285,7 @@ function linkInfo (v: unknown): LinkInfo {
     max_uses: optUint(o, 'max_uses') ?? null,
     uses: uint(o, 'uses'),
     revoked: bool(o, 'revoked'),
+    for_user: optStr(o, 'for_user'),
   }
 }
 

@@ -26,13 +26,23 @@ export function linkState (link: LinkInfo, now: number): LinkState {
 }
 
 /** How a link reads in the links dialog: its state or when it expires, and its uses. */
-export function linkSummary (link: LinkInfo, now: number): { state: LinkState; expires: string; uses: string } {
+export function linkSummary (link: LinkInfo, now: number): { state: LinkState; expires: string; uses: string; only: string | null } {
   const state = linkState(link, now)
   return {
     state,
     expires: state === 'active' ? `expires ${timeLeft(link.expires_at - now)}` : state,
     uses: link.max_uses === null ? `${link.uses} used` : `${link.uses} of ${link.max_uses} used`,
+    only: invitee(link.for_user),
   }
+}
+
+/** Whom a link is for, as the links dialog says it: `only ada@example.test`, `only the
+ * owner`, or null for a link anyone may use. */
+export function invitee (forUser: string | null): string | null {
+  if (forUser === null) return null
+  const at = forUser.indexOf(':')
+  const [kind, who] = at < 0 ? ['', forUser] : [forUser.slice(0, at), forUser.slice(at + 1)]
+  return kind === 'user' ? 'only the owner' : `only ${who}`
 }
 
 /** A join link from the server (which names its public URL) as a link on this page's

@@ -5,6 +5,7 @@
  * person left the lobby), each saying what happened and what to do next.
  */
 import { h, fill } from './dom.js'
+import { signInUrl } from '../net/account.js'
 
 export class Gate {
   readonly el: HTMLElement
@@ -37,6 +38,11 @@ export class Gate {
   /** The room is over for this page. */
   ended (title: string, message: string, again?: () => void): void {
     const actions = h('div', { class: 'row' }, h('a', { href: '/' }, 'Go to the start page'))
+    // An invitation for a signed-in person, or a seat that is someone's: offer the sign-in,
+    // which comes back to this very link.
+    if (/sign in/i.test(message)) {
+      actions.prepend(h('a', { class: 'button', href: signInUrl(`${location.pathname}${location.search}`), 'data-testid': 'sign-in' }, 'Sign in'))
+    }
     if (again) {
       const b = h('button', { type: 'button', 'data-action': 'ask-again' }, 'Ask to join again')
       b.addEventListener('click', again)

@@ -7,6 +7,7 @@ import { h, fill } from './dom.js'
 import { LANGUAGES, STARTERS } from '../editor/languages.js'
 import { recentSessions, rememberSession, storeName, storedName } from './identity.js'
 import { ROOM_ID, joinPathOf } from '../room/links.js'
+import { me, signInUrl, signOut, type Me } from '../net/account.js'
 
 export function renderHome (root: HTMLElement): void {
   const problem = h('p', { class: 'problem', role: 'alert' })
@@ -41,14 +42,44 @@ export function renderHome (root: HTMLElement): void {
     else location.assign(r.path)
   })
 
+  const account = h('div', { class: 'account', 'data-testid': 'account' })
+  void me().then(m => showAccount(account, m, create, name))
+
   const recent = recentSessions()
   fill(root, h('main', { class: 'home' },
-    h('header', { class: 'home-head' }, h('h1', {}, 'mesh'), h('p', {}, 'Edit code together: from this browser, VS Code or Neovim, in one room.')),
+    h('header', { class: 'home-head' }, h('h1', {}, 'mesh'), h('p', {}, 'Edit code together: from this browser, VS Code or Neovim, in one room.'), account),
     problem,
     h('div', { class: 'cards' }, create, join),
     recent.length > 0 && h('section', { class: 'card recent' },
       h('h2', {}, 'Recent sessions'),
       h('ul', {}, ...recent.map(r => h('li', {}, h('a', { href: r.openedPath }, r.name), ' ', h('small', {}, new Date(r.at).toLocaleString())))))))
+}
+
+/** Who is signed in, with Sign in or Sign out; with accounts on, starting a session needs
+ * sign-in and the name is the provider's (shown, not typed). */
+function showAccount (el: HTMLElement, m: Me, create: HTMLFormElement, name: HTMLInputElement): void {
+  if (!m.accounts) {
+    fill(el)
+    return
+  }
+  const nameLabel = name.closest('label')
+  if (m.user) {
+    const out = h('button', { type: 'button', class: 'small', 'data-testid': 'sign-out' }, 'Sign out')
+    out.addEventListener('click', () => { void signOut().then(() => location.reload()) })
+    fill(el, h('span', { 'data-testid': 'signed-in-as' }, 'Signed in as ', h('strong', {}, m.user.name),
+      h('span', { class: 'verified', title: 'Signed in: the name is verified' }, ' ✓'),
+      m.user.email ? h('small', {}, ` ${m.user.email}`) : null), ' ', out)
+    // The room shows the provider's name; the typed one would not be used.
+    name.required = false
+    name.value = m.user.name
+    if (nameLabel) nameLabel.hidden = true
+    return
+  }
+  fill(el, h('span', {}, 'Not signed in. '),
+    h('a', { class: 'button', href: signInUrl(location.pathname), 'data-testid': 'sign-in' }, 'Sign in'))
+  const start = create.querySelector('button[type=submit]')
+  if (start instanceof HTMLButtonElement) start.disabled = true
+  create.append(h('p', { class: 'note' }, 'This server has accounts: sign in to start a session. Join links work without signing in.'))
 }
 
 async function startSession (name: string, language: string, approval: boolean): Promise<void> {

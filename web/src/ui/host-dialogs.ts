@@ -8,6 +8,7 @@ import type { MeshProvider } from '../net/provider.js'
 import type { AuditEntry, ClientMessage, LinkInfo, Role } from '../net/messages.js'
 import { LINK_EXPIRIES, auditLine, linkOnOrigin, linkSummary, parseMaxUses } from '../room/host-admin.js'
 import { h, fill } from './dom.js'
+import { me } from '../net/account.js'
 
 /** How many audit entries the audit view asks for: a screenful's scroll, not the whole trail. */
 const AUDIT_LIMIT = 200
@@ -74,8 +75,12 @@ export class HostDialogs {
       ...LINK_EXPIRIES.map(e => h('option', { value: e.secs }, e.label)))
     expiry.value = String(LINK_EXPIRIES[1].secs)
     const uses = h('input', { name: 'uses', inputmode: 'numeric', placeholder: 'no limit', size: 8, 'data-testid': 'link-uses' })
+    // With accounts on, a link may be an invitation for one signed-in person.
+    const only = h('input', { name: 'for_user', placeholder: 'anyone with the link', maxlength: 254, size: 22, 'data-testid': 'link-for' })
+    const onlyLabel = h('label', { hidden: true, title: 'An email or the sign-in subject: only that person, signed in, can use the link' }, 'Only for', only)
+    void me().then(m => { onlyLabel.hidden = !m.accounts })
     const form = h('form', { class: 'link-form', 'data-testid': 'create-link' },
-      h('label', {}, 'Who', role), h('label', {}, 'Works for', expiry), h('label', {}, 'People (uses)', uses),
+      h('label', {}, 'Who', role), h('label', {}, 'Works for', expiry), h('label', {}, 'People (uses)', uses), onlyLabel,
       h('button', { type: 'submit' }, 'Create link'))
     form.addEventListener('submit', (e) => {
       e.preventDefault()
@@ -84,8 +89,10 @@ export class HostDialogs {
       if (!max.ok) { fill(this.linksProblem, max.reason); return }
       const msg: ClientMessage = { type: 'create_link', role: role.value as Role, expires_in_secs: Number(expiry.value) }
       if (max.value !== undefined) msg.max_uses = max.value
+      if (only.value.trim()) msg.for_user = only.value.trim()
       this.createdBy = this.send(msg, 'creating the link')
       uses.value = ''
+      only.value = ''
     })
     return form
   }
@@ -110,7 +117,8 @@ export class HostDialogs {
         row.append(revoke)
       }
       return h('li', { 'data-link': link.id, 'data-state': s.state, class: link.id === this.fresh ? 'fresh' : '' },
-        h('div', { class: 'link-meta' }, h('span', { class: `badge ${link.role}` }, link.role), h('span', {}, s.expires), h('span', {}, s.uses)),
+        h('div', { class: 'link-meta' }, h('span', { class: `badge ${link.role}` }, link.role), h('span', {}, s.expires), h('span', {}, s.uses),
+          s.only !== null && h('span', { class: 'link-only', 'data-testid': 'link-only' }, s.only)),
         row)
     }))
     if (this.links.length === 0) fill(this.linksList, h('li', { class: 'empty' }, 'No links yet.'))

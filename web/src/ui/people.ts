@@ -25,7 +25,7 @@ export class PeoplePanel {
   ) {
     this.list = h('ul', { class: 'people', 'data-testid': 'people' })
     this.note = h('p', { class: 'unverified-note', 'data-testid': 'unverified-note', hidden: true },
-      'Names are not verified: each person typed their own.')
+      'Names without ✓ are not verified: each such person typed their own.')
     this.el = h('section', { class: 'panel' }, h('h2', {}, 'People'), this.list, this.note)
     provider.on('participants', () => this.render())
     provider.on('role', () => this.render())

@@ -13,6 +13,7 @@ import { KeptReplica } from '../net/persistence.js'
 import type { Role } from '../net/messages.js'
 import { h, fill } from './dom.js'
 import { myColor, rememberSession, recentSessions, storeName, storedName } from './identity.js'
+import { me, signInUrl } from '../net/account.js'
 import { Workspace } from './workspace.js'
 import { ChatPanel } from './chat.js'
 import { Dock } from './dock.js'
@@ -53,20 +54,32 @@ export function renderRoom (root: HTMLElement, roomId: string): void {
       h('p', {}, h('a', { href: '/' }, 'Start or join another session'))))
     return
   }
-  const name = storedName()
-  if (!name) {
-    askName(root, () => { void openRoom(root, roomId, credentials, storedName() ?? 'anonymous') })
-    return
-  }
-  void openRoom(root, roomId, credentials, name)
+  void me().then(m => {
+    // Signed in: the room shows the provider's name, so there is none to ask for.
+    if (m.user) {
+      void openRoom(root, roomId, credentials, m.user.name)
+      return
+    }
+    const name = storedName()
+    if (!name) {
+      askName(root, m.accounts, () => { void openRoom(root, roomId, credentials, storedName() ?? 'anonymous') })
+      return
+    }
+    void openRoom(root, roomId, credentials, name)
+  })
 }
 
-function askName (root: HTMLElement, then: () => void): void {
+function askName (root: HTMLElement, accounts: boolean, then: () => void): void {
   const input = h('input', { name: 'name', required: true, maxlength: 64, placeholder: 'Ada', autocomplete: 'nickname' })
   const form = h('form', { class: 'card', 'data-testid': 'name-gate' },
     h('h2', {}, 'Join the session'),
     h('label', {}, 'Your name, as the others will see it', input),
-    h('button', { type: 'submit' }, 'Join'))
+    h('button', { type: 'submit' }, 'Join'),
+    // With accounts on, signing in shows a verified name instead (and opens invitations
+    // made for you); it comes back to this link, whose token this tab keeps.
+    accounts && h('p', { class: 'note' }, 'Or ',
+      h('a', { href: signInUrl(`${location.pathname}${location.search}`), 'data-testid': 'sign-in' }, 'sign in'),
+      ' to join under your verified name.'))
   form.addEventListener('submit', (e) => {
     e.preventDefault()
     if (!input.value.trim()) return

@@ -2,7 +2,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import type { LinkInfo, Participant } from '../../src/net/messages.js'
 import { approvalText, followersOf, roleChangeText, seatActions } from '../../src/room/host.js'
-import { auditLine, linkOnOrigin, linkSummary, parseMaxUses, timeLeft } from '../../src/room/host-admin.js'
+import { auditLine, invitee, linkOnOrigin, linkSummary, parseMaxUses, timeLeft } from '../../src/room/host-admin.js'
 
 const person = (over: Partial<Participant>): Participant => ({ conn_id: 2, seat: 's2', verified: false, name: 'Bo', color: '#000000', role: 'writer', client: 'browser', companion: false, ...over })
 
@@ -23,13 +23,16 @@ test('a role change says to the person what it means for them, and to others who
   assert.equal(approvalText(true, 'Ada', 'Bo'), 'Ada turned approval on: new people wait until the host lets them in.')
 })
 
-const link = (over: Partial<LinkInfo>): LinkInfo => ({ id: 'l1', role: 'reader', url: 'https://mesh.example/join/0123456789abcdef0123456789abcdef?token=t', created_at: 0, expires_at: 10 * 86_400_000, max_uses: null, uses: 0, revoked: false, ...over })
+const link = (over: Partial<LinkInfo>): LinkInfo => ({ id: 'l1', role: 'reader', url: 'https://mesh.example/join/0123456789abcdef0123456789abcdef?token=t', created_at: 0, expires_at: 10 * 86_400_000, max_uses: null, uses: 0, revoked: false, for_user: null, ...over })
 
 test('a link reads as usable with its expiry and uses, or says why it no longer works', () => {
-  assert.deepEqual(linkSummary(link({}), 0), { state: 'active', expires: 'expires in 10 days', uses: '0 used' })
+  assert.deepEqual(linkSummary(link({}), 0), { state: 'active', expires: 'expires in 10 days', uses: '0 used', only: null })
   assert.equal(linkSummary(link({ revoked: true }), 0).expires, 'revoked')
   assert.equal(linkSummary(link({ expires_at: 5 }), 5).state, 'expired')
-  assert.deepEqual(linkSummary(link({ max_uses: 2, uses: 2 }), 0), { state: 'used up', expires: 'used up', uses: '2 of 2 used' })
+  assert.deepEqual(linkSummary(link({ max_uses: 2, uses: 2 }), 0), { state: 'used up', expires: 'used up', uses: '2 of 2 used', only: null })
+  assert.equal(linkSummary(link({ for_user: 'email:ada@example.test' }), 0).only, 'only ada@example.test')
+  assert.equal(invitee('sub:ada'), 'only ada')
+  assert.equal(invitee('user:u1'), 'only the owner')
   assert.equal(timeLeft(3 * 3_600_000), 'in 3 h')
   assert.equal(timeLeft(10_000), 'in 1 min')
 })

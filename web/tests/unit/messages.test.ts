@@ -40,8 +40,10 @@ test('host messages are read as decision 011 names them', () => {
     { type: 'join_request', seat: 's3', name: 'bo', client: 'browser' })
   assert.deepEqual(parseServerMessage({ type: 'join_request_closed', seat: 's3', admitted: false, by: 'timeout' }),
     { type: 'join_request_closed', seat: 's3', admitted: false, by: 'timeout', responding_to: undefined })
-  const link = { id: 'l1', role: 'reader', url: 'http://x/join/r?token=t', created_at: 1, expires_at: 2, max_uses: null, uses: 0, revoked: false }
+  const link = { id: 'l1', role: 'reader', url: 'http://x/join/r?token=t', created_at: 1, expires_at: 2, max_uses: null, uses: 0, revoked: false, for_user: null }
   assert.deepEqual(parseServerMessage({ type: 'links', links: [link] }), { type: 'links', links: [link], responding_to: undefined })
+  const invitation = { ...link, for_user: 'email:ada@example.test' }
+  assert.deepEqual(parseServerMessage({ type: 'links', links: [invitation] }), { type: 'links', links: [invitation], responding_to: undefined })
   const entry = { ts: 5, kind: 'role_changed', actor: 'ada [s1]', subject: 's2', detail: 'writer' }
   assert.deepEqual(parseServerMessage({ type: 'audit_log', entries: [entry] }), { type: 'audit_log', entries: [entry], responding_to: undefined })
 })

@@ -13,6 +13,7 @@ use mesh_protocol::{ClientMessage, ErrorCode, Request, ServerMessage, PROTOCOL_V
 use yrs::sync::Message;
 
 use super::{clean_name, ConnId, Effects, RoomCore, Target};
+use crate::accounts::identity::{Invitee, Verified};
 use crate::auth::Grant;
 use crate::room::access::{actor_name, Access, Caller, Refusal, Tokens};
 use crate::store::{AccessChange, AccessState};
@@ -32,6 +33,8 @@ pub(super) struct Waiting {
     seat: String,
     /// The link it came through.
     link: String,
+    /// The signed-in user waiting, if any.
+    user: Option<crate::accounts::identity::Verified>,
     /// When it started waiting.
     since: u64,
     name: String,
@@ -86,6 +89,8 @@ pub enum HostOp {
         expires_in_secs: Option<u64>,
         /// How many seats it may create.
         max_uses: Option<u32>,
+        /// The one signed-in user it is for (email or subject), if any.
+        for_user: Option<String>,
     },
     /// The room's links.
     ListLinks,
@@ -116,10 +121,12 @@ impl HostOp {
                 role,
                 expires_in_secs,
                 max_uses,
+                for_user,
             } => HostOp::CreateLink {
                 role,
                 expires_in_secs,
                 max_uses,
+                for_user,
             },
             ClientMessage::ListLinks => HostOp::ListLinks,
             ClientMessage::RevokeLink { link } => HostOp::RevokeLink { id: link },
@@ -161,18 +168,19 @@ impl RoomCore {
             .access
             .create_link_record(role, u64::MAX, None, now_ms, "test".into())
             .expect("a room for tests has room for links");
-        self.join(id, &Grant::Link(link.id), now_ms)
+        self.join(id, &Grant::Link(link.id), None, now_ms)
             .expect("a fresh link gets in")
     }
 
-    /// Whether `grant` would get in now (the check before a socket is upgraded).
-    pub fn check(&self, grant: &Grant, now_ms: u64) -> Result<(), Refusal> {
-        self.access.check(grant, now_ms)
+    /// Whether `grant`, shown by `user`, would get in now (the check before a socket is
+    /// upgraded).
+    pub fn check(&self, grant: &Grant, user: Option<&Verified>, now_ms: u64) -> Result<(), Refusal> {
+        self.access.check(grant, user, now_ms)
     }
 
-    /// Who a REST call's token is, with its role now.
-    pub fn rest_caller(&self, grant: &Grant, now_ms: u64) -> Result<Caller, Refusal> {
-        self.access.rest_caller(grant, now_ms)
+    /// Who a REST call's token (and signed-in user) is, with its role now.
+    pub fn rest_caller(&self, grant: &Grant, user: Option<&Verified>, now_ms: u64) -> Result<Caller, Refusal> {
+        self.access.rest_caller(grant, user, now_ms)
     }
 
     /// Records that `conn` (0: a REST call) started a run or debug session of `path`.
@@ -206,7 +214,14 @@ impl RoomCore {
     }
 
     /// A connection goes to the lobby.
-    pub(super) fn wait(&mut self, id: ConnId, seat: String, link: String, now_ms: u64) -> Result<Effects, Refusal> {
+    pub(super) fn wait(
+        &mut self,
+        id: ConnId,
+        seat: String,
+        link: String,
+        user: Option<Verified>,
+        now_ms: u64,
+    ) -> Result<Effects, Refusal> {
         let max = self.limits.max_lobby;
         if self.waiting.len() >= max {
             return Err(Refusal {
@@ -222,7 +237,8 @@ impl RoomCore {
                 seat,
                 link,
                 since: now_ms,
-                name: "anonymous".into(),
+                name: user.as_ref().map_or_else(|| "anonymous".into(), |u| u.name.clone()),
+                user,
                 client: "yjs".into(),
                 mesh: false,
                 hello: None,
@@ -262,7 +278,9 @@ impl RoomCore {
                     fx.close.push((id, ErrorCode::UnsupportedVersion, message));
                     return;
                 }
-                w.name = clean_name(&name);
+                if w.user.is_none() {
+                    w.name = clean_name(&name);
+                }
                 w.client = client.map(|c| clean_name(&c)).unwrap_or_else(|| "mesh".into());
                 // Kept exactly as sent (colour, client id, companion) for when it is let in.
                 w.hello = Some(frame);
@@ -487,9 +505,10 @@ impl RoomCore {
                 }
                 let id = self.waiting_conn(&seat)?;
                 let link = self.waiting[&id].link.clone();
+                let user = self.waiting[&id].user.as_ref().map(|u| u.id.clone());
                 let conns = &self.conns;
                 let live = |s: &str| conns.values().any(|c| c.participant.seat == s);
-                if let Err(refusal) = self.access.admit(&link, seat.clone(), now_ms, live) {
+                if let Err(refusal) = self.access.admit(&link, seat.clone(), user.as_deref(), now_ms, live) {
                     self.turn_away(id, refusal.code, refusal.message.clone(), &by, None, None, fx);
                     return Err(refusal);
                 }
@@ -537,11 +556,31 @@ impl RoomCore {
                 role,
                 expires_in_secs,
                 max_uses,
+                for_user,
             } => {
                 let default_ms = self.tokens.default_link_ms();
-                let link = self
-                    .access
-                    .create_link(caller, role, expires_in_secs, max_uses, now_ms, default_ms)?;
+                let invitee = match for_user {
+                    None => None,
+                    Some(_) if !self.limits.accounts => {
+                        return Err(Refusal {
+                            code: ErrorCode::BadRequest,
+                            message: "this server has no accounts (sign-in is off), so a link cannot name a user: \
+                                      make an ordinary link, or ask the operator to configure --oidc-issuer"
+                                .into(),
+                        })
+                    }
+                    Some(text) => Some(Invitee::parse_request(&text).map_err(|message| Refusal {
+                        code: ErrorCode::BadRequest,
+                        message,
+                    })?),
+                };
+                let request = crate::room::access::NewLink {
+                    role,
+                    expires_in_secs,
+                    max_uses,
+                    for_user: invitee,
+                };
+                let link = self.access.create_link(caller, request, now_ms, default_ms)?;
                 self.access.record(
                     now_ms,
                     AuditKind::LinkCreated,
@@ -634,7 +673,7 @@ impl RoomCore {
         fx: &mut Effects,
     ) {
         let w = self.waiting.remove(&id).expect("checked by the caller");
-        let entered = self.enter(id, &w.seat, now_ms);
+        let entered = self.enter(id, &w.seat, w.user, now_ms);
         fx.absorb(entered);
         for frame in w.hello.into_iter().chain(w.frames).chain(w.awareness) {
             let handled = self.handle(id, frame, now_ms);
