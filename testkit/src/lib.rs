@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client;
 pub mod lsp;
 pub mod net;
+pub mod provider;
 pub mod server;
 pub mod soak;
 pub mod tls;
