@@ -10,6 +10,7 @@ use crate::rng::fnv1a;
 pub mod dap;
 pub mod lsp;
 pub mod mesh_json;
+pub mod provider_stream;
 pub mod rest;
 pub mod room;
 pub mod runner_control;
@@ -94,6 +95,7 @@ pub fn all() -> &'static [&'static Target] {
         &lsp::TARGET,
         &rest::TARGET,
         &runner_control::TARGET,
+        &provider_stream::TARGET,
         &room::CONVERGENCE,
     ]
 }
