@@ -2,6 +2,8 @@
 //! run's output and exit code, and the recent conversation, put into chat-completion
 //! messages.
 
+use crate::desk::Mode;
+use crate::edits::WRITE_INSTRUCTIONS;
 use crate::provider::ChatMessage;
 
 /// How many characters of file text go to the model at most: about 12k tokens, which fits
@@ -73,7 +75,7 @@ fn tail(text: &str, max_chars: usize) -> &str {
 }
 
 /// The messages for the provider.
-pub fn build(ctx: &Context, asker: &str, prompt: &str) -> Vec<ChatMessage> {
+pub fn build(ctx: &Context, asker: &str, prompt: &str, mode: Mode) -> Vec<ChatMessage> {
     let mut room = String::new();
     let mut budget = MAX_FILE_CHARS;
     let mut left_out = Vec::new();
@@ -107,7 +109,10 @@ pub fn build(ctx: &Context, asker: &str, prompt: &str) -> Vec<ChatMessage> {
     vec![
         ChatMessage {
             role: "system",
-            content: format!("{SYSTEM}\n\n{room}"),
+            content: match mode {
+                Mode::Explain => format!("{SYSTEM}\n\n{room}"),
+                Mode::Write => format!("{SYSTEM}\n{WRITE_INSTRUCTIONS}\n\n{room}"),
+            },
         },
         ChatMessage {
             role: "user",
@@ -147,7 +152,7 @@ mod tests {
             files: vec![("small.py".into(), "print(1)".into()), ("big.py".into(), big)],
             ..Context::default()
         };
-        let msgs = build(&ctx, "ada", "small.py?");
+        let msgs = build(&ctx, "ada", "small.py?", Mode::Explain);
         assert!(msgs[0].content.contains("=== file small.py ===\nprint(1)"));
         assert!(msgs[0].content.contains("files left out for size: big.py"));
         assert!(msgs[0].content.chars().count() < MAX_FILE_CHARS + 2000);
@@ -165,7 +170,7 @@ mod tests {
             }),
             ..Context::default()
         };
-        let sys = &build(&ctx, "ada", "fix it")[0].content;
+        let sys = &build(&ctx, "ada", "fix it", Mode::Write)[0].content;
         assert!(sys.contains("last run of main.py (exit code 3)"));
         assert!(sys.contains("THE END"));
         assert!(sys.len() < MAX_RUN_OUTPUT_CHARS + 2000);
@@ -177,7 +182,7 @@ mod tests {
             chat: (0..50).map(|i| ("bea".to_string(), format!("m{i}"))).collect(),
             ..Context::default()
         };
-        let msgs = build(&ctx, "ada", "q");
+        let msgs = build(&ctx, "ada", "q", Mode::Explain);
         assert!(msgs[0].content.contains("bea: m49"));
         assert!(!msgs[0].content.contains("bea: m29\n"));
         assert_eq!(msgs[1].content, "ada asks: q");

@@ -22,6 +22,9 @@ pub const MAX_PROMPT_CHARS: usize = 2000;
 pub enum Mode {
     /// An answer in chat; the room's files are not touched. The only mode readers get.
     Explain,
+    /// The change streams into the room's files as the model writes it, the ghost's cursor
+    /// where it types; one `@ghost undo` removes all of it. Writers only.
+    Write,
 }
 
 /// A parsed chat command.
@@ -36,6 +39,8 @@ pub enum Command {
     },
     /// Stop a request (the newest going one when no number is given).
     Cancel(Option<u64>),
+    /// Undo the ghost's newest change that is not undone yet.
+    Undo,
 }
 
 /// Reads a chat message: `None` when it is not addressed to the ghost.
@@ -60,6 +65,15 @@ pub fn parse(text: &str) -> Option<Command> {
             prompt: truncate(tail.trim()),
             mode: Mode::Explain,
         }),
+        "write" | "fix" => Some(Command::Ask {
+            prompt: truncate(if word.eq_ignore_ascii_case("fix") {
+                rest
+            } else {
+                tail.trim()
+            }),
+            mode: Mode::Write,
+        }),
+        "undo" => Some(Command::Undo),
         _ => Some(Command::Ask {
             prompt: truncate(rest),
             mode: Mode::Explain,
@@ -100,6 +114,11 @@ pub enum Action {
     },
     /// Stop request `id`.
     Cancel(u64),
+    /// Undo the ghost's newest change (asked by `by`).
+    Undo {
+        /// Who asked for the undo.
+        by: String,
+    },
 }
 
 #[derive(Debug)]
@@ -111,6 +130,8 @@ struct Going {
 #[derive(Debug)]
 pub struct Desk {
     limits: Limits,
+    /// The ghost's own role in the room: it cannot write with a read link.
+    own_role: Role,
     next_id: u64,
     going: Vec<Going>,
     window_start_ms: u64,
@@ -122,11 +143,17 @@ impl Desk {
     pub fn new(limits: Limits) -> Desk {
         Desk {
             limits,
+            own_role: Role::Reader,
             next_id: 1,
             going: Vec::new(),
             window_start_ms: 0,
             in_window: 0,
         }
+    }
+
+    /// The ghost's own role (from `welcome` and `role_changed`).
+    pub fn set_own_role(&mut self, role: Role) {
+        self.own_role = role;
     }
 
     /// Requests going now.
@@ -144,6 +171,21 @@ impl Desk {
         };
         match command {
             Command::Cancel(which) => self.cancel(asker, role, which),
+            Command::Undo if !role.can_write() => vec![Action::Say(format!(
+                "{}: only writers can undo the ghost's changes (you are a reader).",
+                asker.name
+            ))],
+            Command::Undo => vec![Action::Undo {
+                by: asker.name.clone(),
+            }],
+            Command::Ask { mode: Mode::Write, .. } if !role.can_write() => vec![Action::Say(format!(
+                "{}: readers can ask for explanations only (\"@ghost explain ...\"); ask the host for write access to have the ghost change files.",
+                asker.name
+            ))],
+            Command::Ask { mode: Mode::Write, .. } if !self.own_role.can_write() => vec![Action::Say(format!(
+                "{}: the ghost joined with a read link, so it can only explain; restart it with a writer link to let it change files.",
+                asker.name
+            ))],
             Command::Ask { prompt, mode } => self.ask(asker, prompt, mode, now_ms),
         }
     }
@@ -258,6 +300,29 @@ mod tests {
         );
         assert_eq!(parse("@ghost cancel #3"), Some(Command::Cancel(Some(3))));
         assert_eq!(parse("@ghost stop"), Some(Command::Cancel(None)));
+    }
+
+    #[test]
+    fn a_reader_cannot_make_it_write_or_undo() {
+        let mut desk = Desk::new(Limits::default());
+        desk.set_own_role(Role::Writer);
+        let a = desk.on_chat(&who("rob", Role::Reader), "@ghost write fix f", 0);
+        assert!(matches!(&a[..], [Action::Say(s)] if s.contains("readers can ask for explanations only")));
+        let a = desk.on_chat(&who("rob", Role::Reader), "@ghost undo", 0);
+        assert!(matches!(&a[..], [Action::Say(s)] if s.contains("only writers can undo")));
+        assert_eq!(desk.going(), 0);
+        let a = desk.on_chat(&who("ada", Role::Writer), "@ghost undo", 0);
+        assert_eq!(a, vec![Action::Undo { by: "ada".into() }]);
+    }
+
+    #[test]
+    fn a_ghost_with_a_read_link_only_explains() {
+        let mut desk = Desk::new(Limits::default());
+        let a = desk.on_chat(&who("ada", Role::Writer), "@ghost write fix f", 0);
+        assert!(matches!(&a[..], [Action::Say(s)] if s.contains("writer link")));
+        desk.set_own_role(Role::Writer);
+        let a = desk.on_chat(&who("ada", Role::Writer), "@ghost fix f", 0);
+        assert!(matches!(&a[1], Action::Start { mode: Mode::Write, prompt, .. } if prompt == "fix f"));
     }
 
     #[test]

@@ -11,9 +11,11 @@ use tokio::sync::{mpsc, watch};
 
 use crate::config::{Limits, ProviderConfig, Secret};
 use crate::context::{self, Context, LastRun, MAX_CHAT_MESSAGES, MAX_RUN_OUTPUT_CHARS};
-use crate::desk::{Action, Asker, Desk};
+use crate::desk::{Action, Asker, Desk, Mode};
+use crate::edits::{Edit, EditReader};
 use crate::provider::{self, ProviderError};
-use crate::room::{ChatSender, Room, RoomEvent};
+use crate::room::{Room, RoomEvent};
+use crate::typist::Typist;
 
 /// The colour the ghost shows itself in: a violet no default participant colour uses.
 pub const COLOR: &str = "#9b59b6";
@@ -43,6 +45,7 @@ struct Member {
 #[derive(Default)]
 struct Seen {
     me: Option<u64>,
+    my_seat: String,
     members: HashMap<u64, Member>,
     chat: VecDeque<(String, String)>,
     last_run: Option<(String, LastRun)>,
@@ -75,14 +78,33 @@ fn scrub(text: &str, key: Option<&Secret>) -> String {
     }
 }
 
+/// What an answer's task tells the loop, in order.
+enum TaskEvent {
+    /// An edit read from a write-mode answer.
+    Edit(u64, Edit),
+    /// The answer ended: its text, or why it failed.
+    Done(u64, Result<String, String>),
+}
+
+/// A request being answered.
+struct Job {
+    mode: Mode,
+    asker: String,
+    cancel: watch::Sender<bool>,
+}
+
 /// Runs the ghost in a connected room until the connection ends; returns why it ended.
-pub async fn run(room: Room, mut events: mpsc::Receiver<RoomEvent>, settings: Settings) -> String {
+pub async fn run(mut room: Room, mut events: mpsc::Receiver<RoomEvent>, settings: Settings) -> String {
     let http = provider::http_client();
     let chat = room.sender();
     let mut desk = Desk::new(settings.limits.clone());
     let mut seen = Seen::default();
-    let mut cancels: HashMap<u64, watch::Sender<bool>> = HashMap::new();
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<u64>();
+    let mut typist = Typist::new(&room.doc);
+    let mut jobs: HashMap<u64, Job> = HashMap::new();
+    // The requests whose changes are in the undo stack, newest last.
+    let mut changes: Vec<(u64, String)> = Vec::new();
+    let (task_tx, mut task_rx) = mpsc::unbounded_channel::<TaskEvent>();
+    let key = settings.provider.key.clone();
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -95,26 +117,38 @@ pub async fn run(room: Room, mut events: mpsc::Receiver<RoomEvent>, settings: Se
                     match action {
                         Action::Say(text) => chat.say(&text),
                         Action::Cancel(id) => {
-                            if let Some(tx) = cancels.remove(&id) {
-                                let _ = tx.send(true);
+                            if let Some(job) = jobs.remove(&id) {
+                                let _ = job.cancel.send(true);
+                                if job.mode == Mode::Write {
+                                    typist.discard();
+                                    room.set_cursor(None);
+                                }
                             }
                         }
-                        Action::Start { id, prompt, mode: _, asker } => {
+                        Action::Undo { by } => match changes.pop() {
+                            Some((id, asker)) if typist.undo() => {
+                                chat.say(&format!("Undid the change of request #{id} (asked by {asker}), at {by}'s request."));
+                            }
+                            _ => chat.say(&format!("{by}: the ghost has no change left to undo.")),
+                        },
+                        Action::Start { id, prompt, mode, asker } => {
                             let ctx = Context {
                                 files: room.files(),
                                 chat: seen.chat.iter().cloned().collect(),
                                 last_run: seen.last_run.as_ref().map(|(_, r)| r.clone()),
                             };
-                            let messages = context::build(&ctx, &asker, &prompt);
+                            let messages = context::build(&ctx, &asker, &prompt, mode);
                             let (cancel_tx, cancel_rx) = watch::channel(false);
-                            cancels.insert(id, cancel_tx);
+                            if mode == Mode::Write {
+                                typist.start();
+                            }
+                            jobs.insert(id, Job { mode, asker, cancel: cancel_tx });
                             tokio::spawn(answer(AnswerJob {
                                 http: http.clone(),
                                 settings: settings.clone(),
-                                chat: chat.clone(),
-                                done: done_tx.clone(),
+                                events: task_tx.clone(),
                                 id,
-                                asker,
+                                mode,
                                 messages,
                                 cancel: cancel_rx,
                             }));
@@ -122,10 +156,58 @@ pub async fn run(room: Room, mut events: mpsc::Receiver<RoomEvent>, settings: Se
                     }
                 }
             }
-            Some(id) = done_rx.recv() => {
-                desk.finished(id);
-                cancels.remove(&id);
-            }
+            Some(event) = task_rx.recv() => match event {
+                TaskEvent::Edit(id, edit) => {
+                    if !jobs.contains_key(&id) {
+                        continue;
+                    }
+                    match typist.apply(edit) {
+                        Ok(Some((path, offset))) => room.set_cursor(Some((&path, offset))),
+                        Ok(None) => {}
+                        Err(e) => {
+                            let job = jobs.remove(&id).expect("checked above");
+                            let _ = job.cancel.send(true);
+                            typist.discard();
+                            room.set_cursor(None);
+                            desk.finished(id);
+                            chat.say(&format!("Request #{id} from {} failed: {e}; nothing was changed.", job.asker));
+                        }
+                    }
+                }
+                TaskEvent::Done(id, result) => {
+                    desk.finished(id);
+                    let Some(job) = jobs.remove(&id) else { continue };
+                    let said = match (job.mode, result) {
+                        (Mode::Explain, Ok(text)) if text.trim().is_empty() => {
+                            format!("Request #{id} from {}: the model gave an empty answer.", job.asker)
+                        }
+                        (Mode::Explain, Ok(text)) => format!("Request #{id} from {}:\n{}", job.asker, text.trim()),
+                        (Mode::Write, Ok(_)) => {
+                            room.set_cursor(None);
+                            if typist.finish() {
+                                changes.push((id, job.asker.clone()));
+                                format!("Request #{id} from {}: done; \"@ghost undo\" removes the whole change.", job.asker)
+                            } else {
+                                format!("Request #{id} from {}: the model proposed no change.", job.asker)
+                            }
+                        }
+                        (mode, Err(e)) => {
+                            if mode == Mode::Write {
+                                typist.discard();
+                                room.set_cursor(None);
+                                format!("Request #{id} from {} failed: {e}; nothing was changed.", job.asker)
+                            } else {
+                                format!("Request #{id} from {} failed: {e}", job.asker)
+                            }
+                        }
+                    };
+                    let said = scrub(&said, key.as_ref());
+                    if said.contains(" failed: ") {
+                        tracing::warn!("{said}");
+                    }
+                    chat.say(&said);
+                }
+            },
         }
     }
 }
@@ -133,8 +215,14 @@ pub async fn run(room: Room, mut events: mpsc::Receiver<RoomEvent>, settings: Se
 fn on_message(seen: &mut Seen, desk: &mut Desk, msg: ServerMessage) -> Vec<Action> {
     match msg {
         ServerMessage::Welcome {
-            conn_id, participants, ..
+            conn_id,
+            participants,
+            role,
+            seat,
+            ..
         } => {
+            desk.set_own_role(role);
+            seen.my_seat = seat.id;
             seen.me = Some(conn_id);
             seen.members.clear();
             participants.iter().for_each(|p| seen.add(p));
@@ -148,6 +236,9 @@ fn on_message(seen: &mut Seen, desk: &mut Desk, msg: ServerMessage) -> Vec<Actio
             seen.members.remove(&conn_id);
         }
         ServerMessage::RoleChanged { seat, role, .. } => {
+            if seat == seen.my_seat {
+                desk.set_own_role(role);
+            }
             for m in seen.members.values_mut().filter(|m| m.seat == seat) {
                 m.role = role;
             }
@@ -220,42 +311,46 @@ fn on_message(seen: &mut Seen, desk: &mut Desk, msg: ServerMessage) -> Vec<Actio
 struct AnswerJob {
     http: reqwest::Client,
     settings: Settings,
-    chat: ChatSender,
-    done: mpsc::UnboundedSender<u64>,
+    events: mpsc::UnboundedSender<TaskEvent>,
     id: u64,
-    asker: String,
+    mode: Mode,
     messages: Vec<provider::ChatMessage>,
     cancel: watch::Receiver<bool>,
 }
 
 async fn answer(job: AnswerJob) {
     let mut text = String::new();
+    let mut reader = EditReader::new();
+    let mut bad_edit: Option<String> = None;
+    let (id, events) = (job.id, job.events.clone());
     let result = provider::stream_chat(
         &job.http,
         &job.settings.provider,
         &job.settings.limits,
         &job.messages,
         job.cancel,
-        |piece| text.push_str(piece),
+        |piece| {
+            text.push_str(piece);
+            if job.mode == Mode::Write && bad_edit.is_none() {
+                match reader.feed(piece) {
+                    Ok(edits) => edits.into_iter().for_each(|e| {
+                        let _ = events.send(TaskEvent::Edit(id, e));
+                    }),
+                    Err(e) => bad_edit = Some(e.to_string()),
+                }
+            }
+        },
     )
     .await;
-    let key = job.settings.provider.key.as_ref();
-    match result {
-        Ok(()) if text.trim().is_empty() => job.chat.say(&format!(
-            "Request #{} from {}: the model gave an empty answer.",
-            job.id, job.asker
-        )),
-        Ok(()) => job.chat.say(&scrub(
-            &format!("Request #{} from {}:\n{}", job.id, job.asker, text.trim()),
-            key,
-        )),
+    let outcome = match result {
+        Ok(()) => match (bad_edit, reader.finish()) {
+            (Some(e), _) => Err(e),
+            (None, Err(e)) if job.mode == Mode::Write => Err(e.to_string()),
+            _ => Ok(text),
+        },
         // Whoever cancelled was already told in chat by the loop.
-        Err(ProviderError::Cancelled) => {}
-        Err(e) => {
-            let said = scrub(&format!("Request #{} from {} failed: {e}", job.id, job.asker), key);
-            tracing::warn!("{said}");
-            job.chat.say(&said);
-        }
-    }
-    let _ = job.done.send(job.id);
+        Err(ProviderError::Cancelled) => return,
+        Err(e) => Err(e.to_string()),
+    };
+    let _ = job.events.send(TaskEvent::Done(job.id, outcome));
 }

@@ -9,7 +9,9 @@
 pub mod config;
 pub mod context;
 pub mod desk;
+pub mod edits;
 pub mod ghost;
 pub mod provider;
 pub mod room;
 pub mod sse;
+pub mod typist;

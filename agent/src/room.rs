@@ -73,10 +73,17 @@ pub fn parse_link(link: &str) -> anyhow::Result<Target> {
     })
 }
 
+/// The origin of transactions that apply the server's updates: they are not sent back.
+const REMOTE: &str = "remote";
+
 /// A connected room.
 pub struct Room {
-    /// The ghost's replica of the room's document.
+    /// The ghost's replica of the room's document. Every local transaction on it is sent to
+    /// the server as an update (the server checks the ghost's role like anyone's).
     pub doc: Doc,
+    awareness: Awareness,
+    name: String,
+    color: String,
     out: mpsc::UnboundedSender<WsMessage>,
 }
 
@@ -105,6 +112,14 @@ impl Room {
         let mut awareness = Awareness::new(doc.clone());
         let (out, mut out_rx) = mpsc::unbounded_channel::<WsMessage>();
         let (events, events_rx) = mpsc::channel(INBOX);
+        let tx = out.clone();
+        doc.observe_update_v1("mesh-ghost-send", move |txn, e| {
+            if txn.origin() != Some(&yrs::Origin::from(REMOTE)) {
+                let frame = encode_yjs(&Message::Sync(SyncMessage::Update(e.update.clone())));
+                let _ = tx.send(WsMessage::Binary(frame.into()));
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("cannot watch the replica: {e:?}"))?;
 
         let hello = ClientMessage::Hello {
             version: PROTOCOL_VERSION,
@@ -154,12 +169,37 @@ impl Room {
             };
             let _ = events.send(RoomEvent::Closed(why)).await;
         });
-        Ok((Room { doc, out }, events_rx))
+        Ok((
+            Room {
+                doc,
+                awareness,
+                name: name.into(),
+                color: color.into(),
+                out,
+            },
+            events_rx,
+        ))
     }
 
     /// Sends a mesh message.
     pub fn send(&self, msg: &ClientMessage) {
         let _ = self.out.send(WsMessage::Binary(encode_mesh(msg).into()));
+    }
+
+    /// Publishes where the ghost's cursor is (`None`: no cursor), in mesh's awareness shape.
+    pub fn set_cursor(&mut self, at: Option<(&str, u32)>) {
+        let mut state = serde_json::json!({"user": {"name": self.name, "color": self.color}});
+        if let Some((path, offset)) = at {
+            state["cursor"] = serde_json::json!({"path": path, "anchor": offset, "head": offset});
+        }
+        if self.awareness.set_local_state(state).is_err() {
+            return;
+        }
+        if let Ok(update) = self.awareness.update_with_clients([self.doc.client_id()]) {
+            let _ = self
+                .out
+                .send(WsMessage::Binary(encode_yjs(&Message::Awareness(update)).into()));
+        }
     }
 
     /// A handle that can post chat messages from another task.
@@ -253,7 +293,7 @@ fn handle_frame(bytes: &[u8], doc: &Doc, out: &mpsc::UnboundedSender<WsMessage>)
 fn apply(doc: &Doc, update: &[u8]) {
     match Update::decode_v1(update) {
         Ok(update) => {
-            if let Err(e) = doc.transact_mut().apply_update(update) {
+            if let Err(e) = doc.transact_mut_with(REMOTE).apply_update(update) {
                 tracing::warn!("an update from the server did not apply: {e}");
             }
         }
