@@ -20,14 +20,19 @@ struct Ghost {
 
 impl Ghost {
     fn start(server: &TestServer, session: &Session, provider: &ScriptedProvider, extra: &[&str]) -> Ghost {
+        Ghost::start_with(server, session, &session.created.reader_token, provider, extra)
+    }
+
+    fn start_with(
+        server: &TestServer,
+        session: &Session,
+        token: &str,
+        provider: &ScriptedProvider,
+        extra: &[&str],
+    ) -> Ghost {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("ghost.log");
-        let link = format!(
-            "{}/join/{}?token={}",
-            server.url,
-            session.id(),
-            session.created.reader_token
-        );
+        let link = format!("{}/join/{}?token={}", server.url, session.id(), token);
         let child = Command::new(env!("CARGO_BIN_EXE_mesh-ghost"))
             .args([
                 "--link",
@@ -249,4 +254,178 @@ async fn readers_get_answers_only_writers_cancel_and_a_cancelled_answer_never_ar
         chats(&ada)
     );
     no_key_anywhere(&[&ada, &rob], &ghost);
+}
+
+const CALC: &str = "def add(a, b):\n    return a - b\n\n\ndef main():\n    print(add(2, 3))\n";
+const FIXED: &str =
+    "def add(a, b):\n    # the ghost fixed this line\n    return a + b\n\n\ndef main():\n    print(add(2, 3))\n";
+const FIX: &str = "Sure.\n<<<<<<< SEARCH calc.py\n    return a - b\n=======\n    # the ghost fixed this line\n    return a + b\n>>>>>>> REPLACE\n";
+const MARKERS: [&str; 3] = ["<M1>", "<M2>", "<M3>"];
+
+fn utf16_len(s: &str) -> u32 {
+    s.encode_utf16().count() as u32
+}
+
+fn without_markers(text: &str) -> String {
+    MARKERS.iter().fold(text.to_string(), |t, m| t.replace(m, ""))
+}
+
+fn ghost_cursor(c: &YClient) -> Option<serde_json::Value> {
+    let aw = c.awareness.lock().unwrap();
+    let found = aw.iter().find_map(|(_, state)| {
+        let v: serde_json::Value = serde_json::from_str(state.data.as_deref()?).ok()?;
+        (v["user"]["name"] == "ghost (scripted)" && v.get("cursor").is_some()).then(|| v["cursor"].clone())
+    });
+    found
+}
+
+#[tokio::test]
+async fn write_mode_types_token_by_token_keeps_concurrent_typing_and_one_undo_removes_it() {
+    let server = TestServer::start().unwrap();
+    let pieces: Vec<String> = FIX
+        .chars()
+        .collect::<Vec<_>>()
+        .chunks(3)
+        .map(|c| c.iter().collect())
+        .collect();
+    let provider = ScriptedProvider::start(vec![Script::Stream {
+        pieces,
+        delay: Duration::from_millis(40),
+    }])
+    .await
+    .unwrap();
+    let (session, ada) = room_with(&server).await;
+    ada.insert("calc.py", 0, CALC);
+    let rob = YClient::connect_mesh(&server.ws_url(&session, &session.created.reader_token), "rob")
+        .await
+        .unwrap();
+    rob.wait_synced().await.unwrap();
+    let ghost = Ghost::start_with(&server, &session, &session.created.writer_token, &provider, &[]);
+    ghost_joined(&ada).await;
+
+    // A reader cannot make it write: refused before any provider call.
+    say(&rob, "@ghost write delete everything");
+    wait_chat(&rob, "the reader is refused", |_, t| {
+        t.starts_with("rob: readers can ask for explanations only")
+    })
+    .await;
+    assert!(provider.received().is_empty());
+
+    say(&ada, "@ghost fix add returns the wrong sum");
+    let mut states: Vec<String> = Vec::new();
+    ada.wait_for("the ghost is typing", |c| {
+        let t = c.text("calc.py").unwrap();
+        if states.last() != Some(&t) {
+            states.push(t.clone());
+        }
+        t.contains("# the gh")
+    })
+    .await
+    .unwrap();
+    ada.wait_for("the ghost's cursor in calc.py", |c| {
+        ghost_cursor(c).is_some_and(|cur| cur["path"] == "calc.py")
+    })
+    .await
+    .unwrap();
+    // Ada types while the ghost types: at the ghost's cursor, in the signature, at the end.
+    let now = ada.text("calc.py").unwrap();
+    let at_ghost = now.rfind("\n\ndef main").unwrap();
+    ada.insert("calc.py", utf16_len(&now[..at_ghost]), MARKERS[0]);
+    ada.insert("calc.py", utf16_len("def add("), MARKERS[1]);
+    ada.insert("calc.py", ada.len("calc.py"), MARKERS[2]);
+    ada.wait_for("the ghost is done", |c| {
+        let t = c.text("calc.py").unwrap();
+        if states.last() != Some(&t) {
+            states.push(t);
+        }
+        chats(c).iter().any(|(_, t)| t.starts_with("Request #1 from ada: done"))
+    })
+    .await
+    .unwrap();
+    let done = ada.text("calc.py").unwrap();
+    for m in MARKERS {
+        assert_eq!(done.matches(m).count(), 1, "{m} lost or doubled: {done:?}");
+    }
+    assert_eq!(without_markers(&done), FIXED);
+    // Ada typed at the ghost's cursor while it was still typing: her marker sits inside its change.
+    let m1 = done.find(MARKERS[0]).unwrap();
+    assert!(
+        done.find("# the gh").unwrap() < m1 && m1 < done.find("a + b").unwrap(),
+        "{done:?}"
+    );
+    // The change arrived as it was produced, not at the end.
+    let partial = states
+        .iter()
+        .filter(|t| t.contains("# the") && !t.contains("a + b"))
+        .count();
+    assert!(partial >= 5, "only {partial} partial states seen: {states:#?}");
+    // The ghost's cursor is gone once it stops typing.
+    ada.wait_for("the cursor cleared", |c| ghost_cursor(c).is_none())
+        .await
+        .unwrap();
+
+    say(&rob, "@ghost undo");
+    wait_chat(&rob, "a reader cannot undo", |_, t| {
+        t.starts_with("rob: only writers can undo")
+    })
+    .await;
+    say(&ada, "@ghost undo");
+    wait_chat(&ada, "undone", |_, t| {
+        t == "Undid the change of request #1 (asked by ada), at ada's request."
+    })
+    .await;
+    ada.wait_for("the whole change is gone", |c| {
+        without_markers(&c.text("calc.py").unwrap()) == CALC
+    })
+    .await
+    .unwrap();
+    let after = ada.text("calc.py").unwrap();
+    for m in MARKERS {
+        assert_eq!(after.matches(m).count(), 1, "{m} lost by the undo: {after:?}");
+    }
+    rob.wait_for("rob sees the same", |c| {
+        c.text("calc.py").as_deref() == Some(after.as_str())
+    })
+    .await
+    .unwrap();
+    no_key_anywhere(&[&ada, &rob], &ghost);
+}
+
+#[tokio::test]
+async fn a_write_that_fails_midway_leaves_the_document_as_it_was() {
+    let server = TestServer::start().unwrap();
+    let half = &FIX[..FIX.find("return a +").unwrap()];
+    let provider = ScriptedProvider::start(vec![
+        Script::Raw(format!("{}data: {{oops\n\n", mesh_testkit::provider::sse_chunk(half))),
+        Script::Stream {
+            pieces: vec!["<<<<<<< SEARCH calc.py\n    return a * b\n=======\nx\n>>>>>>> REPLACE\n".into()],
+            delay: Duration::ZERO,
+        },
+    ])
+    .await
+    .unwrap();
+    let (session, ada) = room_with(&server).await;
+    ada.insert("calc.py", 0, CALC);
+    let _ghost = Ghost::start_with(&server, &session, &session.created.writer_token, &provider, &[]);
+    ghost_joined(&ada).await;
+
+    say(&ada, "@ghost fix add");
+    let (_, said) = wait_chat(&ada, "the failure", |_, t| {
+        t.starts_with("Request #1 from ada failed: ")
+    })
+    .await;
+    assert!(
+        said.contains("not a chat-completion chunk") && said.ends_with("nothing was changed."),
+        "{said}"
+    );
+    ada.wait_for("the partial change is removed", |c| {
+        c.text("calc.py").as_deref() == Some(CALC)
+    })
+    .await
+    .unwrap();
+
+    say(&ada, "@ghost fix add");
+    let (_, said) = wait_chat(&ada, "a misquote", |_, t| t.starts_with("Request #2 from ada failed: ")).await;
+    assert!(said.contains("the text to replace in calc.py is not there"), "{said}");
+    assert_eq!(ada.text("calc.py").unwrap(), CALC);
 }
