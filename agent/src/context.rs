@@ -3,7 +3,7 @@
 //! messages.
 
 use crate::desk::Mode;
-use crate::edits::WRITE_INSTRUCTIONS;
+use crate::edits::{SUGGEST_INSTRUCTIONS, WRITE_INSTRUCTIONS};
 use crate::provider::ChatMessage;
 
 /// How many characters of file text go to the model at most: about 12k tokens, which fits
@@ -111,6 +111,7 @@ pub fn build(ctx: &Context, asker: &str, prompt: &str, mode: Mode) -> Vec<ChatMe
             role: "system",
             content: match mode {
                 Mode::Explain => format!("{SYSTEM}\n\n{room}"),
+                Mode::Suggest => format!("{SYSTEM}\n{SUGGEST_INSTRUCTIONS}\n\n{room}"),
                 Mode::Write => format!("{SYSTEM}\n{WRITE_INSTRUCTIONS}\n\n{room}"),
             },
         },

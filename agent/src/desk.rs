@@ -22,6 +22,9 @@ pub const MAX_PROMPT_CHARS: usize = 2000;
 pub enum Mode {
     /// An answer in chat; the room's files are not touched. The only mode readers get.
     Explain,
+    /// The answer in chat, and any change it proposes kept as a suggestion that changes nothing
+    /// until a writer accepts it (`@ghost accept N`). The default for writers.
+    Suggest,
     /// The change streams into the room's files as the model writes it, the ghost's cursor
     /// where it types; one `@ghost undo` removes all of it. Writers only.
     Write,
@@ -41,6 +44,10 @@ pub enum Command {
     Cancel(Option<u64>),
     /// Undo the ghost's newest change that is not undone yet.
     Undo,
+    /// Apply suggestion N.
+    Accept(u64),
+    /// Drop suggestion N.
+    Reject(u64),
 }
 
 /// Reads a chat message: `None` when it is not addressed to the ghost.
@@ -65,20 +72,41 @@ pub fn parse(text: &str) -> Option<Command> {
             prompt: truncate(tail.trim()),
             mode: Mode::Explain,
         }),
-        "write" | "fix" => Some(Command::Ask {
-            prompt: truncate(if word.eq_ignore_ascii_case("fix") {
-                rest
-            } else {
-                tail.trim()
-            }),
+        "write" => Some(Command::Ask {
+            prompt: truncate(tail.trim()),
             mode: Mode::Write,
         }),
+        "suggest" => Some(Command::Ask {
+            prompt: truncate(tail.trim()),
+            mode: Mode::Suggest,
+        }),
         "undo" => Some(Command::Undo),
+        "accept" | "reject" => {
+            let n: u64 = tail.trim().trim_start_matches('#').parse().ok()?;
+            Some(if word.eq_ignore_ascii_case("accept") {
+                Command::Accept(n)
+            } else {
+                Command::Reject(n)
+            })
+        }
+        // Anything else is a request in the default mode: a suggestion (readers get an
+        // explanation, see `Desk::on_chat`).
         _ => Some(Command::Ask {
             prompt: truncate(rest),
-            mode: Mode::Explain,
+            mode: Mode::Suggest,
         }),
     }
+}
+
+/// Whether a request names its mode (`@ghost suggest ...`) rather than taking the default.
+fn names_a_mode(text: &str) -> bool {
+    let rest = text.trim_start().strip_prefix(MENTION).unwrap_or("");
+    let word = rest
+        .trim_start_matches([',', ':'])
+        .split_whitespace()
+        .next()
+        .unwrap_or("");
+    ["suggest", "write", "explain"].contains(&word.to_ascii_lowercase().as_str())
 }
 
 fn truncate(text: &str) -> String {
@@ -114,6 +142,20 @@ pub enum Action {
     },
     /// Stop request `id`.
     Cancel(u64),
+    /// Apply suggestion `id` (accepted by `by`).
+    Accept {
+        /// The suggestion (its request's number).
+        id: u64,
+        /// Who accepted it.
+        by: String,
+    },
+    /// Drop suggestion `id` (rejected by `by`).
+    Reject {
+        /// The suggestion.
+        id: u64,
+        /// Who rejected it.
+        by: String,
+    },
     /// Undo the ghost's newest change (asked by `by`).
     Undo {
         /// Who asked for the undo.
@@ -178,7 +220,33 @@ impl Desk {
             Command::Undo => vec![Action::Undo {
                 by: asker.name.clone(),
             }],
-            Command::Ask { mode: Mode::Write, .. } if !role.can_write() => vec![Action::Say(format!(
+            Command::Accept(_) | Command::Reject(_) if !role.can_write() => vec![Action::Say(format!(
+                "{}: only writers can accept or reject suggestions (you are a reader).",
+                asker.name
+            ))],
+            Command::Accept(_) if !self.own_role.can_write() => vec![Action::Say(format!(
+                "{}: the ghost joined with a read link, so it cannot apply suggestions; restart it with a writer link.",
+                asker.name
+            ))],
+            Command::Accept(id) => vec![Action::Accept {
+                id,
+                by: asker.name.clone(),
+            }],
+            Command::Reject(id) => vec![Action::Reject {
+                id,
+                by: asker.name.clone(),
+            }],
+            // A reader's plain request is a question: answered, never a proposed change.
+            Command::Ask {
+                prompt,
+                mode: Mode::Suggest,
+            } if !role.can_write() && !names_a_mode(text) => {
+                self.ask(asker, prompt, Mode::Explain, now_ms)
+            }
+            Command::Ask {
+                mode: Mode::Write | Mode::Suggest,
+                ..
+            } if !role.can_write() => vec![Action::Say(format!(
                 "{}: readers can ask for explanations only (\"@ghost explain ...\"); ask the host for write access to have the ghost change files.",
                 asker.name
             ))],
@@ -288,7 +356,7 @@ mod tests {
             parse("  @ghost, why?"),
             Some(Command::Ask {
                 prompt: "why?".into(),
-                mode: Mode::Explain
+                mode: Mode::Suggest
             })
         );
         assert_eq!(
@@ -316,12 +384,41 @@ mod tests {
     }
 
     #[test]
+    fn a_writers_plain_request_is_a_suggestion_and_only_writers_accept() {
+        let mut desk = Desk::new(Limits::default());
+        desk.set_own_role(Role::Writer);
+        let a = desk.on_chat(&who("ada", Role::Writer), "@ghost fix f", 0);
+        assert!(
+            matches!(&a[1], Action::Start { mode: Mode::Suggest, prompt, .. } if prompt == "fix f"),
+            "{a:?}"
+        );
+        let a = desk.on_chat(&who("rob", Role::Reader), "@ghost accept 1", 0);
+        assert!(matches!(&a[..], [Action::Say(s)] if s.contains("only writers can accept")));
+        let a = desk.on_chat(&who("rob", Role::Reader), "@ghost suggest a fix", 0);
+        assert!(matches!(&a[..], [Action::Say(s)] if s.contains("readers can ask for explanations only")));
+        assert_eq!(
+            desk.on_chat(&who("bea", Role::Writer), "@ghost accept #1", 0),
+            vec![Action::Accept {
+                id: 1,
+                by: "bea".into()
+            }]
+        );
+        assert_eq!(
+            desk.on_chat(&who("bea", Role::Writer), "@ghost reject 1", 0),
+            vec![Action::Reject {
+                id: 1,
+                by: "bea".into()
+            }]
+        );
+    }
+
+    #[test]
     fn a_ghost_with_a_read_link_only_explains() {
         let mut desk = Desk::new(Limits::default());
         let a = desk.on_chat(&who("ada", Role::Writer), "@ghost write fix f", 0);
         assert!(matches!(&a[..], [Action::Say(s)] if s.contains("writer link")));
         desk.set_own_role(Role::Writer);
-        let a = desk.on_chat(&who("ada", Role::Writer), "@ghost fix f", 0);
+        let a = desk.on_chat(&who("ada", Role::Writer), "@ghost write fix f", 0);
         assert!(matches!(&a[1], Action::Start { mode: Mode::Write, prompt, .. } if prompt == "fix f"));
     }
 
@@ -337,7 +434,7 @@ mod tests {
     #[test]
     fn readers_may_ask_for_explanations() {
         let mut desk = Desk::new(Limits::default());
-        let actions = desk.on_chat(&who("rob", Role::Reader), "@ghost explain f", 0);
+        let actions = desk.on_chat(&who("rob", Role::Reader), "@ghost what is f?", 0);
         assert!(matches!(
             &actions[1],
             Action::Start {

@@ -86,6 +86,17 @@ enum TaskEvent {
     Done(u64, Result<String, String>),
 }
 
+/// How many suggestions wait at most: older ones are dropped, so a room cannot make the ghost
+/// hold unbounded text.
+pub const MAX_SUGGESTIONS: usize = 20;
+
+/// A proposed change waiting for a writer.
+struct Suggestion {
+    id: u64,
+    asker: String,
+    edits: Vec<Edit>,
+}
+
 /// A request being answered.
 struct Job {
     mode: Mode,
@@ -103,6 +114,8 @@ pub async fn run(mut room: Room, mut events: mpsc::Receiver<RoomEvent>, settings
     let mut jobs: HashMap<u64, Job> = HashMap::new();
     // The requests whose changes are in the undo stack, newest last.
     let mut changes: Vec<(u64, String)> = Vec::new();
+    // Suggestions waiting for a writer, oldest first.
+    let mut suggestions: VecDeque<Suggestion> = VecDeque::new();
     let (task_tx, mut task_rx) = mpsc::unbounded_channel::<TaskEvent>();
     let key = settings.provider.key.clone();
     loop {
@@ -122,6 +135,45 @@ pub async fn run(mut room: Room, mut events: mpsc::Receiver<RoomEvent>, settings
                                 if job.mode == Mode::Write {
                                     typist.discard();
                                     room.set_cursor(None);
+                                }
+                            }
+                        }
+                        Action::Reject { id, by } => match suggestions.iter().position(|s| s.id == id) {
+                            Some(i) => {
+                                suggestions.remove(i);
+                                chat.say(&format!("Rejected suggestion #{id} ({by}); nothing was changed."));
+                            }
+                            None => chat.say(&format!("{by}: there is no suggestion #{id} waiting.")),
+                        },
+                        Action::Accept { id, by } => {
+                            let Some(i) = suggestions.iter().position(|s| s.id == id) else {
+                                chat.say(&format!("{by}: there is no suggestion #{id} waiting."));
+                                continue;
+                            };
+                            let suggestion = suggestions.remove(i).expect("found above");
+                            typist.start();
+                            let mut failed = None;
+                            for edit in suggestion.edits {
+                                match typist.apply(edit) {
+                                    Ok(Some((path, offset))) => room.set_cursor(Some((&path, offset))),
+                                    Ok(None) => {}
+                                    Err(e) => {
+                                        failed = Some(e);
+                                        break;
+                                    }
+                                }
+                            }
+                            room.set_cursor(None);
+                            match failed {
+                                Some(e) => {
+                                    typist.discard();
+                                    chat.say(&format!("Suggestion #{id} cannot be applied: {e}; nothing was changed. Ask again for a fresh one."));
+                                }
+                                None => {
+                                    if typist.finish() {
+                                        changes.push((id, suggestion.asker));
+                                    }
+                                    chat.say(&format!("Applied suggestion #{id}, accepted by {by}; \"@ghost undo\" removes it."));
                                 }
                             }
                         }
@@ -178,6 +230,24 @@ pub async fn run(mut room: Room, mut events: mpsc::Receiver<RoomEvent>, settings
                     desk.finished(id);
                     let Some(job) = jobs.remove(&id) else { continue };
                     let said = match (job.mode, result) {
+                        (Mode::Suggest, Ok(text)) => {
+                            let mut reader = EditReader::new();
+                            match reader.feed(&text).and_then(|edits| reader.finish().map(|()| edits)) {
+                                Err(e) => format!("Request #{id} from {} failed: {e}", job.asker),
+                                Ok(edits) if edits.is_empty() => format!("Request #{id} from {}:\n{}", job.asker, text.trim()),
+                                Ok(edits) => {
+                                    suggestions.push_back(Suggestion { id, asker: job.asker.clone(), edits });
+                                    if suggestions.len() > MAX_SUGGESTIONS {
+                                        suggestions.pop_front();
+                                    }
+                                    format!(
+                                        "Suggestion #{id} for {} (nothing changes until a writer says \"@ghost accept {id}\"; \"@ghost reject {id}\" drops it):\n{}",
+                                        job.asker,
+                                        text.trim()
+                                    )
+                                }
+                            }
+                        }
                         (Mode::Explain, Ok(text)) if text.trim().is_empty() => {
                             format!("Request #{id} from {}: the model gave an empty answer.", job.asker)
                         }

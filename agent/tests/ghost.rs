@@ -311,7 +311,7 @@ async fn write_mode_types_token_by_token_keeps_concurrent_typing_and_one_undo_re
     .await;
     assert!(provider.received().is_empty());
 
-    say(&ada, "@ghost fix add returns the wrong sum");
+    say(&ada, "@ghost write fix add: it returns the wrong sum");
     let mut states: Vec<String> = Vec::new();
     ada.wait_for("the ghost is typing", |c| {
         let t = c.text("calc.py").unwrap();
@@ -409,7 +409,7 @@ async fn a_write_that_fails_midway_leaves_the_document_as_it_was() {
     let _ghost = Ghost::start_with(&server, &session, &session.created.writer_token, &provider, &[]);
     ghost_joined(&ada).await;
 
-    say(&ada, "@ghost fix add");
+    say(&ada, "@ghost write fix add");
     let (_, said) = wait_chat(&ada, "the failure", |_, t| {
         t.starts_with("Request #1 from ada failed: ")
     })
@@ -424,8 +424,76 @@ async fn a_write_that_fails_midway_leaves_the_document_as_it_was() {
     .await
     .unwrap();
 
-    say(&ada, "@ghost fix add");
+    say(&ada, "@ghost write fix add");
     let (_, said) = wait_chat(&ada, "a misquote", |_, t| t.starts_with("Request #2 from ada failed: ")).await;
     assert!(said.contains("the text to replace in calc.py is not there"), "{said}");
     assert_eq!(ada.text("calc.py").unwrap(), CALC);
+}
+
+#[tokio::test]
+async fn a_suggestion_changes_nothing_until_a_writer_accepts_it() {
+    let server = TestServer::start().unwrap();
+    let fix = Script::Stream {
+        pieces: FIX
+            .chars()
+            .collect::<Vec<_>>()
+            .chunks(7)
+            .map(|c| c.iter().collect())
+            .collect(),
+        delay: Duration::from_millis(5),
+    };
+    let provider = ScriptedProvider::start(vec![fix.clone(), fix]).await.unwrap();
+    let (session, ada) = room_with(&server).await;
+    ada.insert("calc.py", 0, CALC);
+    let rob = YClient::connect_mesh(&server.ws_url(&session, &session.created.reader_token), "rob")
+        .await
+        .unwrap();
+    rob.wait_synced().await.unwrap();
+    let _ghost = Ghost::start_with(&server, &session, &session.created.writer_token, &provider, &[]);
+    ghost_joined(&ada).await;
+
+    say(&ada, "@ghost add returns the wrong sum");
+    let (_, said) = wait_chat(&ada, "suggestion #1", |_, t| t.starts_with("Suggestion #1 for ada")).await;
+    assert!(
+        said.contains("@ghost accept 1") && said.contains("    return a + b\n>>>>>>> REPLACE"),
+        "{said}"
+    );
+    // The ghost's updates and its chat travel on one socket in order: had it changed the
+    // file, ada would have the change by now.
+    assert_eq!(ada.text("calc.py").unwrap(), CALC);
+    let system = provider.received()[0].body["messages"][0]["content"].clone();
+    assert!(
+        system.as_str().unwrap().contains("<<<<<<< SEARCH path/to/file"),
+        "{system}"
+    );
+
+    say(&rob, "@ghost accept 1");
+    wait_chat(&rob, "a reader cannot accept", |_, t| {
+        t.starts_with("rob: only writers can accept")
+    })
+    .await;
+    say(&ada, "@ghost reject 1");
+    wait_chat(&ada, "rejected", |_, t| {
+        t == "Rejected suggestion #1 (ada); nothing was changed."
+    })
+    .await;
+    say(&ada, "@ghost accept 1");
+    wait_chat(&ada, "gone", |_, t| t == "ada: there is no suggestion #1 waiting.").await;
+    assert_eq!(ada.text("calc.py").unwrap(), CALC);
+
+    say(&ada, "@ghost suggest a fix for add");
+    wait_chat(&ada, "suggestion #2", |_, t| t.starts_with("Suggestion #2 for ada")).await;
+    assert_eq!(ada.text("calc.py").unwrap(), CALC);
+    say(&ada, "@ghost accept 2");
+    wait_chat(&rob, "applied", |_, t| {
+        t.starts_with("Applied suggestion #2, accepted by ada")
+    })
+    .await;
+    rob.wait_for("rob sees the change", |c| c.text("calc.py").as_deref() == Some(FIXED))
+        .await
+        .unwrap();
+    say(&ada, "@ghost undo");
+    rob.wait_for("one undo removes it", |c| c.text("calc.py").as_deref() == Some(CALC))
+        .await
+        .unwrap();
 }
