@@ -14,6 +14,11 @@ use crate::sse::{Chunk, SseParser, StreamError};
 /// explanation ("model not found"), not a whole HTML page.
 pub const MAX_ERROR_BODY_CHARS: usize = 300;
 
+/// The most text one answer may bring: far more than `max_tokens` allows any real model
+/// (2048 tokens are about 8 KiB), so only a broken or hostile provider reaches it, and the
+/// ghost never holds more.
+pub const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
 /// How long connecting to the provider may take: a local server answers at once, a hosted
 /// one within seconds; past this the URL is probably wrong.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,6 +65,9 @@ pub enum ProviderError {
     /// The stream was not a chat-completions stream.
     #[error("{0}")]
     Stream(#[from] StreamError),
+    /// The answer went over [`MAX_ANSWER_BYTES`].
+    #[error("the provider's answer went over {MAX_ANSWER_BYTES} bytes; lower --max-tokens or check the provider")]
+    TooLong,
     /// The connection ended before `[DONE]`.
     #[error("the provider's stream ended before the answer was complete; try again")]
     Truncated,
@@ -103,13 +111,20 @@ pub async fn stream_chat(
             });
         }
         let mut parser = SseParser::new();
+        let mut total = 0usize;
         while let Some(bytes) = resp.chunk().await.map_err(|e| ProviderError::Connect {
             url: url.clone(),
             reason: e.without_url().to_string(),
         })? {
             for chunk in parser.feed(&bytes)? {
                 match chunk {
-                    Chunk::Delta(text) => on_text(&text),
+                    Chunk::Delta(text) => {
+                        total += text.len();
+                        if total > MAX_ANSWER_BYTES {
+                            return Err(ProviderError::TooLong);
+                        }
+                        on_text(&text)
+                    }
                     Chunk::Done => return Ok(()),
                 }
             }
