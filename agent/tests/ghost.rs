@@ -290,7 +290,7 @@ async fn write_mode_types_token_by_token_keeps_concurrent_typing_and_one_undo_re
         .collect();
     let provider = ScriptedProvider::start(vec![Script::Stream {
         pieces,
-        delay: Duration::from_millis(40),
+        delay: Duration::from_millis(60),
     }])
     .await
     .unwrap();
