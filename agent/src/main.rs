@@ -12,14 +12,15 @@ use mesh_ghost::room::{parse_link, Room};
 /// The environment variable the API key is read from when no key file is given.
 const KEY_ENV: &str = "MESH_GHOST_API_KEY";
 
-/// mesh's ghost: an AI participant in a room. It joins by a link like anyone, answers
-/// "@ghost ..." in the room's chat from an OpenAI-compatible provider, and stops a request on
-/// "@ghost cancel" from a writer.
+/// mesh's ghost: an AI participant in a room. It joins by a link like anyone and answers
+/// "@ghost ..." in the room's chat from an OpenAI-compatible provider: explanations, suggested
+/// changes ("@ghost accept N" applies one), or with "@ghost write ..." a change typed into the
+/// files live. Writers may "@ghost cancel" and "@ghost undo". A writer link lets it change files.
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
     /// The room's join link (http://HOST:PORT/join/ROOM?token=TOKEN). A read link is enough
-    /// for answers in chat.
+    /// for answers in chat; a writer link lets it change files.
     #[arg(long, env = "MESH_GHOST_LINK", hide_env_values = true)]
     link: String,
     /// The provider's OpenAI-compatible API base URL (`/chat/completions` is appended), e.g.
