@@ -48,6 +48,7 @@ pub fn generate(dir: &Path) -> anyhow::Result<Vec<(&'static str, usize)>> {
         ("lsp", lsp()),
         ("rest", rest()),
         ("runner_control", runner()),
+        ("provider_stream", provider_stream()),
     ];
     let mut out = Vec::new();
     for (target, seeds) in sets {
@@ -658,6 +659,40 @@ fn debug_hub() -> Vec<Seed> {
     for (i, r) in session.iter().enumerate().filter(|(_, r)| r.len() > 2) {
         seeds.push((format!("record-{i:02}"), join(std::slice::from_ref(r))));
     }
+    seeds
+}
+
+// ----- provider_stream ------------------------------------------------------------------
+
+/// An answer as OpenAI-compatible providers stream it (a role chunk, text, `[DONE]`), in
+/// every chunking, and the shapes of a provider's failures.
+fn provider_stream() -> Vec<Seed> {
+    let chunk = |text: &str| {
+        format!(
+            "data: {}\n\n",
+            json!({"choices": [{"index": 0, "delta": {"content": text}}]})
+        )
+    };
+    let answer = format!(
+        ": keep-alive\r\ndata: {}\r\n\r\n{}{}data: [DONE]\n\n",
+        json!({"choices": [{"index": 0, "delta": {"role": "assistant"}}]}),
+        chunk("Hé, `total` "),
+        chunk("is never set 🙂"),
+    );
+    let mut seeds: Vec<Seed> = [0u8, 1, 2, 3, 4]
+        .iter()
+        .map(|&how| {
+            (
+                format!("answer-chunking-{how}"),
+                [&[how][..], answer.as_bytes()].concat(),
+            )
+        })
+        .collect();
+    seeds.push((
+        "error-in-stream".into(),
+        b"\x02data: {\"error\":{\"message\":\"overloaded\"}}\n\n".to_vec(),
+    ));
+    seeds.push(("not-json".into(), b"\x03data: {oops\n\n".to_vec()));
     seeds
 }
 

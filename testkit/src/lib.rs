@@ -8,6 +8,7 @@ pub mod client;
 pub mod lsp;
 pub mod net;
 pub mod oidc;
+pub mod provider;
 pub mod server;
 pub mod soak;
 pub mod tls;

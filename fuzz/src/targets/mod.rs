@@ -11,6 +11,7 @@ pub mod dap;
 pub mod debug_hub;
 pub mod lsp;
 pub mod mesh_json;
+pub mod provider_stream;
 pub mod rest;
 pub mod room;
 pub mod runner_control;
@@ -96,6 +97,7 @@ pub fn all() -> &'static [&'static Target] {
         &lsp::TARGET,
         &rest::TARGET,
         &runner_control::TARGET,
+        &provider_stream::TARGET,
         &room::CONVERGENCE,
     ]
 }
