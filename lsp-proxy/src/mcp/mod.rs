@@ -183,7 +183,10 @@ impl MeshMcp {
             Err(e) => return refused(e),
         };
         let Some((_, text)) = files.iter().find(|(path, _)| *path == p.path) else {
-            return refused(format!("{} is not in the room: list_files shows the room's files", p.path));
+            return refused(format!(
+                "{} is not in the room: list_files shows the room's files",
+                p.path
+            ));
         };
         match tools::read_window(text, p.start_line, p.max_lines) {
             Ok(window) => ok(window),
@@ -409,7 +412,12 @@ pub async fn serve(identity: Identity, dir: PathBuf, link: Option<String>) -> an
                 .await
                 .map_err(|_| anyhow::anyhow!("the room did not answer within {}s", JOIN_TIMEOUT.as_secs()))??
                 .map_err(anyhow::Error::msg)?;
-            eprintln!("mesh: joined room {} into {} ({} files)", joined.room, dir.display(), joined.files);
+            eprintln!(
+                "mesh: joined room {} into {} ({} files)",
+                joined.room,
+                dir.display(),
+                joined.files
+            );
         }
         None => {
             if crate::config::session_for(&dir).is_none() {

@@ -54,7 +54,9 @@ pub fn read_window(text: &str, start_line: Option<usize>, max_lines: Option<usiz
     let count = max_lines.unwrap_or(MAX_READ_LINES).clamp(1, MAX_READ_LINES);
     let total = line_count(text);
     if start > total.max(1) {
-        return Err(format!("the file has {total} lines; start_line {start} is past its end"));
+        return Err(format!(
+            "the file has {total} lines; start_line {start} is past its end"
+        ));
     }
     let mut out = String::new();
     let mut shown = 0;
@@ -80,6 +82,7 @@ pub fn read_window(text: &str, start_line: Option<usize>, max_lines: Option<usiz
 }
 
 /// How `search` matches.
+#[derive(Debug)]
 pub enum Pattern {
     /// A plain substring.
     Text(String),
@@ -95,7 +98,9 @@ impl Pattern {
             return Err("the query is empty: say what to look for".into());
         }
         if query.len() > MAX_PATTERN_BYTES {
-            return Err(format!("the query is longer than {MAX_PATTERN_BYTES} bytes: search for a shorter part"));
+            return Err(format!(
+                "the query is longer than {MAX_PATTERN_BYTES} bytes: search for a shorter part"
+            ));
         }
         if !is_regex {
             return Ok(Pattern::Text(query.to_string()));
@@ -218,10 +223,15 @@ mod tests {
 
     #[test]
     fn list_is_bounded_and_says_how_many_more() {
-        let many: Vec<(String, String)> = (0..MAX_LISTED_FILES + 5).map(|i| (format!("f{i:05}"), String::new())).collect();
+        let many: Vec<(String, String)> = (0..MAX_LISTED_FILES + 5)
+            .map(|i| (format!("f{i:05}"), String::new()))
+            .collect();
         let out = list(&many, None);
         assert_eq!(out.lines().count(), MAX_LISTED_FILES + 1);
-        assert!(out.ends_with("... and 5 more files: pass `under` (a folder) to list fewer\n"), "{out}");
+        assert!(
+            out.ends_with("... and 5 more files: pass `under` (a folder) to list fewer\n"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -246,7 +256,11 @@ mod tests {
         let text = line.repeat(1000);
         let out = read_window(&text, None, None).unwrap();
         assert!(out.len() <= MAX_READ_BYTES + 100, "{}", out.len());
-        assert!(out.contains("read on with start_line 262"), "{}", &out[out.len() - 80..]);
+        assert!(
+            out.contains("read on with start_line 262"),
+            "{}",
+            &out[out.len() - 80..]
+        );
     }
 
     #[test]
@@ -262,7 +276,9 @@ mod tests {
     fn search_takes_regexes_and_refuses_bad_ones() {
         let p = Pattern::new(r"^total = \d$", true).unwrap();
         assert_eq!(search(&files(), &p, Some("src")), "src/a.py:1: total = 1\n");
-        assert!(Pattern::new("(", true).unwrap_err().contains("not a valid regular expression"));
+        assert!(Pattern::new("(", true)
+            .unwrap_err()
+            .contains("not a valid regular expression"));
         assert!(Pattern::new("", false).is_err());
         assert!(Pattern::new(&"a".repeat(MAX_PATTERN_BYTES + 1), false).is_err());
     }
@@ -272,7 +288,10 @@ mod tests {
         let text = "hit\n".repeat(MAX_MATCHES + 10);
         let out = search(&[("f".into(), text)], &Pattern::new("hit", false).unwrap(), None);
         assert_eq!(out.lines().count(), MAX_MATCHES + 1);
-        assert!(out.contains(&format!("{} matches, the first {MAX_MATCHES} shown", MAX_MATCHES + 10)), "{out}");
+        assert!(
+            out.contains(&format!("{} matches, the first {MAX_MATCHES} shown", MAX_MATCHES + 10)),
+            "{out}"
+        );
     }
 
     #[test]
@@ -282,6 +301,10 @@ mod tests {
         o.push("éé");
         let out = o.finish();
         assert!(out.starts_with(&"x".repeat(MAX_RUN_OUTPUT_BYTES - 1)));
-        assert!(out.ends_with("[mesh: 4 more bytes of output left out]"), "{}", &out[out.len() - 60..]);
+        assert!(
+            out.ends_with("[mesh: 4 more bytes of output left out]"),
+            "{}",
+            &out[out.len() - 60..]
+        );
     }
 }

@@ -46,7 +46,9 @@ pub struct AgentEdited {
 /// unchanged part of the anchor at the same time keeps their text.
 pub fn replace_op(text: &str, old_text: &str, new_text: &str) -> Result<(RoomOp, u64, u32), String> {
     if old_text.is_empty() {
-        return Err("old_text is empty: give text that occurs exactly once in the file (to add a file, use create_file)".into());
+        return Err(
+            "old_text is empty: give text that occurs exactly once in the file (to add a file, use create_file)".into(),
+        );
     }
     let mut found = text.match_indices(old_text).map(|(i, _)| i);
     let Some(at) = found.next() else {

@@ -38,9 +38,9 @@ use crate::room::{self, RoomEvent};
 use crate::sync::{EditorBatch, RoomOp};
 use crate::text::Encoding;
 use crate::workspace::Transfer;
+pub use agent::{AgentEdit, AgentEdited};
 use docs::Docs;
 use presence::Presence;
-pub use agent::{AgentEdit, AgentEdited};
 pub use replica::{create_room, room_files, upload};
 use replica::{ConnState, Dirty, Room, RoomChange, TextChanges, View};
 use runs::Runs;
@@ -1240,9 +1240,11 @@ impl Session {
     fn agent_edit(&mut self, edit: AgentEdit) -> Result<AgentEdited, String> {
         let standing = Room::standing(self.room.as_ref())?;
         if !standing.writable {
-            return Err("this room link is read-only: edits need a writer link (ask the host for one, \
+            return Err(
+                "this room link is read-only: edits need a writer link (ask the host for one, \
                         or for the writer role)"
-                .into());
+                    .into(),
+            );
         }
         let (path, change, cursor, line) = match edit {
             AgentEdit::Replace {
@@ -1254,7 +1256,8 @@ impl Session {
                     .view()
                     .text(&path)
                     .ok_or_else(|| format!("{path} is not in the room: list_files shows the room's files"))?;
-                let (op, cursor, line) = agent::replace_op(&text, &old_text, &new_text).map_err(|e| format!("{path}: {e}"))?;
+                let (op, cursor, line) =
+                    agent::replace_op(&text, &old_text, &new_text).map_err(|e| format!("{path}: {e}"))?;
                 let change = RoomChange::Edit {
                     path: path.clone(),
                     ops: vec![op],
@@ -1266,8 +1269,7 @@ impl Session {
                     return Err(format!("{path} is in the room already: edit it instead"));
                 }
                 let root = self.root.clone().ok_or("not in a folder")?;
-                crate::workspace::safe_join(&root, &path)
-                    .map_err(|e| format!("{path} cannot be a room file: {e}"))?;
+                crate::workspace::safe_join(&root, &path).map_err(|e| format!("{path} cannot be a room file: {e}"))?;
                 if path.split('/').next() == Some(".mesh") {
                     return Err(".mesh/ is the proxy's own folder, not the room's: choose another path".into());
                 }
