@@ -10,6 +10,7 @@ use crate::rng::fnv1a;
 pub mod dap;
 pub mod debug_hub;
 pub mod lsp;
+pub mod mcp_edit;
 pub mod mesh_json;
 pub mod rest;
 pub mod room;
@@ -96,6 +97,7 @@ pub fn all() -> &'static [&'static Target] {
         &lsp::TARGET,
         &rest::TARGET,
         &runner_control::TARGET,
+        &mcp_edit::TARGET,
         &room::CONVERGENCE,
     ]
 }

@@ -50,14 +50,15 @@ pub fn replace_op(text: &str, old_text: &str, new_text: &str) -> Result<(RoomOp,
             "old_text is empty: give text that occurs exactly once in the file (to add a file, use create_file)".into(),
         );
     }
-    let mut found = text.match_indices(old_text).map(|(i, _)| i);
-    let Some(at) = found.next() else {
+    let Some(at) = text.find(old_text) else {
         return Err("old_text was not found: read the file again (someone may have changed it) and copy the text exactly, whitespace included".into());
     };
-    // Overlapping occurrences count too: "aa" in "aaa" names two places.
-    let again = text[at + 1..]
+    // Overlapping occurrences count too: "aa" in "aaa" names two places. The search goes on
+    // from the next character, not the next byte (a byte may fall inside a character).
+    let next = at + text[at..].chars().next().map_or(1, char::len_utf8);
+    let again = text[next..]
         .char_indices()
-        .filter(|(i, _)| text[at + 1 + i..].starts_with(old_text))
+        .filter(|(i, _)| text[next + i..].starts_with(old_text))
         .count();
     if again > 0 {
         return Err(format!(
@@ -161,6 +162,14 @@ mod tests {
     fn overlapping_occurrences_are_ambiguous() {
         let e = replace_op("aaa", "aa", "b").unwrap_err();
         assert!(e.contains("2 times"), "{e}");
+    }
+
+    #[test]
+    fn an_anchor_that_starts_with_a_wide_character_is_found_once() {
+        // Found by the mcp_edit fuzz target: the search for a second occurrence started one
+        // byte, not one character, after the first.
+        assert_eq!(apply("é\u{80}x", "é", "e").unwrap(), "e\u{80}x");
+        assert!(replace_op("😀😀", "😀", "x").unwrap_err().contains("2 times"));
     }
 
     #[test]

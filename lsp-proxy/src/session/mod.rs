@@ -38,7 +38,7 @@ use crate::room::{self, RoomEvent};
 use crate::sync::{EditorBatch, RoomOp};
 use crate::text::Encoding;
 use crate::workspace::Transfer;
-pub use agent::{AgentEdit, AgentEdited};
+pub use agent::{replace_op, AgentEdit, AgentEdited};
 use docs::Docs;
 use presence::Presence;
 pub use replica::{create_room, room_files, upload};
