@@ -118,12 +118,13 @@ enum Cmd {
     /// agent joins the room as a participant of its own, named by --name (default "agent"),
     /// with tools to list, read, search, edit and create files, run them, and chat.
     Mcp {
-        /// A join link: join that room into the folder (as `join` does). Without one, the
-        /// room the folder is already in (shared or joined before).
-        link: Option<String>,
-        /// The folder (default: the current one).
+        /// The join link of the room (a reader link gives a reader agent).
+        link: String,
+        /// The agent's own folder, which the room's files are joined into and kept in sync
+        /// with. Not a folder that another mesh-proxy (an editor's, `share`, `join`) syncs
+        /// at the same time: two proxies syncing one folder echo each other's changes.
         #[arg(long)]
-        dir: Option<PathBuf>,
+        dir: PathBuf,
     },
     /// Host control for the room of the current folder: participants and roles, kick,
     /// admit or refuse joiners, approval, links, the audit trail. Needs the host role (the
@@ -416,10 +417,8 @@ async fn run() -> anyhow::Result<()> {
             std::process::exit(code);
         }
         Cmd::Mcp { link, dir } => {
-            if let Some(link) = link {
-                RoomTarget::parse(link)?;
-            }
-            let dir = folder(dir.clone())?;
+            RoomTarget::parse(link)?;
+            let dir = folder(Some(dir.clone()))?;
             let mut id = identity(&cli, "mesh-proxy mcp")?;
             // An agent is not the user: it joins under its own name unless given one.
             id.name = cli.name.clone().unwrap_or_else(|| MCP_DEFAULT_NAME.into());

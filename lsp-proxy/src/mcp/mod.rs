@@ -367,9 +367,9 @@ impl ServerHandler for MeshMcp {
     }
 }
 
-/// Joins the room (with `link` into `dir`, or the room `dir` is already in) and serves MCP on
+/// Joins the room of `link` into `dir` (the agent's own folder) and serves MCP on
 /// stdin/stdout until the client closes it.
-pub async fn serve(identity: Identity, dir: PathBuf, link: Option<String>) -> anyhow::Result<()> {
+pub async fn serve(identity: Identity, dir: PathBuf, link: String) -> anyhow::Result<()> {
     let (out_tx, mut out_rx) = mpsc::unbounded_channel();
     let (runs, _) = broadcast::channel(RUN_EVENTS_CAPACITY);
     let runs_tx = runs.clone();
@@ -404,42 +404,23 @@ pub async fn serve(identity: Identity, dir: PathBuf, link: Option<String>) -> an
         client: None,
     })?;
     let mcp = MeshMcp::new(events.clone(), runs);
-    match link {
-        Some(link) => {
-            let (tx, rx) = oneshot::channel();
-            events.send(Event::Request(Request::Join(link, tx)))?;
-            let joined = tokio::time::timeout(JOIN_TIMEOUT, rx)
-                .await
-                .map_err(|_| anyhow::anyhow!("the room did not answer within {}s", JOIN_TIMEOUT.as_secs()))??
-                .map_err(anyhow::Error::msg)?;
-            eprintln!(
-                "mesh: joined room {} into {} ({} files)",
-                joined.room,
-                dir.display(),
-                joined.files
-            );
-        }
-        None => {
-            if crate::config::session_for(&dir).is_none() {
-                anyhow::bail!(
-                    "{} is not in a room: pass a join link (mesh-proxy mcp LINK), or run it in a folder \
-                     that was shared or joined",
-                    dir.display()
-                );
-            }
-            // The session rejoins the folder's room by itself; wait until its files are known.
-            let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
-            loop {
-                match mcp.files().await {
-                    Ok(_) => break,
-                    Err(e) if tokio::time::Instant::now() > deadline => {
-                        anyhow::bail!("cannot reach the room of {}: {e}", dir.display())
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            }
-        }
-    }
+    let (tx, rx) = oneshot::channel();
+    events.send(Event::Request(Request::Join(link, tx)))?;
+    let joined = tokio::time::timeout(JOIN_TIMEOUT, rx)
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "not in the room after {}s (a room that asks the host to let joiners in: ask the host to admit the agent)",
+                JOIN_TIMEOUT.as_secs()
+            )
+        })??
+        .map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "mesh: joined room {} into {} ({} files)",
+        joined.room,
+        dir.display(),
+        joined.files
+    );
     let service = mcp.serve(rmcp::transport::stdio()).await?;
     service.waiting().await?;
     let _ = events.send(Event::Shutdown);
