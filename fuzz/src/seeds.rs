@@ -49,6 +49,7 @@ pub fn generate(dir: &Path) -> anyhow::Result<Vec<(&'static str, usize)>> {
         ("rest", rest()),
         ("runner_control", runner()),
         ("provider_stream", provider_stream()),
+        ("mcp_edit", mcp_edit()),
     ];
     let mut out = Vec::new();
     for (target, seeds) in sets {
@@ -543,6 +544,28 @@ fn kind_of<M: serde::Serialize>(m: &M) -> String {
         .as_str()
         .unwrap_or("message")
         .to_string()
+}
+
+// ----- mcp_edit -----------------------------------------------------------------------
+
+fn mcp_edit() -> Vec<Seed> {
+    let calc = "def total(items):\n    # note 😀\n    return sum(items)\n\nprint(total([1, 2, 3]))\n";
+    [
+        ("unique-anchor", calc, "return sum(items)", "return sum(items) * 2"),
+        ("ambiguous-anchor", calc, "items", "xs"),
+        ("missing-anchor", calc, "return max(items)", "x"),
+        ("delete", calc, "    # note 😀\n", ""),
+        ("regex-like", calc, "total\\(", "sum("),
+        ("crlf", "a\r\nb\r\n", "a\r\n", "c\r\n"),
+    ]
+    .iter()
+    .map(|(name, text, old, new)| {
+        (
+            name.to_string(),
+            [text.as_bytes(), b"\0", old.as_bytes(), b"\0", new.as_bytes()].concat(),
+        )
+    })
+    .collect()
 }
 
 // ----- dap ----------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! `mesh-proxy`: the local side of mesh. A Language Server that bridges an editor's buffers
 //! into a room, a Debug Adapter that bridges an editor's debugger into the room's shared
-//! debug session, and the command line (`share`, `join`, `status`, ...).
+//! debug session, a Model Context Protocol server through which a coding agent joins a room
+//! (`mcp`), and the command line (`share`, `join`, `status`, ...).
 //!
 //! Invariant: only this crate knows editors; `sync`, `pending` and `text` are sans-IO.
 
@@ -12,6 +13,7 @@ pub mod host_cli;
 pub mod link;
 pub mod lsp;
 pub mod lsp_ext;
+pub mod mcp;
 pub mod merge;
 pub mod mesh_dir;
 pub mod pending;

@@ -114,6 +114,18 @@ enum Cmd {
         #[arg(long)]
         language: Option<String>,
     },
+    /// Serve the Model Context Protocol on stdin/stdout (an MCP client starts this): a coding
+    /// agent joins the room as a participant of its own, named by --name (default "agent"),
+    /// with tools to list, read, search, edit and create files, run them, and chat.
+    Mcp {
+        /// The join link of the room (a reader link gives a reader agent).
+        link: String,
+        /// The agent's own folder, which the room's files are joined into and kept in sync
+        /// with. Not a folder that another mesh-proxy (an editor's, `share`, `join`) syncs
+        /// at the same time: two proxies syncing one folder echo each other's changes.
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Host control for the room of the current folder: participants and roles, kick,
     /// admit or refuse joiners, approval, links, the audit trail. Needs the host role (the
     /// folder that shared the room, or a seat the host handed the role to).
@@ -129,6 +141,9 @@ enum Cmd {
 /// The exit code of `share` or `join` when the room ended the session (kicked, refused, the
 /// link revoked): distinct from 1 (could not start) so scripts can tell.
 const EXIT_ENDED: i32 = 3;
+
+/// The name an MCP agent joins under when `--name` does not give one.
+const MCP_DEFAULT_NAME: &str = "agent";
 
 fn identity(cli: &Cli, client: &str) -> anyhow::Result<Identity> {
     let cfg = Config::load()?;
@@ -400,6 +415,18 @@ async fn run() -> anyhow::Result<()> {
             let id = identity(&cli, "mesh-proxy")?;
             let code = mesh_proxy::run_cli::run(target, id.tls, path, language.clone(), id.name).await?;
             std::process::exit(code);
+        }
+        Cmd::Mcp { link, dir } => {
+            RoomTarget::parse(link)?;
+            let dir = folder(Some(dir.clone()))?;
+            let mut id = identity(&cli, "mesh-proxy mcp")?;
+            // An agent is not the user: it joins under its own name unless given one.
+            id.name = cli.name.clone().unwrap_or_else(|| MCP_DEFAULT_NAME.into());
+            mesh_proxy::mcp::serve(id, dir, link.clone()).await?;
+            // Let the last frames leave, then end now: the stdin reader may sit in a blocking
+            // read the runtime would wait for.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            std::process::exit(0);
         }
         Cmd::Host(_) => {
             let dir = folder(None)?;

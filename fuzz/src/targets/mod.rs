@@ -10,6 +10,7 @@ use crate::rng::fnv1a;
 pub mod dap;
 pub mod debug_hub;
 pub mod lsp;
+pub mod mcp_edit;
 pub mod mesh_json;
 pub mod provider_stream;
 pub mod rest;
@@ -98,6 +99,7 @@ pub fn all() -> &'static [&'static Target] {
         &rest::TARGET,
         &runner_control::TARGET,
         &provider_stream::TARGET,
+        &mcp_edit::TARGET,
         &room::CONVERGENCE,
     ]
 }

@@ -9,6 +9,7 @@
 //! [`Effect`]s, which [`Session::apply`] carries out in order. `replica` owns the room's
 //! `Doc`, awareness and connection; `disk` also holds the only filesystem and watcher code.
 
+mod agent;
 mod agreed;
 mod disk;
 mod docs;
@@ -37,6 +38,7 @@ use crate::room::{self, RoomEvent};
 use crate::sync::{EditorBatch, RoomOp};
 use crate::text::Encoding;
 use crate::workspace::Transfer;
+pub use agent::{replace_op, AgentEdit, AgentEdited};
 use docs::Docs;
 use presence::Presence;
 pub use replica::{create_room, room_files, upload};
@@ -106,6 +108,10 @@ pub enum Request {
     /// Resolve the conflict of a file (by URI or room path): the room's version kept in
     /// `.mesh/conflicts/` becomes the base and the local text is merged again.
     Resolve(ResolveParams, oneshot::Sender<Result<(), String>>),
+    /// Every file of the room with its text, as the replica has it now (for `mesh-proxy mcp`).
+    RoomFiles(oneshot::Sender<Result<Vec<(String, String)>, String>>),
+    /// An edit by a program (`mesh-proxy mcp`), applied to the replica as one operation.
+    Agent(AgentEdit, oneshot::Sender<Result<AgentEdited, String>>),
 }
 
 /// Everything the session reacts to.
@@ -932,6 +938,15 @@ impl Session {
                     .map(|msgs| self.apply(msgs.into_iter().map(Effect::Send).collect()));
                 let _ = reply.send(result);
             }
+            Request::RoomFiles(reply) => {
+                let files = Room::standing(self.room.as_ref())
+                    .map(|_| room_files(&self.room.as_ref().expect("standing says in a room").doc));
+                let _ = reply.send(files);
+            }
+            Request::Agent(edit, reply) => {
+                let result = self.agent_edit(edit);
+                let _ = reply.send(result);
+            }
             Request::RunStop(run_id, reply) => {
                 let result = self
                     .runs
@@ -1218,6 +1233,57 @@ impl Session {
         crate::mesh_dir::resolve(&root, &room_id, &path).map_err(|e| e.to_string())?;
         self.resolve_conflict(&path);
         Ok(())
+    }
+
+    /// Carries out an agent's edit: checked against our role and the room's text now, applied
+    /// as one operation, written to disk like a remote change, and the cursor moved there.
+    fn agent_edit(&mut self, edit: AgentEdit) -> Result<AgentEdited, String> {
+        let standing = Room::standing(self.room.as_ref())?;
+        if !standing.writable {
+            return Err(
+                "this room link is read-only: edits need a writer link (ask the host for one, \
+                        or for the writer role)"
+                    .into(),
+            );
+        }
+        let (path, change, cursor, line) = match edit {
+            AgentEdit::Replace {
+                path,
+                old_text,
+                new_text,
+            } => {
+                let text = self
+                    .view()
+                    .text(&path)
+                    .ok_or_else(|| format!("{path} is not in the room: list_files shows the room's files"))?;
+                let (op, cursor, line) =
+                    agent::replace_op(&text, &old_text, &new_text).map_err(|e| format!("{path}: {e}"))?;
+                let change = RoomChange::Edit {
+                    path: path.clone(),
+                    ops: vec![op],
+                };
+                (path, change, cursor, line)
+            }
+            AgentEdit::Create { path, text } => {
+                if self.view().text(&path).is_some() {
+                    return Err(format!("{path} is in the room already: edit it instead"));
+                }
+                let root = self.root.clone().ok_or("not in a folder")?;
+                crate::workspace::safe_join(&root, &path).map_err(|e| format!("{path} cannot be a room file: {e}"))?;
+                if path.split('/').next() == Some(".mesh") {
+                    return Err(".mesh/ is the proxy's own folder, not the room's: choose another path".into());
+                }
+                let cursor = text.encode_utf16().count() as u64;
+                let line = u32::try_from(text.matches('\n').count() + 1).unwrap_or(u32::MAX);
+                (path.clone(), RoomChange::Create { path, text }, cursor, line)
+            }
+        };
+        self.change_room(change);
+        // The folder's copy follows as it does for someone else's change.
+        self.remote_dirty.lock().expect("not poisoned").insert(path.clone());
+        self.presence.agent_cursor = Some(agent::cursor_at(&path, cursor));
+        self.publish_awareness();
+        Ok(AgentEdited { path, line, cursor })
     }
 
     /// Publishes our awareness state (name, colour, cursor, view).

@@ -35,6 +35,9 @@ pub(super) struct Presence {
     last_follow: Option<FollowUpdate>,
     /// The remote cursors last sent to the editor, per document URI.
     last_cursors: HashMap<String, Vec<RemoteCursor>>,
+    /// Where a program without documents (`mesh-proxy mcp`) last edited; shown when no
+    /// editor cursor is.
+    pub(super) agent_cursor: Option<PresenceCursor>,
     /// Remote cursors may have moved (awareness, text or open documents changed).
     pub(super) dirty: bool,
 }
@@ -75,6 +78,7 @@ impl Presence {
                 selections,
             })
         });
+        let cursor = cursor.or_else(|| self.agent_cursor.clone());
         let view = self.local_view.as_ref().and_then(|(uri, range)| {
             Some(PresenceView {
                 path: docs.path(uri).or_else(|| room_path(uri))?,
