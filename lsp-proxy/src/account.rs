@@ -21,9 +21,10 @@ use crate::tls::Tls;
 /// How long one call to the server may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The shortest wait between polls, whatever the server says: a poll costs the server little,
-/// but a loop without a pause would spin.
-const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How often `login` asks the server whether the person is done. The server polls the
+/// provider at the provider's interval itself; asking the server is a lookup in its memory, so
+/// once a second costs nothing and saves the person up to an interval of waiting.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A signed-in account on one server.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -119,7 +120,6 @@ pub async fn login(tls: &Tls, server: &str, show: impl Fn(&DeviceStart)) -> anyh
     }
     let start: DeviceStart = resp.json().await.context("the server's answer to /auth/device")?;
     show(&start);
-    let interval = Duration::from_secs(start.interval).max(MIN_POLL_INTERVAL);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(start.expires_in.max(1));
     loop {
         if tokio::time::Instant::now() > deadline {
@@ -154,7 +154,7 @@ pub async fn login(tls: &Tls, server: &str, show: impl Fn(&DeviceStart)) -> anyh
             // The server may restart meanwhile: keep polling until the deadline.
             Err(e) => tracing::debug!(error = %e, "poll failed; retrying"),
         }
-        tokio::time::sleep(interval).await;
+        tokio::time::sleep(POLL_INTERVAL).await;
     }
 }
 

@@ -67,6 +67,12 @@ const PROVIDER_TIMEOUT: Duration = Duration::from_secs(15);
 const DEVICE_START_RATE: f64 = 0.2;
 const DEVICE_START_BURST: f64 = 10.0;
 
+/// Browser sign-ins one address may start per second, and at once above that: an office
+/// behind one address signs in in the morning; a loop of `/auth/login` cannot push everyone
+/// else's sign-ins out of the bounded table.
+const LOGIN_START_RATE: f64 = 1.0;
+const LOGIN_START_BURST: f64 = 60.0;
+
 /// What the server asks the provider for: the person's name and email besides their subject.
 const SCOPES: [&str; 2] = ["profile", "email"];
 
@@ -168,6 +174,7 @@ pub struct Accounts {
     logins: Mutex<Pending<BrowserLogin>>,
     devices: Arc<Mutex<Pending<DeviceLogin>>>,
     device_starts: crate::limits::AddressBudgets,
+    login_starts: crate::limits::AddressBudgets,
     secure_cookies: bool,
 }
 
@@ -215,6 +222,7 @@ impl Accounts {
                 MAX_DEVICE_WAIT.as_millis() as u64 * 2,
             ))),
             device_starts: crate::limits::AddressBudgets::new(DEVICE_START_RATE, DEVICE_START_BURST),
+            login_starts: crate::limits::AddressBudgets::new(LOGIN_START_RATE, LOGIN_START_BURST),
             secure_cookies,
         })
     }
@@ -247,9 +255,13 @@ impl Accounts {
         .set_redirect_uri(self.redirect.clone())
     }
 
-    /// Starts a browser sign-in: the provider's authorization URL and the `state` to bind
-    /// to the browser (a cookie), after which the browser goes to `return_to`.
-    pub fn begin_login(&self, return_to: String) -> (String, String) {
+    /// Starts a browser sign-in for a client at `ip`: the provider's authorization URL and
+    /// the `state` to bind to the browser (a cookie), after which the browser goes to
+    /// `return_to`.
+    pub fn begin_login(&self, ip: std::net::IpAddr, return_to: String) -> Result<(String, String), SignInError> {
+        if self.login_starts.admit(ip).is_err() {
+            return Err(SignInError::RateLimited);
+        }
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let client = self.client();
         let mut request = client
@@ -273,7 +285,7 @@ impl Accounts {
             },
             now_ms(),
         );
-        (url.to_string(), state)
+        Ok((url.to_string(), state))
     }
 
     fn lock_logins(&self) -> std::sync::MutexGuard<'_, Pending<BrowserLogin>> {

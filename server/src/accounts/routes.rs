@@ -125,13 +125,17 @@ pub struct LoginQuery {
 /// Start signing in from a browser: redirects to the provider (authorization code flow with
 /// PKCE, state and nonce).
 #[utoipa::path(get, path = "/auth/login", params(LoginQuery),
-    responses((status = 303, description = "to the provider's sign-in page"), (status = 404, body = mesh_protocol::rest::ApiError)))]
-pub async fn login(State(app): State<AppState>, Query(query): Query<LoginQuery>) -> Response {
+    responses((status = 303, description = "to the provider's sign-in page"), (status = 404, body = mesh_protocol::rest::ApiError),
+        (status = 429, body = mesh_protocol::rest::ApiError)))]
+pub async fn login(State(app): State<AppState>, client: ClientAddr, Query(query): Query<LoginQuery>) -> Response {
     let accounts = match accounts(&app) {
         Ok(a) => a,
         Err(e) => return e.into_response(),
     };
-    let (url, state) = accounts.begin_login(safe_return_path(query.return_to.as_deref()));
+    let (url, state) = match accounts.begin_login(client.ip, safe_return_path(query.return_to.as_deref())) {
+        Ok(started) => started,
+        Err(e) => return api_error(ErrorCode::RateLimited, e.to_string()),
+    };
     let mut r = redirect(&url);
     r.headers_mut().insert(
         header::SET_COOKIE,
