@@ -56,15 +56,30 @@ export async function debugSteps (ctx) {
       others: [...ed.querySelectorAll('.cm-bp-others')].map(lineOf).sort((x, y) => x - y),
     }
   }, PATH)
-  const waitMarks = (page, want, what) => until(`${what}: marks ${JSON.stringify(want)}`, async () => JSON.stringify(await marks(page)) === JSON.stringify(want))
+  const waitMarks = async (page, want, what) => {
+    try {
+      await until(`${what}: marks ${JSON.stringify(want)}`, async () => JSON.stringify(await marks(page)) === JSON.stringify(want))
+    } catch (e) {
+      throw new Error(`${e.message}; the page shows ${JSON.stringify(await marks(page))}`)
+    }
+  }
 
   const clickGutter = async (page, line) => {
-    const at = await page.evaluate(([p, n]) => {
+    const where = () => page.evaluate(([p, n]) => {
       const ed = document.querySelector(`.cm-editor[data-path="${p}"]`)
       const l = ed.querySelectorAll('.cm-content .cm-line')[n - 1].getBoundingClientRect()
       const g = ed.querySelector('.cm-breakpoint-gutter').getBoundingClientRect()
       return { x: g.left + g.width / 2, y: l.top + l.height / 2 }
     }, [PATH, line])
+    // A file just opened may still move (tabs, a toast, the gutter's width): click once the
+    // line has stood still for 100 ms, or the click lands on another line.
+    let at = await where()
+    for (let i = 0; i < 20; i++) {
+      await new Promise(resolve => setTimeout(resolve, 100))
+      const now = await where()
+      if (now.x === at.x && now.y === at.y) break
+      at = now
+    }
     await page.mouse.click(at.x, at.y)
   }
 
