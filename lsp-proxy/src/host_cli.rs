@@ -203,7 +203,14 @@ pub async fn run(api: &HostApi, cmd: HostCmd) -> anyhow::Result<()> {
             if !room.waiting.is_empty() {
                 println!("Waiting for approval (mesh-proxy host admit|refuse WHO):");
                 for w in &room.waiting {
-                    println!("  {}  {} ({}, waiting {})", w.seat, w.name, w.client, when(w.since));
+                    let verified = if w.verified { "" } else { ", unverified" };
+                    println!(
+                        "  {}  {} ({}{verified}, waiting {})",
+                        w.seat,
+                        w.name,
+                        w.client,
+                        when(w.since)
+                    );
                 }
             }
         }
@@ -345,6 +352,7 @@ mod tests {
                 seat: "s9".into(),
                 name: "Cy".into(),
                 client: "vscode".into(),
+                verified: false,
                 since: 0,
             }],
             approval: true,

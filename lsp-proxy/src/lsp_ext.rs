@@ -504,10 +504,13 @@ pub struct LobbyParams {
 pub struct JoinRequestParams {
     /// The seat they would take.
     pub seat: String,
-    /// Their name (unverified without accounts).
+    /// Their name: the one they gave, or their provider's when they signed in.
     pub name: String,
     /// Their kind of client.
     pub client: String,
+    /// Whether the name was verified by sign-in.
+    #[serde(default)]
+    pub verified: bool,
 }
 
 /// `mesh/joinRequestClosed` params: a join request was answered (or expired).

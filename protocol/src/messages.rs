@@ -552,10 +552,13 @@ pub enum ServerMessage {
     JoinRequest {
         /// The seat they would take.
         seat: String,
-        /// The name they gave (unverified).
+        /// Their name: the one they gave, or their provider's when they signed in.
         name: String,
         /// Their kind of client.
         client: String,
+        /// Whether the name was verified by sign-in (see [`Participant::verified`]).
+        #[serde(default)]
+        verified: bool,
     },
     /// A join request was answered (to the host's connections), or timed out, or the
     /// joiner left.
@@ -782,8 +785,9 @@ mod host_control_tests {
                     seat: "s2".into(),
                     name: "bob".into(),
                     client: "neovim".into(),
+                    verified: true,
                 },
-                json!({"type": "join_request", "seat": "s2", "name": "bob", "client": "neovim"}),
+                json!({"type": "join_request", "seat": "s2", "name": "bob", "client": "neovim", "verified": true}),
             ),
             (
                 ServerMessage::JoinRequestClosed {

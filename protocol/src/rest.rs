@@ -222,10 +222,13 @@ pub struct SetApproval {
 pub struct WaitingJoiner {
     /// The seat they would take (what `admit` and `refuse` name).
     pub seat: String,
-    /// The name they gave (unverified).
+    /// Their name: the one they gave, or their provider's when they signed in.
     pub name: String,
     /// Their kind of client.
     pub client: String,
+    /// Whether the name was verified by sign-in.
+    #[serde(default)]
+    pub verified: bool,
     /// When they started waiting, milliseconds since the Unix epoch.
     pub since: u64,
 }

@@ -497,3 +497,39 @@ async fn a_sign_in_that_comes_back_to_another_browser_is_refused() {
     assert_eq!(back.status(), 401);
     assert!(back.text().await.unwrap().contains("another browser"));
 }
+
+#[tokio::test]
+async fn a_host_asked_to_admit_a_signed_in_joiner_sees_the_verified_name_not_the_claimed_one() {
+    let (_provider, server) = with_accounts().await;
+    let (ada, bob) = tokio::join!(device_sign_in(&server, "ada"), device_sign_in(&server, "bob"));
+    let s = own_room(&server, &ada).await;
+    let (host, _) = join_as(&server, &s, &s.created.host_token, Some(&ada), "ada")
+        .await
+        .unwrap();
+    let on = host
+        .request(3, mesh_protocol::ClientMessage::SetApproval { on: true })
+        .await
+        .unwrap();
+    assert!(matches!(on, ServerMessage::ApprovalChanged { on: true, .. }), "{on:?}");
+    // Bob says he is "the boss"; the host is asked about Bob Builder, verified.
+    let bob_conn = YClient::connect_with(
+        &server.ws_bare(&s),
+        ConnectOptions {
+            name: Some("the boss".into()),
+            bearer: Some(s.created.writer_token.clone()),
+            user_token: Some(bob),
+            ..ConnectOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let ServerMessage::JoinRequest { name, verified, .. } = host
+        .wait_mesh("bob's join request", |m| matches!(m, ServerMessage::JoinRequest { .. }))
+        .await
+        .unwrap()
+    else {
+        unreachable!()
+    };
+    assert_eq!((name.as_str(), verified), ("Bob Builder", true));
+    drop(bob_conn);
+}

@@ -695,7 +695,12 @@ async fn with_approval_a_joiner_waits_with_nothing_of_the_room_until_admitted() 
         .wait_mesh("lobby", |m| matches!(m, ServerMessage::Lobby { .. }))
         .await
         .unwrap();
-    let ServerMessage::JoinRequest { seat, name, client } = host
+    let ServerMessage::JoinRequest {
+        seat,
+        name,
+        client,
+        verified,
+    } = host
         .wait_mesh("join request", |m| matches!(m, ServerMessage::JoinRequest { .. }))
         .await
         .unwrap()
@@ -703,6 +708,7 @@ async fn with_approval_a_joiner_waits_with_nothing_of_the_room_until_admitted() 
         unreachable!()
     };
     assert_eq!((name.as_str(), client.as_str()), ("bob", "testkit"));
+    assert!(!verified, "without accounts no name is verified");
     // More of the room happens while bob waits; none of it reaches him.
     host.insert("secret.txt", 0, "still ");
     let (status, waiting) = server

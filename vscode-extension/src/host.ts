@@ -41,7 +41,8 @@ export class HostControl {
 
   /** A join request: Admit or Refuse, from the notification itself. */
   private async ask(req: JoinRequest): Promise<void> {
-    const pick = await vscode.window.showInformationMessage(`Mesh: ${req.name} (${req.client}) asks to join.`, 'Admit', 'Refuse');
+    const who = req.verified === true ? `${req.name} (signed in, ${req.client})` : `${req.name} (name not verified, ${req.client})`;
+    const pick = await vscode.window.showInformationMessage(`Mesh: ${who} asks to join.`, 'Admit', 'Refuse');
     if (pick === 'Admit') {
       await this.act(() => this.ctx.request(EditorRequests.admit, { seat: req.seat }), `let ${req.name} in`);
     } else if (pick === 'Refuse') {

@@ -292,6 +292,8 @@ export interface JoinRequest {
   seat: string;
   name: string;
   client: string;
+  /** Signed in: the name is the provider's. */
+  verified?: boolean;
 }
 
 /** `mesh/joinRequestClosed`. */

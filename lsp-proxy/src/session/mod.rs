@@ -1385,6 +1385,7 @@ async fn host_call(
                         seat: w.seat,
                         name: w.name,
                         client: w.client,
+                        verified: w.verified,
                     })
                     .collect(),
                 approval: room.approval,

@@ -614,8 +614,18 @@ impl Session {
                 room.seats
                     .on_event(SeatEvent::Lobby { message }, room.conn_id, &BTreeMap::new())
             }
-            ServerMessage::JoinRequest { seat, name, client } => room.seats.on_event(
-                SeatEvent::JoinRequest { seat, name, client },
+            ServerMessage::JoinRequest {
+                seat,
+                name,
+                client,
+                verified,
+            } => room.seats.on_event(
+                SeatEvent::JoinRequest {
+                    seat,
+                    name,
+                    client,
+                    verified,
+                },
                 room.conn_id,
                 &BTreeMap::new(),
             ),

@@ -62,7 +62,12 @@ pub(super) enum SeatEvent {
     /// The host refused to let us in (or nobody answered in time).
     Refused { message: String },
     /// Someone waits for the host (only hosts hear it).
-    JoinRequest { seat: String, name: String, client: String },
+    JoinRequest {
+        seat: String,
+        name: String,
+        client: String,
+        verified: bool,
+    },
     /// A join request was answered (by any host, or it expired).
     JoinRequestClosed {
         seat: String,
@@ -221,11 +226,17 @@ impl Seats {
                 self.lobby = None;
                 self.end("refused", message)
             }
-            SeatEvent::JoinRequest { seat, name, client } => {
+            SeatEvent::JoinRequest {
+                seat,
+                name,
+                client,
+                verified,
+            } => {
                 let params = JoinRequestParams {
                     seat: seat.clone(),
                     name,
                     client,
+                    verified,
                 };
                 self.requests.insert(seat, params.clone());
                 vec![notify::<JoinRequestNotification>(params)]
@@ -538,11 +549,13 @@ mod tests {
                 seat: "s5".into(),
                 name: "Cy".into(),
                 client: "neovim".into(),
+                verified: true,
             },
             Some(1),
             &BTreeMap::new(),
         );
         assert_eq!(notification(&fx, "mesh/joinRequest")["name"], "Cy");
+        assert_eq!(notification(&fx, "mesh/joinRequest")["verified"], true);
         assert_eq!(seats.requests.len(), 1);
         let fx = seats.on_event(
             SeatEvent::JoinRequestClosed {

@@ -203,7 +203,11 @@ end
 ---@param req mesh.JoinRequest
 function M.answer(c, req)
   vim.ui.select({ "Admit", "Refuse", "Later" }, {
-    prompt = ("mesh: %s (%s) asks to join"):format(tostring(req.name), tostring(req.client)),
+    prompt = ("mesh: %s (%s, %s) asks to join"):format(
+      tostring(req.name),
+      req.verified == true and "signed in" or "name not verified",
+      tostring(req.client)
+    ),
   }, function(choice)
     if choice == "Admit" then
       client.request(c, protocol.request.admit, { seat = req.seat }, function()

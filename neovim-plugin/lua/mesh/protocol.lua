@@ -54,6 +54,7 @@ local M = {}
 ---@field seat string
 ---@field name string
 ---@field client string
+---@field verified? boolean signed in: the name is the provider's
 
 ---@class mesh.Link
 ---@field id string

@@ -52,7 +52,7 @@ test("a join request asks Admit or Refuse and sends the answer for that seat", f
     return #prompts == 1
   end, "the prompt")
   restore()
-  h.contains(prompts[1], "Dee (vscode) asks to join")
+  h.contains(prompts[1], "Dee (name not verified, vscode) asks to join")
   h.wait(function()
     return vim.tbl_contains(vim.tbl_map(function(r)
       return r.method

@@ -146,7 +146,7 @@ export type ServerMessage =
   | { type: 'kicked'; by: string }
   | { type: 'seat_kicked'; seat: string; by: string; responding_to?: number }
   | { type: 'lobby'; message: string }
-  | { type: 'join_request'; seat: string; name: string; client: string }
+  | { type: 'join_request'; seat: string; name: string; client: string; verified: boolean }
   | { type: 'join_request_closed'; seat: string; admitted: boolean; by: string; responding_to?: number }
   | { type: 'refused'; message: string }
   | { type: 'approval_changed'; on: boolean; by: string; responding_to?: number }
@@ -363,7 +363,7 @@ export function parseServerMessage (json: unknown): ServerMessage {
     case 'refused':
       return { type, message: str(o, 'message', 4096) }
     case 'join_request':
-      return { type, seat: str(o, 'seat', MAX_ID_CHARS), name: str(o, 'name', MAX_NAME_CHARS), client: str(o, 'client', MAX_NAME_CHARS) }
+      return { type, seat: str(o, 'seat', MAX_ID_CHARS), name: str(o, 'name', MAX_NAME_CHARS), client: str(o, 'client', MAX_NAME_CHARS), verified: o.verified === true }
     case 'join_request_closed':
       return { type, seat: str(o, 'seat', MAX_ID_CHARS), admitted: bool(o, 'admitted'), by: str(o, 'by', 200), responding_to: responding }
     case 'approval_changed':

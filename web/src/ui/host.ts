@@ -58,7 +58,7 @@ export class HostControls {
     provider.on('message', (m) => {
       switch (m.type) {
         case 'approval_changed': this.approval.checked = m.on; break
-        case 'join_request': this.addRequest(m.seat, m.name, m.client); break
+        case 'join_request': this.addRequest(m.seat, m.name, m.client, m.verified); break
         case 'join_request_closed': this.closeRequest(m.seat, m.admitted, m.by); break
         default: break
       }
@@ -128,7 +128,7 @@ export class HostControls {
 
   // --- join requests ---------------------------------------------------------------------
 
-  private addRequest (seat: string, name: string, client: string): void {
+  private addRequest (seat: string, name: string, client: string, verified: boolean): void {
     if (this.provider.role !== 'host') return
     const admit = h('button', { type: 'button', class: 'admit', 'data-action': 'admit' }, 'Admit')
     const refuse = h('button', { type: 'button', 'data-action': 'refuse' }, 'Refuse')
@@ -139,7 +139,10 @@ export class HostControls {
     admit.addEventListener('click', () => answer('admit'))
     refuse.addEventListener('click', () => answer('refuse'))
     this.waiting.set(seat, h('div', { class: 'join-request', 'data-seat': seat, 'data-name': name },
-      h('span', {}, h('strong', {}, name), h('small', { class: 'unverified', title: 'Names are not verified: anyone can type any name' }, ' (name not verified)'),
+      h('span', {}, h('strong', {}, name),
+        verified
+          ? h('span', { class: 'verified', title: 'Signed in: the name is verified' }, ' ✓')
+          : h('small', { class: 'unverified', title: 'Names are not verified: anyone can type any name' }, ' (name not verified)'),
         ` wants to join from ${client}.`),
       admit, refuse))
     this.renderRequests()

@@ -314,6 +314,7 @@ impl RoomCore {
             seat: w.seat.clone(),
             name: w.name.clone(),
             client: w.client.clone(),
+            verified: w.user.is_some(),
         };
         fx.to(Target::Hosts, encode_mesh(&request));
     }
@@ -325,6 +326,7 @@ impl RoomCore {
                 seat: w.seat.clone(),
                 name: w.name.clone(),
                 client: w.client.clone(),
+                verified: w.user.is_some(),
             };
             fx.to(Target::One(conn), encode_mesh(&request));
         }
@@ -638,6 +640,7 @@ impl RoomCore {
                         seat: w.seat.clone(),
                         name: w.name.clone(),
                         client: w.client.clone(),
+                        verified: w.user.is_some(),
                         since: w.since,
                     })
                     .collect();
