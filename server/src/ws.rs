@@ -35,6 +35,11 @@ const OUTBOUND_CAPACITY: usize = 4096;
 /// the rare large frame, so a small start keeps memory per idle connection low.
 const READ_BUFFER_BYTES: usize = 1024;
 
+/// Frames already queued for a connection are written together up to this many bytes: one
+/// syscall for a turn's update and cursor, yet a join's large sync does not wait behind a
+/// burst of small frames for long.
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
+
 /// How often the server pings an idle client, so dead peers and NATs are noticed.
 const PING_INTERVAL: Duration = Duration::from_secs(20);
 
@@ -352,14 +357,38 @@ async fn write_loop(
         tokio::select! {
             out = rx.recv() => match out {
                 Some(Outbound::Frame(bytes)) => {
-                    if sink.send(WsMessage::Binary(bytes)).await.is_err() {
+                    // What else the room queued meanwhile goes in the same write: a turn
+                    // that sends a connection an update and a cursor costs one syscall.
+                    let mut batch = bytes.len();
+                    if sink.feed(WsMessage::Binary(bytes)).await.is_err() {
+                        return;
+                    }
+                    let mut then = None;
+                    while batch < WRITE_BATCH_BYTES {
+                        match rx.try_recv() {
+                            Ok(Outbound::Frame(more)) => {
+                                batch += more.len();
+                                if sink.feed(WsMessage::Binary(more)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Ok(close) => {
+                                then = Some(close);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if sink.flush().await.is_err() {
+                        return;
+                    }
+                    if let Some(Outbound::Close(code, reason)) = then {
+                        send_close(&mut sink, code, &reason, closing).await;
                         return;
                     }
                 }
                 Some(Outbound::Close(code, reason)) => {
-                    let reason = truncate_reason(&reason);
-                    let _ = sink.send(WsMessage::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
-                    let _ = closing.send(());
+                    send_close(&mut sink, code, &reason, closing).await;
                     return;
                 }
                 None => {
@@ -377,6 +406,23 @@ async fn write_loop(
             }
         }
     }
+}
+
+/// Sends a close frame and tells the reader the socket is closing.
+async fn send_close(
+    sink: &mut futures_util::stream::SplitSink<WebSocket, WsMessage>,
+    code: u16,
+    reason: &str,
+    closing: tokio::sync::oneshot::Sender<()>,
+) {
+    let reason = truncate_reason(reason);
+    let _ = sink
+        .send(WsMessage::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await;
+    let _ = closing.send(());
 }
 
 /// After the server sent a close frame, reads (and discards) until the peer answers it, so

@@ -176,6 +176,11 @@ impl Access {
         std::mem::take(&mut self.changes)
     }
 
+    /// Whether changes wait for [`Self::take_changes`].
+    pub fn has_changes(&self) -> bool {
+        !self.changes.is_empty()
+    }
+
     /// Whether joiners wait for the host's approval.
     pub fn approval(&self) -> bool {
         self.approval

@@ -533,11 +533,38 @@ impl Actor {
                 Command::Admission(event) => self.on_admission(&mut fx, event),
             }
         }
+        // The common turn (updates to store, nothing else for the store, nothing to start):
+        // the store relays the turn's frames itself the moment the updates are durable.
+        let relay_on_durable = !fx.persist.is_empty()
+            && !poisoned
+            && fx.runs.is_empty()
+            && fx.run_inputs.is_empty()
+            && fx.run_stops.is_empty()
+            && fx.debug.is_empty()
+            && !self.core.has_access_changes();
         if !fx.persist.is_empty() {
             let n = fx.persist.len() as u64;
             let bytes: usize = fx.persist.iter().map(Vec::len).sum();
             let started = Instant::now();
-            match self.store.append(self.id, std::mem::take(&mut fx.persist)).await {
+            let updates = std::mem::take(&mut fx.persist);
+            let appended = if relay_on_durable {
+                let plan = self.plan(std::mem::take(&mut fx.send));
+                let full = Arc::new(std::sync::Mutex::new(Vec::new()));
+                let full_then = full.clone();
+                let relay = Box::new(move || {
+                    let dropped = queue_planned(plan);
+                    *full_then.lock().unwrap_or_else(|e| e.into_inner()) = dropped;
+                });
+                let appended = self.store.append_then(self.id, updates, relay).await;
+                let dropped = std::mem::take(&mut *full.lock().unwrap_or_else(|e| e.into_inner()));
+                if appended.is_ok() {
+                    self.settle(std::mem::take(&mut fx.close), dropped);
+                }
+                appended
+            } else {
+                self.store.append(self.id, updates).await
+            };
+            match appended {
                 Ok(seq) => self.last_seq = seq,
                 Err(e) => {
                     // The updates are in memory but not on disk: send nothing, drop everyone.
@@ -603,8 +630,15 @@ impl Actor {
     }
 
     fn deliver(&mut self, fx: Effects) {
-        let mut dropped = Vec::new();
-        for (target, frame) in fx.send {
+        let plan = self.plan(fx.send);
+        let dropped = queue_planned(plan);
+        self.settle(fx.close, dropped);
+    }
+
+    /// Who gets each frame, in order: each recipient's queue with the frame.
+    fn plan(&self, send: Vec<(Target, Bytes)>) -> Vec<(ConnId, OutboundTx, Bytes)> {
+        let mut plan = Vec::with_capacity(send.len());
+        for (target, frame) in send {
             let ids: Vec<ConnId> = match target {
                 Target::One(id) => vec![id],
                 // Connections in the lobby get nothing of the room.
@@ -659,16 +693,17 @@ impl Actor {
             };
             for id in ids {
                 if let Some(tx) = self.senders.get(&id) {
-                    match tx.try_send(Outbound::Frame(frame.clone())) {
-                        Ok(()) => {}
-                        Err(mpsc::error::TrySendError::Full(_)) => dropped.push(id),
-                        // The socket is closing; its reader will send `Leave`.
-                        Err(mpsc::error::TrySendError::Closed(_)) => {}
-                    }
+                    plan.push((id, tx.clone(), frame.clone()));
                 }
             }
         }
-        for (id, code, reason) in fx.close {
+        plan
+    }
+
+    /// Closes what the turn closes and drops the connections whose queue was full (after
+    /// their frames were queued, as the turn's frames come first).
+    fn settle(&mut self, close: Vec<(ConnId, ErrorCode, String)>, mut dropped: Vec<ConnId>) {
+        for (id, code, reason) in close {
             if let Some(tx) = self.senders.remove(&id) {
                 let _ = tx.try_send(Outbound::Close(code.close_code(), reason));
                 metrics::gauge!("mesh_participants").decrement(1);
@@ -744,6 +779,21 @@ impl Actor {
             metrics::gauge!("mesh_participants").decrement(1);
         }
     }
+}
+
+/// Queues planned frames on their connections; returns those whose queue was full (the
+/// client cannot keep up). Runs on the room's task or, after an append, the store's thread.
+fn queue_planned(plan: Vec<(ConnId, OutboundTx, Bytes)>) -> Vec<ConnId> {
+    let mut full = Vec::new();
+    for (id, tx, frame) in plan {
+        match tx.try_send(Outbound::Frame(frame)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => full.push(id),
+            // The socket is closing; its reader will send `Leave`.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+    full
 }
 
 fn merge(into: &mut Effects, from: Effects) {

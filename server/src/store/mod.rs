@@ -171,6 +171,10 @@ pub struct RoomState {
     pub last_seq: u64,
 }
 
+/// What [`Store::append_then`] runs once an append is durable: quick, non-blocking work
+/// (queueing frames), as it may run on the store's own thread.
+pub type OnDurable = Box<dyn FnOnce() + Send>;
+
 /// Durable storage. Implementations must make [`Store::append`] durable against a process
 /// crash before its future resolves: the server broadcasts an update only after that.
 pub trait Store: Send + Sync + 'static {
@@ -186,6 +190,18 @@ pub trait Store: Send + Sync + 'static {
     fn load(&self, id: RoomId) -> BoxFuture<'_, StoreResult<RoomState>>;
     /// Appends accepted updates to a room's log, durably; returns the last sequence number.
     fn append(&self, id: RoomId, updates: Vec<Vec<u8>>) -> BoxFuture<'_, StoreResult<u64>>;
+    /// Appends like [`Store::append`] and runs `on_durable` the moment the updates are
+    /// durable, before the caller hears of it; never after a failed append. A store that
+    /// commits on a thread of its own runs it there, so the work it carries (a room relaying
+    /// the updates to its connections) does not wait for the appending task to be woken and
+    /// scheduled again: one hand-off fewer on every keystroke's way through the server.
+    fn append_then(&self, id: RoomId, updates: Vec<Vec<u8>>, on_durable: OnDurable) -> BoxFuture<'_, StoreResult<u64>> {
+        Box::pin(async move {
+            let seq = self.append(id, updates).await?;
+            on_durable();
+            Ok(seq)
+        })
+    }
     /// Replaces every update up to and including `upto_seq` by `snapshot` and appends `keep`
     /// after it, atomically; returns the last sequence number. `keep` carries what the
     /// snapshot cannot hold yet (updates waiting for a missing dependency), so they are

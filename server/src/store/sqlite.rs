@@ -37,8 +37,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 
 use super::{
-    AccessChange, AccessState, BoxFuture, LinkRecord, RoomRecord, RoomState, RunRecord, SeatRecord, Store, StoreError,
-    StoreResult, UserRecord, UserSession, MAX_AUDIT_ENTRIES,
+    AccessChange, AccessState, BoxFuture, LinkRecord, OnDurable, RoomRecord, RoomState, RunRecord, SeatRecord, Store,
+    StoreError, StoreResult, UserRecord, UserSession, MAX_AUDIT_ENTRIES,
 };
 
 /// The most commands the writer thread folds into one transaction; bounds the latency that
@@ -107,7 +107,7 @@ enum Command {
     ListRooms(Reply<Vec<RoomRecord>>),
     DeleteRoom(RoomId, Reply<bool>),
     Load(RoomId, Reply<RoomState>),
-    Append(RoomId, Vec<Vec<u8>>, Reply<u64>),
+    Append(RoomId, Vec<Vec<u8>>, Option<OnDurable>, Reply<u64>),
     Compact(RoomId, Vec<u8>, u64, Vec<Vec<u8>>, Reply<u64>),
     Secret(Reply<Vec<u8>>),
     PutRun(RoomId, Box<RunRecord>, Reply<()>),
@@ -478,10 +478,10 @@ impl Writer {
     fn run_batch(&mut self, batch: Vec<Command>) -> bool {
         let (appends, others): (Vec<_>, Vec<_>) = batch.into_iter().partition(|c| matches!(c, Command::Append(..)));
         if !appends.is_empty() {
-            let mut work: Vec<(RoomId, Vec<Vec<u8>>, Reply<u64>)> = appends
+            let mut work: Vec<(RoomId, Vec<Vec<u8>>, Option<OnDurable>, Reply<u64>)> = appends
                 .into_iter()
                 .filter_map(|c| match c {
-                    Command::Append(id, updates, reply) => Some((id, updates, reply)),
+                    Command::Append(id, updates, then, reply) => Some((id, updates, then, reply)),
                     _ => None,
                 })
                 .collect();
@@ -490,7 +490,7 @@ impl Writer {
             let result = (|| {
                 let tx = self.conn.transaction()?;
                 let mut seqs = Vec::with_capacity(work.len());
-                for (id, updates, _) in &work {
+                for (id, updates, _, _) in &work {
                     seqs.push(append_in(&tx, &mut self.last_seq, &mut self.log_rows, *id, updates)?);
                 }
                 tx.commit()?;
@@ -498,7 +498,13 @@ impl Writer {
             })();
             match result {
                 Ok(seqs) => {
-                    for ((_, _, reply), seq) in work.drain(..).zip(seqs) {
+                    for ((_, _, then, reply), seq) in work.drain(..).zip(seqs) {
+                        if let Some(then) = then {
+                            // Its panic must not end the store (every room's writes).
+                            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(then)).is_err() {
+                                tracing::error!("the work after an append panicked");
+                            }
+                        }
                         let _ = reply.send(Ok(seq));
                     }
                 }
@@ -508,7 +514,7 @@ impl Writer {
                     self.log_rows = rows;
                     // `rusqlite::Error` is not `Clone`; one failure answers every caller.
                     let text = e.to_string();
-                    for (_, _, reply) in work.drain(..) {
+                    for (_, _, _, reply) in work.drain(..) {
                         let _ = reply.send(Err(StoreError::Database(text.clone())));
                     }
                 }
@@ -662,9 +668,9 @@ impl Writer {
             Command::Load(id, reply) => {
                 let _ = reply.send(load(conn, id).map_err(db_err));
             }
-            Command::Append(id, updates, reply) => {
+            Command::Append(id, updates, then, reply) => {
                 // Appends are batched by `run_batch`; one arriving here is served the same way.
-                self.run_batch(vec![Command::Append(id, updates, reply)]);
+                self.run_batch(vec![Command::Append(id, updates, then, reply)]);
             }
             Command::Close(reply) => {
                 let _ = reply.send(self.close());
@@ -1076,7 +1082,10 @@ impl Store for SqliteStore {
         self.call(|r| Command::Load(id, r))
     }
     fn append(&self, id: RoomId, updates: Vec<Vec<u8>>) -> BoxFuture<'_, StoreResult<u64>> {
-        self.call(|r| Command::Append(id, updates, r))
+        self.call(|r| Command::Append(id, updates, None, r))
+    }
+    fn append_then(&self, id: RoomId, updates: Vec<Vec<u8>>, on_durable: OnDurable) -> BoxFuture<'_, StoreResult<u64>> {
+        self.call(|r| Command::Append(id, updates, Some(on_durable), r))
     }
     fn compact(
         &self,

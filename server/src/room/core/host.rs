@@ -161,6 +161,12 @@ impl RoomCore {
         self.access.take_changes()
     }
 
+    /// Whether seats, links, approval or the audit trail changed since the last
+    /// [`Self::take_access_changes`].
+    pub fn has_access_changes(&self) -> bool {
+        self.access.has_changes()
+    }
+
     /// Joins `id` through a fresh link of `role` (a host link opens a new host seat each
     /// time): for tests and fuzzing of the room, which have no links of their own.
     pub fn join_as(&mut self, id: ConnId, role: Role, now_ms: u64) -> Effects {
