@@ -101,6 +101,9 @@ pub enum Durability {
 
 type Reply<T> = oneshot::Sender<StoreResult<T>>;
 
+/// One append of a batch: the room, its updates, what to run once durable, the answer.
+type AppendWork = (RoomId, Vec<Vec<u8>>, Option<OnDurable>, Reply<u64>);
+
 enum Command {
     CreateRoom(RoomRecord, Reply<()>),
     GetRoom(RoomId, Reply<Option<RoomRecord>>),
@@ -478,7 +481,7 @@ impl Writer {
     fn run_batch(&mut self, batch: Vec<Command>) -> bool {
         let (appends, others): (Vec<_>, Vec<_>) = batch.into_iter().partition(|c| matches!(c, Command::Append(..)));
         if !appends.is_empty() {
-            let mut work: Vec<(RoomId, Vec<Vec<u8>>, Option<OnDurable>, Reply<u64>)> = appends
+            let mut work: Vec<AppendWork> = appends
                 .into_iter()
                 .filter_map(|c| match c {
                     Command::Append(id, updates, then, reply) => Some((id, updates, then, reply)),
