@@ -57,6 +57,8 @@ pub struct ClientConfig {
     pub index: usize,
     /// Clients per room.
     pub clients_per_room: usize,
+    /// Whether this client types (in both phases); otherwise it only receives.
+    pub writes: bool,
     /// WebSocket URL of the client's room.
     pub url: String,
     /// How the server frames messages.
@@ -237,6 +239,7 @@ impl Client {
         loop {
             let load = active_phase(control);
             let window_full = load == Some(Phase::Saturation) && self.outstanding() >= self.config.window;
+            let load = load.filter(|_| self.config.writes);
             let event = tokio::select! {
                 biased;
                 changed = control_rx.changed() => Event::Control(changed.is_ok()),
@@ -279,7 +282,7 @@ impl Client {
                 Event::Tick | Event::Delivered | Event::LoadOver => {}
             }
             // The event may have started the phase (or the window may have opened).
-            if open && active_phase(control) == Some(Phase::Saturation) {
+            if open && self.config.writes && active_phase(control) == Some(Phase::Saturation) {
                 open = self.fill_window(&mut sink).await;
             }
         }
@@ -410,6 +413,7 @@ mod tests {
         ClientConfig {
             index,
             clients_per_room: 3,
+            writes: true,
             url: String::new(),
             framing: Framing::Plain,
             typing_period: Duration::from_millis(100),

@@ -64,6 +64,10 @@ struct Args {
     /// Clients per room (at least 2: updates go to the other clients).
     #[arg(long, default_value_t = 5)]
     clients: usize,
+    /// Clients per room that type (the first ones of each room); the others only watch, as
+    /// in a room where a few people type and many follow. Default: every client.
+    #[arg(long)]
+    writers: Option<usize>,
     /// Seconds of load per phase.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
@@ -107,6 +111,10 @@ impl Args {
         ensure!(
             self.rooms * self.clients <= MAX_CONNECTIONS,
             "--rooms x --clients must be at most {MAX_CONNECTIONS} connections"
+        );
+        ensure!(
+            self.writers.is_none_or(|w| (1..=self.clients).contains(&w)),
+            "--writers must be 1..=--clients"
         );
         ensure!(
             self.duration > 0.0 && self.duration <= MAX_DURATION_SECS,
@@ -165,6 +173,7 @@ async fn run_all(args: &Args) -> Vec<Outcome> {
     let load = Load {
         rooms: args.rooms,
         clients: args.clients,
+        writers: args.writers.unwrap_or(args.clients),
         duration_secs: args.duration,
         rate: args.rate,
         window: args.window,

@@ -134,11 +134,12 @@ pub fn to_json(load: &Load, bench_threads: usize, outcomes: &[Outcome]) -> serde
 pub fn render(load: &Load, bench_threads: usize, outcomes: &[Outcome], style: Style) -> String {
     let mut out = String::new();
     let heading = format!(
-        "mesh-bench: {} rooms x {} clients ({} connections), {} s per phase; typing {} updates/s per client; \
-         saturation window {} per client; bench threads {}",
+        "mesh-bench: {} rooms x {} clients ({} connections, {} typing per room), {} s per phase; typing {} updates/s \
+         per typist; saturation window {} per typist; bench threads {}",
         load.rooms,
         load.clients,
         load.connections(),
+        load.writers,
         load.duration_secs,
         load.rate,
         load.window,

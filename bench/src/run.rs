@@ -65,6 +65,8 @@ pub struct Load {
     pub rooms: usize,
     /// Clients per room.
     pub clients: usize,
+    /// Clients per room that type; the others only receive.
+    pub writers: usize,
     /// Seconds of load per phase.
     pub duration_secs: f64,
     /// Typing phase: updates per second per client.
@@ -129,6 +131,7 @@ pub async fn run_server(kind: ServerKind, programs: &Programs, load: &Load) -> a
         let config = ClientConfig {
             index,
             clients_per_room: load.clients,
+            writes: index % load.clients < load.writers,
             url: room.url.clone(),
             framing: room.framing.clone(),
             typing_period,
