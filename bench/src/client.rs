@@ -33,7 +33,7 @@ const MAX_SAMPLES: usize = 4_000_000;
 const TYPED: &str = "the quick brown fox jumps over the lazy dog; ";
 /// Name of the root `Y.Text` typed into. Every server under test accepts any document
 /// shape, and a root type needs no coordination between clients.
-const TEXT_ROOT: &str = "bench";
+pub(crate) const TEXT_ROOT: &str = "bench";
 /// Stand-in deadline for "no deadline": far enough never to fire during a run.
 const FAR_FUTURE: Duration = Duration::from_secs(365 * 24 * 3600);
 

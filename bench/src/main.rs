@@ -9,6 +9,7 @@
 //! - `ledger`: who sent what when, shared by the clients (they all live in this process).
 //! - `wire`: y-protocols framing as the bench needs it (stock and Hocuspocus).
 //! - `servers`: starting, addressing and killing each server under test.
+//! - `storm`: the join storm (`--join-storm`), many clients joining one large room at once.
 //! - `report`: tables and JSON. `procstat`: RSS and CPU time from /proc. `http`: one POST.
 //!
 //! Invariants: all traffic goes to 127.0.0.1; every wait has a timeout and every loop a
@@ -21,6 +22,7 @@ mod procstat;
 mod report;
 mod run;
 mod servers;
+mod storm;
 mod wire;
 
 use std::path::PathBuf;
@@ -46,6 +48,10 @@ const MAX_RATE: f64 = 1000.0;
 const MAX_WINDOW: u64 = 1024;
 /// Most bench worker threads: the machine has two cores, shared with the server.
 const MAX_THREADS: usize = 4;
+/// Longest one server's join storm may take: start, seeding, the storm, teardown.
+const STORM_BUDGET: std::time::Duration = std::time::Duration::from_secs(300);
+/// Largest join-storm room: every client receives it all, and the bench holds the sockets.
+const MAX_ROOM_MIB: usize = 64;
 
 /// Benchmarks Yjs sync servers side by side: connect time, update latency while typing,
 /// throughput and latency under saturation, loss, and server memory per connection.
@@ -92,6 +98,13 @@ struct Args {
     /// Seed of the clients' typing start offsets.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Instead of the phases: a join storm of this many clients into one room of
+    /// --room-mib, all at once; prints time to synced, RSS and CPU per server.
+    #[arg(long)]
+    join_storm: Option<usize>,
+    /// Join storm: the room's size in MiB of text.
+    #[arg(long, default_value_t = 4)]
+    room_mib: usize,
     /// Print the results as JSON on stdout (tables go to stderr).
     #[arg(long)]
     json: bool,
@@ -132,6 +145,14 @@ impl Args {
             (1..=MAX_THREADS).contains(&self.threads),
             "--threads must be 1..={MAX_THREADS}"
         );
+        ensure!(
+            self.join_storm.is_none_or(|n| (1..=MAX_CONNECTIONS).contains(&n)),
+            "--join-storm must be 1..={MAX_CONNECTIONS}"
+        );
+        ensure!(
+            (1..=MAX_ROOM_MIB).contains(&self.room_mib),
+            "--room-mib must be 1..={MAX_ROOM_MIB}"
+        );
         Ok(())
     }
 }
@@ -157,6 +178,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(clients) = args.join_storm {
+        let reports = runtime.block_on(join_storms(&args, clients));
+        runtime.shutdown_background();
+        return if reports.iter().all(Result::is_ok) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     let outcomes = runtime.block_on(run_all(&args));
     // Client tasks of a run that failed or timed out were aborted with it; dropping the
     // runtime here without waiting keeps the exit prompt.
@@ -166,6 +196,34 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// The join storm against every requested server in turn; prints one table.
+async fn join_storms(args: &Args, clients: usize) -> Vec<Result<storm::StormReport, String>> {
+    let programs = Programs {
+        mesh_server: args.mesh_server.clone(),
+        js_dir: args.js_dir.clone(),
+        node: args.node.clone(),
+    };
+    let mut reports = Vec::new();
+    for &kind in &args.servers {
+        let run = storm::run(kind, &programs, clients, args.room_mib * 1024 * 1024);
+        let result = match tokio::time::timeout(STORM_BUDGET, run).await {
+            Ok(Ok(report)) => Ok(report),
+            Ok(Err(e)) => Err(format!("{e:#}")),
+            Err(_) => Err(format!("did not finish within {STORM_BUDGET:?}")),
+        };
+        if let Err(e) = &result {
+            eprintln!("[{}] failed: {e}", kind.name());
+        }
+        reports.push(result);
+    }
+    print!(
+        "\njoin storm: {clients} clients into one room of {} MiB at once\n\n{}",
+        args.room_mib,
+        storm::render(&reports, args.markdown)
+    );
+    reports
 }
 
 /// Runs every requested server in turn and prints the results.

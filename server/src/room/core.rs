@@ -4,6 +4,7 @@
 //! deterministic and tested directly.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -227,6 +228,11 @@ impl Effects {
         self.send.push((target, Bytes::from(frame)));
     }
 
+    /// Sends `frame` to `target`, sharing its bytes (a frame several connections get).
+    pub fn to_shared(&mut self, target: Target, frame: Bytes) {
+        self.send.push((target, frame));
+    }
+
     /// Tells every mesh client what `message(None)` says, and who asked (`asker`, with its
     /// request id) `message(request)`: the same news, naming the request it answers.
     pub fn announce(&mut self, asker: ConnId, request: Option<u64>, message: impl Fn(Option<u64>) -> ServerMessage) {
@@ -318,6 +324,23 @@ pub struct RoomCore {
     tokens: Arc<dyn Tokens>,
     /// Connections in the lobby, waiting for the host.
     waiting: BTreeMap<ConnId, host::Waiting>,
+    /// Counts the document's write transactions (bumped by an observer of the document).
+    generation: Arc<AtomicU64>,
+    /// The whole document as a sync step 2 frame, with the generation it was encoded at:
+    /// what every new client (empty state vector) is sent. Encoded once and shared, so
+    /// a hundred people joining a large room at once cost one encoding and one copy in
+    /// memory, not a hundred.
+    full_state: Option<(u64, Bytes)>,
+}
+
+/// Bumps `generation` after every write transaction on `doc` (whoever makes it: a client's
+/// update, chat, a reload), so what is derived from the document knows when it is stale.
+fn count_writes(doc: &Doc, generation: Arc<AtomicU64>) {
+    let counted = doc.observe_after_transaction("mesh-generation", move |_| {
+        generation.fetch_add(1, Ordering::Relaxed);
+    });
+    // A document nobody else holds yet has no transaction open.
+    debug_assert!(counted.is_ok(), "a new document is free to observe");
 }
 
 impl RoomCore {
@@ -349,7 +372,11 @@ impl RoomCore {
                 }
             }
         }
+        let generation = Arc::new(AtomicU64::new(0));
+        count_writes(&doc, generation.clone());
         let room = RoomCore {
+            generation,
+            full_state: None,
             awareness: Awareness::new(doc),
             conns: BTreeMap::new(),
             joined_total: 0,
@@ -664,11 +691,13 @@ impl RoomCore {
                 if let Some(conn) = self.conns.get_mut(&id) {
                     conn.synced = true;
                 }
-                let diff = self.doc().transact().encode_state_as_update_v1(&sv);
-                fx.to(
-                    Target::One(id),
-                    encode_yjs(&Message::Sync(SyncMessage::SyncStep2(diff))),
-                );
+                let frame = if sv.is_empty() {
+                    self.full_state_frame()
+                } else {
+                    let diff = self.doc().transact().encode_state_as_update_v1(&sv);
+                    Bytes::from(encode_yjs(&Message::Sync(SyncMessage::SyncStep2(diff))))
+                };
+                fx.to_shared(Target::One(id), frame);
             }
             Message::Sync(SyncMessage::SyncStep2(update)) | Message::Sync(SyncMessage::Update(update)) => {
                 self.apply_client_update(id, update, fx);
@@ -826,6 +855,26 @@ impl RoomCore {
         }
         self.types = fresh.types;
         self.doc_bytes = fresh.doc_bytes;
+        self.generation = fresh.generation;
+        self.full_state = None;
+    }
+
+    /// The whole document as a sync step 2 frame, encoded again only when the document
+    /// changed since the last time.
+    fn full_state_frame(&mut self) -> Bytes {
+        let now = self.generation.load(Ordering::Relaxed);
+        if let Some((at, frame)) = &self.full_state {
+            if *at == now {
+                return frame.clone();
+            }
+        }
+        let diff = self
+            .doc()
+            .transact()
+            .encode_state_as_update_v1(&yrs::StateVector::default());
+        let frame = Bytes::from(encode_yjs(&Message::Sync(SyncMessage::SyncStep2(diff))));
+        self.full_state = Some((now, frame.clone()));
+        frame
     }
 
     /// The document's size as the limit counts it, in bytes.
@@ -1418,6 +1467,42 @@ mod sync_order_tests {
         assert!(actors[0].starts_with("Join ada ["), "{actors:?}");
         assert!(actors[1].starts_with("Join anonymous ["), "{actors:?}");
         assert!(actors[2].starts_with("Leave ada ["), "{actors:?}");
+    }
+
+    #[test]
+    fn new_clients_share_one_encoding_of_the_document_until_it_changes() {
+        let (mut core, _) = RoomCore::load(None, &[]);
+        core.join_as(1, Role::Writer, 0);
+        core.handle(1, update("hello"), 0);
+        let step1 = Frame::Yjs(Message::Sync(SyncMessage::SyncStep1(yrs::StateVector::default())));
+        let step2 = |core: &mut RoomCore, id: ConnId| {
+            core.join_as(id, Role::Writer, 0);
+            let fx = core.handle(id, step1.clone(), 0);
+            let (_, frame) = fx
+                .send
+                .into_iter()
+                .find(|(t, f)| *t == Target::One(id) && f.starts_with(&[0, 1]))
+                .expect("a sync step 2 for the joiner");
+            frame
+        };
+        let (a, b) = (step2(&mut core, 2), step2(&mut core, 3));
+        assert_eq!(a.as_ptr(), b.as_ptr(), "one encoding, shared");
+        core.handle(1, update(" world"), 0);
+        let c = step2(&mut core, 4);
+        assert_ne!(c.as_ptr(), a.as_ptr(), "the document changed: encoded again");
+        let writers = |frame: &Bytes| {
+            let Ok(frames) = mesh_protocol::codec::decode_frame::<ServerMessage>(frame) else {
+                panic!("the frame decodes")
+            };
+            let Some(Frame::Yjs(Message::Sync(SyncMessage::SyncStep2(u)))) = frames.into_iter().next() else {
+                panic!("a sync step 2")
+            };
+            let doc = Doc::new();
+            doc.transact_mut().apply_update(Update::decode_v1(&u).unwrap()).unwrap();
+            let writers = doc.transact().state_vector().len();
+            writers
+        };
+        assert_eq!((writers(&a), writers(&c)), (1, 2), "the new joiner gets the change");
     }
 
     #[test]

@@ -1,0 +1,262 @@
+//! The join storm: many clients join one large room at the same moment, as when a class or
+//! a meeting opens the same link. Each server gets the same room (a `Y.Text` of the given
+//! size, typed in by one seeding client that stays connected, so servers that unload idle
+//! documents keep it) and the same storm: every client opens its socket at once, sends its
+//! empty state vector and waits for the server's SyncStep2. Measured: time from the storm's
+//! start to each client's SyncStep2 (p50, p99, max), the server's RSS before and at its
+//! peak during the storm, and the server CPU the storm cost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::Barrier;
+use tokio::time::{sleep, timeout, Instant};
+use tokio_tungstenite::connect_async_with_config;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact};
+
+use crate::servers::{Programs, Room, ServerKind, ServerProcess};
+use crate::wire::Incoming;
+
+/// The seeding client types the room's text in updates of this many bytes: well under every
+/// server's message limit, and few enough messages for a quick seed.
+const SEED_CHUNK: usize = 64 * 1024;
+/// Longest wait for the seeded room to reach its size on the server.
+const SEED_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for one storm client to be synced: the storm fails past it.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(60);
+/// Interval between two readings of the server's RSS during the storm.
+const RSS_POLL: Duration = Duration::from_millis(5);
+/// What the room's text is made of (ASCII: one byte, one Yjs clock per character).
+const LINE: &str = "fn storm() { let joined = everyone_at_once(); assert!(joined); }\n";
+
+/// What one server did in the storm.
+#[derive(Debug, serde::Serialize)]
+pub struct StormReport {
+    /// The server.
+    pub server: &'static str,
+    /// Clients that joined.
+    pub clients: usize,
+    /// Bytes of the room's document as a new client receives it (its SyncStep2's update).
+    pub state_bytes: usize,
+    /// Time to synced, milliseconds: p50, p99, max.
+    pub synced_ms: [f64; 3],
+    /// Server RSS before the storm and at its highest during it, MiB.
+    pub rss_mib: [f64; 2],
+    /// Server CPU time the storm took, milliseconds.
+    pub cpu_ms: f64,
+}
+
+/// Runs the storm against `kind`: `clients` joiners into a room of `room_bytes`.
+pub async fn run(
+    kind: ServerKind,
+    programs: &Programs,
+    clients: usize,
+    room_bytes: usize,
+) -> anyhow::Result<StormReport> {
+    let server = ServerProcess::start(kind, programs).await?;
+    let room = server.create_rooms(1).await?.remove(0);
+    let _seeder = seed(&room, room_bytes).await.context("seeding the room")?;
+    let state_bytes = wait_for_size(&room, room_bytes)
+        .await
+        .context("checking the seeded room")?;
+    eprintln!(
+        "[{}] room of {} KiB ready; {clients} clients join at once",
+        kind.name(),
+        state_bytes / 1024
+    );
+    sleep(Duration::from_millis(500)).await;
+    let rss_before = server.memory()?.rss_kib;
+    let cpu_before = server.cpu_time()?;
+
+    let start = Arc::new(Barrier::new(clients + 1));
+    let mut joins = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let (room, start) = (room.clone(), start.clone());
+        joins.spawn(async move {
+            start.wait().await;
+            let began = Instant::now();
+            let socket = timeout(SYNC_TIMEOUT, join(&room))
+                .await
+                .context("no SyncStep2 in time")??;
+            Ok::<_, anyhow::Error>((began.elapsed(), socket))
+        });
+    }
+    start.wait().await;
+    let mut peak = rss_before;
+    let mut times = Vec::with_capacity(clients);
+    // Sockets stay open until every client is in: a server holds what it holds for them.
+    let mut sockets = Vec::with_capacity(clients);
+    loop {
+        tokio::select! {
+            joined = joins.join_next() => match joined {
+                Some(result) => {
+                    let (took, socket) = result.context("a storm client panicked")??;
+                    times.push(took.as_secs_f64() * 1000.0);
+                    sockets.push(socket);
+                }
+                None => break,
+            },
+            _ = sleep(RSS_POLL) => peak = peak.max(server.memory()?.rss_kib),
+        }
+    }
+    // The kernel's high-water mark catches a peak between two readings.
+    peak = peak.max(server.memory()?.peak_kib);
+    let cpu = server.cpu_time()?.saturating_sub(cpu_before);
+    drop(sockets);
+    Ok(StormReport {
+        server: kind.name(),
+        clients,
+        state_bytes,
+        synced_ms: [
+            mesh_bench::percentile(&times, 0.5),
+            mesh_bench::percentile(&times, 0.99),
+            mesh_bench::percentile(&times, 1.0),
+        ],
+        rss_mib: [rss_before as f64 / 1024.0, peak as f64 / 1024.0],
+        cpu_ms: cpu.as_secs_f64() * 1000.0,
+    })
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens a socket to `room`, sends an empty state vector and waits for the SyncStep2;
+/// returns the socket with the size of the state received.
+async fn sync(room: &Room) -> anyhow::Result<(Socket, usize)> {
+    let (mut socket, _) = connect_async_with_config(room.url.as_str(), None, true).await?;
+    if let Some(hello) = room.framing.hello() {
+        socket.feed(WsMessage::binary(hello)).await?;
+    }
+    socket
+        .send(WsMessage::binary(room.framing.sync_step1(StateVector::default())))
+        .await?;
+    loop {
+        let Some(msg) = socket.next().await else {
+            bail!("the server closed the socket before the SyncStep2");
+        };
+        if let WsMessage::Binary(bytes) = msg? {
+            let (mut step2, mut asked) = (None, false);
+            room.framing.parse(&bytes, |m| match m {
+                Incoming::SyncStep2(update) => step2 = Some(update.len()),
+                Incoming::SyncStep1(_) => asked = true,
+                Incoming::Update(_) => {}
+            });
+            if asked {
+                // Our document is empty: the answer is the empty update.
+                let empty = Doc::new().transact().encode_state_as_update_v1(&StateVector::default());
+                socket.send(WsMessage::binary(room.framing.sync_step2(empty))).await?;
+            }
+            if let Some(size) = step2 {
+                return Ok((socket, size));
+            }
+        }
+    }
+}
+
+/// A storm client: synced once the server's SyncStep2 arrived.
+async fn join(room: &Room) -> anyhow::Result<Socket> {
+    Ok(sync(room).await?.0)
+}
+
+/// Types `room_bytes` of text into the room's `Y.Text` (the bench's root) from one client,
+/// which is returned: it stays connected so no server unloads the document meanwhile.
+async fn seed(room: &Room, room_bytes: usize) -> anyhow::Result<Socket> {
+    let (mut socket, _) = sync(room).await?;
+    let doc = Doc::new();
+    let text = doc.get_or_insert_text(crate::client::TEXT_ROOT);
+    let content = LINE.repeat(room_bytes / LINE.len() + 1);
+    let mut typed = 0;
+    while typed < room_bytes {
+        let end = (typed + SEED_CHUNK).min(room_bytes);
+        let mut txn = doc.transact_mut();
+        text.insert(&mut txn, typed as u32, &content[typed..end]);
+        let update = txn.encode_update_v1();
+        drop(txn);
+        socket.send(WsMessage::binary(room.framing.update(&update))).await?;
+        typed = end;
+    }
+    debug_assert_eq!(text.get_string(&doc.transact()).len(), room_bytes);
+    Ok(socket)
+}
+
+/// Waits until a new client of `room` receives at least `room_bytes` of state; returns the
+/// size it received.
+async fn wait_for_size(room: &Room, room_bytes: usize) -> anyhow::Result<usize> {
+    let deadline = Instant::now() + SEED_TIMEOUT;
+    loop {
+        let (_socket, size) = timeout(SYNC_TIMEOUT, sync(room)).await.context("no SyncStep2")??;
+        if size >= room_bytes {
+            return Ok(size);
+        }
+        if Instant::now() > deadline {
+            bail!("the room holds {size} bytes after {SEED_TIMEOUT:?}, not {room_bytes}");
+        }
+        sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The storm's table, servers side by side.
+pub fn render(reports: &[Result<StormReport, String>], markdown: bool) -> String {
+    let head = [
+        "server",
+        "clients",
+        "state KiB",
+        "synced p50 ms",
+        "synced p99 ms",
+        "synced max ms",
+        "RSS before MiB",
+        "RSS peak MiB",
+        "server CPU ms",
+    ];
+    let rows: Vec<Vec<String>> = reports
+        .iter()
+        .map(|r| match r {
+            Ok(r) => vec![
+                r.server.to_string(),
+                r.clients.to_string(),
+                (r.state_bytes / 1024).to_string(),
+                format!("{:.0}", r.synced_ms[0]),
+                format!("{:.0}", r.synced_ms[1]),
+                format!("{:.0}", r.synced_ms[2]),
+                format!("{:.1}", r.rss_mib[0]),
+                format!("{:.1}", r.rss_mib[1]),
+                format!("{:.0}", r.cpu_ms),
+            ],
+            Err(e) => vec![format!("failed: {e}")],
+        })
+        .collect();
+    let mut out = String::new();
+    if markdown {
+        out.push_str(&format!(
+            "| {} |\n|{}\n",
+            head.join(" | "),
+            " ---: |".repeat(head.len())
+        ));
+        for r in &rows {
+            out.push_str(&format!("| {} |\n", r.join(" | ")));
+        }
+    } else {
+        let widths: Vec<usize> = (0..head.len())
+            .map(|i| {
+                rows.iter()
+                    .filter_map(|r| r.get(i))
+                    .map(String::len)
+                    .chain([head[i].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        for r in std::iter::once(head.iter().map(|s| s.to_string()).collect::<Vec<_>>()).chain(rows) {
+            let cells: Vec<String> = r
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+                .collect();
+            out.push_str(cells.join("  ").trim_end());
+            out.push('\n');
+        }
+    }
+    out
+}
