@@ -93,6 +93,16 @@ pub fn with_user(request: reqwest::RequestBuilder, server: &str) -> reqwest::Req
     }
 }
 
+/// Sends a call to `server`; a failure to reach it says why in words (TLS trouble
+/// explained, or that the server cannot be reached).
+async fn send(tls: &Tls, server: &str, call: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+    call.timeout(CALL_TIMEOUT).send().await.map_err(|e| {
+        anyhow::anyhow!(tls
+            .explain(&e, server)
+            .unwrap_or_else(|| format!("cannot reach {server}: {e}")))
+    })
+}
+
 async fn error_of(resp: reqwest::Response) -> String {
     let status = resp.status();
     match resp.json::<ApiError>().await {
@@ -105,16 +115,7 @@ async fn error_of(resp: reqwest::Response) -> String {
 /// prints what the person must do (the URL and code), before the wait.
 pub async fn login(tls: &Tls, server: &str, show: impl Fn(&DeviceStart)) -> anyhow::Result<Account> {
     let http = tls.http();
-    let resp = http
-        .post(format!("{server}/auth/device"))
-        .timeout(CALL_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(tls
-                .explain(&e, server)
-                .unwrap_or_else(|| format!("cannot reach {server}: {e}")))
-        })?;
+    let resp = send(tls, server, http.post(format!("{server}/auth/device"))).await?;
     if !resp.status().is_success() {
         bail!("{server} cannot start a sign-in: {}", error_of(resp).await);
     }
@@ -183,15 +184,12 @@ pub async fn logout(tls: &Tls, server: &str) -> anyhow::Result<Option<UserInfo>>
 
 /// Who the server says we are (`GET /auth/me` with our token).
 pub async fn whoami(tls: &Tls, server: &str) -> anyhow::Result<Me> {
-    let resp = with_user(tls.http().get(format!("{server}/auth/me")), server)
-        .timeout(CALL_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| {
-            anyhow::anyhow!(tls
-                .explain(&e, server)
-                .unwrap_or_else(|| format!("cannot reach {server}: {e}")))
-        })?;
+    let resp = send(
+        tls,
+        server,
+        with_user(tls.http().get(format!("{server}/auth/me")), server),
+    )
+    .await?;
     if !resp.status().is_success() {
         bail!("{}", error_of(resp).await);
     }
