@@ -37,7 +37,9 @@ test('host messages are read as decision 011 names them', () => {
   assert.deepEqual(parseServerMessage({ type: 'kicked', by: 'ada' }), { type: 'kicked', by: 'ada' })
   assert.deepEqual(parseServerMessage({ type: 'lobby', message: 'wait' }), { type: 'lobby', message: 'wait' })
   assert.deepEqual(parseServerMessage({ type: 'join_request', seat: 's3', name: 'bo', client: 'browser' }),
-    { type: 'join_request', seat: 's3', name: 'bo', client: 'browser' })
+    { type: 'join_request', seat: 's3', name: 'bo', client: 'browser', verified: false })
+  assert.deepEqual(parseServerMessage({ type: 'join_request', seat: 's4', name: 'Bo Builder', client: 'browser', verified: true }),
+    { type: 'join_request', seat: 's4', name: 'Bo Builder', client: 'browser', verified: true })
   assert.deepEqual(parseServerMessage({ type: 'join_request_closed', seat: 's3', admitted: false, by: 'timeout' }),
     { type: 'join_request_closed', seat: 's3', admitted: false, by: 'timeout', responding_to: undefined })
   const link = { id: 'l1', role: 'reader', url: 'http://x/join/r?token=t', created_at: 1, expires_at: 2, max_uses: null, uses: 0, revoked: false, for_user: null }
