@@ -497,3 +497,151 @@ async fn a_suggestion_changes_nothing_until_a_writer_accepts_it() {
         .await
         .unwrap();
 }
+
+fn latest_state(c: &YClient) -> Option<mesh_protocol::ghost::GhostState> {
+    c.mesh_messages().into_iter().rev().find_map(|m| match m {
+        ServerMessage::GhostState { state, .. } => Some(state),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn typed_requests_carry_the_selection_publish_progress_and_suggestions_and_readers_are_refused() {
+    use mesh_protocol::ghost::{GhostCommand, GhostMode, GhostRequestStatus, GhostSelection};
+    use mesh_protocol::ErrorCode;
+
+    let server = TestServer::start().unwrap();
+    let fix = Script::Stream {
+        pieces: FIX
+            .chars()
+            .collect::<Vec<_>>()
+            .chunks(7)
+            .map(|c| c.iter().collect())
+            .collect(),
+        delay: Duration::from_millis(40),
+    };
+    let provider = ScriptedProvider::start(vec![fix]).await.unwrap();
+    let (session, ada) = room_with(&server).await;
+    ada.insert("calc.py", 0, CALC);
+    let rob = YClient::connect_mesh(&server.ws_url(&session, &session.created.reader_token), "rob")
+        .await
+        .unwrap();
+    rob.wait_synced().await.unwrap();
+    let _ghost = Ghost::start_with(&server, &session, &session.created.writer_token, &provider, &[]);
+    ghost_joined(&ada).await;
+
+    // A reader cannot ask for a change, nor accept one: the server refuses it.
+    rob.send_mesh(&mesh_protocol::Request::new(
+        5,
+        ClientMessage::Ghost {
+            command: GhostCommand::Ask {
+                text: "fix add".into(),
+                mode: Some(GhostMode::Write),
+                selection: None,
+            },
+        },
+    ));
+    rob.wait_mesh("the reader's write is refused", |m| {
+        matches!(
+            m,
+            ServerMessage::Error {
+                code: ErrorCode::Forbidden,
+                responding_to: Some(5),
+                ..
+            }
+        )
+    })
+    .await
+    .unwrap();
+
+    ada.send_mesh(&ClientMessage::Ghost {
+        command: GhostCommand::Ask {
+            text: "add returns the wrong sum".into(),
+            mode: None,
+            selection: Some(GhostSelection {
+                path: "calc.py".into(),
+                start_line: 1,
+                end_line: 2,
+                text: "def add(a, b):\n    return a - b".into(),
+            }),
+        },
+    });
+    // Everyone sees who asked what, the mode filled in by the server.
+    rob.wait_mesh("everyone sees the request", |m| {
+        matches!(m, ServerMessage::Ghost { name, command: GhostCommand::Ask { mode: Some(GhostMode::Suggest), .. }, .. } if name == "ada")
+    })
+    .await
+    .unwrap();
+    // Progress while it streams (the script takes about a second), then the suggestion.
+    rob.wait_for("progress", |c| {
+        c.mesh_messages().iter().any(|m| matches!(m, ServerMessage::GhostState { state, .. }
+            if state.requests.iter().any(|r| r.id == 1 && r.status == GhostRequestStatus::Working && r.received_chars > 0)))
+    })
+    .await
+    .unwrap();
+    rob.wait_for("the suggestion is published", |c| {
+        latest_state(c).is_some_and(|s| !s.suggestions.is_empty())
+    })
+    .await
+    .unwrap();
+    let state = latest_state(&rob).unwrap();
+    let s = &state.suggestions[0];
+    assert_eq!(
+        (s.id, s.asker.as_str(), s.files.clone()),
+        (1, "ada", vec!["calc.py".to_string()])
+    );
+    assert_eq!(s.edits[0].search, "    return a - b\n");
+    assert_eq!(
+        s.edits[0].replace,
+        "    # the ghost fixed this line\n    return a + b\n"
+    );
+    assert_eq!(state.requests[0].status, GhostRequestStatus::Done);
+    let asked = provider.received()[0].body["messages"].to_string();
+    assert!(asked.contains("about lines 1-2 of calc.py, selected:"), "{asked}");
+    assert_eq!(ada.text("calc.py").unwrap(), CALC, "a suggestion changes nothing");
+
+    rob.send_mesh(&mesh_protocol::Request::new(
+        6,
+        ClientMessage::Ghost {
+            command: GhostCommand::Accept { suggestion: 1 },
+        },
+    ));
+    rob.wait_mesh("the reader's accept is refused", |m| {
+        matches!(
+            m,
+            ServerMessage::Error {
+                code: ErrorCode::Forbidden,
+                responding_to: Some(6),
+                ..
+            }
+        )
+    })
+    .await
+    .unwrap();
+    ada.send_mesh(&ClientMessage::Ghost {
+        command: GhostCommand::Accept { suggestion: 1 },
+    });
+    rob.wait_for("rob sees the change", |c| c.text("calc.py").as_deref() == Some(FIXED))
+        .await
+        .unwrap();
+    rob.wait_for("the suggestion is gone from the state", |c| {
+        latest_state(c).is_some_and(|s| s.suggestions.is_empty())
+    })
+    .await
+    .unwrap();
+    ada.send_mesh(&ClientMessage::Ghost {
+        command: GhostCommand::Undo,
+    });
+    rob.wait_for("one undo removes it", |c| c.text("calc.py").as_deref() == Some(CALC))
+        .await
+        .unwrap();
+
+    // A joiner gets the ghost's state from the server at once.
+    let late = YClient::connect_mesh(&server.ws_url(&session, &session.created.reader_token), "late")
+        .await
+        .unwrap();
+    late.wait_for("the held state", |c| latest_state(c).is_some())
+        .await
+        .unwrap();
+    assert_eq!(latest_state(&late).unwrap().requests[0].id, 1);
+}

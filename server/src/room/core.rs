@@ -23,6 +23,7 @@ use super::access::{Access, NoTokens, Refusal, Tokens};
 use super::guard::{self, TypeIndex};
 use crate::auth::Grant;
 
+mod ghost;
 pub mod host;
 pub use host::{HostOp, HostReply};
 
@@ -318,6 +319,9 @@ pub struct RoomCore {
     tokens: Arc<dyn Tokens>,
     /// Connections in the lobby, waiting for the host.
     waiting: BTreeMap<ConnId, host::Waiting>,
+    /// The newest state each ghost connection published, for joiners (at most
+    /// `MAX_GHOST_PUBLISHERS`); dropped when the connection leaves.
+    ghosts: BTreeMap<ConnId, mesh_protocol::ghost::GhostState>,
 }
 
 impl RoomCore {
@@ -361,6 +365,7 @@ impl RoomCore {
             access: Access::from_state(Default::default(), limits.max_links),
             tokens: Arc::new(NoTokens),
             waiting: BTreeMap::new(),
+            ghosts: BTreeMap::new(),
         };
         (room, bad)
     }
@@ -577,6 +582,7 @@ impl RoomCore {
             return fx;
         }
         let Some(conn) = self.conns.remove(&id) else { return fx };
+        self.ghosts.remove(&id);
         let seat = &conn.participant.seat;
         if conn.announced && !self.conns.values().any(|c| c.announced && c.participant.seat == *seat) {
             let who = super::access::actor_name(&conn.participant.name, seat);
@@ -1038,6 +1044,7 @@ impl RoomCore {
                 if role == Role::Host {
                     self.pending_requests_to(id, fx);
                 }
+                self.ghost_states_to(id, fx);
             }
             ClientMessage::Chat { text } => self.chat(id, text, now_ms, fx),
             ClientMessage::ListParticipants => {
@@ -1126,6 +1133,8 @@ impl RoomCore {
                 let op = HostOp::from_message(msg).expect("a host message");
                 self.host_message(id, op, now_ms, fx);
             }
+            ClientMessage::Ghost { command } => self.ghost_command(id, command, fx),
+            ClientMessage::GhostState { state } => self.ghost_state(id, state, fx),
         }
     }
 
