@@ -227,6 +227,36 @@ pub fn selection(path: &str, text: &str, lines: Option<(u32, u32)>) -> GhostSele
     }
 }
 
+/// The `ghost` message for an editor's `mesh/ghostAsk` about the room file `path`, checked
+/// against the protocol's bounds here so the editor hears what is wrong at once. A selection
+/// too large to send goes as its lines only.
+pub fn editor_ask(params: crate::lsp_ext::GhostAskParams, path: Option<String>) -> Result<ClientMessage, String> {
+    let selection = match (path, params.start_line, params.end_line) {
+        (Some(path), start, end) => {
+            let start = start.unwrap_or(1);
+            let mut text = params.selection.unwrap_or_default();
+            if text.len() > MAX_GHOST_SELECTION_BYTES {
+                text.clear();
+            }
+            Some(GhostSelection {
+                path,
+                start_line: start,
+                end_line: end.unwrap_or(start),
+                text,
+            })
+        }
+        (None, None, None) => None,
+        (None, _, _) => return Err("a selection needs its file: mesh/ghostAsk takes `uri` with the lines".into()),
+    };
+    let command = GhostCommand::Ask {
+        text: params.text,
+        mode: params.mode,
+        selection,
+    };
+    command.validate()?;
+    Ok(ClientMessage::Ghost { command })
+}
+
 /// Asks the ghost of the room at `target`; returns the exit code.
 pub async fn ask(
     target: RoomTarget,
@@ -461,6 +491,48 @@ mod tests {
             responding_to: Some(ASK_REQUEST),
         };
         assert_eq!(w.on_message(&refused).last(), Some(&Step::Ended(EXIT_FAILED)));
+    }
+
+    #[test]
+    fn an_editors_ask_carries_its_selection_and_is_checked_before_it_leaves() {
+        let params = crate::lsp_ext::GhostAskParams {
+            text: "why?".into(),
+            mode: Some(GhostMode::Explain),
+            uri: Some("file:///p/calc.py".into()),
+            start_line: Some(2),
+            end_line: Some(3),
+            selection: Some("a\nb".into()),
+        };
+        let msg = editor_ask(params.clone(), Some("calc.py".into())).unwrap();
+        assert_eq!(
+            msg,
+            ClientMessage::Ghost {
+                command: GhostCommand::Ask {
+                    text: "why?".into(),
+                    mode: Some(GhostMode::Explain),
+                    selection: Some(GhostSelection {
+                        path: "calc.py".into(),
+                        start_line: 2,
+                        end_line: 3,
+                        text: "a\nb".into()
+                    })
+                }
+            }
+        );
+        let backwards = crate::lsp_ext::GhostAskParams {
+            start_line: Some(4),
+            ..params.clone()
+        };
+        assert!(editor_ask(backwards, Some("calc.py".into()))
+            .unwrap_err()
+            .contains("1-based and in order"));
+        let empty = crate::lsp_ext::GhostAskParams {
+            text: " ".into(),
+            ..params.clone()
+        };
+        assert!(editor_ask(empty, None).is_err());
+        let no_file = crate::lsp_ext::GhostAskParams { uri: None, ..params };
+        assert!(editor_ask(no_file, None).unwrap_err().contains("needs its file"));
     }
 
     #[test]

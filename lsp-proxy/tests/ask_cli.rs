@@ -155,3 +155,80 @@ async fn ask_sends_the_selection_prints_progress_and_the_answer_and_exits_by_out
     );
     assert_eq!(std::fs::read_to_string(room.dir.join("calc.py")).unwrap(), CALC);
 }
+
+/// An editor's `mesh/ghostAsk` (what `:'<,'>Mesh ask` and VS Code's "Ask Ghost About
+/// Selection" send) reaches the ghost with the file's room path and lines, and the answer
+/// comes back to the editor as chat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_editors_ask_carries_the_selection_and_the_answer_arrives_as_chat() {
+    use mesh_testkit::lsp::LspClient;
+    use serde_json::json;
+
+    let server = TestServer::start().unwrap();
+    let provider = ScriptedProvider::start(vec![Script::Stream {
+        pieces: vec!["It sub".into(), "tracts.".into()],
+        delay: Duration::from_millis(20),
+    }])
+    .await
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ada");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("calc.py"), CALC).unwrap();
+    let ada = LspClient::start(&dir, "ada", &server.url).await.unwrap();
+    let shared = ada.request("mesh/share", json!({})).await.unwrap();
+    let link = shared["link"].as_str().unwrap().to_string();
+    let uri = ada.open("calc.py").await.unwrap();
+    let _ghost = Command::new(ghost_bin())
+        .args([
+            "--link",
+            &link,
+            "--provider-url",
+            &provider.base_url,
+            "--model",
+            "scripted",
+        ])
+        .env("MESH_GHOST_API_KEY", "sk-editor-ask-test")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    ada.wait_for("the ghost joins", |c| {
+        c.notifications("mesh/participants").iter().any(|n| {
+            n["participants"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["client"] == "mesh-ghost"))
+        })
+    })
+    .await
+    .unwrap();
+
+    let refused = ada
+        .request(
+            "mesh/ghostAsk",
+            json!({ "text": "why?", "startLine": 3, "endLine": 2, "uri": uri }),
+        )
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("1-based and in order"), "{refused}");
+
+    ada.request(
+        "mesh/ghostAsk",
+        json!({ "text": "what does add do?", "mode": "explain", "uri": uri, "startLine": 1, "endLine": 2,
+                "selection": "def add(a, b):\n    return a - b" }),
+    )
+    .await
+    .unwrap();
+    ada.wait_for("the answer as chat", |c| {
+        c.notifications("mesh/chatMessage").iter().any(|m| {
+            m["entry"]["text"]
+                .as_str()
+                .is_some_and(|t| t.ends_with(":\nIt subtracts."))
+        })
+    })
+    .await
+    .unwrap();
+    let sent = provider.received()[0].body["messages"].to_string();
+    assert!(sent.contains("about lines 1-2 of calc.py, selected:"), "{sent}");
+}
