@@ -134,6 +134,19 @@ pub async fn run(mut room: Room, mut events: mpsc::Receiver<RoomEvent>, settings
                 let msg = match event {
                     Some(RoomEvent::Mesh(msg)) => msg,
                     Some(RoomEvent::Closed(why)) => return why,
+                    // Requests keep going while the socket is down: their text and edits
+                    // land in the replica, and the resync and the kept chat deliver them.
+                    Some(RoomEvent::Disconnected(why)) => {
+                        tracing::warn!("lost the room ({why}); requests going carry on");
+                        continue;
+                    }
+                    Some(RoomEvent::Reconnected) => {
+                        tracing::info!("back in the room");
+                        room.reannounce();
+                        // The server dropped the state with the old connection.
+                        publish(&room, &board, &suggestions);
+                        continue;
+                    }
                     None => return "connection lost".into(),
                 };
                 let actions = on_message(&mut seen, &mut desk, *msg);

@@ -645,3 +645,110 @@ async fn typed_requests_carry_the_selection_publish_progress_and_suggestions_and
         .unwrap();
     assert_eq!(latest_state(&late).unwrap().requests[0].id, 1);
 }
+
+/// The chat as the room's shared `chat` array keeps it (what a client that joined late sees).
+fn chat_array(c: &YClient) -> Vec<String> {
+    use yrs::types::ToJson;
+    use yrs::{Array, ReadTxn, Transact};
+    let txn = c.doc.transact();
+    let Some(chat) = txn.get_array(mesh_protocol::doc::CHAT) else {
+        return Vec::new();
+    };
+    chat.iter(&txn)
+        .filter_map(|v| {
+            let json = serde_json::to_value(v.to_json(&txn)).ok()?;
+            Some(json["text"].as_str()?.to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_mid_write_loses_and_duplicates_nothing_and_the_ghost_comes_back() {
+    let mut server = TestServer::start().unwrap();
+    // About three seconds of typing, so the restart lands in the middle of it.
+    let slow_fix = Script::Stream {
+        pieces: FIX
+            .chars()
+            .collect::<Vec<_>>()
+            .chunks(3)
+            .map(|c| c.iter().collect())
+            .collect(),
+        delay: Duration::from_millis(60),
+    };
+    let provider = ScriptedProvider::start(vec![slow_fix]).await.unwrap();
+    let (session, ada) = room_with(&server).await;
+    ada.insert("calc.py", 0, CALC);
+    let ghost = Ghost::start_with(&server, &session, &session.created.writer_token, &provider, &[]);
+    ghost_joined(&ada).await;
+
+    say(&ada, "@ghost write fix add");
+    // The ghost has started typing: the quoted line is gone from ada's copy.
+    ada.wait_for("the ghost starts typing", |c| {
+        c.text("calc.py").is_some_and(|t| !t.contains("return a - b"))
+    })
+    .await
+    .unwrap();
+    server.restart().unwrap();
+
+    let bea = YClient::connect_mesh(&server.ws_url(&session, &session.created.writer_token), "bea")
+        .await
+        .unwrap();
+    bea.wait_synced().await.unwrap();
+    // Everything the ghost typed arrives once: before the restart, offline, and after.
+    bea.wait_for("the whole change, once", |c| {
+        c.text("calc.py").as_deref() == Some(FIXED)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {:?}\nghost log:\n{}", bea.text("calc.py"), ghost.log()));
+    // The ghost is back as a participant, with its awareness, and its state republished.
+    bea.wait_for("the ghost is back", |c| {
+        c.mesh_messages().iter().any(|m| match m {
+            ServerMessage::Welcome { participants, .. } => participants.iter().any(|p| p.client == "mesh-ghost"),
+            ServerMessage::ParticipantJoined { participant } => participant.client == "mesh-ghost",
+            _ => false,
+        })
+    })
+    .await
+    .unwrap();
+    bea.wait_for("its awareness", |c| {
+        let aw = c.awareness.lock().unwrap();
+        let back = aw
+            .iter()
+            .any(|(_, s)| s.data.as_deref().is_some_and(|d| d.contains("ghost (scripted)")));
+        back
+    })
+    .await
+    .unwrap();
+    bea.wait_for("the request reported done", |c| {
+        chat_array(c).iter().any(|t| t.starts_with("Request #1 from ada: done"))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {:#?}", chat_array(&bea)));
+    assert_eq!(
+        chat_array(&bea)
+            .iter()
+            .filter(|t| t.starts_with("Request #1 from ada: done"))
+            .count(),
+        1,
+        "said once"
+    );
+    bea.wait_for("the state republished", |c| {
+        latest_state(c).is_some_and(|s| {
+            s.requests
+                .iter()
+                .any(|r| r.id == 1 && r.status == mesh_protocol::ghost::GhostRequestStatus::Done)
+        })
+    })
+    .await
+    .unwrap();
+    let log = ghost.log();
+    assert!(
+        log.contains("lost the room") && log.contains("back in the room"),
+        "the ghost reconnected rather than finishing first: {log}"
+    );
+    // One undo still removes the whole change, across the reconnect.
+    say(&bea, "@ghost undo");
+    bea.wait_for("one undo removes it", |c| c.text("calc.py").as_deref() == Some(CALC))
+        .await
+        .unwrap();
+}
