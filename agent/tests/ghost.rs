@@ -752,3 +752,69 @@ async fn a_server_restart_mid_write_loses_and_duplicates_nothing_and_the_ghost_c
         .await
         .unwrap();
 }
+
+const NEW_TEST: &str = "Adding a test.\n<<<<<<< SEARCH tests/test_calc.py\n=======\nfrom calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n>>>>>>> REPLACE\n";
+const NEW_TEST_TEXT: &str = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n";
+
+fn stream(text: &str) -> Script {
+    Script::Stream {
+        pieces: text
+            .chars()
+            .collect::<Vec<_>>()
+            .chunks(5)
+            .map(|c| c.iter().collect())
+            .collect(),
+        delay: Duration::from_millis(5),
+    }
+}
+
+#[tokio::test]
+async fn the_ghost_creates_files_in_suggest_and_write_mode_and_one_undo_removes_them() {
+    let server = TestServer::start().unwrap();
+    let provider = ScriptedProvider::start(vec![stream(NEW_TEST), stream(NEW_TEST)])
+        .await
+        .unwrap();
+    let (session, ada) = room_with(&server).await;
+    ada.insert("calc.py", 0, CALC);
+    let _ghost = Ghost::start_with(&server, &session, &session.created.writer_token, &provider, &[]);
+    ghost_joined(&ada).await;
+
+    // Suggested: nothing exists until it is accepted.
+    say(&ada, "@ghost add a test for add");
+    ada.wait_for("the suggestion names the new file", |c| {
+        latest_state(c).is_some_and(|s| {
+            s.suggestions
+                .iter()
+                .any(|g| g.files == ["tests/test_calc.py"] && g.edits[0].search.is_empty())
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(ada.text("tests/test_calc.py"), None);
+    let system = provider.received()[0].body["messages"][0]["content"].to_string();
+    assert!(system.contains("to create a file"), "{system}");
+    say(&ada, "@ghost accept 1");
+    ada.wait_for("the file is created", |c| {
+        c.text("tests/test_calc.py").as_deref() == Some(NEW_TEST_TEXT)
+    })
+    .await
+    .unwrap();
+    say(&ada, "@ghost undo");
+    ada.wait_for("one undo removes the file", |c| c.text("tests/test_calc.py").is_none())
+        .await
+        .unwrap();
+
+    // Written: the file appears as the model types it.
+    say(&ada, "@ghost write add a test for add");
+    ada.wait_for("the file is written", |c| {
+        c.text("tests/test_calc.py").as_deref() == Some(NEW_TEST_TEXT)
+    })
+    .await
+    .unwrap();
+    wait_chat(&ada, "done", |_, t| t.starts_with("Request #2 from ada: done")).await;
+    say(&ada, "@ghost undo");
+    ada.wait_for("one undo removes it again", |c| c.text("tests/test_calc.py").is_none())
+        .await
+        .unwrap();
+    assert_eq!(ada.text("calc.py").unwrap(), CALC);
+}
