@@ -60,6 +60,15 @@ pub fn path_problem(path: &str) -> Option<String> {
     None
 }
 
+/// A new document set up the way every mesh replica must be: offsets in UTF-16 code units
+/// (what LSP and Yjs in browsers use), with a random client id.
+pub fn new_doc() -> yrs::Doc {
+    yrs::Doc::with_options(yrs::Options {
+        offset_kind: yrs::OffsetKind::Utf16,
+        ..Default::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::path_problem;
@@ -89,13 +98,4 @@ mod tests {
         }
         assert!(path_problem(&"a".repeat(1025)).is_some());
     }
-}
-
-/// A new document set up the way every mesh replica must be: offsets in UTF-16 code units
-/// (what LSP and Yjs in browsers use), with a random client id.
-pub fn new_doc() -> yrs::Doc {
-    yrs::Doc::with_options(yrs::Options {
-        offset_kind: yrs::OffsetKind::Utf16,
-        ..Default::default()
-    })
 }
