@@ -61,6 +61,9 @@ export class GhostPanel {
       }
     })
     provider.on('left', (who) => { if (this.board.left(who.conn_id)) this.render() })
+    // A new connection gets the ghosts' states again right after its welcome; the old
+    // connection's view of them (ids included) is stale.
+    provider.on('welcome', () => { this.board.clear(); this.render() })
     provider.on('participants', () => this.render())
     provider.on('role', () => { this.setModes(); this.render() })
     this.setModes()
