@@ -2,6 +2,8 @@
 //! run's output and exit code, and the recent conversation, put into chat-completion
 //! messages.
 
+use mesh_protocol::ghost::GhostSelection;
+
 use crate::desk::Mode;
 use crate::edits::{SUGGEST_INSTRUCTIONS, WRITE_INSTRUCTIONS};
 use crate::provider::ChatMessage;
@@ -74,6 +76,24 @@ fn tail(text: &str, max_chars: usize) -> &str {
     &text[skip..]
 }
 
+/// The request's text with the asker's selection in front of it, so the model knows which
+/// lines "this" means (and the file ranks first, as it is named).
+pub fn with_selection(prompt: &str, selection: Option<&GhostSelection>) -> String {
+    match selection {
+        None => prompt.to_string(),
+        Some(s) if s.text.is_empty() => {
+            format!("(about lines {}-{} of {})\n{prompt}", s.start_line, s.end_line, s.path)
+        }
+        Some(s) => format!(
+            "(about lines {}-{} of {}, selected:)\n```\n{}\n```\n{prompt}",
+            s.start_line,
+            s.end_line,
+            s.path,
+            s.text.trim_end_matches('\n')
+        ),
+    }
+}
+
 /// The messages for the provider.
 pub fn build(ctx: &Context, asker: &str, prompt: &str, mode: Mode) -> Vec<ChatMessage> {
     let mut room = String::new();
@@ -125,6 +145,27 @@ pub fn build(ctx: &Context, asker: &str, prompt: &str, mode: Mode) -> Vec<ChatMe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_selection_goes_before_the_request_and_names_its_file() {
+        let sel = GhostSelection {
+            path: "src/calc.py".into(),
+            start_line: 3,
+            end_line: 4,
+            text: "def add(a, b):\n    return a - b\n".into(),
+        };
+        assert_eq!(
+            with_selection("why?", Some(&sel)),
+            "(about lines 3-4 of src/calc.py, selected:)\n```\ndef add(a, b):\n    return a - b\n```\nwhy?"
+        );
+        assert_eq!(with_selection("why?", None), "why?");
+        let files = vec![
+            ("a.py".to_string(), String::new()),
+            ("src/calc.py".to_string(), String::new()),
+        ];
+        let prompt = with_selection("why?", Some(&sel));
+        assert_eq!(rank_files(&files, &prompt, None)[0].0, "src/calc.py");
+    }
 
     fn files(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect()

@@ -6,6 +6,7 @@
 //! `@ghost cancel N`) stops a request; any writer may cancel anyone's request, because a
 //! request changes (or will change) the room everyone shares.
 
+use mesh_protocol::ghost::{GhostCommand, GhostSelection};
 use mesh_protocol::messages::Role;
 
 use crate::config::{Limits, REQUEST_WINDOW};
@@ -17,18 +18,9 @@ pub const MENTION: &str = "@ghost";
 /// the provider with every answer.
 pub const MAX_PROMPT_CHARS: usize = 2000;
 
-/// What the asker wants done.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// An answer in chat; the room's files are not touched. The only mode readers get.
-    Explain,
-    /// The answer in chat, and any change it proposes kept as a suggestion that changes nothing
-    /// until a writer accepts it (`@ghost accept N`). The default for writers.
-    Suggest,
-    /// The change streams into the room's files as the model writes it, the ghost's cursor
-    /// where it types; one `@ghost undo` removes all of it. Writers only.
-    Write,
-}
+/// What the asker wants done: explain (readers' only mode), suggest (writers' default) or
+/// write. The protocol's type, so typed requests and chat commands mean the same.
+pub use mesh_protocol::ghost::GhostMode as Mode;
 
 /// A parsed chat command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +131,8 @@ pub enum Action {
         mode: Mode,
         /// Who asked.
         asker: String,
+        /// The asker's selection, when the request came from an editor or the panel.
+        selection: Option<GhostSelection>,
     },
     /// Stop request `id`.
     Cancel(u64),
@@ -208,6 +202,38 @@ impl Desk {
         let Some(command) = parse(text) else {
             return Vec::new();
         };
+        self.on_command(asker, command, names_a_mode(text), None, now_ms)
+    }
+
+    /// A typed command (`ghost` message) arrived at `now_ms`. The server already refused
+    /// what the asker's role does not allow; the desk checks again, as for chat, so the
+    /// policy holds whichever way a request comes.
+    pub fn on_typed(&mut self, asker: &Asker, command: GhostCommand, now_ms: u64) -> Vec<Action> {
+        let (command, named, selection) = match command {
+            GhostCommand::Ask { text, mode, selection } => (
+                Command::Ask {
+                    prompt: truncate(text.trim()),
+                    mode: mode.unwrap_or(Mode::Suggest),
+                },
+                mode.is_some(),
+                selection,
+            ),
+            GhostCommand::Accept { suggestion } => (Command::Accept(suggestion), false, None),
+            GhostCommand::Reject { suggestion } => (Command::Reject(suggestion), false, None),
+            GhostCommand::Cancel { request } => (Command::Cancel(request), false, None),
+            GhostCommand::Undo => (Command::Undo, false, None),
+        };
+        self.on_command(asker, command, named, selection, now_ms)
+    }
+
+    fn on_command(
+        &mut self,
+        asker: &Asker,
+        command: Command,
+        names_mode: bool,
+        selection: Option<GhostSelection>,
+        now_ms: u64,
+    ) -> Vec<Action> {
         let Some(role) = asker.role else {
             return Vec::new();
         };
@@ -240,9 +266,7 @@ impl Desk {
             Command::Ask {
                 prompt,
                 mode: Mode::Suggest,
-            } if !role.can_write() && !names_a_mode(text) => {
-                self.ask(asker, prompt, Mode::Explain, now_ms)
-            }
+            } if !role.can_write() && !names_mode => self.ask(asker, prompt, Mode::Explain, selection, now_ms),
             Command::Ask {
                 mode: Mode::Write | Mode::Suggest,
                 ..
@@ -254,7 +278,7 @@ impl Desk {
                 "{}: the ghost joined with a read link, so it can only explain; restart it with a writer link to let it change files.",
                 asker.name
             ))],
-            Command::Ask { prompt, mode } => self.ask(asker, prompt, mode, now_ms),
+            Command::Ask { prompt, mode } => self.ask(asker, prompt, mode, selection, now_ms),
         }
     }
 
@@ -282,7 +306,14 @@ impl Desk {
         ]
     }
 
-    fn ask(&mut self, asker: &Asker, prompt: String, mode: Mode, now_ms: u64) -> Vec<Action> {
+    fn ask(
+        &mut self,
+        asker: &Asker,
+        prompt: String,
+        mode: Mode,
+        selection: Option<GhostSelection>,
+        now_ms: u64,
+    ) -> Vec<Action> {
         if prompt.is_empty() {
             return vec![Action::Say(format!(
                 "{}: tell me what to do after @ghost, e.g. \"@ghost why does main.py fail?\"",
@@ -319,6 +350,7 @@ impl Desk {
                 prompt,
                 mode,
                 asker: asker.name.clone(),
+                selection,
             },
         ]
     }
@@ -495,6 +527,60 @@ mod tests {
             role: None,
         };
         assert!(desk.on_chat(&gone, "@ghost q", 0).is_empty());
+    }
+
+    #[test]
+    fn typed_commands_follow_the_same_policy_as_chat_and_carry_the_selection() {
+        let mut desk = Desk::new(Limits::default());
+        desk.set_own_role(Role::Writer);
+        let a = desk.on_typed(
+            &who("rob", Role::Reader),
+            GhostCommand::Ask {
+                text: "fix".into(),
+                mode: Some(Mode::Write),
+                selection: None,
+            },
+            0,
+        );
+        assert!(matches!(&a[..], [Action::Say(s)] if s.contains("readers can ask for explanations only")));
+        let a = desk.on_typed(&who("rob", Role::Reader), GhostCommand::Undo, 0);
+        assert!(matches!(&a[..], [Action::Say(s)] if s.contains("only writers can undo")));
+        let selection = GhostSelection {
+            path: "calc.py".into(),
+            start_line: 1,
+            end_line: 2,
+            text: "def add".into(),
+        };
+        let a = desk.on_typed(
+            &who("ada", Role::Writer),
+            GhostCommand::Ask {
+                text: " why? ".into(),
+                mode: None,
+                selection: Some(selection.clone()),
+            },
+            0,
+        );
+        assert_eq!(
+            a[1],
+            Action::Start {
+                id: 1,
+                prompt: "why?".into(),
+                mode: Mode::Suggest,
+                asker: "ada".into(),
+                selection: Some(selection)
+            }
+        );
+        assert_eq!(
+            desk.on_typed(&who("ada", Role::Writer), GhostCommand::Cancel { request: None }, 1)[0],
+            Action::Cancel(1)
+        );
+        assert_eq!(
+            desk.on_typed(&who("ada", Role::Writer), GhostCommand::Accept { suggestion: 4 }, 1),
+            vec![Action::Accept {
+                id: 4,
+                by: "ada".into()
+            }]
+        );
     }
 
     #[test]

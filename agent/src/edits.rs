@@ -185,14 +185,16 @@ pub const WRITE_INSTRUCTIONS: &str = "Answer with the change only, as one or mor
 each exactly like this (the path is the room file's path; the lines between SEARCH and ======= \
 must be copied exactly from the file, and are replaced by the lines before REPLACE):\n\
 <<<<<<< SEARCH path/to/file\nexact lines to replace\n=======\nnew lines\n>>>>>>> REPLACE\n\
-Keep each block small: quote only the lines that change plus one line of context.";
+Keep each block small: quote only the lines that change plus one line of context. To create \
+a file, give its new path with nothing between SEARCH and =======.";
 
 /// The instructions for a suggestion: prose where prose is the answer, edit blocks where the
 /// request needs a change.
 pub const SUGGEST_INSTRUCTIONS: &str = "If the request needs a change to the room's files, \
 explain it in a sentence and give the change as edit blocks, each exactly like this (the path \
 is the room file's path; the lines between SEARCH and ======= must be copied exactly from the \
-file, and are replaced by the lines before REPLACE):\n\
+file, and are replaced by the lines before REPLACE; to create a file, give its new path with \
+nothing between SEARCH and =======):\n\
 <<<<<<< SEARCH path/to/file\nexact lines to replace\n=======\nnew lines\n>>>>>>> REPLACE\n\
 Otherwise answer in plain text.";
 

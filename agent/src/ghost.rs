@@ -5,10 +5,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use mesh_protocol::ghost::GhostRequestStatus;
 use mesh_protocol::messages::{Participant, Role};
-use mesh_protocol::ServerMessage;
+use mesh_protocol::{ClientMessage, ServerMessage};
 use tokio::sync::{mpsc, watch};
 
+use crate::board::{Board, Pending};
 use crate::config::{Limits, ProviderConfig, Secret};
 use crate::context::{self, Context, LastRun, MAX_CHAT_MESSAGES, MAX_RUN_OUTPUT_CHARS};
 use crate::desk::{Action, Asker, Desk, Mode};
@@ -82,20 +84,20 @@ fn scrub(text: &str, key: Option<&Secret>) -> String {
 enum TaskEvent {
     /// An edit read from a write-mode answer.
     Edit(u64, Edit),
+    /// How many characters of the answer have arrived (sent at most every
+    /// [`PROGRESS_EVERY`]).
+    Progress(u64, u64),
     /// The answer ended: its text, or why it failed.
     Done(u64, Result<String, String>),
 }
 
+/// How often a request's progress is republished while its answer streams: often enough to
+/// look alive, rarely enough that a fast model does not flood the room.
+pub const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// How many suggestions wait at most: older ones are dropped, so a room cannot make the ghost
 /// hold unbounded text.
-pub const MAX_SUGGESTIONS: usize = 20;
-
-/// A proposed change waiting for a writer.
-struct Suggestion {
-    id: u64,
-    asker: String,
-    edits: Vec<Edit>,
-}
+pub const MAX_SUGGESTIONS: usize = mesh_protocol::ghost::MAX_GHOST_SUGGESTIONS;
 
 /// A request being answered.
 struct Job {
@@ -115,7 +117,15 @@ pub async fn run(mut room: Room, mut events: mpsc::Receiver<RoomEvent>, settings
     // The requests whose changes are in the undo stack, newest last.
     let mut changes: Vec<(u64, String)> = Vec::new();
     // Suggestions waiting for a writer, oldest first.
-    let mut suggestions: VecDeque<Suggestion> = VecDeque::new();
+    let mut suggestions: VecDeque<Pending> = VecDeque::new();
+    // The requests as panels show them.
+    let mut board = Board::default();
+    let publish = |room: &Room, board: &Board, suggestions: &VecDeque<Pending>| {
+        let pending: Vec<Pending> = suggestions.iter().cloned().collect();
+        room.send(&ClientMessage::GhostState {
+            state: board.state(&pending),
+        });
+    };
     let (task_tx, mut task_rx) = mpsc::unbounded_channel::<TaskEvent>();
     let key = settings.provider.key.clone();
     loop {
@@ -124,12 +134,28 @@ pub async fn run(mut room: Room, mut events: mpsc::Receiver<RoomEvent>, settings
                 let msg = match event {
                     Some(RoomEvent::Mesh(msg)) => msg,
                     Some(RoomEvent::Closed(why)) => return why,
+                    // Requests keep going while the socket is down: their text and edits
+                    // land in the replica, and the resync and the kept chat deliver them.
+                    Some(RoomEvent::Disconnected(why)) => {
+                        tracing::warn!("lost the room ({why}); requests going carry on");
+                        continue;
+                    }
+                    Some(RoomEvent::Reconnected) => {
+                        tracing::info!("back in the room");
+                        room.reannounce();
+                        // The server dropped the state with the old connection.
+                        publish(&room, &board, &suggestions);
+                        continue;
+                    }
                     None => return "connection lost".into(),
                 };
-                for action in on_message(&mut seen, &mut desk, *msg) {
+                let actions = on_message(&mut seen, &mut desk, *msg);
+                let changed = !actions.is_empty();
+                for action in actions {
                     match action {
                         Action::Say(text) => chat.say(&text),
                         Action::Cancel(id) => {
+                            board.finished(id, GhostRequestStatus::Cancelled, Some("cancelled"));
                             if let Some(job) = jobs.remove(&id) {
                                 let _ = job.cancel.send(true);
                                 if job.mode == Mode::Write {
@@ -183,7 +209,9 @@ pub async fn run(mut room: Room, mut events: mpsc::Receiver<RoomEvent>, settings
                             }
                             _ => chat.say(&format!("{by}: the ghost has no change left to undo.")),
                         },
-                        Action::Start { id, prompt, mode, asker } => {
+                        Action::Start { id, prompt, mode, asker, selection } => {
+                            board.started(id, &asker, mode, &prompt);
+                            let prompt = context::with_selection(&prompt, selection.as_ref());
                             let ctx = Context {
                                 files: room.files(),
                                 chat: seen.chat.iter().cloned().collect(),
@@ -207,8 +235,15 @@ pub async fn run(mut room: Room, mut events: mpsc::Receiver<RoomEvent>, settings
                         }
                     }
                 }
+                if changed {
+                    publish(&room, &board, &suggestions);
+                }
             }
             Some(event) = task_rx.recv() => match event {
+                TaskEvent::Progress(id, chars) => {
+                    board.progress(id, chars);
+                    publish(&room, &board, &suggestions);
+                }
                 TaskEvent::Edit(id, edit) => {
                     if !jobs.contains_key(&id) {
                         continue;
@@ -222,6 +257,8 @@ pub async fn run(mut room: Room, mut events: mpsc::Receiver<RoomEvent>, settings
                             typist.discard();
                             room.set_cursor(None);
                             desk.finished(id);
+                            board.finished(id, GhostRequestStatus::Failed, Some(&e.to_string()));
+                            publish(&room, &board, &suggestions);
                             chat.say(&format!("Request #{id} from {} failed: {e}; nothing was changed.", job.asker));
                         }
                     }
@@ -236,7 +273,7 @@ pub async fn run(mut room: Room, mut events: mpsc::Receiver<RoomEvent>, settings
                                 Err(e) => format!("Request #{id} from {} failed: {e}", job.asker),
                                 Ok(edits) if edits.is_empty() => format!("Request #{id} from {}:\n{}", job.asker, text.trim()),
                                 Ok(edits) => {
-                                    suggestions.push_back(Suggestion { id, asker: job.asker.clone(), edits });
+                                    suggestions.push_back(Pending { id, asker: job.asker.clone(), edits });
                                     if suggestions.len() > MAX_SUGGESTIONS {
                                         suggestions.pop_front();
                                     }
@@ -274,7 +311,12 @@ pub async fn run(mut room: Room, mut events: mpsc::Receiver<RoomEvent>, settings
                     let said = scrub(&said, key.as_ref());
                     if said.contains(" failed: ") {
                         tracing::warn!("{said}");
+                        let why = said.split_once(" failed: ").map_or("", |(_, why)| why);
+                        board.finished(id, GhostRequestStatus::Failed, Some(why));
+                    } else {
+                        board.finished(id, GhostRequestStatus::Done, None);
                     }
+                    publish(&room, &board, &suggestions);
                     chat.say(&said);
                 }
             },
@@ -331,6 +373,23 @@ fn on_message(seen: &mut Seen, desk: &mut Desk, msg: ServerMessage) -> Vec<Actio
                 seen.chat.pop_front();
             }
             return actions;
+        }
+        ServerMessage::Ghost {
+            from,
+            name,
+            role,
+            command,
+            ..
+        } => {
+            if Some(from) == seen.me {
+                return Vec::new();
+            }
+            let asker = Asker {
+                name,
+                conn_id: from,
+                role: Some(role),
+            };
+            return desk.on_typed(&asker, command, now_ms());
         }
         ServerMessage::RunStarted { run_id, path, .. } => {
             seen.last_run = Some((
@@ -393,6 +452,8 @@ async fn answer(job: AnswerJob) {
     let mut reader = EditReader::new();
     let mut bad_edit: Option<String> = None;
     let (id, events) = (job.id, job.events.clone());
+    let mut received: u64 = 0;
+    let mut last_progress = std::time::Instant::now();
     let result = provider::stream_chat(
         &job.http,
         &job.settings.provider,
@@ -401,6 +462,11 @@ async fn answer(job: AnswerJob) {
         job.cancel,
         |piece| {
             text.push_str(piece);
+            received += piece.chars().count() as u64;
+            if last_progress.elapsed() >= PROGRESS_EVERY {
+                last_progress = std::time::Instant::now();
+                let _ = events.send(TaskEvent::Progress(id, received));
+            }
             if job.mode == Mode::Write && bad_edit.is_none() {
                 match reader.feed(piece) {
                     Ok(edits) => edits.into_iter().for_each(|e| {

@@ -6,6 +6,7 @@
 //! `desk`, `context` and `sse` are sans-IO and unit-tested; `provider` and `room` do the IO;
 //! `ghost` is the one loop that ties them together.
 
+pub mod board;
 pub mod config;
 pub mod context;
 pub mod desk;

@@ -21,8 +21,30 @@ pub const INBOX: usize = 1024;
 pub enum RoomEvent {
     /// A mesh message from the server.
     Mesh(Box<ServerMessage>),
-    /// The connection ended, and why.
+    /// The socket dropped; the connection tries again with backoff, and the ghost's replica
+    /// keeps what it types meanwhile (sent by the resync on reconnect).
+    Disconnected(String),
+    /// Connected again: `hello` and the resync are sent; the ghost re-announces itself.
+    Reconnected,
+    /// The connection ended for good (the room refused the ghost, or it is gone), and why.
     Closed(String),
+}
+
+/// The first wait before reconnecting: a server restart takes about this long.
+pub const BACKOFF_START: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The longest wait between reconnection attempts: a room that comes back is rejoined within
+/// this, and a server that stays down costs one attempt per interval.
+pub const BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How many mesh messages (chat, state) wait for the socket while it is down; older ones are
+/// dropped. Document updates do not wait here: the resync carries them.
+pub const OFFLINE_QUEUE: usize = 64;
+
+/// Whether a close code means the room will not take the ghost back: unauthorized (a revoked
+/// link or seat), forbidden (kicked), not found (the room was deleted), a protocol mismatch.
+pub fn is_fatal_close(code: u16) -> bool {
+    matches!(code, 4401 | 4403 | 4404 | 4426)
 }
 
 /// A join link, read: the room socket and the token.
@@ -89,28 +111,17 @@ pub struct Room {
 
 impl Room {
     /// Connects, says `hello` as `name` and publishes the ghost's awareness state; events
-    /// arrive on the returned receiver.
+    /// arrive on the returned receiver. The first connection must succeed; after that the
+    /// connection reconnects by itself with backoff, with the seat token the server gave.
     pub async fn connect(
         target: &Target,
         name: &str,
         color: &str,
     ) -> anyhow::Result<(Room, mpsc::Receiver<RoomEvent>)> {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-        let mut request = target
-            .ws_url
-            .as_str()
-            .into_client_request()
-            .context("room socket URL")?;
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {}", target.token).parse()?);
-        let (ws, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .with_context(|| format!("cannot connect to {}", target.ws_url))?;
-        let (mut sink, mut stream) = ws.split();
         let doc = shape::new_doc();
         let mut awareness = Awareness::new(doc.clone());
-        let (out, mut out_rx) = mpsc::unbounded_channel::<WsMessage>();
+        awareness.set_local_state(serde_json::json!({"user": {"name": name, "color": color}}))?;
+        let (out, out_rx) = mpsc::unbounded_channel::<WsMessage>();
         let (events, events_rx) = mpsc::channel(INBOX);
         let tx = out.clone();
         doc.observe_update_v1("mesh-ghost-send", move |txn, e| {
@@ -120,55 +131,17 @@ impl Room {
             }
         })
         .map_err(|e| anyhow::anyhow!("cannot watch the replica: {e:?}"))?;
-
-        let hello = ClientMessage::Hello {
-            version: PROTOCOL_VERSION,
+        let link = Link {
+            target: target.clone(),
+            seat_token: None,
             name: name.into(),
-            color: Some(color.into()),
-            client: Some("mesh-ghost".into()),
-            doc_client_id: Some(doc.client_id().get()),
-            companion: false,
+            color: color.into(),
+            doc: doc.clone(),
         };
-        out.send(WsMessage::Binary(encode_mesh(&hello).into()))?;
-        let sv = doc.transact().state_vector();
-        out.send(WsMessage::Binary(
-            encode_yjs(&Message::Sync(SyncMessage::SyncStep1(sv))).into(),
-        ))?;
-        awareness.set_local_state(serde_json::json!({"user": {"name": name, "color": color}}))?;
-        let update = awareness.update()?;
-        out.send(WsMessage::Binary(encode_yjs(&Message::Awareness(update)).into()))?;
-
-        tokio::spawn(async move {
-            while let Some(msg) = out_rx.recv().await {
-                if sink.send(msg).await.is_err() {
-                    break;
-                }
-            }
-            let _ = sink.close().await;
-        });
-        let (doc2, out2) = (doc.clone(), out.clone());
-        tokio::spawn(async move {
-            let why = loop {
-                match stream.next().await {
-                    Some(Ok(WsMessage::Binary(bytes))) => {
-                        for msg in handle_frame(&bytes, &doc2, &out2) {
-                            if events.send(RoomEvent::Mesh(Box::new(msg))).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    Some(Ok(WsMessage::Close(frame))) => {
-                        break frame.map_or("closed".into(), |f| {
-                            format!("closed ({}): {}", u16::from(f.code), f.reason)
-                        });
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => break format!("connection lost: {e}"),
-                    None => break "connection lost".into(),
-                }
-            };
-            let _ = events.send(RoomEvent::Closed(why)).await;
-        });
+        let mut link = link;
+        let ws = link.open().await?;
+        let first_awareness = awareness.update()?;
+        tokio::spawn(link.supervise(ws, first_awareness, out_rx, events));
         Ok((
             Room {
                 doc,
@@ -179,6 +152,26 @@ impl Room {
             },
             events_rx,
         ))
+    }
+
+    /// Publishes the ghost's awareness state again, after a reconnect: the server cleared the
+    /// old connection's state (at the next clock), so the state goes out at a newer clock.
+    pub fn reannounce(&mut self) {
+        let state = self
+            .awareness
+            .local_state::<serde_json::Value>()
+            .unwrap_or_else(|| serde_json::json!({"user": {"name": self.name, "color": self.color}}));
+        // Twice: the first bump reaches the clock at which the server cleared the state.
+        for _ in 0..2 {
+            if self.awareness.set_local_state(state.clone()).is_err() {
+                return;
+            }
+        }
+        if let Ok(update) = self.awareness.update_with_clients([self.doc.client_id()]) {
+            let _ = self
+                .out
+                .send(WsMessage::Binary(encode_yjs(&Message::Awareness(update)).into()));
+        }
     }
 
     /// Sends a mesh message.
@@ -224,6 +217,222 @@ impl Room {
         out.sort();
         out
     }
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The ghost's way into its room: the link, the seat token once the server gave one, and the
+/// replica to resync.
+struct Link {
+    target: Target,
+    seat_token: Option<String>,
+    name: String,
+    color: String,
+    doc: Doc,
+}
+
+/// How one connection ended.
+enum Ended {
+    /// Try again.
+    Retry(String),
+    /// The room will not take the ghost back.
+    Fatal(String),
+    /// The ghost's loop is gone.
+    Stopped,
+}
+
+impl Link {
+    /// Opens the socket with the seat token (or the link's, the first time) and sends
+    /// `hello` and sync step 1 of the replica, so the server answers with what the ghost
+    /// lacks and asks for what it lacks (step 2 of the ghost's own edits made offline).
+    async fn open(&mut self) -> anyhow::Result<Socket> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let token = self.seat_token.as_deref().unwrap_or(&self.target.token);
+        let mut request = self
+            .target
+            .ws_url
+            .as_str()
+            .into_client_request()
+            .context("room socket URL")?;
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse()?);
+        let (mut ws, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .with_context(|| format!("cannot connect to {}", self.target.ws_url))?;
+        let hello = ClientMessage::Hello {
+            version: PROTOCOL_VERSION,
+            name: self.name.clone(),
+            color: Some(self.color.clone()),
+            client: Some("mesh-ghost".into()),
+            doc_client_id: Some(self.doc.client_id().get()),
+            companion: false,
+        };
+        ws.send(WsMessage::Binary(encode_mesh(&hello).into())).await?;
+        let sv = self.doc.transact().state_vector();
+        ws.send(WsMessage::Binary(
+            encode_yjs(&Message::Sync(SyncMessage::SyncStep1(sv))).into(),
+        ))
+        .await?;
+        Ok(ws)
+    }
+
+    /// Carries frames both ways, and reconnects with backoff when the socket drops, until
+    /// the room refuses the ghost or the ghost's loop stops.
+    async fn supervise(
+        mut self,
+        first: Socket,
+        awareness: yrs::sync::AwarenessUpdate,
+        mut out_rx: mpsc::UnboundedReceiver<WsMessage>,
+        events: mpsc::Sender<RoomEvent>,
+    ) {
+        use rand::Rng as _;
+        let mut ws = Some(first);
+        let _ = out_rx_first(&awareness, &mut ws).await;
+        let mut queued: std::collections::VecDeque<WsMessage> = std::collections::VecDeque::new();
+        let mut backoff = BACKOFF_START;
+        loop {
+            let socket = match ws.take() {
+                Some(s) => s,
+                None => {
+                    let jitter = rand::rng().random_range(0.75..1.25);
+                    let wait = backoff.mul_f64(jitter);
+                    // Wait, keeping the chat the loop sends meanwhile (bounded).
+                    let deadline = tokio::time::Instant::now() + wait;
+                    loop {
+                        match tokio::time::timeout_at(deadline, out_rx.recv()).await {
+                            Ok(Some(m)) => keep_offline(&mut queued, m),
+                            Ok(None) => return,
+                            Err(_) => break,
+                        }
+                    }
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    match self.open().await {
+                        Ok(s) => {
+                            backoff = BACKOFF_START;
+                            if events.send(RoomEvent::Reconnected).await.is_err() {
+                                return;
+                            }
+                            s
+                        }
+                        Err(e) => {
+                            tracing::info!("cannot reach the room yet: {e:#}");
+                            continue;
+                        }
+                    }
+                }
+            };
+            match self.pump(socket, &mut queued, &mut out_rx, &events).await {
+                Ended::Stopped => return,
+                Ended::Fatal(why) => {
+                    let _ = events.send(RoomEvent::Closed(why)).await;
+                    return;
+                }
+                Ended::Retry(why) => {
+                    tracing::warn!("lost the room: {why}; reconnecting");
+                    if events.send(RoomEvent::Disconnected(why)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One connection's life: queued messages first, then frames both ways until it ends.
+    async fn pump(
+        &mut self,
+        ws: Socket,
+        queued: &mut std::collections::VecDeque<WsMessage>,
+        out_rx: &mut mpsc::UnboundedReceiver<WsMessage>,
+        events: &mpsc::Sender<RoomEvent>,
+    ) -> Ended {
+        let (mut sink, mut stream) = ws.split();
+        while let Some(m) = queued.pop_front() {
+            if sink.send(m).await.is_err() {
+                return Ended::Retry("the socket closed while sending".into());
+            }
+        }
+        loop {
+            tokio::select! {
+                m = out_rx.recv() => match m {
+                    Some(m) => {
+                        if let Err(e) = sink.send(m.clone()).await {
+                            keep_offline(queued, m);
+                            return Ended::Retry(format!("connection lost: {e}"));
+                        }
+                    }
+                    None => {
+                        let _ = sink.close().await;
+                        return Ended::Stopped;
+                    }
+                },
+                frame = stream.next() => match frame {
+                    Some(Ok(WsMessage::Binary(bytes))) => {
+                        let (tx, mut rx) = mpsc::unbounded_channel();
+                        let msgs = handle_frame(&bytes, &self.doc, &tx);
+                        while let Ok(reply) = rx.try_recv() {
+                            if sink.send(reply).await.is_err() {
+                                return Ended::Retry("the socket closed while syncing".into());
+                            }
+                        }
+                        for msg in msgs {
+                            if let ServerMessage::Welcome { seat, .. } = &msg {
+                                // Later connections come back to this seat (its role, its
+                                // name), without using the link again.
+                                self.seat_token = Some(seat.token.clone());
+                            }
+                            if events.send(RoomEvent::Mesh(Box::new(msg))).await.is_err() {
+                                return Ended::Stopped;
+                            }
+                        }
+                    }
+                    Some(Ok(WsMessage::Close(frame))) => {
+                        let (code, why) = frame.map_or((1000, "closed".to_string()), |f| {
+                            (u16::from(f.code), format!("closed ({}): {}", u16::from(f.code), f.reason))
+                        });
+                        if is_fatal_close(code) {
+                            if self.seat_token.take().is_some() && code == 4401 {
+                                // A seat token the server no longer knows (e.g. its key
+                                // changed): the link may still work.
+                                return Ended::Retry(why);
+                            }
+                            return Ended::Fatal(why);
+                        }
+                        return Ended::Retry(why);
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Ended::Retry(format!("connection lost: {e}")),
+                    None => return Ended::Retry("connection lost".into()),
+                },
+            }
+        }
+    }
+}
+
+/// Sends the first awareness state on the first socket.
+async fn out_rx_first(awareness: &yrs::sync::AwarenessUpdate, ws: &mut Option<Socket>) -> anyhow::Result<()> {
+    if let Some(s) = ws.as_mut() {
+        s.send(WsMessage::Binary(
+            encode_yjs(&Message::Awareness(awareness.clone())).into(),
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Keeps a frame the loop sent while the socket is down: mesh messages (chat, state) wait,
+/// bounded; document updates and awareness do not (the resync and the re-announcement carry
+/// them).
+fn keep_offline(queued: &mut std::collections::VecDeque<WsMessage>, m: WsMessage) {
+    let WsMessage::Binary(bytes) = &m else { return };
+    let is_mesh = matches!(decode_frame::<ClientMessage>(bytes).as_deref(), Ok([Frame::Mesh(_)]));
+    if !is_mesh {
+        return;
+    }
+    if queued.len() == OFFLINE_QUEUE {
+        queued.pop_front();
+    }
+    queued.push_back(m);
 }
 
 /// Posts chat messages into the room.

@@ -23,9 +23,22 @@ pub const GHOST_ORIGIN: &str = "ghost";
 /// several undo steps by time (the stack is cut explicitly at each request's edges).
 const CAPTURE_WINDOW_MS: u64 = 24 * 3600 * 1000;
 
+/// How many files one request may create: a change adds a module or a test, not a tree.
+pub const MAX_CREATED_FILES: usize = 16;
+
+/// The most text one request may type into the files it creates, in bytes: a few thousand
+/// lines, far more than a model writes in one answer, and far below the room's limits.
+pub const MAX_NEW_FILE_BYTES: usize = 256 * 1024;
+
 /// A change the ghost cannot make.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TypeError {
+    /// The model named a new file with a path the room does not take.
+    #[error("the model named a new file {0:?} the room cannot have: {1}")]
+    BadPath(String, String),
+    /// The request creates more files, or more text in them, than the ghost allows.
+    #[error("the change creates more than {MAX_CREATED_FILES} files or {MAX_NEW_FILE_BYTES} bytes of new files; ask for a smaller change")]
+    TooMuchNew,
     /// The model named a file the room does not have.
     #[error("the room has no file {0}")]
     NoFile(String),
@@ -38,6 +51,8 @@ struct Block {
     path: String,
     text: TextRef,
     at: StickyIndex,
+    /// The block creates this file (its text counts against [`MAX_NEW_FILE_BYTES`]).
+    new: bool,
 }
 
 /// Types one room's ghost changes and undoes them.
@@ -48,6 +63,9 @@ pub struct Typist {
     block: Option<Block>,
     /// Whether the current request changed anything.
     changed: bool,
+    /// Files the current request created, and the bytes typed into them.
+    created: usize,
+    new_bytes: usize,
 }
 
 impl Typist {
@@ -66,6 +84,8 @@ impl Typist {
             undo,
             block: None,
             changed: false,
+            created: 0,
+            new_bytes: 0,
         }
     }
 
@@ -74,6 +94,8 @@ impl Typist {
         self.undo.reset();
         self.block = None;
         self.changed = false;
+        self.created = 0;
+        self.new_bytes = 0;
     }
 
     /// Applies one edit; returns where the ghost's cursor is now (path, UTF-16 offset).
@@ -81,8 +103,26 @@ impl Typist {
         match edit {
             Edit::Begin { path, search } => {
                 let mut txn = self.doc.transact_mut_with(GHOST_ORIGIN);
-                let Some(yrs::Out::YText(text)) = self.files.get(&txn, &path) else {
-                    return Err(TypeError::NoFile(path));
+                let (text, new) = match self.files.get(&txn, &path) {
+                    Some(yrs::Out::YText(text)) => (text, false),
+                    Some(_) => return Err(TypeError::NoFile(path)),
+                    // A block that quotes nothing from a file the room lacks creates it, in
+                    // the request's own transaction, so its undo removes the file too.
+                    None if search.is_empty() => {
+                        if let Some(why) = mesh_protocol::doc::path_problem(&path) {
+                            return Err(TypeError::BadPath(path, why));
+                        }
+                        if self.created == MAX_CREATED_FILES {
+                            return Err(TypeError::TooMuchNew);
+                        }
+                        self.created += 1;
+                        self.changed = true;
+                        (
+                            self.files.insert(&mut txn, path.as_str(), yrs::TextPrelim::new("")),
+                            true,
+                        )
+                    }
+                    None => return Err(TypeError::NoFile(path)),
                 };
                 let current = text.get_string(&txn);
                 let byte = if search.is_empty() {
@@ -106,6 +146,7 @@ impl Typist {
                     path: path.clone(),
                     text,
                     at,
+                    new,
                 });
                 Ok(Some((path, start)))
             }
@@ -113,6 +154,12 @@ impl Typist {
                 let Some(block) = &self.block else {
                     return Ok(None);
                 };
+                if block.new {
+                    self.new_bytes += piece.len();
+                    if self.new_bytes > MAX_NEW_FILE_BYTES {
+                        return Err(TypeError::TooMuchNew);
+                    }
+                }
                 let mut txn = self.doc.transact_mut_with(GHOST_ORIGIN);
                 let offset = block
                     .at
@@ -330,6 +377,95 @@ mod tests {
         });
         assert_eq!(not_there, Err(TypeError::NotFound("a.py".into())));
         assert!(!t.finish());
+        assert_eq!(text(&doc, "a.py"), "x\n");
+    }
+
+    fn exists(doc: &Doc, path: &str) -> bool {
+        let files = doc.get_or_insert_map(mesh_protocol::doc::FILES);
+        let txn = doc.transact();
+        files.get(&txn, path).is_some()
+    }
+
+    #[test]
+    fn an_empty_quote_on_a_new_path_creates_the_file_and_one_undo_removes_it() {
+        let doc = room_with("a.py", "x = 1\n");
+        let mut t = Typist::new(&doc);
+        t.start();
+        for e in block("a.py", "x = 1\n", &["x = 2\n"]).into_iter().chain(block(
+            "tests/test_a.py",
+            "",
+            &["import a\n", "assert a.x == 2\n"],
+        )) {
+            t.apply(e).unwrap();
+        }
+        assert!(t.finish());
+        assert_eq!(text(&doc, "tests/test_a.py"), "import a\nassert a.x == 2\n");
+        let other = mesh_protocol::doc::new_doc();
+        sync(&doc, &other);
+        assert_eq!(text(&other, "tests/test_a.py"), "import a\nassert a.x == 2\n");
+        assert!(t.undo());
+        assert!(!exists(&doc, "tests/test_a.py"), "the created file goes with the undo");
+        assert_eq!(text(&doc, "a.py"), "x = 1\n");
+        sync(&doc, &other);
+        assert!(!exists(&other, "tests/test_a.py"));
+    }
+
+    #[test]
+    fn new_files_are_checked_bounded_and_removed_when_the_request_fails() {
+        let doc = room_with("a.py", "x\n");
+        let mut t = Typist::new(&doc);
+        t.start();
+        for bad in ["../etc/passwd", "/abs.py", ".git/config", "a//b"] {
+            let e = t.apply(Edit::Begin {
+                path: bad.into(),
+                search: String::new(),
+            });
+            assert!(matches!(e, Err(TypeError::BadPath(..))), "{bad}: {e:?}");
+        }
+        assert!(matches!(
+            t.apply(Edit::Begin {
+                path: "new.py".into(),
+                search: "quoted".into()
+            }),
+            Err(TypeError::NoFile(_))
+        ));
+        for i in 0..MAX_CREATED_FILES {
+            t.apply(Edit::Begin {
+                path: format!("n{i}.py"),
+                search: String::new(),
+            })
+            .unwrap();
+        }
+        assert_eq!(
+            t.apply(Edit::Begin {
+                path: "one-more.py".into(),
+                search: String::new()
+            }),
+            Err(TypeError::TooMuchNew)
+        );
+        t.discard();
+        assert!(
+            !exists(&doc, "n0.py") && !exists(&doc, "n15.py"),
+            "a failed request leaves no file"
+        );
+
+        t.start();
+        t.apply(Edit::Begin {
+            path: "big.py".into(),
+            search: String::new(),
+        })
+        .unwrap();
+        let piece = "y".repeat(64 * 1024);
+        let mut result = Ok(None);
+        for _ in 0..5 {
+            result = t.apply(Edit::Text(piece.clone()));
+            if result.is_err() {
+                break;
+            }
+        }
+        assert_eq!(result, Err(TypeError::TooMuchNew));
+        t.discard();
+        assert!(!exists(&doc, "big.py"));
         assert_eq!(text(&doc, "a.py"), "x\n");
     }
 }

@@ -497,3 +497,324 @@ async fn a_suggestion_changes_nothing_until_a_writer_accepts_it() {
         .await
         .unwrap();
 }
+
+fn latest_state(c: &YClient) -> Option<mesh_protocol::ghost::GhostState> {
+    c.mesh_messages().into_iter().rev().find_map(|m| match m {
+        ServerMessage::GhostState { state, .. } => Some(state),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn typed_requests_carry_the_selection_publish_progress_and_suggestions_and_readers_are_refused() {
+    use mesh_protocol::ghost::{GhostCommand, GhostMode, GhostRequestStatus, GhostSelection};
+    use mesh_protocol::ErrorCode;
+
+    let server = TestServer::start().unwrap();
+    let fix = Script::Stream {
+        pieces: FIX
+            .chars()
+            .collect::<Vec<_>>()
+            .chunks(7)
+            .map(|c| c.iter().collect())
+            .collect(),
+        delay: Duration::from_millis(40),
+    };
+    let provider = ScriptedProvider::start(vec![fix]).await.unwrap();
+    let (session, ada) = room_with(&server).await;
+    ada.insert("calc.py", 0, CALC);
+    let rob = YClient::connect_mesh(&server.ws_url(&session, &session.created.reader_token), "rob")
+        .await
+        .unwrap();
+    rob.wait_synced().await.unwrap();
+    let _ghost = Ghost::start_with(&server, &session, &session.created.writer_token, &provider, &[]);
+    ghost_joined(&ada).await;
+
+    // A reader cannot ask for a change, nor accept one: the server refuses it.
+    rob.send_mesh(&mesh_protocol::Request::new(
+        5,
+        ClientMessage::Ghost {
+            command: GhostCommand::Ask {
+                text: "fix add".into(),
+                mode: Some(GhostMode::Write),
+                selection: None,
+            },
+        },
+    ));
+    rob.wait_mesh("the reader's write is refused", |m| {
+        matches!(
+            m,
+            ServerMessage::Error {
+                code: ErrorCode::Forbidden,
+                responding_to: Some(5),
+                ..
+            }
+        )
+    })
+    .await
+    .unwrap();
+
+    ada.send_mesh(&ClientMessage::Ghost {
+        command: GhostCommand::Ask {
+            text: "add returns the wrong sum".into(),
+            mode: None,
+            selection: Some(GhostSelection {
+                path: "calc.py".into(),
+                start_line: 1,
+                end_line: 2,
+                text: "def add(a, b):\n    return a - b".into(),
+            }),
+        },
+    });
+    // Everyone sees who asked what, the mode filled in by the server.
+    rob.wait_mesh("everyone sees the request", |m| {
+        matches!(m, ServerMessage::Ghost { name, command: GhostCommand::Ask { mode: Some(GhostMode::Suggest), .. }, .. } if name == "ada")
+    })
+    .await
+    .unwrap();
+    // Progress while it streams (the script takes about a second), then the suggestion.
+    rob.wait_for("progress", |c| {
+        c.mesh_messages().iter().any(|m| matches!(m, ServerMessage::GhostState { state, .. }
+            if state.requests.iter().any(|r| r.id == 1 && r.status == GhostRequestStatus::Working && r.received_chars > 0)))
+    })
+    .await
+    .unwrap();
+    rob.wait_for("the suggestion is published", |c| {
+        latest_state(c).is_some_and(|s| !s.suggestions.is_empty())
+    })
+    .await
+    .unwrap();
+    let state = latest_state(&rob).unwrap();
+    let s = &state.suggestions[0];
+    assert_eq!(
+        (s.id, s.asker.as_str(), s.files.clone()),
+        (1, "ada", vec!["calc.py".to_string()])
+    );
+    assert_eq!(s.edits[0].search, "    return a - b\n");
+    assert_eq!(
+        s.edits[0].replace,
+        "    # the ghost fixed this line\n    return a + b\n"
+    );
+    assert_eq!(state.requests[0].status, GhostRequestStatus::Done);
+    let asked = provider.received()[0].body["messages"].to_string();
+    assert!(asked.contains("about lines 1-2 of calc.py, selected:"), "{asked}");
+    assert_eq!(ada.text("calc.py").unwrap(), CALC, "a suggestion changes nothing");
+
+    rob.send_mesh(&mesh_protocol::Request::new(
+        6,
+        ClientMessage::Ghost {
+            command: GhostCommand::Accept { suggestion: 1 },
+        },
+    ));
+    rob.wait_mesh("the reader's accept is refused", |m| {
+        matches!(
+            m,
+            ServerMessage::Error {
+                code: ErrorCode::Forbidden,
+                responding_to: Some(6),
+                ..
+            }
+        )
+    })
+    .await
+    .unwrap();
+    ada.send_mesh(&ClientMessage::Ghost {
+        command: GhostCommand::Accept { suggestion: 1 },
+    });
+    rob.wait_for("rob sees the change", |c| c.text("calc.py").as_deref() == Some(FIXED))
+        .await
+        .unwrap();
+    rob.wait_for("the suggestion is gone from the state", |c| {
+        latest_state(c).is_some_and(|s| s.suggestions.is_empty())
+    })
+    .await
+    .unwrap();
+    ada.send_mesh(&ClientMessage::Ghost {
+        command: GhostCommand::Undo,
+    });
+    rob.wait_for("one undo removes it", |c| c.text("calc.py").as_deref() == Some(CALC))
+        .await
+        .unwrap();
+
+    // A joiner gets the ghost's state from the server at once.
+    let late = YClient::connect_mesh(&server.ws_url(&session, &session.created.reader_token), "late")
+        .await
+        .unwrap();
+    late.wait_for("the held state", |c| latest_state(c).is_some())
+        .await
+        .unwrap();
+    assert_eq!(latest_state(&late).unwrap().requests[0].id, 1);
+}
+
+/// The chat as the room's shared `chat` array keeps it (what a client that joined late sees).
+fn chat_array(c: &YClient) -> Vec<String> {
+    use yrs::types::ToJson;
+    use yrs::{Array, ReadTxn, Transact};
+    let txn = c.doc.transact();
+    let Some(chat) = txn.get_array(mesh_protocol::doc::CHAT) else {
+        return Vec::new();
+    };
+    chat.iter(&txn)
+        .filter_map(|v| {
+            let json = serde_json::to_value(v.to_json(&txn)).ok()?;
+            Some(json["text"].as_str()?.to_string())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_mid_write_loses_and_duplicates_nothing_and_the_ghost_comes_back() {
+    let mut server = TestServer::start().unwrap();
+    // About three seconds of typing, so the restart lands in the middle of it.
+    let slow_fix = Script::Stream {
+        pieces: FIX
+            .chars()
+            .collect::<Vec<_>>()
+            .chunks(3)
+            .map(|c| c.iter().collect())
+            .collect(),
+        delay: Duration::from_millis(60),
+    };
+    let provider = ScriptedProvider::start(vec![slow_fix]).await.unwrap();
+    let (session, ada) = room_with(&server).await;
+    ada.insert("calc.py", 0, CALC);
+    let ghost = Ghost::start_with(&server, &session, &session.created.writer_token, &provider, &[]);
+    ghost_joined(&ada).await;
+
+    say(&ada, "@ghost write fix add");
+    // The ghost has started typing: the quoted line is gone from ada's copy.
+    ada.wait_for("the ghost starts typing", |c| {
+        c.text("calc.py").is_some_and(|t| !t.contains("return a - b"))
+    })
+    .await
+    .unwrap();
+    server.restart().unwrap();
+
+    let bea = YClient::connect_mesh(&server.ws_url(&session, &session.created.writer_token), "bea")
+        .await
+        .unwrap();
+    bea.wait_synced().await.unwrap();
+    // Everything the ghost typed arrives once: before the restart, offline, and after.
+    bea.wait_for("the whole change, once", |c| {
+        c.text("calc.py").as_deref() == Some(FIXED)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {:?}\nghost log:\n{}", bea.text("calc.py"), ghost.log()));
+    // The ghost is back as a participant, with its awareness, and its state republished.
+    bea.wait_for("the ghost is back", |c| {
+        c.mesh_messages().iter().any(|m| match m {
+            ServerMessage::Welcome { participants, .. } => participants.iter().any(|p| p.client == "mesh-ghost"),
+            ServerMessage::ParticipantJoined { participant } => participant.client == "mesh-ghost",
+            _ => false,
+        })
+    })
+    .await
+    .unwrap();
+    bea.wait_for("its awareness", |c| {
+        let aw = c.awareness.lock().unwrap();
+        let back = aw
+            .iter()
+            .any(|(_, s)| s.data.as_deref().is_some_and(|d| d.contains("ghost (scripted)")));
+        back
+    })
+    .await
+    .unwrap();
+    bea.wait_for("the request reported done", |c| {
+        chat_array(c).iter().any(|t| t.starts_with("Request #1 from ada: done"))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}: {:#?}", chat_array(&bea)));
+    assert_eq!(
+        chat_array(&bea)
+            .iter()
+            .filter(|t| t.starts_with("Request #1 from ada: done"))
+            .count(),
+        1,
+        "said once"
+    );
+    bea.wait_for("the state republished", |c| {
+        latest_state(c).is_some_and(|s| {
+            s.requests
+                .iter()
+                .any(|r| r.id == 1 && r.status == mesh_protocol::ghost::GhostRequestStatus::Done)
+        })
+    })
+    .await
+    .unwrap();
+    let log = ghost.log();
+    assert!(
+        log.contains("lost the room") && log.contains("back in the room"),
+        "the ghost reconnected rather than finishing first: {log}"
+    );
+    // One undo still removes the whole change, across the reconnect.
+    say(&bea, "@ghost undo");
+    bea.wait_for("one undo removes it", |c| c.text("calc.py").as_deref() == Some(CALC))
+        .await
+        .unwrap();
+}
+
+const NEW_TEST: &str = "Adding a test.\n<<<<<<< SEARCH tests/test_calc.py\n=======\nfrom calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n>>>>>>> REPLACE\n";
+const NEW_TEST_TEXT: &str = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n";
+
+fn stream(text: &str) -> Script {
+    Script::Stream {
+        pieces: text
+            .chars()
+            .collect::<Vec<_>>()
+            .chunks(5)
+            .map(|c| c.iter().collect())
+            .collect(),
+        delay: Duration::from_millis(5),
+    }
+}
+
+#[tokio::test]
+async fn the_ghost_creates_files_in_suggest_and_write_mode_and_one_undo_removes_them() {
+    let server = TestServer::start().unwrap();
+    let provider = ScriptedProvider::start(vec![stream(NEW_TEST), stream(NEW_TEST)])
+        .await
+        .unwrap();
+    let (session, ada) = room_with(&server).await;
+    ada.insert("calc.py", 0, CALC);
+    let _ghost = Ghost::start_with(&server, &session, &session.created.writer_token, &provider, &[]);
+    ghost_joined(&ada).await;
+
+    // Suggested: nothing exists until it is accepted.
+    say(&ada, "@ghost add a test for add");
+    ada.wait_for("the suggestion names the new file", |c| {
+        latest_state(c).is_some_and(|s| {
+            s.suggestions
+                .iter()
+                .any(|g| g.files == ["tests/test_calc.py"] && g.edits[0].search.is_empty())
+        })
+    })
+    .await
+    .unwrap();
+    assert_eq!(ada.text("tests/test_calc.py"), None);
+    let system = provider.received()[0].body["messages"][0]["content"].to_string();
+    assert!(system.contains("to create a file"), "{system}");
+    say(&ada, "@ghost accept 1");
+    ada.wait_for("the file is created", |c| {
+        c.text("tests/test_calc.py").as_deref() == Some(NEW_TEST_TEXT)
+    })
+    .await
+    .unwrap();
+    say(&ada, "@ghost undo");
+    ada.wait_for("one undo removes the file", |c| c.text("tests/test_calc.py").is_none())
+        .await
+        .unwrap();
+
+    // Written: the file appears as the model types it.
+    say(&ada, "@ghost write add a test for add");
+    ada.wait_for("the file is written", |c| {
+        c.text("tests/test_calc.py").as_deref() == Some(NEW_TEST_TEXT)
+    })
+    .await
+    .unwrap();
+    wait_chat(&ada, "done", |_, t| t.starts_with("Request #2 from ada: done")).await;
+    say(&ada, "@ghost undo");
+    ada.wait_for("one undo removes it again", |c| c.text("tests/test_calc.py").is_none())
+        .await
+        .unwrap();
+    assert_eq!(ada.text("calc.py").unwrap(), CALC);
+}

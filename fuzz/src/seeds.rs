@@ -13,6 +13,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use mesh_protocol::codec::{encode_mesh, encode_yjs};
+use mesh_protocol::ghost::{
+    GhostCommand, GhostEdit, GhostMode, GhostRequest, GhostRequestStatus, GhostSelection, GhostState, GhostSuggestion,
+};
 use mesh_protocol::messages::{ChatEntry, Participant, Role, RunStream};
 use mesh_protocol::rest::*;
 use mesh_protocol::{doc as shape, ClientMessage, ErrorCode, RoomId, ServerMessage, PROTOCOL_VERSION};
@@ -427,6 +430,28 @@ fn client_messages() -> Vec<ClientMessage> {
             message: json!({"seq": 3, "type": "request", "command": "setBreakpoints",
                 "arguments": {"source": {"path": "/work/main.py"}, "breakpoints": [{"line": 2}]}}),
         },
+        ClientMessage::Ghost {
+            command: GhostCommand::Ask {
+                text: "why does main.py fail?".into(),
+                mode: Some(GhostMode::Explain),
+                selection: Some(GhostSelection {
+                    path: "main.py".into(),
+                    start_line: 1,
+                    end_line: 2,
+                    text: "print(total)".into(),
+                }),
+            },
+        },
+        ClientMessage::Ghost {
+            command: GhostCommand::Accept { suggestion: 1 },
+        },
+        ClientMessage::Ghost {
+            command: GhostCommand::Cancel { request: None },
+        },
+        ClientMessage::Ghost {
+            command: GhostCommand::Undo,
+        },
+        ClientMessage::GhostState { state: ghost_state() },
     ]
 }
 
@@ -515,6 +540,17 @@ fn mesh_json() -> Vec<Seed> {
             message: "readers may not edit".into(),
             responding_to: Some(7),
         },
+        ServerMessage::Ghost {
+            from: 1,
+            name: "ada".into(),
+            role: Role::Writer,
+            command: GhostCommand::Reject { suggestion: 2 },
+            responding_to: Some(4),
+        },
+        ServerMessage::GhostState {
+            from: 3,
+            state: ghost_state(),
+        },
     ];
     let mut seeds: Vec<Seed> = client_messages()
         .iter()
@@ -537,6 +573,32 @@ fn mesh_json() -> Vec<Seed> {
         encode_mesh(&ClientMessage::Chat { text: "x".into() }),
     ));
     seeds
+}
+
+/// A ghost's state as it publishes it: a request going and one suggestion.
+fn ghost_state() -> GhostState {
+    GhostState {
+        requests: vec![GhostRequest {
+            id: 1,
+            asker: "ada".into(),
+            mode: GhostMode::Suggest,
+            text: "fix add".into(),
+            status: GhostRequestStatus::Working,
+            received_chars: 40,
+            message: None,
+        }],
+        suggestions: vec![GhostSuggestion {
+            id: 1,
+            asker: "ada".into(),
+            files: vec!["calc.py".into()],
+            edits: vec![GhostEdit {
+                path: "calc.py".into(),
+                search: "a - b".into(),
+                replace: "a + b 😀".into(),
+            }],
+            omitted: false,
+        }],
+    }
 }
 
 fn kind_of<M: serde::Serialize>(m: &M) -> String {

@@ -6,6 +6,7 @@
 //! Invariant: only this crate knows editors; `sync`, `pending` and `text` are sans-IO.
 
 pub mod account;
+pub mod ask_cli;
 pub mod config;
 pub mod dap;
 pub mod host_api;

@@ -79,6 +79,10 @@ impl Backend {
         self.act(|tx| Request::Chat(params.text, tx)).await
     }
 
+    async fn ghost_ask(&self, params: GhostAskParams) -> Result<Value> {
+        self.act(|tx| Request::GhostAsk(params, tx)).await
+    }
+
     async fn chat_history(&self, _params: Option<Value>) -> Result<ChatHistory> {
         self.ask(Request::ChatHistory).await
     }
@@ -383,6 +387,7 @@ pub async fn serve(identity: Identity) {
     .custom_method("mesh/leave", Backend::leave)
     .custom_method("mesh/status", Backend::status)
     .custom_method("mesh/chat", Backend::chat)
+    .custom_method("mesh/ghostAsk", Backend::ghost_ask)
     .custom_method("mesh/chatHistory", Backend::chat_history)
     .custom_method("mesh/follow", Backend::follow)
     .custom_method("mesh/resolve", Backend::resolve)

@@ -152,6 +152,30 @@ pub struct ChatParams {
     pub text: String,
 }
 
+/// `mesh/ghostAsk` params: a question for the room's ghost, with the editor's selection.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GhostAskParams {
+    /// What to ask.
+    pub text: String,
+    /// `explain`, `suggest` or `write`; absent: the role's default (suggest for writers,
+    /// explain for readers).
+    #[serde(default)]
+    pub mode: Option<mesh_protocol::ghost::GhostMode>,
+    /// The file the question is about, as the editor names it.
+    #[serde(default)]
+    pub uri: Option<String>,
+    /// The first selected line, 1-based.
+    #[serde(default)]
+    pub start_line: Option<u32>,
+    /// The last selected line, 1-based, inclusive.
+    #[serde(default)]
+    pub end_line: Option<u32>,
+    /// The selected text.
+    #[serde(default)]
+    pub selection: Option<String>,
+}
+
 /// A chat message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -749,6 +773,7 @@ pub const METHODS: &[&str] = &[
     "mesh/status",
     "mesh/chat",
     "mesh/chatHistory",
+    "mesh/ghostAsk",
     "mesh/follow",
     "mesh/run",
     "mesh/runInput",

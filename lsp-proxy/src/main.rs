@@ -114,6 +114,27 @@ enum Cmd {
         #[arg(long)]
         language: Option<String>,
     },
+    /// Ask the room's ghost (an AI participant) from the current folder: prints its progress
+    /// to stderr and its answer to stdout. Exits 0 when it answered, 1 when the request failed
+    /// or was refused, 3 when a writer cancelled it.
+    Ask {
+        /// Have the ghost type the change into the files as it writes it (writers only).
+        #[arg(long, conflicts_with = "explain")]
+        write: bool,
+        /// An answer in chat only; the only mode readers have.
+        #[arg(long)]
+        explain: bool,
+        /// The file the request is about, relative to the current folder: sent with the
+        /// request as the selection.
+        #[arg(long)]
+        file: Option<String>,
+        /// The lines of --file the request is about, `A-B` (1-based; default: all of it).
+        #[arg(long, requires = "file")]
+        lines: Option<String>,
+        /// What to ask.
+        #[arg(required = true, num_args = 1..)]
+        text: Vec<String>,
+    },
     /// Serve the Model Context Protocol on stdin/stdout (an MCP client starts this): a coding
     /// agent joins the room as a participant of its own, named by --name (default "agent"),
     /// with tools to list, read, search, edit and create files, run them, and chat.
@@ -414,6 +435,45 @@ async fn run() -> anyhow::Result<()> {
             let path = mesh_proxy::workspace::rel_path(&rec.dir, &abs).unwrap_or_else(|| file.replace('\\', "/"));
             let id = identity(&cli, "mesh-proxy")?;
             let code = mesh_proxy::run_cli::run(target, id.tls, path, language.clone(), id.name).await?;
+            std::process::exit(code);
+        }
+        Cmd::Ask {
+            write,
+            explain,
+            file,
+            lines,
+            text,
+        } => {
+            let dir = folder(None)?;
+            let rec = config::session_for(&dir)
+                .context("this folder is not in a room: run `mesh-proxy share` or `mesh-proxy join` first")?;
+            let target = rec.target()?;
+            let lines = lines
+                .as_deref()
+                .map(mesh_proxy::ask_cli::parse_lines)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let selection = match file {
+                Some(file) => {
+                    let abs = dir.join(file);
+                    let path =
+                        mesh_proxy::workspace::rel_path(&rec.dir, &abs).unwrap_or_else(|| file.replace('\\', "/"));
+                    let content = std::fs::read_to_string(&abs).with_context(|| {
+                        format!("cannot read {}: name a text file of the shared folder", abs.display())
+                    })?;
+                    Some(mesh_proxy::ask_cli::selection(&path, &content, lines))
+                }
+                None => None,
+            };
+            let mode = if *write {
+                Some(mesh_protocol::ghost::GhostMode::Write)
+            } else if *explain {
+                Some(mesh_protocol::ghost::GhostMode::Explain)
+            } else {
+                None
+            };
+            let id = identity(&cli, "mesh-proxy")?;
+            let code = mesh_proxy::ask_cli::ask(target, id.tls, id.name, text.join(" "), mode, selection).await?;
             std::process::exit(code);
         }
         Cmd::Mcp { link, dir } => {

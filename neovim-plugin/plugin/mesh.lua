@@ -13,9 +13,11 @@ if vim.fn.has("nvim-0.10") ~= 1 then
 end
 
 vim.api.nvim_create_user_command("Mesh", function(cmd)
-  require("mesh").run(cmd.args)
+  -- A range (`:'<,'>Mesh ask ...`) goes to the subcommands that take one.
+  require("mesh").run(cmd.args, cmd.range > 0 and { cmd.line1, cmd.line2 } or nil)
 end, {
   nargs = "*",
+  range = true,
   desc = "mesh: real-time collaboration (:help mesh)",
   complete = function(arglead, cmdline)
     return require("mesh.commands").complete(arglead, cmdline)

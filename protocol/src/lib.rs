@@ -9,6 +9,7 @@ pub mod codec;
 pub mod dap;
 pub mod doc;
 pub mod error;
+pub mod ghost;
 pub mod messages;
 pub mod rest;
 pub mod room_id;

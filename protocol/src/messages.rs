@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
+use crate::ghost::{GhostCommand, GhostState};
 
 /// A participant's role in a room. The server checks it on every message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -174,6 +175,20 @@ pub enum ClientMessage {
         /// At most this many entries; by default all the room keeps.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
+    },
+    /// Something for the room's ghost (an AI participant): ask, accept, reject, cancel or
+    /// undo. The server checks the role (writers only, except asking for an explanation)
+    /// and the bounds, then relays it to everyone as [`ServerMessage::Ghost`].
+    Ghost {
+        /// What is asked.
+        command: GhostCommand,
+    },
+    /// A ghost publishes its requests and pending suggestions. The server checks the
+    /// bounds, keeps the newest per connection (for joiners) and relays it to everyone as
+    /// [`ServerMessage::GhostState`].
+    GhostState {
+        /// The ghost's state; replaces its previous one.
+        state: GhostState,
     },
 }
 
@@ -603,6 +618,30 @@ pub enum ServerMessage {
         /// The id of the request this answers.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         responding_to: Option<u64>,
+    },
+    /// Someone's command for the ghost (to every mesh client, so everyone sees who asked
+    /// what). An `ask` always names its mode here: the server fills in the role's default.
+    Ghost {
+        /// Who sent it (connection id).
+        from: u64,
+        /// Their display name.
+        name: String,
+        /// Their role when they sent it.
+        role: Role,
+        /// The command.
+        command: GhostCommand,
+        /// The id of the `ghost` request this relays (only in the sender's copy).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        responding_to: Option<u64>,
+    },
+    /// A ghost's requests and suggestions (sent when it publishes them, and to joiners);
+    /// it replaces the previous state of the same connection, and goes with it when that
+    /// connection leaves.
+    GhostState {
+        /// The publishing connection (the ghost).
+        from: u64,
+        /// Its state.
+        state: GhostState,
     },
     /// Something the client sent was refused. The connection stays open unless the server
     /// also closes it.

@@ -30,6 +30,15 @@ pub fn proxy_bin() -> PathBuf {
         .join("mesh-proxy")
 }
 
+/// The `mesh-ghost` binary: `$MESH_GHOST_BIN`, else the one cargo built beside the test
+/// (`cargo build --workspace --bins` builds it).
+pub fn ghost_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("MESH_GHOST_BIN") {
+        return p.into();
+    }
+    proxy_bin().with_file_name("mesh-ghost")
+}
+
 /// One open buffer of the scripted editor.
 #[derive(Debug, Clone)]
 pub struct Buffer {

@@ -18,6 +18,7 @@ import { LocalPresence } from './localPresence';
 import { ParticipantsView } from './participants';
 import type { Participant } from './protocol';
 import { Runs } from './run';
+import { GhostAsk } from './ghost';
 import { Session } from './session';
 import { SharedBreakpointMarks } from './sharedBreakpoints';
 import { StatusBar } from './statusBar';
@@ -36,6 +37,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const follow = new FollowMode(c);
   const chat = new Chat(c);
   const runs = new Runs(c);
+  const ghost = new GhostAsk(c);
   const debugging = new Debugging(c);
   new RemoteCursors(c);
   new SharedBreakpointMarks(c);
@@ -60,6 +62,9 @@ export function activate(context: vscode.ExtensionContext): void {
   command('mesh.openSettings', () => vscode.commands.executeCommand('workbench.action.openSettings', '@ext:' + context.extension.id));
   command('mesh.run', (uri?: unknown) => runs.run(uri instanceof vscode.Uri ? uri : undefined));
   command('mesh.stop', () => runs.stop());
+  command('mesh.askGhost', (question?: unknown, mode?: unknown) =>
+    ghost.ask(typeof question === 'string' ? question : undefined, mode === 'explain' || mode === 'suggest' || mode === 'write' ? mode : undefined),
+  );
   command('mesh.debug', (uri?: unknown) => debugging.debug(uri instanceof vscode.Uri ? uri : undefined));
   command('mesh.admit', () => host.answer(true));
   command('mesh.refuse', () => host.answer(false));

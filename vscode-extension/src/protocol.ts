@@ -116,6 +116,17 @@ export type Empty = Record<string, never>;
 export interface ChatParams {
   text: string;
 }
+/** How the room's ghost answers: an explanation, a suggestion to accept, or typing it in. */
+export type GhostMode = 'explain' | 'suggest' | 'write';
+/** `mesh/ghostAsk`: a question for the room's ghost about lines (1-based, inclusive) of `uri`. */
+export interface GhostAskParams {
+  text: string;
+  mode?: GhostMode;
+  uri?: string;
+  startLine?: number;
+  endLine?: number;
+  selection?: string;
+}
 export interface ChatHistoryResult {
   messages: ChatEntry[];
 }
@@ -438,6 +449,7 @@ export const EditorRequests = {
   status: request<Empty, Status>('mesh/status', 'editor→proxy'),
   chat: request<ChatParams, Empty>('mesh/chat', 'editor→proxy'),
   chatHistory: request<Empty, ChatHistoryResult>('mesh/chatHistory', 'editor→proxy'),
+  ghostAsk: request<GhostAskParams, Empty>('mesh/ghostAsk', 'editor→proxy'),
   follow: request<FollowParams, Empty>('mesh/follow', 'editor→proxy'),
   resolve: request<ResolveParams, Empty>('mesh/resolve', 'editor→proxy'),
   run: request<RunParams, RunResult>('mesh/run', 'editor→proxy'),

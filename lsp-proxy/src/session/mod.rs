@@ -95,6 +95,8 @@ pub enum Request {
     Status(oneshot::Sender<Status>),
     /// Send a chat message.
     Chat(String, oneshot::Sender<Result<(), String>>),
+    /// Ask the room's ghost, with the editor's selection.
+    GhostAsk(crate::lsp_ext::GhostAskParams, oneshot::Sender<Result<(), String>>),
     /// Chat history.
     ChatHistory(oneshot::Sender<ChatHistory>),
     /// Follow someone (or stop).
@@ -887,6 +889,29 @@ impl Session {
                     Some(_) => Err("not connected to the room right now; try again when the connection is back".into()),
                     None => Err("not in a room".into()),
                 };
+                let _ = reply.send(result);
+            }
+            Request::GhostAsk(params, reply) => {
+                let path = match &params.uri {
+                    Some(uri) => match self.room_path(uri) {
+                        Some(p) => Some(p),
+                        None => {
+                            let _ = reply.send(Err(format!(
+                                "{uri} is not a file of the room: ask about a file of the shared folder"
+                            )));
+                            return;
+                        }
+                    },
+                    None => None,
+                };
+                let result = crate::ask_cli::editor_ask(params, path).and_then(|msg| match &self.room {
+                    Some(room) if room.state == ConnState::Connected => {
+                        room.send(&msg);
+                        Ok(())
+                    }
+                    Some(_) => Err("not connected to the room right now; try again when the connection is back".into()),
+                    None => Err("not in a room".into()),
+                });
                 let _ = reply.send(result);
             }
             Request::ChatHistory(reply) => {

@@ -645,6 +645,9 @@ impl Session {
             ),
             // Host requests go over REST (`host_api`), whose answers name what they answer.
             ServerMessage::Links { .. } | ServerMessage::AuditLog { .. } => Vec::new(),
+            // The ghost's requests and answers reach editors as chat messages too; the typed
+            // state is for panels (the browser's), which editors do not draw yet.
+            ServerMessage::Ghost { .. } | ServerMessage::GhostState { .. } => Vec::new(),
             ServerMessage::Participants { participants } => {
                 room.participants = participants.into_iter().map(|p| (p.conn_id, p)).collect();
                 Vec::new()

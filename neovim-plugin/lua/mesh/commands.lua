@@ -336,6 +336,19 @@ M.subcommands = {
       end)
     end,
   },
+  ask = {
+    help = "ask the room's ghost about this file (with a range, those lines): :[range]Mesh ask [--write|--explain] {text}",
+    run = function(args, range)
+      with_client(function(c)
+        M.ask(c, args, range)
+      end)
+    end,
+    complete = function(arglead)
+      return vim.tbl_filter(function(o)
+        return o:sub(1, #arglead) == arglead
+      end, { "--write", "--explain" })
+    end,
+  },
   run = {
     help = "run a file in the room, everyone watches: :Mesh run [file]",
     run = function(args)
@@ -457,9 +470,66 @@ function M.names()
   return names
 end
 
+--- The `mesh/ghostAsk` params for `:Mesh ask {args}` in the current buffer: the mode from a
+--- leading `--write` or `--explain`, and the range's lines (or the cursor's line) with their
+--- text as the selection.
+---@param args string
+---@param range? integer[]
+---@return mesh.GhostAskParams?, string? error
+function M.ask_params(args, range)
+  local mode
+  local text = vim.trim(args)
+  local flag, rest = text:match("^%-%-(%a+)%s*(.*)$")
+  if flag == "write" or flag == "explain" then
+    mode, text = flag, vim.trim(rest)
+  end
+  if text == "" then
+    return nil, "say what to ask: :Mesh ask {text} (with a range, about those lines)"
+  end
+  local bufnr = vim.api.nvim_get_current_buf()
+  local first, last
+  if range then
+    first, last = range[1], range[2]
+  else
+    first = vim.api.nvim_win_get_cursor(0)[1]
+    last = first
+  end
+  local lines = vim.api.nvim_buf_get_lines(bufnr, first - 1, last, false)
+  return {
+    text = text,
+    mode = mode,
+    uri = vim.uri_from_bufnr(bufnr),
+    startLine = first,
+    endLine = last,
+    selection = table.concat(lines, "\n"),
+  }
+end
+
+--- `:Mesh ask`: sends the question; the ghost's progress and answer come in the chat.
+---@param c vim.lsp.Client
+---@param args string
+---@param range? integer[]
+function M.ask(c, args, range)
+  local params, err = M.ask_params(args, range)
+  if not params then
+    vim.notify("mesh: " .. err, vim.log.levels.WARN)
+    return
+  end
+  client.request(c, protocol.request.ghost_ask, params, function()
+    vim.notify(
+      ("mesh: asked the ghost about lines %d-%d; its answer comes in the chat (:Mesh chat)"):format(
+        params.startLine,
+        params.endLine
+      ),
+      vim.log.levels.INFO
+    )
+  end)
+end
+
 --- Runs `:Mesh` with its argument string. No argument shows the status.
 ---@param line string
-function M.run(line)
+---@param range? integer[] the command's line range ({first, last}, 1-based), when it had one
+function M.run(line, range)
   local name, rest = vim.trim(line):match("^(%S*)%s*(.*)$")
   if name == "" then
     name = "status"
@@ -472,7 +542,7 @@ function M.run(line)
     )
     return
   end
-  local ok, err = pcall(sub.run, rest or "")
+  local ok, err = pcall(sub.run, rest or "", range)
   if not ok then
     vim.notify(("mesh: :Mesh %s failed: %s"):format(name, tostring(err)), vim.log.levels.ERROR)
   end

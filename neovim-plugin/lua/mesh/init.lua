@@ -150,9 +150,9 @@ end
 
 --- Runs a `:Mesh` subcommand from Lua, e.g. `require("mesh").run("join " .. link)`.
 ---@param line string
-function M.run(line)
+function M.run(line, range)
   start()
-  require("mesh.commands").run(line)
+  require("mesh.commands").run(line, range)
 end
 
 return M

@@ -129,6 +129,17 @@ local M = {}
 ---@field text string
 ---@class mesh.ChatResult
 
+---@alias mesh.GhostMode "explain"|"suggest"|"write"
+
+---@class mesh.GhostAskParams
+---@field text string what to ask the room's ghost
+---@field mode? mesh.GhostMode absent: a writer's request is a suggestion, a reader's an explanation
+---@field uri? string the file the selection is in
+---@field startLine? integer first selected line, 1-based
+---@field endLine? integer last selected line, 1-based, inclusive
+---@field selection? string the selected text
+---@class mesh.GhostAskResult
+
 ---@class mesh.ChatHistoryParams
 ---@class mesh.ChatHistoryResult
 ---@field messages mesh.ChatEntry[]
@@ -276,6 +287,7 @@ M.request = {
   status = "mesh/status", -- params: mesh.StatusParams; result: mesh.StatusResult
   chat = "mesh/chat", -- params: mesh.ChatParams; result: mesh.ChatResult
   chat_history = "mesh/chatHistory", -- params: mesh.ChatHistoryParams; result: mesh.ChatHistoryResult
+  ghost_ask = "mesh/ghostAsk", -- params: mesh.GhostAskParams; result: mesh.GhostAskResult
   follow = "mesh/follow", -- params: mesh.FollowParams; result: mesh.FollowResult
   resolve = "mesh/resolve", -- params: mesh.ResolveParams; result: mesh.ResolveResult
   run = "mesh/run", -- params: mesh.RunParams; result: mesh.RunResult

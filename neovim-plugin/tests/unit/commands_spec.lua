@@ -21,6 +21,7 @@ test("the subcommands are the ones the issue asks for", function()
   h.eq({
     "admit",
     "approval",
+    "ask",
     "audit",
     "break",
     "chat",

@@ -24,6 +24,7 @@ use super::access::{Access, NoTokens, Refusal, Tokens};
 use super::guard::{self, TypeIndex};
 use crate::auth::Grant;
 
+mod ghost;
 pub mod host;
 pub use host::{HostOp, HostReply};
 
@@ -331,6 +332,9 @@ pub struct RoomCore {
     /// a hundred people joining a large room at once cost one encoding and one copy in
     /// memory, not a hundred.
     full_state: Option<(u64, Bytes)>,
+    /// The newest state each ghost connection published, for joiners (at most
+    /// `MAX_GHOST_PUBLISHERS`); dropped when the connection leaves.
+    ghosts: BTreeMap<ConnId, mesh_protocol::ghost::GhostState>,
 }
 
 /// Bumps `generation` after every write transaction on `doc` (whoever makes it: a client's
@@ -388,6 +392,7 @@ impl RoomCore {
             access: Access::from_state(Default::default(), limits.max_links),
             tokens: Arc::new(NoTokens),
             waiting: BTreeMap::new(),
+            ghosts: BTreeMap::new(),
         };
         (room, bad)
     }
@@ -604,6 +609,7 @@ impl RoomCore {
             return fx;
         }
         let Some(conn) = self.conns.remove(&id) else { return fx };
+        self.ghosts.remove(&id);
         let seat = &conn.participant.seat;
         if conn.announced && !self.conns.values().any(|c| c.announced && c.participant.seat == *seat) {
             let who = super::access::actor_name(&conn.participant.name, seat);
@@ -1087,6 +1093,7 @@ impl RoomCore {
                 if role == Role::Host {
                     self.pending_requests_to(id, fx);
                 }
+                self.ghost_states_to(id, fx);
             }
             ClientMessage::Chat { text } => self.chat(id, text, now_ms, fx),
             ClientMessage::ListParticipants => {
@@ -1175,6 +1182,8 @@ impl RoomCore {
                 let op = HostOp::from_message(msg).expect("a host message");
                 self.host_message(id, op, now_ms, fx);
             }
+            ClientMessage::Ghost { command } => self.ghost_command(id, command, fx),
+            ClientMessage::GhostState { state } => self.ghost_state(id, state, fx),
         }
     }
 

@@ -16,7 +16,9 @@
 // host control: VS Code shares a room, turns approval on, a second scripted editor ("Bo")
 // waits in the lobby until Admit is clicked on VS Code's notification, then VS Code makes him
 // a reader and kicks him through "Mesh: Participants and Roles", and his session ends with
-// the message.
+// the message. Along the way, "Mesh: Ask Ghost About Selection" asks a real mesh-ghost (on a
+// scripted OpenAI-compatible provider this script serves on loopback) about a selected line:
+// the model gets the line, and the answer reaches Ada's chat.
 //
 // Run by scripts/test-vscode, which installs and builds what this needs. Environment:
 //   MESH_E2E_CODE_SERVER  code-server's out/node/entry.js                      (required)
@@ -28,11 +30,13 @@
 //   MESH_E2E_PIDFILE      a file to append the pid of every process started, so the
 //                         calling script can clean up even if this one is killed
 //   MESH_E2E_CHROMIUM     the browser (default: /usr/bin/chromium)
+//   MESH_GHOST_BIN        mesh-ghost binary (default: beside MESH_SERVER_BIN)
 //   MESH_E2E_NVIM         a recent Neovim, for the shared debug session (required;
 //                         scripts/install-neovim puts one in .tools/neovim/bin)
 // Prints one line per check and a closing "N passed, M failed"; exits 1 on any failure.
 import { spawn } from 'node:child_process';
 import { appendFileSync, copyFileSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -92,6 +96,9 @@ const ARTIFACTS = path.resolve(env('MESH_E2E_ARTIFACTS', 'artifacts'));
 const PIDFILE = process.env.MESH_E2E_PIDFILE;
 const CHROMIUM = env('MESH_E2E_CHROMIUM', '/usr/bin/chromium');
 const NVIM = env('MESH_E2E_NVIM');
+const GHOST_BIN = env('MESH_GHOST_BIN', path.join(path.dirname(SERVER_BIN), 'mesh-ghost'));
+/** The scripted provider's answer to the ghost's request. */
+const GHOST_ANSWER = 'greet returns a greeting for name.';
 const PLUGIN = fileURLToPath(new URL('../../../neovim-plugin', import.meta.url));
 
 const t0 = Date.now();
@@ -566,6 +573,52 @@ async function main() {
     const reply = 'hi Grace, from Ada\'s editor ✍️';
     await ada.chat(reply);
     await frame.locator('.entry', { hasText: reply }).first().waitFor({ timeout: SYNC_TIMEOUT_MS });
+  }, { critical: false });
+
+  await check('"Mesh: Ask Ghost About Selection" sends the selected line to a real ghost; its answer reaches Ada\'s chat', async () => {
+    // An OpenAI-compatible provider on loopback that streams GHOST_ANSWER, and the ghost.
+    const asked = [];
+    const provider = createHttpServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => { body += c; });
+      req.on('end', () => {
+        asked.push(JSON.parse(body));
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: GHOST_ANSWER } }] })}\n\n`);
+        res.end('data: [DONE]\n\n');
+      });
+    });
+    await new Promise((r) => provider.listen(0, '127.0.0.1', r));
+    try {
+      start('mesh-ghost', GHOST_BIN, ['--link', shared.link, '--provider-url', `http://127.0.0.1:${provider.address().port}/v1`, '--model', 'scripted'], {
+        env: { ...process.env, MESH_GHOST_API_KEY: 'sk-vscode-e2e' },
+      });
+      await ada.waitFor('the ghost in the room', () => (ada.last('mesh/participants')?.participants ?? []).some((p) => p.client === 'mesh-ghost'));
+      await page.keyboard.press('Escape');
+      await page.keyboard.press('Control+P');
+      await page.locator('.quick-input-widget input').fill(FILE);
+      await page.locator('.quick-input-list .monaco-list-row.focused', { hasText: FILE }).first().waitFor({ timeout: 15_000 });
+      await page.keyboard.press('Enter');
+      await page.locator('.tab.active', { hasText: FILE }).first().waitFor({ timeout: 10_000 });
+      await page.keyboard.press('Control+Home');
+      await page.keyboard.press('Shift+End');
+      await runCommand('Mesh: Ask Ghost About Selection');
+      const input = page.locator('.quick-input-widget input');
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Explain only' }).first().click({ timeout: 10_000 });
+      await input.waitFor({ state: 'visible', timeout: 10_000 });
+      await input.fill('what does greet do?');
+      await page.keyboard.press('Enter');
+      const answers = () => ada.notifications('mesh/chatMessage').map((n) => n.params?.entry?.text ?? '');
+      await ada.waitFor('the ghost\'s answer in Ada\'s chat', () => answers().some((t) => t.startsWith('Request #1 from Grace:') && t.includes(GHOST_ANSWER))).catch((e) => {
+        throw new Error(`${e.message}; Ada's chat: ${JSON.stringify(answers())}`);
+      });
+      const sent = JSON.stringify(asked[0]?.messages ?? []);
+      if (!sent.includes('about lines 1-1 of main.py, selected:') || !sent.includes('def greet(name):')) {
+        throw new Error(`the model did not get the selected line: ${sent.slice(0, 500)}`);
+      }
+    } finally {
+      provider.close();
+    }
   }, { critical: false });
 
   await check(`${RUN_FILE} opens; the editor title offers Mesh: Run`, async () => {

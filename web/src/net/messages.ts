@@ -102,6 +102,40 @@ const AUDIT_KINDS: readonly AuditKind[] = [
 /** One entry of the room's audit trail. */
 export interface AuditEntry { ts: number; kind: AuditKind; actor: string; subject: string; detail: string }
 
+/** How the ghost answers a request (`GhostMode`). */
+export type GhostMode = 'explain' | 'suggest' | 'write'
+const GHOST_MODES: readonly GhostMode[] = ['explain', 'suggest', 'write']
+
+/** The part of a file a request is about (`GhostSelection`); lines are 1-based. */
+export interface GhostSelection { path: string; start_line: number; end_line: number; text?: string }
+
+/** What a person asks the ghost (`GhostCommand`, tagged by `kind`). */
+export type GhostCommand =
+  | { kind: 'ask'; text: string; mode?: GhostMode; selection?: GhostSelection }
+  | { kind: 'accept'; suggestion: number }
+  | { kind: 'reject'; suggestion: number }
+  | { kind: 'cancel'; request?: number }
+  | { kind: 'undo' }
+
+/** Where a ghost request stands (`GhostRequestStatus`). */
+export type GhostRequestStatus = 'working' | 'done' | 'failed' | 'cancelled'
+const GHOST_STATUSES: readonly GhostRequestStatus[] = ['working', 'done', 'failed', 'cancelled']
+
+/** One request as the ghost publishes it. */
+export interface GhostRequest { id: number; asker: string; mode: GhostMode; text: string; status: GhostRequestStatus; received_chars: number; message: string | null }
+
+/** One proposed edit: `search` replaced by `replace` in `path`. */
+export interface GhostEdit { path: string; search: string; replace: string }
+
+/** A change waiting for a writer. */
+export interface GhostSuggestion { id: number; asker: string; files: string[]; edits: GhostEdit[]; omitted: boolean }
+
+/** A ghost's published state (`GhostState`). */
+export interface GhostState { requests: GhostRequest[]; suggestions: GhostSuggestion[] }
+
+/** The most requests, suggestions and edits a ghost state may list (`MAX_GHOST_*`). */
+const MAX_GHOST_ITEMS = 64
+
 /** What the page may say to the server. */
 export type ClientMessage =
   | { type: 'auth'; token: string }
@@ -123,6 +157,8 @@ export type ClientMessage =
   | { type: 'list_links' }
   | { type: 'revoke_link'; link: string }
   | { type: 'audit'; limit?: number }
+  | { type: 'ghost'; command: GhostCommand }
+  | { type: 'ghost_state'; state: GhostState }
 
 /** What the server may say to the page. */
 export type ServerMessage =
@@ -152,6 +188,8 @@ export type ServerMessage =
   | { type: 'approval_changed'; on: boolean; by: string; responding_to?: number }
   | { type: 'links'; links: LinkInfo[]; responding_to?: number }
   | { type: 'audit_log'; entries: AuditEntry[]; responding_to?: number }
+  | { type: 'ghost'; from: number; name: string; role: Role; command: GhostCommand; responding_to?: number }
+  | { type: 'ghost_state'; from: number; state: GhostState }
 
 /** Every `type` a server message may have: the closed set. */
 export const SERVER_MESSAGE_TYPES = [
@@ -159,13 +197,14 @@ export const SERVER_MESSAGE_TYPES = [
   'run_started', 'run_queued', 'run_output', 'run_exited', 'debug_started', 'debug_joined', 'dap',
   'debug_breakpoints', 'debug_ended', 'role_changed', 'kicked', 'seat_kicked', 'lobby',
   'join_request', 'join_request_closed', 'refused', 'approval_changed', 'links', 'audit_log',
+  'ghost', 'ghost_state',
 ] as const
 
 /** Every `type` a client message may have. */
 export const CLIENT_MESSAGE_TYPES = [
   'hello', 'chat', 'list_participants', 'ping', 'run', 'input', 'stop', 'debug_start', 'dap',
   'auth', 'set_role', 'kick', 'admit', 'refuse', 'set_approval', 'create_link', 'list_links',
-  'revoke_link', 'audit',
+  'revoke_link', 'audit', 'ghost', 'ghost_state',
 ] as const
 
 /** A server message that does not have the shape this page knows. */
@@ -294,6 +333,58 @@ function auditEntry (v: unknown): AuditEntry {
   return { ts: uint(o, 'ts'), kind: oneOf(o, 'kind', AUDIT_KINDS), actor: str(o, 'actor', 200), subject: str(o, 'subject', 200), detail: str(o, 'detail', 4096) }
 }
 
+function boundedList<T> (o: Json, key: string, item: (v: unknown) => T): T[] {
+  const v = o[key]
+  if (!Array.isArray(v)) throw new ProtocolError(`${key} is not a list`)
+  if (v.length > MAX_GHOST_ITEMS) throw new ProtocolError(`${key} has more than ${MAX_GHOST_ITEMS} items`)
+  return v.map(item)
+}
+
+function ghostCommand (v: unknown): GhostCommand {
+  const o = object(v, 'command')
+  switch (o.kind) {
+    case 'ask': {
+      const cmd: GhostCommand = { kind: 'ask', text: str(o, 'text', MAX_CHAT_BYTES) }
+      if (o.mode != null) cmd.mode = oneOf(o, 'mode', GHOST_MODES)
+      if (o.selection != null) {
+        const s = object(o.selection, 'selection')
+        cmd.selection = { path: str(s, 'path', 1024), start_line: uint(s, 'start_line'), end_line: uint(s, 'end_line'), text: s.text == null ? undefined : str(s, 'text', 16 * 1024) }
+      }
+      return cmd
+    }
+    case 'accept':
+    case 'reject':
+      return { kind: o.kind, suggestion: uint(o, 'suggestion') }
+    case 'cancel':
+      return { kind: 'cancel', request: optUint(o, 'request') }
+    case 'undo':
+      return { kind: 'undo' }
+    default:
+      throw new ProtocolError(`unknown ghost command ${JSON.stringify(String(o.kind)).slice(0, 60)}`)
+  }
+}
+
+function ghostRequest (v: unknown): GhostRequest {
+  const o = object(v, 'ghost request')
+  return { id: uint(o, 'id'), asker: str(o, 'asker', 200), mode: oneOf(o, 'mode', GHOST_MODES), text: str(o, 'text', MAX_CHAT_BYTES), status: oneOf(o, 'status', GHOST_STATUSES), received_chars: optUint(o, 'received_chars') ?? 0, message: optStr(o, 'message') }
+}
+
+function ghostEdit (v: unknown): GhostEdit {
+  const o = object(v, 'ghost edit')
+  return { path: str(o, 'path', 1024), search: str(o, 'search'), replace: str(o, 'replace') }
+}
+
+function ghostSuggestion (v: unknown): GhostSuggestion {
+  const o = object(v, 'ghost suggestion')
+  return { id: uint(o, 'id'), asker: str(o, 'asker', 200), files: boundedList(o, 'files', f => { if (typeof f !== 'string') throw new ProtocolError('a file is not a string'); return f.slice(0, 1024) }), edits: boundedList(o, 'edits', ghostEdit), omitted: o.omitted === true }
+}
+
+/** Reads a ghost's published state. */
+export function ghostState (v: unknown): GhostState {
+  const o = object(v, 'state')
+  return { requests: boundedList(o, 'requests', ghostRequest), suggestions: boundedList(o, 'suggestions', ghostSuggestion) }
+}
+
 function base (o: Json) {
   return { path: str(o, 'path', 4096), language: str(o, 'language', 100), by: uint(o, 'by') }
 }
@@ -372,6 +463,10 @@ export function parseServerMessage (json: unknown): ServerMessage {
       return { type, links: list(o, 'links', linkInfo), responding_to: responding }
     case 'audit_log':
       return { type, entries: list(o, 'entries', auditEntry), responding_to: responding }
+    case 'ghost':
+      return { type, from: uint(o, 'from'), name: str(o, 'name', MAX_NAME_CHARS), role: oneOf(o, 'role', ROLES), command: ghostCommand(o.command), responding_to: responding }
+    case 'ghost_state':
+      return { type, from: uint(o, 'from'), state: ghostState(o.state) }
     default:
       throw new ProtocolError(`unknown message type ${JSON.stringify(String(type)).slice(0, 60)}`)
   }

@@ -16,6 +16,7 @@ import { myColor, rememberSession, recentSessions, storeName, storedName } from 
 import { me, signInUrl } from '../net/account.js'
 import { Workspace } from './workspace.js'
 import { ChatPanel } from './chat.js'
+import { GhostPanel } from './ghost.js'
 import { Dock } from './dock.js'
 import { Follower } from './follow.js'
 import { Shortcuts } from './shortcuts.js'
@@ -129,6 +130,7 @@ async function openRoom (root: HTMLElement, roomId: string, credentials: RoomCre
   const people = new PeoplePanel(provider, (path) => workspace.open(path), follower, (p) => host.actionsFor(p))
   new Announcer(provider, notify)
   const chat = new ChatPanel(provider, notify)
+  const ghost = new GhostPanel(provider, workspace, notify)
   const dock = new Dock()
   const shortcuts = new Shortcuts()
   shortcuts.add({ keys: 'Escape', label: 'Stop following', inInputs: true, run: () => { if (follower.following === null) return false; follower.stop('you pressed Escape') } })
@@ -144,7 +146,7 @@ async function openRoom (root: HTMLElement, roomId: string, credentials: RoomCre
       h('a', { class: 'brand', href: '/' }, 'mesh'), title, status, roleBadge, me),
     h('aside', { class: 'left' }, workspace.treePanel, people.el, host.panel),
     h('section', { class: 'center' }, readerBanner, followBanner, workspace.tabsEl, workspace.editorsEl, dock.el),
-    h('aside', { class: 'right' }, invite, chat.el),
+    h('aside', { class: 'right' }, invite, ghost.el, chat.el),
     host.requests, host.kickDialog)
   const gate = new Gate()
   fill(root, room, gate.el, notices)

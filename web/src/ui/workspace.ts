@@ -68,6 +68,20 @@ export class Workspace implements FollowHost {
     return this.active
   }
 
+  /** The main selection of the file in front with its 1-based lines, or null when nothing
+   * is selected (a selection that ends at a line's start does not take in that line). */
+  selection (): { path: string; start_line: number; end_line: number; text: string } | null {
+    const ed = this.active ? this.editors.get(this.active) : undefined
+    if (!ed) return null
+    const state = ed.view.state
+    const r = state.selection.main
+    if (r.empty) return null
+    const start = state.doc.lineAt(r.from)
+    let end = state.doc.lineAt(r.to)
+    if (r.to === end.from && end.number > start.number) end = state.doc.line(end.number - 1)
+    return { path: ed.path, start_line: start.number, end_line: end.number, text: state.sliceDoc(r.from, r.to) }
+  }
+
   /** The editor of `path`, when it is open. */
   editorOf (path: string): FileEditor | undefined {
     return this.editors.get(path)

@@ -84,3 +84,20 @@ test('chat entries of another shape are skipped, not fatal', () => {
   assert.equal(readChatEntry({ id: 'a', author: 'ada', text: 'hi' }), null)
   assert.equal(readChatEntry('hi'), null)
 })
+
+test('ghost messages are read into closed types and wrong shapes are refused by name', () => {
+  const ask = { kind: 'ask', text: 'why?', mode: 'explain', selection: { path: 'a.py', start_line: 1, end_line: 2, text: 'x' } }
+  assert.deepEqual(parseServerMessage({ type: 'ghost', from: 2, name: 'rob', role: 'reader', command: ask }),
+    { type: 'ghost', from: 2, name: 'rob', role: 'reader', command: ask, responding_to: undefined })
+  assert.deepEqual(parseServerMessage({ type: 'ghost', from: 2, name: 'ada', role: 'writer', command: { kind: 'cancel' }, responding_to: 3 }),
+    { type: 'ghost', from: 2, name: 'ada', role: 'writer', command: { kind: 'cancel', request: undefined }, responding_to: 3 })
+  const state = {
+    requests: [{ id: 1, asker: 'ada', mode: 'suggest', text: 'fix', status: 'working', received_chars: 4, message: null }],
+    suggestions: [{ id: 1, asker: 'ada', files: ['a.py'], edits: [{ path: 'a.py', search: 'a', replace: 'b' }], omitted: false }],
+  }
+  assert.deepEqual(parseServerMessage({ type: 'ghost_state', from: 5, state }), { type: 'ghost_state', from: 5, state })
+  assert.throws(() => parseServerMessage({ type: 'ghost', from: 2, name: 'x', role: 'writer', command: { kind: 'launch' } }), /unknown ghost command/)
+  assert.throws(() => parseServerMessage({ type: 'ghost_state', from: 5, state: { ...state, requests: [{ ...state.requests[0], status: 'exploded' }] } }), /status/)
+  const many = Array.from({ length: 65 }, () => state.suggestions[0])
+  assert.throws(() => parseServerMessage({ type: 'ghost_state', from: 5, state: { requests: [], suggestions: many } }), /more than 64/)
+})
