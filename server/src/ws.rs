@@ -146,8 +146,10 @@ pub async fn upgrade(
             return api_error(refusal.code, refusal.message);
         }
     }
+    // Frames wait in the socket's buffer until the writer flushes (after taking everything
+    // queued for the connection) or it holds WRITE_BATCH_BYTES: one write per turn.
     ws.read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BATCH_BYTES)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| {
