@@ -35,9 +35,9 @@ use crate::report::{Outcome, Style};
 use crate::run::Load;
 use crate::servers::{Programs, ServerKind};
 
-/// Most client connections per run: each costs a file descriptor on both sides, and the
-/// usual soft limit is 1024 per process.
-const MAX_CONNECTIONS: usize = 1000;
+/// Most client connections per run: each costs a file descriptor on both sides (the bench
+/// raises its own soft limit to the hard one; mesh-server raises its own).
+const MAX_CONNECTIONS: usize = servers::MAX_BENCH_CONNECTIONS;
 /// Most clients per room: receipts per update grow with it, and rooms of editors are small.
 const MAX_CLIENTS_PER_ROOM: usize = 100;
 /// Longest phase: keeps a run bounded in time.
@@ -46,6 +46,8 @@ const MAX_DURATION_SECS: f64 = 600.0;
 const MAX_RATE: f64 = 1000.0;
 /// Largest saturation window per client: bounds in-flight updates and bench memory.
 const MAX_WINDOW: u64 = 1024;
+/// Files the bench holds open besides its clients' sockets (stdio, the runtime, procfs).
+const FDS_BESIDES_CLIENTS: usize = 64;
 /// Most bench worker threads: the machine has two cores, shared with the server.
 const MAX_THREADS: usize = 4;
 /// Longest one server's join storm may take: start, seeding, the storm, teardown.
@@ -162,6 +164,15 @@ fn main() -> ExitCode {
     if let Err(e) = args.validate() {
         eprintln!("mesh-bench: {e:#}");
         return ExitCode::from(2);
+    }
+    let wanted = (args.join_storm.unwrap_or(args.rooms * args.clients) + FDS_BESIDES_CLIENTS) as u64;
+    match rlimit::increase_nofile_limit(wanted) {
+        Ok(got) if got >= wanted => {}
+        Ok(got) => {
+            eprintln!("mesh-bench: this run needs {wanted} open files and the limit is {got}: raise it (ulimit -n)");
+            return ExitCode::from(2);
+        }
+        Err(e) => eprintln!("mesh-bench: cannot raise the open-file limit ({e}); going on"),
     }
     let runtime = if args.threads == 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()

@@ -30,6 +30,11 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Rooms the bench may create at once: its largest run has one client in each of 1,000
 /// rooms.
 const BENCH_ROOM_BURST: u32 = 1000;
+/// Most connections one bench run opens (the idle-connection figure is taken at 5,000).
+pub const MAX_BENCH_CONNECTIONS: usize = 10_000;
+/// Connections mesh allows the bench beyond its clients: the seeding and checking clients
+/// of a join storm.
+const CONNECTION_SLACK: usize = 16;
 
 /// What mesh-server prints on stdout once it accepts connections; the URL follows.
 const MESH_READY_PREFIX: &str = "mesh-server listening on http://";
@@ -141,6 +146,14 @@ impl ServerProcess {
                     // what mesh lets one address create by default.
                     .arg("--create-burst")
                     .arg(BENCH_ROOM_BURST.to_string())
+                    // Likewise its connections and joins: every bench client comes from
+                    // 127.0.0.1, and a run opens up to MAX_BENCH_CONNECTIONS of them.
+                    .arg("--max-connections")
+                    .arg((MAX_BENCH_CONNECTIONS + CONNECTION_SLACK).to_string())
+                    .arg("--max-connections-per-address")
+                    .arg((MAX_BENCH_CONNECTIONS + CONNECTION_SLACK).to_string())
+                    .arg("--join-burst")
+                    .arg((MAX_BENCH_CONNECTIONS + CONNECTION_SLACK).to_string())
                     .stdout(Stdio::piped());
                 command
             }

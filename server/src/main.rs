@@ -33,11 +33,30 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// Raises the open-file limit to what `connections` sockets need (a socket is a file; the
+/// usual soft limit of 1024 would refuse connections long before mesh's own cap), up to
+/// the hard limit the system allows; says so when that is lower.
+fn open_files_for(connections: usize) {
+    /// Files besides the sockets: the database and its WAL, logs, run containers' pipes.
+    const OTHER_FILES: u64 = 256;
+    let wanted = connections as u64 + OTHER_FILES;
+    match rlimit::increase_nofile_limit(wanted) {
+        Ok(got) if got < wanted => tracing::warn!(
+            wanted,
+            got,
+            "the open-file limit allows fewer connections than max_connections; raise the hard limit (ulimit -Hn, LimitNOFILE=)"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::resolve(Args::parse())?;
     init_logs(settings.log_format);
     tracing::info!(?settings, "starting");
+    open_files_for(settings.edge.max_connections);
     let server = Server::bind(settings).await?;
     // Tests and scripts wait for this line on stdout; logs go to stderr.
     println!("mesh-server listening on {}", server.url());
