@@ -1,6 +1,6 @@
 # mesh's debug stdin demultiplexer: runs in the sandbox in front of a debug adapter.
 #
-#   python3 -c DEMUX FIFO PORT [ADAPTER ARGV...]
+#   python3 -c DEMUX FIFO PORT [ADAPTER ARGV... | --held]
 #
 # The container's stdin carries DAP frames (`Content-Length: N`) for the adapter and the
 # debugged program's input as `Mesh-Stdin: N` frames (N = 0 closes it), which go to FIFO.
@@ -18,7 +18,9 @@
 # program's exit status only as a console line, after `terminated` and before its answer to
 # `disconnect`: an `exited` event goes before that line. Without an adapter of its own (the
 # registry's `prestart` started it), the exit status is read from FIFO-exit, which the
-# prestarted program's wrapper writes, for an `exited` event before `terminated`.
+# prestarted program's wrapper writes, for an `exited` event before `terminated`. `--held`
+# instead of an adapter: the adapter was started and initialized ahead by mesh's holder
+# (`debug_hold.py`, a warm container's prestart), reports its own exit, and writes no file.
 #
 # The FIFO is held open read-write, so a reader's open never blocks, and closed for
 # end-of-file only once a program has it open and has read what is buffered (closing the
@@ -51,6 +53,9 @@ EXIT_FILE_SECONDS = 3
 EXIT_LINE = re.compile(r"^Process \d+ has exited with status (-?\d+)\s*$")
 
 fifo, port, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+held = argv == ["--held"]
+if held:
+    argv = []
 if not os.path.exists(fifo):
     os.mkfifo(fifo, 0o600)
 hold = os.open(fifo, os.O_RDWR)
@@ -181,7 +186,7 @@ else:
                 if event in ("exited", "terminated"):
                     drain()
                 exited = exited or event == "exited"
-                if event == "terminated" and not exited and not argv:
+                if event == "terminated" and not exited and not argv and not held:
                     # A prestarted program's wrapper leaves its exit status in a file (an
                     # attached debugpy reports none); it is written as the program ends.
                     code = read_exit_file()
