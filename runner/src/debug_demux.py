@@ -18,7 +18,9 @@
 # program's exit status only as a console line, after `terminated` and before its answer to
 # `disconnect`: an `exited` event goes before that line. Without an adapter of its own (the
 # registry's `prestart` started it), the exit status is read from FIFO-exit, which the
-# prestarted program's wrapper writes, for an `exited` event before `terminated`. `--held`
+# prestarted program's wrapper writes, for an `exited` event before `terminated`; and the
+# program's output comes through FIFO-stdout and FIFO-stderr, which its wrapper opens as
+# its descriptors 1 and 2 once a debugger attached. `--held`
 # instead of an adapter: the adapter was started and initialized ahead by mesh's holder
 # (`debug_hold.py`, a warm container's prestart), reports its own exit, and writes no file.
 #
@@ -107,6 +109,22 @@ else:
                 if not emit_pipe(fd, category):
                     return
 
+    if not argv and not held:
+        # A prestarted program (its stdio closed when it started, before any job) writes to
+        # FIFO-stdout and FIFO-stderr once a debugger attached (its wrapper opens them), so
+        # what it, a child process or a C extension writes to the descriptors becomes
+        # `output` events like a launched program's. Opened without blocking, then held
+        # open for writing too, so the read end waits for the program instead of seeing
+        # end-of-file before it opened its end.
+        for category in ("stdout", "stderr"):
+            path = "%s-%s" % (fifo, category)
+            if not os.path.exists(path):
+                os.mkfifo(path, 0o600)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            os.open(path, os.O_WRONLY)
+            os.set_blocking(fd, True)
+            pipes.append((fd, category))
+            threading.Thread(target=pump, args=(fd, category), daemon=True).start()
     if argv:
         # The adapter's stdin is the FIFO, so a program it starts with its own stdio (Delve
         # does) reads the participants' input; its stdout and stderr are captured.
@@ -183,7 +201,9 @@ else:
                 msg = None
             event = msg.get("event") if isinstance(msg, dict) else None
             with out_lock:
-                if event in ("exited", "terminated"):
+                if event in ("stopped", "exited", "terminated"):
+                    # What the program wrote before it stopped or ended is in the pipes:
+                    # it goes first, as the program wrote it.
                     drain()
                 exited = exited or event == "exited"
                 if event == "terminated" and not exited and not argv and not held:
