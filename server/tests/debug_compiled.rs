@@ -366,19 +366,19 @@ async fn a_prestarted_python_program_shows_what_it_writes_to_its_descriptors() {
     };
     assert_eq!(console("stdout"), "printed\nfd-one\nchild-echo\n");
     assert_eq!(console("stderr"), "stderr-text\nfd-two\n");
-    request(
-        &ada,
-        &id,
-        3,
-        "continue",
-        json!({"threadId": stop["body"]["threadId"]}),
-    )
-    .await;
+    request(&ada, &id, 3, "continue", json!({"threadId": stop["body"]["threadId"]})).await;
     assert_eq!(ended(&ada).await, (Some(0), None));
     assert_eq!(console("stdout"), "printed\nfd-one\nchild-echo\nafter-stop\n");
     // The room's run view shows the same, once.
     let out = printed(&ada, &id);
-    for text in ["printed\n", "stderr-text\n", "fd-one\n", "fd-two\n", "child-echo\n", "after-stop\n"] {
+    for text in [
+        "printed\n",
+        "stderr-text\n",
+        "fd-one\n",
+        "fd-two\n",
+        "child-echo\n",
+        "after-stop\n",
+    ] {
         assert_eq!(out.matches(text).count(), 1, "{text:?} in {out:?}");
     }
 }
