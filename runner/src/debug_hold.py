@@ -104,9 +104,10 @@ dst.flush()
 
 
 def upstream():
-    # The session's requests to the adapter, byte for byte.
+    # The session's requests to the adapter, byte for byte (through the same buffered
+    # reader as the first message, so nothing read ahead with it is lost).
     while True:
-        data = conn.recv(65536)
+        data = src.read1(65536)
         if not data:
             break
         adapter.stdin.write(data)
