@@ -111,14 +111,12 @@ export async function sharedDebugChecks(t) {
 
   /** The browser's current line on `line` of together.py and `want` (name → value) among its variables. */
   const beaPausedAt = async (line, want) => {
-    // Chromium holds back a page that is not in front (its timers and frames), and VS Code's
-    // page is in front for the keyboard: the browser's page comes forward while it is
-    // looked at, and VS Code's after.
-    await bea.bringToFront();
+    // The time is logged: the browser's view of a stop has been seen to come about 30 s
+    // after VS Code's and Neovim's in this session (not in the browser's own e2e), not yet
+    // understood.
     const started = Date.now();
     await beaUntil(line, want);
     t.log(`the browser showed line ${line} with ${JSON.stringify(want)} after ${Date.now() - started} ms`);
-    await page.bringToFront();
   };
   const beaUntil = (line, want) => until(`the browser's current line on ${SHARED_DEBUG_FILE}:${line} with ${JSON.stringify(want)}`, async () => bea.evaluate(([p, text, w]) => {
     const current = document.querySelector(`.cm-editor[data-path="${p}"] .cm-line.cm-debug-current`)?.textContent;
