@@ -674,7 +674,8 @@ fn dap() -> Vec<Seed> {
 // ----- debug_hub ----------------------------------------------------------------------
 
 /// Participants and the adapter of one shared session, as `debug_hub` records: breakpoints
-/// with conditions, hit counts and logpoints from two writers, a reader, a stop, a restart.
+/// with conditions, hit counts and logpoints from two writers, a reader, a stop, a restart;
+/// both writers' exception filters and function breakpoints.
 fn debug_hub() -> Vec<Seed> {
     const ADAPTER: u8 = 0xFF;
     let (ada, bob, rita) = (0u8, 1u8, 4 + 2u8);
@@ -702,6 +703,18 @@ fn debug_hub() -> Vec<Seed> {
         rec(
             bob,
             json!({"seq": 2, "type": "request", "command": "setExceptionBreakpoints", "arguments": {"filters": ["raised"]}}),
+        ),
+        rec(
+            ada,
+            json!({"seq": 4, "type": "request", "command": "setExceptionBreakpoints", "arguments": {"filters": [], "filterOptions": [{"filterId": "raised", "condition": "ValueError"}]}}),
+        ),
+        rec(
+            ada,
+            json!({"seq": 5, "type": "request", "command": "setFunctionBreakpoints", "arguments": {"breakpoints": [{"name": "square", "condition": "n > 3"}, {"name": "main", "hitCondition": "2"}]}}),
+        ),
+        rec(
+            bob,
+            json!({"seq": 5, "type": "request", "command": "setFunctionBreakpoints", "arguments": {"breakpoints": [{"name": "square", "condition": "n == 1"}]}}),
         ),
         rec(
             ada,

@@ -1,6 +1,6 @@
 # mesh's debug stdin demultiplexer: runs in the sandbox in front of a debug adapter.
 #
-#   python3 -c DEMUX FIFO PORT [ADAPTER ARGV...]
+#   python3 -c DEMUX FIFO PORT [ADAPTER ARGV... | --held]
 #
 # The container's stdin carries DAP frames (`Content-Length: N`) for the adapter and the
 # debugged program's input as `Mesh-Stdin: N` frames (N = 0 closes it), which go to FIFO.
@@ -18,7 +18,11 @@
 # program's exit status only as a console line, after `terminated` and before its answer to
 # `disconnect`: an `exited` event goes before that line. Without an adapter of its own (the
 # registry's `prestart` started it), the exit status is read from FIFO-exit, which the
-# prestarted program's wrapper writes, for an `exited` event before `terminated`.
+# prestarted program's wrapper writes, for an `exited` event before `terminated`; and the
+# program's output comes through FIFO-stdout and FIFO-stderr, which its wrapper opens as
+# its descriptors 1 and 2 once a debugger attached. `--held`
+# instead of an adapter: the adapter was started and initialized ahead by mesh's holder
+# (`debug_hold.py`, a warm container's prestart), reports its own exit, and writes no file.
 #
 # The FIFO is held open read-write, so a reader's open never blocks, and closed for
 # end-of-file only once a program has it open and has read what is buffered (closing the
@@ -51,6 +55,9 @@ EXIT_FILE_SECONDS = 3
 EXIT_LINE = re.compile(r"^Process \d+ has exited with status (-?\d+)\s*$")
 
 fifo, port, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+held = argv == ["--held"]
+if held:
+    argv = []
 if not os.path.exists(fifo):
     os.mkfifo(fifo, 0o600)
 hold = os.open(fifo, os.O_RDWR)
@@ -102,6 +109,22 @@ else:
                 if not emit_pipe(fd, category):
                     return
 
+    if not argv and not held:
+        # A prestarted program (its stdio closed when it started, before any job) writes to
+        # FIFO-stdout and FIFO-stderr once a debugger attached (its wrapper opens them), so
+        # what it, a child process or a C extension writes to the descriptors becomes
+        # `output` events like a launched program's. Opened without blocking, then held
+        # open for writing too, so the read end waits for the program instead of seeing
+        # end-of-file before it opened its end.
+        for category in ("stdout", "stderr"):
+            path = "%s-%s" % (fifo, category)
+            if not os.path.exists(path):
+                os.mkfifo(path, 0o600)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            os.open(path, os.O_WRONLY)
+            os.set_blocking(fd, True)
+            pipes.append((fd, category))
+            threading.Thread(target=pump, args=(fd, category), daemon=True).start()
     if argv:
         # The adapter's stdin is the FIFO, so a program it starts with its own stdio (Delve
         # does) reads the participants' input; its stdout and stderr are captured.
@@ -178,10 +201,12 @@ else:
                 msg = None
             event = msg.get("event") if isinstance(msg, dict) else None
             with out_lock:
-                if event in ("exited", "terminated"):
+                if event in ("stopped", "exited", "terminated"):
+                    # What the program wrote before it stopped or ended is in the pipes:
+                    # it goes first, as the program wrote it.
                     drain()
                 exited = exited or event == "exited"
-                if event == "terminated" and not exited and not argv:
+                if event == "terminated" and not exited and not argv and not held:
                     # A prestarted program's wrapper leaves its exit status in a file (an
                     # attached debugpy reports none); it is written as the program ends.
                     code = read_exit_file()

@@ -158,6 +158,10 @@ pub struct DebugSpec {
     pub prestart: Option<Vec<String>>,
     /// The loopback TCP port the adapter listens on; `None`: it speaks DAP on stdio.
     pub port: Option<u16>,
+    /// The adapter (on stdio) is started with the container, before any job, and sent
+    /// `initialize` at once by mesh's holder, which then serves it on `port`: a warm debug
+    /// container has it initialized already.
+    pub initialize_ahead: bool,
     /// The DAP request that starts the program: `launch`, or `attach` (to a prestarted one).
     pub request: DebugRequest,
     /// The arguments of that request, which the server sends the adapter.
@@ -218,6 +222,8 @@ struct RawDebug {
     adapter: Vec<String>,
     prestart: Option<Vec<String>>,
     port: Option<u16>,
+    #[serde(default)]
+    initialize_ahead: bool,
     #[serde(default)]
     request: DebugRequest,
     #[serde(default)]
@@ -402,6 +408,12 @@ fn resolve_debug(raw: RawDebug, base: Limits) -> std::result::Result<DebugSpec, 
     if raw.port == Some(0) {
         return Err("port must be 1..=65535".into());
     }
+    if raw.initialize_ahead && (raw.prestart.is_some() || raw.port.is_none()) {
+        return Err(
+            "initialize_ahead needs port (where mesh serves the adapter it started) and no prestart (it is the prestart)"
+                .into(),
+        );
+    }
     if let Some(compile) = &raw.compile {
         check_argv(compile).map_err(|p| format!("compile: {p}"))?;
     }
@@ -412,6 +424,7 @@ fn resolve_debug(raw: RawDebug, base: Limits) -> std::result::Result<DebugSpec, 
         adapter: raw.adapter,
         prestart: raw.prestart,
         port: raw.port,
+        initialize_ahead: raw.initialize_ahead,
         request: raw.request,
         launch: raw.launch,
         limits,
@@ -481,7 +494,12 @@ mod tests {
             assert!(debug.launch["program"].as_str().unwrap().starts_with("/work/"), "{id}");
             assert_eq!(debug.limits.wall_seconds, 1800.0);
         }
-        // Go's adapter listens on a port; Python's is prestarted and attached to.
+        // lldb-vscode is started and initialized ahead in a warm container, for every language
+        // it debugs; Go's adapter listens on a port; Python's is prestarted and attached to.
+        for id in ["c", "cpp", "rust"] {
+            let debug = reg.get(id).unwrap().debug.as_ref().unwrap();
+            assert!(debug.initialize_ahead && debug.port.is_some(), "{id}");
+        }
         assert_eq!(reg.get("go").unwrap().debug.as_ref().unwrap().port, Some(4711));
         let py = reg.get("python").unwrap().debug.as_ref().unwrap();
         assert_eq!((py.request, py.port), (DebugRequest::Attach, Some(5678)));
@@ -510,6 +528,9 @@ mod tests {
         assert!(err(&debug("launch = {}")).contains("adapter: the command is empty"));
         assert!(err(&debug("adapter = [\"a\"]\nport = 0")).contains("port must be"));
         assert!(err(&debug("adapter = [\"a\"]\nrequest = \"run\"")).contains("unknown variant"));
+        assert!(err(&debug("adapter = [\"a\"]\ninitialize_ahead = true")).contains("initialize_ahead needs port"));
+        let both = "adapter = [\"a\"]\nprestart = [\"x\"]\nport = 9\ninitialize_ahead = true";
+        assert!(err(&debug(both)).contains("no prestart"));
         let reg = Registry::from_toml(&debug("prestart = [\"x\"]\nport = 9\nrequest = \"attach\"")).unwrap();
         assert_eq!(
             reg.get("python").unwrap().debug.as_ref().unwrap().request.command(),

@@ -462,3 +462,72 @@ async fn conditions_logpoints_pause_and_restart_are_shared() {
         assert_eq!(error, None);
     }
 }
+
+/// Raises and catches an exception on line 6, then calls `square`.
+const RAISES: &str = r#"def square(n):
+    return n * n
+
+
+try:
+    raise ValueError("caught")
+except ValueError:
+    pass
+print(square(3))
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exception_filters_and_function_breakpoints_are_everyones() {
+    let server = TestServer::start_with(&["--run-images", "local"]).unwrap();
+    let session = server.create_session("debug-filters").await.unwrap();
+    let url = server.ws_url(&session, &session.created.writer_token);
+    let ada = YClient::connect_mesh(&url, "ada").await.unwrap();
+    let bob = YClient::connect_mesh(&url, "bob").await.unwrap();
+    ada.wait_synced().await.unwrap();
+    ada.insert("raises.py", 0, RAISES);
+    bob.wait_for("the file", |c| {
+        c.text("raises.py").is_some_and(|t| t.ends_with("(3))\n"))
+    })
+    .await
+    .unwrap();
+    ada.send_mesh(&ClientMessage::DebugStart {
+        path: "raises.py".into(),
+        language: None,
+    });
+    let id = joined(&ada).await;
+    bob.send_mesh(&ClientMessage::DebugStart {
+        path: "raises.py".into(),
+        language: None,
+    });
+    assert_eq!(joined(&bob).await, id);
+    for c in [&ada, &bob] {
+        event(c, "initialized", 1).await;
+    }
+    // Ada stops on raised exceptions and in `square`; Bob's editor then sends its own empty
+    // sets, as every editor does while it configures: Ada's stay in place.
+    let set = request(&ada, &id, 1, "setExceptionBreakpoints", json!({"filters": ["raised"]})).await;
+    assert_eq!(set["success"], true, "{set}");
+    let set = request(
+        &ada,
+        &id,
+        2,
+        "setFunctionBreakpoints",
+        json!({"breakpoints": [{"name": "square"}]}),
+    )
+    .await;
+    assert_eq!(set["body"]["breakpoints"][0]["verified"], true, "{set}");
+    request(&bob, &id, 1, "setExceptionBreakpoints", json!({"filters": []})).await;
+    request(&bob, &id, 2, "setFunctionBreakpoints", json!({"breakpoints": []})).await;
+    request(&bob, &id, 3, "configurationDone", json!({})).await;
+    request(&ada, &id, 3, "configurationDone", json!({})).await;
+
+    let stop = event(&bob, "stopped", 1).await;
+    assert_eq!(stop["body"]["reason"], "exception", "{stop}");
+    assert_eq!(top_frame(&bob, &id, 4).await["line"], 6);
+    request(&bob, &id, 6, "continue", json!({"threadId": stop["body"]["threadId"]})).await;
+    let stop = event(&bob, "stopped", 2).await;
+    assert_eq!(stop["body"]["reason"], "function breakpoint", "{stop}");
+    let frame = top_frame(&bob, &id, 7).await;
+    assert_eq!(frame["name"], "square", "{frame}");
+    request(&bob, &id, 9, "continue", json!({"threadId": stop["body"]["threadId"]})).await;
+    assert_eq!(ended(&bob).await, (Some(0), None));
+}

@@ -314,3 +314,71 @@ async fn debug_compiled(case: Case) {
         .collect();
     assert!(console.contains("second=two"), "{console:?}");
 }
+
+/// A prestarted Python program's output through every way it can write: `print`,
+/// `sys.stderr`, `os.write` to descriptors 1 and 2, a child process, with a breakpoint on
+/// line 9 after them and more output after it.
+const PYTHON_DESCRIPTORS: &str = r#"import os
+import subprocess
+import sys
+
+print("printed")
+sys.stderr.write("stderr-text\n")
+os.write(1, b"fd-one\n")
+os.write(2, b"fd-two\n")
+subprocess.run(["echo", "child-echo"])
+os.write(1, b"after-stop\n")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prestarted_python_program_shows_what_it_writes_to_its_descriptors() {
+    let server = TestServer::start_with(&["--run-images", "local"]).unwrap();
+    let session = server.create_session("debug-descriptors").await.unwrap();
+    let ada = YClient::connect_mesh(&server.ws_url(&session, &session.created.writer_token), "ada")
+        .await
+        .unwrap();
+    ada.wait_synced().await.unwrap();
+    ada.insert("main.py", 0, PYTHON_DESCRIPTORS);
+    ada.send_mesh(&ClientMessage::DebugStart {
+        path: "main.py".into(),
+        language: None,
+    });
+    let id = joined(&ada).await;
+    event(&ada, "initialized", 1).await;
+    let bp = request(
+        &ada,
+        &id,
+        1,
+        "setBreakpoints",
+        json!({"source": {"path": "/work/main.py"}, "breakpoints": [{"line": 10}]}),
+    )
+    .await;
+    assert_eq!(bp["body"]["breakpoints"][0]["verified"], true, "{bp}");
+    request(&ada, &id, 2, "configurationDone", json!({})).await;
+    let stop = event(&ada, "stopped", 1).await;
+    // Everything written before the stop is shown by then, each once, on its stream.
+    let console = |category: &str| -> String {
+        daps(&ada)
+            .into_iter()
+            .filter(|m| m["event"] == "output" && m["body"]["category"] == category)
+            .filter_map(|m| m["body"]["output"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert_eq!(console("stdout"), "printed\nfd-one\nchild-echo\n");
+    assert_eq!(console("stderr"), "stderr-text\nfd-two\n");
+    request(&ada, &id, 3, "continue", json!({"threadId": stop["body"]["threadId"]})).await;
+    assert_eq!(ended(&ada).await, (Some(0), None));
+    assert_eq!(console("stdout"), "printed\nfd-one\nchild-echo\nafter-stop\n");
+    // The room's run view shows the same, once.
+    let out = printed(&ada, &id);
+    for text in [
+        "printed\n",
+        "stderr-text\n",
+        "fd-one\n",
+        "fd-two\n",
+        "child-echo\n",
+        "after-stop\n",
+    ] {
+        assert_eq!(out.matches(text).count(), 1, "{text:?} in {out:?}");
+    }
+}

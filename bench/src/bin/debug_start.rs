@@ -101,6 +101,7 @@ async fn one(c: &YClient, lang: &str, seq: &mut i64) -> anyhow::Result<Duration>
     };
     c.wait_for("initialized", |c| new_event(c, "initialized").is_some())
         .await?;
+    let initialized = t0.elapsed();
     let mut send = |command: &str, arguments: Value| {
         *seq += 1;
         c.send_mesh(&ClientMessage::Dap {
@@ -115,6 +116,13 @@ async fn one(c: &YClient, lang: &str, seq: &mut i64) -> anyhow::Result<Duration>
     send("configurationDone", json!({}));
     c.wait_for("stopped", |c| new_event(c, "stopped").is_some()).await?;
     let first_stop = t0.elapsed();
+    if std::env::var_os("MESH_BENCH_PHASES").is_some() {
+        eprintln!(
+            "{lang}: initialized after {:.0} ms, stopped {:.0} ms later",
+            initialized.as_secs_f64() * 1000.0,
+            (first_stop - initialized).as_secs_f64() * 1000.0
+        );
+    }
     let thread = new_event(c, "stopped").context("stopped")?["body"]["threadId"].clone();
     send("continue", json!({"threadId": thread}));
     c.wait_for("debug_ended", |c| {

@@ -11,7 +11,8 @@
 //!
 //! Invariants checked beyond "no crash": everything the hub sends the adapter is a request
 //! (or its refusal of a reverse request) with a fresh `seq`; a `setBreakpoints` it sends holds at most one breakpoint per line, with
-//! only the fields the hub rebuilds and every text within the hub's limit.
+//! only the fields the hub rebuilds and every text within the hub's limit; the same for the
+//! merged function breakpoints (one per name) and exception filters.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -35,6 +36,10 @@ pub const TARGET: Target = Target {
         b"\"type\":\"response\"",
         b"\"type\":\"event\"",
         b"\"command\":\"setBreakpoints\"",
+        b"\"command\":\"setExceptionBreakpoints\"",
+        b"\"command\":\"setFunctionBreakpoints\"",
+        b"\"filterOptions\":[{\"filterId\":\"raised\"}]",
+        b"\"name\":",
         b"\"command\":\"restart\"",
         b"\"command\":\"configurationDone\"",
         b"\"command\":\"disconnect\"",
@@ -125,8 +130,14 @@ fn check(outs: &[Out], seen: &mut BTreeSet<i64>, fx: &mut Features) {
                 assert!(seen.insert(seq), "the hub reused upstream seq {seq}");
                 let command = msg["command"].as_str().unwrap_or("");
                 fx.hit(&format!("upstream-{command}"));
-                if command == "setBreakpoints" {
-                    check_breakpoints(&msg["arguments"]["breakpoints"], fx);
+                // A refused reverse request names the adapter's command: only the hub's own
+                // requests carry what it rebuilt.
+                match command {
+                    _ if kind != Some("request") => {}
+                    "setBreakpoints" => check_breakpoints(&msg["arguments"]["breakpoints"], fx),
+                    "setFunctionBreakpoints" => check_functions(&msg["arguments"]["breakpoints"], fx),
+                    "setExceptionBreakpoints" => check_filters(&msg["arguments"], fx),
+                    _ => {}
                 }
             }
             Out::Client(..) => fx.hit("to-client"),
@@ -165,4 +176,53 @@ fn check_breakpoints(list: &Value, fx: &mut Features) {
         }
     }
     fx.count("breakpoints-upstream", list.len());
+}
+
+fn bounded(text: &Value, key: &str) {
+    let text = text
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} upstream is not a string"));
+    // Joined conditions may add "(", ")" and " or " per participant.
+    assert!(
+        text.len() <= 4 * (MAX_EXPRESSION_BYTES + 8),
+        "{key} of {} bytes",
+        text.len()
+    );
+}
+
+fn check_functions(list: &Value, fx: &mut Features) {
+    let list = list.as_array().expect("function breakpoints upstream are an array");
+    let mut names = BTreeSet::new();
+    for b in list {
+        let obj = b.as_object().expect("a function breakpoint upstream is an object");
+        let name = b["name"].as_str().expect("a function breakpoint upstream has a name");
+        assert!(names.insert(name.to_owned()), "function {name} twice upstream");
+        for (key, value) in obj {
+            match key.as_str() {
+                "name" | "condition" | "hitCondition" => bounded(value, key),
+                other => panic!("the hub passed on a function breakpoint field it does not rebuild: {other}"),
+            }
+        }
+    }
+    fx.count("function-breakpoints-upstream", list.len());
+}
+
+fn check_filters(args: &Value, fx: &mut Features) {
+    let obj = args.as_object().expect("exception filters upstream are an object");
+    for (key, value) in obj {
+        let list = value.as_array().expect("filters upstream are arrays");
+        match key.as_str() {
+            "filters" => list.iter().for_each(|f| bounded(f, "filter")),
+            "filterOptions" => {
+                for o in list {
+                    bounded(&o["filterId"], "filterId");
+                    if let Some(c) = o.get("condition") {
+                        bounded(c, "condition");
+                    }
+                }
+                fx.hit("filter-options-upstream");
+            }
+            other => panic!("the hub passed on an exception field it does not rebuild: {other}"),
+        }
+    }
 }

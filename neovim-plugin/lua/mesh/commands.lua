@@ -401,6 +401,12 @@ M.subcommands = {
       require("mesh.debug").action("pause")
     end,
   },
+  restart = {
+    help = "debugging: restart the program for everyone (same files and breakpoints)",
+    run = function()
+      require("mesh.debug").action("restart")
+    end,
+  },
   eval = {
     help = "debugging: evaluate an expression in the selected frame: :Mesh eval {expression}",
     run = function(args)

@@ -321,6 +321,14 @@ M.actions = {
       require("mesh.dap").pause()
     end,
   },
+  restart = {
+    dap = function(dap)
+      dap.restart()
+    end,
+    builtin = function()
+      require("mesh.dap").restart()
+    end,
+  },
   stop = {
     dap = function(dap)
       dap.terminate()

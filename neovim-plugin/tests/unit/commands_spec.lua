@@ -13,7 +13,7 @@ test("the command exists and completes its subcommands", function()
   h.eq({ "follow" }, complete("Mesh fo"))
   h.eq({ "share", "status", "step", "stop" }, complete("Mesh s"))
   h.eq({ "over", "in", "out" }, complete("Mesh step "))
-  h.eq({ "refuse", "resolve", "role", "run" }, complete("Mesh r"))
+  h.eq({ "refuse", "resolve", "restart", "role", "run" }, complete("Mesh r"))
   h.eq({}, complete("Mesh join "), "a link is not completed")
 end)
 
@@ -39,6 +39,7 @@ test("the subcommands are the ones the issue asks for", function()
     "pause",
     "refuse",
     "resolve",
+    "restart",
     "role",
     "run",
     "share",

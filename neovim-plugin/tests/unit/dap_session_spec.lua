@@ -195,6 +195,34 @@ test("pause goes to the last stopped thread, or to the first one the adapter nam
   h.eq("the program is not running", err)
 end)
 
+test("restart asks the hub, forgets the stop once agreed, and needs a started program", function()
+  local t = stopped()
+  local err = "not called"
+  t.session:restart(function(e)
+    err = e
+  end)
+  h.eq({}, t.last("restart").arguments)
+  h.eq("stopped", t.session.state, "the stop holds until the hub agrees")
+  t.answer("restart", {})
+  h.eq(nil, err)
+  h.eq("running", t.session.state)
+  h.eq(nil, t.session.stop, "the stop is forgotten")
+  -- The fresh program stops again; a refusal (a reader) is said, and the stop is kept.
+  t.event("stopped", { reason = "breakpoint", threadId = 1 })
+  t.session:restart(function(e)
+    err = e
+  end)
+  t.answer("restart", nil, "readers may inspect the program but not control it")
+  h.eq("readers may inspect the program but not control it", err)
+  h.eq("stopped", t.session.state)
+  local fresh = new()
+  fresh.session:restart(function(e)
+    err = e
+  end)
+  h.eq("the program has not started", err)
+  h.eq(nil, fresh.last("restart"))
+end)
+
 test("selecting another frame fetches its scopes", function()
   local t = stopped()
   t.session:select_frame(2)

@@ -156,7 +156,7 @@ end)
 test("with nvim-dap installed the debugger commands go to it; debugger = \"builtin\" keeps mesh's own", function()
   local dap = stub_dap()
   local calls = {}
-  for _, fn in ipairs({ "toggle_breakpoint", "continue", "step_over", "step_into", "step_out", "pause", "terminate" }) do
+  for _, fn in ipairs({ "toggle_breakpoint", "continue", "step_over", "step_into", "step_out", "pause", "restart", "terminate" }) do
     dap[fn] = function(arg)
       table.insert(calls, arg and (fn .. " " .. arg) or fn)
     end
@@ -168,7 +168,8 @@ test("with nvim-dap installed the debugger commands go to it; debugger = \"built
   vim.cmd("Mesh step in")
   vim.cmd("Mesh step out")
   vim.cmd("Mesh pause")
-  h.eq({ "toggle_breakpoint i > 2", "continue", "step_over", "step_into", "step_out", "pause" }, calls)
+  vim.cmd("Mesh restart")
+  h.eq({ "toggle_breakpoint i > 2", "continue", "step_over", "step_into", "step_out", "pause", "restart" }, calls)
   h.eq("", vim.fn.maparg("<F10>", "n"), "no default keys over nvim-dap")
   calls = {}
   require("mesh").setup({ autostart = false, debugger = "builtin" })

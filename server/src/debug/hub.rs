@@ -18,6 +18,8 @@
 //!   and source; upstream gets the union per source, one per line merged as
 //!   [`super::breakpoints`] says, and each participant's response holds the results for its
 //!   own breakpoints only, with a note where theirs was merged with someone else's.
+//! - Exception filters and function breakpoints are kept per participant too; upstream gets
+//!   everyone's merged ([`super::filters`]), and leaving removes only yours.
 //! - Restart is the hub's own (whatever the adapter supports): it asks for a fresh program
 //!   ([`Out::Restart`]); once the new adapter is initialized it sets everyone's breakpoints
 //!   and exception filters again, starts the program, and answers the request. Participants
@@ -33,6 +35,7 @@ use mesh_protocol::messages::Role;
 use serde_json::{json, Value};
 
 use super::breakpoints::{merge_line, merge_note, or_operator, SourceBreakpoint};
+use super::filters::{ExceptionFilters, FunctionBreakpoint};
 
 /// A participant's connection id.
 pub type ConnId = u64;
@@ -152,6 +155,15 @@ enum Pending {
         /// Who asked, their seq and breakpoints; `None` for a merge after someone left.
         reply: Option<(ConnId, i64, Vec<SourceBreakpoint>)>,
     },
+    /// The merged exception filters; who asked and their seq, if someone did.
+    Exceptions {
+        reply: Option<(ConnId, i64)>,
+    },
+    /// The merged function breakpoints, as [`Pending::Breakpoints`] for lines.
+    Functions {
+        sent: Vec<FunctionBreakpoint>,
+        reply: Option<(ConnId, i64, Vec<FunctionBreakpoint>)>,
+    },
 }
 
 /// The hub of one debug session.
@@ -169,9 +181,10 @@ pub struct Hub {
     language: String,
     /// A restart under way.
     restarting: Option<Restarting>,
-    /// The last exception filters and function breakpoints a writer set: set again after a
-    /// restart.
-    replay: BTreeMap<&'static str, Value>,
+    /// Each participant's exception filters ([`super::filters`]).
+    exception_filters: BTreeMap<ConnId, ExceptionFilters>,
+    /// Each participant's function breakpoints.
+    function_breakpoints: BTreeMap<ConnId, Vec<FunctionBreakpoint>>,
     configuration_done: bool,
     /// Participants who sent `configurationDone` before the starter did: answered, and the
     /// program waits for the starter's.
@@ -205,7 +218,8 @@ impl Hub {
             or: or_operator(language),
             language: language.to_owned(),
             restarting: None,
-            replay: BTreeMap::new(),
+            exception_filters: BTreeMap::new(),
+            function_breakpoints: BTreeMap::new(),
             configuration_done: false,
             configured_early: BTreeSet::new(),
             stopped: None,
@@ -319,6 +333,12 @@ impl Hub {
         for path in paths {
             out.extend(self.merge_upstream(&path, None));
         }
+        if self.exception_filters.remove(&conn).is_some() {
+            out.push(self.merge_exception_filters(None));
+        }
+        if self.function_breakpoints.remove(&conn).is_some() {
+            out.push(self.merge_function_breakpoints(None));
+        }
         out
     }
 
@@ -385,15 +405,8 @@ impl Hub {
                     Err("readers may inspect the program but not control it; ask the host for write access"),
                 )]
             }
-            "setExceptionBreakpoints" | "setFunctionBreakpoints" => {
-                let key = if command == "setFunctionBreakpoints" {
-                    "setFunctionBreakpoints"
-                } else {
-                    "setExceptionBreakpoints"
-                };
-                self.replay.insert(key, args);
-                vec![self.forward(conn, seq, command, msg)]
-            }
+            "setExceptionBreakpoints" => self.set_exception_filters(conn, seq, &args),
+            "setFunctionBreakpoints" => self.set_function_breakpoints(conn, seq, &args),
             _ => vec![self.forward(conn, seq, command, msg)],
         }
     }
@@ -418,6 +431,13 @@ impl Hub {
                     reply: Some((conn, seq, _)),
                     ..
                 }) => (conn, seq, "setBreakpoints".to_owned()),
+                Some(Pending::Exceptions {
+                    reply: Some((conn, seq)),
+                }) => (conn, seq, "setExceptionBreakpoints".to_owned()),
+                Some(Pending::Functions {
+                    reply: Some((conn, seq, _)),
+                    ..
+                }) => (conn, seq, "setFunctionBreakpoints".to_owned()),
                 _ => continue,
             };
             if self.clients.contains_key(&conn) {
@@ -449,9 +469,11 @@ impl Hub {
         for path in paths {
             out.extend(self.merge_upstream(&path, None));
         }
-        let replay: Vec<(&'static str, Value)> = self.replay.iter().map(|(k, v)| (*k, v.clone())).collect();
-        for (command, args) in replay {
-            out.push(self.upstream(command, args, Pending::Quiet));
+        if !self.exception_filters.is_empty() {
+            out.push(self.merge_exception_filters(None));
+        }
+        if !self.function_breakpoints.is_empty() {
+            out.push(self.merge_function_breakpoints(None));
         }
         out.push(self.upstream("configurationDone", json!({}), Pending::Quiet));
         if self.clients.contains_key(&r.conn) {
@@ -684,6 +706,8 @@ impl Hub {
                 msg["request_seq"] = json!(seq);
                 vec![self.for_client(conn, msg)]
             }
+            Pending::Exceptions { reply } => self.answer_exception_filters(reply, &msg),
+            Pending::Functions { sent, reply } => self.answer_function_breakpoints(sent, reply, &msg),
             Pending::Breakpoints { sent, reply } => {
                 let Some((conn, seq, asked)) = reply else {
                     return Vec::new();
@@ -835,5 +859,6 @@ fn message_of(msg: &Value) -> String {
         .to_owned()
 }
 
+mod filters;
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@
 //! the background, after the adapter's own exit or a grace period).
 
 pub mod breakpoints;
+pub mod filters;
 pub mod hub;
 
 use std::collections::{BTreeMap, BTreeSet};

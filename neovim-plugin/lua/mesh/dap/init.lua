@@ -149,6 +149,7 @@ function M.map_default_keys()
     { "<F5>", M.continue_or_start, "continue (or start debugging this file)" },
     { "<S-F5>", M.stop, "stop debugging" },
     { "<F6>", M.pause, "pause" },
+    { "<C-S-F5>", M.restart, "restart the program" },
     { "<F9>", M.toggle_breakpoint, "toggle breakpoint" },
     { "<F10>", M.step_over, "step over" },
     { "<F11>", M.step_in, "step in" },
@@ -323,6 +324,18 @@ function M.pause()
     s:pause(function(err)
       if err then
         say("mesh: pause: " .. err, vim.log.levels.WARN)
+      end
+    end)
+  end
+end
+
+--- Restarts the program for everyone (a fresh program, the same breakpoints).
+function M.restart()
+  local s = need_session()
+  if s then
+    s:restart(function(err)
+      if err then
+        say("mesh: restart: " .. err, vim.log.levels.WARN)
       end
     end)
   end

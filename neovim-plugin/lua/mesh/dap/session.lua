@@ -457,6 +457,27 @@ function Session:pause(cb)
   end)
 end
 
+--- Restarts the program: the hub gives the session a fresh program with the same files,
+--- every participant stays attached, and it stops again at the breakpoints. What was known
+--- of the stop is forgotten at once (the old program is gone).
+---@param cb? fun(err?: string)
+function Session:restart(cb)
+  if self.state ~= "running" and self.state ~= "stopped" then
+    if cb then
+      cb("the program has not started")
+    end
+    return
+  end
+  self:request("restart", {}, function(err)
+    if not err and self.state == "stopped" then
+      self:on_continued()
+    end
+    if cb then
+      cb(err)
+    end
+  end)
+end
+
 --- Evaluates an expression in the selected frame (or globally when running).
 ---@param expression string
 ---@param cb fun(err?: string, body?: mesh.dap.EvaluateResponseBody)

@@ -25,6 +25,7 @@ M.KEYS = {
   { "s", "step_in", "step in" },
   { "o", "step_out", "step out" },
   { "p", "pause", "pause" },
+  { "r", "restart", "restart the program" },
   { "e", "prompt_eval", "evaluate" },
   { "i", "prompt_input", "type a line into the program" },
   { "x", "stop", "stop debugging" },
@@ -34,7 +35,7 @@ M.KEYS = {
 --- The hint at the bottom of the window.
 ---@return string
 function M.keys_hint()
-  return "<CR> open/select · c continue · n/s/o step over/in/out · p pause · e eval · i input · x stop · q close"
+  return "<CR> open/select · c continue · n/s/o step over/in/out · p pause · r restart · e eval · i input · x stop · q close"
 end
 
 ---@type integer?

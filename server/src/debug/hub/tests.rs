@@ -485,3 +485,149 @@ fn the_hub_attaches_to_a_prestarted_program_when_told_to() {
     assert_eq!(attach["command"], "attach");
     assert_eq!(attach["arguments"]["connect"]["port"], 5678);
 }
+
+#[test]
+fn exception_filters_are_kept_per_participant_and_removing_yours_keeps_others() {
+    let mut hub = ready_hub();
+    let out = hub.from_client(
+        ADA,
+        Role::Writer,
+        req(1, "setExceptionBreakpoints", json!({"filters": ["raised"]})),
+    );
+    let up = adapter_msgs(&out)[0].clone();
+    assert_eq!(up["arguments"], json!({"filters": ["raised"]}));
+    let out = hub.from_adapter(respond_to(&up, json!({"breakpoints": [{"verified": true}]})));
+    assert_eq!(
+        (
+            to(&out, ADA)[0]["request_seq"].as_i64(),
+            to(&out, ADA)[0]["success"].as_bool()
+        ),
+        (Some(1), Some(true))
+    );
+    // Bob's editor sends its own (none at first, as editors do at configuration): Ada's stay.
+    let out = hub.from_client(
+        BOB,
+        Role::Writer,
+        req(1, "setExceptionBreakpoints", json!({"filters": []})),
+    );
+    assert_eq!(adapter_msgs(&out)[0]["arguments"], json!({"filters": ["raised"]}));
+    let out = hub.from_client(
+        BOB,
+        Role::Writer,
+        req(2, "setExceptionBreakpoints", json!({"filters": ["uncaught"]})),
+    );
+    assert_eq!(
+        adapter_msgs(&out)[0]["arguments"],
+        json!({"filters": ["raised", "uncaught"]})
+    );
+    // Ada clears hers: Bob's stays on.
+    let out = hub.from_client(
+        ADA,
+        Role::Writer,
+        req(2, "setExceptionBreakpoints", json!({"filters": []})),
+    );
+    assert_eq!(adapter_msgs(&out)[0]["arguments"], json!({"filters": ["uncaught"]}));
+    // Bob leaves: his go with him.
+    let out = hub.leave(BOB);
+    assert_eq!(adapter_msgs(&out)[0]["arguments"], json!({"filters": []}));
+    // A reader's are not set, and malformed ones are refused whole.
+    hub.join(RITA);
+    let out = hub.from_client(
+        RITA,
+        Role::Reader,
+        req(1, "setExceptionBreakpoints", json!({"filters": ["raised"]})),
+    );
+    assert!(adapter_msgs(&out).is_empty());
+    let out = hub.from_client(
+        ADA,
+        Role::Writer,
+        req(3, "setExceptionBreakpoints", json!({"filters": "raised"})),
+    );
+    assert!(adapter_msgs(&out).is_empty());
+    assert!(to(&out, ADA)[0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("`filters` must be an array"));
+}
+
+#[test]
+fn function_breakpoints_are_kept_per_participant_merged_and_answered_for_ones_own() {
+    let mut hub = ready_hub();
+    let ada = json!({"breakpoints": [{"name": "square", "condition": "n > 3"}, {"name": "main"}]});
+    let out = hub.from_client(ADA, Role::Writer, req(1, "setFunctionBreakpoints", ada));
+    let up = adapter_msgs(&out)[0].clone();
+    hub.from_adapter(respond_to(
+        &up,
+        json!({"breakpoints": [{"verified": true, "id": 1}, {"verified": true, "id": 2}]}),
+    ));
+    let bob = json!({"breakpoints": [{"name": "square", "condition": "n == 1"}]});
+    let out = hub.from_client(BOB, Role::Writer, req(1, "setFunctionBreakpoints", bob));
+    let up = adapter_msgs(&out)[0].clone();
+    assert_eq!(
+        up["arguments"]["breakpoints"],
+        json!([{"name": "square", "condition": "(n > 3) or (n == 1)"}, {"name": "main"}]),
+        "Python's or"
+    );
+    let out = hub.from_adapter(respond_to(
+        &up,
+        json!({"breakpoints": [{"verified": true, "id": 3}, {"verified": true, "id": 4}]}),
+    ));
+    let answer = &to(&out, BOB)[0];
+    assert_eq!(answer["request_seq"], 1);
+    let mine = answer["body"]["breakpoints"].as_array().unwrap();
+    assert_eq!(mine.len(), 1, "only Bob's own: {answer}");
+    assert_eq!(mine[0]["id"], 3);
+    assert!(
+        mine[0]["message"].as_str().unwrap().contains("any of them holds"),
+        "{answer}"
+    );
+    // Bob removes his: Ada's are whole again.
+    let out = hub.from_client(
+        BOB,
+        Role::Writer,
+        req(2, "setFunctionBreakpoints", json!({"breakpoints": []})),
+    );
+    assert_eq!(
+        adapter_msgs(&out)[0]["arguments"]["breakpoints"],
+        json!([{"name": "square", "condition": "n > 3"}, {"name": "main"}])
+    );
+    // Ada leaves: none remain.
+    let out = hub.leave(ADA);
+    assert_eq!(adapter_msgs(&out)[0]["arguments"]["breakpoints"], json!([]));
+}
+
+#[test]
+fn a_restart_sets_everyones_filters_and_function_breakpoints_merged() {
+    let mut hub = ready_hub();
+    hub.from_client(
+        ADA,
+        Role::Writer,
+        req(1, "setExceptionBreakpoints", json!({"filters": ["raised"]})),
+    );
+    hub.from_client(
+        BOB,
+        Role::Writer,
+        req(1, "setExceptionBreakpoints", json!({"filters": ["uncaught"]})),
+    );
+    hub.from_client(
+        BOB,
+        Role::Writer,
+        req(2, "setFunctionBreakpoints", json!({"breakpoints": [{"name": "f"}]})),
+    );
+    hub.from_client(ADA, Role::Writer, req(2, "restart", json!({})));
+    let init = adapter_msgs(&hub.restarted())[0].clone();
+    let launch = adapter_msgs(&hub.from_adapter(respond_to(&init, json!({}))))[0].clone();
+    hub.from_adapter(respond_to(&launch, json!({})));
+    let out = hub.from_adapter(json!({"type": "event", "seq": 2, "event": "initialized"}));
+    let replay = adapter_msgs(&out);
+    let find = |c: &str| replay.iter().find(|m| m["command"] == c).cloned().unwrap();
+    assert_eq!(
+        find("setExceptionBreakpoints")["arguments"],
+        json!({"filters": ["raised", "uncaught"]})
+    );
+    assert_eq!(
+        find("setFunctionBreakpoints")["arguments"]["breakpoints"],
+        json!([{"name": "f"}])
+    );
+    assert_eq!(replay.last().unwrap()["command"], "configurationDone");
+}
