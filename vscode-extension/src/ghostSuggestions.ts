@@ -48,7 +48,14 @@ export class GhostSuggestions implements vscode.TextDocumentContentProvider {
         this.changed.fire(doc.uri);
       }
     }
-    for (const p of pendingSuggestions(state)) {
+    // Ids that are no longer pending are forgotten: a new room numbers its requests from 1.
+    const pending = pendingSuggestions(state);
+    for (const id of [...this.announced]) {
+      if (!pending.some((p) => p.suggestion.id === id)) {
+        this.announced.delete(id);
+      }
+    }
+    for (const p of pending) {
       if (this.announced.has(p.suggestion.id)) {
         continue;
       }

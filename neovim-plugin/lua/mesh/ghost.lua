@@ -77,10 +77,12 @@ end
 ---@param params mesh.GhostStateParams
 function M.on_state(client_id, params)
   states[client_id] = params
-  announced[client_id] = announced[client_id] or {}
+  -- Only pending ids are remembered: a new room numbers its requests from 1 again.
+  local before = announced[client_id] or {}
+  announced[client_id] = {}
   for _, p in ipairs(M.pending(params)) do
-    if not announced[client_id][p.suggestion.id] then
-      announced[client_id][p.suggestion.id] = true
+    announced[client_id][p.suggestion.id] = true
+    if not before[p.suggestion.id] then
       vim.notify(
         ("mesh: %s suggests a change for %s (#%d): :Mesh suggestions to preview it"):format(
           p.ghost,

@@ -101,3 +101,24 @@ test(":Mesh accept without a number outside a preview says how, and a refusal is
     return h.all_messages():find("only writers can accept", 1, true) ~= nil
   end, "the refusal")
 end)
+
+test("each suggestion is announced once while pending; a new room's #1 is announced again", function()
+  local _, bufnr, client = h.start_with_file(CALC, { name = "calc.py" })
+  local s = state(vim.uri_from_bufnr(bufnr))
+  local function told()
+    local n = 0
+    for _ in h.all_messages():gmatch("suggests a change for ada %(#2%)") do
+      n = n + 1
+    end
+    return n
+  end
+  ghost.on_state(client.id, s)
+  ghost.on_state(client.id, s)
+  h.eq(1, told(), "the same state again is not news")
+  ghost.on_state(client.id, { ghosts = {} })
+  h.eq({}, ghost.pending(ghost.state(client.id)))
+  ghost.on_state(client.id, s)
+  h.eq(2, told(), "pending again after it went: a new suggestion with that number")
+  ghost.forget(client.id)
+  h.eq({ ghosts = {} }, ghost.state(client.id))
+end)
