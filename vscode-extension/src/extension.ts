@@ -70,6 +70,8 @@ export function activate(context: vscode.ExtensionContext): void {
   command('mesh.ghostSuggestions', () => suggestions.list());
   command('mesh.ghostAccept', (id?: unknown) => suggestions.decide('accept', typeof id === 'number' || id instanceof vscode.Uri ? id : undefined));
   command('mesh.ghostReject', (id?: unknown) => suggestions.decide('reject', typeof id === 'number' || id instanceof vscode.Uri ? id : undefined));
+  command('mesh.ghostUndo', () => suggestions.command('undo'));
+  command('mesh.ghostCancel', () => suggestions.command('cancel'));
   command('mesh.debug', (uri?: unknown) => debugging.debug(uri instanceof vscode.Uri ? uri : undefined));
   command('mesh.admit', () => host.answer(true));
   command('mesh.refuse', () => host.answer(false));

@@ -143,6 +143,16 @@ export class GhostSuggestions implements vscode.TextDocumentContentProvider {
     }
   }
 
+  /** Undoes the ghost's newest change, or cancels its newest request going (writers). */
+  async command(kind: 'undo' | 'cancel'): Promise<void> {
+    try {
+      await this.ctx.request(EditorRequests.ghost, kind === 'undo' ? { kind: 'undo' } : { kind: 'cancel' });
+      void vscode.window.setStatusBarMessage(`Mesh: ${kind === 'undo' ? 'asked the ghost to undo its last change' : 'cancelled the ghost\'s request'}`, 5000);
+    } catch (e) {
+      void vscode.window.showErrorMessage(`Mesh: ${errorText(e)}`);
+    }
+  }
+
   /** Accepts or rejects suggestion `id`: the one previewed in the active editor, else picked. */
   async decide(kind: 'accept' | 'reject', id?: number | vscode.Uri): Promise<void> {
     let suggestion = typeof id === 'number' ? id : undefined;

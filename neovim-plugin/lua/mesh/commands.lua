@@ -357,6 +357,29 @@ M.subcommands = {
       end)
     end,
   },
+  ghost = {
+    help = "undo the ghost's newest change, or cancel its request (writers): :Mesh ghost undo | :Mesh ghost cancel [N]",
+    run = function(args)
+      local params, err = require("mesh.ghost").command_params(args)
+      if not params then
+        vim.notify("mesh: " .. err, vim.log.levels.WARN)
+        return
+      end
+      with_client(function(c)
+        client.request(c, protocol.request.ghost, params, function()
+          vim.notify(
+            "mesh: " .. (params.kind == "undo" and "asked the ghost to undo its last change" or "cancelled the ghost's request"),
+            vim.log.levels.INFO
+          )
+        end)
+      end)
+    end,
+    complete = function(arglead)
+      return vim.tbl_filter(function(o)
+        return o:sub(1, #arglead) == arglead
+      end, { "undo", "cancel" })
+    end,
+  },
   accept = {
     help = "accept the ghost's suggestion N (writers): :Mesh accept [N] (no N: the one previewed)",
     run = function(args)

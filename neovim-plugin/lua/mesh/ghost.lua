@@ -232,6 +232,25 @@ function M.target(args)
   return vim.b.mesh_ghost_suggestion
 end
 
+--- The `mesh/ghost` params for `:Mesh ghost {args}`: `undo`, or `cancel [N]`.
+---@param args string
+---@return mesh.GhostParams? params or nil with
+---@return string? err how to say it
+function M.command_params(args)
+  local words = vim.split(vim.trim(args or ""), "%s+", { trimempty = true })
+  if words[1] == "undo" and #words == 1 then
+    return { kind = "undo" }
+  end
+  if words[1] == "cancel" and #words <= 2 then
+    local n = words[2] and tonumber(words[2])
+    if words[2] and not n then
+      return nil, "which request? :Mesh ghost cancel [N], N a request's number"
+    end
+    return { kind = "cancel", request = n }
+  end
+  return nil, "say what the ghost should do: :Mesh ghost undo, or :Mesh ghost cancel [N]"
+end
+
 --- Forgets a client's state (it stopped).
 ---@param client_id integer
 function M.forget(client_id)

@@ -31,6 +31,7 @@ test("the subcommands are the ones the issue asks for", function()
     "debugger",
     "eval",
     "follow",
+    "ghost",
     "input",
     "join",
     "kick",

@@ -122,3 +122,26 @@ test("each suggestion is announced once while pending; a new room's #1 is announ
   ghost.forget(client.id)
   h.eq({ ghosts = {} }, ghost.state(client.id))
 end)
+
+test(":Mesh ghost undo and :Mesh ghost cancel [N] send mesh/ghost; anything else says how", function()
+  h.eq({ kind = "undo" }, ghost.command_params("undo"))
+  h.eq({ kind = "cancel" }, ghost.command_params(" cancel "))
+  h.eq({ kind = "cancel", request = 4 }, ghost.command_params("cancel 4"))
+  h.eq(nil, (ghost.command_params("cancel x")))
+  h.eq(nil, (ghost.command_params("undo 3")))
+  local _, err = ghost.command_params("")
+  h.contains(err, ":Mesh ghost undo")
+  local fake, _, client = h.start_with_file(CALC, { name = "calc.py" })
+  require("mesh.status").set(client.id, { state = "connected", you = 1, role = "writer", participants = {} })
+  local sent = {}
+  fake.responders["mesh/ghost"] = function(params)
+    sent[#sent + 1] = params
+    return vim.empty_dict()
+  end
+  vim.cmd("Mesh ghost cancel 4")
+  vim.cmd("Mesh ghost undo")
+  h.wait(function()
+    return #sent == 2
+  end, "both requests")
+  h.eq({ { kind = "cancel", request = 4 }, { kind = "undo" } }, sent)
+end)
