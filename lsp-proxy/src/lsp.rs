@@ -83,6 +83,10 @@ impl Backend {
         self.act(|tx| Request::GhostAsk(params, tx)).await
     }
 
+    async fn ghost(&self, params: GhostDecisionParams) -> Result<Value> {
+        self.act(|tx| Request::Ghost(params, tx)).await
+    }
+
     async fn chat_history(&self, _params: Option<Value>) -> Result<ChatHistory> {
         self.ask(Request::ChatHistory).await
     }
@@ -280,6 +284,7 @@ mod raw {
         Follow = "mesh/follow",
         FollowStopped = "mesh/followStopped",
         ChatMessage = "mesh/chatMessage",
+        GhostState = "mesh/ghostState",
         Notify = "mesh/notify",
         RunStarted = "mesh/runStarted",
         RunQueued = "mesh/runQueued",
@@ -304,6 +309,7 @@ async fn send_raw(client: &Client, method: &'static str, params: Value) {
         m if m == raw::Follow::METHOD => client.send_notification::<raw::Follow>(params).await,
         m if m == raw::FollowStopped::METHOD => client.send_notification::<raw::FollowStopped>(params).await,
         m if m == raw::ChatMessage::METHOD => client.send_notification::<raw::ChatMessage>(params).await,
+        m if m == raw::GhostState::METHOD => client.send_notification::<raw::GhostState>(params).await,
         m if m == raw::Notify::METHOD => client.send_notification::<raw::Notify>(params).await,
         m if m == raw::RunStarted::METHOD => client.send_notification::<raw::RunStarted>(params).await,
         m if m == raw::RunQueued::METHOD => client.send_notification::<raw::RunQueued>(params).await,
@@ -388,6 +394,7 @@ pub async fn serve(identity: Identity) {
     .custom_method("mesh/status", Backend::status)
     .custom_method("mesh/chat", Backend::chat)
     .custom_method("mesh/ghostAsk", Backend::ghost_ask)
+    .custom_method("mesh/ghost", Backend::ghost)
     .custom_method("mesh/chatHistory", Backend::chat_history)
     .custom_method("mesh/follow", Backend::follow)
     .custom_method("mesh/resolve", Backend::resolve)

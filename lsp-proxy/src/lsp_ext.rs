@@ -176,6 +176,131 @@ pub struct GhostAskParams {
     pub selection: Option<String>,
 }
 
+/// `mesh/ghost` params: a decision about the ghost's work, sent as the typed `ghost` message
+/// (asking goes through `mesh/ghostAsk`, which names the file by URI). Writers only; the
+/// server checks the role again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
+pub enum GhostDecisionParams {
+    /// Apply the pending suggestion `suggestion`.
+    Accept {
+        /// The suggestion's id.
+        suggestion: u64,
+    },
+    /// Drop the pending suggestion `suggestion`.
+    Reject {
+        /// The suggestion's id.
+        suggestion: u64,
+    },
+    /// Stop request `request`, or the newest going one when absent.
+    Cancel {
+        /// The request's number.
+        #[serde(default)]
+        request: Option<u64>,
+    },
+    /// Undo the ghost's newest change.
+    Undo,
+}
+
+impl From<GhostDecisionParams> for mesh_protocol::ghost::GhostCommand {
+    fn from(d: GhostDecisionParams) -> Self {
+        use mesh_protocol::ghost::GhostCommand;
+        match d {
+            GhostDecisionParams::Accept { suggestion } => GhostCommand::Accept { suggestion },
+            GhostDecisionParams::Reject { suggestion } => GhostCommand::Reject { suggestion },
+            GhostDecisionParams::Cancel { request } => GhostCommand::Cancel { request },
+            GhostDecisionParams::Undo => GhostCommand::Undo,
+        }
+    }
+}
+
+/// `mesh/ghostState` params: every ghost of the room with its requests and pending
+/// suggestions, the full set on every change (an empty list: no ghost publishes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GhostStateParams {
+    /// The publishers, by connection id.
+    pub ghosts: Vec<GhostView>,
+}
+
+/// One ghost as the editor shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GhostView {
+    /// The publishing connection.
+    pub conn_id: u64,
+    /// Its display name (`ghost (MODEL)`), or `connection N` when it is not listed.
+    pub name: String,
+    /// Requests going and recently finished, oldest first.
+    pub requests: Vec<GhostRequestView>,
+    /// Suggestions waiting for a writer, oldest first.
+    pub suggestions: Vec<GhostSuggestionView>,
+}
+
+/// One request of a ghost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GhostRequestView {
+    /// Its number in the room.
+    pub id: u64,
+    /// Who asked.
+    pub asker: String,
+    /// `explain`, `suggest` or `write`.
+    pub mode: mesh_protocol::ghost::GhostMode,
+    /// What was asked.
+    pub text: String,
+    /// `working`, `done`, `failed` or `cancelled`.
+    pub status: mesh_protocol::ghost::GhostRequestStatus,
+    /// Characters of the answer received so far.
+    pub received_chars: u64,
+    /// Why it failed, or who cancelled it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A pending suggestion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GhostSuggestionView {
+    /// Its id (accept and reject name it).
+    pub id: u64,
+    /// Who asked for it.
+    pub asker: String,
+    /// The files it changes.
+    pub files: Vec<GhostFile>,
+    /// Its edits, in order; empty when `omitted`.
+    pub edits: Vec<GhostEditView>,
+    /// The edits were too large to publish; the answer is in chat.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub omitted: bool,
+}
+
+/// A file a suggestion names: its room path, and its URI in the shared folder when it has
+/// one (a suggestion may create a file).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GhostFile {
+    /// The room path.
+    pub path: String,
+    /// The file in the local folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+}
+
+/// One search/replace edit: the first occurrence of `search` in the file becomes
+/// `replace`; an empty `search` appends `replace` at the end of the file, or creates the file
+/// when the room lacks it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GhostEditView {
+    /// The room path.
+    pub path: String,
+    /// The file in the local folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    /// The text replaced, exactly as in the file.
+    pub search: String,
+    /// The text put in its place.
+    pub replace: String,
+}
+
 /// A chat message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -714,6 +839,7 @@ notification!(CursorsNotification, "mesh/cursors", CursorsParams);
 notification!(FollowNotification, "mesh/follow", FollowUpdate);
 notification!(FollowStoppedNotification, "mesh/followStopped", FollowStopped);
 notification!(ChatMessageNotification, "mesh/chatMessage", ChatMessageParams);
+notification!(GhostStateNotification, "mesh/ghostState", GhostStateParams);
 notification!(NotifyNotification, "mesh/notify", NotifyParams);
 notification!(RunStartedNotification, "mesh/runStarted", RunStartedParams);
 notification!(RunQueuedNotification, "mesh/runQueued", RunQueuedParams);
@@ -774,6 +900,8 @@ pub const METHODS: &[&str] = &[
     "mesh/chat",
     "mesh/chatHistory",
     "mesh/ghostAsk",
+    "mesh/ghost",
+    "mesh/ghostState",
     "mesh/follow",
     "mesh/run",
     "mesh/runInput",

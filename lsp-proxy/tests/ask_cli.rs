@@ -232,3 +232,167 @@ async fn an_editors_ask_carries_the_selection_and_the_answer_arrives_as_chat() {
     let sent = provider.received()[0].body["messages"].to_string();
     assert!(sent.contains("about lines 1-2 of calc.py, selected:"), "{sent}");
 }
+
+/// The ghost's state as an editor sees it (`mesh/ghostState`) with a reader's and a writer's
+/// decisions (`mesh/ghost`): a suggestion arrives with its edits and the file's URI and
+/// changes nothing; a reader cannot accept it; a writer's accept applies it and one undo
+/// removes it; a rejected suggestion leaves the file as it was; the state goes when the
+/// ghost leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editors_see_the_ghosts_suggestions_and_only_writers_decide_about_them() {
+    use mesh_testkit::lsp::LspClient;
+    use serde_json::{json, Value};
+
+    const FIX: &str = "Sure.\n<<<<<<< SEARCH calc.py\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n";
+    let server = TestServer::start().unwrap();
+    let provider = ScriptedProvider::start(vec![
+        Script::Stream {
+            pieces: FIX.split_inclusive('\n').map(String::from).collect(),
+            delay: Duration::from_millis(10),
+        },
+        Script::Stream {
+            pieces: vec![FIX.replace("a + b", "b + a")],
+            delay: Duration::from_millis(10),
+        },
+    ])
+    .await
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (ada_dir, rob_dir) = (tmp.path().join("ada"), tmp.path().join("rob"));
+    std::fs::create_dir_all(&ada_dir).unwrap();
+    std::fs::create_dir_all(&rob_dir).unwrap();
+    std::fs::write(ada_dir.join("calc.py"), CALC).unwrap();
+    let ada = LspClient::start(&ada_dir, "ada", &server.url).await.unwrap();
+    let shared = ada.request("mesh/share", json!({})).await.unwrap();
+    let link = shared["link"].as_str().unwrap().to_string();
+    let read_link = shared["readLink"].as_str().unwrap().to_string();
+    let uri = ada.open("calc.py").await.unwrap();
+    let rob = LspClient::start(&rob_dir, "rob", &server.url).await.unwrap();
+    rob.request("mesh/join", json!({ "link": read_link })).await.unwrap();
+    let mut ghost = Command::new(ghost_bin())
+        .args([
+            "--link",
+            &link,
+            "--provider-url",
+            &provider.base_url,
+            "--model",
+            "scripted",
+        ])
+        .env("MESH_GHOST_API_KEY", "sk-editor-suggest-test")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    ada.wait_for("the ghost joins", |c| {
+        c.notifications("mesh/participants").iter().any(|n| {
+            n["participants"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["client"] == "mesh-ghost"))
+        })
+    })
+    .await
+    .unwrap();
+
+    // The newest `mesh/ghostState`'s suggestions of the one ghost.
+    fn suggestions(c: &LspClient) -> Vec<Value> {
+        c.notifications("mesh/ghostState")
+            .last()
+            .and_then(|n| n["ghosts"].as_array().and_then(|g| g.first()).cloned())
+            .and_then(|g| g["suggestions"].as_array().cloned())
+            .unwrap_or_default()
+    }
+
+    ada.request(
+        "mesh/ghostAsk",
+        json!({ "text": "fix add", "uri": uri, "startLine": 1, "endLine": 2 }),
+    )
+    .await
+    .unwrap();
+    if let Err(e) = ada
+        .wait_for("suggestion #1", |c| suggestions(c).iter().any(|s| s["id"] == 1))
+        .await
+    {
+        panic!(
+            "{e}: states {:?}, chat {:?}",
+            ada.notifications("mesh/ghostState"),
+            ada.notifications("mesh/chatMessage")
+        );
+    }
+    let last = ada.notifications("mesh/ghostState").last().cloned().unwrap();
+    let ghost_view = &last["ghosts"][0];
+    assert!(ghost_view["name"].as_str().unwrap().starts_with("ghost"), "{last}");
+    assert_eq!(ghost_view["requests"][0]["status"], "done", "{last}");
+    assert_eq!(ghost_view["requests"][0]["asker"], "ada", "{last}");
+    assert_eq!(
+        ghost_view["suggestions"][0]["edits"],
+        json!([{ "path": "calc.py", "uri": uri, "search": "    return a - b\n", "replace": "    return a + b\n" }]),
+        "{last}"
+    );
+    assert_eq!(
+        ghost_view["suggestions"][0]["files"],
+        json!([{ "path": "calc.py", "uri": uri }])
+    );
+    rob.wait_for("the reader sees the suggestion too", |c| {
+        suggestions(c).iter().any(|s| s["id"] == 1)
+    })
+    .await
+    .unwrap();
+    assert_eq!(ada.text(&uri).as_deref(), Some(CALC), "a suggestion changes nothing");
+
+    let refused = rob
+        .request("mesh/ghost", json!({ "kind": "accept", "suggestion": 1 }))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("only writers"), "{refused}");
+    let refused = ada
+        .request("mesh/ghost", json!({ "kind": "accept", "suggestion": 7 }))
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("no ghost has suggestion #7"), "{refused}");
+    assert_eq!(ada.text(&uri).as_deref(), Some(CALC));
+
+    ada.request("mesh/ghost", json!({ "kind": "accept", "suggestion": 1 }))
+        .await
+        .unwrap();
+    let fixed = CALC.replace("a - b", "a + b");
+    ada.wait_for("the accepted change in the buffer", |c| {
+        c.text(&uri).as_deref() == Some(fixed.as_str())
+    })
+    .await
+    .unwrap();
+    ada.wait_for("no suggestion pending", |c| suggestions(c).is_empty())
+        .await
+        .unwrap();
+    ada.request("mesh/ghost", json!({ "kind": "undo" })).await.unwrap();
+    ada.wait_for("one undo removes it", |c| c.text(&uri).as_deref() == Some(CALC))
+        .await
+        .unwrap();
+
+    ada.request("mesh/ghostAsk", json!({ "text": "fix add again", "mode": "suggest" }))
+        .await
+        .unwrap();
+    ada.wait_for("suggestion #2", |c| suggestions(c).iter().any(|s| s["id"] == 2))
+        .await
+        .unwrap();
+    ada.request("mesh/ghost", json!({ "kind": "reject", "suggestion": 2 }))
+        .await
+        .unwrap();
+    ada.wait_for("the rejected suggestion goes", |c| suggestions(c).is_empty())
+        .await
+        .unwrap();
+    assert_eq!(
+        ada.text(&uri).as_deref(),
+        Some(CALC),
+        "a rejected suggestion changes nothing"
+    );
+
+    ghost.kill().await.unwrap();
+    rob.wait_for("the state goes with the ghost", |c| {
+        c.notifications("mesh/ghostState")
+            .last()
+            .is_some_and(|n| n["ghosts"] == json!([]))
+    })
+    .await
+    .unwrap();
+}

@@ -19,6 +19,7 @@ import { ParticipantsView } from './participants';
 import type { Participant } from './protocol';
 import { Runs } from './run';
 import { GhostAsk } from './ghost';
+import { GhostSuggestions } from './ghostSuggestions';
 import { Session } from './session';
 import { SharedBreakpointMarks } from './sharedBreakpoints';
 import { StatusBar } from './statusBar';
@@ -38,6 +39,7 @@ export function activate(context: vscode.ExtensionContext): void {
   const chat = new Chat(c);
   const runs = new Runs(c);
   const ghost = new GhostAsk(c);
+  const suggestions = new GhostSuggestions(c);
   const debugging = new Debugging(c);
   new RemoteCursors(c);
   new SharedBreakpointMarks(c);
@@ -65,6 +67,11 @@ export function activate(context: vscode.ExtensionContext): void {
   command('mesh.askGhost', (question?: unknown, mode?: unknown) =>
     ghost.ask(typeof question === 'string' ? question : undefined, mode === 'explain' || mode === 'suggest' || mode === 'write' ? mode : undefined),
   );
+  command('mesh.ghostSuggestions', () => suggestions.list());
+  command('mesh.ghostAccept', (id?: unknown) => suggestions.decide('accept', typeof id === 'number' || id instanceof vscode.Uri ? id : undefined));
+  command('mesh.ghostReject', (id?: unknown) => suggestions.decide('reject', typeof id === 'number' || id instanceof vscode.Uri ? id : undefined));
+  command('mesh.ghostUndo', () => suggestions.command('undo'));
+  command('mesh.ghostCancel', () => suggestions.command('cancel'));
   command('mesh.debug', (uri?: unknown) => debugging.debug(uri instanceof vscode.Uri ? uri : undefined));
   command('mesh.admit', () => host.answer(true));
   command('mesh.refuse', () => host.answer(false));

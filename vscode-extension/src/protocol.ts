@@ -127,6 +127,41 @@ export interface GhostAskParams {
   endLine?: number;
   selection?: string;
 }
+/** `mesh/ghost`: a writer's decision about the ghost's work. */
+export type GhostDecisionParams =
+  | { kind: 'accept' | 'reject'; suggestion: number }
+  | { kind: 'cancel'; request?: number }
+  | { kind: 'undo' };
+/** One request of a ghost, as `mesh/ghostState` lists it. */
+export interface GhostRequest {
+  id: number;
+  asker: string;
+  mode: GhostMode;
+  text: string;
+  status: 'working' | 'done' | 'failed' | 'cancelled';
+  receivedChars: number;
+  message?: string;
+}
+/** A search/replace edit of a suggestion: the first occurrence of `search` becomes `replace`; an empty `search` appends (or creates the file). */
+export interface GhostEdit {
+  path: string;
+  uri?: string;
+  search: string;
+  replace: string;
+}
+/** A suggestion waiting for a writer to accept or reject it. */
+export interface GhostSuggestion {
+  id: number;
+  asker: string;
+  files: { path: string; uri?: string }[];
+  edits: GhostEdit[];
+  /** The edits were too large to publish; the answer is in chat. */
+  omitted?: boolean;
+}
+/** `mesh/ghostState`: every ghost of the room, the full set on every change. */
+export interface GhostStateParams {
+  ghosts: { connId: number; name: string; requests: GhostRequest[]; suggestions: GhostSuggestion[] }[];
+}
 export interface ChatHistoryResult {
   messages: ChatEntry[];
 }
@@ -450,6 +485,7 @@ export const EditorRequests = {
   chat: request<ChatParams, Empty>('mesh/chat', 'editor→proxy'),
   chatHistory: request<Empty, ChatHistoryResult>('mesh/chatHistory', 'editor→proxy'),
   ghostAsk: request<GhostAskParams, Empty>('mesh/ghostAsk', 'editor→proxy'),
+  ghost: request<GhostDecisionParams, Empty>('mesh/ghost', 'editor→proxy'),
   follow: request<FollowParams, Empty>('mesh/follow', 'editor→proxy'),
   resolve: request<ResolveParams, Empty>('mesh/resolve', 'editor→proxy'),
   run: request<RunParams, RunResult>('mesh/run', 'editor→proxy'),
@@ -482,6 +518,7 @@ export const ProxyNotifications = {
   follow: notification<FollowNotification>('mesh/follow', 'proxy→editor'),
   followStopped: notification<FollowStoppedParams>('mesh/followStopped', 'proxy→editor'),
   chatMessage: notification<ChatMessageParams>('mesh/chatMessage', 'proxy→editor'),
+  ghostState: notification<GhostStateParams>('mesh/ghostState', 'proxy→editor'),
   notify: notification<NotifyParams>('mesh/notify', 'proxy→editor'),
   runStarted: notification<RunStartedParams>('mesh/runStarted', 'proxy→editor'),
   runQueued: notification<RunQueuedParams>('mesh/runQueued', 'proxy→editor'),

@@ -13,6 +13,7 @@ mod agent;
 mod agreed;
 mod disk;
 mod docs;
+mod ghost;
 mod host;
 mod outbox;
 mod paths;
@@ -99,6 +100,8 @@ pub enum Request {
     Chat(String, oneshot::Sender<Result<(), String>>),
     /// Ask the room's ghost, with the editor's selection.
     GhostAsk(crate::lsp_ext::GhostAskParams, oneshot::Sender<Result<(), String>>),
+    /// A decision about the ghost's work (accept, reject, cancel, undo).
+    Ghost(GhostDecisionParams, oneshot::Sender<Result<(), String>>),
     /// Chat history.
     ChatHistory(oneshot::Sender<ChatHistory>),
     /// Follow someone (or stop).
@@ -366,6 +369,8 @@ pub struct Session {
     agreed_maps: agreed::AgreedMaps,
     /// Changes to the room's file texts not yet handed to the open documents.
     text_changes: TextChanges,
+    /// The ghosts' published requests and suggestions.
+    ghosts: ghost::GhostBoard,
 }
 
 /// Starts a session task. Returns the sender for its events.
@@ -391,6 +396,7 @@ pub fn spawn(
         remote_dirty: Default::default(),
         agreed_maps: Default::default(),
         text_changes: Default::default(),
+        ghosts: Default::default(),
     };
     let task = tokio::spawn(session.run(rx));
     (tx, task)
@@ -824,6 +830,9 @@ impl Session {
             }
         }
         let _ = self.presence.follow(None, &Default::default());
+        if self.ghosts.clear() {
+            fx.push(notify::<GhostStateNotification>(GhostStateParams::default()));
+        }
         self.apply(fx);
         self.share_link = None;
         self.watcher = None;

@@ -503,6 +503,9 @@ impl Session {
             } => {
                 room.conn_id = Some(conn_id);
                 room.role = Some(role);
+                // The server sends every ghost's current state after `welcome`; what we held
+                // before a reconnect may be gone.
+                let ghosts_cleared = self.ghosts.clear();
                 room.participants = participants.into_iter().map(|p| (p.conn_id, p)).collect();
                 let admitted = room.seats.lobby.is_some();
                 let people = room.people();
@@ -516,6 +519,9 @@ impl Session {
                     Some(conn_id),
                     &people,
                 );
+                if ghosts_cleared {
+                    fx.push(notify::<GhostStateNotification>(GhostStateParams::default()));
+                }
                 // Every reconnect shows the seat token from now on (never the link's again).
                 let kept = crate::mesh_dir::Seat {
                     room: room.target.room.to_string(),
@@ -564,6 +570,9 @@ impl Session {
                     None => Vec::new(),
                 };
                 fx.extend(self.presence.participant_left(conn_id));
+                if self.ghosts.left(conn_id) {
+                    fx.push(self.ghost_state());
+                }
                 fx
             }
             ServerMessage::RoleChanged { seat, role, by, .. } => {
@@ -645,9 +654,16 @@ impl Session {
             ),
             // Host requests go over REST (`host_api`), whose answers name what they answer.
             ServerMessage::Links { .. } | ServerMessage::AuditLog { .. } => Vec::new(),
-            // The ghost's requests and answers reach editors as chat messages too; the typed
-            // state is for panels (the browser's), which editors do not draw yet.
-            ServerMessage::Ghost { .. } | ServerMessage::GhostState { .. } => Vec::new(),
+            // Who asked what reaches editors as the ghost's chat announcements; its state
+            // (requests and pending suggestions) is what editors draw.
+            ServerMessage::Ghost { .. } => Vec::new(),
+            ServerMessage::GhostState { from, state } => {
+                if self.ghosts.published(from, state) {
+                    vec![self.ghost_state()]
+                } else {
+                    Vec::new()
+                }
+            }
             ServerMessage::Participants { participants } => {
                 room.participants = participants.into_iter().map(|p| (p.conn_id, p)).collect();
                 Vec::new()

@@ -140,6 +140,18 @@ impl Session {
                 });
                 let _ = reply.send(result);
             }
+            Request::Ghost(params, reply) => {
+                let result = match &self.room {
+                    Some(room) if room.state == ConnState::Connected => {
+                        super::ghost::decision(&self.ghosts, room.role, params).map(|command| {
+                            room.send(&ClientMessage::Ghost { command });
+                        })
+                    }
+                    Some(_) => Err("not connected to the room right now; try again when the connection is back".into()),
+                    None => Err("not in a room".into()),
+                };
+                let _ = reply.send(result);
+            }
             Request::ChatHistory(reply) => {
                 let messages = self.room.as_ref().map(Room::chat_history).unwrap_or_default();
                 let _ = reply.send(ChatHistory { messages });

@@ -349,6 +349,49 @@ M.subcommands = {
       end, { "--write", "--explain" })
     end,
   },
+  suggestions = {
+    help = "list the ghost's pending suggestions; choosing one previews it (a: accept, r: reject)",
+    run = function()
+      with_client(function(c)
+        require("mesh.ghost").list(c)
+      end)
+    end,
+  },
+  ghost = {
+    help = "undo the ghost's newest change, or cancel its request (writers): :Mesh ghost undo | :Mesh ghost cancel [N]",
+    run = function(args)
+      local params, err = require("mesh.ghost").command_params(args)
+      if not params then
+        vim.notify("mesh: " .. err, vim.log.levels.WARN)
+        return
+      end
+      with_client(function(c)
+        client.request(c, protocol.request.ghost, params, function()
+          vim.notify(
+            "mesh: " .. (params.kind == "undo" and "asked the ghost to undo its last change" or "cancelled the ghost's request"),
+            vim.log.levels.INFO
+          )
+        end)
+      end)
+    end,
+    complete = function(arglead)
+      return vim.tbl_filter(function(o)
+        return o:sub(1, #arglead) == arglead
+      end, { "undo", "cancel" })
+    end,
+  },
+  accept = {
+    help = "accept the ghost's suggestion N (writers): :Mesh accept [N] (no N: the one previewed)",
+    run = function(args)
+      M.decide("accept", args)
+    end,
+  },
+  reject = {
+    help = "reject the ghost's suggestion N (writers): :Mesh reject [N] (no N: the one previewed)",
+    run = function(args)
+      M.decide("reject", args)
+    end,
+  },
   run = {
     help = "run a file in the room, everyone watches: :Mesh run [file]",
     run = function(args)
@@ -529,6 +572,27 @@ function M.ask(c, args, range)
       ),
       vim.log.levels.INFO
     )
+  end)
+end
+
+--- `:Mesh accept|reject [N]`: the suggestion named, else the one previewed in this buffer.
+---@param kind "accept"|"reject"
+---@param args string
+function M.decide(kind, args)
+  local ghost = require("mesh.ghost")
+  local id = ghost.target(args)
+  if not id then
+    vim.notify(
+      ("mesh: which suggestion? :Mesh %s N (see :Mesh suggestions), or press %s in its preview"):format(
+        kind,
+        kind == "accept" and "a" or "r"
+      ),
+      vim.log.levels.WARN
+    )
+    return
+  end
+  with_client(function(c)
+    ghost.decide(c, kind, id)
   end)
 end
 

@@ -83,6 +83,10 @@ function M.table()
     require("mesh.chat").on_message(ctx.client_id, params and params.entry)
   end)
 
+  handlers[n.ghost_state] = guarded(n.ghost_state, function(_, params, ctx)
+    require("mesh.ghost").on_state(ctx.client_id, params)
+  end)
+
   handlers[n.run_started] = guarded(n.run_started, function(_, params, ctx)
     require("mesh.run").on_started(ctx.client_id, params)
   end)

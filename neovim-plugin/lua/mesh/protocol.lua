@@ -140,6 +140,37 @@ local M = {}
 ---@field selection? string the selected text
 ---@class mesh.GhostAskResult
 
+---@class mesh.GhostParams a writer's decision about the ghost's work
+---@field kind "accept"|"reject"|"cancel"|"undo"
+---@field suggestion? integer the suggestion accepted or rejected
+---@field request? integer the request cancelled (absent: the newest going one)
+---@class mesh.GhostResult
+
+---@class mesh.GhostRequest
+---@field id integer
+---@field asker string
+---@field mode mesh.GhostMode
+---@field text string
+---@field status "working"|"done"|"failed"|"cancelled"
+---@field receivedChars integer
+---@field message? string
+
+---@class mesh.GhostEdit the first occurrence of `search` becomes `replace`; an empty `search` appends
+---@field path string room path
+---@field uri? string the file in the shared folder
+---@field search string
+---@field replace string
+
+---@class mesh.GhostSuggestion
+---@field id integer
+---@field asker string
+---@field files { path: string, uri?: string }[]
+---@field edits mesh.GhostEdit[]
+---@field omitted? boolean the edits were too large to publish; the answer is in chat
+
+---@class mesh.GhostStateParams the room's ghosts, the full set on every change
+---@field ghosts { connId: integer, name: string, requests: mesh.GhostRequest[], suggestions: mesh.GhostSuggestion[] }[]
+
 ---@class mesh.ChatHistoryParams
 ---@class mesh.ChatHistoryResult
 ---@field messages mesh.ChatEntry[]
@@ -288,6 +319,7 @@ M.request = {
   chat = "mesh/chat", -- params: mesh.ChatParams; result: mesh.ChatResult
   chat_history = "mesh/chatHistory", -- params: mesh.ChatHistoryParams; result: mesh.ChatHistoryResult
   ghost_ask = "mesh/ghostAsk", -- params: mesh.GhostAskParams; result: mesh.GhostAskResult
+  ghost = "mesh/ghost", -- params: mesh.GhostParams; result: mesh.GhostResult
   follow = "mesh/follow", -- params: mesh.FollowParams; result: mesh.FollowResult
   resolve = "mesh/resolve", -- params: mesh.ResolveParams; result: mesh.ResolveResult
   run = "mesh/run", -- params: mesh.RunParams; result: mesh.RunResult
@@ -320,6 +352,7 @@ M.notification = {
   follow = "mesh/follow", -- params: mesh.FollowNotification
   follow_stopped = "mesh/followStopped", -- params: mesh.FollowStoppedParams
   chat_message = "mesh/chatMessage", -- params: mesh.ChatMessageParams
+  ghost_state = "mesh/ghostState", -- params: mesh.GhostStateParams
   notify = "mesh/notify", -- params: mesh.NotifyParams
   run_started = "mesh/runStarted", -- params: mesh.RunStartedParams
   run_queued = "mesh/runQueued", -- params: mesh.RunQueuedParams

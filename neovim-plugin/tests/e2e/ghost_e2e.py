@@ -6,6 +6,8 @@ mesh-ghost joined with the writer link; and an OpenAI-compatible provider on loo
 script) that streams a scripted answer. Alice selects two lines and runs
 `:1,2Mesh ask --write fix add`: the request reaches the model with those lines, and the
 ghost's change streams into Alice's buffer through her proxy, the rest of her text kept.
+Then a plain `:Mesh ask` makes a suggestion: it changes nothing, `:Mesh suggestions` previews
+it as a unified diff, and `a` in the preview accepts it, which changes her buffer.
 
     python ghost_e2e.py      (scripts/test-neovim runs it with the right environment)
 
@@ -30,6 +32,8 @@ FILE = "calc.py"
 TEXT = "def add(a, b):\n    return a - b\n\n\nprint(add(2, 3))\n"
 FIXED = "def add(a, b):\n    return a + b\n\n\nprint(add(2, 3))\n"
 ANSWER = "<<<<<<< SEARCH calc.py\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n"
+SWAPPED = FIXED.replace("a + b", "b + a")
+SUGGESTION = "<<<<<<< SEARCH calc.py\n    return a + b\n=======\n    return b + a\n>>>>>>> REPLACE\n"
 
 
 class Provider(http.server.BaseHTTPRequestHandler):
@@ -40,11 +44,12 @@ class Provider(http.server.BaseHTTPRequestHandler):
     def do_POST(self):  # noqa: N802 -- the http.server name
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
         Provider.received.append(json.loads(body))
+        answer = ANSWER if len(Provider.received) == 1 else SUGGESTION
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.end_headers()
-        for i in range(0, len(ANSWER), 4):
-            chunk = {"choices": [{"index": 0, "delta": {"content": ANSWER[i : i + 4]}}]}
+        for i in range(0, len(answer), 4):
+            chunk = {"choices": [{"index": 0, "delta": {"content": answer[i : i + 4]}}]}
             self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
             self.wfile.flush()
             time.sleep(0.02)
@@ -106,6 +111,30 @@ def main():
         if not asked:
             raise Failure(f"alice was not told the request went: {alice.messages()}")
         log("`:1,2Mesh ask --write` reached the model with the lines; the change is in alice's buffer")
+
+        # The ghost takes one request at a time: ask again once request #1 is done.
+        first_done = """
+          local c = require("mesh.client").current()
+          local g = c and require("mesh.ghost").state(c.id).ghosts[1]
+          return g ~= nil and g.requests[1] ~= nil and g.requests[1].status == "done"
+        """
+        wait_for("request #1 done in alice's Neovim", GHOST_S, lambda: alice.lua(first_done) or alice.fail_on_errors())
+        alice.nvim.command("2Mesh ask swap the operands")
+        pending = """
+          local c = require("mesh.client").current()
+          return c and #require("mesh.ghost").pending(require("mesh.ghost").state(c.id)) or 0
+        """
+        wait_for("suggestion #2 in alice's Neovim", GHOST_S, lambda: alice.lua(pending) == 1 or alice.fail_on_errors())
+        if alice.state()["text"] != FIXED:
+            raise Failure(f"a suggestion changed the buffer: {alice.state()['text']!r}")
+        alice.lua("vim.ui.select = function(items, _, on_choice) on_choice(items[1]) end")
+        alice.nvim.command("Mesh suggestions")
+        preview = alice.lua("return vim.api.nvim_buf_get_lines(0, 0, -1, false)")
+        if "-    return a + b" not in preview or "+    return b + a" not in preview:
+            raise Failure(f"the preview is not the suggestion's diff: {preview}")
+        alice.keys("a")
+        wait_for("the accepted suggestion in alice's buffer", GHOST_S, lambda: alice.state()["text"] == SWAPPED or alice.fail_on_errors())
+        log("a plain `:Mesh ask` made suggestion #2: previewed as a diff, accepted with `a`, in alice's buffer")
         alice.fail_on_errors()
         ok = True
     finally:

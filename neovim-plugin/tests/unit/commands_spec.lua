@@ -11,14 +11,15 @@ test("the command exists and completes its subcommands", function()
   h.eq(commands.names(), complete("Mesh "))
   h.eq({ "chat" }, complete("Mesh ch"))
   h.eq({ "follow" }, complete("Mesh fo"))
-  h.eq({ "share", "status", "step", "stop" }, complete("Mesh s"))
+  h.eq({ "share", "status", "step", "stop", "suggestions" }, complete("Mesh s"))
   h.eq({ "over", "in", "out" }, complete("Mesh step "))
-  h.eq({ "refuse", "resolve", "restart", "role", "run" }, complete("Mesh r"))
+  h.eq({ "refuse", "reject", "resolve", "restart", "role", "run" }, complete("Mesh r"))
   h.eq({}, complete("Mesh join "), "a link is not completed")
 end)
 
 test("the subcommands are the ones the issue asks for", function()
   h.eq({
+    "accept",
     "admit",
     "approval",
     "ask",
@@ -30,6 +31,7 @@ test("the subcommands are the ones the issue asks for", function()
     "debugger",
     "eval",
     "follow",
+    "ghost",
     "input",
     "join",
     "kick",
@@ -38,6 +40,7 @@ test("the subcommands are the ones the issue asks for", function()
     "participants",
     "pause",
     "refuse",
+    "reject",
     "resolve",
     "restart",
     "role",
@@ -46,6 +49,7 @@ test("the subcommands are the ones the issue asks for", function()
     "status",
     "step",
     "stop",
+    "suggestions",
     "unfollow",
   }, commands.names())
 end)

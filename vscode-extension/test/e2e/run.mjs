@@ -18,7 +18,8 @@
 // a reader and kicks him through "Mesh: Participants and Roles", and his session ends with
 // the message. Along the way, "Mesh: Ask Ghost About Selection" asks a real mesh-ghost (on a
 // scripted OpenAI-compatible provider this script serves on loopback) about a selected line:
-// the model gets the line, and the answer reaches Ada's chat.
+// the model gets the line, and the answer reaches Ada's chat; then a suggestion changes
+// nothing until "Mesh: Ghost Suggestions" previews it as a diff and Accept applies it.
 //
 // Run by scripts/test-vscode, which installs and builds what this needs. Environment:
 //   MESH_E2E_CODE_SERVER  code-server's out/node/entry.js                      (required)
@@ -99,6 +100,9 @@ const NVIM = env('MESH_E2E_NVIM');
 const GHOST_BIN = env('MESH_GHOST_BIN', path.join(path.dirname(SERVER_BIN), 'mesh-ghost'));
 /** The scripted provider's answer to the ghost's request. */
 const GHOST_ANSWER = 'greet returns a greeting for name.';
+/** Its answer to the second request: a suggestion (a search/replace block) for main.py. */
+const GHOST_MARK = '  # the ghost suggested this';
+const GHOST_SUGGESTION = `<<<<<<< SEARCH ${FILE}\ndef greet(name):\n=======\ndef greet(name):${GHOST_MARK}\n>>>>>>> REPLACE\n`;
 const PLUGIN = fileURLToPath(new URL('../../../neovim-plugin', import.meta.url));
 
 const t0 = Date.now();
@@ -575,7 +579,7 @@ async function main() {
     await frame.locator('.entry', { hasText: reply }).first().waitFor({ timeout: SYNC_TIMEOUT_MS });
   }, { critical: false });
 
-  await check('"Mesh: Ask Ghost About Selection" sends the selected line to a real ghost; its answer reaches Ada\'s chat', async () => {
+  await check('"Mesh: Ask Ghost About Selection" sends the selected line to a real ghost; its answer reaches Ada\'s chat; a suggestion is previewed as a diff and accepted', async () => {
     // An OpenAI-compatible provider on loopback that streams GHOST_ANSWER, and the ghost.
     const asked = [];
     const provider = createHttpServer((req, res) => {
@@ -583,8 +587,9 @@ async function main() {
       req.on('data', (c) => { body += c; });
       req.on('end', () => {
         asked.push(JSON.parse(body));
+        const content = asked.length === 1 ? GHOST_ANSWER : GHOST_SUGGESTION;
         res.writeHead(200, { 'content-type': 'text/event-stream' });
-        res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { content: GHOST_ANSWER } }] })}\n\n`);
+        res.write(`data: ${JSON.stringify({ choices: [{ index: 0, delta: { content } }] })}\n\n`);
         res.end('data: [DONE]\n\n');
       });
     });
@@ -616,6 +621,28 @@ async function main() {
       if (!sent.includes('about lines 1-1 of main.py, selected:') || !sent.includes('def greet(name):')) {
         throw new Error(`the model did not get the selected line: ${sent.slice(0, 500)}`);
       }
+
+      // A suggestion: it changes nothing, "Mesh: Ghost Suggestions" previews it as a diff,
+      // and Accept in its notification applies it (Ada sees the change).
+      const pending = () => (ada.last('mesh/ghostState')?.ghosts ?? []).flatMap((g) => g.suggestions ?? []);
+      await ada.waitFor('request #1 done', () => (ada.last('mesh/ghostState')?.ghosts?.[0]?.requests ?? []).some((r) => r.id === 1 && r.status === 'done'));
+      await runCommand('Mesh: Ask Ghost About Selection');
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Suggest a change' }).first().click({ timeout: 10_000 });
+      await input.waitFor({ state: 'visible', timeout: 10_000 });
+      await input.fill('mark greet');
+      await page.keyboard.press('Enter');
+      await ada.waitFor('suggestion #2', () => pending().some((s) => s.id === 2));
+      if (adaText().includes(GHOST_MARK)) throw new Error('a suggestion changed the file before anyone accepted it');
+      await runCommand('Mesh: Ghost Suggestions');
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: '#2 main.py' }).first().click({ timeout: 10_000 });
+      await page.locator('.tab', { hasText: 'Ghost suggestion #2' }).first().waitFor({ timeout: 10_000 });
+      await page.locator('.monaco-diff-editor .modified .view-lines', { hasText: GHOST_MARK.trim() }).first().waitFor({ timeout: 10_000 });
+      await page.screenshot({ path: path.join(ARTIFACTS, 'vscode-ghost-suggestion.png') });
+      log(`screenshot: ${path.join(ARTIFACTS, 'vscode-ghost-suggestion.png')}`);
+      const toast = page.locator('.notification-list-item', { hasText: 'suggestion #2' }).first();
+      await toast.getByRole('button', { name: 'Accept' }).click({ timeout: 10_000 });
+      await ada.waitFor('the accepted suggestion in Ada\'s text', () => adaText().includes(GHOST_MARK));
+      await ada.waitFor('no suggestion pending', () => pending().length === 0);
     } finally {
       provider.close();
     }
