@@ -192,7 +192,18 @@ pub async fn run(
                 }
                 Out::Fatal(why) => error = Some(why),
                 Out::Restart => restart = true,
-                other => send(Notice::Hub(other)).await,
+                other => {
+                    if let Out::Client(conn, msg) = &other {
+                        tracing::debug!(
+                            conn,
+                            kind = ?msg.get("type"),
+                            what = ?msg.get("command").or_else(|| msg.get("event")),
+                            request_seq = ?msg.get("request_seq"),
+                            "dap to a participant"
+                        );
+                    }
+                    send(Notice::Hub(other)).await
+                }
             }
         }
         if restart {
@@ -227,7 +238,15 @@ pub async fn run(
                     sandbox.decoder.push(&b);
                     for item in sandbox.decoder.by_ref() {
                         match item {
-                            Ok(m) => outs.extend(hub.from_adapter(m)),
+                            Ok(m) => {
+                                tracing::debug!(
+                                    kind = ?m.get("type"),
+                                    what = ?m.get("command").or_else(|| m.get("event")),
+                                    request_seq = ?m.get("request_seq"),
+                                    "dap from the adapter"
+                                );
+                                outs.extend(hub.from_adapter(m));
+                            }
                             // The decoder resynchronises; the session goes on.
                             Err(e) => tracing::warn!(error = %e, "the debug adapter sent a bad DAP message"),
                         }
@@ -263,6 +282,7 @@ pub async fn run(
             input = inputs.recv() => match input {
                 Some(Input::Join(conn)) => outs.extend(hub.join(conn)),
                 Some(Input::Dap(conn, role, msg, request)) => {
+                    tracing::debug!(conn, command = ?msg.get("command"), seq = ?msg.get("seq"), "dap from a participant");
                     for out in hub.from_client(conn, role, msg) {
                         match out {
                             Out::Refused(conn, message) => send(Notice::Refused { conn, request, message }).await,
@@ -289,7 +309,11 @@ pub async fn run(
                 None => return,
             },
             _ = tick.tick() => {
-                outs.extend(hub.expire(Instant::now(), REQUEST_TIMEOUT));
+                let late = hub.expire(Instant::now(), REQUEST_TIMEOUT);
+                if !late.is_empty() {
+                    tracing::warn!(requests = late.len(), "the debug adapter did not answer in time; the participants were told");
+                }
+                outs.extend(late);
                 if !hub.is_ready() && Instant::now() > startup_deadline {
                     error = Some(format!("the debug adapter did not get ready within {}s", STARTUP_TIMEOUT.as_secs()));
                 }
