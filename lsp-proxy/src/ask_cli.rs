@@ -11,7 +11,6 @@ use std::time::Duration;
 use mesh_protocol::codec::{encode_mesh, Frame};
 use mesh_protocol::ghost::{GhostCommand, GhostMode, GhostRequestStatus, GhostSelection, MAX_GHOST_SELECTION_BYTES};
 use mesh_protocol::{ClientMessage, Request, ServerMessage};
-use tokio::sync::mpsc;
 
 use crate::link::RoomTarget;
 use crate::room::{self, Outgoing, RoomEvent};
@@ -266,17 +265,7 @@ pub async fn ask(
     mode: Option<GhostMode>,
     selection: Option<GhostSelection>,
 ) -> anyhow::Result<i32> {
-    let (events_tx, mut events) = mpsc::unbounded_channel();
-    let conn = room::connect(target, tls, events_tx);
-    let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
-    loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Some(RoomEvent::Connected)) => break,
-            Ok(Some(RoomEvent::Fatal(e))) => anyhow::bail!(e),
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => anyhow::bail!("cannot reach the room"),
-        }
-    }
+    let (conn, mut events) = room::connect_once(target, tls, CONNECT_TIMEOUT).await?;
     conn.tx
         .send(Outgoing::Frame(crate::run_cli::hello(name, "mesh-proxy ask", false)))?;
     let mut watch = AskWatch::new(&text);

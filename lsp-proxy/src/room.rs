@@ -128,6 +128,26 @@ pub fn connect(target: RoomTarget, tls: Tls, events: mpsc::UnboundedSender<RoomE
     RoomConn { tx, task }
 }
 
+/// For one-shot commands (`mesh-proxy run`, `mesh-proxy ask`): connects and waits until the
+/// socket is open, at most `timeout`; returns the connection and its events.
+pub async fn connect_once(
+    target: RoomTarget,
+    tls: Tls,
+    timeout: std::time::Duration,
+) -> anyhow::Result<(RoomConn, mpsc::UnboundedReceiver<RoomEvent>)> {
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let conn = connect(target, tls, events_tx);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Some(RoomEvent::Connected)) => return Ok((conn, events)),
+            Ok(Some(RoomEvent::Fatal(e))) => anyhow::bail!(e),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => anyhow::bail!("cannot reach the room"),
+        }
+    }
+}
+
 async fn run(
     target: RoomTarget,
     tls: Tls,

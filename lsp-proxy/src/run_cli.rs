@@ -10,7 +10,6 @@ use mesh_protocol::codec::{encode_mesh, Frame};
 use mesh_protocol::messages::RunStream;
 use mesh_protocol::{ClientMessage, Request, ServerMessage, PROTOCOL_VERSION};
 use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
 
 use crate::link::RoomTarget;
 use crate::room::{self, Outgoing, RoomEvent};
@@ -43,18 +42,8 @@ pub async fn run(
     language: Option<String>,
     name: String,
 ) -> anyhow::Result<i32> {
-    let (events_tx, mut events) = mpsc::unbounded_channel();
-    let conn = room::connect(target, tls, events_tx);
-    let deadline = tokio::time::Instant::now() + CONNECT_TIMEOUT;
     // Connect and say hello.
-    loop {
-        match tokio::time::timeout_at(deadline, events.recv()).await {
-            Ok(Some(RoomEvent::Connected)) => break,
-            Ok(Some(RoomEvent::Fatal(e))) => anyhow::bail!(e),
-            Ok(Some(_)) => {}
-            Ok(None) | Err(_) => anyhow::bail!("cannot reach the room"),
-        }
-    }
+    let (conn, mut events) = room::connect_once(target, tls, CONNECT_TIMEOUT).await?;
     conn.tx.send(Outgoing::Frame(hello(name, "mesh-proxy run", false)))?;
     // The run request's id: the server's answer (queued, started or refused) names it.
     const RUN_REQUEST: u64 = 1;
