@@ -40,9 +40,12 @@ function M.find_seat(people, who)
       return p.seat
     end
   end
-  local found = {}
+  -- One seat counts once: a person reconnecting is briefly listed twice (old and new
+  -- connection), and is still one person.
+  local found, seen = {}, {}
   for _, p in ipairs(people) do
-    if tostring(p.name):lower() == who:lower() then
+    if tostring(p.name):lower() == who:lower() and not seen[p.seat] then
+      seen[p.seat] = true
       found[#found + 1] = p.seat
     end
   end

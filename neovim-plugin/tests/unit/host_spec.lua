@@ -41,6 +41,14 @@ test("people are named by seat or unique name, and mistakes say what to do", fun
   h.contains(why, ":Mesh participants")
 end)
 
+test("one person listed twice while reconnecting (one seat) is still named by their name", function()
+  local reconnecting = {
+    { seat = "s7", name = "dave", conn_id = 3 },
+    { seat = "s7", name = "dave", conn_id = 9 },
+  }
+  h.eq("s7", host.find_seat(reconnecting, "dave"))
+end)
+
 test("a join request asks Admit or Refuse and sends the answer for that seat", function()
   local fake = h.start_with_file("x\n")
   fake.responders["mesh/admit"] = function()
