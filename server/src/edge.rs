@@ -524,3 +524,39 @@ pub fn admit_join(app: &AppState, client: &ClientAddr) -> Result<(), Refusal> {
     }
     Ok(())
 }
+
+/// A room socket's connection, taken back from hyper after the WebSocket upgrade.
+pub enum RawSocket {
+    /// Plain TCP, split so the room can write to it from any thread
+    /// (see [`crate::ws::outbox`]).
+    Tcp {
+        /// The read half.
+        read: tokio::net::tcp::OwnedReadHalf,
+        /// The write half.
+        write: tokio::net::tcp::OwnedWriteHalf,
+        /// The connection's places under the caps, held as long as the socket is.
+        held: HeldSlots,
+    },
+    /// A TLS connection (or anything else hyper served).
+    Other(TokioIo<hyper::upgrade::Upgraded>),
+}
+
+/// The connection caps' places a socket holds (released when it goes).
+pub struct HeldSlots {
+    _permit: ConnectionPermit,
+    _client: ClientSlot,
+}
+
+/// The socket under an upgraded connection, and the bytes hyper had read past the request
+/// (a client may send its first frames right behind the upgrade request).
+pub fn raw_socket(upgraded: hyper::upgrade::Upgraded) -> (RawSocket, bytes::Bytes) {
+    match upgraded.downcast::<TokioIo<CountedStream>>() {
+        Ok(parts) => {
+            let CountedStream { tcp, _permit, _client } = parts.io.into_inner();
+            let (read, write) = tcp.into_split();
+            let held = HeldSlots { _permit, _client };
+            (RawSocket::Tcp { read, write, held }, parts.read_buf)
+        }
+        Err(upgraded) => (RawSocket::Other(TokioIo::new(upgraded)), bytes::Bytes::new()),
+    }
+}

@@ -42,18 +42,10 @@ pub const IDLE_UNLOAD: Duration = Duration::from_secs(30);
 /// bounded number of updates.
 pub const COMPACT_EVERY: u64 = 1_000;
 
-/// What the room sends to a connection's writer task.
-#[derive(Debug)]
-pub enum Outbound {
-    /// A binary frame.
-    Frame(Bytes),
-    /// Close the socket with this code and reason.
-    Close(u16, String),
-}
-
-/// A connection's queue of outgoing frames. When it is full the client cannot keep up; the
-/// room drops it and it resyncs on reconnect.
-pub type OutboundTx = mpsc::Sender<Outbound>;
+/// What the room sends a connection, and its handle on the connection's queue of outgoing
+/// frames. When the queue is full the client cannot keep up; the room drops it and it
+/// resyncs on reconnect.
+pub use crate::ws::{Outbound, OutboundTx};
 
 /// What a room can be asked.
 pub enum Command {
@@ -781,16 +773,26 @@ impl Actor {
     }
 }
 
-/// Queues planned frames on their connections; returns those whose queue was full (the
-/// client cannot keep up). Runs on the room's task or, after an append, the store's thread.
-fn queue_planned(plan: Vec<(ConnId, OutboundTx, Bytes)>) -> Vec<ConnId> {
+/// Queues planned frames on their connections, each connection's frames of the turn in one
+/// go (one write when its socket takes them); returns those whose queue was full (the client
+/// cannot keep up). Runs on the room's task or, after an append, the store's thread.
+fn queue_planned(mut plan: Vec<(ConnId, OutboundTx, Bytes)>) -> Vec<ConnId> {
     let mut full = Vec::new();
-    for (id, tx, frame) in plan {
-        match tx.try_send(Outbound::Frame(frame)) {
+    // A stable sort keeps each connection's frames in the turn's order.
+    plan.sort_by_key(|(id, _, _)| *id);
+    let mut frames: Vec<Bytes> = Vec::new();
+    let mut rest = plan.into_iter().peekable();
+    while let Some((id, tx, frame)) = rest.next() {
+        frames.clear();
+        frames.push(frame);
+        while let Some((_, _, more)) = rest.next_if(|(next, _, _)| *next == id) {
+            frames.push(more);
+        }
+        match tx.send_frames(&frames) {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => full.push(id),
+            Err(crate::ws::TrySendError::Full) => full.push(id),
             // The socket is closing; its reader will send `Leave`.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(crate::ws::TrySendError::Closed) => {}
         }
     }
     full
@@ -896,7 +898,7 @@ mod tests {
         Frame::Yjs(yrs::sync::Message::Sync(SyncMessage::Update(update)))
     }
 
-    async fn next_update(rx: &mut mpsc::Receiver<Outbound>) -> Option<Vec<u8>> {
+    async fn next_update(rx: &mut crate::ws::OutboundRx) -> Option<Vec<u8>> {
         while let Ok(Some(out)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
             if let Outbound::Frame(bytes) = out {
                 for f in decode_frame::<ServerMessage>(&bytes).unwrap() {
@@ -926,8 +928,8 @@ mod tests {
             .unwrap();
         let grant = writer_link(store.as_ref(), id).await;
         let (room, _task) = spawn(id, 0, store.clone(), || {});
-        let (a_tx, _a_rx) = mpsc::channel(64);
-        let (b_tx, mut b_rx) = mpsc::channel(64);
+        let (a_tx, _a_rx) = crate::ws::channel(64);
+        let (b_tx, mut b_rx) = crate::ws::channel(64);
         room.join(1, grant.clone(), a_tx).await.unwrap().unwrap();
         room.join(2, grant, b_tx).await.unwrap().unwrap();
         // B has synced: updates reach it from now on.

@@ -17,6 +17,7 @@
 // from its debug panel, stops on Nora's breakpoint with x = 41, and VS Code's step moves its
 // current line, with y = 42 among its variables.
 import * as path from 'node:path';
+import { appendFileSync } from 'node:fs';
 
 import { NvimPeer } from './nvimPeer.mjs';
 
@@ -111,27 +112,29 @@ export async function sharedDebugChecks(t) {
 
   /** The browser's current line on `line` of together.py and `want` (name → value) among its variables. */
   const beaPausedAt = async (line, want) => {
-    // The time is logged: the browser's view of a stop shows about 30 s after VS Code's and
-    // Neovim's in this session (not in the browser's own e2e). The server's log
-    // (MESH_LOG=mesh_server::debug=debug) shows the page's requests all answered within
-    // 0.3 s of the stop: the wait is this page's drawing, a second page in code-server's
-    // browser, not the debug session.
+    // The time is logged. (It once read ~30 s: the check took the carets of Grace and Nora,
+    // drawn inside the line with their names, for part of the line's text until their
+    // cursors went quiet; the page had drawn the stop within a second.)
     const started = Date.now();
     await beaUntil(line, want);
     t.log(`the browser showed line ${line} with ${JSON.stringify(want)} after ${Date.now() - started} ms`);
   };
   const beaUntil = (line, want) => until(`the browser's current line on ${SHARED_DEBUG_FILE}:${line} with ${JSON.stringify(want)}`, async () => bea.evaluate(([p, text, w]) => {
-    const current = document.querySelector(`.cm-editor[data-path="${p}"] .cm-line.cm-debug-current`)?.textContent;
+    // The line's own text: the other people's carets (with their names) are drawn inside it.
+    const lineEl = document.querySelector(`.cm-editor[data-path="${p}"] .cm-line.cm-debug-current`);
+    const bare = lineEl?.cloneNode(true);
+    bare?.querySelectorAll('.cm-mesh-caret').forEach((c) => c.remove());
+    const current = bare?.textContent;
     const value = (name) => document.querySelector(`[data-testid=debug-variables] .var-row[data-name="${name}"]`)?.textContent ?? '';
     return current === text && Object.entries(w).every(([k, v]) => value(k).includes(v));
   }, [SHARED_DEBUG_FILE, lineText(line), want]), t.timeouts.debug, 250).catch(async (e) => {
-    const seen = await bea.evaluate((p) => ({
-      current: document.querySelector(`.cm-editor[data-path="${p}"] .cm-line.cm-debug-current`)?.textContent ?? null,
-      status: document.querySelector('[data-testid=debug-status]')?.textContent ?? null,
-      variables: [...document.querySelectorAll('[data-testid=debug-variables] .var-row')].map((r) => r.textContent),
-    }), SHARED_DEBUG_FILE).catch((err) => ({ error: err.message }));
-    throw new Error(`${e.message}; the browser shows ${JSON.stringify(seen)}`);
+    throw new Error(`${e.message}; the browser shows ${JSON.stringify(await beaSeen())}`);
   });
+  const beaSeen = () => bea.evaluate((p) => ({
+    current: document.querySelector(`.cm-editor[data-path="${p}"] .cm-line.cm-debug-current`)?.textContent ?? null,
+    status: document.querySelector('[data-testid=debug-status]')?.textContent ?? null,
+    variables: [...document.querySelectorAll('[data-testid=debug-variables] .var-row')].map((r) => r.textContent),
+  }), SHARED_DEBUG_FILE).catch((err) => ({ error: err.message }));
 
   /** Neovim's current-line sign on `line` and `want` (strings) in its debugger window. */
   const noraPausedAt = (line, want = []) => until(`Neovim's current-line sign on ${SHARED_DEBUG_FILE}:${line} and ${JSON.stringify(want)} in its window`, async () => {
@@ -158,6 +161,7 @@ export async function sharedDebugChecks(t) {
   await check('the browser (Bea: the web client in Chromium) joins Ada\'s room with her link and opens the file and its debug panel', async () => {
     const context = await page.context().browser().newContext({ viewport: { width: 1280, height: 760 } });
     bea = await context.newPage();
+    bea.on('console', (m) => appendFileSync(path.join(t.logs, 'bea-console.log'), `${new Date().toISOString()} ${m.type()} ${m.text()}\n`));
     await bea.goto(t.link);
     await bea.fill('[data-testid=name-gate] input', BEA);
     await bea.click('[data-testid=name-gate] button[type=submit]');

@@ -1,0 +1,438 @@
+//! A connection's outgoing frames. The room queues frames with [`OutboundTx::try_send`];
+//! on a plain TCP socket with nothing queued before them they are written at once, by the
+//! thread that queued them, in one non-blocking vectored write of each frame's header and
+//! its shared bytes: a keystroke relayed to fifty people is fifty `writev`s from the store's
+//! thread, with no copy of the frame and no task woken. What cannot be written at once (the
+//! socket's buffer is full, or the socket is TLS, which only the connection's task can
+//! drive) waits in the queue, in order, and the connection's task writes it when the socket
+//! takes more.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
+use tokio::net::tcp::OwnedWriteHalf;
+use futures_util::task::AtomicWaker;
+
+use super::codec::{self, BINARY, CLOSE, MAX_HEADER_BYTES};
+
+/// What a room sends a connection.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A binary frame.
+    Frame(Bytes),
+    /// Close the socket with this code and reason.
+    Close(u16, String),
+}
+
+/// Why a frame was not queued.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TrySendError {
+    /// The connection's queue is full: the client cannot keep up.
+    Full,
+    /// The connection is closing or gone.
+    Closed,
+}
+
+/// The most slices one vectored write carries (Linux takes up to 1024; a connection's
+/// backlog is written in a few calls at most).
+const MAX_SLICES: usize = 64;
+
+/// The write half a connection's frames go to.
+pub(crate) enum Sink {
+    /// Plain TCP: written by whoever queues a frame when nothing waits before it.
+    Tcp(OwnedWriteHalf),
+    /// Anything else (TLS): written by the connection's task only.
+    Stream(Pin<Box<dyn AsyncWrite + Send>>),
+}
+
+struct Queued {
+    opcode: u8,
+    payload: Bytes,
+}
+
+struct State {
+    queue: VecDeque<Queued>,
+    /// Bytes of the first queued frame (header and payload) already written.
+    head_written: usize,
+    /// Data frames in the queue (control frames do not count against the capacity).
+    frames: usize,
+    /// A close frame is queued: nothing more is taken.
+    closing: bool,
+    /// The socket failed or the connection ended: nothing is written any more.
+    dead: bool,
+    sink: Option<Sink>,
+}
+
+/// The outgoing side of one connection, shared by the room (through [`OutboundTx`]) and the
+/// connection's task.
+pub struct Outbox {
+    state: Mutex<State>,
+    /// Wakes the connection's task when frames wait for it or its close frame went out.
+    wake: AtomicWaker,
+    capacity: usize,
+}
+
+impl Outbox {
+    /// An outbox of at most `capacity` queued data frames writing to `sink` (none: frames
+    /// wait until [`OutboundRx::recv`] takes them; for tests of the room).
+    pub(crate) fn new(capacity: usize, sink: Option<Sink>) -> Arc<Outbox> {
+        Arc::new(Outbox {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                head_written: 0,
+                frames: 0,
+                closing: false,
+                dead: false,
+                sink,
+            }),
+            wake: AtomicWaker::new(),
+            capacity,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves a queue that is still consistent (each
+        // change is one step), so a poisoned lock is used as is.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues data frames (written at once when possible); all or none.
+    pub fn send_frames(&self, frames: &[Bytes]) -> Result<(), TrySendError> {
+        let mut st = self.lock();
+        if st.closing || st.dead {
+            return Err(TrySendError::Closed);
+        }
+        if st.frames + frames.len() > self.capacity {
+            return Err(TrySendError::Full);
+        }
+        let was_empty = st.queue.is_empty();
+        for f in frames {
+            st.queue.push_back(Queued {
+                opcode: BINARY,
+                payload: f.clone(),
+            });
+        }
+        st.frames += frames.len();
+        self.settle(st, was_empty);
+        Ok(())
+    }
+
+    /// Queues a control frame (a pong, a ping), which no capacity refuses.
+    pub(crate) fn send_control(&self, opcode: u8, payload: Bytes) {
+        let mut st = self.lock();
+        if st.closing || st.dead {
+            return;
+        }
+        let was_empty = st.queue.is_empty();
+        st.queue.push_back(Queued { opcode, payload });
+        self.settle(st, was_empty);
+    }
+
+    /// Queues a close frame after what is queued; nothing more is taken after it. Returns
+    /// false when the connection was already closing.
+    pub fn close(&self, code: u16, reason: &str) -> bool {
+        let mut st = self.lock();
+        if st.closing || st.dead {
+            return false;
+        }
+        st.closing = true;
+        let was_empty = st.queue.is_empty();
+        st.queue.push_back(Queued {
+            opcode: CLOSE,
+            payload: codec::close_payload(code, reason),
+        });
+        self.settle(st, was_empty);
+        true
+    }
+
+    /// After queueing: writes now when the queue was empty before and the socket can be
+    /// written from here, else wakes the connection's task.
+    fn settle(&self, mut st: MutexGuard<'_, State>, was_empty: bool) {
+        if was_empty {
+            if let Some(Sink::Tcp(tcp)) = st.sink.as_ref() {
+                let result = with_slices(&st.queue, st.head_written, |slices| tcp.try_write_vectored(slices));
+                match result {
+                    Ok(n) => advance(&mut st, n),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => st.dead = true,
+                }
+                // The task hears of a close frame that went out, as it ends the connection.
+                if st.queue.is_empty() && !st.closing {
+                    return;
+                }
+            }
+        }
+        drop(st);
+        self.wake.wake();
+    }
+
+    /// Has the task behind `cx` woken when frames wait for it (register, then look).
+    pub(crate) fn register(&self, cx: &Context<'_>) {
+        self.wake.register(cx.waker());
+    }
+
+    /// Writes what is queued, as far as the socket takes it: `Ready(Ok(closed))` once the
+    /// queue is empty (`closed`: the close frame is out), `Pending` until the socket takes
+    /// more, or the error that ends the connection.
+    pub(crate) fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<bool>> {
+        let mut st = self.lock();
+        loop {
+            if st.dead {
+                return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
+            }
+            if st.queue.is_empty() {
+                let closed = st.closing;
+                if let Some(Sink::Stream(s)) = st.sink.as_mut() {
+                    std::task::ready!(s.as_mut().poll_flush(cx))?;
+                }
+                return Poll::Ready(Ok(closed));
+            }
+            let State {
+                queue,
+                head_written,
+                sink,
+                ..
+            } = &mut *st;
+            let poll = match sink.as_mut() {
+                Some(Sink::Tcp(tcp)) => {
+                    let tcp = Pin::new(tcp);
+                    with_slices(queue, *head_written, |slices| tcp.poll_write_vectored(cx, slices))
+                }
+                Some(Sink::Stream(s)) => {
+                    with_slices(queue, *head_written, |slices| s.as_mut().poll_write_vectored(cx, slices))
+                }
+                None => return Poll::Pending,
+            };
+            match poll {
+                Poll::Ready(Ok(0)) => {
+                    st.dead = true;
+                    return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => advance(&mut st, n),
+                Poll::Ready(Err(e)) => {
+                    st.dead = true;
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// The connection ended: nothing more is queued or written, and the socket's write half
+    /// is let go (the socket closes once its read half goes too).
+    pub(crate) fn shut(&self) {
+        let mut st = self.lock();
+        st.dead = true;
+        st.queue.clear();
+        st.frames = 0;
+        st.sink = None;
+    }
+
+    /// The room let go of the connection without a word (it was too slow, or the room
+    /// stopped): what is queued goes, then a close frame saying so.
+    fn room_gone(&self) {
+        if self.close(1013, "dropped by the room (too slow or unloading); reconnect") {
+            return;
+        }
+        // Already closing: the task is told anyway, in case it waits for frames.
+        self.wake.wake();
+    }
+}
+
+/// Calls `f` with the queue's frames from `written` bytes into the first, as slices of
+/// headers and payloads (at most [`MAX_SLICES`]), and returns what it returns.
+fn with_slices<R>(queue: &VecDeque<Queued>, written: usize, f: impl FnOnce(&[IoSlice<'_>]) -> R) -> R {
+    let mut headers = [([0u8; MAX_HEADER_BYTES], 0usize); MAX_SLICES / 2];
+    for (h, q) in headers.iter_mut().zip(queue.iter()) {
+        *h = codec::header(q.opcode, q.payload.len());
+    }
+    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+    let mut used = 0;
+    let mut skip = written;
+    for (q, (h, hlen)) in queue.iter().zip(headers.iter()) {
+        let header = &h[..*hlen];
+        if skip >= header.len() {
+            skip -= header.len();
+        } else {
+            slices[used] = IoSlice::new(&header[skip..]);
+            used += 1;
+            skip = 0;
+        }
+        let payload = &q.payload[skip.min(q.payload.len())..];
+        skip = skip.saturating_sub(q.payload.len());
+        if !payload.is_empty() {
+            slices[used] = IoSlice::new(payload);
+            used += 1;
+        }
+    }
+    f(&slices[..used])
+}
+
+/// Drops `n` written bytes from the front of the queue.
+fn advance(st: &mut State, mut n: usize) {
+    while n > 0 {
+        let Some(head) = st.queue.front() else { return };
+        let total = codec::header_len(head.payload.len()) + head.payload.len();
+        let left = total - st.head_written;
+        if n < left {
+            st.head_written += n;
+            return;
+        }
+        n -= left;
+        st.head_written = 0;
+        if head.opcode == BINARY {
+            st.frames -= 1;
+        }
+        st.queue.pop_front();
+    }
+}
+
+/// The room's handle on a connection's outbox. Clones share it; when the room drops the last
+/// one (it let the connection go), the connection is closed after what is queued.
+#[derive(Clone)]
+pub struct OutboundTx(Arc<RoomHold>);
+
+struct RoomHold(Arc<Outbox>);
+
+impl Drop for RoomHold {
+    fn drop(&mut self) {
+        self.0.room_gone();
+    }
+}
+
+impl OutboundTx {
+    /// The room's handle on `outbox`.
+    pub fn new(outbox: Arc<Outbox>) -> OutboundTx {
+        OutboundTx(Arc::new(RoomHold(outbox)))
+    }
+
+    /// Queues one frame or a close, without waiting.
+    pub fn try_send(&self, out: Outbound) -> Result<(), TrySendError> {
+        match out {
+            Outbound::Frame(bytes) => self.send_frames(std::slice::from_ref(&bytes)),
+            Outbound::Close(code, reason) => {
+                if self.0 .0.close(code, &reason) {
+                    Ok(())
+                } else {
+                    Err(TrySendError::Closed)
+                }
+            }
+        }
+    }
+
+    /// Queues frames for the connection in one go (one write when the socket takes them).
+    pub fn send_frames(&self, frames: &[Bytes]) -> Result<(), TrySendError> {
+        self.0 .0.send_frames(frames)
+    }
+}
+
+/// The receiving end of an outbox without a socket, for tests of the room.
+pub struct OutboundRx(Arc<Outbox>);
+
+/// An outbox without a socket and the room's handle on it.
+pub fn channel(capacity: usize) -> (OutboundTx, OutboundRx) {
+    let outbox = Outbox::new(capacity, None);
+    (OutboundTx::new(outbox.clone()), OutboundRx(outbox))
+}
+
+impl OutboundRx {
+    /// The next frame or close; `None` once the room let go and everything was taken.
+    pub async fn recv(&mut self) -> Option<Outbound> {
+        loop {
+            {
+                let mut st = self.0.lock();
+                if let Some(q) = st.queue.pop_front() {
+                    return Some(match q.opcode {
+                        BINARY => {
+                            st.frames -= 1;
+                            Outbound::Frame(q.payload)
+                        }
+                        _ => {
+                            let code = q.payload.get(..2).map_or(1005, |c| u16::from_be_bytes([c[0], c[1]]));
+                            let reason = String::from_utf8_lossy(q.payload.get(2..).unwrap_or_default()).into_owned();
+                            Outbound::Close(code, reason)
+                        }
+                    });
+                }
+                if st.closing || st.dead {
+                    return None;
+                }
+            }
+            std::future::poll_fn(|cx| {
+                self.0.register(cx);
+                let st = self.0.lock();
+                if st.queue.is_empty() && !st.closing && !st.dead {
+                    Poll::Pending
+                } else {
+                    Poll::Ready(())
+                }
+            })
+            .await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue_of(payloads: &[&[u8]]) -> State {
+        let mut st = State {
+            queue: VecDeque::new(),
+            head_written: 0,
+            frames: 0,
+            closing: false,
+            dead: false,
+            sink: None,
+        };
+        for p in payloads {
+            st.queue.push_back(Queued {
+                opcode: BINARY,
+                payload: Bytes::copy_from_slice(p),
+            });
+            st.frames += 1;
+        }
+        st
+    }
+
+    fn wire(st: &State) -> Vec<u8> {
+        with_slices(&st.queue, st.head_written, |slices| slices.iter().flat_map(|s| s.iter().copied()).collect())
+    }
+
+    #[test]
+    fn queued_frames_go_out_as_headers_and_payloads_in_order() {
+        let st = queue_of(&[b"ab", b"cde"]);
+        assert_eq!(wire(&st), [&[0x82, 2][..], b"ab", &[0x82, 3], b"cde"].concat());
+    }
+
+    #[test]
+    fn a_partial_write_resumes_where_it_stopped_even_inside_a_header() {
+        let mut st = queue_of(&[b"ab", b"cde"]);
+        let whole = wire(&st);
+        for n in 1..whole.len() {
+            let mut st2 = queue_of(&[b"ab", b"cde"]);
+            advance(&mut st2, n);
+            assert_eq!(wire(&st2), whole[n..], "after {n} bytes");
+        }
+        advance(&mut st, whole.len());
+        assert!(st.queue.is_empty());
+        assert_eq!((st.frames, st.head_written), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_and_a_dropped_room_closes_after_the_queue() {
+        let (tx, mut rx) = channel(2);
+        tx.send_frames(&[Bytes::from_static(b"1"), Bytes::from_static(b"2")]).unwrap();
+        assert_eq!(tx.try_send(Outbound::Frame(Bytes::from_static(b"3"))), Err(TrySendError::Full));
+        drop(tx);
+        assert!(matches!(rx.recv().await, Some(Outbound::Frame(b)) if &b[..] == b"1"));
+        assert!(matches!(rx.recv().await, Some(Outbound::Frame(b)) if &b[..] == b"2"));
+        assert!(matches!(rx.recv().await, Some(Outbound::Close(1013, _))));
+        assert!(rx.recv().await.is_none());
+    }
+}
