@@ -53,6 +53,7 @@ pub fn generate(dir: &Path) -> anyhow::Result<Vec<(&'static str, usize)>> {
         ("runner_control", runner()),
         ("provider_stream", provider_stream()),
         ("mcp_edit", mcp_edit()),
+        ("websocket", websocket()),
     ];
     let mut out = Vec::new();
     for (target, seeds) in sets {
@@ -668,6 +669,55 @@ fn dap() -> Vec<Seed> {
     .into_bytes();
     odd.extend_from_slice(body);
     seeds.push(("other-headers".into(), [&[3u8][..], &odd].concat()));
+    seeds
+}
+
+// ----- websocket -----------------------------------------------------------------------
+
+/// What a browser sends on the room socket: masked frames of a sync, keystrokes, a message
+/// in fragments with a ping between them, a pong and a close; and a frame over the limit.
+fn websocket() -> Vec<Seed> {
+    fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [0x37u8, 0xFA, 0x21, 0x3D];
+        let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
+        match payload.len() {
+            n @ 0..=125 => out.push(0x80 | n as u8),
+            n @ 126..=65535 => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+        out
+    }
+    // The room frames of a person joining and typing (each record is a role byte, then the
+    // frame the socket carries).
+    let ada = Client::new(107, WRITER);
+    let mut records = ada.handshake();
+    records.extend(type_text(&ada, "main.py", 0, "print('hi')\n"));
+    let mut session = Vec::new();
+    for r in &records {
+        session.extend(frame(true, 2, &r[1..]));
+    }
+    let big = vec![b'a'; 3000];
+    let mut fragmented = frame(false, 2, &big[..1000]);
+    fragmented.extend(frame(true, 9, b"ping"));
+    fragmented.extend(frame(false, 0, &big[1000..2000]));
+    fragmented.extend(frame(true, 0, &big[2000..]));
+    fragmented.extend(frame(true, 0xA, b""));
+    fragmented.extend(frame(true, 8, &[0x03, 0xE8, b'b', b'y', b'e']));
+    let mut seeds: Vec<Seed> = [0u8, 1, 2, 3, 4]
+        .iter()
+        .map(|&how| (format!("session-chunking-{how}"), [&[how][..], &session].concat()))
+        .collect();
+    seeds.push(("fragments-and-control".into(), [&[2u8][..], &fragmented].concat()));
+    // Over the tiny limit the other half of the inputs is decoded with.
+    seeds.push(("over-the-limit".into(), [&[0x80u8][..], &frame(true, 2, &big[..100])].concat()));
     seeds
 }
 

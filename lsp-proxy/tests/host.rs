@@ -68,7 +68,10 @@ async fn a_dropped_connection_comes_back_to_the_same_seat_and_role() {
         .await
         .unwrap();
     let seat = status(&b)["seat"].as_str().unwrap().to_string();
-    let kept = kept_seat(&b.root).expect("the seat is kept in .mesh/seat.json");
+    // The folder keeps the seat once the join is accepted (at the first sync, which may come
+    // a moment after the welcome that shows the seat).
+    eventually("the seat kept in .mesh/seat.json", || kept_seat(&b.root).is_some()).await;
+    let kept = kept_seat(&b.root).unwrap();
     assert_eq!(kept["id"], seat.as_str());
     #[cfg(unix)]
     {

@@ -17,6 +17,7 @@ pub mod rest;
 pub mod room;
 pub mod runner_control;
 pub mod selftest;
+pub mod websocket;
 
 /// How a target reads its input (see [`crate::framing`]); the mutator follows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +101,7 @@ pub fn all() -> &'static [&'static Target] {
         &runner_control::TARGET,
         &provider_stream::TARGET,
         &mcp_edit::TARGET,
+        &websocket::TARGET,
         &room::CONVERGENCE,
     ]
 }

@@ -33,7 +33,7 @@ pub const MAX_HEADER_BYTES: usize = 10;
 const MAX_CONTROL_PAYLOAD: u64 = 125;
 
 /// A message a client sent.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// A binary message: the room protocol.
     Binary(Bytes),
@@ -101,6 +101,11 @@ impl Decoder {
         if !self.failed {
             self.input.extend_from_slice(bytes);
         }
+    }
+
+    /// Bytes held: of an unfinished frame, and the fragments of an unfinished message.
+    pub fn held_bytes(&self) -> usize {
+        self.input.len() + self.fragments.as_ref().map_or(0, |(_, f)| f.len())
     }
 
     /// Whether bytes of an unfinished frame or message are held.
