@@ -181,3 +181,81 @@ async fn a_refused_connection_reads_its_error_inside_tls() {
     assert_eq!(status, 429, "{answer}");
     assert!(answer.contains("max_connections_per_address"), "{answer}");
 }
+
+/// A socket to the room over TLS, as a browser on an https page opens it.
+async fn wss(
+    tls: &Tls,
+    url: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>> {
+    let stream = tls
+        .connector
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tls.tcp().await)
+        .await
+        .unwrap();
+    tokio_tungstenite::client_async(url, stream).await.unwrap().0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_sockets_over_tls_sync_and_carry_large_updates_both_ways() {
+    use futures_util::{SinkExt, StreamExt};
+    use mesh_protocol::codec::{decode_frame, encode_yjs, Frame};
+    use mesh_protocol::ServerMessage;
+    use tokio_tungstenite::tungstenite::Message as WsMessage;
+    use yrs::sync::{Message, SyncMessage};
+    use yrs::{GetString, StateVector, Text, Transact};
+
+    let tls = tls_server(&[]);
+    let body = r#"{"name":"wss"}"#;
+    let create = format!(
+        "POST /api/sessions HTTP/1.1\r\nhost: mesh\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let (status, answer) = tls.request(&create).await;
+    assert_eq!(status, 201, "{answer}");
+    let created: mesh_protocol::rest::CreatedSession =
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let url = format!("{}?token={}", created.ws_url, created.writer_token);
+    let (mut a, mut b) = (wss(&tls, &url).await, wss(&tls, &url).await);
+    let step1 = encode_yjs(&Message::Sync(SyncMessage::SyncStep1(StateVector::default())));
+    for s in [&mut a, &mut b] {
+        s.send(WsMessage::binary(step1.clone())).await.unwrap();
+    }
+
+    // A paste of 3 MiB (more than a TLS record or a socket buffer takes at once), then a
+    // keystroke behind it: both arrive, whole and in order.
+    let doc = yrs::Doc::new();
+    let text = doc.get_or_insert_text("over-tls");
+    let paste = "tls ".repeat(3 * 1024 * 1024 / 4);
+    let mut updates = Vec::new();
+    for piece in [paste.as_str(), "!"] {
+        let mut txn = doc.transact_mut();
+        let end = text.len(&txn);
+        text.insert(&mut txn, end, piece);
+        updates.push(txn.encode_update_v1());
+    }
+    for u in &updates {
+        a.send(WsMessage::binary(encode_yjs(&Message::Sync(SyncMessage::Update(u.clone())))))
+            .await
+            .unwrap();
+    }
+    let replica = yrs::Doc::new();
+    let seen = replica.get_or_insert_text("over-tls");
+    let want = format!("{paste}!");
+    tokio::time::timeout(EVENT_TIMEOUT, async {
+        while seen.get_string(&replica.transact()) != want {
+            let Some(Ok(WsMessage::Binary(bytes))) = b.next().await else { continue };
+            for f in decode_frame::<ServerMessage>(&bytes).unwrap_or_default() {
+                if let Frame::Yjs(Message::Sync(SyncMessage::Update(u) | SyncMessage::SyncStep2(u))) = f {
+                    use yrs::updates::decoder::Decode;
+                    replica
+                        .transact_mut()
+                        .apply_update(yrs::Update::decode_v1(&u).unwrap())
+                        .unwrap();
+                }
+            }
+        }
+    })
+    .await
+    .expect("the paste and the keystroke reach the other socket over TLS");
+    assert_eq!(seen.get_string(&replica.transact()).len(), want.len());
+}
