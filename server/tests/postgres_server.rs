@@ -295,12 +295,23 @@ async fn two_servers_append_to_one_room_and_lose_nothing() {
         .wait_for("the late edit", |c| c.text("b.txt").is_some_and(|t| t.contains("<late>")))
         .await
         .unwrap();
+    // A appends after B's edit, so A's last number is past B's row when it compacts.
+    let on_a = connect(&a, &s, &s.created.writer_token, "ana").await;
+    on_a.insert("a.txt", 0, "<a-late>");
+    let watch_a = connect(&a, &s, &s.created.reader_token, "wa").await;
+    watch_a
+        .wait_for("A's late edit", |c| c.text("a.txt").is_some_and(|t| t.contains("<a-late>")))
+        .await
+        .unwrap();
+    assert!(!watch_a.text("b.txt").unwrap().contains("<late>"), "A never saw B's late edit");
     assert_eq!(a.terminate().unwrap(), Some(0));
-    assert_eq!(b.terminate().unwrap(), Some(0));
+    // B crashes: it never compacts, so only A's compaction decides what stays.
+    b.kill9();
     a.restart().unwrap();
     let c = connect(&a, &s, &s.created.reader_token, "final").await;
     let tb = c.text("b.txt").unwrap();
     assert!(tb.contains("<late>"), "B's edit after A loaded the room survived A's compaction");
+    assert!(c.text("a.txt").unwrap().contains("<a-late>"));
     assert_eq!(markers_in(&tb, "b", N).len(), N);
     assert_eq!(markers_in(&c.text("a.txt").unwrap(), "a", N).len(), N);
 }
