@@ -303,7 +303,7 @@ pub enum StoreLocation {
     Sqlite,
     /// A Postgres database, shared by every server given the same URL. Its `Debug` and
     /// `Display` never show the password.
-    Postgres(crate::store::postgres::PostgresUrl),
+    Postgres(Box<crate::store::postgres::PostgresUrl>),
 }
 
 impl StoreLocation {
@@ -317,7 +317,7 @@ impl StoreLocation {
         if crate::store::postgres::PostgresUrl::is_postgres(text) {
             return text
                 .parse()
-                .map(StoreLocation::Postgres)
+                .map(|url| StoreLocation::Postgres(Box::new(url)))
                 .map_err(|e| anyhow::anyhow!("store: {e}"));
         }
         anyhow::bail!("store must be `sqlite` or a postgres://USER:PASSWORD@HOST:PORT/DATABASE URL")
@@ -734,9 +734,17 @@ mod tests {
         assert_eq!(url.to_string(), "postgres://mesh:***@db.example.test:5432/mesh");
         assert!(!format!("{s:?}").contains("pg-s3cr3t"), "the password is never printed");
         // The flag overrides the file.
-        assert!(matches!(resolve("store = \"postgres://db/mesh\"\n", &["--store", "sqlite"]).unwrap().store, StoreLocation::Sqlite));
+        assert!(matches!(
+            resolve("store = \"postgres://db/mesh\"\n", &["--store", "sqlite"])
+                .unwrap()
+                .store,
+            StoreLocation::Sqlite
+        ));
         let e = resolve("", &["--store", "mysql://root:pw@db/mesh"]).err().unwrap();
-        assert!(e.to_string().contains("store must be") && !e.to_string().contains("pw"), "{e}");
+        assert!(
+            e.to_string().contains("store must be") && !e.to_string().contains("pw"),
+            "{e}"
+        );
     }
 
     #[test]

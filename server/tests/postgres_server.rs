@@ -22,7 +22,9 @@ fn server_on(pg: &TestPostgres, extra: &[&str]) -> TestServer {
 }
 
 async fn connect(server: &TestServer, session: &Session, token: &str, name: &str) -> YClient {
-    let c = YClient::connect_mesh(&server.ws_url(session, token), name).await.unwrap();
+    let c = YClient::connect_mesh(&server.ws_url(session, token), name)
+        .await
+        .unwrap();
     c.wait_synced().await.unwrap();
     c
 }
@@ -95,15 +97,26 @@ async fn text_runs_links_and_seats_survive_a_restart() {
     // A run, kept in the history.
     let runs = format!("/api/sessions/{id}/runs");
     let (status, started) = server
-        .api(Method::POST, &runs, Some(&s.created.writer_token), Some(json!({"path": "main.py"})))
+        .api(
+            Method::POST,
+            &runs,
+            Some(&s.created.writer_token),
+            Some(json!({"path": "main.py"})),
+        )
         .await
         .unwrap();
     assert_eq!(status, 202, "{started}");
     let run_id = started["run_id"].as_str().unwrap().to_string();
     let mut history = Value::Null;
     for _ in 0..600 {
-        let (_, list) = server.api(Method::GET, &runs, Some(&s.created.reader_token), None).await.unwrap();
-        if list.as_array().is_some_and(|l| l.iter().any(|r| r["run_id"] == run_id.as_str() && r["code"] == 0)) {
+        let (_, list) = server
+            .api(Method::GET, &runs, Some(&s.created.reader_token), None)
+            .await
+            .unwrap();
+        if list
+            .as_array()
+            .is_some_and(|l| l.iter().any(|r| r["run_id"] == run_id.as_str() && r["code"] == 0))
+        {
             history = list;
             break;
         }
@@ -114,17 +127,32 @@ async fn text_runs_links_and_seats_survive_a_restart() {
     // Links: one kept, one revoked; a seat demoted by the host.
     let links = format!("/api/sessions/{id}/links");
     let (status, kept) = server
-        .api(Method::POST, &links, Some(&s.created.host_token), Some(json!({"role": "reader"})))
+        .api(
+            Method::POST,
+            &links,
+            Some(&s.created.host_token),
+            Some(json!({"role": "reader"})),
+        )
         .await
         .unwrap();
     assert_eq!(status, 201, "{kept}");
     let (_, revoked) = server
-        .api(Method::POST, &links, Some(&s.created.host_token), Some(json!({"role": "writer"})))
+        .api(
+            Method::POST,
+            &links,
+            Some(&s.created.host_token),
+            Some(json!({"role": "writer"})),
+        )
         .await
         .unwrap();
     let lid = revoked["id"].as_str().unwrap();
     let (status, _) = server
-        .api(Method::DELETE, &format!("{links}/{lid}"), Some(&s.created.host_token), None)
+        .api(
+            Method::DELETE,
+            &format!("{links}/{lid}"),
+            Some(&s.created.host_token),
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(status, 204);
@@ -138,7 +166,10 @@ async fn text_runs_links_and_seats_survive_a_restart() {
         .await
         .unwrap();
     assert!(status < 300, "{status} {body}");
-    let (_, links_before) = server.api(Method::GET, &links, Some(&s.created.host_token), None).await.unwrap();
+    let (_, links_before) = server
+        .api(Method::GET, &links, Some(&s.created.host_token), None)
+        .await
+        .unwrap();
 
     server.restart().unwrap();
     // The REST client's kept-alive connection died with the old process: the first request
@@ -146,11 +177,17 @@ async fn text_runs_links_and_seats_survive_a_restart() {
     wait_ready(&server).await;
 
     // Read before anyone joins again (a join through a link counts a use).
-    let (_, links_after) = server.api(Method::GET, &links, Some(&s.created.host_token), None).await.unwrap();
+    let (_, links_after) = server
+        .api(Method::GET, &links, Some(&s.created.host_token), None)
+        .await
+        .unwrap();
     assert_eq!(links_after, links_before, "links (and the revocation) are kept");
     let fresh = connect(&server, &s, &s.created.reader_token, "rita").await;
     assert_eq!(fresh.text("main.py").as_deref(), Some(program));
-    let (_, after) = server.api(Method::GET, &runs, Some(&s.created.reader_token), None).await.unwrap();
+    let (_, after) = server
+        .api(Method::GET, &runs, Some(&s.created.reader_token), None)
+        .await
+        .unwrap();
     let run = after
         .as_array()
         .unwrap()
@@ -158,9 +195,14 @@ async fn text_runs_links_and_seats_survive_a_restart() {
         .find(|r| r["run_id"] == run_id.as_str())
         .expect("the run is in the history after the restart")
         .clone();
-    assert!(run["stdout"].as_str().unwrap().contains("kept across restarts"), "{run}");
+    assert!(
+        run["stdout"].as_str().unwrap().contains("kept across restarts"),
+        "{run}"
+    );
     // The seat kept the role the host gave it.
-    let again = YClient::connect_mesh(&server.ws_url(&s, &w.seat_token), "walt").await.unwrap();
+    let again = YClient::connect_mesh(&server.ws_url(&s, &w.seat_token), "walt")
+        .await
+        .unwrap();
     let w2 = again.welcome().await.unwrap();
     assert_eq!((w2.seat.as_str(), w2.role), (w.seat.as_str(), Role::Reader));
 }
@@ -176,7 +218,9 @@ async fn kill9_during_a_typing_burst_keeps_every_acknowledged_marker() {
     type_markers(&typist, "burst.txt", "m", N).await;
     // Kill while the burst is still arriving (some of it was relayed).
     observer
-        .wait_for("some of the burst", |c| c.text("burst.txt").is_some_and(|t| t.len() > 200))
+        .wait_for("some of the burst", |c| {
+            c.text("burst.txt").is_some_and(|t| t.len() > 200)
+        })
         .await
         .unwrap();
     server.kill9();
@@ -187,7 +231,11 @@ async fn kill9_during_a_typing_burst_keeps_every_acknowledged_marker() {
     let stored = markers_in(&fresh.text("burst.txt").unwrap(), "m", N);
     let lost: Vec<_> = seen.difference(&stored).collect();
     assert!(lost.is_empty(), "acknowledged markers lost: {lost:?}");
-    println!("{} of {N} markers acknowledged at the kill; all kept ({} stored)", seen.len(), stored.len());
+    println!(
+        "{} of {N} markers acknowledged at the kill; all kept ({} stored)",
+        seen.len(),
+        stored.len()
+    );
 }
 
 #[tokio::test]
@@ -199,7 +247,9 @@ async fn the_server_rides_out_a_postgres_restart() {
     let observer = connect(&server, &s, &s.created.reader_token, "otto").await;
     type_markers(&typist, "notes.md", "a", 50).await;
     observer
-        .wait_for("the first words", |c| markers_in(&c.text("notes.md").unwrap_or_default(), "a", 50).len() == 50)
+        .wait_for("the first words", |c| {
+            markers_in(&c.text("notes.md").unwrap_or_default(), "a", 50).len() == 50
+        })
         .await
         .unwrap();
 
@@ -210,7 +260,10 @@ async fn the_server_rides_out_a_postgres_restart() {
     let (code, reason) = typist.wait_closed().await.unwrap();
     assert_eq!(code, 4503, "{reason}");
     assert!(reason.contains("storage"), "{reason}");
-    assert!(!observer.text("notes.md").unwrap().contains("<during>"), "nothing unstored is relayed");
+    assert!(
+        !observer.text("notes.md").unwrap().contains("<during>"),
+        "nothing unstored is relayed"
+    );
     let (status, body) = readyz(&server).await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("Postgres") && !body.contains(pg.password()), "{body}");
@@ -225,7 +278,9 @@ async fn the_server_rides_out_a_postgres_restart() {
     back.insert("notes.md", back.len("notes.md"), "<after>");
     let watcher = connect(&server, &s, &s.created.reader_token, "wes").await;
     watcher
-        .wait_for("the edit after the outage", |c| c.text("notes.md").is_some_and(|t| t.contains("<after>")))
+        .wait_for("the edit after the outage", |c| {
+            c.text("notes.md").is_some_and(|t| t.contains("<after>"))
+        })
         .await
         .unwrap();
 }
@@ -240,21 +295,29 @@ async fn two_servers_append_to_one_room_and_lose_nothing() {
     let b_port = b.port;
     let on_b = |token: &str| format!("ws://127.0.0.1:{b_port}/ws/{}?token={token}", s.id());
     let ta = connect(&a, &s, &s.created.writer_token, "ana").await;
-    let tb = YClient::connect_mesh(&on_b(&s.created.writer_token), "ben").await.unwrap();
+    let tb = YClient::connect_mesh(&on_b(&s.created.writer_token), "ben")
+        .await
+        .unwrap();
     tb.wait_synced().await.unwrap();
     let oa = connect(&a, &s, &s.created.reader_token, "oa").await;
-    let ob = YClient::connect_mesh(&on_b(&s.created.reader_token), "ob").await.unwrap();
+    let ob = YClient::connect_mesh(&on_b(&s.created.reader_token), "ob")
+        .await
+        .unwrap();
     ob.wait_synced().await.unwrap();
     const N: usize = 400;
     // Each types into a file of its own, at once; without a bus the servers do not relay
     // to each other, but they number their appends in one room's log.
     tokio::join!(type_markers(&ta, "a.txt", "a", N), type_markers(&tb, "b.txt", "b", N));
-    oa.wait_for("all of A", |c| markers_in(&c.text("a.txt").unwrap_or_default(), "a", N).len() == N)
-        .await
-        .unwrap();
-    ob.wait_for("all of B", |c| markers_in(&c.text("b.txt").unwrap_or_default(), "b", N).len() == N)
-        .await
-        .unwrap();
+    oa.wait_for("all of A", |c| {
+        markers_in(&c.text("a.txt").unwrap_or_default(), "a", N).len() == N
+    })
+    .await
+    .unwrap();
+    ob.wait_for("all of B", |c| {
+        markers_in(&c.text("b.txt").unwrap_or_default(), "b", N).len() == N
+    })
+    .await
+    .unwrap();
     a.kill9();
     b.kill9();
     // The log's numbers are unique (the key) and dense: no append skipped or reused one.
@@ -266,7 +329,11 @@ async fn two_servers_append_to_one_room_and_lose_nothing() {
         ))
         .unwrap();
     let cols: Vec<u64> = row.trim().split('|').map(|c| c.parse().unwrap()).collect();
-    assert_eq!((cols[0], cols[1], cols[2], cols[3]), (cols[0], cols[0], cols[0], cols[0]), "{row}");
+    assert_eq!(
+        (cols[0], cols[1], cols[2], cols[3]),
+        (cols[0], cols[0], cols[0], cols[0]),
+        "{row}"
+    );
     assert!(cols[0] as usize >= 2, "{row}");
 
     // Both rooms' typing is there for a server that loads the room; then each server
@@ -275,7 +342,12 @@ async fn two_servers_append_to_one_room_and_lose_nothing() {
     a.restart().unwrap();
     b.restart().unwrap();
     let check = |server: &TestServer| {
-        let url = format!("ws://127.0.0.1:{}/ws/{}?token={}", server.port, s.id(), s.created.reader_token);
+        let url = format!(
+            "ws://127.0.0.1:{}/ws/{}?token={}",
+            server.port,
+            s.id(),
+            s.created.reader_token
+        );
         async move {
             let c = YClient::connect_mesh(&url, "check").await.unwrap();
             c.wait_synced().await.unwrap();
@@ -287,12 +359,18 @@ async fn two_servers_append_to_one_room_and_lose_nothing() {
     check(&a).await;
     check(&b).await;
     // B types more; A, which never sees it, stops gracefully and compacts past it.
-    let more = YClient::connect_mesh(&on_b(&s.created.writer_token), "ben").await.unwrap();
+    let more = YClient::connect_mesh(&on_b(&s.created.writer_token), "ben")
+        .await
+        .unwrap();
     more.wait_synced().await.unwrap();
     more.insert("b.txt", 0, "<late>");
-    let watch = YClient::connect_mesh(&on_b(&s.created.reader_token), "w").await.unwrap();
+    let watch = YClient::connect_mesh(&on_b(&s.created.reader_token), "w")
+        .await
+        .unwrap();
     watch
-        .wait_for("the late edit", |c| c.text("b.txt").is_some_and(|t| t.contains("<late>")))
+        .wait_for("the late edit", |c| {
+            c.text("b.txt").is_some_and(|t| t.contains("<late>"))
+        })
         .await
         .unwrap();
     // A appends after B's edit, so A's last number is past B's row when it compacts.
@@ -300,17 +378,25 @@ async fn two_servers_append_to_one_room_and_lose_nothing() {
     on_a.insert("a.txt", 0, "<a-late>");
     let watch_a = connect(&a, &s, &s.created.reader_token, "wa").await;
     watch_a
-        .wait_for("A's late edit", |c| c.text("a.txt").is_some_and(|t| t.contains("<a-late>")))
+        .wait_for("A's late edit", |c| {
+            c.text("a.txt").is_some_and(|t| t.contains("<a-late>"))
+        })
         .await
         .unwrap();
-    assert!(!watch_a.text("b.txt").unwrap().contains("<late>"), "A never saw B's late edit");
+    assert!(
+        !watch_a.text("b.txt").unwrap().contains("<late>"),
+        "A never saw B's late edit"
+    );
     assert_eq!(a.terminate().unwrap(), Some(0));
     // B crashes: it never compacts, so only A's compaction decides what stays.
     b.kill9();
     a.restart().unwrap();
     let c = connect(&a, &s, &s.created.reader_token, "final").await;
     let tb = c.text("b.txt").unwrap();
-    assert!(tb.contains("<late>"), "B's edit after A loaded the room survived A's compaction");
+    assert!(
+        tb.contains("<late>"),
+        "B's edit after A loaded the room survived A's compaction"
+    );
     assert!(c.text("a.txt").unwrap().contains("<a-late>"));
     assert_eq!(markers_in(&tb, "b", N).len(), N);
     assert_eq!(markers_in(&c.text("a.txt").unwrap(), "a", N).len(), N);

@@ -35,14 +35,18 @@ impl Backend {
 
     async fn open(&self) -> Arc<dyn Store> {
         match self {
-            Backend::Sqlite(dir) => Arc::new(SqliteStore::open(&dir.path().join("mesh.db"), Durability::Process).unwrap()),
+            Backend::Sqlite(dir) => {
+                Arc::new(SqliteStore::open(&dir.path().join("mesh.db"), Durability::Process).unwrap())
+            }
             Backend::Postgres(pg) => Arc::new(pg_store(&pg.url()).await),
         }
     }
 }
 
 async fn pg_store(url: &str) -> PostgresStore {
-    PostgresStore::connect(&url.parse::<PostgresUrl>().unwrap()).await.unwrap()
+    PostgresStore::connect(&url.parse::<PostgresUrl>().unwrap())
+        .await
+        .unwrap()
 }
 
 async fn new_room(store: &dyn Store, created_at: u64) -> RoomId {
@@ -103,7 +107,11 @@ async fn appends_are_numbered_in_order_and_survive_a_reopen(backend: Backend) {
     let id = new_room(&*store, 1).await;
     assert_eq!(store.append(id, vec![vec![1], vec![2]]).await.unwrap(), 2);
     assert_eq!(store.append(id, vec![vec![3]]).await.unwrap(), 3);
-    assert_eq!(store.append(id, Vec::new()).await.unwrap(), 3, "nothing appended, nothing numbered");
+    assert_eq!(
+        store.append(id, Vec::new()).await.unwrap(),
+        3,
+        "nothing appended, nothing numbered"
+    );
     let (tx, rx) = std::sync::mpsc::channel();
     let seq = store
         .append_then(id, vec![vec![4]], Box::new(move || tx.send(()).unwrap()))
@@ -119,7 +127,11 @@ async fn appends_are_numbered_in_order_and_survive_a_reopen(backend: Backend) {
         last_seq: 4,
     };
     assert_eq!(store.load(id).await.unwrap(), want);
-    assert_eq!(store.append(id, vec![vec![5]]).await.unwrap(), 5, "numbers continue after a reopen");
+    assert_eq!(
+        store.append(id, vec![vec![5]]).await.unwrap(),
+        5,
+        "numbers continue after a reopen"
+    );
 }
 
 async fn compaction_replaces_the_head_and_keeps_the_tail(backend: Backend) {
@@ -138,7 +150,11 @@ async fn compaction_replaces_the_head_and_keeps_the_tail(backend: Backend) {
     assert_eq!(store.compact(id, head, 2, Vec::new()).await.unwrap(), 3);
     let state = store.load(id).await.unwrap();
     assert!(state.snapshot.is_some());
-    assert_eq!(state.updates, vec![updates[2].clone()], "the row after the snapshot stays as it was");
+    assert_eq!(
+        state.updates,
+        vec![updates[2].clone()],
+        "the row after the snapshot stays as it was"
+    );
     assert_eq!(state.last_seq, 3);
     assert_eq!(text_of(&state, &[]), "one two three");
     drop(store);
@@ -163,19 +179,35 @@ async fn updates_kept_at_compaction_follow_the_snapshot(backend: Backend) {
     let waiting = bob.type_text("waiting");
     // Bob's second update arrives without his first: it cannot integrate yet.
     store.append(id, vec![first.clone(), waiting.clone()]).await.unwrap();
-    let last = store.compact(id, Typist::state(&{
-        let t = Typist::new(1);
-        t.type_text("first ");
-        t
-    }), 2, vec![waiting]).await.unwrap();
+    let last = store
+        .compact(
+            id,
+            Typist::state(&{
+                let t = Typist::new(1);
+                t.type_text("first ");
+                t
+            }),
+            2,
+            vec![waiting],
+        )
+        .await
+        .unwrap();
     assert_eq!(last, 3, "the kept update gets the next number");
     let state = store.load(id).await.unwrap();
     assert_eq!((state.updates.len(), state.last_seq), (1, 3));
-    assert_eq!(text_of(&state, &[]), "first ", "the waiting update is not in the text yet");
+    assert_eq!(
+        text_of(&state, &[]),
+        "first ",
+        "the waiting update is not in the text yet"
+    );
     drop(store);
     let store = backend.open().await;
     let state = store.load(id).await.unwrap();
-    assert_eq!(text_of(&state, &[missing]), "first missing waiting", "it integrates once its dependency comes");
+    assert_eq!(
+        text_of(&state, &[missing]),
+        "first missing waiting",
+        "it integrates once its dependency comes"
+    );
 }
 
 async fn rooms_are_listed_newest_first_and_deleted_with_everything(backend: Backend) {
@@ -344,7 +376,10 @@ async fn a_closed_store_refuses_later_calls(backend: Backend) {
     let store = backend.open().await;
     let id = new_room(&*store, 1).await;
     store.close().await.unwrap();
-    assert!(matches!(store.load(id).await, Err(mesh_server::store::StoreError::Closed)));
+    assert!(matches!(
+        store.load(id).await,
+        Err(mesh_server::store::StoreError::Closed)
+    ));
 }
 
 /// One test per rule and store: `sqlite::RULE` and `postgres::RULE`.
@@ -410,7 +445,11 @@ async fn two_nodes_appending_to_one_room_number_every_update_once() {
     assert_eq!(state.updates.len(), total, "every update is in the log once");
     for (last, batch) in &appends {
         let first = *last as usize - batch.len();
-        assert_eq!(&state.updates[first..*last as usize], batch.as_slice(), "append ending at {last}");
+        assert_eq!(
+            &state.updates[first..*last as usize],
+            batch.as_slice(),
+            "append ending at {last}"
+        );
     }
     let mut lasts: Vec<u64> = appends.iter().map(|(l, _)| *l).collect();
     lasts.sort();
@@ -443,20 +482,44 @@ async fn migrations_apply_once_when_two_nodes_start_together_and_a_newer_schema_
     let url = pg.create_database("fresh").unwrap();
     let (a, b) = tokio::join!(pg_store(&url), pg_store(&url));
     drop((a, b));
-    assert_eq!(pg.sql_in("fresh", "SELECT count(*) FROM mesh_migrations").unwrap().trim(), "1");
-    pg.sql_in("fresh", "INSERT INTO mesh_migrations VALUES (999, 0)").unwrap();
+    assert_eq!(
+        pg.sql_in("fresh", "SELECT count(*) FROM mesh_migrations")
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    pg.sql_in("fresh", "INSERT INTO mesh_migrations VALUES (999, 0)")
+        .unwrap();
     let refused = PostgresStore::connect(&url.parse().unwrap()).await.err().unwrap();
-    assert!(refused.to_string().contains("newer than this server knows"), "{refused}");
+    assert!(
+        refused.to_string().contains("newer than this server knows"),
+        "{refused}"
+    );
 }
 
 #[tokio::test]
 async fn an_unreachable_database_fails_fast_with_an_error_that_hides_the_password() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("postgres://mesh:hidden-pw@127.0.0.1:{port}/mesh");
     let started = Instant::now();
-    let e = PostgresStore::connect(&url.parse().unwrap()).await.err().unwrap().to_string();
-    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
-    assert!(e.contains("cannot reach the Postgres store at postgres://mesh:***@127.0.0.1"), "{e}");
+    let e = PostgresStore::connect(&url.parse().unwrap())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        e.contains("cannot reach the Postgres store at postgres://mesh:***@127.0.0.1"),
+        "{e}"
+    );
     assert!(!e.contains("hidden-pw"), "{e}");
 }
 
@@ -470,8 +533,16 @@ async fn the_store_carries_on_after_postgres_restarts() {
     assert_eq!(store.append(id, vec![b"before".to_vec()]).await.unwrap(), 1);
     pg.stop().unwrap();
     let started = Instant::now();
-    let e = store.append(id, vec![b"during".to_vec()]).await.unwrap_err().to_string();
-    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    let e = store
+        .append(id, vec![b"during".to_vec()])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
     assert!(e.contains("Postgres store at postgres://mesh:***@"), "{e}");
     assert!(!e.contains(pg.password()), "{e}");
     pg.start_again().unwrap();

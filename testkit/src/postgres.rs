@@ -67,7 +67,9 @@ fn unprivileged_user() -> anyhow::Result<Option<(u32, u32)>> {
     let id = |flag: &str| -> anyhow::Result<u32> {
         let out = Command::new("id").args([flag, "postgres"]).output()?;
         if !out.status.success() {
-            bail!("running as root, and there is no `postgres` user to run Postgres as: install the postgresql package");
+            bail!(
+                "running as root, and there is no `postgres` user to run Postgres as: install the postgresql package"
+            );
         }
         Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
     };

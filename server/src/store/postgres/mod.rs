@@ -87,7 +87,7 @@ impl PostgresStore {
         // Durability must not depend on the database's defaults: a commit returns only once
         // it is on disk. The statement timeout bounds a stuck statement.
         config.options(format!(
-            "-c synchronous_commit=on -c statement_timeout={}",
+            "-c synchronous_commit=on -c client_min_messages=warning -c statement_timeout={}",
             STATEMENT_TIMEOUT.as_millis()
         ));
         let manager = Manager::from_config(
@@ -208,10 +208,7 @@ impl PostgresStore {
             .await
             .map_err(|e| self.err(e))?;
         let snapshot = tx
-            .query_opt(
-                "SELECT data, upto_seq FROM room_snapshots WHERE room_id = $1",
-                &[&key],
-            )
+            .query_opt("SELECT data, upto_seq FROM room_snapshots WHERE room_id = $1", &[&key])
             .await
             .map_err(|e| self.err(e))?
             .map(|r| (r.get::<_, Vec<u8>>(0), r.get::<_, i64>(1)));
@@ -250,7 +247,9 @@ impl PostgresStore {
             .await
             .map_err(|e| self.err(e))?
         else {
-            return Err(StoreError::Database(format!("room {id} is not in the store; nothing to compact")));
+            return Err(StoreError::Database(format!(
+                "room {id} is not in the store; nothing to compact"
+            )));
         };
         let last: i64 = row.get(0);
         let upto = (upto_seq.min(i64::MAX as u64) as i64).min(last);
@@ -272,7 +271,9 @@ impl PostgresStore {
         // Decoding and merging is CPU work: off the async threads.
         let built = tokio::task::spawn_blocking(move || compact::rebuild(old, rows, snapshot, keep))
             .await
-            .map_err(|_| StoreError::Database(format!("rebuilding the snapshot of room {id} failed; the log is kept")))?;
+            .map_err(|_| {
+                StoreError::Database(format!("rebuilding the snapshot of room {id} failed; the log is kept"))
+            })?;
         if built.bad > 0 {
             tracing::warn!(room = %id, bad = built.bad, "stored updates that do not decode were left out of the snapshot");
         }
@@ -322,8 +323,11 @@ fn enum_text<T: serde::Serialize>(value: &T) -> String {
 
 /// The enum a TEXT column names; a value this code does not know fails the read.
 fn text_enum<T: serde::de::DeserializeOwned>(column: &str, text: String) -> StoreResult<T> {
-    serde_json::from_value(serde_json::Value::String(text.clone()))
-        .map_err(|_| StoreError::Database(format!("unknown {column} {text:?} in the store; is a newer mesh-server writing to it?")))
+    serde_json::from_value(serde_json::Value::String(text.clone())).map_err(|_| {
+        StoreError::Database(format!(
+            "unknown {column} {text:?} in the store; is a newer mesh-server writing to it?"
+        ))
+    })
 }
 
 fn u64_of(v: i64) -> u64 {
@@ -564,7 +568,10 @@ impl Store for PostgresStore {
         Box::pin(async move {
             let client = self.client().await?;
             let rows = client
-                .query("SELECT id, name, created_at FROM rooms ORDER BY created_at DESC, id", &[])
+                .query(
+                    "SELECT id, name, created_at FROM rooms ORDER BY created_at DESC, id",
+                    &[],
+                )
                 .await
                 .map_err(|e| self.err(e))?;
             // Rows are only ever written with valid ids; skip anything inserted by hand.

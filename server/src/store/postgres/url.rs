@@ -32,7 +32,8 @@ impl FromStr for PostgresUrl {
         // The driver's own parse error may quote the input; it is replaced by one that does
         // not, since the input holds the password.
         let config = tokio_postgres::Config::from_str(text.trim()).map_err(|_| {
-            "the store URL is not a valid Postgres URL; write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE".to_string()
+            "the store URL is not a valid Postgres URL; write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+                .to_string()
         })?;
         if config.get_hosts().is_empty() {
             return Err("the store URL names no host; write it as postgres://USER:PASSWORD@HOST:PORT/DATABASE".into());
