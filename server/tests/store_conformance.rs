@@ -418,6 +418,7 @@ async fn two_nodes_appending_to_one_room_number_every_update_once() {
     const TASKS_PER_NODE: u32 = 6;
     const APPENDS_PER_TASK: u32 = 40;
     let mut tasks = Vec::new();
+    let started = Instant::now();
     for (node, store) in [(0u32, a.clone()), (1, b.clone())] {
         for task in 0..TASKS_PER_NODE {
             let store = store.clone();
@@ -439,7 +440,14 @@ async fn two_nodes_appending_to_one_room_number_every_update_once() {
     for t in tasks {
         appends.extend(t.await.unwrap());
     }
+    let elapsed = started.elapsed();
     let total: usize = appends.iter().map(|(_, b)| b.len()).sum();
+    println!(
+        "{} appends ({total} updates) from {} tasks on 2 nodes to one room in {elapsed:?}: {:.0} appends/s",
+        appends.len(),
+        2 * TASKS_PER_NODE,
+        appends.len() as f64 / elapsed.as_secs_f64()
+    );
     let state = b.load(id).await.unwrap();
     assert_eq!(state.last_seq as usize, total);
     assert_eq!(state.updates.len(), total, "every update is in the log once");
