@@ -158,6 +158,8 @@ impl TestPostgres {
             .arg("-k")
             .arg(self.dir.path())
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            // Small: tests start several servers at once on small CI machines.
+            .args(["-c", "shared_buffers=16MB", "-c", "max_connections=100"])
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
