@@ -717,7 +717,10 @@ fn websocket() -> Vec<Seed> {
         .collect();
     seeds.push(("fragments-and-control".into(), [&[2u8][..], &fragmented].concat()));
     // Over the tiny limit the other half of the inputs is decoded with.
-    seeds.push(("over-the-limit".into(), [&[0x80u8][..], &frame(true, 2, &big[..100])].concat()));
+    seeds.push((
+        "over-the-limit".into(),
+        [&[0x80u8][..], &frame(true, 2, &big[..100])].concat(),
+    ));
     seeds
 }
 

@@ -14,6 +14,7 @@ use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Pr
 use crate::auth::Auth;
 use crate::config::Settings;
 use crate::room::Rooms;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use crate::{api, web, ws};
@@ -162,6 +163,23 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// Opens the store the settings name; returns it with the token-signing secret it keeps
+/// (shared by every server on one Postgres, so their tokens are valid on each).
+async fn open_store(settings: &Settings) -> anyhow::Result<(Arc<dyn Store>, Vec<u8>)> {
+    match &settings.store {
+        crate::config::StoreLocation::Sqlite => {
+            let sqlite = SqliteStore::open(&settings.data_dir.join(DB_FILE), settings.durability)?;
+            let secret = sqlite.secret().await?;
+            Ok((Arc::new(sqlite), secret))
+        }
+        crate::config::StoreLocation::Postgres(url) => {
+            let pg = PostgresStore::connect(url).await?;
+            let secret = pg.secret().await?;
+            Ok((Arc::new(pg), secret))
+        }
+    }
+}
+
 /// A server that is bound and ready to serve.
 pub struct Server {
     listener: TcpListener,
@@ -180,9 +198,7 @@ impl Server {
         })?;
         // Bad certificate files stop the start here, before anything listens.
         let tls = settings.tls.as_ref().map(crate::tls::acceptor).transpose()?;
-        let sqlite = SqliteStore::open(&settings.data_dir.join(DB_FILE), settings.durability)?;
-        let secret = sqlite.secret().await?;
-        let store: Arc<dyn Store> = Arc::new(sqlite);
+        let (store, secret) = open_store(&settings).await?;
         let room_count = store.list_rooms().await?.len() as u64;
         let listener = TcpListener::bind(settings.listen)
             .await

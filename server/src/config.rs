@@ -44,6 +44,12 @@ pub struct Args {
     /// Directory for the SQLite database [default: the XDG data dir, e.g. ~/.local/share/mesh].
     #[arg(long, env = "MESH_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Where rooms are stored: `sqlite` (one file in the data directory) or a Postgres URL,
+    /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE`, shared by every server given it (prefer
+    /// the variable or the config file for a URL with a password: a flag shows in the
+    /// process list) [default: sqlite].
+    #[arg(long, env = "MESH_STORE", value_name = "sqlite|URL", hide_env_values = true)]
+    pub store: Option<String>,
     /// The URL clients reach this server at, used in join links [default: http://LISTEN].
     #[arg(long, env = "MESH_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -203,6 +209,7 @@ pub enum RunImages {
 struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
+    store: Option<String>,
     public_url: Option<String>,
     durability: Option<Durability>,
     token_ttl_hours: Option<u64>,
@@ -254,6 +261,8 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Data directory.
     pub data_dir: PathBuf,
+    /// Where rooms are stored.
+    pub store: StoreLocation,
     /// Public URL, without a trailing slash; `None` means "derive from the bound address".
     pub public_url: Option<String>,
     /// Store durability.
@@ -284,6 +293,35 @@ pub struct Settings {
     pub tls: Option<crate::tls::TlsFiles>,
     /// The OpenID Connect provider, when accounts are on.
     pub oidc: Option<crate::accounts::OidcSettings>,
+}
+
+/// Where rooms are stored (`--store`).
+#[derive(Debug, Clone, Default)]
+pub enum StoreLocation {
+    /// One SQLite file in the data directory: the embedded default.
+    #[default]
+    Sqlite,
+    /// A Postgres database, shared by every server given the same URL. Its `Debug` and
+    /// `Display` never show the password.
+    Postgres(Box<crate::store::postgres::PostgresUrl>),
+}
+
+impl StoreLocation {
+    /// Parses `sqlite` or a `postgres://` URL; the error names the setting and never echoes
+    /// the URL (it may hold a password).
+    pub fn parse(text: &str) -> anyhow::Result<StoreLocation> {
+        let text = text.trim();
+        if text.is_empty() || text.eq_ignore_ascii_case("sqlite") {
+            return Ok(StoreLocation::Sqlite);
+        }
+        if crate::store::postgres::PostgresUrl::is_postgres(text) {
+            return text
+                .parse()
+                .map(|url| StoreLocation::Postgres(Box::new(url)))
+                .map_err(|e| anyhow::anyhow!("store: {e}"));
+        }
+        anyhow::bail!("store must be `sqlite` or a postgres://USER:PASSWORD@HOST:PORT/DATABASE URL")
+    }
 }
 
 /// Settings of the HTTP edge (see `edge.rs`, `client_addr.rs` and `limits.rs`).
@@ -458,6 +496,7 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
+            .field("store", &self.store)
             .field("public_url", &self.public_url)
             .field("durability", &self.durability)
             .field("token_ttl", &self.token_ttl)
@@ -478,6 +517,10 @@ impl Settings {
         };
         let edge = EdgeSettings::resolve(&mut args, &mut file)?;
         let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(default_data_dir);
+        let store = match args.store.take().or(file.store.take()) {
+            Some(text) => StoreLocation::parse(&text)?,
+            None => StoreLocation::Sqlite,
+        };
         let run_pool = args.run_pool.or(file.run_pool).unwrap_or(DEFAULT_RUN_POOL);
         if run_pool > MAX_RUN_POOL {
             anyhow::bail!("run_pool {run_pool} is over the limit of {MAX_RUN_POOL} warm containers per language");
@@ -545,6 +588,7 @@ impl Settings {
                 .or(file.listen)
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
             data_dir,
+            store,
             public_url: args
                 .public_url
                 .or(file.public_url)
@@ -678,6 +722,29 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.to_string().contains("go together"), "{e}");
+    }
+
+    #[test]
+    fn the_store_is_sqlite_by_default_and_a_postgres_password_is_never_printed() {
+        assert!(matches!(resolve("", &[]).unwrap().store, StoreLocation::Sqlite));
+        let s = resolve("store = \"postgres://mesh:pg-s3cr3t@db.example.test:5432/mesh\"\n", &[]).unwrap();
+        let StoreLocation::Postgres(url) = &s.store else {
+            panic!("a postgres:// URL selects the Postgres store")
+        };
+        assert_eq!(url.to_string(), "postgres://mesh:***@db.example.test:5432/mesh");
+        assert!(!format!("{s:?}").contains("pg-s3cr3t"), "the password is never printed");
+        // The flag overrides the file.
+        assert!(matches!(
+            resolve("store = \"postgres://db/mesh\"\n", &["--store", "sqlite"])
+                .unwrap()
+                .store,
+            StoreLocation::Sqlite
+        ));
+        let e = resolve("", &["--store", "mysql://root:pw@db/mesh"]).err().unwrap();
+        assert!(
+            e.to_string().contains("store must be") && !e.to_string().contains("pw"),
+            "{e}"
+        );
     }
 
     #[test]

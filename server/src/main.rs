@@ -7,6 +7,14 @@ use tracing_subscriber::EnvFilter;
 
 fn init_logs(format: LogFormat) {
     let filter = EnvFilter::try_from_env("MESH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // tokio-postgres logs each statement's parameters at debug level, which would put room
+    // text and session digests in the log: it stays at info unless MESH_LOG names it.
+    let asked = std::env::var("MESH_LOG").is_ok_and(|v| v.contains("tokio_postgres"));
+    let filter = if asked {
+        filter
+    } else {
+        filter.add_directive("tokio_postgres=info".parse().expect("a valid directive"))
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

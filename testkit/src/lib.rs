@@ -8,6 +8,7 @@ pub mod client;
 pub mod lsp;
 pub mod net;
 pub mod oidc;
+pub mod postgres;
 pub mod provider;
 pub mod server;
 pub mod soak;
@@ -16,6 +17,7 @@ pub mod tls;
 pub use client::{ConnectOptions, Welcome, YClient};
 pub use lsp::LspClient;
 pub use net::NetGate;
+pub use postgres::TestPostgres;
 pub use server::{Session, TestServer};
 
 use std::time::Duration;

@@ -74,7 +74,11 @@ fn run(input: &[u8], fx: &mut Features) {
                 Ok(None) => {
                     // At most one unfinished frame and the fragments before it.
                     let bound = limit + limit.max(MAX_CONTROL) + MAX_CLIENT_HEADER;
-                    assert!(decoder.held_bytes() <= bound, "the decoder holds {} bytes", decoder.held_bytes());
+                    assert!(
+                        decoder.held_bytes() <= bound,
+                        "the decoder holds {} bytes",
+                        decoder.held_bytes()
+                    );
                     break;
                 }
                 Err(e) => {
@@ -116,7 +120,11 @@ fn round_trip(m: &Message, limit: usize) {
     frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
     let mut again = Decoder::new(limit);
     again.push(&frame);
-    assert_eq!(again.next_message(), Ok(Some(m.clone())), "a message does not round-trip");
+    assert_eq!(
+        again.next_message(),
+        Ok(Some(m.clone())),
+        "a message does not round-trip"
+    );
     assert!(!again.is_holding(), "bytes left after one whole frame");
 }
 

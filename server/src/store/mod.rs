@@ -2,10 +2,12 @@
 //! compacted snapshots.
 //!
 //! The [`Store`] trait is what the rest of the server sees. [`sqlite::SqliteStore`] is the
-//! embedded default (one file, no server); [`memory::MemoryStore`] serves tests of the room
+//! embedded default (one file, no server); [`postgres::PostgresStore`] is what several
+//! servers share (`--store postgres://...`); [`memory::MemoryStore`] serves tests of the room
 //! core. Every method may block on disk, so callers reach the store through its own thread.
 
 pub mod memory;
+pub mod postgres;
 pub mod private;
 pub mod sqlite;
 

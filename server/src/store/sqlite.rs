@@ -1319,42 +1319,8 @@ mod tests {
         assert_eq!(store.load_access(id).await.unwrap(), AccessState::default());
     }
 
-    #[tokio::test]
-    async fn users_are_kept_by_issuer_and_subject_and_sessions_by_digest_until_they_expire() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mesh.db");
-        let store = SqliteStore::open(&path, Durability::Process).unwrap();
-        let user = |id: &str, name: &str| UserRecord {
-            id: id.into(),
-            issuer: "https://id.example.test".into(),
-            subject: "ada".into(),
-            name: name.into(),
-            email: Some("ada@example.test".into()),
-            created_at: 1,
-        };
-        let first = store.put_user(user("u1", "Ada")).await.unwrap();
-        let again = store.put_user(user("u2", "Ada Lovelace")).await.unwrap();
-        assert_eq!(again.id, "u1", "the same person at the same provider keeps their id");
-        assert_eq!((first.name.as_str(), again.name.as_str()), ("Ada", "Ada Lovelace"));
-        let session = UserSession {
-            digest: "d1".into(),
-            user: "u1".into(),
-            kind: "device".into(),
-            created_at: 10,
-            expires_at: 100,
-        };
-        store.put_session(session.clone()).await.unwrap();
-        drop(store);
-        let store = SqliteStore::open(&path, Durability::Process).unwrap();
-        let (s, u) = store.get_session("d1".into(), 50).await.unwrap().unwrap();
-        assert_eq!((s, u.name.as_str()), (session, "Ada Lovelace"));
-        assert_eq!(store.get_session("d1".into(), 100).await.unwrap(), None, "expired");
-        assert_eq!(store.get_session("other".into(), 50).await.unwrap(), None);
-        assert!(store.delete_session("d1".into()).await.unwrap());
-        assert_eq!(store.get_session("d1".into(), 50).await.unwrap(), None);
-        let tokens: i64 = count(&path, "SELECT count(*) FROM user_sessions");
-        assert_eq!(tokens, 0);
-    }
+    // Users and sessions, like the other rules every store keeps, are tested against SQLite
+    // and Postgres alike in server/tests/store_conformance.rs.
 
     #[tokio::test]
     async fn close_leaves_an_empty_wal_and_refuses_later_calls() {

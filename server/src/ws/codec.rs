@@ -354,7 +354,10 @@ mod tests {
         wire.extend(client(true, 0, b"e"));
         assert_eq!(
             decode_all(1024, &wire),
-            vec![Ok(Message::Ping(Bytes::new())), Ok(Message::Binary(Bytes::from_static(b"abcde")))]
+            vec![
+                Ok(Message::Ping(Bytes::new())),
+                Ok(Message::Binary(Bytes::from_static(b"abcde")))
+            ]
         );
     }
 
@@ -388,8 +391,20 @@ mod tests {
 
     #[test]
     fn control_frames_must_be_short_and_final() {
-        assert_eq!(decode_all(1024, &client(true, 9, &[0u8; 126]))[0].as_ref().unwrap_err().close_code(), 1002);
-        assert_eq!(decode_all(1024, &client(false, 9, b""))[0].as_ref().unwrap_err().close_code(), 1002);
+        assert_eq!(
+            decode_all(1024, &client(true, 9, &[0u8; 126]))[0]
+                .as_ref()
+                .unwrap_err()
+                .close_code(),
+            1002
+        );
+        assert_eq!(
+            decode_all(1024, &client(false, 9, b""))[0]
+                .as_ref()
+                .unwrap_err()
+                .close_code(),
+            1002
+        );
     }
 
     #[test]
@@ -412,7 +427,10 @@ mod tests {
     #[test]
     fn close_codes_are_read_and_checked() {
         assert_eq!(decode_all(1024, &client(true, 8, b"")), vec![Ok(Message::Close(1005))]);
-        assert_eq!(decode_all(1024, &client(true, 8, &[0x03, 0xE8, b'o', b'k'])), vec![Ok(Message::Close(1000))]);
+        assert_eq!(
+            decode_all(1024, &client(true, 8, &[0x03, 0xE8, b'o', b'k'])),
+            vec![Ok(Message::Close(1000))]
+        );
         // 1005 and 1006 are for reporting, never sent; a one-byte payload has no code.
         assert!(decode_all(1024, &client(true, 8, &[0x03, 0xED]))[0].is_err());
         assert!(decode_all(1024, &client(true, 8, &[0x03]))[0].is_err());

@@ -26,8 +26,8 @@ use mesh_protocol::codec::{decode_frame, Frame};
 use mesh_protocol::{ClientMessage, ErrorCode, Request, RoomId, MAX_FRAME_BYTES};
 use serde::Deserialize;
 
-pub use self::outbox::{channel, Outbound, OutboundRx, OutboundTx, TrySendError};
 use self::codec::{Message, PING};
+pub use self::outbox::{channel, Outbound, OutboundRx, OutboundTx, TrySendError};
 use self::socket::{Conn, Next};
 use crate::api::{api_error, bearer};
 use crate::app::AppState;
@@ -104,7 +104,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Handshake {
             })
         };
         if parts.method != Method::GET {
-            return Err(refuse(StatusCode::METHOD_NOT_ALLOWED, "a WebSocket upgrade is a GET request"));
+            return Err(refuse(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "a WebSocket upgrade is a GET request",
+            ));
         }
         if !has_token(header::CONNECTION, "upgrade") || !has_token(header::UPGRADE, "websocket") {
             return Err(refuse(
@@ -112,7 +115,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Handshake {
                 "this is the room socket: connect with a WebSocket client (Connection: upgrade, Upgrade: websocket)",
             ));
         }
-        if parts.headers.get(header::SEC_WEBSOCKET_VERSION).map(HeaderValue::as_bytes) != Some(b"13") {
+        if parts
+            .headers
+            .get(header::SEC_WEBSOCKET_VERSION)
+            .map(HeaderValue::as_bytes)
+            != Some(b"13")
+        {
             let mut r = refuse(StatusCode::UPGRADE_REQUIRED, "WebSocket version 13 is required");
             r.headers_mut()
                 .insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
@@ -287,7 +295,12 @@ async fn join(
     };
     // What came with the `auth` message, in the same frame.
     if !early.is_empty() {
-        let _ = handle.send(Command::Frames { conn: id, frames: early }).await;
+        let _ = handle
+            .send(Command::Frames {
+                conn: id,
+                frames: early,
+            })
+            .await;
     }
     // From here on the room holds the only handles: when it lets the connection go, the
     // outbox closes the socket after what is queued.
@@ -404,10 +417,8 @@ async fn read_loop(conn: &mut Conn, handle: &RoomHandle, id: u64) {
                 metrics::counter!("mesh_rejected_frames_total", "reason" => "decode").increment(1);
                 tracing::info!(conn = id, error = %e, "refused a frame");
                 if bad > MAX_BAD_FRAMES {
-                    conn.outbox().close(
-                        e.code().close_code(),
-                        &format!("too many invalid frames; last: {e}"),
-                    );
+                    conn.outbox()
+                        .close(e.code().close_code(), &format!("too many invalid frames; last: {e}"));
                     conn.flush_close().await;
                     drain_until_close(conn).await;
                     return;

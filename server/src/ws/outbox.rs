@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use tokio::io::AsyncWrite;
 use tokio::net::tcp::OwnedWriteHalf;
-use futures_util::task::AtomicWaker;
 
 use super::codec::{self, BINARY, CLOSE, MAX_HEADER_BYTES};
 
@@ -203,9 +203,9 @@ impl Outbox {
                     let tcp = Pin::new(tcp);
                     with_slices(queue, *head_written, |slices| tcp.poll_write_vectored(cx, slices))
                 }
-                Some(Sink::Stream(s)) => {
-                    with_slices(queue, *head_written, |slices| s.as_mut().poll_write_vectored(cx, slices))
-                }
+                Some(Sink::Stream(s)) => with_slices(queue, *head_written, |slices| {
+                    s.as_mut().poll_write_vectored(cx, slices)
+                }),
                 None => return Poll::Pending,
             };
             match poll {
@@ -401,7 +401,9 @@ mod tests {
     }
 
     fn wire(st: &State) -> Vec<u8> {
-        with_slices(&st.queue, st.head_written, |slices| slices.iter().flat_map(|s| s.iter().copied()).collect())
+        with_slices(&st.queue, st.head_written, |slices| {
+            slices.iter().flat_map(|s| s.iter().copied()).collect()
+        })
     }
 
     #[test]
@@ -427,8 +429,12 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses_and_a_dropped_room_closes_after_the_queue() {
         let (tx, mut rx) = channel(2);
-        tx.send_frames(&[Bytes::from_static(b"1"), Bytes::from_static(b"2")]).unwrap();
-        assert_eq!(tx.try_send(Outbound::Frame(Bytes::from_static(b"3"))), Err(TrySendError::Full));
+        tx.send_frames(&[Bytes::from_static(b"1"), Bytes::from_static(b"2")])
+            .unwrap();
+        assert_eq!(
+            tx.try_send(Outbound::Frame(Bytes::from_static(b"3"))),
+            Err(TrySendError::Full)
+        );
         drop(tx);
         assert!(matches!(rx.recv().await, Some(Outbound::Frame(b)) if &b[..] == b"1"));
         assert!(matches!(rx.recv().await, Some(Outbound::Frame(b)) if &b[..] == b"2"));
