@@ -38,8 +38,10 @@ use crate::servers::{Programs, ServerKind};
 /// Most client connections per run: each costs a file descriptor on both sides (the bench
 /// raises its own soft limit to the hard one; mesh-server raises its own).
 const MAX_CONNECTIONS: usize = servers::MAX_BENCH_CONNECTIONS;
-/// Most clients per room: receipts per update grow with it, and rooms of editors are small.
-const MAX_CLIENTS_PER_ROOM: usize = 100;
+/// Most clients per room: receipts per update grow with it. Rooms of editors are small, but
+/// a lecture or a demo has one writer and hundreds of observers (the fan-out scenario of
+/// 1,500 observers).
+const MAX_CLIENTS_PER_ROOM: usize = 2_000;
 /// Longest phase: keeps a run bounded in time.
 const MAX_DURATION_SECS: f64 = 600.0;
 /// Highest typing rate per client: far above any typist, low enough to stay "typing".
