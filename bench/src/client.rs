@@ -206,6 +206,9 @@ impl Client {
                 .await
                 .ok_or_else(|| anyhow::anyhow!("server closed the socket during sync"))??;
             connect_time.get_or_insert_with(|| start.elapsed());
+            if let WsMessage::Close(frame) = &msg {
+                anyhow::bail!("the server closed the socket during sync: {frame:?}");
+            }
             if let WsMessage::Binary(bytes) = msg {
                 let mut step1s = Vec::new();
                 self.config.framing.parse(&bytes, |m| match m {

@@ -46,14 +46,22 @@ impl Budget {
 
     /// Takes `cost` tokens, sleeping first until they are there. Returns whether it waited.
     pub async fn take(&mut self, cost: f64) -> bool {
-        let now = Instant::now();
-        self.refill(now);
-        self.tokens -= cost.min(self.burst);
-        if self.tokens >= 0.0 {
-            return false;
+        match self.charge(cost) {
+            None => false,
+            Some(wait) => {
+                tokio::time::sleep(wait).await;
+                true
+            }
         }
-        tokio::time::sleep(Duration::from_secs_f64(-self.tokens / self.rate)).await;
-        true
+    }
+
+    /// Takes `cost` tokens, in debt if need be; returns how long to wait before going on
+    /// when the bucket was short (what [`Budget::take`] sleeps), without sleeping. A caller
+    /// whose future must stay small sleeps in a box on the rare slow path.
+    pub fn charge(&mut self, cost: f64) -> Option<Duration> {
+        self.refill(Instant::now());
+        self.tokens -= cost.min(self.burst);
+        (self.tokens < 0.0).then(|| Duration::from_secs_f64(-self.tokens / self.rate))
     }
 
     /// Returns `cost` tokens taken by [`Budget::try_take`] for something that did not happen

@@ -147,6 +147,16 @@ impl RoomHandle {
         self.tx.send(cmd).await.map_err(|_| Gone)
     }
 
+    /// Sends a command when the room's inbox has room, else gives it back (`Ok(Some)`) to be
+    /// sent with [`RoomHandle::send`]: the common case without a future of a command's size.
+    pub fn try_send(&self, cmd: Command) -> Result<Option<Command>, Gone> {
+        match self.tx.try_send(cmd) {
+            Ok(()) => Ok(None),
+            Err(mpsc::error::TrySendError::Full(cmd)) => Ok(Some(cmd)),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Gone),
+        }
+    }
+
     /// Asks the room to admit a connection.
     pub async fn join(
         &self,

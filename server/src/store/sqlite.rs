@@ -33,7 +33,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mesh_protocol::RoomId;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::{
@@ -491,7 +491,11 @@ impl Writer {
             let before = self.last_seq.clone();
             let rows = self.log_rows;
             let result = (|| {
-                let tx = self.conn.transaction()?;
+                // Every write transaction of this thread takes the write lock at BEGIN
+                // (IMMEDIATE): a deferred one that starts while the checkpointer truncates
+                // the WAL fails at once with "database is locked" (its snapshot is gone, and
+                // SQLite does not wait for that), which closed rooms under a burst of joins.
+                let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let mut seqs = Vec::with_capacity(work.len());
                 for (id, updates, _, _) in &work {
                     seqs.push(append_in(&tx, &mut self.last_seq, &mut self.log_rows, *id, updates)?);
@@ -540,7 +544,7 @@ impl Writer {
             return Ok(());
         }
         let started = Instant::now();
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let upto: Option<i64> = tx.query_row("SELECT max(seq) FROM room_log", [], |r| r.get(0))?;
         let Some(upto) = upto else {
             self.log_rows = 0;
@@ -657,7 +661,7 @@ impl Writer {
             }
             Command::DeleteRoom(id, reply) => {
                 let key = id.to_string();
-                let r = conn.transaction().and_then(|tx| {
+                let r = conn.transaction_with_behavior(TransactionBehavior::Immediate).and_then(|tx| {
                     let n = tx.execute("DELETE FROM rooms WHERE id = ?1", [&key])?;
                     self.log_rows = self
                         .log_rows
@@ -680,7 +684,7 @@ impl Writer {
             }
             Command::Compact(id, snapshot, upto, keep, reply) => {
                 let before = (self.last_seq.clone(), self.log_rows);
-                let r = conn.transaction().and_then(|tx| {
+                let r = conn.transaction_with_behavior(TransactionBehavior::Immediate).and_then(|tx| {
                     let key = id.to_string();
                     tx.execute(
                         "INSERT INTO room_snapshots (room_id, data, upto_seq) VALUES (?1, ?2, ?3)
@@ -772,7 +776,7 @@ impl Writer {
                 let _ = reply.send(r.map_err(db_err));
             }
             Command::WriteAccess(id, changes, reply) => {
-                let r = conn.transaction().and_then(|tx| {
+                let r = conn.transaction_with_behavior(TransactionBehavior::Immediate).and_then(|tx| {
                     write_access(&tx, id, changes)?;
                     tx.commit()
                 });

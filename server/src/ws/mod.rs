@@ -142,18 +142,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Handshake {
 }
 
 impl Handshake {
-    /// Answers the upgrade and runs `serve` on the connection once hyper hands it over.
-    fn accept<F, Fut>(self, app: &AppState, serve: F) -> Response
-    where
-        F: FnOnce(Conn) -> Fut + Send + 'static,
-        Fut: std::future::Future<Output = ()> + Send + 'static,
-    {
+    /// Answers the upgrade and serves the connection once hyper hands it over.
+    fn accept(self, start: Box<Start>) -> Response {
         let on_upgrade = self.on_upgrade;
-        app.sockets.spawn(async move {
+        let sockets = start.app.sockets.clone();
+        // What the task holds for the connection's life is kept small (decision 016): the
+        // start's state is one box, freed once the connection has joined.
+        let task = async move {
             let Ok(upgraded) = on_upgrade.await else { return };
             let (socket, early) = crate::edge::raw_socket(upgraded);
-            serve(Conn::new(socket, early, MAX_FRAME_BYTES, OUTBOUND_CAPACITY)).await;
-        });
+            let mut conn = Conn::new(socket, early, MAX_FRAME_BYTES, OUTBOUND_CAPACITY);
+            serve(&mut conn, start).await;
+        };
+        sockets.spawn(task);
         let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -161,6 +162,15 @@ impl Handshake {
         headers.insert(header::SEC_WEBSOCKET_ACCEPT, self.accept);
         response
     }
+}
+
+/// What a connection needs until it has joined its room.
+struct Start {
+    app: AppState,
+    room: RoomId,
+    grant: Option<Grant>,
+    user: Option<crate::accounts::identity::Verified>,
+    peer: SocketAddr,
 }
 
 /// The upgrade handler.
@@ -226,31 +236,27 @@ pub async fn upgrade(
             return api_error(refusal.code, refusal.message);
         }
     }
-    let served = app.clone();
-    ws.accept(&app, move |conn| serve(conn, served, room, grant, user, peer))
+    ws.accept(Box::new(Start {
+        app,
+        room,
+        grant,
+        user,
+        peer,
+    }))
 }
 
-async fn serve(
-    mut conn: Conn,
-    app: AppState,
-    room: RoomId,
-    grant: Option<Grant>,
-    user: Option<crate::accounts::identity::Verified>,
-    peer: SocketAddr,
-) {
-    let id = app.next_conn.fetch_add(1, Ordering::Relaxed);
+async fn serve(conn: &mut Conn, start: Box<Start>) {
+    let room = start.room;
     // The rarely used steps (the first `auth` message, the join) are boxed: the connection's
     // task keeps only the size of its read loop for the rest of its life.
-    let joined = Box::pin(join(&mut conn, &app, room, grant, user, id, peer)).await;
-    let Some(handle) = joined else {
+    let Some((handle, id)) = Box::pin(join(conn, start)).await else {
         // Refused: the peer reads the close frame before the socket goes.
-        conn.flush_close().await;
-        drain_until_close(&mut conn).await;
+        Box::pin(finish(conn, Finish::Drain)).await;
         return;
     };
     metrics::gauge!("mesh_ws_connections").increment(1);
-    tracing::debug!(%room, conn = id, %peer, "joined");
-    read_loop(&mut conn, &handle, id).await;
+    tracing::debug!(%room, conn = id, "joined");
+    read_loop(conn, &handle, id).await;
     let _ = handle.send(Command::Leave { conn: id }).await;
     metrics::gauge!("mesh_ws_connections").decrement(1);
     tracing::debug!(%room, conn = id, "left");
@@ -258,18 +264,18 @@ async fn serve(
 
 /// Authenticates the connection (by its first message when the request had no token) and
 /// joins it to the room; `None` when refused (a close frame saying why is queued).
-async fn join(
-    conn: &mut Conn,
-    app: &AppState,
-    room: RoomId,
-    grant: Option<Grant>,
-    user: Option<crate::accounts::identity::Verified>,
-    id: u64,
-    peer: SocketAddr,
-) -> Option<RoomHandle> {
+async fn join(conn: &mut Conn, start: Box<Start>) -> Option<(RoomHandle, u64)> {
+    let Start {
+        app,
+        room,
+        grant,
+        user,
+        peer,
+    } = *start;
+    let id = app.next_conn.fetch_add(1, Ordering::Relaxed);
     let (grant, early) = match grant {
         Some(grant) => (grant, Vec::new()),
-        None => match first_auth(conn, app, room, user.as_ref().map(|u| u.id.as_str())).await {
+        None => match first_auth(conn, &app, room, user.as_ref().map(|u| u.id.as_str())).await {
             Ok(found) => found,
             Err(reason) => {
                 tracing::info!(%room, %peer, %reason, "room socket refused");
@@ -295,17 +301,42 @@ async fn join(
     };
     // What came with the `auth` message, in the same frame.
     if !early.is_empty() {
-        let _ = handle
-            .send(Command::Frames {
-                conn: id,
-                frames: early,
-            })
-            .await;
+        let _ = handle.send(Command::Frames { conn: id, frames: early }).await;
     }
     // From here on the room holds the only handles: when it lets the connection go, the
     // outbox closes the socket after what is queued.
     drop(tx);
-    Some(handle)
+    tracing::debug!(%room, conn = id, %peer, "authenticated");
+    Some((handle, id))
+}
+
+/// How a connection ends, once its close frame is queued.
+enum Finish {
+    /// Write the close frame, then read until the peer answers it (or a grace period).
+    Drain,
+    /// Write the close frame, then hold the socket open a moment without reading: the stream
+    /// cannot be read past a protocol error, and closing at once would reset the connection
+    /// with the peer's frame unread, so it would never see why.
+    Hold,
+    /// Write the close frame (it answers the peer's).
+    Answer,
+}
+
+/// Ends a connection whose close frame is queued (a rare path: boxed by its callers).
+async fn finish(conn: &mut Conn, how: Finish) {
+    match how {
+        Finish::Drain => {
+            let _ = tokio::time::timeout(CLOSE_GRACE, conn.flush_close()).await;
+            drain_until_close(conn).await;
+        }
+        Finish::Hold => {
+            let _ = tokio::time::timeout(ERROR_CLOSE_HOLD, conn.flush_close()).await;
+            tokio::time::sleep(ERROR_CLOSE_HOLD).await;
+        }
+        Finish::Answer => {
+            let _ = tokio::time::timeout(CLOSE_GRACE, conn.flush_close()).await;
+        }
+    }
 }
 
 /// Reads the `auth {token}` message a connection without a token must send first. Returns
@@ -352,8 +383,7 @@ async fn read_loop(conn: &mut Conn, handle: &RoomHandle, id: u64) {
         let next = match tokio::time::timeout(PING_INTERVAL, conn.next()).await {
             Err(_) if heard.elapsed() >= READ_TIMEOUT => {
                 conn.outbox().close(1001, "idle timeout");
-                conn.flush_close().await;
-                return;
+                return Box::pin(finish(conn, Finish::Answer)).await;
             }
             Err(_) => {
                 conn.outbox().send_control(PING, bytes::Bytes::new());
@@ -366,15 +396,9 @@ async fn read_loop(conn: &mut Conn, handle: &RoomHandle, id: u64) {
             Next::Message(m) => m,
             Next::End => return,
             // The room closed the connection: give the peer a moment to answer, then hang up.
-            Next::CloseSent => {
-                drain_until_close(conn).await;
-                return;
-            }
+            Next::CloseSent => return Box::pin(drain_until_close(conn)).await,
             Next::Invalid(e) => {
-                // Oversized frames and protocol violations end here; tell the peer. The
-                // stream cannot be read past this error: hold the connection open a moment
-                // without reading, so the peer receives the close frame before the socket
-                // goes (closing now would reset it with the rest of its frame unread).
+                // Oversized frames and protocol violations end here; tell the peer.
                 metrics::counter!("mesh_rejected_frames_total", "reason" => "transport").increment(1);
                 tracing::info!(conn = id, error = %e, "socket error");
                 let reason = match &e {
@@ -382,9 +406,7 @@ async fn read_loop(conn: &mut Conn, handle: &RoomHandle, id: u64) {
                     codec::WsError::Protocol(_) => "websocket protocol error".to_string(),
                 };
                 conn.outbox().close(e.close_code(), &reason);
-                let _ = tokio::time::timeout(ERROR_CLOSE_HOLD, conn.flush_close()).await;
-                tokio::time::sleep(ERROR_CLOSE_HOLD).await;
-                return;
+                return Box::pin(finish(conn, Finish::Hold)).await;
             }
         };
         let size = match &msg {
@@ -392,9 +414,14 @@ async fn read_loop(conn: &mut Conn, handle: &RoomHandle, id: u64) {
             Message::Text(n) => *n,
             _ => 0,
         };
-        let slowed = frames_budget.take(1.0).await | bytes_budget.take(size as f64).await;
-        if slowed {
+        // Over its budget a connection waits before the room hears it (TCP pushes back).
+        let wait = match (frames_budget.charge(1.0), bytes_budget.charge(size as f64)) {
+            (None, None) => None,
+            (a, b) => a.max(b),
+        };
+        if let Some(wait) = wait {
             metrics::counter!("mesh_rate_limited_frames_total").increment(1);
+            Box::pin(tokio::time::sleep(wait)).await;
         }
         let frames = match msg {
             Message::Binary(bytes) => decode_frame::<Request>(&bytes),
@@ -405,8 +432,7 @@ async fn read_loop(conn: &mut Conn, handle: &RoomHandle, id: u64) {
                 // The client closes: answer with its code, as the protocol asks.
                 let code = if code == 1005 { 1000 } else { code };
                 conn.outbox().close(code, "");
-                let _ = tokio::time::timeout(CLOSE_GRACE, conn.flush_close()).await;
-                return;
+                return Box::pin(finish(conn, Finish::Answer)).await;
             }
             Message::Ping(_) | Message::Pong => continue,
         };
@@ -417,11 +443,11 @@ async fn read_loop(conn: &mut Conn, handle: &RoomHandle, id: u64) {
                 metrics::counter!("mesh_rejected_frames_total", "reason" => "decode").increment(1);
                 tracing::info!(conn = id, error = %e, "refused a frame");
                 if bad > MAX_BAD_FRAMES {
-                    conn.outbox()
-                        .close(e.code().close_code(), &format!("too many invalid frames; last: {e}"));
-                    conn.flush_close().await;
-                    drain_until_close(conn).await;
-                    return;
+                    conn.outbox().close(
+                        e.code().close_code(),
+                        &format!("too many invalid frames; last: {e}"),
+                    );
+                    return Box::pin(finish(conn, Finish::Drain)).await;
                 }
                 Command::Refuse {
                     conn: id,
@@ -430,11 +456,16 @@ async fn read_loop(conn: &mut Conn, handle: &RoomHandle, id: u64) {
                 }
             }
         };
-        if handle.send(cmd).await.is_err() {
+        // The common case sends without a future of a command's size in this loop's state.
+        let sent = match handle.try_send(cmd) {
+            Ok(None) => true,
+            Ok(Some(cmd)) => Box::pin(handle.send(cmd)).await.is_ok(),
+            Err(_) => false,
+        };
+        if !sent {
             conn.outbox()
                 .close(ErrorCode::Unavailable.close_code(), "the room closed; reconnect");
-            conn.flush_close().await;
-            return;
+            return Box::pin(finish(conn, Finish::Answer)).await;
         }
     }
 }
@@ -452,3 +483,4 @@ async fn drain_until_close(conn: &mut Conn) {
     })
     .await;
 }
+
