@@ -57,6 +57,8 @@ pub struct AppState {
     pub room_count: Arc<AtomicU64>,
     /// Live room sockets, so shutdown can wait for their close handshakes.
     pub sockets: TaskTracker,
+    /// Paces writes to busy connections (none when `--write-spacing-ms` is 0).
+    pub pacer: Option<Arc<crate::ws::outbox::Pacer>>,
     /// The run service.
     pub runs: Arc<crate::runs::RunService>,
     /// Sign-in with the OpenID Connect provider, when accounts are on.
@@ -252,6 +254,7 @@ impl Server {
             }
         };
         let issuer = crate::auth::TokenIssuer::new(auth.clone(), base_url);
+        let settings_write_spacing = settings.edge.write_spacing;
         let state = AppState {
             joins: Arc::new(crate::limits::JoinLimiter::new(edge.join_rate, edge.join_burst)),
             conns: crate::limits::ConnectionLimiter::new(edge.max_connections, edge.max_connections_per_address),
@@ -277,8 +280,12 @@ impl Server {
             metrics: metrics_handle(),
             next_conn: Arc::new(AtomicU64::new(1)),
             sockets: TaskTracker::new(),
+            pacer: crate::ws::outbox::Pacer::new(settings_write_spacing),
             accounts,
         };
+        if let Some(pacer) = &state.pacer {
+            tokio::spawn(pacer.clone().run());
+        }
         Ok(Server { listener, tls, state })
     }
 

@@ -103,6 +103,11 @@ pub struct Args {
     /// Open connections on the whole server [default: 10000].
     #[arg(long, env = "MESH_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Milliseconds: a connection written less than this long ago gets what the room sends
+    /// meanwhile in one write, at most this much later; 0 writes every turn at once
+    /// [default: 10].
+    #[arg(long, env = "MESH_WRITE_SPACING_MS")]
+    pub write_spacing_ms: Option<u64>,
     /// Open connections per client address [default: 2000].
     #[arg(long, env = "MESH_MAX_CONNECTIONS_PER_ADDRESS")]
     pub max_connections_per_address: Option<usize>,
@@ -225,6 +230,7 @@ struct FileConfig {
     request_timeout_secs: Option<u64>,
     upgrade_timeout_secs: Option<u64>,
     max_connections: Option<usize>,
+    write_spacing_ms: Option<u64>,
     max_connections_per_address: Option<usize>,
     join_rate: Option<f64>,
     join_burst: Option<f64>,
@@ -337,6 +343,8 @@ pub struct EdgeSettings {
     pub upgrade_timeout: Duration,
     /// Open connections in total.
     pub max_connections: usize,
+    /// How long frames for a connection written a moment ago may wait to share one write.
+    pub write_spacing: Duration,
     /// Open connections per client address.
     pub max_connections_per_address: usize,
     /// Joins per second per address.
@@ -376,6 +384,7 @@ impl std::fmt::Debug for EdgeSettings {
             .field("request_timeout", &self.request_timeout)
             .field("upgrade_timeout", &self.upgrade_timeout)
             .field("max_connections", &self.max_connections)
+            .field("write_spacing", &self.write_spacing)
             .field("max_connections_per_address", &self.max_connections_per_address)
             .field("join", &(self.join_rate, self.join_burst))
             .field("create", &(self.create_rate, self.create_burst))
@@ -384,6 +393,21 @@ impl std::fmt::Debug for EdgeSettings {
             .field("create_token", &self.create_token.as_ref().map(|_| "<set>"))
             .finish()
     }
+}
+
+/// Default pacing of busy connections' writes (see `ws::outbox::Pacer`): one write per
+/// connection per frame of a 100 Hz display at most, far below what a person notices.
+const DEFAULT_WRITE_SPACING_MS: u64 = 10;
+/// The longest pacing accepted: beyond it remote edits would visibly lag.
+const MAX_WRITE_SPACING_MS: u64 = 100;
+
+fn write_spacing(ms: Option<u64>) -> anyhow::Result<Duration> {
+    let ms = ms.unwrap_or(DEFAULT_WRITE_SPACING_MS);
+    anyhow::ensure!(
+        ms <= MAX_WRITE_SPACING_MS,
+        "write_spacing_ms is {ms}; at most {MAX_WRITE_SPACING_MS} (0 turns pacing off)"
+    );
+    Ok(Duration::from_millis(ms))
 }
 
 impl EdgeSettings {
@@ -450,6 +474,7 @@ impl EdgeSettings {
                 file.max_connections,
                 l::MAX_CONNECTIONS,
             )?,
+            write_spacing: write_spacing(args.write_spacing_ms.or(file.write_spacing_ms))?,
             max_connections_per_address: count(
                 "max_connections_per_address",
                 args.max_connections_per_address,

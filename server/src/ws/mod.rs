@@ -151,7 +151,8 @@ impl Handshake {
         let task = async move {
             let Ok(upgraded) = on_upgrade.await else { return };
             let (socket, early) = crate::edge::raw_socket(upgraded);
-            let mut conn = Conn::new(socket, early, MAX_FRAME_BYTES, OUTBOUND_CAPACITY);
+            let pacer = start.app.pacer.clone();
+            let mut conn = Conn::new(socket, early, MAX_FRAME_BYTES, OUTBOUND_CAPACITY, pacer);
             serve(&mut conn, start).await;
         };
         sockets.spawn(task);

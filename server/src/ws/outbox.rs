@@ -12,6 +12,7 @@ use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
@@ -66,6 +67,10 @@ struct State {
     /// The socket failed or the connection ended: nothing is written any more.
     dead: bool,
     sink: Option<Sink>,
+    /// The earliest moment frames may be written at once again (see [`Pacer`]).
+    next_write: Option<Instant>,
+    /// Frames wait for the pacer's next round.
+    paced: bool,
 }
 
 /// The outgoing side of one connection, shared by the room (through [`OutboundTx`]) and the
@@ -75,12 +80,13 @@ pub struct Outbox {
     /// Wakes the connection's task when frames wait for it or its close frame went out.
     wake: AtomicWaker,
     capacity: usize,
+    pacer: Option<Arc<Pacer>>,
 }
 
 impl Outbox {
     /// An outbox of at most `capacity` queued data frames writing to `sink` (none: frames
     /// wait until [`OutboundRx::recv`] takes them; for tests of the room).
-    pub(crate) fn new(capacity: usize, sink: Option<Sink>) -> Arc<Outbox> {
+    pub(crate) fn new(capacity: usize, sink: Option<Sink>, pacer: Option<Arc<Pacer>>) -> Arc<Outbox> {
         Arc::new(Outbox {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
@@ -89,9 +95,12 @@ impl Outbox {
                 closing: false,
                 dead: false,
                 sink,
+                next_write: None,
+                paced: false,
             }),
             wake: AtomicWaker::new(),
             capacity,
+            pacer,
         })
     }
 
@@ -102,7 +111,7 @@ impl Outbox {
     }
 
     /// Queues data frames (written at once when possible); all or none.
-    pub fn send_frames(&self, frames: &[Bytes]) -> Result<(), TrySendError> {
+    pub fn send_frames(self: &Arc<Self>, frames: &[Bytes]) -> Result<(), TrySendError> {
         let mut st = self.lock();
         if st.closing || st.dead {
             return Err(TrySendError::Closed);
@@ -123,7 +132,7 @@ impl Outbox {
     }
 
     /// Queues a control frame (a pong, a ping), which no capacity refuses.
-    pub(crate) fn send_control(&self, opcode: u8, payload: Bytes) {
+    pub(crate) fn send_control(self: &Arc<Self>, opcode: u8, payload: Bytes) {
         let mut st = self.lock();
         if st.closing || st.dead {
             return;
@@ -135,7 +144,7 @@ impl Outbox {
 
     /// Queues a close frame after what is queued; nothing more is taken after it. Returns
     /// false when the connection was already closing.
-    pub fn close(&self, code: u16, reason: &str) -> bool {
+    pub fn close(self: &Arc<Self>, code: u16, reason: &str) -> bool {
         let mut st = self.lock();
         if st.closing || st.dead {
             return false;
@@ -151,24 +160,59 @@ impl Outbox {
     }
 
     /// After queueing: writes now when the queue was empty before and the socket can be
-    /// written from here, else wakes the connection's task.
-    fn settle(&self, mut st: MutexGuard<'_, State>, was_empty: bool) {
-        if was_empty {
-            if let Some(Sink::Tcp(tcp)) = st.sink.as_ref() {
-                let result = with_slices(&st.queue, st.head_written, |slices| tcp.try_write_vectored(slices));
-                match result {
-                    Ok(n) => advance(&mut st, n),
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => st.dead = true,
-                }
-                // The task hears of a close frame that went out, as it ends the connection.
-                if st.queue.is_empty() && !st.closing {
+    /// written from here (and the pacer does not hold it back), else wakes the connection's
+    /// task or leaves the frames to the pacer's next round.
+    fn settle(self: &Arc<Self>, mut st: MutexGuard<'_, State>, was_empty: bool) {
+        // Held for the pacer's round: these frames go with it.
+        if st.paced {
+            return;
+        }
+        if was_empty && matches!(st.sink, Some(Sink::Tcp(_))) {
+            let now = Instant::now();
+            if let Some(pacer) = &self.pacer {
+                if st.next_write.is_some_and(|at| now < at) && !st.closing {
+                    st.paced = true;
+                    drop(st);
+                    pacer.defer(self.clone());
                     return;
                 }
+                st.next_write = Some(now + pacer.spacing);
+            }
+            self.write_now(&mut st);
+            // The task hears of a close frame that went out, as it ends the connection.
+            if st.queue.is_empty() && !st.closing {
+                return;
             }
         }
         drop(st);
         self.wake.wake();
+    }
+
+    /// Writes what is queued without waiting (plain TCP only): as much as the socket takes.
+    fn write_now(&self, st: &mut State) {
+        let Some(Sink::Tcp(tcp)) = st.sink.as_ref() else { return };
+        match with_slices(&st.queue, st.head_written, |slices| tcp.try_write_vectored(slices)) {
+            Ok(n) => advance(st, n),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => st.dead = true,
+        }
+    }
+
+    /// The pacer's round for this connection: what waited goes out now.
+    fn flush_paced(&self) {
+        let mut st = self.lock();
+        st.paced = false;
+        if st.dead || st.queue.is_empty() {
+            return;
+        }
+        if let Some(pacer) = &self.pacer {
+            st.next_write = Some(Instant::now() + pacer.spacing);
+        }
+        self.write_now(&mut st);
+        if !st.queue.is_empty() || st.closing {
+            drop(st);
+            self.wake.wake();
+        }
     }
 
     /// Has the task behind `cx` woken when frames wait for it (register, then look).
@@ -235,12 +279,61 @@ impl Outbox {
 
     /// The room let go of the connection without a word (it was too slow, or the room
     /// stopped): what is queued goes, then a close frame saying so.
-    fn room_gone(&self) {
+    fn room_gone(self: &Arc<Self>) {
         if self.close(1013, "dropped by the room (too slow or unloading); reconnect") {
             return;
         }
         // Already closing: the task is told anyway, in case it waits for frames.
         self.wake.wake();
+    }
+}
+
+/// Paces writes to plain TCP sockets: a connection written less than `spacing` ago gets
+/// what the room queues meanwhile in one write at the end of a round, instead of one write
+/// per turn. Each write is a syscall that, on a busy room, costs more than everything else
+/// a delivery takes; frames that arrive for a connection after a quiet moment are still
+/// written at once, so a lone keystroke is never held back. A frame waits at most
+/// `spacing` (decision 016).
+pub struct Pacer {
+    spacing: Duration,
+    due: Mutex<Vec<Arc<Outbox>>>,
+    wake: tokio::sync::Notify,
+}
+
+impl Pacer {
+    /// A pacer with rounds every `spacing`; `None` when the spacing is zero (no pacing).
+    pub fn new(spacing: Duration) -> Option<Arc<Pacer>> {
+        (!spacing.is_zero()).then(|| {
+            Arc::new(Pacer {
+                spacing,
+                due: Mutex::new(Vec::new()),
+                wake: tokio::sync::Notify::new(),
+            })
+        })
+    }
+
+    fn defer(&self, outbox: Arc<Outbox>) {
+        let mut due = self.due.lock().unwrap_or_else(|e| e.into_inner());
+        let first = due.is_empty();
+        due.push(outbox);
+        drop(due);
+        if first {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Runs the rounds, for the server's life: a round `spacing` after the first connection
+    /// was held back writes every connection held back until then.
+    pub async fn run(self: Arc<Self>) {
+        let mut batch = Vec::new();
+        loop {
+            self.wake.notified().await;
+            tokio::time::sleep(self.spacing).await;
+            std::mem::swap(&mut batch, &mut *self.due.lock().unwrap_or_else(|e| e.into_inner()));
+            for outbox in batch.drain(..) {
+                outbox.flush_paced();
+            }
+        }
     }
 }
 
@@ -336,7 +429,7 @@ pub struct OutboundRx(Arc<Outbox>);
 
 /// An outbox without a socket and the room's handle on it.
 pub fn channel(capacity: usize) -> (OutboundTx, OutboundRx) {
-    let outbox = Outbox::new(capacity, None);
+    let outbox = Outbox::new(capacity, None, None);
     (OutboundTx::new(outbox.clone()), OutboundRx(outbox))
 }
 
@@ -389,6 +482,8 @@ mod tests {
             closing: false,
             dead: false,
             sink: None,
+            next_write: None,
+            paced: false,
         };
         for p in payloads {
             st.queue.push_back(Queued {

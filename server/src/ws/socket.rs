@@ -44,7 +44,13 @@ pub(crate) struct Conn {
 impl Conn {
     /// The connection on `socket` (with `early`, what was read past the upgrade request),
     /// decoding messages of at most `limit` bytes and queueing at most `capacity` frames.
-    pub(crate) fn new(socket: RawSocket, early: Bytes, limit: usize, capacity: usize) -> Conn {
+    pub(crate) fn new(
+        socket: RawSocket,
+        early: Bytes,
+        limit: usize,
+        capacity: usize,
+        pacer: Option<Arc<super::outbox::Pacer>>,
+    ) -> Conn {
         let (reader, sink, held): (Pin<Box<dyn AsyncRead + Send>>, Sink, _) = match socket {
             RawSocket::Tcp { read, write, held } => (Box::pin(read), Sink::Tcp(write), Some(held)),
             RawSocket::Other(io) => {
@@ -57,7 +63,7 @@ impl Conn {
         Conn {
             reader,
             decoder,
-            outbox: Outbox::new(capacity, Some(sink)),
+            outbox: Outbox::new(capacity, Some(sink), pacer),
             close_sent: false,
             ended: false,
             _held: held,
