@@ -9,6 +9,7 @@ pub mod lsp;
 pub mod net;
 pub mod oidc;
 pub mod postgres;
+pub mod redis;
 pub mod provider;
 pub mod server;
 pub mod soak;
@@ -18,6 +19,7 @@ pub use client::{ConnectOptions, Welcome, YClient};
 pub use lsp::LspClient;
 pub use net::NetGate;
 pub use postgres::TestPostgres;
+pub use redis::TestRedis;
 pub use server::{Session, TestServer};
 
 use std::time::Duration;
