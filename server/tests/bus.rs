@@ -58,7 +58,12 @@ async fn type_markers(c: &YClient, path: &str, who: &str, n: usize) {
                 // The middle, on a character boundary (after a marker's `>`).
                 let text = c.text(path).unwrap_or_default();
                 let half = text.len() / 2;
-                let cut = text[..half].rfind('>').map_or(0, |p| p + 1);
+                let cut = text
+                    .char_indices()
+                    .take_while(|(i, _)| *i < half)
+                    .filter(|(_, c)| *c == '>')
+                    .last()
+                    .map_or(0, |(i, _)| i + 1);
                 text[..cut].encode_utf16().count() as u32
             }
         };
@@ -106,6 +111,12 @@ async fn three_nodes_converge_with_every_keystroke_kept() {
         connect(&nodes[1], &s, r, "ob").await,
         connect(&nodes[2], &s, r, "oc").await,
     ];
+    // One person creates the file (two creating it at once would be a map conflict, one
+    // text winning), everyone sees it, then all type at once.
+    writers[0].insert("shared.txt", 0, "start\n");
+    for c in observers.iter().chain(writers.iter()) {
+        c.wait_for("the file", |c| c.text("shared.txt").is_some()).await.unwrap();
+    }
     const N: usize = 300;
     let who = ["a", "b", "c"];
     tokio::join!(
@@ -117,8 +128,33 @@ async fn three_nodes_converge_with_every_keystroke_kept() {
         let text = c.text("shared.txt").unwrap_or_default();
         who.iter().all(|w| markers_in(&text, w, N).len() == N)
     };
-    for c in observers.iter().chain(writers.iter()) {
-        c.wait_for("every marker of every node", all).await.unwrap();
+    for (k, c) in observers.iter().chain(writers.iter()).enumerate() {
+        if let Err(e) = c.wait_for("every marker of every node", all).await {
+            let text = c.text("shared.txt").unwrap_or_default();
+            let counts: Vec<usize> = who.iter().map(|w| markers_in(&text, w, N).len()).collect();
+            let mut m = String::new();
+            for (j, c) in observers.iter().chain(writers.iter()).enumerate() {
+                let text = c.text("shared.txt").unwrap_or_default();
+                let counts: Vec<usize> = who.iter().map(|w| markers_in(&text, w, N).len()).collect();
+                m.push_str(&format!("client {j}: {counts:?}\n"));
+            }
+            for (j, n) in nodes.iter().enumerate() {
+                let fresh = connect(n, &s, &s.created.reader_token, "fresh").await;
+                let text = fresh.text("shared.txt").unwrap_or_default();
+                let counts: Vec<usize> = who.iter().map(|w| markers_in(&text, w, N).len()).collect();
+                m.push_str(&format!("fresh on node {j}: {counts:?}\n"));
+            }
+            for n in &nodes {
+                for line in n.metrics().await.unwrap_or_default().lines() {
+                    if line.starts_with("mesh_bus") && !line.contains("bucket") {
+                        m.push_str(line);
+                        m.push('\n');
+                    }
+                }
+                m.push_str("--\n");
+            }
+            panic!("client {k}: {e}; markers of a, b, c: {counts:?}\n{m}");
+        }
     }
     let texts: Vec<String> = observers.iter().chain(writers.iter()).map(|c| c.text("shared.txt").unwrap()).collect();
     assert!(texts.windows(2).all(|p| p[0] == p[1]), "every replica is byte-equal");
