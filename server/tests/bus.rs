@@ -115,7 +115,9 @@ async fn three_nodes_converge_with_every_keystroke_kept() {
     // text winning), everyone sees it, then all type at once.
     writers[0].insert("shared.txt", 0, "start\n");
     for c in observers.iter().chain(writers.iter()) {
-        c.wait_for("the file", |c| c.text("shared.txt").is_some()).await.unwrap();
+        c.wait_for("the file", |c| c.text("shared.txt").is_some())
+            .await
+            .unwrap();
     }
     const N: usize = 300;
     let who = ["a", "b", "c"];
@@ -156,7 +158,11 @@ async fn three_nodes_converge_with_every_keystroke_kept() {
             panic!("client {k}: {e}; markers of a, b, c: {counts:?}\n{m}");
         }
     }
-    let texts: Vec<String> = observers.iter().chain(writers.iter()).map(|c| c.text("shared.txt").unwrap()).collect();
+    let texts: Vec<String> = observers
+        .iter()
+        .chain(writers.iter())
+        .map(|c| c.text("shared.txt").unwrap())
+        .collect();
     assert!(texts.windows(2).all(|p| p[0] == p[1]), "every replica is byte-equal");
     // The bus, not a reload, carried it: every node published and received.
     for n in &nodes {
@@ -204,7 +210,11 @@ async fn a_node_killed_mid_burst_loses_no_acknowledged_edit() {
         })
         .await
         .unwrap();
-    println!("{} of {N} markers acknowledged at the kill; all kept ({} stored)", seen.len(), stored.len());
+    println!(
+        "{} of {N} markers acknowledged at the kill; all kept ({} stored)",
+        seen.len(),
+        stored.len()
+    );
 }
 
 #[tokio::test]
@@ -218,9 +228,11 @@ async fn the_room_carries_on_through_a_redis_restart_and_catches_up() {
     let near = connect(&a, &s, &s.created.reader_token, "near").await;
     let far = connect(&b, &s, &s.created.reader_token, "far").await;
     type_markers(&typist, "notes.md", "x", 50).await;
-    far.wait_for("the first words", |c| markers_in(&c.text("notes.md").unwrap_or_default(), "x", 50).len() == 50)
-        .await
-        .unwrap();
+    far.wait_for("the first words", |c| {
+        markers_in(&c.text("notes.md").unwrap_or_default(), "x", 50).len() == 50
+    })
+    .await
+    .unwrap();
 
     redis.stop().unwrap();
     let (status, body) = readyz(&a).await;
@@ -279,14 +291,18 @@ async fn a_cursor_on_one_node_is_seen_on_another_and_goes_when_its_node_dies() {
     let ben = connect(&b, &s, &s.created.writer_token, "ben").await;
     ana.set_awareness(serde_json::json!({"user": {"name": "ana", "color": "#e6194b"}}))
         .unwrap();
-    ben.wait_for("ana's cursor, from node A", |c| remote_names(c).contains(&"ana".to_string()))
-        .await
-        .unwrap();
+    ben.wait_for("ana's cursor, from node A", |c| {
+        remote_names(c).contains(&"ana".to_string())
+    })
+    .await
+    .unwrap();
     ben.set_awareness(serde_json::json!({"user": {"name": "ben", "color": "#3cb44b"}}))
         .unwrap();
-    ana.wait_for("ben's cursor, from node B", |c| remote_names(c).contains(&"ben".to_string()))
-        .await
-        .unwrap();
+    ana.wait_for("ben's cursor, from node B", |c| {
+        remote_names(c).contains(&"ben".to_string())
+    })
+    .await
+    .unwrap();
     a.kill9();
     // Nobody on A can say goodbye: B lets ana's state time out.
     let started = std::time::Instant::now();
@@ -296,4 +312,86 @@ async fn a_cursor_on_one_node_is_seen_on_another_and_goes_when_its_node_dies() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     println!("ana's cursor went {:?} after her node died", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_role_change_and_a_kick_on_one_node_apply_at_once_on_another() {
+    use mesh_protocol::messages::Role;
+    use mesh_protocol::ServerMessage;
+    let pg = TestPostgres::start().unwrap();
+    let redis = TestRedis::start().unwrap();
+    let a = node(&pg, &redis);
+    let b = node(&pg, &redis);
+    let s = a.create_session("roles").await.unwrap();
+    let host = YClient::connect_mesh(&ws_on(&a, &s, &s.created.host_token), "hana")
+        .await
+        .unwrap();
+    let h = host.welcome().await.unwrap();
+    host.wait_synced().await.unwrap();
+    let walt = YClient::connect_mesh(&ws_on(&b, &s, &s.created.writer_token), "walt")
+        .await
+        .unwrap();
+    let w = walt.welcome().await.unwrap();
+    walt.wait_synced().await.unwrap();
+    let vic = YClient::connect_mesh(&ws_on(&b, &s, &s.created.writer_token), "vic")
+        .await
+        .unwrap();
+    let v = vic.welcome().await.unwrap();
+    vic.wait_synced().await.unwrap();
+    walt.insert("a.txt", 0, "<before>");
+    host.wait_for("walt's edit", |c| {
+        c.text("a.txt").is_some_and(|t| t.contains("<before>"))
+    })
+    .await
+    .unwrap();
+
+    // The host, on node A, makes walt (on node B) a reader.
+    let id = s.id();
+    let (status, body) = a
+        .api(
+            reqwest::Method::PUT,
+            &format!("/api/sessions/{id}/seats/{}/role", w.seat),
+            Some(&h.seat_token),
+            Some(serde_json::json!({"role": "reader"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 204, "{body}");
+    walt.wait_mesh(
+        "the role change, from node A",
+        |m| matches!(m, ServerMessage::RoleChanged { seat, role: Role::Reader, .. } if *seat == w.seat),
+    )
+    .await
+    .unwrap();
+    // Node B refuses walt's edits now.
+    walt.insert("a.txt", 0, "<after>");
+    walt.wait_mesh("the refusal of a reader's edit", |m| {
+        matches!(
+            m,
+            ServerMessage::Error {
+                code: mesh_protocol::ErrorCode::Forbidden,
+                ..
+            }
+        )
+    })
+    .await
+    .unwrap();
+
+    // The host kicks vic: node B closes vic's connection.
+    let (status, body) = a
+        .api(
+            reqwest::Method::POST,
+            &format!("/api/sessions/{id}/seats/{}/kick", v.seat),
+            Some(&h.seat_token),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 204, "{body}");
+    let (code, reason) = vic.wait_closed().await.unwrap();
+    assert!(reason.contains("removed"), "{code} {reason}");
+    assert!(
+        !host.text("a.txt").unwrap().contains("<after>"),
+        "a reader's edit never reaches the other node"
+    );
 }

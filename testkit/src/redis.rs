@@ -95,7 +95,10 @@ impl TestRedis {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("redis-server did not answer within {READY_TIMEOUT:?}: {}", self.log_tail());
+                bail!(
+                    "redis-server did not answer within {READY_TIMEOUT:?}: {}",
+                    self.log_tail()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -263,7 +263,11 @@ mod tests {
                 first: 7,
                 updates: vec![vec![1, 2, 3], vec![], vec![9; 300]],
             },
-            BusEntry::Seen { node, first: 3, last: 5 },
+            BusEntry::Seen {
+                node,
+                first: 3,
+                last: 5,
+            },
             BusEntry::Awareness {
                 node,
                 update: vec![1, 0],
@@ -283,16 +287,34 @@ mod tests {
             (vec![(b"k", b"access"), (b"n", b"xyz")], BadEntry::Malformed("n")),
             (
                 // A length running past the end.
-                vec![(b"k", b"update"), (b"n", node), (b"a", b"1"), (b"b", b"1"), (b"d", &[255, 255, 0, 0, 1])],
+                vec![
+                    (b"k", b"update"),
+                    (b"n", node),
+                    (b"a", b"1"),
+                    (b"b", b"1"),
+                    (b"d", &[255, 255, 0, 0, 1]),
+                ],
                 BadEntry::Malformed("d"),
             ),
             (
                 // Two numbers, one update.
-                vec![(b"k", b"update"), (b"n", node), (b"a", b"1"), (b"b", b"2"), (b"d", &[1, 0, 0, 0, 7])],
+                vec![
+                    (b"k", b"update"),
+                    (b"n", node),
+                    (b"a", b"1"),
+                    (b"b", b"2"),
+                    (b"d", &[1, 0, 0, 0, 7]),
+                ],
                 BadEntry::Malformed("d"),
             ),
             (
-                vec![(b"k", b"update"), (b"n", node), (b"a", b"5"), (b"b", b"99999999"), (b"d", &[])],
+                vec![
+                    (b"k", b"update"),
+                    (b"n", node),
+                    (b"a", b"5"),
+                    (b"b", b"99999999"),
+                    (b"d", &[]),
+                ],
                 BadEntry::Malformed("b"),
             ),
             (
@@ -305,7 +327,11 @@ mod tests {
         }
         let big = vec![0u8; MAX_AWARENESS_BYTES + 1];
         assert_eq!(
-            BusEntry::from_fields(vec![(b"k".as_slice(), b"awareness".as_slice()), (b"n", node), (b"d", &big)]),
+            BusEntry::from_fields(vec![
+                (b"k".as_slice(), b"awareness".as_slice()),
+                (b"n", node),
+                (b"d", &big)
+            ]),
             Err(BadEntry::TooLarge("awareness"))
         );
     }

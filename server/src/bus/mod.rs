@@ -85,8 +85,9 @@ impl FromStr for BusUrl {
             return Err("the bus must be a redis://[USER:PASSWORD@]HOST:PORT URL".into());
         }
         // The client's own parse error may quote the input (and its password).
-        let info: redis::ConnectionInfo = redis::IntoConnectionInfo::into_connection_info(text)
-            .map_err(|_| "the bus URL is not a valid Redis URL; write it as redis://[USER:PASSWORD@]HOST:PORT".to_string())?;
+        let info: redis::ConnectionInfo = redis::IntoConnectionInfo::into_connection_info(text).map_err(|_| {
+            "the bus URL is not a valid Redis URL; write it as redis://[USER:PASSWORD@]HOST:PORT".to_string()
+        })?;
         let host = match info.addr() {
             redis::ConnectionAddr::Tcp(host, port) => format!("{host}:{port}"),
             _ => return Err("the bus URL must name a TCP host and port: redis://HOST:PORT".into()),
@@ -222,7 +223,11 @@ impl Bus {
         let mut cmd = redis::cmd("XREVRANGE");
         cmd.arg(stream_key(room)).arg("+").arg("-").arg("COUNT").arg(1);
         match self.command(&cmd).await {
-            Ok(value) => Some(parse_entries(value).last().map_or_else(|| "0-0".to_string(), |(id, _)| id.clone())),
+            Ok(value) => Some(
+                parse_entries(value)
+                    .last()
+                    .map_or_else(|| "0-0".to_string(), |(id, _)| id.clone()),
+            ),
             Err(e) => {
                 tracing::warn!(room = %room, bus = %self.url, error = %e, "bus: cannot read the stream's position; the room resyncs once Redis answers");
                 None
@@ -284,7 +289,13 @@ impl Bus {
                 let mut cmd = redis::cmd("XREVRANGE");
                 cmd.arg(&key).arg("+").arg("-").arg("COUNT").arg(1);
                 match cmd.query_async::<Value>(&mut conn).await {
-                    Ok(v) => last = Some(parse_entries(v).last().map_or_else(|| "0-0".into(), |(id, _)| id.clone())),
+                    Ok(v) => {
+                        last = Some(
+                            parse_entries(v)
+                                .last()
+                                .map_or_else(|| "0-0".into(), |(id, _)| id.clone()),
+                        )
+                    }
                     Err(_) => continue,
                 }
                 let Some(tx) = to.upgrade() else { return };
@@ -363,7 +374,13 @@ async fn publisher(client: redis::Client, mut rx: mpsc::Receiver<Outgoing>) {
             match out {
                 Outgoing::Entry(room, entry) => {
                     let key = stream_key(room);
-                    let cmd = pipe.cmd("XADD").arg(&key).arg("MAXLEN").arg("~").arg(STREAM_MAX_LEN).arg("*");
+                    let cmd = pipe
+                        .cmd("XADD")
+                        .arg(&key)
+                        .arg("MAXLEN")
+                        .arg("~")
+                        .arg(STREAM_MAX_LEN)
+                        .arg("*");
                     for (name, value) in entry.to_fields() {
                         cmd.arg(name).arg(value);
                     }

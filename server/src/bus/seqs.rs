@@ -53,7 +53,12 @@ impl SeqTracker {
 
     /// Whether `seq` is integrated already.
     pub fn seen(&self, seq: u64) -> bool {
-        seq <= self.upto || self.ahead.range(..=seq).next_back().is_some_and(|(_, last)| *last >= seq)
+        seq <= self.upto
+            || self
+                .ahead
+                .range(..=seq)
+                .next_back()
+                .is_some_and(|(_, last)| *last >= seq)
     }
 
     /// Whether a hole is open.

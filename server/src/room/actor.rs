@@ -340,7 +340,7 @@ async fn run(
     let me_for_bus = me.clone();
     let started = Instant::now();
     let (mut core, bad) = RoomCore::load_with(limits, state.snapshot.as_deref(), &state.updates);
-    core.set_access(access, tokens.clone());
+    core.set_access(access, tokens);
     core.set_bus(bus.is_some());
     if bad > 0 {
         tracing::error!(room = %id, bad, "stored updates failed to apply; the store may be damaged");
@@ -364,7 +364,7 @@ async fn run(
         debug: None,
         pending_kept_bytes: 0,
         pending_debug: None,
-        bus: bus.map(|bus| remote::RoomBus::follow(bus, id, start, state.last_seq, tokens, me_for_bus)),
+        bus: bus.map(|bus| remote::RoomBus::follow(bus, id, start, state.last_seq, me_for_bus)),
     };
     actor.main_loop(rx).await;
     if let Some(bus) = &actor.bus {

@@ -27,8 +27,8 @@ use crate::auth::Grant;
 mod ghost;
 pub mod host;
 mod remote;
-pub use remote::RemoteRefusal;
 pub use host::{HostOp, HostReply};
+pub use remote::RemoteRefusal;
 
 /// The largest awareness state (JSON) one client may publish: names, colours and a few
 /// cursors fit in far less.
@@ -654,7 +654,8 @@ impl RoomCore {
         if !removed.clients.is_empty() {
             let _ = self.awareness.apply_update(removed.clone());
             if self.bus {
-                fx.bus_awareness.push(yrs::updates::encoder::Encode::encode_v1(&removed));
+                fx.bus_awareness
+                    .push(yrs::updates::encoder::Encode::encode_v1(&removed));
             }
             fx.to(Target::All, encode_yjs(&Message::Awareness(removed)));
         }

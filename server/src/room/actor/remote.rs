@@ -10,7 +10,6 @@ use tokio::sync::mpsc;
 use super::{merge, Actor, Command, Stop};
 use crate::bus::seqs::{SeqTracker, Verdict};
 use crate::bus::{Bus, BusEntry, BusEvent};
-use crate::room::access::Tokens;
 use crate::room::core::{Effects, RemoteRefusal};
 use crate::store::sqlite::now_ms;
 use mesh_protocol::RoomId;
@@ -25,7 +24,6 @@ pub(super) struct RoomBus {
     bus: Arc<Bus>,
     seqs: SeqTracker,
     reader: tokio::task::JoinHandle<()>,
-    tokens: Arc<dyn Tokens>,
     /// When this room's people's awareness is published again.
     renew_at_ms: u64,
 }
@@ -49,7 +47,6 @@ impl RoomBus {
         id: RoomId,
         start: Option<String>,
         loaded_upto: u64,
-        tokens: Arc<dyn Tokens>,
         me: mpsc::WeakSender<Command>,
     ) -> RoomBus {
         let reader = bus.follow(id, start, me);
@@ -57,7 +54,6 @@ impl RoomBus {
             bus,
             seqs: SeqTracker::new(loaded_upto),
             reader,
-            tokens,
             renew_at_ms: now_ms() + AWARENESS_RENEW_MS,
         }
     }
@@ -91,9 +87,9 @@ impl Actor {
             self.core.next_remote_expiry(),
             Some(bus.renew_at_ms),
         ]
-            .into_iter()
-            .flatten()
-            .min()
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// What other nodes published, or the reader came back.
@@ -235,13 +231,18 @@ impl Actor {
             }
         }
         if work.reload_access {
-            match self.store.load_access(self.id).await {
-                Ok(access) => {
-                    let tokens = self.bus.as_ref().map(|b| b.tokens.clone());
-                    if let Some(tokens) = tokens {
-                        self.core.set_access(access, tokens);
-                    }
+            // What this room recorded itself is written first, so the reload keeps it.
+            let changes = self.core.take_access_changes();
+            if !changes.is_empty() {
+                if let Err(e) = self.store.write_access(self.id, changes).await {
+                    tracing::error!(room = %self.id, error = %e, "cannot persist the room's seats and links; closing the room");
+                    metrics::counter!("mesh_store_errors_total").increment(1);
+                    return Err(Stop::StoreFailed);
                 }
+                self.access_changed();
+            }
+            match self.store.load_access(self.id).await {
+                Ok(access) => merge(fx, self.core.reload_access(access, now_ms())),
                 Err(e) => tracing::warn!(room = %self.id, error = %e, "bus: cannot reload the room's links and seats"),
             }
         }

@@ -10,7 +10,11 @@ use yrs::{ReadTxn, Transact, Update};
 
 use super::{guard, Effects, RoomCore, Target, MAX_AWARENESS_STATE_BYTES};
 use crate::bus::NodeId;
-use mesh_protocol::codec::encode_yjs;
+use mesh_protocol::codec::{encode_mesh, encode_yjs};
+use mesh_protocol::messages::Role;
+use mesh_protocol::{ErrorCode, ServerMessage};
+
+use super::ConnId;
 
 /// Awareness client ids of people on other nodes a room keeps at most: far more people than
 /// a room holds; a forged bus cannot grow the table without bound.
@@ -32,6 +36,61 @@ pub enum RemoteRefusal {
 }
 
 impl RoomCore {
+    /// Takes access records another node wrote (a role change, a kick, a revoked link) and
+    /// applies them to this node's connections at once, as the host's own node does: a
+    /// kicked seat or one whose link was revoked is closed, a changed role is set and
+    /// announced.
+    pub fn reload_access(&mut self, state: crate::store::AccessState, now_ms: u64) -> Effects {
+        let mut fx = Effects::default();
+        self.access = crate::room::access::Access::from_state(state, self.limits.max_links);
+        let conns: Vec<(ConnId, String, Role)> = self
+            .conns
+            .iter()
+            .map(|(id, c)| (*id, c.participant.seat.clone(), c.participant.role))
+            .collect();
+        let mut announced = std::collections::BTreeSet::new();
+        for (id, seat, role) in conns {
+            let record = self.access.seat(&seat).cloned();
+            match record {
+                Some(s) if s.kicked => {
+                    let revoked = self.access.link(&s.link).is_some_and(|l| l.revoked_at.is_some());
+                    let (code, message) = if revoked {
+                        (
+                            ErrorCode::Unauthorized,
+                            "the link you joined with was revoked by the host: ask the host for a new link",
+                        )
+                    } else {
+                        (ErrorCode::Forbidden, "you were removed from this room by the host")
+                    };
+                    if !revoked && self.conns[&id].mesh {
+                        fx.to(
+                            Target::One(id),
+                            encode_mesh(&ServerMessage::Kicked { by: "the host".into() }),
+                        );
+                    }
+                    fx.absorb(self.leave(id, now_ms));
+                    fx.close.push((id, code, message.into()));
+                }
+                Some(s) if s.role != role => {
+                    self.conns.get_mut(&id).expect("listed").participant.role = s.role;
+                    if announced.insert(seat.clone()) {
+                        fx.to(
+                            Target::MeshClients,
+                            encode_mesh(&ServerMessage::RoleChanged {
+                                seat: seat.clone(),
+                                role: s.role,
+                                by: "the host".into(),
+                                responding_to: None,
+                            }),
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        fx
+    }
+
     /// Says the room has a bus: its connections' awareness goes to the other nodes too.
     pub fn set_bus(&mut self, on: bool) {
         self.bus = on;
@@ -72,14 +131,19 @@ impl RoomCore {
         let (fresh, _bad) = RoomCore::load_with(self.limits, snapshot, updates);
         let sv = self.doc().transact().state_vector();
         let missing = fresh.doc().transact().encode_state_as_update_v1(&sv);
-        let Ok(update) = Update::decode_v1(&missing) else { return fx };
+        let Ok(update) = Update::decode_v1(&missing) else {
+            return fx;
+        };
         if update.is_empty() {
             return fx;
         }
         if self.doc().transact_mut().apply_update(update).is_err() {
             // The store's own state does not apply to this copy: take the store's whole.
             self.replace_document(fresh);
-            let full = self.doc().transact().encode_state_as_update_v1(&yrs::StateVector::default());
+            let full = self
+                .doc()
+                .transact()
+                .encode_state_as_update_v1(&yrs::StateVector::default());
             fx.to(Target::Synced, encode_yjs(&Message::Sync(SyncMessage::Update(full))));
             return fx;
         }
@@ -94,7 +158,7 @@ impl RoomCore {
     /// than [`MAX_REMOTE_AWARENESS`]. Relays what applies to this node's members.
     pub fn apply_remote_awareness(&mut self, node: NodeId, raw: &[u8], now_ms: u64) -> Effects {
         let mut fx = Effects::default();
-        let Ok(update) = AwarenessUpdate::decode_v1(raw) else {
+        let Some(update) = decode_awareness(raw) else {
             metrics::counter!("mesh_bus_bad_entries_total").increment(1);
             return fx;
         };
@@ -178,10 +242,32 @@ impl RoomCore {
                 continue;
             }
             if let Some(json) = state.data.clone() {
-                update.clients.insert(cid, AwarenessUpdateEntry { clock: state.clock, json });
+                update.clients.insert(
+                    cid,
+                    AwarenessUpdateEntry {
+                        clock: state.clock,
+                        json,
+                    },
+                );
             }
         }
         (!update.clients.is_empty()).then(|| yrs::updates::encoder::Encode::encode_v1(&update))
+    }
+}
+
+/// Decodes an awareness update from the bus through the same checked path as a client's
+/// (`decode_frame`: declared counts bounded by the bytes, client ids within 53 bits, which
+/// yrs asserts), by framing it as the y-protocols awareness message it is.
+fn decode_awareness(raw: &[u8]) -> Option<AwarenessUpdate> {
+    use yrs::encoding::write::Write;
+    const MSG_AWARENESS: u8 = 1;
+    let mut framed = Vec::with_capacity(raw.len() + 6);
+    framed.write_var(MSG_AWARENESS);
+    framed.write_buf(raw);
+    let mut frames = mesh_protocol::decode_frame::<mesh_protocol::Request>(&framed).ok()?;
+    match (frames.pop(), frames.is_empty()) {
+        (Some(mesh_protocol::codec::Frame::Yjs(Message::Awareness(update))), true) => Some(update),
+        _ => None,
     }
 }
 
@@ -196,7 +282,14 @@ mod tests {
 
     fn state(client: u64, clock: u32, json: &str) -> Vec<u8> {
         let update = AwarenessUpdate {
-            clients: [(yrs::block::ClientID::new(client), AwarenessUpdateEntry { clock, json: json.into() })].into(),
+            clients: [(
+                yrs::block::ClientID::new(client),
+                AwarenessUpdateEntry {
+                    clock,
+                    json: json.into(),
+                },
+            )]
+            .into(),
         };
         yrs::updates::encoder::Encode::encode_v1(&update)
     }
@@ -218,7 +311,10 @@ mod tests {
         let fx = room.resync_from(None, &[a.clone(), b, c]);
         assert_eq!(fx.send.len(), 1);
         assert_eq!(crate::room::core::tests::text_t(&room), "abc");
-        assert!(room.resync_from(None, &[a]).send.is_empty(), "nothing new, nothing sent");
+        assert!(
+            room.resync_from(None, &[a]).send.is_empty(),
+            "nothing new, nothing sent"
+        );
     }
 
     #[test]
@@ -227,7 +323,10 @@ mod tests {
         let fx = room.apply_remote_awareness(node(), &state(42, 1, r#"{"user":{"name":"b"}}"#), 1_000);
         assert_eq!(fx.send.len(), 1);
         assert_eq!(room.next_remote_expiry(), Some(1_000 + REMOTE_AWARENESS_TTL_MS));
-        assert!(room.expire_remote_awareness(1_000 + REMOTE_AWARENESS_TTL_MS - 1).send.is_empty());
+        assert!(room
+            .expire_remote_awareness(1_000 + REMOTE_AWARENESS_TTL_MS - 1)
+            .send
+            .is_empty());
         room.apply_remote_awareness(node(), &state(42, 2, r#"{"user":{"name":"b"}}"#), 20_000);
         assert!(room.expire_remote_awareness(31_000).send.is_empty(), "renewed at 20 s");
         let gone = room.expire_remote_awareness(20_000 + REMOTE_AWARENESS_TTL_MS);
@@ -238,9 +337,15 @@ mod tests {
     #[test]
     fn forged_remote_awareness_is_bounded_and_never_fatal() {
         let (mut room, _) = RoomCore::load(None, &[]);
-        assert!(room.apply_remote_awareness(node(), &[0xff, 0xff, 0xff], 0).send.is_empty());
+        assert!(room
+            .apply_remote_awareness(node(), &[0xff, 0xff, 0xff], 0)
+            .send
+            .is_empty());
         let big = format!("{{\"x\":\"{}\"}}", "a".repeat(MAX_AWARENESS_STATE_BYTES));
-        assert!(room.apply_remote_awareness(node(), &state(1, 1, &big), 0).send.is_empty());
+        assert!(room
+            .apply_remote_awareness(node(), &state(1, 1, &big), 0)
+            .send
+            .is_empty());
         for i in 0..MAX_REMOTE_AWARENESS as u64 + 10 {
             room.apply_remote_awareness(node(), &state(100 + i, 1, "{}"), 0);
         }
