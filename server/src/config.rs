@@ -769,6 +769,29 @@ mod tests {
     }
 
     #[test]
+    fn a_bus_needs_a_shared_store_and_its_password_is_never_printed() {
+        assert!(resolve("", &[]).unwrap().bus.is_none(), "no bus by default: one node");
+        let s = resolve(
+            "store = \"postgres://mesh:pg@db/mesh\"\nbus = \"redis://:r3d1s-s3cr3t@cache:6379\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.bus.as_ref().unwrap().to_string(), "redis://:***@cache:6379");
+        assert!(!format!("{s:?}").contains("r3d1s-s3cr3t"));
+        let e = resolve("", &["--bus", "redis://:r3d1s-s3cr3t@cache:6379"])
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().contains("share one store") && !e.to_string().contains("r3d1s"),
+            "{e}"
+        );
+        let e = resolve("store = \"postgres://db/mesh\"\n", &["--bus", "nats://cache"])
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("redis://"), "{e}");
+    }
+
+    #[test]
     fn bad_edge_settings_are_refused_by_name() {
         let e = resolve("trusted_proxy = [\"proxy.local\"]\n", &[]).err().unwrap();
         assert!(e.to_string().contains("trusted_proxy"), "{e}");
