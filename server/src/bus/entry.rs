@@ -281,7 +281,8 @@ mod tests {
     #[test]
     fn a_forged_entry_is_refused_never_trusted() {
         let node = b"0123456789abcdef".as_slice();
-        let cases: Vec<(Vec<(&[u8], &[u8])>, BadEntry)> = vec![
+        type Fields<'a> = Vec<(&'a [u8], &'a [u8])>;
+        let cases: Vec<(Fields, BadEntry)> = vec![
             (vec![(b"k", b"update"), (b"n", node)], BadEntry::Missing("a")),
             (vec![(b"k", b"nuke"), (b"n", node)], BadEntry::UnknownKind),
             (vec![(b"k", b"access"), (b"n", b"xyz")], BadEntry::Malformed("n")),

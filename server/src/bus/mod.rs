@@ -93,7 +93,7 @@ impl FromStr for BusUrl {
             _ => return Err("the bus URL must name a TCP host and port: redis://HOST:PORT".into()),
         };
         let redis = info.redis_settings();
-        let user = redis.username().map(|u| format!("{u}")).unwrap_or_default();
+        let user = redis.username().map(str::to_string).unwrap_or_default();
         let secret = if redis.password().is_some() { ":***" } else { "" };
         let who = if user.is_empty() && secret.is_empty() {
             String::new()

@@ -307,7 +307,7 @@ mod tests {
     #[test]
     fn a_resync_relays_only_what_was_missing_and_converges_on_the_store() {
         let [a, b, c] = three_edits();
-        let (mut room, _) = RoomCore::load(None, &[a.clone()]);
+        let (mut room, _) = RoomCore::load(None, std::slice::from_ref(&a));
         let fx = room.resync_from(None, &[a.clone(), b, c]);
         assert_eq!(fx.send.len(), 1);
         assert_eq!(crate::room::core::tests::text_t(&room), "abc");
