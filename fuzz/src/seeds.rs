@@ -54,6 +54,7 @@ pub fn generate(dir: &Path) -> anyhow::Result<Vec<(&'static str, usize)>> {
         ("provider_stream", provider_stream()),
         ("mcp_edit", mcp_edit()),
         ("websocket", websocket()),
+        ("bus", bus()),
     ];
     let mut out = Vec::new();
     for (target, seeds) in sets {
@@ -1116,4 +1117,60 @@ fn runner() -> Vec<Seed> {
             ]),
         ),
     ]
+}
+
+// ----- bus ----------------------------------------------------------------------------
+
+/// Stream entries of every kind, each field a pair of records.
+fn bus() -> Vec<Seed> {
+    use mesh_server::bus::{BusEntry, NodeId};
+    let node = NodeId(0x0123_4567_89ab_cdef);
+    let doc = mesh_protocol::doc::new_doc();
+    let text = doc.get_or_insert_text("t");
+    let edits: Vec<Vec<u8>> = ["a", "é🙂"]
+        .iter()
+        .map(|s| {
+            let mut txn = doc.transact_mut();
+            let len = text.len(&txn);
+            text.insert(&mut txn, len, s);
+            txn.encode_update_v1()
+        })
+        .collect();
+    let entries = [
+        (
+            "update",
+            BusEntry::Update {
+                node,
+                first: 1,
+                updates: edits,
+            },
+        ),
+        (
+            "seen",
+            BusEntry::Seen {
+                node,
+                first: 3,
+                last: 4,
+            },
+        ),
+        (
+            "awareness",
+            BusEntry::Awareness {
+                node,
+                update: vec![1, 42, 1, 2, b'{', b'}'],
+            },
+        ),
+        ("access", BusEntry::Access { node }),
+    ];
+    entries
+        .into_iter()
+        .map(|(name, entry)| {
+            let recs: Vec<Vec<u8>> = entry
+                .to_fields()
+                .into_iter()
+                .flat_map(|(k, v)| [k.as_bytes().to_vec(), v])
+                .collect();
+            (name.to_string(), join(&recs))
+        })
+        .collect()
 }

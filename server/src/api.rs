@@ -741,19 +741,19 @@ pub async fn livez() -> Json<Health> {
     Json(Health { status: "ok".into() })
 }
 
-/// Readiness: the store answers.
+/// Readiness: the store answers, and the bus to the other nodes when there is one.
 #[utoipa::path(get, path = "/readyz", responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(app): State<AppState>) -> Response {
-    match app.store.get_room(RoomId::random()).await {
-        Ok(_) => Json(Health { status: "ok".into() }).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(Health {
-                status: format!("store unavailable: {e}"),
-            }),
-        )
-            .into_response(),
+    let unavailable = |status: String| (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status })).into_response();
+    if let Err(e) = app.store.get_room(RoomId::random()).await {
+        return unavailable(format!("store unavailable: {e}"));
     }
+    if let Some(bus) = &app.bus {
+        if let Err(e) = bus.ping().await {
+            return unavailable(e);
+        }
+    }
+    Json(Health { status: "ok".into() }).into_response()
 }
 
 /// Prometheus metrics.

@@ -63,6 +63,8 @@ pub struct AppState {
     pub runs: Arc<crate::runs::RunService>,
     /// Sign-in with the OpenID Connect provider, when accounts are on.
     pub accounts: Option<Arc<crate::accounts::Accounts>>,
+    /// The bus to the other nodes (`--bus`), if any.
+    pub bus: Option<Arc<crate::bus::Bus>>,
 }
 
 impl AppState {
@@ -255,6 +257,7 @@ impl Server {
         };
         let issuer = crate::auth::TokenIssuer::new(auth.clone(), base_url);
         let settings_write_spacing = settings.edge.write_spacing;
+        let bus = settings.bus.clone().map(crate::bus::Bus::start).transpose()?;
         let state = AppState {
             joins: Arc::new(crate::limits::JoinLimiter::new(edge.join_rate, edge.join_burst)),
             conns: crate::limits::ConnectionLimiter::new(edge.max_connections, edge.max_connections_per_address),
@@ -265,12 +268,14 @@ impl Server {
                 edge.create_burst_global,
             )),
             room_count: Arc::new(AtomicU64::new(room_count)),
-            rooms: Rooms::with_limits(
+            rooms: Rooms::on_bus(
                 store.clone(),
                 Some(runs.clone()),
                 settings.room_limits,
                 Some(issuer.clone()),
+                bus.clone(),
             ),
+            bus,
             issuer,
             runs,
             store,

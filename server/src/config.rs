@@ -50,6 +50,10 @@ pub struct Args {
     /// process list) [default: sqlite].
     #[arg(long, env = "MESH_STORE", value_name = "sqlite|URL", hide_env_values = true)]
     pub store: Option<String>,
+    /// The bus between nodes that share a room: a Redis URL, `redis://[USER:PASSWORD@]HOST:PORT`
+    /// (needs a Postgres store, shared by every node given it) [default: none, one node].
+    #[arg(long, env = "MESH_BUS", value_name = "URL", hide_env_values = true)]
+    pub bus: Option<String>,
     /// The URL clients reach this server at, used in join links [default: http://LISTEN].
     #[arg(long, env = "MESH_PUBLIC_URL")]
     pub public_url: Option<String>,
@@ -215,6 +219,7 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     store: Option<String>,
+    bus: Option<String>,
     public_url: Option<String>,
     durability: Option<Durability>,
     token_ttl_hours: Option<u64>,
@@ -269,6 +274,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Where rooms are stored.
     pub store: StoreLocation,
+    /// The bus between nodes, if any.
+    pub bus: Option<crate::bus::BusUrl>,
     /// Public URL, without a trailing slash; `None` means "derive from the bound address".
     pub public_url: Option<String>,
     /// Store durability.
@@ -522,6 +529,7 @@ impl std::fmt::Debug for Settings {
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
             .field("store", &self.store)
+            .field("bus", &self.bus)
             .field("public_url", &self.public_url)
             .field("durability", &self.durability)
             .field("token_ttl", &self.token_ttl)
@@ -546,6 +554,18 @@ impl Settings {
             Some(text) => StoreLocation::parse(&text)?,
             None => StoreLocation::Sqlite,
         };
+        let bus = match args.bus.take().or(file.bus.take()) {
+            Some(text) if !text.trim().is_empty() => Some(
+                text.parse::<crate::bus::BusUrl>()
+                    .map_err(|e| anyhow::anyhow!("bus: {e}"))?,
+            ),
+            _ => None,
+        };
+        if bus.is_some() && matches!(store, StoreLocation::Sqlite) {
+            anyhow::bail!(
+                "bus: nodes on one bus must share one store; give every node the same --store postgres://USER:PASSWORD@HOST:PORT/DATABASE"
+            );
+        }
         let run_pool = args.run_pool.or(file.run_pool).unwrap_or(DEFAULT_RUN_POOL);
         if run_pool > MAX_RUN_POOL {
             anyhow::bail!("run_pool {run_pool} is over the limit of {MAX_RUN_POOL} warm containers per language");
@@ -614,6 +634,7 @@ impl Settings {
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default")),
             data_dir,
             store,
+            bus,
             public_url: args
                 .public_url
                 .or(file.public_url)
@@ -770,6 +791,29 @@ mod tests {
             e.to_string().contains("store must be") && !e.to_string().contains("pw"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_bus_needs_a_shared_store_and_its_password_is_never_printed() {
+        assert!(resolve("", &[]).unwrap().bus.is_none(), "no bus by default: one node");
+        let s = resolve(
+            "store = \"postgres://mesh:pg@db/mesh\"\nbus = \"redis://:r3d1s-s3cr3t@cache:6379\"\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.bus.as_ref().unwrap().to_string(), "redis://:***@cache:6379");
+        assert!(!format!("{s:?}").contains("r3d1s-s3cr3t"));
+        let e = resolve("", &["--bus", "redis://:r3d1s-s3cr3t@cache:6379"])
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().contains("share one store") && !e.to_string().contains("r3d1s"),
+            "{e}"
+        );
+        let e = resolve("store = \"postgres://db/mesh\"\n", &["--bus", "nats://cache"])
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("redis://"), "{e}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod admission;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod bus;
 pub mod client_addr;
 pub mod config;
 pub mod debug;

@@ -10,6 +10,7 @@ pub mod net;
 pub mod oidc;
 pub mod postgres;
 pub mod provider;
+pub mod redis;
 pub mod server;
 pub mod soak;
 pub mod tls;
@@ -18,6 +19,7 @@ pub use client::{ConnectOptions, Welcome, YClient};
 pub use lsp::LspClient;
 pub use net::NetGate;
 pub use postgres::TestPostgres;
+pub use redis::TestRedis;
 pub use server::{Session, TestServer};
 
 use std::time::Duration;

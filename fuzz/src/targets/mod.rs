@@ -7,6 +7,7 @@
 
 use crate::rng::fnv1a;
 
+pub mod bus;
 pub mod dap;
 pub mod debug_hub;
 pub mod lsp;
@@ -102,6 +103,7 @@ pub fn all() -> &'static [&'static Target] {
         &provider_stream::TARGET,
         &mcp_edit::TARGET,
         &websocket::TARGET,
+        &bus::TARGET,
         &room::CONVERGENCE,
     ]
 }

@@ -191,6 +191,11 @@ impl Access {
         self.seats.get(id)
     }
 
+    /// A link's record.
+    pub fn link(&self, id: &str) -> Option<&LinkRecord> {
+        self.links.get(id)
+    }
+
     fn link_refusal(link: Option<&LinkRecord>, now_ms: u64) -> Option<Refusal> {
         let Some(link) = link else {
             return Some(Refusal::new(

@@ -22,6 +22,7 @@ use super::core::{ConnId, Effects, HostOp, HostReply, RoomCore, RoomLimits, Targ
 use crate::auth::Pass;
 
 mod debugging;
+mod remote;
 mod running;
 use crate::store::sqlite::now_ms;
 use crate::store::Store;
@@ -118,6 +119,11 @@ pub enum Command {
         /// What happened.
         notice: crate::debug::Notice,
     },
+    /// The room's bus reader reports what other nodes published (with `--bus`).
+    Bus(crate::bus::BusEvent),
+    /// A hole in the store's numbering or a remote person's awareness may have timed out
+    /// (sent by the room's own loop).
+    BusTick,
 }
 
 /// A loaded room's public state.
@@ -217,11 +223,27 @@ pub fn spawn_with_runs(
     tokens: Arc<dyn Tokens>,
     on_exit: impl FnOnce() + Send + 'static,
 ) -> (RoomHandle, tokio::task::JoinHandle<()>) {
+    spawn_on_bus(id, generation, store, runs, None, limits, tokens, on_exit)
+}
+
+/// [`spawn_with_runs`] for a node with a bus: the room follows its stream and publishes
+/// what it accepts.
+#[allow(clippy::too_many_arguments)]
+pub fn spawn_on_bus(
+    id: RoomId,
+    generation: u64,
+    store: Arc<dyn Store>,
+    runs: Option<Arc<crate::runs::RunService>>,
+    bus: Option<Arc<crate::bus::Bus>>,
+    limits: RoomLimits,
+    tokens: Arc<dyn Tokens>,
+    on_exit: impl FnOnce() + Send + 'static,
+) -> (RoomHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
     let weak = tx.downgrade();
     let task = tokio::spawn(async move {
         let mut rx = rx;
-        run(id, store, runs, limits, tokens, weak, &mut rx).await;
+        run(id, store, runs, bus, limits, tokens, weak, &mut rx).await;
         rx.close();
         while rx.try_recv().is_ok() {}
         on_exit();
@@ -265,12 +287,17 @@ struct Actor {
     pending_kept_bytes: u64,
     /// The room's debug session while it waits for the server's admission.
     pending_debug: Option<PendingDebug>,
+    /// The bus to the other nodes, with what this room has integrated of the store's
+    /// numbering and its stream's reader (`None` without `--bus`).
+    bus: Option<remote::RoomBus>,
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run(
     id: RoomId,
     store: Arc<dyn Store>,
     runs: Option<Arc<crate::runs::RunService>>,
+    bus: Option<Arc<crate::bus::Bus>>,
     limits: RoomLimits,
     tokens: Arc<dyn Tokens>,
     me: mpsc::WeakSender<Command>,
@@ -288,6 +315,12 @@ async fn run(
         refuse_all(rx, ErrorCode::NotFound).await;
         return;
     }
+    // The stream's position is taken before the load, so nothing published between the
+    // load and the first read is missed.
+    let start = match &bus {
+        Some(bus) => bus.position(id).await,
+        None => None,
+    };
     let state = match store.load(id).await {
         Ok(s) => s,
         Err(e) => {
@@ -304,9 +337,11 @@ async fn run(
             return;
         }
     };
+    let me_for_bus = me.clone();
     let started = Instant::now();
     let (mut core, bad) = RoomCore::load_with(limits, state.snapshot.as_deref(), &state.updates);
     core.set_access(access, tokens);
+    core.set_bus(bus.is_some());
     if bad > 0 {
         tracing::error!(room = %id, bad, "stored updates failed to apply; the store may be damaged");
         metrics::counter!("mesh_store_bad_updates_total").increment(bad as u64);
@@ -329,8 +364,12 @@ async fn run(
         debug: None,
         pending_kept_bytes: 0,
         pending_debug: None,
+        bus: bus.map(|bus| remote::RoomBus::follow(bus, id, start, state.last_seq, me_for_bus)),
     };
     actor.main_loop(rx).await;
+    if let Some(bus) = &actor.bus {
+        bus.stop();
+    }
     if let Some(service) = &actor.runs {
         // What the room queued can no longer start.
         service.gate.forget_room(id);
@@ -361,6 +400,8 @@ async fn refuse_all(rx: &mut mpsc::Receiver<Command>, code: ErrorCode) {
             | Command::Run { .. }
             | Command::Debug { .. }
             | Command::Admission(_)
+            | Command::Bus(_)
+            | Command::BusTick
             | Command::Shutdown => {}
             Command::StartRun { reply, .. } => {
                 let _ = reply.send(Err((code, "the room cannot be opened".into())));
@@ -397,6 +438,10 @@ impl Actor {
                 .core
                 .next_deadline()
                 .map(|at| Instant::now() + Duration::from_millis(at.saturating_sub(now_ms())));
+            // A hole in the numbering to give up on, or a remote person's state to expire.
+            let bus_deadline = self
+                .bus_deadline()
+                .map(|at| Instant::now() + Duration::from_millis(at.saturating_sub(now_ms())));
             let first = tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(cmd) => cmd,
@@ -404,6 +449,7 @@ impl Actor {
                 },
                 _ = sleep_until_opt(idle_deadline) => break Stop::Idle,
                 _ = sleep_until_opt(lobby_deadline) => Command::Tick,
+                _ = sleep_until_opt(bus_deadline) => Command::BusTick,
             };
             let mut batch = Vec::with_capacity(8);
             batch.push(first);
@@ -450,6 +496,7 @@ impl Actor {
         let mut fx = Effects::default();
         let mut stop = None;
         let mut poisoned = false;
+        let mut bus_work = remote::BusWork::default();
         for cmd in batch {
             match cmd {
                 Command::Join { conn, grant, tx, reply } => {
@@ -533,6 +580,8 @@ impl Actor {
                     let _ = reply.send(result);
                 }
                 Command::Admission(event) => self.on_admission(&mut fx, event),
+                Command::Bus(event) => self.on_bus(&mut fx, event, &mut bus_work),
+                Command::BusTick => self.on_bus_tick(&mut fx, &mut bus_work),
             }
         }
         // The common turn (updates to store, nothing else for the store, nothing to start):
@@ -549,6 +598,8 @@ impl Actor {
             let bytes: usize = fx.persist.iter().map(Vec::len).sum();
             let started = Instant::now();
             let updates = std::mem::take(&mut fx.persist);
+            // Only with a bus: the updates go to the other nodes once durable.
+            let for_bus = self.bus.as_ref().map(|_| updates.clone());
             let appended = if relay_on_durable {
                 let plan = self.plan(std::mem::take(&mut fx.send));
                 let full = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -567,7 +618,12 @@ impl Actor {
                 self.store.append(self.id, updates).await
             };
             match appended {
-                Ok(seq) => self.last_seq = seq,
+                Ok(seq) => {
+                    self.last_seq = self.last_seq.max(seq);
+                    if let Some(updates) = for_bus {
+                        self.published(seq, updates);
+                    }
+                }
                 Err(e) => {
                     // The updates are in memory but not on disk: send nothing, drop everyone.
                     // Clients keep their edits and resend them when they resync.
@@ -580,6 +636,7 @@ impl Actor {
             metrics::counter!("mesh_updates_total").increment(n);
             metrics::counter!("mesh_update_bytes_total").increment(bytes as u64);
         }
+        self.bus_turn(&mut fx, bus_work).await?;
         if poisoned {
             // Everything accepted before the panic is durable now; the document is rebuilt
             // from exactly that, so whatever the failed message half-did is gone.
@@ -620,6 +677,7 @@ impl Actor {
                 metrics::counter!("mesh_store_errors_total").increment(1);
                 return Err(Stop::StoreFailed);
             }
+            self.access_changed();
         }
         self.deliver(fx);
         if let Some(stop) = stop {
@@ -631,7 +689,10 @@ impl Actor {
         Ok(())
     }
 
-    fn deliver(&mut self, fx: Effects) {
+    fn deliver(&mut self, mut fx: Effects) {
+        if let Some(bus) = &self.bus {
+            bus.publish_awareness(self.id, std::mem::take(&mut fx.bus_awareness));
+        }
         let plan = self.plan(fx.send);
         let dropped = queue_planned(plan);
         self.settle(fx.close, dropped);
@@ -754,6 +815,7 @@ impl Actor {
         {
             Ok(last_seq) => {
                 self.compacted_seq = upto;
+                self.compacted_bus(waiting, last_seq);
                 self.last_seq = last_seq;
                 metrics::counter!("mesh_compactions_total").increment(1);
                 if waiting > 0 {

@@ -26,7 +26,9 @@ use crate::auth::Grant;
 
 mod ghost;
 pub mod host;
+mod remote;
 pub use host::{HostOp, HostReply};
+pub use remote::RemoteRefusal;
 
 /// The largest awareness state (JSON) one client may publish: names, colours and a few
 /// cursors fit in far less.
@@ -158,6 +160,8 @@ pub struct Effects {
     pub run_stops: Vec<(ConnId, Option<u64>, String)>,
     /// Debug requests (the caller owns the debug sessions).
     pub debug: Vec<DebugRequest>,
+    /// Awareness updates of this node's connections, for the other nodes (with a bus).
+    pub bus_awareness: Vec<Vec<u8>>,
     /// The client's id of the request being handled: errors name it (`responding_to`).
     request: Option<u64>,
 }
@@ -222,6 +226,7 @@ impl Effects {
         self.run_inputs.extend(from.run_inputs);
         self.run_stops.extend(from.run_stops);
         self.debug.extend(from.debug);
+        self.bus_awareness.extend(from.bus_awareness);
     }
 
     /// Queues a frame.
@@ -335,6 +340,12 @@ pub struct RoomCore {
     /// The newest state each ghost connection published, for joiners (at most
     /// `MAX_GHOST_PUBLISHERS`); dropped when the connection leaves.
     ghosts: BTreeMap<ConnId, mesh_protocol::ghost::GhostState>,
+    /// Awareness client ids published by people on other nodes: which node, and when it was
+    /// last heard of (a dead node's states time out).
+    remote_awareness: BTreeMap<u64, (crate::bus::NodeId, u64)>,
+    /// Whether the room has a bus: only then are its connections' awareness updates encoded
+    /// for other nodes.
+    bus: bool,
 }
 
 /// Bumps `generation` after every write transaction on `doc` (whoever makes it: a client's
@@ -393,6 +404,8 @@ impl RoomCore {
             tokens: Arc::new(NoTokens),
             waiting: BTreeMap::new(),
             ghosts: BTreeMap::new(),
+            remote_awareness: BTreeMap::new(),
+            bus: false,
         };
         (room, bad)
     }
@@ -640,6 +653,10 @@ impl RoomCore {
         }
         if !removed.clients.is_empty() {
             let _ = self.awareness.apply_update(removed.clone());
+            if self.bus {
+                fx.bus_awareness
+                    .push(yrs::updates::encoder::Encode::encode_v1(&removed));
+            }
             fx.to(Target::All, encode_yjs(&Message::Awareness(removed)));
         }
         if conn.announced {
@@ -989,6 +1006,8 @@ impl RoomCore {
         }
         let mut renamed = None;
         for (client, entry) in &update.clients {
+            // A person who moved here from another node (theirs died) now publishes here.
+            self.remote_awareness.remove(&client.get());
             if &*entry.json == "null" {
                 conn.awareness_ids.remove(&client.get());
             } else {
@@ -1021,6 +1040,7 @@ impl RoomCore {
             );
         }
         let frame = encode_yjs(&Message::Awareness(update.clone()));
+        let for_bus = self.bus.then(|| yrs::updates::encoder::Encode::encode_v1(&update));
         if let Err(e) = self.awareness.apply_update(update) {
             let conn = &self.conns[&id];
             fx.error(
@@ -1031,6 +1051,7 @@ impl RoomCore {
             );
             return;
         }
+        fx.bus_awareness.extend(for_bus);
         fx.to(Target::AllBut(id), frame);
     }
 

@@ -35,6 +35,8 @@ pub struct Rooms {
     runs: Option<Arc<crate::runs::RunService>>,
     limits: super::core::RoomLimits,
     issuer: Option<TokenIssuer>,
+    /// The bus to the other nodes (`--bus`), if any.
+    bus: Option<Arc<crate::bus::Bus>>,
     loaded: Mutex<HashMap<RoomId, Loaded>>,
     generation: AtomicU64,
     me: Weak<Rooms>,
@@ -54,11 +56,23 @@ impl Rooms {
         limits: super::core::RoomLimits,
         issuer: Option<TokenIssuer>,
     ) -> Arc<Self> {
+        Self::on_bus(store, runs, limits, issuer, None)
+    }
+
+    /// [`Rooms::with_limits`] on a node whose rooms follow and publish to `bus`.
+    pub fn on_bus(
+        store: Arc<dyn Store>,
+        runs: Option<Arc<crate::runs::RunService>>,
+        limits: super::core::RoomLimits,
+        issuer: Option<TokenIssuer>,
+        bus: Option<Arc<crate::bus::Bus>>,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|me| Rooms {
             store,
             runs,
             limits,
             issuer,
+            bus,
             loaded: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
             me: me.clone(),
@@ -84,11 +98,12 @@ impl Rooms {
             Some(issuer) => issuer.for_room(id),
             None => Arc::new(super::access::NoTokens),
         };
-        let (handle, task) = actor::spawn_with_runs(
+        let (handle, task) = actor::spawn_on_bus(
             id,
             generation,
             self.store.clone(),
             self.runs.clone(),
+            self.bus.clone(),
             self.limits,
             tokens,
             move || {

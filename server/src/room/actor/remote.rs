@@ -1,0 +1,256 @@
+//! The room's side of the bus (`--bus`): what it publishes after its own turns, and what it
+//! does with what other nodes publish. The rules live in the sans-IO parts
+//! (`bus::seqs::SeqTracker` for the numbering, `RoomCore`'s remote methods for the
+//! document and awareness); this file only wires them to the store and the stream.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::{merge, Actor, Command, Stop};
+use crate::bus::seqs::{SeqTracker, Verdict};
+use crate::bus::{Bus, BusEntry, BusEvent};
+use crate::room::core::{Effects, RemoteRefusal};
+use crate::store::sqlite::now_ms;
+use mesh_protocol::RoomId;
+
+/// How often a room publishes its own people's awareness again, so the other nodes keep it
+/// (they drop states not renewed within `REMOTE_AWARENESS_TTL_MS`, 30 s: a dead node's):
+/// a third of that, so one lost renewal does not make a cursor blink out.
+pub const AWARENESS_RENEW_MS: u64 = 10_000;
+
+/// A loaded room's link to the bus.
+pub(super) struct RoomBus {
+    bus: Arc<Bus>,
+    seqs: SeqTracker,
+    reader: tokio::task::JoinHandle<()>,
+    /// When this room's people's awareness is published again.
+    renew_at_ms: u64,
+}
+
+/// What a turn's bus input asks of the store, done once after the turn's commands.
+#[derive(Default)]
+pub(super) struct BusWork {
+    /// Bring the document up to the store's copy.
+    resync: bool,
+    /// Reload the room's links and seats.
+    reload_access: bool,
+    /// Tell the other nodes who is here (a node came back to the stream).
+    announce: bool,
+}
+
+impl RoomBus {
+    /// Starts following the room's stream from `start` (taken before the load), the room
+    /// being loaded up to `loaded_upto`.
+    pub(super) fn follow(
+        bus: Arc<Bus>,
+        id: RoomId,
+        start: Option<String>,
+        loaded_upto: u64,
+        me: mpsc::WeakSender<Command>,
+    ) -> RoomBus {
+        let reader = bus.follow(id, start, me);
+        RoomBus {
+            bus,
+            seqs: SeqTracker::new(loaded_upto),
+            reader,
+            renew_at_ms: now_ms() + AWARENESS_RENEW_MS,
+        }
+    }
+
+    /// Stops the reader (the room is unloading).
+    pub(super) fn stop(&self) {
+        self.reader.abort();
+    }
+
+    /// Publishes this node's connections' awareness updates.
+    pub(super) fn publish_awareness(&self, room: RoomId, updates: Vec<Vec<u8>>) {
+        for update in updates {
+            self.bus.publish(
+                room,
+                BusEntry::Awareness {
+                    node: self.bus.node(),
+                    update,
+                },
+            );
+        }
+    }
+}
+
+impl Actor {
+    /// When the room must look at the bus again without input: a hole's grace ends, or a
+    /// remote person's awareness expires.
+    pub(super) fn bus_deadline(&self) -> Option<u64> {
+        let bus = self.bus.as_ref()?;
+        [
+            bus.seqs.deadline_ms(),
+            self.core.next_remote_expiry(),
+            Some(bus.renew_at_ms),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// What other nodes published, or the reader came back.
+    pub(super) fn on_bus(&mut self, fx: &mut Effects, event: BusEvent, work: &mut BusWork) {
+        let Some(bus) = self.bus.as_mut() else { return };
+        let now = now_ms();
+        match event {
+            BusEvent::Reconnected => {
+                work.resync = true;
+                work.announce = true;
+            }
+            BusEvent::Entries(entries) => {
+                for entry in entries {
+                    match entry {
+                        BusEntry::Update { first, updates, .. } => {
+                            let last = first + updates.len() as u64 - 1;
+                            for (i, update) in updates.into_iter().enumerate() {
+                                if bus.seqs.seen(first + i as u64) {
+                                    continue;
+                                }
+                                match self.core.apply_remote_update(update) {
+                                    Ok(out) => merge(fx, out),
+                                    Err(RemoteRefusal::NeedsResync) => work.resync = true,
+                                    Err(e @ RemoteRefusal::Invalid(_)) => {
+                                        metrics::counter!("mesh_bus_bad_entries_total").increment(1);
+                                        tracing::warn!(room = %self.id, error = %e, "bus: an update was refused; resyncing from the store");
+                                        work.resync = true;
+                                    }
+                                }
+                            }
+                            self.last_seq = self.last_seq.max(last);
+                            if bus.seqs.mark(first, last, now) == Verdict::Resync {
+                                work.resync = true;
+                            }
+                        }
+                        BusEntry::Seen { first, last, .. } => {
+                            if bus.seqs.mark(first, last, now) == Verdict::Resync {
+                                work.resync = true;
+                            }
+                        }
+                        BusEntry::Awareness { node, update } => {
+                            merge(fx, self.core.apply_remote_awareness(node, &update, now));
+                        }
+                        BusEntry::Access { .. } => work.reload_access = true,
+                    }
+                }
+            }
+        }
+    }
+
+    /// The room's own timer: a hole that outlived its grace, remote states that expired.
+    pub(super) fn on_bus_tick(&mut self, fx: &mut Effects, work: &mut BusWork) {
+        let Some(bus) = self.bus.as_mut() else { return };
+        let now = now_ms();
+        if bus.seqs.verdict(now) == Verdict::Resync {
+            work.resync = true;
+        }
+        if now >= bus.renew_at_ms {
+            bus.renew_at_ms = now + AWARENESS_RENEW_MS;
+            work.announce = true;
+        }
+        merge(fx, self.core.expire_remote_awareness(now));
+    }
+
+    /// The turn's updates are durable as `..=last`: tell the other nodes.
+    pub(super) fn published(&mut self, last: u64, updates: Vec<Vec<u8>>) {
+        let Some(bus) = self.bus.as_mut() else { return };
+        if updates.is_empty() {
+            return;
+        }
+        let first = last + 1 - updates.len() as u64;
+        bus.seqs.mark(first, last, now_ms());
+        // Entries are bounded in count; a larger turn goes out in several.
+        let mut next = first;
+        let mut rest = updates;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(crate::bus::entry::MAX_UPDATES_PER_ENTRY));
+            let n = rest.len() as u64;
+            bus.bus.publish(
+                self.id,
+                BusEntry::Update {
+                    node: bus.bus.node(),
+                    first: next,
+                    updates: rest,
+                },
+            );
+            next += n;
+            rest = tail;
+        }
+    }
+
+    /// The room's links or seats were written: the other nodes reload theirs.
+    pub(super) fn access_changed(&self) {
+        if let Some(bus) = &self.bus {
+            bus.bus.publish(self.id, BusEntry::Access { node: bus.bus.node() });
+        }
+    }
+
+    /// A compaction appended `kept` waiting updates again as `..=last`: the others mark those
+    /// numbers seen (they carry nothing new), and the stream is trimmed.
+    pub(super) fn compacted_bus(&mut self, kept: u64, last: u64) {
+        let Some(bus) = self.bus.as_mut() else { return };
+        if kept > 0 && last >= kept {
+            let first = last + 1 - kept;
+            bus.seqs.mark(first, last, now_ms());
+            bus.bus.publish(
+                self.id,
+                BusEntry::Seen {
+                    node: bus.bus.node(),
+                    first,
+                    last,
+                },
+            );
+        }
+        bus.bus.trim(self.id);
+    }
+
+    /// Does what the turn's bus input asked of the store.
+    pub(super) async fn bus_turn(&mut self, fx: &mut Effects, work: BusWork) -> Result<(), Stop> {
+        if self.bus.is_none() {
+            return Ok(());
+        }
+        if work.resync {
+            match self.store.load(self.id).await {
+                Ok(state) => {
+                    merge(fx, self.core.resync_from(state.snapshot.as_deref(), &state.updates));
+                    if let Some(bus) = self.bus.as_mut() {
+                        bus.seqs.resynced(state.last_seq);
+                    }
+                    self.last_seq = self.last_seq.max(state.last_seq);
+                    metrics::counter!("mesh_bus_resyncs_total").increment(1);
+                    tracing::info!(room = %self.id, upto = state.last_seq, "bus: resynced the room from the store");
+                }
+                Err(e) => {
+                    tracing::error!(room = %self.id, error = %e, "bus: cannot resync the room from the store; closing the room");
+                    metrics::counter!("mesh_store_errors_total").increment(1);
+                    return Err(Stop::StoreFailed);
+                }
+            }
+        }
+        if work.reload_access {
+            // What this room recorded itself is written first, so the reload keeps it.
+            let changes = self.core.take_access_changes();
+            if !changes.is_empty() {
+                if let Err(e) = self.store.write_access(self.id, changes).await {
+                    tracing::error!(room = %self.id, error = %e, "cannot persist the room's seats and links; closing the room");
+                    metrics::counter!("mesh_store_errors_total").increment(1);
+                    return Err(Stop::StoreFailed);
+                }
+                self.access_changed();
+            }
+            match self.store.load_access(self.id).await {
+                Ok(access) => merge(fx, self.core.reload_access(access, now_ms())),
+                Err(e) => tracing::warn!(room = %self.id, error = %e, "bus: cannot reload the room's links and seats"),
+            }
+        }
+        if work.announce {
+            if let (Some(bus), Some(update)) = (&self.bus, self.core.local_awareness()) {
+                bus.publish_awareness(self.id, vec![update]);
+            }
+        }
+        Ok(())
+    }
+}
