@@ -741,19 +741,21 @@ pub async fn livez() -> Json<Health> {
     Json(Health { status: "ok".into() })
 }
 
-/// Readiness: the store answers.
+/// Readiness: the node is not draining and the store answers. A load balancer sends new
+/// clients only to a node that answers 200 here.
 #[utoipa::path(get, path = "/readyz", responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(app): State<AppState>) -> Response {
-    match app.store.get_room(RoomId::random()).await {
-        Ok(_) => Json(Health { status: "ok".into() }).into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(Health {
-                status: format!("store unavailable: {e}"),
-            }),
-        )
-            .into_response(),
+    let unready = |status: String| (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status })).into_response();
+    // Draining first: a node on its way out is not ready whatever its store says.
+    if app.drain.is_draining() {
+        return unready(format!("draining: {}", crate::drain::DRAINING_MESSAGE));
     }
+    if let Err(e) = app.store.get_room(RoomId::random()).await {
+        return unready(format!("store unavailable: {e}"));
+    }
+    // Further dependencies a node needs to serve (the bus between nodes) add their check
+    // here, each answering 503 with "NAME unavailable: why".
+    Json(Health { status: "ok".into() }).into_response()
 }
 
 /// Prometheus metrics.

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod client_addr;
 pub mod config;
 pub mod debug;
+pub mod drain;
 pub mod edge;
 pub mod limits;
 pub mod room;
