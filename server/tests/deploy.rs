@@ -191,10 +191,13 @@ fn type_marker(c: &YClient, typed: &mut usize) {
     *typed += 1;
 }
 
+/// The markers in `text`, as `m{n}` (the digits only; the multibyte tail must be whole).
 fn markers_in(text: &str) -> Vec<String> {
     text.split('<')
-        .filter_map(|s| s.split_once('>').map(|(m, _)| m.to_string()))
+        .filter_map(|s| s.split_once('>').map(|(m, _)| m))
+        .filter_map(|m| m.strip_suffix("é👋"))
         .filter(|m| m.starts_with('m'))
+        .map(String::from)
         .collect()
 }
 
