@@ -69,5 +69,4 @@ mod tests {
         drain.start();
         assert!(drain.is_draining());
     }
-
 }

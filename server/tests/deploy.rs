@@ -214,7 +214,12 @@ fn stage_server_binary() {
         .arg(&bin)
         .output()
         .expect("strip (binutils) is installed");
-    assert!(out.status.success(), "strip {}: {}", bin.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "strip {}: {}",
+        bin.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::rename(&staged, stage.join("mesh-server")).unwrap();
 }
 
@@ -231,7 +236,11 @@ fn require(tool: &str, args: &[&str], hint: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_compose_stack_serves_rooms_through_tls_and_a_drained_node_loses_nothing() {
     require("docker", &["version"], "scripts/install-docker starts it");
-    require("docker-compose", &["version"], "scripts/test installs Debian's docker-compose");
+    require(
+        "docker-compose",
+        &["version"],
+        "scripts/test installs Debian's docker-compose",
+    );
     for base in ["debian", "postgres", "redis", "caddy"] {
         require(
             "docker",
@@ -337,7 +346,10 @@ async fn the_compose_stack_serves_rooms_through_tls_and_a_drained_node_loses_not
     let drain_at = Instant::now();
     stack.run(&["kill", "-s", "SIGTERM", "mesh1"]).await;
     while typist.closed().is_none() {
-        assert!(drain_at.elapsed() < DRAIN_WITHIN, "the drained node never closed the room");
+        assert!(
+            drain_at.elapsed() < DRAIN_WITHIN,
+            "the drained node never closed the room"
+        );
         type_marker(&typist, &mut typed);
         tokio::time::sleep(KEYSTROKE_GAP).await;
     }
@@ -355,7 +367,10 @@ async fn the_compose_stack_serves_rooms_through_tls_and_a_drained_node_loses_not
         match front.join(&ws_url, "typist again").await {
             Ok(c) => break c,
             Err(e) => {
-                assert!(t2.elapsed() < RECONNECT_WITHIN, "cannot reconnect through the proxy: {e:#}");
+                assert!(
+                    t2.elapsed() < RECONNECT_WITHIN,
+                    "cannot reconnect through the proxy: {e:#}"
+                );
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }

@@ -85,7 +85,10 @@ async fn a_draining_node_refuses_joins_serves_its_rooms_then_sends_clients_elsew
         assert_eq!(answer.status(), 200);
         tokio::time::sleep(KEYSTROKE_GAP).await;
     };
-    let refused = YClient::connect(&ws_url).await.err().expect("a draining node refuses joins");
+    let refused = YClient::connect(&ws_url)
+        .await
+        .err()
+        .expect("a draining node refuses joins");
     assert!(format!("{refused:#}").contains("503"), "{refused:#}");
 
     // Type until the node closes the socket; it must say "reconnect elsewhere" (1012).
