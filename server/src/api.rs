@@ -741,8 +741,10 @@ pub async fn livez() -> Json<Health> {
     Json(Health { status: "ok".into() })
 }
 
-/// Readiness: the node is not draining and the store answers. A load balancer sends new
-/// clients only to a node that answers 200 here.
+/// Readiness: the node is not draining and the store answers.
+///
+/// A load balancer sends new clients only to a node that answers 200 here; a node draining
+/// after SIGTERM answers 503 "draining".
 #[utoipa::path(get, path = "/readyz", responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(app): State<AppState>) -> Response {
     let unready = |status: String| (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status })).into_response();
