@@ -39,6 +39,7 @@ EXPOSE 7420
 # Docker's default 10 s between SIGTERM and SIGKILL leaves room for the 3 s drain grace
 # and the rooms' last writes; compose.yaml gives 30 s.
 STOPSIGNAL SIGTERM
+# (It asks port 7420: change it here too if MESH_LISTEN moves the server.)
 HEALTHCHECK --interval=2s --timeout=2s --start-period=10s --retries=3 \
   CMD curl -fsS -o /dev/null http://127.0.0.1:7420/readyz || exit 1
 ENTRYPOINT ["/usr/local/bin/mesh-server"]
