@@ -741,16 +741,24 @@ pub async fn livez() -> Json<Health> {
     Json(Health { status: "ok".into() })
 }
 
-/// Readiness: the store answers, and the bus to the other nodes when there is one.
+/// Readiness: the node is not draining, the store answers, and so does the bus to the other
+/// nodes when there is one.
+///
+/// A load balancer sends new clients only to a node that answers 200 here; a node draining
+/// after SIGTERM answers 503 "draining".
 #[utoipa::path(get, path = "/readyz", responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(app): State<AppState>) -> Response {
-    let unavailable = |status: String| (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status })).into_response();
+    let unready = |status: String| (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status })).into_response();
+    // Draining first: a node on its way out is not ready whatever its store says.
+    if app.drain.is_draining() {
+        return unready(format!("draining: {}", crate::drain::DRAINING_MESSAGE));
+    }
     if let Err(e) = app.store.get_room(RoomId::random()).await {
-        return unavailable(format!("store unavailable: {e}"));
+        return unready(format!("store unavailable: {e}"));
     }
     if let Some(bus) = &app.bus {
         if let Err(e) = bus.ping().await {
-            return unavailable(e);
+            return unready(e);
         }
     }
     Json(Health { status: "ok".into() }).into_response()

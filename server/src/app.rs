@@ -65,6 +65,8 @@ pub struct AppState {
     pub accounts: Option<Arc<crate::accounts::Accounts>>,
     /// The bus to the other nodes (`--bus`), if any.
     pub bus: Option<Arc<crate::bus::Bus>>,
+    /// Whether the node is draining after SIGTERM (`drain.rs`).
+    pub drain: Arc<crate::drain::Drain>,
 }
 
 impl AppState {
@@ -105,7 +107,14 @@ fn metrics_handle() -> PrometheusHandle {
 /// The router over a given state.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/ws/{room}", get(ws::upgrade))
+        // A draining node takes no new room sockets (drain.rs); its open ones go on.
+        .route(
+            "/ws/{room}",
+            get(ws::upgrade).layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                crate::edge::refuse_joins_while_draining,
+            )),
+        )
         .route("/api/sessions", get(api::list_sessions).post(api::create_session))
         .route("/api/sessions/{id}", get(api::get_session).delete(api::delete_session))
         .route("/api/sessions/{id}/runs", get(api::list_runs).post(api::start_run))
@@ -287,6 +296,7 @@ impl Server {
             sockets: TaskTracker::new(),
             pacer: crate::ws::outbox::Pacer::new(settings_write_spacing),
             accounts,
+            drain: Arc::new(crate::drain::Drain::new()),
         };
         if let Some(pacer) = &state.pacer {
             tokio::spawn(pacer.clone().run());
@@ -304,9 +314,13 @@ impl Server {
         format!("{}://{}", self.state.scheme(), self.state.bound)
     }
 
-    /// Serves until `shutdown` resolves, then closes every room (compacting it) and every
-    /// socket, and returns.
+    /// Serves until `shutdown` resolves, then drains (`drain.rs`): says "draining" on
+    /// `/readyz` and refuses new joins for the drain grace, then closes every room
+    /// (persisting and compacting it, its sockets told to reconnect elsewhere) and the
+    /// store, and returns.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let drain = self.state.drain.clone();
+        let grace = self.state.settings.drain_grace;
         let rooms = self.state.rooms.clone();
         let runs = self.state.runs.clone();
         let store = self.state.store.clone();
@@ -316,6 +330,12 @@ impl Server {
         let app = router(self.state);
         crate::edge::serve(self.listener, self.tls, app, edge, conns, async move {
             shutdown.await;
+            drain.start();
+            tracing::info!(
+                grace_seconds = grace.as_secs_f64(),
+                "draining: /readyz answers 503 and new joins are refused; open rooms close after the grace"
+            );
+            tokio::time::sleep(grace).await;
             tracing::info!("shutting down: closing rooms");
             rooms.shutdown().await;
             runs.shutdown().await;

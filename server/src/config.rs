@@ -160,6 +160,11 @@ pub struct Args {
     /// End a debug session nobody has been attached to for this many seconds [default: 120].
     #[arg(long, env = "MESH_DEBUG_IDLE_SECONDS")]
     pub debug_idle_seconds: Option<u64>,
+    /// On SIGTERM, keep serving the open rooms this many seconds while `/readyz` answers 503
+    /// "draining" and new joins are refused, so a load balancer stops sending here before
+    /// the rooms close and their clients reconnect elsewhere [default: 3].
+    #[arg(long, env = "MESH_DRAIN_SECONDS")]
+    pub drain_seconds: Option<u64>,
     /// The largest document a room may hold, in bytes of encoded updates [default: 64 MiB].
     #[arg(long, env = "MESH_MAX_DOC_BYTES")]
     pub max_doc_bytes: Option<usize>,
@@ -251,6 +256,7 @@ struct FileConfig {
     max_runs_per_person: Option<usize>,
     run_queue: Option<usize>,
     debug_idle_seconds: Option<u64>,
+    drain_seconds: Option<u64>,
     max_doc_bytes: Option<usize>,
     max_files: Option<usize>,
     awareness_rate: Option<f64>,
@@ -300,6 +306,8 @@ pub struct Settings {
     pub run_limits: crate::admission::Limits,
     /// How long a debug session may go on with nobody attached.
     pub debug_idle: Duration,
+    /// How long a SIGTERM'd server goes on serving its rooms while it says "draining".
+    pub drain_grace: Duration,
     /// What a room may be made to hold: document size, files, awareness rate.
     pub room_limits: crate::room::core::RoomLimits,
     /// The certificate and key when the server terminates TLS itself.
@@ -535,6 +543,7 @@ impl std::fmt::Debug for Settings {
             .field("token_ttl", &self.token_ttl)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
             .field("edge", &self.edge)
+            .field("drain_grace", &self.drain_grace)
             .field("tls", &self.tls)
             .field("oidc", &self.oidc)
             .finish()
@@ -676,6 +685,10 @@ impl Settings {
                 .debug_idle_seconds
                 .or(file.debug_idle_seconds)
                 .map_or(crate::debug::DEFAULT_DEBUG_IDLE, Duration::from_secs),
+            drain_grace: args
+                .drain_seconds
+                .or(file.drain_seconds)
+                .map_or(crate::drain::DEFAULT_DRAIN_GRACE, Duration::from_secs),
             room_limits,
         })
     }

@@ -425,6 +425,17 @@ async fn sleep_until_opt(at: Option<Instant>) {
     }
 }
 
+/// Middleware on the room socket's route: a draining node (`drain.rs`) refuses new joins
+/// with 503 `unavailable`, which every client retries, so the proxy in front sends the
+/// retry to a node that is ready.
+pub async fn refuse_joins_while_draining(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    if app.drain.is_draining() {
+        metrics::counter!("mesh_joins_refused_draining_total").increment(1);
+        return api_error(ErrorCode::Unavailable, crate::drain::DRAINING_MESSAGE.into());
+    }
+    next.run(req).await
+}
+
 /// Middleware: a REST request, its body included, gets `request_timeout` to finish.
 pub async fn request_deadline(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let limit = app.settings.edge.request_timeout;

@@ -13,6 +13,7 @@ pub mod bus;
 pub mod client_addr;
 pub mod config;
 pub mod debug;
+pub mod drain;
 pub mod edge;
 pub mod limits;
 pub mod room;

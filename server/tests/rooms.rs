@@ -354,7 +354,7 @@ async fn graceful_restart_keeps_every_room() {
     assert_eq!(code, Some(0), "SIGTERM should end the server cleanly");
     for (_, c) in &sessions {
         let (close, reason) = c.wait_closed().await.unwrap();
-        assert_eq!(close, 1001, "clients are told the server is going away: {reason}");
+        assert_eq!(close, 1012, "clients are told to reconnect (service restart): {reason}");
     }
     server.restart().unwrap();
     for (i, (s, _)) in sessions.iter().enumerate() {

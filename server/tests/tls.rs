@@ -183,10 +183,7 @@ async fn a_refused_connection_reads_its_error_inside_tls() {
 }
 
 /// A socket to the room over TLS, as a browser on an https page opens it.
-async fn wss(
-    tls: &Tls,
-    url: &str,
-) -> tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>> {
+async fn wss(tls: &Tls, url: &str) -> tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>> {
     let stream = tls
         .connector
         .connect(ServerName::try_from("127.0.0.1").unwrap(), tls.tcp().await)
@@ -234,16 +231,20 @@ async fn room_sockets_over_tls_sync_and_carry_large_updates_both_ways() {
         updates.push(txn.encode_update_v1());
     }
     for u in &updates {
-        a.send(WsMessage::binary(encode_yjs(&Message::Sync(SyncMessage::Update(u.clone())))))
-            .await
-            .unwrap();
+        a.send(WsMessage::binary(encode_yjs(&Message::Sync(SyncMessage::Update(
+            u.clone(),
+        )))))
+        .await
+        .unwrap();
     }
     let replica = yrs::Doc::new();
     let seen = replica.get_or_insert_text("over-tls");
     let want = format!("{paste}!");
     tokio::time::timeout(EVENT_TIMEOUT, async {
         while seen.get_string(&replica.transact()) != want {
-            let Some(Ok(WsMessage::Binary(bytes))) = b.next().await else { continue };
+            let Some(Ok(WsMessage::Binary(bytes))) = b.next().await else {
+                continue;
+            };
             for f in decode_frame::<ServerMessage>(&bytes).unwrap_or_default() {
                 if let Frame::Yjs(Message::Sync(SyncMessage::Update(u) | SyncMessage::SyncStep2(u))) = f {
                     use yrs::updates::decoder::Decode;

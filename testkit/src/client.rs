@@ -95,6 +95,33 @@ impl YClient {
         let (ws, _) = tokio_tungstenite::connect_async(request)
             .await
             .with_context(|| "websocket connect")?;
+        Self::start(ws, options)
+    }
+
+    /// Connects over a stream the caller opened (a TLS stream to a reverse proxy, say):
+    /// the WebSocket handshake for `url` runs on it, then as [`YClient::connect_with`].
+    pub async fn connect_over<S>(stream: S, url: &str, options: ConnectOptions) -> anyhow::Result<YClient>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request().context("websocket url")?;
+        if let Some(token) = &options.bearer {
+            request
+                .headers_mut()
+                .insert("authorization", format!("Bearer {token}").parse()?);
+        }
+        let (ws, _) = tokio_tungstenite::client_async(request, stream)
+            .await
+            .with_context(|| "websocket connect")?;
+        Self::start(ws, options)
+    }
+
+    /// Runs the client over an open WebSocket: says hello, syncs, and keeps reading.
+    fn start<S>(ws: tokio_tungstenite::WebSocketStream<S>, options: ConnectOptions) -> anyhow::Result<YClient>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let name = options.name.as_deref();
         let (mut sink, mut stream) = ws.split();
         let doc = shape::new_doc();

@@ -481,7 +481,8 @@ impl Actor {
                 self.compact().await;
                 let (code, reason) = match stop {
                     Stop::Idle => (1001, "room unloaded"),
-                    _ => (1001, "server shutting down"),
+                    // Tells clients to reconnect at once, to another node (drain.rs).
+                    _ => (crate::drain::DRAIN_CLOSE_CODE, crate::drain::DRAIN_CLOSE_REASON),
                 };
                 self.close_all(code, reason);
             }

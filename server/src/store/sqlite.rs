@@ -661,14 +661,16 @@ impl Writer {
             }
             Command::DeleteRoom(id, reply) => {
                 let key = id.to_string();
-                let r = conn.transaction_with_behavior(TransactionBehavior::Immediate).and_then(|tx| {
-                    let n = tx.execute("DELETE FROM rooms WHERE id = ?1", [&key])?;
-                    self.log_rows = self
-                        .log_rows
-                        .saturating_sub(tx.execute("DELETE FROM room_log WHERE room_id = ?1", [&key])? as u64);
-                    tx.commit()?;
-                    Ok(n > 0)
-                });
+                let r = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .and_then(|tx| {
+                        let n = tx.execute("DELETE FROM rooms WHERE id = ?1", [&key])?;
+                        self.log_rows = self
+                            .log_rows
+                            .saturating_sub(tx.execute("DELETE FROM room_log WHERE room_id = ?1", [&key])? as u64);
+                        tx.commit()?;
+                        Ok(n > 0)
+                    });
                 self.last_seq.remove(&id);
                 let _ = reply.send(r.map_err(db_err));
             }
@@ -684,23 +686,25 @@ impl Writer {
             }
             Command::Compact(id, snapshot, upto, keep, reply) => {
                 let before = (self.last_seq.clone(), self.log_rows);
-                let r = conn.transaction_with_behavior(TransactionBehavior::Immediate).and_then(|tx| {
-                    let key = id.to_string();
-                    tx.execute(
-                        "INSERT INTO room_snapshots (room_id, data, upto_seq) VALUES (?1, ?2, ?3)
+                let r = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .and_then(|tx| {
+                        let key = id.to_string();
+                        tx.execute(
+                            "INSERT INTO room_snapshots (room_id, data, upto_seq) VALUES (?1, ?2, ?3)
                      ON CONFLICT(room_id) DO UPDATE SET data = excluded.data, upto_seq = excluded.upto_seq",
-                        params![key, snapshot, upto],
-                    )?;
-                    // Rows of the hot log up to `upto` stay until the next fold, which drops
-                    // them; loads skip them meanwhile.
-                    tx.execute(
-                        "DELETE FROM room_updates WHERE room_id = ?1 AND seq <= ?2",
-                        params![key, upto],
-                    )?;
-                    let seq = append_in(&tx, &mut self.last_seq, &mut self.log_rows, id, &keep)?;
-                    tx.commit()?;
-                    Ok(seq)
-                });
+                            params![key, snapshot, upto],
+                        )?;
+                        // Rows of the hot log up to `upto` stay until the next fold, which drops
+                        // them; loads skip them meanwhile.
+                        tx.execute(
+                            "DELETE FROM room_updates WHERE room_id = ?1 AND seq <= ?2",
+                            params![key, upto],
+                        )?;
+                        let seq = append_in(&tx, &mut self.last_seq, &mut self.log_rows, id, &keep)?;
+                        tx.commit()?;
+                        Ok(seq)
+                    });
                 if r.is_err() {
                     (self.last_seq, self.log_rows) = before;
                 }
@@ -776,10 +780,12 @@ impl Writer {
                 let _ = reply.send(r.map_err(db_err));
             }
             Command::WriteAccess(id, changes, reply) => {
-                let r = conn.transaction_with_behavior(TransactionBehavior::Immediate).and_then(|tx| {
-                    write_access(&tx, id, changes)?;
-                    tx.commit()
-                });
+                let r = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .and_then(|tx| {
+                        write_access(&tx, id, changes)?;
+                        tx.commit()
+                    });
                 let _ = reply.send(r.map_err(db_err));
             }
         }

@@ -302,7 +302,12 @@ async fn join(conn: &mut Conn, start: Box<Start>) -> Option<(RoomHandle, u64)> {
     };
     // What came with the `auth` message, in the same frame.
     if !early.is_empty() {
-        let _ = handle.send(Command::Frames { conn: id, frames: early }).await;
+        let _ = handle
+            .send(Command::Frames {
+                conn: id,
+                frames: early,
+            })
+            .await;
     }
     // From here on the room holds the only handles: when it lets the connection go, the
     // outbox closes the socket after what is queued.
@@ -444,10 +449,8 @@ async fn read_loop(conn: &mut Conn, handle: &RoomHandle, id: u64) {
                 metrics::counter!("mesh_rejected_frames_total", "reason" => "decode").increment(1);
                 tracing::info!(conn = id, error = %e, "refused a frame");
                 if bad > MAX_BAD_FRAMES {
-                    conn.outbox().close(
-                        e.code().close_code(),
-                        &format!("too many invalid frames; last: {e}"),
-                    );
+                    conn.outbox()
+                        .close(e.code().close_code(), &format!("too many invalid frames; last: {e}"));
                     return Box::pin(finish(conn, Finish::Drain)).await;
                 }
                 Command::Refuse {
@@ -484,4 +487,3 @@ async fn drain_until_close(conn: &mut Conn) {
     })
     .await;
 }
-

@@ -497,6 +497,7 @@ function describeClose (code: number): string {
     case 1006: return 'the connection was lost'
     case 1009: return 'a message was too large'
     case 1011: return 'the server hit an error'
+    case 1012: return 'the server is restarting; reconnecting'
     default: return `the connection closed (${code})`
   }
 }

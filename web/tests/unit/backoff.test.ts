@@ -25,5 +25,6 @@ test('only a connection that lasted resets the backoff', () => {
 
 test('refusals a retry cannot change are fatal; going away is not', () => {
   for (const code of [4401, 4403, 4404, 4426]) assert.ok(FATAL_CLOSE_CODES.has(code))
-  for (const code of [1001, 1006, 1011, 4400, 4429, 4503]) assert.ok(!FATAL_CLOSE_CODES.has(code))
+  // 1012 (service restart) is what a draining server closes with: reconnect, elsewhere.
+  for (const code of [1001, 1006, 1011, 1012, 4400, 4429, 4503]) assert.ok(!FATAL_CLOSE_CODES.has(code))
 })
