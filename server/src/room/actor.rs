@@ -700,9 +700,11 @@ impl Actor {
     }
 
     /// Who gets each frame, in order: each recipient's queue with the frame.
-    fn plan(&self, send: Vec<(Target, Bytes)>) -> Vec<(ConnId, OutboundTx, Bytes)> {
+    fn plan(&self, send: Vec<(Target, Bytes)>) -> Vec<Planned> {
         let mut plan = Vec::with_capacity(send.len());
         for (target, frame) in send {
+            // A frame for one connection answers it (its sync, its request): not paced.
+            let reply = matches!(target, Target::One(_));
             let ids: Vec<ConnId> = match target {
                 Target::One(id) => vec![id],
                 // Connections in the lobby get nothing of the room.
@@ -757,7 +759,7 @@ impl Actor {
             };
             for id in ids {
                 if let Some(tx) = self.senders.get(&id) {
-                    plan.push((id, tx.clone(), frame.clone()));
+                    plan.push((id, tx.clone(), frame.clone(), reply));
                 }
             }
         }
@@ -846,22 +848,27 @@ impl Actor {
     }
 }
 
+/// A frame planned for a connection: who, its queue, the frame, and whether it answers that
+/// connection (see [`crate::ws::outbox::Outbox::send_frames`]).
+type Planned = (ConnId, OutboundTx, Bytes, bool);
+
 /// Queues planned frames on their connections, each connection's frames of the turn in one
 /// go (one write when its socket takes them); returns those whose queue was full (the client
 /// cannot keep up). Runs on the room's task or, after an append, the store's thread.
-fn queue_planned(mut plan: Vec<(ConnId, OutboundTx, Bytes)>) -> Vec<ConnId> {
+fn queue_planned(mut plan: Vec<Planned>) -> Vec<ConnId> {
     let mut full = Vec::new();
     // A stable sort keeps each connection's frames in the turn's order.
-    plan.sort_by_key(|(id, _, _)| *id);
+    plan.sort_by_key(|(id, _, _, _)| *id);
     let mut frames: Vec<Bytes> = Vec::new();
     let mut rest = plan.into_iter().peekable();
-    while let Some((id, tx, frame)) = rest.next() {
+    while let Some((id, tx, frame, mut reply)) = rest.next() {
         frames.clear();
         frames.push(frame);
-        while let Some((_, _, more)) = rest.next_if(|(next, _, _)| *next == id) {
+        while let Some((_, _, more, answers)) = rest.next_if(|(next, _, _, _)| *next == id) {
             frames.push(more);
+            reply |= answers;
         }
-        match tx.send_frames(&frames) {
+        match tx.send_frames(&frames, reply) {
             Ok(()) => {}
             Err(crate::ws::TrySendError::Full) => full.push(id),
             // The socket is closing; its reader will send `Leave`.

@@ -110,8 +110,10 @@ impl Outbox {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues data frames (written at once when possible); all or none.
-    pub fn send_frames(self: &Arc<Self>, frames: &[Bytes]) -> Result<(), TrySendError> {
+    /// Queues data frames (written at once when possible); all or none. `reply`: they answer
+    /// something the connection asked (a sync step, a debugger's response), so the pacer does
+    /// not hold them back: a request and its answer are a round trip the asker waits for.
+    pub fn send_frames(self: &Arc<Self>, frames: &[Bytes], reply: bool) -> Result<(), TrySendError> {
         let mut st = self.lock();
         if st.closing || st.dead {
             return Err(TrySendError::Closed);
@@ -127,7 +129,7 @@ impl Outbox {
             });
         }
         st.frames += frames.len();
-        self.settle(st, was_empty);
+        self.settle(st, was_empty, reply);
         Ok(())
     }
 
@@ -139,7 +141,7 @@ impl Outbox {
         }
         let was_empty = st.queue.is_empty();
         st.queue.push_back(Queued { opcode, payload });
-        self.settle(st, was_empty);
+        self.settle(st, was_empty, false);
     }
 
     /// Queues a close frame after what is queued; nothing more is taken after it. Returns
@@ -155,22 +157,22 @@ impl Outbox {
             opcode: CLOSE,
             payload: codec::close_payload(code, reason),
         });
-        self.settle(st, was_empty);
+        self.settle(st, was_empty, false);
         true
     }
 
-    /// After queueing: writes now when the queue was empty before and the socket can be
-    /// written from here (and the pacer does not hold it back), else wakes the connection's
-    /// task or leaves the frames to the pacer's next round.
-    fn settle(self: &Arc<Self>, mut st: MutexGuard<'_, State>, was_empty: bool) {
-        // Held for the pacer's round: these frames go with it.
-        if st.paced {
+    /// After queueing: writes now when the queue was empty before (or the frames are a
+    /// reply) and the socket can be written from here, unless the pacer holds them back;
+    /// else wakes the connection's task or leaves the frames to the pacer's next round.
+    fn settle(self: &Arc<Self>, mut st: MutexGuard<'_, State>, was_empty: bool, reply: bool) {
+        // Held for the pacer's round: these frames go with it (a reply takes them along now).
+        if st.paced && !reply {
             return;
         }
-        if was_empty && matches!(st.sink, Some(Sink::Tcp(_))) {
+        if (was_empty || reply) && matches!(st.sink, Some(Sink::Tcp(_))) {
             let now = Instant::now();
             if let Some(pacer) = &self.pacer {
-                if st.next_write.is_some_and(|at| now < at) && !st.closing {
+                if !reply && st.next_write.is_some_and(|at| now < at) && !st.closing {
                     st.paced = true;
                     drop(st);
                     pacer.defer(self.clone());
@@ -178,6 +180,8 @@ impl Outbox {
                 }
                 st.next_write = Some(now + pacer.spacing);
             }
+            // Whatever waited for a round goes with this write, in order.
+            st.paced = false;
             self.write_now(&mut st);
             // The task hears of a close frame that went out, as it ends the connection.
             if st.queue.is_empty() && !st.closing {
@@ -407,7 +411,7 @@ impl OutboundTx {
     /// Queues one frame or a close, without waiting.
     pub fn try_send(&self, out: Outbound) -> Result<(), TrySendError> {
         match out {
-            Outbound::Frame(bytes) => self.send_frames(std::slice::from_ref(&bytes)),
+            Outbound::Frame(bytes) => self.send_frames(std::slice::from_ref(&bytes), false),
             Outbound::Close(code, reason) => {
                 if self.0 .0.close(code, &reason) {
                     Ok(())
@@ -418,9 +422,10 @@ impl OutboundTx {
         }
     }
 
-    /// Queues frames for the connection in one go (one write when the socket takes them).
-    pub fn send_frames(&self, frames: &[Bytes]) -> Result<(), TrySendError> {
-        self.0 .0.send_frames(frames)
+    /// Queues frames for the connection in one go (one write when the socket takes them);
+    /// `reply`: see [`Outbox::send_frames`].
+    pub fn send_frames(&self, frames: &[Bytes], reply: bool) -> Result<(), TrySendError> {
+        self.0 .0.send_frames(frames, reply)
     }
 }
 
@@ -524,7 +529,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses_and_a_dropped_room_closes_after_the_queue() {
         let (tx, mut rx) = channel(2);
-        tx.send_frames(&[Bytes::from_static(b"1"), Bytes::from_static(b"2")])
+        tx.send_frames(&[Bytes::from_static(b"1"), Bytes::from_static(b"2")], false)
             .unwrap();
         assert_eq!(
             tx.try_send(Outbound::Frame(Bytes::from_static(b"3"))),
