@@ -188,8 +188,15 @@ async fn an_agent_lists_reads_edits_and_runs_while_an_editor_watches() {
     ada.wait_for("both people's text", |c| c.text(&uri).as_deref() == Some(merged))
         .await
         .unwrap();
-    // The agent's replica agrees.
-    assert_eq!(agent.ok("read_file", json!({ "path": "calc.py" })).await, merged);
+    // The agent's replica agrees, once Ada's last keystroke has reached it too (the server
+    // may send a busy connection its frames up to --write-spacing-ms later).
+    let deadline = std::time::Instant::now() + mesh_testkit::EVENT_TIMEOUT;
+    let mut seen = agent.ok("read_file", json!({ "path": "calc.py" })).await;
+    while seen != merged && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        seen = agent.ok("read_file", json!({ "path": "calc.py" })).await;
+    }
+    assert_eq!(seen, merged);
 
     // One more edit, with nobody typing: the agent's cursor lands right after what it typed
     // (only ", 4" is inserted: the rest of the anchor is unchanged).
