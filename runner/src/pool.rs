@@ -71,6 +71,11 @@ impl Pool {
         }
     }
 
+    /// How long a warm container may idle before it is replaced.
+    pub(crate) fn max_idle(&self) -> Duration {
+        self.max_idle
+    }
+
     /// A healthy warm container created with `limits`, if one is idle; wakes the refill.
     pub(crate) fn take(self: &Arc<Self>, runner: &Runner, key: &PoolKey, limits: &Limits) -> Option<Started> {
         let notify = self.ensure_refill(runner, key);

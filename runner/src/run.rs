@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use bollard::container::LogOutput;
 use bollard::errors::Error as DockerError;
-use bollard::models::ContainerUpdateBody;
+use bollard::models::{ContainerSummaryStateEnum, ContainerUpdateBody};
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
     RemoveContainerOptionsBuilder, StatsOptionsBuilder, WaitContainerOptionsBuilder,
@@ -42,8 +42,9 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// After a kill, how long the output may take to close before the supervisor stops reading.
 const KILL_DRAIN: Duration = Duration::from_secs(5);
-/// A stopped sandbox older than this belongs to no live run (see `sweep_leftovers`).
-const LEFTOVER_AGE: Duration = Duration::from_secs(3600);
+/// A sandbox stopped (or never started) this long ago has no supervisor: a live one removes
+/// it within seconds (see `sweep_leftovers`).
+const STOPPED_GRACE: Duration = Duration::from_secs(300);
 /// A one-shot stats read (pids count at a timeout); skipped if Docker is slower than this.
 const STATS_TIMEOUT: Duration = Duration::from_secs(2);
 /// Events buffered for a slow consumer before the supervisor waits for it (back-pressure,
@@ -313,36 +314,65 @@ impl Runner {
         self
     }
 
-    /// Removes sandboxes that a crashed or killed process left behind: stopped containers
-    /// with mesh's label created more than an hour ago (no run or debug session lasts that
-    /// long, so none is in use). Returns how many were removed.
+    /// Removes sandboxes that no live process supervises (see "Nothing outlives its server" in
+    /// [`crate::sandbox`]): stopped ones a supervisor would have removed minutes ago, and
+    /// running ones older than any warm wait plus job of this registry could make them.
+    /// Servers sharing an engine share a registry, so this never takes another server's
+    /// live run. Returns how many were removed.
     pub async fn sweep_leftovers(&self) -> Result<usize> {
-        let filters = HashMap::from([
-            ("label".to_owned(), vec![sandbox::LABEL.to_owned()]),
-            (
-                "status".to_owned(),
-                vec!["exited".to_owned(), "created".to_owned(), "dead".to_owned()],
-            ),
-        ]);
+        let filters = HashMap::from([("label".to_owned(), vec![sandbox::LABEL.to_owned()])]);
         let opts = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
         let list = self
             .docker
             .list_containers(Some(opts))
             .await
             .map_err(Error::from_docker)?;
-        let cutoff = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64)
-            - LEFTOVER_AGE.as_secs() as i64;
-        let old: Vec<String> = list
-            .into_iter()
-            .filter(|c| c.created.is_some_and(|t| t < cutoff))
-            .filter_map(|c| c.id)
-            .collect();
-        for id in &old {
-            remove_container(&self.docker, id).await;
+        let now = unix_now();
+        let longest = self.longest_life();
+        let mut removed = 0;
+        for c in list {
+            let (Some(id), Some(created)) = (c.id, c.created) else {
+                continue;
+            };
+            let running = matches!(
+                c.state,
+                Some(ContainerSummaryStateEnum::RUNNING | ContainerSummaryStateEnum::PAUSED)
+            );
+            // Only a stopped container's end is asked for, and only when its age allows.
+            let finished = if running || !Leftover::could_be(created, now) {
+                None
+            } else {
+                match self.docker.inspect_container(&id, None).await {
+                    Ok(i) => i.state.and_then(|s| s.finished_at).and_then(|t| parse_docker_time(&t)),
+                    Err(_) => continue,
+                }
+            };
+            let seen = Leftover {
+                running,
+                created,
+                finished,
+            };
+            if seen.is_orphan(now, longest) {
+                remove_container(&self.docker, &id).await;
+                removed += 1;
+            }
         }
-        Ok(old.len())
+        Ok(removed)
+    }
+
+    /// The longest a live server keeps a sandbox: a warm container's idle time, then the
+    /// longest job of any language and mode, then setting up and stopping.
+    pub fn longest_life(&self) -> Duration {
+        let idle = self.pool.as_ref().map_or(Duration::ZERO, |p| p.max_idle());
+        let job = self
+            .registry
+            .languages()
+            .flat_map(|lang| [Mode::Run, Mode::Debug].map(|mode| step_limits(lang, mode, &LimitsOverride::default())))
+            .filter_map(|steps| steps.ok())
+            .map(|(first, run, compiles)| sandbox::job_lifetime(&first, &run, compiles))
+            .max()
+            .unwrap_or(Duration::ZERO);
+        idle + job + SETUP_TIMEOUT + STOP_TIMEOUT + KILL_DRAIN
     }
 
     /// The ids of the warm containers idle right now for `language` in `mode`.
@@ -447,7 +477,14 @@ impl Runner {
         let Started {
             guard, input, output, ..
         } = container;
-        let mut control = format!("{nonce}\n{}\n{}\n", job.mode.as_str(), archive.len()).into_bytes();
+        let lifetime = sandbox::job_lifetime(&plan.first, &plan.run_limits, plan.compiles);
+        let mut control = format!(
+            "{nonce}\n{}\n{}\n{}\n",
+            job.mode.as_str(),
+            archive.len(),
+            lifetime.as_secs()
+        )
+        .into_bytes();
         control.extend_from_slice(&archive);
         let feeder = tokio::spawn(feed_stdin(input, control, go_rx, job.stdin));
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
@@ -577,12 +614,54 @@ pub(crate) async fn start_container(
     }
 }
 
+/// What the sweep knows of one labelled container (times in Unix seconds).
+#[derive(Debug, Clone, Copy)]
+struct Leftover {
+    running: bool,
+    created: i64,
+    /// When a stopped container stopped, if Docker says.
+    finished: Option<i64>,
+}
+
+impl Leftover {
+    /// A container younger than the grace cannot be a stopped leftover yet.
+    fn could_be(created: i64, now: i64) -> bool {
+        now - created >= STOPPED_GRACE.as_secs() as i64
+    }
+
+    /// True when no live supervisor can be holding it. A running one outlived every job;
+    /// a stopped one stopped long ago; one created and never started (no end time) is judged
+    /// by its creation.
+    fn is_orphan(&self, now: i64, longest_life: Duration) -> bool {
+        if self.running {
+            return now - self.created > longest_life.as_secs() as i64;
+        }
+        let grace = STOPPED_GRACE.as_secs() as i64;
+        match self.finished {
+            Some(end) if end > 0 => now - end >= grace,
+            _ => now - self.created >= grace,
+        }
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Docker's RFC 3339 times (`2026-12-05T00:31:02.123456789Z`); its "never" is year 1.
+fn parse_docker_time(text: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    Some(t.unix_timestamp())
+}
+
 fn new_nonce() -> String {
     let bits: u128 = rand::random();
     format!("{bits:032x}")
 }
 
-/// Writes the runner's control lines (nonce, mode, archive size), the files' archive, later
+/// Writes the runner's control lines (nonce, mode, archive size, lifetime), the files' archive, later
 /// `run` after a compile, then the program's stdin, then closes stdin.
 async fn feed_stdin(
     mut input: Pin<Box<dyn AsyncWrite + Send>>,
@@ -937,5 +1016,49 @@ impl Supervisor {
             .map_err(|e| format!("inspect: {e}"))?;
         let state = inspect.state.unwrap_or_default();
         Ok((state.exit_code, state.oom_killed.unwrap_or(false)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn seen(running: bool, created: i64, finished: Option<i64>) -> Leftover {
+        Leftover {
+            running,
+            created,
+            finished,
+        }
+    }
+
+    #[test]
+    fn a_running_sandbox_is_left_alone_for_the_longest_life() {
+        let now = 100_000;
+        assert!(!seen(true, now - 3599, None).is_orphan(now, HOUR));
+        assert!(seen(true, now - 3601, None).is_orphan(now, HOUR));
+    }
+
+    #[test]
+    fn a_stopped_sandbox_is_removed_once_its_supervisor_would_have() {
+        let now = 100_000;
+        let grace = STOPPED_GRACE.as_secs() as i64;
+        // Created long ago (a warm container that waited), stopped a moment ago: a supervisor
+        // may be reading its verdict.
+        assert!(!seen(false, now - 5000, Some(now - 10)).is_orphan(now, HOUR));
+        assert!(seen(false, now - 5000, Some(now - grace)).is_orphan(now, HOUR));
+        // Never started (Docker's "never" parses to year 1): judged by its creation.
+        assert!(!seen(false, now - 10, Some(-62135596800)).is_orphan(now, HOUR));
+        assert!(seen(false, now - grace, None).is_orphan(now, HOUR));
+        assert!(!Leftover::could_be(now - 10, now));
+    }
+
+    #[test]
+    fn docker_times_parse() {
+        assert_eq!(parse_docker_time("1970-01-01T00:01:40.5Z"), Some(100));
+        assert_eq!(parse_docker_time("2026-12-05T00:31:02.123456789Z"), Some(1_796_430_662));
+        assert!(parse_docker_time("0001-01-01T00:00:00Z").is_some_and(|t| t < 0));
+        assert_eq!(parse_docker_time("yesterday"), None);
     }
 }

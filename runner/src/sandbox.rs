@@ -18,11 +18,12 @@
 //! commands of a run, those of a debug session (the debug build and the debug adapter), and
 //! a debug container's `prestart` (empty otherwise), which the script starts in the
 //! background before anything else, its stdio closed, so that it holds nothing of a job.
-//! It waits for three lines on stdin: a random per-run nonce, the mode (`run` or `debug`),
-//! which picks the pair of commands, and the archive's size; then it reads exactly that many
+//! It waits for four lines on stdin: a random per-run nonce, the mode (`run` or `debug`),
+//! which picks the pair of commands, the archive's size and the job's lifetime in seconds.
+//! It starts a watchdog that kills every process of the sandbox user once the lifetime is
+//! over (see "Nothing outlives its server" below). Then it reads exactly the archive's
 //! bytes (the shell's `read` takes a pipe byte by byte and `head -c` reads no further than
-//! asked) and unpacks them. Then it unpacks the
-//! files and, for compiled languages, runs the compiler with its stdout folded into stderr
+//! asked) and unpacks them. For compiled languages it then runs the compiler with its stdout folded into stderr
 //! (so compiler output keeps its order on one stream) and writes a marker line to stderr:
 //! `\n<nonce> compiled <status>\n`. On failure it exits with the compiler's status. On
 //! success it waits for a second line on stdin (`run`), sent by the supervisor once it has
@@ -33,12 +34,28 @@
 //! print files, e.g. with `#include "/proc/1/cmdline"`) cannot forge the marker. A forged
 //! marker could only mislabel the user's own output anyway.
 //!
+//! ## Nothing outlives its server
+//!
+//! The supervisor kills a run at its wall clock. A server killed with `kill -9` (or a host
+//! that loses it) leaves no supervisor, so the container bounds itself twice over:
+//! - A container still waiting for its job reads end-of-file on stdin (the attach is gone
+//!   and `stdin_once` closes it) and exits.
+//! - A job's watchdog (`sleep LIFETIME; kill -KILL -1`, as the sandbox user) ends the job
+//!   [`WATCHDOG_SLACK`] after the supervisor would have: the sum of its steps' wall clocks.
+//!   Killing every process of the user stops the container, since its init then has no
+//!   child left. The supervisor always acts first, so a verdict never comes from the watchdog
+//!   while a server watches.
+//! - A program can kill its own watchdog. What such a program leaves behind, and stopped
+//!   containers no supervisor removed, are swept by any server on the same engine
+//!   ([`crate::Runner::sweep_leftovers`], at connect and then every few minutes).
+//!
 //! The same protocol serves a warm pool: a container started ahead of time waits on stdin
 //! for the nonce; the job's files follow it. The mode comes on stdin too; the pool still
 //! keeps run and debug containers apart, since a debug container may have its `prestart`
 //! (a debug adapter and a debuggee waiting for the program) running already.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, ResourcesUlimits};
 
@@ -63,6 +80,8 @@ pub const RUNNER_SCRIPT: &str = r#"if [ -n "$5" ]; then (eval "exec $5") </dev/n
 IFS= read -r nonce || exit 125
 IFS= read -r mode || exit 125
 IFS= read -r size || exit 125
+IFS= read -r lifetime || exit 125
+(sleep "$lifetime"; kill -KILL -1) </dev/null >/dev/null 2>&1 &
 head -c "$size" | tar -x -m -f - -C /work || exit 125
 cd /work || exit 125
 if [ "$mode" = debug ]; then compile=$3 run=$4; else compile=$1 run=$2; fi
@@ -73,9 +92,20 @@ if [ -n "$compile" ]; then
   [ "$status" -eq 0 ] || exit "$status"
   IFS= read -r go || exit 125
 fi
-unset nonce status go mode size compile
+unset nonce status go mode size lifetime compile
 eval "exec $run"
 "#;
+
+/// How long after the supervisor's own deadline a job's watchdog kills it: enough for a
+/// busy daemon to act on the supervisor's kill first.
+pub const WATCHDOG_SLACK: Duration = Duration::from_secs(15);
+
+/// How long the watchdog lets a job live: the wall clocks of its steps (the compile step's,
+/// when there is one, and the program's), plus [`WATCHDOG_SLACK`]; whole seconds, rounded up.
+pub fn job_lifetime(first: &Limits, run: &Limits, compiles: bool) -> Duration {
+    let walls = first.wall() + if compiles { run.wall() } else { Duration::ZERO };
+    Duration::from_secs((walls + WATCHDOG_SLACK).as_secs_f64().ceil() as u64)
+}
 
 /// Where a debugged program reads its stdin: a FIFO the stdin demultiplexer feeds.
 pub const DEBUG_STDIN_FIFO: &str = "/tmp/mesh-stdin";
@@ -388,6 +418,22 @@ mod tests {
         assert!(cmd[8].ends_with("'4712' 'lldb-vscode-14'"), "{}", cmd[8]);
         let cmd = container_config(c, Mode::Run, "img", &c.compile_limits).cmd.unwrap();
         assert_eq!(cmd[8], "");
+    }
+
+    #[test]
+    fn a_job_lives_its_steps_wall_clocks_and_the_slack() {
+        let reg = Registry::builtin().unwrap();
+        let c = reg.get("c").unwrap();
+        let (compile, run) = (c.compile_limits, c.limits);
+        let slack = WATCHDOG_SLACK.as_secs_f64();
+        let both = job_lifetime(&compile, &run, true).as_secs_f64();
+        assert_eq!(both, (compile.wall_seconds + run.wall_seconds + slack).ceil());
+        assert_eq!(job_lifetime(&run, &run, false).as_secs_f64(), (run.wall_seconds + slack).ceil());
+        let odd = Limits {
+            wall_seconds: 0.2,
+            ..run
+        };
+        assert_eq!(job_lifetime(&odd, &odd, false).as_secs_f64(), (0.2 + slack).ceil());
     }
 
     #[test]

@@ -38,6 +38,18 @@ pub enum RunNotice {
 /// How long a warm container may idle before it is replaced (so rebuilt images are used).
 const WARM_MAX_IDLE: Duration = Duration::from_secs(600);
 
+/// How often sandboxes no live server supervises are looked for (see `Runner::sweep_leftovers`).
+const SWEEP_EVERY: Duration = Duration::from_secs(300);
+
+/// Removes sandboxes no live server supervises, and says so.
+async fn sweep(runner: &Runner) {
+    match runner.sweep_leftovers().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "removed sandboxes that no live server supervised"),
+        Err(e) => tracing::warn!(error = %e, "could not look for leftover sandboxes"),
+    }
+}
+
 /// The run service shared by all rooms.
 pub struct RunService {
     registry: Registry,
@@ -139,11 +151,17 @@ impl RunService {
                 .map_err(|e| format!("runs are unavailable: {e}"))?
                 .with_pool(self.pool, WARM_MAX_IDLE),
         );
-        match r.sweep_leftovers().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "removed stopped sandboxes left by an earlier process"),
-            Err(e) => tracing::warn!(error = %e, "could not look for leftover sandboxes"),
-        }
+        sweep(&r).await;
+        // Then now and again, for as long as the service lives: another server on this
+        // engine may die and leave its sandboxes at any time.
+        let weak = Arc::downgrade(&r);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(SWEEP_EVERY).await;
+                let Some(r) = weak.upgrade() else { return };
+                sweep(&r).await;
+            }
+        });
         for id in &self.warm {
             // Checked in `new`. A debuggable language is warmed for debugging too.
             let _ = r.warm(id, Mode::Run);

@@ -524,3 +524,94 @@ async fn attacks_are_contained_while_the_room_keeps_editing() {
         pct(&attacked, 0.99)
     );
 }
+
+/// Containers of the language `id` that Docker reports running.
+fn running_sandboxes(id: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args(["ps", "--quiet", "--filter"])
+        .arg(format!("label=org.mesh.language={id}"))
+        .output()
+        .expect("docker ps");
+    assert!(out.status.success(), "docker ps: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+}
+
+/// A server killed with `kill -9` leaves no supervisor behind. Its endless program does not
+/// run on: the sandbox's own watchdog ends it once the job's wall clock and the slack are
+/// over, and a warm container waiting for a job ends when its stdin closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_server_leaves_no_program_running() {
+    const LANG: &str = "orphan-check";
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("languages.toml");
+    std::fs::write(
+        &registry,
+        format!(
+            r#"version = 1
+[defaults.limits]
+wall_seconds = 2
+memory_mib = 128
+pids = 32
+output_bytes = 100000
+cpus = 0.5
+[languages.{LANG}]
+name = "Python, briefly"
+extensions = ["py"]
+image = "python:3.11-slim"
+local_image = "mesh-run/python:bookworm"
+main_file = "main.py"
+run = ["python3", "-u", "main.py"]
+"#
+        ),
+    )
+    .unwrap();
+    assert!(running_sandboxes(LANG).is_empty(), "a sandbox of an earlier run is still running");
+    let mut server = TestServer::start_with(&[
+        "--run-images",
+        "local",
+        "--languages",
+        registry.to_str().unwrap(),
+        "--run-pool",
+        "1",
+    ])
+    .unwrap();
+    let session = server.create_session("orphans").await.unwrap();
+    let ada = YClient::connect_mesh(&server.ws_url(&session, &session.created.writer_token), "ada")
+        .await
+        .unwrap();
+    ada.wait_synced().await.unwrap();
+    ada.insert("spin.py", 0, "print('spinning')\nwhile True:\n    pass\n");
+    ada.send_mesh(&ClientMessage::Run {
+        path: "spin.py".into(),
+        language: None,
+    });
+    let started = ada
+        .wait_mesh("run started", |m| matches!(m, ServerMessage::RunStarted { .. }))
+        .await
+        .unwrap();
+    let ServerMessage::RunStarted { run_id, .. } = started else {
+        unreachable!()
+    };
+    ada.wait_for("the program's first line", |c| output(c, &run_id).0 == "spinning\n")
+        .await
+        .unwrap();
+    assert!(!running_sandboxes(LANG).is_empty(), "the program's sandbox runs");
+
+    server.kill9();
+    let killed = std::time::Instant::now();
+    // Wall clock (2 s) + the watchdog's slack (15 s), rounded up, and time for Docker.
+    let bound = std::time::Duration::from_secs(40);
+    loop {
+        let left = running_sandboxes(LANG);
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            killed.elapsed() < bound,
+            "{} sandbox(es) still running {bound:?} after their server was killed: {left:?}",
+            left.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    eprintln!("the last sandbox stopped {:?} after the kill", killed.elapsed());
+}
