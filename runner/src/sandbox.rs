@@ -428,7 +428,10 @@ mod tests {
         let slack = WATCHDOG_SLACK.as_secs_f64();
         let both = job_lifetime(&compile, &run, true).as_secs_f64();
         assert_eq!(both, (compile.wall_seconds + run.wall_seconds + slack).ceil());
-        assert_eq!(job_lifetime(&run, &run, false).as_secs_f64(), (run.wall_seconds + slack).ceil());
+        assert_eq!(
+            job_lifetime(&run, &run, false).as_secs_f64(),
+            (run.wall_seconds + slack).ceil()
+        );
         let odd = Limits {
             wall_seconds: 0.2,
             ..run

@@ -532,8 +532,15 @@ fn running_sandboxes(id: &str) -> Vec<String> {
         .arg(format!("label=org.mesh.language={id}"))
         .output()
         .expect("docker ps");
-    assert!(out.status.success(), "docker ps: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+    assert!(
+        out.status.success(),
+        "docker ps: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A server killed with `kill -9` leaves no supervisor behind. Its endless program does not
@@ -565,7 +572,10 @@ run = ["python3", "-u", "main.py"]
         ),
     )
     .unwrap();
-    assert!(running_sandboxes(LANG).is_empty(), "a sandbox of an earlier run is still running");
+    assert!(
+        running_sandboxes(LANG).is_empty(),
+        "a sandbox of an earlier run is still running"
+    );
     let mut server = TestServer::start_with(&[
         "--run-images",
         "local",

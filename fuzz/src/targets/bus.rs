@@ -1,11 +1,15 @@
 //! `bus`: stream entries as another node (or anyone who reaches Redis) could write them,
 //! through `BusEntry::from_fields` and then the room's remote paths
 //! (`RoomCore::apply_remote_update`, `apply_remote_awareness`) and a resync, as the room
-//! actor applies them. Each pair of records of the input is one field (name, value).
+//! actor applies them; a relayed frame and a forwarded request through the decoders the
+//! room reads them with. Each pair of records of the input is one field (name, value).
 //!
 //! Invariants checked beyond "no crash": an entry that decodes encodes back to the same
 //! entry; a snapshot of the room after the entries loads again.
 
+use mesh_protocol::codec::decode_frame_up_to;
+use mesh_protocol::{Request, ServerMessage};
+use mesh_server::bus::entry::MAX_RELAY_BYTES;
 use mesh_server::bus::{BusEntry, NodeId};
 use mesh_server::room::core::RoomCore;
 
@@ -29,6 +33,16 @@ pub const TARGET: Target = Target {
         b"seen",
         b"awareness",
         b"access",
+        b"relay",
+        b"forward",
+        b"reply",
+        b"left",
+        b"t",
+        b"c",
+        b"r",
+        b"writer",
+        b"host",
+        br#"{"type":"stop","run_id":"a"}"#,
         b"0123456789abcdef",
         b"1",
         b"2",
@@ -78,6 +92,19 @@ fn run(input: &[u8], fx: &mut Features) {
         }
         BusEntry::Seen { .. } => fx.hit("seen"),
         BusEntry::Access { .. } => fx.hit("access"),
+        // What a room does with these before anything else: the relayed frame is read for
+        // the sessions it announces, the forwarded request is parsed as a client's.
+        BusEntry::Relay { frame, .. } | BusEntry::Reply { frame, .. } => {
+            match decode_frame_up_to::<ServerMessage>(&frame, MAX_RELAY_BYTES) {
+                Ok(messages) => fx.count("relay:messages", messages.len()),
+                Err(e) => fx.hit(&format!("relay:{e}").chars().take(40).collect::<String>()),
+            }
+        }
+        BusEntry::Forward { request, .. } => match serde_json::from_slice::<Request>(&request) {
+            Ok(r) => fx.hit(&format!("forward:{:?}", r.message).chars().take(24).collect::<String>()),
+            Err(_) => fx.hit("forward:bad"),
+        },
+        BusEntry::Left { .. } => fx.hit("left"),
     }
     let snap = room.snapshot();
     let (_, bad) = RoomCore::load(Some(&snap.state), &snap.pending);

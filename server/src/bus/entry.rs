@@ -17,6 +17,13 @@ pub const MAX_UPDATES_PER_ENTRY: usize = 4096;
 /// or the removal of its few client ids.
 pub const MAX_AWARENESS_BYTES: usize = 64 * 1024;
 
+/// Largest mesh frame one entry may relay or reply with: a mesh message's own limit and its
+/// framing, many times over (a run's output comes in chunks far below it).
+pub const MAX_RELAY_BYTES: usize = 4 * mesh_protocol::MAX_MESH_MESSAGE_BYTES;
+
+/// Largest request one entry may forward: one mesh message.
+pub const MAX_FORWARD_BYTES: usize = mesh_protocol::MAX_MESH_MESSAGE_BYTES;
+
 /// Fields of a stream entry (short names: they are repeated in every entry).
 pub mod field {
     /// The kind of entry.
@@ -29,6 +36,22 @@ pub mod field {
     pub const LAST: &str = "b";
     /// The payload.
     pub const DATA: &str = "d";
+    /// The node an entry is for (a forwarded request, a reply), or the node of a
+    /// connection a relayed frame skips.
+    pub const TO: &str = "t";
+    /// A connection on the node named by [`TO`].
+    pub const CONN: &str = "c";
+    /// The role of a forwarded request's sender.
+    pub const ROLE: &str = "r";
+}
+
+/// A connection on another node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RemoteConn {
+    /// Its node.
+    pub node: NodeId,
+    /// Its id there.
+    pub conn: u64,
 }
 
 /// A node's id: random per process, so a restarted node is a new node (its old awareness
@@ -49,8 +72,7 @@ impl fmt::Display for NodeId {
     }
 }
 
-/// One entry of a room's stream. Closed: an unknown `kind` is refused. Runs and debug
-/// sessions across nodes will be further kinds, each with its own bounded payload.
+/// One entry of a room's stream. Closed: an unknown `kind` is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BusEntry {
     /// Updates appended to the store as `first..=last`, in order (one per number).
@@ -84,6 +106,47 @@ pub enum BusEntry {
         /// The publisher.
         node: NodeId,
     },
+    /// A mesh frame for every mesh client of the room on the other nodes (a run's or a
+    /// debug session's events, chat), but `skip`, who got its own copy.
+    Relay {
+        /// The publisher.
+        node: NodeId,
+        /// The asker of what the frame announces, when it is on another node.
+        skip: Option<RemoteConn>,
+        /// The frame, as the publisher's own clients got it.
+        frame: Vec<u8>,
+    },
+    /// A participant's request about a run or debug session that lives on node `to`.
+    Forward {
+        /// The publisher, where the participant is connected.
+        node: NodeId,
+        /// The node that holds the session.
+        to: NodeId,
+        /// The participant's connection on the publisher.
+        conn: u64,
+        /// The participant's role, as the publisher checked it.
+        role: mesh_protocol::messages::Role,
+        /// The request (a `mesh_protocol::Request`, JSON), checked again by `to`.
+        request: Vec<u8>,
+    },
+    /// A frame for one connection on another node: the answer to a forwarded request.
+    Reply {
+        /// The publisher.
+        node: NodeId,
+        /// Who it is for.
+        to: RemoteConn,
+        /// The frame.
+        frame: Vec<u8>,
+    },
+    /// A participant that joined a debug session on node `to` left.
+    Left {
+        /// The publisher.
+        node: NodeId,
+        /// The node that holds the session.
+        to: NodeId,
+        /// The participant's connection on the publisher.
+        conn: u64,
+    },
 }
 
 /// Why an entry was refused.
@@ -110,7 +173,11 @@ impl BusEntry {
             BusEntry::Update { node, .. }
             | BusEntry::Seen { node, .. }
             | BusEntry::Awareness { node, .. }
-            | BusEntry::Access { node } => *node,
+            | BusEntry::Access { node }
+            | BusEntry::Relay { node, .. }
+            | BusEntry::Forward { node, .. }
+            | BusEntry::Reply { node, .. }
+            | BusEntry::Left { node, .. } => *node,
         }
     }
 
@@ -145,12 +212,49 @@ impl BusEntry {
                 (field::DATA, update.clone()),
             ],
             BusEntry::Access { .. } => vec![(field::KIND, b"access".to_vec()), (field::NODE, node)],
+            BusEntry::Relay { skip, frame, .. } => {
+                let mut fields = vec![(field::KIND, b"relay".to_vec()), (field::NODE, node)];
+                if let Some(skip) = skip {
+                    fields.push((field::TO, skip.node.to_string().into_bytes()));
+                    fields.push((field::CONN, skip.conn.to_string().into_bytes()));
+                }
+                fields.push((field::DATA, frame.clone()));
+                fields
+            }
+            BusEntry::Forward {
+                to,
+                conn,
+                role,
+                request,
+                ..
+            } => vec![
+                (field::KIND, b"forward".to_vec()),
+                (field::NODE, node),
+                (field::TO, to.to_string().into_bytes()),
+                (field::CONN, conn.to_string().into_bytes()),
+                (field::ROLE, role_name(*role).as_bytes().to_vec()),
+                (field::DATA, request.clone()),
+            ],
+            BusEntry::Reply { to, frame, .. } => vec![
+                (field::KIND, b"reply".to_vec()),
+                (field::NODE, node),
+                (field::TO, to.node.to_string().into_bytes()),
+                (field::CONN, to.conn.to_string().into_bytes()),
+                (field::DATA, frame.clone()),
+            ],
+            BusEntry::Left { to, conn, .. } => vec![
+                (field::KIND, b"left".to_vec()),
+                (field::NODE, node),
+                (field::TO, to.to_string().into_bytes()),
+                (field::CONN, conn.to_string().into_bytes()),
+            ],
         }
     }
 
     /// Parses an entry's fields (as Redis returned them), checking every bound first.
     pub fn from_fields<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Result<BusEntry, BadEntry> {
         let (mut kind, mut node, mut first, mut last, mut data) = (None, None, None, None, None);
+        let (mut to, mut conn, mut role) = (None, None, None);
         for (name, value) in fields {
             match name {
                 b"k" => kind = Some(value),
@@ -158,6 +262,9 @@ impl BusEntry {
                 b"a" => first = Some(value),
                 b"b" => last = Some(value),
                 b"d" => data = Some(value),
+                b"t" => to = Some(value),
+                b"c" => conn = Some(value),
+                b"r" => role = Some(value),
                 // Unknown fields are ignored: a newer node may add some.
                 _ => {}
             }
@@ -200,9 +307,66 @@ impl BusEntry {
                 })
             }
             b"access" => Ok(BusEntry::Access { node }),
+            b"relay" => {
+                let frame = bounded(data, MAX_RELAY_BYTES, "relay")?;
+                let skip = match (to, conn) {
+                    (None, None) => None,
+                    (to, conn) => Some(RemoteConn {
+                        node: parse_node(to.ok_or(BadEntry::Missing(field::TO))?)?,
+                        conn: parse_seq(conn, field::CONN)?,
+                    }),
+                };
+                Ok(BusEntry::Relay { node, skip, frame })
+            }
+            b"forward" => Ok(BusEntry::Forward {
+                node,
+                to: parse_node(to.ok_or(BadEntry::Missing(field::TO))?)?,
+                conn: parse_seq(conn, field::CONN)?,
+                role: parse_role(role.ok_or(BadEntry::Missing(field::ROLE))?)?,
+                request: bounded(data, MAX_FORWARD_BYTES, "forward")?,
+            }),
+            b"reply" => Ok(BusEntry::Reply {
+                node,
+                to: RemoteConn {
+                    node: parse_node(to.ok_or(BadEntry::Missing(field::TO))?)?,
+                    conn: parse_seq(conn, field::CONN)?,
+                },
+                frame: bounded(data, MAX_RELAY_BYTES, "reply")?,
+            }),
+            b"left" => Ok(BusEntry::Left {
+                node,
+                to: parse_node(to.ok_or(BadEntry::Missing(field::TO))?)?,
+                conn: parse_seq(conn, field::CONN)?,
+            }),
             _ => Err(BadEntry::UnknownKind),
         }
     }
+}
+
+/// The payload, present and within `limit`.
+fn bounded(data: Option<&[u8]>, limit: usize, what: &'static str) -> Result<Vec<u8>, BadEntry> {
+    let data = data.ok_or(BadEntry::Missing(field::DATA))?;
+    if data.len() > limit {
+        return Err(BadEntry::TooLarge(what));
+    }
+    Ok(data.to_vec())
+}
+
+fn role_name(role: mesh_protocol::messages::Role) -> &'static str {
+    use mesh_protocol::messages::Role;
+    match role {
+        Role::Reader => "reader",
+        Role::Writer => "writer",
+        Role::Host => "host",
+    }
+}
+
+fn parse_role(raw: &[u8]) -> Result<mesh_protocol::messages::Role, BadEntry> {
+    use mesh_protocol::messages::Role;
+    [Role::Reader, Role::Writer, Role::Host]
+        .into_iter()
+        .find(|r| role_name(*r).as_bytes() == raw)
+        .ok_or(BadEntry::Malformed(field::ROLE))
 }
 
 fn parse_node(raw: &[u8]) -> Result<NodeId, BadEntry> {
@@ -273,6 +437,39 @@ mod tests {
                 update: vec![1, 0],
             },
             BusEntry::Access { node },
+            BusEntry::Relay {
+                node,
+                skip: None,
+                frame: vec![4, 7],
+            },
+            BusEntry::Relay {
+                node,
+                skip: Some(RemoteConn {
+                    node: NodeId(9),
+                    conn: 12,
+                }),
+                frame: vec![],
+            },
+            BusEntry::Forward {
+                node,
+                to: NodeId(u64::MAX),
+                conn: 3,
+                role: mesh_protocol::messages::Role::Host,
+                request: br#"{"type":"stop","run_id":"x"}"#.to_vec(),
+            },
+            BusEntry::Reply {
+                node,
+                to: RemoteConn {
+                    node: NodeId(1),
+                    conn: u64::MAX,
+                },
+                frame: vec![1; 40],
+            },
+            BusEntry::Left {
+                node,
+                to: NodeId(2),
+                conn: 0,
+            },
         ] {
             assert_eq!(round_trip(&entry).as_ref(), Ok(&entry));
         }
@@ -322,6 +519,26 @@ mod tests {
                 vec![(b"k", b"seen"), (b"n", node), (b"a", b"-1"), (b"b", b"2")],
                 BadEntry::Malformed("a"),
             ),
+            (
+                // A relay that names a connection but not its node.
+                vec![(b"k", b"relay"), (b"n", node), (b"c", b"1"), (b"d", b"")],
+                BadEntry::Missing("t"),
+            ),
+            (
+                vec![
+                    (b"k", b"forward"),
+                    (b"n", node),
+                    (b"t", node),
+                    (b"c", b"1"),
+                    (b"r", b"root"),
+                    (b"d", b"{}"),
+                ],
+                BadEntry::Malformed("r"),
+            ),
+            (
+                vec![(b"k", b"reply"), (b"n", node), (b"t", node), (b"d", b"")],
+                BadEntry::Missing("c"),
+            ),
         ];
         for (fields, want) in cases {
             assert_eq!(BusEntry::from_fields(fields.clone()), Err(want), "{fields:?}");
@@ -334,6 +551,18 @@ mod tests {
                 (b"d", &big)
             ]),
             Err(BadEntry::TooLarge("awareness"))
+        );
+        let big = vec![0u8; MAX_FORWARD_BYTES + 1];
+        assert_eq!(
+            BusEntry::from_fields(vec![
+                (b"k".as_slice(), b"forward".as_slice()),
+                (b"n", node),
+                (b"t", node),
+                (b"c", b"1"),
+                (b"r", b"writer"),
+                (b"d", &big)
+            ]),
+            Err(BadEntry::TooLarge("forward"))
         );
     }
 }

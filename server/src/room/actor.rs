@@ -21,6 +21,7 @@ use super::access::{Caller, Refusal, Tokens};
 use super::core::{ConnId, Effects, HostOp, HostReply, RoomCore, RoomLimits, Target};
 use crate::auth::Pass;
 
+mod across;
 mod debugging;
 mod remote;
 mod running;
@@ -290,6 +291,8 @@ struct Actor {
     /// The bus to the other nodes, with what this room has integrated of the store's
     /// numbering and its stream's reader (`None` without `--bus`).
     bus: Option<remote::RoomBus>,
+    /// Runs and debug sessions of other nodes, and stand-ins for their people (with a bus).
+    across: across::Across,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -365,6 +368,7 @@ async fn run(
         pending_kept_bytes: 0,
         pending_debug: None,
         bus: bus.map(|bus| remote::RoomBus::follow(bus, id, start, state.last_seq, me_for_bus)),
+        across: across::Across::default(),
     };
     actor.main_loop(rx).await;
     if let Some(bus) = &actor.bus {
@@ -463,7 +467,13 @@ impl Actor {
                 Ok(()) => {}
                 Err(stop) => break stop,
             }
-            idle_since = if self.senders.is_empty() {
+            // A room whose run or debug session goes on stays: people on other nodes (or a
+            // REST caller) may be following it, and it ends within its wall clock.
+            let holds_sessions = !self.active.is_empty()
+                || !self.queued.is_empty()
+                || self.debug.is_some()
+                || self.pending_debug.is_some();
+            idle_since = if self.senders.is_empty() && !holds_sessions {
                 idle_since.or(Some(Instant::now()))
             } else {
                 None
@@ -535,6 +545,7 @@ impl Actor {
                     }
                     merge(&mut fx, self.core.leave(conn, now_ms()));
                     self.debug_leave(&mut fx, conn);
+                    self.left_across(conn);
                 }
                 Command::Frames { conn, frames } => {
                     let now = now_ms();
@@ -703,6 +714,10 @@ impl Actor {
     fn plan(&self, send: Vec<(Target, Bytes)>) -> Vec<Planned> {
         let mut plan = Vec::with_capacity(send.len());
         for (target, frame) in send {
+            // Beyond this node first (relays, replies to stand-ins); what is left is local.
+            let Some(target) = self.send_across(target, &frame) else {
+                continue;
+            };
             // A frame for one connection answers it (its sync, its request): not paced.
             let reply = matches!(target, Target::One(_));
             let ids: Vec<ConnId> = match target {
@@ -744,13 +759,13 @@ impl Actor {
                     .copied()
                     .filter(|id| self.core.is_synced(*id))
                     .collect(),
-                Target::MeshClients => self
+                Target::MeshClients | Target::Room => self
                     .senders
                     .keys()
                     .copied()
                     .filter(|id| self.core.is_mesh(*id))
                     .collect(),
-                Target::MeshClientsBut(asker) => self
+                Target::MeshClientsBut(asker) | Target::RoomBut(asker) => self
                     .senders
                     .keys()
                     .copied()

@@ -137,6 +137,11 @@ pub enum Target {
     SyncedBut(ConnId),
     /// A document update for every connection whose sync step 1 the room has answered.
     Synced,
+    /// Every connection that speaks mesh's extension messages, on this node and (with a bus)
+    /// on every other node of the room: a run's or a debug session's events, chat.
+    Room,
+    /// The same, but one (who asked: it gets its own copy, naming its request).
+    RoomBut(ConnId),
     /// Every connection of the host's seat that speaks mesh's extension messages.
     Hosts,
     /// The same, but one (who asked: it gets its own copy, naming its request).
@@ -247,6 +252,21 @@ impl Effects {
             return;
         }
         self.to(Target::MeshClientsBut(asker), encode_mesh(&message(None)));
+        self.to(Target::One(asker), encode_mesh(&message(request)));
+    }
+
+    /// [`Effects::announce`] to the mesh clients of every node of the room.
+    pub fn announce_everywhere(
+        &mut self,
+        asker: ConnId,
+        request: Option<u64>,
+        message: impl Fn(Option<u64>) -> ServerMessage,
+    ) {
+        if request.is_none() {
+            self.to(Target::Room, encode_mesh(&message(None)));
+            return;
+        }
+        self.to(Target::RoomBut(asker), encode_mesh(&message(None)));
         self.to(Target::One(asker), encode_mesh(&message(request)));
     }
 
@@ -1247,7 +1267,7 @@ impl RoomCore {
             encode_yjs(&Message::Sync(SyncMessage::Update(update.clone()))),
         );
         fx.persist.push(update);
-        fx.to(Target::MeshClients, encode_mesh(&ServerMessage::Chat { entry }));
+        fx.to(Target::Room, encode_mesh(&ServerMessage::Chat { entry }));
     }
 
     /// The chat history as kept in the document, oldest first.

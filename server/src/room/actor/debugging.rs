@@ -76,7 +76,7 @@ impl Actor {
                     if d.input.try_send(crate::debug::Input::Join(conn)).is_err() {
                         merge(
                             fx,
-                            self.core.error_to(
+                            self.error_to(
                                 conn,
                                 request,
                                 ErrorCode::Unavailable,
@@ -88,8 +88,15 @@ impl Actor {
                     }
                     return;
                 }
+                let join = mesh_protocol::ClientMessage::DebugStart {
+                    path: path.clone(),
+                    language: language.clone(),
+                };
+                if self.forward_debug_join(conn, request, join) {
+                    return;
+                }
                 if let Err((code, message)) = self.start_debug(fx, (conn, request), role, path, language, files) {
-                    merge(fx, self.core.error_to(conn, request, code, message));
+                    merge(fx, self.error_to(conn, request, code, message));
                 }
             }
             DebugRequest::Dap {
@@ -99,6 +106,16 @@ impl Actor {
                 debug_id,
                 message,
             } => {
+                let local = self.debug.as_ref().is_some_and(|d| d.id == debug_id);
+                if !local {
+                    let dap = mesh_protocol::ClientMessage::Dap {
+                        debug_id: debug_id.clone(),
+                        message: message.clone(),
+                    };
+                    if self.forward(conn, request, dap, &debug_id) {
+                        return;
+                    }
+                }
                 let result = match &self.debug {
                     Some(d) if d.id == debug_id => d
                         .input
@@ -112,7 +129,7 @@ impl Actor {
                     _ => Err((ErrorCode::NotFound, format!("no debug session {debug_id} in this room"))),
                 };
                 if let Err((code, message)) = result {
-                    merge(fx, self.core.error_to(conn, request, code, message));
+                    merge(fx, self.error_to(conn, request, code, message));
                 }
             }
         }
@@ -267,7 +284,7 @@ impl Actor {
             language: lang.id.clone(),
             by: conn,
         };
-        fx.to(Target::MeshClients, mesh_protocol::encode_mesh(&started));
+        fx.to(Target::Room, mesh_protocol::encode_mesh(&started));
         // The program's output reaches the room's run view too. Its answer to the request
         // is `debug_joined`, so this announcement names none.
         let run = ServerMessage::RunStarted {
@@ -277,7 +294,7 @@ impl Actor {
             by: conn,
             responding_to: None,
         };
-        fx.to(Target::MeshClients, mesh_protocol::encode_mesh(&run));
+        fx.to(Target::Room, mesh_protocol::encode_mesh(&run));
         self.debug = Some(ActiveDebug {
             id: debug_id,
             input: input_tx,
@@ -351,7 +368,7 @@ impl Actor {
         let Some(p) = self.pending_debug.take_if(|p| p.starter == conn || host) else {
             merge(
                 fx,
-                self.core.error_to(
+                self.error_to(
                     conn,
                     request,
                     ErrorCode::Forbidden,
@@ -398,7 +415,7 @@ impl Actor {
             exit_code: None,
             error: Some(error),
         };
-        fx.to(Target::MeshClients, mesh_protocol::encode_mesh(&ended));
+        fx.to(Target::Room, mesh_protocol::encode_mesh(&ended));
     }
 
     pub(super) fn on_debug_notice(&mut self, fx: &mut Effects, debug_id: String, notice: crate::debug::Notice) {
@@ -435,13 +452,10 @@ impl Actor {
                     .cloned()
                     .or_else(|| container_path.strip_prefix(&work).map(str::to_owned))
                     .unwrap_or(container_path);
-                (
-                    Target::MeshClients,
-                    ServerMessage::DebugBreakpoints { debug_id, path, lines },
-                )
+                (Target::Room, ServerMessage::DebugBreakpoints { debug_id, path, lines })
             }
             Notice::Hub(Out::Output { stderr, text }) => (
-                Target::MeshClients,
+                Target::Room,
                 output(if stderr { RunStream::Stderr } else { RunStream::Stdout }, text),
             ),
             Notice::Refused { conn, request, message } => (
@@ -462,7 +476,7 @@ impl Actor {
             ),
             Notice::Hub(Out::Adapter(_) | Out::Fatal(_) | Out::Restart) => return,
             Notice::Build { compile, text } => (
-                Target::MeshClients,
+                Target::Room,
                 output(if compile { RunStream::Compile } else { RunStream::Stderr }, text),
             ),
             Notice::Ended { exit_code, error } => {
@@ -476,9 +490,9 @@ impl Actor {
                     limit: None,
                     error: error.clone(),
                 };
-                fx.to(Target::MeshClients, mesh_protocol::encode_mesh(&exited));
+                fx.to(Target::Room, mesh_protocol::encode_mesh(&exited));
                 (
-                    Target::MeshClients,
+                    Target::Room,
                     ServerMessage::DebugEnded {
                         debug_id,
                         exit_code,

@@ -58,6 +58,16 @@ impl RoomBus {
         }
     }
 
+    /// This node's id.
+    pub(super) fn node(&self) -> crate::bus::NodeId {
+        self.bus.node()
+    }
+
+    /// Publishes one entry on the room's stream.
+    pub(super) fn publish_entry(&self, room: RoomId, entry: BusEntry) {
+        self.bus.publish(room, entry);
+    }
+
     /// Stops the reader (the room is unloading).
     pub(super) fn stop(&self) {
         self.reader.abort();
@@ -102,6 +112,8 @@ impl Actor {
                 work.announce = true;
             }
             BusEvent::Entries(entries) => {
+                let me = bus.bus.node();
+                let mut across = Vec::new();
                 for entry in entries {
                     match entry {
                         BusEntry::Update { first, updates, .. } => {
@@ -134,9 +146,35 @@ impl Actor {
                             merge(fx, self.core.apply_remote_awareness(node, &update, now));
                         }
                         BusEntry::Access { .. } => work.reload_access = true,
+                        BusEntry::Relay { .. } => across.push(entry),
+                        BusEntry::Forward { to, .. } | BusEntry::Left { to, .. } if to == me => across.push(entry),
+                        BusEntry::Reply { to, .. } if to.node == me => across.push(entry),
+                        // For another node.
+                        BusEntry::Forward { .. } | BusEntry::Left { .. } | BusEntry::Reply { .. } => {}
                     }
                 }
+                for entry in across {
+                    self.on_across(fx, entry);
+                }
             }
+        }
+    }
+
+    /// An entry about runs and debug sessions across nodes (see `across`).
+    fn on_across(&mut self, fx: &mut Effects, entry: BusEntry) {
+        use crate::bus::entry::RemoteConn;
+        match entry {
+            BusEntry::Relay { node, skip, frame } => self.on_relay(fx, node, skip, frame),
+            BusEntry::Forward {
+                node,
+                conn,
+                role,
+                request,
+                ..
+            } => self.on_forward(fx, RemoteConn { node, conn }, role, &request),
+            BusEntry::Reply { to, frame, .. } => self.on_reply(fx, to, frame),
+            BusEntry::Left { node, conn, .. } => self.on_left(fx, RemoteConn { node, conn }),
+            _ => {}
         }
     }
 

@@ -61,7 +61,7 @@ impl Actor {
         let (conn, request) = (req.conn, req.request);
         let by = self.name_of(conn);
         if let Err((code, message)) = self.try_start_run(fx, req, by, Person::Conn(conn), None) {
-            merge(fx, self.core.error_to(conn, request, code, message));
+            merge(fx, self.error_to(conn, request, code, message));
         }
     }
 
@@ -225,7 +225,7 @@ impl Actor {
         tracing::info!(room = %self.id, run = %run_id, language = %lang.id, %path, "run started");
         self.core.record_run(by, &path, false, now_ms());
         metrics::counter!("mesh_runs_total", "language" => lang.id.clone()).increment(1);
-        fx.announce(by, request, |responding_to| ServerMessage::RunStarted {
+        fx.announce_everywhere(by, request, |responding_to| ServerMessage::RunStarted {
             run_id: run_id.clone(),
             path: path.clone(),
             language: lang.id.clone(),
@@ -333,7 +333,7 @@ impl Actor {
             if d.input.try_send(crate::debug::Input::Stdin(data, eof)).is_err() {
                 merge(
                     fx,
-                    self.core.error_to(
+                    self.error_to(
                         conn,
                         request,
                         ErrorCode::Unavailable,
@@ -346,7 +346,7 @@ impl Actor {
         if self.queued.contains_key(&run_id) {
             merge(
                 fx,
-                self.core.error_to(
+                self.error_to(
                     conn,
                     request,
                     ErrorCode::BadRequest,
@@ -355,38 +355,42 @@ impl Actor {
             );
             return;
         }
+        if !self.active.contains_key(&run_id) {
+            let message = mesh_protocol::ClientMessage::Input {
+                run_id: run_id.clone(),
+                data: data.clone(),
+                eof,
+            };
+            if self.forward(conn, request, message, &run_id) {
+                return;
+            }
+        }
         let Some(run) = self.active.get_mut(&run_id) else {
             merge(
                 fx,
-                self.core
-                    .error_to(conn, request, ErrorCode::NotFound, format!("no run {run_id} is going")),
+                self.error_to(conn, request, ErrorCode::NotFound, format!("no run {run_id} is going")),
             );
             return;
         };
-        if let Some(tx) = &run.stdin {
-            if !data.is_empty() && tx.try_send(bytes::Bytes::from(data)).is_err() {
-                merge(
-                    fx,
-                    self.core.error_to(
-                        conn,
-                        request,
-                        ErrorCode::RateLimited,
-                        "the program is not reading its input fast enough".into(),
-                    ),
-                );
-            }
-        }
+        let refused = match &run.stdin {
+            Some(tx) => !data.is_empty() && tx.try_send(bytes::Bytes::from(data)).is_err(),
+            None => false,
+        };
         if eof {
             run.stdin = None;
+        }
+        if refused {
+            let slow = "the program is not reading its input fast enough".to_owned();
+            merge(fx, self.error_to(conn, request, ErrorCode::RateLimited, slow));
         }
     }
 
     pub(super) fn stop_run(&mut self, fx: &mut Effects, conn: ConnId, request: Option<u64>, run_id: String) {
-        let host = self.core.role(conn) == Some(Role::Host);
+        let host = self.role_of(conn) == Some(Role::Host);
         let forbidden = || "only who started a run (or the host) may stop it".to_owned();
         if let Some(q) = self.queued.get(&run_id) {
             if q.by != conn && !host {
-                merge(fx, self.core.error_to(conn, request, ErrorCode::Forbidden, forbidden()));
+                merge(fx, self.error_to(conn, request, ErrorCode::Forbidden, forbidden()));
                 return;
             }
             // Stopping a queued run takes it out of the queue; those behind it move up.
@@ -402,17 +406,22 @@ impl Actor {
             self.stop_pending_debug(fx, conn, request, host);
             return;
         }
+        if !self.active.contains_key(&run_id) {
+            let message = mesh_protocol::ClientMessage::Stop { run_id: run_id.clone() };
+            if self.forward(conn, request, message, &run_id) {
+                return;
+            }
+        }
         match self.active.get_mut(&run_id) {
             Some(run) if run.by == conn || host => {
                 if let Some(stop) = run.stop.take() {
                     let _ = stop.send(());
                 }
             }
-            Some(_) => merge(fx, self.core.error_to(conn, request, ErrorCode::Forbidden, forbidden())),
+            Some(_) => merge(fx, self.error_to(conn, request, ErrorCode::Forbidden, forbidden())),
             None => merge(
                 fx,
-                self.core
-                    .error_to(conn, request, ErrorCode::NotFound, format!("no run {run_id} is going")),
+                self.error_to(conn, request, ErrorCode::NotFound, format!("no run {run_id} is going")),
             ),
         }
     }
@@ -461,7 +470,7 @@ impl Actor {
                 }
             }
         };
-        fx.to(Target::MeshClients, mesh_protocol::encode_mesh(&msg));
+        fx.to(Target::Room, mesh_protocol::encode_mesh(&msg));
     }
 }
 
@@ -492,7 +501,7 @@ pub(super) fn queued_message(
     waiting_for: Limit,
     debug: bool,
 ) {
-    fx.announce(asker, request, |responding_to| ServerMessage::RunQueued {
+    fx.announce_everywhere(asker, request, |responding_to| ServerMessage::RunQueued {
         run_id: run_id.to_owned(),
         path: path.to_owned(),
         language: language.to_owned(),
@@ -514,5 +523,5 @@ pub(super) fn exited_unstarted(fx: &mut Effects, run_id: String, error: String) 
         limit: None,
         error: Some(error),
     };
-    fx.to(Target::MeshClients, mesh_protocol::encode_mesh(&msg));
+    fx.to(Target::Room, mesh_protocol::encode_mesh(&msg));
 }

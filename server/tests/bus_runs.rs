@@ -1,0 +1,292 @@
+//! Runs and debug sessions across nodes: two real `mesh-server` processes on one real
+//! Postgres and one real Redis, with real Docker and the local images. A session lives on
+//! the node that started it; participants on the other node watch it, type into it, stop it
+//! and step through it as if it were local, and their roles are checked as on their own node.
+
+mod support;
+
+use mesh_protocol::messages::RunStream;
+use mesh_protocol::{ClientMessage, ErrorCode, ServerMessage};
+use mesh_testkit::{Session, TestPostgres, TestRedis, TestServer, YClient};
+use serde_json::{json, Value};
+use support::{ended, event, joined, request, top_frame};
+
+fn node(pg: &TestPostgres, redis: &TestRedis) -> TestServer {
+    let (store, bus) = (pg.url(), redis.url());
+    TestServer::start_with(&["--store", &store, "--bus", &bus, "--run-images", "local"]).unwrap()
+}
+
+async fn connect(server: &TestServer, s: &Session, token: &str, name: &str) -> YClient {
+    let url = format!("ws://127.0.0.1:{}/ws/{}?token={token}", server.port, s.id());
+    let c = YClient::connect_mesh(&url, name).await.unwrap();
+    c.wait_synced().await.unwrap();
+    c
+}
+
+/// What a client has seen of a run's stdout.
+fn stdout(c: &YClient, run: &str) -> String {
+    c.mesh_messages()
+        .into_iter()
+        .filter_map(|m| match m {
+            ServerMessage::RunOutput {
+                run_id,
+                stream: RunStream::Stdout,
+                data,
+            } if run_id == run => Some(data),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn started(c: &YClient) -> String {
+    let m = c
+        .wait_mesh("run_started", |m| matches!(m, ServerMessage::RunStarted { .. }))
+        .await
+        .unwrap();
+    let ServerMessage::RunStarted { run_id, .. } = m else {
+        unreachable!()
+    };
+    run_id
+}
+
+async fn exited(c: &YClient, run: &str) -> ServerMessage {
+    c.wait_mesh(
+        "run_exited",
+        |m| matches!(m, ServerMessage::RunExited { run_id, .. } if run_id == run),
+    )
+    .await
+    .unwrap()
+}
+
+fn refused(answer: &ServerMessage, code: ErrorCode, words: &str) -> bool {
+    matches!(answer, ServerMessage::Error { code: c, message, .. } if *c == code && message.contains(words))
+}
+
+const ECHO: &str = "import sys\nprint('ready', flush=True)\nfor line in sys.stdin:\n    print('got', line.strip(), flush=True)\nprint('bye', flush=True)\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_on_one_node_is_watched_fed_and_stopped_from_another() {
+    let pg = TestPostgres::start().unwrap();
+    let redis = TestRedis::start().unwrap();
+    let (a, b) = (node(&pg, &redis), node(&pg, &redis));
+    let s = a.create_session("runs across").await.unwrap();
+    let ada = connect(&a, &s, &s.created.writer_token, "ada").await;
+    let bob = connect(&b, &s, &s.created.writer_token, "bob").await;
+    let rita = connect(&b, &s, &s.created.reader_token, "rita").await;
+    ada.insert("echo.py", 0, ECHO);
+    ada.insert("spin.py", 0, "print('spinning', flush=True)\nwhile True:\n    pass\n");
+    bob.wait_for("the files", |c| {
+        c.text("spin.py").is_some() && c.text("echo.py").is_some()
+    })
+    .await
+    .unwrap();
+
+    // Chat crosses nodes as it is sent.
+    ada.send_mesh(&ClientMessage::Chat {
+        text: "running it on A".into(),
+    });
+    rita.wait_mesh(
+        "ada's chat",
+        |m| matches!(m, ServerMessage::Chat { entry } if entry.text == "running it on A"),
+    )
+    .await
+    .unwrap();
+
+    // Ada starts the run on node A; everyone on node B sees it start and print.
+    ada.send_mesh(&ClientMessage::Run {
+        path: "echo.py".into(),
+        language: None,
+    });
+    let run = started(&ada).await;
+    assert_eq!(started(&bob).await, run);
+    rita.wait_for("the program's first line", |c| stdout(c, &run) == "ready\n")
+        .await
+        .unwrap();
+
+    // Bob, on node B, types into it; both nodes see the answer.
+    bob.send_mesh(&ClientMessage::Input {
+        run_id: run.clone(),
+        data: "from B\n".into(),
+        eof: false,
+    });
+    for c in [&ada, &rita] {
+        c.wait_for("bob's line echoed", |c| stdout(c, &run).contains("got from B\n"))
+            .await
+            .unwrap();
+    }
+
+    // Roles hold across nodes: a reader may not type or stop, a writer who did not start
+    // the run may not stop it. The refusals answer the request that caused them.
+    let answer = rita
+        .request(
+            1,
+            ClientMessage::Input {
+                run_id: run.clone(),
+                data: "x\n".into(),
+                eof: false,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        refused(&answer, ErrorCode::Forbidden, "readers may not type"),
+        "{answer:?}"
+    );
+    let answer = rita
+        .request(2, ClientMessage::Stop { run_id: run.clone() })
+        .await
+        .unwrap();
+    assert!(refused(&answer, ErrorCode::Forbidden, "only who started"), "{answer:?}");
+    let answer = bob
+        .request(3, ClientMessage::Stop { run_id: run.clone() })
+        .await
+        .unwrap();
+    assert!(refused(&answer, ErrorCode::Forbidden, "only who started"), "{answer:?}");
+    // A run no node holds is "not found", answered at once.
+    let answer = bob
+        .request(
+            4,
+            ClientMessage::Stop {
+                run_id: "0000000000000000".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(refused(&answer, ErrorCode::NotFound, "no run"), "{answer:?}");
+
+    // Bob ends its input; the program finishes, and both nodes see how.
+    bob.send_mesh(&ClientMessage::Input {
+        run_id: run.clone(),
+        data: "last\n".into(),
+        eof: true,
+    });
+    for c in [&ada, &bob, &rita] {
+        let end = exited(c, &run).await;
+        assert!(
+            matches!(
+                end,
+                ServerMessage::RunExited {
+                    code: Some(0),
+                    limit: None,
+                    error: None,
+                    ..
+                }
+            ),
+            "{end:?}"
+        );
+        assert_eq!(stdout(c, &run), "ready\ngot from B\ngot last\nbye\n");
+    }
+
+    // The host, on node B, stops an endless run that Ada started on node A.
+    let hal = connect(&b, &s, &s.created.host_token, "hal").await;
+    ada.send_mesh(&ClientMessage::Run {
+        path: "spin.py".into(),
+        language: None,
+    });
+    let spin = hal
+        .wait_mesh(
+            "the second run",
+            |m| matches!(m, ServerMessage::RunStarted { run_id, .. } if *run_id != run),
+        )
+        .await
+        .unwrap();
+    let ServerMessage::RunStarted { run_id: spin, .. } = spin else {
+        unreachable!()
+    };
+    hal.wait_for("it spins", |c| stdout(c, &spin) == "spinning\n")
+        .await
+        .unwrap();
+    hal.send_mesh(&ClientMessage::Stop { run_id: spin.clone() });
+    for c in [&ada, &bob, &hal] {
+        let end = exited(c, &spin).await;
+        assert!(
+            matches!(&end, ServerMessage::RunExited { error: Some(e), .. } if e == "stopped"),
+            "stopped, not finished: {end:?}"
+        );
+    }
+}
+
+const PYTHON: &str =
+    "def double(n):\n    return n * 2\n\nx = 41\ny = double(x)\nprint('y is', y)\nraise SystemExit(y - 80)\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debug_session_on_one_node_is_stepped_from_another() {
+    let pg = TestPostgres::start().unwrap();
+    let redis = TestRedis::start().unwrap();
+    let (a, b) = (node(&pg, &redis), node(&pg, &redis));
+    let s = a.create_session("debug across").await.unwrap();
+    let ada = connect(&a, &s, &s.created.writer_token, "ada").await;
+    let bob = connect(&b, &s, &s.created.writer_token, "bob").await;
+    let rita = connect(&b, &s, &s.created.reader_token, "rita").await;
+    ada.insert("app.py", 0, PYTHON);
+    bob.wait_for("the file", |c| c.text("app.py").is_some_and(|t| t.ends_with("80)\n")))
+        .await
+        .unwrap();
+
+    // Ada starts the session on node A; Bob's start on node B joins it there.
+    ada.send_mesh(&ClientMessage::DebugStart {
+        path: "app.py".into(),
+        language: None,
+    });
+    let id = joined(&ada).await;
+    bob.wait_mesh(
+        "the session's announcement",
+        |m| matches!(m, ServerMessage::DebugStarted { debug_id, .. } if *debug_id == id),
+    )
+    .await
+    .unwrap();
+    bob.send_mesh(&ClientMessage::DebugStart {
+        path: "app.py".into(),
+        language: None,
+    });
+    assert_eq!(joined(&bob).await, id, "one session per room, across nodes");
+    event(&ada, "initialized", 1).await;
+    event(&bob, "initialized", 1).await;
+
+    // Bob sets the breakpoint from node B; both stop there.
+    let src = json!({"path": "/work/main.py"});
+    let bp = request(
+        &bob,
+        &id,
+        1,
+        "setBreakpoints",
+        json!({"source": src, "breakpoints": [{"line": 5}]}),
+    )
+    .await;
+    assert_eq!(bp["body"]["breakpoints"][0]["verified"], true, "{bp}");
+    request(&ada, &id, 2, "configurationDone", Value::Null).await;
+    request(&bob, &id, 2, "configurationDone", json!({})).await;
+    let stop = event(&bob, "stopped", 1).await;
+    assert_eq!(stop["body"]["reason"], "breakpoint");
+    event(&ada, "stopped", 1).await;
+    let frame = top_frame(&bob, &id, 10).await;
+    assert_eq!(frame["line"], 5, "{frame}");
+
+    // A reader on node B may join and look, not step.
+    rita.send_mesh(&ClientMessage::DebugStart {
+        path: String::new(),
+        language: None,
+    });
+    assert_eq!(joined(&rita).await, id);
+    event(&rita, "initialized", 1).await;
+    request(&rita, &id, 1, "configurationDone", json!({})).await;
+    let thread = stop["body"]["threadId"].clone();
+    let no = request(&rita, &id, 4, "continue", json!({"threadId": thread})).await;
+    assert_eq!(no["success"], false, "{no}");
+
+    // Bob steps into double() from node B; Ada, on node A, sees where it went.
+    request(&bob, &id, 20, "stepIn", json!({"threadId": thread})).await;
+    event(&ada, "stopped", 2).await;
+    let frame = top_frame(&ada, &id, 30).await;
+    assert_eq!(
+        (frame["name"].as_str(), frame["line"].as_i64()),
+        (Some("double"), Some(2))
+    );
+
+    // Bob continues to the end; both nodes see the exit and the program's output.
+    request(&bob, &id, 21, "continue", json!({"threadId": thread})).await;
+    for c in [&ada, &bob, &rita] {
+        assert_eq!(ended(c).await, (Some(2), None));
+    }
+    assert!(stdout(&rita, &id).contains("y is 82"), "{:?}", stdout(&rita, &id));
+}
