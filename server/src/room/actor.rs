@@ -682,15 +682,7 @@ impl Actor {
         }
         // Seats, links, approval and the audit trail changed this turn are durable before
         // anyone hears of them (a seat token in `welcome` names a stored seat).
-        let changes = self.core.take_access_changes();
-        if !changes.is_empty() {
-            if let Err(e) = self.store.write_access(self.id, changes).await {
-                tracing::error!(room = %self.id, error = %e, "cannot persist the room's seats and links; closing the room");
-                metrics::counter!("mesh_store_errors_total").increment(1);
-                return Err(Stop::StoreFailed);
-            }
-            self.access_changed();
-        }
+        self.persist_access().await?;
         self.deliver(fx);
         if let Some(stop) = stop {
             return Err(stop);
@@ -698,6 +690,23 @@ impl Actor {
         if self.last_seq - self.compacted_seq >= COMPACT_EVERY {
             self.compact().await;
         }
+        Ok(())
+    }
+
+    /// Writes the seats, links, approval and audit entries the room changed, and tells the
+    /// other nodes to reload theirs. A store that cannot take them closes the room: nobody
+    /// may hear of a seat that is not stored.
+    async fn persist_access(&mut self) -> Result<(), Stop> {
+        let changes = self.core.take_access_changes();
+        if changes.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.store.write_access(self.id, changes).await {
+            tracing::error!(room = %self.id, error = %e, "cannot persist the room's seats and links; closing the room");
+            metrics::counter!("mesh_store_errors_total").increment(1);
+            return Err(Stop::StoreFailed);
+        }
+        self.access_changed();
         Ok(())
     }
 

@@ -270,15 +270,7 @@ impl Actor {
         }
         if work.reload_access {
             // What this room recorded itself is written first, so the reload keeps it.
-            let changes = self.core.take_access_changes();
-            if !changes.is_empty() {
-                if let Err(e) = self.store.write_access(self.id, changes).await {
-                    tracing::error!(room = %self.id, error = %e, "cannot persist the room's seats and links; closing the room");
-                    metrics::counter!("mesh_store_errors_total").increment(1);
-                    return Err(Stop::StoreFailed);
-                }
-                self.access_changed();
-            }
+            self.persist_access().await?;
             match self.store.load_access(self.id).await {
                 Ok(access) => merge(fx, self.core.reload_access(access, now_ms())),
                 Err(e) => tracing::warn!(room = %self.id, error = %e, "bus: cannot reload the room's links and seats"),
