@@ -352,8 +352,8 @@ impl Runner {
                 created,
                 finished,
             };
-            if seen.is_orphan(now, longest) {
-                remove_container(&self.docker, &id).await;
+            // Another server on this engine may be removing the same one: not an error.
+            if seen.is_orphan(now, longest) && self.docker.remove_container(&id, Some(force_remove())).await.is_ok() {
                 removed += 1;
             }
         }
@@ -726,9 +726,13 @@ impl ContainerGuard {
     }
 }
 
+/// Force-removes a container and its anonymous volumes.
+fn force_remove() -> bollard::query_parameters::RemoveContainerOptions {
+    RemoveContainerOptionsBuilder::new().force(true).v(true).build()
+}
+
 async fn remove_container(docker: &Docker, id: &str) {
-    let opts = RemoveContainerOptionsBuilder::new().force(true).v(true).build();
-    match docker.remove_container(id, Some(opts)).await {
+    match docker.remove_container(id, Some(force_remove())).await {
         Ok(()) | Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {}
         Err(e) => tracing::error!(container = %id, error = %e, "could not remove a sandbox container"),
     }

@@ -267,6 +267,7 @@ impl Server {
         let issuer = crate::auth::TokenIssuer::new(auth.clone(), base_url);
         let settings_write_spacing = settings.edge.write_spacing;
         let bus = settings.bus.clone().map(crate::bus::Bus::start).transpose()?;
+        let first_conn = crate::ws::first_conn_id(bus.as_ref().map(|b| b.node()));
         let state = AppState {
             joins: Arc::new(crate::limits::JoinLimiter::new(edge.join_rate, edge.join_burst)),
             conns: crate::limits::ConnectionLimiter::new(edge.max_connections, edge.max_connections_per_address),
@@ -292,7 +293,7 @@ impl Server {
             settings: Arc::new(settings),
             bound,
             metrics: metrics_handle(),
-            next_conn: Arc::new(AtomicU64::new(1)),
+            next_conn: Arc::new(AtomicU64::new(first_conn)),
             sockets: TaskTracker::new(),
             pacer: crate::ws::outbox::Pacer::new(settings_write_spacing),
             accounts,

@@ -1,7 +1,7 @@
 //! `bus`: stream entries as another node (or anyone who reaches Redis) could write them,
 //! through `BusEntry::from_fields` and then the room's remote paths
 //! (`RoomCore::apply_remote_update`, `apply_remote_awareness`) and a resync, as the room
-//! actor applies them; a relayed frame and a forwarded request through the decoders the
+//! actor applies them; a participant list (`RoomCore::apply_remote_people`); a relayed frame and a forwarded request through the decoders the
 //! room reads them with. Each pair of records of the input is one field (name, value).
 //!
 //! Invariants checked beyond "no crash": an entry that decodes encodes back to the same
@@ -33,6 +33,8 @@ pub const TARGET: Target = Target {
         b"seen",
         b"awareness",
         b"access",
+        b"people",
+        br##"[{"conn_id":1,"seat":"s","name":"n","color":"#000000","role":"writer","client":"c"}]"##,
         b"relay",
         b"forward",
         b"reply",
@@ -105,6 +107,12 @@ fn run(input: &[u8], fx: &mut Features) {
             Err(_) => fx.hit("forward:bad"),
         },
         BusEntry::Left { .. } => fx.hit("left"),
+        BusEntry::People { people, .. } => {
+            let out = room.apply_remote_people(NodeId(1), &people, 0);
+            fx.count("people:frames", out.send.len());
+            fx.count("people:listed", room.participants().len());
+            let _ = room.expire_remote_people(u64::MAX / 2);
+        }
     }
     let snap = room.snapshot();
     let (_, bad) = RoomCore::load(Some(&snap.state), &snap.pending);

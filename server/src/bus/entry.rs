@@ -24,6 +24,10 @@ pub const MAX_RELAY_BYTES: usize = 4 * mesh_protocol::MAX_MESH_MESSAGE_BYTES;
 /// Largest request one entry may forward: one mesh message.
 pub const MAX_FORWARD_BYTES: usize = mesh_protocol::MAX_MESH_MESSAGE_BYTES;
 
+/// Largest participant list one entry may carry: a room's people on one node as JSON, a
+/// few hundred bytes each.
+pub const MAX_PEOPLE_BYTES: usize = 2 * 1024 * 1024;
+
 /// Fields of a stream entry (short names: they are repeated in every entry).
 pub mod field {
     /// The kind of entry.
@@ -106,6 +110,14 @@ pub enum BusEntry {
         /// The publisher.
         node: NodeId,
     },
+    /// The publisher's participants in the room (JSON), sent when they change and with each
+    /// awareness renewal; an empty list when the room unloads there.
+    People {
+        /// The publisher.
+        node: NodeId,
+        /// The list.
+        people: Vec<u8>,
+    },
     /// A mesh frame for every mesh client of the room on the other nodes (a run's or a
     /// debug session's events, chat), but `skip`, who got its own copy.
     Relay {
@@ -174,6 +186,7 @@ impl BusEntry {
             | BusEntry::Seen { node, .. }
             | BusEntry::Awareness { node, .. }
             | BusEntry::Access { node }
+            | BusEntry::People { node, .. }
             | BusEntry::Relay { node, .. }
             | BusEntry::Forward { node, .. }
             | BusEntry::Reply { node, .. }
@@ -212,6 +225,11 @@ impl BusEntry {
                 (field::DATA, update.clone()),
             ],
             BusEntry::Access { .. } => vec![(field::KIND, b"access".to_vec()), (field::NODE, node)],
+            BusEntry::People { people, .. } => vec![
+                (field::KIND, b"people".to_vec()),
+                (field::NODE, node),
+                (field::DATA, people.clone()),
+            ],
             BusEntry::Relay { skip, frame, .. } => {
                 let mut fields = vec![(field::KIND, b"relay".to_vec()), (field::NODE, node)];
                 if let Some(skip) = skip {
@@ -307,6 +325,10 @@ impl BusEntry {
                 })
             }
             b"access" => Ok(BusEntry::Access { node }),
+            b"people" => Ok(BusEntry::People {
+                node,
+                people: bounded(data, MAX_PEOPLE_BYTES, "people")?,
+            }),
             b"relay" => {
                 let frame = bounded(data, MAX_RELAY_BYTES, "relay")?;
                 let skip = match (to, conn) {
@@ -437,6 +459,10 @@ mod tests {
                 update: vec![1, 0],
             },
             BusEntry::Access { node },
+            BusEntry::People {
+                node,
+                people: b"[]".to_vec(),
+            },
             BusEntry::Relay {
                 node,
                 skip: None,

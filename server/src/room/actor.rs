@@ -371,9 +371,7 @@ async fn run(
         across: across::Across::default(),
     };
     actor.main_loop(rx).await;
-    if let Some(bus) = &actor.bus {
-        bus.stop();
-    }
+    actor.leave_bus();
     if let Some(service) = &actor.runs {
         // What the room queued can no longer start.
         service.gate.forget_room(id);
@@ -717,6 +715,7 @@ impl Actor {
         let plan = self.plan(fx.send);
         let dropped = queue_planned(plan);
         self.settle(fx.close, dropped);
+        self.publish_people(false);
     }
 
     /// Who gets each frame, in order: each recipient's queue with the frame.

@@ -26,6 +26,7 @@ use crate::auth::Grant;
 
 mod ghost;
 pub mod host;
+mod people;
 mod remote;
 pub use host::{HostOp, HostReply};
 pub use remote::RemoteRefusal;
@@ -363,6 +364,10 @@ pub struct RoomCore {
     /// Awareness client ids published by people on other nodes: which node, and when it was
     /// last heard of (a dead node's states time out).
     remote_awareness: BTreeMap<u64, (crate::bus::NodeId, u64)>,
+    /// Participants connected on other nodes (see `people`).
+    remote_people: people::RemotePeople,
+    /// Counts changes to this node's participants (see [`RoomCore::people_version`]).
+    people_version: u64,
     /// Whether the room has a bus: only then are its connections' awareness updates encoded
     /// for other nodes.
     bus: bool,
@@ -425,6 +430,8 @@ impl RoomCore {
             waiting: BTreeMap::new(),
             ghosts: BTreeMap::new(),
             remote_awareness: BTreeMap::new(),
+            remote_people: Default::default(),
+            people_version: 0,
             bus: false,
         };
         (room, bad)
@@ -440,13 +447,12 @@ impl RoomCore {
         self.conns.len()
     }
 
-    /// Everyone in the room that has been announced, in join order.
+    /// Everyone in the room that has been announced: this node's people in join order, then
+    /// those on other nodes.
     pub fn participants(&self) -> Vec<Participant> {
-        self.conns
-            .values()
-            .filter(|c| c.announced)
-            .map(|c| c.participant.clone())
-            .collect()
+        let mut all = self.local_participants();
+        all.extend(self.remote_people.all().cloned());
+        all
     }
 
     /// Paths and UTF-16 lengths of the room's files, sorted by path.
@@ -631,6 +637,7 @@ impl RoomCore {
                 .record(now_ms, mesh_protocol::messages::AuditKind::Join, &who, seat, "");
         }
         self.conns.get_mut(&id).expect("just read").announced = true;
+        self.people_version += 1;
         Some(participant)
     }
 
@@ -665,7 +672,9 @@ impl RoomCore {
                 removed.clients.insert(
                     cid,
                     yrs::sync::awareness::AwarenessUpdateEntry {
-                        clock: clock + 1,
+                        // A state at the largest clock is cleared at that clock (y-protocols
+                        // takes a null state at an equal clock); a client cannot make it wrap.
+                        clock: clock.saturating_add(1),
                         json: "null".into(),
                     },
                 );
@@ -680,6 +689,7 @@ impl RoomCore {
             fx.to(Target::All, encode_yjs(&Message::Awareness(removed)));
         }
         if conn.announced {
+            self.people_version += 1;
             fx.to(
                 Target::MeshClients,
                 encode_mesh(&ServerMessage::ParticipantLeft { conn_id: id }),
@@ -1054,6 +1064,7 @@ impl RoomCore {
             }
         }
         if let Some(participant) = renamed {
+            self.people_version += 1;
             fx.to(
                 Target::MeshClients,
                 encode_mesh(&ServerMessage::ParticipantJoined { participant }),
@@ -1127,6 +1138,7 @@ impl RoomCore {
                 };
                 fx.to(Target::One(id), encode_mesh(&welcome));
                 // Its arrival, or a second hello's new name.
+                self.people_version += 1;
                 fx.to(
                     Target::MeshClients,
                     encode_mesh(&ServerMessage::ParticipantJoined { participant }),

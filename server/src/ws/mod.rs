@@ -27,6 +27,7 @@ use mesh_protocol::{ClientMessage, ErrorCode, Request, RoomId, MAX_FRAME_BYTES};
 use serde::Deserialize;
 
 use self::codec::{Message, PING};
+
 pub use self::outbox::{channel, Outbound, OutboundRx, OutboundTx, TrySendError};
 use self::socket::{Conn, Next};
 use crate::api::{api_error, bearer};
@@ -35,6 +36,18 @@ use crate::auth::Grant;
 use crate::client_addr::ClientAddr;
 use crate::limits::Budget;
 use crate::room::actor::{Command, RoomHandle};
+
+/// The first connection id of this process. Alone, 1. On a bus, the node's id picks one of
+/// 2^20 prefixes and connections count up from `prefix << 32`: ids stay unique across the
+/// nodes of a room (two of three nodes share a prefix about once in 350,000 starts), so a
+/// participant's id means the same person everywhere, and they stay below 2^53, which
+/// JavaScript clients read exactly.
+pub fn first_conn_id(node: Option<crate::bus::NodeId>) -> u64 {
+    match node {
+        None => 1,
+        Some(node) => ((node.0 & 0xF_FFFF) << 32) | 1,
+    }
+}
 
 /// Outgoing frames queued per connection before the client counts as too slow and is
 /// dropped (it resyncs when it reconnects).

@@ -26,6 +26,8 @@ pub(super) struct RoomBus {
     reader: tokio::task::JoinHandle<()>,
     /// When this room's people's awareness is published again.
     renew_at_ms: u64,
+    /// The version of this node's participant list last published (`None`: never).
+    people_published: Option<u64>,
 }
 
 /// What a turn's bus input asks of the store, done once after the turn's commands.
@@ -55,6 +57,7 @@ impl RoomBus {
             seqs: SeqTracker::new(loaded_upto),
             reader,
             renew_at_ms: now_ms() + AWARENESS_RENEW_MS,
+            people_published: None,
         }
     }
 
@@ -95,6 +98,7 @@ impl Actor {
         [
             bus.seqs.deadline_ms(),
             self.core.next_remote_expiry(),
+            self.core.next_people_expiry(),
             Some(bus.renew_at_ms),
         ]
         .into_iter()
@@ -146,6 +150,11 @@ impl Actor {
                             merge(fx, self.core.apply_remote_awareness(node, &update, now));
                         }
                         BusEntry::Access { .. } => work.reload_access = true,
+                        BusEntry::People { node, people } => {
+                            // A node new to this room hears who is here (and their cursors).
+                            work.announce |= !self.core.lists_people_of(node) && people.as_slice() != b"[]";
+                            merge(fx, self.core.apply_remote_people(node, &people, now));
+                        }
                         BusEntry::Relay { .. } => across.push(entry),
                         BusEntry::Forward { to, .. } | BusEntry::Left { to, .. } if to == me => across.push(entry),
                         BusEntry::Reply { to, .. } if to.node == me => across.push(entry),
@@ -190,6 +199,40 @@ impl Actor {
             work.announce = true;
         }
         merge(fx, self.core.expire_remote_awareness(now));
+        merge(fx, self.core.expire_remote_people(now));
+    }
+
+    /// Publishes this node's participants when they changed since last time, or always
+    /// (`renew`: the awareness renewal, or a node came back to the stream).
+    pub(super) fn publish_people(&mut self, renew: bool) {
+        let version = self.core.people_version();
+        let Some(bus) = self.bus.as_mut() else { return };
+        if !renew && bus.people_published == Some(version) {
+            return;
+        }
+        bus.people_published = Some(version);
+        let people = self.core.local_people();
+        bus.bus.publish(
+            self.id,
+            BusEntry::People {
+                node: bus.bus.node(),
+                people,
+            },
+        );
+    }
+
+    /// The room unloads here: the other nodes drop this node's people at once.
+    pub(super) fn leave_bus(&self) {
+        if let Some(bus) = &self.bus {
+            bus.bus.publish(
+                self.id,
+                BusEntry::People {
+                    node: bus.bus.node(),
+                    people: b"[]".to_vec(),
+                },
+            );
+            bus.stop();
+        }
     }
 
     /// The turn's updates are durable as `..=last`: tell the other nodes.
@@ -280,6 +323,7 @@ impl Actor {
             if let (Some(bus), Some(update)) = (&self.bus, self.core.local_awareness()) {
                 bus.publish_awareness(self.id, vec![update]);
             }
+            self.publish_people(true);
         }
         Ok(())
     }

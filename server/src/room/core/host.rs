@@ -466,6 +466,7 @@ impl RoomCore {
                     let conns = self.conns_of_seat(&s);
                     for conn in &conns {
                         self.conns.get_mut(conn).expect("listed").participant.role = r;
+                        self.people_version += 1;
                     }
                     let responding = if s == seat { request } else { None };
                     fx.announce(asker_conn, responding, |responding_to| ServerMessage::RoleChanged {

@@ -73,6 +73,7 @@ impl RoomCore {
                 }
                 Some(s) if s.role != role => {
                     self.conns.get_mut(&id).expect("listed").participant.role = s.role;
+                    self.people_version += 1;
                     if announced.insert(seat.clone()) {
                         fx.to(
                             Target::MeshClients,
@@ -210,7 +211,9 @@ impl RoomCore {
                 removed.clients.insert(
                     cid,
                     AwarenessUpdateEntry {
-                        clock: clock + 1,
+                        // A state at the largest clock is cleared at that clock (y-protocols
+                        // takes a null state at an equal clock); a client cannot make it wrap.
+                        clock: clock.saturating_add(1),
                         json: "null".into(),
                     },
                 );

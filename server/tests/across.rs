@@ -1,7 +1,8 @@
-//! Runs and debug sessions across nodes: two real `mesh-server` processes on one real
-//! Postgres and one real Redis, with real Docker and the local images. A session lives on
-//! the node that started it; participants on the other node watch it, type into it, stop it
-//! and step through it as if it were local, and their roles are checked as on their own node.
+//! What crosses nodes beside the document: people, runs, debug sessions and chat. Two real
+//! `mesh-server` processes on one real Postgres and one real Redis, with real Docker and the
+//! local images. Everyone sees everyone, wherever they are connected. A session lives on the
+//! node that started it; participants on the other node watch it, type into it, stop it and
+//! step through it as if it were local, and their roles are checked as on their own node.
 
 mod support;
 
@@ -289,4 +290,119 @@ async fn a_debug_session_on_one_node_is_stepped_from_another() {
         assert_eq!(ended(c).await, (Some(2), None));
     }
     assert!(stdout(&rita, &id).contains("y is 82"), "{:?}", stdout(&rita, &id));
+}
+
+fn names(list: &[mesh_protocol::messages::Participant]) -> Vec<String> {
+    let mut names: Vec<String> = list.iter().map(|p| p.name.clone()).collect();
+    names.sort();
+    names
+}
+
+/// Asks for the participant list and returns the answer (`participants` names no request:
+/// the answer is the first list after the ones already there).
+async fn participants(c: &YClient) -> Vec<mesh_protocol::messages::Participant> {
+    let lists = |c: &YClient| -> Vec<Vec<mesh_protocol::messages::Participant>> {
+        c.mesh_messages()
+            .into_iter()
+            .filter_map(|m| match m {
+                ServerMessage::Participants { participants } => Some(participants),
+                _ => None,
+            })
+            .collect()
+    };
+    let before = lists(c).len();
+    c.send_mesh(&ClientMessage::ListParticipants);
+    c.wait_for("the participant list", |c| lists(c).len() > before)
+        .await
+        .unwrap();
+    lists(c).swap_remove(before)
+}
+
+#[tokio::test]
+async fn everyone_sees_everyone_wherever_they_are_connected() {
+    let pg = TestPostgres::start().unwrap();
+    let redis = TestRedis::start().unwrap();
+    let (a, b) = (node(&pg, &redis), node(&pg, &redis));
+    let s = a.create_session("people across").await.unwrap();
+    let ada = connect(&a, &s, &s.created.writer_token, "ada").await;
+    let bob = connect(&b, &s, &s.created.writer_token, "bob").await;
+
+    // Bob, on node B, hears of Ada on node A (node A answers a node new to the room at once,
+    // not at its next renewal); Ada hears that Bob came.
+    let bob_id = bob.welcome().await.unwrap().conn_id;
+    let heard = std::time::Instant::now();
+    bob.wait_mesh(
+        "ada, on the other node",
+        |m| matches!(m, ServerMessage::ParticipantJoined { participant } if participant.name == "ada"),
+    )
+    .await
+    .unwrap();
+    assert!(
+        heard.elapsed() < std::time::Duration::from_secs(5),
+        "not a renewal's wait: {:?}",
+        heard.elapsed()
+    );
+    ada.wait_mesh(
+        "bob's arrival",
+        |m| matches!(m, ServerMessage::ParticipantJoined { participant } if participant.conn_id == bob_id),
+    )
+    .await
+    .unwrap();
+    let seen_by_ada = participants(&ada).await;
+    assert_eq!(names(&seen_by_ada), ["ada", "bob"]);
+    // One person, one id, on every node; two people, two ids.
+    let ids = |list: &[mesh_protocol::messages::Participant]| {
+        let mut ids: Vec<u64> = list.iter().map(|p| p.conn_id).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&seen_by_ada), ids(&participants(&bob).await));
+    assert_ne!(seen_by_ada[0].conn_id, seen_by_ada[1].conn_id);
+    assert!(
+        seen_by_ada.iter().all(|p| p.conn_id < 1 << 53),
+        "ids JavaScript reads exactly"
+    );
+
+    // Cy joins on node B, then Bob leaves: Ada hears both at once.
+    let cy = connect(&b, &s, &s.created.reader_token, "cy").await;
+    ada.wait_mesh(
+        "cy's arrival",
+        |m| matches!(m, ServerMessage::ParticipantJoined { participant } if participant.name == "cy"),
+    )
+    .await
+    .unwrap();
+    bob.close();
+    ada.wait_mesh(
+        "bob's leaving",
+        |m| matches!(m, ServerMessage::ParticipantLeft { conn_id } if *conn_id == bob_id),
+    )
+    .await
+    .unwrap();
+    assert_eq!(names(&participants(&ada).await), ["ada", "cy"]);
+    assert_eq!(names(&participants(&cy).await), ["ada", "cy"]);
+
+    // Node B is killed with Cy on it: Ada's list drops Cy once node B's people time out
+    // (30 s without a renewal), as it drops their cursors.
+    let mut b = b;
+    b.kill9();
+    let cy_id = participants(&ada)
+        .await
+        .iter()
+        .find(|p| p.name == "cy")
+        .unwrap()
+        .conn_id;
+    let killed = std::time::Instant::now();
+    while participants(&ada).await.iter().any(|p| p.conn_id == cy_id) {
+        assert!(
+            killed.elapsed() < std::time::Duration::from_secs(60),
+            "cy is still listed a minute after her node died"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(
+        ada.mesh_messages()
+            .iter()
+            .any(|m| matches!(m, ServerMessage::ParticipantLeft { conn_id } if *conn_id == cy_id)),
+        "ada was told cy left"
+    );
 }
