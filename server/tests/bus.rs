@@ -3,10 +3,10 @@
 //! together, every acknowledged keystroke survives a `kill -9` of a node and a Redis restart,
 //! and a person's cursor on one node is seen on another and goes when their node dies.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
-use mesh_testkit::{Session, TestPostgres, TestRedis, TestServer, YClient};
+use mesh_testkit::soak::{connect, markers_in, type_markers, ws_on};
+use mesh_testkit::{TestPostgres, TestRedis, TestServer, YClient};
 
 /// How long a test waits for the nodes to settle (a resync, a reconnection, an awareness
 /// timeout of 30 s); a passing test never waits this long.
@@ -15,63 +15,6 @@ const SETTLE: Duration = Duration::from_secs(60);
 fn node(pg: &TestPostgres, redis: &TestRedis) -> TestServer {
     let (store, bus) = (pg.url(), redis.url());
     TestServer::start_with(&["--store", &store, "--bus", &bus]).unwrap()
-}
-
-fn ws_on(server: &TestServer, s: &Session, token: &str) -> String {
-    format!("ws://127.0.0.1:{}/ws/{}?token={token}", server.port, s.id())
-}
-
-async fn connect(server: &TestServer, s: &Session, token: &str, name: &str) -> YClient {
-    let c = YClient::connect_mesh(&ws_on(server, s, token), name).await.unwrap();
-    c.wait_synced().await.unwrap();
-    c
-}
-
-/// A marker with multibyte text in it (two UTF-16 units for the emoji), unique per typist.
-fn marker(who: &str, i: usize) -> String {
-    format!("<{who}é{i}🙂>")
-}
-
-fn markers_in(text: &str, who: &str, n: usize) -> HashSet<usize> {
-    let mut found = HashSet::new();
-    for i in 0..n {
-        match text.matches(&marker(who, i)).count() {
-            0 => {}
-            1 => {
-                found.insert(i);
-            }
-            k => panic!("{} is in the room {k} times", marker(who, i)),
-        }
-    }
-    found
-}
-
-/// Types `n` markers into `path` at a spot that moves (start, middle, end), yielding now
-/// and then as a fast typist's socket is read.
-async fn type_markers(c: &YClient, path: &str, who: &str, n: usize) {
-    for i in 0..n {
-        let len = c.len(path);
-        let at = match i % 3 {
-            0 => len,
-            1 => 0,
-            _ => {
-                // The middle, on a character boundary (after a marker's `>`).
-                let text = c.text(path).unwrap_or_default();
-                let half = text.len() / 2;
-                let cut = text
-                    .char_indices()
-                    .take_while(|(i, _)| *i < half)
-                    .filter(|(_, c)| *c == '>')
-                    .last()
-                    .map_or(0, |(i, _)| i + 1);
-                text[..cut].encode_utf16().count() as u32
-            }
-        };
-        c.insert(path, at, &marker(who, i));
-        if i % 10 == 0 {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
 }
 
 async fn readyz(server: &TestServer) -> (u16, String) {
@@ -101,15 +44,15 @@ async fn three_nodes_converge_with_every_keystroke_kept() {
     let s = nodes[0].create_session("three").await.unwrap();
     let w = &s.created.writer_token;
     let writers = [
-        connect(&nodes[0], &s, w, "ana").await,
-        connect(&nodes[1], &s, w, "ben").await,
-        connect(&nodes[2], &s, w, "cy").await,
+        connect(&nodes[0], &s, w, "ana").await.unwrap(),
+        connect(&nodes[1], &s, w, "ben").await.unwrap(),
+        connect(&nodes[2], &s, w, "cy").await.unwrap(),
     ];
     let r = &s.created.reader_token;
     let observers = [
-        connect(&nodes[0], &s, r, "oa").await,
-        connect(&nodes[1], &s, r, "ob").await,
-        connect(&nodes[2], &s, r, "oc").await,
+        connect(&nodes[0], &s, r, "oa").await.unwrap(),
+        connect(&nodes[1], &s, r, "ob").await.unwrap(),
+        connect(&nodes[2], &s, r, "oc").await.unwrap(),
     ];
     // One person creates the file (two creating it at once would be a map conflict, one
     // text winning), everyone sees it, then all type at once.
@@ -141,7 +84,7 @@ async fn three_nodes_converge_with_every_keystroke_kept() {
                 m.push_str(&format!("client {j}: {counts:?}\n"));
             }
             for (j, n) in nodes.iter().enumerate() {
-                let fresh = connect(n, &s, &s.created.reader_token, "fresh").await;
+                let fresh = connect(n, &s, &s.created.reader_token, "fresh").await.unwrap();
                 let text = fresh.text("shared.txt").unwrap_or_default();
                 let counts: Vec<usize> = who.iter().map(|w| markers_in(&text, w, N).len()).collect();
                 m.push_str(&format!("fresh on node {j}: {counts:?}\n"));
@@ -170,7 +113,7 @@ async fn three_nodes_converge_with_every_keystroke_kept() {
         assert!(metric(n, "mesh_bus_received_total").await > 0.0);
     }
     // The store holds all of it for a node that loads the room afresh.
-    let late = connect(&nodes[2], &s, r, "late").await;
+    let late = connect(&nodes[2], &s, r, "late").await.unwrap();
     let text = late.text("shared.txt").unwrap();
     assert_eq!(text, texts[0]);
 }
@@ -183,8 +126,8 @@ async fn a_node_killed_mid_burst_loses_no_acknowledged_edit() {
     let b = node(&pg, &redis);
     let c = node(&pg, &redis);
     let s = a.create_session("crash").await.unwrap();
-    let typist = connect(&a, &s, &s.created.writer_token, "tess").await;
-    let watcher = connect(&b, &s, &s.created.reader_token, "otto").await;
+    let typist = connect(&a, &s, &s.created.writer_token, "tess").await.unwrap();
+    let watcher = connect(&b, &s, &s.created.reader_token, "otto").await.unwrap();
     const N: usize = 1500;
     type_markers(&typist, "burst.txt", "m", N).await;
     watcher
@@ -198,7 +141,7 @@ async fn a_node_killed_mid_burst_loses_no_acknowledged_edit() {
     let seen = markers_in(&watcher.text("burst.txt").unwrap(), "m", N);
     assert!(!seen.is_empty());
     // The typist reconnects to another node and goes on typing there.
-    let again = connect(&c, &s, &s.created.writer_token, "tess").await;
+    let again = connect(&c, &s, &s.created.writer_token, "tess").await.unwrap();
     let stored = markers_in(&again.text("burst.txt").unwrap(), "m", N);
     let lost: Vec<_> = seen.difference(&stored).collect();
     assert!(lost.is_empty(), "acknowledged markers lost: {lost:?}");
@@ -224,9 +167,9 @@ async fn the_room_carries_on_through_a_redis_restart_and_catches_up() {
     let a = node(&pg, &redis);
     let b = node(&pg, &redis);
     let s = a.create_session("outage").await.unwrap();
-    let typist = connect(&a, &s, &s.created.writer_token, "tess").await;
-    let near = connect(&a, &s, &s.created.reader_token, "near").await;
-    let far = connect(&b, &s, &s.created.reader_token, "far").await;
+    let typist = connect(&a, &s, &s.created.writer_token, "tess").await.unwrap();
+    let near = connect(&a, &s, &s.created.reader_token, "near").await.unwrap();
+    let far = connect(&b, &s, &s.created.reader_token, "far").await.unwrap();
     type_markers(&typist, "notes.md", "x", 50).await;
     far.wait_for("the first words", |c| {
         markers_in(&c.text("notes.md").unwrap_or_default(), "x", 50).len() == 50
@@ -287,8 +230,8 @@ async fn a_cursor_on_one_node_is_seen_on_another_and_goes_when_its_node_dies() {
     let mut a = node(&pg, &redis);
     let b = node(&pg, &redis);
     let s = a.create_session("cursors").await.unwrap();
-    let ana = connect(&a, &s, &s.created.writer_token, "ana").await;
-    let ben = connect(&b, &s, &s.created.writer_token, "ben").await;
+    let ana = connect(&a, &s, &s.created.writer_token, "ana").await.unwrap();
+    let ben = connect(&b, &s, &s.created.writer_token, "ben").await.unwrap();
     ana.set_awareness(serde_json::json!({"user": {"name": "ana", "color": "#e6194b"}}))
         .unwrap();
     ben.wait_for("ana's cursor, from node A", |c| {

@@ -8,12 +8,12 @@
 //! Needs Docker, docker-compose and the Debian bases (`deploy/build-base-images`), which
 //! `scripts/test` installs and builds; fails naming what is missing otherwise.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mesh_testkit::soak::{markers_in, type_marker};
 use mesh_testkit::tls::{TestCa, Validity};
 use mesh_testkit::{ConnectOptions, YClient};
 use rustls::pki_types::pem::PemObject;
@@ -35,6 +35,12 @@ const DRAIN_WITHIN: Duration = Duration::from_secs(30);
 
 /// How often the typist types a marker.
 const KEYSTROKE_GAP: Duration = Duration::from_millis(25);
+
+/// The file the typist types into.
+const FILE: &str = "notes.md";
+
+/// The typist's name in its markers.
+const WHO: &str = "m";
 
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -184,23 +190,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Types the next unique marker at the end of the file (multibyte, as people type).
-fn type_marker(c: &YClient, typed: &mut usize) {
-    let at = c.len("notes.md");
-    c.insert("notes.md", at, &format!("<m{typed}é👋>"));
-    *typed += 1;
-}
-
-/// The markers in `text`, as `m{n}` (the digits only; the multibyte tail must be whole).
-fn markers_in(text: &str) -> Vec<String> {
-    text.split('<')
-        .filter_map(|s| s.split_once('>').map(|(m, _)| m))
-        .filter_map(|m| m.strip_suffix("é👋"))
-        .filter(|m| m.starts_with('m'))
-        .map(String::from)
-        .collect()
-}
-
 /// The server binary the tests run, stripped into the image's build context.
 fn stage_server_binary() {
     let bin = mesh_testkit::server::server_bin();
@@ -336,12 +325,12 @@ async fn the_compose_stack_serves_rooms_through_tls_and_a_drained_node_loses_not
     let observer = front.join(&ws_url, "observer").await.unwrap();
     let mut typed = 0usize;
     for _ in 0..20 {
-        type_marker(&typist, &mut typed);
+        type_marker(&typist, FILE, WHO, &mut typed);
         tokio::time::sleep(KEYSTROKE_GAP).await;
     }
     observer
         .wait_for("the first edits through the proxy", |c| {
-            markers_in(&c.text("notes.md").unwrap_or_default()).len() == 20
+            markers_in(&c.text(FILE).unwrap_or_default(), WHO, typed).len() == 20
         })
         .await
         .unwrap();
@@ -374,14 +363,14 @@ async fn the_compose_stack_serves_rooms_through_tls_and_a_drained_node_loses_not
             drain_at.elapsed() < DRAIN_WITHIN,
             "the drained node never closed the room"
         );
-        type_marker(&typist, &mut typed);
+        type_marker(&typist, FILE, WHO, &mut typed);
         tokio::time::sleep(KEYSTROKE_GAP).await;
     }
     let closed_after = drain_at.elapsed();
     let (code, reason) = typist.closed().unwrap();
     assert_eq!(code, 1012, "the drained node tells clients to reconnect: {reason}");
     assert_eq!(observer.wait_closed().await.unwrap().0, 1012);
-    let acked = markers_in(&observer.text("notes.md").unwrap_or_default());
+    let acked = markers_in(&observer.text(FILE).unwrap_or_default(), WHO, typed);
     assert!(acked.len() >= 20, "{acked:?}");
 
     // Reconnect through the proxy, as clients do (a refusal from the draining node or a
@@ -400,19 +389,18 @@ async fn the_compose_stack_serves_rooms_through_tls_and_a_drained_node_loses_not
         }
     };
     let reconnected = t2.elapsed();
-    let there = markers_in(&moved.text("notes.md").unwrap());
-    let counted: HashSet<&String> = there.iter().collect();
-    assert_eq!(counted.len(), there.len(), "a marker was duplicated: {there:?}");
+    // `markers_in` fails on a marker that is there twice.
+    let there = markers_in(&moved.text(FILE).unwrap(), WHO, typed);
     for m in &acked {
-        assert!(counted.contains(m), "acknowledged {m} is missing after the drain");
+        assert!(there.contains(m), "acknowledged marker {m} is missing after the drain");
     }
     // The room goes on: an edit after the move is served.
-    type_marker(&moved, &mut typed);
-    let last = format!("m{}", typed - 1);
+    type_marker(&moved, FILE, WHO, &mut typed);
+    let last = typed - 1;
     let check = front.join(&ws_url, "checker").await.unwrap();
     check
         .wait_for("the edit after the move", |c| {
-            markers_in(&c.text("notes.md").unwrap_or_default()).contains(&last)
+            markers_in(&c.text(FILE).unwrap_or_default(), WHO, typed).contains(&last)
         })
         .await
         .unwrap();

@@ -3,9 +3,9 @@
 //! through the grace, then closes their sockets with 1012 so clients reconnect to another
 //! node; every edit a client saw acknowledged is there on the other node.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use mesh_testkit::soak::{connect, markers_in, type_marker};
 use mesh_testkit::{TestPostgres, TestServer, YClient};
 
 /// The drain grace the node under test gets: long enough to type through and to see
@@ -18,31 +18,11 @@ const KEYSTROKE_GAP: Duration = Duration::from_millis(20);
 /// A passing test never waits this long for the node to start draining.
 const SETTLE: Duration = Duration::from_secs(15);
 
-/// A writer on `server`, which created `session`.
-async fn connect(server: &TestServer, session: &mesh_testkit::Session) -> YClient {
-    let c = YClient::connect_mesh(&server.ws_url(session, &session.created.writer_token), "drain")
-        .await
-        .unwrap();
-    c.wait_synced().await.unwrap();
-    c
-}
+/// The file the typist types into.
+const FILE: &str = "notes.md";
 
-/// Types the next unique marker at the end of the file (multibyte, as people type).
-fn type_marker(c: &YClient, typed: &mut usize) {
-    let at = c.len("notes.md");
-    c.insert("notes.md", at, &format!("<m{typed}é👋>"));
-    *typed += 1;
-}
-
-/// The markers in `text`, as `m{n}` (the digits only; the multibyte tail must be whole).
-fn markers_in(text: &str) -> Vec<String> {
-    text.split('<')
-        .filter_map(|s| s.split_once('>').map(|(m, _)| m))
-        .filter_map(|m| m.strip_suffix("é👋"))
-        .filter(|m| m.starts_with('m'))
-        .map(String::from)
-        .collect()
-}
+/// The typist's name in its markers.
+const WHO: &str = "m";
 
 #[tokio::test]
 async fn a_draining_node_refuses_joins_serves_its_rooms_then_sends_clients_elsewhere_losing_nothing() {
@@ -52,12 +32,13 @@ async fn a_draining_node_refuses_joins_serves_its_rooms_then_sends_clients_elsew
     let a = TestServer::start_with(&["--store", &url, "--drain-seconds", &grace]).unwrap();
     let b = TestServer::start_with(&["--store", &url]).unwrap();
     let session = a.create_session("drain").await.unwrap();
-    let typist = connect(&a, &session).await;
-    let observer = connect(&a, &session).await;
+    let writer = &session.created.writer_token;
+    let typist = connect(&a, &session, writer, "drain").await.unwrap();
+    let observer = connect(&a, &session, writer, "drain").await.unwrap();
 
     let mut typed = 0usize;
     for _ in 0..20 {
-        type_marker(&typist, &mut typed);
+        type_marker(&typist, FILE, WHO, &mut typed);
         tokio::time::sleep(KEYSTROKE_GAP).await;
     }
 
@@ -75,7 +56,7 @@ async fn a_draining_node_refuses_joins_serves_its_rooms_then_sends_clients_elsew
     // The node says it is draining, and the room goes on serving meanwhile.
     let draining_from = loop {
         assert!(sigterm_at.elapsed() < SETTLE, "/readyz never said draining");
-        type_marker(&typist, &mut typed);
+        type_marker(&typist, FILE, WHO, &mut typed);
         let answer = http.get(&readyz).send().await.unwrap();
         if answer.status() == 503 {
             let body = answer.text().await.unwrap();
@@ -94,7 +75,7 @@ async fn a_draining_node_refuses_joins_serves_its_rooms_then_sends_clients_elsew
     // Type until the node closes the socket; it must say "reconnect elsewhere" (1012).
     while typist.closed().is_none() {
         assert!(sigterm_at.elapsed() < SETTLE, "the draining node never closed the room");
-        type_marker(&typist, &mut typed);
+        type_marker(&typist, FILE, WHO, &mut typed);
         tokio::time::sleep(KEYSTROKE_GAP).await;
     }
     let took = sigterm_at.elapsed();
@@ -110,28 +91,23 @@ async fn a_draining_node_refuses_joins_serves_its_rooms_then_sends_clients_elsew
 
     // What the observer saw was acknowledged (durable before it was sent); some of it was
     // typed while the node was draining.
-    let acked = markers_in(&observer.text("notes.md").unwrap_or_default());
+    let acked = markers_in(&observer.text(FILE).unwrap_or_default(), WHO, typed);
     assert!(acked.len() >= 20, "only {} markers acknowledged", acked.len());
     assert!(
-        acked.iter().any(|m| m[1..].parse::<usize>().unwrap() >= draining_from),
+        acked.iter().any(|&m| m >= draining_from),
         "nothing typed during the drain was served: {acked:?}"
     );
 
-    // The client reconnects to the other node, which has every acknowledged edit, once.
-    // (The room's socket URL names the server that created it: the same path on `b`.)
-    let on_b = format!(
-        "ws://127.0.0.1:{}/ws/{}?token={}",
-        b.port,
-        session.id(),
-        session.created.writer_token
-    );
-    let moved = YClient::connect_mesh(&on_b, "moved").await.unwrap();
-    moved.wait_synced().await.unwrap();
-    let there = markers_in(&moved.text("notes.md").unwrap());
-    let counted: HashSet<&String> = there.iter().collect();
-    assert_eq!(counted.len(), there.len(), "a marker was duplicated: {there:?}");
+    // The client reconnects to the other node, which has every acknowledged edit, once
+    // (`markers_in` fails on a marker that is there twice). The room's socket URL names the
+    // server that created it: `connect` opens the same path on `b`.
+    let moved = connect(&b, &session, writer, "moved").await.unwrap();
+    let there = markers_in(&moved.text(FILE).unwrap(), WHO, typed);
     for m in &acked {
-        assert!(counted.contains(m), "acknowledged {m} is missing on the other node");
+        assert!(
+            there.contains(m),
+            "acknowledged marker {m} is missing on the other node"
+        );
     }
     println!(
         "typed {typed} markers, {} acknowledged, {} typed after /readyz said draining; rooms closed {took:?} after SIGTERM",

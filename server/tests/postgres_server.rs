@@ -2,11 +2,11 @@
 //! test: rooms survive restarts and `kill -9`, the server rides out a Postgres restart, and
 //! two servers appending to one room through one database lose nothing.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use mesh_protocol::messages::Role;
-use mesh_testkit::{Session, TestPostgres, TestServer, YClient};
+use mesh_testkit::soak::{connect, markers_in, type_markers, ws_on};
+use mesh_testkit::{TestPostgres, TestServer, YClient};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -19,45 +19,6 @@ fn server_on(pg: &TestPostgres, extra: &[&str]) -> TestServer {
     let mut args = vec!["--store", url.as_str()];
     args.extend_from_slice(extra);
     TestServer::start_with(&args).unwrap()
-}
-
-async fn connect(server: &TestServer, session: &Session, token: &str, name: &str) -> YClient {
-    let c = YClient::connect_mesh(&server.ws_url(session, token), name)
-        .await
-        .unwrap();
-    c.wait_synced().await.unwrap();
-    c
-}
-
-fn marker(who: &str, i: usize) -> String {
-    format!("<{who}{i}>")
-}
-
-/// The markers of `who` in `text`, each checked to be there at most once.
-fn markers_in(text: &str, who: &str, n: usize) -> HashSet<usize> {
-    let mut found = HashSet::new();
-    for i in 0..n {
-        match text.matches(&marker(who, i)).count() {
-            0 => {}
-            1 => {
-                found.insert(i);
-            }
-            k => panic!("{} is in the room {k} times", marker(who, i)),
-        }
-    }
-    found
-}
-
-/// Types `n` markers at the end of `path`, yielding now and then as a fast typist's socket
-/// would be read.
-async fn type_markers(c: &YClient, path: &str, who: &str, n: usize) {
-    for i in 0..n {
-        let at = c.len(path);
-        c.insert(path, at, &marker(who, i));
-        if i % 20 == 0 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    }
 }
 
 async fn readyz(server: &TestServer) -> (u16, String) {
@@ -82,7 +43,7 @@ async fn text_runs_links_and_seats_survive_a_restart() {
     assert_eq!(readyz(&server).await.0, 200);
     let s = server.create_session("kept").await.unwrap();
     let id = s.id();
-    let host = connect(&server, &s, &s.created.host_token, "hana").await;
+    let host = connect(&server, &s, &s.created.host_token, "hana").await.unwrap();
     let walt = YClient::connect_mesh(&server.ws_url(&s, &s.created.writer_token), "walt")
         .await
         .unwrap();
@@ -182,7 +143,7 @@ async fn text_runs_links_and_seats_survive_a_restart() {
         .await
         .unwrap();
     assert_eq!(links_after, links_before, "links (and the revocation) are kept");
-    let fresh = connect(&server, &s, &s.created.reader_token, "rita").await;
+    let fresh = connect(&server, &s, &s.created.reader_token, "rita").await.unwrap();
     assert_eq!(fresh.text("main.py").as_deref(), Some(program));
     let (_, after) = server
         .api(Method::GET, &runs, Some(&s.created.reader_token), None)
@@ -212,8 +173,8 @@ async fn kill9_during_a_typing_burst_keeps_every_acknowledged_marker() {
     let pg = TestPostgres::start().unwrap();
     let mut server = server_on(&pg, &[]);
     let s = server.create_session("crash").await.unwrap();
-    let typist = connect(&server, &s, &s.created.writer_token, "tess").await;
-    let observer = connect(&server, &s, &s.created.reader_token, "otto").await;
+    let typist = connect(&server, &s, &s.created.writer_token, "tess").await.unwrap();
+    let observer = connect(&server, &s, &s.created.reader_token, "otto").await.unwrap();
     const N: usize = 1500;
     type_markers(&typist, "burst.txt", "m", N).await;
     // Kill while the burst is still arriving (some of it was relayed).
@@ -227,7 +188,7 @@ async fn kill9_during_a_typing_burst_keeps_every_acknowledged_marker() {
     // What the observer received was relayed, so it was committed first.
     let seen = markers_in(&observer.text("burst.txt").unwrap(), "m", N);
     server.restart().unwrap();
-    let fresh = connect(&server, &s, &s.created.reader_token, "fred").await;
+    let fresh = connect(&server, &s, &s.created.reader_token, "fred").await.unwrap();
     let stored = markers_in(&fresh.text("burst.txt").unwrap(), "m", N);
     let lost: Vec<_> = seen.difference(&stored).collect();
     assert!(lost.is_empty(), "acknowledged markers lost: {lost:?}");
@@ -243,8 +204,8 @@ async fn the_server_rides_out_a_postgres_restart() {
     let mut pg = TestPostgres::start().unwrap();
     let server = server_on(&pg, &[]);
     let s = server.create_session("outage").await.unwrap();
-    let typist = connect(&server, &s, &s.created.writer_token, "tess").await;
-    let observer = connect(&server, &s, &s.created.reader_token, "otto").await;
+    let typist = connect(&server, &s, &s.created.writer_token, "tess").await.unwrap();
+    let observer = connect(&server, &s, &s.created.reader_token, "otto").await.unwrap();
     type_markers(&typist, "notes.md", "a", 50).await;
     observer
         .wait_for("the first words", |c| {
@@ -271,12 +232,12 @@ async fn the_server_rides_out_a_postgres_restart() {
     pg.start_again().unwrap();
     wait_ready(&server).await;
     // The same server carries on: everything acknowledged is there, and new edits work.
-    let back = connect(&server, &s, &s.created.writer_token, "tess").await;
+    let back = connect(&server, &s, &s.created.writer_token, "tess").await.unwrap();
     let text = back.text("notes.md").unwrap();
     assert_eq!(markers_in(&text, "a", 50).len(), 50, "{text}");
     assert!(!text.contains("<during>"), "the refused edit was not kept: {text}");
     back.insert("notes.md", back.len("notes.md"), "<after>");
-    let watcher = connect(&server, &s, &s.created.reader_token, "wes").await;
+    let watcher = connect(&server, &s, &s.created.reader_token, "wes").await.unwrap();
     watcher
         .wait_for("the edit after the outage", |c| {
             c.text("notes.md").is_some_and(|t| t.contains("<after>"))
@@ -292,18 +253,10 @@ async fn two_servers_append_to_one_room_and_lose_nothing() {
     let mut b = server_on(&pg, &[]);
     let s = a.create_session("shared").await.unwrap();
     // Both servers sign tokens with the secret kept in Postgres: A's token opens the room on B.
-    let b_port = b.port;
-    let on_b = |token: &str| format!("ws://127.0.0.1:{b_port}/ws/{}?token={token}", s.id());
-    let ta = connect(&a, &s, &s.created.writer_token, "ana").await;
-    let tb = YClient::connect_mesh(&on_b(&s.created.writer_token), "ben")
-        .await
-        .unwrap();
-    tb.wait_synced().await.unwrap();
-    let oa = connect(&a, &s, &s.created.reader_token, "oa").await;
-    let ob = YClient::connect_mesh(&on_b(&s.created.reader_token), "ob")
-        .await
-        .unwrap();
-    ob.wait_synced().await.unwrap();
+    let ta = connect(&a, &s, &s.created.writer_token, "ana").await.unwrap();
+    let tb = connect(&b, &s, &s.created.writer_token, "ben").await.unwrap();
+    let oa = connect(&a, &s, &s.created.reader_token, "oa").await.unwrap();
+    let ob = connect(&b, &s, &s.created.reader_token, "ob").await.unwrap();
     const N: usize = 400;
     // Each types into a file of its own, at once; without a bus the servers do not relay
     // to each other, but they number their appends in one room's log.
@@ -342,12 +295,7 @@ async fn two_servers_append_to_one_room_and_lose_nothing() {
     a.restart().unwrap();
     b.restart().unwrap();
     let check = |server: &TestServer| {
-        let url = format!(
-            "ws://127.0.0.1:{}/ws/{}?token={}",
-            server.port,
-            s.id(),
-            s.created.reader_token
-        );
+        let url = ws_on(server, &s, &s.created.reader_token);
         async move {
             let c = YClient::connect_mesh(&url, "check").await.unwrap();
             c.wait_synced().await.unwrap();
@@ -359,12 +307,9 @@ async fn two_servers_append_to_one_room_and_lose_nothing() {
     check(&a).await;
     check(&b).await;
     // B types more; A, which never sees it, stops gracefully and compacts past it.
-    let more = YClient::connect_mesh(&on_b(&s.created.writer_token), "ben")
-        .await
-        .unwrap();
-    more.wait_synced().await.unwrap();
+    let more = connect(&b, &s, &s.created.writer_token, "ben").await.unwrap();
     more.insert("b.txt", 0, "<late>");
-    let watch = YClient::connect_mesh(&on_b(&s.created.reader_token), "w")
+    let watch = YClient::connect_mesh(&ws_on(&b, &s, &s.created.reader_token), "w")
         .await
         .unwrap();
     watch
@@ -374,9 +319,9 @@ async fn two_servers_append_to_one_room_and_lose_nothing() {
         .await
         .unwrap();
     // A appends after B's edit, so A's last number is past B's row when it compacts.
-    let on_a = connect(&a, &s, &s.created.writer_token, "ana").await;
+    let on_a = connect(&a, &s, &s.created.writer_token, "ana").await.unwrap();
     on_a.insert("a.txt", 0, "<a-late>");
-    let watch_a = connect(&a, &s, &s.created.reader_token, "wa").await;
+    let watch_a = connect(&a, &s, &s.created.reader_token, "wa").await.unwrap();
     watch_a
         .wait_for("A's late edit", |c| {
             c.text("a.txt").is_some_and(|t| t.contains("<a-late>"))
@@ -391,7 +336,7 @@ async fn two_servers_append_to_one_room_and_lose_nothing() {
     // B crashes: it never compacts, so only A's compaction decides what stays.
     b.kill9();
     a.restart().unwrap();
-    let c = connect(&a, &s, &s.created.reader_token, "final").await;
+    let c = connect(&a, &s, &s.created.reader_token, "final").await.unwrap();
     let tb = c.text("b.txt").unwrap();
     assert!(
         tb.contains("<late>"),

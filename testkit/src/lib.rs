@@ -9,6 +9,7 @@ pub mod lsp;
 pub mod net;
 pub mod oidc;
 pub mod postgres;
+pub mod process;
 pub mod provider;
 pub mod redis;
 pub mod server;

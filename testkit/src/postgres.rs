@@ -9,14 +9,20 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
+
+use crate::process::{StopSignal, StoppedByPid};
 
 /// How long Postgres may take to accept connections after it is started (a cold start on
 /// a busy CI machine takes about a second).
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a start asks whether Postgres accepts connections (each ask runs
+/// `pg_isready`, a process of its own).
+const READY_POLL: Duration = Duration::from_millis(50);
 
 /// How long a fast shutdown may take before the postmaster is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -32,7 +38,7 @@ pub struct TestPostgres {
     pub port: u16,
     password: String,
     run_as: Option<(u32, u32)>,
-    child: Option<Child>,
+    child: Option<StoppedByPid>,
 }
 
 /// The directory of Postgres's server programs: `$MESH_PG_BIN`, else the newest
@@ -165,24 +171,15 @@ impl TestPostgres {
             .stderr(log)
             .spawn()
             .context("cannot start postgres")?;
+        // Fast shutdown (SIGINT): open transactions are rolled back, committed ones are on
+        // disk. Signalled as its own user: a root test process may signal it directly.
+        let mut child = StoppedByPid::new(child, "postgres", StopSignal::Int, STOP_TIMEOUT);
+        let ready = || std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() && self.ready();
+        child
+            .wait_ready(READY_TIMEOUT, READY_POLL, "accept connections", ready)
+            .map_err(|e| anyhow!("{e}: {}", self.log_tail()))?;
         self.child = Some(child);
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                self.child = None;
-                bail!("postgres exited at start ({status}): {}", self.log_tail());
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() && self.ready() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "postgres did not accept connections within {READY_TIMEOUT:?}: {}",
-                    self.log_tail()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        Ok(())
     }
 
     /// Whether the server accepts connections (`pg_isready`).
@@ -241,29 +238,15 @@ impl TestPostgres {
 
     /// The postmaster's pid (0 when stopped).
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
+        self.child.as_ref().map_or(0, StoppedByPid::id)
     }
 
     /// Stops the server with a fast shutdown (SIGINT: open transactions are rolled back,
     /// committed ones are on disk) and waits for it to exit.
     pub fn stop(&mut self) -> anyhow::Result<()> {
-        let Some(mut child) = self.child.take() else {
-            return Ok(());
-        };
-        let pid = child.id().to_string();
-        // Signalled as its own user: a root test process may signal it directly.
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            if child.try_wait()?.is_some() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("postgres ({pid}) did not stop within {STOP_TIMEOUT:?}; killed it");
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        match self.child.take() {
+            Some(child) => child.stop().map(drop),
+            None => Ok(()),
         }
     }
 

@@ -4,14 +4,19 @@
 //! says how to install it: a test never skips for want of it.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
+
+use crate::process::{StopSignal, StoppedByPid};
 
 /// How long Redis may take to accept connections after it is started (it takes a few
 /// milliseconds; a busy CI machine more).
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How often a start asks whether Redis answers (a PING on a fresh socket, cheap).
+const READY_POLL: Duration = Duration::from_millis(20);
 
 /// How long Redis may take to exit after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -22,7 +27,7 @@ pub struct TestRedis {
     /// The port it listens on, on 127.0.0.1 (kept across restarts).
     pub port: u16,
     password: String,
-    child: Option<Child>,
+    child: Option<StoppedByPid>,
 }
 
 /// `$MESH_REDIS_SERVER`, else `redis-server` on the PATH or in `/usr/bin`.
@@ -84,24 +89,13 @@ impl TestRedis {
             .stderr(Stdio::null())
             .spawn()
             .context("cannot start redis-server")?;
+        // SIGTERM: it keeps nothing (no persistence), so it exits at once.
+        let mut child = StoppedByPid::new(child, "redis-server", StopSignal::Term, STOP_TIMEOUT);
+        child
+            .wait_ready(READY_TIMEOUT, READY_POLL, "answer", || self.ping())
+            .map_err(|e| anyhow!("{e}: {}", self.log_tail()))?;
         self.child = Some(child);
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                self.child = None;
-                bail!("redis-server exited at start ({status}): {}", self.log_tail());
-            }
-            if self.ping() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "redis-server did not answer within {READY_TIMEOUT:?}: {}",
-                    self.log_tail()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        Ok(())
     }
 
     /// Whether Redis answers PING (authenticated), over a plain socket.
@@ -144,27 +138,14 @@ impl TestRedis {
 
     /// The server's pid (0 when stopped).
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
+        self.child.as_ref().map_or(0, StoppedByPid::id)
     }
 
     /// Stops Redis (SIGTERM; it keeps nothing: no persistence) and waits for it to exit.
     pub fn stop(&mut self) -> anyhow::Result<()> {
-        let Some(mut child) = self.child.take() else {
-            return Ok(());
-        };
-        let pid = child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        loop {
-            if child.try_wait()?.is_some() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                bail!("redis-server ({pid}) did not stop within {STOP_TIMEOUT:?}; killed it");
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        match self.child.take() {
+            Some(child) => child.stop().map(drop),
+            None => Ok(()),
         }
     }
 

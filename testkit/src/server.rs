@@ -2,14 +2,20 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use mesh_protocol::rest::CreatedSession;
 
+use crate::process::{StopSignal, StoppedByPid};
+
 /// How long the server may take to print its listening line.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long the server may take to exit after SIGTERM (a drain included) before it is
+/// killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The `mesh-server` binary: `$MESH_SERVER_BIN`, else the one cargo built beside the test.
 pub fn server_bin() -> PathBuf {
@@ -24,7 +30,7 @@ pub fn server_bin() -> PathBuf {
 
 /// A running server. Dropping it kills the process.
 pub struct TestServer {
-    child: Option<Child>,
+    child: Option<StoppedByPid>,
     data_dir: tempfile::TempDir,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
@@ -84,6 +90,8 @@ impl TestServer {
             .spawn()
             .with_context(|| format!("cannot start {}", bin.display()))?;
         let stdout = child.stdout.take().context("stdout")?;
+        // From here on a failed start stops the process rather than leaving it behind.
+        let child = StoppedByPid::new(child, "mesh-server", StopSignal::Term, STOP_TIMEOUT);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
@@ -113,35 +121,20 @@ impl TestServer {
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+        self.child.as_ref().map_or(0, StoppedByPid::id)
     }
 
     /// `kill -9`: no chance to flush anything.
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            c.kill();
         }
     }
 
     /// SIGTERM, then wait for the exit; returns the exit status code.
     pub fn terminate(&mut self) -> anyhow::Result<Option<i32>> {
-        let mut c = self.child.take().context("not running")?;
-        let status = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status()?;
-        if !status.success() {
-            bail!("kill -TERM failed");
-        }
-        let deadline = Instant::now() + START_TIMEOUT;
-        loop {
-            if let Some(st) = c.try_wait()? {
-                return Ok(st.code());
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                bail!("server did not exit after SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let c = self.child.take().context("not running")?;
+        Ok(c.stop()?.code())
     }
 
     /// Starts the server again on the same port and data directory.

@@ -3,7 +3,12 @@
 //! caused to be written (`/proc/PID/io`), and the bytes the store says it wrote. The store
 //! soak benchmark (`mesh-bench`'s `store` program) prints these samples; an integration
 //! test runs a short load and asserts bounds on them.
+//!
+//! Beside it, the markers the durability tests type (bursts, drains, crashes, several
+//! nodes): each one unique and multibyte, so a test can tell which edits survived, that
+//! none was applied twice, and that no UTF-16 offset split a character.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::{TestServer, YClient};
+use crate::{Session, TestServer, YClient};
 
 /// The file each typist types into.
 const FILE: &str = "main.txt";
@@ -159,6 +164,85 @@ pub async fn type_across_rooms(
     Ok(samples)
 }
 
+/// The room socket URL of `session` on `server` itself, with `token`. (The URL a room was
+/// created with names the node that created it; on another node of one store the same
+/// path opens the same room.)
+pub fn ws_on(server: &TestServer, session: &Session, token: &str) -> String {
+    let base = server.url.replacen("http", "ws", 1);
+    format!("{base}/ws/{}?token={token}", session.id())
+}
+
+/// Joins `session` on `server` with `token` as `name` (a mesh client, so it has a welcome)
+/// and waits until it has synced.
+pub async fn connect(server: &TestServer, session: &Session, token: &str, name: &str) -> anyhow::Result<YClient> {
+    let client = YClient::connect_mesh(&ws_on(server, session, token), name).await?;
+    client.wait_synced().await?;
+    Ok(client)
+}
+
+/// Marker `i` of typist `who`: unique per typist and index, and multibyte (`é` is one
+/// UTF-16 unit in two UTF-8 bytes, the emoji two units in four), so an offset that splits a
+/// character shows as a missing marker.
+pub fn marker(who: &str, i: usize) -> String {
+    format!("<{who}é{i}🙂>")
+}
+
+/// Which of markers `0..n` of `who` are in `text`, whole.
+///
+/// # Panics
+///
+/// When a marker is there more than once: an edit applied twice is a defect every caller
+/// must see, wherever it looks.
+pub fn markers_in(text: &str, who: &str, n: usize) -> HashSet<usize> {
+    let mut found = HashSet::new();
+    for i in 0..n {
+        match text.matches(&marker(who, i)).count() {
+            0 => {}
+            1 => {
+                found.insert(i);
+            }
+            k => panic!("{} is in the room {k} times", marker(who, i)),
+        }
+    }
+    found
+}
+
+/// Types markers `0..n` of `who` into `path` at a spot that moves (the end, the start, the
+/// middle), as fast as a macro, yielding now and then as a fast typist's socket is read.
+pub async fn type_markers(client: &YClient, path: &str, who: &str, n: usize) {
+    for i in 0..n {
+        let len = client.len(path);
+        let at = match i % 3 {
+            0 => len,
+            1 => 0,
+            _ => {
+                // The middle, on a character boundary (after a marker's `>`).
+                let text = client.text(path).unwrap_or_default();
+                let half = text.len() / 2;
+                let cut = text
+                    .char_indices()
+                    .take_while(|(i, _)| *i < half)
+                    .filter(|(_, c)| *c == '>')
+                    .last()
+                    .map_or(0, |(i, _)| i + 1);
+                text[..cut].encode_utf16().count() as u32
+            }
+        };
+        client.insert(path, at, &marker(who, i));
+        if i % 10 == 0 {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+/// Types the next marker of `who` (number `*typed`) at the end of `path`, as one keystroke
+/// of a person, and counts it.
+pub fn type_marker(client: &YClient, path: &str, who: &str, typed: &mut usize) {
+    let at = client.len(path);
+    client.insert(path, at, &marker(who, *typed));
+    *typed += 1;
+}
+
 /// Takes one sample of `server` now.
 pub async fn sample(server: &TestServer, at: Duration) -> anyhow::Result<Sample> {
     let text = server.metrics().await?;
@@ -203,4 +287,29 @@ pub fn process_write_bytes(pid: u32) -> Option<u64> {
     text.lines()
         .find_map(|l| l.strip_prefix("write_bytes:"))
         .and_then(|v| v.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_are_found_whole_and_never_by_a_prefix() {
+        let text = format!("{}x{}{}", marker("a", 11), marker("b", 1), marker("ab", 2));
+        assert_eq!(markers_in(&text, "a", 20), HashSet::from([11]));
+        assert_eq!(markers_in(&text, "b", 20), HashSet::from([1]));
+        assert_eq!(markers_in(&text, "ab", 20), HashSet::from([2]));
+        // A marker with its multibyte tail cut is not counted.
+        let cut = marker("a", 3).replace('🙂', "");
+        assert!(markers_in(&cut, "a", 20).is_empty());
+        // Only markers below `n` are looked for.
+        assert!(markers_in(&text, "a", 11).is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "is in the room 2 times")]
+    fn a_marker_applied_twice_fails_the_test() {
+        let m = marker("m", 4);
+        markers_in(&format!("{m}{m}"), "m", 5);
+    }
 }
