@@ -18,10 +18,7 @@ fn node(pg: &TestPostgres, redis: &TestRedis) -> TestServer {
 }
 
 async fn connect(server: &TestServer, s: &Session, token: &str, name: &str) -> YClient {
-    let url = format!("ws://127.0.0.1:{}/ws/{}?token={token}", server.port, s.id());
-    let c = YClient::connect_mesh(&url, name).await.unwrap();
-    c.wait_synced().await.unwrap();
-    c
+    mesh_testkit::soak::connect(server, s, token, name).await.unwrap()
 }
 
 /// What a client has seen of a run's stdout.
