@@ -225,6 +225,11 @@ impl Server {
             Some(path) => mesh_runner::Registry::load(path)?,
             None => mesh_runner::Registry::builtin()?,
         };
+        let bus = settings.bus.clone().map(crate::bus::Bus::start).transpose()?;
+        let slots = bus
+            .as_ref()
+            .zip(settings.cluster_max_sandboxes)
+            .map(|(bus, cap)| crate::bus::slots::ClusterSlots::new(bus.clone(), cap));
         let runs = Arc::new(
             crate::runs::RunService::new(
                 registry,
@@ -233,7 +238,8 @@ impl Server {
                 settings.run_warm.clone(),
                 settings.run_limits,
             )?
-            .with_debug_idle(settings.debug_idle),
+            .with_debug_idle(settings.debug_idle)
+            .with_cluster_slots(slots),
         );
         tokio::spawn({
             let runs = runs.clone();
@@ -266,7 +272,6 @@ impl Server {
         };
         let issuer = crate::auth::TokenIssuer::new(auth.clone(), base_url);
         let settings_write_spacing = settings.edge.write_spacing;
-        let bus = settings.bus.clone().map(crate::bus::Bus::start).transpose()?;
         let first_conn = crate::ws::first_conn_id(bus.as_ref().map(|b| b.node()));
         let state = AppState {
             joins: Arc::new(crate::limits::JoinLimiter::new(edge.join_rate, edge.join_burst)),

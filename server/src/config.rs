@@ -157,6 +157,11 @@ pub struct Args {
     /// they are refused [default: 64].
     #[arg(long, env = "MESH_RUN_QUEUE")]
     pub run_queue: Option<usize>,
+    /// Runs and debug sessions at once across every node of the bus; each node's own caps
+    /// still apply, and a sandbox past this waits for a slot (needs `--bus`) [default: no
+    /// cluster cap].
+    #[arg(long, env = "MESH_CLUSTER_MAX_SANDBOXES")]
+    pub cluster_max_sandboxes: Option<usize>,
     /// End a debug session nobody has been attached to for this many seconds [default: 120].
     #[arg(long, env = "MESH_DEBUG_IDLE_SECONDS")]
     pub debug_idle_seconds: Option<u64>,
@@ -255,6 +260,7 @@ struct FileConfig {
     max_runs_per_room: Option<usize>,
     max_runs_per_person: Option<usize>,
     run_queue: Option<usize>,
+    cluster_max_sandboxes: Option<usize>,
     debug_idle_seconds: Option<u64>,
     drain_seconds: Option<u64>,
     max_doc_bytes: Option<usize>,
@@ -282,6 +288,8 @@ pub struct Settings {
     pub store: StoreLocation,
     /// The bus between nodes, if any.
     pub bus: Option<crate::bus::BusUrl>,
+    /// Sandboxes at once across the nodes of the bus, if capped.
+    pub cluster_max_sandboxes: Option<usize>,
     /// Public URL, without a trailing slash; `None` means "derive from the bound address".
     pub public_url: Option<String>,
     /// Store durability.
@@ -575,6 +583,14 @@ impl Settings {
                 "bus: nodes on one bus must share one store; give every node the same --store postgres://USER:PASSWORD@HOST:PORT/DATABASE"
             );
         }
+        let cluster_max_sandboxes = args.cluster_max_sandboxes.or(file.cluster_max_sandboxes);
+        match (cluster_max_sandboxes, &bus) {
+            (Some(0), _) => anyhow::bail!("cluster_max_sandboxes must be at least 1; leave it unset for no cluster cap"),
+            (Some(_), None) => anyhow::bail!(
+                "cluster_max_sandboxes: the nodes count their sandboxes on the bus; give every node --bus redis://HOST:PORT"
+            ),
+            _ => {}
+        }
         let run_pool = args.run_pool.or(file.run_pool).unwrap_or(DEFAULT_RUN_POOL);
         if run_pool > MAX_RUN_POOL {
             anyhow::bail!("run_pool {run_pool} is over the limit of {MAX_RUN_POOL} warm containers per language");
@@ -644,6 +660,7 @@ impl Settings {
             data_dir,
             store,
             bus,
+            cluster_max_sandboxes,
             public_url: args
                 .public_url
                 .or(file.public_url)
@@ -722,6 +739,33 @@ mod tests {
         let mut argv = vec!["mesh-server", "--config", path.to_str().unwrap()];
         argv.extend_from_slice(flags);
         Settings::resolve(Args::try_parse_from(argv).unwrap())
+    }
+
+    #[test]
+    fn a_cluster_cap_needs_a_bus_and_a_slot() {
+        let pg = "postgres://mesh:pw@127.0.0.1:5432/mesh";
+        let alone = resolve("", &["--cluster-max-sandboxes", "4"]).unwrap_err().to_string();
+        assert!(alone.contains("--bus"), "{alone}");
+        let zero = resolve(
+            "",
+            &[
+                "--store",
+                pg,
+                "--bus",
+                "redis://127.0.0.1:6379",
+                "--cluster-max-sandboxes",
+                "0",
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(zero.contains("at least 1"), "{zero}");
+        let s = resolve(
+            "cluster_max_sandboxes = 8\n",
+            &["--store", pg, "--bus", "redis://127.0.0.1:6379"],
+        )
+        .unwrap();
+        assert_eq!(s.cluster_max_sandboxes, Some(8));
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub struct RunService {
     pub gate: crate::run_gate::RunGate,
     /// How long a debug session may go on with nobody attached.
     pub debug_idle: Duration,
+    /// Sandbox slots shared with the other nodes (`--cluster-max-sandboxes`), if capped.
+    slots: Option<Arc<crate::bus::slots::ClusterSlots>>,
 }
 
 impl RunService {
@@ -85,12 +87,19 @@ impl RunService {
             runner: Mutex::new(None),
             gate: crate::run_gate::RunGate::new(limits),
             debug_idle: crate::debug::DEFAULT_DEBUG_IDLE,
+            slots: None,
         })
     }
 
     /// The same service, ending debug sessions nobody has been attached to for `idle`.
     pub fn with_debug_idle(mut self, idle: Duration) -> Self {
         self.debug_idle = idle;
+        self
+    }
+
+    /// The same service, taking a cluster slot for every sandbox it starts.
+    pub fn with_cluster_slots(mut self, slots: Option<Arc<crate::bus::slots::ClusterSlots>>) -> Self {
+        self.slots = slots;
         self
     }
 
@@ -190,11 +199,17 @@ impl RunService {
         Job::new(lang.id.clone(), out).stdin(Stdin::Channel(stdin))
     }
 
-    /// Starts a job (a run's or a debug session's) and hands over its events; the error
-    /// says why it could not start.
-    pub async fn start(&self, job: Job) -> Result<mesh_runner::Run, String> {
+    /// Starts a job (a run's or a debug session's) and hands over its events, with the
+    /// cluster slot it holds (keep it as long as the run); the error says why it could not
+    /// start. With a cluster cap it first waits for a free slot.
+    pub async fn start(&self, job: Job) -> Result<(mesh_runner::Run, Option<crate::bus::slots::Lease>), String> {
         let runner = self.runner().await?;
-        runner.run(job).await.map_err(|e| e.to_string())
+        let lease = match &self.slots {
+            Some(slots) => Some(slots.acquire().await?),
+            None => None,
+        };
+        let run = runner.run(job).await.map_err(|e| e.to_string())?;
+        Ok((run, lease))
     }
 
     /// Runs a job to the end, reporting through `notify`; `stop` ends it early.
@@ -206,7 +221,15 @@ impl RunService {
                 let _ = tx.send(n).await;
             }
         };
-        let mut run = match self.start(job).await {
+        // A run waiting for a cluster slot may be stopped meanwhile.
+        let started = tokio::select! {
+            started = self.start(job) => started,
+            _ = &mut stop => {
+                return notify(RunNotice::Exited { stage: "run", code: None, duration_ms: 0, limit: None, error: Some("stopped".into()) }).await;
+            }
+        };
+        // The lease is given back when the run ends (dropped with it, after the container).
+        let (mut run, _lease) = match started {
             Ok(r) => r,
             Err(e) => return notify(failed(format!("the run could not start: {e}"))).await,
         };

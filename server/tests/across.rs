@@ -13,8 +13,14 @@ use serde_json::{json, Value};
 use support::{ended, event, joined, request, top_frame};
 
 fn node(pg: &TestPostgres, redis: &TestRedis) -> TestServer {
+    node_with(pg, redis, &[])
+}
+
+fn node_with(pg: &TestPostgres, redis: &TestRedis, extra: &[&str]) -> TestServer {
     let (store, bus) = (pg.url(), redis.url());
-    TestServer::start_with(&["--store", &store, "--bus", &bus, "--run-images", "local"]).unwrap()
+    let mut args = vec!["--store", &store, "--bus", &bus, "--run-images", "local"];
+    args.extend_from_slice(extra);
+    TestServer::start_with(&args).unwrap()
 }
 
 async fn connect(server: &TestServer, s: &Session, token: &str, name: &str) -> YClient {
@@ -401,5 +407,73 @@ async fn everyone_sees_everyone_wherever_they_are_connected() {
             .iter()
             .any(|m| matches!(m, ServerMessage::ParticipantLeft { conn_id } if *conn_id == cy_id)),
         "ada was told cy left"
+    );
+}
+
+/// Where in a client's messages something first happened.
+fn first(c: &YClient, what: impl Fn(&ServerMessage) -> bool) -> Option<usize> {
+    c.mesh_messages().iter().position(what)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_cap_holds_across_nodes() {
+    let pg = TestPostgres::start().unwrap();
+    let redis = TestRedis::start().unwrap();
+    let cap = ["--cluster-max-sandboxes", "1"];
+    let (a, b) = (node_with(&pg, &redis, &cap), node_with(&pg, &redis, &cap));
+    let s = a.create_session("one sandbox").await.unwrap();
+    let ada = connect(&a, &s, &s.created.writer_token, "ada").await;
+    let bob = connect(&b, &s, &s.created.writer_token, "bob").await;
+    let rita = connect(&b, &s, &s.created.reader_token, "rita").await;
+    ada.insert(
+        "slow.py",
+        0,
+        "import time\nprint('A up', flush=True)\ntime.sleep(2)\nprint('A done', flush=True)\n",
+    );
+    ada.insert("quick.py", 0, "print('B ran', flush=True)\n");
+    bob.wait_for("the files", |c| {
+        c.text("quick.py").is_some() && c.text("slow.py").is_some()
+    })
+    .await
+    .unwrap();
+
+    // Ada's run on node A takes the cluster's one sandbox; Bob's on node B, admitted by
+    // node B's own caps, waits for it and runs once Ada's is gone.
+    ada.send_mesh(&ClientMessage::Run {
+        path: "slow.py".into(),
+        language: None,
+    });
+    let slow = started(&ada).await;
+    rita.wait_for("ada's run is up", |c| stdout(c, &slow) == "A up\n")
+        .await
+        .unwrap();
+    bob.send_mesh(&ClientMessage::Run {
+        path: "quick.py".into(),
+        language: None,
+    });
+    let quick = bob
+        .wait_mesh(
+            "bob's run",
+            |m| matches!(m, ServerMessage::RunStarted { run_id, .. } if *run_id != slow),
+        )
+        .await
+        .unwrap();
+    let ServerMessage::RunStarted { run_id: quick, .. } = quick else {
+        unreachable!()
+    };
+    let end = exited(&rita, &quick).await;
+    assert!(matches!(end, ServerMessage::RunExited { code: Some(0), .. }), "{end:?}");
+    assert_eq!(stdout(&rita, &quick), "B ran\n");
+    let slow_end = first(
+        &rita,
+        |m| matches!(m, ServerMessage::RunExited { run_id, .. } if *run_id == slow),
+    );
+    let quick_out = first(
+        &rita,
+        |m| matches!(m, ServerMessage::RunOutput { run_id, .. } if *run_id == quick),
+    );
+    assert!(
+        slow_end.is_some() && slow_end < quick_out,
+        "bob's program printed before ada's ended: {slow_end:?} vs {quick_out:?}"
     );
 }

@@ -8,6 +8,7 @@
 
 pub mod entry;
 pub mod seqs;
+pub mod slots;
 
 use std::fmt;
 use std::str::FromStr;

@@ -113,6 +113,8 @@ pub fn aliases(lang: &Language, entry: &str) -> BTreeMap<String, String> {
 /// replaces it.
 struct Sandbox {
     run: mesh_runner::Run,
+    /// The cluster slot the container holds (`--cluster-max-sandboxes`), given back with it.
+    _lease: Option<crate::bus::slots::Lease>,
     stdin: mpsc::Sender<Bytes>,
     decoder: Decoder,
 }
@@ -125,12 +127,13 @@ impl Sandbox {
             .mode(Mode::Debug)
             .limits(plan.job.limits)
             .stdin(mesh_runner::Stdin::Channel(stdin_rx));
-        let run = service
+        let (run, lease) = service
             .start(job)
             .await
             .map_err(|e| format!("the debug session could not start: {e}"))?;
         Ok(Sandbox {
             run,
+            _lease: lease,
             stdin,
             decoder: Decoder::default(),
         })
