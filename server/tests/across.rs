@@ -477,3 +477,53 @@ async fn the_cluster_cap_holds_across_nodes() {
         "bob's program printed before ada's ended: {slow_end:?} vs {quick_out:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_node_dies_ends_for_the_other_nodes() {
+    let pg = TestPostgres::start().unwrap();
+    let redis = TestRedis::start().unwrap();
+    let (mut a, b) = (node(&pg, &redis), node(&pg, &redis));
+    let s = a.create_session("node dies").await.unwrap();
+    let ada = connect(&a, &s, &s.created.writer_token, "ada").await;
+    let bob = connect(&b, &s, &s.created.writer_token, "bob").await;
+    ada.insert("spin.py", 0, "print('spinning', flush=True)\nwhile True:\n    pass\n");
+    bob.wait_for("the file", |c| c.text("spin.py").is_some()).await.unwrap();
+    ada.send_mesh(&ClientMessage::Run {
+        path: "spin.py".into(),
+        language: None,
+    });
+    let run = started(&bob).await;
+    bob.wait_for("it spins", |c| stdout(c, &run) == "spinning\n")
+        .await
+        .unwrap();
+
+    // Node A is killed with the run on it. Bob is not left watching a run nobody holds:
+    // once node A has been silent for the awareness timeout, his node ends it for him.
+    a.kill9();
+    let killed = std::time::Instant::now();
+    let end = loop {
+        let end = bob
+            .mesh_messages()
+            .into_iter()
+            .find(|m| matches!(m, ServerMessage::RunExited { run_id, .. } if *run_id == run));
+        if let Some(end) = end {
+            break end;
+        }
+        assert!(
+            killed.elapsed() < std::time::Duration::from_secs(60),
+            "bob still watches the run a minute after its node died"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert!(
+        matches!(&end, ServerMessage::RunExited { error: Some(e), .. } if e.contains("stopped answering")),
+        "{end:?}"
+    );
+    // A request about it is "not found" now, answered by Bob's own node.
+    let answer = bob
+        .request(1, ClientMessage::Stop { run_id: run.clone() })
+        .await
+        .unwrap();
+    assert!(refused(&answer, ErrorCode::NotFound, "no run"), "{answer:?}");
+    eprintln!("the run ended for bob {:?} after its node was killed", killed.elapsed());
+}

@@ -29,7 +29,7 @@ pub mod host;
 mod people;
 mod remote;
 pub use host::{HostOp, HostReply};
-pub use remote::RemoteRefusal;
+pub use remote::{RemoteRefusal, REMOTE_AWARENESS_TTL_MS};
 
 /// The largest awareness state (JSON) one client may publish: names, colours and a few
 /// cursors fit in far less.

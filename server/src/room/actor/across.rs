@@ -31,6 +31,11 @@ const MAX_REMOTE_SESSIONS: usize = 1024;
 /// Remote connections a room holds stand-ins for: more than a room's participants.
 const MAX_STAND_INS: usize = 4096;
 
+/// How long a node may say nothing on the room's stream before its sessions count as gone:
+/// a node holding a session renews its people every 10 s, so this is three renewals missed
+/// (the awareness timeout).
+const SILENCE_MS: u64 = crate::room::core::REMOTE_AWARENESS_TTL_MS;
+
 /// A session another node holds.
 #[derive(Debug, Clone, Copy)]
 struct RemoteSession {
@@ -55,6 +60,8 @@ pub(super) struct Across {
     next: ConnId,
     /// Local connections that joined a debug session on another node, and that node.
     joined: HashMap<ConnId, NodeId>,
+    /// When each node that holds a session here, or has people in one here, was last heard.
+    heard: HashMap<NodeId, u64>,
 }
 
 impl Across {
@@ -81,6 +88,24 @@ impl Across {
         }
     }
 
+    /// Another node published something at `now_ms`: it is alive. Only nodes that matter
+    /// to this room's sessions are followed.
+    pub(super) fn heard(&mut self, node: NodeId, now_ms: u64) {
+        if let Some(at) = self.heard.get_mut(&node) {
+            *at = now_ms;
+        }
+    }
+
+    /// Starts following `node`'s liveness (it holds a session here, or stands in here).
+    fn follow(&mut self, node: NodeId, now_ms: u64) {
+        self.heard.entry(node).or_insert(now_ms);
+    }
+
+    /// When the node heard of longest ago counts as gone, on the room's clock.
+    pub(super) fn next_silence(&self) -> Option<u64> {
+        self.heard.values().map(|at| at + SILENCE_MS).min()
+    }
+
     fn opened(&mut self, id: String, node: NodeId, debug: bool) {
         if self.sessions.len() >= MAX_REMOTE_SESSIONS && !self.sessions.contains_key(&id) {
             tracing::warn!(session = %id, "bus: too many sessions on other nodes; not following this one");
@@ -88,6 +113,7 @@ impl Across {
         }
         let s = self.sessions.entry(id).or_insert(RemoteSession { node, debug });
         s.debug |= debug;
+        self.follow(node, crate::store::sqlite::now_ms());
     }
 
     /// The stand-in for `remote`, made when it is new (`None` when there are too many).
@@ -103,6 +129,7 @@ impl Across {
         }
         let id = STAND_IN_BASE + self.next;
         self.next += 1;
+        self.follow(remote.node, crate::store::sqlite::now_ms());
         self.stand_ins.insert(id, StandIn { remote, role });
         self.by_remote.insert(remote, id);
         Some(id)
@@ -318,6 +345,62 @@ impl Actor {
             _ => {
                 metrics::counter!("mesh_bus_bad_entries_total").increment(1);
                 tracing::warn!(room = %self.id, "bus: a forwarded request is not about a run or debug session; ignored");
+            }
+        }
+    }
+
+    /// Nodes silent for [`SILENCE_MS`] are gone (killed, cut off): their sessions end for
+    /// this node's people, who are told so instead of waiting on a run nobody holds, and
+    /// their people's stand-ins leave this node's debug session.
+    pub(super) fn forget_silent_nodes(&mut self, fx: &mut Effects, now_ms: u64) {
+        let silent: Vec<NodeId> = self
+            .across
+            .heard
+            .iter()
+            .filter(|(_, at)| now_ms.saturating_sub(**at) >= SILENCE_MS)
+            .map(|(node, _)| *node)
+            .collect();
+        for node in silent {
+            self.across.heard.remove(&node);
+            tracing::warn!(room = %self.id, %node, "bus: a node that held sessions or people here went silent; forgetting them");
+            let gone: Vec<(String, RemoteSession)> = self
+                .across
+                .sessions
+                .iter()
+                .filter(|(_, s)| s.node == node)
+                .map(|(id, s)| (id.clone(), *s))
+                .collect();
+            let error = "the server running it stopped answering".to_owned();
+            for (id, session) in gone {
+                self.across.sessions.remove(&id);
+                let exited = ServerMessage::RunExited {
+                    run_id: id.clone(),
+                    stage: "run".into(),
+                    code: None,
+                    duration_ms: 0,
+                    limit: None,
+                    error: Some(error.clone()),
+                };
+                fx.to(Target::MeshClients, mesh_protocol::encode_mesh(&exited));
+                if session.debug {
+                    let ended = ServerMessage::DebugEnded {
+                        debug_id: id,
+                        exit_code: None,
+                        error: Some(error.clone()),
+                    };
+                    fx.to(Target::MeshClients, mesh_protocol::encode_mesh(&ended));
+                }
+            }
+            self.across.joined.retain(|_, n| *n != node);
+            let stand_ins: Vec<RemoteConn> = self
+                .across
+                .by_remote
+                .keys()
+                .filter(|r| r.node == node)
+                .copied()
+                .collect();
+            for remote in stand_ins {
+                self.on_left(fx, remote);
             }
         }
     }

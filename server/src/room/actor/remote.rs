@@ -99,6 +99,7 @@ impl Actor {
             bus.seqs.deadline_ms(),
             self.core.next_remote_expiry(),
             self.core.next_people_expiry(),
+            self.across.next_silence(),
             Some(bus.renew_at_ms),
         ]
         .into_iter()
@@ -119,6 +120,7 @@ impl Actor {
                 let me = bus.bus.node();
                 let mut across = Vec::new();
                 for entry in entries {
+                    self.across.heard(entry.node(), now);
                     match entry {
                         BusEntry::Update { first, updates, .. } => {
                             let last = first + updates.len() as u64 - 1;
@@ -200,6 +202,7 @@ impl Actor {
         }
         merge(fx, self.core.expire_remote_awareness(now));
         merge(fx, self.core.expire_remote_people(now));
+        self.forget_silent_nodes(fx, now);
     }
 
     /// Publishes this node's participants when they changed since last time, or always
