@@ -292,6 +292,26 @@ impl Runner {
         Self::with_docker(docker, registry, images).await
     }
 
+    /// Connects to a remote Docker engine at `host` (`tcp://HOST:PORT`) over mutual TLS, with
+    /// `ca.pem`, `cert.pem` and `key.pem` from `certs` (Docker's own layout).
+    pub async fn connect_tls(
+        host: &str,
+        certs: &std::path::Path,
+        registry: Registry,
+        images: ImageSource,
+    ) -> Result<Self> {
+        let docker = Docker::connect_with_ssl(
+            host,
+            &certs.join("key.pem"),
+            &certs.join("cert.pem"),
+            &certs.join("ca.pem"),
+            SETUP_TIMEOUT.as_secs(),
+            bollard::API_DEFAULT_VERSION,
+        )
+        .map_err(|e| Error::DockerUnreachable(format!("{host}: {e}")))?;
+        Self::with_docker(docker, registry, images).await
+    }
+
     /// Uses this Docker client; negotiates the API version (Debian's Docker 20.10 speaks
     /// 1.41, older than bollard's default) and checks that it answers.
     pub async fn with_docker(docker: Docker, registry: Registry, images: ImageSource) -> Result<Self> {

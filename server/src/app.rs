@@ -239,6 +239,7 @@ impl Server {
                 settings.run_limits,
             )?
             .with_debug_idle(settings.debug_idle)
+            .with_engines(settings.docker_hosts.clone())
             .with_cluster_slots(slots),
         );
         tokio::spawn({

@@ -82,6 +82,15 @@ pub struct Args {
     /// is warmed after its first run].
     #[arg(long, env = "MESH_RUN_WARM", value_delimiter = ',')]
     pub run_warm: Option<Vec<String>>,
+    /// Docker engines runs go to, each sandbox to the least loaded one that answers:
+    /// `unix:///path/docker.sock` or `tcp://HOST:PORT` (over TLS, see `--docker-tls-dir`)
+    /// [default: `DOCKER_HOST`, else the local socket].
+    #[arg(long, env = "MESH_DOCKER_HOSTS", value_delimiter = ',')]
+    pub docker_host: Option<Vec<String>>,
+    /// The directory with `ca.pem`, `cert.pem` and `key.pem` for the `tcp://` engines
+    /// (mutual TLS, Docker's own layout).
+    #[arg(long, env = "MESH_DOCKER_TLS_DIR")]
+    pub docker_tls_dir: Option<PathBuf>,
     /// A language registry file used instead of the one built in (the format of
     /// images/languages.toml) [default: the built-in registry].
     #[arg(long, env = "MESH_LANGUAGES")]
@@ -238,6 +247,8 @@ struct FileConfig {
     run_images: Option<RunImages>,
     run_pool: Option<usize>,
     run_warm: Option<Vec<String>>,
+    docker_host: Option<Vec<String>>,
+    docker_tls_dir: Option<PathBuf>,
     languages: Option<PathBuf>,
     trusted_proxy: Option<Vec<String>>,
     forwarded_header: Option<ForwardedHeader>,
@@ -306,6 +317,8 @@ pub struct Settings {
     pub run_pool: usize,
     /// Languages warmed from the start.
     pub run_warm: Vec<String>,
+    /// The Docker engines runs go to (empty: the default one).
+    pub docker_hosts: Vec<crate::engines::EngineAddress>,
     /// The language registry file, when not the built-in one.
     pub languages: Option<PathBuf>,
     /// The HTTP edge: client addresses, timeouts, connection caps, join and creation limits.
@@ -591,6 +604,16 @@ impl Settings {
             ),
             _ => {}
         }
+        let docker_tls_dir = args.docker_tls_dir.take().or(file.docker_tls_dir.take());
+        let docker_hosts = args
+            .docker_host
+            .take()
+            .or(file.docker_host.take())
+            .unwrap_or_default()
+            .iter()
+            .filter(|h| !h.trim().is_empty())
+            .map(|h| crate::engines::EngineAddress::parse(h, docker_tls_dir.as_ref()))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let run_pool = args.run_pool.or(file.run_pool).unwrap_or(DEFAULT_RUN_POOL);
         if run_pool > MAX_RUN_POOL {
             anyhow::bail!("run_pool {run_pool} is over the limit of {MAX_RUN_POOL} warm containers per language");
@@ -677,6 +700,7 @@ impl Settings {
             run_images: args.run_images.or(file.run_images).unwrap_or(RunImages::Public),
             run_pool,
             run_warm: args.run_warm.or(file.run_warm).unwrap_or_default(),
+            docker_hosts,
             languages: args.languages.or(file.languages),
             edge,
             run_limits: {

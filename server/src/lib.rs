@@ -15,6 +15,7 @@ pub mod config;
 pub mod debug;
 pub mod drain;
 pub mod edge;
+pub mod engines;
 pub mod limits;
 pub mod room;
 pub mod run_gate;

@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use mesh_protocol::messages::RunStream;
 use mesh_protocol::rest::LanguageInfo;
-use mesh_runner::{ImageSource, Job, JobFile, Language, Mode, Registry, RunEvent, Runner, Stage, Stdin};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use mesh_runner::{ImageSource, Job, JobFile, Language, Registry, RunEvent, Stage, Stdin};
+use tokio::sync::{mpsc, oneshot};
 
 /// Stdin chunks queued for a run before typing blocks.
 pub const STDIN_QUEUE: usize = 64;
@@ -35,19 +35,11 @@ pub enum RunNotice {
     },
 }
 
-/// How long a warm container may idle before it is replaced (so rebuilt images are used).
-const WARM_MAX_IDLE: Duration = Duration::from_secs(600);
-
-/// How often sandboxes no live server supervises are looked for (see `Runner::sweep_leftovers`).
-const SWEEP_EVERY: Duration = Duration::from_secs(300);
-
-/// Removes sandboxes no live server supervises, and says so.
-async fn sweep(runner: &Runner) {
-    match runner.sweep_leftovers().await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(removed = n, "removed sandboxes that no live server supervised"),
-        Err(e) => tracing::warn!(error = %e, "could not look for leftover sandboxes"),
-    }
+/// What a started sandbox holds: its cluster slot (with a cluster cap) and its count on its
+/// engine. Dropped with the run, both are given back.
+pub struct Holds {
+    _lease: Option<crate::bus::slots::Lease>,
+    _load: crate::engines::Load,
 }
 
 /// The run service shared by all rooms.
@@ -56,7 +48,8 @@ pub struct RunService {
     images: ImageSource,
     pool: usize,
     warm: Vec<String>,
-    runner: Mutex<Option<Arc<Runner>>>,
+    /// The Docker engines sandboxes go to.
+    engines: crate::engines::Engines,
     /// Admission: the caps on runs and debug sessions, shared by every room and REST.
     pub gate: crate::run_gate::RunGate,
     /// How long a debug session may go on with nobody attached.
@@ -80,11 +73,11 @@ impl RunService {
             registry.get(id).map_err(|e| anyhow::anyhow!("run_warm: {e}"))?;
         }
         Ok(RunService {
+            engines: crate::engines::Engines::new(Vec::new(), registry.clone(), images, pool, warm.clone()),
             registry,
             images,
             pool,
             warm,
-            runner: Mutex::new(None),
             gate: crate::run_gate::RunGate::new(limits),
             debug_idle: crate::debug::DEFAULT_DEBUG_IDLE,
             slots: None,
@@ -94,6 +87,18 @@ impl RunService {
     /// The same service, ending debug sessions nobody has been attached to for `idle`.
     pub fn with_debug_idle(mut self, idle: Duration) -> Self {
         self.debug_idle = idle;
+        self
+    }
+
+    /// The same service, sending sandboxes to these engines (the default one when empty).
+    pub fn with_engines(mut self, addresses: Vec<crate::engines::EngineAddress>) -> Self {
+        self.engines = crate::engines::Engines::new(
+            addresses,
+            self.registry.clone(),
+            self.images,
+            self.pool,
+            self.warm.clone(),
+        );
         self
     }
 
@@ -109,17 +114,12 @@ impl RunService {
         if self.warm.is_empty() || self.pool == 0 {
             return;
         }
-        if let Err(e) = self.runner().await {
-            tracing::warn!(error = %e, "cannot warm run containers");
-        }
+        self.engines.connect_all().await;
     }
 
     /// Removes idle warm containers (on shutdown).
     pub async fn shutdown(&self) {
-        let runner = self.runner.lock().await.clone();
-        if let Some(r) = runner {
-            r.shutdown().await;
-        }
+        self.engines.shutdown().await;
     }
 
     /// Languages for `GET /api/languages`.
@@ -148,40 +148,6 @@ impl RunService {
         }
     }
 
-    async fn runner(&self) -> Result<Arc<Runner>, String> {
-        let mut slot = self.runner.lock().await;
-        if let Some(r) = slot.as_ref() {
-            return Ok(r.clone());
-        }
-        // Not cached on failure: Docker may come up later.
-        let r = Arc::new(
-            Runner::connect(self.registry.clone(), self.images)
-                .await
-                .map_err(|e| format!("runs are unavailable: {e}"))?
-                .with_pool(self.pool, WARM_MAX_IDLE),
-        );
-        sweep(&r).await;
-        // Then now and again, for as long as the service lives: another server on this
-        // engine may die and leave its sandboxes at any time.
-        let weak = Arc::downgrade(&r);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(SWEEP_EVERY).await;
-                let Some(r) = weak.upgrade() else { return };
-                sweep(&r).await;
-            }
-        });
-        for id in &self.warm {
-            // Checked in `new`. A debuggable language is warmed for debugging too.
-            let _ = r.warm(id, Mode::Run);
-            if self.registry.get(id).is_ok_and(|l| l.debug.is_some()) {
-                let _ = r.warm(id, Mode::Debug);
-            }
-        }
-        *slot = Some(r.clone());
-        Ok(r)
-    }
-
     /// Builds the job: the entry file becomes the language's main file; the room's other
     /// files keep their paths, so imports between them work.
     pub fn job(&self, lang: &Language, entry: &str, files: Vec<(String, String)>, stdin: mpsc::Receiver<Bytes>) -> Job {
@@ -199,17 +165,23 @@ impl RunService {
         Job::new(lang.id.clone(), out).stdin(Stdin::Channel(stdin))
     }
 
-    /// Starts a job (a run's or a debug session's) and hands over its events, with the
-    /// cluster slot it holds (keep it as long as the run); the error says why it could not
-    /// start. With a cluster cap it first waits for a free slot.
-    pub async fn start(&self, job: Job) -> Result<(mesh_runner::Run, Option<crate::bus::slots::Lease>), String> {
-        let runner = self.runner().await?;
+    /// Starts a job (a run's or a debug session's) on the least loaded engine and hands over
+    /// its events, with what the sandbox holds (keep it as long as the run); the error says
+    /// why it could not start. With a cluster cap it first waits for a free slot.
+    pub async fn start(&self, job: Job) -> Result<(mesh_runner::Run, Holds), String> {
         let lease = match &self.slots {
             Some(slots) => Some(slots.acquire().await?),
             None => None,
         };
+        let (runner, load) = self.engines.pick().await?;
         let run = runner.run(job).await.map_err(|e| e.to_string())?;
-        Ok((run, lease))
+        Ok((
+            run,
+            Holds {
+                _lease: lease,
+                _load: load,
+            },
+        ))
     }
 
     /// Runs a job to the end, reporting through `notify`; `stop` ends it early.
@@ -228,8 +200,8 @@ impl RunService {
                 return notify(RunNotice::Exited { stage: "run", code: None, duration_ms: 0, limit: None, error: Some("stopped".into()) }).await;
             }
         };
-        // The lease is given back when the run ends (dropped with it, after the container).
-        let (mut run, _lease) = match started {
+        // Its cluster slot and its place on its engine are given back when the run ends.
+        let (mut run, _holds) = match started {
             Ok(r) => r,
             Err(e) => return notify(failed(format!("the run could not start: {e}"))).await,
         };

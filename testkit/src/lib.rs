@@ -5,6 +5,7 @@
 pub mod attacks;
 pub mod cli;
 pub mod client;
+pub mod docker_tls;
 pub mod lsp;
 pub mod net;
 pub mod oidc;

@@ -54,6 +54,24 @@ impl TestCa {
         Ok(path)
     }
 
+    /// Issues a client certificate (for mutual TLS), written into `dir` as `STEM.pem` and
+    /// `STEM.key`.
+    pub fn issue_client(&self, dir: &Path, stem: &str) -> anyhow::Result<ServerCert> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name.push(DnType::CommonName, stem);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        let cert = params.signed_by(&key, &self.cert, &self.key)?;
+        let out = ServerCert {
+            cert: dir.join(format!("{stem}.pem")),
+            key: dir.join(format!("{stem}.key")),
+        };
+        std::fs::write(&out.cert, cert.pem())?;
+        std::fs::write(&out.key, key.serialize_pem())?;
+        Ok(out)
+    }
+
     /// Issues a server certificate for `names` (DNS names or IP addresses), writes it and
     /// its key into `dir` as `STEM.pem` and `STEM.key`.
     pub fn issue(&self, dir: &Path, stem: &str, names: &[&str], validity: Validity) -> anyhow::Result<ServerCert> {

@@ -113,8 +113,8 @@ pub fn aliases(lang: &Language, entry: &str) -> BTreeMap<String, String> {
 /// replaces it.
 struct Sandbox {
     run: mesh_runner::Run,
-    /// The cluster slot the container holds (`--cluster-max-sandboxes`), given back with it.
-    _lease: Option<crate::bus::slots::Lease>,
+    /// The cluster slot and the engine count the container holds, given back with it.
+    _holds: crate::runs::Holds,
     stdin: mpsc::Sender<Bytes>,
     decoder: Decoder,
 }
@@ -127,13 +127,13 @@ impl Sandbox {
             .mode(Mode::Debug)
             .limits(plan.job.limits)
             .stdin(mesh_runner::Stdin::Channel(stdin_rx));
-        let (run, lease) = service
+        let (run, holds) = service
             .start(job)
             .await
             .map_err(|e| format!("the debug session could not start: {e}"))?;
         Ok(Sandbox {
             run,
-            _lease: lease,
+            _holds: holds,
             stdin,
             decoder: Decoder::default(),
         })
