@@ -9,23 +9,22 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use mesh_protocol::codec::{encode_mesh, encode_yjs, Frame};
-use mesh_protocol::messages::{ChatEntry, Participant, Role};
-use mesh_protocol::{
-    doc as shape, ClientMessage, ErrorCode, Request, ServerMessage, CHAT_HISTORY_LEN, MAX_CHAT_BYTES, MAX_NAME_CHARS,
-    PROTOCOL_VERSION,
-};
+use mesh_protocol::messages::{Participant, Role};
+use mesh_protocol::{doc as shape, ClientMessage, ErrorCode, Request, ServerMessage, MAX_NAME_CHARS};
 use yrs::sync::awareness::AwarenessUpdate;
 use yrs::sync::{Awareness, Message, SyncMessage};
-use yrs::types::ToJson;
 use yrs::updates::decoder::Decode;
-use yrs::{Any, Array, ArrayRef, Doc, Map, ReadTxn, Transact, Update};
+use yrs::{Doc, Map, ReadTxn, Transact, Update};
 
 use super::access::{Access, NoTokens, Refusal, Tokens};
 use super::guard::{self, TypeIndex};
 use crate::auth::Grant;
 
+mod awareness;
+mod chat;
 mod ghost;
 pub mod host;
+mod mesh;
 mod people;
 mod remote;
 pub use host::{HostOp, HostReply};
@@ -939,369 +938,6 @@ impl RoomCore {
     pub fn compacted(&mut self, snapshot_bytes: usize) {
         self.doc_bytes = snapshot_bytes;
     }
-
-    /// A person's new connection may take over the awareness client id an older connection
-    /// of the same seat owns: after a network change the client reconnects (same document,
-    /// same client id) before the server has noticed the old socket is dead, which can take
-    /// up to the read timeout; until then their cursor would be refused. Another seat's id
-    /// stays refused. The old connection no longer owns the id, nor clears it when it closes.
-    fn take_over_own_seat_s_awareness(&mut self, id: ConnId, update: &AwarenessUpdate) {
-        let seat = &self.conns[&id].participant.seat;
-        let taken: Vec<(u64, ConnId)> = update
-            .clients
-            .keys()
-            .filter_map(|c| {
-                let owner = *self.awareness_owner.get(&c.get())?;
-                let same_seat = owner != id && self.conns.get(&owner).is_some_and(|o| o.participant.seat == *seat);
-                same_seat.then_some((c.get(), owner))
-            })
-            .collect();
-        for (client, owner) in taken {
-            if let Some(old) = self.conns.get_mut(&owner) {
-                if old.awareness_owned == Some(client) {
-                    old.awareness_owned = None;
-                }
-                old.awareness_ids.remove(&client);
-            }
-            self.awareness_owner.remove(&client);
-        }
-    }
-
-    fn apply_awareness(&mut self, id: ConnId, update: AwarenessUpdate, now_ms: u64, fx: &mut Effects) {
-        let limits = self.limits;
-        // A stock client's name comes from its awareness state and must be unique too.
-        let taken = if self.conns[&id].mesh {
-            BTreeSet::new()
-        } else {
-            self.names_taken_by_others(&self.conns[&id].participant.seat)
-        };
-        self.take_over_own_seat_s_awareness(id, &update);
-        let conn = self.conns.get_mut(&id).expect("checked by handle");
-        if let Some(entry) = update
-            .clients
-            .values()
-            .find(|e| e.json.len() > MAX_AWARENESS_STATE_BYTES)
-        {
-            let len = entry.json.len();
-            fx.error(
-                conn,
-                id,
-                ErrorCode::TooLarge,
-                format!("awareness state of {len} bytes exceeds {MAX_AWARENESS_STATE_BYTES}"),
-            );
-            return;
-        }
-        // A token bucket on the room's clock: cursors at typing speed pass, a flood is
-        // refused (and its states never reach the others).
-        let elapsed_s = now_ms.saturating_sub(conn.awareness_at_ms) as f64 / 1000.0;
-        conn.awareness_at_ms = conn.awareness_at_ms.max(now_ms);
-        conn.awareness_tokens = (conn.awareness_tokens + elapsed_s * limits.awareness_rate).min(limits.awareness_burst);
-        if conn.awareness_tokens < 1.0 {
-            metrics::counter!("mesh_awareness_refused_total", "reason" => "rate").increment(1);
-            fx.error(
-                conn,
-                id,
-                ErrorCode::RateLimited,
-                format!(
-                    "awareness updates over {} per second (awareness_rate); slow down",
-                    limits.awareness_rate
-                ),
-            );
-            return;
-        }
-        conn.awareness_tokens -= 1.0;
-        // A connection owns the first client id it publishes; it may not touch any other,
-        // nor claim one another connection owns.
-        for client in update.clients.keys() {
-            let client = client.get();
-            let owned_by_other = self.awareness_owner.get(&client).is_some_and(|owner| *owner != id);
-            let other_than_own = conn.awareness_owned.is_some_and(|own| own != client);
-            if owned_by_other || other_than_own || (conn.awareness_owned.is_none() && update.clients.len() > 1) {
-                metrics::counter!("mesh_awareness_refused_total", "reason" => "not_own").increment(1);
-                let message = if owned_by_other {
-                    format!("awareness client id {client} belongs to another connection; publish your own")
-                } else {
-                    "a connection may publish and clear only its own awareness client id (the first it used)"
-                        .to_string()
-                };
-                fx.error(conn, id, ErrorCode::Forbidden, message);
-                return;
-            }
-        }
-        if conn.awareness_owned.is_none() {
-            if let Some(client) = update.clients.keys().next() {
-                conn.awareness_owned = Some(client.get());
-                self.awareness_owner.insert(client.get(), id);
-            }
-        }
-        let mut renamed = None;
-        for (client, entry) in &update.clients {
-            // A person who moved here from another node (theirs died) now publishes here.
-            self.remote_awareness.remove(&client.get());
-            if &*entry.json == "null" {
-                conn.awareness_ids.remove(&client.get());
-            } else {
-                conn.awareness_ids.insert(client.get());
-                // A stock Yjs client never says hello; its awareness `user` is the best name
-                // and colour it has, so the participant list shows them.
-                if !conn.mesh {
-                    if let Some((name, color)) = awareness_user(&entry.json) {
-                        let p = &mut conn.participant;
-                        let color = color.filter(|c| is_color(c)).unwrap_or_else(|| p.color.clone());
-                        // A signed-in person's name is the provider's, whatever the state says.
-                        let name = match &conn.user {
-                            Some(u) => u.name.clone(),
-                            None => unique_name(&taken, clean_name(&name)),
-                        };
-                        if p.name != name || p.color != color || p.doc_client_id != Some(client.get()) {
-                            p.name = name;
-                            p.color = color;
-                            p.doc_client_id = Some(client.get());
-                            renamed = Some(p.clone());
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(participant) = renamed {
-            self.people_version += 1;
-            fx.to(
-                Target::MeshClients,
-                encode_mesh(&ServerMessage::ParticipantJoined { participant }),
-            );
-        }
-        let frame = encode_yjs(&Message::Awareness(update.clone()));
-        let for_bus = self.bus.then(|| yrs::updates::encoder::Encode::encode_v1(&update));
-        if let Err(e) = self.awareness.apply_update(update) {
-            let conn = &self.conns[&id];
-            fx.error(
-                conn,
-                id,
-                ErrorCode::BadRequest,
-                format!("invalid awareness update: {e}"),
-            );
-            return;
-        }
-        fx.bus_awareness.extend(for_bus);
-        fx.to(Target::AllBut(id), frame);
-    }
-
-    fn handle_mesh(&mut self, id: ConnId, msg: ClientMessage, now_ms: u64, fx: &mut Effects) {
-        match msg {
-            ClientMessage::Hello {
-                version,
-                name,
-                color,
-                client,
-                doc_client_id,
-                companion,
-            } => {
-                let conn = self.conns.get_mut(&id).expect("checked by handle");
-                conn.mesh = true;
-                if version != PROTOCOL_VERSION {
-                    let message = format!("this server speaks mesh protocol {PROTOCOL_VERSION}, the client speaks {version}: update the client or the server");
-                    fx.error(conn, id, ErrorCode::UnsupportedVersion, message.clone());
-                    fx.close.push((id, ErrorCode::UnsupportedVersion, message));
-                    return;
-                }
-                let seat = conn.participant.seat.clone();
-                // A signed-in person's name is the provider's: a hello cannot change it.
-                let name = match conn.user.as_ref() {
-                    Some(u) => u.name.clone(),
-                    None => unique_name(&self.names_taken_by_others(&seat), clean_name(&name)),
-                };
-                let conn = self.conns.get_mut(&id).expect("checked by handle");
-                let uid = conn.user.as_ref().map(|u| u.id.clone());
-                let p = &mut conn.participant;
-                p.name = name.clone();
-                if let Some(c) = color.filter(|c| is_color(c)) {
-                    p.color = c;
-                }
-                p.client = client.map(|c| clean_name(&c)).unwrap_or_else(|| "mesh".into());
-                p.doc_client_id = doc_client_id;
-                p.companion = companion;
-                let (participant, role) = (p.clone(), p.role);
-                self.access.rename_seat(&seat, &name);
-                // Announced now (by this name), told to everyone after its welcome.
-                self.mark_announced(id, now_ms);
-                let welcome = ServerMessage::Welcome {
-                    version: PROTOCOL_VERSION,
-                    conn_id: id,
-                    role,
-                    participants: self.participants(),
-                    seat: mesh_protocol::messages::SeatToken {
-                        token: self.tokens.seat_token(&seat, uid.as_deref(), now_ms),
-                        id: seat,
-                    },
-                    name,
-                    approval: self.access.approval(),
-                };
-                fx.to(Target::One(id), encode_mesh(&welcome));
-                // Its arrival, or a second hello's new name.
-                self.people_version += 1;
-                fx.to(
-                    Target::MeshClients,
-                    encode_mesh(&ServerMessage::ParticipantJoined { participant }),
-                );
-                if role == Role::Host {
-                    self.pending_requests_to(id, fx);
-                }
-                self.ghost_states_to(id, fx);
-            }
-            ClientMessage::Chat { text } => self.chat(id, text, now_ms, fx),
-            ClientMessage::ListParticipants => {
-                let participants = self.participants();
-                fx.to(
-                    Target::One(id),
-                    encode_mesh(&ServerMessage::Participants { participants }),
-                );
-            }
-            ClientMessage::Ping { nonce } => fx.to(Target::One(id), encode_mesh(&ServerMessage::Pong { nonce })),
-            ClientMessage::Run { path, language } => {
-                let conn = &self.conns[&id];
-                if !conn.participant.role.can_write() {
-                    fx.error(
-                        conn,
-                        id,
-                        ErrorCode::Forbidden,
-                        "readers may watch runs but not start them".into(),
-                    );
-                    return;
-                }
-                let files = self.file_texts();
-                if !files.iter().any(|(p, _)| *p == path) {
-                    fx.error(conn, id, ErrorCode::NotFound, format!("no file {path:?} in this room"));
-                    return;
-                }
-                let role = conn.participant.role;
-                fx.runs.push(RunRequest {
-                    conn: id,
-                    request: fx.request,
-                    role,
-                    path,
-                    language,
-                    files,
-                });
-            }
-            ClientMessage::Input { run_id, data, eof } => {
-                let conn = &self.conns[&id];
-                if !conn.participant.role.can_write() {
-                    fx.error(conn, id, ErrorCode::Forbidden, "readers may not type into a run".into());
-                    return;
-                }
-                fx.run_inputs.push((id, fx.request, run_id, data, eof));
-            }
-            ClientMessage::Stop { run_id } => fx.run_stops.push((id, fx.request, run_id)),
-            ClientMessage::DebugStart { path, language } => {
-                let role = self.conns[&id].participant.role;
-                let files = self.file_texts();
-                fx.debug.push(DebugRequest::Start {
-                    conn: id,
-                    request: fx.request,
-                    role,
-                    path,
-                    language,
-                    files,
-                });
-            }
-            ClientMessage::Dap { debug_id, message } => {
-                let role = self.conns[&id].participant.role;
-                fx.debug.push(DebugRequest::Dap {
-                    conn: id,
-                    request: fx.request,
-                    role,
-                    debug_id,
-                    message,
-                });
-            }
-            ClientMessage::Auth { .. } => {
-                let conn = &self.conns[&id];
-                fx.error(
-                    conn,
-                    id,
-                    ErrorCode::BadRequest,
-                    "auth is accepted only as the first message of a connection that presented no token".into(),
-                );
-            }
-            ClientMessage::SetRole { .. }
-            | ClientMessage::Kick { .. }
-            | ClientMessage::Admit { .. }
-            | ClientMessage::Refuse { .. }
-            | ClientMessage::SetApproval { .. }
-            | ClientMessage::CreateLink { .. }
-            | ClientMessage::ListLinks
-            | ClientMessage::RevokeLink { .. }
-            | ClientMessage::Audit { .. } => {
-                let op = HostOp::from_message(msg).expect("a host message");
-                self.host_message(id, op, now_ms, fx);
-            }
-            ClientMessage::Ghost { command } => self.ghost_command(id, command, fx),
-            ClientMessage::GhostState { state } => self.ghost_state(id, state, fx),
-        }
-    }
-
-    fn chat(&mut self, id: ConnId, text: String, now_ms: u64, fx: &mut Effects) {
-        let conn = &self.conns[&id];
-        if text.trim().is_empty() || text.len() > MAX_CHAT_BYTES {
-            let message = format!("a chat message must be 1 to {MAX_CHAT_BYTES} bytes, not {}", text.len());
-            fx.error(conn, id, ErrorCode::BadRequest, message);
-            return;
-        }
-        self.chat_seq += 1;
-        let entry = ChatEntry {
-            id: format!("{now_ms:x}-{}-{}", id, self.chat_seq),
-            author: conn.participant.name.clone(),
-            conn_id: id,
-            text,
-            ts: now_ms,
-        };
-        let update = {
-            let doc = self.awareness.doc();
-            let chat: ArrayRef = doc.get_or_insert_array(shape::CHAT);
-            let mut txn = doc.transact_mut();
-            let value = Any::from(std::collections::HashMap::from([
-                ("id".to_string(), Any::from(entry.id.clone())),
-                ("author".to_string(), Any::from(entry.author.clone())),
-                ("conn_id".to_string(), Any::from(entry.conn_id as f64)),
-                ("text".to_string(), Any::from(entry.text.clone())),
-                ("ts".to_string(), Any::from(entry.ts as f64)),
-            ]));
-            chat.push_back(&mut txn, value);
-            let len = chat.len(&txn);
-            if len > CHAT_HISTORY_LEN {
-                chat.remove_range(&mut txn, 0, len - CHAT_HISTORY_LEN);
-            }
-            txn.encode_update_v1()
-        };
-        self.doc_bytes += update.len();
-        fx.to(
-            Target::Synced,
-            encode_yjs(&Message::Sync(SyncMessage::Update(update.clone()))),
-        );
-        fx.persist.push(update);
-        fx.to(Target::Room, encode_mesh(&ServerMessage::Chat { entry }));
-    }
-
-    /// The chat history as kept in the document, oldest first.
-    pub fn chat_history(&self) -> Vec<serde_json::Value> {
-        let txn = self.doc().transact();
-        let Some(chat) = txn.get_array(shape::CHAT) else {
-            return Vec::new();
-        };
-        let any = chat.to_json(&txn);
-        serde_json::to_value(&any)
-            .ok()
-            .and_then(|v| v.as_array().cloned())
-            .unwrap_or_default()
-    }
-}
-
-/// The `user.name` and `user.color` of an awareness state, if it has them.
-fn awareness_user(json: &str) -> Option<(String, Option<String>)> {
-    let v: serde_json::Value = serde_json::from_str(json).ok()?;
-    let user = v.get("user")?;
-    let name = user.get("name")?.as_str()?.to_string();
-    Some((name, user.get("color").and_then(|c| c.as_str()).map(String::from)))
 }
 
 fn clean_name(name: &str) -> String {
@@ -1365,6 +1001,7 @@ impl RoomCore {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use mesh_protocol::PROTOCOL_VERSION;
 
     #[test]
     fn a_companion_connection_says_so_in_the_participant_list() {
@@ -1450,6 +1087,7 @@ pub(crate) mod tests {
 #[cfg(test)]
 mod sync_order_tests {
     use super::*;
+    use mesh_protocol::PROTOCOL_VERSION;
 
     fn update(text: &str) -> Frame<Request> {
         let doc = shape::new_doc();
