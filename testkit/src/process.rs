@@ -186,13 +186,18 @@ mod tests {
 
     #[test]
     fn a_process_that_ignores_its_signal_is_killed_after_the_timeout() {
-        // The shell ignores SIGINT and waits in a loop of short sleeps.
-        let p = StoppedByPid::new(
-            sleeper("trap '' INT; while :; do sleep 0.05; done"),
-            "stubborn",
-            StopSignal::Int,
-            Duration::from_millis(300),
-        );
+        // The shell ignores SIGINT and waits in a loop of short sleeps. It says when its trap
+        // is set: a signal sent before that would end it at once.
+        let mut child = Command::new("sh")
+            .args(["-c", "trap '' INT; echo trapped; while :; do sleep 0.05; done"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        assert_eq!(line, "trapped\n");
+        let p = StoppedByPid::new(child, "stubborn", StopSignal::Int, Duration::from_millis(300));
         let pid = p.id();
         let started = Instant::now();
         let err = p.stop().unwrap_err().to_string();
