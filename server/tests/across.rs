@@ -29,17 +29,7 @@ async fn connect(server: &TestServer, s: &Session, token: &str, name: &str) -> Y
 
 /// What a client has seen of a run's stdout.
 fn stdout(c: &YClient, run: &str) -> String {
-    c.mesh_messages()
-        .into_iter()
-        .filter_map(|m| match m {
-            ServerMessage::RunOutput {
-                run_id,
-                stream: RunStream::Stdout,
-                data,
-            } if run_id == run => Some(data),
-            _ => None,
-        })
-        .collect()
+    c.run_output(run, RunStream::Stdout)
 }
 
 async fn started(c: &YClient) -> String {

@@ -10,18 +10,9 @@ use mesh_protocol::{ClientMessage, ServerMessage};
 use mesh_testkit::docker_tls::DockerTlsFront;
 use mesh_testkit::{TestServer, YClient};
 
+/// What a client has seen of a run's stdout.
 fn stdout(c: &YClient, run: &str) -> String {
-    c.mesh_messages()
-        .into_iter()
-        .filter_map(|m| match m {
-            ServerMessage::RunOutput {
-                run_id,
-                stream: RunStream::Stdout,
-                data,
-            } if run_id == run => Some(data),
-            _ => None,
-        })
-        .collect()
+    c.run_output(run, RunStream::Stdout)
 }
 
 async fn run(c: &YClient, path: &str) -> String {

@@ -49,18 +49,9 @@ fn exited(c: &YClient, id: &str) -> Option<ServerMessage> {
         .find(|m| matches!(m, ServerMessage::RunExited { run_id, .. } if run_id == id))
 }
 
-fn stdout(c: &YClient, id: &str) -> String {
-    c.mesh_messages()
-        .into_iter()
-        .filter_map(|m| match m {
-            ServerMessage::RunOutput {
-                run_id,
-                stream: RunStream::Stdout,
-                data,
-            } if run_id == id => Some(data),
-            _ => None,
-        })
-        .collect()
+/// What a client has seen of a run's stdout.
+fn stdout(c: &YClient, run: &str) -> String {
+    c.run_output(run, RunStream::Stdout)
 }
 
 /// The id of the run `by` asked for, from its `run_queued` or `run_started`.

@@ -328,6 +328,24 @@ impl YClient {
         self.shared.lock().unwrap().mesh.clone()
     }
 
+    /// What run `run_id` wrote to `stream` so far, as this client received it.
+    pub fn run_output(&self, run_id: &str, stream: mesh_protocol::messages::RunStream) -> String {
+        self.shared
+            .lock()
+            .unwrap()
+            .mesh
+            .iter()
+            .filter_map(|m| match m {
+                ServerMessage::RunOutput {
+                    run_id: r,
+                    stream: s,
+                    data,
+                } if r == run_id && *s == stream => Some(data.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The close frame, once the connection ended.
     pub fn closed(&self) -> Option<(u16, String)> {
         self.shared.lock().unwrap().closed.clone()

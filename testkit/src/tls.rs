@@ -31,6 +31,25 @@ pub struct ServerCert {
 }
 
 impl TestCa {
+    /// Signs `params` for `key` with this CA and writes the certificate and key into `dir`
+    /// as `STEM.pem` and `STEM.key`.
+    fn sign_and_write(
+        &self,
+        params: CertificateParams,
+        key: KeyPair,
+        dir: &Path,
+        stem: &str,
+    ) -> anyhow::Result<ServerCert> {
+        let cert = params.signed_by(&key, &self.cert, &self.key)?;
+        let out = ServerCert {
+            cert: dir.join(format!("{stem}.pem")),
+            key: dir.join(format!("{stem}.key")),
+        };
+        std::fs::write(&out.cert, cert.pem())?;
+        std::fs::write(&out.key, key.serialize_pem())?;
+        Ok(out)
+    }
+
     /// A new CA named `name`.
     pub fn new(name: &str) -> anyhow::Result<TestCa> {
         let key = KeyPair::generate()?;
@@ -62,14 +81,7 @@ impl TestCa {
         params.distinguished_name.push(DnType::CommonName, stem);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-        let cert = params.signed_by(&key, &self.cert, &self.key)?;
-        let out = ServerCert {
-            cert: dir.join(format!("{stem}.pem")),
-            key: dir.join(format!("{stem}.key")),
-        };
-        std::fs::write(&out.cert, cert.pem())?;
-        std::fs::write(&out.key, key.serialize_pem())?;
-        Ok(out)
+        self.sign_and_write(params, key, dir, stem)
     }
 
     /// Issues a server certificate for `names` (DNS names or IP addresses), writes it and
@@ -86,13 +98,6 @@ impl TestCa {
             params.not_before = rcgen::date_time_ymd(2020, 1, 1);
             params.not_after = rcgen::date_time_ymd(2020, 12, 31);
         }
-        let cert = params.signed_by(&key, &self.cert, &self.key)?;
-        let out = ServerCert {
-            cert: dir.join(format!("{stem}.pem")),
-            key: dir.join(format!("{stem}.key")),
-        };
-        std::fs::write(&out.cert, cert.pem())?;
-        std::fs::write(&out.key, key.serialize_pem())?;
-        Ok(out)
+        self.sign_and_write(params, key, dir, stem)
     }
 }
