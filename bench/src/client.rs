@@ -98,6 +98,8 @@ impl PhaseStats {
 /// Everything a client reports at the end.
 #[derive(Debug, Default)]
 pub struct ClientOutcome {
+    /// The client's global index (outcomes are collected in the order clients end).
+    pub index: usize,
     /// Per-phase results, indexed by [`Phase::index`].
     pub phases: [PhaseStats; PHASES],
     /// The server closed the socket or it failed before the coordinator said `Close`.
@@ -173,7 +175,8 @@ struct Client {
 
 impl Client {
     fn new(config: ClientConfig, ledger: Arc<Ledger>) -> Self {
-        let doc = Doc::with_client_id(Ledger::client_id(config.index));
+        let index = config.index;
+        let doc = Doc::with_client_id(Ledger::client_id(index));
         let text = doc.get_or_insert_text(TEXT_ROOT);
         Client {
             room: ledger.room_of(config.index),
@@ -183,7 +186,10 @@ impl Client {
             doc,
             text,
             clock: 0,
-            outcome: ClientOutcome::default(),
+            outcome: ClientOutcome {
+                index,
+                ..ClientOutcome::default()
+            },
         }
     }
 

@@ -10,6 +10,8 @@
 //! - `wire`: y-protocols framing as the bench needs it (stock and Hocuspocus).
 //! - `servers`: starting, addressing and killing each server under test.
 //! - `storm`: the join storm (`--join-storm`), many clients joining one large room at once.
+//! - `nodes`: several mesh nodes sharing rooms through Redis and Postgres (`--nodes`):
+//!   fan-out CPU per node, the cross-node hop, the join storm through nodes.
 //! - `report`: tables and JSON. `procstat`: RSS and CPU time from /proc. `http`: one POST.
 //!
 //! Invariants: all traffic goes to 127.0.0.1; every wait has a timeout and every loop a
@@ -18,6 +20,7 @@
 mod client;
 mod http;
 mod ledger;
+mod nodes;
 mod procstat;
 mod report;
 mod run;
@@ -56,6 +59,11 @@ const MAX_THREADS: usize = 4;
 const STORM_BUDGET: std::time::Duration = std::time::Duration::from_secs(300);
 /// Largest join-storm room: every client receives it all, and the bench holds the sockets.
 const MAX_ROOM_MIB: usize = 64;
+/// Most nodes in one node scenario: each node may hold 16 connections to the bench's
+/// Postgres, which accepts 100.
+const MAX_NODES: usize = 5;
+/// Join storm through nodes without `--join-storm`: the 150 clients.
+const DEFAULT_NODE_STORM_CLIENTS: usize = 150;
 
 /// Benchmarks Yjs sync servers side by side: connect time, update latency while typing,
 /// throughput and latency under saturation, loss, and server memory per connection.
@@ -109,6 +117,22 @@ struct Args {
     /// Join storm: the room's size in MiB of text.
     #[arg(long, default_value_t = 4)]
     room_mib: usize,
+    /// Instead of the phases: the node scenarios, for each of these node counts (mesh
+    /// nodes on one Postgres and one Redis, all started by the bench on loopback).
+    #[arg(long, value_delimiter = ',')]
+    nodes: Vec<usize>,
+    /// Node scenarios to run, in order.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "fan-out,hop,join-storm")]
+    node_scenarios: Vec<nodes::Scenario>,
+    /// Node fan-out: clients in the one room, spread round-robin over the nodes.
+    #[arg(long, default_value_t = 60)]
+    node_clients: usize,
+    /// Node fan-out: clients that type (at --rate, for --duration).
+    #[arg(long, default_value_t = 6)]
+    node_writers: usize,
+    /// Node hop: observers on the writer's node, and as many on the other node.
+    #[arg(long, default_value_t = 10)]
+    hop_observers: usize,
     /// Print the results as JSON on stdout (tables go to stderr).
     #[arg(long)]
     json: bool,
@@ -157,6 +181,29 @@ impl Args {
             (1..=MAX_ROOM_MIB).contains(&self.room_mib),
             "--room-mib must be 1..={MAX_ROOM_MIB}"
         );
+        if !self.nodes.is_empty() {
+            ensure!(
+                self.nodes.iter().all(|n| (1..=MAX_NODES).contains(n)),
+                "--nodes counts must be 1..={MAX_NODES}"
+            );
+            ensure!(
+                (2..=MAX_CLIENTS_PER_ROOM).contains(&self.node_clients),
+                "--node-clients must be 2..={MAX_CLIENTS_PER_ROOM}"
+            );
+            ensure!(
+                (1..=self.node_clients).contains(&self.node_writers),
+                "--node-writers must be 1..=--node-clients"
+            );
+            ensure!(
+                (1..=MAX_CLIENTS_PER_ROOM / 2).contains(&self.hop_observers),
+                "--hop-observers must be 1..={}",
+                MAX_CLIENTS_PER_ROOM / 2
+            );
+            ensure!(
+                !self.json,
+                "--json is not available with --nodes; the node scenarios print tables only"
+            );
+        }
         Ok(())
     }
 }
@@ -167,7 +214,14 @@ fn main() -> ExitCode {
         eprintln!("mesh-bench: {e:#}");
         return ExitCode::from(2);
     }
-    let wanted = (args.join_storm.unwrap_or(args.rooms * args.clients) + FDS_BESIDES_CLIENTS) as u64;
+    let clients = if args.nodes.is_empty() {
+        args.join_storm.unwrap_or(args.rooms * args.clients)
+    } else {
+        args.node_clients
+            .max(1 + 2 * args.hop_observers)
+            .max(node_storm_clients(&args))
+    };
+    let wanted = (clients + FDS_BESIDES_CLIENTS) as u64;
     match rlimit::increase_nofile_limit(wanted) {
         Ok(got) if got >= wanted => {}
         Ok(got) => {
@@ -191,6 +245,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if !args.nodes.is_empty() {
+        let (tables, result) = runtime.block_on(node_scenarios(&args));
+        runtime.shutdown_background();
+        print!("\n{tables}");
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("mesh-bench: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(clients) = args.join_storm {
         let reports = runtime.block_on(join_storms(&args, clients));
         runtime.shutdown_background();
@@ -208,6 +274,37 @@ fn main() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Clients of the join storm through nodes.
+fn node_storm_clients(args: &Args) -> usize {
+    args.join_storm.unwrap_or(DEFAULT_NODE_STORM_CLIENTS)
+}
+
+/// The node scenarios; returns their tables.
+async fn node_scenarios(args: &Args) -> (String, anyhow::Result<()>) {
+    let load = nodes::NodeLoad {
+        counts: args.nodes.clone(),
+        scenarios: args.node_scenarios.clone(),
+        clients: args.node_clients,
+        writers: args.node_writers,
+        rate: args.rate,
+        duration_secs: args.duration,
+        hop_observers: args.hop_observers,
+        storm_clients: node_storm_clients(args),
+        room_bytes: args.room_mib * 1024 * 1024,
+        seed: args.seed,
+    };
+    let programs = Programs {
+        mesh_server: args.mesh_server.clone(),
+        js_dir: args.js_dir.clone(),
+        node: args.node.clone(),
+    };
+    let style = if args.markdown { Style::Markdown } else { Style::Text };
+    tokio::select! {
+        done = nodes::run(&load, &programs, style) => done,
+        _ = tokio::signal::ctrl_c() => (String::new(), Err(anyhow::anyhow!("interrupted"))),
     }
 }
 

@@ -336,14 +336,15 @@ fn ratios(reports: &[&ServerReport], style: Style, quantities: impl Fn(&ServerRe
 }
 
 /// A table: a title, a header and rows of cells (first column left-aligned, others right).
-struct Table {
+pub(crate) struct Table {
     title: String,
     header: Vec<String>,
     rows: Vec<Vec<String>>,
 }
 
 impl Table {
-    fn new(title: &str, header: &[&str]) -> Self {
+    /// A table with a title and a header, no rows yet.
+    pub(crate) fn new(title: &str, header: &[&str]) -> Self {
         Table {
             title: title.to_string(),
             header: header.iter().map(|h| h.to_string()).collect(),
@@ -351,11 +352,13 @@ impl Table {
         }
     }
 
-    fn row(&mut self, cells: Vec<String>) {
+    /// Adds a row (as many cells as the header).
+    pub(crate) fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
     }
 
-    fn render(&self, style: Style) -> String {
+    /// The table as text or Markdown.
+    pub(crate) fn render(&self, style: Style) -> String {
         match style {
             Style::Text => self.render_text(),
             Style::Markdown => self.render_markdown(),
@@ -412,11 +415,11 @@ impl Table {
     }
 }
 
-fn mib(kib: u64) -> String {
+pub(crate) fn mib(kib: u64) -> String {
     format!("{:.1}", kib as f64 / 1024.0)
 }
 
-fn opt(value: Option<f64>, decimals: usize) -> String {
+pub(crate) fn opt(value: Option<f64>, decimals: usize) -> String {
     value.map_or_else(|| "-".to_string(), |v| format!("{v:.decimals$}"))
 }
 

@@ -44,17 +44,17 @@ use crate::servers::{Programs, ServerKind, ServerProcess};
 /// few enough not to overflow a server's accept backlog.
 pub const CONNECT_CONCURRENCY: usize = 8;
 /// Time for all clients to connect and sync (each also has its own timeout).
-const CONNECT_PHASE_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const CONNECT_PHASE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Pause after start before the idle memory reading, so start-up allocation has settled.
 const IDLE_SETTLE: Duration = Duration::from_millis(500);
 /// Pause after all clients synced before the connected memory reading, for the same reason.
-const CONNECTED_SETTLE: Duration = Duration::from_secs(1);
+pub(crate) const CONNECTED_SETTLE: Duration = Duration::from_secs(1);
 /// Longest wait after a phase's load for in-flight updates; what is missing then is lost.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Interval between two checks whether the drain is complete.
-const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(20);
+pub(crate) const DRAIN_POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// Time for all clients to close and report after the run.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Slack on top of the sum of the above in [`budget`], for settling and start-up.
 const BUDGET_SLACK: Duration = Duration::from_secs(30);
 
@@ -186,7 +186,10 @@ pub async fn run_server(kind: ServerKind, programs: &Programs, load: &Load) -> a
 }
 
 /// Waits until every client has connected and synced; fails on the first that could not.
-async fn await_ready(ready_rx: &mut mpsc::Receiver<client::Ready>, count: usize) -> anyhow::Result<Vec<Duration>> {
+pub(crate) async fn await_ready(
+    ready_rx: &mut mpsc::Receiver<client::Ready>,
+    count: usize,
+) -> anyhow::Result<Vec<Duration>> {
     let deadline = Instant::now() + CONNECT_PHASE_TIMEOUT;
     let mut connect_times = Vec::with_capacity(count);
     while connect_times.len() < count {
@@ -238,7 +241,7 @@ async fn run_phase(
 }
 
 /// Waits for every client task to close its socket and return its results.
-async fn collect(clients: &mut JoinSet<ClientOutcome>) -> anyhow::Result<Vec<ClientOutcome>> {
+pub(crate) async fn collect(clients: &mut JoinSet<ClientOutcome>) -> anyhow::Result<Vec<ClientOutcome>> {
     let deadline = Instant::now() + CLOSE_TIMEOUT;
     let mut outcomes = Vec::with_capacity(clients.len());
     while let Some(joined) = timeout_at(deadline, clients.join_next())
@@ -288,7 +291,7 @@ fn phase_report(
     }
 }
 
-fn micros(d: Duration) -> u32 {
+pub(crate) fn micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
 

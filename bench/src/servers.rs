@@ -93,6 +93,19 @@ pub struct Room {
     pub framing: Framing,
 }
 
+impl Room {
+    /// The same room reached through the server at `addr`: another node of a cluster, which
+    /// accepts the same link (every node signs tokens with the secret in the shared store).
+    pub fn at(&self, addr: SocketAddr) -> Room {
+        let rest = self.url.strip_prefix("ws://").unwrap_or(&self.url);
+        let path = rest.find('/').map_or("/", |i| &rest[i..]);
+        Room {
+            url: format!("ws://{addr}{path}"),
+            framing: self.framing.clone(),
+        }
+    }
+}
+
 /// A running server. Dropping it kills the process (and removes its data directory).
 pub struct ServerProcess {
     kind: ServerKind,
@@ -121,6 +134,18 @@ impl Drop for ServerProcess {
 impl ServerProcess {
     /// Starts `kind` on a loopback port and waits until it accepts connections.
     pub async fn start(kind: ServerKind, programs: &Programs) -> anyhow::Result<Self> {
+        Self::start_with(kind, programs, &[]).await
+    }
+
+    /// Starts `kind` as [`ServerProcess::start`] does, with `env` added to its environment
+    /// (mesh only: a node's `MESH_STORE` and `MESH_BUS`, which carry passwords and so go
+    /// through the environment rather than the process list).
+    pub async fn start_with(kind: ServerKind, programs: &Programs, env: &[(&str, String)]) -> anyhow::Result<Self> {
+        ensure!(
+            env.is_empty() || kind == ServerKind::Mesh,
+            "only mesh takes extra settings, not {}",
+            kind.name()
+        );
         let dir = tempfile::Builder::new().prefix("mesh-bench-").tempdir()?;
         let log = dir.path().join("server.log");
         let log_file = std::fs::File::create(&log)?;
@@ -154,6 +179,7 @@ impl ServerProcess {
                     .arg((MAX_BENCH_CONNECTIONS + CONNECTION_SLACK).to_string())
                     .arg("--join-burst")
                     .arg((MAX_BENCH_CONNECTIONS + CONNECTION_SLACK).to_string())
+                    .envs(env.iter().map(|(k, v)| (k, v)))
                     .stdout(Stdio::piped());
                 command
             }
@@ -249,6 +275,16 @@ impl ServerProcess {
             }
             sleep(PORT_POLL_INTERVAL).await;
         }
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
     }
 
     /// The server's name.
@@ -367,6 +403,16 @@ fn workspace_root() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_room_at_another_node_keeps_its_path_and_token() {
+        let room = Room {
+            url: "ws://127.0.0.1:4000/ws/abc?token=x%2By".into(),
+            framing: Framing::Plain,
+        };
+        let other = room.at(SocketAddr::from((Ipv4Addr::LOCALHOST, 4001)));
+        assert_eq!(other.url, "ws://127.0.0.1:4001/ws/abc?token=x%2By");
+    }
 
     #[test]
     fn tokens_are_escaped_in_urls() {

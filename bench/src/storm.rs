@@ -17,6 +17,7 @@ use tokio_tungstenite::connect_async_with_config;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact};
 
+use crate::procstat;
 use crate::servers::{Programs, Room, ServerKind, ServerProcess};
 use crate::wire::Incoming;
 
@@ -58,65 +59,145 @@ pub async fn run(
 ) -> anyhow::Result<StormReport> {
     let server = ServerProcess::start(kind, programs).await?;
     let room = server.create_rooms(1).await?.remove(0);
-    let _seeder = seed(&room, room_bytes).await.context("seeding the room")?;
-    let state_bytes = wait_for_size(&room, room_bytes)
-        .await
-        .context("checking the seeded room")?;
+    let figures = through(&[&server], &room, clients, room_bytes).await?;
+    let node = &figures.nodes[0];
+    Ok(StormReport {
+        server: kind.name(),
+        clients,
+        state_bytes: figures.state_bytes,
+        synced_ms: figures.synced_ms(None),
+        rss_mib: [node.rss_before_kib as f64 / 1024.0, node.peak_kib as f64 / 1024.0],
+        cpu_ms: node.cpu.as_secs_f64() * 1000.0,
+    })
+}
+
+/// What one node did in a storm.
+pub(crate) struct NodeStorm {
+    /// RSS when the storm started.
+    pub rss_before_kib: u64,
+    /// The highest RSS during the storm: polled, and the kernel's high-water mark (reset
+    /// when the storm starts).
+    pub peak_kib: u64,
+    /// CPU time the node used from the storm's start to the last client synced.
+    pub cpu: Duration,
+}
+
+/// What a storm measured, node by node.
+pub(crate) struct StormFigures {
+    /// Bytes of the room's state as a new client receives it.
+    pub state_bytes: usize,
+    /// Per client: the node it joined through, its time to synced in milliseconds, and the
+    /// bytes of state it received.
+    pub synced: Vec<(usize, f64, usize)>,
+    /// Per node, in the order given.
+    pub nodes: Vec<NodeStorm>,
+}
+
+impl StormFigures {
+    /// Time to synced (p50, p99, max) of every client, or of those of one node.
+    pub fn synced_ms(&self, node: Option<usize>) -> [f64; 3] {
+        let times: Vec<f64> = self
+            .synced
+            .iter()
+            .filter(|(n, _, _)| node.is_none_or(|node| *n == node))
+            .map(|(_, ms, _)| *ms)
+            .collect();
+        [
+            mesh_bench::percentile(&times, 0.5),
+            mesh_bench::percentile(&times, 0.99),
+            mesh_bench::percentile(&times, 1.0),
+        ]
+    }
+}
+
+/// The storm through one server or several nodes of a cluster sharing the room: seeds
+/// `room` (whose URL names the first node) to `room_bytes` through the first node, makes
+/// sure every node holds it (a client stays on each, so none unloads it), then `clients`
+/// join at once, client `i` through node `i % nodes.len()`.
+pub(crate) async fn through(
+    nodes: &[&ServerProcess],
+    room: &Room,
+    clients: usize,
+    room_bytes: usize,
+) -> anyhow::Result<StormFigures> {
+    let first = nodes.first().context("a storm needs a server")?;
+    let _seeder = seed(room, room_bytes).await.context("seeding the room")?;
+    let mut keepers = Vec::with_capacity(nodes.len());
+    let mut state_bytes = 0;
+    for node in nodes {
+        let (socket, size) = wait_for_size(&room.at(node.addr()), room_bytes)
+            .await
+            .with_context(|| format!("checking the seeded room through {}", node.addr()))?;
+        keepers.push(socket);
+        state_bytes = state_bytes.max(size);
+    }
     eprintln!(
-        "[{}] room of {} KiB ready; {clients} clients join at once",
-        kind.name(),
-        state_bytes / 1024
+        "[{}] room of {} KiB ready on {} node(s); {clients} clients join at once",
+        first.kind().name(),
+        state_bytes / 1024,
+        nodes.len()
     );
     sleep(Duration::from_millis(500)).await;
-    let rss_before = server.memory()?.rss_kib;
-    let cpu_before = server.cpu_time()?;
+    let mut figures = Vec::with_capacity(nodes.len());
+    let mut cpu_before = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        // From here the kernel's high-water mark counts the storm only, not the seeding or
+        // the room's load.
+        procstat::reset_peak(node.pid())?;
+        let rss = node.memory()?.rss_kib;
+        figures.push(NodeStorm {
+            rss_before_kib: rss,
+            peak_kib: rss,
+            cpu: Duration::ZERO,
+        });
+        cpu_before.push(node.cpu_time()?);
+    }
 
     let start = Arc::new(Barrier::new(clients + 1));
     let mut joins = tokio::task::JoinSet::new();
-    for _ in 0..clients {
-        let (room, start) = (room.clone(), start.clone());
+    for i in 0..clients {
+        let node = i % nodes.len();
+        let (room, start) = (room.at(nodes[node].addr()), start.clone());
         joins.spawn(async move {
             start.wait().await;
             let began = Instant::now();
-            let socket = timeout(SYNC_TIMEOUT, join(&room))
+            let (socket, size) = timeout(SYNC_TIMEOUT, sync(&room))
                 .await
                 .context("no SyncStep2 in time")??;
-            Ok::<_, anyhow::Error>((began.elapsed(), socket))
+            Ok::<_, anyhow::Error>((node, began.elapsed(), size, socket))
         });
     }
     start.wait().await;
-    let mut peak = rss_before;
-    let mut times = Vec::with_capacity(clients);
+    let mut synced = Vec::with_capacity(clients);
     // Sockets stay open until every client is in: a server holds what it holds for them.
     let mut sockets = Vec::with_capacity(clients);
     loop {
         tokio::select! {
             joined = joins.join_next() => match joined {
                 Some(result) => {
-                    let (took, socket) = result.context("a storm client panicked")??;
-                    times.push(took.as_secs_f64() * 1000.0);
+                    let (node, took, size, socket) = result.context("a storm client panicked")??;
+                    synced.push((node, took.as_secs_f64() * 1000.0, size));
                     sockets.push(socket);
                 }
                 None => break,
             },
-            _ = sleep(RSS_POLL) => peak = peak.max(server.memory()?.rss_kib),
+            _ = sleep(RSS_POLL) => {
+                for (node, f) in nodes.iter().zip(&mut figures) {
+                    f.peak_kib = f.peak_kib.max(node.memory()?.rss_kib);
+                }
+            }
         }
     }
-    // The kernel's high-water mark catches a peak between two readings.
-    peak = peak.max(server.memory()?.peak_kib);
-    let cpu = server.cpu_time()?.saturating_sub(cpu_before);
+    for ((node, f), before) in nodes.iter().zip(&mut figures).zip(cpu_before) {
+        // The kernel's high-water mark catches a peak between two readings.
+        f.peak_kib = f.peak_kib.max(node.memory()?.peak_kib);
+        f.cpu = node.cpu_time()?.saturating_sub(before);
+    }
     drop(sockets);
-    Ok(StormReport {
-        server: kind.name(),
-        clients,
+    Ok(StormFigures {
         state_bytes,
-        synced_ms: [
-            mesh_bench::percentile(&times, 0.5),
-            mesh_bench::percentile(&times, 0.99),
-            mesh_bench::percentile(&times, 1.0),
-        ],
-        rss_mib: [rss_before as f64 / 1024.0, peak as f64 / 1024.0],
-        cpu_ms: cpu.as_secs_f64() * 1000.0,
+        synced,
+        nodes: figures,
     })
 }
 
@@ -155,11 +236,6 @@ async fn sync(room: &Room) -> anyhow::Result<(Socket, usize)> {
     }
 }
 
-/// A storm client: synced once the server's SyncStep2 arrived.
-async fn join(room: &Room) -> anyhow::Result<Socket> {
-    Ok(sync(room).await?.0)
-}
-
 /// Types `room_bytes` of text into the room's `Y.Text` (the bench's root) from one client,
 /// which is returned: it stays connected so no server unloads the document meanwhile.
 async fn seed(room: &Room, room_bytes: usize) -> anyhow::Result<Socket> {
@@ -181,14 +257,14 @@ async fn seed(room: &Room, room_bytes: usize) -> anyhow::Result<Socket> {
     Ok(socket)
 }
 
-/// Waits until a new client of `room` receives at least `room_bytes` of state; returns the
-/// size it received.
-async fn wait_for_size(room: &Room, room_bytes: usize) -> anyhow::Result<usize> {
+/// Waits until a new client of `room` receives at least `room_bytes` of state; returns that
+/// client's socket and the size it received.
+async fn wait_for_size(room: &Room, room_bytes: usize) -> anyhow::Result<(Socket, usize)> {
     let deadline = Instant::now() + SEED_TIMEOUT;
     loop {
-        let (_socket, size) = timeout(SYNC_TIMEOUT, sync(room)).await.context("no SyncStep2")??;
+        let (socket, size) = timeout(SYNC_TIMEOUT, sync(room)).await.context("no SyncStep2")??;
         if size >= room_bytes {
-            return Ok(size);
+            return Ok((socket, size));
         }
         if Instant::now() > deadline {
             bail!("the room holds {size} bytes after {SEED_TIMEOUT:?}, not {room_bytes}");
