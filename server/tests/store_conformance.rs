@@ -465,6 +465,60 @@ async fn two_nodes_appending_to_one_room_number_every_update_once() {
     assert_eq!(lasts.len(), appends.len(), "no two appends share a number");
 }
 
+/// Two nodes' rooms write the access records of people joining one room at once (a seat
+/// and its join entry in one write, as a room's turn does): every write succeeds, every
+/// seat is kept and every entry audited. Each write's foreign key checks once left both
+/// nodes holding a share lock on the room's row that the other's audit entry waited for,
+/// and Postgres answered one of them "deadlock detected", which closed the room.
+#[tokio::test]
+async fn two_nodes_writing_one_rooms_seats_and_audit_at_once_both_succeed() {
+    let pg = TestPostgres::start().unwrap();
+    let (a, b) = (Arc::new(pg_store(&pg.url()).await), Arc::new(pg_store(&pg.url()).await));
+    let id = new_room(&*a, 1).await;
+    const TASKS_PER_NODE: u32 = 4;
+    const WRITES_PER_TASK: u32 = 15;
+    let mut tasks = Vec::new();
+    for (node, store) in [(0u32, a.clone()), (1, b.clone())] {
+        for task in 0..TASKS_PER_NODE {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..WRITES_PER_TASK {
+                    let seat = format!("s{node}-{task}-{i}");
+                    let changes = vec![
+                        AccessChange::Seat(SeatRecord {
+                            id: seat.clone(),
+                            name: seat.clone(),
+                            role: Role::Writer,
+                            link: "l1".into(),
+                            created_at: u64::from(i),
+                            kicked: false,
+                            user: None,
+                        }),
+                        AccessChange::Audit(AuditEntry {
+                            ts: u64::from(i),
+                            kind: AuditKind::Join,
+                            actor: seat.clone(),
+                            subject: seat.clone(),
+                            detail: String::new(),
+                        }),
+                    ];
+                    store
+                        .write_access(id, changes)
+                        .await
+                        .unwrap_or_else(|e| panic!("node {node} writing {seat}: {e}"));
+                }
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let access = b.load_access(id).await.unwrap();
+    let written = (2 * TASKS_PER_NODE * WRITES_PER_TASK) as usize;
+    assert_eq!(access.seats.len(), written, "every seat is kept");
+    assert_eq!(access.audit.len(), written.min(MAX_AUDIT_ENTRIES), "every join is audited");
+}
+
 /// Node A compacts with a snapshot of its own memory while node B's row (numbered between
 /// A's) never reached it: B's update is still in the room afterwards.
 #[tokio::test]

@@ -111,6 +111,14 @@ impl PostgresStore {
         let mut client = self.client().await?;
         let key = id.to_string();
         let tx = client.transaction().await.map_err(|e| self.err(e))?;
+        // The room's row is locked before anything else, so two nodes writing one room's
+        // access records run one after the other. Without it each insert's foreign key
+        // check holds a share lock on that row and an audit entry then waits for the other
+        // node's share lock to go: Postgres broke the cycle with "deadlock detected" and the
+        // room closed (two nodes' joins at once, found by mesh-bench --nodes).
+        tx.query_opt("SELECT 1 FROM rooms WHERE id = $1 FOR UPDATE", &[&key])
+            .await
+            .map_err(|e| self.err(e))?;
         for change in changes {
             let result = match change {
                 AccessChange::Link(l) => {
