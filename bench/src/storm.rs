@@ -91,6 +91,8 @@ pub(crate) struct StormFigures {
     pub synced: Vec<(usize, f64, usize)>,
     /// Per node, in the order given.
     pub nodes: Vec<NodeStorm>,
+    /// CPU time the bench (its joining clients) used over the same time as the nodes'.
+    pub bench_cpu: Duration,
 }
 
 impl StormFigures {
@@ -153,6 +155,7 @@ pub(crate) async fn through(
         cpu_before.push(node.cpu_time()?);
     }
 
+    let bench_before = procstat::cpu_time(None)?;
     let start = Arc::new(Barrier::new(clients + 1));
     let mut joins = tokio::task::JoinSet::new();
     for i in 0..clients {
@@ -193,11 +196,13 @@ pub(crate) async fn through(
         f.peak_kib = f.peak_kib.max(node.memory()?.peak_kib);
         f.cpu = node.cpu_time()?.saturating_sub(before);
     }
+    let bench_cpu = procstat::cpu_time(None)?.saturating_sub(bench_before);
     drop(sockets);
     Ok(StormFigures {
         state_bytes,
         synced,
         nodes: figures,
+        bench_cpu,
     })
 }
 
