@@ -516,7 +516,11 @@ async fn two_nodes_writing_one_rooms_seats_and_audit_at_once_both_succeed() {
     let access = b.load_access(id).await.unwrap();
     let written = (2 * TASKS_PER_NODE * WRITES_PER_TASK) as usize;
     assert_eq!(access.seats.len(), written, "every seat is kept");
-    assert_eq!(access.audit.len(), written.min(MAX_AUDIT_ENTRIES), "every join is audited");
+    assert_eq!(
+        access.audit.len(),
+        written.min(MAX_AUDIT_ENTRIES),
+        "every join is audited"
+    );
 }
 
 /// Node A compacts with a snapshot of its own memory while node B's row (numbered between
