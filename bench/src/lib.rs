@@ -1,5 +1,7 @@
 //! What the benchmark programs share.
 
+pub mod procstat;
+
 /// Nearest-rank percentile `q` (0..=1) of unsorted values; NaN without values.
 pub fn percentile(values: &[f64], q: f64) -> f64 {
     if values.is_empty() {

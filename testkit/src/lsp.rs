@@ -51,7 +51,8 @@ pub struct Buffer {
 #[derive(Default)]
 struct State {
     buffers: HashMap<String, Buffer>,
-    notifications: Vec<(String, Value)>,
+    /// Each notification with the moment it arrived.
+    notifications: Vec<(String, Value, std::time::Instant)>,
     pending: HashMap<u64, oneshot::Sender<Value>>,
     /// How many applyEdit requests were applied.
     applied_edits: u64,
@@ -373,9 +374,27 @@ impl LspClient {
             .unwrap()
             .notifications
             .iter()
-            .filter(|(m, _)| m == method)
-            .map(|(_, p)| p.clone())
+            .filter(|(m, _, _)| m == method)
+            .map(|(_, p, _)| p.clone())
             .collect()
+    }
+
+    /// The notifications of one method with the moment each arrived (for benchmarks that
+    /// time what the proxy reports, such as its connection state).
+    pub fn notifications_at(&self, method: &str) -> Vec<(std::time::Instant, Value)> {
+        self.state
+            .lock()
+            .unwrap()
+            .notifications
+            .iter()
+            .filter(|(m, _, _)| m == method)
+            .map(|(_, p, at)| (*at, p.clone()))
+            .collect()
+    }
+
+    /// The proxy's process id (for benchmarks that read its CPU time and memory).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// When each applied remote edit arrived and what it inserted.
@@ -492,7 +511,7 @@ async fn handle(msg: &Value, st: &Mutex<State>, w: &AsyncMutex<ChildStdin>) {
             st.lock()
                 .unwrap()
                 .notifications
-                .push((m.to_string(), msg["params"].clone()));
+                .push((m.to_string(), msg["params"].clone(), std::time::Instant::now()));
         }
         (None, Some(id)) => {
             if let Some(tx) = st.lock().unwrap().pending.remove(&id.as_u64().unwrap_or(0)) {
