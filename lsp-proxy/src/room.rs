@@ -29,8 +29,18 @@ use crate::tls::Tls;
 /// First reconnect delay; doubled per failed attempt.
 const BACKOFF_START: Duration = Duration::from_millis(100);
 
-/// Longest reconnect delay: a server back from a restart is found within this.
+/// Longest reconnect delay after a failure the server saw (a timeout, a refused upgrade, a
+/// room that fails right after its handshake).
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// Longest delay after a refused TCP connection (nothing listens: the server is restarting):
+/// such an attempt costs the server nothing, so a server back from a restart is found within
+/// this, however long it was away, rather than within [`BACKOFF_MAX`].
+const REFUSED_RETRY_MAX: Duration = Duration::from_millis(250);
+
+/// The spread of each delay (a factor drawn from this range), so that a room's people do not
+/// all knock at the same instant.
+const JITTER: std::ops::Range<f64> = 0.75..1.25;
 
 /// A connection that stayed up this long resets the backoff; one that ends sooner (a room
 /// that fails right after its handshake) keeps growing it, so a failure that repeats does
@@ -154,7 +164,7 @@ async fn run(
     events: mpsc::UnboundedSender<RoomEvent>,
     mut rx: mpsc::UnboundedReceiver<Outgoing>,
 ) {
-    let mut backoff = BACKOFF_START;
+    let mut retry = Retry::new();
     let mut credentials = Credentials(target.token.clone());
     loop {
         // Drop what queued up while offline: the handshake resyncs everything. A new token
@@ -179,6 +189,7 @@ async fn run(
             tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, Some(tls.connector())),
         )
         .await;
+        let mut failure = Failure::Other;
         let reason = match attempt {
             Err(_) => "connection attempt timed out".to_string(),
             Ok(Err(WsError::Http(resp))) if matches!(resp.status().as_u16(), 400 | 401 | 403 | 404) => {
@@ -201,7 +212,10 @@ async fn run(
                     let _ = events.send(RoomEvent::Fatal(problem));
                     return;
                 }
-                None => format!("cannot reach {}: {e}", target.server),
+                None => {
+                    failure = Failure::of(&e);
+                    format!("cannot reach {}: {e}", target.server)
+                }
             },
             Ok(Ok((ws, _))) => {
                 if events.send(RoomEvent::Connected).is_err() {
@@ -210,7 +224,7 @@ async fn run(
                 let connected = tokio::time::Instant::now();
                 let ended = serve(ws, &events, &mut rx, &mut credentials).await;
                 if connected.elapsed() >= STABLE_CONNECTION {
-                    backoff = BACKOFF_START;
+                    retry.stable();
                 }
                 match ended {
                     Ended::Fatal(reason) => {
@@ -225,9 +239,56 @@ async fn run(
         if events.send(RoomEvent::Disconnected { reason }).is_err() {
             return;
         }
-        let jitter = rand::rng().random_range(0.75..1.25);
-        tokio::time::sleep(backoff.mul_f64(jitter)).await;
-        backoff = (backoff * 2).min(BACKOFF_MAX);
+        let jitter = rand::rng().random_range(JITTER);
+        tokio::time::sleep(retry.next_delay(failure, jitter)).await;
+    }
+}
+
+/// How a connection attempt or a connection ended, as far as when to retry goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Nothing listens at the server's address (TCP connection refused).
+    Refused,
+    /// Anything else: the server (or something in front of it) saw the attempt.
+    Other,
+}
+
+impl Failure {
+    fn of(e: &WsError) -> Failure {
+        match e {
+            WsError::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => Failure::Refused,
+            _ => Failure::Other,
+        }
+    }
+}
+
+/// When to try the room again (sans-IO): exponential backoff for failures the server saw,
+/// a short fixed period while nothing listens at its address.
+#[derive(Debug)]
+struct Retry {
+    /// The next delay after a failure the server saw (before jitter).
+    backoff: Duration,
+}
+
+impl Retry {
+    fn new() -> Retry {
+        Retry { backoff: BACKOFF_START }
+    }
+
+    /// A connection stayed up long enough ([`STABLE_CONNECTION`]): start over.
+    fn stable(&mut self) {
+        self.backoff = BACKOFF_START;
+    }
+
+    /// The delay before the next attempt, after one that ended with `failure`; `jitter` is a
+    /// factor drawn from [`JITTER`].
+    fn next_delay(&mut self, failure: Failure, jitter: f64) -> Duration {
+        let base = match failure {
+            Failure::Refused => self.backoff.min(REFUSED_RETRY_MAX),
+            Failure::Other => self.backoff,
+        };
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        base.mul_f64(jitter)
     }
 }
 
@@ -290,6 +351,52 @@ async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The delays of `failures` in a row, without jitter.
+    fn delays(retry: &mut Retry, failures: &[Failure]) -> Vec<Duration> {
+        failures.iter().map(|&f| retry.next_delay(f, 1.0)).collect()
+    }
+
+    #[test]
+    fn a_server_away_for_long_is_retried_within_the_refused_period_once_nothing_listens() {
+        let mut retry = Retry::new();
+        // Thirty seconds of a server that is down: every attempt refused.
+        let waits = delays(&mut retry, &[Failure::Refused; 40]);
+        assert_eq!(waits[0], BACKOFF_START, "the first retry is as prompt as ever");
+        assert!(waits.iter().all(|w| *w <= REFUSED_RETRY_MAX), "{waits:?}");
+        // With the most jitter, the server back from a restart is still found within this.
+        assert!(retry.next_delay(Failure::Refused, JITTER.end) <= REFUSED_RETRY_MAX.mul_f64(JITTER.end));
+    }
+
+    #[test]
+    fn failures_the_server_saw_back_off_exponentially_up_to_the_maximum() {
+        let mut retry = Retry::new();
+        let waits = delays(&mut retry, &[Failure::Other; 8]);
+        assert_eq!(waits[..3], [BACKOFF_START, BACKOFF_START * 2, BACKOFF_START * 4]);
+        assert_eq!(*waits.last().unwrap(), BACKOFF_MAX);
+        // A server that answers again after refusing keeps the grown backoff: a failure that
+        // repeats does not knock several times a second.
+        let mut retry = Retry::new();
+        delays(&mut retry, &[Failure::Refused; 10]);
+        assert_eq!(retry.next_delay(Failure::Other, 1.0), BACKOFF_MAX);
+    }
+
+    #[test]
+    fn a_stable_connection_starts_the_backoff_over() {
+        let mut retry = Retry::new();
+        delays(&mut retry, &[Failure::Other; 6]);
+        retry.stable();
+        assert_eq!(retry.next_delay(Failure::Other, 1.0), BACKOFF_START);
+    }
+
+    #[test]
+    fn only_a_refused_tcp_connection_counts_as_nothing_listening() {
+        let refused = WsError::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(Failure::of(&refused), Failure::Refused);
+        let reset = WsError::Io(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(Failure::of(&reset), Failure::Other);
+        assert_eq!(Failure::of(&WsError::ConnectionClosed), Failure::Other);
+    }
 
     #[test]
     fn the_token_travels_in_the_authorization_header_never_in_the_url_nor_the_logs() {

@@ -104,7 +104,13 @@ fn settled_at(c: &LspClient, since: Option<Instant>, editors: usize) -> Option<I
     })
 }
 
-async fn type_steadily(c: Arc<LspClient>, uri: String, who: usize, count: usize, interval: Duration) -> anyhow::Result<Typed> {
+async fn type_steadily(
+    c: Arc<LspClient>,
+    uri: String,
+    who: usize,
+    count: usize,
+    interval: Duration,
+) -> anyhow::Result<Typed> {
     let mut typed = Vec::with_capacity(count);
     let mut next = Instant::now();
     for k in 0..count {

@@ -156,7 +156,9 @@ fn source(i: usize, bytes: usize) -> String {
     let mut s = String::with_capacity(bytes + 64);
     let mut j = 0;
     while s.len() < bytes {
-        s.push_str(&format!("fn item_{i}_{j}(x: u32) -> u32 {{ x.wrapping_mul({j}) + {i} }}\n"));
+        s.push_str(&format!(
+            "fn item_{i}_{j}(x: u32) -> u32 {{ x.wrapping_mul({j}) + {i} }}\n"
+        ));
         j += 1;
     }
     s
@@ -164,7 +166,13 @@ fn source(i: usize, bytes: usize) -> String {
 
 /// Memory of a proxy sharing a folder of `files` files with `open` of them open; `None`
 /// files: a proxy that is in no room.
-async fn memory(server: &TestServer, dir: &Path, files: Option<usize>, open: usize, bytes: usize) -> anyhow::Result<Vec<String>> {
+async fn memory(
+    server: &TestServer,
+    dir: &Path,
+    files: Option<usize>,
+    open: usize,
+    bytes: usize,
+) -> anyhow::Result<Vec<String>> {
     std::fs::create_dir_all(dir)?;
     let c = LspClient::start(dir, "m", &server.url).await?;
     let label = match files {
@@ -195,7 +203,10 @@ async fn memory(server: &TestServer, dir: &Path, files: Option<usize>, open: usi
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    ensure!(args.rate > 0.0 && args.keystrokes > 0, "--rate and --keystrokes must be above 0");
+    ensure!(
+        args.rate > 0.0 && args.keystrokes > 0,
+        "--rate and --keystrokes must be above 0"
+    );
     eprintln!("[proxy_cost] CPU per keystroke...");
     let cpu_rows = cpu(&args).await?;
     eprintln!("[proxy_cost] memory...");
@@ -214,10 +225,20 @@ async fn main() -> anyhow::Result<()> {
     );
     table(
         args.markdown,
-        &["process", "CPU ms typing", "CPU ms idle", "µs / keystroke", "µs / keystroke less idle", "% of a core"],
+        &[
+            "process",
+            "CPU ms typing",
+            "CPU ms idle",
+            "µs / keystroke",
+            "µs / keystroke less idle",
+            "% of a core",
+        ],
         &cpu_rows,
     );
-    println!("\nResident memory of mesh-proxy lsp, files of {} bytes", args.file_bytes);
+    println!(
+        "\nResident memory of mesh-proxy lsp, files of {} bytes",
+        args.file_bytes
+    );
     table(args.markdown, &["proxy", "RSS MiB", "peak MiB"], &mem_rows);
     Ok(())
 }
