@@ -187,7 +187,7 @@ async fn memory(
             }
             // A round trip after the opens: the proxy has read them all.
             c.request("mesh/status", json!({})).await?;
-            format!("{files} files shared, {open} open")
+            format!("{files} file{} shared, {open} open", if files == 1 { "" } else { "s" })
         }
     };
     tokio::time::sleep(SETTLE).await;
