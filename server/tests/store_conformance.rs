@@ -284,6 +284,41 @@ async fn runs_are_listed_newest_first_up_to_the_limit(backend: Backend) {
     assert_eq!(store.list_runs(id, 2).await.unwrap().len(), 2);
 }
 
+/// Seats made through one link on two nodes at once each count, and a node's older copy of
+/// the link (a revocation written from it) does not take a use back.
+async fn a_link_counts_every_seat_made_through_it_whatever_node_wrote(backend: Backend) {
+    let store = backend.open().await;
+    let id = new_room(&*store, 1).await;
+    let mut l = link("l1");
+    l.uses = 0;
+    store
+        .write_access(id, vec![AccessChange::Link(l.clone())])
+        .await
+        .unwrap();
+    // Two nodes, each having seen 0 uses, each seat someone.
+    let (a, b) = (
+        store.write_access(id, vec![AccessChange::LinkUsed("l1".into())]),
+        store.write_access(id, vec![AccessChange::LinkUsed("l1".into())]),
+    );
+    let (a, b) = tokio::join!(a, b);
+    a.unwrap();
+    b.unwrap();
+    // One of them revokes the link from its copy, which says 1 use.
+    l.uses = 1;
+    l.revoked_at = Some(5);
+    store.write_access(id, vec![AccessChange::Link(l)]).await.unwrap();
+    // A use of a link the room no longer has changes nothing.
+    store
+        .write_access(id, vec![AccessChange::LinkUsed("gone".into())])
+        .await
+        .unwrap();
+    drop(store);
+    let store = backend.open().await;
+    let links = store.load_access(id).await.unwrap().links;
+    assert_eq!(links.len(), 1);
+    assert_eq!((links[0].uses, links[0].revoked_at), (2, Some(5)));
+}
+
 async fn access_records_round_trip_and_the_audit_trail_is_capped(backend: Backend) {
     let store = backend.open().await;
     let id = new_room(&*store, 1).await;
@@ -401,6 +436,7 @@ conformance!(
     rooms_are_listed_newest_first_and_deleted_with_everything,
     runs_are_listed_newest_first_up_to_the_limit,
     access_records_round_trip_and_the_audit_trail_is_capped,
+    a_link_counts_every_seat_made_through_it_whatever_node_wrote,
     users_are_kept_by_issuer_and_subject_and_sessions_until_they_expire,
     a_closed_store_refuses_later_calls,
 );

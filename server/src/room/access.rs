@@ -404,7 +404,7 @@ impl Access {
             l.uses += 1;
             l.clone()
         };
-        self.changes.push(AccessChange::Link(record.clone()));
+        self.changes.push(AccessChange::LinkUsed(record.id.clone()));
         if self.seats.len() >= MAX_SEATS_KEPT {
             let oldest = self
                 .seats

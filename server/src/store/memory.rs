@@ -124,9 +124,17 @@ impl Store for MemoryStore {
             let access = &mut rooms.entry(id).or_default().access;
             for change in changes {
                 match change {
-                    AccessChange::Link(link) => {
+                    AccessChange::Link(mut link) => {
+                        if let Some(old) = access.links.iter().find(|l| l.id == link.id) {
+                            link.uses = link.uses.max(old.uses);
+                        }
                         access.links.retain(|l| l.id != link.id);
                         access.links.push(link);
+                    }
+                    AccessChange::LinkUsed(id) => {
+                        if let Some(l) = access.links.iter_mut().find(|l| l.id == id) {
+                            l.uses += 1;
+                        }
                     }
                     AccessChange::Seat(seat) => {
                         access.seats.retain(|s| s.id != seat.id);

@@ -147,8 +147,12 @@ pub struct AccessState {
 /// One change to a room's access records, written by [`Store::write_access`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AccessChange {
-    /// Creates or replaces a link.
+    /// Creates or replaces a link. Its use count never goes down: a writer's copy may be
+    /// older than the store's (another node counted a use meanwhile).
     Link(LinkRecord),
+    /// Counts one more seat made through the link with this id: an increment in the store,
+    /// so seats made through several nodes at once all count.
+    LinkUsed(String),
     /// Creates or replaces a seat.
     Seat(SeatRecord),
     /// Forgets a seat (its token is refused from then on).

@@ -923,9 +923,14 @@ fn write_access(tx: &rusqlite::Transaction<'_>, id: RoomId, changes: Vec<AccessC
         match change {
             AccessChange::Link(l) => {
                 tx.prepare_cached(
-                    "INSERT OR REPLACE INTO room_links
+                    "INSERT INTO room_links
                      (room_id, id, role, created_at, expires_at, max_uses, uses, revoked_at, created_by, for_user)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                     ON CONFLICT (room_id, id) DO UPDATE SET role = excluded.role,
+                       created_at = excluded.created_at, expires_at = excluded.expires_at,
+                       max_uses = excluded.max_uses, uses = MAX(room_links.uses, excluded.uses),
+                       revoked_at = excluded.revoked_at, created_by = excluded.created_by,
+                       for_user = excluded.for_user",
                 )?
                 .execute(params![
                     key,
@@ -939,6 +944,10 @@ fn write_access(tx: &rusqlite::Transaction<'_>, id: RoomId, changes: Vec<AccessC
                     l.created_by,
                     l.for_user
                 ])?;
+            }
+            AccessChange::LinkUsed(link) => {
+                tx.prepare_cached("UPDATE room_links SET uses = uses + 1 WHERE room_id = ?1 AND id = ?2")?
+                    .execute(params![key, link])?;
             }
             AccessChange::Seat(s) => {
                 tx.prepare_cached(

@@ -128,7 +128,8 @@ impl PostgresStore {
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                          ON CONFLICT (room_id, id) DO UPDATE SET role = excluded.role,
                            created_at = excluded.created_at, expires_at = excluded.expires_at,
-                           max_uses = excluded.max_uses, uses = excluded.uses, revoked_at = excluded.revoked_at,
+                           max_uses = excluded.max_uses, uses = GREATEST(room_links.uses, excluded.uses),
+                           revoked_at = excluded.revoked_at,
                            created_by = excluded.created_by, for_user = excluded.for_user",
                         &[
                             &key,
@@ -142,6 +143,13 @@ impl PostgresStore {
                             &l.created_by,
                             &l.for_user,
                         ],
+                    )
+                    .await
+                }
+                AccessChange::LinkUsed(link) => {
+                    tx.execute(
+                        "UPDATE room_links SET uses = uses + 1 WHERE room_id = $1 AND id = $2",
+                        &[&key, &link],
                     )
                     .await
                 }
