@@ -602,7 +602,8 @@ impl Actor {
             && fx.run_inputs.is_empty()
             && fx.run_stops.is_empty()
             && fx.debug.is_empty()
-            && !self.core.has_access_changes();
+            && !self.core.has_access_changes()
+            && !self.crosses_nodes(&fx.send);
         if !fx.persist.is_empty() {
             let n = fx.persist.len() as u64;
             let bytes: usize = fx.persist.iter().map(Vec::len).sum();

@@ -227,6 +227,17 @@ impl Actor {
         }
     }
 
+    /// Whether any of a turn's frames would go to other nodes: such a turn sends only after
+    /// its updates are durable (the store's early relay plans, and so publishes, before).
+    pub(super) fn crosses_nodes(&self, send: &[(Target, bytes::Bytes)]) -> bool {
+        self.bus.is_some()
+            && send.iter().any(|(target, _)| match target {
+                Target::Room | Target::RoomBut(_) => true,
+                Target::One(conn) => self.across.stand_ins.contains_key(conn),
+                _ => false,
+            })
+    }
+
     /// Publishes what the turn sends beyond this node (relays, replies to stand-ins) and
     /// returns the targets as they apply to this node's own connections.
     pub(super) fn send_across(&self, target: Target, frame: &[u8]) -> Option<Target> {
