@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::task::TaskTracker;
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 
@@ -24,6 +24,12 @@ const MAX_REST_BODY: usize = 128 * 1024;
 
 /// How long shutdown waits for sockets to finish closing.
 const SOCKET_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Connections the kernel holds for the accept loop. Many people opening one link at the
+/// same moment (a class, a meeting) arrive faster than one accept loop turn; a connection
+/// the backlog has no room for is dropped and its client retries its SYN only after a
+/// second. The kernel caps this at `net.core.somaxconn` (4096 on current Linux).
+const LISTEN_BACKLOG: u32 = 4096;
 
 /// Name of the database file inside the data directory.
 pub const DB_FILE: &str = "mesh.db";
@@ -213,9 +219,7 @@ impl Server {
         let tls = settings.tls.as_ref().map(crate::tls::acceptor).transpose()?;
         let (store, secret) = open_store(&settings).await?;
         let room_count = store.list_rooms().await?.len() as u64;
-        let listener = TcpListener::bind(settings.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+        let listener = listen(settings.listen).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let bound = listener.local_addr()?;
         let images = match settings.run_images {
             crate::config::RunImages::Public => mesh_runner::ImageSource::Public,
@@ -361,4 +365,13 @@ impl Server {
         }
         Ok(())
     }
+}
+
+/// Listens on `addr` with a backlog of [`LISTEN_BACKLOG`] (tokio's `bind` asks for 128).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    // As `TcpListener::bind` does: a restarted server takes its port back at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
