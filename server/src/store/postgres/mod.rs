@@ -346,8 +346,13 @@ impl Store for PostgresStore {
     fn get_room(&self, id: RoomId) -> BoxFuture<'_, StoreResult<Option<RoomRecord>>> {
         Box::pin(async move {
             let client = self.client().await?;
+            // Every socket's upgrade asks: prepared once per pooled connection.
+            let stmt = client
+                .prepare_cached("SELECT name, created_at FROM rooms WHERE id = $1")
+                .await
+                .map_err(|e| self.err(e))?;
             let row = client
-                .query_opt("SELECT name, created_at FROM rooms WHERE id = $1", &[&id.to_string()])
+                .query_opt(&stmt, &[&id.to_string()])
                 .await
                 .map_err(|e| self.err(e))?;
             Ok(row.map(|r| RoomRecord {
