@@ -187,7 +187,11 @@ pub fn router(state: AppState) -> Router {
 async fn open_store(settings: &Settings) -> anyhow::Result<(Arc<dyn Store>, Vec<u8>)> {
     match &settings.store {
         crate::config::StoreLocation::Sqlite => {
-            let sqlite = SqliteStore::open(&settings.data_dir.join(DB_FILE), settings.durability)?;
+            let sqlite = SqliteStore::open_with(
+                &settings.data_dir.join(DB_FILE),
+                settings.durability,
+                settings.commit_interval,
+            )?;
             let secret = sqlite.secret().await?;
             Ok((Arc::new(sqlite), secret))
         }
@@ -219,7 +223,8 @@ impl Server {
         let tls = settings.tls.as_ref().map(crate::tls::acceptor).transpose()?;
         let (store, secret) = open_store(&settings).await?;
         let room_count = store.list_rooms().await?.len() as u64;
-        let listener = listen(settings.listen).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+        let listener =
+            listen(settings.listen).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
         let bound = listener.local_addr()?;
         let images = match settings.run_images {
             crate::config::RunImages::Public => mesh_runner::ImageSource::Public,
@@ -369,7 +374,11 @@ impl Server {
 
 /// Listens on `addr` with a backlog of [`LISTEN_BACKLOG`] (tokio's `bind` asks for 128).
 fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     // As `TcpListener::bind` does: a restarted server takes its port back at once.
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;

@@ -60,6 +60,12 @@ pub struct Args {
     /// What a committed update survives [default: process].
     #[arg(long, env = "MESH_DURABILITY", value_enum)]
     pub durability: Option<Durability>,
+    /// Milliseconds: under load, the SQLite store commits at most once per this interval and
+    /// the appends arriving meanwhile share the commit (an update is still stored before
+    /// anyone sees it); an idle store commits at once; 0 commits as soon as it can
+    /// [default: 10].
+    #[arg(long, env = "MESH_COMMIT_INTERVAL_MS")]
+    pub commit_interval_ms: Option<u64>,
     /// How long issued tokens stay valid, in hours [default: 168].
     #[arg(long, env = "MESH_TOKEN_TTL_HOURS")]
     pub token_ttl_hours: Option<u64>,
@@ -118,7 +124,7 @@ pub struct Args {
     pub max_connections: Option<usize>,
     /// Milliseconds: a connection written less than this long ago gets what the room sends
     /// meanwhile in one write, at most this much later; 0 writes every turn at once
-    /// [default: 10].
+    /// [default: 20].
     #[arg(long, env = "MESH_WRITE_SPACING_MS")]
     pub write_spacing_ms: Option<u64>,
     /// Open connections per client address [default: 2000].
@@ -241,6 +247,7 @@ struct FileConfig {
     bus: Option<String>,
     public_url: Option<String>,
     durability: Option<Durability>,
+    commit_interval_ms: Option<u64>,
     token_ttl_hours: Option<u64>,
     admin_token: Option<String>,
     log_format: Option<LogFormat>,
@@ -305,6 +312,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Store durability.
     pub durability: Durability,
+    /// Under load, at most one SQLite commit per this interval.
+    pub commit_interval: Duration,
     /// Token lifetime.
     pub token_ttl: Duration,
     /// Admin token for listing rooms.
@@ -432,10 +441,26 @@ impl std::fmt::Debug for EdgeSettings {
 }
 
 /// Default pacing of busy connections' writes (see `ws::outbox::Pacer`): one write per
-/// connection per frame of a 100 Hz display at most, far below what a person notices.
-const DEFAULT_WRITE_SPACING_MS: u64 = 10;
+/// connection per frame of a 50 Hz display at most, below what a person notices in someone
+/// else's typing. People typing at their own pace are not held back (their keystrokes are
+/// further apart); the spacing binds when a room is busy, where it halves the writes.
+const DEFAULT_WRITE_SPACING_MS: u64 = 20;
 /// The longest pacing accepted: beyond it remote edits would visibly lag.
 const MAX_WRITE_SPACING_MS: u64 = 100;
+
+/// Default interval between two SQLite commits under load (see `store::sqlite`).
+const DEFAULT_COMMIT_INTERVAL_MS: u64 = 10;
+/// The longest commit interval accepted: every update waits up to this long to be stored.
+const MAX_COMMIT_INTERVAL_MS: u64 = 100;
+
+fn commit_interval(ms: Option<u64>) -> anyhow::Result<Duration> {
+    let ms = ms.unwrap_or(DEFAULT_COMMIT_INTERVAL_MS);
+    anyhow::ensure!(
+        ms <= MAX_COMMIT_INTERVAL_MS,
+        "commit_interval_ms is {ms}; at most {MAX_COMMIT_INTERVAL_MS} (0 commits as soon as it can)"
+    );
+    Ok(Duration::from_millis(ms))
+}
 
 fn write_spacing(ms: Option<u64>) -> anyhow::Result<Duration> {
     let ms = ms.unwrap_or(DEFAULT_WRITE_SPACING_MS);
@@ -561,6 +586,7 @@ impl std::fmt::Debug for Settings {
             .field("bus", &self.bus)
             .field("public_url", &self.public_url)
             .field("durability", &self.durability)
+            .field("commit_interval", &self.commit_interval)
             .field("token_ttl", &self.token_ttl)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
             .field("edge", &self.edge)
@@ -689,6 +715,7 @@ impl Settings {
                 .or(file.public_url)
                 .map(|u| u.trim_end_matches('/').to_string()),
             durability: args.durability.or(file.durability).unwrap_or(Durability::Process),
+            commit_interval: commit_interval(args.commit_interval_ms.or(file.commit_interval_ms))?,
             token_ttl: Duration::from_secs(
                 3600 * args
                     .token_ttl_hours

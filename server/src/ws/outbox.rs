@@ -172,10 +172,10 @@ impl Outbox {
         if (was_empty || reply) && matches!(st.sink, Some(Sink::Tcp(_))) {
             let now = Instant::now();
             if let Some(pacer) = &self.pacer {
-                if !reply && st.next_write.is_some_and(|at| now < at) && !st.closing {
+                if let Some(at) = st.next_write.filter(|at| !reply && now < *at && !st.closing) {
                     st.paced = true;
                     drop(st);
-                    pacer.defer(self.clone());
+                    pacer.defer(self.clone(), at);
                     return;
                 }
                 st.next_write = Some(now + pacer.spacing);
@@ -300,8 +300,16 @@ impl Outbox {
 /// `spacing` (decision 016).
 pub struct Pacer {
     spacing: Duration,
-    due: Mutex<Vec<Arc<Outbox>>>,
+    due: Mutex<Due>,
     wake: tokio::sync::Notify,
+}
+
+/// The connections held back for the next round, and when it is.
+#[derive(Default)]
+struct Due {
+    held: Vec<Arc<Outbox>>,
+    /// The earliest moment one of them may be written again.
+    at: Option<Instant>,
 }
 
 impl Pacer {
@@ -310,30 +318,42 @@ impl Pacer {
         (!spacing.is_zero()).then(|| {
             Arc::new(Pacer {
                 spacing,
-                due: Mutex::new(Vec::new()),
+                due: Mutex::new(Due::default()),
                 wake: tokio::sync::Notify::new(),
             })
         })
     }
 
-    fn defer(&self, outbox: Arc<Outbox>) {
+    /// Holds `outbox` back until the round at `at` (when it may be written again) or before.
+    fn defer(&self, outbox: Arc<Outbox>, at: Instant) {
         let mut due = self.due.lock().unwrap_or_else(|e| e.into_inner());
-        let first = due.is_empty();
-        due.push(outbox);
+        let first = due.held.is_empty();
+        due.held.push(outbox);
+        due.at = Some(due.at.map_or(at, |t| t.min(at)));
         drop(due);
         if first {
             self.wake.notify_one();
         }
     }
 
-    /// Runs the rounds, for the server's life: a round `spacing` after the first connection
-    /// was held back writes every connection held back until then.
+    /// Runs the rounds, for the server's life: a round comes when the first connection held
+    /// back may be written again (at most `spacing` after it was last written, so a frame
+    /// waits half the spacing on average) and writes every connection held back until then.
+    /// The connections of one room are written in the same rounds, so they come due
+    /// together.
     pub async fn run(self: Arc<Self>) {
         let mut batch = Vec::new();
         loop {
             self.wake.notified().await;
-            tokio::time::sleep(self.spacing).await;
-            std::mem::swap(&mut batch, &mut *self.due.lock().unwrap_or_else(|e| e.into_inner()));
+            let at = self.due.lock().unwrap_or_else(|e| e.into_inner()).at;
+            if let Some(at) = at {
+                tokio::time::sleep_until(at.into()).await;
+            }
+            {
+                let mut due = self.due.lock().unwrap_or_else(|e| e.into_inner());
+                std::mem::swap(&mut batch, &mut due.held);
+                due.at = None;
+            }
             for outbox in batch.drain(..) {
                 outbox.flush_paced();
             }

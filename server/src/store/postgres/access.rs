@@ -181,15 +181,29 @@ impl PostgresStore {
                     let revoked = l.revoked_at.map(i64_of);
                     t.execute(
                         &stmt,
-                        &[&key, &l.id, &role, &created, &expires, &max_uses, &uses, &revoked, &l.created_by, &l.for_user],
+                        &[
+                            &key,
+                            &l.id,
+                            &role,
+                            &created,
+                            &expires,
+                            &max_uses,
+                            &uses,
+                            &revoked,
+                            &l.created_by,
+                            &l.for_user,
+                        ],
                     )
                     .await
                 }),
                 AccessChange::LinkUsed(link) => Box::pin(async move { t.execute(&stmt, &[&key, &link]).await }),
                 AccessChange::Seat(s) => Box::pin(async move {
                     let (role, created) = (enum_text(&s.role), i64_of(s.created_at));
-                    t.execute(&stmt, &[&key, &s.id, &s.name, &role, &s.link, &created, &s.kicked, &s.user])
-                        .await
+                    t.execute(
+                        &stmt,
+                        &[&key, &s.id, &s.name, &role, &s.link, &created, &s.kicked, &s.user],
+                    )
+                    .await
                 }),
                 AccessChange::DropSeat(seat) => Box::pin(async move { t.execute(&stmt, &[&key, &seat]).await }),
                 AccessChange::Approval(on) => Box::pin(async move { t.execute(&stmt, &[&key, &on]).await }),
@@ -209,9 +223,13 @@ impl PostgresStore {
             // The trail keeps its newest entries only.
             let trim = tx.prepare_cached(TRIM_AUDIT).await.map_err(|e| self.err(e))?;
             let oldest_dropped = next_seq - 1 - MAX_AUDIT_ENTRIES as i64;
-            writes.push(Box::pin(async move { t.execute(&trim, &[&key, &oldest_dropped]).await }));
+            writes.push(Box::pin(
+                async move { t.execute(&trim, &[&key, &oldest_dropped]).await },
+            ));
         }
-        futures_util::future::try_join_all(writes).await.map_err(|e| self.err(e))?;
+        futures_util::future::try_join_all(writes)
+            .await
+            .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))
     }
 }
