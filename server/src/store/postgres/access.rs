@@ -61,21 +61,37 @@ impl PostgresStore {
             .start()
             .await
             .map_err(|e| self.err(e))?;
-        let (approval, owner) = tx
-            .query_opt("SELECT approval, owner FROM rooms WHERE id = $1", &[&key])
-            .await
-            .map_err(|e| self.err(e))?
-            .map_or((false, None), |r| (r.get(0), r.get(1)));
-        let mut links = Vec::new();
-        for r in tx
-            .query(
-                "SELECT id, role, created_at, expires_at, max_uses, uses, revoked_at, created_by, for_user
-                 FROM room_links WHERE room_id = $1",
-                &[&key],
+        // The four reads go out together (tokio-postgres pipelines requests polled at once),
+        // as prepared statements: another node's change makes every node holding the room
+        // read its access again, in the room's turn, and a join storm makes many changes.
+        let (room, links, seats, audit) = {
+            let (room, links, seats, audit) = futures_util::try_join!(
+                tx.prepare_cached("SELECT approval, owner FROM rooms WHERE id = $1"),
+                tx.prepare_cached(
+                    "SELECT id, role, created_at, expires_at, max_uses, uses, revoked_at, created_by, for_user
+                     FROM room_links WHERE room_id = $1"
+                ),
+                tx.prepare_cached(
+                    "SELECT id, name, role, link, created_at, kicked, user_id FROM room_seats WHERE room_id = $1"
+                ),
+                tx.prepare_cached(
+                    "SELECT ts, kind, actor, subject, detail FROM room_audit WHERE room_id = $1 ORDER BY seq"
+                ),
             )
-            .await
+            .map_err(|e| self.err(e))?;
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&key];
+            futures_util::try_join!(
+                tx.query_opt(&room, &params),
+                tx.query(&links, &params),
+                tx.query(&seats, &params),
+                tx.query(&audit, &params),
+            )
             .map_err(|e| self.err(e))?
-        {
+        };
+        let (approval, owner) = room.map_or((false, None), |r| (r.get(0), r.get(1)));
+        let link_rows = links;
+        let mut links = Vec::with_capacity(link_rows.len());
+        for r in link_rows {
             links.push(LinkRecord {
                 id: r.get(0),
                 role: text_enum("role", r.get(1))?,
@@ -88,15 +104,9 @@ impl PostgresStore {
                 for_user: r.get(8),
             });
         }
-        let mut seats = Vec::new();
-        for r in tx
-            .query(
-                "SELECT id, name, role, link, created_at, kicked, user_id FROM room_seats WHERE room_id = $1",
-                &[&key],
-            )
-            .await
-            .map_err(|e| self.err(e))?
-        {
+        let seat_rows = seats;
+        let mut seats = Vec::with_capacity(seat_rows.len());
+        for r in seat_rows {
             seats.push(SeatRecord {
                 id: r.get(0),
                 name: r.get(1),
@@ -107,15 +117,9 @@ impl PostgresStore {
                 user: r.get(6),
             });
         }
-        let mut audit = Vec::new();
-        for r in tx
-            .query(
-                "SELECT ts, kind, actor, subject, detail FROM room_audit WHERE room_id = $1 ORDER BY seq",
-                &[&key],
-            )
-            .await
-            .map_err(|e| self.err(e))?
-        {
+        let audit_rows = audit;
+        let mut audit = Vec::with_capacity(audit_rows.len());
+        for r in audit_rows {
             audit.push(mesh_protocol::messages::AuditEntry {
                 ts: u64_of(r.get(0)),
                 kind: text_enum("audit kind", r.get(1))?,
