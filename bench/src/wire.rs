@@ -118,6 +118,25 @@ impl Framing {
         frame
     }
 
+    /// The length of the update in a SyncStep2 at the head of a frame (`head`: its first
+    /// bytes), or `None` when the frame does not begin with one.
+    pub fn step2_len(&self, head: &[u8]) -> Option<usize> {
+        let mut rest = head;
+        let hocuspocus = match self {
+            Framing::Plain => false,
+            Framing::DocPrefixed(_) => {
+                read_buf(&mut rest)?;
+                true
+            }
+        };
+        let tag = read_var(&mut rest)?;
+        let sync = tag == TAG_SYNC || (hocuspocus && tag == TAG_HOCUSPOCUS_SYNC_REPLY);
+        if !sync || read_var(&mut rest)? != SYNC_STEP2 {
+            return None;
+        }
+        usize::try_from(read_var(&mut rest)?).ok()
+    }
+
     /// Calls `on_message` for each sync message in `frame`, in order. Awareness and other
     /// messages are skipped; parsing stops at the first message it cannot delimit (an unknown
     /// tag in Hocuspocus framing, or a malformed message).
