@@ -310,23 +310,8 @@ async fn read_frame_header(tcp: &mut TcpStream) -> anyhow::Result<(u8, usize)> {
 
 /// Writes `payload` as one masked binary frame (a client's frames are masked).
 async fn write_frame(tcp: &mut TcpStream, payload: &[u8]) -> anyhow::Result<()> {
-    let mask: [u8; 4] = rand::random();
-    let mut frame = Vec::with_capacity(payload.len() + 14);
-    frame.push(0x80 | 0x2);
-    match payload.len() {
-        n if n < 126 => frame.push(0x80 | n as u8),
-        n if n <= usize::from(u16::MAX) => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    tcp.write_all(&frame).await?;
+    tcp.write_all(&mesh_testkit::wsframe::client_frame(true, 0x2, payload, rand::random()))
+        .await?;
     Ok(())
 }
 

@@ -679,22 +679,7 @@ fn dap() -> Vec<Seed> {
 /// in fragments with a ping between them, a pong and a close; and a frame over the limit.
 fn websocket() -> Vec<Seed> {
     fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mask = [0x37u8, 0xFA, 0x21, 0x3D];
-        let mut out = vec![if fin { 0x80 } else { 0 } | opcode];
-        match payload.len() {
-            n @ 0..=125 => out.push(0x80 | n as u8),
-            n @ 126..=65535 => {
-                out.push(0x80 | 126);
-                out.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                out.push(0x80 | 127);
-                out.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
-        out
+        mesh_testkit::wsframe::client_frame(fin, opcode, payload, [0x37, 0xFA, 0x21, 0x3D])
     }
     // The room frames of a person joining and typing (each record is a role byte, then the
     // frame the socket carries).

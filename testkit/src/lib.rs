@@ -16,6 +16,7 @@ pub mod redis;
 pub mod server;
 pub mod soak;
 pub mod tls;
+pub mod wsframe;
 
 pub use client::{ConnectOptions, Welcome, YClient};
 pub use lsp::LspClient;

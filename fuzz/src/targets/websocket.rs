@@ -103,21 +103,7 @@ fn round_trip(m: &Message, limit: usize) {
         // Only a text message's size is kept.
         Message::Text(n) => (0x1, vec![b'x'; *n]),
     };
-    let mut frame = vec![0x80 | opcode];
-    let mask = [0xA5, 0x5A, 0x3C, 0xC3];
-    match payload.len() {
-        n @ 0..=125 => frame.push(0x80 | n as u8),
-        n @ 126..=65535 => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i & 3]));
+    let frame = mesh_testkit::wsframe::client_frame(true, opcode, &payload, [0xA5, 0x5A, 0x3C, 0xC3]);
     let mut again = Decoder::new(limit);
     again.push(&frame);
     assert_eq!(

@@ -39,6 +39,9 @@ pub enum TrySendError {
     Closed,
 }
 
+/// Queue slots a drained connection keeps; a larger queue buffer is freed once empty.
+const KEPT_QUEUE_CAPACITY: usize = 8;
+
 /// The most slices one vectored write carries (Linux takes up to 1024; a connection's
 /// backlog is written in a few calls at most).
 const MAX_SLICES: usize = 64;
@@ -406,6 +409,11 @@ fn advance(st: &mut State, mut n: usize) {
             st.frames -= 1;
         }
         st.queue.pop_front();
+    }
+    // A drained queue gives back a large buffer: a burst (a join storm's announcements, held
+    // for the pacer) grew it, and an idle connection would keep it for its life.
+    if st.queue.is_empty() && st.queue.capacity() > KEPT_QUEUE_CAPACITY {
+        st.queue = VecDeque::new();
     }
 }
 
