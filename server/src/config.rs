@@ -454,20 +454,30 @@ const DEFAULT_COMMIT_INTERVAL_MS: u64 = 10;
 const MAX_COMMIT_INTERVAL_MS: u64 = 100;
 
 fn commit_interval(ms: Option<u64>) -> anyhow::Result<Duration> {
-    let ms = ms.unwrap_or(DEFAULT_COMMIT_INTERVAL_MS);
-    anyhow::ensure!(
-        ms <= MAX_COMMIT_INTERVAL_MS,
-        "commit_interval_ms is {ms}; at most {MAX_COMMIT_INTERVAL_MS} (0 commits as soon as it can)"
-    );
-    Ok(Duration::from_millis(ms))
+    bounded_ms(
+        "commit_interval_ms",
+        ms,
+        DEFAULT_COMMIT_INTERVAL_MS,
+        MAX_COMMIT_INTERVAL_MS,
+        "commits as soon as it can",
+    )
 }
 
 fn write_spacing(ms: Option<u64>) -> anyhow::Result<Duration> {
-    let ms = ms.unwrap_or(DEFAULT_WRITE_SPACING_MS);
-    anyhow::ensure!(
-        ms <= MAX_WRITE_SPACING_MS,
-        "write_spacing_ms is {ms}; at most {MAX_WRITE_SPACING_MS} (0 turns pacing off)"
-    );
+    bounded_ms(
+        "write_spacing_ms",
+        ms,
+        DEFAULT_WRITE_SPACING_MS,
+        MAX_WRITE_SPACING_MS,
+        "turns pacing off",
+    )
+}
+
+/// A milliseconds setting `name`: `ms` or `default`, refused above `max`; `zero` says what 0
+/// does, for the error.
+fn bounded_ms(name: &str, ms: Option<u64>, default: u64, max: u64, zero: &str) -> anyhow::Result<Duration> {
+    let ms = ms.unwrap_or(default);
+    anyhow::ensure!(ms <= max, "{name} is {ms}; at most {max} (0 {zero})");
     Ok(Duration::from_millis(ms))
 }
 

@@ -369,14 +369,7 @@ impl LspClient {
 
     /// Notifications received, oldest first.
     pub fn notifications(&self, method: &str) -> Vec<Value> {
-        self.state
-            .lock()
-            .unwrap()
-            .notifications
-            .iter()
-            .filter(|(m, _, _)| m == method)
-            .map(|(_, p, _)| p.clone())
-            .collect()
+        self.notifications_at(method).into_iter().map(|(_, p)| p).collect()
     }
 
     /// The notifications of one method with the moment each arrived (for benchmarks that
