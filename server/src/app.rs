@@ -65,6 +65,8 @@ pub struct AppState {
     pub sockets: TaskTracker,
     /// Paces writes to busy connections (none when `--write-spacing-ms` is 0).
     pub pacer: Option<Arc<crate::ws::outbox::Pacer>>,
+    /// Pings silent room sockets and closes dead ones.
+    pub liveness: Arc<crate::ws::liveness::Liveness>,
     /// The run service.
     pub runs: Arc<crate::runs::RunService>,
     /// Sign-in with the OpenID Connect provider, when accounts are on.
@@ -311,12 +313,14 @@ impl Server {
             next_conn: Arc::new(AtomicU64::new(first_conn)),
             sockets: TaskTracker::new(),
             pacer: crate::ws::outbox::Pacer::new(settings_write_spacing),
+            liveness: crate::ws::liveness::Liveness::new(),
             accounts,
             drain: Arc::new(crate::drain::Drain::new()),
         };
         if let Some(pacer) = &state.pacer {
             tokio::spawn(pacer.clone().run());
         }
+        tokio::spawn(state.liveness.clone().run());
         Ok(Server { listener, tls, state })
     }
 

@@ -11,6 +11,7 @@
 //! (decision 016).
 
 pub mod codec;
+pub mod liveness;
 pub mod outbox;
 mod socket;
 
@@ -26,7 +27,7 @@ use mesh_protocol::codec::{decode_frame, Frame};
 use mesh_protocol::{ClientMessage, ErrorCode, Request, RoomId, MAX_FRAME_BYTES};
 use serde::Deserialize;
 
-use self::codec::{Message, PING};
+use self::codec::Message;
 
 pub use self::outbox::{channel, Outbound, OutboundRx, OutboundTx, TrySendError};
 use self::socket::{Conn, Next};
@@ -52,13 +53,6 @@ pub fn first_conn_id(node: Option<crate::bus::NodeId>) -> u64 {
 /// Outgoing frames queued per connection before the client counts as too slow and is
 /// dropped (it resyncs when it reconnects).
 const OUTBOUND_CAPACITY: usize = 4096;
-
-/// After this long without a frame from the client the server pings it, so dead peers and
-/// NATs are noticed.
-const PING_INTERVAL: Duration = Duration::from_secs(20);
-
-/// A connection that sends nothing (not even a pong) for this long is closed.
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Undecodable frames tolerated per connection before it is closed: a buggy client gets a
 /// few clear errors, a hostile one does not get to loop forever.
@@ -166,6 +160,7 @@ impl Handshake {
             let (socket, early) = crate::edge::raw_socket(upgraded);
             let pacer = start.app.pacer.clone();
             let mut conn = Conn::new(socket, early, MAX_FRAME_BYTES, OUTBOUND_CAPACITY, pacer);
+            start.app.liveness.watch(conn.outbox());
             serve(&mut conn, start).await;
         };
         sockets.spawn(task);
@@ -271,7 +266,7 @@ async fn serve(conn: &mut Conn, start: Box<Start>) {
     metrics::gauge!("mesh_ws_connections").increment(1);
     tracing::debug!(%room, conn = id, "joined");
     read_loop(conn, &handle, id).await;
-    let _ = handle.send(Command::Leave { conn: id }).await;
+    let _ = Box::pin(handle.send(Command::Leave { conn: id })).await;
     metrics::gauge!("mesh_ws_connections").decrement(1);
     tracing::debug!(%room, conn = id, "left");
 }
@@ -339,6 +334,8 @@ enum Finish {
     Hold,
     /// Write the close frame (it answers the peer's).
     Answer,
+    /// The close frame is out already: read until the peer answers it.
+    Answered,
 }
 
 /// Ends a connection whose close frame is queued (a rare path: boxed by its callers).
@@ -355,6 +352,7 @@ async fn finish(conn: &mut Conn, how: Finish) {
         Finish::Answer => {
             let _ = tokio::time::timeout(CLOSE_GRACE, conn.flush_close()).await;
         }
+        Finish::Answered => drain_until_close(conn).await,
     }
 }
 
@@ -393,29 +391,24 @@ async fn first_auth(
     }
 }
 
+/// A connection's read loop: each message the client sends goes to the room, within the
+/// connection's budgets. What the loop keeps between messages is small (decision 016): the
+/// work on a message is done by [`on_message`], and the rare waits are boxed.
 async fn read_loop(conn: &mut Conn, handle: &RoomHandle, id: u64) {
-    let mut bad = 0u32;
-    let mut frames_budget = Budget::new(FRAME_RATE, FRAME_BURST);
-    let mut bytes_budget = Budget::new(BYTE_RATE, BYTE_BURST);
-    let mut heard = tokio::time::Instant::now();
+    let mut reader = Reader {
+        bad: 0,
+        frames: Budget::new(FRAME_RATE, FRAME_BURST),
+        bytes: Budget::new(BYTE_RATE, BYTE_BURST),
+    };
     loop {
-        let next = match tokio::time::timeout(PING_INTERVAL, conn.next()).await {
-            Err(_) if heard.elapsed() >= READ_TIMEOUT => {
-                conn.outbox().close(1001, "idle timeout");
-                return Box::pin(finish(conn, Finish::Answer)).await;
-            }
-            Err(_) => {
-                conn.outbox().send_control(PING, bytes::Bytes::new());
-                continue;
-            }
-            Ok(next) => next,
-        };
-        heard = tokio::time::Instant::now();
+        // No timer here: the liveness sweep pings a silent client and closes a dead one.
+        let next = conn.next().await;
+        conn.outbox().heard().mark();
         let msg = match next {
             Next::Message(m) => m,
             Next::End => return,
             // The room closed the connection: give the peer a moment to answer, then hang up.
-            Next::CloseSent => return Box::pin(drain_until_close(conn)).await,
+            Next::CloseSent => return Box::pin(finish(conn, Finish::Answered)).await,
             Next::Invalid(e) => {
                 // Oversized frames and protocol violations end here; tell the peer.
                 metrics::counter!("mesh_rejected_frames_total", "reason" => "transport").increment(1);
@@ -428,20 +421,60 @@ async fn read_loop(conn: &mut Conn, handle: &RoomHandle, id: u64) {
                 return Box::pin(finish(conn, Finish::Hold)).await;
             }
         };
-        let size = match &msg {
+        // Over its budget a connection waits before the room hears it (TCP pushes back).
+        if let Some(wait) = reader.charge(&msg) {
+            metrics::counter!("mesh_rate_limited_frames_total").increment(1);
+            Box::pin(tokio::time::sleep(wait)).await;
+        }
+        match reader.on_message(conn, handle, id, msg) {
+            Step::Next => {}
+            Step::End(how) => return Box::pin(finish(conn, how)).await,
+            // The room's inbox is full: wait for it (rare, so boxed).
+            Step::Wait(cmd) => {
+                if Box::pin(handle.send(*cmd)).await.is_err() {
+                    conn.outbox()
+                        .close(ErrorCode::Unavailable.close_code(), "the room closed; reconnect");
+                    return Box::pin(finish(conn, Finish::Answer)).await;
+                }
+            }
+        }
+    }
+}
+
+/// What a connection's read loop keeps between messages.
+struct Reader {
+    /// Undecodable frames so far.
+    bad: u32,
+    frames: Budget,
+    bytes: Budget,
+}
+
+/// What the read loop does after a message.
+enum Step {
+    /// Reads the next one.
+    Next,
+    /// Ends the connection (its close frame is queued).
+    End(Finish),
+    /// Waits until the room can take this command.
+    Wait(Box<Command>),
+}
+
+impl Reader {
+    /// Charges a message to the budgets; how long to wait before the room hears it.
+    fn charge(&mut self, msg: &Message) -> Option<Duration> {
+        let size = match msg {
             Message::Binary(b) => b.len(),
             Message::Text(n) => *n,
             _ => 0,
         };
-        // Over its budget a connection waits before the room hears it (TCP pushes back).
-        let wait = match (frames_budget.charge(1.0), bytes_budget.charge(size as f64)) {
+        match (self.frames.charge(1.0), self.bytes.charge(size as f64)) {
             (None, None) => None,
             (a, b) => a.max(b),
-        };
-        if let Some(wait) = wait {
-            metrics::counter!("mesh_rate_limited_frames_total").increment(1);
-            Box::pin(tokio::time::sleep(wait)).await;
         }
+    }
+
+    /// Decodes a message and hands it to the room, or says why the connection ends.
+    fn on_message(&mut self, conn: &mut Conn, handle: &RoomHandle, id: u64, msg: Message) -> Step {
         let frames = match msg {
             Message::Binary(bytes) => decode_frame::<Request>(&bytes),
             Message::Text(_) => Err(mesh_protocol::FrameError::Malformed(
@@ -451,20 +484,20 @@ async fn read_loop(conn: &mut Conn, handle: &RoomHandle, id: u64) {
                 // The client closes: answer with its code, as the protocol asks.
                 let code = if code == 1005 { 1000 } else { code };
                 conn.outbox().close(code, "");
-                return Box::pin(finish(conn, Finish::Answer)).await;
+                return Step::End(Finish::Answer);
             }
-            Message::Ping(_) | Message::Pong => continue,
+            Message::Ping(_) | Message::Pong => return Step::Next,
         };
         let cmd = match frames {
             Ok(frames) => Command::Frames { conn: id, frames },
             Err(e) => {
-                bad += 1;
+                self.bad += 1;
                 metrics::counter!("mesh_rejected_frames_total", "reason" => "decode").increment(1);
                 tracing::info!(conn = id, error = %e, "refused a frame");
-                if bad > MAX_BAD_FRAMES {
+                if self.bad > MAX_BAD_FRAMES {
                     conn.outbox()
                         .close(e.code().close_code(), &format!("too many invalid frames; last: {e}"));
-                    return Box::pin(finish(conn, Finish::Drain)).await;
+                    return Step::End(Finish::Drain);
                 }
                 Command::Refuse {
                     conn: id,
@@ -473,16 +506,14 @@ async fn read_loop(conn: &mut Conn, handle: &RoomHandle, id: u64) {
                 }
             }
         };
-        // The common case sends without a future of a command's size in this loop's state.
-        let sent = match handle.try_send(cmd) {
-            Ok(None) => true,
-            Ok(Some(cmd)) => Box::pin(handle.send(cmd)).await.is_ok(),
-            Err(_) => false,
-        };
-        if !sent {
-            conn.outbox()
-                .close(ErrorCode::Unavailable.close_code(), "the room closed; reconnect");
-            return Box::pin(finish(conn, Finish::Answer)).await;
+        match handle.try_send(cmd) {
+            Ok(None) => Step::Next,
+            Ok(Some(cmd)) => Step::Wait(Box::new(cmd)),
+            Err(_) => {
+                conn.outbox()
+                    .close(ErrorCode::Unavailable.close_code(), "the room closed; reconnect");
+                Step::End(Finish::Answer)
+            }
         }
     }
 }

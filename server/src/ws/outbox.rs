@@ -84,6 +84,8 @@ pub struct Outbox {
     wake: AtomicWaker,
     capacity: usize,
     pacer: Option<Arc<Pacer>>,
+    /// When the client was last heard from (see [`super::liveness`]).
+    heard: super::liveness::Heard,
 }
 
 impl Outbox {
@@ -104,7 +106,19 @@ impl Outbox {
             wake: AtomicWaker::new(),
             capacity,
             pacer,
+            heard: super::liveness::Heard::new(),
         })
+    }
+
+    /// When the client was last heard from and last pinged.
+    pub(crate) fn heard(&self) -> &super::liveness::Heard {
+        &self.heard
+    }
+
+    /// The opcodes of the frames queued, oldest first.
+    #[cfg(test)]
+    pub(crate) fn queued_opcodes(&self) -> Vec<u8> {
+        self.lock().queue.iter().map(|q| q.opcode).collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
