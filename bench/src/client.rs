@@ -12,6 +12,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::{interval_at, sleep_until, timeout, Instant, Interval, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::{connect_async_with_config, MaybeTlsStream, WebSocketStream};
 use yrs::updates::decoder::Decode;
@@ -20,6 +21,8 @@ use yrs::{Doc, ReadTxn, StateVector, Text, TextRef, Transact, Update};
 use crate::ledger::{Ledger, Phase, PHASES};
 use crate::wire::{Framing, Incoming};
 
+/// Bytes a client reads from its socket at a time.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
 /// Time allowed for one client's handshake and initial sync; generous because up to
 /// [`crate::run::CONNECT_CONCURRENCY`] clients connect at once on a busy machine.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(15);
@@ -197,8 +200,12 @@ impl Client {
     /// the start of the handshake to the first server message.
     async fn connect_and_sync(&mut self) -> anyhow::Result<(Socket, Duration)> {
         let start = Instant::now();
-        // Nagle off: a keystroke is a tiny frame that must leave at once.
-        let (mut socket, _) = connect_async_with_config(self.config.url.as_str(), None, true).await?;
+        // Nagle off: a keystroke is a tiny frame that must leave at once. tungstenite zeroes
+        // its whole read buffer before every read (128 KiB by default): with 1,500 sockets
+        // that was most of the bench's CPU and of the latency it measured. Frames here are
+        // small; a larger one grows the buffer as it arrives.
+        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
+        let (mut socket, _) = connect_async_with_config(self.config.url.as_str(), Some(config), true).await?;
         if let Some(hello) = self.config.framing.hello() {
             socket.feed(WsMessage::binary(hello)).await?;
         }

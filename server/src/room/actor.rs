@@ -23,11 +23,13 @@ use crate::auth::Pass;
 
 mod across;
 mod debugging;
+mod fanout;
 mod remote;
 mod running;
 use crate::store::sqlite::now_ms;
 use crate::store::Store;
 use debugging::{ActiveDebug, PendingDebug};
+use fanout::{queue_planned, Planned};
 use running::{ActiveRun, QueuedRun};
 
 /// Commands one turn may take; bounds the time between two sends of the room.
@@ -870,36 +872,6 @@ impl Actor {
             metrics::gauge!("mesh_participants").decrement(1);
         }
     }
-}
-
-/// A frame planned for a connection: who, its queue, the frame, and whether it answers that
-/// connection (see [`crate::ws::outbox::Outbox::send_frames`]).
-type Planned = (ConnId, OutboundTx, Bytes, bool);
-
-/// Queues planned frames on their connections, each connection's frames of the turn in one
-/// go (one write when its socket takes them); returns those whose queue was full (the client
-/// cannot keep up). Runs on the room's task or, after an append, the store's thread.
-fn queue_planned(mut plan: Vec<Planned>) -> Vec<ConnId> {
-    let mut full = Vec::new();
-    // A stable sort keeps each connection's frames in the turn's order.
-    plan.sort_by_key(|(id, _, _, _)| *id);
-    let mut frames: Vec<Bytes> = Vec::new();
-    let mut rest = plan.into_iter().peekable();
-    while let Some((id, tx, frame, mut reply)) = rest.next() {
-        frames.clear();
-        frames.push(frame);
-        while let Some((_, _, more, answers)) = rest.next_if(|(next, _, _, _)| *next == id) {
-            frames.push(more);
-            reply |= answers;
-        }
-        match tx.send_frames(&frames, reply) {
-            Ok(()) => {}
-            Err(crate::ws::TrySendError::Full) => full.push(id),
-            // The socket is closing; its reader will send `Leave`.
-            Err(crate::ws::TrySendError::Closed) => {}
-        }
-    }
-    full
 }
 
 fn merge(into: &mut Effects, from: Effects) {

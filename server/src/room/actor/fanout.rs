@@ -1,0 +1,129 @@
+//! Writing a turn's frames to its connections: each connection's frames in one go, and a
+//! turn for many connections shared by several threads.
+
+use bytes::Bytes;
+
+use super::super::core::ConnId;
+use crate::ws::OutboundTx;
+
+/// A frame planned for a connection: who, its queue, the frame, and whether it answers that
+/// connection (see [`crate::ws::outbox::Outbox::send_frames`]).
+pub(super) type Planned = (ConnId, OutboundTx, Bytes, bool);
+
+/// Connections a turn writes to before the writes are shared with other threads: below it
+/// one thread writes them all (a few milliseconds at most); above it, each thread takes at
+/// least this many.
+const PARALLEL_WRITES_FROM: usize = 256;
+
+/// The most threads one turn's writes are shared by.
+const MAX_WRITE_THREADS: usize = 8;
+
+/// Queues planned frames on their connections, each connection's frames of the turn in one
+/// go (one write when its socket takes them); returns those whose queue was full (the client
+/// cannot keep up). Runs on the room's task or, after an append, the store's thread. A
+/// turn for many connections (one person typing to a lecture hall) is written by several
+/// threads at once, one share of the connections each: a write to a socket is a syscall of
+/// several microseconds, and 1,500 of them in a row were most of the last observer's wait.
+pub(super) fn queue_planned(mut plan: Vec<Planned>) -> Vec<ConnId> {
+    // A stable sort keeps each connection's frames in the turn's order.
+    plan.sort_by_key(|(id, _, _, _)| *id);
+    let mut groups: Vec<&[Planned]> = plan.chunk_by(|a, b| a.0 == b.0).collect();
+    let threads = (groups.len() / PARALLEL_WRITES_FROM).min(write_threads());
+    if threads <= 1 {
+        return queue_groups(&groups);
+    }
+    let share = groups.len().div_ceil(threads);
+    let mut shares = Vec::with_capacity(threads);
+    while !groups.is_empty() {
+        let rest = groups.split_off(share.min(groups.len()));
+        shares.push(std::mem::replace(&mut groups, rest));
+    }
+    std::thread::scope(|scope| {
+        let mine = shares.remove(0);
+        let others: Vec<_> = shares.iter().map(|share| scope.spawn(|| queue_groups(share))).collect();
+        let mut full = queue_groups(&mine);
+        for other in others {
+            // A panic while writing is the writing thread's own; its connections resync.
+            full.extend(other.join().unwrap_or_default());
+        }
+        full
+    })
+}
+
+/// Threads one turn's writes may use: the machine's cores, at most [`MAX_WRITE_THREADS`].
+fn write_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(MAX_WRITE_THREADS)
+    })
+}
+
+/// Queues each connection's frames (a group of planned frames for one connection).
+fn queue_groups(groups: &[&[Planned]]) -> Vec<ConnId> {
+    let mut full = Vec::new();
+    let mut frames: Vec<Bytes> = Vec::new();
+    for group in groups {
+        let Some((id, tx, _, _)) = group.first() else { continue };
+        frames.clear();
+        frames.extend(group.iter().map(|(_, _, frame, _)| frame.clone()));
+        let reply = group.iter().any(|(_, _, _, reply)| *reply);
+        match tx.send_frames(&frames, reply) {
+            Ok(()) => {}
+            Err(crate::ws::TrySendError::Full) => full.push(*id),
+            // The socket is closing; its reader will send `Leave`.
+            Err(crate::ws::TrySendError::Closed) => {}
+        }
+    }
+    full
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::{Outbound, OutboundRx};
+
+    /// Takes what is queued for a connection without waiting.
+    async fn queued(rx: &mut OutboundRx) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        while let Ok(Some(Outbound::Frame(f))) =
+            tokio::time::timeout(std::time::Duration::from_millis(1), rx.recv()).await
+        {
+            got.push(f.to_vec());
+        }
+        got
+    }
+
+    #[tokio::test]
+    async fn a_turn_for_many_connections_reaches_each_in_order_and_reports_the_full_ones() {
+        // Enough connections for every thread the machine allows, two frames each, planned
+        // interleaved; every fifth connection's queue holds one frame only.
+        let n = PARALLEL_WRITES_FROM * (MAX_WRITE_THREADS + 1);
+        let mut rxs = Vec::new();
+        let mut plan: Vec<Planned> = Vec::new();
+        for id in 0..n as ConnId {
+            let capacity = if id % 5 == 0 { 1 } else { 8 };
+            let (tx, rx) = crate::ws::channel(capacity);
+            rxs.push(rx);
+            plan.push((id, tx, Bytes::from(format!("first {id}")), false));
+        }
+        for id in (0..n as ConnId).rev() {
+            let tx = plan[id as usize].1.clone();
+            plan.push((id, tx, Bytes::from(format!("second {id}")), id % 7 == 0));
+        }
+        let mut full = queue_planned(plan);
+        full.sort_unstable();
+        let expected: Vec<ConnId> = (0..n as ConnId).filter(|id| id % 5 == 0).collect();
+        assert_eq!(full, expected, "the connections whose queue could not take the turn");
+        for (id, rx) in rxs.iter_mut().enumerate() {
+            let got = queued(rx).await;
+            if id % 5 == 0 {
+                assert!(got.is_empty(), "a full queue takes none of the turn: {got:?}");
+            } else {
+                let want = vec![format!("first {id}").into_bytes(), format!("second {id}").into_bytes()];
+                assert_eq!(got, want, "connection {id}");
+            }
+        }
+    }
+}
