@@ -40,8 +40,19 @@ pub(super) fn queue_planned(mut plan: Vec<Planned>) -> Vec<ConnId> {
     }
     std::thread::scope(|scope| {
         let mine = shares.remove(0);
-        let others: Vec<_> = shares.iter().map(|share| scope.spawn(|| queue_groups(share))).collect();
-        let mut full = queue_groups(&mine);
+        let mut full = Vec::new();
+        let mut others = Vec::new();
+        for share in &shares {
+            let spawned = std::thread::Builder::new()
+                .name("mesh-writes".into())
+                .spawn_scoped(scope, || queue_groups(share));
+            match spawned {
+                Ok(thread) => others.push(thread),
+                // No thread to be had (a process or memory limit): this one writes the share.
+                Err(_) => full.extend(queue_groups(share)),
+            }
+        }
+        full.extend(queue_groups(&mine));
         for other in others {
             // A panic while writing is the writing thread's own; its connections resync.
             full.extend(other.join().unwrap_or_default());
