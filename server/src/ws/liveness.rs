@@ -99,7 +99,8 @@ impl Liveness {
         self.conns.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Connections watched and still open (for tests and metrics).
+    /// Connections watched and still open.
+    #[cfg(test)]
     pub fn watched(&self) -> usize {
         self.lock().iter().filter(|w| w.strong_count() > 0).count()
     }
@@ -107,25 +108,31 @@ impl Liveness {
     /// Pings the connections silent too long, closes the ones silent far too long, and
     /// forgets the ones that ended.
     pub fn sweep(&self, now: u32) {
-        let mut conns = self.lock();
-        conns.retain(|weak| {
-            let Some(outbox) = weak.upgrade() else { return false };
-            match due(outbox.heard(), now) {
-                Due::Nothing => {}
-                Due::Ping => {
-                    outbox.heard().pinged.store(now, Ordering::Relaxed);
-                    outbox.send_control(PING, bytes::Bytes::new());
+        let mut due_now = Vec::new();
+        {
+            let mut conns = self.lock();
+            conns.retain(|weak| {
+                let Some(outbox) = weak.upgrade() else { return false };
+                match due(outbox.heard(), now) {
+                    Due::Nothing => {}
+                    what => due_now.push((outbox, what)),
                 }
-                Due::Close => {
-                    outbox.close(1001, "idle timeout");
-                }
+                true
+            });
+            // A burst of connections that came and went leaves no large list behind.
+            if conns.capacity() > 64 && conns.len() < conns.capacity() / 4 {
+                let keep = conns.len() * 2;
+                conns.shrink_to(keep);
             }
-            true
-        });
-        // A burst of connections that came and went leaves no large list behind.
-        if conns.capacity() > 64 && conns.len() < conns.capacity() / 4 {
-            let keep = conns.len() * 2;
-            conns.shrink_to(keep);
+        }
+        // Written outside the list's lock: joins that add to it do not wait for the writes.
+        for (outbox, what) in due_now {
+            if what == Due::Ping {
+                outbox.heard().pinged.store(now, Ordering::Relaxed);
+                outbox.send_control(PING, bytes::Bytes::new());
+            } else {
+                outbox.close(1001, "idle timeout");
+            }
         }
     }
 
