@@ -152,16 +152,18 @@ mod tests {
     use super::*;
     use crate::ws::codec::CLOSE;
 
-    fn outbox() -> Arc<Outbox> {
-        Outbox::new(8, None, None)
+    /// A sweep watching two connections.
+    fn two_watched() -> (Arc<Liveness>, Arc<Outbox>, Arc<Outbox>) {
+        let live = Liveness::new();
+        let (a, b) = (Outbox::new(8, None, None), Outbox::new(8, None, None));
+        live.watch(&a);
+        live.watch(&b);
+        (live, a, b)
     }
 
     #[test]
     fn a_silent_client_is_pinged_then_pinged_again_then_closed_and_a_talking_one_never() {
-        let live = Liveness::new();
-        let (silent, talking) = (outbox(), outbox());
-        live.watch(&silent);
-        live.watch(&talking);
+        let (live, silent, talking) = two_watched();
         let t0 = now_secs();
         let (ping, close) = (PING_AFTER.as_secs() as u32, CLOSE_AFTER.as_secs() as u32);
         live.sweep(t0 + ping - 1);
@@ -192,10 +194,7 @@ mod tests {
 
     #[test]
     fn ended_connections_leave_the_sweep() {
-        let live = Liveness::new();
-        let (gone, open) = (outbox(), outbox());
-        live.watch(&gone);
-        live.watch(&open);
+        let (live, gone, _open) = two_watched();
         drop(gone);
         assert_eq!(live.watched(), 1);
         live.sweep(now_secs());

@@ -27,38 +27,38 @@ const MAX_WRITE_THREADS: usize = 8;
 pub(super) fn queue_planned(mut plan: Vec<Planned>) -> Vec<ConnId> {
     // A stable sort keeps each connection's frames in the turn's order.
     plan.sort_by_key(|(id, _, _, _)| *id);
-    let mut groups: Vec<&[Planned]> = plan.chunk_by(|a, b| a.0 == b.0).collect();
-    let threads = (groups.len() / PARALLEL_WRITES_FROM).min(write_threads());
+    let conns = plan.chunk_by(same_conn).count();
+    let threads = (conns / PARALLEL_WRITES_FROM).min(write_threads());
     if threads <= 1 {
-        return queue_groups(&groups);
+        return queue_groups(plan.chunk_by(same_conn));
     }
-    let share = groups.len().div_ceil(threads);
-    let mut shares = Vec::with_capacity(threads);
-    while !groups.is_empty() {
-        let rest = groups.split_off(share.min(groups.len()));
-        shares.push(std::mem::replace(&mut groups, rest));
-    }
+    let groups: Vec<&[Planned]> = plan.chunk_by(same_conn).collect();
+    let mut shares = groups.chunks(conns.div_ceil(threads));
+    let mine = shares.next().unwrap_or_default();
     std::thread::scope(|scope| {
-        let mine = shares.remove(0);
         let mut full = Vec::new();
         let mut others = Vec::new();
-        for share in &shares {
+        for share in shares {
             let spawned = std::thread::Builder::new()
                 .name("mesh-writes".into())
-                .spawn_scoped(scope, || queue_groups(share));
+                .spawn_scoped(scope, || queue_groups(share.iter().copied()));
             match spawned {
                 Ok(thread) => others.push(thread),
                 // No thread to be had (a process or memory limit): this one writes the share.
-                Err(_) => full.extend(queue_groups(share)),
+                Err(_) => full.extend(queue_groups(share.iter().copied())),
             }
         }
-        full.extend(queue_groups(&mine));
+        full.extend(queue_groups(mine.iter().copied()));
         for other in others {
             // A panic while writing is the writing thread's own; its connections resync.
             full.extend(other.join().unwrap_or_default());
         }
         full
     })
+}
+
+fn same_conn(a: &Planned, b: &Planned) -> bool {
+    a.0 == b.0
 }
 
 /// Threads one turn's writes may use: the machine's cores, at most [`MAX_WRITE_THREADS`].
@@ -72,7 +72,7 @@ fn write_threads() -> usize {
 }
 
 /// Queues each connection's frames (a group of planned frames for one connection).
-fn queue_groups(groups: &[&[Planned]]) -> Vec<ConnId> {
+fn queue_groups<'a>(groups: impl IntoIterator<Item = &'a [Planned]>) -> Vec<ConnId> {
     let mut full = Vec::new();
     let mut frames: Vec<Bytes> = Vec::new();
     for group in groups {
