@@ -37,7 +37,7 @@ pub struct Heard {
 
 impl Heard {
     /// A connection that heard from its client now.
-    pub fn new() -> Heard {
+    pub(crate) fn new() -> Heard {
         let now = now_secs();
         Heard {
             heard: AtomicU32::new(now),
@@ -46,14 +46,8 @@ impl Heard {
     }
 
     /// The client sent something.
-    pub fn mark(&self) {
+    pub(crate) fn mark(&self) {
         self.heard.store(now_secs(), Ordering::Relaxed);
-    }
-}
-
-impl Default for Heard {
-    fn default() -> Self {
-        Heard::new()
     }
 }
 

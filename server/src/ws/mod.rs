@@ -432,9 +432,7 @@ async fn read_loop(conn: &mut Conn, handle: &RoomHandle, id: u64) {
             // The room's inbox is full: wait for it (rare, so boxed).
             Step::Wait(cmd) => {
                 if Box::pin(handle.send(*cmd)).await.is_err() {
-                    conn.outbox()
-                        .close(ErrorCode::Unavailable.close_code(), "the room closed; reconnect");
-                    return Box::pin(finish(conn, Finish::Answer)).await;
+                    return Box::pin(finish(conn, room_closed(conn))).await;
                 }
             }
         }
@@ -509,13 +507,16 @@ impl Reader {
         match handle.try_send(cmd) {
             Ok(None) => Step::Next,
             Ok(Some(cmd)) => Step::Wait(Box::new(cmd)),
-            Err(_) => {
-                conn.outbox()
-                    .close(ErrorCode::Unavailable.close_code(), "the room closed; reconnect");
-                Step::End(Finish::Answer)
-            }
+            Err(_) => Step::End(room_closed(conn)),
         }
     }
+}
+
+/// The room is gone: the client is told to reconnect (which loads it again).
+fn room_closed(conn: &Conn) -> Finish {
+    conn.outbox()
+        .close(ErrorCode::Unavailable.close_code(), "the room closed; reconnect");
+    Finish::Answer
 }
 
 /// After the server's close frame went out, reads (and discards) until the peer answers it,
