@@ -6,7 +6,7 @@
 //! sends anything. So nothing reaches a client before it is on disk, and a busy room pays
 //! for one disk write per turn, not per keystroke.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ mod running;
 use crate::store::sqlite::now_ms;
 use crate::store::Store;
 use debugging::{ActiveDebug, PendingDebug};
-use fanout::{queue_planned, Planned};
+use fanout::{queue_planned, Plan};
 use running::{ActiveRun, QueuedRun};
 
 /// Commands one turn may take; bounds the time between two sends of the room.
@@ -277,7 +277,8 @@ struct Actor {
     core: RoomCore,
     limits: RoomLimits,
     store: Arc<dyn Store>,
-    senders: HashMap<ConnId, OutboundTx>,
+    /// The connections in the room (and its lobby), in id order.
+    senders: BTreeMap<ConnId, OutboundTx>,
     last_seq: u64,
     compacted_seq: u64,
     runs: Option<Arc<crate::runs::RunService>>,
@@ -359,7 +360,7 @@ async fn run(
         core,
         limits,
         store,
-        senders: HashMap::new(),
+        senders: BTreeMap::new(),
         last_seq: state.last_seq,
         compacted_seq,
         runs,
@@ -721,73 +722,27 @@ impl Actor {
         self.publish_people(false);
     }
 
-    /// Who gets each frame, in order: each recipient's queue with the frame.
-    fn plan(&self, send: Vec<(Target, Bytes)>) -> Vec<Planned> {
-        let mut plan = Vec::with_capacity(send.len());
+    /// Who gets which of the turn's frames: each connection once, its frames in order.
+    fn plan(&self, send: Vec<(Target, Bytes)>) -> Plan {
+        let mut targets = Vec::with_capacity(send.len());
+        let mut frames = Vec::with_capacity(send.len());
         for (target, frame) in send {
             // Beyond this node first (relays, replies to stand-ins); what is left is local.
-            let Some(target) = self.send_across(target, &frame) else {
-                continue;
-            };
-            // A frame for one connection answers it (its sync, its request): not paced.
-            let reply = matches!(target, Target::One(_));
-            let ids: Vec<ConnId> = match target {
-                Target::One(id) => vec![id],
-                // Connections in the lobby get nothing of the room.
-                Target::AllBut(origin) => self
-                    .senders
-                    .keys()
-                    .copied()
-                    .filter(|id| *id != origin && self.core.is_member(*id))
-                    .collect(),
-                Target::All => self
-                    .senders
-                    .keys()
-                    .copied()
-                    .filter(|id| self.core.is_member(*id))
-                    .collect(),
-                Target::Hosts => self
-                    .senders
-                    .keys()
-                    .copied()
-                    .filter(|id| self.core.is_host_client(*id))
-                    .collect(),
-                Target::HostsBut(asker) => self
-                    .senders
-                    .keys()
-                    .copied()
-                    .filter(|id| *id != asker && self.core.is_host_client(*id))
-                    .collect(),
-                Target::SyncedBut(origin) => self
-                    .senders
-                    .keys()
-                    .copied()
-                    .filter(|id| *id != origin && self.core.is_synced(*id))
-                    .collect(),
-                Target::Synced => self
-                    .senders
-                    .keys()
-                    .copied()
-                    .filter(|id| self.core.is_synced(*id))
-                    .collect(),
-                Target::MeshClients | Target::Room => self
-                    .senders
-                    .keys()
-                    .copied()
-                    .filter(|id| self.core.is_mesh(*id))
-                    .collect(),
-                Target::MeshClientsBut(asker) | Target::RoomBut(asker) => self
-                    .senders
-                    .keys()
-                    .copied()
-                    .filter(|id| *id != asker && self.core.is_mesh(*id))
-                    .collect(),
-            };
-            for id in ids {
-                if let Some(tx) = self.senders.get(&id) {
-                    plan.push((id, tx.clone(), frame.clone(), reply));
-                }
+            if let Some(target) = self.send_across(target, &frame) {
+                targets.push(target);
+                frames.push(frame);
             }
+        }
+        let mut plan = Plan::new(frames);
+        if targets.is_empty() {
+            return plan;
+        }
+        for (&id, tx) in &self.senders {
+            let who = self.core.recipient(id);
+            let picks = (0..targets.len() as u32).filter(|&i| targets[i as usize].includes(id, who));
+            // A frame for one connection answers it (its sync, its request): not paced.
+            let reply = targets.iter().any(|t| matches!(t, Target::One(one) if *one == id));
+            plan.deliver(id, tx, picks, reply);
         }
         plan
     }
@@ -867,7 +822,7 @@ impl Actor {
     }
 
     fn close_all(&mut self, code: u16, reason: &str) {
-        for (_, tx) in self.senders.drain() {
+        for (_, tx) in std::mem::take(&mut self.senders) {
             let _ = tx.try_send(Outbound::Close(code, reason.to_string()));
             metrics::gauge!("mesh_participants").decrement(1);
         }

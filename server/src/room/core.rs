@@ -148,6 +148,28 @@ pub enum Target {
     HostsBut(ConnId),
 }
 
+impl Target {
+    /// Whether a frame for this target goes to connection `id` (`who`: what the room knows of
+    /// it, `None` when it is not a member).
+    pub fn includes(&self, id: ConnId, who: Option<Recipient>) -> bool {
+        let Some(who) = who else {
+            // Connections in the lobby get nothing of the room, only what names them.
+            return matches!(self, Target::One(one) if *one == id);
+        };
+        match *self {
+            Target::One(one) => one == id,
+            Target::AllBut(but) => id != but,
+            Target::All => true,
+            Target::Hosts => who.host,
+            Target::HostsBut(but) => id != but && who.host,
+            Target::SyncedBut(but) => id != but && who.synced,
+            Target::Synced => who.synced,
+            Target::MeshClients | Target::Room => who.mesh,
+            Target::MeshClientsBut(but) | Target::RoomBut(but) => id != but && who.mesh,
+        }
+    }
+}
+
 /// What the room wants done after handling an input.
 #[derive(Debug, Default)]
 pub struct Effects {
@@ -999,6 +1021,27 @@ impl RoomCore {
     pub fn is_synced(&self, id: ConnId) -> bool {
         self.conns.get(&id).is_some_and(|c| c.synced)
     }
+
+    /// What decides which of the room's frames a connection gets; `None` for a connection
+    /// that is not a member (one in the lobby gets only what names it).
+    pub fn recipient(&self, id: ConnId) -> Option<Recipient> {
+        self.conns.get(&id).map(|c| Recipient {
+            synced: c.synced,
+            mesh: c.mesh,
+            host: c.mesh && c.participant.role == Role::Host,
+        })
+    }
+}
+
+/// A member connection as frames are addressed to it (see [`Target::includes`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Recipient {
+    /// The room answered its sync step 1.
+    pub synced: bool,
+    /// It speaks mesh's extension messages.
+    pub mesh: bool,
+    /// It speaks them and holds the host's seat.
+    pub host: bool,
 }
 
 #[cfg(test)]

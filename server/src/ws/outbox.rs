@@ -130,22 +130,25 @@ impl Outbox {
     /// Queues data frames (written at once when possible); all or none. `reply`: they answer
     /// something the connection asked (a sync step, a debugger's response), so the pacer does
     /// not hold them back: a request and its answer are a round trip the asker waits for.
-    pub fn send_frames(self: &Arc<Self>, frames: &[Bytes], reply: bool) -> Result<(), TrySendError> {
+    pub fn send_frames<'a>(
+        self: &Arc<Self>,
+        frames: impl ExactSizeIterator<Item = &'a Bytes>,
+        reply: bool,
+    ) -> Result<(), TrySendError> {
         let mut st = self.lock();
         if st.closing || st.dead {
             return Err(TrySendError::Closed);
         }
-        if st.frames + frames.len() > self.capacity {
+        let n = frames.len();
+        if st.frames + n > self.capacity {
             return Err(TrySendError::Full);
         }
         let was_empty = st.queue.is_empty();
-        for f in frames {
-            st.queue.push_back(Queued {
-                opcode: BINARY,
-                payload: f.clone(),
-            });
-        }
-        st.frames += frames.len();
+        st.queue.extend(frames.map(|f| Queued {
+            opcode: BINARY,
+            payload: f.clone(),
+        }));
+        st.frames += n;
         self.settle(st, was_empty, reply);
         Ok(())
     }
@@ -453,7 +456,7 @@ impl OutboundTx {
     /// Queues one frame or a close, without waiting.
     pub fn try_send(&self, out: Outbound) -> Result<(), TrySendError> {
         match out {
-            Outbound::Frame(bytes) => self.send_frames(std::slice::from_ref(&bytes), false),
+            Outbound::Frame(bytes) => self.send_frames(std::iter::once(&bytes), false),
             Outbound::Close(code, reason) => {
                 if self.0 .0.close(code, &reason) {
                     Ok(())
@@ -466,7 +469,7 @@ impl OutboundTx {
 
     /// Queues frames for the connection in one go (one write when the socket takes them);
     /// `reply`: see [`Outbox::send_frames`].
-    pub fn send_frames(&self, frames: &[Bytes], reply: bool) -> Result<(), TrySendError> {
+    pub fn send_frames<'a>(&self, frames: impl ExactSizeIterator<Item = &'a Bytes>, reply: bool) -> Result<(), TrySendError> {
         self.0 .0.send_frames(frames, reply)
     }
 }
@@ -571,7 +574,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_refuses_and_a_dropped_room_closes_after_the_queue() {
         let (tx, mut rx) = channel(2);
-        tx.send_frames(&[Bytes::from_static(b"1"), Bytes::from_static(b"2")], false)
+        tx.send_frames([Bytes::from_static(b"1"), Bytes::from_static(b"2")].iter(), false)
             .unwrap();
         assert_eq!(
             tx.try_send(Outbound::Frame(Bytes::from_static(b"3"))),

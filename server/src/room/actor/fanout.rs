@@ -6,9 +6,51 @@ use bytes::Bytes;
 use super::super::core::ConnId;
 use crate::ws::OutboundTx;
 
-/// A frame planned for a connection: who, its queue, the frame, and whether it answers that
-/// connection (see [`crate::ws::outbox::Outbox::send_frames`]).
-pub(super) type Planned = (ConnId, OutboundTx, Bytes, bool);
+/// A turn's frames and who gets which: each connection once, in id order, with the indices
+/// of its frames in the turn's order. Each frame is held once here; a connection's queue
+/// takes a reference to it.
+pub(super) struct Plan {
+    frames: Vec<Bytes>,
+    /// Indices into `frames`, one connection's after another's (see [`Delivery::picks`]).
+    picks: Vec<u32>,
+    deliveries: Vec<Delivery>,
+}
+
+/// One connection's share of a [`Plan`].
+struct Delivery {
+    id: ConnId,
+    tx: OutboundTx,
+    /// Where its frames' indices are in [`Plan::picks`].
+    picks: std::ops::Range<usize>,
+    /// One of them answers the connection (see [`crate::ws::outbox::Outbox::send_frames`]).
+    reply: bool,
+}
+
+impl Plan {
+    /// A plan for `frames`, the turn's frames in order.
+    pub(super) fn new(frames: Vec<Bytes>) -> Plan {
+        Plan {
+            frames,
+            picks: Vec::new(),
+            deliveries: Vec::new(),
+        }
+    }
+
+    /// Plans the next connection (in increasing id order) to get the frames at `picks`,
+    /// whose ascending indices give the turn's order; `reply`: one of them answers it.
+    pub(super) fn deliver(&mut self, id: ConnId, tx: &OutboundTx, picks: impl IntoIterator<Item = u32>, reply: bool) {
+        let start = self.picks.len();
+        self.picks.extend(picks);
+        if self.picks.len() > start {
+            self.deliveries.push(Delivery {
+                id,
+                tx: tx.clone(),
+                picks: start..self.picks.len(),
+                reply,
+            });
+        }
+    }
+}
 
 /// Connections a turn writes to before the writes are shared with other threads: below it
 /// one thread writes them all (a few milliseconds at most); above it, each thread takes at
@@ -24,41 +66,35 @@ const MAX_WRITE_THREADS: usize = 8;
 /// turn for many connections (one person typing to a lecture hall) is written by several
 /// threads at once, one share of the connections each: a write to a socket is a syscall of
 /// several microseconds, and 1,500 of them in a row were most of the last observer's wait.
-pub(super) fn queue_planned(mut plan: Vec<Planned>) -> Vec<ConnId> {
-    // A stable sort keeps each connection's frames in the turn's order.
-    plan.sort_by_key(|(id, _, _, _)| *id);
-    let conns = plan.chunk_by(same_conn).count();
+pub(super) fn queue_planned(plan: Plan) -> Vec<ConnId> {
+    let conns = plan.deliveries.len();
     let threads = (conns / PARALLEL_WRITES_FROM).min(write_threads());
     if threads <= 1 {
-        return queue_groups(plan.chunk_by(same_conn));
+        return queue_share(&plan, &plan.deliveries);
     }
-    let groups: Vec<&[Planned]> = plan.chunk_by(same_conn).collect();
-    let mut shares = groups.chunks(conns.div_ceil(threads));
+    let mut shares = plan.deliveries.chunks(conns.div_ceil(threads));
     let mine = shares.next().unwrap_or_default();
+    let plan = &plan;
     std::thread::scope(|scope| {
         let mut full = Vec::new();
         let mut others = Vec::new();
         for share in shares {
             let spawned = std::thread::Builder::new()
                 .name("mesh-writes".into())
-                .spawn_scoped(scope, || queue_groups(share.iter().copied()));
+                .spawn_scoped(scope, move || queue_share(plan, share));
             match spawned {
                 Ok(thread) => others.push(thread),
                 // No thread to be had (a process or memory limit): this one writes the share.
-                Err(_) => full.extend(queue_groups(share.iter().copied())),
+                Err(_) => full.extend(queue_share(plan, share)),
             }
         }
-        full.extend(queue_groups(mine.iter().copied()));
+        full.extend(queue_share(plan, mine));
         for other in others {
             // A panic while writing is the writing thread's own; its connections resync.
             full.extend(other.join().unwrap_or_default());
         }
         full
     })
-}
-
-fn same_conn(a: &Planned, b: &Planned) -> bool {
-    a.0 == b.0
 }
 
 /// Threads one turn's writes may use: the machine's cores, at most [`MAX_WRITE_THREADS`].
@@ -71,18 +107,14 @@ fn write_threads() -> usize {
     })
 }
 
-/// Queues each connection's frames (a group of planned frames for one connection).
-fn queue_groups<'a>(groups: impl IntoIterator<Item = &'a [Planned]>) -> Vec<ConnId> {
+/// Queues a share of the plan's deliveries, each connection's frames in one go.
+fn queue_share(plan: &Plan, share: &[Delivery]) -> Vec<ConnId> {
     let mut full = Vec::new();
-    let mut frames: Vec<Bytes> = Vec::new();
-    for group in groups {
-        let Some((id, tx, _, _)) = group.first() else { continue };
-        frames.clear();
-        frames.extend(group.iter().map(|(_, _, frame, _)| frame.clone()));
-        let reply = group.iter().any(|(_, _, _, reply)| *reply);
-        match tx.send_frames(&frames, reply) {
+    for d in share {
+        let frames = plan.picks[d.picks.clone()].iter().map(|&i| &plan.frames[i as usize]);
+        match d.tx.send_frames(frames, d.reply) {
             Ok(()) => {}
-            Err(crate::ws::TrySendError::Full) => full.push(*id),
+            Err(crate::ws::TrySendError::Full) => full.push(d.id),
             // The socket is closing; its reader will send `Leave`.
             Err(crate::ws::TrySendError::Closed) => {}
         }
@@ -108,20 +140,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_turn_for_many_connections_reaches_each_in_order_and_reports_the_full_ones() {
-        // Enough connections for every thread the machine allows, two frames each, planned
-        // interleaved; every fifth connection's queue holds one frame only.
+        // Enough connections for every thread the machine allows, two frames each; every
+        // fifth connection's queue holds one frame only.
         let n = PARALLEL_WRITES_FROM * (MAX_WRITE_THREADS + 1);
         let mut rxs = Vec::new();
-        let mut plan: Vec<Planned> = Vec::new();
+        let mut frames = Vec::new();
+        for id in 0..n as ConnId {
+            frames.push(Bytes::from(format!("first {id}")));
+            frames.push(Bytes::from(format!("second {id}")));
+        }
+        let mut plan = Plan::new(frames);
         for id in 0..n as ConnId {
             let capacity = if id % 5 == 0 { 1 } else { 8 };
             let (tx, rx) = crate::ws::channel(capacity);
             rxs.push(rx);
-            plan.push((id, tx, Bytes::from(format!("first {id}")), false));
-        }
-        for id in (0..n as ConnId).rev() {
-            let tx = plan[id as usize].1.clone();
-            plan.push((id, tx, Bytes::from(format!("second {id}")), id % 7 == 0));
+            let first = 2 * id as u32;
+            plan.deliver(id, &tx, [first, first + 1], id % 7 == 0);
         }
         let mut full = queue_planned(plan);
         full.sort_unstable();
