@@ -59,12 +59,19 @@ fn open_files_for(connections: usize) {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let settings = Settings::resolve(Args::parse())?;
     init_logs(settings.log_format);
     tracing::info!(?settings, "starting");
     open_files_for(settings.edge.max_connections);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.workers)
+        .enable_all()
+        .build()?
+        .block_on(serve(settings))
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
     let server = Server::bind(settings).await?;
     // Tests and scripts wait for this line on stdout; logs go to stderr.
     println!("mesh-server listening on {}", server.url());
