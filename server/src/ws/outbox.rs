@@ -469,7 +469,11 @@ impl OutboundTx {
 
     /// Queues frames for the connection in one go (one write when the socket takes them);
     /// `reply`: see [`Outbox::send_frames`].
-    pub fn send_frames<'a>(&self, frames: impl ExactSizeIterator<Item = &'a Bytes>, reply: bool) -> Result<(), TrySendError> {
+    pub fn send_frames<'a>(
+        &self,
+        frames: impl ExactSizeIterator<Item = &'a Bytes>,
+        reply: bool,
+    ) -> Result<(), TrySendError> {
         self.0 .0.send_frames(frames, reply)
     }
 }
