@@ -477,8 +477,8 @@ const MAX_WORKERS: usize = 1024;
 /// Runtime threads: as asked, or the cores less one. Each thread more than the work needs
 /// costs wake-ups: a worker that finds a second task ready wakes a parked one to take it,
 /// which on a quiet server mostly goes back to sleep. On two cores with the store's thread
-/// busy, one worker spent 19% less CPU per delivered update than two, at the same
-/// throughput and latency (decision 016).
+/// busy, one worker spent 12-19% less CPU per delivered update at typing rates than two,
+/// with the same throughput and latency (decision 016).
 fn workers(asked: Option<usize>) -> anyhow::Result<usize> {
     match asked {
         Some(0) => anyhow::bail!("workers must be at least 1"),

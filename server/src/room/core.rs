@@ -1073,6 +1073,52 @@ pub(crate) mod tests {
         assert_eq!(flags, vec![(1, false), (2, true)]);
     }
 
+    #[test]
+    fn a_frame_reaches_whom_its_target_names_and_the_lobby_only_what_names_it() {
+        let (plain, synced, mesh, host) = (
+            Recipient {
+                synced: false,
+                mesh: false,
+                host: false,
+            },
+            Recipient {
+                synced: true,
+                mesh: false,
+                host: false,
+            },
+            Recipient {
+                synced: true,
+                mesh: true,
+                host: false,
+            },
+            Recipient {
+                synced: true,
+                mesh: true,
+                host: true,
+            },
+        );
+        // The lobby (not a member) gets a frame only when it is named.
+        assert!(Target::One(7).includes(7, None));
+        for target in [
+            Target::All,
+            Target::AllBut(1),
+            Target::Synced,
+            Target::MeshClients,
+            Target::Hosts,
+        ] {
+            assert!(!target.includes(7, None), "{target:?} reached the lobby");
+        }
+        assert!(!Target::One(7).includes(8, Some(host)));
+        assert!(Target::All.includes(2, Some(plain)));
+        assert!(Target::AllBut(1).includes(2, Some(plain)) && !Target::AllBut(2).includes(2, Some(host)));
+        assert!(!Target::Synced.includes(2, Some(plain)) && Target::Synced.includes(2, Some(synced)));
+        assert!(!Target::SyncedBut(2).includes(2, Some(synced)) && Target::SyncedBut(1).includes(2, Some(synced)));
+        assert!(!Target::MeshClients.includes(2, Some(synced)) && Target::Room.includes(2, Some(mesh)));
+        assert!(!Target::RoomBut(2).includes(2, Some(mesh)) && Target::MeshClientsBut(1).includes(2, Some(mesh)));
+        assert!(!Target::Hosts.includes(2, Some(mesh)) && Target::Hosts.includes(2, Some(host)));
+        assert!(!Target::HostsBut(2).includes(2, Some(host)) && Target::HostsBut(1).includes(2, Some(host)));
+    }
+
     /// Three successive edits of one client ("a", "b", "c" appended to text `t`): the third
     /// depends on the second.
     pub(crate) fn three_edits() -> [Vec<u8>; 3] {
