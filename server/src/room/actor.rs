@@ -6,7 +6,7 @@
 //! sends anything. So nothing reaches a client before it is on disk, and a busy room pays
 //! for one disk write per turn, not per keystroke.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -737,29 +737,21 @@ impl Actor {
         if targets.is_empty() {
             return plan;
         }
-        // A turn that only answers (each frame names its connection) needs no walk over the
-        // room: in a hall of 1,500 that walk is a lookup per person.
-        let named = |id: ConnId, t: &Target| matches!(t, Target::One(one) if *one == id);
-        if targets.iter().all(|t| matches!(t, Target::One(_))) {
-            let mut ids: Vec<ConnId> = targets
-                .iter()
-                .filter_map(|t| if let Target::One(id) = t { Some(*id) } else { None })
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            for id in ids {
-                if let Some(tx) = self.senders.get(&id) {
-                    let picks = (0..targets.len() as u32).filter(|&i| named(id, &targets[i as usize]));
-                    plan.deliver(id, tx, picks, true);
-                }
-            }
-            return plan;
-        }
-        for (&id, tx) in &self.senders {
+        // A turn that only answers (each frame names its connection) looks at those
+        // connections alone: in a hall of 1,500, walking the room is a lookup per person.
+        let answered: Option<BTreeSet<ConnId>> = targets
+            .iter()
+            .map(|t| if let Target::One(id) = t { Some(*id) } else { None })
+            .collect();
+        let conns: Box<dyn Iterator<Item = (&ConnId, &OutboundTx)>> = match &answered {
+            Some(ids) => Box::new(ids.iter().filter_map(|id| self.senders.get_key_value(id))),
+            None => Box::new(self.senders.iter()),
+        };
+        for (&id, tx) in conns {
             let who = self.core.recipient(id);
             let picks = (0..targets.len() as u32).filter(|&i| targets[i as usize].includes(id, who));
             // A frame for one connection answers it (its sync, its request): not paced.
-            let reply = targets.iter().any(|t| named(id, t));
+            let reply = targets.iter().any(|t| matches!(t, Target::One(one) if *one == id));
             plan.deliver(id, tx, picks, reply);
         }
         plan
