@@ -62,6 +62,8 @@ const MAX_ROOM_MIB: usize = 64;
 /// Most nodes in one node scenario: each node may hold 16 connections to the bench's
 /// Postgres, which accepts 100.
 const MAX_NODES: usize = 5;
+/// Most rounds of the node fan-out: each is a minute or so at the documented load.
+const MAX_NODE_ROUNDS: usize = 20;
 /// Join storm through nodes without `--join-storm`: the 150 clients.
 const DEFAULT_NODE_STORM_CLIENTS: usize = 150;
 
@@ -124,6 +126,10 @@ struct Args {
     /// Node scenarios to run, in order.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "fan-out,hop,join-storm")]
     node_scenarios: Vec<nodes::Scenario>,
+    /// Node fan-out: how many times to run the node counts, interleaved (1, 2, 1, 2...);
+    /// the CPU ratio is the median of the rounds'.
+    #[arg(long, default_value_t = 1)]
+    node_rounds: usize,
     /// Node fan-out: clients in the one room, spread round-robin over the nodes.
     #[arg(long, default_value_t = 60)]
     node_clients: usize,
@@ -185,6 +191,10 @@ impl Args {
             ensure!(
                 self.nodes.iter().all(|n| (1..=MAX_NODES).contains(n)),
                 "--nodes counts must be 1..={MAX_NODES}"
+            );
+            ensure!(
+                (1..=MAX_NODE_ROUNDS).contains(&self.node_rounds),
+                "--node-rounds must be 1..={MAX_NODE_ROUNDS}"
             );
             ensure!(
                 (2..=MAX_CLIENTS_PER_ROOM).contains(&self.node_clients),
@@ -286,6 +296,7 @@ fn node_storm_clients(args: &Args) -> usize {
 async fn node_scenarios(args: &Args) -> (String, anyhow::Result<()>) {
     let load = nodes::NodeLoad {
         counts: args.nodes.clone(),
+        rounds: args.node_rounds,
         scenarios: args.node_scenarios.clone(),
         clients: args.node_clients,
         writers: args.node_writers,

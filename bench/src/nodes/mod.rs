@@ -57,6 +57,10 @@ pub enum Scenario {
 pub struct NodeLoad {
     /// Node counts to compare (fan-out and join storm).
     pub counts: Vec<usize>,
+    /// Fan-out: how many times the counts run, interleaved (1, 2, 1, 2...), so that the
+    /// machine's drift over minutes weighs on every count alike; the ratio is the median of
+    /// the rounds'.
+    pub rounds: usize,
     /// Scenarios to run, in order.
     pub scenarios: Vec<Scenario>,
     /// Fan-out: clients in the room.
@@ -138,23 +142,32 @@ fn progress(what: &str) {
 
 async fn fan_out(cluster: &Cluster, programs: &Programs, load: &NodeLoad, style: Style) -> anyhow::Result<String> {
     let mut runs = Vec::new();
-    for &count in &load.counts {
-        let (nodes, room) = nodes_with_room(cluster, programs, count).await?;
-        progress(&format!(
-            "fan-out: {} clients over {count} node(s), {} typing",
-            load.clients, load.writers
-        ));
-        let placement = Placement::round_robin(load.clients, load.writers, count);
-        let figures = typing::run(cluster, &nodes, &room, &placement, load.typing())
-            .await
-            .with_context(|| format!("fan-out on {count} node(s)"))?;
-        runs.push((count, figures));
-        // The nodes are killed here, before the next count starts.
+    for round in 1..=load.rounds {
+        for &count in &load.counts {
+            let (nodes, room) = nodes_with_room(cluster, programs, count).await?;
+            progress(&format!(
+                "fan-out, round {round} of {}: {} clients over {count} node(s), {} typing",
+                load.rounds, load.clients, load.writers
+            ));
+            let placement = Placement::round_robin(load.clients, load.writers, count);
+            let figures = typing::run(cluster, &nodes, &room, &placement, load.typing())
+                .await
+                .with_context(|| format!("fan-out on {count} node(s), round {round}"))?;
+            runs.push(FanOutRun { round, count, figures });
+            // The nodes are killed here, before the next count starts.
+        }
     }
     Ok(render_fan_out(load, &runs, style))
 }
 
-fn render_fan_out(load: &NodeLoad, runs: &[(usize, TypingFigures)], style: Style) -> String {
+/// One fan-out run: a node count in one round.
+struct FanOutRun {
+    round: usize,
+    count: usize,
+    figures: TypingFigures,
+}
+
+fn render_fan_out(load: &NodeLoad, runs: &[FanOutRun], style: Style) -> String {
     let title = format!(
         "Fan-out through nodes: 1 room, {} clients round-robin over the nodes, {} typing {} updates/s for {} s",
         load.clients, load.writers, load.rate, load.duration_secs
@@ -162,6 +175,7 @@ fn render_fan_out(load: &NodeLoad, runs: &[(usize, TypingFigures)], style: Style
     let mut table = Table::new(
         &title,
         &[
+            "round",
             "nodes",
             "node",
             "clients",
@@ -175,11 +189,17 @@ fn render_fan_out(load: &NodeLoad, runs: &[(usize, TypingFigures)], style: Style
             "CPU us/delivery",
         ],
     );
-    for (count, f) in runs {
+    for FanOutRun {
+        round,
+        count,
+        figures: f,
+    } in runs
+    {
         let wall = f.wall.as_secs_f64();
         for (i, n) in f.nodes.iter().enumerate() {
             let latency = crate::report::Latency::from_micros(n.latencies_us.clone());
             table.row(vec![
+                round.to_string(),
                 count.to_string(),
                 node_name(i),
                 n.clients.to_string(),
@@ -197,6 +217,7 @@ fn render_fan_out(load: &NodeLoad, runs: &[(usize, TypingFigures)], style: Style
         let latency = crate::report::Latency::from_micros(all);
         let nodes_cpu: f64 = f.cpu.nodes.iter().map(|d| d.as_secs_f64()).sum();
         table.row(vec![
+            round.to_string(),
             count.to_string(),
             "all nodes".into(),
             f.nodes.iter().map(|n| n.clients).sum::<usize>().to_string(),
@@ -211,12 +232,17 @@ fn render_fan_out(load: &NodeLoad, runs: &[(usize, TypingFigures)], style: Style
         ]);
     }
     let mut out = table.render(style);
-    for (count, f) in runs {
+    for FanOutRun {
+        round,
+        count,
+        figures: f,
+    } in runs
+    {
         let nodes_cpu: f64 = f.cpu.nodes.iter().map(|d| d.as_secs_f64()).sum();
         let shared = f.cpu.redis.as_secs_f64() + f.cpu.postgres.as_secs_f64();
         let _ = writeln!(
             out,
-            "{}{count} node(s): Redis {:.0} ms, Postgres {:.0} ms, bench {:.0} ms of CPU over {:.1} s; \
+            "{}round {round}, {count} node(s): Redis {:.0} ms, Postgres {:.0} ms, bench {:.0} ms of CPU over {:.1} s; \
              nodes + Redis + Postgres {} us/delivery; {} updates sent{}{}",
             line_start(style),
             f.cpu.redis.as_secs_f64() * 1000.0,
@@ -229,28 +255,77 @@ fn render_fan_out(load: &NodeLoad, runs: &[(usize, TypingFigures)], style: Style
             line_end(style),
         );
     }
-    if let Some((_, one)) = runs.iter().find(|(count, _)| *count == 1) {
-        let one_cpu = mean_node_cpu(one);
-        for (count, f) in runs.iter().filter(|(count, _)| *count > 1) {
-            let ratio = one_cpu / mean_node_cpu(f);
-            let verdict = if *count == 2 {
-                format!(
-                    " (target >= {TARGET_CPU_RATIO}: {})",
-                    if ratio >= TARGET_CPU_RATIO { "met" } else { "NOT met" }
-                )
-            } else {
-                String::new()
-            };
-            let _ = writeln!(
-                out,
-                "{}a node's CPU, 1 node / {count} nodes: {ratio:.2}x{verdict}{}",
-                line_start(style),
-                line_end(style),
-            );
-        }
+    for &count in load.counts.iter().filter(|&&c| c > 1) {
+        let ratios = round_ratios(runs, count);
+        let Some(median) = median(&ratios) else { continue };
+        let verdict = if count == 2 {
+            format!(
+                " (target >= {TARGET_CPU_RATIO}: {})",
+                if median >= TARGET_CPU_RATIO { "met" } else { "NOT met" }
+            )
+        } else {
+            String::new()
+        };
+        let shown = if ratios.len() == 1 {
+            format!("{median:.2}x")
+        } else {
+            let each: Vec<String> = ratios.iter().map(|r| format!("{r:.2}")).collect();
+            let (one, many) = (mean_over_rounds(runs, 1), mean_over_rounds(runs, count));
+            format!(
+                "{}x by round, median {median:.2}x (mean over the rounds: {:.0} ms / {:.0} ms = {:.2}x)",
+                each.join(", "),
+                one * 1000.0,
+                many * 1000.0,
+                one / many.max(f64::MIN_POSITIVE)
+            )
+        };
+        let _ = writeln!(
+            out,
+            "{}a node's CPU, 1 node / {count} nodes: {shown}{verdict}{}",
+            line_start(style),
+            line_end(style),
+        );
     }
     out.push('\n');
     out
+}
+
+/// For each round with both, a node's CPU on one node over a node's mean CPU on `count`.
+fn round_ratios(runs: &[FanOutRun], count: usize) -> Vec<f64> {
+    let of = |round: usize, count: usize| {
+        runs.iter()
+            .find(|r| r.round == round && r.count == count)
+            .map(|r| mean_node_cpu(&r.figures))
+    };
+    let rounds = runs.iter().map(|r| r.round).max().unwrap_or(0);
+    (1..=rounds)
+        .filter_map(|round| match (of(round, 1), of(round, count)) {
+            (Some(one), Some(many)) if many > 0.0 => Some(one / many),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A node's mean CPU seconds on `count` nodes, over every round.
+fn mean_over_rounds(runs: &[FanOutRun], count: usize) -> f64 {
+    let cpu: Vec<f64> = runs
+        .iter()
+        .filter(|r| r.count == count)
+        .map(|r| mean_node_cpu(&r.figures))
+        .collect();
+    cpu.iter().sum::<f64>() / cpu.len().max(1) as f64
+}
+
+/// The median (the mean of the middle two for an even count); `None` for none.
+fn median(values: &[f64]) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
 }
 
 fn mean_node_cpu(f: &TypingFigures) -> f64 {
@@ -455,6 +530,13 @@ fn line_end(style: Style) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ratio_is_the_median_of_the_rounds() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[2.24, 1.40, 1.74]), Some(1.74));
+        assert_eq!(median(&[1.5, 2.5, 2.0, 1.0]), Some(1.75));
+    }
 
     #[test]
     fn cpu_per_delivery_needs_receipts() {
