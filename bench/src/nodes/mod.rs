@@ -7,7 +7,8 @@
 //! - **Fan-out** (`typing` with a round-robin placement): for each node count, one room, the
 //!   clients spread round-robin over the nodes, the first few typing. Reported per node:
 //!   receipts at its clients, latency, CPU and CPU per receipt delivered through it; summed
-//!   over the nodes; and the ratio of a node's CPU from one node to several. On a 2-core
+//!   over the nodes; and the ratio of a node's CPU from one node to several, as the median
+//!   of interleaved rounds (`--node-rounds`) when there are several. On a 2-core
 //!   machine throughput means nothing (every node, Redis, Postgres and the bench share the
 //!   cores); a node's CPU for the same load is what shows whether spreading people over
 //!   nodes spreads the work.
