@@ -443,6 +443,19 @@ conformance!(
 
 // --- several nodes on one Postgres ---------------------------------------------------------
 
+/// Postgres numbers and appends in one statement: a room that is gone updates no sequence
+/// row, so the append is refused with words a person can act on, and nothing is written.
+#[tokio::test]
+async fn an_append_to_a_room_gone_from_postgres_is_refused_and_writes_nothing() {
+    let pg = TestPostgres::start().unwrap();
+    let store = pg_store(&pg.url()).await;
+    let id = new_room(&store, 1).await;
+    assert!(store.delete_room(id).await.unwrap());
+    let e = store.append(id, vec![vec![1]]).await.unwrap_err();
+    assert!(e.to_string().contains("not in the store"), "{e}");
+    assert_eq!(store.load(id).await.unwrap(), RoomState::default());
+}
+
 /// Appends from two nodes (two pools, as two servers have) to one room at once, several
 /// tasks each: every update gets one number, each append's updates are consecutive, and the
 /// log holds every update exactly once, in number order.

@@ -163,37 +163,37 @@ impl PostgresStore {
         Ok(row.get(0))
     }
 
+    /// Numbers and appends a turn's updates in one statement (one round trip, its own
+    /// transaction): the `UPDATE` takes the room's sequence row lock, which orders this
+    /// append against every other node's, and the `INSERT` numbers the updates from what it
+    /// returned. A room missing from the store updates no row, so nothing is inserted.
     async fn append_rows(&self, id: RoomId, updates: Vec<Vec<u8>>) -> StoreResult<u64> {
-        let mut client = self.client().await?;
+        let client = self.client().await?;
         let key = id.to_string();
         let n = updates.len() as i64;
-        let tx = client.transaction().await.map_err(|e| self.err(e))?;
-        // The row lock taken here orders this append against every other node's.
-        let bump = tx
-            .prepare_cached("UPDATE room_seq SET last_seq = last_seq + $2 WHERE room_id = $1 RETURNING last_seq")
+        let append = client
+            .prepare_cached(
+                "WITH bump AS (
+                     UPDATE room_seq SET last_seq = last_seq + $2 WHERE room_id = $1 RETURNING last_seq
+                 ), added AS (
+                     INSERT INTO room_updates (room_id, seq, data)
+                     SELECT $1, bump.last_seq - $2 + t.i, t.d
+                     FROM bump, unnest($3::bytea[]) WITH ORDINALITY AS t(d, i)
+                 )
+                 SELECT last_seq FROM bump",
+            )
             .await
             .map_err(|e| self.err(e))?;
-        let Some(row) = tx.query_opt(&bump, &[&key, &n]).await.map_err(|e| self.err(e))? else {
+        let Some(row) = client
+            .query_opt(&append, &[&key, &n, &updates])
+            .await
+            .map_err(|e| self.err(e))?
+        else {
             return Err(StoreError::Database(format!(
                 "room {id} is not in the store (deleted, or never created); create it again"
             )));
         };
-        let last: i64 = row.get(0);
-        if n > 0 {
-            let seqs: Vec<i64> = (last - n + 1..=last).collect();
-            let insert = tx
-                .prepare_cached(
-                    "INSERT INTO room_updates (room_id, seq, data)
-                     SELECT $1, s, d FROM unnest($2::bigint[], $3::bytea[]) AS t(s, d)",
-                )
-                .await
-                .map_err(|e| self.err(e))?;
-            tx.execute(&insert, &[&key, &seqs, &updates])
-                .await
-                .map_err(|e| self.err(e))?;
-        }
-        tx.commit().await.map_err(|e| self.err(e))?;
-        Ok(last as u64)
+        Ok(row.get::<_, i64>(0) as u64)
     }
 
     async fn load_state(&self, id: RoomId) -> StoreResult<RoomState> {
